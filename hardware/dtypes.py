@@ -1,0 +1,99 @@
+"""Numeric formats and their storage sizes.
+
+Sizes are bits per element; bytes of a tensor are ``ceil(elements * bits / 8)`` so that packed int4 counts
+half a byte per element. Names follow ONNX's TensorProto data types where one exists.
+"""
+
+from __future__ import annotations
+
+import math
+
+import onnx
+
+from hardware.errors import HwsimError
+
+#: Bits per element of every format hwsim knows.
+BITS: dict[str, int] = {
+    "float64": 64,
+    "float32": 32,
+    "tf32": 32,  # stored as fp32; tensor cores read 19 significant bits
+    "float16": 16,
+    "bfloat16": 16,
+    "float8e4m3": 8,
+    "float8e5m2": 8,
+    "int64": 64,
+    "int32": 32,
+    "int16": 16,
+    "int8": 8,
+    "uint8": 8,
+    "int4": 4,
+    "uint4": 4,
+    "bool": 8,
+    "string": 0,
+}
+
+#: Short names accepted on the command line for precision overrides.
+PRECISION_ALIASES: dict[str, str] = {
+    "fp64": "float64",
+    "fp32": "float32",
+    "tf32": "tf32",
+    "fp16": "float16",
+    "half": "float16",
+    "bf16": "bfloat16",
+    "fp8": "float8e4m3",
+    "fp8e4m3": "float8e4m3",
+    "fp8e5m2": "float8e5m2",
+    "int8": "int8",
+    "int4": "int4",
+}
+
+#: Formats a user may choose for weights, activations or the KV cache.
+OVERRIDABLE = ("float32", "float16", "bfloat16", "float8e4m3", "float8e5m2", "int8", "int4")
+
+_ONNX_TO_NAME: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.BFLOAT16: "bfloat16",
+    onnx.TensorProto.FLOAT8E4M3FN: "float8e4m3",
+    onnx.TensorProto.FLOAT8E4M3FNUZ: "float8e4m3",
+    onnx.TensorProto.FLOAT8E5M2: "float8e5m2",
+    onnx.TensorProto.FLOAT8E5M2FNUZ: "float8e5m2",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT16: "int16",
+    onnx.TensorProto.INT8: "int8",
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.UINT16: "int16",
+    onnx.TensorProto.UINT32: "int32",
+    onnx.TensorProto.UINT64: "int64",
+    onnx.TensorProto.INT4: "int4",
+    onnx.TensorProto.UINT4: "uint4",
+    onnx.TensorProto.BOOL: "bool",
+    onnx.TensorProto.STRING: "string",
+}
+
+
+def from_onnx(elem_type: int) -> str:
+    """Our name for an ONNX ``TensorProto`` element type (``float32`` for unknown/undefined)."""
+    return _ONNX_TO_NAME.get(elem_type, "float32")
+
+
+def is_float(dtype: str) -> bool:
+    """True for floating-point formats (the ones precision overrides apply to)."""
+    return dtype.startswith(("float", "bfloat", "tf32"))
+
+
+def parse_precision(text: str, field: str) -> str:
+    """Resolve a user-given precision (``fp16``, ``bf16``, ``int4``, ``float32``...) or raise naming ``field``."""
+    key = text.strip().lower()
+    name = PRECISION_ALIASES.get(key, key)
+    if name not in OVERRIDABLE:
+        choices = ", ".join(sorted(set(PRECISION_ALIASES) - {"half", "fp64", "tf32"}))
+        raise HwsimError(f"{field}: unknown precision '{text}'; choose one of {choices}")
+    return name
+
+
+def tensor_bytes(elements: int, dtype: str) -> int:
+    """Storage bytes of ``elements`` values of ``dtype`` (sub-byte formats packed)."""
+    return math.ceil(elements * BITS[dtype] / 8)

@@ -1,0 +1,246 @@
+"""Load an ONNX file into hwsim's operator graph without reading weight data.
+
+Files are parsed with ``load_external_data=False`` so graph-only exports whose ``.data`` weight files are absent
+import in seconds; only small inline constants (shape vectors, scalars) are decoded into numpy arrays. Local ONNX
+functions are inlined so every node is a standard operator.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import helper, numpy_helper
+
+from hardware.dtypes import from_onnx, is_float
+from hardware.errors import HwsimError
+
+#: Inline constants up to this many elements are decoded (shape vectors, scalars, small masks).
+SMALL_CONSTANT_ELEMENTS = 1 << 16
+
+Dim = int | str | None
+
+
+@dataclass
+class Tensor:
+    """A named value in the graph.
+
+    ``role`` is ``input`` (graph input), ``weight`` (float initializer), ``constant`` (non-float initializer or
+    Constant node output) or ``activation`` (computed). ``dims`` are the declared dims: ints, symbolic names, or
+    None where unknown; ``value`` holds decoded data of small constants only.
+    """
+
+    name: str
+    dtype: str
+    dims: tuple[Dim, ...] | None
+    role: str
+    value: np.ndarray | None = None
+
+
+@dataclass
+class Node:
+    """One ONNX node; attributes are decoded on first use."""
+
+    index: int
+    name: str
+    op_type: str
+    domain: str
+    inputs: list[str]
+    outputs: list[str]
+    proto: onnx.NodeProto = field(repr=False)
+    _attrs: dict[str, Any] | None = field(default=None, repr=False)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        """Attribute ``key`` as a Python value (ints, floats, lists, numpy arrays for tensors)."""
+        if self._attrs is None:
+            attrs: dict[str, Any] = {}
+            for a in self.proto.attribute:
+                value = helper.get_attribute_value(a)
+                if isinstance(value, onnx.TensorProto):
+                    value = numpy_helper.to_array(value)
+                elif isinstance(value, bytes):
+                    value = value.decode()
+                attrs[a.name] = value
+            self._attrs = attrs
+        return self._attrs.get(key, default)
+
+
+@dataclass
+class OpGraph:
+    """A topologically ordered ONNX graph with tensor metadata and producer/consumer maps."""
+
+    path: str
+    name: str
+    opset: int
+    tensors: dict[str, Tensor]
+    nodes: list[Node]
+    inputs: list[str]
+    outputs: list[str]
+    producer: dict[str, Node]
+    consumers: dict[str, list[Node]]
+    opset_imports: list[onnx.OperatorSetIdProto] = field(repr=False, default_factory=list)
+
+    def symbolic_dims(self) -> dict[str, list[tuple[str, int]]]:
+        """Symbolic dimension names of the graph inputs, each with the (input, axis) places it appears."""
+        found: dict[str, list[tuple[str, int]]] = {}
+        for name in self.inputs:
+            for axis, dim in enumerate(self.tensors[name].dims or ()):
+                if isinstance(dim, str):
+                    found.setdefault(dim, []).append((name, axis))
+        return found
+
+    @property
+    def weight_names(self) -> list[str]:
+        """Names of float initializers (the model's parameters)."""
+        return [t.name for t in self.tensors.values() if t.role == "weight"]
+
+
+def _dims_of(type_proto: onnx.TypeProto) -> tuple[Dim, ...] | None:
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return None
+    dims: list[Dim] = []
+    for d in type_proto.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return tuple(dims)
+
+
+def _initializer_value(t: onnx.TensorProto) -> np.ndarray | None:
+    """Decode a small inline initializer; None for external or large ones."""
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    elements = int(np.prod(t.dims)) if len(t.dims) else 1
+    if elements > SMALL_CONSTANT_ELEMENTS:
+        return None
+    try:
+        return numpy_helper.to_array(t)
+    except Exception:  # noqa: BLE001 - undecodable data is treated as unknown, never fatal
+        return None
+
+
+def read_model(path: str) -> onnx.ModelProto:
+    """Parse ``path`` as an ONNX model without external weight data, with clear errors for bad files."""
+    if not os.path.exists(path):
+        raise HwsimError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise HwsimError(f"{path}: is a directory, expected an .onnx file")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except DecodeError as exc:
+        raise HwsimError(
+            f"{path}: not a valid ONNX model (protobuf parse failed: {exc}); the file is truncated or not ONNX — "
+            "re-export it, e.g. with torch.onnx.export"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise HwsimError(f"{path}: cannot read ONNX model: {exc}") from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise HwsimError(f"{path}: ONNX file has no graph nodes; it is empty, truncated or not an ONNX model")
+    if model.functions:
+        try:
+            model = onnx.inliner.inline_local_functions(model)
+        except Exception as exc:  # noqa: BLE001
+            raise HwsimError(f"{path}: cannot inline the model's local ONNX functions: {exc}") from None
+    return model
+
+
+def _topological(nodes: list[onnx.NodeProto], available: set[str], path: str) -> list[onnx.NodeProto]:
+    """Nodes in an order where every input is produced before use (ONNX requires it; some tools violate it)."""
+    produced = set(available)
+    ordered: list[onnx.NodeProto] = []
+    pending = list(nodes)
+    while pending:
+        progress = []
+        rest = []
+        for n in pending:
+            if all(i == "" or i in produced for i in n.input):
+                progress.append(n)
+                produced.update(o for o in n.output if o)
+            else:
+                rest.append(n)
+        if not progress:
+            n = rest[0]
+            missing = [i for i in n.input if i and i not in produced]
+            raise HwsimError(
+                f"{path}: node '{n.name or n.op_type}' ({n.op_type}) reads '{missing[0]}', which no node, input or "
+                "initializer produces; the graph is incomplete"
+            )
+        ordered.extend(progress)
+        pending = rest
+    return ordered
+
+
+def load_graph(path: str) -> OpGraph:
+    """Import ``path`` into an :class:`OpGraph` (no weight data is read)."""
+    model = read_model(path)
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    tensors: dict[str, Tensor] = {}
+
+    for init in graph.initializer:
+        dtype = from_onnx(init.data_type)
+        numel = int(np.prod(init.dims)) if len(init.dims) else 1
+        # float tensors are parameters (their data is never read) unless they are scalars such as 1/sqrt(d)
+        if is_float(dtype) and numel > 1:
+            tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "weight", None)
+        else:
+            tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "constant",
+                                        _initializer_value(init))
+    inputs: list[str] = []
+    for vi in graph.input:
+        if vi.name in tensors:
+            continue  # old-style exports list initializers as inputs too
+        dtype = from_onnx(vi.type.tensor_type.elem_type)
+        tensors[vi.name] = Tensor(vi.name, dtype, _dims_of(vi.type), "input")
+        inputs.append(vi.name)
+    declared = {vi.name: vi for vi in list(graph.value_info) + list(graph.output)}
+
+    ordered = _topological(list(graph.node), set(tensors), path)
+    nodes: list[Node] = []
+    producer: dict[str, Node] = {}
+    consumers: dict[str, list[Node]] = {}
+    for index, proto in enumerate(ordered):
+        node = Node(index, proto.name or f"{proto.op_type}_{index}", proto.op_type, proto.domain,
+                    list(proto.input), list(proto.output), proto)
+        nodes.append(node)
+        for name in node.inputs:
+            if name:
+                consumers.setdefault(name, []).append(node)
+        for out in node.outputs:
+            if not out:
+                continue
+            producer[out] = node
+            vi = declared.get(out)
+            dtype = from_onnx(vi.type.tensor_type.elem_type) if vi is not None else "float32"
+            dims = _dims_of(vi.type) if vi is not None else None
+            if proto.op_type == "Constant":
+                value = node.attr("value")
+                if value is None:
+                    for key in ("value_float", "value_int", "value_floats", "value_ints"):
+                        if node.attr(key) is not None:
+                            value = np.array(node.attr(key))
+                            break
+                arr = np.asarray(value) if value is not None else None
+                tensors[out] = Tensor(out, _np_name(arr) if arr is not None else dtype,
+                                      tuple(arr.shape) if arr is not None else dims, "constant", arr)
+            else:
+                tensors[out] = Tensor(out, dtype, dims, "activation")
+    outputs = [o.name for o in graph.output]
+    return OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
+                   producer, consumers, list(model.opset_import))
+
+
+def _np_name(arr: np.ndarray) -> str:
+    kind = arr.dtype
+    if kind == np.bool_:
+        return "bool"
+    return {np.dtype("float32"): "float32", np.dtype("float16"): "float16", np.dtype("float64"): "float64",
+            np.dtype("int64"): "int64", np.dtype("int32"): "int32", np.dtype("int8"): "int8",
+            np.dtype("uint8"): "uint8"}.get(kind, "float32")

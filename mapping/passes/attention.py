@@ -1,0 +1,184 @@
+"""Find attention: Q.K^T matmul -> (scale, mask, softmax) -> P.V matmul, then its projections and mask."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from mapping.ir import AttentionInfo, Block
+from mapping.onnx_graph import Node
+from mapping.passes.context import PATH_OPS, Context
+
+#: Ops allowed between the score matmul and the PV matmul.
+CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",
+            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"}
+
+
+def _bmm(ctx: Context, node: Node) -> bool:
+    return node.op_type == "MatMul" and len(ctx.act_inputs(node)) == 2
+
+
+def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
+    """Softmax and PV matmul reached forwards from ``score`` through core ops, and the core node set."""
+    softmax: Node | None = None
+    parents: dict[str, str] = {}
+    queue = deque([score])
+    seen = {score.name}
+    while queue:
+        node = queue.popleft()
+        for out in node.outputs:
+            for c in ctx.consumers(out):
+                if c.name in seen:
+                    continue
+                if _bmm(ctx, c) and c.inputs[0] == out and softmax is not None and _on_path(parents, node, softmax):
+                    core = {score.name, c.name}
+                    walker = node.name
+                    while walker != score.name:
+                        core.add(walker)
+                        walker = parents[walker]
+                    # include side branches that start and end inside the core (e.g. max-subtraction)
+                    core |= ctx.ancestors([c.inputs[0]], stop=core) & ctx.descendants(score, limit=60)
+                    return softmax, c, core
+                if c.op_type in CORE_OPS:
+                    seen.add(c.name)
+                    parents[c.name] = node.name
+                    if c.op_type == "Softmax" and softmax is None:
+                        softmax = c
+                    queue.append(c)
+        if len(seen) > 60:
+            break
+    return None
+
+
+def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
+    walker = node.name
+    while walker in parents or walker == softmax.name:
+        if walker == softmax.name:
+            return True
+        walker = parents[walker]
+    return False
+
+
+def _projection(ctx: Context, tensor: str) -> Node | None:
+    found = ctx.walk_back(tensor, PATH_OPS, set(ctx.linear))
+    return max(found, key=lambda n: n.index) if found else None
+
+
+def _output_projection(ctx: Context, pv: Node) -> Node | None:
+    queue = deque([pv.outputs[0]])
+    seen: set[str] = set()
+    while queue and len(seen) < 20:
+        for c in ctx.consumers(queue.popleft()):
+            if c.name in seen:
+                continue
+            seen.add(c.name)
+            if c.name in ctx.linear:
+                return c
+            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"}:
+                queue.extend(o for o in c.outputs if o)
+    return None
+
+
+def _allowed(ctx: Context, node: Node, mask: str, score_side: str) -> np.ndarray | None:
+    """The [q, kv] matrix of positions a mask lets through, from its value at the probe binding."""
+    value = ctx.bound.values.get(mask)
+    if value is None or value.ndim < 2 or value.shape[-2] <= 1:
+        return None
+    m = np.asarray(value).reshape(-1, value.shape[-2], value.shape[-1])[0]
+    if node.op_type == "Where":
+        keep_when_true = node.inputs[1] == score_side
+        m = m.astype(bool)
+        return m if keep_when_true else ~m
+    if m.dtype == np.bool_:
+        return m
+    return m > -1e3
+
+
+def _is_causal(ctx: Context, core: set[str], info_tensors: set[str]) -> bool:
+    for name in core:
+        node = ctx.nodes[name]
+        if node.op_type not in ("Add", "Where"):
+            continue
+        ins = [i for i in node.inputs if i]
+        score_side = next((i for i in ins if (p := ctx.producer(i)) is not None and p.name in core), "")
+        for mask in ins:
+            if mask == score_side or mask in info_tensors:
+                continue
+            allowed = _allowed(ctx, node, mask, score_side)
+            if allowed is None:
+                continue
+            q, kv = allowed.shape
+            expected = np.arange(kv)[None, :] <= (np.arange(q)[:, None] + (kv - q))
+            if allowed.all():
+                continue
+            if np.array_equal(allowed, expected):
+                return True
+    # structural fallback when no mask value is known: a triangular-matrix op feeds the core
+    side = ctx.ancestors([i for n in core for i in ctx.nodes[n].inputs if i], limit=300, stop=core,
+                         data_only=False)
+    return any(ctx.nodes[n].op_type == "Trilu" for n in side)
+
+
+def _heads(ctx: Context, score: Node, q_proj: Node | None) -> tuple[int, int]:
+    """(heads, head_dim) from the score matmul's shapes."""
+    q_shape = ctx.bound.shapes[score.inputs[0]]
+    s_shape = ctx.bound.shapes[score.outputs[0]]
+    head_dim = int(q_shape[-1])
+    if len(s_shape) >= 4:
+        return int(np.prod(s_shape[1:-2])), head_dim
+    # [batch*heads, q, kv]: recover the batch from the projection's row count
+    q_len = int(s_shape[-2])
+    if q_proj is not None:
+        rows = int(np.prod(ctx.bound.shapes[q_proj.inputs[0]][:-1]))
+        batch = max(1, rows // max(1, q_len))
+        return max(1, int(s_shape[0]) // batch), head_dim
+    return int(s_shape[0]), head_dim
+
+
+def run(ctx: Context) -> None:
+    """Recognise every attention in the graph and add its block (unnumbered; the layers pass numbers it)."""
+    used: set[str] = set()
+    for node in ctx.graph.nodes:
+        if node.name in used or not _bmm(ctx, node):
+            continue
+        found = _find_core(ctx, node)
+        if found is None:
+            continue
+        softmax, pv, core = found
+        used |= {node.name, pv.name}
+        q_t, k_t, v_t = node.inputs[0], node.inputs[1], pv.inputs[1]
+        q_proj, k_proj, v_proj = _projection(ctx, q_t), _projection(ctx, k_t), _projection(ctx, v_t)
+        o_proj = _output_projection(ctx, pv)
+        heads, head_dim = _heads(ctx, node, q_proj)
+        fused = q_proj is not None and q_proj is k_proj
+        kv_heads = heads
+        if fused and q_proj is not None:
+            total = ctx.linear[q_proj.name][1] // head_dim
+            if total > heads:
+                kv_heads = max(1, (total - heads) // 2)
+        elif k_proj is not None:
+            kv_heads = max(1, ctx.linear[k_proj.name][1] // head_dim)
+        cross = (q_proj is not None and k_proj is not None and q_proj.inputs[0] != k_proj.inputs[0])
+        causal = False if cross else _is_causal(ctx, core, {q_t, k_t, v_t})
+        info = AttentionInfo(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal,
+                             kind="cross" if cross else "self", score=node.name, softmax=softmax.name,
+                             pv=pv.name, q_proj=q_proj.name if q_proj else None,
+                             k_proj=k_proj.name if k_proj else None, v_proj=v_proj.name if v_proj else None,
+                             o_proj=o_proj.name if o_proj else None, fused_qkv=fused,
+                             core=sorted(core, key=ctx.index), q_tensor=q_t, k_tensor=k_t, v_tensor=v_t)
+        block = Block(name="attention", kind="attention", layer=None, nodes=[], attention=info,
+                      attrs={"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "causal": causal,
+                             "kind": info.kind, "fused_qkv": fused})
+        ctx.add(block, sorted(core, key=ctx.index))
+        # the paths from the projections into the core (reshape, transpose, rotary, GQA repeat) belong here too
+        for tensor, proj in ((q_t, q_proj), (k_t, k_proj), (v_t, v_proj)):
+            if proj is None:
+                continue
+            path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj)
+            ctx.claim(block, sorted(path, key=ctx.index))
+            ctx.claim(block, [proj.name])
+        if o_proj is not None:
+            between = (ctx.ancestors([o_proj.inputs[0]], stop={pv.name}) & ctx.descendants(pv)) - {pv.name}
+            ctx.claim(block, sorted(between, key=ctx.index))
+            ctx.claim(block, [o_proj.name])

@@ -1,0 +1,124 @@
+"""Shared state of the recognition passes: the bound graph, tensor classes, and node ownership."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from mapping.ir import Block
+from mapping.onnx_graph import Node
+from mapping.op_costs import MATMUL_OPS, tensor_classes
+from mapping.shape_binding import BoundGraph
+
+#: Ops that may sit between a projection and the attention matmuls (reshapes, rotary embedding, GQA repeat).
+PATH_OPS = {"Reshape", "Transpose", "Split", "Slice", "Squeeze", "Unsqueeze", "Mul", "Div", "Add", "Sub", "Neg",
+            "Concat", "Cast", "Expand", "Gather", "Identity", "Tile", "Flatten", "RotaryEmbedding", "Sqrt"}
+
+
+class Context:
+    """The graph being recognised, with helpers to walk it and to claim nodes for blocks."""
+
+    def __init__(self, bound: BoundGraph, kv_inputs: set[str]) -> None:
+        self.bound = bound
+        self.graph = bound.graph
+        self.kv_inputs = kv_inputs
+        self.klass = tensor_classes(bound, kv_inputs)
+        self.nodes = {n.name: n for n in self.graph.nodes}
+        self.owner: dict[str, Block] = {}
+        self.blocks: list[Block] = []
+        self.linear: dict[str, tuple[int, int]] = {}
+        for n in self.graph.nodes:
+            if n.op_type in MATMUL_OPS and n.op_type != "Einsum" and len(n.inputs) >= 2:
+                if self.klass.get(n.inputs[1]) == "weight" and self.klass.get(n.inputs[0]) in ("act", "kv"):
+                    self.linear[n.name] = self._linear_dims(n)
+
+    def _linear_dims(self, n: Node) -> tuple[int, int]:
+        w = self.bound.shapes[n.inputs[1]]
+        if n.op_type == "Gemm" and n.attr("transB", 0):
+            return int(w[1]), int(w[0])
+        if n.op_type == "MatMulNBits":
+            return int(n.attr("K")), int(n.attr("N"))
+        return int(w[-2]), int(w[-1])
+
+    # -- graph walking ---------------------------------------------------------------------------------------
+    def producer(self, tensor: str) -> Node | None:
+        """The node writing ``tensor`` (None for inputs and initializers)."""
+        return self.graph.producer.get(tensor)
+
+    def consumers(self, tensor: str) -> list[Node]:
+        """Nodes reading ``tensor``."""
+        return self.graph.consumers.get(tensor, [])
+
+    def is_act(self, tensor: str) -> bool:
+        """True for run-time values (activations and KV cache), false for weights and constants."""
+        return self.klass.get(tensor) in ("act", "kv")
+
+    def act_inputs(self, node: Node) -> list[str]:
+        """The run-time inputs of ``node``."""
+        return [i for i in node.inputs if i and self.is_act(i)]
+
+    def walk_back(self, tensor: str, through: set[str], stop: set[str], limit: int = 40) -> list[Node]:
+        """Nodes in ``stop`` reachable backwards from ``tensor`` through nodes whose op is in ``through``."""
+        found: list[Node] = []
+        seen: set[str] = set()
+        queue = deque([tensor])
+        while queue and len(seen) < limit:
+            t = queue.popleft()
+            node = self.producer(t)
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.name in stop:
+                found.append(node)
+                continue
+            if node.op_type not in through:
+                continue
+            queue.extend(self.act_inputs(node))
+        return found
+
+    def descendants(self, node: Node, limit: int = 200) -> set[str]:
+        """Names of nodes reachable forwards from ``node`` (excluding it), at most ``limit``."""
+        seen: set[str] = set()
+        queue = deque(o for o in node.outputs if o)
+        while queue and len(seen) < limit:
+            for c in self.consumers(queue.popleft()):
+                if c.name not in seen:
+                    seen.add(c.name)
+                    queue.extend(o for o in c.outputs if o)
+        return seen
+
+    def ancestors(self, tensors: Iterable[str], limit: int = 400, stop: set[str] | None = None,
+                  data_only: bool = True) -> set[str]:
+        """Names of nodes that (transitively) produce ``tensors``, not going past nodes in ``stop``.
+
+        With ``data_only`` the walk follows run-time tensors only, not the shape arithmetic hanging off them.
+        """
+        seen: set[str] = set()
+        queue = deque(t for t in tensors if not data_only or self.is_act(t))
+        while queue and len(seen) < limit:
+            node = self.producer(queue.popleft())
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            if stop and node.name in stop:
+                continue
+            queue.extend(i for i in node.inputs if i and (not data_only or self.is_act(i)))
+        return seen
+
+    # -- ownership --------------------------------------------------------------------------------------------
+    def claim(self, block: Block, names: Iterable[str]) -> None:
+        """Give unowned nodes ``names`` to ``block`` (already owned nodes keep their owner)."""
+        for name in names:
+            if name not in self.owner:
+                self.owner[name] = block
+                block.nodes.append(name)
+
+    def add(self, block: Block, names: Iterable[str]) -> Block:
+        """Register ``block`` and claim ``names`` for it."""
+        self.blocks.append(block)
+        self.claim(block, names)
+        return block
+
+    def index(self, name: str) -> int:
+        """Topological index of node ``name``."""
+        return self.nodes[name].index

@@ -1,0 +1,44 @@
+"""Find embeddings: table lookups (token, position, segment) and patch embeddings (Conv on the input image)."""
+
+from __future__ import annotations
+
+from mapping.ir import Block
+from mapping.passes.context import Context
+
+
+def _index_kind(ctx: Context, tensor: str, int_inputs: set[str]) -> str:
+    """``token``, ``segment`` or ``position``: what the lookup indices are, by the graph input they come from."""
+    source = tensor
+    while source not in int_inputs:
+        node = ctx.producer(source)
+        if node is None or node.op_type not in ("Reshape", "Squeeze", "Unsqueeze", "Cast", "Flatten", "Identity"):
+            return "position"
+        source = node.inputs[0]
+    low = source.lower()
+    if "position" in low:
+        return "position"
+    if "type" in low or "segment" in low:
+        return "segment"
+    return "token"
+
+
+def run(ctx: Context) -> None:
+    """Add an ``embedding`` block per lookup table or patch projection, with the index arithmetic feeding it."""
+    g = ctx.graph
+    int_inputs = {i for i in g.inputs if not g.tensors[i].dtype.startswith(("float", "bfloat"))}
+    for node in g.nodes:
+        if node.name in ctx.owner:
+            continue
+        if node.op_type == "Gather" and ctx.klass.get(node.inputs[0]) == "weight":
+            rows, dim = ctx.bound.shapes[node.inputs[0]][0], ctx.bound.shapes[node.inputs[0]][-1]
+            index_src = node.inputs[1]
+            kind = _index_kind(ctx, index_src, int_inputs)
+            # the arithmetic that computes the indices (position ids from the mask or from Range)
+            feeding = ctx.ancestors([index_src], limit=80) - set(ctx.owner)
+            ctx.add(Block(f"{kind}_embedding", "embedding", None, [],
+                          attrs={"kind": kind, "rows": int(rows), "dim": int(dim)}),
+                    sorted(feeding | {node.name}, key=ctx.index))
+        elif node.op_type == "Conv" and ctx.klass.get(node.inputs[1]) == "weight" and node.inputs[0] in g.inputs:
+            w = ctx.bound.shapes[node.inputs[1]]
+            ctx.add(Block("patch_embedding", "embedding", None, [],
+                          attrs={"kind": "patch", "dim": int(w[0]), "patch": list(map(int, w[2:]))}), [node.name])

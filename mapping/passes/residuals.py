@@ -1,0 +1,81 @@
+"""Residual adds (two run-time tensors of one shape) and the attention-mask arithmetic."""
+
+from __future__ import annotations
+
+from mapping.ir import Block
+from mapping.op_costs import VIEW_OPS
+from mapping.passes.context import Context
+
+
+def run_masks(ctx: Context) -> None:
+    """Give the unowned nodes that build the attention masks an ``attention_mask`` block."""
+    sides: list[str] = []
+    for b in ctx.blocks:
+        if b.attention is None:
+            continue
+        core = set(b.attention.core)
+        operands = {b.attention.q_tensor, b.attention.k_tensor, b.attention.v_tensor}
+        for name in core:
+            for i in ctx.nodes[name].inputs:
+                p = ctx.producer(i) if i else None
+                if p is not None and p.name not in core and i not in operands:
+                    sides.append(i)
+    if not sides:
+        return
+    nodes = ctx.ancestors(sides, limit=2000) - set(ctx.owner)
+    # keep only mask arithmetic: nodes not downstream of any weight-bearing computation
+    nodes = {n for n in nodes if n not in ctx.linear}
+    if nodes:
+        ctx.add(Block("attention_mask", "attention_mask", None, []), sorted(nodes, key=ctx.index))
+
+
+def run(ctx: Context) -> None:
+    """Add a ``residual`` block for each unowned Add of two run-time tensors of equal shape."""
+    for node in ctx.graph.nodes:
+        if node.name in ctx.owner or node.op_type != "Add":
+            continue
+        ins = ctx.act_inputs(node)
+        owners = [ctx.owner.get(p.name) for i in ins if (p := ctx.producer(i)) is not None]
+        embedding = owners[0] if len(owners) == 2 and all(
+            b is not None and b.kind == "embedding" for b in owners) else None
+        if embedding is not None:
+            ctx.claim(embedding, [node.name])  # token + position (+ segment) embedding sum
+        elif len(ins) == 2 and ctx.bound.shapes[ins[0]] == ctx.bound.shapes[ins[1]]:
+            ctx.add(Block("residual", "residual", None, []), [node.name])
+
+
+#: Elementwise ops that finish the block whose output they read (bias add, cast, pooler tanh, CLS select).
+EPILOGUE_OPS = {"Add", "Sub", "Mul", "Div", "Cast", "Tanh", "Relu", "Gelu", "Sigmoid", "Gather", "Slice",
+                "Squeeze", "Transpose", "Concat", "Erf", "Sqrt", "Pow", "Neg", "Where", "Softmax"}
+
+
+def run_epilogues(ctx: Context) -> None:
+    """Give each unowned elementwise node with one run-time input to the block that produced that input."""
+    for node in ctx.graph.nodes:
+        if node.name in ctx.owner or node.op_type not in EPILOGUE_OPS:
+            continue
+        ins = ctx.act_inputs(node)
+        if len(ins) != 1:
+            continue
+        views = []
+        producer = ctx.producer(ins[0])
+        while producer is not None and producer.name not in ctx.owner and producer.op_type in VIEW_OPS:
+            views.append(producer.name)
+            src = ctx.act_inputs(producer)
+            producer = ctx.producer(src[0]) if src else None
+        block = ctx.owner.get(producer.name) if producer is not None else None
+        if block is not None:
+            ctx.claim(block, views + [node.name])
+
+
+def run_rotary(ctx: Context) -> None:
+    """Rotary position tables: Cos/Sin of position x inverse frequency, with the arithmetic feeding them."""
+    found = [n for n in ctx.graph.nodes if n.op_type in ("Cos", "Sin") and n.name not in ctx.owner
+             and any(ctx.klass.get(o) == "act" for o in n.outputs)]
+    if not found:
+        return
+    nodes = ctx.ancestors([i for n in found for i in n.inputs if i], limit=200) - set(ctx.owner)
+    nodes |= {n.name for n in found}
+    for n in found:
+        nodes |= {c.name for o in n.outputs for c in ctx.consumers(o) if c.op_type == "Cast" and c.name not in ctx.owner}
+    ctx.add(Block("rotary_embedding", "embedding", None, [], attrs={"kind": "rotary"}), sorted(nodes, key=ctx.index))

@@ -1,0 +1,168 @@
+"""Run the recognition passes over a graph and build the :class:`mapping.ir.TransformerIR`.
+
+Recognition works on a *probe* binding: every symbolic dim gets a distinct small value and integer inputs
+get plausible values (ones for masks, ranges for positions) so that masks can be read and heads told apart
+from batch and sequence. The structure found does not depend on the binding the user later asks for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from mapping.ir import Block, TransformerIR
+from mapping.onnx_graph import OpGraph
+from mapping.passes import attention, embeddings, heads, layers, mlp, norms, residuals
+from mapping.passes.context import Context
+from mapping.shape_binding import bind
+
+#: Probe sizes: distinct so that heads, batch and sequence are never confused.
+PROBE = {"batch": 2, "seq": 13, "past": 5, "other": [11, 7, 17, 19, 23]}
+
+
+def kv_cache_inputs(graph: OpGraph) -> list[str]:
+    """Graph inputs that carry a past KV cache (float, rank >= 3, named past*/cache*/*key_values*)."""
+    found = []
+    for name in graph.inputs:
+        t = graph.tensors[name]
+        low = name.lower()
+        if t.dtype.startswith(("float", "bfloat")) and t.dims is not None and len(t.dims) >= 3 and (
+                "past" in low or "cache" in low or "key_values" in low):
+            found.append(name)
+    return found
+
+
+def classify_dim(name: str, kv_dims: set[str]) -> str:
+    """Meaning of a symbolic dim name: ``batch``, ``past``, ``seq`` or ``other``."""
+    low = name.lower()
+    if "batch" in low or low in ("b", "n", "bs"):
+        return "batch"
+    if name in kv_dims or "past" in low or "cache" in low:
+        return "past"
+    if "seq" in low or "len" in low or "token" in low or low in ("s", "t", "l"):
+        return "seq"
+    return "other"
+
+
+def probe_bindings(graph: OpGraph) -> dict[str, int]:
+    """A distinct value for every symbolic input dim (see :data:`PROBE`)."""
+    dims = graph.symbolic_dims()
+    kv = set(kv_cache_inputs(graph))
+    kv_dims = {d for d, places in dims.items() if all(p[0] in kv for p in places)}
+    others = iter(PROBE["other"])
+    out: dict[str, int] = {}
+    for name in dims:
+        kind = classify_dim(name, kv_dims)
+        out[name] = PROBE[kind] if kind != "other" else next(others, 29)
+    return out
+
+
+def probe_input_values(graph: OpGraph, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Values for small integer inputs: ones for masks, positions 0..n-1, zeros for ids."""
+    values: dict[str, np.ndarray] = {}
+    for name in graph.inputs:
+        t = graph.tensors[name]
+        if t.dtype.startswith(("float", "bfloat")) or name not in shapes:
+            continue
+        shape = shapes[name]
+        low = name.lower()
+        if "mask" in low:
+            values[name] = np.ones(shape, dtype=np.int64 if t.dtype == "int64" else np.int32)
+        elif "position" in low and shape:
+            values[name] = np.broadcast_to(np.arange(shape[-1]), shape).astype(np.int64)
+        else:
+            values[name] = np.zeros(shape, dtype=np.int64 if t.dtype == "int64" else np.int32)
+        if t.dtype == "bool":
+            values[name] = values[name].astype(bool)
+    return values
+
+
+def _step_inputs(ctx: Context) -> list[str]:
+    """Integer inputs that feed a causal self-attention's queries: the tokens a decode step consumes."""
+    steps = []
+    for name in ctx.graph.inputs:
+        if name in ctx.kv_inputs or ctx.graph.tensors[name].dtype.startswith(("float", "bfloat")):
+            continue
+        reach: set[str] = set()
+        for c in ctx.consumers(name):
+            reach.add(c.name)
+            reach |= ctx.descendants(c, limit=100000)
+        first = next((b.attention for b in sorted(ctx.blocks, key=lambda b: ctx.index(b.attention.score)
+                                                   if b.attention else 0)
+                      if b.attention is not None and b.attention.kind == "self" and b.attention.causal), None)
+        if first is not None and (first.q_proj in reach or first.q_proj is None and first.score in reach):
+            steps.append(name)
+    return steps
+
+
+def recognise(graph: OpGraph) -> TransformerIR:
+    """Find the transformer structure of ``graph``."""
+    bindings = probe_bindings(graph)
+    shapes_only = bind(graph, bindings)
+    values = probe_input_values(graph, shapes_only.shapes)
+    bound = bind(graph, bindings, values) if values else shapes_only
+    kv_inputs = kv_cache_inputs(graph)
+    ctx = Context(bound, set(kv_inputs))
+    attention.run(ctx)
+    norms.run(ctx)
+    mlp.run(ctx)
+    embeddings.run(ctx)
+    heads.run(ctx)
+    residuals.run_rotary(ctx)
+    residuals.run_masks(ctx)
+    residuals.run_epilogues(ctx)
+    residuals.run(ctx)
+    residuals.run_epilogues(ctx)
+    layers.run(ctx)
+    return _summarise(ctx, kv_inputs)
+
+
+def _most_common(values: list) -> object | None:
+    values = [v for v in values if v is not None]
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
+    blocks: list[Block] = ctx.blocks
+    stacks = Counter()
+    for b in blocks:
+        if b.attention is not None and b.attention.kind == "self" and b.stack:
+            stacks[b.stack] += 1
+    layers_by_stack = dict(stacks)
+    if "encoder" in stacks and "decoder" in stacks:
+        arch = "encoder-decoder"
+    elif "decoder" in stacks:
+        arch = "decoder-only"
+    elif "encoder" in stacks:
+        arch = "encoder-only"
+    else:
+        arch = "none"
+    selfs = [b.attention for b in blocks if b.attention is not None and b.attention.kind == "self"]
+    mlps = [b for b in blocks if b.kind == "mlp"]
+    norms_ = [b for b in blocks if b.kind == "norm"]
+    vocab = _most_common([b.attrs.get("rows") for b in blocks if b.attrs.get("kind") == "token"]) or \
+        _most_common([b.attrs.get("vocab") for b in blocks if b.kind == "lm_head"])
+    d_model = _most_common([b.attrs.get("d_model") for b in mlps]) or \
+        _most_common([a.heads * a.head_dim for a in selfs])
+    unrecognised = []
+    owner = ctx.owner
+    for node in ctx.graph.nodes:
+        if node.name in owner:
+            continue
+        outs = [o for o in node.outputs if o]
+        if all(ctx.klass.get(o) in ("const", "weight") for o in outs) or node.op_type in (
+                "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Shape", "Constant"):
+            continue
+        unrecognised.append(node.name)
+    ir = TransformerIR(
+        architecture=arch, blocks=blocks, unrecognised=unrecognised, d_model=d_model,
+        d_ff=_most_common([b.attrs.get("d_ff") for b in mlps]), vocab=vocab,
+        heads=_most_common([a.heads for a in selfs]), kv_heads=_most_common([a.kv_heads for a in selfs]),
+        head_dim=_most_common([a.head_dim for a in selfs]),
+        activation=_most_common([b.attrs.get("activation") for b in mlps]),
+        gated_mlp=_most_common([b.attrs.get("gated") for b in mlps]),
+        norm=_most_common([b.attrs.get("norm") for b in norms_]), layers=layers_by_stack,
+        kv_inputs=list(kv_inputs))
+    ir.step_inputs = _step_inputs(ctx) if arch in ("decoder-only", "encoder-decoder") else []
+    return ir

@@ -1,0 +1,284 @@
+"""Bind symbolic input dimensions to numbers and propagate concrete shapes through the graph.
+
+Shapes come from ONNX's own per-node inference functions (``onnx.shape_inference.infer_node_outputs``) with the
+values of small shape tensors supplied as data, and those values are computed with ONNX's reference
+implementation of each operator (``onnx.reference``). Nothing large is ever evaluated: activations and weights
+only ever have shapes.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import defs, helper, numpy_helper, shape_inference
+from onnx.reference.ops import load_op
+
+from hardware.dtypes import from_onnx
+from hardware.errors import HwsimError
+from mapping.onnx_graph import SMALL_CONSTANT_ELEMENTS, Node, OpGraph
+
+#: Ops whose outputs can be far larger than their inputs: their shapes are inferred before any evaluation.
+_EXPANDING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Pad", "Upsample", "EyeLike", "OneHot",
+              "Trilu", "Where"}
+#: Ops that cannot be evaluated from values (random, or needing training state).
+_NOT_EVALUATED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+                  "Bernoulli", "Dropout"}
+
+#: Output shape equals the first input's for these contrib/fused ops that carry no ONNX schema.
+_SAME_AS_FIRST = {"FastGelu", "BiasGelu", "Gelu", "QuickGelu", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
+                  "SimplifiedLayerNormalization", "RotaryEmbedding", "BiasAdd", "BiasSplitGelu"}
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
+           ast.Div: operator.floordiv, ast.Mod: operator.mod}
+
+
+@dataclass
+class BoundGraph:
+    """An :class:`OpGraph` with every tensor's concrete shape for one set of dimension bindings."""
+
+    graph: OpGraph
+    bindings: dict[str, int]
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str]
+    values: dict[str, np.ndarray]
+
+    def numel(self, name: str) -> int:
+        """Number of elements of tensor ``name``."""
+        return int(np.prod(self.shapes[name], dtype=np.int64)) if self.shapes[name] else 1
+
+
+def resolve_dim(expr: str, bindings: dict[str, int], where: str) -> int:
+    """Value of a symbolic dim: a bound name, or arithmetic over bound names (``past_sequence_length + 1``)."""
+    if expr in bindings:
+        return int(bindings[expr])
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        tree = None
+
+    def ev(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in bindings:
+                return int(bindings[node.id])
+            raise KeyError(node.id)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+        raise KeyError(expr)
+
+    try:
+        if tree is None:
+            raise KeyError(expr)
+        return ev(tree)
+    except KeyError as exc:
+        name = exc.args[0]
+        raise HwsimError(
+            f"dimension '{name}' of {where} has no value; bind it with --dim {name}=N "
+            "(or --batch/--seq/--context for the usual names)"
+        ) from None
+
+
+def _type_proto(dtype_code: int, shape: tuple[int, ...]) -> onnx.TypeProto:
+    return helper.make_tensor_type_proto(dtype_code, list(shape))
+
+
+
+
+def _code(dtype: str) -> int:
+    table = {
+        "float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE, "float16": onnx.TensorProto.FLOAT16,
+        "bfloat16": onnx.TensorProto.BFLOAT16, "int64": onnx.TensorProto.INT64, "int32": onnx.TensorProto.INT32,
+        "int16": onnx.TensorProto.INT16, "int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8,
+        "bool": onnx.TensorProto.BOOL, "float8e4m3": onnx.TensorProto.FLOAT8E4M3FN,
+        "float8e5m2": onnx.TensorProto.FLOAT8E5M2, "int4": onnx.TensorProto.INT4, "uint4": onnx.TensorProto.UINT4,
+        "string": onnx.TensorProto.STRING,
+    }
+    return table.get(dtype, onnx.TensorProto.FLOAT)
+
+
+class _Binder:
+    """Walks the graph once in topological order; one instance per binding."""
+
+    def __init__(self, graph: OpGraph, bindings: dict[str, int],
+                 input_values: dict[str, np.ndarray] | None = None) -> None:
+        self.g = graph
+        self.bindings = bindings
+        self.input_values = input_values or {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.dtypes: dict[str, str] = {}
+        self.values: dict[str, np.ndarray] = {}
+        self.opsets = {o.domain or "": o.version for o in graph.opset_imports}
+        self._ops: dict[tuple[str, str], Any] = {}
+
+    def run(self) -> BoundGraph:
+        g = self.g
+        for t in g.tensors.values():
+            if t.role in ("weight", "constant") and g.producer.get(t.name) is None:
+                if t.dims is None or any(not isinstance(d, int) for d in t.dims):
+                    raise HwsimError(f"{g.path}: initializer '{t.name}' has no concrete shape")
+                self.shapes[t.name] = tuple(int(d) for d in t.dims)  # type: ignore[arg-type]
+                self.dtypes[t.name] = t.dtype
+                if t.value is not None:
+                    self.values[t.name] = t.value
+        for name in g.inputs:
+            t = g.tensors[name]
+            if t.dims is None:
+                raise HwsimError(f"{g.path}: graph input '{name}' declares no shape; re-export with shapes")
+            shape = []
+            for axis, d in enumerate(t.dims):
+                if isinstance(d, int):
+                    shape.append(d)
+                elif d is None:
+                    raise HwsimError(
+                        f"{g.path}: axis {axis} of input '{name}' has neither a size nor a name; re-export with "
+                        "named dynamic axes"
+                    )
+                else:
+                    shape.append(resolve_dim(d, self.bindings, f"input '{name}' (axis {axis})"))
+            if any(s < 0 for s in shape):
+                raise HwsimError(f"{g.path}: input '{name}' would get negative shape {shape}; check the bindings")
+            self.shapes[name] = tuple(shape)
+            self.dtypes[name] = t.dtype
+            if name in self.input_values:
+                self.values[name] = np.broadcast_to(self.input_values[name], self.shapes[name])
+        for node in g.nodes:
+            self._visit(node)
+        return BoundGraph(g, dict(self.bindings), self.shapes, self.dtypes, self.values)
+
+    # -- one node -------------------------------------------------------------------------------------------
+    def _visit(self, node: Node) -> None:
+        if node.op_type == "Constant":
+            t = self.g.tensors[node.outputs[0]]
+            if t.value is None:
+                raise HwsimError(f"{self.g.path}: Constant node '{node.name}' has no readable value")
+            self.shapes[t.name] = tuple(t.value.shape)
+            self.dtypes[t.name] = t.dtype
+            self.values[t.name] = t.value
+            return
+        ins = [i for i in node.inputs if i]
+        if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx"):
+            shape = self.shapes[node.inputs[0]]
+            if node.op_type == "Shape":
+                rank = len(shape)
+                start = node.attr("start", 0)
+                end = node.attr("end", rank)
+                start = max(0, start + rank if start < 0 else start)
+                end = min(rank, end + rank if end < 0 else end)
+                value = np.array(shape[start:end], dtype=np.int64)
+            else:
+                value = np.array(int(np.prod(shape)), dtype=np.int64)
+            self._set(node.outputs[0], value.shape, "int64", value)
+            return
+        known = all(i in self.values for i in ins) and node.op_type not in _NOT_EVALUATED
+        if known and node.op_type not in _EXPANDING and node.domain in ("", "ai.onnx"):
+            if self._evaluate(node):
+                return
+        self._infer(node)
+        if known and node.domain in ("", "ai.onnx") and all(
+            int(np.prod(self.shapes[o])) <= SMALL_CONSTANT_ELEMENTS for o in node.outputs if o in self.shapes
+        ):
+            self._evaluate(node)
+
+    def _set(self, name: str, shape: tuple[int, ...], dtype: str, value: np.ndarray | None = None) -> None:
+        self.shapes[name] = tuple(int(s) for s in shape)
+        self.dtypes[name] = dtype
+        if value is not None and value.size <= SMALL_CONSTANT_ELEMENTS:
+            self.values[name] = value
+
+    def _evaluate(self, node: Node) -> bool:
+        """Compute the outputs' values with ONNX's reference operator; False if that is not possible."""
+        key = (node.domain or "", node.op_type)
+        cls = self._ops.get(key)
+        if cls is None:
+            try:
+                cls = load_op(key[0], key[1], self.opsets.get(key[0], self.g.opset))
+            except Exception:  # noqa: BLE001 - unknown op: fall back to shape inference only
+                return False
+            self._ops[key] = cls
+        try:
+            op = cls(node.proto, {"log": lambda *a: None, "opsets": self.opsets, "verbose": 0, "new_ops": None})
+            args = [self.values[i] if i else None for i in node.inputs]
+            results = op.run(*args)
+        except Exception:  # noqa: BLE001 - evaluation is an optimisation; inference decides on failure
+            return False
+        for name, value in zip(node.outputs, results):
+            if not name:
+                continue
+            arr = np.asarray(value)
+            self._set(name, arr.shape, _np_dtype(arr), arr)
+        return True
+
+    def _infer(self, node: Node) -> None:
+        first = next((i for i in node.inputs if i), None)
+        if node.op_type in _SAME_AS_FIRST and first is not None:
+            for o in node.outputs[:1]:
+                self._set(o, self.shapes[first], self.dtypes[first])
+            return
+        try:
+            schema = defs.get_schema(node.op_type, self.opsets.get(node.domain or "", self.g.opset), node.domain)
+        except Exception:  # noqa: BLE001
+            raise HwsimError(
+                f"{self.g.path}: node '{node.name}' uses operator {node.domain + '.' if node.domain else ''}"
+                f"{node.op_type}, which ONNX and hwsim do not know; export without custom/contrib ops"
+            ) from None
+        types = {}
+        data = {}
+        for i in node.inputs:
+            if not i:
+                continue
+            if i not in self.shapes:
+                raise HwsimError(f"{self.g.path}: node '{node.name}' reads '{i}' whose shape is unknown")
+            types[i] = _type_proto(_code(self.dtypes[i]), self.shapes[i])
+            if i in self.values:
+                data[i] = numpy_helper.from_array(self.values[i], i)
+        try:
+            out = shape_inference.infer_node_outputs(schema, node.proto, types, data, None, self.g.opset_imports)
+        except Exception as exc:  # noqa: BLE001
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise HwsimError(
+                f"{self.g.path}: node '{node.name}' ({node.op_type}): shape inference failed with input shapes "
+                f"{[self.shapes.get(i) for i in node.inputs if i]}: {msg}"
+            ) from None
+        for name in node.outputs:
+            if not name:
+                continue
+            tp = out.get(name)
+            if tp is None or not tp.tensor_type.HasField("shape"):
+                raise HwsimError(
+                    f"{self.g.path}: node '{node.name}' ({node.op_type}) gives '{name}' no shape information for "
+                    f"input shapes {[self.shapes.get(i) for i in node.inputs if i]}; hwsim cannot cost it"
+                )
+            dims = []
+            for axis, d in enumerate(tp.tensor_type.shape.dim):
+                if not d.HasField("dim_value"):
+                    raise HwsimError(
+                        f"{self.g.path}: node '{node.name}' ({node.op_type}): axis {axis} of output '{name}' has no "
+                        f"size for input shapes {[self.shapes.get(i) for i in node.inputs if i]} (a data-dependent "
+                        "shape); hwsim cannot cost it"
+                    )
+                dims.append(int(d.dim_value))
+            self._set(name, tuple(dims), from_onnx(tp.tensor_type.elem_type))
+
+
+def _np_dtype(arr: np.ndarray) -> str:
+    if arr.dtype == np.bool_:
+        return "bool"
+    name = str(arr.dtype)
+    return name if name in ("float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8") else "float32"
+
+
+def bind(graph: OpGraph, bindings: dict[str, int], input_values: dict[str, np.ndarray] | None = None) -> BoundGraph:
+    """Concrete shapes of every tensor of ``graph`` with its symbolic input dims set to ``bindings``.
+
+    ``input_values`` optionally gives (broadcastable) values for small graph inputs, e.g. an all-ones attention
+    mask, so that tensors computed only from them (masks, position ids) get known values too.
+    """
+    return _Binder(graph, bindings, input_values).run()

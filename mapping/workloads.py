@@ -1,0 +1,331 @@
+"""Workloads derived from a model: prefill, one decode step, and generation (prefill + growing decode steps).
+
+A :class:`Workload` is the list of costed ops one forward pass executes, each tagged with its block, plus the
+KV-cache facts of that pass. Decode steps are derived whether or not the ONNX file has KV-cache inputs:
+
+- with KV-cache inputs (``past_*``), the graph is bound with one new token and ``past = context``;
+- without them, the graph is bound with one new token and every causal self-attention core (score matmul,
+  mask, softmax, PV matmul) is re-costed with its key/value axis at ``context + 1`` — the attention a KV-cached
+  implementation performs. Projections, MLPs and norms then process only the new token, as they do in a
+  cached decode. In encoder-decoder models the encoder and the cross-attention K/V projections do not depend
+  on the decoder tokens and are left out of decode steps (computed once, in prefill).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from hardware.dtypes import tensor_bytes
+from hardware.errors import HwsimError
+from mapping.ir import TransformerIR
+from mapping.onnx_graph import OpGraph, load_graph
+from mapping.op_costs import OpCost, Precision, cost_node, tensor_classes
+from mapping.recognize import classify_dim, kv_cache_inputs, recognise
+from mapping.shape_binding import BoundGraph, bind
+
+
+@dataclass
+class Workload:
+    """The ops of one forward pass and what they add up to.
+
+    ``seq`` is the number of new tokens per sequence, ``context`` the tokens already in the KV cache before the
+    pass. Bytes are bytes, FLOPs count 2 per multiply-accumulate.
+    """
+
+    model: str
+    phase: str
+    batch: int
+    seq: int
+    context: int
+    bindings: dict[str, int]
+    precision: Precision
+    ops: list[OpCost]
+    kv_cache_bytes: int
+    kv_write_bytes: int
+    params: int
+    weight_bytes: int
+
+    @property
+    def flops(self) -> float:
+        """All FLOPs of the pass."""
+        return sum(o.flops for o in self.ops)
+
+    @property
+    def matmul_flops(self) -> float:
+        """FLOPs of matrix products (GEMM, GEMV, batched attention matmuls, convolutions), bias adds excluded."""
+        total = 0.0
+        for o in self.ops:
+            if o.matmul is not None:
+                total += 2.0 * o.matmul.batch * o.matmul.m * o.matmul.k * o.matmul.n
+            elif o.category in ("matmul", "conv"):
+                total += o.flops
+        return total
+
+    @property
+    def activation_bytes(self) -> int:
+        """Bytes of activations written by the pass."""
+        return sum(o.act_write_bytes for o in self.ops)
+
+    @property
+    def bytes_moved(self) -> int:
+        """All bytes read and written by the ops."""
+        return sum(o.bytes for o in self.ops)
+
+    @property
+    def tokens(self) -> int:
+        """New tokens processed (batch x seq)."""
+        return self.batch * self.seq
+
+
+@dataclass
+class Generation:
+    """Prefill of the prompt followed by ``gen_len - 1`` decode steps (the first token comes from prefill)."""
+
+    prefill: Workload
+    model: Model = field(repr=False)
+    batch: int = 1
+    prompt_len: int = 1
+    gen_len: int = 1
+    precision: Precision = field(default_factory=Precision)
+
+    def decode_contexts(self) -> range:
+        """Context length (tokens cached) before each decode step."""
+        return range(self.prompt_len, self.prompt_len + self.gen_len - 1)
+
+    def steps(self) -> Iterator[Workload]:
+        """The decode steps, in order."""
+        for context in self.decode_contexts():
+            yield self.model.decode(self.batch, context, self.precision)
+
+
+class Model:
+    """An imported ONNX model: operator graph, recognised IR, and the workloads it implies.
+
+    Bindings of symbolic dims follow their names (see :func:`mapping.recognize.classify_dim`): batch dims take
+    the batch size, sequence dims of the token inputs the new tokens, other sequence dims (an encoder's input)
+    the prompt length, past dims the context; ``dims`` overrides any of them by name.
+    """
+
+    def __init__(self, path: str, dims: dict[str, int] | None = None) -> None:
+        self.path = path
+        self.graph: OpGraph = load_graph(path)
+        self.user_dims = dict(dims or {})
+        self.ir: TransformerIR = recognise(self.graph)
+        self.kv_inputs = kv_cache_inputs(self.graph)
+        owner = self.ir.block_of()
+        self._owner = owner
+        self._roles = _roles(self.ir)
+        self._step_nodes = self._step_dependent()
+        self._decode_base: dict[tuple, tuple[BoundGraph, list[OpCost]]] = {}
+        symbolic = self.graph.symbolic_dims()
+        self._dim_kind: dict[str, str] = {}
+        kv_dims = {d for d, places in symbolic.items() if all(p[0] in self.kv_inputs for p in places)}
+        for name, places in symbolic.items():
+            kind = classify_dim(name, kv_dims)
+            if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
+                kind = "prompt"
+            self._dim_kind[name] = kind
+        self.params = sum(self._numel(t) for t in self.graph.weight_names)
+
+    def _numel(self, name: str) -> int:
+        n = 1
+        for d in self.graph.tensors[name].dims or ():
+            n *= int(d)  # type: ignore[arg-type]
+        return n
+
+    # -- bindings ------------------------------------------------------------------------------------------
+    def bindings(self, batch: int, seq: int, context: int, prompt: int | None = None) -> dict[str, int]:
+        """Values for every symbolic dim for a pass of ``seq`` new tokens after ``context`` cached ones."""
+        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt if prompt is not None else seq}
+        out: dict[str, int] = {}
+        for name, kind in self._dim_kind.items():
+            if name in self.user_dims:
+                out[name] = self.user_dims[name]
+            elif kind in values:
+                out[name] = values[kind]
+        for name, value in self.user_dims.items():
+            out.setdefault(name, value)
+        return out
+
+    def weight_bytes(self, precision: Precision) -> int:
+        """Bytes of all parameters at the chosen weight precision."""
+        total = 0
+        for name in self.graph.weight_names:
+            dtype = precision.weights or self.graph.tensors[name].dtype
+            total += tensor_bytes(self._numel(name), dtype)
+        return total
+
+    def kv_cache_bytes(self, batch: int, tokens: int, precision: Precision, prompt: int | None = None) -> int:
+        """Bytes of the KV cache holding ``tokens`` positions per sequence (plus cross-attention K/V)."""
+        total = 0
+        for b in self.ir.attentions():
+            a = b.attention
+            assert a is not None
+            dtype = precision.kv_cache or self._kv_dtype(precision)
+            length = tokens if a.kind == "self" else (prompt or tokens)
+            if a.kind == "self" and not a.causal:
+                continue  # encoder self-attention keeps no cache
+            total += tensor_bytes(2 * batch * a.kv_heads * a.head_dim * length, dtype)
+        return total
+
+    def _kv_dtype(self, precision: Precision) -> str:
+        if self.kv_inputs:
+            return self.graph.tensors[self.kv_inputs[0]].dtype
+        return precision.activations or next(
+            (self.graph.tensors[w].dtype for w in self.graph.weight_names), "float32")
+
+    def _step_dependent(self) -> set[str] | None:
+        """Nodes a decode step recomputes (descendants of the token and cache inputs); None = all."""
+        if self.ir.architecture != "encoder-decoder":
+            return None
+        seeds = set(self.ir.step_inputs) | set(self.kv_inputs)
+        reach: set[str] = set()
+        frontier = list(seeds)
+        while frontier:
+            t = frontier.pop()
+            for c in self.graph.consumers.get(t, []):
+                if c.name not in reach:
+                    reach.add(c.name)
+                    frontier.extend(o for o in c.outputs if o)
+        return reach
+
+    # -- costing -------------------------------------------------------------------------------------------
+    def _cost(self, bound: BoundGraph, precision: Precision, kv_operands: bool,
+              only: set[str] | None = None) -> list[OpCost]:
+        klass = tensor_classes(bound, set(self.kv_inputs))
+        if kv_operands:
+            for b in self.ir.attentions("self"):
+                a = b.attention
+                assert a is not None
+                if a.causal:
+                    klass[a.k_tensor] = "kv"
+                    klass[a.v_tensor] = "kv"
+        ops = []
+        for node in self.graph.nodes:
+            if only is not None and node.name not in only:
+                continue
+            c = cost_node(bound, node, klass, precision)
+            block = self._owner.get(node.name)
+            if block is not None:
+                c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
+            c.role = self._roles.get(node.name, "")
+            ops.append(c)
+        return ops
+
+    def prefill(self, batch: int, prompt_len: int, precision: Precision | None = None) -> Workload:
+        """The forward pass over a prompt of ``prompt_len`` tokens (the whole input for encoder-only models)."""
+        precision = precision or Precision()
+        _positive(batch=batch, prompt_len=prompt_len)
+        seq = 1 if self.ir.architecture == "encoder-decoder" else prompt_len
+        bindings = self.bindings(batch, seq, 0, prompt=prompt_len)
+        bound = bind(self.graph, bindings)
+        ops = self._cost(bound, precision, kv_operands=False)
+        kv_tokens = seq
+        return Workload(self.path, "prefill", batch, prompt_len, 0, bindings, precision, ops,
+                        self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
+                        self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
+                        self.params, self.weight_bytes(precision))
+
+    def decode(self, batch: int, context: int, precision: Precision | None = None,
+               prompt_len: int | None = None) -> Workload:
+        """One decode step: one new token per sequence attending to ``context`` cached tokens."""
+        precision = precision or Precision()
+        _positive(batch=batch)
+        if context < 0:
+            raise HwsimError(f"context must be >= 0, got {context}")
+        if self.ir.architecture in ("encoder-only", "none"):
+            raise HwsimError(
+                f"{self.path}: the decode phase needs a model with causal self-attention (a decoder); this graph "
+                f"is {self.ir.architecture}: use --phase prefill")
+        prompt = prompt_len if prompt_len is not None else max(1, context)
+        if self.kv_inputs:
+            bindings = self.bindings(batch, 1, context, prompt=prompt)
+            bound = bind(self.graph, bindings)
+            ops = self._cost(bound, precision, kv_operands=True, only=self._step_nodes)
+        else:
+            key = (batch, prompt, precision.weights, precision.activations, precision.kv_cache)
+            if key not in self._decode_base:
+                bindings = self.bindings(batch, 1, 0, prompt=prompt)
+                base = bind(self.graph, bindings)
+                self._decode_base[key] = (base, self._cost(base, precision, kv_operands=True, only=self._step_nodes))
+            base, base_ops = self._decode_base[key]
+            bindings = dict(base.bindings)
+            ops = self._with_context(base, base_ops, context + 1, precision)
+        return Workload(self.path, "decode", batch, 1, context, bindings, precision, ops,
+                        self.kv_cache_bytes(batch, context + 1, precision, prompt),
+                        self._kv_write_bytes(batch, precision), self.params, self.weight_bytes(precision))
+
+    def _kv_write_bytes(self, batch: int, precision: Precision) -> int:
+        total = 0
+        for b in self.ir.attentions("self"):
+            a = b.attention
+            assert a is not None
+            if a.causal:
+                total += tensor_bytes(2 * batch * a.kv_heads * a.head_dim, precision.kv_cache or
+                                      self._kv_dtype(precision))
+        return total
+
+    def _with_context(self, base: BoundGraph, base_ops: list[OpCost], kv_len: int,
+                      precision: Precision) -> list[OpCost]:
+        """Re-cost every causal self-attention core of a one-token binding with ``kv_len`` keys."""
+        shapes = dict(base.shapes)
+        core_nodes: set[str] = set()
+        for b in self.ir.attentions("self"):
+            a = b.attention
+            assert a is not None
+            if not a.causal:
+                continue
+            core_nodes |= set(a.core)
+            for name in a.core:
+                node = self._node(name)
+                if name == a.pv:
+                    continue
+                for out in node.outputs:
+                    if out and shapes[out] and shapes[out][-1] == 1:
+                        shapes[out] = shapes[out][:-1] + (kv_len,)
+            k = shapes[a.k_tensor]
+            shapes[a.k_tensor] = k[:-1] + (kv_len,)
+            v = shapes[a.v_tensor]
+            shapes[a.v_tensor] = v[:-2] + (kv_len,) + v[-1:]
+        scaled = dataclasses.replace(base, shapes=shapes)
+        recosted = {c.name: c for c in self._cost(scaled, precision, kv_operands=True, only=core_nodes)}
+        return [recosted.get(c.name, c) for c in base_ops]
+
+    def _node(self, name: str):  # noqa: ANN202 - small private lookup
+        if not hasattr(self, "_nodes"):
+            self._nodes = {n.name: n for n in self.graph.nodes}
+        return self._nodes[name]
+
+    def generate(self, batch: int, prompt_len: int, gen_len: int, precision: Precision | None = None) -> Generation:
+        """Prefill of ``prompt_len`` tokens then decode steps until ``gen_len`` tokens are generated."""
+        precision = precision or Precision()
+        _positive(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
+        if self.ir.architecture in ("encoder-only", "none"):
+            raise HwsimError(f"{self.path}: generation needs a decoder; this graph is {self.ir.architecture}")
+        return Generation(self.prefill(batch, prompt_len, precision), self, batch, prompt_len, gen_len, precision)
+
+
+def _positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise HwsimError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def _roles(ir: TransformerIR) -> dict[str, str]:
+    """Node name -> role inside its block (q_proj, score, softmax, pv, o_proj, up, down...)."""
+    roles: dict[str, str] = {}
+    for b in ir.blocks:
+        a = b.attention
+        if a is not None:
+            for role in ("q_proj", "k_proj", "v_proj", "o_proj", "score", "softmax", "pv"):
+                name = getattr(a, role)
+                if name:
+                    roles.setdefault(name, "qkv_proj" if a.fused_qkv and role in ("q_proj", "k_proj", "v_proj")
+                                     else role)
+        if b.kind == "mlp":
+            for u in b.attrs.get("up", []):
+                roles[u] = "up"
+            roles[b.attrs["down"]] = "down"
+    return roles

@@ -1,0 +1,146 @@
+"""What ``hwsim inspect`` prints: a workload summarised per block (table) or in full (JSON)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from mapping.op_costs import OpCost
+from mapping.workloads import Model, Workload
+
+
+def _si(value: float, unit: str = "") -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f} {prefix}{unit}".rstrip()
+    return f"{value:.0f} {unit}".rstrip()
+
+
+def _bytes(value: float) -> str:
+    for factor, prefix in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f} {prefix}"
+    return f"{value:.0f} B"
+
+
+def block_rows(model: Model, work: Workload) -> list[dict]:
+    """One row per block (in graph order), plus one for ops no block owns."""
+    rows: OrderedDict[str, dict] = OrderedDict()
+    weight_of: dict[str, set[str]] = {}
+    nodes = {n.name: n for n in model.graph.nodes}
+    for op in work.ops:
+        key = op.block or "(unrecognised)"
+        row = rows.setdefault(key, {"block": key, "kind": op.block_kind or "other", "layer": op.layer, "ops": 0,
+                                    "flops": 0.0, "matmul_flops": 0.0, "weight_bytes": 0, "activation_bytes": 0,
+                                    "kv_bytes": 0, "bytes": 0, "largest": ""})
+        if op.category in ("view", "folded"):
+            continue
+        row["ops"] += 1
+        row["flops"] += op.flops
+        if op.category in ("matmul", "conv"):
+            row["matmul_flops"] += op.flops
+        row["weight_bytes"] += op.weight_bytes
+        row["activation_bytes"] += op.act_read_bytes + op.act_write_bytes
+        row["kv_bytes"] += op.kv_read_bytes + op.kv_write_bytes
+        row["bytes"] += op.bytes
+        if op.matmul is not None and op.flops >= row.get("_largest_flops", 0):
+            row["_largest_flops"] = op.flops
+            mm = op.matmul
+            row["largest"] = (f"{mm.batch}x" if mm.batch > 1 else "") + f"[{mm.m}x{mm.k}]@[{mm.k}x{mm.n}]"
+        for i in nodes[op.name].inputs:
+            if i and model.graph.tensors.get(i) is not None and model.graph.tensors[i].role == "weight":
+                weight_of.setdefault(key, set()).add(i)
+    for key, row in rows.items():
+        row.pop("_largest_flops", None)
+        row["params"] = sum(model._numel(w) for w in weight_of.get(key, ()))
+        row["arithmetic_intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
+    return [r for r in rows.values() if r["ops"] or r["params"]]
+
+
+def op_dict(op: OpCost) -> dict:
+    """One op as JSON."""
+    out = {
+        "name": op.name, "op": op.op_type, "category": op.category, "block": op.block, "layer": op.layer,
+        "role": op.role, "input_shapes": [list(s) for s in op.input_shapes],
+        "output_shapes": [list(s) for s in op.output_shapes], "flops": op.flops, "bytes": op.bytes,
+        "weight_bytes": op.weight_bytes, "activation_read_bytes": op.act_read_bytes,
+        "activation_write_bytes": op.act_write_bytes, "kv_read_bytes": op.kv_read_bytes,
+    }
+    if op.matmul is not None:
+        out["matmul"] = {"batch": op.matmul.batch, "m": op.matmul.m, "k": op.matmul.k, "n": op.matmul.n}
+    return out
+
+
+def inspect_dict(model: Model, work: Workload) -> dict:
+    """The full ``inspect --json`` object."""
+    ir = model.ir
+    summary = ir.summary()
+    return {
+        "model": model.path,
+        "phase": work.phase,
+        "batch": work.batch,
+        "seq": work.seq,
+        "context": work.context,
+        "bindings": work.bindings,
+        "precision": {"weights": work.precision.weights, "activations": work.precision.activations,
+                      "kv_cache": work.precision.kv_cache},
+        **summary,
+        "params": work.params,
+        "flops": work.flops,
+        "matmul_flops": work.matmul_flops,
+        "weight_bytes": work.weight_bytes,
+        "activation_bytes": work.activation_bytes,
+        "kv_cache_bytes": work.kv_cache_bytes,
+        "kv_write_bytes": work.kv_write_bytes,
+        "bytes_moved": work.bytes_moved,
+        "arithmetic_intensity": work.flops / work.bytes_moved if work.bytes_moved else 0.0,
+        "blocks": block_rows(model, work),
+        "ops": [op_dict(o) for o in work.ops if o.category not in ("view", "folded")],
+        "unrecognised": [{"name": n, "op": model._node(n).op_type} for n in ir.unrecognised],
+    }
+
+
+def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
+    """A readable report: model facts, one row per block, totals, and what was not recognised."""
+    ir = model.ir
+    lines = []
+    att = f"heads {ir.heads}, kv_heads {ir.kv_heads}, head_dim {ir.head_dim}" if ir.heads else "none found"
+    stacks = ", ".join(f"{k} {v}" for k, v in ir.layers.items()) or "0"
+    lines.append(f"model        {model.path}")
+    lines.append(f"architecture {ir.architecture}: layers {stacks}; d_model {ir.d_model}, d_ff {ir.d_ff}, "
+                 f"vocab {ir.vocab}")
+    lines.append(f"attention    {att}" + (f"; MLP {ir.activation}{' gated' if ir.gated_mlp else ''}"
+                                           if ir.activation else "") + (f"; norm {ir.norm}" if ir.norm else ""))
+    lines.append(f"workload     {work.phase}: batch {work.batch}, {work.seq} new token(s), context {work.context}"
+                 f"  (bindings {', '.join(f'{k}={v}' for k, v in work.bindings.items()) or 'none'})")
+    lines.append("")
+    header = f"{'block':30s} {'ops':>4s} {'largest matmul':>24s} {'params':>9s} {'FLOPs':>10s} " \
+             f"{'weights':>11s} {'activ.':>11s} {'KV':>11s} {'FLOP/B':>7s}"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for r in block_rows(model, work):
+        lines.append(f"{r['block'][:30]:30s} {r['ops']:4d} {r['largest'][:24]:>24s} {_si(r['params']):>9s} "
+                     f"{_si(r['flops']):>10s} {_bytes(r['weight_bytes']):>11s} {_bytes(r['activation_bytes']):>11s} "
+                     f"{_bytes(r['kv_bytes']):>11s} {r['arithmetic_intensity']:7.1f}")
+    lines.append("-" * len(header))
+    ai = work.flops / work.bytes_moved if work.bytes_moved else 0.0
+    lines.append(f"params {_si(work.params)}   FLOPs {_si(work.flops)} (matmul {_si(work.matmul_flops)})   "
+                 f"weights {_bytes(work.weight_bytes)}   activations written {_bytes(work.activation_bytes)}   "
+                 f"KV cache {_bytes(work.kv_cache_bytes)}   moved {_bytes(work.bytes_moved)}   "
+                 f"intensity {ai:.1f} FLOP/B")
+    if ir.unrecognised:
+        names = ", ".join(f"{n} ({model._node(n).op_type})" for n in ir.unrecognised[:20])
+        more = f" and {len(ir.unrecognised) - 20} more" if len(ir.unrecognised) > 20 else ""
+        lines.append(f"not recognised (costed op by op): {names}{more}")
+    else:
+        lines.append("not recognised: nothing (every costed op belongs to a block)")
+    if show_ops:
+        lines.append("")
+        lines.append(f"{'op':40s} {'type':18s} {'block':28s} {'FLOPs':>10s} {'bytes':>11s}  shapes")
+        for o in work.ops:
+            if o.category in ("view", "folded"):
+                continue
+            shapes = " ".join("x".join(map(str, s)) or "()" for s in o.input_shapes) + " -> " + \
+                " ".join("x".join(map(str, s)) or "()" for s in o.output_shapes)
+            lines.append(f"{o.name[-40:]:40s} {o.op_type[:18]:18s} {o.block[:28]:28s} {_si(o.flops):>10s} "
+                         f"{_bytes(o.bytes):>11s}  {shapes}")
+    return "\n".join(lines)
