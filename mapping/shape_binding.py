@@ -206,7 +206,8 @@ class _Binder:
         try:
             op = cls(node.proto, {"log": lambda *a: None, "opsets": self.opsets, "verbose": 0, "new_ops": None})
             args = [self.values[i] if i else None for i in node.inputs]
-            results = op.run(*args)
+            with np.errstate(all="ignore"):  # masks legitimately compute log(0) = -inf
+                results = op.run(*args)
         except Exception:  # noqa: BLE001 - evaluation is an optimisation; inference decides on failure
             return False
         for name, value in zip(node.outputs, results):
