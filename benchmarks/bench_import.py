@@ -29,7 +29,8 @@ t2 = time.perf_counter()
 work = model.prefill(1, 128)
 t3 = time.perf_counter()
 print(json.dumps({"startup_s": t1 - t0, "import_s": t2 - t1, "prefill_s": t3 - t2, "total_s": t3 - t1,
-                  "nodes": len(model.graph.nodes), "params": model.params, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "nodes": len(model.graph.nodes), "params": model.params,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "flops": work.flops}))
 """
 
