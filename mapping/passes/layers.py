@@ -20,38 +20,41 @@ def run(ctx: Context) -> None:
     blocks = sorted(ctx.blocks, key=anchor)
     counters = {"encoder": 0, "decoder": 0}
     current: tuple[str, int] | None = None
-    layered = {"attention", "mlp", "norm", "residual"}
-    # norms belong to the layer of the block that reads them (pre-norm) or, failing that, the one before
-    pending: list[Block] = []
+    pending: list[Block] = []  # norms wait for the attention or MLP that reads them (pre-norm layers)
     for b in blocks:
+        previous = current
         if b.attention is not None and b.attention.kind == "self":
             stack = "decoder" if b.attention.causal else "encoder"
             current = (stack, counters[stack])
+            if previous is not None and previous[0] != stack:
+                for p in pending[:-1]:  # the previous stack's final norm (T5's encoder); the last opens this layer
+                    p.stack = previous[0]
+                pending = pending[-1:]
             counters[stack] += 1
-        elif b.attention is not None and b.attention.kind == "cross":
-            stack = "decoder"
-            if current is None or current[0] != "decoder":
-                current = ("decoder", max(0, counters["decoder"] - 1))
+        elif b.attention is not None and current is None:
+            current = ("decoder", 0)
         if b.kind == "norm":
             pending.append(b)
             continue
-        if b.kind in layered and current is not None:
+        if b.kind in ("attention", "mlp") and current is not None:
             b.stack, b.layer = current
-        for p in pending:
-            if b.kind in ("attention", "mlp") and current is not None:
+            for p in pending:
                 p.stack, p.layer = current
-            elif current is not None and b.kind in layered:
+            pending = []
+        elif b.kind == "residual" and current is not None:
+            b.stack, b.layer = current
+            for p in pending:  # post-norm layers: the norm after the residual add closes the layer
                 p.stack, p.layer = current
-        pending = []
-    # trailing norms (final LayerNorm) stay outside the stacks
+            pending = []
+    counts: dict[str, int] = {}
     for b in blocks:
-        if b.kind == "norm" and b.layer is not None and b.stack:
-            # a norm after the last MLP of its stack is the final norm
-            pass
-        if b.layer is not None:
-            b.name = f"{b.stack}.{b.layer}.{_role(b)}"
-        else:
-            b.name = _role(b)
+        role = _role(b)
+        if b.kind == "norm" and b.layer is None:
+            role = "final_norm"
+        prefix = f"{b.stack}.{b.layer}." if b.layer is not None else (f"{b.stack}." if b.stack else "")
+        key = prefix + role
+        counts[key] = counts.get(key, 0) + 1
+        b.name = key if counts[key] == 1 else f"{key}_{counts[key]}"
     ctx.blocks[:] = blocks
 
 
