@@ -1,0 +1,277 @@
+"""DRAM command-level timing: hand-derived cycle counts on the GDDR6 preset, invariants, preset validation.
+
+GDDR6 preset numbers used below (cycles, hardware/presets/dram/gddr6.yaml):
+tRCDRD 26, tRCDWR 16, tRP 26, tRAS 53, tRC 79, tCCD_S 4, tCCD_L 6, tRRD_S 5, tRRD_L 6, tFAW 28,
+tWR 26, tRTP 4, tWTR_S 9, tWTR_L 11, tCL 24, tCWL 6, tBL 2, tREFI 3906, tRFC 210; AiM tMAC 56, tCCD_MAC 2.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import yaml
+
+from hardware.dram import BankAddress, Channel, DramProtocolError, OpenRowController, load_standard, service
+from hardware.dram.standard import PRESET_DIR
+from hardware.errors import HwsimError
+
+PRESETS = ["gddr6", "hbm2", "hbm3", "ddr4", "lpddr5"]
+
+
+@pytest.fixture(scope="module")
+def gddr6():
+    return load_standard("gddr6")
+
+
+def test_preset_numbers_as_written(gddr6):
+    # guards the hand derivations below against silent preset edits
+    p = gddr6.params
+    assert (p["tRCDRD"], p["tRP"], p["tRAS"], p["tRC"], p["tCCD_S"], p["tCCD_L"]) == (26, 26, 53, 79, 4, 6)
+    assert (p["tRRD_S"], p["tRRD_L"], p["tFAW"], p["tRTP"], p["tCL"], p["tCWL"], p["tBL"]) == (5, 6, 28, 4, 24, 6, 2)
+    assert (p["tWTR_S"], p["tWTR_L"], p["tRFC"], p["tMAC"], p["tCCD_MAC"], p["tRCDWR"]) == (9, 11, 210, 56, 2, 16)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load_and_every_number_has_a_source(name):
+    std = load_standard(name)
+    raw = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text())
+    for section in ("organization", "timing"):
+        for field, entry in raw[section].items():
+            assert entry["source"].strip(), f"{name}.{section}.{field}"
+    p = std.params
+    assert p["tRC"] >= p["tRAS"] + p["tRP"]
+    assert std.row_bytes == std.organization.columns.value * std.organization.burst_bytes.value
+
+
+def test_row_hit(gddr6):
+    ch = Channel(gddr6)
+    a = BankAddress(0, 0, row=7, column=0)
+    assert ch.issue("ACT", a) == 0
+    # first RD at ACT + tRCDRD = 26
+    assert ch.issue("RD", a) == 26
+    # second RD to the same bank (same group): + tCCD_L = 32
+    assert ch.issue("RD", a._replace(column=1)) == 32
+    # data of the second read: 32 + tCL + tBL = 32 + 24 + 2 = 58
+    assert ch.data_done("RD", 32) == 58
+
+
+def test_row_conflict_then_miss(gddr6):
+    ch = Channel(gddr6)
+    a = BankAddress(0, 0, row=1)
+    b = BankAddress(0, 0, row=2)
+    assert ch.issue("ACT", a) == 0
+    assert ch.issue("RD", a) == 26  # tRCDRD
+    # PRE at max(ACT + tRAS, RD + tRTP) = max(53, 30) = 53
+    assert ch.issue("PRE", a) == 53
+    # ACT at max(PRE + tRP, ACT + tRC) = max(79, 79) = 79
+    assert ch.issue("ACT", b) == 79
+    # RD at ACT + tRCDRD = 105; data done at 105 + tCL + tBL = 131
+    assert ch.issue("RD", b) == 105
+    assert ch.data_done("RD", 105) == 131
+
+    # the same sequence through the open-row controller: 1 miss, 1 conflict, 0 hits
+    res = service(gddr6, [(False, 0, 1, 0), (False, 0, 2, 0)], refresh=False)
+    assert (res.row_hits, res.row_misses, res.row_conflicts) == (0, 1, 1)
+    assert res.cycles == 131
+    assert res.commands == {"ACT": 2, "RD": 2, "PRE": 1}
+
+
+def test_tfaw_limits_fifth_act(gddr6):
+    ch = Channel(gddr6)
+    # groups 0,1,2,3,0: consecutive ACTs are in different groups, so tRRD_S = 5 apart: 0, 5, 10, 15;
+    # the 5th would be at 20 by tRRD_S (and 0 + tRRD_L = 6 for its own group) but tFAW holds it to 0 + 28
+    banks = [BankAddress(0, 0), BankAddress(1, 0), BankAddress(2, 0), BankAddress(3, 0), BankAddress(0, 1)]
+    cycles = [ch.issue("ACT", b) for b in banks]
+    assert cycles == [0, 5, 10, 15, 28]
+
+
+def test_trrd_short_vs_long(gddr6):
+    ch = Channel(gddr6)
+    assert ch.issue("ACT", BankAddress(0, 0)) == 0
+    assert ch.issue("ACT", BankAddress(0, 1)) == 6  # same group: tRRD_L
+    assert ch.issue("ACT", BankAddress(1, 0)) == 11  # other group: + tRRD_S
+
+
+def test_refresh_blocks_act_for_trfc(gddr6):
+    ch = Channel(gddr6)
+    assert ch.issue("REF", at=100) == 100
+    assert ch.issue("ACT", BankAddress(2, 3, row=5)) == 310  # REF + tRFC
+
+
+def test_refresh_needs_all_banks_closed(gddr6):
+    ch = Channel(gddr6)
+    ch.issue("ACT", BankAddress(1, 1))
+    with pytest.raises(DramProtocolError, match="PREA"):
+        ch.issue("REF")
+    # PREA at ACT + tRAS = 53, REF at PREA + tRP(ab) = 79
+    assert ch.issue("PREA") == 53
+    assert ch.issue("REF") == 79
+
+
+def test_controller_refreshes_every_trefi(gddr6):
+    ctl = OpenRowController(Channel(gddr6))
+    # one row, reads at tCCD_L = 6 apart run past tREFI = 3906; the refresh closes the row, so one more miss
+    reqs = [(False, 0, 3, i % 64) for i in range(800)]
+    res = ctl.service(reqs)
+    assert res.refreshes == 1
+    assert res.commands["REF"] == 1 and res.commands["PREA"] == 1
+    assert res.row_misses == 2 and res.row_conflicts == 0 and res.row_hits == 798
+
+
+def test_write_to_read_turnaround(gddr6):
+    ch = Channel(gddr6)
+    a = BankAddress(0, 0)
+    assert ch.issue("ACT", a) == 0
+    assert ch.issue("WR", a) == 16  # tRCDWR
+    # same bank group: WR + tCWL + tBL + tWTR_L = 16 + 6 + 2 + 11 = 35 (> ACT + tRCDRD = 26)
+    assert ch.issue("RD", a) == 35
+
+    ch = Channel(gddr6)
+    b = BankAddress(1, 0)
+    assert ch.issue("ACT", a) == 0
+    assert ch.issue("ACT", b) == 5  # tRRD_S
+    assert ch.issue("WR", a) == 16
+    # other group: max(ACT_b + tRCDRD = 31, WR + tCWL + tBL + tWTR_S = 16 + 17 = 33) = 33
+    assert ch.issue("RD", b) == 33
+
+
+def test_read_to_write_turnaround(gddr6):
+    ch = Channel(gddr6)
+    a = BankAddress(0, 0)
+    ch.issue("ACT", a)
+    assert ch.issue("RD", a) == 26
+    # bus turnaround: RD + tCL + tBL + 2 - tCWL = 26 + 24 + 2 + 2 - 6 = 48
+    assert ch.issue("WR", a) == 48
+
+
+def test_aim_mac_stream(gddr6):
+    ch = Channel(gddr6)
+    assert ch.issue("ACT_AB", BankAddress(row=9)) == 0
+    # first MAC_ABK at ACT_AB + tMAC = 56; then one per tCCD_MAC (AiM's tCCD_L = 2):
+    # the 64th at 56 + 63 * 2 = 182
+    cycles = [ch.issue("MAC_ABK", BankAddress(row=9, column=i)) for i in range(64)]
+    assert cycles[0] == 56
+    assert cycles[-1] == 56 + 63 * 2 == 182
+    assert ch.issue("RD_MAC") == 184  # + tCCD_MAC
+    # MAC_ABK -> PRE by tRTP (186), but ACT_AB -> PRE by tRAS (53) is long past
+    assert ch.issue("PREA") == 186
+    assert ch.issue("ACT_AB", BankAddress(row=10)) == 212  # PREA + tRP
+
+
+def test_aim_needs_open_rows_and_aim_standard(gddr6):
+    ch = Channel(gddr6)
+    with pytest.raises(DramProtocolError, match="MAC_ABK needs row"):
+        ch.issue("MAC_ABK", BankAddress(row=1))
+    ch.issue("ACT", BankAddress(0, 0, row=1))
+    with pytest.raises(DramProtocolError, match="every bank closed"):
+        ch.issue("ACT_AB", BankAddress(row=1))
+    with pytest.raises(DramProtocolError, match="no AiM"):
+        Channel(load_standard("hbm2")).issue("ACT_AB", BankAddress(row=1))
+
+
+def test_illegal_sequences(gddr6):
+    ch = Channel(gddr6)
+    with pytest.raises(DramProtocolError, match="closed: ACT"):
+        ch.issue("RD", BankAddress(0, 0, row=3))
+    ch.issue("ACT", BankAddress(0, 0, row=3))
+    with pytest.raises(DramProtocolError, match="row 4 .* but row 3 is open"):
+        ch.issue("RD", BankAddress(0, 0, row=4))
+    with pytest.raises(DramProtocolError, match="PRE it first"):
+        ch.issue("ACT", BankAddress(0, 0, row=4))
+    with pytest.raises(DramProtocolError, match="out of range"):
+        ch.issue("RD", BankAddress(0, 0, row=3, column=64))
+    with pytest.raises(DramProtocolError):
+        ch.issue("ACT", BankAddress(4, 0))
+
+
+def test_earliest_does_not_change_state(gddr6):
+    ch = Channel(gddr6)
+    a = BankAddress(0, 0)
+    ch.issue("ACT", a)
+    assert ch.earliest("RD", a) == 26
+    assert ch.earliest("RD", a, at=40) == 40
+    assert ch.issue("RD", a) == 26
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_command_bus_strictly_increasing(name):
+    std = load_standard(name)
+    ch = Channel(std, trace=True)
+    rng = random.Random(1)
+    reqs = [(rng.random() < 0.3, rng.randrange(std.banks), rng.randrange(4), rng.randrange(8)) for _ in range(2000)]
+    res = OpenRowController(ch).service(reqs)
+    cycles = [t for t, _, _ in ch.trace]
+    assert all(b > a for a, b in zip(cycles, cycles[1:]))
+    assert res.row_hits + res.row_misses + res.row_conflicts == len(reqs)
+    assert res.cycles >= cycles[-1]
+    assert res.refreshes >= 1
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_more_banks_never_slower_for_streaming(name):
+    # stream 16 rows x 8 bursts; with k banks, k rows are open at once and reads interleave across them
+    std = load_standard(name)
+
+    def run(k):
+        reqs = []
+        for first in range(0, 16, k):
+            for col in range(8):
+                for j in range(k):
+                    reqs.append((False, j, first + j, col))
+        return service(std, reqs, refresh=False).cycles
+
+    times = [run(k) for k in (1, 2, 4, 8, 16)]
+    assert all(b <= a for a, b in zip(times, times[1:])), times
+
+
+# ---------------------------------------------------------------- bad YAML
+
+
+def _write(tmp_path, mutate):
+    data = yaml.safe_load((PRESET_DIR / "gddr6.yaml").read_text())
+    mutate(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_bad_yaml_unknown_field(tmp_path):
+    path = _write(tmp_path, lambda d: d["timing"].update(tFOO={"value": 1, "source": "x"}))
+    with pytest.raises(HwsimError, match=r"bad\.yaml: field 'timing\.tFOO'"):
+        load_standard(path)
+
+
+def test_bad_yaml_negative_timing(tmp_path):
+    path = _write(tmp_path, lambda d: d["timing"]["tRP"].update(value=-1))
+    with pytest.raises(HwsimError, match=r"bad\.yaml: field 'timing\.tRP\.value'"):
+        load_standard(path)
+
+
+def test_bad_yaml_missing_source(tmp_path):
+    path = _write(tmp_path, lambda d: d["timing"]["tCL"].pop("source"))
+    with pytest.raises(HwsimError, match=r"bad\.yaml: field 'timing\.tCL\.source'"):
+        load_standard(path)
+
+
+def test_bad_yaml_missing_timing(tmp_path):
+    path = _write(tmp_path, lambda d: d["timing"].pop("tFAW"))
+    with pytest.raises(HwsimError, match=r"field 'timing\.tFAW'"):
+        load_standard(path)
+    path = _write(tmp_path, lambda d: d["timing"].pop("tRCDWR"))
+    with pytest.raises(HwsimError, match=r"field 'timing\.tRCDWR'"):
+        load_standard(path)
+
+
+def test_bad_yaml_bare_number_and_inconsistent_trc(tmp_path):
+    path = _write(tmp_path, lambda d: d["timing"].update(tRP=26))
+    with pytest.raises(HwsimError, match=r"field 'timing\.tRP'.*source"):
+        load_standard(path)
+    path = _write(tmp_path, lambda d: d["timing"]["tRC"].update(value=40))
+    with pytest.raises(HwsimError, match=r"field 'timing\.tRC': tRC 40 < tRAS \+ tRP"):
+        load_standard(path)
+
+
+def test_unknown_standard_name():
+    with pytest.raises(HwsimError, match="unknown DRAM standard 'ddr9'"):
+        load_standard("ddr9")
