@@ -1,0 +1,128 @@
+"""Physical quantities in presets: ``{value, unit, source}``, checked against the dimension a field expects.
+
+Every number in a target preset carries its unit and its source (datasheet, standard or paper). A field declares
+its dimension by its type (``Seconds``, ``Hertz``, ``BytesPerSecond``...); a unit of the wrong dimension, a
+missing unit, a negative value or a missing source is a validation error naming the field. ``.si`` gives the
+value in SI base units (seconds, hertz, bytes, joules, watts, FLOP/s).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Units accepted for each dimension, as factors to the SI base unit of that dimension.
+UNITS: dict[str, dict[str, float]] = {
+    "time": {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12},
+    "frequency": {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9},
+    "bytes": {"B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2.0 ** 10, "MiB": 2.0 ** 20,
+              "GiB": 2.0 ** 30, "TiB": 2.0 ** 40, "bit": 1 / 8, "Kbit": 1e3 / 8, "Mbit": 1e6 / 8, "Gbit": 1e9 / 8},
+    "bandwidth": {"B/s": 1.0, "KB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12, "GiB/s": 2.0 ** 30,
+                  "Gbit/s": 1e9 / 8, "Gb/s": 1e9 / 8},
+    "energy": {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "nJ": 1e-9, "pJ": 1e-12, "fJ": 1e-15},
+    "energy_per_bit": {"J/bit": 1.0, "nJ/bit": 1e-9, "pJ/bit": 1e-12, "fJ/bit": 1e-15},
+    "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "kW": 1e3},
+    "flops": {"FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "PFLOP/s": 1e15, "OP/s": 1.0, "GOP/s": 1e9,
+              "TOP/s": 1e12},
+    "area": {"mm2": 1e-6, "um2": 1e-12, "m2": 1.0},
+    "count": {"": 1.0},
+    "ratio": {"": 1.0, "%": 0.01},
+}
+
+
+class Quantity(BaseModel):
+    """A number with its unit and its source; subclasses fix the dimension."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    dimension: ClassVar[str] = "count"
+
+    value: float = Field(ge=0)
+    unit: str = ""
+    source: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _check_unit(self) -> Quantity:
+        units = UNITS[self.dimension]
+        if self.unit not in units:
+            shown = ", ".join(u for u in units if u) or "no unit"
+            if not self.unit:
+                raise ValueError(f"missing unit: a {self.dimension} needs one of {shown}")
+            raise ValueError(f"unit '{self.unit}' is not a {self.dimension}; use one of {shown}")
+        return self
+
+    @property
+    def si(self) -> float:
+        """The value in SI base units."""
+        return self.value * UNITS[self.dimension][self.unit]
+
+
+class Seconds(Quantity):
+    """A time."""
+
+    dimension: ClassVar[str] = "time"
+
+
+class Hertz(Quantity):
+    """A clock frequency."""
+
+    dimension: ClassVar[str] = "frequency"
+
+
+class Bytes(Quantity):
+    """A capacity or size."""
+
+    dimension: ClassVar[str] = "bytes"
+
+
+class BytesPerSecond(Quantity):
+    """A bandwidth."""
+
+    dimension: ClassVar[str] = "bandwidth"
+
+
+class Joules(Quantity):
+    """An energy per action."""
+
+    dimension: ClassVar[str] = "energy"
+
+
+class JoulesPerBit(Quantity):
+    """An energy per bit moved."""
+
+    dimension: ClassVar[str] = "energy_per_bit"
+
+
+class Watts(Quantity):
+    """A power."""
+
+    dimension: ClassVar[str] = "power"
+
+
+class FlopsPerSecond(Quantity):
+    """A compute throughput (FLOP/s or OP/s)."""
+
+    dimension: ClassVar[str] = "flops"
+
+
+class SquareMetres(Quantity):
+    """An area."""
+
+    dimension: ClassVar[str] = "area"
+
+
+class Count(Quantity):
+    """A dimensionless count (lanes, banks, channels)."""
+
+    dimension: ClassVar[str] = "count"
+
+    @property
+    def n(self) -> int:
+        """The count as an int."""
+        return int(self.value)
+
+
+class Ratio(Quantity):
+    """A dimensionless ratio or efficiency (0..1, or a percentage with unit %)."""
+
+    dimension: ClassVar[str] = "ratio"

@@ -1,0 +1,123 @@
+"""Target presets: YAML files naming a hardware target, validated by the schema of their ``kind``.
+
+A preset is a name, a ``kind`` (pim, gpu, fpga) and the kind's fields, every number a
+:class:`hardware.quantity.Quantity` with unit and source. Presets live in ``hardware/presets/targets/``; a path to
+any YAML file works too. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hardware.errors import HwsimError
+from hardware.quantity import Quantity
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets" / "targets"
+
+#: Schema class of each target kind, as "module:Class" (imported on first use).
+KINDS: dict[str, str] = {
+    "pim": "hardware.pim.spec:PimTarget",
+    "gpu": "hardware.gpu.spec:GpuTarget",
+    "fpga": "hardware.fpga.spec:FpgaTarget",
+}
+
+
+class TargetBase(BaseModel):
+    """Fields every target has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: str
+    description: str = ""
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled target presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _schema(kind: str, where: str) -> type[TargetBase]:
+    if kind not in KINDS:
+        raise HwsimError(f"{where}: field 'kind': unknown target kind '{kind}'; use one of {', '.join(KINDS)}")
+    module, cls = KINDS[kind].split(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise HwsimError(f"{where}: target kind '{kind}' is not available in this version ({exc})") from None
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    """One line naming the first bad field of a pydantic error."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling against `hwsim targets show` of a bundled preset)"
+    elif err["type"] == "missing":
+        msg = "missing field"
+    return f"{where}: field '{loc}': {msg}"
+
+
+def target_from_dict(data: Any, where: str) -> TargetBase:
+    """Validate a parsed preset."""
+    if not isinstance(data, dict):
+        raise HwsimError(f"{where}: a target preset must be a YAML mapping with 'name' and 'kind'")
+    kind = data.get("kind")
+    if not isinstance(kind, str):
+        raise HwsimError(f"{where}: field 'kind': missing; use one of {', '.join(KINDS)}")
+    schema = _schema(kind, where)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise HwsimError(format_validation_error(exc, where)) from None
+
+
+def load_target(name_or_path: str) -> TargetBase:
+    """Load a bundled preset by name (``pim-gpt``) or any preset file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise HwsimError(f"unknown target '{name_or_path}'; bundled presets: {', '.join(preset_names())} "
+                             "(or give a path to a YAML preset)")
+    if not path.exists():
+        raise HwsimError(f"{name_or_path}: no such target preset file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise HwsimError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return target_from_dict(data, str(path))
+
+
+def flatten(model: BaseModel, prefix: str = "") -> list[tuple[str, Any, str, str]]:
+    """(field path, value, unit, source) for every field of a preset, for display and JSON."""
+    rows: list[tuple[str, Any, str, str]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        if isinstance(value, Quantity):
+            rows.append((path, value.value, value.unit, value.source))
+        elif isinstance(value, BaseModel):
+            rows.extend(flatten(value, path + "."))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, Quantity):
+                    rows.append((f"{path}.{key}", item.value, item.unit, item.source))
+                elif isinstance(item, BaseModel):
+                    rows.extend(flatten(item, f"{path}.{key}."))
+                else:
+                    rows.append((f"{path}.{key}", item, "", ""))
+        else:
+            rows.append((path, value, "", ""))
+    return rows
+
+
+def to_dict(model: BaseModel) -> dict:
+    """The resolved preset as JSON-ready data (quantities as {value, unit, source})."""
+    return model.model_dump(mode="json")
