@@ -12,6 +12,9 @@ def _index_kind(ctx: Context, tensor: str, int_inputs: set[str]) -> str:
     while source not in int_inputs:
         node = ctx.producer(source)
         if node is None or node.op_type not in ("Reshape", "Squeeze", "Unsqueeze", "Cast", "Flatten", "Identity"):
+            value = ctx.bound.values.get(tensor)
+            if value is not None and value.size > 1 and (value == value.flat[0]).all():
+                return "segment"  # a constant index for every token: token-type ids buffered as zeros
             return "position"
         source = node.inputs[0]
     low = source.lower()
