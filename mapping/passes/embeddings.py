@@ -36,6 +36,8 @@ def run(ctx: Context) -> None:
             rows, dim = ctx.bound.shapes[node.inputs[0]][0], ctx.bound.shapes[node.inputs[0]][-1]
             index_src = node.inputs[1]
             kind = _index_kind(ctx, index_src, int_inputs)
+            if kind == "position" and rows < 32:
+                kind = "segment"  # position tables span the context (hundreds of rows); type tables a handful
             # the arithmetic that computes the indices (position ids from the mask or from Range)
             feeding = ctx.ancestors([index_src], limit=80) - set(ctx.owner)
             ctx.add(Block(f"{kind}_embedding", "embedding", None, [],
