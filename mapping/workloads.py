@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from hardware.dtypes import tensor_bytes
 from hardware.errors import HwsimError
-from mapping.ir import TransformerIR
+from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
 from mapping.op_costs import OpCost, Precision, cost_node, tensor_classes
 from mapping.recognize import classify_dim, kv_cache_inputs, recognise
@@ -46,6 +46,16 @@ class Workload:
     kv_write_bytes: int
     params: int
     weight_bytes: int
+    ir: TransformerIR | None = field(default=None, repr=False)
+
+    def attention(self, block: str) -> AttentionInfo | None:
+        """The attention facts (heads, kv_heads, head_dim, causal, self/cross) of IR block ``block``."""
+        if self.ir is None:
+            return None
+        for b in self.ir.blocks:
+            if b.name == block and b.attention is not None:
+                return b.attention
+        return None
 
     @property
     def flops(self) -> float:
@@ -226,7 +236,7 @@ class Model:
         return Workload(self.path, "prefill", batch, prompt_len, 0, bindings, precision, ops,
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
-                        self.params, self.weight_bytes(precision))
+                        self.params, self.weight_bytes(precision), self.ir)
 
     def decode(self, batch: int, context: int, precision: Precision | None = None,
                prompt_len: int | None = None) -> Workload:
@@ -255,7 +265,7 @@ class Model:
             ops = self._with_context(base, base_ops, context + 1, precision)
         return Workload(self.path, "decode", batch, 1, context, bindings, precision, ops,
                         self.kv_cache_bytes(batch, context + 1, precision, prompt),
-                        self._kv_write_bytes(batch, precision), self.params, self.weight_bytes(precision))
+                        self._kv_write_bytes(batch, precision), self.params, self.weight_bytes(precision), self.ir)
 
     def _kv_write_bytes(self, batch: int, precision: Precision) -> int:
         total = 0

@@ -6,6 +6,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -32,6 +33,11 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # output piped into `head`: stop quietly
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -105,6 +111,122 @@ def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | No
         click.echo(json.dumps(inspect_dict(model, work), indent=1))
     else:
         click.echo(inspect_table(model, work, show_ops))
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise HwsimError(f"--set '{text}': expected KEY=VALUE, e.g. --set attention=lean")
+        low = value.lower()
+        parsed: object = value
+        if low in ("true", "false"):
+            parsed = low == "true"
+        else:
+            try:
+                parsed = int(value)
+            except ValueError:
+                try:
+                    parsed = float(value)
+                except ValueError:
+                    parsed = value
+        options[key.strip()] = parsed
+    return options
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL.onnx")
+@click.option("--target", "target_name", required=True, metavar="PRESET|FILE.yaml",
+              help="A bundled preset (see `hwsim targets`) or a preset file.")
+@click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default="generate", show_default=True)
+@click.option("--batch", default=1, show_default=True, type=int)
+@click.option("--prompt-len", default=32, show_default=True, type=int, help="Prompt tokens (decode: cached context).")
+@click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
+@click.option("--mode", type=click.Choice(["fast", "command"]), default="fast", show_default=True,
+              help="fast: closed-form timing of regular command streams; command: every DRAM command simulated.")
+@click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option, e.g. attention=lean.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
+@precision_options
+@click.option("--json", "json_out", metavar="OUT.json", help="Write the full result as JSON.")
+@click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Chrome/Perfetto trace.")
+@click.option("--plot", "plot_out", metavar="OUT.png", help="Write a latency/energy breakdown figure.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def simulate(model_path: str, target_name: str, phase: str, batch: int, prompt_len: int, gen_len: int, mode: str,
+             tp: int, sets: tuple[str, ...], dims: tuple[str, ...], weights: str | None, activations: str | None,
+             kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
+             quiet: bool) -> None:
+    """Simulate MODEL on a hardware target and print latency, energy and traffic."""
+    from hardware.targets import load_target
+    from mapping.workloads import Model
+    from simulator.report import summary_table, write_plot, write_trace
+    from simulator.simulate import simulate as run_simulation
+
+    for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
+        if value < 1:
+            raise HwsimError(f"{name} must be >= 1, got {value}")
+    precision = make_precision(weights, activations, kv_cache)
+    target = load_target(target_name)
+    model = Model(model_path, _parse_dims(dims))
+    options = {"mode": mode, "tp": tp, **_parse_sets(sets)}
+    total = 1 + (gen_len - 1 if phase == "generate" else 0)
+    show = not quiet and total > 1 and sys.stderr.isatty()
+    bar = click.progressbar(length=total, label="simulating", file=sys.stderr, show_eta=True, show_pos=True) \
+        if show else None
+    done = [0]
+
+    def progress(n: int, _total: int) -> None:
+        if bar is not None:
+            bar.update(n - done[0])
+            done[0] = n
+
+    if bar is not None:
+        bar.__enter__()
+    try:
+        result = run_simulation(model, target, phase, batch, prompt_len, gen_len, precision, options, progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    click.echo(summary_table(result))
+    if json_out:
+        Path(json_out).write_text(json.dumps(result.to_dict(), indent=1))
+        click.echo(f"wrote {json_out}")
+    if trace_out:
+        write_trace(result, trace_out)
+        click.echo(f"wrote {trace_out} (open in https://ui.perfetto.dev or chrome://tracing)")
+    if plot_out:
+        write_plot(result, plot_out)
+        click.echo(f"wrote {plot_out}")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def targets(ctx: click.Context) -> None:
+    """List the bundled hardware target presets (`hwsim targets show NAME` for one with its sources)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hardware.targets import load_target, preset_names
+
+    click.echo(f"{'name':16s} {'kind':5s} description")
+    for name in preset_names():
+        t = load_target(name)
+        click.echo(f"{name:16s} {t.kind:5s} {t.description}")
+
+
+@targets.command("show")
+@click.argument("name", metavar="NAME|FILE.yaml")
+def targets_show(name: str) -> None:
+    """Print one preset: every field with its value, unit and source."""
+    from hardware.targets import flatten, load_target
+
+    t = load_target(name)
+    click.echo(f"{t.name} ({t.kind}): {t.description}")
+    for path, value, unit, source in flatten(t):
+        if path in ("name", "kind", "description"):
+            continue
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        click.echo(f"  {path:34s} {shown:>12s} {unit:8s} {source}")
 
 
 if __name__ == "__main__":

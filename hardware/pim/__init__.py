@@ -1,0 +1,1 @@
+"""Processing-in-memory DRAM: AiM-style all-bank MAC units in GDDR6 banks plus the PIM-GPT ASIC."""

@@ -1,0 +1,254 @@
+"""Timing, command counts and energy of AiM-style vector-matrix multiplies (VMMs) in PIM DRAM channels.
+
+A VMM ``y = x . W`` with ``W`` of ``k x n`` is spread over the channels' banks: every bank's processing unit
+computes whole outputs (dot products of length ``k``), holding each output's weights along one DRAM row. The input
+vector sits in the channel's global buffer (GB), so all 16 banks of a channel consume the same GB columns in
+lockstep through all-bank commands. Per channel the command stream is, for each chunk of ``k`` that fits one row:
+
+    for each row pass:  ACT_AB, [WR_GB x g on the first pass of a chunk], ((MAC_ABK x m), RD_MAC) x s, PREA
+
+``m`` = columns per output (``ceil(k_chunk / lanes)``), ``s`` = outputs per row (1 when ``k`` fills a row; when it
+is short, several outputs share a row and the GB holds the vector replicated — PIM-GPT concatenates attention heads
+to fill rows). Partial sums of chunks are added by the ASIC.
+
+Two modes give the cycles of that stream:
+
+- ``command``: every command is issued through :class:`hardware.dram.Channel` (the JEDEC/AiM timing table and
+  bank state machines) in program order — the reference;
+- ``fast``: a closed form over identical row passes, using the same constraints (tRC, tRAS, tRP, tMAC, tCCD_MAC,
+  tRTP, GB write latency). It agrees with ``command`` within 1% (tests).
+
+Refresh: an all-bank REF is due every tREFI cycles of *busy* PIM time; refreshes owed while the PIM is idle (the
+ASIC working) are assumed to be scheduled in those gaps. Both modes insert them the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hardware.dram import BankAddress, Channel, Command
+from hardware.pim.spec import PimTarget
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One GB load and the identical row passes that use it: ``passes`` passes of ``segments`` x (``macs``
+    MAC_ABK + 1 RD_MAC); the last pass may have fewer segments (``last_segments``)."""
+
+    gb_writes: int
+    passes: int
+    segments: int
+    macs: int
+    last_segments: int
+
+
+@dataclass
+class PimCounts:
+    """Commands issued and cycles spent by one channel (or summed over channels for energy)."""
+
+    cycles: int = 0
+    act_ab: int = 0
+    mac: int = 0
+    rd_mac: int = 0
+    wr_gb: int = 0
+    act: int = 0
+    wr: int = 0
+    pre: int = 0
+    ref: int = 0
+
+    def add(self, other: PimCounts, times: int = 1) -> None:
+        """Accumulate ``other`` ``times`` times (cycles included)."""
+        for name in ("cycles", "act_ab", "mac", "rd_mac", "wr_gb", "act", "wr", "pre", "ref"):
+            setattr(self, name, getattr(self, name) + times * getattr(other, name))
+
+
+def plan_vmm(k: int, outputs: int, target: PimTarget, elem_bytes: int = 2) -> list[Chunk]:
+    """The chunks of one channel computing ``outputs`` dot products of length ``k``."""
+    if k <= 0 or outputs <= 0:
+        return []
+    banks = target.banks_per_channel
+    lanes = target.mac.lanes.n
+    columns = target.row_bytes // target.column_bytes
+    row_elems = target.row_bytes // elem_bytes
+    per_bank = math.ceil(outputs / banks)
+    chunks: list[Chunk] = []
+    if k >= row_elems // 2:
+        # each output's weights span whole rows: one output per row, k split into row-sized chunks
+        for start in range(0, k, row_elems):
+            length = min(row_elems, k - start)
+            macs = math.ceil(length / lanes)
+            chunks.append(Chunk(gb_writes=math.ceil(length * elem_bytes / target.column_bytes), passes=per_bank,
+                                segments=1, macs=macs, last_segments=1))
+    else:
+        macs = math.ceil(k / lanes)
+        per_row = max(1, columns // macs)
+        passes = math.ceil(per_bank / per_row)
+        last = per_bank - (passes - 1) * per_row
+        replicated = min(per_row, per_bank)
+        chunks.append(Chunk(gb_writes=math.ceil(replicated * macs * lanes * elem_bytes / target.column_bytes),
+                            passes=passes, segments=min(per_row, per_bank), macs=macs, last_segments=last))
+    return chunks
+
+
+class RefreshDebt:
+    """Busy PIM cycles since the last refresh; a REF is owed every tREFI busy cycles."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.busy = 0
+
+
+class AimTimer:
+    """Cycles and commands of VMM streams on one PIM channel, in ``fast`` or ``command`` mode."""
+
+    def __init__(self, target: PimTarget, mode: str = "fast", refresh: bool = True) -> None:
+        if mode not in ("fast", "command"):
+            raise ValueError(f"mode must be 'fast' or 'command', not {mode!r}")
+        self.target = target
+        self.mode = mode
+        self.p = target.standard.params
+        self.debt = RefreshDebt(refresh)
+        self.commands_issued = 0
+
+    # -- fast mode ---------------------------------------------------------------------------------------------
+    def _pass_cycles(self, segments: int, macs: int, gb_writes: int) -> tuple[int, int]:
+        """(ACT_AB-to-PREA cycles, ACT_AB-to-next-ACT_AB cycles) of one row pass."""
+        p = self.p
+        n_cmd = segments * (macs + 1)
+        first_mac = p["tMAC"]
+        if gb_writes:
+            last_wr = 1 + (gb_writes - 1) * p["tBL"]
+            first_mac = max(first_mac, last_wr + p["tCWL_GB"] + p["tBL"])
+        last_mac = first_mac + (n_cmd - 2) * p["tCCD_MAC"]
+        last_rd = first_mac + (n_cmd - 1) * p["tCCD_MAC"]
+        prea = max(p["tRAS"], last_mac + p["tRTP"], last_rd + 1)
+        return prea, max(prea + p["tRPab"], p["tRC"])
+
+    def _fast(self, chunks: list[Chunk]) -> PimCounts:
+        c = PimCounts()
+        p = self.p
+        for ch in chunks:
+            passes = [(1, ch.segments if ch.passes > 1 else ch.last_segments, ch.gb_writes)]
+            if ch.passes > 2:
+                passes.append((ch.passes - 2, ch.segments, 0))
+            if ch.passes > 1:
+                passes.append((1, ch.last_segments, 0))
+            for count, segments, gb in passes:
+                _, period = self._pass_cycles(segments, ch.macs, gb)
+                c.cycles += count * period
+                c.act_ab += count
+                c.pre += count
+                c.mac += count * segments * ch.macs
+                c.rd_mac += count * segments
+                c.wr_gb += gb * count
+        if self.debt.enabled and c.cycles:
+            # each owed REF replaces one tRPab gap by tRPab + tRFC (REF after PREA, ACT_AB after tRFC)
+            total = self.debt.busy + c.cycles
+            refs = 0
+            while total >= p["tREFI"]:
+                total -= p["tREFI"]
+                refs += 1
+                total += p["tRFC"]
+            c.ref = refs
+            c.cycles += refs * p["tRFC"]
+            self.debt.busy = total
+        return c
+
+    # -- command mode ------------------------------------------------------------------------------------------
+    def _command(self, chunks: list[Chunk]) -> PimCounts:
+        ch = Channel(self.target.standard)
+        p = self.p
+        c = PimCounts()
+        bank0 = BankAddress(0, 0, 0, 0)
+        t = -1  # so the first command may issue at cycle 0
+        row = 0
+        rows = self.target.standard.organization.rows.value
+        busy_mark = 0
+        last_act = 0
+        for chunk in chunks:
+            for i in range(chunk.passes):
+                segments = chunk.last_segments if i == chunk.passes - 1 else chunk.segments
+                if self.debt.enabled and self.debt.busy + (t - busy_mark) >= p["tREFI"]:
+                    self.debt.busy += t - busy_mark - p["tREFI"]
+                    t = ch.issue(Command.REF, bank0, t + 1)
+                    busy_mark = t
+                    c.ref += 1
+                here = BankAddress(0, 0, row % rows, 0)
+                t = last_act = ch.issue(Command.ACT_AB, here, t + 1)
+                c.act_ab += 1
+                if i == 0:
+                    for _ in range(chunk.gb_writes):
+                        t = ch.issue(Command.WR_GB, bank0, t + 1)
+                        c.wr_gb += 1
+                for _ in range(segments):
+                    for _ in range(chunk.macs):
+                        t = ch.issue(Command.MAC_ABK, here, t + 1)
+                    t = ch.issue(Command.RD_MAC, bank0, t + 1)
+                    c.mac += chunk.macs
+                    c.rd_mac += 1
+                t = ch.issue(Command.PREA, bank0, t + 1)
+                c.pre += 1
+                row += 1
+        # the stream ends when the banks may be activated again (same convention as the fast mode's period)
+        end = max(t + p["tRPab"], last_act + p["tRC"]) if c.act_ab else t + 1
+        if self.debt.enabled:
+            self.debt.busy += end - busy_mark
+        c.cycles = end
+        self.commands_issued += sum(ch.counts.values())
+        return c
+
+    # -- public --------------------------------------------------------------------------------------------------
+    def vmm(self, k: int, outputs: int, elem_bytes: int = 2) -> PimCounts:
+        """Cycles and commands of the busiest channel computing ``outputs`` dot products of length ``k``."""
+        chunks = plan_vmm(k, outputs, self.target, elem_bytes)
+        if not chunks:
+            return PimCounts()
+        return self._fast(chunks) if self.mode == "fast" else self._command(chunks)
+
+    def row_writes(self, rows: int, bursts_per_row: int) -> PimCounts:
+        """Write ``bursts_per_row`` 32-byte bursts into each of ``rows`` rows of one bank (KV-cache appends):
+        ACT, WR..., PRE per row, back to back."""
+        p = self.p
+        c = PimCounts(act=rows, wr=rows * bursts_per_row, pre=rows)
+        if rows == 0:
+            return c
+        write_done = p["tRCDWR"] + (bursts_per_row - 1) * p["tCCD_L"] + p["tCWL"] + p["tBL"] + p["tWR"]
+        per_row = max(p["tRC"], max(p["tRAS"], write_done) + p["tRP"])
+        c.cycles = rows * per_row
+        return c
+
+
+@dataclass
+class PimEnergyBreakdown:
+    """Dynamic energy of PIM commands by action (joules) and bytes moved by level."""
+
+    by_action: dict[str, float] = field(default_factory=dict)
+    bytes_by_level: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_j(self) -> float:
+        """All dynamic energy."""
+        return sum(self.by_action.values())
+
+
+def energy(counts: PimCounts, target: PimTarget) -> PimEnergyBreakdown:
+    """Dynamic energy of commands summed over all channels (``counts`` already totals the channels)."""
+    e = target.energy
+    banks = target.banks_per_channel
+    burst = target.column_bytes
+    io_bursts = counts.rd_mac + counts.wr_gb + counts.wr
+    by_action = {
+        "act_pre": (counts.act_ab * banks + counts.act) * e.act_per_bank.si,
+        "mac": counts.mac * e.mac_all_bank.si,
+        "read": counts.rd_mac * e.read_burst.si,
+        "write": (counts.wr_gb + counts.wr) * e.write_burst.si,
+        "io": io_bursts * burst * 8 * e.io.si,
+        "refresh": counts.ref * e.refresh.si,
+    }
+    levels = {
+        "dram_array": counts.mac * banks * burst + counts.wr * burst,
+        "bank_io": counts.mac * banks * burst,
+        "channel": io_bursts * burst,
+    }
+    return PimEnergyBreakdown(by_action, levels)

@@ -1,0 +1,100 @@
+"""Schema of a PIM target preset (kind ``pim``): PIM DRAM channels with per-bank MAC units and a host ASIC.
+
+The DRAM timing and organisation come from a DRAM standard preset (``hardware/presets/dram/``); this file adds
+what PIM needs on top: how many PIM channels, the MAC datapath, the global buffer, energy per action, and the
+ASIC that does non-linear functions, accumulation and data movement (PIM-GPT's split).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from hardware.dram import DramStandard, load_standard
+from hardware.quantity import Bytes, BytesPerSecond, Count, FlopsPerSecond, Hertz, Joules, JoulesPerBit, Watts
+from hardware.targets import TargetBase
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MacUnit(_Part):
+    """Per-bank processing unit: ``lanes`` multipliers feeding an adder tree (one 256-bit column per command)."""
+
+    lanes: Count
+    dtype: str = "bfloat16"
+
+
+class PimEnergy(_Part):
+    """Energy per DRAM/PIM action and background power per channel."""
+
+    act_per_bank: Joules
+    mac_all_bank: Joules
+    read_burst: Joules
+    write_burst: Joules
+    refresh: Joules
+    io: JoulesPerBit
+    background_per_channel: Watts
+
+
+class Asic(_Part):
+    """The PIM-GPT host ASIC: vector units for non-linear functions and accumulation, an SRAM, its power."""
+
+    clock: Hertz
+    vector_flops: FlopsPerSecond
+    sram: Bytes
+    energy_per_flop: Joules
+    sram_energy_per_bit: JoulesPerBit
+    static_power: Watts
+
+
+class PimTarget(TargetBase):
+    """A PIM system: ``channels`` channels of the ``dram`` standard, every bank with a MAC unit."""
+
+    dram: str
+    channels: Count
+    capacity_per_channel: Bytes
+    mac: MacUnit
+    global_buffer: Bytes
+    energy: PimEnergy
+    asic: Asic
+    link_bandwidth: BytesPerSecond | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> PimTarget:
+        if self.kind != "pim":
+            raise ValueError("kind must be 'pim' for this schema")
+        if self.channels.n < 1:
+            raise ValueError("channels must be >= 1")
+        std = load_standard(self.dram)
+        if std.aim is None:
+            raise ValueError(f"DRAM standard '{self.dram}' has no AiM (PIM) timing section")
+        return self
+
+    @cached_property
+    def standard(self) -> DramStandard:
+        """The DRAM standard preset this target builds on."""
+        return load_standard(self.dram)
+
+    @property
+    def banks_per_channel(self) -> int:
+        """Banks (each with a MAC unit) per channel."""
+        return self.standard.banks
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one DRAM row (page) per bank."""
+        return self.standard.row_bytes
+
+    @property
+    def column_bytes(self) -> int:
+        """Bytes per column access (one MAC command's operand per bank)."""
+        return self.standard.organization.burst_bytes.value
+
+    def link_bytes_per_s(self) -> float:
+        """ASIC <-> PIM bandwidth: the preset's figure, or every channel's external bus."""
+        if self.link_bandwidth is not None:
+            return self.link_bandwidth.si
+        return self.channels.n * self.standard.channel_bandwidth_bytes_per_s

@@ -1,0 +1,1 @@
+"""Mapping workloads onto PIM targets (PIM-GPT's scheme)."""

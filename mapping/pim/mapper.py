@@ -1,0 +1,195 @@
+"""PIM-GPT's mapping of a workload onto a PIM target: VMMs in the DRAM banks, everything else on the ASIC.
+
+- Weight matrices (``k x n``) are partitioned by output across all channels and banks, each output's weights
+  along DRAM rows, so every bank's MAC unit works at once and a row is opened once per pass (row hits for all
+  its columns). The input vector is broadcast into each channel's global buffer. Rows of a batch or of a prompt
+  are separate vectors, processed one after another (PIM has no weight reuse across vectors).
+- Attention runs in PIM too: the KV cache lives in the banks (K rows token-major, V transposed so that P.V is a
+  VMM over tokens); each head's score (q.K^T) and P.V products are VMMs spread over the channels, heads
+  concatenated to fill rows. Each new token's K and V are written into the banks (V buffered 16 tokens a row).
+- Softmax, normalisation, activations, residual adds, bias adds and the sums of partial products of oversized
+  matrices run on the ASIC. Token embeddings are read from the banks as ordinary DRAM reads.
+- Tasks form a chain in program order on two resources, ``pim`` (all channels in lockstep) and ``asic``.
+
+Prefill runs the prompt's tokens as vectors one after another; causal attention then attends on average to
+half of the keys, which the mapper accounts for (the graph itself computes the full square).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hardware.pim.aim import AimTimer, PimCounts, energy
+from hardware.pim.asic import vector_work
+from hardware.pim.spec import PimTarget
+from mapping.op_costs import OpCost
+from mapping.workloads import Workload
+from simulator.program import Program, Resource, Task
+
+#: Ops whose data layout PIM-GPT's mapping absorbs: no time, no energy.
+FREE = {"view", "folded", "movement"}
+
+
+def memory_capacity_bytes(target: PimTarget) -> int:
+    """Bytes the PIM channels hold (weights and KV cache live there)."""
+    return int(target.channels.n * target.capacity_per_channel.si)
+
+
+class _Builder:
+    """Accumulates tasks in program order."""
+
+    def __init__(self, workload: Workload, target: PimTarget, options: dict[str, Any]) -> None:
+        self.w = workload
+        self.t = target
+        self.mode = options.get("mode", "fast")
+        # one timer per simulation run, so that refresh debt carries across the steps of a generation
+        state = options.setdefault("_state", {})
+        key = ("pim_timer", self.mode)
+        if key not in state:
+            state[key] = AimTimer(target, self.mode, refresh=bool(options.get("refresh", True)))
+        self.timer: AimTimer = state[key]
+        self.counter = AimTimer(target, "fast", refresh=False)  # command counts of the other channels
+        self.tck = target.standard.tck_s
+        self.tasks: list[Task] = []
+        self.pending_asic: dict[str, Any] | None = None
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _append(self, task: Task) -> None:
+        if self.tasks:
+            task.deps = [self.tasks[-1].name]
+        self.tasks.append(task)
+
+    def flush_asic(self) -> None:
+        """Emit the merged ASIC work of consecutive elementwise ops of one block."""
+        p = self.pending_asic
+        if p is None:
+            return
+        work = vector_work(p["flops"], p["bytes"], self.t)
+        self._append(Task(name=f"asic:{p['first']}", resource="asic", duration_s=work.seconds,
+                          energy_j=work.energy_j, energy_by_action={"asic_compute": p["flops"] * self.t.asic.energy_per_flop.si,
+                                                                    "asic_sram": work.energy_j - p["flops"] *
+                                                                    self.t.asic.energy_per_flop.si},
+                          bytes_by_level={"onchip_buffer": work.sram_bytes}, op=p["first"], block=p["block"]))
+        self.pending_asic = None
+
+    def asic(self, op: OpCost, flops: float, sram_bytes: int) -> None:
+        """Queue vector work on the ASIC, merged with the previous op if it is in the same block."""
+        if self.pending_asic is not None and self.pending_asic["block"] != op.block:
+            self.flush_asic()
+        if self.pending_asic is None:
+            self.pending_asic = {"first": op.name, "block": op.block, "flops": 0.0, "bytes": 0}
+        self.pending_asic["flops"] += flops
+        self.pending_asic["bytes"] += sram_bytes
+
+    def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts, extra_link_bytes: int = 0) -> None:
+        """Emit a PIM task: time from the busiest channel, energy and bytes from all channels."""
+        self.flush_asic()
+        e = energy(total, self.t)
+        levels = dict(e.bytes_by_level)
+        levels["offchip_link"] = levels.get("channel", 0) + extra_link_bytes
+        self._append(Task(name=name, resource="pim", duration_s=busiest.cycles * self.tck, energy_j=e.total_j,
+                          energy_by_action=e.by_action, bytes_by_level=levels, op=op.name, block=op.block))
+
+    def vmm(self, k: int, n: int, vectors: int) -> tuple[PimCounts, PimCounts]:
+        """(busiest channel, all channels) counts of ``vectors`` VMMs of ``k x n`` spread over the channels."""
+        channels = self.t.channels.n
+        per, extra = divmod(n, channels)
+        busiest = PimCounts()
+        one = self.timer.vmm(k, per + (1 if extra else 0))
+        busiest.add(one)
+        if vectors > 1:
+            rest = self.timer.vmm(k, per + (1 if extra else 0)) if self.mode == "fast" else one
+            busiest.add(rest, vectors - 1)
+        total = PimCounts()
+        full = self.counter.vmm(k, per + 1) if extra else None
+        base = self.counter.vmm(k, per) if per else None
+        if full is not None:
+            total.add(full, extra * vectors)
+        if base is not None:
+            total.add(base, (channels - extra) * vectors)
+        total.ref = busiest.ref * channels
+        return busiest, total
+
+
+def _causal_self_attention(workload: Workload) -> set[str]:
+    """Names of the workload's causal self-attention blocks."""
+    names = {o.block for o in workload.ops if o.role == "score"}
+    return {n for n in names if (a := workload.attention(n)) is not None and a.causal and a.kind == "self"}
+
+
+def map_workload(workload: Workload, target: PimTarget, options: dict[str, Any] | None = None) -> Program:
+    """The task chain of ``workload`` on ``target`` (``options``: mode fast|command, refresh true|false)."""
+    options = options or {}
+    b = _Builder(workload, target, options)
+    elem = 2  # the MAC datapath is bf16: PIM stores weights, KV and vectors in bf16
+    causal = _causal_self_attention(workload)
+    kv_done: set[str] = set()
+    channels = target.channels.n
+    for op in workload.ops:
+        if op.category in FREE:
+            continue
+        mm = op.matmul
+        if mm is not None and mm.weight_operand:
+            busiest, total = b.vmm(mm.k, mm.n, mm.batch * mm.m)
+            b.pim(f"vmm:{op.name}", op, busiest, total)
+            chunks = math.ceil(mm.k / (target.row_bytes // elem))
+            extra_flops = op.flops - 2.0 * mm.batch * mm.m * mm.k * mm.n  # bias add of a Gemm
+            acc = (chunks - 1) * mm.batch * mm.m * mm.n + max(0.0, extra_flops)
+            if acc > 0:
+                b.asic(op, acc, int(mm.batch * mm.m * mm.n * elem * (chunks + 1)))
+            if op.role in ("k_proj", "v_proj", "qkv_proj") and op.block not in kv_done and op.block in causal:
+                kv_done.add(op.block)
+                _kv_append(b, op, workload)
+        elif mm is not None:
+            # attention products against the KV cache in the banks: one VMM per (batch x head) and query row
+            heads = mm.batch
+            rows = mm.m
+            per_channel = math.ceil(heads / channels)
+            k_len, outputs = mm.k, mm.n
+            if rows > 1 and op.block in causal:
+                # causal prefill: query i attends to i+1 keys; average (n+1)/2 of the stored length
+                if op.role == "score":
+                    outputs = math.ceil((outputs + 1) / 2)
+                else:
+                    k_len = math.ceil((k_len + 1) / 2)
+            one = b.timer.vmm(k_len, outputs)
+            busiest = PimCounts()
+            busiest.add(one, per_channel * rows)
+            total = PimCounts()
+            total.add(b.counter.vmm(k_len, outputs), heads * rows)
+            total.ref = one.ref * channels
+            b.pim(f"attn:{op.name}", op, busiest, total)
+        elif op.category == "gather":
+            rows = max(1, math.ceil(op.act_write_bytes / max(1, target.row_bytes)))
+            bursts = max(1, math.ceil(op.weight_bytes / rows / target.column_bytes)) if op.weight_bytes else 1
+            reads = b.timer.row_writes(rows, bursts)  # a read row costs like a write row here (ACT, bursts, PRE)
+            counts = PimCounts(cycles=reads.cycles, act=reads.act, pre=reads.pre, rd_mac=reads.wr)
+            b.pim(f"read:{op.name}", op, counts, counts)
+        else:
+            sram = op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes
+            b.asic(op, op.flops, sram)
+    b.flush_asic()
+    resources = [Resource("pim", 1, target.energy.background_per_channel.si * channels),
+                 Resource("asic", 1, target.asic.static_power.si)]
+    return Program(resources, b.tasks)
+
+
+def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> None:
+    """Write the new tokens' K and V into the banks: per KV head one K row and ceil(head_dim/16) V rows
+    (V transposed, buffered 16 tokens per 32-byte column)."""
+    a = workload.attention(op.block)
+    if a is None:
+        return
+    kv_heads, head_dim = a.kv_heads, a.head_dim
+    tokens = workload.batch * workload.seq
+    channels = b.t.channels.n
+    heads_per_channel = math.ceil(kv_heads / channels)
+    k_bursts = math.ceil(head_dim * 2 / b.t.column_bytes)
+    v_rows = math.ceil(head_dim / 16)
+    busiest = b.timer.row_writes(heads_per_channel * tokens, k_bursts)
+    busiest.add(b.timer.row_writes(heads_per_channel * v_rows * tokens, 1))
+    total = PimCounts()
+    total.add(b.counter.row_writes(kv_heads * tokens, k_bursts))
+    total.add(b.counter.row_writes(kv_heads * v_rows * tokens, 1))
+    b.pim(f"kv_write:{op.block}", op, busiest, total)
