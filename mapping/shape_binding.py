@@ -9,6 +9,7 @@ only ever have shapes.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +50,7 @@ class BoundGraph:
 
     def numel(self, name: str) -> int:
         """Number of elements of tensor ``name``."""
-        return int(np.prod(self.shapes[name], dtype=np.int64)) if self.shapes[name] else 1
+        return math.prod(self.shapes[name])
 
 
 def resolve_dim(expr: str, bindings: dict[str, int], where: str) -> int:

@@ -204,7 +204,10 @@ class Model:
     # -- costing -------------------------------------------------------------------------------------------
     def _cost(self, bound: BoundGraph, precision: Precision, kv_operands: bool,
               only: set[str] | None = None) -> list[OpCost]:
-        klass = tensor_classes(bound, set(self.kv_inputs))
+        # tensor classes are structural: the same for every binding of this graph
+        if not hasattr(self, "_klass"):
+            self._klass = tensor_classes(bound, set(self.kv_inputs))
+        klass = dict(self._klass)
         if kv_operands:
             for b in self.ir.attentions("self"):
                 a = b.attention
@@ -213,9 +216,8 @@ class Model:
                     klass[a.k_tensor] = "kv"
                     klass[a.v_tensor] = "kv"
         ops = []
-        for node in self.graph.nodes:
-            if only is not None and node.name not in only:
-                continue
+        nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
+        for node in nodes:
             c = cost_node(bound, node, klass, precision)
             block = self._owner.get(node.name)
             if block is not None:
@@ -307,6 +309,9 @@ class Model:
         if not hasattr(self, "_nodes"):
             self._nodes = {n.name: n for n in self.graph.nodes}
         return self._nodes[name]
+
+    def _index(self, name: str) -> int:
+        return self._node(name).index
 
     def generate(self, batch: int, prompt_len: int, gen_len: int, precision: Precision | None = None) -> Generation:
         """Prefill of ``prompt_len`` tokens then decode steps until ``gen_len`` tokens are generated."""

@@ -58,9 +58,30 @@ class RunResult:
         return dict(out)
 
 
+def _is_chain(program: Program) -> bool:
+    """True when every task waits for exactly the one before it (a sequential dataflow)."""
+    return all(t.deps == ([program.tasks[i - 1].name] if i else []) for i, t in enumerate(program.tasks))
+
+
+def _run_chain(program: Program) -> list[TaskRecord]:
+    """A chain needs no event queue: each task starts when the previous one ends (same result as simpy)."""
+    records = []
+    now = 0.0
+    for task in program.tasks:
+        records.append(TaskRecord(task, now, now + task.duration_s))
+        now += task.duration_s
+    return records
+
+
 def run(program: Program) -> RunResult:
     """Execute ``program`` and return its :class:`RunResult`."""
     program.validate()
+    records = _run_chain(program) if _is_chain(program) else _run_events(program)
+    return _summarise(program, records)
+
+
+def _run_events(program: Program) -> list[TaskRecord]:
+    """The general case: tasks as simpy processes queueing for resources."""
     env = simpy.Environment()
     resources = {r.name: simpy.Resource(env, capacity=r.capacity) for r in program.resources}
     finished: dict[str, simpy.Event] = {t.name: env.event() for t in program.tasks}
@@ -79,6 +100,10 @@ def run(program: Program) -> RunResult:
     for task in program.tasks:
         env.process(process(task))
     env.run()
+    return records
+
+
+def _summarise(program: Program, records: list[TaskRecord]) -> RunResult:
     latency = max((r.end_s for r in records), default=0.0)
     traffic: dict[str, int] = defaultdict(int)
     busy: dict[str, float] = defaultdict(float)

@@ -46,3 +46,13 @@ def test_bad_programs_are_rejected_with_the_task_named() -> None:
         run(Program([Resource("r")], [Task("a", "gpu", 1.0)]))
     with pytest.raises(HwsimError, match="negative"):
         run(Program([Resource("r")], [Task("a", "r", -1.0)]))
+
+
+def test_chain_fast_path_matches_the_event_queue() -> None:
+    from simulator.engine import _run_chain, _run_events
+
+    tasks = [Task("a", "pim", 1e-6), Task("b", "asic", 2e-6, deps=["a"]), Task("c", "pim", 3e-6, deps=["b"])]
+    program = Program([Resource("pim"), Resource("asic")], tasks)
+    chain = [(r.task.name, r.start_s, r.end_s) for r in _run_chain(program)]
+    events = sorted(((r.task.name, r.start_s, r.end_s) for r in _run_events(program)), key=lambda x: x[1])
+    assert chain == pytest.approx(events) or chain == events

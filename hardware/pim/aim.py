@@ -110,6 +110,7 @@ class AimTimer:
         self.p = target.standard.params
         self.debt = RefreshDebt(refresh)
         self.commands_issued = 0
+        self._memo: dict[tuple[int, int, int], PimCounts] = {}
 
     # -- fast mode ---------------------------------------------------------------------------------------------
     def _pass_cycles(self, segments: int, macs: int, gb_writes: int) -> tuple[int, int]:
@@ -126,8 +127,13 @@ class AimTimer:
         return prea, max(prea + p["tRPab"], p["tRC"])
 
     def _fast(self, chunks: list[Chunk]) -> PimCounts:
+        c = self._stream(chunks)
+        self._refresh(c)
+        return c
+
+    def _stream(self, chunks: list[Chunk]) -> PimCounts:
+        """Cycles and commands of the chunks without refresh (closed form over identical passes)."""
         c = PimCounts()
-        p = self.p
         for ch in chunks:
             passes = [(1, ch.segments if ch.passes > 1 else ch.last_segments, ch.gb_writes)]
             if ch.passes > 2:
@@ -142,6 +148,11 @@ class AimTimer:
                 c.mac += count * segments * ch.macs
                 c.rd_mac += count * segments
                 c.wr_gb += gb * count
+        return c
+
+    def _refresh(self, c: PimCounts) -> None:
+        """Add the refreshes owed by ``c.cycles`` more busy cycles (fast mode)."""
+        p = self.p
         if self.debt.enabled and c.cycles:
             # each owed REF replaces one tRPab gap by tRPab + tRFC (REF after PREA, ACT_AB after tRFC)
             total = self.debt.busy + c.cycles
@@ -153,7 +164,6 @@ class AimTimer:
             c.ref = refs
             c.cycles += refs * p["tRFC"]
             self.debt.busy = total
-        return c
 
     # -- command mode ------------------------------------------------------------------------------------------
     def _command(self, chunks: list[Chunk]) -> PimCounts:
@@ -201,10 +211,17 @@ class AimTimer:
     # -- public --------------------------------------------------------------------------------------------------
     def vmm(self, k: int, outputs: int, elem_bytes: int = 2) -> PimCounts:
         """Cycles and commands of the busiest channel computing ``outputs`` dot products of length ``k``."""
+        if self.mode == "fast":
+            key = (k, outputs, elem_bytes)
+            base = self._memo.get(key)
+            if base is None:
+                base = self._memo[key] = self._stream(plan_vmm(k, outputs, self.target, elem_bytes))
+            c = PimCounts()
+            c.add(base)
+            self._refresh(c)
+            return c
         chunks = plan_vmm(k, outputs, self.target, elem_bytes)
-        if not chunks:
-            return PimCounts()
-        return self._fast(chunks) if self.mode == "fast" else self._command(chunks)
+        return self._command(chunks) if chunks else PimCounts()
 
     def row_writes(self, rows: int, bursts_per_row: int) -> PimCounts:
         """Write ``bursts_per_row`` 32-byte bursts into each of ``rows`` rows of one bank (KV-cache appends):
