@@ -1,0 +1,171 @@
+"""Attention kernels: FlashAttention-2 for prefill; naive, FlashDecoding (split-KV) and Lean Attention (stream-K)
+for decode.
+
+Shapes: ``batch`` sequences, ``heads`` query heads sharing ``kv_heads`` K/V heads (MHA: equal; MQA: 1; GQA:
+between), ``q_len`` new tokens attending to ``kv_len`` keys of ``head_dim``. ``kv_bytes`` / ``act_bytes`` are
+bytes per element of the K/V cache and of Q/O. FLOPs: 4 per (query, key, head-dim) triple (QK^T and PV).
+
+- **FlashAttention-2** (Dao 2023): one block per (sequence, query head, 128-query tile), 4 warps, K/V streamed
+  through shared memory in 64-key tiles; S and P never reach DRAM. Compute at tensor peak x the preset's
+  ``attention_efficiency``. DRAM: Q, O once, K and V once per KV head; L2: every query tile re-reads its head's K/V.
+  Causal masking halves the FLOPs when queries and keys are the same tokens (load imbalance between tiles ignored).
+- **Naive decode** (eager frameworks): three kernels (QK^T, softmax, PV), scores written to and read back from
+  DRAM, and K/V read once per *query* head (GQA/MQA K/V expanded with repeat_kv, as eager implementations do).
+- **FlashDecoding** (Dao, Haziza, Massa, Sizov 2023): K/V split into chunks so that (batch x KV heads x splits)
+  blocks fill the GPU; each block serves all query heads of its KV head (K/V read once per KV head); a second
+  kernel combines the partial outputs. Split count by FlashAttention's efficiency heuristic (fewest splits
+  within 85% of the best wave efficiency).
+- **Lean Attention** (Sanovar et al. 2024): stream-K: the total work (batch x KV heads x keys, in 64-key granules)
+  is divided equally over exactly one wave of blocks, so there is no wave quantisation; partial outputs of heads
+  cut between blocks are fixed up inside the same kernel (one launch, plus one DRAM round trip to synchronise).
+"""
+
+from __future__ import annotations
+
+import math
+
+from hardware.gpu.kernels import KernelResult, finish, memory_bound, run_waves, sequence
+from hardware.gpu.spec import GpuTarget
+
+Q_TILE = 128  # FA2 forward query rows per block
+KV_TILE = 64  # keys per K/V tile in shared memory
+MMA_ROWS = 16  # minimum rows of a tensor-core MMA: decode query groups pad to it
+WARPS = 4
+
+
+def _fused_blocks_per_sm(target: GpuTarget, rows: int, head_dim: int, kv_bytes: float, act_bytes: float) -> int:
+    """Resident blocks per SM of a fused attention kernel: Q tile + double-buffered K and V tiles in shared memory,
+    fp32 O accumulators and score tile in registers."""
+    smem = rows * head_dim * act_bytes + 2 * 2 * KV_TILE * head_dim * kv_bytes
+    regs = (rows * head_dim + rows * KV_TILE) * 4 + WARPS * 32 * 64 * 4
+    threads = WARPS * 32
+    return max(1, int(min(target.shared_memory_per_sm.si // smem, target.registers_per_sm.si // regs,
+                          target.max_threads_per_sm.si // threads)))
+
+
+def _check(heads: int, kv_heads: int) -> None:
+    if kv_heads < 1 or heads < kv_heads or heads % kv_heads:
+        raise ValueError(f"heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
+
+
+def _sizes(batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int, head_dim: int, kv_bytes: float,
+           act_bytes: float) -> tuple[float, float, float]:
+    """(K+V bytes read once per KV head, Q+O bytes, useful FLOPs)."""
+    kv = 2.0 * batch * kv_heads * kv_len * head_dim * kv_bytes
+    qo = 2.0 * batch * heads * q_len * head_dim * act_bytes
+    flops = 4.0 * batch * heads * q_len * kv_len * head_dim
+    return kv, qo, flops
+
+
+def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int,
+                     head_dim: int, kv_bytes: float = 2.0, act_bytes: float = 2.0, causal: bool = True,
+                     dtype: str = "fp16", name: str = "flash_attention2") -> KernelResult:
+    """FlashAttention-2 forward (prefill)."""
+    _check(heads, kv_heads)
+    kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
+    visible = 1.0
+    if causal and q_len == kv_len and kv_len > 1:
+        visible = (kv_len + 1) / (2.0 * kv_len)
+    flops *= visible
+    peak, unit = target.peak_flops(dtype)
+    sm_rate = peak * target.attention_efficiency.si / target.sms
+    q_tiles = math.ceil(q_len / Q_TILE)
+    rows = min(Q_TILE, q_len)
+    tiles = batch * heads * q_tiles
+    keys = kv_len * visible
+    tile_flops = 4.0 * max(rows, MMA_ROWS) * math.ceil(keys / KV_TILE) * KV_TILE * head_dim
+    tile_l2 = 2.0 * keys * head_dim * kv_bytes + 2.0 * rows * head_dim * act_bytes
+    bps = _fused_blocks_per_sm(target, rows, head_dim, kv_bytes, act_bytes)
+    inflight = 2 * 2 * KV_TILE * head_dim * kv_bytes
+    w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, (kv + qo) / tiles, tile_l2, inflight)
+    return finish(target, name, w.time_s, w.compute_s, w.memory_s, flops, kv + qo, tile_l2 * tiles, w.occupancy,
+                  unit, {"kind": "flash_attention2", "tiles": tiles, "waves": w.waves, "kv_bytes": kv})
+
+
+def naive_decode(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
+                 kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1,
+                 name: str = "attention_naive") -> KernelResult:
+    """Unfused decode attention: QK^T, softmax and PV as three kernels, scores through DRAM."""
+    _check(heads, kv_heads)
+    k_expanded = batch * heads * kv_len * head_dim * kv_bytes  # repeat_kv: K (and V) once per query head
+    q = batch * heads * q_len * head_dim * act_bytes
+    scores = batch * heads * q_len * kv_len * act_bytes
+    half = 2.0 * batch * heads * q_len * kv_len * head_dim
+    score = memory_bound(target, f"{name}.score", q + k_expanded + scores, half)
+    softmax = memory_bound(target, f"{name}.softmax", 2 * scores, 5.0 * scores / act_bytes)
+    pv = memory_bound(target, f"{name}.pv", scores + k_expanded + q, half)
+    return sequence(name, [score, softmax, pv], {"kind": "naive", "kv_bytes": 2 * k_expanded})
+
+
+def _splits_heuristic(blocks: int, slots: int, max_splits: int) -> int:
+    """FlashAttention's ``num_splits_heuristic``: the fewest splits whose wave efficiency is within 85% of the
+    best over 1..max_splits."""
+    if blocks >= 0.8 * slots:
+        return 1
+    effs = []
+    for s in range(1, max_splits + 1):
+        waves = blocks * s / slots
+        effs.append(waves / math.ceil(waves))
+    best = max(effs)
+    return next(s for s, e in enumerate(effs, 1) if e >= 0.85 * best)
+
+
+def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
+                   kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
+                   splits: int | None = None, name: str = "attention_flashdecoding") -> KernelResult:
+    """Split-KV decode attention plus its combine kernel."""
+    _check(heads, kv_heads)
+    kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
+    group = heads // kv_heads * q_len
+    peak, unit = target.peak_flops(dtype)
+    sm_rate = peak * target.attention_efficiency.si / target.sms
+    bps = _fused_blocks_per_sm(target, max(group, MMA_ROWS), head_dim, kv_bytes, act_bytes)
+    slots = target.sms * bps
+    base = batch * kv_heads
+    max_splits = max(1, min(128, math.ceil(kv_len / KV_TILE)))
+    s = splits or _splits_heuristic(base, slots, max_splits)
+    chunk = math.ceil(kv_len / s)
+    tiles = base * s
+    tile_kv = 2.0 * chunk * head_dim * kv_bytes
+    tile_q = group * head_dim * act_bytes
+    tile_flops = 4.0 * max(group, MMA_ROWS) * math.ceil(chunk / KV_TILE) * KV_TILE * head_dim
+    partial_bytes = batch * heads * q_len * s * (head_dim + 2) * 4.0 if s > 1 else 0.0
+    tile_dram = tile_kv + tile_q + (partial_bytes / tiles if s > 1 else tile_q)
+    inflight = 2 * 2 * KV_TILE * head_dim * kv_bytes
+    w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_dram, inflight)
+    main = finish(target, f"{name}.split", w.time_s, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes,
+                  tile_dram * tiles, w.occupancy, unit)
+    parts = [main]
+    if s > 1:
+        parts.append(memory_bound(target, f"{name}.combine", partial_bytes + qo / 2, 3.0 * partial_bytes / 4))
+    return sequence(name, parts, {"kind": "flashdecoding", "splits": s, "tiles": tiles, "waves": w.waves,
+                                  "kv_bytes": kv})
+
+
+def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
+                   kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
+                   name: str = "attention_lean") -> KernelResult:
+    """Stream-K decode attention: equal work per block, one wave, fix-up in the same kernel."""
+    _check(heads, kv_heads)
+    kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
+    group = heads // kv_heads * q_len
+    peak, unit = target.peak_flops(dtype)
+    sm_rate = peak * target.attention_efficiency.si / target.sms
+    bps = _fused_blocks_per_sm(target, max(group, MMA_ROWS), head_dim, kv_bytes, act_bytes)
+    granules_per_head = math.ceil(kv_len / KV_TILE)
+    granules = batch * kv_heads * granules_per_head
+    ctas = min(target.sms * bps, granules)
+    per_cta = math.ceil(granules / ctas)
+    heads_touched = min(batch * kv_heads, ctas) + ctas  # each block starts one segment, may cross into another
+    partial_bytes = 2.0 * ctas * group * (head_dim + 2) * 4.0 if ctas > batch * kv_heads else 0.0
+    tile_dram = 2.0 * per_cta * KV_TILE * head_dim * kv_bytes + (qo + partial_bytes) / ctas
+    tile_flops = 4.0 * max(group, MMA_ROWS) * per_cta * KV_TILE * head_dim
+    inflight = 2 * 2 * KV_TILE * head_dim * kv_bytes
+    w = run_waves(target, ctas, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_dram, inflight)
+    body = w.time_s + (target.dram_latency.si if partial_bytes else 0.0)  # fix-up waits for its partials
+    return finish(target, name, body, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes, tile_dram * ctas,
+                  w.occupancy, unit, {"kind": "lean", "ctas": ctas, "granules_per_cta": per_cta,
+                                      "segments": heads_touched, "kv_bytes": kv})
+
+
+DECODE_KERNELS = {"naive": naive_decode, "flashdecoding": flash_decoding, "lean": lean_attention}

@@ -1,0 +1,118 @@
+"""GEMM timing on thread-block tiles, with a small CUTLASS-like search over tile shapes and split-K.
+
+A GEMM ``[batch] x (m x k) @ (k x n)`` is cut into ``bm x bn`` output tiles; each thread block walks its K range
+in ``bk`` slices through a ``stages``-deep shared-memory pipeline; split-K cuts K into ``s`` ranges computed by
+separate blocks and reduced afterwards (fp32 partials through DRAM). Blocks resident per SM follow from shared
+memory (pipeline buffers), registers (fp32 accumulators plus 64 registers a thread for fragments and addresses,
+an assumption) and the thread limit. Waves, per-tile compute and bandwidth shares are in
+:func:`hardware.gpu.kernels.run_waves`. Padding counts: a tile computes all of ``bm x bn x bk`` even past the
+matrix edge, as the hardware does.
+
+Tensor-core tiles have at least 16 rows (the m16n8k16 MMA shape); CUDA-core (fp32 SIMT) tiles go down to one
+row (GEMV kernels). The search returns the fastest candidate; ``tile`` and ``split_k`` pin one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hardware.gpu.kernels import KernelResult, finish, run_waves
+from hardware.gpu.spec import GpuTarget
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A thread-block tile: output ``m x n``, K slice ``k``, pipeline ``stages``, ``warps`` per block."""
+
+    m: int
+    n: int
+    k: int
+    stages: int
+    warps: int
+
+
+#: Tensor-core tile shapes (CUTLASS's default Ampere/Hopper sizes plus small-M shapes for skinny GEMMs).
+TENSOR_TILES = (
+    Tile(256, 128, 32, 3, 8), Tile(128, 256, 32, 3, 8), Tile(128, 128, 32, 4, 4), Tile(128, 64, 32, 4, 4),
+    Tile(64, 128, 32, 4, 4), Tile(64, 64, 64, 4, 4), Tile(32, 128, 64, 4, 4), Tile(16, 128, 128, 4, 4),
+    Tile(16, 64, 256, 4, 4),
+)
+#: CUDA-core (SIMT) tiles, down to GEMV shapes.
+SIMT_TILES = (
+    Tile(128, 128, 8, 2, 8), Tile(64, 64, 8, 2, 4), Tile(32, 64, 16, 2, 4), Tile(8, 128, 64, 4, 4),
+    Tile(1, 256, 128, 4, 4), Tile(1, 64, 256, 4, 2),
+)
+SPLIT_K = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+#: Registers (32-bit) a thread holds besides its accumulators: operand fragments, addresses (assumption).
+EXTRA_REGS_PER_THREAD = 64
+MAX_BLOCKS_PER_SM = 32
+
+
+def blocks_per_sm(target: GpuTarget, tile: Tile, a_bytes: float, b_bytes: float) -> int:
+    """Resident blocks of ``tile`` per SM (0: the tile does not fit)."""
+    threads = tile.warps * 32
+    smem = tile.stages * (tile.m * tile.k * a_bytes + tile.k * tile.n * b_bytes)
+    regs = tile.m * tile.n * 4 + threads * EXTRA_REGS_PER_THREAD * 4
+    return int(min(target.shared_memory_per_sm.si // smem, target.registers_per_sm.si // regs,
+                   target.max_threads_per_sm.si // threads, MAX_BLOCKS_PER_SM))
+
+
+def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp16", a_bytes: float = 2.0,
+         b_bytes: float = 2.0, c_bytes: float = 2.0, dram_bytes: float | None = None, tile: Tile | None = None,
+         split_k: int | None = None, name: str = "gemm") -> KernelResult:
+    """Time of one (batched) GEMM; ``dtype`` picks the compute unit and peak (see ``GpuTarget.peak_flops``).
+
+    ``a_bytes``, ``b_bytes``, ``c_bytes`` are bytes per element of A (activations), B (weights) and C;
+    ``dram_bytes`` overrides the unique DRAM traffic (A, B and C once each), e.g. with the workload's own count.
+    """
+    best = _search(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, tile, split_k)
+    if best is None:
+        raise ValueError(f"{name}: no tile fits on {target.name}")
+    cached = best[1]  # shared by the search cache: hand out a copy
+    return dataclasses.replace(cached, name=name, detail=dict(cached.detail))
+
+
+@lru_cache(maxsize=4096)
+def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float, b_bytes: float,
+            c_bytes: float, dram_bytes: float | None, tile: Tile | None,
+            split_k: int | None) -> tuple[float, KernelResult] | None:
+    peak, unit = target.peak_flops(dtype)
+    sm_rate = peak * target.tensor_efficiency.si / target.sms
+    tiles = (tile,) if tile else (TENSOR_TILES if unit == "tensor" else SIMT_TILES)
+    splits = (split_k,) if split_k else SPLIT_K
+    unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
+    flops = 2.0 * batch * m * k * n
+    best: tuple[float, KernelResult] | None = None
+    for t in tiles:
+        bps = blocks_per_sm(target, t, a_bytes, b_bytes)
+        if bps == 0:
+            continue
+        base_tiles = batch * math.ceil(m / t.m) * math.ceil(n / t.n)
+        for s in splits:
+            k_iters = math.ceil(math.ceil(k / s) / t.k)
+            if s > 1 and (k_iters < 2 or base_tiles >= target.sms * bps):
+                continue  # split-K only for grids that do not fill the GPU, and only while each split has work
+            count = base_tiles * s
+            k_span = k_iters * t.k
+            out_bytes = c_bytes if s == 1 else 4.0  # split-K blocks write fp32 partials
+            tile_l2 = (t.m * a_bytes + t.n * b_bytes) * k_span + t.m * t.n * out_bytes
+            inflight = t.stages * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
+            w = run_waves(target, count, bps, t.warps * 32, 2.0 * t.m * t.n * k_span, sm_rate, unique / count,
+                          tile_l2, inflight)
+            body, memory = w.time_s, w.memory_s
+            reduce_bytes = 0.0
+            if s > 1:  # partials written by the blocks, read back and reduced (fused epilogue, no extra launch)
+                reduce_bytes = batch * m * n * 4.0 * s * 2
+                extra = reduce_bytes / target.achievable_dram_bandwidth
+                body += extra
+                memory += extra
+            r = finish(target, "gemm", body, w.compute_s, memory, flops, unique + reduce_bytes,
+                       tile_l2 * count, w.occupancy, unit,
+                       {"tile": (t.m, t.n, t.k), "split_k": s, "tiles": count, "waves": w.waves,
+                        "blocks_per_sm": bps})
+            if best is None or r.time_s < best[0] - 1e-15:
+                best = (r.time_s, r)
+    return best

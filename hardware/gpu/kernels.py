@@ -1,0 +1,147 @@
+"""Kernel results and the pieces every GPU kernel model shares: waves of thread blocks, memory-bound kernels,
+launch overhead and energy.
+
+Timing model (first principles, calibrated by the preset's efficiencies):
+
+- A kernel is a grid of thread blocks ("tiles"). ``blocks_per_sm`` of them are resident on each SM at once, so
+  the grid runs in ``waves = ceil(tiles / (SMs x blocks_per_sm))``. Within a wave of ``a`` active tiles each tile
+  takes ``max(compute, DRAM bytes / DRAM share, L2 bytes / L2 share)``: compute at the SM's calibrated rate shared
+  by the blocks resident on it, DRAM and L2 bandwidth shared equally by the ``a`` active tiles, and a tile's DRAM
+  rate capped by Little's law at ``bytes in flight / DRAM latency`` (its pipeline stages). Compute-bound kernels
+  therefore show wave quantisation (one tile too many costs a whole wave); memory-bound ones mostly do not,
+  because the last, partial wave gets more bandwidth per tile.
+- One DRAM latency is added per kernel (pipeline fill). A kernel never takes less than the launch overhead:
+  launches are asynchronous, so a kernel shorter than the host's issue time leaves the GPU waiting.
+- Energy: FLOPs x energy per FLOP of the unit used (tensor or CUDA cores) + bytes x energy per bit at DRAM and L2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hardware.gpu.spec import GpuTarget
+
+#: Which limit set a kernel's time.
+BOUNDS = ("compute", "memory", "latency", "launch", "link")
+
+
+@dataclass
+class KernelResult:
+    """One kernel (or a short fixed sequence of kernels, ``launches`` > 1) and what it achieved.
+
+    ``time_s`` includes launch overhead; ``flops`` are useful FLOPs (not padding); ``dram_bytes`` / ``l2_bytes``
+    the bytes moved at each level; ``unit`` is ``tensor`` or ``cuda`` (which FLOP energy applies); ``occupancy``
+    the average fraction of the GPU's resident-thread slots in use over the kernel's waves.
+    """
+
+    name: str
+    time_s: float
+    flops: float
+    dram_bytes: float
+    l2_bytes: float
+    bound: str
+    occupancy: float
+    unit: str = "cuda"
+    launches: int = 1
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def achieved_flops_per_s(self) -> float:
+        """Useful FLOP/s over the kernel's time."""
+        return self.flops / self.time_s if self.time_s > 0 else 0.0
+
+    @property
+    def achieved_bytes_per_s(self) -> float:
+        """DRAM bytes/s over the kernel's time."""
+        return self.dram_bytes / self.time_s if self.time_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class WaveTiming:
+    """Body time of a grid (no launch overhead) and which limit dominated it."""
+
+    time_s: float
+    compute_s: float
+    memory_s: float
+    waves: int
+    occupancy: float
+
+
+def run_waves(target: GpuTarget, tiles: int, blocks_per_sm: int, threads_per_block: int, tile_flops: float,
+              sm_flops_per_s: float, tile_dram_bytes: float, tile_l2_bytes: float,
+              tile_inflight_bytes: float) -> WaveTiming:
+    """Time of ``tiles`` identical thread blocks run in waves (see the module docstring).
+
+    ``tile_flops`` are the FLOPs one block executes (padding included); ``sm_flops_per_s`` the calibrated rate of
+    one SM; ``tile_inflight_bytes`` the bytes one block keeps in flight (its pipeline stages).
+    """
+    sms = target.sms
+    slots = sms * blocks_per_sm
+    full, rem = divmod(tiles, slots)
+    dram_bw = target.achievable_dram_bandwidth
+    l2_bw = target.l2_bandwidth.si
+    latency = target.dram_latency.si
+    cap = tile_inflight_bytes / latency if latency > 0 else math.inf
+
+    def wave(active: int) -> tuple[float, float, float]:
+        resident = min(blocks_per_sm, math.ceil(active / sms))
+        compute = tile_flops * resident / sm_flops_per_s
+        memory = max(tile_dram_bytes / min(dram_bw / active, cap), tile_l2_bytes / (l2_bw / active))
+        return max(compute, memory), compute, memory
+
+    total = compute_s = memory_s = 0.0
+    for count, active in ((full, slots), (1 if rem else 0, rem)):
+        if count:
+            t, c, m = wave(active)
+            total += count * t
+            compute_s += count * c
+            memory_s += count * m
+    waves = full + (1 if rem else 0)
+    threads = min(1.0, blocks_per_sm * threads_per_block / target.max_threads_per_sm.si)
+    occupancy = threads * tiles / (waves * slots) if waves else 0.0
+    return WaveTiming(total, compute_s, memory_s, waves, occupancy)
+
+
+def finish(target: GpuTarget, name: str, body_s: float, compute_s: float, memory_s: float, flops: float,
+           dram_bytes: float, l2_bytes: float, occupancy: float, unit: str, detail: dict | None = None) -> KernelResult:
+    """Add the pipeline-fill latency and the launch floor to a kernel body and name the bound."""
+    latency = target.dram_latency.si
+    busy = body_s + latency
+    launch = target.launch_overhead.si
+    if launch >= busy:
+        bound = "launch"
+    elif latency >= max(compute_s, memory_s):
+        bound = "latency"
+    else:
+        bound = "compute" if compute_s >= memory_s else "memory"
+    return KernelResult(name, max(busy, launch), flops, dram_bytes, l2_bytes, bound, occupancy, unit, 1,
+                        detail or {})
+
+
+def memory_bound(target: GpuTarget, name: str, bytes_: float, flops: float = 0.0) -> KernelResult:
+    """A fused elementwise / norm / softmax / activation / copy kernel: streams ``bytes_`` through DRAM at the
+    achievable bandwidth; its arithmetic runs on CUDA cores alongside."""
+    memory = bytes_ / target.achievable_dram_bandwidth
+    compute = flops / target.cuda_core_fp32.si
+    return finish(target, name, max(memory, compute), compute, memory, flops, bytes_, 0.0, 1.0, "cuda")
+
+
+def sequence(name: str, parts: list[KernelResult], detail: dict | None = None) -> KernelResult:
+    """Kernels that run back to back as one logical kernel (e.g. split-KV attention and its combine)."""
+    time = sum(p.time_s for p in parts)
+    main = max(parts, key=lambda p: p.time_s)
+    occ = sum(p.occupancy * p.time_s for p in parts) / time if time else 0.0
+    return KernelResult(name, time, sum(p.flops for p in parts), sum(p.dram_bytes for p in parts),
+                        sum(p.l2_bytes for p in parts), main.bound, occ, main.unit,
+                        sum(p.launches for p in parts), detail or {})
+
+
+def energy_by_action(target: GpuTarget, result: KernelResult) -> dict[str, float]:
+    """Dynamic energy of a kernel (joules) by action: FLOPs on its unit, DRAM bits, L2 bits."""
+    per_flop = target.tensor_energy_per_flop.si if result.unit == "tensor" else target.cuda_core_energy_per_flop.si
+    return {
+        f"{result.unit}_flop": result.flops * per_flop,
+        "dram": result.dram_bytes * 8 * target.dram_energy_per_bit.si,
+        "l2": result.l2_bytes * 8 * target.l2_energy_per_bit.si,
+    }

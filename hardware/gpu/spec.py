@@ -1,0 +1,102 @@
+"""The GPU target preset schema: datasheet figures, calibration factors and energies, each with unit and source.
+
+Tensor-core throughputs are **dense** (no 2:4 sparsity) at the tensor boost clock; a dtype the part lacks is left
+out (``None``). Calibration factors (``dram_efficiency``, ``tensor_efficiency``, ``attention_efficiency``) are
+fractions of the datasheet peak that kernels achieve; their ``source`` must cite a measurement or say that they
+are assumptions pending measurement.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from hardware.quantity import (
+    Bytes,
+    BytesPerSecond,
+    Count,
+    FlopsPerSecond,
+    Hertz,
+    Joules,
+    JoulesPerBit,
+    Ratio,
+    Seconds,
+    Watts,
+)
+from hardware.targets import TargetBase
+
+#: Tensor-core formats a preset may list, in the names kernels use.
+TENSOR_DTYPES = ("tf32", "fp16", "bf16", "fp8", "int8")
+
+
+class TensorPeaks(BaseModel):
+    """Dense tensor-core throughput per input format (FLOP/s, or OP/s for int8); absent = not supported."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tf32: FlopsPerSecond | None = None
+    fp16: FlopsPerSecond | None = None
+    bf16: FlopsPerSecond | None = None
+    fp8: FlopsPerSecond | None = None
+    int8: FlopsPerSecond | None = None
+
+
+class GpuTarget(TargetBase):
+    """One GPU (kind ``gpu``): compute, on-chip storage, memory, links, power and calibration."""
+
+    sm_count: Count
+    boost_clock: Hertz
+    tensor_peak: TensorPeaks
+    cuda_core_fp32: FlopsPerSecond
+    registers_per_sm: Bytes
+    shared_memory_per_sm: Bytes
+    max_threads_per_sm: Count
+    l2_size: Bytes
+    l2_bandwidth: BytesPerSecond
+    dram_capacity: Bytes
+    dram_bandwidth: BytesPerSecond
+    dram_latency: Seconds
+    launch_overhead: Seconds
+    idle_power: Watts
+    tdp: Watts
+    nvlink_bandwidth: BytesPerSecond
+    pcie_bandwidth: BytesPerSecond
+    link_latency: Seconds
+    dram_efficiency: Ratio
+    tensor_efficiency: Ratio
+    attention_efficiency: Ratio
+    tensor_energy_per_flop: Joules
+    cuda_core_energy_per_flop: Joules
+    dram_energy_per_bit: JoulesPerBit
+    l2_energy_per_bit: JoulesPerBit
+
+    # -- derived figures (SI units) ------------------------------------------------------------------------
+    @property
+    def sms(self) -> int:
+        """Streaming multiprocessors."""
+        return self.sm_count.n
+
+    def peak_flops(self, dtype: str) -> tuple[float, str]:
+        """Peak FLOP/s for GEMMs in ``dtype`` and the unit that delivers it (``tensor`` or ``cuda``).
+
+        fp32 runs on CUDA cores; a tensor format the part lacks falls back to fp16 tensor cores (weight-only
+        formats are dequantised to fp16) and, without those, to CUDA-core fp32.
+        """
+        if dtype != "fp32":
+            peak = getattr(self.tensor_peak, dtype, None) if dtype in TENSOR_DTYPES else None
+            if peak is None:
+                peak = self.tensor_peak.fp16
+            if peak is not None:
+                return peak.si, "tensor"
+        return self.cuda_core_fp32.si, "cuda"
+
+    @property
+    def achievable_dram_bandwidth(self) -> float:
+        """Datasheet DRAM bandwidth times the calibrated efficiency (bytes/s)."""
+        return self.dram_bandwidth.si * self.dram_efficiency.si
+
+    @property
+    def link_bandwidth(self) -> float:
+        """Per-direction bandwidth of the GPU-to-GPU link (bytes/s): half the datasheet's bidirectional total of
+        NVLink when there is one, else of PCIe."""
+        total = self.nvlink_bandwidth.si if self.nvlink_bandwidth.si > 0 else self.pcie_bandwidth.si
+        return total / 2.0

@@ -1,0 +1,196 @@
+"""GPU target: kernel timing against hand-computed answers, preset validation, and an end-to-end decode step.
+
+Figures below use the bundled a100-80gb preset: 108 SMs, fp16 tensor peak 312 TFLOP/s x tensor_efficiency
+0.85 = 265.2 TFLOP/s, DRAM 2039 GB/s x dram_efficiency 0.90 = 1835.1 GB/s, DRAM latency 0.5 us, launch 4 us.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from hardware.errors import HwsimError
+from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, naive_decode
+from hardware.gpu.collectives import all_reduce
+from hardware.gpu.gemm import Tile, gemm
+from hardware.gpu.kernels import energy_by_action, memory_bound
+from hardware.targets import PRESET_DIR, load_target, target_from_dict
+from mapping.gpu.mapper import map_workload, memory_capacity_bytes
+from mapping.workloads import Model
+from simulator.engine import run
+
+GPUS = ["v100", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "l4", "rtx4090", "jetson-orin"]
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return load_target("a100-80gb")
+
+
+def test_presets_load_with_sources():
+    for name in GPUS:
+        t = load_target(name)
+        assert t.kind == "gpu" and t.sms > 0
+        assert t.peak_flops("fp16")[1] == "tensor"
+        assert 0 < t.dram_efficiency.si <= 1 and 0 < t.tensor_efficiency.si <= 1
+
+
+def test_large_gemm_approaches_calibrated_peak(a100):
+    # 8192^3 fp16: 2 x 8192^3 = 1.0995e12 FLOP; at 265.2 TFLOP/s -> 4.146 ms. Best tile 256x128 gives
+    # 32 x 64 = 2048 tiles in ceil(2048 / 108) = 19 waves (2048 / 2052 = 99.8% full) -> ~4.15 ms.
+    r = gemm(a100, 1, 8192, 8192, 8192, "fp16")
+    calibrated = 312e12 * 0.85
+    assert r.bound == "compute"
+    assert 0.97 * calibrated <= r.achieved_flops_per_s <= calibrated
+    assert r.time_s == pytest.approx(2 * 8192**3 / calibrated, rel=0.02)
+
+
+def test_gemv_is_bandwidth_bound(a100):
+    # m = 1, k = n = 8192 fp16: the weight is 134,217,728 B; at 1835.1 GB/s -> 73.1 us (+0.5 us latency).
+    r = gemm(a100, 1, 1, 8192, 8192, "fp16")
+    assert r.bound == "memory"
+    bytes_ = 8192 * 8192 * 2 + 8192 * 2 * 2
+    assert r.time_s == pytest.approx(bytes_ / (2039e9 * 0.90) + 0.5e-6, rel=0.02)
+    assert r.achieved_bytes_per_s <= 2039e9 * 0.90
+
+
+def test_wave_quantisation_at_sm_count(a100):
+    # Tile 128x256 fp16, 3 stages: 196,608 B of registers -> 1 block per SM, 108 slots. m = 128 x 108, n = 256
+    # gives 108 tiles = 1 wave; m = 128 x 109 gives 109 tiles = 2 waves, the second with one tile, which still
+    # takes a whole tile's compute time (2 x 128 x 256 x 16384 / (265.2e12 / 108) = 437 us): ~2x.
+    tile = Tile(128, 256, 32, 3, 8)
+    one = gemm(a100, 1, 128 * 108, 16384, 256, "fp16", tile=tile, split_k=1)
+    two = gemm(a100, 1, 128 * 109, 16384, 256, "fp16", tile=tile, split_k=1)
+    assert one.detail["waves"] == 1 and two.detail["waves"] == 2
+    assert two.time_s / one.time_s == pytest.approx(2.0, rel=0.03)
+    assert one.time_s == pytest.approx(2 * 128 * 256 * 16384 / (312e12 * 0.85 / 108) + 0.5e-6, rel=0.01)
+
+
+def test_gqa_decode_reads_kv_once_per_kv_head(a100):
+    # 32 query heads, head_dim 128, 32k keys, fp16: MHA K+V = 2 x 32 x 32768 x 128 x 2 = 536,870,912 B;
+    # GQA with 8 KV heads reads 32 / 8 = 4x less, MQA 32x less. The naive kernel expands K/V per query head.
+    mha = flash_decoding(a100, 1, 32, 32, 32768, 128)
+    gqa = flash_decoding(a100, 1, 32, 8, 32768, 128)
+    mqa = lean_attention(a100, 1, 32, 1, 32768, 128)
+    assert mha.detail["kv_bytes"] == 2 * 32 * 32768 * 128 * 2
+    assert mha.detail["kv_bytes"] / gqa.detail["kv_bytes"] == 4
+    assert mha.detail["kv_bytes"] / mqa.detail["kv_bytes"] == 32
+    assert gqa.time_s < mha.time_s / 3
+    naive = naive_decode(a100, 1, 32, 8, 32768, 128)
+    assert naive.detail["kv_bytes"] == mha.detail["kv_bytes"]
+    # long-context MHA decode is memory-bound near the achievable bandwidth: 536.9 MB / 1835.1 GB/s = 292.6 us
+    assert mha.time_s == pytest.approx(mha.detail["kv_bytes"] / (2039e9 * 0.9), rel=0.05)
+
+
+def test_decode_kernels_order(a100):
+    # batch 1, 8 KV heads, 4k keys: FlashDecoding and Lean beat naive (scores through DRAM, expanded K/V);
+    # Lean (one launch, one balanced wave) is no slower than FlashDecoding (split kernel + combine kernel).
+    args = (a100, 1, 32, 8, 4096, 128)
+    naive, fd, lean = naive_decode(*args), flash_decoding(*args), lean_attention(*args)
+    assert lean.time_s <= fd.time_s < naive.time_s
+    assert naive.launches == 3 and lean.launches == 1
+
+
+def test_flash_attention2_prefill_is_compute_bound(a100):
+    # 4096 tokens, 32 heads of 128, causal: 4 x 32 x 4096^2 x 128 x (4097 / 8192) = 1.100e12 FLOP;
+    # at 312 x 0.50 (attention_efficiency) = 156 TFLOP/s -> >= 7.05 ms... per batch of 1: 1.1e12 / 156e12 s.
+    r = flash_attention2(a100, 1, 32, 32, 4096, 4096, 128)
+    assert r.bound == "compute"
+    assert r.flops == pytest.approx(4 * 32 * 4096**2 * 128 * 4097 / 8192)
+    assert r.time_s >= r.flops / (312e12 * 0.5)
+    assert r.time_s <= 1.3 * r.flops / (312e12 * 0.5)
+
+
+def test_more_bandwidth_never_slower(a100):
+    data = a100.model_dump(mode="json")
+    data["dram_bandwidth"]["value"] *= 2
+    fast = target_from_dict(data, "test")
+    cases = [lambda t: gemm(t, 1, 1, 4096, 4096, "fp16"), lambda t: gemm(t, 1, 4096, 4096, 4096, "fp16"),
+             lambda t: gemm(t, 4, 77, 1000, 300, "fp32", 4, 4, 4), lambda t: memory_bound(t, "x", 1e6),
+             lambda t: flash_decoding(t, 2, 32, 8, 3000, 128), lambda t: lean_attention(t, 2, 32, 8, 3000, 128),
+             lambda t: naive_decode(t, 2, 32, 8, 3000, 128), lambda t: flash_attention2(t, 1, 16, 16, 512, 512, 64)]
+    for case in cases:
+        slow_r, fast_r = case(a100), case(fast)
+        assert fast_r.time_s <= slow_r.time_s * (1 + 1e-12)
+        assert all(v >= 0 for v in energy_by_action(a100, slow_r).values())
+
+
+def test_launch_floor_and_all_reduce(a100):
+    tiny = memory_bound(a100, "tiny", 1024)
+    assert tiny.time_s == pytest.approx(4e-6) and tiny.bound == "launch"
+    # ring all-reduce of 1 MB over 8 GPUs on NVLink (600 GB/s total, 300 GB/s per direction):
+    # 10 us + 2 x 7/8 x 1e6 / 300e9 = 15.83 us
+    r = all_reduce(a100, 1e6, 8)
+    assert r.time_s == pytest.approx(10e-6 + 2 * 7 / 8 * 1e6 / 300e9)
+    assert all_reduce(a100, 1e6, 1).time_s == 0
+
+
+def _preset() -> dict:
+    return yaml.safe_load((PRESET_DIR / "a100-80gb.yaml").read_text())
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda d: d.update(sm_cuont=d["sm_count"]), "sm_cuont"),
+    (lambda d: d["dram_bandwidth"].update(unit="GHz"), "dram_bandwidth"),
+    (lambda d: d["l2_size"].pop("source"), "l2_size.source"),
+    (lambda d: d["tensor_peak"].update(fp4=d["tensor_peak"]["fp16"]), "tensor_peak.fp4"),
+    (lambda d: d.pop("launch_overhead"), "launch_overhead"),
+])
+def test_bad_preset_field_is_named(mutate, field):
+    data = _preset()
+    mutate(data)
+    with pytest.raises(HwsimError, match=f"field '{field}'"):
+        target_from_dict(data, "bad.yaml")
+
+
+@pytest.fixture(scope="module")
+def gpt2_decode():
+    return Model("examples/gpt2.onnx").decode(1, 128)
+
+
+def test_gpt2_decode_end_to_end(gpt2_decode):
+    # GPT-2 small, fp32, batch 1, 128 cached tokens: 497,759,232 B of weights. On A100-80GB the floor is
+    # 497.76e6 / 2039e9 = 244 us; every kernel costs at least 4 us of launch, so the step must stay under
+    # 3 x 244 us + kernels x 4 us.
+    a100 = load_target("a100-80gb")
+    program = map_workload(gpt2_decode, a100, {})
+    result = run(program)
+    floor = gpt2_decode.weight_bytes / a100.dram_bandwidth.si
+    assert floor <= result.latency_s <= 3 * floor + len(program.tasks) * a100.launch_overhead.si
+    assert result.dynamic_energy_j > 0 and result.static_energy_j > 0
+    assert result.traffic_bytes["hbm"] >= gpt2_decode.weight_bytes
+    kinds = {t.op.rsplit(".", 1)[-1] for t in program.tasks}
+    assert {"qkv_proj", "attention", "o_proj", "up", "down", "fused"} <= kinds
+    assert sum(1 for t in program.tasks if t.op.endswith(".attention")) == 12  # one attention kernel per layer
+    assert memory_capacity_bytes(a100) == 80 * 10**9
+
+
+def test_gpt2_decode_options(gpt2_decode):
+    a100 = load_target("a100-80gb")
+    latencies = {k: run(map_workload(gpt2_decode, a100, {"attention": k})).latency_s
+                 for k in ("naive", "flashdecoding", "lean")}
+    assert latencies["lean"] <= latencies["flashdecoding"] <= latencies["naive"]
+    tp2 = map_workload(gpt2_decode, a100, {"tp": 2})
+    assert sum(1 for t in tp2.tasks if t.op.endswith("all_reduce")) == 24  # attention + MLP of 12 layers
+    h100 = run(map_workload(gpt2_decode, load_target("h100-sxm"), {})).latency_s
+    assert h100 < latencies["flashdecoding"]
+    with pytest.raises(HwsimError, match="attention"):
+        map_workload(gpt2_decode, a100, {"attention": "paged"})
+
+
+def test_gqa_model_maps(fixture_path):
+    # the qwen2 fixture has 4 query heads sharing 2 KV heads; the mapper infers kv_heads from k_proj's width
+    w = Model(fixture_path("qwen2_dynamo.onnx")).decode(1, 64)
+    l4 = load_target("l4")
+    inferred = run(map_workload(w, l4, {}))
+    as_mha = run(map_workload(w, l4, {"kv_heads": 4}))
+    assert math.isfinite(inferred.latency_s)
+    assert inferred.traffic_bytes["hbm"] < as_mha.traffic_bytes["hbm"]  # 2 KV heads read half the K/V of 4
+
+
+def test_prefill_maps():
+    w = Model("examples/gpt2.onnx").prefill(1, 256)
+    result = run(map_workload(w, load_target("h100-sxm"), {}))
+    assert result.latency_s > 0
