@@ -21,6 +21,8 @@ from mapping.gpu.mapper import map_workload, memory_capacity_bytes
 from mapping.workloads import Model
 from simulator.engine import run
 
+from conftest import EXAMPLES
+
 GPUS = ["v100", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "l4", "rtx4090", "jetson-orin"]
 
 
@@ -147,7 +149,7 @@ def test_bad_preset_field_is_named(mutate, field):
 
 @pytest.fixture(scope="module")
 def gpt2_decode():
-    return Model("examples/gpt2.onnx").decode(1, 128)
+    return Model(str(EXAMPLES / "gpt2.onnx")).decode(1, 128)
 
 
 def test_gpt2_decode_end_to_end(gpt2_decode):
@@ -191,6 +193,6 @@ def test_gqa_model_maps(fixture_path):
 
 
 def test_prefill_maps():
-    w = Model("examples/gpt2.onnx").prefill(1, 256)
+    w = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 256)
     result = run(map_workload(w, load_target("h100-sxm"), {}))
     assert result.latency_s > 0
