@@ -229,5 +229,9 @@ def targets_show(name: str) -> None:
         click.echo(f"  {path:34s} {shown:>12s} {unit:8s} {source}")
 
 
+from simulator.hls_command import hls  # noqa: E402
+
+main.add_command(hls)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,175 @@
+"""hls4ml project emission for small transformers, built from our layer list (hls4ml's ONNX frontend is not
+transformer-ready: it drops activation x activation MatMuls and rejects LayerNorm; shared/reference/published.md).
+
+The layers of :func:`mapping.fpga.pipeline.build_layers` become hls4ml layer dicts (Dense, Einsum for Q.K^T and
+P.V, Softmax, LayerNormalization, Activation relu, Merge add, BatchNormalization as a constant scale, Reshape,
+Transpose) and go through ``ModelGraph.from_layer_list`` (docs/research/fpga.md 4a) with every precision set
+explicitly: data and results ``precision`` (rounded, saturating; activation x
+activation products 4 more integer bits), weights and biases ``weight_precision``, accumulators twice as
+wide, softmax tables of ``table_size`` entries with unsigned types sized to the row length. ``csim`` compiles the
+C++ with g++ through hls4ml and compares with onnxruntime on the same ONNX file.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hardware.errors import HwsimError
+from hardware.fpga.fixed import FixedType
+from mapping.fpga.pipeline import PipeLayer, build_layers
+
+#: Layer kinds that must appear as a function call in the generated firmware (the others are wiring).
+COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "add", "scale", "transpose")
+PROJECT = "myproject"
+#: Extra integer (and total) bits of activation x activation products over the data precision.
+MATMUL_EXTRA_INTEGER_BITS = 4
+
+
+@dataclass
+class HlsProject:
+    """An hls4ml project written to ``out_dir`` and the hls4ml ModelGraph behind it."""
+
+    out_dir: Path
+    model_path: str
+    layers: list[PipeLayer]
+    graph: Any
+    io_type: str
+
+    @property
+    def firmware(self) -> Path:
+        """The top-level C++ file."""
+        return self.out_dir / "firmware" / f"{PROJECT}.cpp"
+
+
+def _softmax_types(n: int, data: FixedType) -> dict[str, str]:
+    ibits = math.ceil(math.log2(n + 1)) + 1
+    return {"result": f"ap_ufixed<{data.width},1>", "exp_table": f"ap_ufixed<{data.width + 2},1>",
+            "inv_table": f"ap_ufixed<{data.width + 2},1>", "inv_inp": f"ap_ufixed<{data.width + 2},{ibits}>",
+            "accum": f"ap_ufixed<{data.width + 6},{ibits}>"}
+
+
+def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
+                table_size: int = 4096) -> tuple[list[dict], dict[str, dict]]:
+    """hls4ml layer dicts and the per-layer ``LayerName`` config (precisions, table sizes)."""
+    accum = f"ap_fixed<{2 * data.width},{2 * data.integer}>"
+    result = f"ap_{'' if data.signed else 'u'}fixed<{data.width},{data.integer},AP_RND_CONV,AP_SAT>"
+    default = {"result": result, "weight": str(weight), "bias": str(weight), "accum": accum}
+    out: list[dict] = []
+    conf: dict[str, dict] = {}
+    for lay in layers:
+        a = lay.attrs
+        d: dict[str, Any] = {"name": lay.name, "inputs": list(lay.inputs)}
+        conf[lay.name] = {"Precision": dict(default)}
+        if lay.kind == "input":
+            d.update(class_name="InputLayer", input_shape=list(lay.shape))
+            d.pop("inputs")
+        elif lay.kind == "dense":
+            d.update(class_name="Dense", n_in=a["n_in"], n_out=a["n_out"], weight_data=a["weight"], bias_data=a["bias"])
+        elif lay.kind == "matmul":
+            d.update(class_name="Einsum", equation=a["equation"], inp0_shape=tuple(a["inp0_shape"]),
+                     inp1_shape=tuple(a["inp1_shape"]), out_shape=tuple(lay.shape))
+            grow = MATMUL_EXTRA_INTEGER_BITS  # Q.K^T sums n_in products of activations: give it headroom
+            conf[lay.name]["Precision"]["result"] = f"ap_fixed<{data.width + grow},{data.integer + grow},AP_RND_CONV,AP_SAT>"
+        elif lay.kind == "softmax":
+            d.update(class_name="Softmax", activation="softmax", axis=-1, n_in=math.prod(lay.shape),
+                     n_outer=a["rows"], n_inner=1, implementation="stable")
+            conf[lay.name] = {"Precision": _softmax_types(a["n"], data), "TableSize": table_size}
+        elif lay.kind == "layernorm":
+            d.update(class_name="LayerNormalization", n_in=a["n"], seq_len=a["rows"], axis=-1,
+                     epsilon_power_of_10=max(1, -round(math.log10(a["epsilon"]))), gamma_data=a["gamma"],
+                     beta_data=a["beta"])
+            conf[lay.name]["Precision"].update(scale=str(weight))
+        elif lay.kind == "relu":
+            d.update(class_name="Activation", activation="relu")
+        elif lay.kind == "add":
+            d.update(class_name="Merge", op="add")
+        elif lay.kind == "scale":
+            n = math.prod(lay.shape)
+            d.update(class_name="BatchNormalization", n_in=n, n_filt=-1, scale_data=np.full(n, a["factor"]),
+                     bias_data=np.zeros(n))
+            conf[lay.name]["Precision"].update(scale=str(weight))
+        elif lay.kind == "reshape":
+            d.update(class_name="Reshape", target_shape=list(lay.shape))
+        elif lay.kind == "transpose":
+            d.update(class_name="Transpose", perm=list(a["perm"]))
+        elif lay.kind == "gelu":
+            raise HwsimError(f"node '{lay.node}' (Gelu): hls4ml 1.3 has no GELU kernel; use ReLU in the model")
+        else:
+            raise HwsimError(f"node '{lay.node}': layer kind '{lay.kind}' cannot be emitted to hls4ml")
+        out.append(d)
+    return out, conf
+
+
+def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2L-e", backend: str = "Vitis",
+                  clock_ns: float = 5.0, reuse: int = 1, precision: FixedType | None = None,
+                  weight_precision: FixedType | None = None, io_type: str = "io_parallel",
+                  strategy: str = "Latency", table_size: int = 4096) -> HlsProject:
+    """Write a complete hls4ml project for ``model_path`` into ``out_dir`` and check its firmware."""
+    try:
+        import hls4ml  # noqa: F401 - fail early with a clear message
+        from hls4ml.model.graph import ModelGraph
+        from hls4ml.utils.config import create_config
+    except ImportError:
+        raise HwsimError("hls4ml is not installed: pip install 'hls4ml==1.3.0'") from None
+    if io_type != "io_parallel":
+        raise HwsimError("--io stream: hls4ml 1.3 implements Einsum and LayerNormalization only for io_parallel; "
+                         "use --io parallel")
+    data = precision or FixedType(16, 6)
+    weight = weight_precision or data
+    layers, outputs = build_layers(model_path)
+    dicts, layer_conf = layer_dicts(layers, data, weight, table_size)
+    out = Path(out_dir).resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    config = create_config(output_dir=str(out), project_name=PROJECT, backend=backend, part=part,
+                           clock_period=clock_ns, io_type=io_type)
+    config["HLSConfig"] = {"Model": {"Precision": {"default": str(data)}, "ReuseFactor": reuse, "Strategy": strategy},
+                           "LayerName": layer_conf}
+    inputs = [lay.name for lay in layers if lay.kind == "input"]
+    try:
+        graph = ModelGraph.from_layer_list(config, dicts, inputs=inputs, outputs=outputs)
+        graph.write()
+    except HwsimError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions/asserts
+        raise HwsimError(f"{model_path}: hls4ml could not build the project ({type(exc).__name__}: {exc})") from None
+    project = HlsProject(out, model_path, layers, graph, io_type)
+    check_firmware(project)
+    return project
+
+
+def check_firmware(project: HlsProject) -> None:
+    """Every compute layer must be called in the top-level C++ (hls4ml may silently drop layers)."""
+    text = project.firmware.read_text()
+    missing = [lay.name for lay in project.layers if lay.kind in COMPUTE_KINDS and f"// {lay.name}\n" not in text]
+    if missing:
+        raise HwsimError(f"{project.firmware}: hls4ml dropped layer(s) {', '.join(missing)} from the firmware")
+
+
+def csim(project: HlsProject, samples: int = 16, seed: int = 0) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Compile the C++ with g++ through hls4ml, run ``samples`` random inputs, compare with onnxruntime.
+
+    Returns (max abs error, mean abs error, hls outputs, onnxruntime outputs)."""
+    if shutil.which("g++") is None:
+        raise HwsimError("--csim needs g++ on PATH (e.g. apt-get install g++)")
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(project.model_path, providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    shape = next(lay.shape for lay in project.layers if lay.kind == "input")
+    x = np.random.default_rng(seed).normal(0.0, 1.0, (samples, *shape)).astype(np.float32)
+    ref = np.concatenate([session.run(None, {inp.name: x[i: i + 1]})[0] for i in range(samples)]).reshape(samples, -1)
+    try:
+        project.graph.compile()
+    except Exception as exc:  # noqa: BLE001 - compiler failures come back as bare exceptions
+        raise HwsimError(f"{project.out_dir}: g++ could not compile the hls4ml project ({exc})") from None
+    got = np.asarray(project.graph.predict(np.ascontiguousarray(x.reshape(samples, -1), dtype=np.float64)))
+    got = got.reshape(samples, -1)
+    err = np.abs(got - ref)
+    return float(err.max()), float(err.mean()), got, ref

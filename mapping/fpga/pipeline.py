@@ -1,0 +1,264 @@
+"""Per-layer pipeline description of a small ONNX model, as hls4ml would implement it, and its cost estimate.
+
+:func:`build_layers` walks the ONNX graph (weights included: small models only) and produces one
+:class:`PipeLayer` per hls4ml layer: Dense (``MatMul``/``Gemm`` with a constant weight, a following constant
+``Add`` folded in as the bias; applied per token on 2-D inputs), MatMul (two activations: Q.K^T, P.V, emitted as
+hls4ml ``Einsum``), Softmax (last axis), LayerNorm, ReLU, GELU (costed only: hls4ml 1.3 has no kernel), residual
+Add, constant Mul/Div (scale), Reshape/Flatten/Transpose (wiring). The leading dimension of every tensor is the
+batch and is dropped, as in hls4ml. Anything else raises one HwsimError naming the node and what to change.
+:func:`estimate` costs the layers with :mod:`hardware.fpga` models on a target part.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from hardware.errors import HwsimError
+from hardware.fpga.dense import DspShape, LayerEstimate, dense_estimate
+from hardware.fpga.fixed import FixedType, parse_fixed
+from hardware.fpga.layers import elementwise_estimate, layernorm_estimate, softmax_estimate, wiring_estimate
+from hardware.fpga.pipeline import PipelineEstimate, evaluate_pipeline
+from hardware.fpga.spec import FpgaTarget
+
+HINTS = {
+    "Gelu": "hls4ml 1.3 has no GELU kernel: use ReLU in the model",
+    "Erf": "this is an exact GELU; hls4ml 1.3 has no GELU kernel: use ReLU in the model",
+    "Gather": "embedding lookups are not supported: export the model from its embedded inputs",
+    "Where": "attention masks are not supported: export without a mask",
+    "Expand": "attention masks are not supported: export without a mask",
+    "Conv": "convolutions are outside this transformer emitter: use hls4ml's own ONNX/QONNX frontend",
+}
+
+
+@dataclass
+class PipeLayer:
+    """One hls4ml layer: ``kind`` in input, dense, matmul, softmax, layernorm, relu, gelu, add, scale, reshape,
+    transpose; ``shape`` is the output shape without the batch dim; ``attrs`` the kind's facts and weights."""
+
+    name: str
+    kind: str
+    node: str
+    inputs: list[str]
+    shape: tuple[int, ...]
+    attrs: dict = field(default_factory=dict)
+
+
+def _cname(text: str, used: set[str]) -> str:
+    name = re.sub(r"\W", "_", text).strip("_") or "layer"
+    if name[0].isdigit():
+        name = "l_" + name
+    base, i = name, 1
+    while name in used:
+        i += 1
+        name = f"{base}_{i}"
+    used.add(name)
+    return name
+
+
+def _shapes(model: onnx.ModelProto, path: str) -> dict[str, tuple[int, ...]]:
+    for inp in model.graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].dim_value = 1  # the batch
+    inferred = shape_inference.infer_shapes(model)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if all(d.dim_value > 0 for d in dims):
+            shapes[vi.name] = tuple(d.dim_value for d in dims)
+    return shapes
+
+
+def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
+    """The hls4ml layers of the ONNX model at ``path`` and the names of its output layers."""
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - any load failure is the user's file
+        raise HwsimError(f"{path}: cannot read ONNX model ({exc})") from None
+    shapes = _shapes(model, path)
+    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for t in node.input:
+            consumers.setdefault(t, []).append(node)
+    used: set[str] = set()
+    producer: dict[str, str] = {}  # tensor -> layer name
+    layers: list[PipeLayer] = []
+    skip: set[int] = set()
+
+    def shape_of(t: str, node: onnx.NodeProto) -> tuple[int, ...]:
+        if t not in shapes:
+            raise HwsimError(f"{path}: node '{node.name}' ({node.op_type}): shape of '{t}' is unknown; export with "
+                             "static shapes (only the batch dim may be symbolic)")
+        return shapes[t][1:]
+
+    def src(t: str, node: onnx.NodeProto) -> str:
+        if t not in producer:
+            raise HwsimError(f"{path}: node '{node.name}' ({node.op_type}): input '{t}' is neither an activation nor "
+                             "a supported constant")
+        return producer[t]
+
+    def add(node: onnx.NodeProto, kind: str, inputs: list[str], out: str, **attrs: object) -> None:
+        layer = PipeLayer(_cname(node.name or f"{kind}_{len(layers)}", used), kind, node.name, inputs,
+                          shape_of(out, node), dict(attrs))
+        layers.append(layer)
+        producer[out] = layer.name
+
+    weight_names = set(consts)
+    for inp in model.graph.input:
+        if inp.name in weight_names:
+            continue
+        shape = shapes.get(inp.name)
+        if shape is None or len(shape) < 2:
+            raise HwsimError(f"{path}: input '{inp.name}' needs a static shape [batch, ...]")
+        layer = PipeLayer(_cname(inp.name, used), "input", "", [], shape[1:])
+        layers.append(layer)
+        producer[inp.name] = layer.name
+
+    for idx, node in enumerate(model.graph.node):
+        if idx in skip:
+            continue
+        op, ins, out = node.op_type, list(node.input), node.output[0] if node.output else ""
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if op == "Constant":
+            consts[out] = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.array(
+                attrs.get("value_float", attrs.get("value_int", 0)))
+            continue
+        if op in ("Identity", "Dropout"):
+            producer[out] = src(ins[0], node)
+            continue
+        if op in ("MatMul", "Gemm"):
+            a, b = ins[0], ins[1]
+            if b in consts and a not in consts:
+                w = consts[b].astype(np.float64)
+                if op == "Gemm":
+                    if attrs.get("transA", 0):
+                        raise HwsimError(f"{path}: node '{node.name}' (Gemm): transA=1 is not supported")
+                    if attrs.get("transB", 0):
+                        w = w.T
+                    w = w * attrs.get("alpha", 1.0)
+                if w.ndim != 2:
+                    raise HwsimError(f"{path}: node '{node.name}' ({op}): weight must be 2-D, got {w.shape}")
+                bias = np.zeros(w.shape[1])
+                if op == "Gemm" and len(ins) > 2 and ins[2]:
+                    bias = np.broadcast_to(consts[ins[2]] * attrs.get("beta", 1.0), (w.shape[1],)).astype(np.float64)
+                users = consumers.get(out, [])
+                if op == "MatMul" and len(users) == 1 and users[0].op_type == "Add":
+                    other = [t for t in users[0].input if t != out]
+                    if other and other[0] in consts and consts[other[0]].size == w.shape[1]:
+                        bias = consts[other[0]].reshape(-1).astype(np.float64)
+                        skip.add(list(model.graph.node).index(users[0]))
+                        out = users[0].output[0]
+                in_shape = shape_of(a, node)
+                add(node, "dense", [src(a, node)], out, n_in=w.shape[0], n_out=w.shape[1], weight=w, bias=bias,
+                    vectors=math.prod(in_shape[:-1]))
+                continue
+            if op == "MatMul" and a not in consts and b not in consts:
+                sa, sb = shape_of(a, node), shape_of(b, node)
+                if len(sa) != len(sb) or len(sa) > 3 or sa[:-2] != sb[:-2] or sa[-1] != sb[-2]:
+                    raise HwsimError(f"{path}: node '{node.name}' (MatMul): activation x activation product of shapes "
+                                     f"{sa} x {sb} is not supported; need equal leading dims and rank <= 3 without batch")
+                lead = "hg"[: len(sa) - 2]
+                eq = f"{lead}mk,{lead}kn->{lead}mn"
+                add(node, "matmul", [src(a, node), src(b, node)], out, equation=eq, inp0_shape=sa, inp1_shape=sb,
+                    n_in=sa[-1], n_out=math.prod(sb[:-2]) * sb[-1], vectors=sa[-2])
+                continue
+        if op in ("Mul", "Div") and len(ins) == 2 and ins[1] in consts and consts[ins[1]].size == 1:
+            value = float(consts[ins[1]].reshape(-1)[0])
+            add(node, "scale", [src(ins[0], node)], out, factor=value if op == "Mul" else 1.0 / value)
+            continue
+        if op == "Mul" and ins[0] in consts and consts[ins[0]].size == 1:
+            add(node, "scale", [src(ins[1], node)], out, factor=float(consts[ins[0]].reshape(-1)[0]))
+            continue
+        if op == "Add" and len(ins) == 2 and ins[0] not in consts and ins[1] not in consts:
+            sa, sb = shape_of(ins[0], node), shape_of(ins[1], node)
+            if sa != sb:
+                raise HwsimError(f"{path}: node '{node.name}' (Add): broadcasting {sa} + {sb} is not supported")
+            add(node, "add", [src(ins[0], node), src(ins[1], node)], out)
+            continue
+        if op in ("Relu", "Gelu"):
+            add(node, op.lower(), [src(ins[0], node)], out)
+            continue
+        if op == "Softmax":
+            shape = shape_of(ins[0], node)
+            axis = attrs.get("axis", -1)
+            if axis not in (-1, len(shape)):
+                raise HwsimError(f"{path}: node '{node.name}' (Softmax): only the last axis is supported, got axis={axis}")
+            add(node, "softmax", [src(ins[0], node)], out, n=shape[-1], rows=math.prod(shape[:-1]))
+            continue
+        if op == "LayerNormalization":
+            shape = shape_of(ins[0], node)
+            if attrs.get("axis", -1) not in (-1, len(shape)) or ins[1] not in consts:
+                raise HwsimError(f"{path}: node '{node.name}' (LayerNormalization): only a last-axis norm with "
+                                 "constant scale is supported")
+            beta = consts[ins[2]] if len(ins) > 2 and ins[2] else np.zeros(shape[-1])
+            add(node, "layernorm", [src(ins[0], node)], out, n=shape[-1], rows=math.prod(shape[:-1]),
+                gamma=consts[ins[1]].astype(np.float64), beta=np.asarray(beta, np.float64),
+                epsilon=float(attrs.get("epsilon", 1e-5)))
+            continue
+        if op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+            add(node, "reshape", [src(ins[0], node)], out)
+            continue
+        if op == "Transpose":
+            perm = list(attrs.get("perm", []))
+            if not perm or perm[0] != 0:
+                raise HwsimError(f"{path}: node '{node.name}' (Transpose): the batch axis must stay first, perm={perm}")
+            perm = [p - 1 for p in perm[1:]]
+            if perm == sorted(perm):
+                producer[out] = src(ins[0], node)
+            else:
+                add(node, "transpose", [src(ins[0], node)], out, perm=perm)
+            continue
+        hint = HINTS.get(op, "supported: MatMul/Gemm (+bias Add), Add, Mul/Div by a scalar, Relu, Softmax, "
+                             "LayerNormalization, Reshape, Flatten, Transpose")
+        raise HwsimError(f"{path}: node '{node.name}' ({op}): not supported by the FPGA emitter; {hint}")
+    outputs = [producer[o.name] for o in model.graph.output if o.name in producer]
+    if not outputs:
+        raise HwsimError(f"{path}: no graph output is produced by a supported layer")
+    return layers, outputs
+
+
+def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None = None) -> PipelineEstimate:
+    """Cost every layer on ``target``. Options: ``reuse`` (1), ``strategy`` (latency|resource), ``io_type``
+    (io_parallel|io_stream), ``precision`` (data, 'ap_fixed<16,6>'), ``weight_precision`` (default: precision),
+    ``token_parallel`` (tokens a per-token layer processes at once, default 1: one token per R cycles, as the
+    Jiang et al. attention does), ``table_size`` (softmax tables, 1024)."""
+    opts = dict(options or {})
+    reuse = int(opts.get("reuse", 1))
+    strategy = str(opts.get("strategy", "latency")).lower()
+    io_type = str(opts.get("io_type", "io_parallel"))
+    data: FixedType = parse_fixed(str(opts.get("precision", "ap_fixed<16,6>")))
+    weight: FixedType = parse_fixed(str(opts.get("weight_precision", data)), "--weight-precision")
+    tp = int(opts.get("token_parallel", 1))
+    table = int(opts.get("table_size", 1024))
+    dsp = DspShape(target.dsp_mult_a_bits.n, target.dsp_mult_b_bits.n, target.lut_mult_max_bits.n)
+    ests: list[LayerEstimate] = []
+    for lay in layers:
+        a = lay.attrs
+        if lay.kind == "input":
+            continue
+        if lay.kind == "dense":
+            e = dense_estimate(lay.name, a["n_in"], a["n_out"], reuse, strategy, data.width, weight.width,
+                               vectors=a["vectors"], parallel=tp, dsp=dsp, io_type=io_type)
+        elif lay.kind == "matmul":
+            e = dense_estimate(lay.name, a["n_in"], a["n_out"], reuse, "latency", data.width, data.width,
+                               vectors=a["vectors"], parallel=tp, dsp=dsp, io_type=io_type, kind="matmul")
+        elif lay.kind == "softmax":
+            heads = max(1, a["rows"] // max(1, lay.shape[-2] if len(lay.shape) > 1 else 1))
+            e = softmax_estimate(lay.name, a["n"], a["rows"], parallel=heads * tp, data_bits=data.width,
+                                 table_size=table, dsp=dsp)
+        elif lay.kind == "layernorm":
+            e = layernorm_estimate(lay.name, a["n"], a["rows"], reuse, data.width, dsp=dsp)
+        elif lay.kind in ("relu", "gelu", "add", "scale"):
+            e = elementwise_estimate(lay.name, lay.kind, math.prod(lay.shape), data.width, table)
+        else:
+            e = wiring_estimate(lay.name, lay.kind)
+        ests.append(e)
+    inputs = {lay.name: lay.inputs for lay in layers}
+    return evaluate_pipeline(ests, inputs, target, io_type)

@@ -1,0 +1,57 @@
+"""``hwsim hls``: write an hls4ml project for a small ONNX transformer, estimate it, optionally csim it."""
+
+from __future__ import annotations
+
+import click
+
+from hardware.errors import HwsimError
+from hardware.fpga.fixed import parse_fixed
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL.onnx")
+@click.option("--out", "out_dir", required=True, metavar="DIR", help="Project directory (replaced if it exists).")
+@click.option("--part", default="xcvu13p-fhga2104-2L-e", show_default=True, help="FPGA part number.")
+@click.option("--target", default="xcvu13p", show_default=True, help="hwsim FPGA preset for the estimate.")
+@click.option("--backend", type=click.Choice(["Vitis", "Vivado"]), default="Vitis", show_default=True)
+@click.option("--clock-ns", default=5.0, show_default=True, type=float, help="Clock period (ns).")
+@click.option("--reuse", default=1, show_default=True, type=int, help="hls4ml reuse factor.")
+@click.option("--strategy", type=click.Choice(["Latency", "Resource"]), default="Latency", show_default=True)
+@click.option("--precision", default="ap_fixed<16,6>", show_default=True, help="Data precision.")
+@click.option("--weight-precision", default=None, help="Weight/bias precision [default: --precision].")
+@click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default="parallel", show_default=True)
+@click.option("--csim", "run_csim", is_flag=True, help="Compile with g++ and compare with onnxruntime.")
+@click.option("--samples", default=16, show_default=True, type=int, help="Random inputs for --csim.")
+@click.option("--tolerance", default=0.1, show_default=True, type=float, help="Max abs error allowed by --csim.")
+def hls(model_path: str, out_dir: str, part: str, target: str, backend: str, clock_ns: float, reuse: int,
+        strategy: str, precision: str, weight_precision: str | None, io: str, run_csim: bool, samples: int,
+        tolerance: float) -> None:
+    """Write an hls4ml project for MODEL (firmware, build script, testbench) and print the pipeline estimate."""
+    from hardware.targets import load_target
+    from mapping.fpga.hls import csim, write_project
+    from mapping.fpga.pipeline import estimate
+
+    if reuse < 1:
+        raise HwsimError(f"--reuse must be >= 1, got {reuse}")
+    data = parse_fixed(precision, "--precision")
+    weight = parse_fixed(weight_precision, "--weight-precision") if weight_precision else data
+    project = write_project(model_path, out_dir, part, backend, clock_ns, reuse, data, weight, f"io_{io}", strategy)
+    click.echo(f"wrote hls4ml project {project.out_dir} ({len(project.layers)} layers, all present in "
+               f"{project.firmware.name})")
+    fpga = load_target(target)
+    if getattr(fpga, "kind", "") != "fpga":
+        raise HwsimError(f"--target {target}: not an FPGA preset")
+    est = estimate(project.layers, fpga, {"reuse": reuse, "strategy": strategy, "io_type": f"io_{io}",
+                                          "precision": str(data), "weight_precision": str(weight)})
+    cycles_per_s = 1e9 / clock_ns
+    click.echo(f"estimate on {fpga.name}: latency {est.latency_cycles} cycles = {est.latency_cycles / cycles_per_s * 1e6:.2f} us"
+               f" at {cycles_per_s / 1e6:.0f} MHz, II {est.ii_cycles} cycles, DSP {est.resources.dsp}, "
+               f"LUT {est.resources.lut}, FF {est.resources.ff}, BRAM36 {est.resources.bram36:g}")
+    if not est.fits:
+        click.echo(f"warning: design does not fit: {'; '.join(est.over)}", err=True)
+    if run_csim:
+        max_err, mean_err, _, _ = csim(project, samples)
+        click.echo(f"csim vs onnxruntime ({samples} random inputs): max abs error {max_err:.4g}, mean {mean_err:.4g}")
+        if max_err > tolerance:
+            raise HwsimError(f"csim max abs error {max_err:.4g} exceeds --tolerance {tolerance:g}; widen --precision "
+                             f"(e.g. ap_fixed<{data.width + 2},{data.integer + 2}>) or --weight-precision")
