@@ -7,12 +7,19 @@ tWR 26, tRTP 4, tWTR_S 9, tWTR_L 11, tCL 24, tCWL 6, tBL 2, tREFI 3906, tRFC 210
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
+import pickle
 import random
+import sys
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
 
-from hardware.dram import BankAddress, Channel, DramProtocolError, OpenRowController, load_standard, service
+from hardware.dram import BankAddress, Channel, Command, DramProtocolError, OpenRowController, load_standard, service
 from hardware.dram.standard import PRESET_DIR
 from hardware.errors import HwsimError
 
@@ -275,3 +282,164 @@ def test_bad_yaml_bare_number_and_inconsistent_trc(tmp_path):
 def test_unknown_standard_name():
     with pytest.raises(HwsimError, match="unknown DRAM standard 'ddr9'"):
         load_standard("ddr9")
+
+
+# ---------------------------------------------------------------- equivalence with the reference implementation
+# Golden digests of (cycle, command, address) traces, per-call results and protocol errors, recorded from the
+# original (pre-optimisation) Channel. Regenerate only for an intended behaviour change:
+#     python tests/test_dram_timing.py --regen
+
+GOLDEN_PATH = Path(__file__).resolve().parent / "fixtures" / "dram_golden.json"
+AIM_SHAPES = [(1600, 600), (64, 128), (100, 50), (6400, 200), (1, 1)]
+ALL_COMMANDS = ["ACT", "PRE", "PREA", "RD", "WR", "REF", "ACT_AB", "MAC_ABK", "RD_MAC", "WR_GB"]
+
+
+def _digest(items) -> str:
+    return hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()
+
+
+def _channel_summary(ch: Channel) -> dict:
+    return {
+        "trace": _digest([[t, c, list(a)] for t, c, a in ch.trace]),
+        "n": len(ch.trace),
+        "head": [[t, c] for t, c, _ in ch.trace[:12]],
+        "last_issue": ch.last_issue,
+        "counts": [[str(k), v] for k, v in ch.counts.items()],
+        "open_row": list(ch.open_row),
+    }
+
+
+def _controller_scenario(name: str) -> dict:
+    std = load_standard(name)
+    out = {}
+    for label, seed, nreq, rows, cols, wr in (("random", 7, 3000, 4, 8, 0.3), ("stream", 3, 3000, 64, 64, 0.0),
+                                              ("mixed", 11, 1500, 2, 16, 0.5)):
+        ch = Channel(std, trace=True)
+        rng = random.Random(seed)
+        if label == "stream":
+            reqs = [(False, i % std.banks, (i // (std.banks * 8)) % rows, (i // std.banks) % 8) for i in range(nreq)]
+        else:
+            reqs = [(rng.random() < wr, rng.randrange(std.banks), rng.randrange(rows), rng.randrange(cols))
+                    for _ in range(nreq)]
+        res = OpenRowController(ch, refresh=label != "mixed").service(reqs)
+        out[label] = {**_channel_summary(ch), "cycles": res.cycles, "hits": res.row_hits, "misses": res.row_misses,
+                      "conflicts": res.row_conflicts, "refreshes": res.refreshes}
+    return out
+
+
+def _raw_scenario(name: str, seed: int = 5, ops: int = 4000) -> dict:
+    """Random command mixes straight into Channel.issue/earliest, legal and illegal, errors recorded."""
+    std = load_standard(name)
+    ch = Channel(std, trace=True)
+    rng = random.Random(seed)
+    results = []
+    t = 0
+    for _ in range(ops):
+        open_banks = [b for b, r in enumerate(ch.open_row) if r is not None]
+        if rng.random() < 0.75:  # something likely legal
+            if open_banks and rng.random() < 0.6:
+                b = rng.choice(open_banks)
+                cmd = rng.choice(["RD", "WR", "RD", "WR", "PRE", "PREA"])
+                addr = ch.bank_address(b, ch.open_row[b], rng.randrange(std.organization.columns.value))
+                if std.aim is not None and len(set(ch.open_row)) == 1 and rng.random() < 0.5:
+                    cmd = rng.choice(["MAC_ABK", "MAC_ABK", "RD_MAC", "WR_GB", "PREA"])
+            elif not open_banks and rng.random() < 0.1:
+                cmd, addr = "REF", None
+            else:
+                cmd = rng.choice(["ACT", "ACT", "ACT_AB"] if std.aim is not None else ["ACT"])
+                addr = BankAddress(rng.randrange(std.organization.bank_groups.value),
+                                   rng.randrange(std.organization.banks_per_group.value), rng.randrange(3), 0)
+        else:  # anything at all, including out-of-range addresses
+            cmd = rng.choice(ALL_COMMANDS)
+            addr = rng.choice([None, BankAddress(rng.randrange(6), rng.randrange(6), rng.randrange(3) - (rng.random() < 0.05),
+                                                 rng.randrange(200) - 1)])
+        at = t + rng.choice([0, 0, 0, 1, 5, 100, -50])
+        use_earliest = rng.random() < 0.15
+        try:
+            r = ch.earliest(cmd, addr, at) if use_earliest else ch.issue(cmd, addr, at)
+            results.append(r)
+            if not use_earliest:
+                t = r
+        except DramProtocolError as err:
+            results.append(f"E:{err}")
+    return {**_channel_summary(ch), "results": _digest(results), "errors": sum(isinstance(r, str) for r in results)}
+
+
+def _aim_scenario() -> dict:
+    from hardware.pim import aim as aim_mod
+    from hardware.targets import load_target
+
+    target = load_target("pim-gpt")
+    made: list[Channel] = []
+
+    def traced(std):
+        ch = Channel(std, trace=True)
+        made.append(ch)
+        return ch
+
+    out = {}
+    with mock.patch.object(aim_mod, "Channel", traced):
+        for refresh in (True, False):
+            timer = aim_mod.AimTimer(target, "command", refresh=refresh)
+            for k, n in AIM_SHAPES + AIM_SHAPES[:2]:  # repeated shapes carry refresh debt across calls
+                made.clear()
+                c = timer.vmm(k, n)
+                out[f"{k}x{n}-{'ref' if refresh else 'noref'}-{len(out)}"] = {
+                    **_channel_summary(made[0]), "cycles": c.cycles, "ref": c.ref, "mac": c.mac}
+    return out
+
+
+def _golden() -> dict:
+    return {
+        "aim": _aim_scenario(),
+        "controller": {name: _controller_scenario(name) for name in PRESETS},
+        "raw": {name: _raw_scenario(name) for name in PRESETS},
+    }
+
+
+def test_matches_reference_implementation():
+    expected = json.loads(GOLDEN_PATH.read_text())
+    actual = json.loads(json.dumps(_golden()))
+    for section in expected:
+        for key in expected[section]:
+            assert actual[section][key] == expected[section][key], (section, key)
+    assert actual == expected
+
+
+if __name__ == "__main__" and "--regen" in sys.argv:
+    GOLDEN_PATH.write_text(json.dumps(_golden(), indent=1) + "\n")
+    print(f"wrote {GOLDEN_PATH}")
+
+
+def test_command_names_and_enum_members_agree(gddr6):
+    a, b = Channel(gddr6), Channel(gddr6)
+    for cmd, addr in (("ACT_AB", BankAddress(row=3)), ("MAC_ABK", BankAddress(row=3, column=5)), ("RD_MAC", None),
+                      ("PREA", None), ("ACT", BankAddress(1, 2, 4)), ("WR", BankAddress(1, 2, 4, 7))):
+        assert a.issue(cmd, addr) == b.issue(Command(cmd), addr)
+    assert a.counts == b.counts and list(a.counts) == list(b.counts)
+    with pytest.raises(ValueError, match="not a valid Command"):
+        a.issue("NOP")
+
+
+def test_copied_channel_is_independent(gddr6):
+    ch = Channel(gddr6)
+    ch.issue("ACT", BankAddress(0, 0, row=1))
+    twin = copy.deepcopy(ch)
+    assert twin.issue("RD", BankAddress(0, 0, row=1)) == ch.issue("RD", BankAddress(0, 0, row=1)) == 26
+    assert twin.issue("PRE", BankAddress(0, 0)) == 53
+    assert ch.open_row[0] == 1 and twin.open_row[0] is None
+    again = pickle.loads(pickle.dumps(ch))
+    assert again.issue("RD", BankAddress(0, 0, row=1, column=1)) == ch.issue("RD", BankAddress(0, 0, row=1, column=1))
+
+
+def test_subclass_can_override_issue(gddr6):
+    seen = []
+
+    class Logged(Channel):
+        def issue(self, command, address=None, at=0):
+            seen.append(str(command))
+            return super().issue(command, address, at)
+
+    ch = Logged(gddr6)
+    assert ch.issue("ACT", BankAddress(0, 0)) == 0 and ch.issue("RD", BankAddress(0, 0)) == 26
+    assert seen == ["ACT", "RD"]

@@ -49,24 +49,39 @@ class OpenRowController:
         ch = self.channel
         before = dict(ch.counts)
         result = ServiceResult(cycles=at)
+        issue = ch.issue
+        bank_address = ch.bank_address
+        per_group = ch.banks_per_group
+        p = ch.params
+        rd_done = p["tCL"] + p["tBL"]  # Channel.data_done of RD / WR
+        wr_done = p["tCWL"] + p["tBL"]
+        act, pre, rd, wr = Command.ACT, Command.PRE, Command.RD, Command.WR
+        cycles = at
+        hits = misses = conflicts = 0
         for is_write, flat_bank, row, column in requests:
-            self._refresh_if_due(result)
-            addr = ch.bank_address(flat_bank, row, column)
-            b = ch._flat(addr)
-            open_row = ch.open_row[b]
+            if self.refresh and ch.last_issue + 1 >= self.next_refresh:
+                self._refresh_if_due(result)
+            addr = bank_address(flat_bank, row, column)
+            open_row = ch.open_row[addr.bank_group * per_group + addr.bank]
             if open_row == row:
-                result.row_hits += 1
+                hits += 1
             else:
                 if open_row is None:
-                    result.row_misses += 1
+                    misses += 1
                 else:
-                    result.row_conflicts += 1
-                    ch.issue(Command.PRE, addr, at)
-                    self._refresh_if_due(result)
-                ch.issue(Command.ACT, addr, at)
-            cmd = Command.WR if is_write else Command.RD
-            t = ch.issue(cmd, addr, at)
-            result.cycles = max(result.cycles, ch.data_done(cmd, t))
+                    conflicts += 1
+                    issue(pre, addr, at)
+                    if self.refresh and ch.last_issue + 1 >= self.next_refresh:
+                        self._refresh_if_due(result)
+                issue(act, addr, at)
+            if is_write:
+                done = issue(wr, addr, at) + wr_done
+            else:
+                done = issue(rd, addr, at) + rd_done
+            if done > cycles:
+                cycles = done
+        result.cycles = cycles
+        result.row_hits, result.row_misses, result.row_conflicts = hits, misses, conflicts
         result.commands = {k: v - before.get(k, 0) for k, v in ch.counts.items() if v != before.get(k, 0)}
         return result
 
