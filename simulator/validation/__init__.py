@@ -1,0 +1,1 @@
+"""Validation reports: each module regenerates one file in ``reports/`` with one command."""
