@@ -89,6 +89,7 @@ class SimulationResult:
             "traffic_bytes": dict(self.traffic_bytes),
             "energy_by_action_j": dict(self.energy_by_action),
             "busy_s": dict(self.busy_s),
+            "idle_s": {res: max(0.0, self.latency_s - busy) for res, busy in self.busy_s.items()},
             "phases": [vars(p) for p in self.phases],
             "breakdown": {"blocks": self.blocks, "block_kinds": self.block_kinds, "ops": self.ops},
             "memory": {"required_bytes": self.memory_bytes, "capacity_bytes": self.capacity_bytes},
