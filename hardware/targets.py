@@ -11,11 +11,11 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hardware.errors import HwsimError
 from hardware.quantity import Quantity
+from hardware.yaml_file import read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets" / "targets"
 
@@ -88,11 +88,7 @@ def load_target(name_or_path: str) -> TargetBase:
                              "(or give a path to a YAML preset)")
     if not path.exists():
         raise HwsimError(f"{name_or_path}: no such target preset file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise HwsimError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return target_from_dict(data, str(path))
+    return target_from_dict(read_yaml(path), str(path))
 
 
 def flatten(model: BaseModel, prefix: str = "") -> list[tuple[str, Any, str, str]]:

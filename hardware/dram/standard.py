@@ -11,10 +11,10 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hardware.errors import HwsimError
+from hardware.yaml_file import read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets" / "dram"
 
@@ -208,8 +208,4 @@ def load_standard(name_or_path: str | Path) -> DramStandard:
             raise HwsimError(f"unknown DRAM standard '{name_or_path}' (known: {known})")
     if not path.is_file():
         raise HwsimError(f"{path}: no such DRAM standard file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise HwsimError(f"{path.name}: not valid YAML: {str(err).splitlines()[0]}") from None
-    return standard_from_dict(data, path.name)
+    return standard_from_dict(read_yaml(path, path.name), path.name)
