@@ -53,13 +53,14 @@ class PimCounts:
     rd_mac: int = 0
     wr_gb: int = 0
     act: int = 0
+    rd: int = 0
     wr: int = 0
     pre: int = 0
     ref: int = 0
 
     def add(self, other: PimCounts, times: int = 1) -> None:
         """Accumulate ``other`` ``times`` times (cycles included)."""
-        for name in ("cycles", "act_ab", "mac", "rd_mac", "wr_gb", "act", "wr", "pre", "ref"):
+        for name in ("cycles", "act_ab", "mac", "rd_mac", "wr_gb", "act", "rd", "wr", "pre", "ref"):
             setattr(self, name, getattr(self, name) + times * getattr(other, name))
 
 
@@ -209,19 +210,24 @@ class AimTimer:
         return c
 
     # -- public --------------------------------------------------------------------------------------------------
-    def vmm(self, k: int, outputs: int, elem_bytes: int = 2) -> PimCounts:
-        """Cycles and commands of the busiest channel computing ``outputs`` dot products of length ``k``."""
+    def vmm(self, k: int, outputs: int, elem_bytes: int = 2, repeat: int = 1) -> PimCounts:
+        """Cycles and commands of the busiest channel computing ``outputs`` dot products of length ``k``, for
+        ``repeat`` input vectors one after another (a batch, or a prompt's tokens)."""
         if self.mode == "fast":
             key = (k, outputs, elem_bytes)
             base = self._memo.get(key)
             if base is None:
                 base = self._memo[key] = self._stream(plan_vmm(k, outputs, self.target, elem_bytes))
             c = PimCounts()
-            c.add(base)
+            c.add(base, repeat)
             self._refresh(c)
             return c
         chunks = plan_vmm(k, outputs, self.target, elem_bytes)
-        return self._command(chunks) if chunks else PimCounts()
+        c = PimCounts()
+        if chunks:
+            for _ in range(repeat):
+                c.add(self._command(chunks))
+        return c
 
     def row_writes(self, rows: int, bursts_per_row: int) -> PimCounts:
         """Write ``bursts_per_row`` 32-byte bursts into each of ``rows`` rows of one bank (KV-cache appends):
@@ -233,6 +239,18 @@ class AimTimer:
         write_done = p["tRCDWR"] + (bursts_per_row - 1) * p["tCCD_L"] + p["tCWL"] + p["tBL"] + p["tWR"]
         per_row = max(p["tRC"], max(p["tRAS"], write_done) + p["tRP"])
         c.cycles = rows * per_row
+        return c
+
+    def row_reads(self, rows: int, bursts_per_row: int) -> PimCounts:
+        """Read ``bursts_per_row`` 32-byte bursts from each of ``rows`` rows of one bank (embedding lookups):
+        ACT, RD..., PRE per row, back to back."""
+        p = self.p
+        c = PimCounts(act=rows, rd=rows * bursts_per_row, pre=rows)
+        if rows == 0:
+            return c
+        last_rd = p["tRCDRD"] + (bursts_per_row - 1) * p["tCCD_L"]
+        per_row = max(p["tRC"], max(p["tRAS"], last_rd + p["tRTP"]) + p["tRP"])
+        c.cycles = rows * per_row + p["tCL"] + p["tBL"]  # the last data beat reaches the ASIC
         return c
 
 
@@ -254,17 +272,17 @@ def energy(counts: PimCounts, target: PimTarget) -> PimEnergyBreakdown:
     e = target.energy
     banks = target.banks_per_channel
     burst = target.column_bytes
-    io_bursts = counts.rd_mac + counts.wr_gb + counts.wr
+    io_bursts = counts.rd_mac + counts.rd + counts.wr_gb + counts.wr
     by_action = {
         "act_pre": (counts.act_ab * banks + counts.act) * e.act_per_bank.si,
         "mac": counts.mac * e.mac_all_bank.si,
-        "read": counts.rd_mac * e.read_burst.si,
+        "read": (counts.rd_mac + counts.rd) * e.read_burst.si,
         "write": (counts.wr_gb + counts.wr) * e.write_burst.si,
         "io": io_bursts * burst * 8 * e.io.si,
         "refresh": counts.ref * e.refresh.si,
     }
     levels = {
-        "dram_array": counts.mac * banks * burst + counts.wr * burst,
+        "dram_array": counts.mac * banks * burst + (counts.rd + counts.wr) * burst,
         "bank_io": counts.mac * banks * burst,
         "channel": io_bursts * burst,
     }

@@ -39,8 +39,7 @@ def memory_capacity_bytes(target: PimTarget) -> int:
 class _Builder:
     """Accumulates tasks in program order."""
 
-    def __init__(self, workload: Workload, target: PimTarget, options: dict[str, Any]) -> None:
-        self.w = workload
+    def __init__(self, target: PimTarget, options: dict[str, Any]) -> None:
         self.t = target
         self.mode = options.get("mode", "fast")
         # one timer per simulation run, so that refresh debt carries across the steps of a generation
@@ -66,10 +65,9 @@ class _Builder:
         if p is None:
             return
         work = vector_work(p["flops"], p["bytes"], self.t)
-        self._append(Task(name=f"asic:{p['first']}", resource="asic", duration_s=work.seconds,
-                          energy_j=work.energy_j, energy_by_action={"asic_compute": p["flops"] * self.t.asic.energy_per_flop.si,
-                                                                    "asic_sram": work.energy_j - p["flops"] *
-                                                                    self.t.asic.energy_per_flop.si},
+        compute_j = p["flops"] * self.t.asic.energy_per_flop.si
+        self._append(Task(name=f"asic:{p['first']}", resource="asic", duration_s=work.seconds, energy_j=work.energy_j,
+                          energy_by_action={"asic_compute": compute_j, "asic_sram": work.energy_j - compute_j},
                           bytes_by_level={"onchip_buffer": work.sram_bytes}, op=p["first"], block=p["block"]))
         self.pending_asic = None
 
@@ -82,12 +80,13 @@ class _Builder:
         self.pending_asic["flops"] += flops
         self.pending_asic["bytes"] += sram_bytes
 
-    def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts, extra_link_bytes: int = 0) -> None:
-        """Emit a PIM task: time from the busiest channel, energy and bytes from all channels."""
+    def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts) -> None:
+        """Emit a PIM task: time from the busiest channel, energy and bytes from all channels. Every channel burst
+        crosses the PIM chips' pins to the ASIC, so the off-chip link carries the channel bytes."""
         self.flush_asic()
         e = energy(total, self.t)
         levels = dict(e.bytes_by_level)
-        levels["offchip_link"] = levels.get("channel", 0) + extra_link_bytes
+        levels["offchip_link"] = levels.get("channel", 0)
         self._append(Task(name=name, resource="pim", duration_s=busiest.cycles * self.tck, energy_j=e.total_j,
                           energy_by_action=e.by_action, bytes_by_level=levels, op=op.name, block=op.block))
 
@@ -95,12 +94,7 @@ class _Builder:
         """(busiest channel, all channels) counts of ``vectors`` VMMs of ``k x n`` spread over the channels."""
         channels = self.t.channels.n
         per, extra = divmod(n, channels)
-        busiest = PimCounts()
-        one = self.timer.vmm(k, per + (1 if extra else 0))
-        busiest.add(one)
-        if vectors > 1:
-            rest = self.timer.vmm(k, per + (1 if extra else 0)) if self.mode == "fast" else one
-            busiest.add(rest, vectors - 1)
+        busiest = self.timer.vmm(k, per + (1 if extra else 0), repeat=vectors)
         total = PimCounts()
         full = self.counter.vmm(k, per + 1) if extra else None
         base = self.counter.vmm(k, per) if per else None
@@ -121,7 +115,7 @@ def _causal_self_attention(workload: Workload) -> set[str]:
 def map_workload(workload: Workload, target: PimTarget, options: dict[str, Any] | None = None) -> Program:
     """The task chain of ``workload`` on ``target`` (``options``: mode fast|command, refresh true|false)."""
     options = options or {}
-    b = _Builder(workload, target, options)
+    b = _Builder(target, options)
     elem = 2  # the MAC datapath is bf16: PIM stores weights, KV and vectors in bf16
     causal = _causal_self_attention(workload)
     kv_done: set[str] = set()
@@ -153,19 +147,16 @@ def map_workload(workload: Workload, target: PimTarget, options: dict[str, Any] 
                     outputs = math.ceil((outputs + 1) / 2)
                 else:
                     k_len = math.ceil((k_len + 1) / 2)
-            one = b.timer.vmm(k_len, outputs)
-            busiest = PimCounts()
-            busiest.add(one, per_channel * rows)
+            busiest = b.timer.vmm(k_len, outputs, repeat=per_channel * rows)
             total = PimCounts()
             total.add(b.counter.vmm(k_len, outputs), heads * rows)
-            total.ref = one.ref * channels
+            total.ref = busiest.ref * channels
             b.pim(f"attn:{op.name}", op, busiest, total)
         elif op.category == "gather":
             rows = max(1, math.ceil(op.act_write_bytes / max(1, target.row_bytes)))
             bursts = max(1, math.ceil(op.weight_bytes / rows / target.column_bytes)) if op.weight_bytes else 1
-            reads = b.timer.row_writes(rows, bursts)  # a read row costs like a write row here (ACT, bursts, PRE)
-            counts = PimCounts(cycles=reads.cycles, act=reads.act, pre=reads.pre, rd_mac=reads.wr)
-            b.pim(f"read:{op.name}", op, counts, counts)
+            reads = b.timer.row_reads(rows, bursts)
+            b.pim(f"read:{op.name}", op, reads, reads)
         else:
             sram = op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes
             b.asic(op, op.flops, sram)
