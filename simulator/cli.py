@@ -233,5 +233,10 @@ from simulator.hls_command import hls  # noqa: E402
 
 main.add_command(hls)
 
+from simulator.sweep_command import compare, sweep  # noqa: E402
+
+main.add_command(sweep)
+main.add_command(compare)
+
 if __name__ == "__main__":
     main()

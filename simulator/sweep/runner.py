@@ -1,0 +1,470 @@
+"""Evaluating design points: the worker function, the executors, and the search strategies.
+
+Workers keep what does not depend on the swept hardware: each model is imported once per worker process, and
+each workload (prefill or decode pass for a batch, length and precision) is built once and reused by every
+hardware point that needs it. Validated targets are cached by their JSON too, so workload axes reuse them.
+
+Executors: ``serial`` (in-process, one worker), a local process pool (the default, one process per core) and a
+dask.distributed cluster (``--scheduler tcp://HOST:PORT``, or a ``Client`` from Python). The driver submits a
+bounded window of points, persists every result as it arrives, and on Ctrl-C cancels what has not started.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import os
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hardware.errors import HwsimError
+from simulator.sweep.spec import METRICS, Point, Sweep, parse_precision_axis
+from simulator.sweep.store import Store
+
+_LOCK = threading.Lock()
+_MODELS: dict[tuple, Any] = {}
+_TARGETS: dict[str, Any] = {}
+_TARGET_CACHE_MAX = 4096
+
+
+class _CachedModel:
+    """A :class:`mapping.workloads.Model` whose prefill/decode workloads are built once per argument set."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._workloads: dict[tuple, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def _key(self, kind: str, args: tuple, precision: Any, extra: Any = None) -> tuple:
+        return (kind, *args, precision.weights, precision.activations, precision.kv_cache, extra)
+
+    def prefill(self, batch: int, prompt_len: int, precision: Any = None) -> Any:
+        """Cached ``Model.prefill``."""
+        key = self._key("prefill", (batch, prompt_len), precision)
+        if key not in self._workloads:
+            self._workloads[key] = self._model.prefill(batch, prompt_len, precision)
+        return self._workloads[key]
+
+    def decode(self, batch: int, context: int, precision: Any = None, prompt_len: int | None = None) -> Any:
+        """Cached ``Model.decode``."""
+        key = self._key("decode", (batch, context), precision, prompt_len)
+        if key not in self._workloads:
+            self._workloads[key] = self._model.decode(batch, context, precision, prompt_len=prompt_len)
+        return self._workloads[key]
+
+
+def _model(path: str, model_hash: str, dims: dict[str, int]) -> _CachedModel:
+    from mapping.workloads import Model
+
+    key = (model_hash, path, tuple(sorted(dims.items())))
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = _CachedModel(Model(path, dims))
+        return _MODELS[key]
+
+
+def _target(data: dict[str, Any]) -> Any:
+    from hardware.targets import target_from_dict
+
+    key = json.dumps(data, sort_keys=True)
+    with _LOCK:
+        hit = _TARGETS.get(key)
+    if hit is None:
+        hit = target_from_dict(data, f"target {data.get('name')}")
+        with _LOCK:
+            if len(_TARGETS) >= _TARGET_CACHE_MAX:
+                _TARGETS.clear()
+            _TARGETS[key] = hit
+    return hit
+
+
+def evaluate(point: Point) -> dict[str, Any]:
+    """Simulate one point; returns its result row (errors become a row with ``error`` set, never an exception)."""
+    from mapping.op_costs import Precision
+    from simulator.simulate import simulate
+
+    w = point.workload
+    row: dict[str, Any] = {"point_id": point.point_id, "model": Path(point.model).name,
+                           "target": point.target.get("name"), **point.params,
+                           **{k: w[k] for k in ("phase", "batch", "prompt_len", "gen_len", "precision")}}
+    row.update({m: None for m in METRICS})
+    row.update(memory_bytes=None, capacity_bytes=None, fits_memory=None, error="")
+    start = time.perf_counter()
+    try:
+        target = _target(point.target)
+        model = _model(point.model, point.model_hash, point.dims)
+        precision = Precision(*parse_precision_axis(w["precision"]))
+        r = simulate(model, target, w["phase"], w["batch"], w["prompt_len"], w["gen_len"], precision,
+                     dict(point.options), trace_steps=0)
+        row.update(latency_s=r.latency_s, energy_j=r.energy_j, tokens_per_s=r.tokens_per_s,
+                   tokens_per_j=r.tokens / r.energy_j if r.energy_j else 0.0, memory_bytes=r.memory_bytes,
+                   capacity_bytes=r.capacity_bytes, fits_memory=True)
+    except HwsimError as exc:
+        msg = str(exc)
+        row["error"] = msg
+        row["fits_memory"] = False if "does not fit" in msg else None
+    except Exception as exc:  # noqa: BLE001 - one bad point must not stop a sweep
+        row["error"] = f"internal error ({type(exc).__name__}: {exc})"
+    row["sim_s"] = time.perf_counter() - start
+    return row
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Executor:
+    """Runs :func:`evaluate` on points; every finished future is put on ``self.done``."""
+
+    workers = 1
+
+    def __init__(self) -> None:
+        self.done: queue.Queue = queue.Queue()
+
+    def submit(self, point: Point) -> Any:
+        """Start evaluating a point; returns a future."""
+        raise NotImplementedError
+
+    def result(self, future: Any) -> dict[str, Any]:
+        """The row of a finished future."""
+        return future.result()
+
+    def cancel(self, futures: list[Any]) -> None:
+        """Cancel futures that have not started."""
+        for f in futures:
+            f.cancel()
+
+    def close(self) -> None:
+        """Release the workers."""
+
+
+class SerialExecutor(Executor):
+    """Evaluates in the calling process, one point at a time."""
+
+    def submit(self, point: Point) -> Any:
+        """Evaluate now; the returned future is already done."""
+        f: cf.Future = cf.Future()
+        f.set_result(evaluate(point))
+        self.done.put(f)
+        return f
+
+
+class PoolExecutor(Executor):
+    """A local process pool (workers ignore SIGINT; the driver handles it)."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__()
+        import multiprocessing
+
+        self.workers = workers
+        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+
+    def submit(self, point: Point) -> Any:
+        """Send a point to the pool."""
+        f = self.pool.submit(evaluate, point)
+        f.add_done_callback(self.done.put)
+        return f
+
+    def close(self) -> None:
+        """Shut the pool down, dropping queued work."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """An existing dask.distributed cluster (address or Client)."""
+
+    def __init__(self, scheduler: Any) -> None:
+        super().__init__()
+        from distributed import Client
+
+        self.own = not isinstance(scheduler, Client)
+        try:
+            self.client = Client(scheduler, timeout="10s") if self.own else scheduler
+        except OSError as exc:
+            raise HwsimError(f"--scheduler {scheduler}: cannot reach the dask scheduler ({exc})") from None
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+
+    def submit(self, point: Point) -> Any:
+        """Send a point to the cluster."""
+        f = self.client.submit(evaluate, point, key=f"hwsim-point-{point.point_id}", pure=False)
+        f.add_done_callback(self.done.put)
+        return f
+
+    def result(self, future: Any) -> dict[str, Any]:
+        """The row of a finished dask future."""
+        return future.result()
+
+    def close(self) -> None:
+        """Disconnect (a cluster passed in as a Client is left running)."""
+        if self.own:
+            self.client.close()
+
+
+def make_executor(workers: int | None = None, scheduler: Any = None) -> Executor:
+    """Serial for one worker, a process pool for more (default: all cores), dask when a scheduler is given."""
+    if scheduler is not None:
+        return DaskExecutor(scheduler)
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise HwsimError(f"--workers must be >= 1, got {workers}")
+    return SerialExecutor() if workers == 1 else PoolExecutor(workers)
+
+
+class SweepInterrupted(Exception):  # noqa: N818 - the user's word for it
+    """Raised when a sweep is stopped (Ctrl-C); finished points are stored."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"interrupted: {done} of {total} points stored; rerun with --resume to finish")
+        self.done = done
+        self.total = total
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep run did."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    computed: int
+    cached: int
+    elapsed_s: float
+    strategy: str
+    workers: int
+    param_columns: list[str] = field(default_factory=list)
+
+    @property
+    def points_per_s(self) -> float:
+        """Design points simulated per second of wall time (cache hits excluded)."""
+        return self.computed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class _Driver:
+    """Submits points, persists results as they arrive, updates the progress bar."""
+
+    def __init__(self, store: Store, executor: Executor, sweep: Sweep, bar: Any,
+                 interrupt_after: int | None) -> None:
+        self.store, self.executor, self.sweep, self.bar = store, executor, sweep, bar
+        self.pending: dict[Any, Point] = {}
+        self.inflight: dict[str, Any] = {}
+        self.computed = 0
+        self.interrupt_after = interrupt_after
+        self.window = max(4, executor.workers * 4)
+
+    def submit(self, point: Point) -> None:
+        if point.point_id in self.inflight:
+            return
+        f = self.executor.submit(point)
+        self.pending[f] = point
+        self.inflight[point.point_id] = f
+
+    def collect(self) -> tuple[Point, dict[str, Any]]:
+        """Wait for the next finished point and persist it."""
+        while True:
+            try:
+                f = self.executor.done.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if f in self.pending:
+                break
+        point = self.pending.pop(f)
+        self.inflight.pop(point.point_id, None)
+        row = self.executor.result(f)
+        self.store.put(point.describe(), row)
+        self.computed += 1
+        self.bar.update(1)
+        if self.interrupt_after is not None and self.computed >= self.interrupt_after:
+            raise KeyboardInterrupt
+        return point, row
+
+
+def _objective_values(sweep: Sweep, row: dict[str, Any]) -> list[float] | None:
+    values = [row.get(o.metric) for o in sweep.spec.objectives]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def _run_points(driver: _Driver, points: list[Point], todo: set[str]) -> None:
+    it = iter(p for p in points if p.point_id in todo)
+    exhausted = False
+    while True:
+        while not exhausted and len(driver.pending) < driver.window:
+            p = next(it, None)
+            if p is None:
+                exhausted = True
+                break
+            driver.submit(p)
+        if not driver.pending:
+            return
+        driver.collect()
+
+
+def _run_optuna(driver: _Driver, sweep: Sweep, trials: int, strategy: str, seed: int, resume: bool) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    constraints = sweep.spec.constraints
+
+    def constraints_func(trial: Any) -> list[float]:
+        return trial.user_attrs.get("constraints", [1.0] * len(constraints))
+
+    new_api = hasattr(optuna.trial.Trial, "set_constraint")  # optuna >= 5: constraints set on the trial
+    cf_ = constraints_func if constraints and not new_api else None
+    sampler = (optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf_) if strategy == "nsga2"
+               else optuna.samplers.TPESampler(seed=seed, multivariate=True, constraints_func=cf_))
+    study = optuna.create_study(directions=["minimize" if o.direction == "min" else "maximize"
+                                            for o in sweep.spec.objectives], sampler=sampler)
+    dists = {name: optuna.distributions.CategoricalDistribution(values)
+             for name, values in sweep.axes.items() if len(values) > 1}
+    fixed = {name: values[0] for name, values in sweep.axes.items() if len(values) == 1}
+
+    def finish(trial: Any, row: dict[str, Any]) -> None:
+        trial.set_user_attr("point_id", row["point_id"])
+        if constraints:
+            violations = [c.violation(row) for c in constraints]
+            if new_api:
+                for i, v in enumerate(violations):
+                    trial.set_constraint(f"c{i}", v)
+            else:
+                trial.set_user_attr("constraints", violations)
+        values = _objective_values(sweep, row)
+        if values is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, values)
+
+    asked = 0
+    if resume:  # rebuild the study from this spec's stored points
+        for pid in driver.store.members(sweep.spec_hash):
+            entry = driver.store.entry(pid)
+            values = _objective_values(sweep, entry[1]) if entry else None
+            if entry is None or values is None or asked >= trials:
+                continue
+            point, row = entry
+            source = {**{f"param:{k}": v for k, v in point["params"].items()}, "model": point["model"],
+                      **point["workload"]}
+            params = {name: source.get(name) for name in dists}
+            if any(params[n] not in dists[n].choices for n in dists):
+                continue
+            violations = [c.violation(row) for c in constraints]
+            extra: dict[str, Any] = {}
+            if constraints and new_api:
+                extra["constraints"] = {f"c{i}": v for i, v in enumerate(violations)}
+            elif constraints:
+                extra["user_attrs"] = {"constraints": violations}
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, values=values, **extra))
+            asked += 1
+        driver.bar.update(asked)
+    waiting: dict[str, list[Any]] = {}
+    while asked < trials or driver.pending:
+        while asked < trials and len(driver.pending) < driver.window:
+            trial = study.ask(dists)
+            asked += 1
+            combo = {**fixed, **trial.params}
+            p = sweep.point({n: combo[n] for n in sweep.axes})
+            driver.store.add_members(sweep.spec_hash, [p.point_id])
+            row = driver.store.get(p.point_id)
+            if row is not None:
+                finish(trial, row)
+                driver.bar.update(1)
+                continue
+            waiting.setdefault(p.point_id, []).append(trial)
+            driver.submit(p)
+        if not driver.pending:
+            break
+        point, row = driver.collect()
+        for i, t in enumerate(waiting.pop(point.point_id, [])):
+            finish(t, row)
+            if i:  # the same point asked twice while in flight: one computation, two trials
+                driver.bar.update(1)
+
+
+def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = None, strategy: str | None = None,
+              trials: int | None = None, resume: bool = False, progress: bool = True,
+              interrupt_after: int | None = None, on_message: Callable[[str], None] | None = None) -> SweepOutcome:
+    """Run a sweep into ``out_dir`` (store ``sweep.sqlite``); returns the rows of every point of the spec.
+
+    ``interrupt_after`` stops the run as Ctrl-C would after that many computed points (for tests).
+    Raises :class:`SweepInterrupted` when stopped; the finished points stay in the store.
+    """
+    from tqdm import tqdm
+
+    strategy = strategy or sweep.spec.strategy
+    trials = trials or sweep.spec.trials
+    if strategy in ("random", "nsga2", "tpe") and not trials:
+        raise HwsimError(f"strategy '{strategy}' needs a trial budget (--trials N or 'trials:' in the spec)")
+    say = on_message or (lambda _m: None)
+    out = Path(out_dir)
+    store = Store(out / "sweep.sqlite")
+    if resume and store.last_status(sweep.spec_hash) is None:
+        say(f"note: nothing to resume in {out}; starting the sweep")
+    own_executor = executor is None
+    executor = executor or make_executor()
+    run_id = store.start_run(sweep.spec_hash)
+    start = time.perf_counter()
+    cached = 0
+    bar = None
+    status = "failed"
+    try:
+        if strategy in ("grid", "random"):
+            if strategy == "grid":
+                combos = sweep.grid()
+            else:
+                rng = random.Random(sweep.spec.seed)
+                combos = [sweep.combo_at(i) for i in sorted(rng.sample(range(sweep.size), min(trials, sweep.size)))]
+            seen: dict[str, Point] = {}
+            for c in combos:
+                p = sweep.point(c)
+                seen.setdefault(p.point_id, p)
+            points = list(seen.values())
+            store.add_members(sweep.spec_hash, [p.point_id for p in points])
+            known = store.known(seen)
+            todo = set(seen) - known
+            cached = len(known)
+            total = len(points)
+            bar = tqdm(total=total, initial=cached, unit="pt", desc=f"sweep {sweep.spec.name}", file=sys.stderr,
+                       disable=not progress, smoothing=0.1, dynamic_ncols=True)
+            driver = _Driver(store, executor, sweep, bar, interrupt_after)
+            _run_points(driver, points, todo)
+        elif strategy in ("nsga2", "tpe"):
+            total = trials
+            bar = tqdm(total=total, unit="trial", desc=f"{strategy} {sweep.spec.name}", file=sys.stderr,
+                       disable=not progress, smoothing=0.1, dynamic_ncols=True)
+            driver = _Driver(store, executor, sweep, bar, interrupt_after)
+            _run_optuna(driver, sweep, trials, strategy, sweep.spec.seed, resume)
+            cached = trials - driver.computed
+        else:
+            raise HwsimError(f"unknown strategy '{strategy}'; use grid, random, nsga2 or tpe")
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        pending = list(driver.pending) if "driver" in locals() else []
+        executor.cancel(pending)
+        done = len(store.results(sweep.spec_hash))
+        raise SweepInterrupted(done, total if "total" in locals() else done) from None
+    finally:
+        if bar is not None:
+            bar.close()
+        store.end_run(run_id, status)
+        if own_executor:
+            executor.close()
+        elapsed = time.perf_counter() - start
+        rows = store.results(sweep.spec_hash) if status == "finished" else []
+        store.close()
+    computed = driver.computed
+    return SweepOutcome(rows, total, computed, cached, elapsed, strategy, executor.workers,
+                        [k.removeprefix("param:") for k in sweep.axes if k.startswith("param:")])

@@ -1,0 +1,359 @@
+"""The sweep spec: a YAML file validated by pydantic, and the design points it spans.
+
+A point is a model file, a resolved target (the base preset with the swept fields replaced) and a workload
+(phase, batch, prompt_len, gen_len, precision). Its ``point_id`` is a stable hash of the model file's content, the
+resolved target as JSON, the workload and the simulation options, so the same point always has the same id.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hardware.dtypes import parse_precision
+from hardware.errors import HwsimError
+from hardware.targets import format_validation_error, load_target, target_from_dict
+from hardware.yaml_file import read_yaml
+
+METRICS = ("latency_s", "energy_j", "tokens_per_s", "tokens_per_j")
+WORKLOAD_AXES = ("phase", "batch", "prompt_len", "gen_len", "precision")
+STRATEGIES = ("grid", "random", "nsga2", "tpe")
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*$")
+
+
+class Objective(BaseModel):
+    """One objective: a metric and its direction."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: Literal["latency_s", "energy_j", "tokens_per_s", "tokens_per_j"]
+    direction: Literal["min", "max"] = "min"
+
+
+class Constraint(BaseModel):
+    """``fits_memory`` or ``METRIC OP NUMBER`` (``latency_s <= 0.01``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str
+    op: Literal["<=", ">=", "<", ">", "==", "fits"]
+    bound: float = 0.0
+
+    def holds(self, row: dict[str, Any]) -> bool:
+        """Whether a result row satisfies the constraint (a failed point satisfies none)."""
+        if self.op == "fits":
+            return bool(row.get("fits_memory"))
+        value = row.get(self.metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return {"<=": value <= self.bound, ">=": value >= self.bound, "<": value < self.bound,
+                ">": value > self.bound, "==": value == self.bound}[self.op]
+
+    def violation(self, row: dict[str, Any]) -> float:
+        """How far the row is from satisfying the constraint (0 when it holds), for Optuna's constraints."""
+        if self.holds(row):
+            return 0.0
+        value = row.get(self.metric)
+        if self.op == "fits" or value is None or (isinstance(value, float) and math.isnan(value)):
+            return 1.0
+        return abs(float(value) - self.bound) / (abs(self.bound) or 1.0) + 1e-12
+
+    def __str__(self) -> str:
+        return "fits_memory" if self.op == "fits" else f"{self.metric} {self.op} {self.bound:g}"
+
+
+def _parse_constraint(item: Any) -> Constraint:
+    if isinstance(item, Constraint):
+        return item
+    if isinstance(item, dict) and set(item) == {"fits_memory"}:
+        if item["fits_memory"] is not True:
+            raise ValueError("fits_memory: only 'true' is meaningful (leave it out to keep points that do not fit)")
+        return Constraint(metric="fits_memory", op="fits")
+    if isinstance(item, str):
+        if item.strip() == "fits_memory":
+            return Constraint(metric="fits_memory", op="fits")
+        m = _CONSTRAINT.match(item)
+        if m and m.group(1) in METRICS:
+            return Constraint(metric=m.group(1), op=m.group(2), bound=float(m.group(3)))
+    raise ValueError(f"cannot read constraint {item!r}; write 'fits_memory: true' or 'METRIC <= NUMBER' with METRIC "
+                     f"one of {', '.join(METRICS)}")
+
+
+class WorkloadAxes(BaseModel):
+    """Workload axes: every combination is simulated on every hardware point."""
+
+    model_config = ConfigDict(extra="forbid")
+    phase: list[Literal["prefill", "decode", "generate"]] = ["decode"]
+    batch: list[int] = [1]
+    prompt_len: list[int] = [128]
+    gen_len: list[int] = [1]
+    precision: list[str] = ["default"]
+
+    @field_validator("phase", "batch", "prompt_len", "gen_len", "precision", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else [value]
+
+    @field_validator("batch", "prompt_len", "gen_len")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if not values:
+            raise ValueError("needs at least one value")
+        for v in values:
+            if v < 1:
+                raise ValueError(f"must be >= 1, got {v}")
+        return values
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, values: list[str]) -> list[str]:
+        for v in values:
+            parse_precision_axis(v)
+        return values
+
+
+def parse_precision_axis(text: str) -> tuple[str | None, str | None, str | None]:
+    """``default``, one format for everything (``fp16``), or ``weights/activations/kv_cache`` (``int8/fp16/fp16``)."""
+    text = str(text)
+    if text == "default":
+        return (None, None, None)
+    parts = text.split("/")
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3:
+        raise ValueError(f"precision '{text}': use 'default', one format (fp16) or weights/activations/kv (int8/fp16/fp16)")
+    try:
+        w, a, k = (parse_precision(p, "precision") for p in parts)
+    except HwsimError as exc:
+        raise ValueError(str(exc)) from None
+    return (w, a, k)
+
+
+class SweepSpec(BaseModel):
+    """A design-space sweep (see examples/pim_sweep.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "sweep"
+    models: list[str] = Field(min_length=1)
+    dims: dict[str, int] = {}
+    target: str
+    parameters: dict[str, list[Any]] = {}
+    workload: WorkloadAxes = WorkloadAxes()
+    objectives: list[Objective] = [Objective(metric="latency_s"), Objective(metric="energy_j")]
+    constraints: list[Constraint] = []
+    options: dict[str, Any] = {}
+    strategy: Literal["grid", "random", "nsga2", "tpe"] = "grid"
+    trials: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" in data:
+            data = dict(data)
+            if "models" in data:
+                raise ValueError("give 'model' or 'models', not both")
+            model = data.pop("model")
+            data["models"] = model if isinstance(model, list) else [model]
+        return data
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # {latency_s: min, energy_j: min}
+            return [{"metric": k, "direction": v} for k, v in value.items()]
+        if isinstance(value, list):
+            return [{"metric": v, "direction": "max" if v in ("tokens_per_s", "tokens_per_j") else "min"}
+                    if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraints(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = [{k: v} if k == "fits_memory" else f"{k} {v}" for k, v in value.items()]
+        if not isinstance(value, list):
+            raise ValueError("a list of constraints, e.g. ['fits_memory', 'latency_s <= 0.01']")
+        return [_parse_constraint(v) for v in value]
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _parameters(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _nonempty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for k, v in value.items():
+            if not v:
+                raise ValueError(f"axis '{k}' needs at least one value")
+        return value
+
+
+@dataclass
+class Point:
+    """One design point, ready to send to a worker."""
+
+    point_id: str
+    model: str
+    model_hash: str
+    dims: dict[str, int]
+    target: dict[str, Any]
+    params: dict[str, Any]
+    workload: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """What the store keeps about the point (the resolved target too)."""
+        return {"point_id": self.point_id, "model": self.model, "model_hash": self.model_hash, "dims": self.dims,
+                "params": self.params, "workload": self.workload, "options": self.options, "target": self.target}
+
+
+@lru_cache(maxsize=64)
+def file_hash(path: str) -> str:
+    """SHA-256 of a file's content (the model part of ``point_id``)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stable_hash(obj: Any) -> str:
+    """A short, stable hash of JSON-able data."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def _resolve_path(data: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    """The dict holding the last key of dotted ``path`` and that key; ``x`` for a quantity means ``x.value``."""
+    parts = path.split(".")
+    node: Any = data
+    for i, key in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or key not in node:
+            raise KeyError(".".join(parts[: i + 1]))
+        node = node[key]
+        if node is None:
+            raise KeyError(".".join(parts[: i + 1]) + " (unset in the preset: sweep the whole field with "
+                           "{value, unit, source} values)")
+    last = parts[-1]
+    if not isinstance(node, dict) or last not in node:
+        raise KeyError(path)
+    if isinstance(node[last], dict) and "value" in node[last]:
+        return node[last], "value"
+    if isinstance(node[last], dict):
+        raise KeyError(path + " (a group of fields; name one of " + ", ".join(node[last]) + ")")
+    return node, last
+
+
+def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The base target's JSON data with the swept fields replaced (numbers normalised to the base's type)."""
+    data = copy.deepcopy(base)
+    for path, value in params.items():
+        holder, key = _resolve_path(data, path)
+        old = holder[key]
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        holder[key] = value
+    return data
+
+
+class Sweep:
+    """A loaded spec with its resolved base target: enumerates and builds points."""
+
+    def __init__(self, spec: SweepSpec, where: str = "sweep spec", base_dir: Path | None = None) -> None:
+        self.spec = spec
+        self.where = where
+        base_dir = base_dir or Path.cwd()
+        self.models: list[str] = []
+        for i, m in enumerate(spec.models):
+            path = Path(m)
+            if not path.is_absolute() and not path.exists() and (base_dir / path).exists():
+                path = base_dir / path
+            if not path.exists():
+                raise HwsimError(f"{where}: field 'models.{i}': no such model file '{m}'")
+            self.models.append(str(path))
+        try:
+            self.base_target = load_target(spec.target)
+        except HwsimError as exc:
+            raise HwsimError(f"{where}: field 'target': {exc}") from None
+        self.base = self.base_target.model_dump(mode="json")
+        for path, values in spec.parameters.items():
+            for value in values:
+                try:
+                    data = apply_params(self.base, {path: value})
+                except KeyError as exc:
+                    raise HwsimError(f"{where}: field 'parameters.{path}': no field '{exc.args[0]}' in target "
+                                     f"'{self.base_target.name}' (see `hwsim targets show {spec.target}`)") from None
+                try:
+                    target_from_dict(data, where)
+                except HwsimError as exc:
+                    raise HwsimError(f"{where}: field 'parameters.{path}': value {value!r} is not valid: "
+                                     f"{str(exc).split(': ', 1)[-1]}") from None
+        if spec.strategy in ("random", "nsga2", "tpe") and spec.trials is None:
+            raise HwsimError(f"{where}: field 'trials': strategy '{spec.strategy}' needs a trial budget")
+        self.axes: dict[str, list[Any]] = {f"param:{k}": v for k, v in spec.parameters.items()}
+        self.axes["model"] = self.models
+        for name in WORKLOAD_AXES:
+            self.axes[name] = list(getattr(spec.workload, name))
+        self.spec_hash = stable_hash(spec.model_dump(mode="json", exclude={"strategy", "trials", "seed"}))
+
+    @property
+    def size(self) -> int:
+        """Number of points in the full grid."""
+        return math.prod(len(v) for v in self.axes.values())
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of axis values (parameters slowest, so consecutive points share hardware)."""
+        names = list(self.axes)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.axes[n] for n in names))]
+
+    def combo_at(self, index: int) -> dict[str, Any]:
+        """The ``index``-th grid combination (same order as :meth:`grid`), without building the grid."""
+        combo: dict[str, Any] = {}
+        for name in reversed(list(self.axes)):
+            values = self.axes[name]
+            index, r = divmod(index, len(values))
+            combo[name] = values[r]
+        return {n: combo[n] for n in self.axes}
+
+    def point(self, combo: dict[str, Any]) -> Point:
+        """Build the point of one axis combination."""
+        params = {k.removeprefix("param:"): v for k, v in combo.items() if k.startswith("param:")}
+        target = apply_params(self.base, params)
+        workload = {name: combo[name] for name in WORKLOAD_AXES}
+        if workload["phase"] != "generate":
+            workload["gen_len"] = 1  # only generate uses it
+        model = combo["model"]
+        mhash = file_hash(model)
+        pid = stable_hash({"model": mhash, "dims": self.spec.dims, "target": target, "workload": workload,
+                           "options": self.spec.options})
+        return Point(pid, model, mhash, dict(self.spec.dims), target, params, workload, dict(self.spec.options))
+
+
+def load_spec(path: str | Path) -> Sweep:
+    """Read and validate a sweep spec; errors are one line naming the field."""
+    path = Path(path)
+    if not path.exists():
+        raise HwsimError(f"{path}: no such sweep spec")
+    return sweep_from_dict(read_yaml(path), str(path), path.parent)
+
+
+def sweep_from_dict(data: Any, where: str = "sweep spec", base_dir: Path | None = None) -> Sweep:
+    """Validate parsed spec data."""
+    if not isinstance(data, dict):
+        raise HwsimError(f"{where}: a sweep spec must be a YAML mapping with 'models', 'target' and axes")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise HwsimError(format_validation_error(exc, where)) from None
+    return Sweep(spec, where, base_dir)
