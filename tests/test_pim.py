@@ -197,3 +197,13 @@ def test_single_matmul_graph_on_pim(tmp_path: Path) -> None:
     # 286 cycles for the first pass (GB load) + 7 x 212 cycles, at 0.5 ns per cycle, plus refresh (none this short)
     assert data["busy_s"]["pim"] == pytest.approx((286 + 7 * 212) * 0.5e-9)
     assert (FIXTURES / "gpt2_ts.onnx").exists()
+
+
+def test_mac_lanes_beyond_the_column_width_do_not_help(pim) -> None:
+    data = pim.model_dump(mode="json")
+    cycles = {}
+    for lanes in (8, 16, 32):
+        data["mac"]["lanes"]["value"] = lanes
+        cycles[lanes] = AimTimer(target_from_dict(data, "test"), "fast", refresh=False).vmm(1024, 64).cycles
+    # 8 lanes need two MAC commands per 16-element (32-byte) column; 32 lanes still get one column per command
+    assert cycles[8] > cycles[16] == cycles[32]

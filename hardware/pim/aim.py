@@ -69,7 +69,8 @@ def plan_vmm(k: int, outputs: int, target: PimTarget, elem_bytes: int = 2) -> li
     if k <= 0 or outputs <= 0:
         return []
     banks = target.banks_per_channel
-    lanes = target.mac.lanes.n
+    # a MAC command consumes one column per bank: lanes beyond the column's elements idle, fewer need more commands
+    lanes = min(target.mac.lanes.n, target.column_bytes // elem_bytes)
     columns = target.row_bytes // target.column_bytes
     row_elems = target.row_bytes // elem_bytes
     per_bank = math.ceil(outputs / banks)
