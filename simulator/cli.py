@@ -152,11 +152,13 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--json", "json_out", metavar="OUT.json", help="Write the full result as JSON.")
 @click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Chrome/Perfetto trace.")
 @click.option("--plot", "plot_out", metavar="OUT.png", help="Write a latency/energy breakdown figure.")
+@click.option("--plot-roofline", "roofline_out", metavar="OUT.png",
+              help="Write every kernel of the run on the target's roofline (GPU targets).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(model_path: str, target_name: str, phase: str, batch: int, prompt_len: int, gen_len: int, mode: str,
              tp: int, sets: tuple[str, ...], dims: tuple[str, ...], weights: str | None, activations: str | None,
              kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
-             quiet: bool) -> None:
+             roofline_out: str | None, quiet: bool) -> None:
     """Simulate MODEL on a hardware target and print latency, energy and traffic."""
     from hardware.targets import load_target
     from mapping.workloads import Model
@@ -198,6 +200,11 @@ def simulate(model_path: str, target_name: str, phase: str, batch: int, prompt_l
     if plot_out:
         write_plot(result, plot_out)
         click.echo(f"wrote {plot_out}")
+    if roofline_out:
+        from simulator.roofline import write_roofline
+
+        write_roofline(result, target, roofline_out, model=model, options=options)
+        click.echo(f"wrote {roofline_out}")
 
 
 @main.group(invoke_without_command=True)

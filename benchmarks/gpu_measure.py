@@ -1,0 +1,603 @@
+"""Measure what hwsim's GPU model assumes, on a real NVIDIA GPU, and write ``hardware/calibration/<gpu-name>.json``.
+
+    python benchmarks/gpu_measure.py [--repeats 30] [--warmup 5] [--only gemm,copy,launch,attention,decode]
+                                     [--models gpt2,gpt2-xl,llama2-7b] [--contexts 128,1024] [--no-compile]
+                                     [--out FILE.json]
+    python benchmarks/gpu_measure.py --dry-run        # tiny shapes, on CPU if there is no GPU; checks the script
+
+Needs torch (CUDA build) and, for the decode-step models, transformers. hwsim itself is not imported, so the script
+runs on a bare GPU machine. Timing: CUDA events around each call (perf_counter on CPU), ``--warmup`` untimed calls,
+then the median (and min/max) of ``--repeats`` timed calls. Before each timed call of a GEMM, attention or copy the L2
+cache is flushed by writing a buffer of 256 MiB, outside the timed region, so weights are read from DRAM as in a real
+decode step (which streams every layer's weights once).
+
+Measurements (``kind``):
+
+- ``gemm``: fp16 and bf16 ``torch.matmul`` (cuBLAS) over square sizes 512..16384, skinny decode GEMMs with m = 1..64
+  and the (k, n) of GPT-2, GPT-2-XL and Llama-2-7B projections, MLPs and LM heads, and wave-quantisation sweeps
+  (m = 128 x t for t around 1x and 2x the SM count, n = 256, k = 16384; the tile cuBLAS picks is not known).
+- ``copy``: device-to-device copy of 1 GiB (bytes moved = read + write): achievable DRAM bandwidth.
+- ``launch``: back-to-back launches of an (almost) empty kernel (``torch.cuda._sleep(0)``), a one-element eager add,
+  and the same add replayed from a CUDA graph; per launch.
+- ``attention_prefill``: ``scaled_dot_product_attention`` with the FlashAttention-2 paper's grid (batch x seqlen =
+  16k tokens, hidden 2048, head dim 64 and 128, causal and not), once per SDPA backend that accepts the shape.
+- ``attention_decode``: one query token over contexts 128..131072, MHA (32 heads of 128) and GQA (32 query heads,
+  8 KV heads), batch 1, per SDPA backend, plus the eager ``repeat_kv`` + matmul/softmax/matmul path of Hugging Face
+  models. FlashDecoding and Lean Attention are not in torch: what is recorded is what torch provides, with the
+  backend named.
+- ``decode_step``: one decode step (batch 1, fp16, KV cache of ``context`` tokens) of GPT-2, GPT-2-XL and
+  Llama-2-7B-shaped models built from transformers configs with random weights: eager with the dynamic cache, eager
+  with a static cache, and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) with the static cache when that
+  works on the installed versions (a variant that fails is recorded with ``skipped`` and the reason).
+
+The JSON (schema ``hwsim-gpu-calibration/1``): ``device`` (name, driver, CUDA, capability, SMs, memory), ``torch``,
+``transformers``, ``command``, ``settings``, ``dry_run`` and ``measurements``: each with ``kind``, ``name``,
+``dtype``, ``shape``, ``median_s``, ``min_s``, ``max_s``, ``repeats`` and, where meaningful, ``flops``, ``bytes``,
+``backend``. ``python -m simulator.validation.gpu`` compares every such file in ``hardware/calibration/`` with
+hwsim's model. A ``--dry-run`` file is marked ``dry_run: true``, is written outside ``hardware/calibration/`` by
+default, and is never used as a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CALIBRATION_DIR = ROOT / "hardware" / "calibration"
+SCHEMA = "hwsim-gpu-calibration/1"
+KINDS = ("gemm", "copy", "launch", "attention_prefill", "attention_decode", "decode_step")
+GROUPS = ("gemm", "copy", "launch", "attention", "decode")
+#: Required keys of every measurement (``skipped`` ones carry ``skipped`` instead of the timings).
+MEASUREMENT_KEYS = ("kind", "name", "dtype", "shape", "median_s", "min_s", "max_s", "repeats")
+
+#: (k, n) of the weight GEMMs of the decode models: name -> list of (label, k, n).
+MODEL_GEMMS = {
+    "gpt2": [("qkv", 768, 2304), ("o", 768, 768), ("up", 768, 3072), ("down", 3072, 768), ("lm_head", 768, 50257)],
+    "gpt2-xl": [("qkv", 1600, 4800), ("o", 1600, 1600), ("up", 1600, 6400), ("down", 6400, 1600),
+                ("lm_head", 1600, 50257)],
+    "llama2-7b": [("q", 4096, 4096), ("qkv", 4096, 12288), ("gate_up", 4096, 22016), ("down", 11008, 4096),
+                  ("lm_head", 4096, 32000)],
+}
+SKINNY_M = (1, 2, 4, 8, 16, 32, 64)
+SQUARE = (512, 1024, 2048, 4096, 8192, 16384)
+DECODE_CONTEXTS = tuple(128 * 2**i for i in range(11))  # 128 .. 131072
+#: Known device names -> hwsim preset (first match wins; checked in order).
+PRESET_BY_NAME = (
+    (r"H100.*PCIe", "h100-pcie"), (r"H100", "h100-sxm"), (r"H200", "h200"), (r"A100.*80", "a100-80gb"),
+    (r"A100", "a100-40gb"), (r"V100", "v100"), (r"L4\b", "l4"), (r"T4\b", "t4"), (r"4090", "rtx4090"),
+    (r"Orin", "jetson-orin"),
+)
+
+
+# -- shape grids and the JSON schema (no torch needed) ------------------------------------------------------------------
+def gemm_shapes(sm_count: int, dry_run: bool = False) -> list[dict[str, Any]]:
+    """The GEMM grid: dicts with ``group`` (square | skinny | wave), ``label``, ``m``, ``n``, ``k``."""
+    if dry_run:
+        shapes = [{"group": "square", "label": f"{s}^3", "m": s, "n": s, "k": s} for s in (64, 128)]
+        shapes += [{"group": "skinny", "label": f"tiny.up m={m}", "m": m, "n": 256, "k": 128} for m in (1, 4)]
+        shapes += [{"group": "wave", "label": f"tiles={t}", "m": 16 * t, "n": 32, "k": 64} for t in (3, 4)]
+        return shapes
+    shapes = [{"group": "square", "label": f"{s}^3", "m": s, "n": s, "k": s} for s in SQUARE]
+    for model, gemms in MODEL_GEMMS.items():
+        for label, k, n in gemms:
+            shapes += [{"group": "skinny", "label": f"{model}.{label} m={m}", "m": m, "n": n, "k": k} for m in SKINNY_M]
+    tiles = sorted({t for c in (sm_count, 2 * sm_count) for t in range(c - 3, c + 4) if t > 0})
+    shapes += [{"group": "wave", "label": f"tiles={t} (SMs={sm_count})", "m": 128 * t, "n": 256, "k": 16384}
+               for t in tiles]
+    return shapes
+
+
+def attention_prefill_shapes(dry_run: bool = False) -> list[dict[str, Any]]:
+    """FlashAttention-2 paper grid: batch x seqlen = 16k tokens, hidden 2048, head dim 64/128, causal or not."""
+    seqs, tokens, hidden = ((64, 128), 256, 128) if dry_run else ((512, 1024, 2048, 4096, 8192, 16384), 16384, 2048)
+    out = []
+    for head_dim in (64, 128) if not dry_run else (32,):
+        for seq in seqs:
+            for causal in (False, True):
+                heads = hidden // head_dim
+                out.append({"batch": tokens // seq, "heads": heads, "kv_heads": heads, "q_len": seq, "kv_len": seq,
+                            "head_dim": head_dim, "causal": causal})
+    return out
+
+
+def attention_decode_shapes(dry_run: bool = False) -> list[dict[str, Any]]:
+    """One query token over growing contexts: MHA (32 x 128) and GQA (32 query heads, 8 KV heads), batch 1."""
+    contexts = (128, 256) if dry_run else DECODE_CONTEXTS
+    heads, head_dim = (4, 32) if dry_run else (32, 128)
+    out = []
+    for kv_heads, layout in ((heads, "mha"), (heads // 4, "gqa")):
+        for ctx in contexts:
+            out.append({"batch": 1, "heads": heads, "kv_heads": kv_heads, "q_len": 1, "kv_len": ctx,
+                        "head_dim": head_dim, "layout": layout})
+    return out
+
+
+def model_configs(dry_run: bool = False) -> dict[str, dict[str, Any]]:
+    """transformers config arguments of the decode-step models (``arch``: gpt2 | llama); tiny under ``dry_run``."""
+    if dry_run:
+        return {
+            "gpt2": {"arch": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 512, "n_positions": 1024},
+            "llama2-7b": {"arch": "llama", "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2,
+                          "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 512,
+                          "max_position_embeddings": 1024},
+        }
+    return {
+        "gpt2": {"arch": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257, "n_positions": 1024},
+        "gpt2-xl": {"arch": "gpt2", "n_embd": 1600, "n_layer": 48, "n_head": 25, "vocab_size": 50257,
+                    "n_positions": 1024},
+        "llama2-7b": {"arch": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                      "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
+                      "max_position_embeddings": 4096},
+    }
+
+
+def attention_flops(shape: dict[str, Any]) -> float:
+    """FLOPs of one attention forward, FlashAttention-2's convention: 4 x b x h x q x kv x d, halved when causal
+    over a square (prefill) score matrix."""
+    flops = 4.0 * shape["batch"] * shape["heads"] * shape["q_len"] * shape["kv_len"] * shape["head_dim"]
+    if shape.get("causal") and shape["q_len"] == shape["kv_len"]:
+        flops /= 2.0
+    return flops
+
+
+def summarise(samples: list[float]) -> dict[str, Any]:
+    """median_s, min_s, max_s and repeats of a list of timings (seconds)."""
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
+            "repeats": len(samples)}
+
+
+def measurement(kind: str, name: str, dtype: str, shape: dict[str, Any], samples: list[float] | None,
+                **extra: Any) -> dict[str, Any]:
+    """One JSON measurement record; ``samples=None`` with ``skipped=REASON`` in ``extra`` for a failed one."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown measurement kind {kind!r}")
+    row: dict[str, Any] = {"kind": kind, "name": name, "dtype": dtype, "shape": dict(shape)}
+    if samples:
+        row.update(summarise(samples))
+    else:
+        row.update({"median_s": None, "min_s": None, "max_s": None, "repeats": 0})
+        row.setdefault("skipped", extra.pop("skipped", "no samples"))
+    row.update(extra)
+    if row.get("median_s") and row.get("flops"):
+        row["tflops_per_s"] = row["flops"] / row["median_s"] / 1e12
+    if row.get("median_s") and row.get("bytes"):
+        row["gb_per_s"] = row["bytes"] / row["median_s"] / 1e9
+    return row
+
+
+def preset_for(device_name: str) -> str | None:
+    """The hwsim preset a device name most likely is (None if unknown)."""
+    for pattern, preset in PRESET_BY_NAME:
+        if re.search(pattern, device_name, re.IGNORECASE):
+            return preset
+    return None
+
+
+def file_name(device_name: str) -> str:
+    """``NVIDIA H100 80GB HBM3`` -> ``nvidia-h100-80gb-hbm3.json``."""
+    return re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-") + ".json"
+
+
+def calibration_document(device: dict[str, Any], command: str, settings: dict[str, Any],
+                         measurements: list[dict[str, Any]], dry_run: bool,
+                         versions: dict[str, str] | None = None) -> dict[str, Any]:
+    """The whole calibration file."""
+    return {"schema": SCHEMA, "device": device, "hwsim_target": preset_for(device.get("name", "")),
+            **(versions or {}), "command": command, "settings": settings, "dry_run": dry_run,
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
+            "measurements": measurements}
+
+
+def validate_document(doc: dict[str, Any]) -> list[str]:
+    """Problems with a calibration document (empty list: valid)."""
+    problems = []
+    if doc.get("schema") != SCHEMA:
+        problems.append(f"schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
+    if not isinstance(doc.get("device"), dict) or not doc["device"].get("name"):
+        problems.append("device.name missing")
+    for i, m in enumerate(doc.get("measurements") or []):
+        missing = [k for k in MEASUREMENT_KEYS if k not in m]
+        if missing:
+            problems.append(f"measurement {i}: missing {', '.join(missing)}")
+        elif m["kind"] not in KINDS:
+            problems.append(f"measurement {i}: unknown kind {m['kind']!r}")
+        elif m["median_s"] is None and not m.get("skipped"):
+            problems.append(f"measurement {i}: no timing and no 'skipped' reason")
+        elif m["median_s"] is not None and not (m["median_s"] > 0 and math.isfinite(m["median_s"])):
+            problems.append(f"measurement {i}: median_s must be a positive number")
+    if not doc.get("measurements"):
+        problems.append("no measurements")
+    return problems
+
+
+def table(measurements: list[dict[str, Any]]) -> str:
+    """A printable table of the measurements."""
+    lines = [f"{'kind':18s} {'name':44s} {'dtype':5s} {'median':>11s} {'TFLOP/s':>9s} {'GB/s':>9s}  backend/note"]
+    for m in measurements:
+        med = m.get("median_s")
+        t = f"{med * 1e6:9.2f}us" if med else "  skipped"
+        tf = f"{m['tflops_per_s']:9.2f}" if m.get("tflops_per_s") else " " * 9
+        gb = f"{m['gb_per_s']:9.1f}" if m.get("gb_per_s") else " " * 9
+        note = m.get("backend", "") + (f" SKIPPED: {m['skipped']}" if m.get("skipped") else "")
+        lines.append(f"{m['kind']:18s} {m['name'][:44]:44s} {m['dtype']:5s} {t:>11s} {tf} {gb}  {note}")
+    return "\n".join(lines)
+
+
+# -- timing (torch) --------------------------------------------------------------------------------------------------------
+class Timer:
+    """CUDA-event (or perf_counter on CPU) timing with warm-up and optional L2 flush before each timed call."""
+
+    def __init__(self, device: str, warmup: int, repeats: int, flush_bytes: int) -> None:
+        import torch
+
+        self.torch, self.device, self.warmup, self.repeats = torch, device, warmup, repeats
+        self.cuda = device.startswith("cuda")
+        self.flush_buf = torch.empty(flush_bytes // 4, dtype=torch.float32, device=device) if flush_bytes else None
+
+    def sync(self) -> None:
+        """Wait for the device."""
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def __call__(self, fn: Callable[[], Any], flush: bool = True, repeats: int | None = None,
+                 per_call: int = 1) -> list[float]:
+        """Timings (seconds) of ``repeats`` calls of ``fn``, each divided by ``per_call``."""
+        n = repeats or self.repeats
+        for _ in range(self.warmup):
+            fn()
+        self.sync()
+        out = []
+        for _ in range(n):
+            if flush and self.flush_buf is not None:
+                self.flush_buf.zero_()
+            if self.cuda:
+                start = self.torch.cuda.Event(enable_timing=True)
+                end = self.torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                out.append(start.elapsed_time(end) / 1e3 / per_call)
+            else:
+                t0 = time.perf_counter()
+                fn()
+                out.append((time.perf_counter() - t0) / per_call)
+        return out
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).splitlines()[0][:200] if str(e) else ""
+    return f"{type(e).__name__}: {text}"
+
+
+def _dtype(torch: Any, name: str) -> Any:
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def measure_gemms(timer: Timer, sm_count: int, dry_run: bool, dtypes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """cuBLAS GEMMs over :func:`gemm_shapes` (C = A @ B, A m x k activations, B k x n weights)."""
+    torch = timer.torch
+    rows = []
+    for dt in dtypes:
+        for s in gemm_shapes(sm_count, dry_run):
+            m, n, k = s["m"], s["n"], s["k"]
+            shape = {"batch": 1, "m": m, "n": n, "k": k}
+            try:
+                a = torch.randn(m, k, device=timer.device, dtype=_dtype(torch, dt))
+                b = torch.randn(k, n, device=timer.device, dtype=_dtype(torch, dt))
+                c = torch.empty(m, n, device=timer.device, dtype=_dtype(torch, dt))
+                samples = timer(lambda a=a, b=b, c=c: torch.matmul(a, b, out=c))
+                size = a.element_size()
+                rows.append(measurement("gemm", f"{s['group']} {s['label']}", dt, shape, samples, group=s["group"],
+                                        flops=2.0 * m * n * k, bytes=float(size * (m * k + k * n + m * n)),
+                                        backend="torch.matmul (cuBLAS)" if timer.cuda else "torch.matmul (CPU)"))
+            except Exception as e:  # noqa: BLE001 - e.g. out of memory, or a dtype the CPU build lacks: record why
+                rows.append(measurement("gemm", f"{s['group']} {s['label']}", dt, shape, None, group=s["group"],
+                                        skipped=_reason(e)))
+    return rows
+
+
+def measure_copy(timer: Timer, dry_run: bool) -> list[dict[str, Any]]:
+    """Device-to-device copy: read + write bytes over time."""
+    torch = timer.torch
+    n = (8 << 20) if dry_run else (1 << 30)
+    src = torch.empty(n, dtype=torch.uint8, device=timer.device)
+    dst = torch.empty_like(src)
+    samples = timer(lambda: dst.copy_(src), flush=False)
+    return [measurement("copy", f"copy {n >> 20} MiB", "uint8", {"bytes": n}, samples, bytes=2.0 * n,
+                        backend="Tensor.copy_ (device to device)")]
+
+
+def measure_launch(timer: Timer) -> list[dict[str, Any]]:
+    """Per-launch time of back-to-back tiny kernels: empty kernel, eager one-element add, CUDA-graph replay."""
+    torch = timer.torch
+    rows = []
+    per = 200
+    x = torch.zeros(1, device=timer.device)
+
+    def eager() -> None:
+        for _ in range(per):
+            x.add_(1.0)
+
+    if timer.cuda:
+        def empty() -> None:
+            for _ in range(per):
+                torch.cuda._sleep(0)
+
+        rows.append(measurement("launch", "empty kernel (torch.cuda._sleep(0)), back to back", "-", {"launches": per},
+                                timer(empty, flush=False, per_call=per), backend="torch.cuda._sleep"))
+    rows.append(measurement("launch", "eager one-element add_, back to back", "fp32", {"launches": per},
+                            timer(eager, flush=False, per_call=per), backend="torch eager"))
+    if timer.cuda:
+        try:
+            graph = torch.cuda.CUDAGraph()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                eager()
+            torch.cuda.current_stream().wait_stream(stream)
+            with torch.cuda.graph(graph):
+                eager()
+            rows.append(measurement("launch", "one-element add_ replayed from a CUDA graph", "fp32", {"launches": per},
+                                    timer(graph.replay, flush=False, per_call=per), backend="CUDA graph"))
+        except RuntimeError as e:
+            rows.append(measurement("launch", "one-element add_ replayed from a CUDA graph", "fp32", {"launches": per},
+                                    None, skipped=_reason(e)))
+    return rows
+
+
+def _backends(torch: Any) -> list[tuple[str, Any]]:
+    from torch.nn.attention import SDPBackend
+
+    names = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH")
+    return [(n.lower(), getattr(SDPBackend, n)) for n in names if hasattr(SDPBackend, n)]
+
+
+def _sdpa_rows(timer: Timer, kind: str, shape: dict[str, Any], dt: str) -> list[dict[str, Any]]:
+    """One row per SDPA backend that accepts ``shape`` (plus the default dispatch), and for decode the eager
+    repeat_kv path."""
+    torch = timer.torch
+    from torch.nn.attention import sdpa_kernel
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+    b, h, hk, q, kv, d = (shape[k] for k in ("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim"))
+    dtype = _dtype(torch, dt)
+    Q = torch.randn(b, h, q, d, device=timer.device, dtype=dtype)
+    K = torch.randn(b, hk, kv, d, device=timer.device, dtype=dtype)
+    V = torch.randn(b, hk, kv, d, device=timer.device, dtype=dtype)
+    causal = bool(shape.get("causal", False))
+    gqa = {"enable_gqa": True} if hk != h else {}
+    flops = attention_flops(shape)
+    nbytes = float(Q.element_size() * (2 * Q.numel() + K.numel() + V.numel()))
+    label = "x".join(str(shape[k]) for k in ("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim"))
+    rows = []
+    for bname, backend in [("default", None), *_backends(torch)]:
+        name = f"{kind.split('_')[1]} b,h,hkv,q,kv,d={label}{' causal' if causal else ''}"
+
+        def call(backend: Any = backend) -> Any:
+            if backend is None:
+                return sdpa(Q, K, V, is_causal=causal, **gqa)
+            with sdpa_kernel(backend):
+                return sdpa(Q, K, V, is_causal=causal, **gqa)
+
+        try:
+            call()
+            rows.append(measurement(kind, name, dt, shape, timer(call), backend=f"sdpa:{bname}", flops=flops,
+                                    bytes=nbytes))
+        except Exception as e:  # noqa: BLE001 - the backend refuses this shape: record why
+            rows.append(measurement(kind, name, dt, shape, None, backend=f"sdpa:{bname}",
+                                    skipped=_reason(e)))
+    if kind == "attention_decode":
+        def eager() -> Any:  # Hugging Face eager attention: K/V expanded per query head, scores through memory
+            k = K.repeat_interleave(h // hk, dim=1) if hk != h else K
+            v = V.repeat_interleave(h // hk, dim=1) if hk != h else V
+            s = torch.matmul(Q, k.transpose(-1, -2)) * (d ** -0.5)
+            return torch.matmul(torch.softmax(s.float(), dim=-1).to(dtype), v)
+
+        name = f"decode b,h,hkv,q,kv,d={label}"
+        try:
+            rows.append(measurement(kind, name, dt, shape, timer(eager), backend="eager:repeat_kv+matmul+softmax",
+                                    flops=flops, bytes=nbytes))
+        except Exception as e:  # noqa: BLE001
+            rows.append(measurement(kind, name, dt, shape, None, backend="eager:repeat_kv+matmul+softmax",
+                                    skipped=_reason(e)))
+    return rows
+
+
+def measure_attention(timer: Timer, dry_run: bool, dt: str = "fp16") -> list[dict[str, Any]]:
+    """SDPA prefill (FlashAttention-2 paper grid) and decode (one query token) per backend."""
+    rows = []
+    for shape in attention_prefill_shapes(dry_run):
+        rows += _sdpa_rows(timer, "attention_prefill", shape, dt)
+    for shape in attention_decode_shapes(dry_run):
+        rows += _sdpa_rows(timer, "attention_decode", shape, dt)
+    return rows
+
+
+def _build_model(torch: Any, spec: dict[str, Any], device: str, dtype: Any) -> Any:
+    import transformers
+
+    args = {k: v for k, v in spec.items() if k != "arch"}
+    cfg = transformers.GPT2Config(**args) if spec["arch"] == "gpt2" else transformers.LlamaConfig(**args)
+    with torch.device(device):
+        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    return model.eval()
+
+
+def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], contexts: list[int],
+                         compile_: bool) -> list[dict[str, Any]]:
+    """One decode step (batch 1, fp16) per model, context and variant."""
+    torch = timer.torch
+    import transformers
+
+    rows = []
+    dtype = torch.float16
+    configs = model_configs(dry_run)
+    repeats = max(5, timer.repeats // 2)
+    for mname in models:
+        if mname not in configs:
+            continue
+        spec = configs[mname]
+        try:
+            model = _build_model(torch, spec, timer.device, dtype)
+        except Exception as e:  # noqa: BLE001
+            rows.append(measurement("decode_step", f"{mname} (build)", "fp16", {"model": mname}, None,
+                                    skipped=_reason(e)))
+            continue
+        params = sum(p.numel() for p in model.parameters())
+        for ctx in contexts:
+            base = {"model": mname, "batch": 1, "context": ctx, "params": params}
+            prompt = torch.randint(0, 100, (1, ctx), device=timer.device)
+            tok = torch.randint(0, 100, (1, 1), device=timer.device)
+            # eager, dynamic cache: each timed step appends one token, then the cache is cropped back (views only)
+            try:
+                with torch.inference_mode():
+                    out = model(input_ids=prompt, use_cache=True)
+                    cache = out.past_key_values
+
+                    def step(cache: Any = cache, model: Any = model, tok: Any = tok) -> Any:
+                        r = model(input_ids=tok, past_key_values=cache, use_cache=True)
+                        cache.crop(-1)  # drop the new token again: every timed step does the same work
+                        return r
+
+                    samples = timer(step, flush=False, repeats=repeats)
+                rows.append(measurement("decode_step", f"{mname} ctx={ctx} eager dynamic cache", "fp16",
+                                        {**base, "variant": "eager"}, samples, backend="transformers eager"))
+            except Exception as e:  # noqa: BLE001 - one failing variant must not end a long GPU run: record why
+                rows.append(measurement("decode_step", f"{mname} ctx={ctx} eager dynamic cache", "fp16",
+                                        {**base, "variant": "eager"}, None, skipped=_reason(e)))
+            # static cache: every timed step appends one token at the next slot; the cache holds ctx + all steps
+            # (attention runs over the whole static length, masked: the same work each step)
+            variants = [("eager_static", False)] + ([("compiled_cudagraphs", True)] if compile_ else [])
+            for variant, compiled in variants:
+                name = f"{mname} ctx={ctx} {variant.replace('_', ' ')}"
+                try:
+                    with torch.inference_mode():
+                        slots = ctx + 2 * (timer.warmup + repeats) + 8
+                        cache = transformers.StaticCache(config=model.config, max_cache_len=slots)
+                        model(input_ids=prompt, past_key_values=cache, use_cache=True)
+                        fwd = model.forward
+                        if compiled:
+                            fwd = torch.compile(model.forward, mode="reduce-overhead", fullgraph=False)
+
+                        def sstep(fwd: Any = fwd, cache: Any = cache, tok: Any = tok) -> Any:
+                            return fwd(input_ids=tok, past_key_values=cache, use_cache=True)
+
+                        samples = timer(sstep, flush=False, repeats=repeats)
+                    rows.append(measurement("decode_step", name, "fp16", {**base, "variant": variant, "static_slots": slots},
+                                            samples,
+                                            backend="torch.compile reduce-overhead" if compiled else "transformers eager"))
+                except Exception as e:  # noqa: BLE001 - compile/static-cache support varies by version: record why
+                    rows.append(measurement("decode_step", name, "fp16", {**base, "variant": variant}, None,
+                                            skipped=_reason(e)))
+        model = None  # free this model's weights before the next one is built
+        if timer.cuda:
+            torch.cuda.empty_cache()
+    return rows
+
+
+def device_info(torch: Any, device: str) -> dict[str, Any]:
+    """Name, driver, CUDA, capability, SMs and memory of the device."""
+    if not device.startswith("cuda"):
+        return {"name": f"CPU {platform.processor() or platform.machine()}", "type": "cpu"}
+    p = torch.cuda.get_device_properties(device)
+    driver = None
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        pass
+    return {"name": p.name, "type": "cuda", "driver": driver, "cuda": torch.version.cuda,
+            "capability": f"{p.major}.{p.minor}", "sm_count": p.multi_processor_count,
+            "total_memory_bytes": p.total_memory, "l2_cache_bytes": getattr(p, "L2_cache_size", None)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="tiny shapes (CPU if no GPU); not a calibration")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda if available)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 30; dry run 3)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 5; dry run 1)")
+    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}")
+    parser.add_argument("--models", default="gpt2,gpt2-xl,llama2-7b")
+    parser.add_argument("--contexts", default="128,512", help="decode-step KV-cache lengths (GPT-2: < 1024)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile / CUDA-graph decode variant")
+    parser.add_argument("--out", default=None, help="output JSON (default hardware/calibration/<gpu-name>.json)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("no CUDA device; use --dry-run (CPU) to check the script")
+    if not device.startswith("cuda") and not args.dry_run:
+        parser.error("a real measurement needs an NVIDIA GPU; use --dry-run on CPU")
+    repeats = args.repeats or (3 if args.dry_run else 30)
+    warmup = args.warmup if args.warmup is not None else (1 if args.dry_run else 5)
+    only = {g.strip() for g in args.only.split(",") if g.strip()}
+    if only - set(GROUPS):
+        parser.error(f"--only: unknown {', '.join(sorted(only - set(GROUPS)))}")
+    info = device_info(torch, device)
+    timer = Timer(device, warmup, repeats, (8 << 20) if args.dry_run else (256 << 20))
+    sms = info.get("sm_count") or 4
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+    steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
+        ("gemm", lambda: measure_gemms(timer, sms, args.dry_run, ("fp16", "bf16"))),
+        ("copy", lambda: measure_copy(timer, args.dry_run)),
+        ("launch", lambda: measure_launch(timer)),
+        ("attention", lambda: measure_attention(timer, args.dry_run)),
+        ("decode", lambda: measure_decode_steps(timer, args.dry_run, [m for m in args.models.split(",") if m],
+                                                [int(c) for c in args.contexts.split(",")],
+                                                not args.no_compile and timer.cuda)),
+    ]
+    for group, fn in steps:
+        if group in only:
+            t0 = time.time()
+            new = fn()
+            rows += new
+            print(f"[{group}] {len(new)} measurements in {time.time() - t0:.1f} s", file=sys.stderr)
+    versions = {"torch": torch.__version__, "python": platform.python_version()}
+    try:
+        import transformers
+
+        versions["transformers"] = transformers.__version__
+    except ImportError:
+        pass
+    settings = {"warmup": warmup, "repeats": repeats, "timer": "cuda events" if timer.cuda else "perf_counter",
+                "l2_flush_bytes": 0 if timer.flush_buf is None else timer.flush_buf.numel() * 4,
+                "elapsed_s": round(time.time() - started, 1)}
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    doc = calibration_document(info, command, settings, rows, args.dry_run, versions)
+    problems = validate_document(doc)
+    if problems:
+        print("warning: " + "; ".join(problems), file=sys.stderr)
+    if args.out:
+        out = Path(args.out)
+    elif args.dry_run:
+        out = Path(tempfile.gettempdir()) / f"dry-run-{file_name(info['name'])}"
+    else:
+        out = CALIBRATION_DIR / file_name(info["name"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    print(table(rows))
+    print(f"wrote {out} ({len(rows)} measurements, {settings['elapsed_s']} s)")
+    return doc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""GPU validation tooling: the report generator on a synthetic calibration file (never shipped), the roofline
+writer, and benchmarks/gpu_measure.py's shape grids and JSON schema (no torch needed for those)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from hardware.gpu.gemm import gemm
+from hardware.gpu.kernels import memory_bound
+from hardware.targets import load_target
+from mapping.op_costs import Precision
+from mapping.workloads import Model
+from simulator.roofline import kernel_flops, roofline_points, write_roofline
+from simulator.simulate import simulate
+from simulator.validation import gpu as validation
+
+from conftest import EXAMPLES, ROOT
+
+
+def _load_measure():
+    spec = importlib.util.spec_from_file_location("gpu_measure", ROOT / "benchmarks" / "gpu_measure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gm = _load_measure()
+
+
+def _synthetic(a100) -> dict:
+    """A made-up A100 calibration with known ratios to hwsim's predictions (a test fixture, not a measurement)."""
+    big = gemm(a100, 1, 8192, 8192, 8192, "fp16").time_s
+    copy = memory_bound(a100, "copy", 2.0 * 2**30).time_s
+    step = validation.decode_step_s("gpt2", a100, 128)
+    rows = [
+        gm.measurement("gemm", "square 8192^3", "fp16", {"batch": 1, "m": 8192, "n": 8192, "k": 8192}, [big * 1.25],
+                       group="square", flops=2.0 * 8192**3),
+        gm.measurement("copy", "copy 1024 MiB", "uint8", {"bytes": 2**30}, [copy], bytes=2.0 * 2**30),
+        gm.measurement("launch", "empty kernel (torch.cuda._sleep(0)), back to back", "-", {"launches": 200}, [5e-6]),
+        gm.measurement("launch", "one-element add_ replayed from a CUDA graph", "fp32", {"launches": 200}, [1e-6]),
+        gm.measurement("decode_step", "gpt2 ctx=128 eager", "fp16",
+                       {"model": "gpt2", "batch": 1, "context": 128, "variant": "eager"}, [step * 2]),
+        gm.measurement("gemm", "skinny broken", "bf16", {"batch": 1, "m": 1, "n": 64, "k": 64}, None,
+                       group="skinny", skipped="RuntimeError: out of memory"),
+    ]
+    return gm.calibration_document({"name": "NVIDIA A100-SXM4-80GB", "type": "cuda"}, "synthetic", {}, rows, False,
+                                   {"torch": "test"})
+
+
+def test_report_on_synthetic_calibration(tmp_path):
+    a100 = load_target("a100-80gb")
+    cal = tmp_path / "calibration"
+    cal.mkdir()
+    (cal / "synthetic-a100.json").write_text(json.dumps(_synthetic(a100)))
+    dry = _synthetic(a100)
+    dry["dry_run"] = True
+    (cal / "dry.json").write_text(json.dumps(dry))
+    (cal / "junk.json").write_text(json.dumps({"schema": "other"}))
+    out = tmp_path / "reports"
+    result = validation.build_report(cal, out)
+
+    rows = {r.item.split(" [")[0]: r for r in result["calibration"]["synthetic-a100.json"]}
+    assert set(rows) == {"square 8192^3", "copy 1024 MiB", "empty kernel (torch.cuda._sleep(0)), back to back",
+                         "gpt2 ctx=128 eager"}  # CUDA-graph launch not modelled, skipped row not compared
+    assert rows["square 8192^3"].error == pytest.approx(1 / 1.25 - 1)
+    assert rows["copy 1024 MiB"].error == pytest.approx(0.0, abs=1e-9)
+    assert rows["empty kernel (torch.cuda._sleep(0)), back to back"].error == pytest.approx(4e-6 / 5e-6 - 1)
+    assert rows["gpt2 ctx=128 eager"].error == pytest.approx(-0.5)
+    assert all(r.status == "independent" for r in rows.values())
+    launch = result["stats"]["calibration: launch"]
+    assert launch["n"] == 1 and launch["mean_abs"] == pytest.approx(0.2) and launch["over_10"] == 1
+    assert result["stats"]["calibration: gemm square"]["max_abs"] == pytest.approx(0.2)
+    assert any("dry.json" in n and "dry-run" in n for n in result["notes"])
+    assert any("junk.json" in n for n in result["notes"])
+
+    md = (out / "gpu_validation.md").read_text()
+    assert "synthetic-a100.json" in md and "No measured calibration exists yet" not in md
+    assert (out / "gpu_validation_synthetic-a100.png").stat().st_size > 1000
+    assert (out / "gpu_validation_published.png").stat().st_size > 1000
+    assert all(c["pass"] for c in result["checks"])
+
+
+def test_report_without_calibration_and_error_rules(tmp_path):
+    result = validation.build_report(tmp_path / "none", tmp_path / "out")
+    assert result["calibration"] == {}
+    assert "No measured calibration exists yet" in (tmp_path / "out" / "gpu_validation.md").read_text()
+    assert {r.status for r in result["published"]} <= set(validation.STATUSES)
+    c = validation.Comparison("x", "in range", 5.0, (4.0, 6.0), "", "", "prior")
+    assert c.error == 0.0
+    assert validation.Comparison("x", "below", 2.0, (4.0, 6.0), "", "", "prior").error == pytest.approx(-0.5)
+    assert validation.Comparison("x", "above", 9.0, (4.0, 6.0), "", "", "prior").error == pytest.approx(0.5)
+    stats = validation.category_stats([c, validation.Comparison("x", "b", 3.0, 2.0, "", "", "bound")])
+    assert stats["x"] == {"n": 2, "mean_abs": pytest.approx(0.25), "max_abs": pytest.approx(0.5), "over_10": 1}
+
+
+def test_roofline_png_and_points(tmp_path):
+    model = Model(str(EXAMPLES / "gpt2.onnx"))
+    a100 = load_target("a100-80gb")
+    result = simulate(model, a100, "generate", 1, 16, 3, Precision(), {})
+    path = tmp_path / "roofline.png"
+    points = write_roofline(result, a100, path, model=model, options={})
+    assert path.stat().st_size > 1000
+    assert sum(p.time_s for p in points) == pytest.approx(result.latency_s, rel=1e-9)
+    assert {p.phase for p in points} == {"prefill", "decode"}
+    peak = a100.peak_flops("fp16")[0]
+    drawn = [p for p in points if p.flops > 0 and p.dram_bytes > 0]
+    assert drawn and all(p.flops_per_s <= peak for p in drawn)
+    assert all(p.flops_per_s <= a100.dram_bandwidth.si * p.intensity * 1.0001 for p in drawn)  # under the DRAM roof
+    # FLOPs come from the workload: a decode step's GEMM kernels hold its weight-matmul FLOPs
+    step = model.decode(1, 16, Precision("float16", "float16", "float16"), prompt_len=16)
+    matmul = sum(o.flops for o in step.ops if o.matmul is not None and o.matmul.weight_operand)
+    per_step = kernel_flops(step)
+    assert sum(v for k, v in per_step.items() if not k.endswith((".attention", ".fused"))) == pytest.approx(matmul)
+    with pytest.raises(Exception, match="rebuilt workloads"):
+        roofline_points(result, a100, model, {"attention": "naive"})
+    with pytest.raises(Exception, match="GPU target"):
+        roofline_points(result, load_target("pim-gpt"), model)
+
+
+def test_measure_grids_and_schema():
+    shapes = gm.gemm_shapes(132)
+    groups = {s["group"] for s in shapes}
+    assert groups == {"square", "skinny", "wave"}
+    assert [s["m"] for s in shapes if s["group"] == "square"] == [512, 1024, 2048, 4096, 8192, 16384]
+    waves = sorted(s["m"] // 128 for s in shapes if s["group"] == "wave")
+    assert {131, 132, 133, 263, 264, 265} <= set(waves)
+    assert {s["m"] for s in shapes if s["group"] == "skinny"} == {1, 2, 4, 8, 16, 32, 64}
+    assert any(s["k"] == 11008 and s["n"] == 4096 for s in shapes)  # Llama-2-7B down projection
+    decode = gm.attention_decode_shapes()
+    assert {d["kv_len"] for d in decode} == {128 * 2**i for i in range(11)}
+    assert {d["layout"] for d in decode} == {"mha", "gqa"} and all(d["q_len"] == 1 for d in decode)
+    prefill = gm.attention_prefill_shapes()
+    assert all(p["batch"] * p["q_len"] == 16384 and p["heads"] * p["head_dim"] == 2048 for p in prefill)
+    assert gm.attention_flops({"batch": 1, "heads": 2, "q_len": 4, "kv_len": 4, "head_dim": 8, "causal": True}) == 512
+    assert set(gm.model_configs()) == set(validation.DECODE_MODELS)
+    assert gm.file_name("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3.json"
+    assert gm.preset_for("NVIDIA H100 PCIe") == "h100-pcie" and gm.preset_for("NVIDIA A100-SXM4-80GB") == "a100-80gb"
+    assert gm.SCHEMA == validation.SCHEMA and gm.KINDS == validation.KINDS
+
+    row = gm.measurement("gemm", "g", "fp16", {"m": 1}, [3e-6, 1e-6, 2e-6], flops=4e6, bytes=2e3)
+    assert row["median_s"] == 2e-6 and row["min_s"] == 1e-6 and row["repeats"] == 3
+    assert row["tflops_per_s"] == pytest.approx(2.0) and row["gb_per_s"] == pytest.approx(1.0)
+    doc = gm.calibration_document({"name": "NVIDIA H100 80GB HBM3"}, "cmd", {}, [row], False)
+    assert gm.validate_document(doc) == [] and validation.calibration_problems(doc) == []
+    assert doc["hwsim_target"] == "h100-sxm" and validation.preset_for(doc) == "h100-sxm"
+    bad = dict(doc, measurements=[{"kind": "gemm"}])
+    assert gm.validate_document(bad) and validation.calibration_problems(bad)
+    with pytest.raises(ValueError):
+        gm.measurement("nonsense", "x", "fp16", {}, [1.0])
+
+
+def test_measure_dry_run(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "dry.json"
+    doc = gm.main(["--dry-run", "--device", "cpu", "--only", "gemm,copy,launch", "--repeats", "2", "--out", str(out)])
+    assert json.loads(out.read_text())["dry_run"] is True
+    assert gm.validate_document(doc) == []
+    assert {m["kind"] for m in doc["measurements"]} == {"gemm", "copy", "launch"}
