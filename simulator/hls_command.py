@@ -1,4 +1,10 @@
-"""``hwsim hls``: write an hls4ml project for a small ONNX transformer, estimate it, optionally csim it."""
+"""``hwsim hls``: write an hls4ml project for a small ONNX transformer, estimate it, optionally csim and synthesise it.
+
+The estimate describes the project as written: per-token Dense layers one token per R cycles (``--token-serial``,
+hls4ml's default ``ParallelizationFactor = 1``) or all tokens at once (``--token-parallel``), attention products
+(Einsum) and softmax rows unrolled over the tokens (hls4ml 1.3 has no option for them), and the reuse factor
+hls4ml actually chose for every layer.
+"""
 
 from __future__ import annotations
 
@@ -20,29 +26,44 @@ from hardware.fpga.fixed import parse_fixed
 @click.option("--precision", default="ap_fixed<16,6>", show_default=True, help="Data precision.")
 @click.option("--weight-precision", default=None, help="Weight/bias precision [default: --precision].")
 @click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default="parallel", show_default=True)
+@click.option("--token-parallel/--token-serial", default=False, show_default=True,
+              help="Per-token Dense layers: all tokens at once (ParallelizationFactor = tokens) or one token per "
+                   "reuse-factor cycles (ParallelizationFactor 1, hls4ml's default).")
 @click.option("--csim", "run_csim", is_flag=True, help="Compile with g++ and compare with onnxruntime.")
 @click.option("--samples", default=16, show_default=True, type=int, help="Random inputs for --csim.")
 @click.option("--tolerance", default=0.1, show_default=True, type=float, help="Max abs error allowed by --csim.")
+@click.option("--synth", "run_synth", is_flag=True,
+              help="Run C synthesis with hls4ml's build if vitis-run/vitis_hls (Vitis) or vivado_hls (Vivado) is on "
+                   "PATH and print its report beside the estimate; otherwise print the command to run.")
 def hls(model_path: str, out_dir: str, part: str, target: str, backend: str, clock_ns: float, reuse: int,
-        strategy: str, precision: str, weight_precision: str | None, io: str, run_csim: bool, samples: int,
-        tolerance: float) -> None:
+        strategy: str, precision: str, weight_precision: str | None, io: str, token_parallel: bool, run_csim: bool,
+        samples: int, tolerance: float, run_synth: bool) -> None:
     """Write an hls4ml project for MODEL (firmware, build script, testbench) and print the pipeline estimate."""
     from hardware.targets import load_target
-    from mapping.fpga.hls import csim, write_project
+    from mapping.fpga.hls import csim, emitted_reuse, synth, synth_command, write_project, write_synth_options
     from mapping.fpga.pipeline import estimate
 
     if reuse < 1:
         raise HwsimError(f"--reuse must be >= 1, got {reuse}")
     data = parse_fixed(precision, "--precision")
     weight = parse_fixed(weight_precision, "--weight-precision") if weight_precision else data
-    project = write_project(model_path, out_dir, part, backend, clock_ns, reuse, data, weight, f"io_{io}", strategy)
+    table_size = 4096
+    project = write_project(model_path, out_dir, part, backend, clock_ns, reuse, data, weight, f"io_{io}", strategy,
+                            table_size, token_parallel)
     click.echo(f"wrote hls4ml project {project.out_dir} ({len(project.layers)} layers, all present in "
-               f"{project.firmware.name})")
+               f"{project.firmware.name}; per-token Dense {'token-parallel' if token_parallel else 'token-serial'})")
     fpga = load_target(target)
     if getattr(fpga, "kind", "") != "fpga":
         raise HwsimError(f"--target {target}: not an FPGA preset")
+    layer_reuse = emitted_reuse(project)
+    changed = sorted({rf for rf in layer_reuse.values() if rf != reuse})
+    if changed:
+        click.echo(f"note: hls4ml replaced --reuse {reuse} by {', '.join(map(str, changed))} in some layers "
+                   "(invalid for their sizes); the estimate uses the emitted factors")
     est = estimate(project.layers, fpga, {"reuse": reuse, "strategy": strategy, "io_type": f"io_{io}",
-                                          "precision": str(data), "weight_precision": str(weight)})
+                                          "precision": str(data), "weight_precision": str(weight),
+                                          "token_parallel": token_parallel, "table_size": table_size,
+                                          "layer_reuse": layer_reuse})
     cycles_per_s = 1e9 / clock_ns
     click.echo(f"estimate on {fpga.name}: latency {est.latency_cycles} cycles = {est.latency_cycles / cycles_per_s * 1e6:.2f} us"
                f" at {cycles_per_s / 1e6:.0f} MHz, II {est.ii_cycles} cycles, DSP {est.resources.dsp}, "
@@ -55,3 +76,19 @@ def hls(model_path: str, out_dir: str, part: str, target: str, backend: str, clo
         if max_err > tolerance:
             raise HwsimError(f"csim max abs error {max_err:.4g} exceeds --tolerance {tolerance:g}; widen --precision "
                              f"(e.g. ap_fixed<{data.width + 2},{data.integer + 2}>) or --weight-precision")
+    if run_synth:
+        rep = synth(project)
+        if rep is None:
+            write_synth_options(project)
+            alt = " (or `vitis-run --mode hls --tcl build_prj.tcl`)" if backend == "Vitis" else ""
+            click.echo(f"--synth: no {backend} HLS tool on PATH; run `{synth_command(backend)}`{alt} in "
+                       f"{project.out_dir} for C synthesis; the estimate above stands")
+            return
+        click.echo(f"csynth ({rep.tool}) vs estimate:")
+        rows = [("latency (cycles)", f"{rep.latency_best}-{rep.latency_worst}", est.latency_cycles),
+                ("II (cycles)", f"{rep.ii_min}-{rep.ii_max}", est.ii_cycles),
+                ("DSP", rep.dsp, est.resources.dsp), ("LUT", rep.lut, est.resources.lut),
+                ("FF", rep.ff, est.resources.ff), ("BRAM36", f"{rep.bram36:g}", f"{est.resources.bram36:g}")]
+        for name, got, ours in rows:
+            click.echo(f"  {name:<17} {got!s:>14} {ours!s:>14}")
+        click.echo(f"  clock: target {rep.target_clock_ns:g} ns, estimated {rep.estimated_clock_ns:g} ns")

@@ -54,11 +54,35 @@ def test_dense_per_token(reuse, dsp, ii, latency):
     assert (e.resources.dsp, e.ii_cycles, e.latency_cycles) == (dsp, ii, latency)
 
 
+@pytest.mark.parametrize("reuse, dsp, ii, latency", [
+    # the same 6 -> 8 over 15 tokens, all at once (--token-parallel, hls4ml ParallelizationFactor = 15):
+    # mults = ceil(48 * 15 / R); one pass, II = R; latency = R + depth 4
+    (1, 720, 1, 5),
+    (2, 360, 2, 6),
+    (4, 180, 4, 8),
+])
+def test_dense_token_parallel(reuse, dsp, ii, latency):
+    e = dense_estimate("ffn", 6, 8, reuse, "latency", 16, 16, vectors=15, parallel=15, dsp=DSP48)
+    assert (e.resources.dsp, e.ii_cycles, e.latency_cycles) == (dsp, ii, latency)
+
+
+def test_einsum_is_unrolled_over_tokens():
+    # Q.K^T of the jet tagger as hls4ml 1.3 emits it (nnet::einsum: PIPELINE II=R, multiplier_limit =
+    # L0*L1*C*heads/R = 15*15*32*2/2 = 7200 at R=2, parameters.h config11). As a dense_estimate: n_in = C = 32,
+    # n_out = heads*L1 = 30, vectors = parallel = L0 = 15: mults = 32*30*15/2 = 7200, II = 2,
+    # depth = 2 + ceil(ceil(log2 32)=5 / 2) = 5, latency = 2 + 5 = 7
+    e = dense_estimate("qk", 32, 30, 2, "latency", 16, 16, vectors=15, parallel=15, dsp=DSP48, kind="matmul")
+    assert (e.multipliers, e.ii_cycles, e.latency_cycles, e.resources.bram36) == (7200, 2, 7, 0)
+
+
 def test_dense_resource_strategy_uses_bram():
     # 64 -> 64 at R=4: block_factor = 1024 words of 16 bits -> ceil(1024*16/72) = 228 BRAM36, R=4 <= 512 rows deep;
     # depth = 2 + ceil(6/2) + 1 (BRAM read) = 6; latency = 4 + 6
     e = dense_estimate("d", 64, 64, 4, "resource", 16, 16, dsp=DSP48)
     assert e.resources.bram36 == 228 and e.latency_cycles == 10 and e.resources.dsp == 1024
+    # 15 tokens at once read the same weight rows: 15x the multipliers, the same 228 BRAM36
+    e = dense_estimate("d", 64, 64, 4, "resource", 16, 16, vectors=15, parallel=15, dsp=DSP48)
+    assert e.resources.bram36 == 228 and e.resources.dsp == 15 * 1024
     with pytest.raises(HwsimError, match="strategy"):
         dense_estimate("d", 4, 4, 1, "fast")
 
@@ -85,8 +109,24 @@ def test_jet_tagger_pipeline():
     r1, r2, r4 = (estimate(layers, target, {"reuse": r}) for r in (1, 2, 4))
     assert r1.latency_cycles < r2.latency_cycles < r4.latency_cycles
     assert r1.resources.dsp > r2.resources.dsp > r4.resources.dsp
-    assert not r1.fits and r2.fits  # 16-bit products at R=1 exceed 80% of the VU13P's DSPs
-    assert not estimate(layers, load_target("zcu102"), {"reuse": 2}).fits
+    # DSPs at R=2, 16-bit (one DSP48E2 per product), token-serial (--token-serial, the default), by hand:
+    #   per block: Q/K/V 6->64: 3 * 384/2 = 576; O 64->6: 192; FFN 6->8, 8->6: 24 + 24        -> 816
+    #              Einsum Q.K^T and P.V, unrolled over the 15 tokens: 2 * 15*15*32*2 / 2       -> 14,400
+    #              softmax: 15 multiplies (18 x 18 bits: 1 DSP) x 30 rows at once              -> 450
+    #   3 blocks = 3 * 15,666 = 46,998; head 90*32/2 + 32*16/2 + 16*8/2 + 8*3/2 = 1,772; output softmax 3
+    assert r2.resources.dsp == 46_998 + 1_772 + 3 == 48_773
+    # II: the slowest stage is a per-token Dense, 15 tokens x R
+    assert (r1.ii_cycles, r2.ii_cycles, r4.ii_cycles) == (15, 30, 60)
+    tp = estimate(layers, target, {"reuse": 2, "token_parallel": True})
+    # token-parallel: each per-token Dense x15 multipliers: 3 * (15 * 816 + 14,400 + 450) + 1,775 = 83,045; II = R
+    assert tp.resources.dsp == 83_045 and tp.ii_cycles == 2 and tp.latency_cycles < r2.latency_cycles
+    # hls4ml 1.3's unrolled Einsum alone (3 * 14,400 / R) exceeds 80% of the VU13P's 12,288 DSPs for R <= 4
+    assert not (r1.fits or r2.fits or r4.fits or tp.fits)
+    # Jiang et al.-style attention (one query row per R cycles; not emittable with hls4ml 1.3):
+    # Einsum 2 * 15*32*2/2 = 960, softmax 2 rows * 15 = 30 per block: 3 * (816 + 960 + 30) + 1,775 = 7,193 -> fits
+    jiang = estimate(layers, target, {"reuse": 2, "matmul_parallel": 1})
+    assert jiang.resources.dsp == 7_193 and jiang.fits
+    assert not estimate(layers, load_target("zcu102"), {"reuse": 2, "matmul_parallel": 1}).fits
 
 
 def test_bad_preset_field_names_it(tmp_path):
@@ -174,3 +214,99 @@ def test_hls_csim_matches_onnxruntime(tmp_path):
     res = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "prj2"), "--csim", "--precision",
                                     "ap_fixed<8,3>", "--tolerance", "0.01"])
     assert res.exit_code == 2 and "widen --precision" in res.output
+
+
+def test_token_choice_reaches_the_project(tmp_path):
+    pytest.importorskip("hls4ml")
+    from mapping.fpga.hls import emitted_reuse, emitted_settings, write_project
+
+    serial = write_project(JET, str(tmp_path / "serial"), reuse=4, strategy="Resource")
+    params = (serial.out_dir / "firmware" / "parameters.h").read_text()
+    # 18 per-token Dense -> pointwise Conv1D; ParallelizationFactor 1: n_partitions = 15 tokens, one per R cycles
+    assert params.count("n_partitions = 15;") == 18 and "n_partitions = 1;" not in params
+    assert emitted_settings(serial)["block0_ffn_up_matmul"]["parallelization"] == 1
+    # hls4ml's Resource rule for 6 -> 8 at R=4: multfactor = min(6, 4) = 4, ceil(48/4) = 12, 12 % 8 != 0 and 4 < 6:
+    # invalid; R=3 (16 % 8 == 0, 48 % 3 == 0) is the closest valid. 8 -> 6 at R=4: 12 % 6 == 0: kept.
+    rf = emitted_reuse(serial)
+    assert rf["block0_ffn_up_matmul"] == 3 and rf["block0_ffn_down_matmul"] == 4 and rf["block0_attn_score"] == 4
+    parallel = write_project(JET, str(tmp_path / "parallel"), reuse=2, token_parallel=True)
+    params = (parallel.out_dir / "firmware" / "parameters.h").read_text()
+    assert params.count("n_partitions = 1;") == 18
+    assert "#pragma HLS PIPELINE" in parallel.firmware.read_text()  # no partition loop left: whole top pipelined
+
+
+FAKE_CSYNTH = """<profile>
+<UserAssignments><TargetClockPeriod>5.00</TargetClockPeriod></UserAssignments>
+<PerformanceEstimates>
+<SummaryOfTimingAnalysis><EstimatedClockPeriod>4.321</EstimatedClockPeriod></SummaryOfTimingAnalysis>
+<SummaryOfOverallLatency><Best-caseLatency>321</Best-caseLatency><Worst-caseLatency>323</Worst-caseLatency>
+<Interval-min>30</Interval-min><Interval-max>31</Interval-max></SummaryOfOverallLatency>
+</PerformanceEstimates>
+<AreaEstimates><Resources><BRAM_18K>14</BRAM_18K><DSP48E>1234</DSP48E><FF>56789</FF><LUT>98765</LUT>
+<URAM>0</URAM></Resources><AvailableResources><BRAM_18K>5376</BRAM_18K><DSP48E>12288</DSP48E><FF>3456000</FF>
+<LUT>1728000</LUT><URAM>1280</URAM></AvailableResources></AreaEstimates>
+</profile>
+"""
+
+
+def _fake_tool(bin_dir: Path, name: str) -> None:
+    """An executable that writes what csynth leaves for hls4ml's reader: <prj>/hls.app and the csynth XML."""
+    app = "vivado_hls.app" if name == "vivado_hls" else "hls.app"
+    report = bin_dir / "csynth.xml"
+    report.write_text(FAKE_CSYNTH)
+    tool = bin_dir / name
+    tool.write_text(f"""#!/bin/sh
+echo "$0 $*" > fake_tool_args.txt
+mkdir -p myproject_prj/solution1/syn/report
+echo '<project><solutions><solution name="solution1"/></solutions></project>' > myproject_prj/{app}
+cp {report} myproject_prj/solution1/syn/report/myproject_csynth.xml
+""")
+    tool.chmod(0o755)
+
+
+@pytest.mark.parametrize("backend, tool", [("Vitis", "vitis-run"), ("Vitis", "vitis_hls"), ("Vivado", "vivado_hls")])
+def test_hls_synth_with_tool_on_path(tmp_path, monkeypatch, backend, tool):
+    pytest.importorskip("hls4ml")
+    from simulator.cli import main
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_tool(bin_dir, tool)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    out = tmp_path / "prj"
+    res = CliRunner().invoke(main, ["hls", JET, "--out", str(out), "--reuse", "2", "--backend", backend, "--synth"])
+    assert res.exit_code == 0, res.output
+    assert f"csynth ({tool}) vs estimate" in res.output
+    lines = {ln.split()[0]: ln.split() for ln in res.output.splitlines() if ln.startswith("  ")}
+    assert lines["latency"][2] == "321-323" and lines["II"][2] == "30-31"
+    assert lines["DSP"][1] == "1234" and lines["DSP"][2] == "48773"  # the estimate, derived in test_jet_tagger_pipeline
+    assert lines["LUT"][1] == "98765" and lines["FF"][1] == "56789" and lines["BRAM36"][1] == "7"  # 14 BRAM18
+    assert "synth" in (out / "fake_tool_args.txt").read_text()
+    if backend == "Vitis":  # build_prj.tcl reads build_opt.tcl: C synthesis only
+        opts = (out / "build_opt.tcl").read_text()
+        assert "csim       0" in opts and "synth      1" in opts and "cosim      0" in opts
+
+
+def test_hls_synth_without_tool_prints_the_command(tmp_path, monkeypatch):
+    pytest.importorskip("hls4ml")
+    from simulator.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for backend, command in (("Vitis", "`vitis_hls -f build_prj.tcl`"), ("Vivado", "`vivado_hls -f build_prj.tcl \"reset=1")):
+        out = tmp_path / backend
+        res = CliRunner().invoke(main, ["hls", JET, "--out", str(out), "--backend", backend, "--synth"])
+        assert res.exit_code == 0, res.output
+        note = [ln for ln in res.output.splitlines() if ln.startswith("--synth:")]
+        assert len(note) == 1 and command in note[0] and "the estimate above stands" in note[0]
+        assert str(out) in note[0]
+
+
+def test_parse_synth_report_missing(tmp_path):
+    pytest.importorskip("hls4ml")
+    from mapping.fpga.hls import parse_synth_report, write_project
+
+    prj = write_project(JET, str(tmp_path / "prj"))
+    with pytest.raises(HwsimError, match="no C-synthesis report"):
+        parse_synth_report(prj.out_dir)

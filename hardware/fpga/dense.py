@@ -15,8 +15,9 @@ Formulas (docs/research/fpga.md 3a, read from hls4ml 1.3.0 ``nnet_dense_latency.
 - DSPs per multiplier: operands of ``a`` and ``b`` bits against a DSP of ``A x B`` (27 x 18 for DSP48E2):
   0 if both operands are <= ``lut_mult_max_bits`` (LUT multiplier, ~``a*b`` LUTs), else
   ``ceil(max(a,b)/A) * ceil(min(a,b)/B)`` (cascaded partial products). Thresholds UNCONFIRMED (tool heuristics).
-- BRAM (Resource strategy only, R > 1): weights reshaped into ``block_factor``-word rows, ``R`` rows deep:
-  ``ceil(block_factor * w_bits / 72) * ceil(R / 512)`` BRAM36 (512 x 72 SDP mode). Latency strategy and R = 1
+- BRAM (Resource strategy only, R > 1): weights reshaped into ``block_factor = ceil(n_in*n_out/R)``-word rows,
+  ``R`` rows deep: ``ceil(block_factor * w_bits / 72) * ceil(R / 512)`` BRAM36 (512 x 72 SDP mode); tokens
+  processed in parallel read the same row, so ``parallel`` does not multiply it. Latency strategy and R = 1
   keep weights in registers/LUTs (hls4ml partitions them completely).
 - LUT/FF (rough, UNCONFIRMED): one accumulator adder per multiplier (``acc_bits`` LUTs and FFs each), plus the
   LUT multipliers, plus ``n_out * parallel * acc_bits`` output registers.
@@ -122,7 +123,8 @@ def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: s
     if strategy == "resource":
         depth += BRAM_READ_LATENCY
         if reuse > 1 and kind == "dense":
-            bram = math.ceil(mults * weight_bits / BRAM36_WIDTH) * math.ceil(reuse / BRAM36_WORDS)
+            block_factor = math.ceil(n_in * n_out / reuse)  # the weights are shared by the parallel tokens
+            bram = math.ceil(block_factor * weight_bits / BRAM36_WIDTH) * math.ceil(reuse / BRAM36_WORDS)
     ii = passes * reuse
     latency = passes * reuse + depth
     if io_type == "io_stream":

@@ -8,12 +8,23 @@ explicitly: data and results ``precision`` (rounded, saturating; activation x
 activation products 4 more integer bits), weights and biases ``weight_precision``, accumulators twice as
 wide, softmax tables of ``table_size`` entries with unsigned types sized to the row length. ``csim`` compiles the
 C++ with g++ through hls4ml and compares with onnxruntime on the same ONNX file.
+
+Token parallelism (``token_parallel``): hls4ml turns a per-token Dense into a pointwise Conv1D whose
+``ParallelizationFactor`` (default 1) sets how many tokens it computes at once; ``False`` keeps 1 (one token per R
+cycles), ``True`` sets it to the token count. The Einsum and softmax layers are unrolled over the tokens either way
+(hls4ml 1.3 has no knob for them). :func:`mapping.fpga.pipeline.estimate` models the same choices.
+
+``synth`` runs hls4ml's own build (C synthesis only) when the backend's tool is on PATH and reads the csynth report
+with ``hls4ml.report.parse_vivado_report``; :func:`synth_command` is what to run by hand otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +40,12 @@ COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "add", "scal
 PROJECT = "myproject"
 #: Extra integer (and total) bits of activation x activation products over the data precision.
 MATMUL_EXTRA_INTEGER_BITS = 4
+#: Synthesis tools hls4ml's build uses, per backend, in order of preference (hls4ml 1.3: the Vitis backend's
+#: ``build()`` runs ``vitis-run --tcl build_prj.tcl --mode hls``, the Vivado one ``vivado_hls -f build_prj.tcl``).
+SYNTH_TOOLS = {"Vitis": ("vitis-run", "vitis_hls"), "Vivado": ("vivado_hls",)}
+#: hls4ml build options for C synthesis only (the project's ``build_opt.tcl`` / ``vivado_hls`` arguments).
+SYNTH_ONLY = {"reset": 1, "csim": 0, "synth": 1, "cosim": 0, "validation": 0, "export": 0, "vsynth": 0,
+              "fifo_opt": 0}
 
 
 @dataclass
@@ -40,6 +57,8 @@ class HlsProject:
     layers: list[PipeLayer]
     graph: Any
     io_type: str
+    backend: str = "Vitis"
+    token_parallel: bool = False
 
     @property
     def firmware(self) -> Path:
@@ -74,6 +93,7 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
         elif lay.kind == "matmul":
             d.update(class_name="Einsum", equation=a["equation"], inp0_shape=tuple(a["inp0_shape"]),
                      inp1_shape=tuple(a["inp1_shape"]), out_shape=tuple(lay.shape))
+            conf[lay.name]["Strategy"] = "Latency"  # hls4ml 1.3 asserts Einsum supports only Latency
             grow = MATMUL_EXTRA_INTEGER_BITS  # Q.K^T sums n_in products of activations: give it headroom
             conf[lay.name]["Precision"]["result"] = f"ap_fixed<{data.width + grow},{data.integer + grow},AP_RND_CONV,AP_SAT>"
         elif lay.kind == "softmax":
@@ -109,8 +129,11 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
 def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2L-e", backend: str = "Vitis",
                   clock_ns: float = 5.0, reuse: int = 1, precision: FixedType | None = None,
                   weight_precision: FixedType | None = None, io_type: str = "io_parallel",
-                  strategy: str = "Latency", table_size: int = 4096) -> HlsProject:
-    """Write a complete hls4ml project for ``model_path`` into ``out_dir`` and check its firmware."""
+                  strategy: str = "Latency", table_size: int = 4096, token_parallel: bool = False) -> HlsProject:
+    """Write a complete hls4ml project for ``model_path`` into ``out_dir`` and check its firmware.
+
+    ``token_parallel`` sets each per-token Dense's ``ParallelizationFactor`` to its token count (all tokens at
+    once) instead of hls4ml's default 1 (one token per R cycles)."""
     try:
         import hls4ml  # noqa: F401 - fail early with a clear message
         from hls4ml.model.graph import ModelGraph
@@ -124,6 +147,9 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
     weight = weight_precision or data
     layers, outputs = build_layers(model_path)
     dicts, layer_conf = layer_dicts(layers, data, weight, table_size)
+    for lay in layers:
+        if lay.kind == "dense" and lay.attrs["vectors"] > 1:
+            layer_conf[lay.name]["ParallelizationFactor"] = lay.attrs["vectors"] if token_parallel else 1
     out = Path(out_dir).resolve()
     if out.exists():
         shutil.rmtree(out)
@@ -133,15 +159,37 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
                            "LayerName": layer_conf}
     inputs = [lay.name for lay in layers if lay.kind == "input"]
     try:
-        graph = ModelGraph.from_layer_list(config, dicts, inputs=inputs, outputs=outputs)
-        graph.write()
+        with contextlib.redirect_stdout(io.StringIO()):  # hls4ml prints progress and "Done"
+            graph = ModelGraph.from_layer_list(config, dicts, inputs=inputs, outputs=outputs)
+            graph.write()
     except HwsimError:
         raise
     except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions/asserts
         raise HwsimError(f"{model_path}: hls4ml could not build the project ({type(exc).__name__}: {exc})") from None
-    project = HlsProject(out, model_path, layers, graph, io_type)
+    project = HlsProject(out, model_path, layers, graph, io_type, backend, token_parallel)
     check_firmware(project)
     return project
+
+
+def emitted_settings(project: HlsProject) -> dict[str, dict[str, int]]:
+    """Per layer, what hls4ml actually configured: ``reuse`` (hls4ml replaces an invalid Resource-strategy reuse
+    factor by the closest valid one) and ``parallelization`` (tokens at once, per-token Dense only)."""
+    out: dict[str, dict[str, int]] = {}
+    for layer in project.graph.get_layers():
+        entry: dict[str, int] = {}
+        rf = layer.get_attr("reuse_factor")
+        if rf is not None:
+            entry["reuse"] = int(rf)
+        pf = layer.get_attr("parallelization_factor")
+        if pf is not None:
+            entry["parallelization"] = int(pf)
+        out[layer.name] = entry
+    return out
+
+
+def emitted_reuse(project: HlsProject) -> dict[str, int]:
+    """Layer name -> the reuse factor hls4ml emitted (feed to the estimate as ``layer_reuse``)."""
+    return {name: e["reuse"] for name, e in emitted_settings(project).items() if "reuse" in e}
 
 
 def check_firmware(project: HlsProject) -> None:
@@ -173,3 +221,96 @@ def csim(project: HlsProject, samples: int = 16, seed: int = 0) -> tuple[float, 
     got = got.reshape(samples, -1)
     err = np.abs(got - ref)
     return float(err.max()), float(err.mean()), got, ref
+
+
+@dataclass
+class SynthReport:
+    """The C-synthesis figures of hls4ml's csynth report (``CSynthesisReport`` of ``parse_vivado_report``)."""
+
+    tool: str
+    latency_best: int
+    latency_worst: int
+    ii_min: int
+    ii_max: int
+    dsp: int
+    lut: int
+    ff: int
+    bram18: int
+    available: dict[str, int]
+    target_clock_ns: float
+    estimated_clock_ns: float
+
+    @property
+    def bram36(self) -> float:
+        """BRAM in 36 Kb blocks (the report counts 18 Kb halves)."""
+        return self.bram18 / 2
+
+
+def synth_tool(backend: str) -> str | None:
+    """The first synthesis tool for ``backend`` found on PATH, or None."""
+    return next((tool for tool in SYNTH_TOOLS[backend] if shutil.which(tool)), None)
+
+
+def synth_command(backend: str) -> str:
+    """The command to run by hand in the project folder for C synthesis (as hls4ml's ``build()`` runs it; for Vitis,
+    ``vitis-run --mode hls --tcl build_prj.tcl`` is the same; both read ``build_opt.tcl``)."""
+    if backend == "Vivado":
+        args = " ".join(f"{k}={v}" for k, v in SYNTH_ONLY.items())
+        return f'vivado_hls -f build_prj.tcl "{args}"'
+    return "vitis_hls -f build_prj.tcl"
+
+
+def write_synth_options(project: HlsProject) -> None:
+    """Make the project's ``build_opt.tcl`` (read by the Vitis ``build_prj.tcl``) run C synthesis only."""
+    body = "".join(f"    {k:<10} {v}\n" for k, v in SYNTH_ONLY.items())
+    (project.out_dir / "build_opt.tcl").write_text("array set opt {\n" + body + "}\n")
+
+
+def parse_synth_report(out_dir: Path | str, tool: str = "") -> SynthReport:
+    """Read the csynth report of the project in ``out_dir`` with hls4ml's reader (``parse_vivado_report``)."""
+    from hls4ml.report import parse_vivado_report
+
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        report = parse_vivado_report(str(out_dir)) or {}
+    rep = report.get("CSynthesisReport")
+    if not rep:
+        lines = [ln for ln in said.getvalue().splitlines() if ln.strip()]
+        raise HwsimError(f"{out_dir}: no C-synthesis report found ({'; '.join(lines) or 'hls4ml read nothing'}); "
+                         f"see the build logs there")
+
+    def num(key: str) -> int:
+        return int(float(rep.get(key, 0) or 0))
+
+    avail = {k[len("Available"):].lower(): int(float(v)) for k, v in rep.items() if k.startswith("Available")}
+    return SynthReport(tool, num("BestLatency"), num("WorstLatency"), num("IntervalMin"), num("IntervalMax"),
+                       num("DSP"), num("LUT"), num("FF"), num("BRAM_18K"), avail,
+                       float(rep.get("TargetClockPeriod", 0) or 0), float(rep.get("EstimatedClockPeriod", 0) or 0))
+
+
+def synth(project: HlsProject) -> SynthReport | None:
+    """Run hls4ml's build (C synthesis only) if the backend's tool is on PATH and read its report; None if no tool.
+
+    ``vitis-run`` and ``vivado_hls`` go through ``ModelGraph.build``; a Vitis install that has only ``vitis_hls``
+    runs ``vitis_hls -f build_prj.tcl`` with the same synthesis-only options."""
+    tool = synth_tool(project.backend)
+    if tool is None:
+        return None
+    write_synth_options(project)
+    try:
+        if tool == "vitis_hls":
+            with open(project.out_dir / "build_stdout.log", "w") as log:
+                done = subprocess.run([tool, "-f", "build_prj.tcl"], cwd=project.out_dir, stdout=log,
+                                      stderr=subprocess.STDOUT, check=False)
+            if done.returncode:
+                raise HwsimError(f"{project.out_dir}: {tool} failed (exit {done.returncode}); see build_stdout.log")
+        else:
+            kwargs: dict[str, Any] = dict(SYNTH_ONLY)  # ints: the Vivado build pastes them into its command line
+            if project.backend == "Vitis":
+                kwargs["log_to_stdout"] = False
+            with contextlib.redirect_stdout(io.StringIO()):
+                project.graph.build(**kwargs)
+    except HwsimError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions
+        raise HwsimError(f"{project.out_dir}: synthesis with {tool} failed ({exc})") from None
+    return parse_synth_report(project.out_dir, tool)

@@ -190,7 +190,8 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
             axis = attrs.get("axis", -1)
             if axis not in (-1, len(shape)):
                 raise HwsimError(f"{path}: node '{node.name}' (Softmax): only the last axis is supported, got axis={axis}")
-            add(node, "softmax", [src(ins[0], node)], out, n=shape[-1], rows=math.prod(shape[:-1]))
+            add(node, "softmax", [src(ins[0], node)], out, n=shape[-1], rows=math.prod(shape[:-1]),
+                tokens=shape[-2] if len(shape) > 1 else 1)
             continue
         if op == "LayerNormalization":
             shape = shape_of(ins[0], node)
@@ -225,36 +226,57 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
 
 
 def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None = None) -> PipelineEstimate:
-    """Cost every layer on ``target``. Options: ``reuse`` (1), ``strategy`` (latency|resource), ``io_type``
-    (io_parallel|io_stream), ``precision`` (data, 'ap_fixed<16,6>'), ``weight_precision`` (default: precision),
-    ``token_parallel`` (tokens a per-token layer processes at once, default 1: one token per R cycles, as the
-    Jiang et al. attention does), ``table_size`` (softmax tables, 1024)."""
+    """Cost every layer on ``target`` as hls4ml 1.3 emits it (``io_parallel``; docs/research/fpga.md 3).
+
+    Options: ``reuse`` (1), ``strategy`` (latency|resource), ``io_type`` (io_parallel|io_stream), ``precision``
+    (data, 'ap_fixed<16,6>'), ``weight_precision`` (default: precision), ``table_size`` (softmax tables, 1024),
+    ``layer_reuse`` ({layer name: reuse factor}, e.g. the factors hls4ml actually chose, see
+    :func:`mapping.fpga.hls.emitted_reuse`) and ``token_parallel``:
+
+    - ``False`` (default, ``--token-serial``): a per-token Dense (hls4ml turns it into a pointwise Conv1D) takes one
+      token per R cycles: hls4ml's default ``ParallelizationFactor = 1`` gives ``n_partitions = tokens`` and a
+      ``PIPELINE II=R`` partition loop (``nnet_conv1d_latency.h``). This is also how Jiang et al.'s attention
+      projections run.
+    - ``True`` (``--token-parallel``): all tokens at once (``ParallelizationFactor = tokens``, ``n_partitions = 1``).
+    - an int: that many tokens at once.
+
+    Whatever the choice, the attention products (hls4ml ``Einsum``) and the softmax rows are emitted fully
+    unrolled over the tokens in hls4ml 1.3: ``nnet::einsum`` is one ``PIPELINE II=R`` with
+    ``multiplier_limit = L0*L1*C*heads / R``, and ``softmax_multidim`` has ``parallelization_factor = -1`` (every
+    row at once). The estimate models them that way. ``matmul_parallel`` (tokens of the attention products at once;
+    default: all) exists only to cost designs hls4ml 1.3 cannot emit, such as Jiang et al.'s hand-written attention
+    that streams one query row per R cycles (``simulator/validation/fpga_jet_tagger.py``)."""
     opts = dict(options or {})
     reuse = int(opts.get("reuse", 1))
     strategy = str(opts.get("strategy", "latency")).lower()
     io_type = str(opts.get("io_type", "io_parallel"))
     data: FixedType = parse_fixed(str(opts.get("precision", "ap_fixed<16,6>")))
     weight: FixedType = parse_fixed(str(opts.get("weight_precision", data)), "--weight-precision")
-    tp = int(opts.get("token_parallel", 1))
+    tp = opts.get("token_parallel", False)
     table = int(opts.get("table_size", 1024))
+    layer_reuse: dict[str, int] = dict(opts.get("layer_reuse") or {})
+    mp = opts.get("matmul_parallel")
     dsp = DspShape(target.dsp_mult_a_bits.n, target.dsp_mult_b_bits.n, target.lut_mult_max_bits.n)
     ests: list[LayerEstimate] = []
     for lay in layers:
         a = lay.attrs
+        rf = int(layer_reuse.get(lay.name, reuse))
         if lay.kind == "input":
             continue
         if lay.kind == "dense":
-            e = dense_estimate(lay.name, a["n_in"], a["n_out"], reuse, strategy, data.width, weight.width,
-                               vectors=a["vectors"], parallel=tp, dsp=dsp, io_type=io_type)
+            tokens = a["vectors"] if tp is True else max(1, int(tp))
+            e = dense_estimate(lay.name, a["n_in"], a["n_out"], rf, strategy, data.width, weight.width,
+                               vectors=a["vectors"], parallel=tokens, dsp=dsp, io_type=io_type)
         elif lay.kind == "matmul":
-            e = dense_estimate(lay.name, a["n_in"], a["n_out"], reuse, "latency", data.width, data.width,
-                               vectors=a["vectors"], parallel=tp, dsp=dsp, io_type=io_type, kind="matmul")
+            e = dense_estimate(lay.name, a["n_in"], a["n_out"], rf, "latency", data.width, data.width,
+                               vectors=a["vectors"], parallel=int(mp or a["vectors"]), dsp=dsp, io_type=io_type,
+                               kind="matmul")
         elif lay.kind == "softmax":
-            heads = max(1, a["rows"] // max(1, lay.shape[-2] if len(lay.shape) > 1 else 1))
-            e = softmax_estimate(lay.name, a["n"], a["rows"], parallel=heads * tp, data_bits=data.width,
+            rows = a["rows"] if mp is None else a["rows"] // a.get("tokens", 1) * int(mp)
+            e = softmax_estimate(lay.name, a["n"], a["rows"], parallel=max(1, rows), data_bits=data.width,
                                  table_size=table, dsp=dsp)
         elif lay.kind == "layernorm":
-            e = layernorm_estimate(lay.name, a["n"], a["rows"], reuse, data.width, dsp=dsp)
+            e = layernorm_estimate(lay.name, a["n"], a["rows"], rf, data.width, dsp=dsp)
         elif lay.kind in ("relu", "gelu", "add", "scale"):
             e = elementwise_estimate(lay.name, lay.kind, math.prod(lay.shape), data.width, table)
         else:
