@@ -8,6 +8,7 @@ data file, the bank state machine stays generic). Every number is written ``{val
 
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 from pathlib import Path
 
@@ -199,7 +200,16 @@ def standard_from_dict(data: object, where: str = "<dict>") -> DramStandard:
 
 
 def load_standard(name_or_path: str | Path) -> DramStandard:
-    """Load a preset by name (``"gddr6"``, ``"hbm3"``, ...) or a YAML file by path."""
+    """Load a preset by name (``"gddr6"``, ``"hbm3"``, ...) or a YAML file by path (cached: standards are
+    immutable, and every PIM target validation asks for its standard)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return _load(str(path.resolve()), path.stat().st_mtime_ns)
+    return _load(str(name_or_path), 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(name_or_path: str, _mtime: int) -> DramStandard:
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = PRESET_DIR / f"{name_or_path}.yaml"
