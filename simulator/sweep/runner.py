@@ -393,6 +393,20 @@ def _run_optuna(driver: _Driver, sweep: Sweep, trials: int, strategy: str, seed:
                 driver.bar.update(1)
 
 
+def _warm(executor: Executor, points: list[Point]) -> None:
+    """Load each model (and the simulator's modules) in the driver before a forking pool starts its workers, so
+    that every worker inherits them instead of importing the same graph again."""
+    if not isinstance(executor, PoolExecutor) or not points:
+        return
+    import simulator.simulate  # noqa: F401 - imported for the forked workers
+
+    for p in {(p.model, p.model_hash, tuple(sorted(p.dims.items()))): p for p in points}.values():
+        try:
+            _model(p.model, p.model_hash, p.dims)
+        except HwsimError:
+            pass  # the point itself reports the error
+
+
 def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = None, strategy: str | None = None,
               trials: int | None = None, resume: bool = False, progress: bool = True,
               interrupt_after: int | None = None, on_message: Callable[[str], None] | None = None) -> SweepOutcome:
@@ -439,6 +453,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
             bar = tqdm(total=total, initial=cached, unit="pt", desc=f"sweep {sweep.spec.name}", file=sys.stderr,
                        disable=not progress, smoothing=0.1, dynamic_ncols=True)
             driver = _Driver(store, executor, sweep, bar, interrupt_after)
+            _warm(executor, [p for p in points if p.point_id in todo])
             _run_points(driver, points, todo)
         elif strategy in ("nsga2", "tpe"):
             total = trials
