@@ -153,6 +153,9 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
     ``progress(done, total)`` is called after every pass; ``trace_steps`` decode steps are kept for the trace.
     """
     options = dict(options or {})
+    if phase in ("decode", "generate") and model.ir.architecture in ("encoder-only", "none"):
+        raise HwsimError(f"{model.path}: phase '{phase}' needs a model with a causal decoder; this graph is "
+                         f"{model.ir.architecture}: use --phase prefill")
     mapper = mapper_for(target.kind)
     precision = default_precision(target, precision)
     result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision,
