@@ -15,7 +15,7 @@ from hardware.errors import HwsimError
 from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, naive_decode
 from hardware.gpu.collectives import all_reduce
 from hardware.gpu.gemm import Tile, gemm
-from hardware.gpu.kernels import energy_by_action, memory_bound
+from hardware.gpu.kernels import block_bandwidth, energy_by_action, memory_bound
 from hardware.targets import PRESET_DIR, load_target, target_from_dict
 from mapping.gpu.mapper import map_workload, memory_capacity_bytes
 from mapping.workloads import Model
@@ -93,6 +93,40 @@ def test_decode_kernels_order(a100):
     naive, fd, lean = naive_decode(*args), flash_decoding(*args), lean_attention(*args)
     assert lean.time_s <= fd.time_s < naive.time_s
     assert naive.launches == 3 and lean.launches == 1
+
+
+def test_block_bandwidth_is_littles_law(a100):
+    # one FA2 K/V tile in flight: 64 keys x 128 x 2 B = 16,384 B; / 500 ns = 32.8 GB/s per block, so the 32 blocks of
+    # a batch-1, 32-head decode can pull at most 1.05 TB/s of the 1835 GB/s achievable
+    assert block_bandwidth(a100, 64 * 128 * 2) == pytest.approx(16384 / 0.5e-6)
+    assert 32 * block_bandwidth(a100, 64 * 128 * 2) < 2039e9 * 0.9
+
+
+def test_single_block_decode_is_latency_bound(a100):
+    # one head, fp32 on CUDA cores (no MMA padding: 1 query row), 64k keys, kv_bytes 4: 1024 tiles of 64 keys.
+    # Per tile the block waits for K (32 KiB) then for V (32 KiB), one tile in flight: 2 x 500 ns = 1.0 us, while
+    # its math is 4 x 64 x 128 FLOP / (19.5 TFLOP/s x 0.5 / 108) = 0.36 us -> 1024 x 1.0 us + 0.5 us fill.
+    r = flash_attention2(a100, 1, 1, 1, 1, 65536, 128, 4.0, 4.0, causal=False, dtype="fp32")
+    assert r.bound == "latency"
+    assert r.time_s == pytest.approx(1024 * 2 * 0.5e-6 + 0.5e-6, rel=0.01)
+    assert r.achieved_bytes_per_s < 0.04 * 2039e9 * 0.9  # one block: 2 x 32 KiB per us = 65.5 GB/s
+
+
+def test_fa2_decode_starved_vs_flashdecoding(a100):
+    # batch 1, 32 heads (MHA), 32k keys, fp16: FA2 launches 32 blocks (one per head) on 108 SMs, each streaming
+    # its head's 512 tiles of 64 keys serially. Its 128-row MMAs run on 1 query: 4 x 128 x 64 x 128 FLOP per tile
+    # at 312 TFLOP/s x 0.5 / 108 = 2.90 us, more than the 2 x 500 ns K/V round trips -> 512 x 2.90 us = 1.49 ms.
+    # FlashDecoding splits the context over a full wave and runs at DRAM bandwidth (292.6 us): ~5x faster.
+    fa2 = flash_attention2(a100, 1, 32, 32, 1, 32768, 128, causal=False)
+    fd = flash_decoding(a100, 1, 32, 32, 32768, 128)
+    tile = 4 * 128 * 64 * 128 / (312e12 * 0.5 / 108)
+    assert fa2.time_s == pytest.approx(512 * tile + 0.5e-6, rel=0.01)
+    assert fa2.detail["tiles"] == 32 and fa2.achieved_bytes_per_s < 0.25 * 2039e9 * 0.9
+    assert fd.time_s < fa2.time_s / 4
+    # GQA 64q/8kv: still one block per query head (64 < 108 SMs), each streaming the whole context
+    gqa = flash_attention2(a100, 1, 64, 8, 1, 32768, 128, causal=False)
+    assert gqa.time_s == pytest.approx(fa2.time_s, rel=0.01)
+    assert flash_decoding(a100, 1, 64, 8, 32768, 128).time_s < gqa.time_s / 10
 
 
 def test_flash_attention2_prefill_is_compute_bound(a100):

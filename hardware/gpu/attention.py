@@ -6,18 +6,40 @@ between), ``q_len`` new tokens attending to ``kv_len`` keys of ``head_dim``. ``k
 bytes per element of the K/V cache and of Q/O. FLOPs: 4 per (query, key, head-dim) triple (QK^T and PV).
 
 - **FlashAttention-2** (Dao 2023): one block per (sequence, query head, 128-query tile), 4 warps, K/V streamed
-  through shared memory in 64-key tiles; S and P never reach DRAM. Compute at tensor peak x the preset's
-  ``attention_efficiency``. DRAM: Q, O once, K and V once per KV head; L2: every query tile re-reads its head's K/V.
-  Causal masking halves the FLOPs when queries and keys are the same tokens (load imbalance between tiles ignored).
+  through shared memory in 64-key tiles (``Flash_fwd_kernel_traits<128, 128, 64, 4>``, the sm80/sm90 choice for
+  head dim 128 in ``flash_fwd_launch_template.h``); S and P never reach DRAM. Compute at tensor peak x the preset's
+  ``attention_efficiency``; the MMAs cover all 128 query rows of the tile even when fewer queries exist (decode:
+  one), as the kernel has no per-warp early exit. DRAM: Q, O once, K and V once per KV head; L2: every query tile
+  re-reads its head's K/V. Causal masking halves the FLOPs when queries and keys are the same tokens (load
+  imbalance between tiles ignored).
 - **Naive decode** (eager frameworks): three kernels (QK^T, softmax, PV), scores written to and read back from
   DRAM, and K/V read once per *query* head (GQA/MQA K/V expanded with repeat_kv, as eager implementations do).
 - **FlashDecoding** (Dao, Haziza, Massa, Sizov 2023): K/V split into chunks so that (batch x KV heads x splits)
-  blocks fill the GPU; each block serves all query heads of its KV head (K/V read once per KV head); a second
-  kernel combines the partial outputs. Split count by FlashAttention's efficiency heuristic (fewest splits
-  within 85% of the best wave efficiency).
+  blocks fill the GPU; each block serves all query heads of its KV head (K/V read once per KV head; FA2's
+  ``seqlenq_ngroups_swapped`` packing); a second kernel combines the partial outputs. Split count by
+  FlashAttention's efficiency heuristic (fewest splits within 85% of the best wave efficiency). Block tile as
+  FA2's split-KV kernel: 64 query rows, 128-key tiles for head dim <= 128 (``run_mha_fwd_splitkv_dispatch``).
 - **Lean Attention** (Sanovar et al. 2024): stream-K: the total work (batch x KV heads x keys, in 64-key granules)
   is divided equally over exactly one wave of blocks, so there is no wave quantisation; partial outputs of heads
   cut between blocks are fixed up inside the same kernel (one launch, plus one DRAM round trip to synchronise).
+  Its tile (16 query rows, 64-key granules, FA2's K/V loop) is an assumption: the kernel source was not retrieved.
+
+**Per-block bandwidth and the online-softmax dependency.** All three fused kernels run FA2's K/V loop
+(``flash_fwd_kernel.h``): wait for K(j) -> issue V(j) -> S = QK(j)^T -> wait for V(j) -> issue K(j+1) -> softmax
+rescale, O += PV(j). K and V each have one shared-memory buffer, and each load is issued only after the previous
+one has landed, so exactly **one K/V tile is in flight** per block and every tile costs one DRAM round trip that
+only the matching half of the tile's math can hide. Little's law (:func:`hardware.gpu.kernels.block_bandwidth`)
+then caps a block at ``tile_keys x head_dim x kv_bytes / dram_latency``: FA2 (64 keys x 128 x 2 B = 16 kB) at
+32.8 GB/s with the presets' 500 ns, FlashDecoding's 128-key tile at 65.5 GB/s. The serial chain over a block's
+KV tiles (the running max and sum of the online softmax carry from tile to tile) is why a block cannot fetch
+further ahead. Saturating an A100's 1835 GB/s x 500 ns = 918 kB in flight thus takes >= 56 FA2 blocks; FA2 at
+decode launches only batch x query heads blocks (32 for a batch-1 Llama-2-7B layer), each streaming its head's
+whole context serially, and pays its 128-row MMAs on a single query, so it is latency- or padding-bound and uses
+a fraction of the GPU. FlashDecoding and Lean spread the context over >= one full wave of blocks.
+
+Resident blocks per SM follow from shared memory (Q tile + one K and one V tile), registers (fp32 O accumulators
+and score tile plus 64 registers a thread, an assumption) and the thread limit: FA2's 64 kB of shared memory gives
+2 blocks per A100 SM (as the FA2 source's comments say for its 48 kB variant), FlashDecoding's 80 kB gives 2.
 """
 
 from __future__ import annotations
@@ -27,17 +49,35 @@ import math
 from hardware.gpu.kernels import KernelResult, finish, memory_bound, run_waves, sequence
 from hardware.gpu.spec import GpuTarget
 
-Q_TILE = 128  # FA2 forward query rows per block
-KV_TILE = 64  # keys per K/V tile in shared memory
-MMA_ROWS = 16  # minimum rows of a tensor-core MMA: decode query groups pad to it
+Q_TILE = 128  # FA2 forward query rows per block (kBlockM)
+KV_TILE = 64  # FA2 forward keys per K/V tile (kBlockN); also Lean's granule
+FD_Q_TILE = 64  # FA2 split-KV kernel query rows per block
+MMA_ROWS = 16  # minimum rows of a tensor-core MMA: Lean's decode query groups pad to it (assumption)
 WARPS = 4
 
 
-def _fused_blocks_per_sm(target: GpuTarget, rows: int, head_dim: int, kv_bytes: float, act_bytes: float) -> int:
-    """Resident blocks per SM of a fused attention kernel: Q tile + double-buffered K and V tiles in shared memory,
+def fd_kv_tile(head_dim: int) -> int:
+    """Keys per K/V tile of FA2's split-KV kernel (``run_mha_fwd_splitkv_dispatch``)."""
+    return 256 if head_dim <= 64 else (128 if head_dim <= 128 else 64)
+
+
+def kv_inflight_bytes(kv_tile: int, head_dim: int, kv_bytes: float) -> float:
+    """Bytes one fused-attention block keeps in flight: one K or V tile (FA2's loop; see the module docstring)."""
+    return kv_tile * head_dim * kv_bytes
+
+
+def _mma_rows(unit: str, rows: int, tile_rows: int) -> int:
+    """Query rows a block's math covers: tensor-core MMAs run the whole ``tile_rows`` tile (padding included);
+    CUDA-core (fp32, which FA2 itself does not support) math covers only the real rows."""
+    return tile_rows * math.ceil(rows / tile_rows) if unit == "tensor" else rows
+
+
+def _fused_blocks_per_sm(target: GpuTarget, rows: int, head_dim: int, kv_bytes: float, act_bytes: float,
+                         kv_tile: int = KV_TILE) -> int:
+    """Resident blocks per SM of a fused attention kernel: Q tile + one K and one V tile in shared memory,
     fp32 O accumulators and score tile in registers."""
-    smem = rows * head_dim * act_bytes + 2 * 2 * KV_TILE * head_dim * kv_bytes
-    regs = (rows * head_dim + rows * KV_TILE) * 4 + WARPS * 32 * 64 * 4
+    smem = rows * head_dim * act_bytes + 2 * kv_tile * head_dim * kv_bytes
+    regs = (rows * head_dim + rows * kv_tile) * 4 + WARPS * 32 * 64 * 4
     threads = WARPS * 32
     return max(1, int(min(target.shared_memory_per_sm.si // smem, target.registers_per_sm.si // regs,
                           target.max_threads_per_sm.si // threads)))
@@ -73,13 +113,14 @@ def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q
     rows = min(Q_TILE, q_len)
     tiles = batch * heads * q_tiles
     keys = kv_len * visible
-    tile_flops = 4.0 * max(rows, MMA_ROWS) * math.ceil(keys / KV_TILE) * KV_TILE * head_dim
+    tile_flops = 4.0 * _mma_rows(unit, rows, Q_TILE) * math.ceil(keys / KV_TILE) * KV_TILE * head_dim
     tile_l2 = 2.0 * keys * head_dim * kv_bytes + 2.0 * rows * head_dim * act_bytes
-    bps = _fused_blocks_per_sm(target, rows, head_dim, kv_bytes, act_bytes)
-    inflight = 2 * 2 * KV_TILE * head_dim * kv_bytes
+    bps = _fused_blocks_per_sm(target, Q_TILE, head_dim, kv_bytes, act_bytes)
+    inflight = kv_inflight_bytes(KV_TILE, head_dim, kv_bytes)
     w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, (kv + qo) / tiles, tile_l2, inflight)
     return finish(target, name, w.time_s, w.compute_s, w.memory_s, flops, kv + qo, tile_l2 * tiles, w.occupancy,
-                  unit, {"kind": "flash_attention2", "tiles": tiles, "waves": w.waves, "kv_bytes": kv})
+                  unit, {"kind": "flash_attention2", "tiles": tiles, "waves": w.waves, "kv_bytes": kv},
+                  w.latency_limited)
 
 
 def naive_decode(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
@@ -119,22 +160,24 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     group = heads // kv_heads * q_len
     peak, unit = target.peak_flops(dtype)
     sm_rate = peak * target.attention_efficiency.si / target.sms
-    bps = _fused_blocks_per_sm(target, max(group, MMA_ROWS), head_dim, kv_bytes, act_bytes)
+    rows = _mma_rows(unit, group, FD_Q_TILE)
+    kv_tile = fd_kv_tile(head_dim)
+    bps = _fused_blocks_per_sm(target, max(rows, FD_Q_TILE), head_dim, kv_bytes, act_bytes, kv_tile)
     slots = target.sms * bps
     base = batch * kv_heads
-    max_splits = max(1, min(128, math.ceil(kv_len / KV_TILE)))
+    max_splits = max(1, min(128, math.ceil(kv_len / kv_tile)))
     s = splits or _splits_heuristic(base, slots, max_splits)
     chunk = math.ceil(kv_len / s)
     tiles = base * s
     tile_kv = 2.0 * chunk * head_dim * kv_bytes
     tile_q = group * head_dim * act_bytes
-    tile_flops = 4.0 * max(group, MMA_ROWS) * math.ceil(chunk / KV_TILE) * KV_TILE * head_dim
+    tile_flops = 4.0 * rows * math.ceil(chunk / kv_tile) * kv_tile * head_dim
     partial_bytes = batch * heads * q_len * s * (head_dim + 2) * 4.0 if s > 1 else 0.0
     tile_dram = tile_kv + tile_q + (partial_bytes / tiles if s > 1 else tile_q)
-    inflight = 2 * 2 * KV_TILE * head_dim * kv_bytes
+    inflight = kv_inflight_bytes(kv_tile, head_dim, kv_bytes)
     w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_dram, inflight)
     main = finish(target, f"{name}.split", w.time_s, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes,
-                  tile_dram * tiles, w.occupancy, unit)
+                  tile_dram * tiles, w.occupancy, unit, latency_limited=w.latency_limited)
     parts = [main]
     if s > 1:
         parts.append(memory_bound(target, f"{name}.combine", partial_bytes + qo / 2, 3.0 * partial_bytes / 4))
@@ -158,14 +201,18 @@ def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     per_cta = math.ceil(granules / ctas)
     heads_touched = min(batch * kv_heads, ctas) + ctas  # each block starts one segment, may cross into another
     partial_bytes = 2.0 * ctas * group * (head_dim + 2) * 4.0 if ctas > batch * kv_heads else 0.0
-    tile_dram = 2.0 * per_cta * KV_TILE * head_dim * kv_bytes + (qo + partial_bytes) / ctas
-    tile_flops = 4.0 * max(group, MMA_ROWS) * per_cta * KV_TILE * head_dim
-    inflight = 2 * 2 * KV_TILE * head_dim * kv_bytes
-    w = run_waves(target, ctas, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_dram, inflight)
+    # Blocks get floor or ceil(granules / ctas) granules: DRAM, shared by all blocks, sees the average bytes (the
+    # total is what it must move); the latency chain, the L2 stream and the math of the busiest block see the ceil.
+    side = (qo + partial_bytes) / ctas
+    tile_dram = kv / ctas + side
+    tile_stream = 2.0 * per_cta * KV_TILE * head_dim * kv_bytes + side
+    tile_flops = 4.0 * _mma_rows(unit, group, MMA_ROWS) * per_cta * KV_TILE * head_dim
+    inflight = kv_inflight_bytes(KV_TILE, head_dim, kv_bytes)
+    w = run_waves(target, ctas, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_stream, inflight)
     body = w.time_s + (target.dram_latency.si if partial_bytes else 0.0)  # fix-up waits for its partials
     return finish(target, name, body, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes, tile_dram * ctas,
                   w.occupancy, unit, {"kind": "lean", "ctas": ctas, "granules_per_cta": per_cta,
-                                      "segments": heads_touched, "kv_bytes": kv})
+                                      "segments": heads_touched, "kv_bytes": kv}, w.latency_limited)
 
 
 DECODE_KERNELS = {"naive": naive_decode, "flashdecoding": flash_decoding, "lean": lean_attention}

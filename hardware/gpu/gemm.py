@@ -10,6 +10,12 @@ matrix edge, as the hardware does.
 
 Tensor-core tiles have at least 16 rows (the m16n8k16 MMA shape); CUDA-core (fp32 SIMT) tiles go down to one
 row (GEMV kernels). The search returns the fastest candidate; ``tile`` and ``split_k`` pin one.
+
+Bytes in flight per block (Little's law, :func:`hardware.gpu.kernels.block_bandwidth`): a ``stages``-deep cp.async
+pipeline computes on one stage while the other ``stages - 1`` K slices are being loaded, so
+``(stages - 1) x (bm x bk x a_bytes + bk x bn x b_bytes)`` bytes are outstanding. For the GEMV tile (1 x 256 x 128,
+4 stages, fp16) that is 3 x 65.8 kB = 197 kB, i.e. 395 GB/s per block at 500 ns, so the 32+ blocks of a GEMV still
+saturate DRAM; large GEMMs need ~30 GB/s per block and are compute-bound either way.
 """
 
 from __future__ import annotations
@@ -99,7 +105,7 @@ def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a
             k_span = k_iters * t.k
             out_bytes = c_bytes if s == 1 else 4.0  # split-K blocks write fp32 partials
             tile_l2 = (t.m * a_bytes + t.n * b_bytes) * k_span + t.m * t.n * out_bytes
-            inflight = t.stages * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
+            inflight = (t.stages - 1) * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
             w = run_waves(target, count, bps, t.warps * 32, 2.0 * t.m * t.n * k_span, sm_rate, unique / count,
                           tile_l2, inflight)
             body, memory = w.time_s, w.memory_s
@@ -112,7 +118,7 @@ def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a
             r = finish(target, "gemm", body, w.compute_s, memory, flops, unique + reduce_bytes,
                        tile_l2 * count, w.occupancy, unit,
                        {"tile": (t.m, t.n, t.k), "split_k": s, "tiles": count, "waves": w.waves,
-                        "blocks_per_sm": bps})
+                        "blocks_per_sm": bps}, w.latency_limited)
             if best is None or r.time_s < best[0] - 1e-15:
                 best = (r.time_s, r)
     return best

@@ -5,11 +5,21 @@ Timing model (first principles, calibrated by the preset's efficiencies):
 
 - A kernel is a grid of thread blocks ("tiles"). ``blocks_per_sm`` of them are resident on each SM at once, so
   the grid runs in ``waves = ceil(tiles / (SMs x blocks_per_sm))``. Within a wave of ``a`` active tiles each tile
-  takes ``max(compute, DRAM bytes / DRAM share, L2 bytes / L2 share)``: compute at the SM's calibrated rate shared
-  by the blocks resident on it, DRAM and L2 bandwidth shared equally by the ``a`` active tiles, and a tile's DRAM
-  rate capped by Little's law at ``bytes in flight / DRAM latency`` (its pipeline stages). Compute-bound kernels
-  therefore show wave quantisation (one tile too many costs a whole wave); memory-bound ones mostly do not,
-  because the last, partial wave gets more bandwidth per tile.
+  takes ``max(compute, DRAM bytes / DRAM share, L2 bytes / L2 share, streamed bytes / Little's-law rate)``:
+  compute at the SM's calibrated rate shared by the blocks resident on it, DRAM and L2 bandwidth shared equally by
+  the ``a`` active tiles. Compute-bound kernels therefore show wave quantisation (one tile too many costs a whole
+  wave); memory-bound ones mostly do not, because the last, partial wave gets more bandwidth per tile.
+- **Per-block bandwidth (Little's law).** A block can only have the bytes its pipeline has issued and not yet
+  consumed in flight; each load takes the preset's ``dram_latency`` to return, so one block streams at most
+  ``bytes in flight / dram_latency`` (:func:`block_bandwidth`). The bytes in flight are a property of the kernel,
+  derived in its module from its shared-memory pipeline (a cp.async pipeline of ``s`` stages has ``s - 1`` stages
+  in flight while one is consumed; FlashAttention's K/V loop has exactly one K or V tile in flight, see
+  :mod:`hardware.gpu.attention`). The cap applies to every byte the block streams into shared memory (its L2
+  traffic, which includes its DRAM traffic): blocks that share data through L2 run in step and wait on the same
+  DRAM fill, and the preset has no separate L2 latency. The whole GPU needs ``achievable DRAM bandwidth x
+  dram_latency`` bytes in flight to saturate DRAM (A100-80GB: 1835 GB/s x 500 ns = 918 kB, 8.5 kB per SM), so a
+  grid of few blocks with small pipelines cannot, however long each block runs. A wave whose memory time is set
+  by this cap rather than by its bandwidth share is reported as ``latency``-bound.
 - One DRAM latency is added per kernel (pipeline fill). A kernel never takes less than the launch overhead:
   launches are asynchronous, so a kernel shorter than the host's issue time leaves the GPU waiting.
 - Energy: FLOPs x energy per FLOP of the unit used (tensor or CUDA cores) + bytes x energy per bit at DRAM and L2.
@@ -66,6 +76,14 @@ class WaveTiming:
     memory_s: float
     waves: int
     occupancy: float
+    latency_limited: bool = False  # the memory time is set by the per-block Little's-law cap
+
+
+def block_bandwidth(target: GpuTarget, inflight_bytes: float) -> float:
+    """Little's law: the most bytes/s one thread block can stream with ``inflight_bytes`` outstanding, each load
+    taking the preset's ``dram_latency`` (bytes/s; unbounded if the preset has no latency)."""
+    latency = target.dram_latency.si
+    return inflight_bytes / latency if latency > 0 else math.inf
 
 
 def run_waves(target: GpuTarget, tiles: int, blocks_per_sm: int, threads_per_block: int, tile_flops: float,
@@ -74,38 +92,44 @@ def run_waves(target: GpuTarget, tiles: int, blocks_per_sm: int, threads_per_blo
     """Time of ``tiles`` identical thread blocks run in waves (see the module docstring).
 
     ``tile_flops`` are the FLOPs one block executes (padding included); ``sm_flops_per_s`` the calibrated rate of
-    one SM; ``tile_inflight_bytes`` the bytes one block keeps in flight (its pipeline stages).
+    one SM; ``tile_l2_bytes`` the bytes one block streams into shared memory (L2 hits and DRAM fills);
+    ``tile_inflight_bytes`` the bytes one block keeps in flight (see :func:`block_bandwidth`).
     """
     sms = target.sms
     slots = sms * blocks_per_sm
     full, rem = divmod(tiles, slots)
     dram_bw = target.achievable_dram_bandwidth
     l2_bw = target.l2_bandwidth.si
-    latency = target.dram_latency.si
-    cap = tile_inflight_bytes / latency if latency > 0 else math.inf
+    cap = block_bandwidth(target, tile_inflight_bytes)
+    streamed = max(tile_dram_bytes, tile_l2_bytes)
 
-    def wave(active: int) -> tuple[float, float, float]:
+    def wave(active: int) -> tuple[float, float, float, bool]:
         resident = min(blocks_per_sm, math.ceil(active / sms))
         compute = tile_flops * resident / sm_flops_per_s
-        memory = max(tile_dram_bytes / min(dram_bw / active, cap), tile_l2_bytes / (l2_bw / active))
-        return max(compute, memory), compute, memory
+        shared = max(tile_dram_bytes / (dram_bw / active), tile_l2_bytes / (l2_bw / active))
+        little = streamed / cap
+        return max(compute, shared, little), compute, max(shared, little), little > shared
 
     total = compute_s = memory_s = 0.0
+    limited = False
     for count, active in ((full, slots), (1 if rem else 0, rem)):
         if count:
-            t, c, m = wave(active)
+            t, c, m, lim = wave(active)
             total += count * t
             compute_s += count * c
             memory_s += count * m
+            limited = limited or (lim and m >= c)
     waves = full + (1 if rem else 0)
     threads = min(1.0, blocks_per_sm * threads_per_block / target.max_threads_per_sm.si)
     occupancy = threads * tiles / (waves * slots) if waves else 0.0
-    return WaveTiming(total, compute_s, memory_s, waves, occupancy)
+    return WaveTiming(total, compute_s, memory_s, waves, occupancy, limited)
 
 
 def finish(target: GpuTarget, name: str, body_s: float, compute_s: float, memory_s: float, flops: float,
-           dram_bytes: float, l2_bytes: float, occupancy: float, unit: str, detail: dict | None = None) -> KernelResult:
-    """Add the pipeline-fill latency and the launch floor to a kernel body and name the bound."""
+           dram_bytes: float, l2_bytes: float, occupancy: float, unit: str, detail: dict | None = None,
+           latency_limited: bool = False) -> KernelResult:
+    """Add the pipeline-fill latency and the launch floor to a kernel body and name the bound
+    (``latency_limited``: a memory-bound body whose rate is set by the blocks' bytes in flight, not by DRAM)."""
     latency = target.dram_latency.si
     busy = body_s + latency
     launch = target.launch_overhead.si
@@ -113,8 +137,10 @@ def finish(target: GpuTarget, name: str, body_s: float, compute_s: float, memory
         bound = "launch"
     elif latency >= max(compute_s, memory_s):
         bound = "latency"
+    elif compute_s >= memory_s:
+        bound = "compute"
     else:
-        bound = "compute" if compute_s >= memory_s else "memory"
+        bound = "latency" if latency_limited else "memory"
     return KernelResult(name, max(busy, launch), flops, dram_bytes, l2_bytes, bound, occupancy, unit, 1,
                         detail or {})
 
