@@ -106,6 +106,57 @@ def test_dask_local_cluster_matches_serial(tmp_path):
         assert r["energy_j"] == pytest.approx(by_id[r["point_id"]]["energy_j"], rel=1e-12)
 
 
+def test_scheduler_hands_out_every_point_once_grouped_by_workload():
+    from simulator.sweep.runner import _group_key, _Scheduler
+
+    sw = sweep_from_dict(spec(parameters={"channels.value": [2, 4, 8, 16, 32]}))
+    points = [sw.point(c) for c in sw.grid()]
+    sched = _Scheduler(points, workers=2, chunked=True)
+    first = [sched.next(), sched.next()]  # one chunk per worker, each from a different workload
+    assert _group_key(first[0][0]) != _group_key(first[1][0])
+    handed = [p for c in first for p in c]
+    for worker, chunk in zip(("a", "b"), first):
+        sched.observe(worker, chunk, [{"sim_s": 0.001} for _ in chunk])
+    switches = {"a": 0, "b": 0}
+    last = {"a": _group_key(first[0][0]), "b": _group_key(first[1][0])}
+    while True:
+        progressed = False
+        for worker in ("a", "b"):
+            chunk = sched.next(worker)
+            if not chunk:
+                continue
+            progressed = True
+            assert len({_group_key(p) for p in chunk}) == 1  # a chunk never mixes workloads
+            switches[worker] += _group_key(chunk[0]) != last[worker]
+            last[worker] = _group_key(chunk[0])
+            sched.observe(worker, chunk, [{"sim_s": 0.001} for _ in chunk])
+            handed += chunk
+        if not progressed:
+            break
+    assert sorted(p.point_id for p in handed) == sorted(p.point_id for p in points)
+    assert sum(switches.values()) <= 3  # 3 workloads over 2 workers: few switches, not one per chunk
+    assert _Scheduler(points, workers=2, chunked=False).next() == points[:1]
+
+
+def test_pool_chunks_match_serial_and_resume(tmp_path):
+    from simulator.sweep.runner import PoolExecutor
+
+    data = spec(parameters={"channels.value": [4, 8, 16]})
+    serial = run_sweep(sweep_from_dict(data), tmp_path / "serial", SerialExecutor(), progress=False)
+    ex = PoolExecutor(2)
+    try:
+        with pytest.raises(SweepInterrupted) as exc:
+            run_sweep(sweep_from_dict(data), tmp_path / "pool", ex, progress=False, interrupt_after=1)
+        assert 1 <= exc.value.done < 9  # whole chunks were committed, the rest was not
+        out = run_sweep(sweep_from_dict(data), tmp_path / "pool", ex, resume=True, progress=False)
+    finally:
+        ex.close()
+    assert out.computed == 9 - exc.value.done and out.cached == exc.value.done
+    assert [r["point_id"] for r in out.rows] == [r["point_id"] for r in serial.rows]  # the spec's order
+    for a, b in zip(out.rows, serial.rows):
+        assert {k: v for k, v in a.items() if k != "sim_s"} == {k: v for k, v in b.items() if k != "sim_s"}
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_pareto_front_matches_brute_force(seed):
     rng = random.Random(seed)

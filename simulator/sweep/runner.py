@@ -5,23 +5,33 @@ each workload (prefill or decode pass for a batch, length and precision) is buil
 hardware point that needs it. Validated targets are cached by their JSON too, so workload axes reuse them.
 
 Executors: ``serial`` (in-process, one worker), a local process pool (the default, one process per core) and a
-dask.distributed cluster (``--scheduler tcp://HOST:PORT``, or a ``Client`` from Python). The driver submits a
-bounded window of points, persists every result as it arrives, and on Ctrl-C cancels what has not started.
+dask.distributed cluster (``--scheduler tcp://HOST:PORT``, or a ``Client`` from Python). A task is a chunk of
+points evaluated in order by one worker (:func:`evaluate_chunk`); the driver keeps one chunk per worker in flight,
+persists a chunk's rows (one commit) as soon as it returns, and on Ctrl-C cancels what has not started.
+
+Grid and random runs are scheduled by workload (:class:`_Scheduler`): the points sharing a workload (model, phase,
+batch, lengths, precision) form a group, a worker keeps drawing chunks from the group it is on and moves to a
+group nobody has started when its own runs out, so each workload is built by about one worker instead of all of
+them. Chunks are sized from the measured time per point (about :data:`CHUNK_TARGET_S` of work each, smaller
+towards the end), so a task's IPC and commit cost is spread over many points while Ctrl-C loses little.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import json
 import math
 import os
 import queue
 import random
 import signal
+import statistics
 import sys
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,24 +131,35 @@ def evaluate(point: Point) -> dict[str, Any]:
     return row
 
 
+def evaluate_chunk(points: list[Point]) -> tuple[int, list[dict[str, Any]]]:
+    """Simulate points in order in one worker; returns (the worker's process id, their rows)."""
+    return os.getpid(), [evaluate(p) for p in points]
+
+
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Executor:
-    """Runs :func:`evaluate` on points; every finished future is put on ``self.done``."""
+    """Runs :func:`evaluate_chunk` on chunks of points; every finished future is put on ``self.done``.
+
+    ``chunked``: whether chunks of more than one point are worth it (IPC per task); ``prefetch``: chunks in flight
+    per worker.
+    """
 
     workers = 1
+    chunked = True
+    prefetch = 1
 
     def __init__(self) -> None:
         self.done: queue.Queue = queue.Queue()
 
-    def submit(self, point: Point) -> Any:
-        """Start evaluating a point; returns a future."""
+    def submit(self, points: list[Point]) -> Any:
+        """Start evaluating a chunk of points; returns a future."""
         raise NotImplementedError
 
-    def result(self, future: Any) -> dict[str, Any]:
-        """The row of a finished future."""
+    def result(self, future: Any) -> tuple[Any, list[dict[str, Any]]]:
+        """(worker id, rows) of a finished future."""
         return future.result()
 
     def cancel(self, futures: list[Any]) -> None:
@@ -151,12 +172,15 @@ class Executor:
 
 
 class SerialExecutor(Executor):
-    """Evaluates in the calling process, one point at a time."""
+    """Evaluates in the calling process, one point at a time (no IPC to save, so no chunks: Ctrl-C loses at most
+    the point being simulated)."""
 
-    def submit(self, point: Point) -> Any:
+    chunked = False
+
+    def submit(self, points: list[Point]) -> Any:
         """Evaluate now; the returned future is already done."""
         f: cf.Future = cf.Future()
-        f.set_result(evaluate(point))
+        f.set_result(evaluate_chunk(points))
         self.done.put(f)
         return f
 
@@ -172,9 +196,9 @@ class PoolExecutor(Executor):
         ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
 
-    def submit(self, point: Point) -> Any:
-        """Send a point to the pool."""
-        f = self.pool.submit(evaluate, point)
+    def submit(self, points: list[Point]) -> Any:
+        """Send a chunk of points to the pool."""
+        f = self.pool.submit(evaluate_chunk, points)
         f.add_done_callback(self.done.put)
         return f
 
@@ -196,15 +220,18 @@ class DaskExecutor(Executor):
         except OSError as exc:
             raise HwsimError(f"--scheduler {scheduler}: cannot reach the dask scheduler ({exc})") from None
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+        self.prefetch = 2  # hide the scheduler's round trip
+        self._seq = itertools.count()
 
-    def submit(self, point: Point) -> Any:
-        """Send a point to the cluster."""
-        f = self.client.submit(evaluate, point, key=f"hwsim-point-{point.point_id}", pure=False)
+    def submit(self, points: list[Point]) -> Any:
+        """Send a chunk of points to the cluster."""
+        key = f"hwsim-points-{points[0].point_id}-{len(points)}-{next(self._seq)}"
+        f = self.client.submit(evaluate_chunk, points, key=key, pure=False)
         f.add_done_callback(self.done.put)
         return f
 
-    def result(self, future: Any) -> dict[str, Any]:
-        """The row of a finished dask future."""
+    def result(self, future: Any) -> tuple[Any, list[dict[str, Any]]]:
+        """(worker id, rows) of a finished dask future."""
         return future.result()
 
     def close(self) -> None:
@@ -244,6 +271,7 @@ class SweepOutcome:
     strategy: str
     workers: int
     param_columns: list[str] = field(default_factory=list)
+    warm_s: float = 0.0  # of elapsed_s: loading the models in the driver before the workers start
 
     @property
     def points_per_s(self) -> float:
@@ -251,27 +279,35 @@ class SweepOutcome:
         return self.computed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+CHUNK_TARGET_S = 0.1  # seconds of simulation per chunk (pool and dask executors)
+MAX_CHUNK = 64  # points per chunk at most
+FIRST_CHUNK = 2  # points per chunk before any point has been timed
+
+
 class _Driver:
-    """Submits points, persists results as they arrive, updates the progress bar."""
+    """Submits chunks of points, persists their rows as they arrive, updates the progress bar."""
 
     def __init__(self, store: Store, executor: Executor, sweep: Sweep, bar: Any,
-                 interrupt_after: int | None) -> None:
+                 interrupt_after: int | None, window: int | None = None) -> None:
         self.store, self.executor, self.sweep, self.bar = store, executor, sweep, bar
-        self.pending: dict[Any, Point] = {}
+        self.pending: dict[Any, list[Point]] = {}
         self.inflight: dict[str, Any] = {}
         self.computed = 0
         self.interrupt_after = interrupt_after
-        self.window = max(4, executor.workers * 4)
+        self.window = window or executor.workers * executor.prefetch
 
-    def submit(self, point: Point) -> None:
-        if point.point_id in self.inflight:
+    def submit(self, points: list[Point]) -> None:
+        """Send a chunk (points already in flight are left out)."""
+        points = [p for p in points if p.point_id not in self.inflight]
+        if not points:
             return
-        f = self.executor.submit(point)
-        self.pending[f] = point
-        self.inflight[point.point_id] = f
+        f = self.executor.submit(points)
+        self.pending[f] = points
+        for p in points:
+            self.inflight[p.point_id] = f
 
-    def collect(self) -> tuple[Point, dict[str, Any]]:
-        """Wait for the next finished point and persist it."""
+    def wait(self) -> tuple[Any, list[Point], list[dict[str, Any]]]:
+        """Wait for the next finished chunk: (worker id, its points, their rows), not persisted yet."""
         while True:
             try:
                 f = self.executor.done.get(timeout=0.25)
@@ -279,15 +315,82 @@ class _Driver:
                 continue
             if f in self.pending:
                 break
-        point = self.pending.pop(f)
-        self.inflight.pop(point.point_id, None)
-        row = self.executor.result(f)
-        self.store.put(point.describe(), row)
-        self.computed += 1
-        self.bar.update(1)
+        points = self.pending.pop(f)
+        for p in points:
+            self.inflight.pop(p.point_id, None)
+        worker, rows = self.executor.result(f)
+        return worker, points, rows
+
+    def persist(self, points: list[Point], rows: list[dict[str, Any]]) -> None:
+        """Store a chunk's rows (one commit); stops the run once ``interrupt_after`` points are computed."""
+        self.store.put_many([(p.describe(), r) for p, r in zip(points, rows)])
+        self.computed += len(rows)
+        self.bar.update(len(rows))
         if self.interrupt_after is not None and self.computed >= self.interrupt_after:
             raise KeyboardInterrupt
-        return point, row
+
+    def collect(self) -> list[tuple[Point, dict[str, Any]]]:
+        """Wait for the next finished chunk and persist it."""
+        _, points, rows = self.wait()
+        self.persist(points, rows)
+        return list(zip(points, rows))
+
+
+def _group_key(p: Point) -> tuple:
+    """What a worker caches across points (see :class:`_CachedModel`): the model and the workload."""
+    return (p.model, p.model_hash, tuple(sorted(p.dims.items())), json.dumps(p.workload, sort_keys=True),
+            json.dumps(p.options, sort_keys=True, default=str))
+
+
+class _Scheduler:
+    """Chunks of points for the workers, grouped by workload so that each worker builds few workloads.
+
+    A worker is known by the id its chunks return with. It gets its next chunk from the group it is on; when that
+    is empty, from a group no worker has started; at the end, from the largest group left. Chunk sizes aim at
+    :data:`CHUNK_TARGET_S` of work from the median measured time per point, and shrink so that what is left is
+    spread over all workers.
+    """
+
+    def __init__(self, points: list[Point], workers: int, chunked: bool) -> None:
+        self.groups: dict[tuple, deque[Point]] = {}
+        for p in points:
+            self.groups.setdefault(_group_key(p), deque()).append(p)
+        self.remaining = len(points)
+        self.workers = workers
+        self.chunked = chunked
+        self.started: set[tuple] = set()
+        self.on: dict[Any, tuple] = {}  # worker id -> the group it is on
+        self.times: deque[float] = deque(maxlen=64)
+
+    def observe(self, worker: Any, points: list[Point], rows: list[dict[str, Any]]) -> None:
+        """Learn from a returned chunk: which group that worker is on, and how long points take."""
+        if points:
+            self.on[worker] = _group_key(points[-1])
+        self.times.extend(r["sim_s"] for r in rows if isinstance(r.get("sim_s"), float))
+
+    def size(self) -> int:
+        """Points for the next chunk."""
+        if not self.chunked:
+            return 1
+        n = FIRST_CHUNK if not self.times else int(CHUNK_TARGET_S / max(statistics.median(self.times), 1e-6))
+        return max(1, min(n, MAX_CHUNK, math.ceil(self.remaining / (2 * self.workers))))
+
+    def next(self, worker: Any = None) -> list[Point]:
+        """The next chunk, for ``worker`` when known (empty when every point has been handed out)."""
+        key = self.on.get(worker) if worker is not None else None
+        if key is None or not self.groups.get(key):
+            fresh = [k for k, q in self.groups.items() if q and k not in self.started]
+            left = [k for k, q in self.groups.items() if q]
+            if not left:
+                return []
+            key = fresh[0] if fresh else max(left, key=lambda k: len(self.groups[k]))
+        self.started.add(key)
+        if worker is not None:
+            self.on[worker] = key
+        group = self.groups[key]
+        chunk = [group.popleft() for _ in range(min(self.size(), len(group)))]
+        self.remaining -= len(chunk)
+        return chunk
 
 
 def _objective_values(sweep: Sweep, row: dict[str, Any]) -> list[float] | None:
@@ -298,18 +401,26 @@ def _objective_values(sweep: Sweep, row: dict[str, Any]) -> list[float] | None:
 
 
 def _run_points(driver: _Driver, points: list[Point], todo: set[str]) -> None:
-    it = iter(p for p in points if p.point_id in todo)
-    exhausted = False
-    while True:
-        while not exhausted and len(driver.pending) < driver.window:
-            p = next(it, None)
-            if p is None:
-                exhausted = True
-                break
-            driver.submit(p)
-        if not driver.pending:
-            return
-        driver.collect()
+    sched = _Scheduler([p for p in points if p.point_id in todo], driver.executor.workers,
+                       driver.executor.chunked)
+    while len(driver.pending) < driver.window:
+        chunk = sched.next()
+        if not chunk:
+            break
+        driver.submit(chunk)
+    while driver.pending:
+        worker, done, rows = driver.wait()
+        try:
+            sched.observe(worker, done, rows)
+            # refill first, so the worker that just finished (the idle one) picks up a chunk of its own group
+            while len(driver.pending) < driver.window:
+                chunk = sched.next(worker)
+                if not chunk:
+                    break
+                driver.submit(chunk)
+                worker = None
+        finally:
+            driver.persist(done, rows)
 
 
 def _run_optuna(driver: _Driver, sweep: Sweep, trials: int, strategy: str, seed: int, resume: bool) -> None:
@@ -383,20 +494,21 @@ def _run_optuna(driver: _Driver, sweep: Sweep, trials: int, strategy: str, seed:
                 driver.bar.update(1)
                 continue
             waiting.setdefault(p.point_id, []).append(trial)
-            driver.submit(p)
+            driver.submit([p])
         if not driver.pending:
             break
-        point, row = driver.collect()
-        for i, t in enumerate(waiting.pop(point.point_id, [])):
-            finish(t, row)
-            if i:  # the same point asked twice while in flight: one computation, two trials
-                driver.bar.update(1)
+        for point, row in driver.collect():
+            for i, t in enumerate(waiting.pop(point.point_id, [])):
+                finish(t, row)
+                if i:  # the same point asked twice while in flight: one computation, two trials
+                    driver.bar.update(1)
 
 
 def _warm(executor: Executor, points: list[Point]) -> None:
     """Load each model (and the simulator's modules) in the driver before a forking pool starts its workers, so
-    that every worker inherits them instead of importing the same graph again."""
-    if not isinstance(executor, PoolExecutor) or not points:
+    that every worker inherits them instead of importing the same graph again (in-process, the driver is the
+    worker: loading up front only moves that time before the first point)."""
+    if not isinstance(executor, (PoolExecutor, SerialExecutor)) or not points:
         return
     import simulator.simulate  # noqa: F401 - imported for the forked workers
 
@@ -431,6 +543,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
     run_id = store.start_run(sweep.spec_hash)
     start = time.perf_counter()
     cached = 0
+    warm_s = 0.0
     bar = None
     status = "failed"
     try:
@@ -453,13 +566,16 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
             bar = tqdm(total=total, initial=cached, unit="pt", desc=f"sweep {sweep.spec.name}", file=sys.stderr,
                        disable=not progress, smoothing=0.1, dynamic_ncols=True)
             driver = _Driver(store, executor, sweep, bar, interrupt_after)
+            warm_start = time.perf_counter()
             _warm(executor, [p for p in points if p.point_id in todo])
+            warm_s = time.perf_counter() - warm_start
             _run_points(driver, points, todo)
         elif strategy in ("nsga2", "tpe"):
             total = trials
             bar = tqdm(total=total, unit="trial", desc=f"{strategy} {sweep.spec.name}", file=sys.stderr,
                        disable=not progress, smoothing=0.1, dynamic_ncols=True)
-            driver = _Driver(store, executor, sweep, bar, interrupt_after)
+            # one point per task: the sampler asks for trials one at a time and learns from each result
+            driver = _Driver(store, executor, sweep, bar, interrupt_after, window=max(4, executor.workers * 4))
             _run_optuna(driver, sweep, trials, strategy, sweep.spec.seed, resume)
             cached = trials - driver.computed
         else:
@@ -482,4 +598,4 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
         store.close()
     computed = driver.computed
     return SweepOutcome(rows, total, computed, cached, elapsed, strategy, executor.workers,
-                        [k.removeprefix("param:") for k in sweep.axes if k.startswith("param:")])
+                        [k.removeprefix("param:") for k in sweep.axes if k.startswith("param:")], warm_s)

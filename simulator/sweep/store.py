@@ -1,8 +1,9 @@
 """The result store: an embedded SQLite file keyed by ``point_id``.
 
-Every finished point is written (and committed) as soon as it completes, so a killed sweep loses nothing it had
-finished. Results are a pure function of the point (model content, resolved target, workload, options), so any
-sweep sharing the store reuses them. ``members`` records which points belong to which spec, for the outputs.
+Every finished point is written (and committed) as soon as the task that computed it returns (one point, or a
+small chunk of points evaluated by one worker), so a killed sweep loses nothing it had received. Results are a
+pure function of the point (model content, resolved target, workload, options), so any sweep sharing the store
+reuses them. ``members`` records which points belong to which spec, for the outputs.
 """
 
 from __future__ import annotations
@@ -86,6 +87,14 @@ class Store:
         """Persist one finished point (committed at once)."""
         self.db.execute("INSERT OR REPLACE INTO points (point_id, created, point, result) VALUES (?, ?, ?, ?)",
                         (point["point_id"], time.time(), json.dumps(point), json.dumps(result)))
+        self.db.commit()
+
+    def put_many(self, items: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Persist finished points (point description, result row) in one transaction (committed at once)."""
+        now = time.time()
+        self.db.executemany("INSERT OR REPLACE INTO points (point_id, created, point, result) VALUES (?, ?, ?, ?)",
+                            [(point["point_id"], now, json.dumps(point), json.dumps(result))
+                             for point, result in items])
         self.db.commit()
 
     def add_members(self, spec_hash: str, point_ids: Iterable[str]) -> None:
