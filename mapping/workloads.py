@@ -235,7 +235,12 @@ class Model:
         bound = bind(self.graph, bindings)
         ops = self._cost(bound, precision, kv_operands=False)
         kv_tokens = seq
-        return Workload(self.path, "prefill", batch, prompt_len, 0, bindings, precision, ops,
+        tokens = prompt_len
+        if not any(kind in ("seq", "prompt") for kind in self._dim_kind.values()):
+            # a fixed-length graph (ViT: patches + [CLS]): the tokens are the attention's query rows, not --seq
+            score = next((o for o in ops if o.role == "score" and o.matmul is not None), None)
+            tokens = score.matmul.m if score is not None else 1
+        return Workload(self.path, "prefill", batch, tokens, 0, bindings, precision, ops,
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
                         self.params, self.weight_bytes(precision), self.ir)

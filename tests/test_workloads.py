@@ -77,3 +77,9 @@ def test_precision_names(text: str, expected: str) -> None:
 def test_unknown_precision_names_the_flag() -> None:
     with pytest.raises(HwsimError, match="--weights: unknown precision 'fp5'"):
         parse_precision("fp5", "--weights")
+
+
+def test_fixed_length_graph_counts_its_own_tokens() -> None:
+    # ViT 32x32 image, patch 8: 16 patches + [CLS] = 17 tokens whatever --seq says
+    work = Model(str(FIXTURES / "vit_ts.onnx")).prefill(batch=2, prompt_len=128)
+    assert work.seq == 17 and work.tokens == 34
