@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import re
 import shlex
@@ -57,12 +56,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the calibration format lives in hwsim (standard library only)
+from hardware.gpu.calibration import KINDS, MEASUREMENT_KEYS, SCHEMA, validate_document  # noqa: E402, F401
+
 CALIBRATION_DIR = ROOT / "hardware" / "calibration"
-SCHEMA = "hwsim-gpu-calibration/1"
-KINDS = ("gemm", "copy", "launch", "attention_prefill", "attention_decode", "decode_step")
 GROUPS = ("gemm", "copy", "launch", "attention", "decode")
-#: Required keys of every measurement (``skipped`` ones carry ``skipped`` instead of the timings).
-MEASUREMENT_KEYS = ("kind", "name", "dtype", "shape", "median_s", "min_s", "max_s", "repeats")
 
 #: (k, n) of the weight GEMMs of the decode models: name -> list of (label, k, n).
 MODEL_GEMMS = {
@@ -200,28 +198,6 @@ def calibration_document(device: dict[str, Any], command: str, settings: dict[st
             **(versions or {}), "command": command, "settings": settings, "dry_run": dry_run,
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
             "measurements": measurements}
-
-
-def validate_document(doc: dict[str, Any]) -> list[str]:
-    """Problems with a calibration document (empty list: valid)."""
-    problems = []
-    if doc.get("schema") != SCHEMA:
-        problems.append(f"schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
-    if not isinstance(doc.get("device"), dict) or not doc["device"].get("name"):
-        problems.append("device.name missing")
-    for i, m in enumerate(doc.get("measurements") or []):
-        missing = [k for k in MEASUREMENT_KEYS if k not in m]
-        if missing:
-            problems.append(f"measurement {i}: missing {', '.join(missing)}")
-        elif m["kind"] not in KINDS:
-            problems.append(f"measurement {i}: unknown kind {m['kind']!r}")
-        elif m["median_s"] is None and not m.get("skipped"):
-            problems.append(f"measurement {i}: no timing and no 'skipped' reason")
-        elif m["median_s"] is not None and not (m["median_s"] > 0 and math.isfinite(m["median_s"])):
-            problems.append(f"measurement {i}: median_s must be a positive number")
-    if not doc.get("measurements"):
-        problems.append("no measurements")
-    return problems
 
 
 def table(measurements: list[dict[str, Any]]) -> str:

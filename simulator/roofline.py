@@ -37,11 +37,9 @@ from typing import Any
 from hardware.errors import HwsimError
 from hardware.gpu.spec import TENSOR_DTYPES
 from hardware.targets import TargetBase
-from mapping.op_costs import OpCost
+from mapping.gpu.mapper import block_runs
 from mapping.workloads import Model, Workload
 from simulator.simulate import SimulationResult, default_precision
-
-FREE = {"view", "folded"}  # as mapping/gpu/mapper.py: these ops cost nothing and form no kernel
 
 
 @dataclass
@@ -68,16 +66,8 @@ class RooflinePoint:
 
 def kernel_flops(workload: Workload) -> dict[str, float]:
     """Useful FLOPs per GPU kernel name of ``workload``, grouped as ``mapping.gpu.mapper`` groups ops."""
-    runs: list[tuple[str, str, list[OpCost]]] = []
-    for op in workload.ops:
-        if op.category in FREE:
-            continue
-        if runs and runs[-1][0] == op.block:
-            runs[-1][2].append(op)
-        else:
-            runs.append((op.block, op.block_kind, [op]))
     flops: dict[str, float] = defaultdict(float)
-    for block, kind, ops in runs:
+    for block, kind, ops in block_runs(workload.ops):
         label = block or "other"
         gemms = [o for o in ops if o.matmul is not None and o.matmul.weight_operand]
         rest = [o for o in ops if o not in gemms]

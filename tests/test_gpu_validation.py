@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from hardware.gpu import calibration
 from hardware.gpu.gemm import gemm
 from hardware.gpu.kernels import memory_bound
 from hardware.targets import load_target
@@ -138,7 +139,7 @@ def test_measure_grids_and_schema():
     assert set(gm.model_configs()) == set(validation.DECODE_MODELS)
     assert gm.file_name("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3.json"
     assert gm.preset_for("NVIDIA H100 PCIe") == "h100-pcie" and gm.preset_for("NVIDIA A100-SXM4-80GB") == "a100-80gb"
-    assert gm.SCHEMA == validation.SCHEMA and gm.KINDS == validation.KINDS
+    assert gm.SCHEMA == calibration.SCHEMA and gm.KINDS == calibration.KINDS  # one definition, shared
 
     row = gm.measurement("gemm", "g", "fp16", {"m": 1}, [3e-6, 1e-6, 2e-6], flops=4e6, bytes=2e3)
     assert row["median_s"] == 2e-6 and row["min_s"] == 1e-6 and row["repeats"] == 3

@@ -55,7 +55,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: dict | None = N
     tf32 = str(options.get("tf32", "false")).lower() in ("1", "true", "yes", "on")
     ctx = _Context(workload, target, tp, attention, tf32, options.get("kv_heads"))
     tasks: list[Task] = []
-    for block, kind, ops in _blocks(workload.ops):
+    for block, kind, ops in block_runs(workload.ops):
         for result in ctx.kernels(block, kind, ops):
             if result.launches == 0:
                 continue
@@ -70,7 +70,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: dict | None = N
     return Program([Resource("gpu", 1, target.idle_power.si * tp)], tasks)
 
 
-def _blocks(ops: Iterable[OpCost]) -> list[tuple[str, str, list[OpCost]]]:
+def block_runs(ops: Iterable[OpCost]) -> list[tuple[str, str, list[OpCost]]]:
     """Runs of consecutive costed ops of the same block (ops outside any block form their own runs)."""
     runs: list[tuple[str, str, list[OpCost]]] = []
     for op in ops:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, naive_decode
+from hardware.gpu.calibration import validate_document as calibration_problems
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import memory_bound
 from hardware.gpu.spec import GpuTarget
@@ -42,9 +43,6 @@ from simulator.simulate import simulate
 ROOT = Path(__file__).resolve().parents[2]
 CALIBRATION_DIR = ROOT / "hardware" / "calibration"
 EXAMPLES = ROOT / "examples"
-SCHEMA = "hwsim-gpu-calibration/1"  # must match benchmarks/gpu_measure.py
-MEASUREMENT_KEYS = ("kind", "name", "dtype", "shape", "median_s", "min_s", "max_s", "repeats")
-KINDS = ("gemm", "copy", "launch", "attention_prefill", "attention_decode", "decode_step")
 PRESET_BY_NAME = (
     (r"H100.*PCIe", "h100-pcie"), (r"H100", "h100-sxm"), (r"H200", "h200"), (r"A100.*80", "a100-80gb"),
     (r"A100", "a100-40gb"), (r"V100", "v100"), (r"L4\b", "l4"), (r"T4\b", "t4"), (r"4090", "rtx4090"),
@@ -111,28 +109,6 @@ def category_stats(rows: Iterable[Comparison]) -> dict[str, dict[str, float]]:
 
 
 # -- (a) calibration files ---------------------------------------------------------------------------------------------
-def calibration_problems(doc: dict[str, Any]) -> list[str]:
-    """Schema problems of a calibration document (empty: valid); same rules as benchmarks/gpu_measure.py."""
-    problems = []
-    if doc.get("schema") != SCHEMA:
-        problems.append(f"schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
-    if not isinstance(doc.get("device"), dict) or not doc["device"].get("name"):
-        problems.append("device.name missing")
-    for i, m in enumerate(doc.get("measurements") or []):
-        missing = [k for k in MEASUREMENT_KEYS if k not in m]
-        if missing:
-            problems.append(f"measurement {i}: missing {', '.join(missing)}")
-        elif m["kind"] not in KINDS:
-            problems.append(f"measurement {i}: unknown kind {m['kind']!r}")
-        elif m["median_s"] is None and not m.get("skipped"):
-            problems.append(f"measurement {i}: no timing and no 'skipped' reason")
-        elif m["median_s"] is not None and not (m["median_s"] > 0 and math.isfinite(m["median_s"])):
-            problems.append(f"measurement {i}: median_s must be a positive number")
-    if not doc.get("measurements"):
-        problems.append("no measurements")
-    return problems
-
-
 def preset_for(doc: dict[str, Any]) -> str | None:
     """The hwsim preset of a calibration file: its ``hwsim_target``, else guessed from the device name."""
     if doc.get("hwsim_target"):
