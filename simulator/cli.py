@@ -139,7 +139,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.argument("model_path", metavar="MODEL.onnx")
 @click.option("--target", "target_name", required=True, metavar="PRESET|FILE.yaml",
               help="A bundled preset (see `hwsim targets`) or a preset file.")
-@click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default="generate", show_default=True)
+@click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default=None,
+              help="[default: generate for models with a causal decoder, else prefill (one forward pass)]")
 @click.option("--batch", default=1, show_default=True, type=int)
 @click.option("--prompt-len", default=32, show_default=True, type=int, help="Prompt tokens (decode: cached context).")
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
@@ -155,7 +156,7 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--plot-roofline", "roofline_out", metavar="OUT.png",
               help="Write every kernel of the run on the target's roofline (GPU targets).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(model_path: str, target_name: str, phase: str, batch: int, prompt_len: int, gen_len: int, mode: str,
+def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
              tp: int, sets: tuple[str, ...], dims: tuple[str, ...], weights: str | None, activations: str | None,
              kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
              roofline_out: str | None, quiet: bool) -> None:
@@ -171,6 +172,8 @@ def simulate(model_path: str, target_name: str, phase: str, batch: int, prompt_l
     precision = make_precision(weights, activations, kv_cache)
     target = load_target(target_name)
     model = Model(model_path, _parse_dims(dims))
+    if phase is None:
+        phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") else "prefill"
     options = {"mode": mode, "tp": tp, **_parse_sets(sets)}
     total = 1 + (gen_len - 1 if phase == "generate" else 0)
     show = not quiet and total > 1 and sys.stderr.isatty()
