@@ -20,8 +20,9 @@ from pathlib import Path
 from hardware.targets import load_target
 from mapping.fpga.hls import csim, emitted_reuse, write_project
 from mapping.fpga.pipeline import PipelineEstimate, estimate
+from simulator.validation import checkout_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout_root()
 MODEL = ROOT / "examples" / "jet_tagger.onnx"
 PART = "xcvu13p-fhga2104-2L-e"
 CLOCK_NS = 5.0

@@ -39,8 +39,9 @@ from hardware.targets import load_target, to_dict
 from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
+from simulator.validation import checkout_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout_root()
 CALIBRATION_DIR = ROOT / "hardware" / "calibration"
 EXAMPLES = ROOT / "examples"
 PRESET_BY_NAME = (

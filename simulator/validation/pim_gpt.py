@@ -18,8 +18,9 @@ from hardware.targets import load_target
 from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import SimulationResult, simulate
+from simulator.validation import checkout_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout_root()
 #: GPT-2 S/M/L/XL and GPT-3 Small/Medium/Large/XL shapes: our reading of "8 GPT models up to 1.4B parameters".
 MODELS = ["gpt2", "gpt3-small", "gpt2-medium", "gpt3-medium", "gpt2-large", "gpt3-large", "gpt3-xl", "gpt2-xl"]
 PAPER_SPEEDUP = (41.0, 137.0)
