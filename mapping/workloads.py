@@ -137,6 +137,15 @@ class Model:
             if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
                 kind = "prompt"
             self._dim_kind[name] = kind
+        flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context"}
+        for name in self.user_dims:
+            if name not in symbolic:
+                known = ", ".join(symbolic) or "none"
+                raise HwsimError(f"--dim {name}: {path} has no symbolic dimension '{name}' (its dimensions: {known})")
+            decoder_length = self._dim_kind[name] == "seq" and self.ir.architecture == "encoder-decoder"
+            if self._dim_kind[name] in flags and not decoder_length:  # no flag sets an encoder-decoder's decoder length
+                raise HwsimError(f"--dim {name}: this dimension is the {self._dim_kind[name]} length; set it with "
+                                 f"{flags[self._dim_kind[name]]} so that every count follows it")
         self.params = sum(self._numel(t) for t in self.graph.weight_names)
 
     def _numel(self, name: str) -> int:
@@ -226,10 +235,19 @@ class Model:
             ops.append(c)
         return ops
 
+    def _check_positions(self, tokens: int, what: str) -> None:
+        """A learned position table bounds the sequence: refuse what the real model could not run."""
+        rows = [b.attrs["rows"] for b in self.ir.blocks if b.kind == "embedding" and b.attrs.get("kind") == "position"
+                and b.attrs.get("dim") == self.ir.d_model]  # not T5's relative-bias buckets (one column per head)
+        if rows and tokens > min(rows):
+            raise HwsimError(f"{self.path}: {what} of {tokens} tokens exceeds the model's learned position table "
+                             f"({min(rows)} positions)")
+
     def prefill(self, batch: int, prompt_len: int, precision: Precision | None = None) -> Workload:
         """The forward pass over a prompt of ``prompt_len`` tokens (the whole input for encoder-only models)."""
         precision = precision or Precision()
         _positive(batch=batch, prompt_len=prompt_len)
+        self._check_positions(prompt_len, "a prompt")
         seq = 1 if self.ir.architecture == "encoder-decoder" else prompt_len
         bindings = self.bindings(batch, seq, 0, prompt=prompt_len)
         bound = bind(self.graph, bindings)
@@ -252,6 +270,7 @@ class Model:
         _positive(batch=batch)
         if context < 0:
             raise HwsimError(f"context must be >= 0, got {context}")
+        self._check_positions(context + 1, "a context")
         if self.ir.architecture in ("encoder-only", "none"):
             raise HwsimError(
                 f"{self.path}: the decode phase needs a model with causal self-attention (a decoder); this graph "

@@ -66,12 +66,14 @@ def _parse_dims(values: tuple[str, ...]) -> dict[str, int]:
     return dims
 
 
-def precision_options(func: Callable) -> Callable:
-    """The --weights/--activations/--kv-cache precision overrides."""
-    for name, help_ in (("kv_cache", "KV cache"), ("activations", "activations"), ("weights", "weights")):
-        func = click.option(f"--{name.replace('_', '-')}", name, metavar="P",
-                            help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4 (default: the model's).")(func)
-    return func
+def precision_options(default: str) -> Callable[[Callable], Callable]:
+    """The --weights/--activations/--kv-cache precision overrides (``default`` says what applies without them)."""
+    def add(func: Callable) -> Callable:
+        for name, help_ in (("kv_cache", "KV cache"), ("activations", "activations"), ("weights", "weights")):
+            func = click.option(f"--{name.replace('_', '-')}", name, metavar="P",
+                                help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4 (default: {default}).")(func)
+        return func
+    return add
 
 
 def make_precision(weights: str | None, activations: str | None, kv_cache: str | None) -> Precision:
@@ -91,7 +93,7 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
 @click.option("--context", default=None, type=int, help="Tokens in the KV cache before a decode step "
               "[default: --seq].")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
-@precision_options
+@precision_options("the model's")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--ops", "show_ops", is_flag=True, help="Also list every costed op.")
 def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | None, dims: tuple[str, ...],
@@ -121,8 +123,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
             raise HwsimError(f"--set '{text}': expected KEY=VALUE, e.g. --set attention=lean")
         low = value.lower()
         parsed: object = value
-        if low in ("true", "false"):
-            parsed = low == "true"
+        if low in ("true", "false", "yes", "no", "on", "off"):
+            parsed = low in ("true", "yes", "on")
         else:
             try:
                 parsed = int(value)
@@ -149,7 +151,7 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option, e.g. attention=lean.")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
-@precision_options
+@precision_options("the target's native format: bf16 on PIM, fp16 on GPUs and FPGAs")
 @click.option("--json", "json_out", metavar="OUT.json", help="Write the full result as JSON.")
 @click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Chrome/Perfetto trace.")
 @click.option("--plot", "plot_out", metavar="OUT.png", help="Write a latency/energy breakdown figure.")
@@ -169,6 +171,9 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
         if value < 1:
             raise HwsimError(f"{name} must be >= 1, got {value}")
+    for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out), ("--plot-roofline", roofline_out)):
+        if out and not Path(out).resolve().parent.is_dir():
+            raise HwsimError(f"{flag} {out}: folder {Path(out).resolve().parent} does not exist")
     precision = make_precision(weights, activations, kv_cache)
     target = load_target(target_name)
     model = Model(model_path, _parse_dims(dims))
@@ -199,7 +204,9 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         click.echo(f"wrote {json_out}")
     if trace_out:
         write_trace(result, trace_out)
-        click.echo(f"wrote {trace_out} (open in https://ui.perfetto.dev or chrome://tracing)")
+        steps = sum(p.passes for p in result.phases if p.name == "decode")
+        shown = " and the first 4 decode steps" if steps > 4 else ""
+        click.echo(f"wrote {trace_out}: prefill{shown} (open in https://ui.perfetto.dev or chrome://tracing)")
     if plot_out:
         write_plot(result, plot_out)
         click.echo(f"wrote {plot_out}")

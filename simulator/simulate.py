@@ -16,7 +16,7 @@ from hardware.errors import HwsimError
 from hardware.targets import TargetBase, to_dict
 from mapping.op_costs import Precision
 from mapping.workloads import Model, Workload
-from simulator.backends import NATIVE_DTYPE, mapper_for
+from simulator.backends import NATIVE_DTYPE, OPTIONS, mapper_for
 from simulator.engine import RunResult, TaskRecord, run
 
 
@@ -145,6 +145,29 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
             row["energy_j"] += idle * per_s
 
 
+def _check_options(target: TargetBase, model: Model, options: dict[str, Any]) -> None:
+    """Refuse options the target's mapper would ignore, and tensor parallelism it cannot do."""
+    known = OPTIONS.get(target.kind, {})
+    for key in options:
+        if key.startswith("_") or key in ("mode", "tp"):
+            continue
+        if key not in known:
+            listed = ", ".join(f"{k} ({v})" for k, v in known.items() if k not in ("mode", "tp")) or "none"
+            raise HwsimError(f"--set {key}: not an option of {target.kind} targets; options: {listed}")
+    tp = int(options.get("tp", 1) or 1)
+    if tp < 1:
+        raise HwsimError(f"--tp must be >= 1, got {tp}")
+    if tp > 1 and "tp" not in known:
+        raise HwsimError(f"--tp {tp}: {target.kind} targets have no tensor parallelism; drop --tp")
+    heads = model.ir.heads
+    if tp > 1 and heads and heads % tp:
+        raise HwsimError(f"--tp {tp}: the model's {heads} attention heads do not split evenly over {tp} GPUs")
+    if "refresh" in options and not isinstance(options["refresh"], bool):
+        raise HwsimError(f"--set refresh={options['refresh']}: use true or false")
+    if options.get("mode", "fast") not in ("fast", "command"):
+        raise HwsimError(f"mode {options['mode']!r}: use fast or command")
+
+
 def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_len: int, gen_len: int,
              precision: Precision, options: dict[str, Any] | None = None,
              progress: Callable[[int, int], None] | None = None, trace_steps: int = 4) -> SimulationResult:
@@ -157,14 +180,23 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
         raise HwsimError(f"{model.path}: phase '{phase}' needs a model with a causal decoder; this graph is "
                          f"{model.ir.architecture}: use --phase prefill")
     mapper = mapper_for(target.kind)
+    _check_options(target, model, options)
     precision = default_precision(target, precision)
+    if target.kind == "pim":
+        native = getattr(getattr(target, "mac", None), "dtype", "bfloat16")
+        for field_name, flag in (("weights", "--weights"), ("activations", "--activations"), ("kv_cache", "--kv-cache")):
+            chosen = getattr(precision, field_name)
+            if chosen not in ("bfloat16", "float16"):
+                raise HwsimError(f"{flag} {chosen}: {target.name} computes in {native} (mac.dtype), 2 bytes per value; "
+                                 "use bf16 or fp16 on this target")
     result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision,
                               options.get("mode", "fast"))
     # capacity: weights plus the largest KV cache of the run must fit the target's memory
     final_context = prompt_len + (gen_len - 1 if phase == "generate" else 0) + (1 if phase == "decode" else 0)
     kv = model.kv_cache_bytes(batch, final_context, precision, prompt_len) if model.ir.attentions() else 0
     result.memory_bytes = model.weight_bytes(precision) + kv
-    result.capacity_bytes = int(mapper.memory_capacity_bytes(target))
+    # tensor parallelism splits weights and KV cache over the GPUs: compare with all of them together
+    result.capacity_bytes = int(mapper.memory_capacity_bytes(target)) * int(options.get("tp", 1) or 1)
     if result.memory_bytes > result.capacity_bytes:
         raise HwsimError(
             f"{model.path} does not fit {target.name}: needs {result.memory_bytes / 2**30:.2f} GiB (weights "

@@ -110,7 +110,7 @@ def test_bad_dim_syntax_and_negative_batch() -> None:
 
 
 def test_a_single_matmul_graph_is_costed_op_by_op(tmp_path: Path) -> None:
-    result = run("inspect", str(_tiny_model(tmp_path)), "--dim", "tokens=3", "--batch", "2", "--json")
+    result = run("inspect", str(_tiny_model(tmp_path)), "--seq", "3", "--batch", "2", "--json")
     data = json.loads(result.output)
     assert data["architecture"] == "none"
     assert data["flops"] == 2 * 2 * 3 * 8 * 4

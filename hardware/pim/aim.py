@@ -72,11 +72,13 @@ def plan_vmm(k: int, outputs: int, target: PimTarget, elem_bytes: int = 2) -> li
     # a MAC command consumes one column per bank: lanes beyond the column's elements idle, fewer need more commands
     lanes = min(target.mac.lanes.n, target.column_bytes // elem_bytes)
     columns = target.row_bytes // target.column_bytes
-    row_elems = target.row_bytes // elem_bytes
+    # the input vector of a pass must sit in the global buffer: a smaller buffer cuts k into more chunks
+    gb_elems = max(lanes, int(target.global_buffer.si) // elem_bytes)
+    row_elems = min(target.row_bytes // elem_bytes, gb_elems)
     per_bank = math.ceil(outputs / banks)
     chunks: list[Chunk] = []
     if k >= row_elems // 2:
-        # each output's weights span whole rows: one output per row, k split into row-sized chunks
+        # each output's weights span whole rows: one output per row, k split into chunks of a row (or a buffer)
         for start in range(0, k, row_elems):
             length = min(row_elems, k - start)
             macs = math.ceil(length / lanes)
@@ -84,7 +86,8 @@ def plan_vmm(k: int, outputs: int, target: PimTarget, elem_bytes: int = 2) -> li
                                 segments=1, macs=macs, last_segments=1))
     else:
         macs = math.ceil(k / lanes)
-        per_row = max(1, columns // macs)
+        # outputs sharing a row each need their own copy of the vector in the buffer
+        per_row = max(1, min(columns // macs, gb_elems // (macs * lanes)))
         passes = math.ceil(per_bank / per_row)
         last = per_bank - (passes - 1) * per_row
         replicated = min(per_row, per_bank)

@@ -90,7 +90,13 @@ class _Context:
                  kv_heads: object) -> None:
         self.w, self.t, self.tp, self.attention, self.tf32 = workload, target, tp, attention, tf32
         self.kv_heads = int(kv_heads) if kv_heads else None
-        self.causal = workload.kv_cache_bytes > 0  # a KV cache exists only for causal (and cross) attention
+
+    def causal(self, block: str) -> bool:
+        """Whether attention block ``block`` is causal (from the IR; a KV cache alone says nothing: T5's encoder)."""
+        info = self.w.attention(block)
+        if info is not None:
+            return info.causal
+        return self.w.kv_cache_bytes > 0  # no IR at hand: only causal (and cross) attention keeps a cache
 
     def dtype(self, elem_bytes: float) -> str:
         """Compute format of a kernel whose activations take ``elem_bytes`` each."""
@@ -154,7 +160,7 @@ class _Context:
                    **({"dtype": dtype} if self.attention != "naive" else {}), name=f"{label}.attention")
         else:
             r = flash_attention2(self.t, batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act,
-                                 causal=self.causal, dtype=dtype, name=f"{label}.attention")
+                                 causal=self.causal(label), dtype=dtype, name=f"{label}.attention")
         # elementwise ops between the projections and the core (bias adds, rotary, head transposes) are streamed
         # by the kernel's prologue; the core's own traffic (score..pv) is the kernel's and is not added again
         core = self._core_names(ops)
