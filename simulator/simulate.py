@@ -214,7 +214,9 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
         pre = PhaseResult("prefill")
         result.phases.append(pre)
         total = 1 + (gen_len - 1 if phase == "generate" else 0)
-        one(model.prefill(batch, prompt_len, precision), pre, True)
+        prefill = model.prefill(batch, prompt_len, precision)
+        result.prompt_len = prefill.seq  # a fixed-length graph (ViT) has its own token count
+        one(prefill, pre, True)
         if progress:
             progress(1, total)
         if phase == "generate" and gen_len > 1:
