@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 #: Units accepted for each dimension, as factors to the SI base unit of that dimension.
 UNITS: dict[str, dict[str, float]] = {
@@ -116,6 +116,12 @@ class Count(Quantity):
 
     dimension: ClassVar[str] = "count"
 
+    @model_validator(mode="after")
+    def _check_whole(self) -> Count:
+        if self.value != int(self.value):
+            raise ValueError(f"a count must be a whole number, got {self.value:g}")
+        return self
+
     @property
     def n(self) -> int:
         """The count as an int."""
@@ -123,6 +129,27 @@ class Count(Quantity):
 
 
 class Ratio(Quantity):
-    """A dimensionless ratio or efficiency (0..1, or a percentage with unit %)."""
+    """A dimensionless fraction or efficiency: 0 < value <= 1, or a percentage (unit %) in (0, 100]."""
 
     dimension: ClassVar[str] = "ratio"
+
+    @model_validator(mode="after")
+    def _check_fraction(self) -> Ratio:
+        if self.unit in UNITS["ratio"] and not 0 < self.si <= 1:
+            shown = f"{self.value:g}{self.unit}"
+            raise ValueError(f"a fraction must be in (0, 1] (or (0, 100] with unit %), got {shown}")
+        return self
+
+
+def require_positive(*fields: str) -> classmethod:
+    """A pydantic field validator refusing a quantity <= 0 in ``fields`` (None, for an optional field, passes).
+
+    Use in a schema as ``_positive = require_positive("clock", "dsp")``; the error names the field.
+    """
+
+    def check(cls: type, value: Quantity | None, info: ValidationInfo) -> Quantity | None:
+        if value is not None and value.value <= 0:
+            raise ValueError(f"{info.field_name} must be > 0, got {value.value:g}")
+        return value
+
+    return field_validator(*fields)(check)

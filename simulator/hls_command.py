@@ -8,17 +8,63 @@ hls4ml actually chose for every layer.
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import click
 
 from hardware.errors import HwsimError
 from hardware.fpga.fixed import parse_fixed
 
+if TYPE_CHECKING:
+    from hardware.fpga.spec import FpgaTarget
+
+#: The preset used when neither --target nor --part is given.
+DEFAULT_TARGET = "xcvu13p"
+
+
+def device_of(part: str) -> str:
+    """The device a part number names: its text before the first '-' (``xcu55c-fsvh2892-2L-e`` -> ``xcu55c``)."""
+    return part.strip().split("-")[0].lower()
+
+
+def resolve_part_and_target(part: str | None, target: str | None) -> tuple[str, FpgaTarget]:
+    """The part to write and the FPGA preset to estimate on, tied together.
+
+    ``--target`` alone: its preset's part. ``--part`` alone: the bundled FPGA preset of the same device (name
+    before the first '-'). Both: they must name the same device. Neither: :data:`DEFAULT_TARGET` and its part.
+    """
+    from hardware.targets import load_target, preset_names
+
+    if target is None and part is not None:
+        device = device_of(part)
+        matches = []
+        for name in preset_names():
+            preset = load_target(name)
+            if getattr(preset, "kind", "") == "fpga" and device_of(preset.part) == device:
+                matches.append(preset)
+        if not matches:
+            raise HwsimError(f"--part {part}: no bundled FPGA preset has device '{device}'; pass --target with a "
+                             "preset (name or YAML file) for this part")
+        return part, matches[0]
+    fpga = load_target(target or DEFAULT_TARGET)
+    if getattr(fpga, "kind", "") != "fpga":
+        raise HwsimError(f"--target {target}: not an FPGA preset")
+    if part is None:
+        return fpga.part, fpga
+    if device_of(part) != device_of(fpga.part):
+        raise HwsimError(f"--part {part} (device {device_of(part)}) contradicts --target {target} (part {fpga.part}); "
+                         "give one of them, or a matching pair")
+    return part, fpga
+
 
 @click.command()
 @click.argument("model_path", metavar="MODEL.onnx")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Project directory (replaced if it exists).")
-@click.option("--part", default="xcvu13p-fhga2104-2L-e", show_default=True, help="FPGA part number.")
-@click.option("--target", default="xcvu13p", show_default=True, help="hwsim FPGA preset for the estimate.")
+@click.option("--part", default=None, help="FPGA part number [default: the --target preset's part].")
+@click.option("--target", default=None,
+              help=f"hwsim FPGA preset for the estimate [default: the bundled preset whose device matches --part, "
+                   f"else {DEFAULT_TARGET}].")
 @click.option("--backend", type=click.Choice(["Vitis", "Vivado"]), default="Vitis", show_default=True)
 @click.option("--clock-ns", default=5.0, show_default=True, type=float, help="Clock period (ns).")
 @click.option("--reuse", default=1, show_default=True, type=int, help="hls4ml reuse factor.")
@@ -35,26 +81,25 @@ from hardware.fpga.fixed import parse_fixed
 @click.option("--synth", "run_synth", is_flag=True,
               help="Run C synthesis with hls4ml's build if vitis-run/vitis_hls (Vitis) or vivado_hls (Vivado) is on "
                    "PATH and print its report beside the estimate; otherwise print the command to run.")
-def hls(model_path: str, out_dir: str, part: str, target: str, backend: str, clock_ns: float, reuse: int,
+def hls(model_path: str, out_dir: str, part: str | None, target: str | None, backend: str, clock_ns: float, reuse: int,
         strategy: str, precision: str, weight_precision: str | None, io: str, token_parallel: bool, run_csim: bool,
         samples: int, tolerance: float, run_synth: bool) -> None:
     """Write an hls4ml project for MODEL (firmware, build script, testbench) and print the pipeline estimate."""
-    from hardware.targets import load_target
     from mapping.fpga.hls import csim, emitted_reuse, synth, synth_command, write_project, write_synth_options
     from mapping.fpga.pipeline import estimate
 
     if reuse < 1:
         raise HwsimError(f"--reuse must be >= 1, got {reuse}")
+    if not math.isfinite(clock_ns) or clock_ns <= 0:
+        raise HwsimError(f"--clock-ns must be a clock period > 0 ns, got {clock_ns:g}")
     data = parse_fixed(precision, "--precision")
     weight = parse_fixed(weight_precision, "--weight-precision") if weight_precision else data
+    part, fpga = resolve_part_and_target(part, target)
     table_size = 4096
     project = write_project(model_path, out_dir, part, backend, clock_ns, reuse, data, weight, f"io_{io}", strategy,
                             table_size, token_parallel)
     click.echo(f"wrote hls4ml project {project.out_dir} ({len(project.layers)} layers, all present in "
                f"{project.firmware.name}; per-token Dense {'token-parallel' if token_parallel else 'token-serial'})")
-    fpga = load_target(target)
-    if getattr(fpga, "kind", "") != "fpga":
-        raise HwsimError(f"--target {target}: not an FPGA preset")
     layer_reuse = emitted_reuse(project)
     changed = sorted({rf for rf in layer_reuse.values() if rf != reuse})
     if changed:

@@ -176,6 +176,7 @@ def test_mapper_streams_weights():
     prog = map_workload(work, target, {})
     prog.validate()
     assert prog.tasks and all(t.resource == "fpga" for t in prog.tasks)
+    assert sum(t.energy_j for t in prog.tasks) > 0  # dynamic energy is modelled
     with pytest.raises(HwsimError, match="offchip_bandwidth"):
         map_workload(work, load_target("xcvu13p"), {})
 
@@ -310,3 +311,80 @@ def test_parse_synth_report_missing(tmp_path):
     prj = write_project(JET, str(tmp_path / "prj"))
     with pytest.raises(HwsimError, match="no C-synthesis report"):
         parse_synth_report(prj.out_dir)
+
+
+def test_macs_per_dsp_by_format():
+    from hardware.fpga.dense import macs_per_dsp
+
+    # WP486: two <= 8-bit integer MACs per DSP48E2; floats: ceil(s/27) * ceil(s/18) DSPs per significand product
+    assert macs_per_dsp("int8", "int8", DSP48) == 2 and macs_per_dsp("int8", "int4", DSP48) == 2
+    assert macs_per_dsp("float16", "float16", DSP48) == 1  # 11 x 11 -> 1 * 1
+    assert macs_per_dsp("float32", "float32", DSP48) == 0.5  # 24 x 24 -> ceil(24/27) * ceil(24/18) = 2
+    assert macs_per_dsp("float16", "int4", DSP48) == 1  # weight-only int4 dequantised to fp16
+    assert macs_per_dsp("int16", "int16", DSP48) == 1
+    assert macs_per_dsp("float32", "float32", DspShape(27, 24, 10)) == 1  # DSP58: 24 x 24 fits one
+
+
+def _one_matmul(weights: str, activations: str):
+    from mapping.op_costs import MatmulDims, OpCost, Precision
+    from mapping.workloads import Workload
+
+    op = OpCost("fc", "MatMul", "matmul", 2e12, 10**9, 0, 0, matmul=MatmulDims(1, 1000, 1000, 10**6, True))
+    return Workload("m", "prefill", 1, 1000, 0, {}, Precision(weights, activations, activations), [op], 0, 0,
+                    5 * 10**8, 10**9)
+
+
+@pytest.mark.parametrize("weights, acts, factor", [("float16", "float16", 1.0), ("float32", "float32", 2.0),
+                                                   ("int8", "int8", 0.5), ("int4", "int8", 0.5)])
+def test_mapper_time_and_energy_depend_on_precision(weights, acts, factor):
+    from mapping.fpga.mapper import map_workload
+
+    # u55c: 9,024 DSPs x 300 MHz x 0.8 = 2.16576e12 DSP-ops/s; 1e12 MACs at fp16 (1 per DSP) = 0.461732 s, far
+    # above the 1 GB / 460 GB/s = 2.17 ms weight stream. Energy: 1e12 MACs x 1.2 pJ = 1.2 J (x 2 fp32, / 2 int8)
+    # + 1e9 B x 8 x 3.9 pJ/bit = 0.0312 J.
+    task = map_workload(_one_matmul(weights, acts), load_target("u55c"), {}).tasks[0]
+    assert task.duration_s == pytest.approx(1e12 / 2.16576e12 * factor)
+    assert task.energy_by_action["dsp_mac"] == pytest.approx(1.2 * factor)
+    assert task.energy_by_action["offchip"] == pytest.approx(0.0312)
+    assert task.energy_j == pytest.approx(1.2 * factor + 0.0312)
+
+
+def test_hls_target_sets_part(tmp_path):
+    from simulator.hls_command import resolve_part_and_target
+
+    part, fpga = resolve_part_and_target(None, "u55c")
+    assert part == "xcu55c-fsvh2892-2L-e" and fpga.name == "u55c"
+    part, fpga = resolve_part_and_target("xcu55c-fsvh2892-2L-e", None)
+    assert fpga.name == "u55c"
+    part, fpga = resolve_part_and_target("XCVU9P-flga2104-2L-e", None)
+    assert fpga.name == "vcu118" and part == "XCVU9P-flga2104-2L-e"
+    assert resolve_part_and_target(None, None)[1].name == "xcvu13p"
+    with pytest.raises(HwsimError, match="--part xcu55c.*contradicts --target u250"):
+        resolve_part_and_target("xcu55c-fsvh2892-2L-e", "u250")
+    with pytest.raises(HwsimError, match="--part xc7a35t.*no bundled FPGA preset"):
+        resolve_part_and_target("xc7a35t-cpg236-1", None)
+
+
+def test_hls_command_ties_part_and_target(tmp_path):
+    pytest.importorskip("hls4ml")
+    from simulator.cli import main
+
+    out = tmp_path / "a"
+    res = CliRunner().invoke(main, ["hls", JET, "--out", str(out), "--target", "u55c"])
+    assert res.exit_code == 0, res.output
+    assert 'set part "xcu55c-fsvh2892-2L-e"' in (out / "project.tcl").read_text()
+    res = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "b"), "--part", "xcu55c-fsvh2892-2L-e"])
+    assert res.exit_code == 0 and "estimate on u55c" in res.output
+    res = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "c"), "--part", "xcu55c-fsvh2892-2L-e",
+                                    "--target", "u250"])
+    assert res.exit_code == 2 and "xcu55c" in res.output and "u250" in res.output
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("clock", ["0", "-5"])
+def test_hls_bad_clock_refused_up_front(tmp_path, clock):
+    from simulator.cli import main
+
+    res = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "p"), "--clock-ns", clock])
+    assert res.exit_code == 2 and "--clock-ns" in res.output and "internal error" not in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "p").exists()

@@ -173,6 +173,11 @@ def _preset() -> dict:
     (lambda d: d["l2_size"].pop("source"), "l2_size.source"),
     (lambda d: d["tensor_peak"].update(fp4=d["tensor_peak"]["fp16"]), "tensor_peak.fp4"),
     (lambda d: d.pop("launch_overhead"), "launch_overhead"),
+    (lambda d: d["dram_efficiency"].update(value=1.9), "dram_efficiency"),
+    (lambda d: d["dram_efficiency"].update(value=0), "dram_efficiency"),
+    (lambda d: d["sm_count"].update(value=0), "sm_count"),
+    (lambda d: d["sm_count"].update(value=10.5), "sm_count"),
+    (lambda d: d["tensor_peak"]["fp16"].update(value=0), "tensor_peak.fp16"),
 ])
 def test_bad_preset_field_is_named(mutate, field):
     data = _preset()

@@ -135,3 +135,41 @@ def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: s
     return LayerEstimate(name, kind, latency, ii, Resources(mults * per, lut, ff, bram), mults,
                          {"n_in": n_in, "n_out": n_out, "reuse": reuse, "strategy": strategy, "vectors": vectors,
                           "parallel": parallel, "dsp_per_mult": per, "depth": depth})
+
+
+#: Significand widths (hidden bit included) of floating-point formats: the width of the mantissa product a float
+#: multiply needs (IEEE 754 binary32: 24, binary16: 11; bfloat16: 8; OCP FP8 E4M3: 4, E5M2: 3).
+SIGNIFICAND_BITS = {"float64": 53, "float32": 24, "tf32": 11, "float16": 11, "bfloat16": 8, "float8e4m3": 4,
+                    "float8e5m2": 3}
+#: Integer MACs one DSP slice sustains when both operands are <= 8 bits: two, sharing one operand (AMD/Xilinx
+#: WP486 "Deep Learning with INT8 Optimization on Xilinx Devices": two concurrent INT8 MACCs per DSP48E2 with the
+#: same kernel weight; the technique needs a >= 24-bit input port, which DSP48E2 (27) and DSP58 (27) have).
+#: Packing more than two narrower (int4) products is not modelled.
+PACKED_INT8_MACS = 2
+PACKED_INT_MAX_BITS = 8
+
+
+def _is_int(dtype: str) -> bool:
+    return dtype.startswith(("int", "uint"))
+
+
+def macs_per_dsp(a_dtype: str, b_dtype: str, dsp: DspShape) -> float:
+    """Multiply-accumulates of ``a_dtype x b_dtype`` one DSP slice completes per cycle.
+
+    Both integers of <= 8 bits: :data:`PACKED_INT8_MACS` (WP486 packing). Wider integers: ``1 / n`` with ``n``
+    DSPs per product as :func:`dsps_per_multiplier` cascades them (at least one: a DSP array is assumed, no LUT
+    multipliers). Any floating-point operand: the product is taken in the float format (an integer operand is
+    dequantised to it; the wider float when both are), and ``n = ceil(s/A) * ceil(s/B)`` DSPs multiply its
+    ``s``-bit significands, derived from the DSP width ``A x B`` (DSP48E2 27 x 18: fp32 24 x 24 -> 1 * 2 = 2,
+    fp16 11 x 11 -> 1, bf16 -> 1); the exponent logic and the float adder are built in LUTs and not counted.
+    """
+    from hardware.dtypes import BITS
+
+    if _is_int(a_dtype) and _is_int(b_dtype):
+        a_bits, b_bits = BITS.get(a_dtype, 16), BITS.get(b_dtype, 16)
+        if max(a_bits, b_bits) <= PACKED_INT_MAX_BITS:
+            return float(PACKED_INT8_MACS)
+        big, small = max(a_bits, b_bits), min(a_bits, b_bits)
+        return 1.0 / (math.ceil(big / dsp.a_bits) * math.ceil(small / dsp.b_bits))
+    sig = max(SIGNIFICAND_BITS.get(d, 24) for d in (a_dtype, b_dtype) if not _is_int(d))
+    return 1.0 / (math.ceil(sig / dsp.a_bits) * math.ceil(sig / dsp.b_bits))

@@ -21,6 +21,7 @@ from hardware.quantity import (
     Ratio,
     Seconds,
     Watts,
+    require_positive,
 )
 from hardware.targets import TargetBase
 
@@ -38,6 +39,8 @@ class TensorPeaks(BaseModel):
     bf16: FlopsPerSecond | None = None
     fp8: FlopsPerSecond | None = None
     int8: FlopsPerSecond | None = None
+
+    _positive = require_positive("tf32", "fp16", "bf16", "fp8", "int8")
 
 
 class GpuTarget(TargetBase):
@@ -68,6 +71,12 @@ class GpuTarget(TargetBase):
     cuda_core_energy_per_flop: Joules
     dram_energy_per_bit: JoulesPerBit
     l2_energy_per_bit: JoulesPerBit
+
+    #: Fields a model divides by or scales with: 0 would crash or silently zero a result. ``nvlink_bandwidth`` may
+    #: be 0 (no NVLink: PCIe carries the link); latencies, overheads, idle power and energies may be 0.
+    _positive = require_positive("sm_count", "boost_clock", "cuda_core_fp32", "registers_per_sm",
+                                 "shared_memory_per_sm", "max_threads_per_sm", "l2_size", "l2_bandwidth",
+                                 "dram_capacity", "dram_bandwidth", "tdp", "pcie_bandwidth")
 
     # -- derived figures (SI units) ------------------------------------------------------------------------
     @property

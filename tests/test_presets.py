@@ -1,0 +1,105 @@
+"""Preset validation: counts are whole, fractions in (0, 1], fields models divide by are > 0; all presets load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hardware.errors import HwsimError
+from hardware.targets import PRESET_DIR, load_target, preset_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bad(tmp_path: Path, preset: str, path: tuple[str, ...], value: float, unit: str | None = None) -> str:
+    data = yaml.safe_load((PRESET_DIR / f"{preset}.yaml").read_text())
+    node = data
+    for key in path:
+        node = node[key]
+    node["value"] = value
+    if unit is not None:
+        node["unit"] = unit
+    out = tmp_path / "bad.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return str(out)
+
+
+def test_every_bundled_preset_loads():
+    names = preset_names()
+    assert {"a100-80gb", "u55c", "pim-gpt"} <= set(names)
+    for name in names:
+        assert load_target(name).name == name
+
+
+GPU_BAD = [
+    (("dram_efficiency",), 1.9, None, "dram_efficiency.*\\(0, 1\\]"),
+    (("dram_efficiency",), 0, None, "dram_efficiency.*\\(0, 1\\]"),
+    (("tensor_efficiency",), 150, "%", "tensor_efficiency.*150%"),
+    (("attention_efficiency",), -0.5, None, "attention_efficiency"),
+    (("sm_count",), 0, None, "sm_count.*> 0"),
+    (("sm_count",), 10.5, None, "sm_count.*whole number"),
+    (("max_threads_per_sm",), 2047.5, None, "max_threads_per_sm.*whole"),
+    (("boost_clock",), 0, None, "boost_clock.*> 0"),
+    (("dram_bandwidth",), 0, None, "dram_bandwidth.*> 0"),
+    (("l2_bandwidth",), 0, None, "l2_bandwidth.*> 0"),
+    (("cuda_core_fp32",), 0, None, "cuda_core_fp32.*> 0"),
+    (("tensor_peak", "fp16"), 0, None, "tensor_peak.fp16.*> 0"),
+]
+
+
+@pytest.mark.parametrize("path, value, unit, message", GPU_BAD)
+def test_bad_gpu_preset_is_one_line_naming_the_field(tmp_path, path, value, unit, message):
+    with pytest.raises(HwsimError, match=message) as exc:
+        load_target(_bad(tmp_path, "a100-80gb", path, value, unit))
+    assert "\n" not in str(exc.value) and f"field '{'.'.join(path)}" in str(exc.value)
+
+
+FPGA_BAD = [
+    (("dsp_efficiency",), 1.9, None, "dsp_efficiency.*\\(0, 1\\]"),
+    (("dsp_efficiency",), 0, None, "dsp_efficiency.*\\(0, 1\\]"),
+    (("usable_fraction",), 0, None, "usable_fraction"),
+    (("usable_fraction",), 120, "%", "usable_fraction"),
+    (("dsp",), 0, None, "dsp.*> 0"),
+    (("dsp",), 9024.5, None, "dsp.*whole number"),
+    (("lut",), 0, None, "lut.*> 0"),
+    (("clock",), 0, None, "clock.*> 0"),
+    (("dsp_mult_a_bits",), 0, None, "dsp_mult_a_bits.*> 0"),
+    (("dsp_mult_b_bits",), 17.5, None, "dsp_mult_b_bits.*whole"),
+]
+
+
+@pytest.mark.parametrize("path, value, unit, message", FPGA_BAD)
+def test_bad_fpga_preset_is_one_line_naming_the_field(tmp_path, path, value, unit, message):
+    with pytest.raises(HwsimError, match=message) as exc:
+        load_target(_bad(tmp_path, "u55c", path, value, unit))
+    assert "\n" not in str(exc.value) and f"field '{path[0]}" in str(exc.value)
+
+
+def test_percentages_convert_and_zero_stays_allowed_where_meaningful(tmp_path):
+    t = load_target(_bad(tmp_path, "a100-80gb", ("dram_efficiency",), 90, "%"))
+    assert t.dram_efficiency.si == pytest.approx(0.9)
+    assert load_target(_bad(tmp_path, "a100-80gb", ("nvlink_bandwidth",), 0)).link_bandwidth == 32e9  # PCIe
+    assert load_target(_bad(tmp_path, "u55c", ("uram",), 0)).uram.n == 0
+    assert load_target("xcvu13p").offchip_bandwidth.si == 0  # bare device: the mapper refuses it, loading does not
+
+
+def test_fpga_presets_have_cited_energies():
+    for name in preset_names():
+        t = load_target(name)
+        if t.kind == "fpga":
+            assert t.energy_per_dsp_mac.si > 0 and t.offchip_energy_per_bit.si > 0
+            assert "UNCONFIRMED" in t.energy_per_dsp_mac.source and "UNCONFIRMED" in t.offchip_energy_per_bit.source
+
+
+@pytest.mark.parametrize("path, value", [(("dram_efficiency",), 1.9), (("dram_efficiency",), 0), (("sm_count",), 0),
+                                         (("sm_count",), 10.5)])
+def test_simulate_refuses_bad_gpu_preset(tmp_path, path, value):
+    from simulator.cli import main
+
+    res = CliRunner().invoke(main, ["simulate", str(ROOT / "examples" / "gpt2.onnx"), "--target",
+                                    _bad(tmp_path, "a100-80gb", path, value), "--phase", "decode"])
+    assert res.exit_code == 2, res.output
+    assert f"field '{path[0]}'" in res.output and "internal error" not in res.output
