@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SPECS = {
     "pim-gpt": {"parameters": {"channels.value": [4, 8, 16, 32], "asic.vector_flops.value": [64, 128, 256, 512],
-                               "mac.lanes.value": [8, 16, 32]},
-                "workload": {"phase": ["decode"], "prompt_len": [64, 128, 256, 512, 1024, 2048]}},
+                               "mac.lanes.value": [8, 12, 16]},
+                "workload": {"phase": ["decode"], "prompt_len": [64, 128, 256, 512, 768, 1000]}},
     "a100-80gb": {"parameters": {"dram_bandwidth.value": [1000, 1555, 2039, 3000, 4000],
                                  "sm_count.value": [54, 80, 108, 132], "tensor_efficiency.value": [0.6, 0.75, 0.85]},
-                  "workload": {"phase": ["decode"], "prompt_len": [64, 128, 256, 512, 1024, 2048]}},
+                  "workload": {"phase": ["decode"], "prompt_len": [64, 128, 256, 512, 768, 1000]}},
 }
 
 CHILD = r"""

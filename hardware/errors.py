@@ -8,3 +8,7 @@ class HwsimError(Exception):
 
     The CLI prints ``error: <message>`` on one line and exits with status 2 (no traceback unless ``--debug``).
     """
+
+
+class HwsimWarning(UserWarning):
+    """Something a user should know that does not stop the run (the CLI prints ``warning: <message>``)."""

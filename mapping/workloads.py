@@ -14,11 +14,12 @@ KV-cache facts of that pass. Decode steps are derived whether or not the ONNX fi
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from hardware.dtypes import tensor_bytes
-from hardware.errors import HwsimError
+from hardware.errors import HwsimError, HwsimWarning
 from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
 from mapping.op_costs import OpCost, Precision, cost_node, tensor_classes
@@ -147,6 +148,7 @@ class Model:
                 raise HwsimError(f"--dim {name}: this dimension is the {self._dim_kind[name]} length; set it with "
                                  f"{flags[self._dim_kind[name]]} so that every count follows it")
         self.params = sum(self._numel(t) for t in self.graph.weight_names)
+        self._warned: set[tuple[str, int]] = set()
 
     def _numel(self, name: str) -> int:
         n = 1
@@ -236,12 +238,14 @@ class Model:
         return ops
 
     def _check_positions(self, tokens: int, what: str) -> None:
-        """A learned position table bounds the sequence: refuse what the real model could not run."""
+        """A learned position table bounds the sequence: warn (once) about what the real model could not run."""
         rows = [b.attrs["rows"] for b in self.ir.blocks if b.kind == "embedding" and b.attrs.get("kind") == "position"
                 and b.attrs.get("dim") == self.ir.d_model]  # not T5's relative-bias buckets (one column per head)
-        if rows and tokens > min(rows):
-            raise HwsimError(f"{self.path}: {what} of {tokens} tokens exceeds the model's learned position table "
-                             f"({min(rows)} positions)")
+        if rows and tokens > min(rows) and (what, min(rows)) not in self._warned:
+            self._warned.add((what, min(rows)))
+            warnings.warn(HwsimWarning(
+                f"{self.path}: {what} of {tokens} tokens exceeds the model's learned position table ({min(rows)} "
+                "positions): the real model cannot run it; hwsim costs it as if the table were longer"), stacklevel=3)
 
     def prefill(self, batch: int, prompt_len: int, precision: Precision | None = None) -> Workload:
         """The forward pass over a prompt of ``prompt_len`` tokens (the whole input for encoder-only models)."""

@@ -54,6 +54,16 @@ def main(ctx: click.Context, debug: bool) -> None:
     """hwsim: how fast, how much energy and memory traffic a transformer needs on GPU, PIM or FPGA."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    import warnings
+
+    from hardware.errors import HwsimWarning
+
+    def show(message: Warning | str, category: type[Warning], *_args: object, **_kwargs: object) -> None:
+        if issubclass(category, HwsimWarning):
+            click.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show  # type: ignore[assignment]
+    warnings.simplefilter("always", HwsimWarning)
 
 
 def _parse_dims(values: tuple[str, ...]) -> dict[str, int]:
