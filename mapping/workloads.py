@@ -108,7 +108,7 @@ class Generation:
     def steps(self) -> Iterator[Workload]:
         """The decode steps, in order."""
         for context in self.decode_contexts():
-            yield self.model.decode(self.batch, context, self.precision)
+            yield self.model.decode(self.batch, context, self.precision, prompt_len=self.prompt_len)
 
 
 class Model:

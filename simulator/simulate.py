@@ -214,7 +214,11 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
         pre = PhaseResult("prefill")
         result.phases.append(pre)
         total = 1 + (gen_len - 1 if phase == "generate" else 0)
-        prefill = model.prefill(batch, prompt_len, precision)
+        if phase == "generate":
+            generation = model.generate(batch, prompt_len, gen_len, precision)
+            prefill = generation.prefill
+        else:
+            prefill = model.prefill(batch, prompt_len, precision)
         result.prompt_len = prefill.seq  # a fixed-length graph (ViT) has its own token count
         one(prefill, pre, True)
         if progress:
@@ -222,8 +226,8 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
         if phase == "generate" and gen_len > 1:
             dec = PhaseResult("decode")
             result.phases.append(dec)
-            for i, context in enumerate(range(prompt_len, prompt_len + gen_len - 1)):
-                one(model.decode(batch, context, precision, prompt_len=prompt_len), dec, i < trace_steps)
+            for i, step in enumerate(generation.steps()):
+                one(step, dec, i < trace_steps)
                 if progress:
                     progress(i + 2, total)
     elif phase == "decode":

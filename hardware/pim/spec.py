@@ -12,7 +12,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from hardware.dram import DramStandard, load_standard
-from hardware.quantity import Bytes, BytesPerSecond, Count, FlopsPerSecond, Hertz, Joules, JoulesPerBit, Watts
+from hardware.quantity import Bytes, Count, FlopsPerSecond, Hertz, Joules, JoulesPerBit, Watts
 from hardware.targets import TargetBase
 
 
@@ -60,7 +60,6 @@ class PimTarget(TargetBase):
     global_buffer: Bytes
     energy: PimEnergy
     asic: Asic
-    link_bandwidth: BytesPerSecond | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PimTarget:
@@ -92,9 +91,3 @@ class PimTarget(TargetBase):
     def column_bytes(self) -> int:
         """Bytes per column access (one MAC command's operand per bank)."""
         return self.standard.organization.burst_bytes.value
-
-    def link_bytes_per_s(self) -> float:
-        """ASIC <-> PIM bandwidth: the preset's figure, or every channel's external bus."""
-        if self.link_bandwidth is not None:
-            return self.link_bandwidth.si
-        return self.channels.n * self.standard.channel_bandwidth_bytes_per_s
