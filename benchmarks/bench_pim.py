@@ -43,7 +43,7 @@ def main() -> None:
     work = small.decode(1, 128, Precision("bfloat16", "bfloat16", "bfloat16"))
     state: dict = {}
     started = time.perf_counter()
-    program = map_workload(work, target, {"mode": "command", "_state": state})
+    program = map_workload(work, target, {"mode": "detailed", "_state": state})
     command_wall = time.perf_counter() - started
     timer = state[("pim_timer", "command")]
     command_latency = run(program).latency_s

@@ -17,11 +17,11 @@ MAPPERS: dict[str, str] = {
 
 #: Options (``--mode``, ``--tp``, ``--set KEY=VALUE``) each kind's mapper reads; anything else is a user error.
 OPTIONS: dict[str, dict[str, str]] = {
-    "pim": {"mode": "fast | command", "refresh": "true | false (all-bank refresh)"},
-    "gpu": {"mode": "ignored (GPU kernels have one model)", "tp": "tensor-parallel GPUs",
+    "pim": {"mode": "fast | detailed (every DRAM command)", "refresh": "true | false (all-bank refresh)"},
+    "gpu": {"mode": "fast | detailed (every thread block)", "tp": "tensor-parallel GPUs",
             "attention": "naive | flashdecoding | lean (decode)", "tf32": "true | false (fp32 GEMMs on tensor cores)",
             "kv_heads": "override the KV heads found in the graph"},
-    "fpga": {"mode": "ignored", "efficiency": "fraction of DSP peak reached, 0..1"},
+    "fpga": {"mode": "fast (the only model)", "efficiency": "fraction of DSP peak reached, 0..1"},
 }
 
 #: Numeric format each kind computes in natively, used when the user gives no precision.

@@ -156,8 +156,9 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--batch", default=1, show_default=True, type=int)
 @click.option("--prompt-len", default=32, show_default=True, type=int, help="Prompt tokens (decode: cached context).")
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
-@click.option("--mode", type=click.Choice(["fast", "command"]), default="fast", show_default=True,
-              help="fast: closed-form timing of regular command streams; command: every DRAM command simulated.")
+@click.option("--mode", type=click.Choice(["fast", "detailed"]), default="fast", show_default=True,
+              help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "
+                   "L2 and HBM (GPU) simulated event by event.")
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option, e.g. attention=lean.")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")

@@ -164,8 +164,11 @@ def _check_options(target: TargetBase, model: Model, options: dict[str, Any]) ->
         raise HwsimError(f"--tp {tp}: the model's {heads} attention heads do not split evenly over {tp} GPUs")
     if "refresh" in options and not isinstance(options["refresh"], bool):
         raise HwsimError(f"--set refresh={options['refresh']}: use true or false")
-    if options.get("mode", "fast") not in ("fast", "command"):
-        raise HwsimError(f"mode {options['mode']!r}: use fast or command")
+    if options.get("mode", "fast") not in ("fast", "detailed"):
+        raise HwsimError(f"mode {options['mode']!r}: use fast or detailed")
+    if options.get("mode") == "detailed" and target.kind == "fpga":
+        raise HwsimError(f"--mode detailed: FPGA target '{target.name}' has one timing model (the layer pipeline); "
+                         "drop --mode")
 
 
 def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_len: int, gen_len: int,

@@ -37,6 +37,12 @@ decode launches only batch x query heads blocks (32 for a batch-1 Llama-2-7B lay
 whole context serially, and pays its 128-row MMAs on a single query, so it is latency- or padding-bound and uses
 a fraction of the GPU. FlashDecoding and Lean spread the context over >= one full wave of blocks.
 
+**Modes.** ``fast`` times each grid with the closed form of :func:`hardware.gpu.kernels.run_waves` on an average
+block (causal tiles by their mean visible keys; FlashDecoding's splits as equal; Lean's blocks as the busiest);
+``detailed`` gives :mod:`hardware.gpu.tile_sim` every block's own work in launch order: causal query tile ``i``
+walks keys up to its last row (``n_block_max`` in ``flash_fwd_kernel.h``), FlashDecoding's last split is short,
+Lean's first ``granules mod blocks`` blocks get one granule more.
+
 Resident blocks per SM follow from shared memory (Q tile + one K and one V tile), registers (fp32 O accumulators
 and score tile plus 64 registers a thread, an assumption) and the thread limit: FA2's 64 kB of shared memory gives
 2 blocks per A100 SM (as the FA2 source's comments say for its 48 kB variant), FlashDecoding's 80 kB gives 2.
@@ -46,8 +52,9 @@ from __future__ import annotations
 
 import math
 
-from hardware.gpu.kernels import KernelResult, finish, memory_bound, run_waves, sequence
+from hardware.gpu.kernels import KernelResult, WaveTiming, finish, memory_bound, run_waves, sequence
 from hardware.gpu.spec import GpuTarget
+from hardware.gpu.tile_sim import BlockWork, Grid, simulate_grid
 
 Q_TILE = 128  # FA2 forward query rows per block (kBlockM)
 KV_TILE = 64  # FA2 forward keys per K/V tile (kBlockN); also Lean's granule
@@ -99,7 +106,7 @@ def _sizes(batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int, head_
 
 def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int,
                      head_dim: int, kv_bytes: float = 2.0, act_bytes: float = 2.0, causal: bool = True,
-                     dtype: str = "fp16", name: str = "flash_attention2") -> KernelResult:
+                     dtype: str = "fp16", name: str = "flash_attention2", mode: str = "fast") -> KernelResult:
     """FlashAttention-2 forward (prefill)."""
     _check(heads, kv_heads)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
@@ -117,7 +124,17 @@ def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q
     tile_l2 = 2.0 * keys * head_dim * kv_bytes + 2.0 * rows * head_dim * act_bytes
     bps = _fused_blocks_per_sm(target, Q_TILE, head_dim, kv_bytes, act_bytes)
     inflight = kv_inflight_bytes(KV_TILE, head_dim, kv_bytes)
-    w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, (kv + qo) / tiles, tile_l2, inflight)
+    if mode == "detailed":
+        causal_tiles = causal and q_len == kv_len and kv_len > 1
+        works = []
+        for i in range(q_tiles):
+            rows_i = min(Q_TILE, q_len - i * Q_TILE)
+            keys_i = min(kv_len, (i + 1) * Q_TILE) if causal_tiles else kv_len
+            works.append((4.0 * _mma_rows(unit, rows_i, Q_TILE) * math.ceil(keys_i / KV_TILE) * KV_TILE * head_dim,
+                          2.0 * keys_i * head_dim * kv_bytes + 2.0 * rows_i * head_dim * act_bytes))
+        w, tile_l2 = _detailed(target, batch * heads, works, kv + qo, bps, sm_rate, inflight)
+    else:
+        w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, (kv + qo) / tiles, tile_l2, inflight)
     return finish(target, name, w.time_s, w.compute_s, w.memory_s, flops, kv + qo, tile_l2 * tiles, w.occupancy,
                   unit, {"kind": "flash_attention2", "tiles": tiles, "waves": w.waves, "kv_bytes": kv},
                   w.latency_limited)
@@ -125,8 +142,9 @@ def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q
 
 def naive_decode(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
                  kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1,
-                 name: str = "attention_naive") -> KernelResult:
-    """Unfused decode attention: QK^T, softmax and PV as three kernels, scores through DRAM."""
+                 name: str = "attention_naive", mode: str = "fast") -> KernelResult:
+    """Unfused decode attention: QK^T, softmax and PV as three kernels, scores through DRAM (memory-bound
+    streaming kernels: both modes time them at the achievable bandwidth)."""
     _check(heads, kv_heads)
     k_expanded = batch * heads * kv_len * head_dim * kv_bytes  # repeat_kv: K (and V) once per query head
     q = batch * heads * q_len * head_dim * act_bytes
@@ -153,7 +171,7 @@ def _splits_heuristic(blocks: int, slots: int, max_splits: int) -> int:
 
 def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
                    kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
-                   splits: int | None = None, name: str = "attention_flashdecoding") -> KernelResult:
+                   splits: int | None = None, name: str = "attention_flashdecoding", mode: str = "fast") -> KernelResult:
     """Split-KV decode attention plus its combine kernel."""
     _check(heads, kv_heads)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
@@ -175,7 +193,18 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     partial_bytes = batch * heads * q_len * s * (head_dim + 2) * 4.0 if s > 1 else 0.0
     tile_dram = tile_kv + tile_q + (partial_bytes / tiles if s > 1 else tile_q)
     inflight = kv_inflight_bytes(kv_tile, head_dim, kv_bytes)
-    w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_dram, inflight)
+    if mode == "detailed":  # FA2's split-KV: split j walks key blocks [j x per_split, (j + 1) x per_split)
+        n_blocks = math.ceil(kv_len / kv_tile)
+        per_split = math.ceil(n_blocks / s)
+        side = tile_q + (partial_bytes / tiles if s > 1 else tile_q)
+        works = []
+        for j in range(s):
+            keys_j = max(0, min(kv_len, (j + 1) * per_split * kv_tile) - j * per_split * kv_tile)
+            works.append((4.0 * rows * math.ceil(keys_j / kv_tile) * kv_tile * head_dim,
+                          2.0 * keys_j * head_dim * kv_bytes + side))
+        w, tile_dram = _detailed(target, base, works, 0.0, bps, sm_rate, inflight, same_bytes=True)
+    else:
+        w = run_waves(target, tiles, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_dram, inflight)
     main = finish(target, f"{name}.split", w.time_s, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes,
                   tile_dram * tiles, w.occupancy, unit, latency_limited=w.latency_limited)
     parts = [main]
@@ -187,7 +216,7 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
 
 def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
                    kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
-                   name: str = "attention_lean") -> KernelResult:
+                   name: str = "attention_lean", mode: str = "fast") -> KernelResult:
     """Stream-K decode attention: equal work per block, one wave, fix-up in the same kernel."""
     _check(heads, kv_heads)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
@@ -208,11 +237,34 @@ def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     tile_stream = 2.0 * per_cta * KV_TILE * head_dim * kv_bytes + side
     tile_flops = 4.0 * _mma_rows(unit, group, MMA_ROWS) * per_cta * KV_TILE * head_dim
     inflight = kv_inflight_bytes(KV_TILE, head_dim, kv_bytes)
-    w = run_waves(target, ctas, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_stream, inflight)
+    if mode == "detailed":
+        few, extra = divmod(granules, ctas)
+        runs = []
+        for count, g in ((extra, few + 1), (ctas - extra, few)):
+            if count:
+                kv_g = 2.0 * g * KV_TILE * head_dim * kv_bytes
+                work = BlockWork(4.0 * _mma_rows(unit, group, MMA_ROWS) * g * KV_TILE * head_dim,
+                                 kv * g / granules + side, kv_g + side)
+                runs.append((count, work))
+        w, _ = simulate_grid(target, Grid(tuple(runs), bps, WARPS * 32, sm_rate, inflight))
+    else:
+        w = run_waves(target, ctas, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_stream, inflight)
     body = w.time_s + (target.dram_latency.si if partial_bytes else 0.0)  # fix-up waits for its partials
     return finish(target, name, body, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes, tile_dram * ctas,
                   w.occupancy, unit, {"kind": "lean", "ctas": ctas, "granules_per_cta": per_cta,
                                       "segments": heads_touched, "kv_bytes": kv}, w.latency_limited)
+
+
+def _detailed(target: GpuTarget, repeats: int, works: list[tuple[float, float]], unique_dram: float, bps: int,
+              sm_rate: float, inflight: float, same_bytes: bool = False) -> tuple[WaveTiming, float]:
+    """Time ``repeats`` copies (one per sequence x head) of a pattern of blocks ``(flops, streamed bytes)`` block
+    by block. The kernel's unique DRAM bytes are shared out in proportion to the bytes each block streams (or are
+    the streamed bytes themselves, ``same_bytes``). Returns the timing and the mean bytes a block streams."""
+    total_stream = repeats * sum(b for _, b in works)
+    pattern = tuple((1, BlockWork(f, b if same_bytes else unique_dram * b / total_stream, b)) for f, b in works)
+    grid = Grid(pattern * repeats, bps, WARPS * 32, sm_rate, inflight)
+    w, _ = simulate_grid(target, grid)
+    return w, total_stream / (repeats * len(works))
 
 
 DECODE_KERNELS = {"naive": naive_decode, "flashdecoding": flash_decoding, "lean": lean_attention}

@@ -27,6 +27,7 @@ from functools import lru_cache
 
 from hardware.gpu.kernels import KernelResult, finish, run_waves
 from hardware.gpu.spec import GpuTarget
+from hardware.gpu.tile_sim import BlockWork, Grid, simulate_grid
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,21 @@ def blocks_per_sm(target: GpuTarget, tile: Tile, a_bytes: float, b_bytes: float)
 
 def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp16", a_bytes: float = 2.0,
          b_bytes: float = 2.0, c_bytes: float = 2.0, dram_bytes: float | None = None, tile: Tile | None = None,
-         split_k: int | None = None, name: str = "gemm") -> KernelResult:
+         split_k: int | None = None, name: str = "gemm", mode: str = "fast") -> KernelResult:
     """Time of one (batched) GEMM; ``dtype`` picks the compute unit and peak (see ``GpuTarget.peak_flops``).
 
     ``a_bytes``, ``b_bytes``, ``c_bytes`` are bytes per element of A (activations), B (weights) and C;
     ``dram_bytes`` overrides the unique DRAM traffic (A, B and C once each), e.g. with the workload's own count.
+    ``mode``: ``fast`` (closed-form waves) or ``detailed`` (the configuration the search picks, timed block by block
+    by :mod:`hardware.gpu.tile_sim`; the search itself always uses the closed form, as a library heuristic would).
     """
     best = _search(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, tile, split_k)
     if best is None:
         raise ValueError(f"{name}: no tile fits on {target.name}")
     cached = best[1]  # shared by the search cache: hand out a copy
+    if mode == "detailed":
+        cached = _time_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes,
+                              cached.detail["_config"], cached.detail["split_k"], "detailed")
     return dataclasses.replace(cached, name=name, detail=dict(cached.detail))
 
 
@@ -85,12 +91,10 @@ def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp
 def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float, b_bytes: float,
             c_bytes: float, dram_bytes: float | None, tile: Tile | None,
             split_k: int | None) -> tuple[float, KernelResult] | None:
-    peak, unit = target.peak_flops(dtype)
-    sm_rate = peak * target.tensor_efficiency.si / target.sms
+    """The fastest (tile, split-K) by the closed form (the heuristic a library would apply)."""
+    _, unit = target.peak_flops(dtype)
     tiles = (tile,) if tile else (TENSOR_TILES if unit == "tensor" else SIMT_TILES)
     splits = (split_k,) if split_k else SPLIT_K
-    unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
-    flops = 2.0 * batch * m * k * n
     best: tuple[float, KernelResult] | None = None
     for t in tiles:
         bps = blocks_per_sm(target, t, a_bytes, b_bytes)
@@ -101,24 +105,40 @@ def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a
             k_iters = math.ceil(math.ceil(k / s) / t.k)
             if s > 1 and (k_iters < 2 or base_tiles >= target.sms * bps):
                 continue  # split-K only for grids that do not fill the GPU, and only while each split has work
-            count = base_tiles * s
-            k_span = k_iters * t.k
-            out_bytes = c_bytes if s == 1 else 4.0  # split-K blocks write fp32 partials
-            tile_l2 = (t.m * a_bytes + t.n * b_bytes) * k_span + t.m * t.n * out_bytes
-            inflight = (t.stages - 1) * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
-            w = run_waves(target, count, bps, t.warps * 32, 2.0 * t.m * t.n * k_span, sm_rate, unique / count,
-                          tile_l2, inflight)
-            body, memory = w.time_s, w.memory_s
-            reduce_bytes = 0.0
-            if s > 1:  # partials written by the blocks, read back and reduced (fused epilogue, no extra launch)
-                reduce_bytes = batch * m * n * 4.0 * s * 2
-                extra = reduce_bytes / target.achievable_dram_bandwidth
-                body += extra
-                memory += extra
-            r = finish(target, "gemm", body, w.compute_s, memory, flops, unique + reduce_bytes,
-                       tile_l2 * count, w.occupancy, unit,
-                       {"tile": (t.m, t.n, t.k), "split_k": s, "tiles": count, "waves": w.waves,
-                        "blocks_per_sm": bps}, w.latency_limited)
+            r = _time_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, t, s, "fast")
             if best is None or r.time_s < best[0] - 1e-15:
                 best = (r.time_s, r)
     return best
+
+
+@lru_cache(maxsize=4096)
+def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float,
+                 b_bytes: float, c_bytes: float, dram_bytes: float | None, t: Tile, s: int,
+                 mode: str) -> KernelResult:
+    """One (tile, split-K) configuration timed in waves (``fast``) or block by block (``detailed``)."""
+    peak, unit = target.peak_flops(dtype)
+    sm_rate = peak * target.tensor_efficiency.si / target.sms
+    unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
+    flops = 2.0 * batch * m * k * n
+    bps = blocks_per_sm(target, t, a_bytes, b_bytes)
+    count = batch * math.ceil(m / t.m) * math.ceil(n / t.n) * s
+    k_span = math.ceil(math.ceil(k / s) / t.k) * t.k
+    out_bytes = c_bytes if s == 1 else 4.0  # split-K blocks write fp32 partials
+    tile_l2 = (t.m * a_bytes + t.n * b_bytes) * k_span + t.m * t.n * out_bytes
+    inflight = (t.stages - 1) * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
+    tile_flops = 2.0 * t.m * t.n * k_span
+    if mode == "detailed":
+        grid = Grid(((count, BlockWork(tile_flops, unique / count, tile_l2)),), bps, t.warps * 32, sm_rate, inflight)
+        w, _ = simulate_grid(target, grid)
+    else:
+        w = run_waves(target, count, bps, t.warps * 32, tile_flops, sm_rate, unique / count, tile_l2, inflight)
+    body, memory = w.time_s, w.memory_s
+    reduce_bytes = 0.0
+    if s > 1:  # partials written by the blocks, read back and reduced (fused epilogue, no extra launch)
+        reduce_bytes = batch * m * n * 4.0 * s * 2
+        extra = reduce_bytes / target.achievable_dram_bandwidth
+        body += extra
+        memory += extra
+    return finish(target, "gemm", body, w.compute_s, memory, flops, unique + reduce_bytes, tile_l2 * count,
+                  w.occupancy, unit, {"tile": (t.m, t.n, t.k), "split_k": s, "tiles": count, "waves": w.waves,
+                                      "blocks_per_sm": bps, "_config": t}, w.latency_limited)

@@ -10,11 +10,12 @@ Grouping, per IR block in workload order:
 - the remaining ops of a block (norms, residual adds, activations, gathers, movement) are one fused memory-bound
   kernel; views and folded ops cost nothing.
 
-Options: ``tp`` (tensor parallelism: GEMMs and heads split over ``tp`` GPUs, a ring all-reduce after each
-attention and MLP block), ``attention``, ``tf32`` (fp32 GEMMs on tensor cores), ``kv_heads`` (override the KV
-head count inferred from the K projection). All kernels run on one resource ``gpu`` in order (one CUDA stream);
-durations are per GPU, energies and traffic are summed over the ``tp`` GPUs, idle power is the resource's static
-power.
+Options: ``mode`` (``fast``: every kernel's grid timed in closed-form waves; ``detailed``: GEMM and attention grids
+timed block by block on the SMs, L2 and HBM by :mod:`hardware.gpu.tile_sim`), ``tp`` (tensor parallelism: GEMMs
+and heads split over ``tp`` GPUs, a ring all-reduce after each attention and MLP block), ``attention``, ``tf32``
+(fp32 GEMMs on tensor cores), ``kv_heads`` (override the KV head count inferred from the K projection). All kernels
+run on one resource ``gpu`` in order (one CUDA stream); durations are per GPU, energies and traffic are summed over
+the ``tp`` GPUs, idle power is the resource's static power.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: dict | None = N
         raise HwsimError(f"option 'attention': unknown decode attention kernel '{attention}'; use one of "
                          f"{', '.join(DECODE_KERNELS)}")
     tf32 = str(options.get("tf32", "false")).lower() in ("1", "true", "yes", "on")
-    ctx = _Context(workload, target, tp, attention, tf32, options.get("kv_heads"))
+    ctx = _Context(workload, target, tp, attention, tf32, options.get("kv_heads"), str(options.get("mode", "fast")))
     tasks: list[Task] = []
     for block, kind, ops in block_runs(workload.ops):
         for result in ctx.kernels(block, kind, ops):
@@ -87,8 +88,8 @@ class _Context:
     """What every kernel of one mapping needs: the workload, target and options."""
 
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
-                 kv_heads: object) -> None:
-        self.w, self.t, self.tp, self.attention, self.tf32 = workload, target, tp, attention, tf32
+                 kv_heads: object, mode: str = "fast") -> None:
+        self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.kv_heads = int(kv_heads) if kv_heads else None
 
     def causal(self, block: str) -> bool:
@@ -137,7 +138,7 @@ class _Context:
                 n = max(1, -(-n // self.tp))
         dram = op.weight_bytes / self.tp + op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes
         return gemm(self.t, mm.batch, mm.m, k, n, self.dtype(a_elem), a_elem, b_elem or a_elem, a_elem, dram,
-                    name=f"{label}.{op.role or op.op_type.lower()}")
+                    name=f"{label}.{op.role or op.op_type.lower()}", mode=self.mode)
 
     def attention_kernel(self, label: str, ops: list[OpCost]) -> KernelResult:
         score = next(o for o in ops if o.role == "score")
@@ -157,10 +158,11 @@ class _Context:
         if self.w.phase == "decode":
             fn = DECODE_KERNELS[self.attention]
             r = fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
-                   **({"dtype": dtype} if self.attention != "naive" else {}), name=f"{label}.attention")
+                   **({"dtype": dtype} if self.attention != "naive" else {}), name=f"{label}.attention",
+                   mode=self.mode)
         else:
             r = flash_attention2(self.t, batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act,
-                                 causal=self.causal(label), dtype=dtype, name=f"{label}.attention")
+                                 causal=self.causal(label), dtype=dtype, name=f"{label}.attention", mode=self.mode)
         # elementwise ops between the projections and the core (bias adds, rotary, head transposes) are streamed
         # by the kernel's prologue; the core's own traffic (score..pv) is the kernel's and is not added again
         core = self._core_names(ops)

@@ -41,7 +41,8 @@ class _Builder:
 
     def __init__(self, target: PimTarget, options: dict[str, Any]) -> None:
         self.t = target
-        self.mode = options.get("mode", "fast")
+        # the CLI's detailed mode is the AiM timer's command-level mode
+        self.mode = "command" if options.get("mode", "fast") == "detailed" else "fast"
         # one timer per simulation run, so that refresh debt carries across the steps of a generation
         state = options.setdefault("_state", {})
         key = ("pim_timer", self.mode)
@@ -113,7 +114,7 @@ def _causal_self_attention(workload: Workload) -> set[str]:
 
 
 def map_workload(workload: Workload, target: PimTarget, options: dict[str, Any] | None = None) -> Program:
-    """The task chain of ``workload`` on ``target`` (``options``: mode fast|command, refresh true|false)."""
+    """The task chain of ``workload`` on ``target`` (``options``: mode fast|detailed, refresh true|false)."""
     options = options or {}
     b = _Builder(target, options)
     elem = 2  # the MAC datapath is bf16: PIM stores weights, KV and vectors in bf16
