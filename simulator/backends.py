@@ -20,6 +20,7 @@ OPTIONS: dict[str, dict[str, str]] = {
     "pim": {"mode": "fast | detailed (every DRAM command)", "refresh": "true | false (all-bank refresh)"},
     "gpu": {"mode": "fast | detailed (every thread block)", "tp": "tensor-parallel GPUs",
             "attention": "naive | flashdecoding | lean (decode)", "tf32": "true | false (fp32 GEMMs on tensor cores)",
+            "launch": "stream | graph (kernels replayed from a CUDA graph)",
             "kv_heads": "override the KV heads found in the graph"},
     "fpga": {"mode": "fast (the only model)", "efficiency": "fraction of DSP peak reached, 0..1"},
 }

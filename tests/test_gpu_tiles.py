@@ -1,7 +1,7 @@
 """Tile-level event-driven GPU timing (``--mode detailed``): agrees with the closed form where the closed form is
 exact, conserves bytes, never exceeds DRAM bandwidth, and times uneven grids by their slowest blocks.
 
-a100-80gb: 108 SMs, fp16 tensor 312 TFLOP/s, attention_efficiency 0.5, tensor_efficiency 0.85, DRAM 2039 GB/s x
+a100-80gb with its calibration factors pinned (test_gpu_model.pinned_a100): 108 SMs, fp16 tensor 312 TFLOP/s, attention_efficiency 0.5, tensor_efficiency 0.85, DRAM 2039 GB/s x
 0.90 = 1835.1 GB/s, L2 5000 GB/s, DRAM latency 0.5 us, launch 4 us.
 """
 
@@ -24,7 +24,8 @@ from conftest import EXAMPLES
 
 @pytest.fixture(scope="module")
 def a100():
-    return load_target("a100-80gb")
+    from test_gpu_model import pinned_a100
+    return pinned_a100()
 
 
 SM_RATE = 312e12 * 0.85 / 108

@@ -65,14 +65,18 @@ def test_report_on_synthetic_calibration(tmp_path):
 
     rows = {r.item.split(" [")[0]: r for r in result["calibration"]["synthetic-a100.json"]}
     assert set(rows) == {"square 8192^3", "copy 1024 MiB", "empty kernel (torch.cuda._sleep(0)), back to back",
-                         "gpt2 ctx=128 eager"}  # CUDA-graph launch not modelled, skipped row not compared
+                         "one-element add_ replayed from a CUDA graph", "gpt2 ctx=128 eager"}  # skipped row not compared
     assert rows["square 8192^3"].error == pytest.approx(1 / 1.25 - 1)
     assert rows["copy 1024 MiB"].error == pytest.approx(0.0, abs=1e-9)
-    assert rows["empty kernel (torch.cuda._sleep(0)), back to back"].error == pytest.approx(4e-6 / 5e-6 - 1)
+    assert rows["empty kernel (torch.cuda._sleep(0)), back to back"].error == pytest.approx(
+        a100.launch_overhead.si / 5e-6 - 1)
+    assert rows["one-element add_ replayed from a CUDA graph"].error == pytest.approx(
+        a100.graph_launch_overhead.si / 1e-6 - 1)
     assert rows["gpt2 ctx=128 eager"].error == pytest.approx(-0.5)
     assert all(r.status == "independent" for r in rows.values())
     launch = result["stats"]["calibration: launch"]
-    assert launch["n"] == 1 and launch["mean_abs"] == pytest.approx(0.2) and launch["over_10"] == 1
+    assert launch["n"] == 1 and launch["mean_abs"] == pytest.approx(abs(a100.launch_overhead.si / 5e-6 - 1))
+    assert launch["over_10"] == 1
     assert result["stats"]["calibration: gemm square"]["max_abs"] == pytest.approx(0.2)
     assert any("dry.json" in n and "dry-run" in n for n in result["notes"])
     assert any("junk.json" in n for n in result["notes"])

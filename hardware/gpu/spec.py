@@ -59,6 +59,9 @@ class GpuTarget(TargetBase):
     dram_bandwidth: BytesPerSecond
     dram_latency: Seconds
     launch_overhead: Seconds
+    #: per-kernel time of back-to-back kernels replayed from a CUDA graph (``--set launch=graph``); None: as
+    #: ``launch_overhead``
+    graph_launch_overhead: Seconds | None = None
     idle_power: Watts
     tdp: Watts
     nvlink_bandwidth: BytesPerSecond
@@ -79,6 +82,12 @@ class GpuTarget(TargetBase):
                                  "dram_capacity", "dram_bandwidth", "tdp", "pcie_bandwidth")
 
     # -- derived figures (SI units) ------------------------------------------------------------------------
+    def with_graph_launches(self) -> GpuTarget:
+        """This GPU with kernels replayed from a CUDA graph: the launch floor becomes ``graph_launch_overhead``."""
+        if self.graph_launch_overhead is None:
+            return self
+        return self.model_copy(update={"launch_overhead": self.graph_launch_overhead})
+
     @property
     def sms(self) -> int:
         """Streaming multiprocessors."""

@@ -13,9 +13,11 @@ Grouping, per IR block in workload order:
 Options: ``mode`` (``fast``: every kernel's grid timed in closed-form waves; ``detailed``: GEMM and attention grids
 timed block by block on the SMs, L2 and HBM by :mod:`hardware.gpu.tile_sim`), ``tp`` (tensor parallelism: GEMMs
 and heads split over ``tp`` GPUs, a ring all-reduce after each attention and MLP block), ``attention``, ``tf32``
-(fp32 GEMMs on tensor cores), ``kv_heads`` (override the KV head count inferred from the K projection). All kernels
-run on one resource ``gpu`` in order (one CUDA stream); durations are per GPU, energies and traffic are summed over
-the ``tp`` GPUs, idle power is the resource's static power.
+(fp32 GEMMs on tensor cores), ``launch`` (``stream``: every kernel launched from the host, at least
+``launch_overhead`` each; ``graph``: replayed from a CUDA graph, at least ``graph_launch_overhead``), ``kv_heads``
+(override the KV head count inferred from the K projection). All kernels run on one resource ``gpu`` in order (one
+CUDA stream); durations are per GPU, energies and traffic are summed over the ``tp`` GPUs, idle power is the
+resource's static power.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def map_workload(workload: Workload, target: GpuTarget, options: dict | None = N
         raise HwsimError(f"option 'attention': unknown decode attention kernel '{attention}'; use one of "
                          f"{', '.join(DECODE_KERNELS)}")
     tf32 = str(options.get("tf32", "false")).lower() in ("1", "true", "yes", "on")
+    launch = str(options.get("launch", "stream")).lower()
+    if launch not in ("stream", "graph"):
+        raise HwsimError(f"option 'launch': unknown launch mode '{launch}'; use stream or graph")
+    if launch == "graph":
+        target = target.with_graph_launches()
     ctx = _Context(workload, target, tp, attention, tf32, options.get("kv_heads"), str(options.get("mode", "fast")))
     tasks: list[Task] = []
     for block, kind, ops in block_runs(workload.ops):

@@ -169,7 +169,8 @@ def predict_measurement(target: GpuTarget, m: dict[str, Any]) -> tuple[str, floa
         return "calibration: DRAM copy", r.time_s, "hwsim: bytes / (datasheet x dram_efficiency)"
     if kind == "launch":
         if "graph" in m["name"].lower():
-            return None  # hwsim has no CUDA-graph launch mode: reported, not compared
+            return "calibration: launch (CUDA graph)", target.with_graph_launches().launch_overhead.si, \
+                "hwsim: graph_launch_overhead per kernel"
         return "calibration: launch", target.launch_overhead.si, "hwsim: launch_overhead per kernel"
     if kind == "attention_prefill":
         if "math" in backend:
