@@ -16,7 +16,7 @@ from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attent
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import run_waves
 from hardware.gpu.tile_sim import BlockWork, Grid, simulate_grid, water_fill
-from hardware.targets import load_target, target_from_dict
+from hardware.targets import target_from_dict
 from simulator.cli import main
 
 from conftest import EXAMPLES
