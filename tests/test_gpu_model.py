@@ -1,7 +1,8 @@
 """GPU target: kernel timing against hand-computed answers, preset validation, and an end-to-end decode step.
 
 Figures below use the bundled a100-80gb preset with its calibration factors pinned (``pinned_a100``): 108 SMs,
-fp16 tensor peak 312 TFLOP/s x tensor_efficiency 0.85 = 265.2 TFLOP/s, DRAM 2039 GB/s x dram_efficiency 0.90 = 1835.1 GB/s, DRAM latency 0.5 us, launch 4 us.
+fp16 tensor peak 312 TFLOP/s x tensor_efficiency 0.85 = 265.2 TFLOP/s, DRAM 2039 GB/s x dram_efficiency 0.90 = 1835.1 GB/s,
+DRAM latency 0.5 us, launch 4 us.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 exact, conserves bytes, never exceeds DRAM bandwidth, and times uneven grids by their slowest blocks.
 
 a100-80gb with its calibration factors pinned (test_gpu_model.pinned_a100): 108 SMs, fp16 tensor 312 TFLOP/s,
-attention_efficiency 0.5, tensor_efficiency 0.85, DRAM 2039 GB/s x 0.90 = 1835.1 GB/s, L2 5000 GB/s, DRAM latency 0.5 us, launch 4 us.
+attention_efficiency 0.5, tensor_efficiency 0.85, DRAM 2039 GB/s x 0.90 = 1835.1 GB/s,
+L2 5000 GB/s, DRAM latency 0.5 us, launch 4 us.
 """
 
 from __future__ import annotations
