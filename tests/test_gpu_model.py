@@ -61,11 +61,11 @@ def test_large_gemm_approaches_calibrated_peak(a100):
 
 
 def test_gemv_is_bandwidth_bound(a100):
-    # m = 1, k = n = 8192 fp16: the weight is 134,217,728 B; at 1835.1 GB/s -> 73.1 us (+0.5 us latency).
+    # m = 1, k = n = 8192 fp16: the weight is 134,217,728 B; at 1835.1 GB/s -> 73.1 us (+4 us per-kernel cost).
     r = gemm(a100, 1, 1, 8192, 8192, "fp16")
     assert r.bound == "memory"
     bytes_ = 8192 * 8192 * 2 + 8192 * 2 * 2
-    assert r.time_s == pytest.approx(bytes_ / (2039e9 * 0.90) + 0.5e-6, rel=0.02)
+    assert r.time_s == pytest.approx(bytes_ / (2039e9 * 0.90) + 4e-6, rel=0.02)
     assert r.achieved_bytes_per_s <= 2039e9 * 0.90
 
 
@@ -165,8 +165,8 @@ def test_more_bandwidth_never_slower(a100):
 
 
 def test_launch_floor_and_all_reduce(a100):
-    tiny = memory_bound(a100, "tiny", 1024)
-    assert tiny.time_s == pytest.approx(4e-6) and tiny.bound == "launch"
+    tiny = memory_bound(a100, "tiny", 1024)  # 4 us per kernel + 1024 B / 1835.1 GB/s
+    assert tiny.time_s == pytest.approx(4e-6 + 1024 / 1835.1e9) and tiny.bound == "launch"
     # ring all-reduce of 1 MB over 8 GPUs on NVLink (600 GB/s total, 300 GB/s per direction):
     # 10 us + 2 x 7/8 x 1e6 / 300e9 = 15.83 us
     r = all_reduce(a100, 1e6, 8)
@@ -223,7 +223,9 @@ def test_gpt2_decode_options(gpt2_decode):
     a100 = load_target("a100-80gb")
     latencies = {k: run(map_workload(gpt2_decode, a100, {"attention": k})).latency_s
                  for k in ("naive", "flashdecoding", "lean")}
-    assert latencies["lean"] <= latencies["flashdecoding"] <= latencies["naive"]
+    # at 128 keys both fused kernels beat the unfused one; Lean's fix-up round trip costs it its edge over
+    # FlashDecoding (which needs no split here), so their order at short context is not asserted
+    assert max(latencies["lean"], latencies["flashdecoding"]) <= latencies["naive"]
     tp2 = map_workload(gpt2_decode, a100, {"tp": 2})
     assert sum(1 for t in tp2.tasks if t.op.endswith("all_reduce")) == 24  # attention + MLP of 12 layers
     h100 = run(map_workload(gpt2_decode, load_target("h100-sxm"), {})).latency_s

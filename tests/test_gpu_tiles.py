@@ -95,7 +95,7 @@ def test_causal_prefill_is_set_by_its_last_query_tile(a100):
     sm_rate = 312e12 * 0.5 / 108
     detailed = flash_attention2(a100, 1, 1, 1, 2048, 2048, 128, mode="detailed")
     fast = flash_attention2(a100, 1, 1, 1, 2048, 2048, 128)
-    assert detailed.time_s == pytest.approx(4 * 128 * 2048 * 128 / sm_rate + 0.5e-6, rel=1e-9)
+    assert detailed.time_s == pytest.approx(4 * 128 * 2048 * 128 / sm_rate + 4e-6, rel=1e-9)  # + the 4 us per kernel
     assert detailed.time_s > 1.8 * fast.time_s
     assert detailed.flops == fast.flops  # useful FLOPs do not depend on the mode
 

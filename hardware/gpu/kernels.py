@@ -20,8 +20,9 @@ Timing model (first principles, calibrated by the preset's efficiencies):
   dram_latency`` bytes in flight to saturate DRAM (A100-80GB: 1835 GB/s x 500 ns = 918 kB, 8.5 kB per SM), so a
   grid of few blocks with small pipelines cannot, however long each block runs. A wave whose memory time is set
   by this cap rather than by its bandwidth share is reported as ``latency``-bound.
-- One DRAM latency is added per kernel (pipeline fill). A kernel never takes less than the launch overhead:
-  launches are asynchronous, so a kernel shorter than the host's issue time leaves the GPU waiting.
+- Every kernel pays the preset's ``launch_overhead`` on top of its body: the measured per-kernel time of
+  back-to-back launches of a near-empty kernel (launch processing, block dispatch, the first DRAM round trip,
+  completion; :func:`finish`). ``--set launch=graph`` replaces it with ``graph_launch_overhead``.
 - Energy: FLOPs x energy per FLOP of the unit used (tensor or CUDA cores) + bytes x energy per bit at DRAM and L2.
 """
 
@@ -128,20 +129,21 @@ def run_waves(target: GpuTarget, tiles: int, blocks_per_sm: int, threads_per_blo
 def finish(target: GpuTarget, name: str, body_s: float, compute_s: float, memory_s: float, flops: float,
            dram_bytes: float, l2_bytes: float, occupancy: float, unit: str, detail: dict | None = None,
            latency_limited: bool = False) -> KernelResult:
-    """Add the pipeline-fill latency and the launch floor to a kernel body and name the bound
-    (``latency_limited``: a memory-bound body whose rate is set by the blocks' bytes in flight, not by DRAM)."""
-    latency = target.dram_latency.si
-    busy = body_s + latency
+    """Add the per-kernel fixed cost to a kernel body and name the bound (``latency_limited``: a memory-bound body
+    whose rate is set by the blocks' bytes in flight, not by DRAM).
+
+    The fixed cost is the preset's ``launch_overhead``: the measured time per kernel of back-to-back launches of a
+    near-empty kernel, which covers the front end's launch processing, block dispatch, the kernel's first DRAM round
+    trip and its completion. It is added to the body, as the source's own fit of its data does (te42kyfo/gpu-benches
+    gpu-small-kernels: time per kernel = startup overhead + volume / bandwidth)."""
     launch = target.launch_overhead.si
-    if launch >= busy:
+    if launch >= body_s:
         bound = "launch"
-    elif latency >= max(compute_s, memory_s):
-        bound = "latency"
     elif compute_s >= memory_s:
         bound = "compute"
     else:
         bound = "latency" if latency_limited else "memory"
-    return KernelResult(name, max(busy, launch), flops, dram_bytes, l2_bytes, bound, occupancy, unit, 1,
+    return KernelResult(name, launch + body_s, flops, dram_bytes, l2_bytes, bound, occupancy, unit, 1,
                         detail or {})
 
 

@@ -1,0 +1,109 @@
+"""Published GPU measurements (``hardware/calibration/published.yaml``) against hwsim's predictions.
+
+Each point is a measured number someone published with its setup (cuBLAS GEMM TFLOP/s by shape, a streaming
+kernel's GB/s, decode-attention kernel microseconds, decode-step or whole-generation latency), with its source.
+Points a preset field was calibrated from carry ``calibrates`` and are reported as circular; all others are
+independent checks. Errors are on time (``predicted / measured - 1``): a TFLOP/s or GB/s figure is turned into the
+time it implies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hardware.gpu.attention import flash_attention2, flash_decoding
+from hardware.gpu.gemm import gemm
+from hardware.gpu.kernels import memory_bound
+from hardware.targets import load_target
+from mapping.op_costs import Precision
+from mapping.workloads import Model
+from simulator.simulate import simulate
+from simulator.validation import checkout_root
+
+ROOT = checkout_root()
+PUBLISHED = ROOT / "hardware" / "calibration" / "published.yaml"
+EXAMPLES = ROOT / "examples"
+
+#: report category of each point kind (decode-step targets of the issue: GEMMs and decode steps)
+CATEGORY = {
+    "gemm": "measured (published): GEMM",
+    "stream": "measured (published): DRAM streaming",
+    "attention_decode": "measured (published): decode attention",
+    "decode_step": "measured (published): decode step / generation",
+    "generate": "measured (published): decode step / generation",
+}
+
+
+def load_points(path: Path = PUBLISHED) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The sources and points of the published-measurements file."""
+    doc = yaml.safe_load(Path(path).read_text())
+    if doc.get("schema") != "hwsim-gpu-published/1":
+        raise ValueError(f"{path}: schema must be hwsim-gpu-published/1")
+    return doc["sources"], doc["points"]
+
+
+_models: dict[str, Model] = {}
+
+
+def _model(name: str) -> Model:
+    if name not in _models:
+        _models[name] = Model(str(EXAMPLES / name))
+    return _models[name]
+
+
+def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
+    """(predicted seconds, measured seconds, item label, hwsim note) for one point."""
+    t = load_target(point["target"])
+    kind = point["kind"]
+    if kind == "gemm":
+        m, n, k = point["m"], point["n"], point["k"]
+        r = gemm(t, 1, m, k, n, point["dtype"])
+        measured = 2.0 * m * n * k / (point["tflops"] * 1e12)
+        shape = f"{m}^3" if m == n == k else f"m={m} n={n} k={k}"
+        return r.time_s, measured, f"{point['dtype']} {shape} on {t.name}", \
+            f"{r.bound}, tile {r.detail.get('tile')}, split-K {r.detail.get('split_k')}, waves {r.detail.get('waves')}"
+    if kind == "stream":
+        r = memory_bound(t, "stream", point["bytes"])
+        return r.time_s, point["bytes"] / (point["gbps"] * 1e9), f"{point['bytes'] / 1e9:.2f} GB streamed on {t.name}", \
+            "bytes / (datasheet x dram_efficiency)"
+    if kind == "attention_decode":
+        args = (t, point["batch"], point["heads"], point["kv_heads"])
+        if point["kernel"] == "fa2":
+            r = flash_attention2(*args, 1, point["kv_len"], point["head_dim"], causal=False)
+        else:
+            r = flash_decoding(*args, point["kv_len"], point["head_dim"])
+        label = f"{point['kernel']} batch {point['batch']} x {point['kv_len']} keys ({point['heads']}q/{point['kv_heads']}kv)"
+        return r.time_s, point["us"] * 1e-6, label, f"{r.bound}-bound" + (
+            f", {r.detail.get('splits')} splits" if point["kernel"] != "fa2" else "")
+    options = {"launch": point.get("launch", "stream")}
+    model = _model(point["model"])
+    if kind == "decode_step":  # per-token time at the middle of the generation
+        context = point["prompt"] + point["gen"] // 2
+        r = simulate(model, t, "decode", 1, context, 1, Precision(), options)
+        return r.latency_s, point["ms_per_token"] * 1e-3, \
+            f"{Path(point['model']).stem} decode step, ctx {context}, {t.name}, {options['launch']} launches", \
+            "one decode step at the generation's mean context"
+    r = simulate(model, t, "generate", 1, point["prompt"], point["gen"], Precision(), options)
+    return r.latency_s, point["total_ms"] * 1e-3, \
+        f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out, {t.name}, {options['launch']} launches", \
+        f"prefill + {point['gen'] - 1} decode steps"
+
+
+def rows(comparison_cls: type) -> list[Any]:
+    """Every point as a ``comparison_cls`` (simulator.validation.gpu.Comparison), times in microseconds."""
+    sources, points = load_points()
+    out = []
+    for p in points:
+        predicted, measured, label, note = predict(p)
+        category = CATEGORY[p["kind"]]
+        if p.get("category"):
+            category += f" ({p['category']})"
+        status = "circular" if p.get("calibrates") else "independent"
+        if p.get("calibrates"):
+            note += f"; calibrates {p['calibrates']}"
+        out.append(comparison_cls(category, label, predicted * 1e6, measured * 1e6, "us", p["source"], status, note,
+                                  {"point": p, "source_text": sources[p["source"]]}))
+    return out
