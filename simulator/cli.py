@@ -168,15 +168,17 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--plot", "plot_out", metavar="OUT.png", help="Write a latency/energy breakdown figure.")
 @click.option("--plot-roofline", "roofline_out", metavar="OUT.png",
               help="Write every kernel of the run on the target's roofline (GPU targets).")
+@click.option("--kernels", "kernels_top", type=int, default=0, metavar="N",
+              help="Also print the N slowest kernels: time, calls, TFLOP/s, GB/s, bound, occupancy (GPU targets).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
              tp: int, sets: tuple[str, ...], dims: tuple[str, ...], weights: str | None, activations: str | None,
              kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
-             roofline_out: str | None, quiet: bool) -> None:
+             roofline_out: str | None, kernels_top: int, quiet: bool) -> None:
     """Simulate MODEL on a hardware target and print latency, energy and traffic."""
     from hardware.targets import load_target
     from mapping.workloads import Model
-    from simulator.report import summary_table, write_plot, write_trace
+    from simulator.report import kernel_table, summary_table, write_plot, write_trace
     from simulator.simulate import simulate as run_simulation
 
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
@@ -210,6 +212,9 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         if bar is not None:
             bar.__exit__(None, None, None)
     click.echo(summary_table(result))
+    if kernels_top > 0:
+        click.echo("")
+        click.echo(kernel_table(result, kernels_top))
     if json_out:
         Path(json_out).write_text(json.dumps(result.to_dict(), indent=1))
         click.echo(f"wrote {json_out}")

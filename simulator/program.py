@@ -18,7 +18,9 @@ class Task:
     ``duration_s`` is the time the resource is busy (seconds); ``energy_j`` the dynamic energy of the task
     (joules); ``bytes_by_level`` the bytes it moves per memory level (e.g. ``dram_array``, ``bank_io``,
     ``channel``, ``offchip_link``, ``onchip_buffer``). ``op`` and ``block`` name the workload op and IR block it
-    implements, for breakdowns; ``deps`` are names of tasks that must finish first.
+    implements, for breakdowns; ``deps`` are names of tasks that must finish first. ``flops`` (useful FLOPs),
+    ``bound`` (what limited it: compute / memory / latency / launch / link) and ``occupancy`` (fraction of the
+    unit's resident-thread slots in use) are filled by models that know them (GPU kernels).
     """
 
     name: str
@@ -30,6 +32,9 @@ class Task:
     op: str = ""
     block: str = ""
     energy_by_action: dict[str, float] = field(default_factory=dict)
+    flops: float = 0.0
+    bound: str = ""
+    occupancy: float | None = None
 
 
 @dataclass

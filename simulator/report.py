@@ -64,6 +64,22 @@ def summary_table(r: SimulationResult) -> str:
     return "\n".join(lines)
 
 
+def kernel_table(r: SimulationResult, top: int) -> str:
+    """The ``top`` slowest kernels: time, calls, achieved TFLOP/s and GB/s, bound, occupancy."""
+    rows = r.kernels()
+    if not rows:
+        return f"(no per-kernel figures: {r.target.kind} targets are not modelled kernel by kernel)"
+    lines = [f"{'kernel':44s} {'time':>11s} {'calls':>6s} {'TFLOP/s':>8s} {'GB/s':>7s} {'bound':>8s} {'occupancy':>9s}"]
+    for k in rows[:top]:
+        occ = f"{k['occupancy']:.0%}" if k["occupancy"] is not None else "-"
+        lines.append(f"{k['kernel'][:44]:44s} {_time(k['time_s']):>11s} {k['calls']:6d} "
+                     f"{k['achieved_flops_per_s'] / 1e12:8.2f} {k['achieved_dram_bytes_per_s'] / 1e9:7.0f} "
+                     f"{k['bound']:>8s} {occ:>9s}")
+    if len(rows) > top:
+        lines.append(f"... {len(rows) - top} more (all of them in --json's 'kernels')")
+    return "\n".join(lines)
+
+
 def write_trace(r: SimulationResult, path: str) -> None:
     """A Chrome/Perfetto trace (JSON array format) of the prefill and the first decode steps."""
     events = []

@@ -76,6 +76,22 @@ class SimulationResult:
         """Tokens per second over the whole run."""
         return self.tokens / self.latency_s if self.latency_s else 0.0
 
+    def kernels(self) -> list[dict[str, Any]]:
+        """Per-kernel figures of a kernel-level model (GPU), slowest first: total time over ``calls``, useful FLOP/s
+        and DRAM bytes/s achieved (summed over tensor-parallel GPUs), the bound that held for most of its time, and
+        its time-weighted occupancy."""
+        out = []
+        for name, row in self.ops.items():
+            if "bound_s" not in row:
+                continue
+            t = row["latency_s"]
+            out.append({"kernel": name, "calls": row["calls"], "time_s": t,
+                        "achieved_flops_per_s": row["flops"] / t if t else 0.0,
+                        "achieved_dram_bytes_per_s": row["dram_bytes"] / t if t else 0.0,
+                        "bound": max(row["bound_s"], key=row["bound_s"].get),
+                        "occupancy": row["occupancy_s"] / t if t and "occupancy_s" in row else None})
+        return sorted(out, key=lambda k: -k["time_s"])
+
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object."""
         return {
@@ -92,6 +108,7 @@ class SimulationResult:
             "idle_s": {res: max(0.0, self.latency_s - busy) for res, busy in self.busy_s.items()},
             "phases": [vars(p) for p in self.phases],
             "breakdown": {"blocks": self.blocks, "block_kinds": self.block_kinds, "ops": self.ops},
+            "kernels": self.kernels(),
             "memory": {"required_bytes": self.memory_bytes, "capacity_bytes": self.capacity_bytes},
             "target": to_dict(self.target),
         }
@@ -129,6 +146,16 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
             row["latency_s"] += duration
             row["energy_j"] += task.energy_j
             row["bytes"] += nbytes
+        if task.bound:  # a kernel-level model: keep what each op achieved
+            row = result.ops[task.op or task.name]
+            row["calls"] = row.get("calls", 0) + 1
+            row["flops"] = row.get("flops", 0.0) + task.flops
+            row["dram_bytes"] = row.get("dram_bytes", 0) + sum(v for k, v in task.bytes_by_level.items()
+                                                                if k in ("hbm", "dram", "gddr"))
+            bound_s = row.setdefault("bound_s", {})
+            bound_s[task.bound] = bound_s.get(task.bound, 0.0) + duration
+            if task.occupancy is not None:
+                row["occupancy_s"] = row.get("occupancy_s", 0.0) + task.occupancy * duration
         if keep_trace:
             result.trace.append((phase.name, rec, offset_s))
     # static energy is spread over blocks in proportion to their time, so the breakdown adds up to the total

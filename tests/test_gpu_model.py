@@ -248,3 +248,28 @@ def test_prefill_maps():
     w = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 256)
     result = run(map_workload(w, load_target("h100-sxm"), {}))
     assert result.latency_s > 0
+
+
+def test_per_kernel_report(tmp_path):
+    from click.testing import CliRunner
+
+    from hardware.gpu.kernels import BOUNDS
+    from simulator.cli import main
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["simulate", str(EXAMPLES / "gpt2.onnx"), "--target", "a100-80gb", "--phase",
+                                    "decode", "--prompt-len", "256", "--kernels", "5", "--json", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "TFLOP/s" in res.output and "occupancy" in res.output
+    import json
+    doc = json.loads(out.read_text())
+    kernels = doc["kernels"]
+    a100 = load_target("a100-80gb")
+    # one stream: the kernels' times add up to the step's latency; each kernel's achieved rates stay under the peaks
+    assert sum(k["time_s"] for k in kernels) == pytest.approx(doc["latency_s"], rel=1e-9)
+    assert [k["time_s"] for k in kernels] == sorted((k["time_s"] for k in kernels), reverse=True)
+    for k in kernels:
+        assert k["bound"] in BOUNDS
+        assert 0 <= k["occupancy"] <= 1
+        assert k["achieved_flops_per_s"] <= a100.peak_flops("fp16")[0]
+        assert k["achieved_dram_bytes_per_s"] <= a100.dram_bandwidth.si

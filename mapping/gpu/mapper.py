@@ -74,7 +74,8 @@ def map_workload(workload: Workload, target: GpuTarget, options: dict | None = N
                 traffic["l2"] = int(result.l2_bytes * tp)
             name = f"{len(tasks):04d}.{result.name}"
             tasks.append(Task(name, "gpu", result.time_s, sum(actions.values()), traffic,
-                              [tasks[-1].name] if tasks else [], result.name, block, actions))
+                              [tasks[-1].name] if tasks else [], result.name, block, actions, result.flops * tp,
+                              result.bound, result.occupancy))
     return Program([Resource("gpu", 1, target.idle_power.si * tp)], tasks)
 
 
