@@ -372,10 +372,12 @@ EXPLAIN = {
         "tensor rate, so grids of one or two waves (A100 768^3-1792^3, H100 1024^3) come out 10-48% fast. From 1920^3 "
         "up the A100 points are +7% to -22%: tensor_efficiency is the best shape's maximum (MAMF, 86.9%) while the "
         "Triton docs' cuBLAS plateaus at ~70% of 312 TFLOP/s (the CI runner's A100 variant, clocks and power limit "
-        "are not stated; its 1.69 TB/s vector add would also fit an A100 80GB PCIe at 300 W). L4 is ~47% fast at "
-        "4096^3 and above: the 72 W card throttles under sustained tensor load, which a model at boost clock cannot "
-        "show. RTX 4090 is 11-20% slow from 2048^3: torch.mm reached 168 TFLOP/s, above the preset's 165 TFLOP/s "
-        "peak (GeForce boost clocks run above the rated 2.52 GHz), and its tensor_efficiency (0.85) is an assumption. "
+        "are not stated; its 1.69 TB/s vector add would also fit an A100 80GB PCIe at 300 W). L4 and V100 take their "
+        "tensor_efficiency from the best size of the same torch.mm data (that point is circular): "
+        "V100 is then within 16% (1024^3) and 8% (larger); L4 is +27% at 1024^3 and 21-23% fast from 4096^3, "
+        "where the 72 W card throttles under sustained tensor load, which a model at a fixed clock cannot show. RTX 4090 "
+        "is 11-20% slow from 2048^3: torch.mm reached 168 TFLOP/s, above the preset's rated 165 TFLOP/s peak (GeForce "
+        "boards run above their rated boost clock), and its tensor_efficiency (0.85) is an assumption. "
         "The H100 skinny GEMMs (decode shapes, weight streaming) are within 2.2%."),
     "measured (published): decode attention": (
         "The FA2 column (no KV split) is reproduced within -12% / +9% on all nine held-out rows: the padded 128-row "
