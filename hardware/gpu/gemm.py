@@ -82,8 +82,8 @@ def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp
         raise ValueError(f"{name}: no tile fits on {target.name}")
     cached = best[1]  # shared by the search cache: hand out a copy
     if mode == "detailed":
-        cached = _time_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes,
-                              cached.detail["_config"], cached.detail["split_k"], "detailed")
+        cached = _detailed_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes,
+                                  cached.detail["_config"], cached.detail["split_k"], "detailed")
     return dataclasses.replace(cached, name=name, detail=dict(cached.detail))
 
 
@@ -111,7 +111,6 @@ def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a
     return best
 
 
-@lru_cache(maxsize=4096)
 def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float,
                  b_bytes: float, c_bytes: float, dram_bytes: float | None, t: Tile, s: int,
                  mode: str) -> KernelResult:
@@ -142,3 +141,7 @@ def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: s
     return finish(target, "gemm", body, w.compute_s, memory, flops, unique + reduce_bytes, tile_l2 * count,
                   w.occupancy, unit, {"tile": (t.m, t.n, t.k), "split_k": s, "tiles": count, "waves": w.waves,
                                       "blocks_per_sm": bps, "_config": t}, w.latency_limited)
+
+
+#: the block-by-block timing of the configurations the search picked (decode steps repeat the same GEMMs)
+_detailed_config = lru_cache(maxsize=1024)(_time_config)
