@@ -150,8 +150,7 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
             row = result.ops[task.op or task.name]
             row["calls"] = row.get("calls", 0) + 1
             row["flops"] = row.get("flops", 0.0) + task.flops
-            row["dram_bytes"] = row.get("dram_bytes", 0) + sum(v for k, v in task.bytes_by_level.items()
-                                                                if k in ("hbm", "dram", "gddr"))
+            row["dram_bytes"] = row.get("dram_bytes", 0) + task.bytes_by_level.get("hbm", 0)  # the GPU mapper's DRAM
             bound_s = row.setdefault("bound_s", {})
             bound_s[task.bound] = bound_s.get(task.bound, 0.0) + duration
             if task.occupancy is not None:

@@ -120,10 +120,17 @@ def run_waves(target: GpuTarget, tiles: int, blocks_per_sm: int, threads_per_blo
             compute_s += count * c
             memory_s += count * m
             limited = limited or (lim and m >= c)
-    waves = full + (1 if rem else 0)
-    threads = min(1.0, blocks_per_sm * threads_per_block / target.max_threads_per_sm.si)
-    occupancy = threads * tiles / (waves * slots) if waves else 0.0
+    waves, occupancy = wave_occupancy(target, tiles, blocks_per_sm, threads_per_block)
     return WaveTiming(total, compute_s, memory_s, waves, occupancy, limited)
+
+
+def wave_occupancy(target: GpuTarget, tiles: int, blocks_per_sm: int, threads_per_block: int) -> tuple[int, float]:
+    """(waves, occupancy) of a grid: waves of ``SMs x blocks_per_sm`` slots, and the average fraction of the GPU's
+    resident-thread slots its blocks fill over those waves."""
+    slots = target.sms * blocks_per_sm
+    waves = math.ceil(tiles / slots) if tiles else 0
+    threads = min(1.0, blocks_per_sm * threads_per_block / target.max_threads_per_sm.si)
+    return waves, (threads * tiles / (waves * slots) if waves else 0.0)
 
 
 def finish(target: GpuTarget, name: str, body_s: float, compute_s: float, memory_s: float, flops: float,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import simpy
 
-from hardware.gpu.kernels import WaveTiming, block_bandwidth
+from hardware.gpu.kernels import WaveTiming, block_bandwidth, wave_occupancy
 from hardware.gpu.spec import GpuTarget
 
 _EPS = 1e-12  # relative progress treated as complete
@@ -75,10 +75,10 @@ def water_fill(capacity: float, caps: Sequence[float]) -> list[float]:
 
 
 class _Block:
-    __slots__ = ("work", "sm", "slot", "done", "progress", "rate", "limit", "streamed")
+    __slots__ = ("work", "sm", "done", "progress", "rate", "limit", "streamed")
 
-    def __init__(self, work: BlockWork, sm: int, slot: object, done: simpy.Event) -> None:
-        self.work, self.sm, self.slot, self.done = work, sm, slot, done
+    def __init__(self, work: BlockWork, sm: int, done: simpy.Event) -> None:
+        self.work, self.sm, self.done = work, sm, done
         self.progress = 0.0
         self.rate = 0.0
         self.limit = "compute"
@@ -176,21 +176,16 @@ def simulate_grid(target: GpuTarget, grid: Grid) -> tuple[WaveTiming, dict]:
     def block(work: BlockWork):
         token = yield slots.get()
         done = env.event()
-        sim.add(_Block(work, token[0], token, done))
+        sim.add(_Block(work, token[0], done))
         yield done
         yield slots.put(token)
 
     procs = [env.process(block(work)) for count, work in grid.runs for _ in range(count)]
     if procs:
         env.run(until=env.all_of(procs))
-    total = env.now
-    slots_total = target.sms * grid.blocks_per_sm
-    waves = math.ceil(grid.blocks / slots_total) if grid.blocks else 0
-    threads = min(1.0, grid.blocks_per_sm * grid.threads_per_block / target.max_threads_per_sm.si)
-    busy_slots = grid.blocks / (waves * slots_total) if waves else 0.0
+    waves, occupancy = wave_occupancy(target, grid.blocks, grid.blocks_per_sm, grid.threads_per_block)
     t = sim.time_by_limit
-    memory = t["memory"] + t["latency"]
-    timing = WaveTiming(total, t["compute"], memory, waves, threads * busy_slots,
+    timing = WaveTiming(env.now, t["compute"], t["memory"] + t["latency"], waves, occupancy,
                         latency_limited=t["latency"] > t["memory"])
     return timing, {"dram_bytes_moved": sim.dram_moved, "peak_dram_rate": sim.peak_dram_rate}
 
