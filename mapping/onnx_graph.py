@@ -83,6 +83,21 @@ class OpGraph:
     producer: dict[str, Node]
     consumers: dict[str, list[Node]]
     opset_imports: list[onnx.OperatorSetIdProto] = field(repr=False, default_factory=list)
+    #: the file's initializers (protos, not decoded): :meth:`array` decodes one when a consumer needs its values
+    initializers: dict[str, onnx.TensorProto] = field(repr=False, default_factory=dict)
+
+    def array(self, name: str) -> np.ndarray:
+        """The values of initializer or constant ``name`` (a weight's data is decoded only here, on demand)."""
+        t = self.tensors.get(name)
+        if t is not None and t.value is not None:
+            return t.value
+        init = self.initializers.get(name)
+        if init is None:
+            raise HwsimError(f"{self.path}: '{name}' is not an initializer or constant")
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise HwsimError(f"{self.path}: the data of initializer '{name}' is in an external file that is not "
+                             "loaded here; save the model with its weights inside the .onnx file")
+        return numpy_helper.to_array(init)
 
     def symbolic_dims(self) -> dict[str, list[tuple[str, int]]]:
         """Symbolic dimension names of the graph inputs, each with the (input, axis) places it appears."""
@@ -234,7 +249,7 @@ def load_graph(path: str) -> OpGraph:
                 tensors[out] = Tensor(out, dtype, dims, "activation")
     outputs = [o.name for o in graph.output]
     return OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
-                   producer, consumers, list(model.opset_import))
+                   producer, consumers, list(model.opset_import), {i.name: i for i in graph.initializer})
 
 
 def _np_name(arr: np.ndarray) -> str:

@@ -92,6 +92,9 @@ class OpCost:
     block_kind: str = ""
     layer: int | None = None
     role: str = ""
+    #: names of the tensors the node reads and writes (dataflow between ops; filled by the workload builder)
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
     @property
     def bytes(self) -> int:

@@ -234,6 +234,8 @@ class Model:
             if block is not None:
                 c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
             c.role = self._roles.get(node.name, "")
+            c.inputs = tuple(i for i in node.inputs if i)
+            c.outputs = tuple(o for o in node.outputs if o)
             ops.append(c)
         return ops
 

@@ -160,7 +160,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
               help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "
                    "L2 and HBM (GPU) simulated event by event.")
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option, e.g. attention=lean.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Target-specific option, e.g. attention=lean (`hwsim targets show NAME` lists a target's options).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
 @precision_options("the target's native format: bf16 on PIM, fp16 on GPUs and FPGAs")
 @click.option("--json", "json_out", metavar="OUT.json", help="Write the full result as JSON.")
@@ -229,7 +230,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     if roofline_out:
         from simulator.roofline import write_roofline
 
-        write_roofline(result, target, roofline_out, model=model, options=options)
+        write_roofline(result, target, roofline_out)
         click.echo(f"wrote {roofline_out}")
 
 
@@ -252,6 +253,7 @@ def targets(ctx: click.Context) -> None:
 def targets_show(name: str) -> None:
     """Print one preset: every field with its value, unit and source."""
     from hardware.targets import flatten, load_target
+    from mapping.target_plugin import plugin_for
 
     t = load_target(name)
     click.echo(f"{t.name} ({t.kind}): {t.description}")
@@ -260,6 +262,8 @@ def targets_show(name: str) -> None:
             continue
         shown = f"{value:g}" if isinstance(value, float) else str(value)
         click.echo(f"  {path:34s} {shown:>12s} {unit:8s} {source}")
+    plugin = plugin_for(t.kind)
+    click.echo(f"options of {t.kind} targets (--set KEY=VALUE): {plugin.options_help()}")
 
 
 from simulator.hls_command import hls  # noqa: E402

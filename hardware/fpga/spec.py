@@ -14,12 +14,16 @@ mapper (:mod:`mapping.fpga.mapper`) charges both. Resources, clock and DSP width
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hardware.quantity import Bytes, BytesPerSecond, Count, Hertz, Joules, JoulesPerBit, Ratio, Watts, require_positive
 from hardware.targets import TargetBase
 
 
 class FpgaTarget(TargetBase):
     """One FPGA device on a board (kind ``fpga``)."""
+
+    KIND: ClassVar[str] = "fpga"
 
     part: str
     dsp: Count

@@ -8,6 +8,8 @@ are assumptions pending measurement.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict
 
 from hardware.quantity import (
@@ -45,6 +47,8 @@ class TensorPeaks(BaseModel):
 
 class GpuTarget(TargetBase):
     """One GPU (kind ``gpu``): compute, on-chip storage, memory, links, power and calibration."""
+
+    KIND: ClassVar[str] = "gpu"
 
     sm_count: Count
     boost_clock: Hertz

@@ -8,6 +8,7 @@ ASIC that does non-linear functions, accumulation and data movement (PIM-GPT's s
 from __future__ import annotations
 
 from functools import cached_property
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -52,6 +53,8 @@ class Asic(_Part):
 
 class PimTarget(TargetBase):
     """A PIM system: ``channels`` channels of the ``dram`` standard, every bank with a MAC unit."""
+
+    KIND: ClassVar[str] = "pim"
 
     dram: str
     channels: Count
