@@ -140,3 +140,15 @@ def test_malformed_latency_and_failed_check(tmp_path):
 def test_unused_parameter_is_an_error(tmp_path):
     msg, _ = _bad(tmp_path, "  tRCDWR: {", '  tUNUSED: {value: 1, source: "x"}\n  tRCDWR: {')
     assert "field 'timing.tUNUSED': parameter 'tUNUSED' is not used" in msg
+
+
+def test_windowed_rule_below_channel_level(tmp_path):
+    # a test-local bank-group window: at most 2 ACTs per 40 cycles in one bank group (the generic windowed path)
+    text = GDDR6.replace("constraints:\n  # --- same bank ---\n",
+                         "constraints:\n  - {level: bankgroup, preceding: [ACT], following: [ACT], latency: 40, window: 2}\n", 1)
+    path = tmp_path / "bg_window.yaml"
+    path.write_text(text)
+    ch = Channel(load_standard(path))
+    # BG0: 0, then tRRD_L 6, then the window holds the third to 0 + 40; BG1 only waits tRRD_S after it
+    cycles = [ch.issue("ACT", BankAddress(g, b)) for g, b in ((0, 0), (0, 1), (0, 2), (1, 0))]
+    assert cycles == [0, 6, 40, 45]
