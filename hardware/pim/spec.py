@@ -16,6 +16,12 @@ from hardware.dram import DramStandard, load_standard
 from hardware.quantity import Bytes, Count, FlopsPerSecond, Hertz, Joules, JoulesPerBit, Watts
 from hardware.targets import TargetBase
 
+#: timing parameters :class:`hardware.pim.aim.AimTimer`'s closed forms and command stream read (cycles)
+AIM_PARAMS = ("tBL", "tCCD_L", "tCCD_MAC", "tCL", "tCWL", "tCWL_GB", "tMAC", "tRAS", "tRC", "tRCDRD", "tRCDWR", "tREFI",
+              "tRFC", "tRP", "tRPab", "tRTP", "tWR")
+#: commands its command mode issues
+AIM_COMMANDS = ("ACT_AB", "WR_GB", "MAC_ABK", "RD_MAC", "PREA", "REF")
+
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,6 +79,10 @@ class PimTarget(TargetBase):
         std = load_standard(self.dram)
         if std.aim is None:
             raise ValueError(f"DRAM standard '{self.dram}' has no AiM (PIM) timing section")
+        missing = [name for name in AIM_PARAMS if name not in std.params]
+        missing += [name for name in AIM_COMMANDS if name not in std.all_commands]
+        if missing:
+            raise ValueError(f"DRAM standard '{self.dram}' lacks {', '.join(missing)}, which the AiM timer uses")
         return self
 
     @cached_property
