@@ -11,6 +11,7 @@ guesses which level is DRAM.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -108,7 +109,7 @@ class Program:
                 raise HwsimError(f"program: task name '{t.name}' is used twice")
             if t.resource not in resources:
                 raise HwsimError(f"program: task '{t.name}' runs on unknown resource '{t.resource}'")
-            if not (t.duration_s >= 0 and t.energy_j >= 0):  # also refuses NaN
+            if not (0 <= t.duration_s < math.inf and 0 <= t.energy_j < math.inf):  # also refuses NaN
                 raise HwsimError(f"program: task '{t.name}' has a negative or undefined duration or energy")
             if self.levels and any(level not in self.levels for level in t.bytes_by_level):
                 unknown = next(level for level in t.bytes_by_level if level not in self.levels)

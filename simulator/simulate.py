@@ -7,6 +7,7 @@ back, so latencies and energies add.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -239,4 +240,7 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
         one(model.decode(batch, prompt_len, precision, prompt_len=prompt_len), dec, True)
         if progress:
             progress(1, 1)
+    if not (math.isfinite(result.latency_s) and math.isfinite(result.energy_j)):
+        raise HwsimError(f"{target.name}: the simulated latency or energy is not a finite number; check the preset's "
+                         "values (`hwsim targets show`)")
     return result
