@@ -74,6 +74,11 @@ def schema_kinds() -> list[str]:
     return sorted(_SCHEMAS)
 
 
+def schema_for(kind: str) -> type[TargetBase]:
+    """The schema class validating presets of ``kind``."""
+    return _schema(kind, f"kind '{kind}'")
+
+
 def _schema(kind: str, where: str) -> type[TargetBase]:
     _discover()
     if kind not in _SCHEMAS:

@@ -35,21 +35,16 @@ class PimPlugin(TargetPlugin):
     options = PimOptions
     native_dtype = "bfloat16"
 
-    def native_format(self, spec: PimTarget) -> str:  # type: ignore[override]
-        """The MAC datapath's format (``mac.dtype``)."""
-        return getattr(spec.mac, "dtype", None) or self.native_dtype
-
     def capacity_bytes(self, spec: PimTarget, options: PimOptions) -> int:  # type: ignore[override]
         return memory_capacity_bytes(spec)
 
     def check(self, model: Model, spec: PimTarget, options: PimOptions,  # type: ignore[override]
               precision: Precision) -> None:
         """The bank MACs compute 2-byte floats only."""
-        native = self.native_format(spec)
         for field_name, flag in (("weights", "--weights"), ("activations", "--activations"), ("kv_cache", "--kv-cache")):
             chosen = getattr(precision, field_name)
             if chosen not in ("bfloat16", "float16"):
-                raise HwsimError(f"{flag} {chosen}: {spec.name} computes in {native} (mac.dtype), 2 bytes per value; "
+                raise HwsimError(f"{flag} {chosen}: {spec.name}'s bank MACs compute in bfloat16, 2 bytes per value; "
                                  "use bf16 or fp16 on this target")
 
     def session(self, spec: PimTarget, options: PimOptions) -> Lowering:  # type: ignore[override]
