@@ -18,11 +18,12 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from hardware.dtypes import tensor_bytes
+from hardware.dtypes import is_float, tensor_bytes
 from hardware.errors import HwsimError, HwsimWarning
 from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
-from mapping.op_costs import OpCost, Precision, cost_node, tensor_classes
+from mapping.op_costs import OpCost, Precision, cost_ops, tensor_classes
+from mapping.quant import logical_elements
 from mapping.recognize import classify_dim, kv_cache_inputs, recognise
 from mapping.shape_binding import BoundGraph, bind
 
@@ -147,7 +148,7 @@ class Model:
             if self._dim_kind[name] in flags and not decoder_length:  # no flag sets an encoder-decoder's decoder length
                 raise HwsimError(f"--dim {name}: this dimension is the {self._dim_kind[name]} length; set it with "
                                  f"{flags[self._dim_kind[name]]} so that every count follows it")
-        self.params = sum(self._numel(t) for t in self.graph.weight_names)
+        self.params = sum(logical_elements(self.graph, t) for t in self.graph.weight_names)
         self._warned: set[tuple[str, int]] = set()
 
     def _numel(self, name: str) -> int:
@@ -174,7 +175,9 @@ class Model:
         """Bytes of all parameters at the chosen weight precision."""
         total = 0
         for name in self.graph.weight_names:
-            dtype = precision.weights or self.graph.tensors[name].dtype
+            dtype = self.graph.tensors[name].dtype
+            if is_float(dtype) and precision.weights:
+                dtype = precision.weights  # quantized weights keep their stored width
             total += tensor_bytes(self._numel(name), dtype)
         return total
 
@@ -229,12 +232,12 @@ class Model:
         ops = []
         nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
         for node in nodes:
-            c = cost_node(bound, node, klass, precision)
             block = self._owner.get(node.name)
-            if block is not None:
-                c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
-            c.role = self._roles.get(node.name, "")
-            ops.append(c)
+            for c in cost_ops(bound, node, klass, precision):
+                if block is not None:
+                    c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
+                c.role = c.role or self._roles.get(node.name, "")  # parts of a fused attention carry their own
+                ops.append(c)
         return ops
 
     def _check_positions(self, tokens: int, what: str) -> None:
