@@ -331,3 +331,52 @@ def infer(node: Node, shapes: dict[str, Shape], dtypes: dict[str, str], values: 
     except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise HwsimError(f"{where}: cannot infer the output shapes of {node.op_type} from input shapes "
                          f"{[shapes.get(i) for i in node.inputs if i]} ({type(exc).__name__}: {exc})") from None
+
+
+def _width(graph, tensor: str, depth: int = 0) -> int | None:  # noqa: ANN001 - OpGraph
+    """Last-axis size of ``tensor`` from the weight of the linear layer producing it (None if not found)."""
+    t = graph.tensors.get(tensor)
+    if t is not None and t.dims and isinstance(t.dims[-1], int):
+        return int(t.dims[-1])
+    node = graph.producer.get(tensor)
+    if node is None or depth > 4:
+        return None
+    if node.op_type == "MatMulNBits":
+        return int(node.attr("N"))
+    if node.op_type in ("MatMul", "Gemm", "MatMulInteger", "FusedMatMul"):
+        w = graph.tensors.get(node.inputs[1])
+        if w is not None and w.dims and isinstance(w.dims[-1], int):
+            trans = node.attr("transB", 0)
+            return int(w.dims[0] if trans else w.dims[-1])
+    acts = [i for i in node.inputs if i and graph.producer.get(i) is not None or i in graph.inputs]
+    if node.op_type in ("Add", "Cast", "Mul", "RotaryEmbedding", "Identity") and acts:
+        return _width(graph, acts[0], depth + 1)
+    return None
+
+
+def implied_dims(graph) -> dict[str, int]:  # noqa: ANN001 - OpGraph
+    """Symbolic dims of KV-cache inputs fixed by an attention op's attributes (onnxruntime-genai names the head
+    size ``kv_cache_dim``): past_key [batch, kv_heads, past, head_size] of GroupQueryAttention /
+    MultiHeadAttention."""
+    found: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.domain != "com.microsoft" or node.op_type not in ("GroupQueryAttention", "MultiHeadAttention"):
+            continue
+        heads = int(node.attr("num_heads", 0) or 0)
+        kv = int(node.attr("kv_num_heads", heads) or heads)
+        slots = (3, 4) if node.op_type == "GroupQueryAttention" else (6, 7)
+        width = _width(graph, node.inputs[0])
+        packed = len(node.inputs) < 2 or not node.inputs[1]
+        head = None
+        if width and heads:
+            head = width // (heads + 2 * kv) if packed and node.op_type == "GroupQueryAttention" else width // heads
+        for slot in slots:
+            if slot >= len(node.inputs) or node.inputs[slot] not in graph.inputs:
+                continue
+            dims = graph.tensors[node.inputs[slot]].dims or ()
+            if len(dims) == 4:
+                if isinstance(dims[1], str) and kv:
+                    found[dims[1]] = kv
+                if isinstance(dims[3], str) and head:
+                    found[dims[3]] = head
+    return found

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from hardware.dtypes import is_float, tensor_bytes
 from hardware.errors import HwsimError, HwsimWarning
+from mapping.contrib_ops import implied_dims
 from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
 from mapping.op_costs import OpCost, Precision, cost_ops, tensor_classes
@@ -134,12 +135,14 @@ class Model:
         symbolic = self.graph.symbolic_dims()
         self._dim_kind: dict[str, str] = {}
         kv_dims = {d for d, places in symbolic.items() if all(p[0] in self.kv_inputs for p in places)}
+        self._fixed = implied_dims(self.graph)  # dims an attention op's attributes fix (a KV cache's head size)
         for name, places in symbolic.items():
-            kind = classify_dim(name, kv_dims)
+            kind = "fixed" if name in self._fixed else classify_dim(name, kv_dims)
             if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
                 kind = "prompt"
             self._dim_kind[name] = kind
-        flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context"}
+        flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context",
+                 "total": "--context and --seq"}
         for name in self.user_dims:
             if name not in symbolic:
                 known = ", ".join(symbolic) or "none"
@@ -160,13 +163,16 @@ class Model:
     # -- bindings ------------------------------------------------------------------------------------------
     def bindings(self, batch: int, seq: int, context: int, prompt: int | None = None) -> dict[str, int]:
         """Values for every symbolic dim for a pass of ``seq`` new tokens after ``context`` cached ones."""
-        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt if prompt is not None else seq}
+        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt if prompt is not None else seq,
+                  "total": context + seq}
         out: dict[str, int] = {}
         for name, kind in self._dim_kind.items():
             if name in self.user_dims:
                 out[name] = self.user_dims[name]
             elif kind in values:
                 out[name] = values[kind]
+            elif kind == "fixed":
+                out[name] = self._fixed[name]
         for name, value in self.user_dims.items():
             out.setdefault(name, value)
         return out

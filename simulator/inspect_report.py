@@ -46,7 +46,7 @@ def block_rows(model: Model, work: Workload) -> list[dict]:
             row["_largest_flops"] = op.flops
             mm = op.matmul
             row["largest"] = (f"{mm.batch}x" if mm.batch > 1 else "") + f"[{mm.m}x{mm.k}]@[{mm.k}x{mm.n}]"
-        for i in nodes[op.name].inputs:
+        for i in nodes[op.node or op.name].inputs:
             if i and model.graph.tensors.get(i) is not None and model.graph.tensors[i].role == "weight":
                 weight_of.setdefault(key, set()).add(i)
     for key, row in rows.items():

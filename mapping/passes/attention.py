@@ -9,14 +9,15 @@ import numpy as np
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
 from mapping.passes.context import PATH_OPS, Context
+from mapping.passes.dequant import INTEGER_MATMULS, TRANSPARENT
 
 #: Ops allowed between the score matmul and the PV matmul.
 CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",
-            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"}
+            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"} | TRANSPARENT
 
 
 def _bmm(ctx: Context, node: Node) -> bool:
-    return node.op_type == "MatMul" and len(ctx.act_inputs(node)) == 2
+    return (node.op_type == "MatMul" or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 
 def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
@@ -75,7 +76,7 @@ def _output_projection(ctx: Context, pv: Node) -> Node | None:
             seen.add(c.name)
             if c.name in ctx.linear:
                 return c
-            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"}:
+            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"} | TRANSPARENT:
                 queue.extend(o for o in c.outputs if o)
     return None
 

@@ -41,7 +41,10 @@ def run(ctx: Context) -> None:
         kind = FUSED.get(node.op_type)
         if kind is not None:
             width = int(ctx.bound.shapes[node.inputs[0]][-1])
-            ctx.add(Block("norm", "norm", None, [], attrs={"norm": kind, "dim": width}), [node.name])
+            attrs = {"norm": kind, "dim": width}
+            if node.op_type.startswith("Skip"):
+                attrs["residual"] = True  # onnxruntime's SkipLayerNorm fuses the residual add into the norm
+            ctx.add(Block("norm", "norm", None, [], attrs=attrs), [node.name])
             continue
         if node.op_type != "ReduceMean" or not ctx.act_inputs(node):
             continue
