@@ -33,8 +33,9 @@ from mapping.shape_binding import BoundGraph
 class _Ctx:
     """Byte and dtype helpers for one node."""
 
-    def __init__(self, bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision) -> None:
-        self.bound, self.node, self.klass, self.precision = bound, node, klass, precision
+    def __init__(self, bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
+                 kv_len: int | None = None) -> None:
+        self.bound, self.node, self.klass, self.precision, self.kv_len = bound, node, klass, precision, kv_len
         self.a = contrib_ops.args(node, bound.shapes, bound.dtypes, bound.values, f"{bound.graph.path}: node "
                                   f"'{node.name}' ({node.op_type})")
 
@@ -245,6 +246,7 @@ def _kv_dtype(c: _Ctx, past_slot: int | None, fallback: str) -> str:
 
 def _gqa(c: _Ctx) -> list[OpCost]:
     batch, seq, heads, kv_heads, head, past, total = contrib_ops.gqa_dims(c.a)
+    total = c.kv_len or total
     act = c.dtype(c.name(0))
     kv_dt = _kv_dtype(c, 3, act)
     packed = not c.has(1)
@@ -260,8 +262,9 @@ def _gqa(c: _Ctx) -> list[OpCost]:
     past_used = max(0, total - seq)
     k_reads, v_reads = dict(k_new), dict(v_new)
     for slot, target in ((3, k_reads), (4, v_reads)):
-        if c.has(slot) and past_used:
-            target[c.cls(c.name(slot))] += tensor_bytes(batch * kv_heads * past_used * head, kv_dt)
+        if past_used:
+            target[c.cls(c.name(slot)) if c.has(slot) else "kv"] += tensor_bytes(batch * kv_heads * past_used * head,
+                                                                                  kv_dt)
     extra = c.reads([5, 6, 9, 10])  # seqlens_k, total_sequence_length, position_ids, attention_bias
     writes_present = any(o for o in c.node.outputs[1:3])
     kv_write = 2 * tensor_bytes(batch * kv_heads * seq * head, kv_dt) if writes_present else 0
@@ -292,6 +295,8 @@ def _mha(c: _Ctx, past_k: int, past_v: int) -> list[OpCost]:
         batch, seq, heads, head, new, v_head = contrib_ops.mha_dims(c.a)
         past = c.bound.shapes[c.name(past_k)][2] if c.has(past_k) else 0
         total = past + new
+    if c.kv_len:
+        past, total = max(0, c.kv_len - new), c.kv_len
     act = c.dtype(c.name(0))
     kv_dt = _kv_dtype(c, past_k, act)
     q_in = c.reads([0])
@@ -309,9 +314,11 @@ def _mha(c: _Ctx, past_k: int, past_v: int) -> list[OpCost]:
         else:
             k_reads, v_reads = k_in, c.reads([2])
     for slot, target, h in ((past_k, k_reads, head), (past_v, v_reads, v_head)):
-        if c.has(slot):
-            used = min(c.bound.numel(c.name(slot)), batch * heads * past * h)
-            target[c.cls(c.name(slot))] += tensor_bytes(used, kv_dt)
+        if c.has(slot) or (c.kv_len and past):
+            used = batch * heads * past * h
+            if c.has(slot) and not c.kv_len:
+                used = min(c.bound.numel(c.name(slot)), used)
+            target[c.cls(c.name(slot)) if c.has(slot) else "kv"] += tensor_bytes(used, kv_dt)
     extra = c.reads([3, 4, 5]) if c.node.op_type != "DecoderMaskedMultiHeadAttention" else c.reads([3, 4])
     bias = c.reads([3]) if c.node.op_type == "MultiHeadAttention" else {}
     writes_present = any(o for o in c.node.outputs[1:3])
@@ -350,16 +357,18 @@ def _attention(c: _Ctx) -> list[OpCost]:
     if c.has(past_slot) and c.node.attr("past_present_share_buffer", 0):
         known = c.a.scalar(6 if not quant else 9)
         past = known if known is not None else past
+    if c.kv_len:
+        past = max(0, c.kv_len - seq)
     kv_dt = _kv_dtype(c, past_slot, act)
     q_reads = {"act": tensor_bytes(m * q_hidden, act)}
     k_reads = {"act": tensor_bytes(m * k_hidden, act)}
     v_reads = {"act": tensor_bytes(m * v_hidden, act)}
-    if c.has(past_slot) and past:
-        cls = c.cls(c.name(past_slot))
+    if past:
+        cls = c.cls(c.name(past_slot)) if c.has(past_slot) else "kv"
         k_reads[cls] = k_reads.get(cls, 0) + tensor_bytes(batch * heads * past * head, kv_dt)
         v_reads[cls] = v_reads.get(cls, 0) + tensor_bytes(batch * heads * past * v_head, kv_dt)
     extra = c.reads([5] if quant else [3, 5])  # mask index, attention bias
-    writes_present = len(c.node.outputs) > 1 and bool(c.node.outputs[1])
+    writes_present = (len(c.node.outputs) > 1 and bool(c.node.outputs[1])) or bool(c.kv_len)
     kv_write = tensor_bytes(batch * heads * seq * (head + v_head), kv_dt) if writes_present else 0
     return [proj] + _core(c, batch, heads, heads, seq, past + seq, head, v_head, q_reads, k_reads, v_reads, extra,
                           kv_write, act, kv_dt)
@@ -393,9 +402,11 @@ def handles(node: Node) -> bool:
     return contrib_ops.handles(node) and node.op_type in RULES
 
 
-def cost(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision) -> list[OpCost]:
-    """The parts of ``node`` (one OpCost for most ops, several for a fused attention)."""
+def cost(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
+         kv_len: int | None = None) -> list[OpCost]:
+    """The parts of ``node`` (one OpCost for most ops, several for a fused attention). ``kv_len`` makes a fused
+    attention attend to that many keys, the ones beyond its own new tokens read from the KV cache."""
     rule = ONNX_RULES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
     rule = rule or RULES[node.op_type]
-    return rule(_Ctx(bound, node, klass, precision))
+    return rule(_Ctx(bound, node, klass, precision, kv_len))
 

@@ -222,14 +222,16 @@ def _operand_dtype(bound: BoundGraph, name: str, klass: dict[str, str], precisio
     return dtype_for(bound, name, klass.get(name, "act"), precision)
 
 
-def cost_ops(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision) -> list[OpCost]:
+def cost_ops(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
+             kv_len: int | None = None) -> list[OpCost]:
     """The costed parts of ``node``: one :class:`OpCost`, or several for a fused contrib attention
-    (see :mod:`mapping.contrib_costs`)."""
+    (see :mod:`mapping.contrib_costs`); ``kv_len`` re-costs a fused attention over that many keys (a decode step
+    of a graph without KV-cache inputs)."""
     from mapping import contrib_costs  # contrib_costs builds on this module
 
     outs = [o for o in node.outputs if o]
     if contrib_costs.handles(node) and not (outs and klass.get(outs[0]) in ("const", "weight")):
-        return contrib_costs.cost(bound, node, klass, precision)
+        return contrib_costs.cost(bound, node, klass, precision, kv_len)
     return [cost_node(bound, node, klass, precision)]
 
 

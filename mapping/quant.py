@@ -30,7 +30,17 @@ WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {
     "QAttention": (1, 4, 7),              # weight, weight_scale, weight_zero_point
     "QGemm": (3, 4, 5),                   # B, b_scale, b_zero_point
     "DequantizeLinear": (0, 1, 2),        # x (quantized), x_scale, x_zero_point
+    "Gather": (0,),                       # an int8 embedding table (quantize_dynamic), dequantized after the gather
 }
+
+#: Integer formats of quantized weight data (a Gather of an int64 table is shape arithmetic, not a weight).
+QUANTIZED_DTYPES = {"int8", "uint8", "int4", "uint4", "int16", "int32"}
+
+#: Ops the recognition passes look through (the value they carry is the same tensor, requantised).
+TRANSPARENT = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+
+#: Integer matrix products that compute what a MatMul of the dequantized operands would.
+INTEGER_MATMULS = frozenset({"MatMulInteger", "QLinearMatMul"})
 
 #: Ops a dequantized weight or activation may pass through on its way to a matrix product (layout only).
 LAYOUT_OPS = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
@@ -51,21 +61,27 @@ def _packed_bits(node: Node, slot: int, dtype: str) -> int | None:
 def mark_quantized_weights(graph: OpGraph) -> None:
     """Give integer initializers read as quantized weight data the role ``weight`` (in place).
 
-    Scalars (a per-tensor scale or zero point) stay constants; ``Tensor.bits`` records the bits per logical
-    element of packed data so that parameter counts and reported formats follow the stored width.
+    The data slot (the first) must hold a non-scalar integer initializer; its scales and zero points are then
+    weights too, scalars included (a per-tensor scale belongs to its weight). ``Tensor.bits`` records the bits
+    per logical element of packed data so that parameter counts and reported formats follow the stored width.
     """
     for node in graph.nodes:
         slots = WEIGHT_SLOTS.get(node.op_type)
-        if not slots:
+        if not slots or slots[0] >= len(node.inputs):
+            continue
+        data = graph.tensors.get(node.inputs[slots[0]])
+        if data is None or graph.producer.get(data.name) is not None or data.dtype not in QUANTIZED_DTYPES:
+            continue
+        if math.prod(int(d) for d in data.dims or ()) <= 1:  # type: ignore[arg-type]
+            continue
+        if node.op_type == "Gather" and not any(c.op_type == "DequantizeLinear" for o in node.outputs
+                                                for c in graph.consumers.get(o, [])):
             continue
         for slot in slots:
             if slot >= len(node.inputs) or not node.inputs[slot]:
                 continue
             t = graph.tensors.get(node.inputs[slot])
             if t is None or graph.producer.get(t.name) is not None or t.role not in ("constant", "weight"):
-                continue
-            numel = math.prod(int(d) for d in t.dims or ())  # type: ignore[arg-type]
-            if numel <= 1:
                 continue
             if t.role == "constant":
                 t.role = "weight"
@@ -82,10 +98,37 @@ def logical_elements(graph: OpGraph, name: str) -> int:
     return numel * 8 // t.bits if t.bits else numel
 
 
+def formats(graph: OpGraph) -> dict[str, int]:
+    """Stored bytes of the model's weights by format (``int4``, ``int8``, ``float16``...), largest first."""
+    out: dict[str, int] = {}
+    for name in graph.weight_names:
+        t = graph.tensors[name]
+        numel = math.prod(int(d) for d in t.dims or ())  # type: ignore[arg-type]
+        fmt = stored_format(graph, name)
+        out[fmt] = out.get(fmt, 0) + tensor_bytes(numel, t.dtype)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def stored_format(graph: OpGraph, name: str) -> str:
     """The format a weight is stored in: its dtype, or ``int<bits>`` for packed sub-byte data."""
     t = graph.tensors[name]
     return f"int{t.bits}" if t.bits else t.dtype
+
+
+def weight_sources(graph: OpGraph, tensor: str, limit: int = 16) -> list[str]:
+    """The weight initializers behind ``tensor``: itself, or those a parameter transform (DequantizeLinear,
+    Transpose, Cast...) computes it from."""
+    t = graph.tensors.get(tensor)
+    if t is not None and t.role == "weight" and graph.producer.get(tensor) is None:
+        return [tensor]
+    node = graph.producer.get(tensor)
+    if node is None or limit <= 0 or node.op_type not in LAYOUT_OPS | {"DequantizeLinear", "Cast"}:
+        return []
+    found: list[str] = []
+    for i in node.inputs:
+        if i:
+            found += weight_sources(graph, i, limit - 1)
+    return found
 
 
 def dequant_source(graph: OpGraph, tensor: str) -> Node | None:

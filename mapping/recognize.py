@@ -14,7 +14,7 @@ import numpy as np
 from mapping.contrib_ops import implied_dims
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
-from mapping.passes import attention, contrib_attention, embeddings, heads, layers, mlp, norms, residuals
+from mapping.passes import attention, contrib_attention, dequant, embeddings, heads, layers, mlp, norms, residuals
 from mapping.passes.context import Context
 from mapping.shape_binding import bind
 
@@ -117,7 +117,10 @@ def recognise(graph: OpGraph) -> TransformerIR:
     residuals.run_rotary(ctx)
     residuals.run_masks(ctx)
     residuals.run_epilogues(ctx)
+    dequant.run(ctx)
     residuals.run(ctx)
+    residuals.run_epilogues(ctx)
+    dequant.run(ctx)
     residuals.run_epilogues(ctx)
     layers.run(ctx)
     return _summarise(ctx, kv_inputs)

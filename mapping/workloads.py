@@ -223,7 +223,7 @@ class Model:
 
     # -- costing -------------------------------------------------------------------------------------------
     def _cost(self, bound: BoundGraph, precision: Precision, kv_operands: bool,
-              only: set[str] | None = None) -> list[OpCost]:
+              only: set[str] | None = None, kv_len: int | None = None) -> list[OpCost]:
         # tensor classes are structural: the same for every binding of this graph
         if not hasattr(self, "_klass"):
             self._klass = tensor_classes(bound, set(self.kv_inputs))
@@ -239,7 +239,7 @@ class Model:
         nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
         for node in nodes:
             block = self._owner.get(node.name)
-            for c in cost_ops(bound, node, klass, precision):
+            for c in cost_ops(bound, node, klass, precision, kv_len):
                 if block is not None:
                     c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
                 c.role = c.role or self._roles.get(node.name, "")  # parts of a fused attention carry their own
@@ -327,6 +327,8 @@ class Model:
             if not a.causal:
                 continue
             core_nodes |= set(a.core)
+            if a.score == a.pv:
+                continue  # a fused attention op (onnxruntime's): re-costed over kv_len keys below
             for name in a.core:
                 node = self._node(name)
                 if name == a.pv:
@@ -339,7 +341,7 @@ class Model:
             v = shapes[a.v_tensor]
             shapes[a.v_tensor] = v[:-2] + (kv_len,) + v[-1:]
         scaled = dataclasses.replace(base, shapes=shapes)
-        recosted = {c.name: c for c in self._cost(scaled, precision, kv_operands=True, only=core_nodes)}
+        recosted = {c.name: c for c in self._cost(scaled, precision, kv_operands=True, only=core_nodes, kv_len=kv_len)}
         return [recosted.get(c.name, c) for c in base_ops]
 
     def _node(self, name: str):  # noqa: ANN202 - small private lookup

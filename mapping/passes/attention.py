@@ -9,7 +9,7 @@ import numpy as np
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
 from mapping.passes.context import PATH_OPS, Context
-from mapping.passes.dequant import INTEGER_MATMULS, TRANSPARENT
+from mapping.quant import INTEGER_MATMULS, TRANSPARENT
 
 #: Ops allowed between the score matmul and the PV matmul.
 CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",

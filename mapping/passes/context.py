@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from mapping.ir import Block
 from mapping.onnx_graph import Node
 from mapping.op_costs import MATMUL_OPS, tensor_classes
-from mapping.passes.dequant import TRANSPARENT
+from mapping.quant import TRANSPARENT
 from mapping.shape_binding import BoundGraph
 
 #: Ops that may sit between a projection and the attention matmuls (reshapes, rotary embedding, GQA repeat).

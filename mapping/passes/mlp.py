@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mapping.ir import Block
 from mapping.passes.context import Context
-from mapping.passes.dequant import TRANSPARENT
+from mapping.quant import TRANSPARENT
 
 #: Ops allowed between the up and down projections.
 MLP_OPS = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Relu", "Sigmoid", "Tanh", "Erf", "Mul", "Add", "Div",
