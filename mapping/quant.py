@@ -131,6 +131,19 @@ def weight_sources(graph: OpGraph, tensor: str, limit: int = 16) -> list[str]:
     return found
 
 
+def before_qdq(graph: OpGraph, tensor: str) -> str:
+    """The tensor a QuantizeLinear -> DequantizeLinear pair (or chain of them) was applied to, else ``tensor``."""
+    for _ in range(4):
+        dq = graph.producer.get(tensor)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            break
+        q = graph.producer.get(dq.inputs[0])
+        if q is None or q.op_type != "QuantizeLinear":
+            break
+        tensor = q.inputs[0]
+    return tensor
+
+
 def dequant_source(graph: OpGraph, tensor: str) -> Node | None:
     """The DequantizeLinear node ``tensor`` comes from through layout-only ops, or None."""
     seen = 0

@@ -199,7 +199,13 @@ class _Binder:
             try:
                 cls = load_op(key[0], key[1], self.opsets.get(key[0], self.g.opset))
             except Exception:  # noqa: BLE001 - unknown op: fall back to shape inference only
-                return False
+                # ONNX's reference has Q/DQ only from opset 19, whose semantics extend the older ones
+                if key[1] not in ("QuantizeLinear", "DequantizeLinear"):
+                    return False
+                try:
+                    cls = load_op(key[0], key[1], 19)
+                except Exception:  # noqa: BLE001
+                    return False
             self._ops[key] = cls
         try:
             op = cls(node.proto, {"log": lambda *a: None, "opsets": self.opsets, "verbose": 0, "new_ops": None})

@@ -9,7 +9,7 @@ import numpy as np
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
 from mapping.passes.context import PATH_OPS, Context
-from mapping.quant import INTEGER_MATMULS, TRANSPARENT
+from mapping.quant import INTEGER_MATMULS, TRANSPARENT, before_qdq
 
 #: Ops allowed between the score matmul and the PV matmul.
 CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",
@@ -62,7 +62,8 @@ def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
 
 
 def _projection(ctx: Context, tensor: str) -> Node | None:
-    found = ctx.walk_back(tensor, PATH_OPS, set(ctx.linear))
+    # QDQ exports put a quantize/dequantize pair after every op: three times the path (rotary included)
+    found = ctx.walk_back(tensor, PATH_OPS, set(ctx.linear), limit=120)
     return max(found, key=lambda n: n.index) if found else None
 
 
@@ -82,8 +83,9 @@ def _output_projection(ctx: Context, pv: Node) -> Node | None:
 
 
 def _allowed(ctx: Context, node: Node, mask: str, score_side: str) -> np.ndarray | None:
-    """The [q, kv] matrix of positions a mask lets through, from its value at the probe binding."""
-    value = ctx.bound.values.get(mask)
+    """The [q, kv] matrix of positions a mask lets through, from its value at the probe binding (before any
+    quantize/dequantize pair: a QDQ export may quantize the mask's -inf to nonsense)."""
+    value = ctx.bound.values.get(before_qdq(ctx.graph, mask))
     if value is None or value.ndim < 2 or value.shape[-2] <= 1:
         return None
     m = np.asarray(value).reshape(-1, value.shape[-2], value.shape[-1])[0]

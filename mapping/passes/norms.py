@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from mapping.ir import Block
 from mapping.passes.context import Context
+from mapping.quant import TRANSPARENT
 
 FUSED = {"LayerNormalization": "layernorm", "SkipLayerNormalization": "layernorm",
          "SimplifiedLayerNormalization": "rmsnorm", "SkipSimplifiedLayerNormalization": "rmsnorm",
          "RMSNormalization": "rmsnorm", "GroupNormalization": "groupnorm", "BatchNormalization": "batchnorm",
          "InstanceNormalization": "instancenorm"}
 #: Ops a decomposed LayerNorm/RMSNorm is built from.
-NORM_PARTS = {"ReduceMean", "Sub", "Pow", "Add", "Sqrt", "Div", "Mul", "Reciprocal", "Cast", "Rsqrt"}
+NORM_PARTS = {"ReduceMean", "Sub", "Pow", "Add", "Sqrt", "Div", "Mul", "Reciprocal", "Cast", "Rsqrt"} | TRANSPARENT
 
 
 def _grow(ctx: Context, x: str, seed: str) -> set[str]:
