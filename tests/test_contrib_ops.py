@@ -215,3 +215,88 @@ def test_matmul_nbits_reads_int4_weights_as_stored(tmp_path) -> None:
     assert op.matmul.b_dtype == "int4" and (op.matmul.m, op.matmul.k, op.matmul.n) == (B * S, D, 48)
     assert op.flops == 2 * B * S * D * 48
     assert graph.tensors["B"].role == "weight" and graph.tensors["B"].bits == 4
+
+
+def _save(tmp_path, nodes, inputs, outputs, inits, name="g.onnx") -> str:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    path = str(tmp_path / name)
+    onnx.save(model, path)
+    return path
+
+
+def _tiny_decoder(tmp_path, vocab: int = 40) -> str:
+    """ids -> embedding -> fused causal Attention (no KV-cache inputs) -> output projection -> LM head."""
+    ids = helper.make_tensor_value_info("input_ids", onnx.TensorProto.INT64, ["batch", "sequence"])
+    logits = helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", "sequence", vocab])
+    inits = [numpy_helper.from_array(_f(vocab, D), "emb"), numpy_helper.from_array(_f(D, 3 * D), "wqkv"),
+             numpy_helper.from_array(_f(3 * D), "bqkv"), numpy_helper.from_array(_f(D, D), "wo"),
+             numpy_helper.from_array(_f(D, vocab), "head")]
+    nodes = [helper.make_node("Gather", ["emb", "input_ids"], ["x"], name="embed"),
+             helper.make_node("Attention", ["x", "wqkv", "bqkv"], ["att"], name="attn", domain="com.microsoft",
+                              num_heads=N, unidirectional=1),
+             helper.make_node("MatMul", ["att", "wo"], ["o"], name="o_proj"),
+             helper.make_node("Add", ["o", "x"], ["r"], name="residual"),
+             helper.make_node("MatMul", ["r", "head"], ["logits"], name="lm_head")]
+    return _save(tmp_path, nodes, [ids], [logits], inits)
+
+
+def test_fused_attention_decode_without_kv_inputs_attends_to_the_context(tmp_path) -> None:
+    from mapping.workloads import Model
+
+    model = Model(_tiny_decoder(tmp_path))
+    (block,) = model.ir.attentions()
+    a = block.attention
+    assert (a.heads, a.kv_heads, a.head_dim, a.causal, a.kind) == (N, N, D // N, True, "self")
+    assert a.o_proj == "o_proj" and a.fused_qkv and model.ir.architecture == "decoder-only"
+    step = model.decode(2, 30)
+    # one token per sequence: QKV, O and LM-head GEMMs, plus scores and PV over 31 keys per head
+    expected = 2 * 2 * (D * 3 * D + D * D + D * 40) + 2 * 2 * 2 * N * 31 * (D // N)
+    assert step.matmul_flops == expected
+    score = next(o for o in step.ops if o.role == "score")
+    assert score.matmul.n == 31 and score.kv_read_bytes == 2 * N * 30 * (D // N) * 4  # the 30 cached keys
+    assert model.prefill(2, 7).matmul_flops == 2 * 2 * 7 * (D * 3 * D + D * D + D * 40) + 2 * 2 * 2 * N * 7 * 7 * (D // N)
+
+
+def test_multi_head_attention_cross_and_cached_self(tmp_path) -> None:
+    from mapping.recognize import recognise
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", "sequence", D])
+    enc = helper.make_tensor_value_info("encoder_hidden_states", onnx.TensorProto.FLOAT, ["batch", "enc", D])
+    pk = helper.make_tensor_value_info("past_key", onnx.TensorProto.FLOAT, ["batch", N, "past", D // N])
+    pv = helper.make_tensor_value_info("past_value", onnx.TensorProto.FLOAT, ["batch", N, "past", D // N])
+    out = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", "sequence", D])
+    inits = [numpy_helper.from_array(_f(D, D), n) for n in ("wq", "wk", "wv", "wq2", "wk2", "wv2")]
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"], name="q_proj"),
+             helper.make_node("MatMul", ["x", "wk"], ["k"], name="k_proj"),
+             helper.make_node("MatMul", ["x", "wv"], ["v"], name="v_proj"),
+             helper.make_node("MultiHeadAttention", ["q", "k", "v", "", "", "", "past_key", "past_value"],
+                              ["s", "present_key", "present_value"], name="self_attn", domain="com.microsoft",
+                              num_heads=N),
+             helper.make_node("MatMul", ["s", "wq2"], ["q2"], name="q2_proj"),
+             helper.make_node("MatMul", ["encoder_hidden_states", "wk2"], ["k2"], name="k2_proj"),
+             helper.make_node("MatMul", ["encoder_hidden_states", "wv2"], ["v2"], name="v2_proj"),
+             helper.make_node("MultiHeadAttention", ["q2", "k2", "v2"], ["y"], name="cross_attn",
+                              domain="com.microsoft", num_heads=N)]
+    ir = recognise(load_graph(_save(tmp_path, nodes, [x, enc, pk, pv], [out], inits)))
+    by_name = {b.attention.score: b.attention for b in ir.attentions()}
+    self_attn, cross = by_name["self_attn"], by_name["cross_attn"]
+    assert (self_attn.kind, self_attn.causal, self_attn.q_proj, self_attn.k_proj) == ("self", True, "q_proj", "k_proj")
+    assert (cross.kind, cross.causal, cross.k_proj, cross.v_proj) == ("cross", False, "k2_proj", "v2_proj")
+    assert self_attn.head_dim == D // N and cross.heads == N
+
+
+def test_bad_contrib_nodes_are_hwsim_errors(tmp_path) -> None:
+    from hardware.errors import HwsimError
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, D])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    bad_k = helper.make_node("MatMulNBits", ["x", "B", "scales"], ["y"], name="mm", domain="com.microsoft",
+                             K=D * 2, N=48, bits=4, block_size=16)
+    inits = [numpy_helper.from_array(v, n) for n, v, _ in _nbits(D * 2, 48)[:2]]
+    with pytest.raises(HwsimError, match="'mm'.*K is 64"):
+        bind(load_graph(_save(tmp_path, [bad_k], [x], [y], inits, "k.onnx")), {})
+    unknown = helper.make_node("NoSuchFusedOp", ["x"], ["y"], name="odd", domain="com.microsoft")
+    with pytest.raises(HwsimError, match="'odd'.*NoSuchFusedOp"):
+        bind(load_graph(_save(tmp_path, [unknown], [x], [y], [], "u.onnx")), {})
