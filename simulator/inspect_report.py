@@ -35,7 +35,9 @@ def block_rows(model: Model, work: Workload) -> list[dict]:
                                     "kv_bytes": 0, "bytes": 0, "largest": ""})
         if op.category in ("view", "folded"):
             continue
-        row["ops"] += 1 if not op.node or op.name == op.node or op.role in ("score", "qkv_proj") else 0
+        node = op.node or op.name
+        row["ops"] += 0 if node in row.setdefault("_nodes", set()) else 1  # a fused attention's parts: one op
+        row["_nodes"].add(node)
         row["flops"] += op.flops
         if op.category in ("matmul", "conv"):
             row["matmul_flops"] += op.flops
@@ -52,6 +54,7 @@ def block_rows(model: Model, work: Workload) -> list[dict]:
                 weight_of.setdefault(key, set()).update(weight_sources(model.graph, i))
     for key, row in rows.items():
         row.pop("_largest_flops", None)
+        row.pop("_nodes", None)
         row["params"] = sum(logical_elements(model.graph, w) for w in weight_of.get(key, ()))
         row["arithmetic_intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
     return [r for r in rows.values() if r["ops"] or r["params"]]
