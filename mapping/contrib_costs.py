@@ -164,6 +164,14 @@ def _gather_block_quantized(c: _Ctx) -> list[OpCost]:
     return [c.op("gather", flops, reads, c.writes())]
 
 
+def _relative_position_bias(c: _Ctx) -> list[OpCost]:
+    # bucket index arithmetic per (query, key) pair (~6 ops: difference, sign, log, scale, clip, add), then a
+    # lookup of one table row per pair: the whole (small) table is read once
+    out = c.node.outputs[0]
+    pairs = c.bound.numel(out) // max(1, c.bound.shapes[out][1])
+    return [c.op("gather", 6.0 * pairs, c.reads(), c.writes())]
+
+
 def _embed_layer_norm(c: _Ctx) -> list[OpCost]:
     out = c.node.outputs[0]
     rows = c.bound.numel(out)  # batch x seq x hidden
@@ -378,6 +386,7 @@ RULES = {
     "MatMulNBits": _matmul_nbits, "DynamicQuantizeMatMul": _float_matmul, "MatMulIntegerToFloat": _float_matmul,
     "QGemm": _qgemm, "FusedMatMul": _fused_matmul, "GemmFastGelu": _gemm_fast_gelu,
     "GatherBlockQuantized": _gather_block_quantized, "EmbedLayerNormalization": _embed_layer_norm,
+    "RelativePositionBias": _relative_position_bias,
     "SkipLayerNormalization": _norm("SkipLayerNormalization", 4),
     "SkipSimplifiedLayerNormalization": _norm("SkipSimplifiedLayerNormalization", 3),
     "SimplifiedLayerNormalization": _norm("SimplifiedLayerNormalization", None),

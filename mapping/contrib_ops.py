@@ -274,6 +274,14 @@ def _gqa(a: _Args) -> Out:
     return a.out([((batch, seq, heads * head), dtype), present, present, qk])
 
 
+def _relative_position_bias(a: _Args) -> Out:
+    # bias_table [buckets, heads], query_length, key_length (int64 scalars) -> [1, heads, q, k]
+    q, k = a.scalar(1), a.scalar(2)
+    if q is None or k is None:
+        raise HwsimError(f"{a.where}: query_length/key_length are not known at bind time")
+    return a.out([((1, a.shape(0)[1], q, k), a.dtype(0))])
+
+
 def _qlinear_binary(a: _Args) -> Out:
     return a.out([(tuple(np.broadcast_shapes(a.shape(0), a.shape(3))), a.dtype(0))])
 
@@ -296,7 +304,7 @@ RULES: dict[str, Callable[[_Args], Out]] = {
     "GatherBlockQuantized": _gather_block_quantized, "EmbedLayerNormalization": _embed_layer_norm,
     "Attention": _attention, "QAttention": _attention, "MultiHeadAttention": _mha,
     "DecoderMaskedMultiHeadAttention": _dmmha, "GroupQueryAttention": _gqa,
-    "QLinearAdd": _qlinear_binary, "QLinearMul": _qlinear_binary,
+    "QLinearAdd": _qlinear_binary, "QLinearMul": _qlinear_binary, "RelativePositionBias": _relative_position_bias,
     "QuantizeLinear": _quant_linear, "DequantizeLinear": _quant_linear,
 }
 

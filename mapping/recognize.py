@@ -121,7 +121,9 @@ def recognise(graph: OpGraph) -> TransformerIR:
     residuals.run(ctx)
     residuals.run_epilogues(ctx)
     dequant.run(ctx)
+    residuals.run(ctx)  # adds whose inputs only now have owners (through quantize/dequantize pairs)
     residuals.run_epilogues(ctx)
+    dequant.run(ctx)
     layers.run(ctx)
     return _summarise(ctx, kv_inputs)
 

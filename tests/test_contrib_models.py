@@ -59,7 +59,7 @@ def test_recognised_attention_matches_config(name: str, models) -> None:
     assert ir.architecture == ("decoder-only" if name.startswith("llama") else "encoder-only")
     assert ir.n_layers == cfg["n_layers"] and ir.d_ff == cfg["d_ff"]
     assert all(b.attention.causal == name.startswith("llama") for b in ir.attentions())
-    assert not ir.unrecognised or name == "bert_qdq"  # only the QDQ embedding sum is left there
+    assert not ir.unrecognised
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(MODELS) if n.startswith("llama")])

@@ -156,6 +156,8 @@ def _run(name: str, tmp_path) -> tuple:
             values[vi.name] = np.array(P + (1 if gqa else S), dt)
         elif vi.name == "pos":
             values[vi.name] = np.tile(np.arange(S, dtype=dt), (B, 1))
+        elif vi.name in ("qlen", "klen"):
+            values[vi.name] = np.array(S if vi.name == "qlen" else P + S, dt)
         elif vi.name == "mask":
             values[vi.name] = np.ones(shape, dt)
         elif np.issubdtype(dt, np.integer):
@@ -300,3 +302,17 @@ def test_bad_contrib_nodes_are_hwsim_errors(tmp_path) -> None:
     unknown = helper.make_node("NoSuchFusedOp", ["x"], ["y"], name="odd", domain="com.microsoft")
     with pytest.raises(HwsimError, match="'odd'.*NoSuchFusedOp"):
         bind(load_graph(_save(tmp_path, [unknown], [x], [y], [], "u.onnx")), {})
+
+
+def test_relative_position_bias_shape_per_onnxruntime_docs(tmp_path) -> None:
+    # CUDA-only in onnxruntime, so no CPU run: ContribOperators.md gives output (1, num_heads, q_len, k_len)
+    model = _model("RelativePositionBias", [("table", _f(32, N), True), ("qlen", np.array(S, np.int64), False),
+                                            ("klen", np.array(P + S, np.int64), False)], ["y"], max_distance=128,
+                   is_bidirectional=1)
+    path = tmp_path / "rpb.onnx"
+    onnx.save(model, path)
+    graph = load_graph(str(path))
+    bound = bind(graph, {}, {"qlen": np.array(S, np.int64), "klen": np.array(P + S, np.int64)})
+    assert bound.shapes["y"] == (1, N, S, P + S)
+    (op,) = cost_ops(bound, graph.nodes[0], tensor_classes(bound, set()), Precision())
+    assert op.weight_bytes == 32 * N * 4 and op.act_write_bytes == N * S * (P + S) * 4
