@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 
 from hardware.dtypes import from_onnx, is_float
 from hardware.errors import HwsimError
+from mapping.quant import mark_quantized_weights
 
 #: Inline constants up to this many elements are decoded (shape vectors, scalars, small masks).
 SMALL_CONSTANT_ELEMENTS = 1 << 16
@@ -29,9 +30,11 @@ Dim = int | str | None
 class Tensor:
     """A named value in the graph.
 
-    ``role`` is ``input`` (graph input), ``weight`` (float initializer), ``constant`` (non-float initializer or
+    ``role`` is ``input`` (graph input), ``weight`` (float initializer, or integer initializer read as quantized
+    weight data, scales or zero points: see :mod:`mapping.quant`), ``constant`` (other non-float initializer or
     Constant node output) or ``activation`` (computed). ``dims`` are the declared dims: ints, symbolic names, or
-    None where unknown; ``value`` holds decoded data of small constants only.
+    None where unknown; ``value`` holds decoded data of small constants only. ``bits`` is set for uint8 tensors
+    that pack sub-byte weights (bits per logical element, e.g. 4 for MatMulNBits' int4 ``B``).
     """
 
     name: str
@@ -39,6 +42,7 @@ class Tensor:
     dims: tuple[Dim, ...] | None
     role: str
     value: np.ndarray | None = None
+    bits: int | None = None
 
 
 @dataclass
@@ -110,7 +114,7 @@ class OpGraph:
 
     @property
     def weight_names(self) -> list[str]:
-        """Names of float initializers (the model's parameters)."""
+        """Names of the model's parameters: float initializers and quantized weight data (with scales)."""
         return [t.name for t in self.tensors.values() if t.role == "weight"]
 
 
@@ -248,8 +252,10 @@ def load_graph(path: str) -> OpGraph:
             else:
                 tensors[out] = Tensor(out, dtype, dims, "activation")
     outputs = [o.name for o in graph.output]
-    return OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
-                   producer, consumers, list(model.opset_import), {i.name: i for i in graph.initializer})
+    result = OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
+                     producer, consumers, list(model.opset_import), {i.name: i for i in graph.initializer})
+    mark_quantized_weights(result)
+    return result
 
 
 def _np_name(arr: np.ndarray) -> str:

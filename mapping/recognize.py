@@ -11,14 +11,15 @@ from collections import Counter
 
 import numpy as np
 
+from mapping.contrib_ops import implied_dims
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
-from mapping.passes import attention, embeddings, heads, layers, mlp, norms, residuals
+from mapping.passes import attention, contrib_attention, dequant, embeddings, heads, layers, mlp, norms, residuals
 from mapping.passes.context import Context
 from mapping.shape_binding import bind
 
 #: Probe sizes: distinct so that heads, batch and sequence are never confused.
-PROBE = {"batch": 2, "seq": 13, "past": 5, "other": [11, 7, 17, 19, 23]}
+PROBE = {"batch": 2, "seq": 13, "past": 5, "total": 18, "other": [11, 7, 17, 19, 23]}
 
 
 def kv_cache_inputs(graph: OpGraph) -> list[str]:
@@ -34,10 +35,12 @@ def kv_cache_inputs(graph: OpGraph) -> list[str]:
 
 
 def classify_dim(name: str, kv_dims: set[str]) -> str:
-    """Meaning of a symbolic dim name: ``batch``, ``past``, ``seq`` or ``other``."""
+    """Meaning of a symbolic dim name: ``batch``, ``past``, ``seq``, ``total`` (past + seq) or ``other``."""
     low = name.lower()
     if "batch" in low or low in ("b", "n", "bs"):
         return "batch"
+    if "total" in low and ("seq" in low or "len" in low):
+        return "total"  # past + new tokens (onnxruntime-genai's attention_mask / present length)
     if name in kv_dims or "past" in low or "cache" in low:
         return "past"
     if "seq" in low or "len" in low or "token" in low or low in ("s", "t", "l"):
@@ -52,9 +55,10 @@ def probe_bindings(graph: OpGraph) -> dict[str, int]:
     kv_dims = {d for d, places in dims.items() if all(p[0] in kv for p in places)}
     others = iter(PROBE["other"])
     out: dict[str, int] = {}
+    fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
     for name in dims:
         kind = classify_dim(name, kv_dims)
-        out[name] = PROBE[kind] if kind != "other" else next(others, 29)
+        out[name] = fixed[name] if name in fixed else PROBE[kind] if kind != "other" else next(others, 29)
     return out
 
 
@@ -104,6 +108,7 @@ def recognise(graph: OpGraph) -> TransformerIR:
     bound = bind(graph, bindings, values) if values else shapes_only
     kv_inputs = kv_cache_inputs(graph)
     ctx = Context(bound, set(kv_inputs))
+    contrib_attention.run(ctx)  # fused onnxruntime attention ops first: their projections are theirs
     attention.run(ctx)
     norms.run(ctx)
     mlp.run(ctx)
@@ -112,8 +117,13 @@ def recognise(graph: OpGraph) -> TransformerIR:
     residuals.run_rotary(ctx)
     residuals.run_masks(ctx)
     residuals.run_epilogues(ctx)
+    dequant.run(ctx)
     residuals.run(ctx)
     residuals.run_epilogues(ctx)
+    dequant.run(ctx)
+    residuals.run(ctx)  # adds whose inputs only now have owners (through quantize/dequantize pairs)
+    residuals.run_epilogues(ctx)
+    dequant.run(ctx)
     layers.run(ctx)
     return _summarise(ctx, kv_inputs)
 

@@ -18,11 +18,13 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from hardware.dtypes import tensor_bytes
+from hardware.dtypes import is_float, tensor_bytes
 from hardware.errors import HwsimError, HwsimWarning
+from mapping.contrib_ops import implied_dims
 from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
-from mapping.op_costs import OpCost, Precision, cost_node, tensor_classes
+from mapping.op_costs import OpCost, Precision, cost_ops, tensor_classes
+from mapping.quant import logical_elements
 from mapping.recognize import classify_dim, kv_cache_inputs, recognise
 from mapping.shape_binding import BoundGraph, bind
 
@@ -133,12 +135,14 @@ class Model:
         symbolic = self.graph.symbolic_dims()
         self._dim_kind: dict[str, str] = {}
         kv_dims = {d for d, places in symbolic.items() if all(p[0] in self.kv_inputs for p in places)}
+        self._fixed = implied_dims(self.graph)  # dims an attention op's attributes fix (a KV cache's head size)
         for name, places in symbolic.items():
-            kind = classify_dim(name, kv_dims)
+            kind = "fixed" if name in self._fixed else classify_dim(name, kv_dims)
             if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
                 kind = "prompt"
             self._dim_kind[name] = kind
-        flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context"}
+        flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context",
+                 "total": "--context and --seq"}
         for name in self.user_dims:
             if name not in symbolic:
                 known = ", ".join(symbolic) or "none"
@@ -147,7 +151,7 @@ class Model:
             if self._dim_kind[name] in flags and not decoder_length:  # no flag sets an encoder-decoder's decoder length
                 raise HwsimError(f"--dim {name}: this dimension is the {self._dim_kind[name]} length; set it with "
                                  f"{flags[self._dim_kind[name]]} so that every count follows it")
-        self.params = sum(self._numel(t) for t in self.graph.weight_names)
+        self.params = sum(logical_elements(self.graph, t) for t in self.graph.weight_names)
         self._warned: set[tuple[str, int]] = set()
 
     def _numel(self, name: str) -> int:
@@ -159,13 +163,16 @@ class Model:
     # -- bindings ------------------------------------------------------------------------------------------
     def bindings(self, batch: int, seq: int, context: int, prompt: int | None = None) -> dict[str, int]:
         """Values for every symbolic dim for a pass of ``seq`` new tokens after ``context`` cached ones."""
-        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt if prompt is not None else seq}
+        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt if prompt is not None else seq,
+                  "total": context + seq}
         out: dict[str, int] = {}
         for name, kind in self._dim_kind.items():
             if name in self.user_dims:
                 out[name] = self.user_dims[name]
             elif kind in values:
                 out[name] = values[kind]
+            elif kind == "fixed":
+                out[name] = self._fixed[name]
         for name, value in self.user_dims.items():
             out.setdefault(name, value)
         return out
@@ -174,7 +181,9 @@ class Model:
         """Bytes of all parameters at the chosen weight precision."""
         total = 0
         for name in self.graph.weight_names:
-            dtype = precision.weights or self.graph.tensors[name].dtype
+            dtype = self.graph.tensors[name].dtype
+            if is_float(dtype) and precision.weights:
+                dtype = precision.weights  # quantized weights keep their stored width
             total += tensor_bytes(self._numel(name), dtype)
         return total
 
@@ -214,7 +223,7 @@ class Model:
 
     # -- costing -------------------------------------------------------------------------------------------
     def _cost(self, bound: BoundGraph, precision: Precision, kv_operands: bool,
-              only: set[str] | None = None) -> list[OpCost]:
+              only: set[str] | None = None, kv_len: int | None = None) -> list[OpCost]:
         # tensor classes are structural: the same for every binding of this graph
         if not hasattr(self, "_klass"):
             self._klass = tensor_classes(bound, set(self.kv_inputs))
@@ -229,14 +238,18 @@ class Model:
         ops = []
         nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
         for node in nodes:
-            c = cost_node(bound, node, klass, precision)
             block = self._owner.get(node.name)
-            if block is not None:
-                c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
-            c.role = self._roles.get(node.name, "")
-            c.inputs = tuple(i for i in node.inputs if i)
-            c.outputs = tuple(o for o in node.outputs if o)
-            ops.append(c)
+            parts = cost_ops(bound, node, klass, precision, kv_len)
+            ins, outs = tuple(i for i in node.inputs if i), tuple(o for o in node.outputs if o)
+            for k, c in enumerate(parts):
+                if block is not None:
+                    c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
+                c.role = c.role or self._roles.get(node.name, "")  # parts of a fused attention carry their own
+                # dataflow: the parts of one node run in order; the first reads the node's inputs, the last
+                # writes its outputs
+                c.inputs = ins + ((f"{node.name}#part{k - 1}",) if k else ())
+                c.outputs = outs if k == len(parts) - 1 else (f"{node.name}#part{k}",)
+                ops.append(c)
         return ops
 
     def _check_positions(self, tokens: int, what: str) -> None:
@@ -320,6 +333,8 @@ class Model:
             if not a.causal:
                 continue
             core_nodes |= set(a.core)
+            if a.score == a.pv:
+                continue  # a fused attention op (onnxruntime's): re-costed over kv_len keys below
             for name in a.core:
                 node = self._node(name)
                 if name == a.pv:
@@ -332,7 +347,7 @@ class Model:
             v = shapes[a.v_tensor]
             shapes[a.v_tensor] = v[:-2] + (kv_len,) + v[-1:]
         scaled = dataclasses.replace(base, shapes=shapes)
-        recosted = {c.name: c for c in self._cost(scaled, precision, kv_operands=True, only=core_nodes)}
+        recosted = {c.name: c for c in self._cost(scaled, precision, kv_operands=True, only=core_nodes, kv_len=kv_len)}
         return [recosted.get(c.name, c) for c in base_ops]
 
     def _node(self, name: str):  # noqa: ANN202 - small private lookup

@@ -9,14 +9,15 @@ import numpy as np
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
 from mapping.passes.context import PATH_OPS, Context
+from mapping.quant import INTEGER_MATMULS, TRANSPARENT, before_qdq
 
 #: Ops allowed between the score matmul and the PV matmul.
 CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",
-            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"}
+            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"} | TRANSPARENT
 
 
 def _bmm(ctx: Context, node: Node) -> bool:
-    return node.op_type == "MatMul" and len(ctx.act_inputs(node)) == 2
+    return (node.op_type == "MatMul" or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 
 def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
@@ -61,7 +62,8 @@ def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
 
 
 def _projection(ctx: Context, tensor: str) -> Node | None:
-    found = ctx.walk_back(tensor, PATH_OPS, set(ctx.linear))
+    # QDQ exports put a quantize/dequantize pair after every op: three times the path (rotary included)
+    found = ctx.walk_back(tensor, PATH_OPS, set(ctx.linear), limit=120)
     return max(found, key=lambda n: n.index) if found else None
 
 
@@ -75,14 +77,15 @@ def _output_projection(ctx: Context, pv: Node) -> Node | None:
             seen.add(c.name)
             if c.name in ctx.linear:
                 return c
-            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"}:
+            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"} | TRANSPARENT:
                 queue.extend(o for o in c.outputs if o)
     return None
 
 
 def _allowed(ctx: Context, node: Node, mask: str, score_side: str) -> np.ndarray | None:
-    """The [q, kv] matrix of positions a mask lets through, from its value at the probe binding."""
-    value = ctx.bound.values.get(mask)
+    """The [q, kv] matrix of positions a mask lets through, from its value at the probe binding (before any
+    quantize/dequantize pair: a QDQ export may quantize the mask's -inf to nonsense)."""
+    value = ctx.bound.values.get(before_qdq(ctx.graph, mask))
     if value is None or value.ndim < 2 or value.shape[-2] <= 1:
         return None
     m = np.asarray(value).reshape(-1, value.shape[-2], value.shape[-1])[0]
