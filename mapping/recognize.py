@@ -11,9 +11,10 @@ from collections import Counter
 
 import numpy as np
 
+from mapping import dims as dims_meaning
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
-from mapping.passes import attention, embeddings, heads, layers, mlp, norms, residuals
+from mapping.passes import attention, causality, embeddings, heads, layers, mlp, norms, residuals
 from mapping.passes.context import Context
 from mapping.shape_binding import bind
 
@@ -34,27 +35,35 @@ def kv_cache_inputs(graph: OpGraph) -> list[str]:
 
 
 def classify_dim(name: str, kv_dims: set[str]) -> str:
-    """Meaning of a symbolic dim name: ``batch``, ``past``, ``seq`` or ``other``."""
-    low = name.lower()
-    if "batch" in low or low in ("b", "n", "bs"):
-        return "batch"
-    if name in kv_dims or "past" in low or "cache" in low:
-        return "past"
-    if "seq" in low or "len" in low or "token" in low or low in ("s", "t", "l"):
-        return "seq"
-    return "other"
+    """Meaning of a symbolic dim name: ``batch``, ``encoder``, ``total``, ``past``, ``seq`` or ``other``."""
+    return dims_meaning.classify(name, kv_dims)
 
 
-def probe_bindings(graph: OpGraph) -> dict[str, int]:
-    """A distinct value for every symbolic input dim (see :data:`PROBE`)."""
-    dims = graph.symbolic_dims()
+def dim_kinds(graph: OpGraph) -> dict[str, str]:
+    """The kind of every dim a binding needs (derived names such as ``past + seq`` are left out: see mapping.dims)."""
+    dims = dims_meaning.free_dims(graph)
     kv = set(kv_cache_inputs(graph))
-    kv_dims = {d for d, places in dims.items() if all(p[0] in kv for p in places)}
+    kv_dims = {d for d, places in dims.items() if places and all(p[0] in kv for p in places)}
+    return {name: classify_dim(name, kv_dims) for name in dims}
+
+
+def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[str, int]:
+    """A distinct value for every symbolic input dim (see :data:`PROBE`).
+
+    Dims that are sizes of the model take the value the graph's evidence gives them, or ``dims`` (the user's
+    ``--dim``) where given; only lengths and the batch are probed with arbitrary sizes.
+    """
+    kinds = dim_kinds(graph)
     others = iter(PROBE["other"])
+    values = {"batch": PROBE["batch"], "seq": PROBE["seq"], "encoder": PROBE["seq"], "past": PROBE["past"],
+              "total": PROBE["past"] + PROBE["seq"]}
     out: dict[str, int] = {}
-    for name in dims:
-        kind = classify_dim(name, kv_dims)
-        out[name] = PROBE[kind] if kind != "other" else next(others, 29)
+    evidence = dims_meaning.evidence_dims(graph, kinds)
+    for name, kind in kinds.items():
+        out[name] = values[kind] if kind in values else evidence.get(name, next(others, 29))
+    for name, value in (dims or {}).items():
+        if kinds.get(name) == "other":
+            out[name] = value
     return out
 
 
@@ -96,15 +105,20 @@ def _step_inputs(ctx: Context) -> list[str]:
     return steps
 
 
-def recognise(graph: OpGraph) -> TransformerIR:
-    """Find the transformer structure of ``graph``."""
-    bindings = probe_bindings(graph)
+def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool | None = None) -> TransformerIR:
+    """Find the transformer structure of ``graph``.
+
+    ``dims``: the user's bindings of model-size dims; ``causal``: the user's ``--causal``/``--no-causal``
+    (see :func:`mapping.passes.causality.override`).
+    """
+    bindings = probe_bindings(graph, dims)
     shapes_only = bind(graph, bindings)
     values = probe_input_values(graph, shapes_only.shapes)
     bound = bind(graph, bindings, values) if values else shapes_only
     kv_inputs = kv_cache_inputs(graph)
     ctx = Context(bound, set(kv_inputs))
     attention.run(ctx)
+    causality.override(ctx, causal)
     norms.run(ctx)
     mlp.run(ctx)
     embeddings.run(ctx)
@@ -163,6 +177,6 @@ def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
         activation=_most_common([b.attrs.get("activation") for b in mlps]),
         gated_mlp=_most_common([b.attrs.get("gated") for b in mlps]),
         norm=_most_common([b.attrs.get("norm") for b in norms_]), layers=layers_by_stack,
-        kv_inputs=list(kv_inputs))
+        kv_inputs=list(kv_inputs), causal=causality.summary(selfs))
     ir.step_inputs = _step_inputs(ctx) if arch in ("decoder-only", "encoder-decoder") else []
     return ir

@@ -21,6 +21,7 @@ from onnx.reference.ops import load_op
 
 from hardware.dtypes import from_onnx
 from hardware.errors import HwsimError
+from mapping import data_dependent
 from mapping.onnx_graph import SMALL_CONSTANT_ELEMENTS, Node, OpGraph
 
 #: Ops whose outputs can be far larger than their inputs: their shapes are inferred before any evaluation.
@@ -254,6 +255,7 @@ class _Binder:
                 continue
             tp = out.get(name)
             if tp is None or not tp.tensor_type.HasField("shape"):
+                data_dependent.size(self, node, name, 0)  # names an absent external-data file if that is why
                 raise HwsimError(
                     f"{self.g.path}: node '{node.name}' ({node.op_type}) gives '{name}' no shape information for "
                     f"input shapes {[self.shapes.get(i) for i in node.inputs if i]}; hwsim cannot cost it"
@@ -261,6 +263,10 @@ class _Binder:
             dims = []
             for axis, d in enumerate(tp.tensor_type.shape.dim):
                 if not d.HasField("dim_value"):
+                    size = data_dependent.size(self, node, name, axis)
+                    if size is not None:
+                        dims.append(size)
+                        continue
                     raise HwsimError(
                         f"{self.g.path}: node '{node.name}' ({node.op_type}): axis {axis} of output '{name}' has no "
                         f"size for input shapes {[self.shapes.get(i) for i in node.inputs if i]} (a data-dependent "

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 from hardware.dtypes import tensor_bytes
 from hardware.errors import HwsimError, HwsimWarning
+from mapping.dims import evidence_dims, free_dims
 from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
 from mapping.op_costs import OpCost, Precision, cost_node, tensor_classes
-from mapping.recognize import classify_dim, kv_cache_inputs, recognise
+from mapping.recognize import dim_kinds, kv_cache_inputs, recognise
 from mapping.shape_binding import BoundGraph, bind
 
 
@@ -116,29 +117,40 @@ class Model:
 
     Bindings of symbolic dims follow their names (see :func:`mapping.recognize.classify_dim`): batch dims take
     the batch size, sequence dims of the token inputs the new tokens, other sequence dims (an encoder's input)
-    the prompt length, past dims the context; ``dims`` overrides any of them by name.
+    the prompt length, past dims the context; ``dims`` overrides any of them by name. ``causal`` (the CLI's
+    ``--causal``/``--no-causal``) decides self-attention causality where the graph's evidence does not (see
+    :func:`mapping.passes.causality.override`).
+
+    A merged decoder (optimum's ``decoder_model_merged.onnx``: an ``If`` on ``use_cache_branch``) is costed
+    by the branch each pass takes: prefill the no-cache branch, decode steps the cache branch.
     """
 
-    def __init__(self, path: str, dims: dict[str, int] | None = None) -> None:
+    def __init__(self, path: str, dims: dict[str, int] | None = None, causal: bool | None = None,
+                 cache_branch: bool = True) -> None:
         self.path = path
-        self.graph: OpGraph = load_graph(path)
+        self.graph: OpGraph = load_graph(path, cache_branch)
         self.user_dims = dict(dims or {})
-        self.ir: TransformerIR = recognise(self.graph)
+        self.causal = causal
+        self.ir: TransformerIR = recognise(self.graph, self.user_dims, causal)
+        self._prefill_model: Model | None = None
+        if self.graph.cache_branch:
+            self._prefill_model = Model(path, dims, causal, cache_branch=False)
         self.kv_inputs = kv_cache_inputs(self.graph)
         owner = self.ir.block_of()
         self._owner = owner
         self._roles = _roles(self.ir)
         self._step_nodes = self._step_dependent()
         self._decode_base: dict[tuple, tuple[BoundGraph, list[OpCost]]] = {}
-        symbolic = self.graph.symbolic_dims()
+        symbolic = free_dims(self.graph)
         self._dim_kind: dict[str, str] = {}
-        kv_dims = {d for d, places in symbolic.items() if all(p[0] in self.kv_inputs for p in places)}
-        for name, places in symbolic.items():
-            kind = classify_dim(name, kv_dims)
+        for name, kind in dim_kinds(self.graph).items():
+            places = symbolic[name]
             if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
                 kind = "prompt"
             self._dim_kind[name] = kind
-        flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context"}
+        self._evidence = evidence_dims(self.graph, self._dim_kind)
+        flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context",
+                 "encoder": "--prompt-len", "total": "--context and --seq"}
         for name in self.user_dims:
             if name not in symbolic:
                 known = ", ".join(symbolic) or "none"
@@ -159,13 +171,17 @@ class Model:
     # -- bindings ------------------------------------------------------------------------------------------
     def bindings(self, batch: int, seq: int, context: int, prompt: int | None = None) -> dict[str, int]:
         """Values for every symbolic dim for a pass of ``seq`` new tokens after ``context`` cached ones."""
-        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt if prompt is not None else seq}
+        prompt = prompt if prompt is not None else seq
+        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt, "encoder": prompt,
+                  "total": context + seq}
         out: dict[str, int] = {}
         for name, kind in self._dim_kind.items():
             if name in self.user_dims:
                 out[name] = self.user_dims[name]
             elif kind in values:
                 out[name] = values[kind]
+            elif name in self._evidence:
+                out[name] = self._evidence[name]
         for name, value in self.user_dims.items():
             out.setdefault(name, value)
         return out
@@ -251,6 +267,8 @@ class Model:
         """The forward pass over a prompt of ``prompt_len`` tokens (the whole input for encoder-only models)."""
         precision = precision or Precision()
         _positive(batch=batch, prompt_len=prompt_len)
+        if self._prefill_model is not None:
+            return self._prefill_model.prefill(batch, prompt_len, precision)
         self._check_positions(prompt_len, "a prompt")
         seq = 1 if self.ir.architecture == "encoder-decoder" else prompt_len
         bindings = self.bindings(batch, seq, 0, prompt=prompt_len)

@@ -110,6 +110,8 @@ def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
                  f"vocab {ir.vocab}")
     lines.append(f"attention    {att}" + (f"; MLP {ir.activation}{' gated' if ir.gated_mlp else ''}"
                                            if ir.activation else "") + (f"; norm {ir.norm}" if ir.norm else ""))
+    if ir.causal:
+        lines.append(f"causal       {ir.causal['value']} ({ir.causal['evidence']})")
     lines.append(f"workload     {work.phase}: batch {work.batch}, {work.seq} new token(s), context {work.context}"
                  f"  (bindings {', '.join(f'{k}={v}' for k, v in work.bindings.items()) or 'none'})")
     lines.append("")

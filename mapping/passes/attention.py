@@ -8,6 +8,7 @@ import numpy as np
 
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
+from mapping.passes import causality
 from mapping.passes.context import PATH_OPS, Context
 
 #: Ops allowed between the score matmul and the PV matmul.
@@ -80,46 +81,6 @@ def _output_projection(ctx: Context, pv: Node) -> Node | None:
     return None
 
 
-def _allowed(ctx: Context, node: Node, mask: str, score_side: str) -> np.ndarray | None:
-    """The [q, kv] matrix of positions a mask lets through, from its value at the probe binding."""
-    value = ctx.bound.values.get(mask)
-    if value is None or value.ndim < 2 or value.shape[-2] <= 1:
-        return None
-    m = np.asarray(value).reshape(-1, value.shape[-2], value.shape[-1])[0]
-    if node.op_type == "Where":
-        keep_when_true = node.inputs[1] == score_side
-        m = m.astype(bool)
-        return m if keep_when_true else ~m
-    if m.dtype == np.bool_:
-        return m
-    return m > -1e3
-
-
-def _is_causal(ctx: Context, core: set[str], info_tensors: set[str]) -> bool:
-    for name in core:
-        node = ctx.nodes[name]
-        if node.op_type not in ("Add", "Where"):
-            continue
-        ins = [i for i in node.inputs if i]
-        score_side = next((i for i in ins if (p := ctx.producer(i)) is not None and p.name in core), "")
-        for mask in ins:
-            if mask == score_side or mask in info_tensors:
-                continue
-            allowed = _allowed(ctx, node, mask, score_side)
-            if allowed is None:
-                continue
-            q, kv = allowed.shape
-            expected = np.arange(kv)[None, :] <= (np.arange(q)[:, None] + (kv - q))
-            if allowed.all():
-                continue
-            if np.array_equal(allowed, expected):
-                return True
-    # structural fallback when no mask value is known: a triangular-matrix op feeds the core
-    side = ctx.ancestors([i for n in core for i in ctx.nodes[n].inputs if i], limit=300, stop=core,
-                         data_only=False)
-    return any(ctx.nodes[n].op_type == "Trilu" for n in side)
-
-
 def _heads(ctx: Context, score: Node, q_proj: Node | None) -> tuple[int, int]:
     """(heads, head_dim) from the score matmul's shapes."""
     q_shape = ctx.bound.shapes[score.inputs[0]]
@@ -159,14 +120,19 @@ def run(ctx: Context) -> None:
                 kv_heads = max(1, (total - heads) // 2)
         elif k_proj is not None:
             kv_heads = max(1, ctx.linear[k_proj.name][1] // head_dim)
-        cross = (q_proj is not None and k_proj is not None and q_proj.inputs[0] != k_proj.inputs[0])
-        causal = False if cross else _is_causal(ctx, core, {q_t, k_t, v_t})
+        cross = (q_proj is not None and k_proj is not None and q_proj.inputs[0] != k_proj.inputs[0]) or (
+            k_proj is None and causality.cross_from_cache(ctx, k_t))
+        s_shape = ctx.bound.shapes[node.outputs[0]]
+        verdict = causality.Verdict(False, True, "cross attention") if cross else causality.judge(
+            ctx, core, {q_t, k_t, v_t}, int(s_shape[-2]), int(s_shape[-1]), k_t)
+        causal = verdict.causal
         info = AttentionInfo(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal,
                              kind="cross" if cross else "self", score=node.name, softmax=softmax.name,
                              pv=pv.name, q_proj=q_proj.name if q_proj else None,
                              k_proj=k_proj.name if k_proj else None, v_proj=v_proj.name if v_proj else None,
                              o_proj=o_proj.name if o_proj else None, fused_qkv=fused,
-                             core=sorted(core, key=ctx.index), q_tensor=q_t, k_tensor=k_t, v_tensor=v_t)
+                             core=sorted(core, key=ctx.index), q_tensor=q_t, k_tensor=k_t, v_tensor=v_t,
+                             causal_known=verdict.known, causal_evidence=verdict.evidence)
         block = Block(name="attention", kind="attention", layer=None, nodes=[], attention=info,
                       attrs={"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "causal": causal,
                              "kind": info.kind, "fused_qkv": fused})
