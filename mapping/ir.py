@@ -51,7 +51,8 @@ class AttentionInfo:
 class Block:
     """A recognised piece of the model and the graph nodes it owns.
 
-    ``kind``: embedding, attention, mlp, norm, residual, lm_head, projection, attention_mask.
+    ``kind``: embedding, attention, mlp, norm, residual, lm_head, projection, attention_mask, router (an MoE
+    layer's gate and dispatch; its expert MLPs are ``mlp`` blocks with ``attrs["expert"]``).
     ``stack`` is ``encoder`` or ``decoder`` (or ``""`` outside the layer stacks); ``layer`` counts from 0 within
     the stack (None outside it). ``attrs`` holds kind-specific facts (d_ff, activation, gated, norm kind...).
     """
@@ -90,6 +91,8 @@ class TransformerIR:
     step_inputs: list[str] = field(default_factory=list)
     #: Causality of the self-attentions: {"value": yes|no|mixed|unknown|none, "evidence": what decided it}.
     causal: dict = field(default_factory=dict)
+    #: Mixture-of-experts facts ({} for dense models): experts, top_k, layers, expert_d_ff, shared_experts.
+    moe: dict = field(default_factory=dict)
 
     @property
     def n_layers(self) -> int:
@@ -123,6 +126,7 @@ class TransformerIR:
             "norm": self.norm,
             "kv_inputs": list(self.kv_inputs),
             "causal": dict(self.causal),
+            "moe": dict(self.moe),
         }
 
     def to_dict(self) -> dict:

@@ -92,6 +92,8 @@ class OpCost:
     block_kind: str = ""
     layer: int | None = None
     role: str = ""
+    #: How a data-dependent size of this op was chosen (MoE routing), empty otherwise.
+    note: str = ""
 
     @property
     def bytes(self) -> int:

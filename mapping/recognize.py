@@ -14,7 +14,7 @@ import numpy as np
 from mapping import dims as dims_meaning
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
-from mapping.passes import attention, causality, embeddings, heads, layers, mlp, norms, residuals
+from mapping.passes import attention, causality, embeddings, heads, layers, mlp, moe, norms, residuals
 from mapping.passes.context import Context
 from mapping.shape_binding import bind
 
@@ -120,7 +120,9 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
     attention.run(ctx)
     causality.override(ctx, causal)
     norms.run(ctx)
+    moe.run(ctx)
     mlp.run(ctx)
+    moe.mark_experts(ctx)
     embeddings.run(ctx)
     heads.run(ctx)
     residuals.run_rotary(ctx)
@@ -154,6 +156,7 @@ def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
         arch = "none"
     selfs = [b.attention for b in blocks if b.attention is not None and b.attention.kind == "self"]
     mlps = [b for b in blocks if b.kind == "mlp"]
+    mlps = [b for b in mlps if b.attrs.get("expert")] or mlps  # an MoE model's d_ff is its experts'
     norms_ = [b for b in blocks if b.kind == "norm"]
     vocab = _most_common([b.attrs.get("rows") for b in blocks if b.attrs.get("kind") == "token"]) or \
         _most_common([b.attrs.get("vocab") for b in blocks if b.kind == "lm_head"])
@@ -177,6 +180,6 @@ def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
         activation=_most_common([b.attrs.get("activation") for b in mlps]),
         gated_mlp=_most_common([b.attrs.get("gated") for b in mlps]),
         norm=_most_common([b.attrs.get("norm") for b in norms_]), layers=layers_by_stack,
-        kv_inputs=list(kv_inputs), causal=causality.summary(selfs))
+        kv_inputs=list(kv_inputs), causal=causality.summary(selfs), moe=moe.summary(blocks))
     ir.step_inputs = _step_inputs(ctx) if arch in ("decoder-only", "encoder-decoder") else []
     return ir

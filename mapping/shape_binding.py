@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,8 @@ class BoundGraph:
     shapes: dict[str, tuple[int, ...]]
     dtypes: dict[str, str]
     values: dict[str, np.ndarray]
+    #: Node name -> how a data-dependent size of its outputs was chosen (see mapping.data_dependent).
+    notes: dict[str, str] = field(default_factory=dict)
 
     def numel(self, name: str) -> int:
         """Number of elements of tensor ``name``."""
@@ -117,6 +119,7 @@ class _Binder:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.dtypes: dict[str, str] = {}
         self.values: dict[str, np.ndarray] = {}
+        self.notes: dict[str, str] = {}
         self.opsets = {o.domain or "": o.version for o in graph.opset_imports}
         self._ops: dict[tuple[str, str], Any] = {}
 
@@ -153,7 +156,7 @@ class _Binder:
                 self.values[name] = np.broadcast_to(self.input_values[name], self.shapes[name])
         for node in g.nodes:
             self._visit(node)
-        return BoundGraph(g, dict(self.bindings), self.shapes, self.dtypes, self.values)
+        return BoundGraph(g, dict(self.bindings), self.shapes, self.dtypes, self.values, self.notes)
 
     # -- one node -------------------------------------------------------------------------------------------
     def _visit(self, node: Node) -> None:

@@ -50,6 +50,22 @@ class Workload:
     weight_bytes: int
     ir: TransformerIR | None = field(default=None, repr=False)
 
+    @property
+    def moe(self) -> dict:
+        """Mixture-of-experts routing of this pass ({} for dense models).
+
+        ``experts``, ``top_k``, ``layers``; ``tokens`` routed per layer (batch x seq); ``tokens_per_expert``: the
+        expected rows of each expert per layer, tokens x top_k / experts, as costed (balanced routing, see
+        :mod:`mapping.data_dependent`); ``imbalance`` 1.0: the busiest expert's load over that mean, which a
+        target may raise to model skew.
+        """
+        facts = dict(self.ir.moe) if self.ir is not None else {}
+        if not facts:
+            return {}
+        tokens = self.batch * self.seq
+        return {**facts, "tokens": tokens, "tokens_per_expert": tokens * facts["top_k"] / facts["experts"],
+                "imbalance": 1.0}
+
     def attention(self, block: str) -> AttentionInfo | None:
         """The attention facts (heads, kv_heads, head_dim, causal, self/cross) of IR block ``block``."""
         if self.ir is None:
@@ -162,6 +178,10 @@ class Model:
         self.params = sum(self._numel(t) for t in self.graph.weight_names)
         self._warned: set[tuple[str, int]] = set()
 
+    def for_phase(self, phase: str) -> Model:
+        """The model whose graph a ``phase`` workload was costed on (a merged decoder's no-cache branch for prefill)."""
+        return self._prefill_model if phase == "prefill" and self._prefill_model is not None else self
+
     def _numel(self, name: str) -> int:
         n = 1
         for d in self.graph.tensors[name].dims or ():
@@ -250,6 +270,7 @@ class Model:
             if block is not None:
                 c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
             c.role = self._roles.get(node.name, "")
+            c.note = bound.notes.get(node.name, "")
             ops.append(c)
         return ops
 

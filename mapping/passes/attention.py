@@ -61,8 +61,12 @@ def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
     return False
 
 
+#: Also between a fused QKV projection and K/V: Falcon's dynamo export picks heads with GatherND.
+_QKV_PATH_OPS = PATH_OPS | {"GatherND", "GatherElements"}
+
+
 def _projection(ctx: Context, tensor: str) -> Node | None:
-    found = ctx.walk_back(tensor, PATH_OPS, set(ctx.linear))
+    found = ctx.walk_back(tensor, _QKV_PATH_OPS, set(ctx.linear))
     return max(found, key=lambda n: n.index) if found else None
 
 
@@ -97,6 +101,35 @@ def _heads(ctx: Context, score: Node, q_proj: Node | None) -> tuple[int, int]:
     return int(s_shape[0]), head_dim
 
 
+def _path_kv_heads(ctx: Context, k_t: str, k_proj: Node | None, head_dim: int, score: Node) -> int:
+    """The fewest heads any 4-D tensor on K's path carries: the real K width before a GQA/MQA repeat.
+
+    A tensor [batch, heads, length, head_dim] in any axis order carries numel / (batch x length x head_dim)
+    heads; fused-QKV exports show all heads before the K slice is taken, so the minimum is K's own.
+    """
+    s_shape = ctx.bound.shapes[score.outputs[0]]
+    batch = int(ctx.bound.shapes[score.inputs[0]][0])
+    lengths = {int(s_shape[-1]), int(s_shape[-2])}
+    stop = {k_proj.name} if k_proj is not None else None
+    names = ctx.ancestors([k_t], limit=60, stop=stop)
+    if k_proj is not None:
+        names &= ctx.descendants(k_proj, limit=400) | {k_proj.name}
+    tensors = {o for n in names for o in ctx.nodes[n].outputs if o} | {k_t}
+    tensors |= {i for n in names for i in ctx.nodes[n].inputs if i in ctx.kv_inputs}
+    best = 1 << 30
+    for t in tensors:
+        shape = ctx.bound.shapes.get(t, ())
+        if len(shape) != 4 or head_dim not in shape or batch not in shape:
+            continue
+        length = next((n for n in shape if n in lengths), None)
+        if length is None:
+            continue
+        total = int(np.prod(shape))
+        if total % (batch * length * head_dim) == 0:
+            best = min(best, total // (batch * length * head_dim))
+    return best
+
+
 def run(ctx: Context) -> None:
     """Recognise every attention in the graph and add its block (unnumbered; the layers pass numbers it)."""
     used: set[str] = set()
@@ -120,6 +153,7 @@ def run(ctx: Context) -> None:
                 kv_heads = max(1, (total - heads) // 2)
         elif k_proj is not None:
             kv_heads = max(1, ctx.linear[k_proj.name][1] // head_dim)
+        kv_heads = min(kv_heads, _path_kv_heads(ctx, k_t, k_proj, head_dim, node))
         cross = (q_proj is not None and k_proj is not None and q_proj.inputs[0] != k_proj.inputs[0]) or (
             k_proj is None and causality.cross_from_cache(ctx, k_t))
         s_shape = ctx.bound.shapes[node.outputs[0]]
@@ -140,6 +174,10 @@ def run(ctx: Context) -> None:
         # the paths from the projections into the core (reshape, transpose, rotary, GQA repeat) belong here too
         for tensor, proj in ((q_t, q_proj), (k_t, k_proj), (v_t, v_proj)):
             if proj is None:
+                # K/V read straight from a cache input (cached cross attention): the reshapes on the way
+                path = ctx.ancestors([tensor], limit=10)
+                if all(ctx.nodes[n].op_type in PATH_OPS for n in path):
+                    ctx.claim(block, sorted(path, key=ctx.index))
                 continue
             path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj)
             ctx.claim(block, sorted(path, key=ctx.index))
