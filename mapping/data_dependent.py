@@ -107,9 +107,11 @@ def _routing_nonzero(binder: Any, node: Node, output: str, axis: int) -> int | N
     if experts <= 0:
         return None
     if reduced:
-        size = min(experts, n_in)
-        binder.notes[node.name] = (f"data-dependent size {size}: experts listed as hit, all E={experts} (the export "
-                                   "has a branch per expert; one without tokens runs on 0 rows)")
+        traced = _split_total(binder, node)
+        size = traced if traced is not None else min(experts, n_in)
+        binder.notes[node.name] = (f"data-dependent size {size}: experts listed as hit, " + (
+            f"the {size} expert branches the export traced" if traced is not None else f"all E={experts}") +
+            " (an expert without tokens runs on 0 rows)")
         return size
     if n_in >= selections * experts:
         binder.notes[node.name] = f"data-dependent size {selections}: tokens x top_k selections"
@@ -120,6 +122,24 @@ def _routing_nonzero(binder: Any, node: Node, output: str, axis: int) -> int | N
     binder.notes[node.name] = (f"data-dependent size {size}: tokens routed to expert {i}, tokens x top_k / E = "
                                f"{selections}/{experts} under balanced routing (remainder on the first experts)")
     return size
+
+
+def _split_total(binder: Any, node: Node) -> int | None:
+    """The total of the constant sizes of a Split that the NonZero's list is cut into (one part per traced expert)."""
+    frontier = [node.outputs[0]]
+    for _ in range(4):
+        nxt = []
+        for t in frontier:
+            for c in binder.g.consumers.get(t, []):
+                if c.op_type == "Split" and len(c.inputs) > 1:
+                    t = binder.g.tensors.get(c.inputs[1])  # a constant, maybe not visited yet
+                    value = binder.values.get(c.inputs[1], t.value if t is not None else None)
+                    if value is not None:
+                        return int(np.asarray(value).sum())
+                if c.op_type in ("Transpose", "Cast", "Identity"):
+                    nxt.extend(o for o in c.outputs if o)
+        frontier = nxt
+    return None
 
 
 def _expert_order(binder: Any, onehot: Node) -> list[str]:

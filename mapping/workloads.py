@@ -148,6 +148,12 @@ class Model:
         self.user_dims = dict(dims or {})
         self.causal = causal
         self.ir: TransformerIR = recognise(self.graph, self.user_dims, causal)
+        moe = self.ir.moe
+        if moe and moe["experts_found"] < moe["experts"] * moe["layers"]:
+            warnings.warn(HwsimWarning(
+                f"{path}: the graph has {moe['experts_found']} expert MLPs for {moe['layers']} MoE layers of "
+                f"{moe['experts']} experts: a traced export keeps only the experts its example input reached; "
+                "FLOPs and weights count the ones present — re-export with more example tokens"), stacklevel=2)
         self._prefill_model: Model | None = None
         if self.graph.cache_branch:
             self._prefill_model = Model(path, dims, causal, cache_branch=False)
@@ -265,6 +271,9 @@ class Model:
         ops = []
         nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
         for node in nodes:
+            outs = [o for o in node.outputs if o]
+            if outs and all(bound.numel(o) == 0 for o in outs):
+                continue  # no output element (an MoE expert no token was routed to): nothing runs
             c = cost_node(bound, node, klass, precision)
             block = self._owner.get(node.name)
             if block is not None:

@@ -211,3 +211,26 @@ def test_data_dependent_shape_from_absent_external_data_names_the_initializer(tm
     (tmp_path / "m.onnx.data").unlink()
     with pytest.raises(HwsimError, match=r"initializer 'target_shape'.*'m.onnx.data', which is absent; ship the .data"):
         Model(str(path)).prefill(1, 1)
+
+
+def test_simulate_accepts_the_causal_flags() -> None:
+    path = str(HERE / "gpt2_dynamo_folded_mask.onnx")
+    runner = CliRunner()
+    refused = runner.invoke(main, ["simulate", path, "--target", "pim-gpt", "--phase", "generate", "--no-causal",
+                                   "--prompt-len", "4", "--gen-len", "2", "--quiet"])
+    assert refused.exit_code == 2 and "causal decoder" in refused.output
+    ok = runner.invoke(main, ["simulate", path, "--target", "pim-gpt", "--phase", "generate", "--causal",
+                              "--prompt-len", "4", "--gen-len", "2", "--quiet"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_cache_head_size_named_as_a_dim_is_bound_from_what_the_cache_is_concatenated_with(tmp_path: Path) -> None:
+    m = onnx.load(str(HERE / "gpt2_optimum_past.onnx"), load_external_data=False)
+    for vi in m.graph.input:
+        if vi.name.startswith("past_key_values"):
+            vi.type.tensor_type.shape.dim[3].dim_param = "kv_cache_dim"
+    path = tmp_path / "kv_cache_dim.onnx"
+    onnx.save(m, str(path))
+    renamed = Model(str(path))
+    assert renamed.decode(1, 5).bindings["kv_cache_dim"] == MANIFEST["gpt2_optimum_past.onnx"]["head_dim"]
+    _close(renamed.decode(1, 5).matmul_flops, decoder_only(MANIFEST["gpt2_optimum_past.onnx"], 1, 1, 6))
