@@ -11,6 +11,7 @@ from collections import Counter
 
 import numpy as np
 
+from hardware.errors import HwsimError
 from mapping import dims as dims_meaning
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
@@ -112,7 +113,17 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
     (see :func:`mapping.passes.causality.override`).
     """
     bindings = probe_bindings(graph, dims)
-    shapes_only = bind(graph, bindings)
+    try:
+        shapes_only = bind(graph, bindings)
+    except HwsimError as exc:
+        kinds = dim_kinds(graph)
+        known = dims_meaning.evidence_dims(graph, kinds)
+        guessed = [d for d, k in kinds.items() if k == "other" and d not in known and d not in (dims or {})]
+        if not guessed:
+            raise
+        names = ", ".join(guessed)
+        raise HwsimError(f"{exc}; the graph does not say what its dimension(s) {names} are (sizes of the model, "
+                         f"not lengths): bind them with --dim, e.g. --dim {guessed[0]}=N") from None
     values = probe_input_values(graph, shapes_only.shapes)
     bound = bind(graph, bindings, values) if values else shapes_only
     kv_inputs = kv_cache_inputs(graph)

@@ -148,6 +148,8 @@ class Model:
         self.user_dims = dict(dims or {})
         self.causal = causal
         self.ir: TransformerIR = recognise(self.graph, self.user_dims, causal)
+        if self.ir.causal.get("value") == "unknown" and cache_branch:
+            warnings.warn(HwsimWarning(f"{path}: causal unknown ({self.ir.causal['evidence']})"), stacklevel=2)
         moe = self.ir.moe
         if moe and moe["experts_found"] < moe["experts"] * moe["layers"]:
             warnings.warn(HwsimWarning(

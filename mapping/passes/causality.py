@@ -136,7 +136,7 @@ def judge(ctx: Context, core: set[str], operands: set[str], q_len: int, kv_len: 
     if folded is not None:
         guess = _lm_head_over_vocab(ctx)
         how = "costed as causal (LM head over the vocabulary)" if guess else "costed as bidirectional"
-        return Verdict(guess, False, f"unknown (mask folded into initializer {folded} whose data is absent); {how}; "
+        return Verdict(guess, False, f"mask folded into initializer {folded} whose data is absent; {how}; "
                                      "decide with --causal or --no-causal")
     return Verdict(False, True, "no causal mask")
 
@@ -175,15 +175,10 @@ def _absent_mask(ctx: Context, nodes: set[str], q_len: int) -> str | None:
 
 
 def _lm_head_over_vocab(ctx: Context) -> bool:
-    """A graph output is the product of a weight with as many columns as the token embedding has rows."""
+    """A graph output has as many columns as the token embedding has rows: logits over the vocabulary."""
     vocab = {int(ctx.bound.shapes[n.inputs[0]][0]) for n in ctx.graph.nodes
              if n.op_type == "Gather" and ctx.klass.get(n.inputs[0]) == "weight" and len(ctx.bound.shapes[n.inputs[0]]) == 2}
-    for out in ctx.graph.outputs:
-        shape = ctx.bound.shapes.get(out, ())
-        if shape and int(shape[-1]) in vocab and int(shape[-1]) > 1000 or (shape and "logit" in out.lower()
-                                                                            and int(shape[-1]) in vocab):
-            return True
-    return False
+    return any((shape := ctx.bound.shapes.get(out, ())) and int(shape[-1]) in vocab for out in ctx.graph.outputs)
 
 
 def is_cross_cache(name: str) -> bool:
