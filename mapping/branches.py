@@ -42,8 +42,30 @@ def inline(model: onnx.ModelProto, take_then: bool) -> onnx.ModelProto:
                 nodes.append(helper.make_node("Identity", [sub.name], [outer], name=f"{node.name}/{outer}"))
     del graph.node[:]
     graph.node.extend(nodes)
+    if take_then:
+        _mask_covers_past(graph)
     read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     kept = [i for i in graph.input if i.name in read]
     del graph.input[:]
     graph.input.extend(kept)
     return out
+
+
+def _mask_covers_past(graph: onnx.GraphProto) -> None:
+    """Declare the self-attention mask as past + new tokens in the cache branch.
+
+    optimum declares the merged file's ``attention_mask`` as ``[batch, sequence_length]`` (the no-cache
+    branch's shape); the cache branch reads it as ``[batch, past_sequence_length + sequence_length]``.
+    """
+    def dims(vi: onnx.ValueInfoProto) -> list:
+        return list(vi.type.tensor_type.shape.dim) if vi.type.tensor_type.HasField("shape") else []
+
+    seq = next((d[1].dim_param for vi in graph.input if vi.name == "input_ids" and len(d := dims(vi)) == 2), "")
+    past = next((d[2].dim_param for vi in graph.input if vi.name.startswith("past_key_values")
+                 and "encoder" not in vi.name and len(d := dims(vi)) == 4 and d[2].dim_param), "")
+    if not seq or not past:
+        return
+    for vi in graph.input:
+        d = dims(vi)
+        if vi.name == "attention_mask" and len(d) == 2 and d[1].dim_param == seq:
+            d[1].dim_param = f"{past} + {seq}"

@@ -77,6 +77,23 @@ def classify(name: str, kv_dims: set[str]) -> str:
     return "other"
 
 
+def positional_kind(graph: OpGraph, places: list[tuple[str, int]]) -> str:
+    """Kind of an opaque name (torch.export's ``s31``, ``s53``) from where it sits.
+
+    Axis 0 of a graph input is the batch; axis 1 of a rank-2 integer input (token ids, masks, positions) is the
+    sequence; anything else stays ``other`` (a size of the model, bound from evidence or ``--dim``).
+    """
+    for name, axis in places:
+        t = graph.tensors[name]
+        if axis == 0 and t.dims is not None and len(t.dims) >= 2:
+            return "batch"
+    for name, axis in places:
+        t = graph.tensors[name]
+        if axis == 1 and t.dims is not None and len(t.dims) == 2 and t.dtype.startswith(("int", "bool")):
+            return "seq"
+    return "other"
+
+
 def _through(graph: OpGraph, tensor: str) -> list[tuple[str, str]]:
     """(node op, input tensor) pairs reached forwards from ``tensor`` through pass-through ops."""
     found = []

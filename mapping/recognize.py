@@ -45,7 +45,11 @@ def dim_kinds(graph: OpGraph) -> dict[str, str]:
     dims = dims_meaning.free_dims(graph)
     kv = set(kv_cache_inputs(graph))
     kv_dims = {d for d, places in dims.items() if places and all(p[0] in kv for p in places)}
-    return {name: classify_dim(name, kv_dims) for name in dims}
+    kinds = {name: classify_dim(name, kv_dims) for name in dims}
+    for name, kind in kinds.items():
+        if kind == "other":
+            kinds[name] = dims_meaning.positional_kind(graph, dims[name])
+    return kinds
 
 
 def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[str, int]:
@@ -56,8 +60,9 @@ def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[s
     """
     kinds = dim_kinds(graph)
     others = iter(PROBE["other"])
-    values = {"batch": PROBE["batch"], "seq": PROBE["seq"], "encoder": PROBE["seq"], "past": PROBE["past"],
-              "total": PROBE["past"] + PROBE["seq"]}
+    past = 0 if graph.cache_branch is False else PROBE["past"]  # a merged decoder's no-cache branch: no past
+    values = {"batch": PROBE["batch"], "seq": PROBE["seq"], "encoder": PROBE["seq"], "past": past,
+              "total": past + PROBE["seq"]}
     out: dict[str, int] = {}
     evidence = dims_meaning.evidence_dims(graph, kinds)
     for name, kind in kinds.items():
@@ -160,7 +165,10 @@ def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
     if "encoder" in stacks and "decoder" in stacks:
         arch = "encoder-decoder"
     elif "decoder" in stacks:
-        arch = "decoder-only"
+        # a seq2seq decoder file (optimum's decoder_model / decoder_with_past): cross attention over an encoder
+        # that lives in another file
+        arch = "encoder-decoder" if any(b.attention is not None and b.attention.kind == "cross" for b in blocks) \
+            else "decoder-only"
     elif "encoder" in stacks:
         arch = "encoder-only"
     else:

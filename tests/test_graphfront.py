@@ -115,8 +115,8 @@ def test_t5_decoder_with_past_reads_cross_kv_from_the_cache() -> None:
     c = MANIFEST["t5_optimum_decoder_with_past.onnx"]
     m = model("t5_optimum_decoder_with_past.onnx")
     assert all(b.attention.k_proj is None for b in m.ir.attentions("cross"))
-    gen = m.generate(1, 7, 3)
-    _close(gen.prefill.matmul_flops, t5_decoder(c, 1, 7, 7, 7, cross_kv_proj=False))
+    gen = m.generate(1, 7, 3)  # prefill: the first decoder token against 7 encoder positions
+    _close(gen.prefill.matmul_flops, t5_decoder(c, 1, 1, 1, 7, cross_kv_proj=False))
     steps = list(gen.steps())
     _close(steps[0].matmul_flops, t5_decoder(c, 1, 1, 8, 7, cross_kv_proj=False))
     assert steps[0].bindings["encoder_sequence_length"] == 7
@@ -127,7 +127,7 @@ def test_merged_decoder_costs_the_branch_each_phase_takes() -> None:
     c = MANIFEST["t5_optimum_merged.onnx"]
     m = model("t5_optimum_merged.onnx")
     gen = m.generate(1, 7, 3)
-    _close(gen.prefill.matmul_flops, t5_decoder(c, 1, 7, 7, 7, cross_kv_proj=True))
+    _close(gen.prefill.matmul_flops, t5_decoder(c, 1, 1, 1, 7, cross_kv_proj=True))
     step = next(iter(gen.steps()))
     _close(step.matmul_flops, t5_decoder(c, 1, 1, 8, 7, cross_kv_proj=False))
     assert not m.for_phase("prefill").kv_inputs and m.kv_inputs
@@ -239,3 +239,19 @@ def test_cache_head_size_named_as_a_dim_is_bound_from_what_the_cache_is_concaten
     renamed = Model(str(path))
     assert renamed.decode(1, 5).bindings["kv_cache_dim"] == MANIFEST["gpt2_optimum_past.onnx"]["head_dim"]
     _close(renamed.decode(1, 5).matmul_flops, decoder_only(MANIFEST["gpt2_optimum_past.onnx"], 1, 1, 6))
+
+
+def test_opaque_dynamo_dim_names_are_bound_by_position(tmp_path: Path) -> None:
+    """torch.export names dims s31, s53...: axis 0 of an input is the batch, axis 1 of the token ids the sequence."""
+    m = onnx.load(str(HERE / "falcon_dynamo.onnx"), load_external_data=False)
+    renames = {"batch": "s31", "seq": "s53"}
+    for vi in list(m.graph.input) + list(m.graph.output) + list(m.graph.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param in renames:
+                d.dim_param = renames[d.dim_param]
+    path = tmp_path / "opaque.onnx"
+    onnx.save(m, str(path))
+    c = MANIFEST["falcon_dynamo.onnx"]
+    opaque = Model(str(path))
+    assert opaque.prefill(2, 8).bindings == {"s31": 2, "s53": 8}
+    _close(opaque.prefill(2, 8).matmul_flops, decoder_only(c, 2, 8, 8))
