@@ -17,7 +17,8 @@ class AttentionInfo:
     """One attention: head counts, sizes and the nodes of its parts (node names).
 
     ``core`` is every node from the score matmul (Q.K^T) to the PV matmul inclusive; ``score`` and ``pv`` are
-    those two matmuls. ``kind`` is ``self`` or ``cross``.
+    those two matmuls. ``kind`` is ``self`` or ``cross``. ``causal_known`` is False when no evidence decided
+    ``causal`` (then ``causal`` is a stated assumption); ``causal_evidence`` says what decided it.
     """
 
     heads: int
@@ -37,6 +38,8 @@ class AttentionInfo:
     q_tensor: str = ""
     k_tensor: str = ""
     v_tensor: str = ""
+    causal_known: bool = True
+    causal_evidence: str = ""
 
     @property
     def group_size(self) -> int:
@@ -48,7 +51,8 @@ class AttentionInfo:
 class Block:
     """A recognised piece of the model and the graph nodes it owns.
 
-    ``kind``: embedding, attention, mlp, norm, residual, lm_head, projection, attention_mask.
+    ``kind``: embedding, attention, mlp, norm, residual, lm_head, projection, attention_mask, router (an MoE
+    layer's gate and dispatch; its expert MLPs are ``mlp`` blocks with ``attrs["expert"]``).
     ``stack`` is ``encoder`` or ``decoder`` (or ``""`` outside the layer stacks); ``layer`` counts from 0 within
     the stack (None outside it). ``attrs`` holds kind-specific facts (d_ff, activation, gated, norm kind...).
     """
@@ -85,6 +89,10 @@ class TransformerIR:
     layers: dict[str, int] = field(default_factory=dict)
     kv_inputs: list[str] = field(default_factory=list)
     step_inputs: list[str] = field(default_factory=list)
+    #: Causality of the self-attentions: {"value": yes|no|mixed|unknown|none, "evidence": what decided it}.
+    causal: dict = field(default_factory=dict)
+    #: Mixture-of-experts facts ({} for dense models): experts, top_k, layers, expert_d_ff, shared_experts.
+    moe: dict = field(default_factory=dict)
 
     @property
     def n_layers(self) -> int:
@@ -117,6 +125,8 @@ class TransformerIR:
             "gated_mlp": self.gated_mlp,
             "norm": self.norm,
             "kv_inputs": list(self.kv_inputs),
+            "causal": dict(self.causal),
+            "moe": dict(self.moe),
         }
 
     def to_dict(self) -> dict:

@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 
 from hardware.dtypes import from_onnx, is_float
 from hardware.errors import HwsimError
+from mapping import branches
 from mapping.quant import mark_quantized_weights
 
 #: Inline constants up to this many elements are decoded (shape vectors, scalars, small masks).
@@ -43,6 +44,8 @@ class Tensor:
     role: str
     value: np.ndarray | None = None
     bits: int | None = None
+    #: For an initializer stored in an external-data file that is not there: the file's name (else None).
+    absent_data: str | None = None
 
 
 @dataclass
@@ -102,6 +105,8 @@ class OpGraph:
             raise HwsimError(f"{self.path}: the data of initializer '{name}' is in an external file that is not "
                              "loaded here; save the model with its weights inside the .onnx file")
         return numpy_helper.to_array(init)
+    #: Which branch of input-selected ``If`` nodes was inlined: True (KV cache), False (none), None (no such If).
+    cache_branch: bool | None = None
 
     def symbolic_dims(self) -> dict[str, list[tuple[str, int]]]:
         """Symbolic dimension names of the graph inputs, each with the (input, axis) places it appears."""
@@ -132,15 +137,28 @@ def _dims_of(type_proto: onnx.TypeProto) -> tuple[Dim, ...] | None:
     return tuple(dims)
 
 
-def _initializer_value(t: onnx.TensorProto) -> np.ndarray | None:
-    """Decode a small inline initializer; None for external or large ones."""
-    if t.data_location == onnx.TensorProto.EXTERNAL:
+def _external_file(t: onnx.TensorProto) -> str:
+    return next((e.value for e in t.external_data if e.key == "location"), "")
+
+
+def absent_data_file(t: onnx.TensorProto, base_dir: str) -> str | None:
+    """The external-data file of ``t`` when it is missing (None for inline data or a file that is there)."""
+    if t.data_location != onnx.TensorProto.EXTERNAL:
         return None
+    location = _external_file(t)
+    return None if location and os.path.exists(os.path.join(base_dir, location)) else (location or "?")
+
+
+def _initializer_value(t: onnx.TensorProto, base_dir: str = "") -> np.ndarray | None:
+    """Decode a small initializer (inline, or in an external-data file that is there); None otherwise."""
     elements = int(np.prod(t.dims)) if len(t.dims) else 1
     if elements > SMALL_CONSTANT_ELEMENTS:
         return None
+    if t.data_location == onnx.TensorProto.EXTERNAL and absent_data_file(t, base_dir) is not None:
+        return None
     try:
-        return numpy_helper.to_array(t)
+        return numpy_helper.to_array(t, base_dir) if t.data_location == onnx.TensorProto.EXTERNAL else \
+            numpy_helper.to_array(t)
     except Exception:  # noqa: BLE001 - undecodable data is treated as unknown, never fatal
         return None
 
@@ -196,22 +214,32 @@ def _topological(nodes: list[onnx.NodeProto], available: set[str], path: str) ->
     return ordered
 
 
-def load_graph(path: str) -> OpGraph:
-    """Import ``path`` into an :class:`OpGraph` (no weight data is read)."""
+def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
+    """Import ``path`` into an :class:`OpGraph` (no weight data is read).
+
+    ``If`` nodes selected by a graph input (optimum's merged decoders) are replaced by one branch: the one
+    that reads the KV cache (``cache_branch``) or the one without (see :mod:`mapping.branches`).
+    """
     model = read_model(path)
+    selected = bool(branches.selector_inputs(model))
+    if selected:
+        model = branches.inline(model, cache_branch)
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     tensors: dict[str, Tensor] = {}
+    base_dir = os.path.dirname(os.path.abspath(path))
 
     for init in graph.initializer:
         dtype = from_onnx(init.data_type)
         numel = int(np.prod(init.dims)) if len(init.dims) else 1
+        absent = absent_data_file(init, base_dir)
         # float tensors are parameters (their data is never read) unless they are scalars such as 1/sqrt(d)
         if is_float(dtype) and numel > 1:
-            tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "weight", None)
+            tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "weight", None,
+                                        absent_data=absent)
         else:
             tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "constant",
-                                        _initializer_value(init))
+                                        _initializer_value(init, base_dir), absent_data=absent)
     inputs: list[str] = []
     for vi in graph.input:
         if vi.name in tensors:
@@ -253,7 +281,8 @@ def load_graph(path: str) -> OpGraph:
                 tensors[out] = Tensor(out, dtype, dims, "activation")
     outputs = [o.name for o in graph.output]
     result = OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
-                     producer, consumers, list(model.opset_import), {i.name: i for i in graph.initializer})
+                     producer, consumers, list(model.opset_import), initializers={i.name: i for i in graph.initializer},
+                     cache_branch=cache_branch if selected else None)
     mark_quantized_weights(result)
     return result
 

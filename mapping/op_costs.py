@@ -103,6 +103,8 @@ class OpCost:
     #: names of the tensors the node reads and writes (dataflow between ops; filled by the workload builder)
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    #: How a data-dependent size of this op was chosen (MoE routing), empty otherwise.
+    note: str = ""
 
     @property
     def bytes(self) -> int:

@@ -11,10 +11,12 @@ from collections import Counter
 
 import numpy as np
 
+from hardware.errors import HwsimError
+from mapping import dims as dims_meaning
 from mapping.contrib_ops import implied_dims
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
-from mapping.passes import attention, contrib_attention, dequant, embeddings, heads, layers, mlp, norms, residuals
+from mapping.passes import attention, causality, contrib_attention, dequant, embeddings, heads, layers, mlp, moe, norms, residuals
 from mapping.passes.context import Context
 from mapping.shape_binding import bind
 
@@ -35,30 +37,44 @@ def kv_cache_inputs(graph: OpGraph) -> list[str]:
 
 
 def classify_dim(name: str, kv_dims: set[str]) -> str:
-    """Meaning of a symbolic dim name: ``batch``, ``past``, ``seq``, ``total`` (past + seq) or ``other``."""
-    low = name.lower()
-    if "batch" in low or low in ("b", "n", "bs"):
-        return "batch"
-    if "total" in low and ("seq" in low or "len" in low):
-        return "total"  # past + new tokens (onnxruntime-genai's attention_mask / present length)
-    if name in kv_dims or "past" in low or "cache" in low:
-        return "past"
-    if "seq" in low or "len" in low or "token" in low or low in ("s", "t", "l"):
-        return "seq"
-    return "other"
+    """Meaning of a symbolic dim name: ``batch``, ``encoder``, ``total``, ``past``, ``seq`` or ``other``."""
+    return dims_meaning.classify(name, kv_dims)
 
 
-def probe_bindings(graph: OpGraph) -> dict[str, int]:
-    """A distinct value for every symbolic input dim (see :data:`PROBE`)."""
-    dims = graph.symbolic_dims()
+def dim_kinds(graph: OpGraph) -> dict[str, str]:
+    """The kind of every dim a binding needs (derived names such as ``past + seq`` are left out: see mapping.dims)."""
+    dims = dims_meaning.free_dims(graph)
     kv = set(kv_cache_inputs(graph))
-    kv_dims = {d for d, places in dims.items() if all(p[0] in kv for p in places)}
+    kv_dims = {d for d, places in dims.items() if places and all(p[0] in kv for p in places)}
+    kinds = {name: classify_dim(name, kv_dims) for name in dims}
+    for name, kind in kinds.items():
+        if kind == "other":
+            kinds[name] = dims_meaning.positional_kind(graph, dims[name])
+    return kinds
+
+
+def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[str, int]:
+    """A distinct value for every symbolic input dim (see :data:`PROBE`).
+
+    Dims that are sizes of the model take the value the graph's evidence gives them, or ``dims`` (the user's
+    ``--dim``) where given; only lengths and the batch are probed with arbitrary sizes.
+    """
+    kinds = dim_kinds(graph)
     others = iter(PROBE["other"])
+    past = 0 if graph.cache_branch is False else PROBE["past"]  # a merged decoder's no-cache branch: no past
+    values = {"batch": PROBE["batch"], "seq": PROBE["seq"], "encoder": PROBE["seq"], "past": past,
+              "total": past + PROBE["seq"]}
     out: dict[str, int] = {}
+    evidence = dims_meaning.evidence_dims(graph, kinds)
+    for name, kind in kinds.items():
+        out[name] = values[kind] if kind in values else evidence.get(name, next(others, 29))
+    for name, value in (dims or {}).items():
+        if kinds.get(name) == "other":
+            out[name] = value
     fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
-    for name in dims:
-        kind = classify_dim(name, kv_dims)
-        out[name] = fixed[name] if name in fixed else PROBE[kind] if kind != "other" else next(others, 29)
+    for name in fixed:
+        if name in out and name not in (dims or {}):
+            out[name] = fixed[name]
     return out
 
 
@@ -100,18 +116,35 @@ def _step_inputs(ctx: Context) -> list[str]:
     return steps
 
 
-def recognise(graph: OpGraph) -> TransformerIR:
-    """Find the transformer structure of ``graph``."""
-    bindings = probe_bindings(graph)
-    shapes_only = bind(graph, bindings)
+def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool | None = None) -> TransformerIR:
+    """Find the transformer structure of ``graph``.
+
+    ``dims``: the user's bindings of model-size dims; ``causal``: the user's ``--causal``/``--no-causal``
+    (see :func:`mapping.passes.causality.override`).
+    """
+    bindings = probe_bindings(graph, dims)
+    try:
+        shapes_only = bind(graph, bindings)
+    except HwsimError as exc:
+        kinds = dim_kinds(graph)
+        known = dims_meaning.evidence_dims(graph, kinds)
+        guessed = [d for d, k in kinds.items() if k == "other" and d not in known and d not in (dims or {})]
+        if not guessed:
+            raise
+        names = ", ".join(guessed)
+        raise HwsimError(f"{exc}; the graph does not say what its dimension(s) {names} are (sizes of the model, "
+                         f"not lengths): bind them with --dim, e.g. --dim {guessed[0]}=N") from None
     values = probe_input_values(graph, shapes_only.shapes)
     bound = bind(graph, bindings, values) if values else shapes_only
     kv_inputs = kv_cache_inputs(graph)
     ctx = Context(bound, set(kv_inputs))
     contrib_attention.run(ctx)  # fused onnxruntime attention ops first: their projections are theirs
     attention.run(ctx)
+    causality.override(ctx, causal)
     norms.run(ctx)
+    moe.run(ctx)
     mlp.run(ctx)
+    moe.mark_experts(ctx)
     embeddings.run(ctx)
     heads.run(ctx)
     residuals.run_rotary(ctx)
@@ -143,13 +176,17 @@ def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
     if "encoder" in stacks and "decoder" in stacks:
         arch = "encoder-decoder"
     elif "decoder" in stacks:
-        arch = "decoder-only"
+        # a seq2seq decoder file (optimum's decoder_model / decoder_with_past): cross attention over an encoder
+        # that lives in another file
+        arch = "encoder-decoder" if any(b.attention is not None and b.attention.kind == "cross" for b in blocks) \
+            else "decoder-only"
     elif "encoder" in stacks:
         arch = "encoder-only"
     else:
         arch = "none"
     selfs = [b.attention for b in blocks if b.attention is not None and b.attention.kind == "self"]
     mlps = [b for b in blocks if b.kind == "mlp"]
+    mlps = [b for b in mlps if b.attrs.get("expert")] or mlps  # an MoE model's d_ff is its experts'
     norms_ = [b for b in blocks if b.kind == "norm"]
     vocab = _most_common([b.attrs.get("rows") for b in blocks if b.attrs.get("kind") == "token"]) or \
         _most_common([b.attrs.get("vocab") for b in blocks if b.kind == "lm_head"])
@@ -173,6 +210,6 @@ def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
         activation=_most_common([b.attrs.get("activation") for b in mlps]),
         gated_mlp=_most_common([b.attrs.get("gated") for b in mlps]),
         norm=_most_common([b.attrs.get("norm") for b in norms_]), layers=layers_by_stack,
-        kv_inputs=list(kv_inputs))
+        kv_inputs=list(kv_inputs), causal=causality.summary(selfs), moe=moe.summary(blocks))
     ir.step_inputs = _step_inputs(ctx) if arch in ("decoder-only", "encoder-decoder") else []
     return ir

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from onnx.reference.ops import load_op
 
 from hardware.dtypes import from_onnx
 from hardware.errors import HwsimError
-from mapping import contrib_ops
+from mapping import contrib_ops, data_dependent
 from mapping.onnx_graph import SMALL_CONSTANT_ELEMENTS, Node, OpGraph
 
 #: Ops whose outputs can be far larger than their inputs: their shapes are inferred before any evaluation.
@@ -44,6 +44,8 @@ class BoundGraph:
     shapes: dict[str, tuple[int, ...]]
     dtypes: dict[str, str]
     values: dict[str, np.ndarray]
+    #: Node name -> how a data-dependent size of its outputs was chosen (see mapping.data_dependent).
+    notes: dict[str, str] = field(default_factory=dict)
 
     def numel(self, name: str) -> int:
         """Number of elements of tensor ``name``."""
@@ -113,6 +115,7 @@ class _Binder:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.dtypes: dict[str, str] = {}
         self.values: dict[str, np.ndarray] = {}
+        self.notes: dict[str, str] = {}
         self.opsets = {o.domain or "": o.version for o in graph.opset_imports}
         self._ops: dict[tuple[str, str], Any] = {}
 
@@ -149,7 +152,7 @@ class _Binder:
                 self.values[name] = np.broadcast_to(self.input_values[name], self.shapes[name])
         for node in g.nodes:
             self._visit(node)
-        return BoundGraph(g, dict(self.bindings), self.shapes, self.dtypes, self.values)
+        return BoundGraph(g, dict(self.bindings), self.shapes, self.dtypes, self.values, self.notes)
 
     # -- one node -------------------------------------------------------------------------------------------
     def _visit(self, node: Node) -> None:
@@ -257,6 +260,7 @@ class _Binder:
                 continue
             tp = out.get(name)
             if tp is None or not tp.tensor_type.HasField("shape"):
+                data_dependent.size(self, node, name, 0)  # names an absent external-data file if that is why
                 raise HwsimError(
                     f"{self.g.path}: node '{node.name}' ({node.op_type}) gives '{name}' no shape information for "
                     f"input shapes {[self.shapes.get(i) for i in node.inputs if i]}; hwsim cannot cost it"
@@ -264,6 +268,10 @@ class _Binder:
             dims = []
             for axis, d in enumerate(tp.tensor_type.shape.dim):
                 if not d.HasField("dim_value"):
+                    size = data_dependent.size(self, node, name, axis)
+                    if size is not None:
+                        dims.append(size)
+                        continue
                     raise HwsimError(
                         f"{self.g.path}: node '{node.name}' ({node.op_type}): axis {axis} of output '{name}' has no "
                         f"size for input shapes {[self.shapes.get(i) for i in node.inputs if i]} (a data-dependent "

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from hardware.dtypes import is_float, tensor_bytes
 from hardware.errors import HwsimError, HwsimWarning
 from mapping.contrib_ops import implied_dims
+from mapping.dims import evidence_dims, free_dims
 from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
 from mapping.op_costs import OpCost, Precision, cost_ops, tensor_classes
 from mapping.quant import logical_elements
-from mapping.recognize import classify_dim, kv_cache_inputs, recognise
+from mapping.recognize import dim_kinds, kv_cache_inputs, recognise
 from mapping.shape_binding import BoundGraph, bind
 
 
@@ -50,6 +51,22 @@ class Workload:
     params: int
     weight_bytes: int
     ir: TransformerIR | None = field(default=None, repr=False)
+
+    @property
+    def moe(self) -> dict:
+        """Mixture-of-experts routing of this pass ({} for dense models).
+
+        ``experts``, ``top_k``, ``layers``; ``tokens`` routed per layer (batch x seq); ``tokens_per_expert``: the
+        expected rows of each expert per layer, tokens x top_k / experts, as costed (balanced routing, see
+        :mod:`mapping.data_dependent`); ``imbalance`` 1.0: the busiest expert's load over that mean, which a
+        target may raise to model skew.
+        """
+        facts = dict(self.ir.moe) if self.ir is not None else {}
+        if not facts:
+            return {}
+        tokens = self.batch * self.seq
+        return {**facts, "tokens": tokens, "tokens_per_expert": tokens * facts["top_k"] / facts["experts"],
+                "imbalance": 1.0}
 
     def attention(self, block: str) -> AttentionInfo | None:
         """The attention facts (heads, kv_heads, head_dim, causal, self/cross) of IR block ``block``."""
@@ -118,31 +135,51 @@ class Model:
 
     Bindings of symbolic dims follow their names (see :func:`mapping.recognize.classify_dim`): batch dims take
     the batch size, sequence dims of the token inputs the new tokens, other sequence dims (an encoder's input)
-    the prompt length, past dims the context; ``dims`` overrides any of them by name.
+    the prompt length, past dims the context; ``dims`` overrides any of them by name. ``causal`` (the CLI's
+    ``--causal``/``--no-causal``) decides self-attention causality where the graph's evidence does not (see
+    :func:`mapping.passes.causality.override`).
+
+    A merged decoder (optimum's ``decoder_model_merged.onnx``: an ``If`` on ``use_cache_branch``) is costed
+    by the branch each pass takes: prefill the no-cache branch, decode steps the cache branch.
     """
 
-    def __init__(self, path: str, dims: dict[str, int] | None = None) -> None:
+    def __init__(self, path: str, dims: dict[str, int] | None = None, causal: bool | None = None,
+                 cache_branch: bool = True) -> None:
         self.path = path
-        self.graph: OpGraph = load_graph(path)
+        self.graph: OpGraph = load_graph(path, cache_branch)
         self.user_dims = dict(dims or {})
-        self.ir: TransformerIR = recognise(self.graph)
+        self.causal = causal
+        self.ir: TransformerIR = recognise(self.graph, self.user_dims, causal)
+        if self.ir.causal.get("value") == "unknown" and cache_branch:
+            warnings.warn(HwsimWarning(f"{path}: causal unknown ({self.ir.causal['evidence']})"), stacklevel=2)
+        moe = self.ir.moe
+        if moe and moe["experts_found"] < moe["experts"] * moe["layers"]:
+            warnings.warn(HwsimWarning(
+                f"{path}: the graph has {moe['experts_found']} expert MLPs for {moe['layers']} MoE layers of "
+                f"{moe['experts']} experts: a traced export keeps only the experts its example input reached; "
+                "FLOPs and weights count the ones present — re-export with more example tokens"), stacklevel=2)
+        self._prefill_model: Model | None = None
+        if self.graph.cache_branch:
+            self._prefill_model = Model(path, dims, causal, cache_branch=False)
         self.kv_inputs = kv_cache_inputs(self.graph)
         owner = self.ir.block_of()
         self._owner = owner
         self._roles = _roles(self.ir)
         self._step_nodes = self._step_dependent()
         self._decode_base: dict[tuple, tuple[BoundGraph, list[OpCost]]] = {}
-        symbolic = self.graph.symbolic_dims()
+        symbolic = free_dims(self.graph)
         self._dim_kind: dict[str, str] = {}
-        kv_dims = {d for d, places in symbolic.items() if all(p[0] in self.kv_inputs for p in places)}
         self._fixed = implied_dims(self.graph)  # dims an attention op's attributes fix (a KV cache's head size)
-        for name, places in symbolic.items():
-            kind = "fixed" if name in self._fixed else classify_dim(name, kv_dims)
+        for name, kind in dim_kinds(self.graph).items():
+            places = symbolic[name]
+            if name in self._fixed:
+                kind = "fixed"
             if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
                 kind = "prompt"
             self._dim_kind[name] = kind
+        self._evidence = evidence_dims(self.graph, self._dim_kind)
         flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context",
-                 "total": "--context and --seq"}
+                 "encoder": "--prompt-len", "total": "--context and --seq"}
         for name in self.user_dims:
             if name not in symbolic:
                 known = ", ".join(symbolic) or "none"
@@ -154,6 +191,10 @@ class Model:
         self.params = sum(logical_elements(self.graph, t) for t in self.graph.weight_names)
         self._warned: set[tuple[str, int]] = set()
 
+    def for_phase(self, phase: str) -> Model:
+        """The model whose graph a ``phase`` workload was costed on (a merged decoder's no-cache branch for prefill)."""
+        return self._prefill_model if phase == "prefill" and self._prefill_model is not None else self
+
     def _numel(self, name: str) -> int:
         n = 1
         for d in self.graph.tensors[name].dims or ():
@@ -163,7 +204,8 @@ class Model:
     # -- bindings ------------------------------------------------------------------------------------------
     def bindings(self, batch: int, seq: int, context: int, prompt: int | None = None) -> dict[str, int]:
         """Values for every symbolic dim for a pass of ``seq`` new tokens after ``context`` cached ones."""
-        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt if prompt is not None else seq,
+        prompt = prompt if prompt is not None else seq
+        values = {"batch": batch, "seq": seq, "past": context, "prompt": prompt, "encoder": prompt,
                   "total": context + seq}
         out: dict[str, int] = {}
         for name, kind in self._dim_kind.items():
@@ -173,6 +215,8 @@ class Model:
                 out[name] = values[kind]
             elif kind == "fixed":
                 out[name] = self._fixed[name]
+            elif name in self._evidence:
+                out[name] = self._evidence[name]
         for name, value in self.user_dims.items():
             out.setdefault(name, value)
         return out
@@ -238,13 +282,17 @@ class Model:
         ops = []
         nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
         for node in nodes:
+            outs = tuple(o for o in node.outputs if o)
+            if outs and all(bound.numel(o) == 0 for o in outs):
+                continue  # no output element (an MoE expert no token was routed to): nothing runs
             block = self._owner.get(node.name)
             parts = cost_ops(bound, node, klass, precision, kv_len)
-            ins, outs = tuple(i for i in node.inputs if i), tuple(o for o in node.outputs if o)
+            ins = tuple(i for i in node.inputs if i)
             for k, c in enumerate(parts):
                 if block is not None:
                     c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
                 c.role = c.role or self._roles.get(node.name, "")  # parts of a fused attention carry their own
+                c.note = bound.notes.get(node.name, "")
                 # dataflow: the parts of one node run in order; the first reads the node's inputs, the last
                 # writes its outputs
                 c.inputs = ins + ((f"{node.name}#part{k - 1}",) if k else ())
@@ -266,6 +314,8 @@ class Model:
         """The forward pass over a prompt of ``prompt_len`` tokens (the whole input for encoder-only models)."""
         precision = precision or Precision()
         _positive(batch=batch, prompt_len=prompt_len)
+        if self._prefill_model is not None:
+            return self._prefill_model.prefill(batch, prompt_len, precision)
         self._check_positions(prompt_len, "a prompt")
         seq = 1 if self.ir.architecture == "encoder-decoder" else prompt_len
         bindings = self.bindings(batch, seq, 0, prompt=prompt_len)

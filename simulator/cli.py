@@ -134,11 +134,13 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
 @click.option("--context", default=None, type=int, help="Tokens in the KV cache before a decode step "
               "[default: --seq].")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
+@click.option("--causal/--no-causal", "causal", default=None,
+              help="Decide self-attention causality where the graph's evidence does not (inspect shows it).")
 @precision_options("the model's")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--ops", "show_ops", is_flag=True, help="Also list every costed op.")
 def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | None, dims: tuple[str, ...],
-            weights: str | None, activations: str | None, kv_cache: str | None, as_json: bool,
+            causal: bool | None, weights: str | None, activations: str | None, kv_cache: str | None, as_json: bool,
             show_ops: bool) -> None:
     """Show MODEL as hwsim's IR sees it: blocks, ops, shapes, parameters, FLOPs and bytes."""
     from mapping.workloads import Model
@@ -149,7 +151,7 @@ def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | No
     if context is not None:
         check_count("--context", context, low=0)
     precision = make_precision(weights, activations, kv_cache)
-    model = Model(model_path, _parse_dims(dims))
+    model = Model(model_path, _parse_dims(dims), causal=causal)
     if phase == "prefill":
         work = model.prefill(batch, seq, precision)
     else:
@@ -198,6 +200,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Target-specific option, e.g. attention=lean (`hwsim targets show NAME` lists a target's options).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
+@click.option("--causal/--no-causal", "causal", default=None,
+              help="Decide self-attention causality where the graph's evidence does not (inspect shows it).")
 @precision_options("the target's native format: bf16 on PIM, fp16 on GPUs and FPGAs")
 @click.option("--json", "json_out", metavar="OUT.json", help="Write the full result as JSON.")
 @click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Chrome/Perfetto trace.")
@@ -208,8 +212,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
               help="Also print the N slowest kernels: time, calls, TFLOP/s, GB/s, bound, occupancy (GPU targets).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
-             tp: int, sets: tuple[str, ...], dims: tuple[str, ...], weights: str | None, activations: str | None,
-             kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
+             tp: int, sets: tuple[str, ...], dims: tuple[str, ...], causal: bool | None, weights: str | None,
+             activations: str | None, kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
              roofline_out: str | None, kernels_top: int, quiet: bool) -> None:
     """Simulate MODEL on a hardware target and print latency, energy and traffic."""
     from hardware.targets import load_target
@@ -224,7 +228,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         check_output(flag, out)
     precision = make_precision(weights, activations, kv_cache)
     target = load_target(target_name)
-    model = Model(model_path, _parse_dims(dims))
+    model = Model(model_path, _parse_dims(dims), causal=causal)
     if phase is None:
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") else "prefill"
     options = {"mode": mode, "tp": tp, **_parse_sets(sets)}

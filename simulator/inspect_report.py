@@ -25,6 +25,7 @@ def _bytes(value: float) -> str:
 
 def block_rows(model: Model, work: Workload) -> list[dict]:
     """One row per block (in graph order), plus one for ops no block owns."""
+    model = model.for_phase(work.phase)
     rows: OrderedDict[str, dict] = OrderedDict()
     weight_of: dict[str, set[str]] = {}
     nodes = {n.name: n for n in model.graph.nodes}
@@ -69,6 +70,8 @@ def op_dict(op: OpCost) -> dict:
         "weight_bytes": op.weight_bytes, "activation_read_bytes": op.act_read_bytes,
         "activation_write_bytes": op.act_write_bytes, "kv_read_bytes": op.kv_read_bytes,
     }
+    if op.note:
+        out["note"] = op.note
     if op.matmul is not None:
         out["matmul"] = {"batch": op.matmul.batch, "m": op.matmul.m, "k": op.matmul.k, "n": op.matmul.n}
     return out
@@ -76,6 +79,7 @@ def op_dict(op: OpCost) -> dict:
 
 def inspect_dict(model: Model, work: Workload) -> dict:
     """The full ``inspect --json`` object."""
+    model = model.for_phase(work.phase)
     ir = model.ir
     summary = ir.summary()
     return {
@@ -88,6 +92,7 @@ def inspect_dict(model: Model, work: Workload) -> dict:
         "precision": {"weights": work.precision.weights, "activations": work.precision.activations,
                       "kv_cache": work.precision.kv_cache},
         **summary,
+        "moe": work.moe,
         "params": work.params,
         "flops": work.flops,
         "matmul_flops": work.matmul_flops,
@@ -106,6 +111,7 @@ def inspect_dict(model: Model, work: Workload) -> dict:
 
 def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
     """A readable report: model facts, one row per block, totals, and what was not recognised."""
+    model = model.for_phase(work.phase)
     ir = model.ir
     lines = []
     att = f"heads {ir.heads}, kv_heads {ir.kv_heads}, head_dim {ir.head_dim}" if ir.heads else "none found"
@@ -115,6 +121,13 @@ def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
                  f"vocab {ir.vocab}")
     lines.append(f"attention    {att}" + (f"; MLP {ir.activation}{' gated' if ir.gated_mlp else ''}"
                                            if ir.activation else "") + (f"; norm {ir.norm}" if ir.norm else ""))
+    if work.moe:
+        m = work.moe
+        lines.append(f"moe          {m['experts']} experts, top-{m['top_k']}, {m['layers']} layers, expert d_ff "
+                     f"{m['expert_d_ff']}, {m['shared_experts']} shared; {m['tokens_per_expert']:g} tokens per expert "
+                     "per layer (balanced routing)")
+    if ir.causal:
+        lines.append(f"causal       {ir.causal['value']} ({ir.causal['evidence']})")
     lines.append(f"workload     {work.phase}: batch {work.batch}, {work.seq} new token(s), context {work.context}"
                  f"  (bindings {', '.join(f'{k}={v}' for k, v in work.bindings.items()) or 'none'})")
     lines.append("")

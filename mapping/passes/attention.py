@@ -8,8 +8,9 @@ import numpy as np
 
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
+from mapping.passes import causality
 from mapping.passes.context import PATH_OPS, Context
-from mapping.quant import INTEGER_MATMULS, TRANSPARENT, before_qdq
+from mapping.quant import INTEGER_MATMULS, TRANSPARENT
 
 #: Ops allowed between the score matmul and the PV matmul.
 CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",
@@ -61,9 +62,13 @@ def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
     return False
 
 
+#: Also between a fused QKV projection and K/V: Falcon's dynamo export picks heads with GatherND.
+_QKV_PATH_OPS = PATH_OPS | {"GatherND", "GatherElements"}
+
+
 def _projection(ctx: Context, tensor: str) -> Node | None:
     # QDQ exports put a quantize/dequantize pair after every op: three times the path (rotary included)
-    found = ctx.walk_back(tensor, PATH_OPS, set(ctx.linear), limit=120)
+    found = ctx.walk_back(tensor, _QKV_PATH_OPS, set(ctx.linear), limit=120)
     return max(found, key=lambda n: n.index) if found else None
 
 
@@ -82,47 +87,6 @@ def _output_projection(ctx: Context, pv: Node) -> Node | None:
     return None
 
 
-def _allowed(ctx: Context, node: Node, mask: str, score_side: str) -> np.ndarray | None:
-    """The [q, kv] matrix of positions a mask lets through, from its value at the probe binding (before any
-    quantize/dequantize pair: a QDQ export may quantize the mask's -inf to nonsense)."""
-    value = ctx.bound.values.get(before_qdq(ctx.graph, mask))
-    if value is None or value.ndim < 2 or value.shape[-2] <= 1:
-        return None
-    m = np.asarray(value).reshape(-1, value.shape[-2], value.shape[-1])[0]
-    if node.op_type == "Where":
-        keep_when_true = node.inputs[1] == score_side
-        m = m.astype(bool)
-        return m if keep_when_true else ~m
-    if m.dtype == np.bool_:
-        return m
-    return m > -1e3
-
-
-def _is_causal(ctx: Context, core: set[str], info_tensors: set[str]) -> bool:
-    for name in core:
-        node = ctx.nodes[name]
-        if node.op_type not in ("Add", "Where"):
-            continue
-        ins = [i for i in node.inputs if i]
-        score_side = next((i for i in ins if (p := ctx.producer(i)) is not None and p.name in core), "")
-        for mask in ins:
-            if mask == score_side or mask in info_tensors:
-                continue
-            allowed = _allowed(ctx, node, mask, score_side)
-            if allowed is None:
-                continue
-            q, kv = allowed.shape
-            expected = np.arange(kv)[None, :] <= (np.arange(q)[:, None] + (kv - q))
-            if allowed.all():
-                continue
-            if np.array_equal(allowed, expected):
-                return True
-    # structural fallback when no mask value is known: a triangular-matrix op feeds the core
-    side = ctx.ancestors([i for n in core for i in ctx.nodes[n].inputs if i], limit=300, stop=core,
-                         data_only=False)
-    return any(ctx.nodes[n].op_type == "Trilu" for n in side)
-
-
 def _heads(ctx: Context, score: Node, q_proj: Node | None) -> tuple[int, int]:
     """(heads, head_dim) from the score matmul's shapes."""
     q_shape = ctx.bound.shapes[score.inputs[0]]
@@ -137,6 +101,35 @@ def _heads(ctx: Context, score: Node, q_proj: Node | None) -> tuple[int, int]:
         batch = max(1, rows // max(1, q_len))
         return max(1, int(s_shape[0]) // batch), head_dim
     return int(s_shape[0]), head_dim
+
+
+def _path_kv_heads(ctx: Context, k_t: str, k_proj: Node | None, head_dim: int, score: Node) -> int:
+    """The fewest heads any 4-D tensor on K's path carries: the real K width before a GQA/MQA repeat.
+
+    A tensor [batch, heads, length, head_dim] in any axis order carries numel / (batch x length x head_dim)
+    heads; fused-QKV exports show all heads before the K slice is taken, so the minimum is K's own.
+    """
+    s_shape = ctx.bound.shapes[score.outputs[0]]
+    batch = int(ctx.bound.shapes[score.inputs[0]][0])
+    lengths = {int(s_shape[-1]), int(s_shape[-2])}
+    stop = {k_proj.name} if k_proj is not None else None
+    names = ctx.ancestors([k_t], limit=60, stop=stop)
+    if k_proj is not None:
+        names &= ctx.descendants(k_proj, limit=400) | {k_proj.name}
+    tensors = {o for n in names for o in ctx.nodes[n].outputs if o} | {k_t}
+    tensors |= {i for n in names for i in ctx.nodes[n].inputs if i in ctx.kv_inputs}
+    best = 1 << 30
+    for t in tensors:
+        shape = ctx.bound.shapes.get(t, ())
+        if len(shape) != 4 or head_dim not in shape or batch not in shape:
+            continue
+        length = next((n for n in shape if n in lengths), None)
+        if length is None:
+            continue
+        total = int(np.prod(shape))
+        if total % (batch * length * head_dim) == 0:
+            best = min(best, total // (batch * length * head_dim))
+    return best
 
 
 def run(ctx: Context) -> None:
@@ -162,14 +155,20 @@ def run(ctx: Context) -> None:
                 kv_heads = max(1, (total - heads) // 2)
         elif k_proj is not None:
             kv_heads = max(1, ctx.linear[k_proj.name][1] // head_dim)
-        cross = (q_proj is not None and k_proj is not None and q_proj.inputs[0] != k_proj.inputs[0])
-        causal = False if cross else _is_causal(ctx, core, {q_t, k_t, v_t})
+        kv_heads = min(kv_heads, _path_kv_heads(ctx, k_t, k_proj, head_dim, node))
+        cross = (q_proj is not None and k_proj is not None and q_proj.inputs[0] != k_proj.inputs[0]) or (
+            k_proj is None and causality.cross_from_cache(ctx, k_t))
+        s_shape = ctx.bound.shapes[node.outputs[0]]
+        verdict = causality.Verdict(False, True, "cross attention") if cross else causality.judge(
+            ctx, core, {q_t, k_t, v_t}, int(s_shape[-2]), int(s_shape[-1]), k_t)
+        causal = verdict.causal
         info = AttentionInfo(heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal,
                              kind="cross" if cross else "self", score=node.name, softmax=softmax.name,
                              pv=pv.name, q_proj=q_proj.name if q_proj else None,
                              k_proj=k_proj.name if k_proj else None, v_proj=v_proj.name if v_proj else None,
                              o_proj=o_proj.name if o_proj else None, fused_qkv=fused,
-                             core=sorted(core, key=ctx.index), q_tensor=q_t, k_tensor=k_t, v_tensor=v_t)
+                             core=sorted(core, key=ctx.index), q_tensor=q_t, k_tensor=k_t, v_tensor=v_t,
+                             causal_known=verdict.known, causal_evidence=verdict.evidence)
         block = Block(name="attention", kind="attention", layer=None, nodes=[], attention=info,
                       attrs={"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "causal": causal,
                              "kind": info.kind, "fused_qkv": fused})
@@ -177,6 +176,10 @@ def run(ctx: Context) -> None:
         # the paths from the projections into the core (reshape, transpose, rotary, GQA repeat) belong here too
         for tensor, proj in ((q_t, q_proj), (k_t, k_proj), (v_t, v_proj)):
             if proj is None:
+                # K/V read straight from a cache input (cached cross attention): the reshapes on the way
+                path = ctx.ancestors([tensor], limit=10)
+                if all(ctx.nodes[n].op_type in PATH_OPS for n in path):
+                    ctx.claim(block, sorted(path, key=ctx.index))
                 continue
             path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj)
             ctx.claim(block, sorted(path, key=ctx.index))

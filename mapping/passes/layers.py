@@ -36,7 +36,7 @@ def run(ctx: Context) -> None:
         if b.kind == "norm":
             pending.append(b)
             continue
-        if b.kind in ("attention", "mlp") and current is not None:
+        if b.kind in ("attention", "mlp", "router") and current is not None:
             b.stack, b.layer = current
             for p in pending:
                 p.stack, p.layer = current

@@ -1,0 +1,217 @@
+"""What the symbolic dimension names of a graph mean, and which of them are really sizes of the model.
+
+Exporters name dynamic axes freely. Three kinds of names need more than a lookup:
+
+- *derived* names are arithmetic over other names (optimum's ``past_sequence_length + sequence_length``,
+  ``past_decoder_sequence_length + 1``): they are never bound themselves, :func:`mapping.shape_binding.resolve_dim`
+  evaluates them from their parts;
+- *aliases* of such sums (``total_sequence_length`` = past + new tokens; ``encoder_sequence_length_out`` = the
+  encoder's length);
+- *model sizes* exported as dynamic (``num_channels``, ``height``/``width`` of an image, ``kv_cache_dim`` = head
+  size): they are bound from the graph's own evidence (:func:`evidence_dims`): the weight of the Conv reading the
+  input, the position-embedding table the patches are added to, the tensor a cache input is concatenated with.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+
+import onnx
+from onnx import shape_inference
+
+from mapping.onnx_graph import OpGraph, read_model
+
+#: Words of names that are sizes of the model, not lengths (``kv_cache_dim``, ``num_channels``, ``height``).
+_SIZE_WORDS = ("dim", "channel", "height", "width", "hidden", "head", "feature")
+
+
+def parts(name: str) -> list[str] | None:
+    """The names an arithmetic dim is computed from (``a + b`` -> ``[a, b]``), None for a plain name."""
+    try:
+        tree = ast.parse(name, mode="eval")
+    except SyntaxError:
+        return None
+    if not isinstance(tree.body, ast.BinOp):
+        return None
+    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+
+
+def free_dims(graph: OpGraph) -> dict[str, list[tuple[str, int]]]:
+    """The dims a binding must give values to: plain names, and the parts of derived names.
+
+    Each maps to the (input, axis) places it appears at (a part inherits the places of its expressions).
+    """
+    out: dict[str, list[tuple[str, int]]] = {}
+    for name, places in graph.symbolic_dims().items():
+        names = parts(name)
+        if names is None:
+            out.setdefault(name, []).extend(places)
+        else:
+            for p in names:
+                out.setdefault(p, []).extend(places)
+    return out
+
+
+def classify(name: str, kv_dims: set[str]) -> str:
+    """Meaning of a symbolic dim name: ``batch``, ``encoder``, ``total``, ``past``, ``seq`` or ``other``.
+
+    ``encoder`` is an encoder's sequence length (also the length of cached cross-attention K/V, which optimum
+    calls ``encoder_sequence_length_out``); ``total`` is past + new tokens under one name
+    (``total_sequence_length``); ``past`` the cached tokens; ``seq`` new tokens.
+    """
+    low = name.lower()
+    if "batch" in low or low in ("b", "n", "bs"):
+        return "batch"
+    lengthy = "seq" in low or "len" in low or "token" in low
+    if not lengthy and any(w in low for w in _SIZE_WORDS):
+        return "other"
+    if "encoder" in low and lengthy:
+        return "encoder"
+    if "total" in low and lengthy:
+        return "total"
+    if name in kv_dims or "past" in low or "cache" in low:
+        return "past"
+    if lengthy or low in ("s", "t", "l"):
+        return "seq"
+    return "other"
+
+
+def positional_kind(graph: OpGraph, places: list[tuple[str, int]]) -> str:
+    """Kind of an opaque name (torch.export's ``s31``, ``s53``) from where it sits.
+
+    Axis 0 of a graph input is the batch; axis 1 of a rank-2 integer input (token ids, masks, positions) is the
+    sequence; anything else stays ``other`` (a size of the model, bound from evidence or ``--dim``).
+    """
+    for name, axis in places:
+        t = graph.tensors[name]
+        if axis == 0 and t.dims is not None and len(t.dims) >= 2:
+            return "batch"
+    for name, axis in places:
+        t = graph.tensors[name]
+        if axis == 1 and t.dims is not None and len(t.dims) == 2 and t.dtype.startswith(("int", "bool")):
+            return "seq"
+    return "other"
+
+
+def _through(graph: OpGraph, tensor: str) -> list[tuple[str, str]]:
+    """(node op, input tensor) pairs reached forwards from ``tensor`` through pass-through ops."""
+    found = []
+    frontier = [tensor]
+    seen: set[str] = set()
+    while frontier:
+        t = frontier.pop()
+        for c in graph.consumers.get(t, []):
+            if c.name in seen:
+                continue
+            seen.add(c.name)
+            found.append((c, t))
+            if c.op_type in ("Cast", "Identity"):
+                frontier.extend(o for o in c.outputs if o)
+    return found
+
+
+def _image_dims(graph: OpGraph, name: str, dims: tuple) -> dict[str, int]:
+    """Channels, height and width of an image input read by a Conv, from the Conv weight and the position table.
+
+    The patch grid is (H - k) / s + 1 per side; a learned position table of P rows added to the flattened
+    patches (plus one [CLS] row when P - 1 is a square) fixes the grid to sqrt(P) or sqrt(P - 1) (ViT, DeiT).
+    """
+    out: dict[str, int] = {}
+    for node, _ in _through(graph, name):
+        if node.op_type != "Conv":
+            continue
+        w = graph.tensors.get(node.inputs[1])
+        if w is None or w.dims is None or len(w.dims) != len(dims) or len(w.dims) < 3:
+            continue
+        if isinstance(dims[1], str):
+            out[dims[1]] = int(w.dims[1]) * int(node.attr("group", 1))
+        spatial = [d for d in dims[2:] if isinstance(d, str)]
+        if not spatial:
+            continue
+        kernel = [int(k) for k in w.dims[2:]]
+        strides = list(node.attr("strides", [1] * len(kernel)))
+        grid = _position_grid(graph, int(w.dims[0]))
+        if grid is None:
+            continue
+        for axis, d in enumerate(dims[2:]):
+            if isinstance(d, str):
+                out[d] = (grid - 1) * int(strides[axis]) + kernel[axis]
+        break
+    return out
+
+
+def _position_grid(graph: OpGraph, width: int) -> int | None:
+    """Patches per side implied by a learned position table [1, P, width] or [P, width] (None if there is none)."""
+    for t in graph.tensors.values():
+        if t.role != "weight" or t.dims is None or len(t.dims) not in (2, 3) or int(t.dims[-1]) != width:
+            continue
+        if len(t.dims) == 3 and t.dims[0] != 1:
+            continue
+        rows = int(t.dims[-2])
+        if rows < 4 or not any(c.op_type == "Add" for c in graph.consumers.get(t.name, [])):
+            continue
+        for n in (rows - 1, rows):
+            side = math.isqrt(n)
+            if side > 1 and side * side == n:
+                return side
+    return None
+
+
+def _concat_dims(model: onnx.ModelProto, graph: OpGraph, names: set[str]) -> dict[str, int]:
+    """Dims of graph inputs fixed by what they are concatenated with (a cache's head size, ``kv_cache_dim``).
+
+    ONNX's own symbolic shape inference gives the other operand of each Concat a size on every axis it knows;
+    an input's named axis off the concatenation axis must equal it.
+    """
+    try:
+        inferred = shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - evidence is optional
+        return {}
+    known: dict[str, list] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+            known[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+    for init in inferred.graph.initializer:
+        known[init.name] = list(init.dims)
+    out: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op_type != "Concat":
+            continue
+        for i in node.inputs:
+            if i not in graph.inputs:
+                continue
+            dims = graph.tensors[i].dims or ()
+            rank = len(dims)
+            axis = int(node.attr("axis", 0))
+            axis = axis + rank if axis < 0 else axis
+            for a, d in enumerate(dims):
+                if not isinstance(d, str) or d not in names or a == axis:
+                    continue
+                for other in node.inputs:
+                    s = known.get(other)
+                    if other != i and s is not None and len(s) == rank and s[a]:
+                        out[d] = int(s[a])
+                        break
+    return out
+
+
+def evidence_dims(graph: OpGraph, kinds: dict[str, str]) -> dict[str, int]:
+    """Values of the ``other`` dims that are sizes of the model, from the graph's evidence (see module doc)."""
+    wanted = {d for d, k in kinds.items() if k == "other"}
+    if not wanted:
+        return {}
+    out: dict[str, int] = {}
+    for name in graph.inputs:
+        dims = graph.tensors[name].dims or ()
+        if len(dims) >= 3 and any(isinstance(d, str) and d in wanted for d in dims[1:]):
+            out.update({k: v for k, v in _image_dims(graph, name, dims).items() if k in wanted})
+    rest = wanted - set(out)
+    if rest:
+        try:
+            model = read_model(graph.path)  # the one loader (same parse, no weight data)
+        except Exception:  # noqa: BLE001 - the file was read once already; evidence is optional
+            model = None
+        if model is not None and not model.functions:
+            out.update(_concat_dims(model, graph, rest))
+    return out

@@ -1,0 +1,105 @@
+"""Mixture-of-experts layers: the router (gate linear -> softmax -> TopK) and the experts it dispatches to.
+
+A router is a TopK over the output of a linear layer with one column per expert (through softmax/sigmoid and
+casts): ``E`` = that width, ``top_k`` = the TopK's ``k``. The routing arithmetic after it (one-hot of the chosen
+experts, NonZero token lists, gathers, the weighted scatter-add of expert outputs) joins the ``router`` block.
+Expert MLPs are the MLPs whose input rows are gathered with those token lists; an MLP of the same layer fed
+with every token is a shared expert. Sizes that depend on the routing follow
+:func:`mapping.data_dependent._routing_nonzero` (balanced routing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mapping.ir import Block
+from mapping.passes.context import Context
+
+#: Ops between the router linear and its TopK.
+_SCORE_OPS = {"Softmax", "Sigmoid", "Cast", "Reshape", "Identity", "Div", "Add"}
+#: Ops of the dispatch/combine arithmetic that belong to the router block.
+_ROUTING_OPS = {"OneHot", "Transpose", "ReduceSum", "ReduceMax", "Greater", "Equal", "NonZero", "Split", "Squeeze",
+                "Unsqueeze", "Gather", "GatherElements", "GatherND", "Cast", "Reshape", "Flatten", "Expand",
+                "ScatterElements", "ScatterND", "Where", "Shape", "ConstantOfShape", "Slice", "Concat", "Div", "Mul",
+                "Softmax", "TopK", "Identity", "Not", "Less", "Sub", "Add"}
+
+
+def _router_linear(ctx: Context, topk_input: str) -> str | None:
+    found = ctx.walk_back(topk_input, _SCORE_OPS, set(ctx.linear), limit=12)
+    return found[0].name if found else None
+
+
+def run(ctx: Context) -> None:
+    """Add a ``router`` block per TopK over a per-expert linear, claiming the routing arithmetic."""
+    for node in ctx.graph.nodes:
+        if node.op_type != "TopK" or node.name in ctx.owner:
+            continue
+        router = _router_linear(ctx, node.inputs[0])
+        k = ctx.bound.values.get(node.inputs[1]) if len(node.inputs) > 1 else None
+        if router is None or k is None:
+            continue
+        experts = ctx.linear[router][1]
+        top_k = int(np.asarray(k).reshape(-1)[0])
+        if not 1 <= top_k < experts:
+            continue
+        block = ctx.add(Block("router", "router", None, [], attrs={"experts": experts, "top_k": top_k,
+                                                                    "d_model": ctx.linear[router][0]}), [router])
+        between = ctx.ancestors([node.inputs[0]], stop={router}) - {router}
+        ctx.claim(block, sorted(between | {node.name}, key=ctx.index))
+        # the dispatch: forward from TopK through routing ops, not into linear layers
+        frontier = [o for o in node.outputs if o]
+        seen: set[str] = set()
+        while frontier and len(seen) < 600:
+            for c in ctx.consumers(frontier.pop()):
+                if c.name in seen or c.name in ctx.linear or c.op_type not in _ROUTING_OPS:
+                    continue
+                seen.add(c.name)
+                if c.op_type in ("ScatterElements", "ScatterND"):
+                    continue  # the combine: the end of the routing
+                frontier.extend(o for o in c.outputs if o)
+        ctx.claim(block, sorted(n for n in seen if n not in ctx.owner))
+    _claim_shared_gates(ctx)
+
+
+def _claim_shared_gates(ctx: Context) -> None:
+    """A shared expert's gate (Qwen-MoE: linear to one column, then sigmoid) joins the router before it."""
+    routers = sorted((b for b in ctx.blocks if b.kind == "router"), key=lambda b: ctx.index(b.nodes[0]))
+    if not routers:
+        return
+    for name, (_, n) in ctx.linear.items():
+        if n != 1 or name in ctx.owner:
+            continue
+        sig = [c for c in ctx.consumers(ctx.nodes[name].outputs[0]) if c.op_type == "Sigmoid"]
+        before = [b for b in routers if ctx.index(b.nodes[0]) < ctx.index(name)]
+        if sig and before:
+            ctx.claim(before[-1], [name] + [c.name for c in sig])
+
+
+def mark_experts(ctx: Context) -> None:
+    """Rename the MLPs that routers feed ``expert`` (attrs ``expert``: index in the layer) and claim the
+    per-expert gathers and scatters they sit between."""
+    routers = [b for b in ctx.blocks if b.kind == "router"]
+    if not routers:
+        return
+    routing = {n for b in routers for n in b.nodes}
+    for b in ctx.blocks:
+        if b.kind != "mlp":
+            continue
+        up = ctx.nodes[b.attrs["up"][0]]
+        if ctx.ancestors([up.inputs[0]], limit=30) & routing:
+            b.name = "expert"
+            b.attrs["expert"] = True
+
+
+def summary(blocks: list[Block]) -> dict:
+    """``{experts, top_k, layers, expert_d_ff, shared_experts}`` of the MoE layers ({} for a dense model)."""
+    routers = [b for b in blocks if b.kind == "router"]
+    if not routers:
+        return {}
+    experts = [b for b in blocks if b.kind == "mlp" and b.attrs.get("expert")]
+    moe_layers = {(b.stack, b.layer) for b in routers}
+    shared = [b for b in blocks if b.kind == "mlp" and not b.attrs.get("expert") and (b.stack, b.layer) in moe_layers]
+    ff = sorted({b.attrs.get("d_ff") for b in experts if b.attrs.get("d_ff")})
+    return {"experts": routers[0].attrs["experts"], "top_k": routers[0].attrs["top_k"], "layers": len(routers),
+            "experts_found": len(experts), "expert_d_ff": ff[0] if len(ff) == 1 else ff,
+            "shared_experts": len(shared) // max(1, len(moe_layers))}
