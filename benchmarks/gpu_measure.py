@@ -512,7 +512,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--models", default="gpt2,gpt2-xl,llama2-7b")
     parser.add_argument("--contexts", default="128,512", help="decode-step KV-cache lengths (GPT-2: < 1024)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile / CUDA-graph decode variant")
-    parser.add_argument("--out", default=None, help="output JSON (default hardware/calibration/<gpu-name>.json)")
+    parser.add_argument("--out", default=None, help="output JSON (default hardware/calibration/<gpu-name>.json, or a "
+                        "timestamped sibling when that file exists)")
     args = parser.parse_args(argv)
 
     import torch
@@ -568,6 +569,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out = Path(tempfile.gettempdir()) / f"dry-run-{file_name(info['name'])}"
     else:
         out = CALIBRATION_DIR / file_name(info["name"])
+        if out.exists():  # never replace a kept measurement unless --out names it
+            out = out.with_name(f"{out.stem}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
     print(table(rows))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-import onnx
-
 from hardware.errors import HwsimError
 
 #: Bits per element of every format hwsim knows.
@@ -28,6 +26,7 @@ BITS: dict[str, int] = {
     "uint8": 8,
     "int4": 4,
     "uint4": 4,
+    "float4e2m1": 4,
     "bool": 8,
     "string": 0,
 }
@@ -50,27 +49,30 @@ PRECISION_ALIASES: dict[str, str] = {
 #: Formats a user may choose for weights, activations or the KV cache.
 OVERRIDABLE = ("float32", "float16", "bfloat16", "float8e4m3", "float8e5m2", "int8", "int4")
 
+#: ONNX ``TensorProto.DataType`` numbers (fixed by the ONNX standard, onnx/onnx.proto) -> our names. Kept as
+#: numbers so that this ground-floor module does not depend on the onnx package.
 _ONNX_TO_NAME: dict[int, str] = {
-    onnx.TensorProto.FLOAT: "float32",
-    onnx.TensorProto.DOUBLE: "float64",
-    onnx.TensorProto.FLOAT16: "float16",
-    onnx.TensorProto.BFLOAT16: "bfloat16",
-    onnx.TensorProto.FLOAT8E4M3FN: "float8e4m3",
-    onnx.TensorProto.FLOAT8E4M3FNUZ: "float8e4m3",
-    onnx.TensorProto.FLOAT8E5M2: "float8e5m2",
-    onnx.TensorProto.FLOAT8E5M2FNUZ: "float8e5m2",
-    onnx.TensorProto.INT64: "int64",
-    onnx.TensorProto.INT32: "int32",
-    onnx.TensorProto.INT16: "int16",
-    onnx.TensorProto.INT8: "int8",
-    onnx.TensorProto.UINT8: "uint8",
-    onnx.TensorProto.UINT16: "int16",
-    onnx.TensorProto.UINT32: "int32",
-    onnx.TensorProto.UINT64: "int64",
-    onnx.TensorProto.INT4: "int4",
-    onnx.TensorProto.UINT4: "uint4",
-    onnx.TensorProto.BOOL: "bool",
-    onnx.TensorProto.STRING: "string",
+    1: "float32",      # FLOAT
+    2: "uint8",        # UINT8
+    3: "int8",         # INT8
+    4: "int16",        # UINT16
+    5: "int16",        # INT16
+    6: "int32",        # INT32
+    7: "int64",        # INT64
+    8: "string",       # STRING
+    9: "bool",         # BOOL
+    10: "float16",     # FLOAT16
+    11: "float64",     # DOUBLE
+    12: "int32",       # UINT32
+    13: "int64",       # UINT64
+    16: "bfloat16",    # BFLOAT16
+    17: "float8e4m3",  # FLOAT8E4M3FN
+    18: "float8e4m3",  # FLOAT8E4M3FNUZ
+    19: "float8e5m2",  # FLOAT8E5M2
+    20: "float8e5m2",  # FLOAT8E5M2FNUZ
+    21: "uint4",       # UINT4
+    22: "int4",        # INT4
+    23: "float4e2m1",  # FLOAT4E2M1
 }
 
 

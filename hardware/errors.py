@@ -12,3 +12,12 @@ class HwsimError(Exception):
 
 class HwsimWarning(UserWarning):
     """Something a user should know that does not stop the run (the CLI prints ``warning: <message>``)."""
+
+
+class DoesNotFit(HwsimError):
+    """A model (weights plus its largest KV cache) does not fit a target's memory: both sizes in bytes."""
+
+    def __init__(self, message: str, required_bytes: int, capacity_bytes: int) -> None:
+        super().__init__(message)
+        self.required_bytes = required_bytes
+        self.capacity_bytes = capacity_bytes

@@ -31,6 +31,14 @@ UNITS: dict[str, dict[str, float]] = {
 }
 
 
+#: Largest plausible value of each dimension in SI units: far above any real part, so that a typo (1e300 W, an
+#: exponent off by 1e100) is refused instead of printing a 200-digit energy.
+PLAUSIBLE_MAX: dict[str, float] = {
+    "time": 1e6, "frequency": 1e13, "bytes": 1e18, "bandwidth": 1e17, "energy": 1e6, "energy_per_bit": 1e-3,
+    "power": 1e7, "flops": 1e20, "area": 1.0, "count": 1e12, "ratio": float("inf"),  # Ratio checks (0, 1]
+}
+
+
 class Quantity(BaseModel):
     """A number with its unit and its source; subclasses fix the dimension."""
 
@@ -41,6 +49,22 @@ class Quantity(BaseModel):
     unit: str = ""
     source: str = Field(min_length=3)
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _plain_number(cls, value: object) -> object:
+        if isinstance(value, str):  # YAML 1.1 reads 1e9 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"value must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"value must be a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"value must be a finite number, got {value}")
+        if value < 0:
+            raise ValueError(f"value must be >= 0, got {value:g}")
+        return value
+
     @model_validator(mode="after")
     def _check_unit(self) -> Quantity:
         units = UNITS[self.dimension]
@@ -49,6 +73,11 @@ class Quantity(BaseModel):
             if not self.unit:
                 raise ValueError(f"missing unit: a {self.dimension} needs one of {shown}")
             raise ValueError(f"unit '{self.unit}' is not a {self.dimension}; use one of {shown}")
+        limit = PLAUSIBLE_MAX[self.dimension]
+        if self.si > limit:
+            shown = f"{self.value:g} {self.unit}".strip()
+            raise ValueError(f"{shown} is not a plausible {self.dimension} (above {limit:g} in SI units); check the "
+                             "exponent and the unit")
         return self
 
     @property

@@ -1,15 +1,19 @@
 """Target presets: YAML files naming a hardware target, validated by the schema of their ``kind``.
 
-A preset is a name, a ``kind`` (pim, gpu, fpga) and the kind's fields, every number a
+A preset is a name, a ``kind`` (pim, gpu, fpga, or any registered kind) and the kind's fields, every number a
 :class:`hardware.quantity.Quantity` with unit and source. Presets live in ``hardware/presets/targets/``; a path to
 any YAML file works too. Errors name the file and the field.
+
+Each kind's schema is a :class:`TargetBase` subclass with a class attribute ``KIND``, found in
+``hardware/<package>/spec.py`` (the bundled kinds) or registered with :func:`register_schema` (a plugin's own).
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,18 +23,13 @@ from hardware.yaml_file import read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets" / "targets"
 
-#: Schema class of each target kind, as "module:Class" (imported on first use).
-KINDS: dict[str, str] = {
-    "pim": "hardware.pim.spec:PimTarget",
-    "gpu": "hardware.gpu.spec:GpuTarget",
-    "fpga": "hardware.fpga.spec:FpgaTarget",
-}
-
-
 class TargetBase(BaseModel):
     """Fields every target has."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The ``kind`` value this schema validates (set by each subclass).
+    KIND: ClassVar[str] = ""
 
     name: str
     kind: str
@@ -42,14 +41,49 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+_SCHEMAS: dict[str, type[TargetBase]] = {}
+_DISCOVERED = False
+
+
+def register_schema(schema: type[TargetBase]) -> None:
+    """Make ``schema`` the validator of presets whose ``kind`` is ``schema.KIND``."""
+    if not schema.KIND:
+        raise HwsimError(f"target schema {schema.__name__} has no KIND")
+    _SCHEMAS[schema.KIND] = schema
+
+
+def _discover() -> None:
+    """Import ``hardware/<package>/spec.py`` of every bundled package and register the schemas they define."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    root = Path(__file__).resolve().parent
+    for info in pkgutil.iter_modules([str(root)]):
+        if info.ispkg and (root / info.name / "spec.py").exists():
+            module = importlib.import_module(f"hardware.{info.name}.spec")
+            for value in vars(module).values():
+                if isinstance(value, type) and issubclass(value, TargetBase) and value.KIND \
+                        and value.__module__ == module.__name__:
+                    _SCHEMAS.setdefault(value.KIND, value)
+
+
+def schema_kinds() -> list[str]:
+    """Every target kind with a registered schema."""
+    _discover()
+    return sorted(_SCHEMAS)
+
+
+def schema_for(kind: str) -> type[TargetBase]:
+    """The schema class validating presets of ``kind``."""
+    return _schema(kind, f"kind '{kind}'")
+
+
 def _schema(kind: str, where: str) -> type[TargetBase]:
-    if kind not in KINDS:
-        raise HwsimError(f"{where}: field 'kind': unknown target kind '{kind}'; use one of {', '.join(KINDS)}")
-    module, cls = KINDS[kind].split(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise HwsimError(f"{where}: target kind '{kind}' is not available in this version ({exc})") from None
+    _discover()
+    if kind not in _SCHEMAS:
+        raise HwsimError(f"{where}: field 'kind': unknown target kind '{kind}'; use one of {', '.join(schema_kinds())}")
+    return _SCHEMAS[kind]
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:
@@ -70,7 +104,7 @@ def target_from_dict(data: Any, where: str) -> TargetBase:
         raise HwsimError(f"{where}: a target preset must be a YAML mapping with 'name' and 'kind'")
     kind = data.get("kind")
     if not isinstance(kind, str):
-        raise HwsimError(f"{where}: field 'kind': missing; use one of {', '.join(KINDS)}")
+        raise HwsimError(f"{where}: field 'kind': missing; use one of {', '.join(schema_kinds())}")
     schema = _schema(kind, where)
     try:
         return schema.model_validate(data)

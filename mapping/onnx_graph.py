@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, shape_inference
 
 from hardware.dtypes import from_onnx, is_float
 from hardware.errors import HwsimError
 from mapping import branches
+from mapping.quant import mark_quantized_weights
 
 #: Inline constants up to this many elements are decoded (shape vectors, scalars, small masks).
 SMALL_CONSTANT_ELEMENTS = 1 << 16
@@ -30,9 +31,11 @@ Dim = int | str | None
 class Tensor:
     """A named value in the graph.
 
-    ``role`` is ``input`` (graph input), ``weight`` (float initializer), ``constant`` (non-float initializer or
+    ``role`` is ``input`` (graph input), ``weight`` (float initializer, or integer initializer read as quantized
+    weight data, scales or zero points: see :mod:`mapping.quant`), ``constant`` (other non-float initializer or
     Constant node output) or ``activation`` (computed). ``dims`` are the declared dims: ints, symbolic names, or
-    None where unknown; ``value`` holds decoded data of small constants only.
+    None where unknown; ``value`` holds decoded data of small constants only. ``bits`` is set for uint8 tensors
+    that pack sub-byte weights (bits per logical element, e.g. 4 for MatMulNBits' int4 ``B``).
     """
 
     name: str
@@ -40,6 +43,7 @@ class Tensor:
     dims: tuple[Dim, ...] | None
     role: str
     value: np.ndarray | None = None
+    bits: int | None = None
     #: For an initializer stored in an external-data file that is not there: the file's name (else None).
     absent_data: str | None = None
 
@@ -86,8 +90,43 @@ class OpGraph:
     producer: dict[str, Node]
     consumers: dict[str, list[Node]]
     opset_imports: list[onnx.OperatorSetIdProto] = field(repr=False, default_factory=list)
+    #: the file's initializers (protos, not decoded): :meth:`array` decodes one when a consumer needs its values
+    initializers: dict[str, onnx.TensorProto] = field(repr=False, default_factory=dict)
+
+    def array(self, name: str) -> np.ndarray:
+        """The values of initializer or constant ``name`` (a weight's data is decoded only here, on demand)."""
+        t = self.tensors.get(name)
+        if t is not None and t.value is not None:
+            return t.value
+        init = self.initializers.get(name)
+        if init is None:
+            raise HwsimError(f"{self.path}: '{name}' is not an initializer or constant")
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise HwsimError(f"{self.path}: the data of initializer '{name}' is in an external file that is not "
+                             "loaded here; save the model with its weights inside the .onnx file")
+        return numpy_helper.to_array(init)
     #: Which branch of input-selected ``If`` nodes was inlined: True (KV cache), False (none), None (no such If).
     cache_branch: bool | None = None
+    #: the parsed file (weight data not loaded; the chosen ``If`` branch inlined), for :meth:`inferred_dims`
+    model: onnx.ModelProto | None = field(repr=False, default=None)
+
+    def inferred_dims(self) -> dict[str, list[int | None]]:
+        """Dims of every tensor as ONNX's own symbolic shape inference gives them (None where it has no number);
+        empty when inference fails. Evidence for dims that are sizes of the model (:mod:`mapping.dims`)."""
+        if self.model is None or self.model.functions:
+            return {}
+        try:
+            inferred = shape_inference.infer_shapes(self.model, data_prop=True)
+        except Exception:  # noqa: BLE001 - evidence is optional
+            return {}
+        known: dict[str, list[int | None]] = {}
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+                known[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                  for d in vi.type.tensor_type.shape.dim]
+        for init in inferred.graph.initializer:
+            known[init.name] = [int(d) for d in init.dims]
+        return known
 
     def symbolic_dims(self) -> dict[str, list[tuple[str, int]]]:
         """Symbolic dimension names of the graph inputs, each with the (input, axis) places it appears."""
@@ -100,7 +139,7 @@ class OpGraph:
 
     @property
     def weight_names(self) -> list[str]:
-        """Names of float initializers (the model's parameters)."""
+        """Names of the model's parameters: float initializers and quantized weight data (with scales)."""
         return [t.name for t in self.tensors.values() if t.role == "weight"]
 
 
@@ -216,10 +255,11 @@ def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
         absent = absent_data_file(init, base_dir)
         # float tensors are parameters (their data is never read) unless they are scalars such as 1/sqrt(d)
         if is_float(dtype) and numel > 1:
-            tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "weight", None, absent)
+            tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "weight", None,
+                                        absent_data=absent)
         else:
             tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "constant",
-                                        _initializer_value(init, base_dir), absent)
+                                        _initializer_value(init, base_dir), absent_data=absent)
     inputs: list[str] = []
     for vi in graph.input:
         if vi.name in tensors:
@@ -260,8 +300,11 @@ def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
             else:
                 tensors[out] = Tensor(out, dtype, dims, "activation")
     outputs = [o.name for o in graph.output]
-    return OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
-                   producer, consumers, list(model.opset_import), cache_branch if selected else None)
+    result = OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
+                     producer, consumers, list(model.opset_import), {i.name: i for i in graph.initializer},
+                     cache_branch=cache_branch if selected else None, model=model)
+    mark_quantized_weights(result)
+    return result
 
 
 def _np_name(arr: np.ndarray) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware.dtypes import is_float, tensor_bytes
+from mapping import quant
 from mapping.onnx_graph import Node
 from mapping.shape_binding import BoundGraph
 
@@ -59,13 +60,19 @@ class Precision:
 
 @dataclass
 class MatmulDims:
-    """A batched matrix product ``[batch] x (m x k) @ (k x n)``; ``weight_operand`` tells which side is a weight."""
+    """A batched matrix product ``[batch] x (m x k) @ (k x n)``; ``weight_operand`` tells which side is a weight.
+
+    ``a_dtype`` / ``b_dtype`` are the operands' formats as the kernel reads them (``int4`` for MatMulNBits'
+    weights, ``int8`` behind a DequantizeLinear, the chosen precision otherwise); empty when unknown.
+    """
 
     batch: int
     m: int
     k: int
     n: int
     weight_operand: bool
+    a_dtype: str = ""
+    b_dtype: str = ""
 
 
 @dataclass
@@ -92,6 +99,10 @@ class OpCost:
     block_kind: str = ""
     layer: int | None = None
     role: str = ""
+    node: str = ""  # the graph node this op is (a part of); empty means ``name``
+    #: names of the tensors the node reads and writes (dataflow between ops; filled by the workload builder)
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
     #: How a data-dependent size of this op was chosen (MoE routing), empty otherwise.
     note: str = ""
 
@@ -144,7 +155,8 @@ def tensor_classes(bound: BoundGraph, kv_inputs: set[str]) -> dict[str, str]:
     return klass
 
 
-def _dtype_for(bound: BoundGraph, name: str, klass: str, precision: Precision) -> str:
+def dtype_for(bound: BoundGraph, name: str, klass: str, precision: Precision) -> str:
+    """Format of tensor ``name`` of class ``klass`` under ``precision`` (integer tensors keep their type)."""
     dtype = bound.dtypes[name]
     if not is_float(dtype):
         return dtype
@@ -200,6 +212,34 @@ def _einsum_flops(bound: BoundGraph, node: Node) -> float:
     return 2.0 * macs if len(lhs) > 1 else float(macs)
 
 
+#: Ops whose kernels read DequantizeLinear outputs as the quantized values (ONNX Runtime's QDQ fusions).
+_QDQ_FUSING = {"MatMul", "Gemm", "Conv", "Gather"}
+
+
+def _operand_dtype(bound: BoundGraph, name: str, klass: dict[str, str], precision: Precision) -> str:
+    """Format a matrix product reads operand ``name`` in: the quantized type behind a DequantizeLinear."""
+    dq = quant.dequant_source(bound.graph, name)
+    if dq is not None:
+        return bound.dtypes[dq.inputs[0]]
+    t = bound.graph.tensors.get(name)
+    if t is not None and t.bits:
+        return f"int{t.bits}"
+    return dtype_for(bound, name, klass.get(name, "act"), precision)
+
+
+def cost_ops(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
+             kv_len: int | None = None) -> list[OpCost]:
+    """The costed parts of ``node``: one :class:`OpCost`, or several for a fused contrib attention
+    (see :mod:`mapping.contrib_costs`); ``kv_len`` re-costs a fused attention over that many keys (a decode step
+    of a graph without KV-cache inputs)."""
+    from mapping import contrib_costs  # contrib_costs builds on this module
+
+    outs = [o for o in node.outputs if o]
+    if contrib_costs.handles(node) and not (outs and klass.get(outs[0]) in ("const", "weight")):
+        return contrib_costs.cost(bound, node, klass, precision, kv_len)
+    return [cost_node(bound, node, klass, precision)]
+
+
 def cost_node(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision) -> OpCost:
     """The :class:`OpCost` of ``node`` at the shapes of ``bound``."""
     ins = [i for i in node.inputs if i]
@@ -211,11 +251,14 @@ def cost_node(bound: BoundGraph, node: Node, klass: dict[str, str], precision: P
 
     def nbytes(name: str) -> int:
         k = klass.get(name, "act")
-        return tensor_bytes(bound.numel(name), _dtype_for(bound, name, k, precision))
+        dq = quant.dequant_source(bound.graph, name) if op in _QDQ_FUSING else None
+        if dq is not None and (k == "weight" or quant.fusable_dequant(bound.graph, dq, _QDQ_FUSING)):
+            return quant.stored_bytes(bound, dq)  # the kernel reads the quantized values (QDQ fusion)
+        return tensor_bytes(bound.numel(name), dtype_for(bound, name, k, precision))
 
     if out_class in ("const", "weight"):
         return OpCost(node.name, op, "folded", 0.0, 0, 0, 0, 0, 0, in_shapes, out_shapes)
-    if op in VIEW_OPS:
+    if op in VIEW_OPS or quant.fusable_dequant(bound.graph, node, _QDQ_FUSING):
         return OpCost(node.name, op, "view", 0.0, 0, 0, 0, 0, 0, in_shapes, out_shapes)
 
     reads = {"weight": 0, "act": 0, "kv": 0, "const": 0}
@@ -230,6 +273,7 @@ def cost_node(bound: BoundGraph, node: Node, klass: dict[str, str], precision: P
             flops = _einsum_flops(bound, node)
         else:
             matmul = _matmul_dims(bound, node, klass)
+            matmul.a_dtype, matmul.b_dtype = (_operand_dtype(bound, node.inputs[i], klass, precision) for i in (0, 1))
             flops = 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n
             if op == "Gemm" and len(ins) > 2:
                 flops += out_elems  # bias add
@@ -255,7 +299,7 @@ def cost_node(bound: BoundGraph, node: Node, klass: dict[str, str], precision: P
         table = ins[0]
         if klass.get(table) == "weight":
             # an embedding lookup reads only the selected rows of the table
-            reads["weight"] = tensor_bytes(bound.numel(outs[0]), _dtype_for(bound, table, "weight", precision))
+            reads["weight"] = tensor_bytes(bound.numel(outs[0]), dtype_for(bound, table, "weight", precision))
     elif op in MOVE_OPS:
         category = "movement"
         flops = 0.0

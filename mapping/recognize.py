@@ -13,14 +13,15 @@ import numpy as np
 
 from hardware.errors import HwsimError
 from mapping import dims as dims_meaning
+from mapping.contrib_ops import implied_dims
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
-from mapping.passes import attention, causality, embeddings, heads, layers, mlp, moe, norms, residuals
+from mapping.passes import attention, causality, contrib_attention, dequant, embeddings, heads, layers, mlp, moe, norms, residuals
 from mapping.passes.context import Context
 from mapping.shape_binding import bind
 
 #: Probe sizes: distinct so that heads, batch and sequence are never confused.
-PROBE = {"batch": 2, "seq": 13, "past": 5, "other": [11, 7, 17, 19, 23]}
+PROBE = {"batch": 2, "seq": 13, "past": 5, "total": 18, "other": [11, 7, 17, 19, 23]}
 
 
 def kv_cache_inputs(graph: OpGraph) -> list[str]:
@@ -65,8 +66,10 @@ def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[s
               "total": past + PROBE["seq"]}
     out: dict[str, int] = {}
     evidence = dims_meaning.evidence_dims(graph, kinds)
+    fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
     for name, kind in kinds.items():
-        out[name] = values[kind] if kind in values else evidence.get(name, next(others, 29))
+        out[name] = fixed[name] if name in fixed else values[kind] if kind in values else evidence.get(
+            name, next(others, 29))
     for name, value in (dims or {}).items():
         if kinds.get(name) == "other":
             out[name] = value
@@ -122,7 +125,7 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
         shapes_only = bind(graph, bindings)
     except HwsimError as exc:
         kinds = dim_kinds(graph)
-        known = dims_meaning.evidence_dims(graph, kinds)
+        known = {**dims_meaning.evidence_dims(graph, kinds), **implied_dims(graph)}
         guessed = [d for d, k in kinds.items() if k == "other" and d not in known and d not in (dims or {})]
         if not guessed:
             raise
@@ -133,6 +136,7 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
     bound = bind(graph, bindings, values) if values else shapes_only
     kv_inputs = kv_cache_inputs(graph)
     ctx = Context(bound, set(kv_inputs))
+    contrib_attention.run(ctx)  # fused onnxruntime attention ops first: their projections are theirs
     attention.run(ctx)
     causality.override(ctx, causal)
     norms.run(ctx)
@@ -144,8 +148,13 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
     residuals.run_rotary(ctx)
     residuals.run_masks(ctx)
     residuals.run_epilogues(ctx)
+    dequant.run(ctx)
     residuals.run(ctx)
     residuals.run_epilogues(ctx)
+    dequant.run(ctx)
+    residuals.run(ctx)  # adds whose inputs only now have owners (through quantize/dequantize pairs)
+    residuals.run_epilogues(ctx)
+    dequant.run(ctx)
     layers.run(ctx)
     return _summarise(ctx, kv_inputs)
 

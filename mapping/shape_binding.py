@@ -21,7 +21,7 @@ from onnx.reference.ops import load_op
 
 from hardware.dtypes import from_onnx
 from hardware.errors import HwsimError
-from mapping import data_dependent
+from mapping import contrib_ops, data_dependent
 from mapping.onnx_graph import SMALL_CONSTANT_ELEMENTS, Node, OpGraph
 
 #: Ops whose outputs can be far larger than their inputs: their shapes are inferred before any evaluation.
@@ -30,10 +30,6 @@ _EXPANDING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Pad", "Up
 #: Ops that cannot be evaluated from values (random, or needing training state).
 _NOT_EVALUATED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                   "Bernoulli", "Dropout"}
-
-#: Output shape equals the first input's for these contrib/fused ops that carry no ONNX schema.
-_SAME_AS_FIRST = {"FastGelu", "BiasGelu", "Gelu", "QuickGelu", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
-                  "SimplifiedLayerNormalization", "RotaryEmbedding", "BiasAdd", "BiasSplitGelu"}
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
            ast.Div: operator.floordiv, ast.Mod: operator.mod}
@@ -206,7 +202,13 @@ class _Binder:
             try:
                 cls = load_op(key[0], key[1], self.opsets.get(key[0], self.g.opset))
             except Exception:  # noqa: BLE001 - unknown op: fall back to shape inference only
-                return False
+                # ONNX's reference has Q/DQ only from opset 19, whose semantics extend the older ones
+                if key[1] not in ("QuantizeLinear", "DequantizeLinear"):
+                    return False
+                try:
+                    cls = load_op(key[0], key[1], 19)
+                except Exception:  # noqa: BLE001
+                    return False
             self._ops[key] = cls
         try:
             op = cls(node.proto, {"log": lambda *a: None, "opsets": self.opsets, "verbose": 0, "new_ops": None})
@@ -223,10 +225,10 @@ class _Binder:
         return True
 
     def _infer(self, node: Node) -> None:
-        first = next((i for i in node.inputs if i), None)
-        if node.op_type in _SAME_AS_FIRST and first is not None:
-            for o in node.outputs[:1]:
-                self._set(o, self.shapes[first], self.dtypes[first])
+        if contrib_ops.handles(node):  # onnxruntime's contrib ops: ONNX has no schema for them
+            where = f"{self.g.path}: node '{node.name}' ({node.op_type})"
+            for name, (shape, dtype) in contrib_ops.infer(node, self.shapes, self.dtypes, self.values, where).items():
+                self._set(name, shape, dtype)
             return
         try:
             schema = defs.get_schema(node.op_type, self.opsets.get(node.domain or "", self.g.opset), node.domain)

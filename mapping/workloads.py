@@ -18,12 +18,14 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from hardware.dtypes import tensor_bytes
+from hardware.dtypes import is_float, tensor_bytes
 from hardware.errors import HwsimError, HwsimWarning
+from mapping.contrib_ops import implied_dims
 from mapping.dims import evidence_dims, free_dims
 from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
-from mapping.op_costs import OpCost, Precision, cost_node, tensor_classes
+from mapping.op_costs import OpCost, Precision, cost_ops, tensor_classes
+from mapping.quant import logical_elements
 from mapping.recognize import dim_kinds, kv_cache_inputs, recognise
 from mapping.shape_binding import BoundGraph, bind
 
@@ -167,8 +169,10 @@ class Model:
         self._decode_base: dict[tuple, tuple[BoundGraph, list[OpCost]]] = {}
         symbolic = free_dims(self.graph)
         self._dim_kind: dict[str, str] = {}
+        self._fixed = implied_dims(self.graph)  # dims an attention op's attributes fix (a KV cache's head size)
         for name, kind in dim_kinds(self.graph).items():
             places = symbolic[name]
+            kind = "fixed" if name in self._fixed else kind
             if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
                 kind = "prompt"
             self._dim_kind[name] = kind
@@ -183,7 +187,7 @@ class Model:
             if self._dim_kind[name] in flags and not decoder_length:  # no flag sets an encoder-decoder's decoder length
                 raise HwsimError(f"--dim {name}: this dimension is the {self._dim_kind[name]} length; set it with "
                                  f"{flags[self._dim_kind[name]]} so that every count follows it")
-        self.params = sum(self._numel(t) for t in self.graph.weight_names)
+        self.params = sum(logical_elements(self.graph, t) for t in self.graph.weight_names)
         self._warned: set[tuple[str, int]] = set()
 
     def for_phase(self, phase: str) -> Model:
@@ -208,6 +212,8 @@ class Model:
                 out[name] = self.user_dims[name]
             elif kind in values:
                 out[name] = values[kind]
+            elif kind == "fixed":
+                out[name] = self._fixed[name]
             elif name in self._evidence:
                 out[name] = self._evidence[name]
         for name, value in self.user_dims.items():
@@ -218,7 +224,9 @@ class Model:
         """Bytes of all parameters at the chosen weight precision."""
         total = 0
         for name in self.graph.weight_names:
-            dtype = precision.weights or self.graph.tensors[name].dtype
+            dtype = self.graph.tensors[name].dtype
+            if is_float(dtype) and precision.weights:
+                dtype = precision.weights  # quantized weights keep their stored width
             total += tensor_bytes(self._numel(name), dtype)
         return total
 
@@ -258,7 +266,7 @@ class Model:
 
     # -- costing -------------------------------------------------------------------------------------------
     def _cost(self, bound: BoundGraph, precision: Precision, kv_operands: bool,
-              only: set[str] | None = None) -> list[OpCost]:
+              only: set[str] | None = None, kv_len: int | None = None) -> list[OpCost]:
         # tensor classes are structural: the same for every binding of this graph
         if not hasattr(self, "_klass"):
             self._klass = tensor_classes(bound, set(self.kv_inputs))
@@ -273,16 +281,22 @@ class Model:
         ops = []
         nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
         for node in nodes:
-            outs = [o for o in node.outputs if o]
+            outs = tuple(o for o in node.outputs if o)
             if outs and all(bound.numel(o) == 0 for o in outs):
                 continue  # no output element (an MoE expert no token was routed to): nothing runs
-            c = cost_node(bound, node, klass, precision)
             block = self._owner.get(node.name)
-            if block is not None:
-                c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
-            c.role = self._roles.get(node.name, "")
-            c.note = bound.notes.get(node.name, "")
-            ops.append(c)
+            parts = cost_ops(bound, node, klass, precision, kv_len)
+            ins = tuple(i for i in node.inputs if i)
+            for k, c in enumerate(parts):
+                if block is not None:
+                    c.block, c.block_kind, c.layer = block.name, block.kind, block.layer
+                c.role = c.role or self._roles.get(node.name, "")  # parts of a fused attention carry their own
+                c.note = bound.notes.get(node.name, "")
+                # dataflow: the parts of one node run in order; the first reads the node's inputs, the last
+                # writes its outputs
+                c.inputs = ins + ((f"{node.name}#part{k - 1}",) if k else ())
+                c.outputs = outs if k == len(parts) - 1 else (f"{node.name}#part{k}",)
+                ops.append(c)
         return ops
 
     def _check_positions(self, tokens: int, what: str) -> None:
@@ -368,6 +382,8 @@ class Model:
             if not a.causal:
                 continue
             core_nodes |= set(a.core)
+            if a.score == a.pv:
+                continue  # a fused attention op (onnxruntime's): re-costed over kv_len keys below
             for name in a.core:
                 node = self._node(name)
                 if name == a.pv:
@@ -380,7 +396,7 @@ class Model:
             v = shapes[a.v_tensor]
             shapes[a.v_tensor] = v[:-2] + (kv_len,) + v[-1:]
         scaled = dataclasses.replace(base, shapes=shapes)
-        recosted = {c.name: c for c in self._cost(scaled, precision, kv_operands=True, only=core_nodes)}
+        recosted = {c.name: c for c in self._cost(scaled, precision, kv_operands=True, only=core_nodes, kv_len=kv_len)}
         return [recosted.get(c.name, c) for c in base_ops]
 
     def _node(self, name: str):  # noqa: ANN202 - small private lookup

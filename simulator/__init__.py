@@ -1,4 +1,4 @@
-"""Simulator layer: the CLI, reports and (later) the event-driven engine and sweeps. Top floor: may use
-``mapping`` and ``hardware``."""
+"""Simulator layer: the CLI, the event-driven engine, phases and totals, reports, design-space sweeps and the
+validation reports. Top floor: may use ``mapping`` and ``hardware``."""
 
 __version__ = "0.1.0"

@@ -28,6 +28,10 @@ class _Group(click.Group):
                 traceback.print_exc()
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except click.UsageError as exc:  # a bad flag or value: one line, like every other user error
+            hint = f" (see `hwsim {ctx.invoked_subcommand or ''} --help`)".replace("  ", " ")
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
@@ -66,13 +70,40 @@ def main(ctx: click.Context, debug: bool) -> None:
     warnings.simplefilter("always", HwsimWarning)
 
 
+#: Largest count any flag takes (tokens, batch, devices): far above any real run, small enough for int64 maths.
+MAX_COUNT = 1 << 40
+
+
+def check_count(flag: str, value: int, low: int = 1) -> int:
+    """``value`` of ``flag`` within [low, MAX_COUNT], else a one-line error."""
+    if value < low or value > MAX_COUNT:
+        raise HwsimError(f"{flag} must be between {low} and {MAX_COUNT}, got {value}")
+    return value
+
+
+def check_output(flag: str, out: str | None) -> None:
+    """An output path must be a file in an existing, writable folder (not a folder itself)."""
+    if not out:
+        return
+    import os
+
+    path = Path(out)
+    if path.is_dir():
+        raise HwsimError(f"{flag} {out}: is a directory; give a file name, e.g. {path / 'out.json'}")
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise HwsimError(f"{flag} {out}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise HwsimError(f"{flag} {out}: folder {folder} is not writable")
+
+
 def _parse_dims(values: tuple[str, ...]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for text in values:
         name, sep, value = text.partition("=")
         if not sep or not name or not value.strip().isdigit():
             raise HwsimError(f"--dim '{text}': expected NAME=N with a non-negative integer N, e.g. --dim seq=128")
-        dims[name.strip()] = int(value)
+        dims[name.strip()] = check_count(f"--dim {name.strip()}", int(value), low=0)
     return dims
 
 
@@ -115,6 +146,10 @@ def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | No
     from mapping.workloads import Model
     from simulator.inspect_report import inspect_dict, inspect_table
 
+    check_count("--batch", batch)
+    check_count("--seq", seq)
+    if context is not None:
+        check_count("--context", context, low=0)
     precision = make_precision(weights, activations, kv_cache)
     model = Model(model_path, _parse_dims(dims), causal=causal)
     if phase == "prefill":
@@ -162,7 +197,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
               help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "
                    "L2 and HBM (GPU) simulated event by event.")
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option, e.g. attention=lean.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Target-specific option, e.g. attention=lean (`hwsim targets show NAME` lists a target's options).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
 @click.option("--causal/--no-causal", "causal", default=None,
               help="Decide self-attention causality where the graph's evidence does not (inspect shows it).")
@@ -186,11 +222,10 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     from simulator.simulate import simulate as run_simulation
 
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
-        if value < 1:
-            raise HwsimError(f"{name} must be >= 1, got {value}")
+        check_count(name, value)
+    check_count("--kernels", kernels_top, low=0)
     for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out), ("--plot-roofline", roofline_out)):
-        if out and not Path(out).resolve().parent.is_dir():
-            raise HwsimError(f"{flag} {out}: folder {Path(out).resolve().parent} does not exist")
+        check_output(flag, out)
     precision = make_precision(weights, activations, kv_cache)
     target = load_target(target_name)
     model = Model(model_path, _parse_dims(dims), causal=causal)
@@ -233,7 +268,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     if roofline_out:
         from simulator.roofline import write_roofline
 
-        write_roofline(result, target, roofline_out, model=model, options=options)
+        write_roofline(result, target, roofline_out)
         click.echo(f"wrote {roofline_out}")
 
 
@@ -256,6 +291,7 @@ def targets(ctx: click.Context) -> None:
 def targets_show(name: str) -> None:
     """Print one preset: every field with its value, unit and source."""
     from hardware.targets import flatten, load_target
+    from mapping.target_plugin import plugin_for
 
     t = load_target(name)
     click.echo(f"{t.name} ({t.kind}): {t.description}")
@@ -264,6 +300,8 @@ def targets_show(name: str) -> None:
             continue
         shown = f"{value:g}" if isinstance(value, float) else str(value)
         click.echo(f"  {path:34s} {shown:>12s} {unit:8s} {source}")
+    plugin = plugin_for(t.kind)
+    click.echo(f"options of {t.kind} targets (--set KEY=VALUE): {plugin.options_help()}")
 
 
 from simulator.hls_command import hls  # noqa: E402

@@ -1,18 +1,27 @@
-"""The event-driven engine: runs a :class:`simulator.program.Program` on simpy resources.
+"""The event-driven engine: runs a :class:`mapping.program.Program` on simpy resources.
 
 Each task is a simpy process that waits for its dependencies, queues for its resource, holds it for the task's
 duration and records what it did. Time is kept in seconds (component models convert their cycles with their own
 clocks before building tasks).
+
+Resources issue their tasks in program order (a CUDA stream, a DRAM controller's command queue, an ASIC's
+instruction stream): a task is granted its resource only after every earlier task of that resource was granted
+it. Under that rule a task starts at ``max(end of its dependencies, time a slot of its resource frees up, start of
+the resource's previous task)``, which
+:func:`_run_in_order` computes without an event queue; it equals the simpy run exactly (tests), and a pure chain
+is its special case. A resource with ``in_order=False`` (a pool that takes whichever task is ready first) needs
+the event queue.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import simpy
 
-from simulator.program import Program, Task
+from mapping.program import Program, Task
 
 
 @dataclass
@@ -58,40 +67,55 @@ class RunResult:
         return dict(out)
 
 
-def _is_chain(program: Program) -> bool:
-    """True when every task waits for exactly the one before it (a sequential dataflow)."""
-    return all(t.deps == ([program.tasks[i - 1].name] if i else []) for i, t in enumerate(program.tasks))
-
-
-def _run_chain(program: Program) -> list[TaskRecord]:
-    """A chain needs no event queue: each task starts when the previous one ends (same result as simpy)."""
-    records = []
-    now = 0.0
-    for task in program.tasks:
-        records.append(TaskRecord(task, now, now + task.duration_s))
-        now += task.duration_s
-    return records
-
-
-def run(program: Program) -> RunResult:
-    """Execute ``program`` and return its :class:`RunResult`."""
+def run(program: Program, events: bool = False) -> RunResult:
+    """Execute ``program`` and return its :class:`RunResult` (``events``: force the simpy event queue)."""
     program.validate()
-    records = _run_chain(program) if _is_chain(program) else _run_events(program)
+    in_order = all(getattr(r, "in_order", True) for r in program.resources)
+    records = _run_events(program) if events or not in_order else _run_in_order(program)
     return _summarise(program, records)
+
+
+def _run_in_order(program: Program) -> list[TaskRecord]:
+    """List scheduling with in-order resources: exact for DAGs whose resources issue in program order."""
+    free: dict[str, list[float]] = {r.name: [0.0] * max(1, r.capacity) for r in program.resources}
+    issued: dict[str, float] = dict.fromkeys(free, 0.0)  # start of the resource's latest task: issue is in order
+    end: dict[str, float] = {}
+    records = []
+    for task in program.tasks:
+        ready = max((end[d] for d in task.deps), default=0.0)
+        slots = free[task.resource]
+        start = max(ready, heapq.heappop(slots), issued[task.resource])
+        issued[task.resource] = start
+        finish = start + task.duration_s
+        heapq.heappush(slots, finish)
+        end[task.name] = finish
+        records.append(TaskRecord(task, start, finish))
+    return records
 
 
 def _run_events(program: Program) -> list[TaskRecord]:
     """The general case: tasks as simpy processes queueing for resources."""
     env = simpy.Environment()
-    resources = {r.name: simpy.Resource(env, capacity=r.capacity) for r in program.resources}
+    resources = {r.name: simpy.Resource(env, capacity=max(1, r.capacity)) for r in program.resources}
+    ordered = {r.name for r in program.resources if getattr(r, "in_order", True)}
     finished: dict[str, simpy.Event] = {t.name: env.event() for t in program.tasks}
+    granted: dict[str, simpy.Event] = {t.name: env.event() for t in program.tasks}
+    previous: dict[str, str] = {}  # task -> the task before it on the same in-order resource
+    last: dict[str, str] = {}
+    for t in program.tasks:
+        if t.resource in ordered and t.resource in last:
+            previous[t.name] = last[t.resource]
+        last[t.resource] = t.name
     records: list[TaskRecord] = []
 
     def process(task: Task):  # noqa: ANN202 - a simpy generator
         if task.deps:
             yield simpy.AllOf(env, [finished[d] for d in task.deps])
+        if task.name in previous:
+            yield granted[previous[task.name]]
         with resources[task.resource].request() as slot:
             yield slot
+            granted[task.name].succeed()
             start = env.now
             yield env.timeout(task.duration_s)
             records.append(TaskRecord(task, start, env.now))
@@ -100,7 +124,8 @@ def _run_events(program: Program) -> list[TaskRecord]:
     for task in program.tasks:
         env.process(process(task))
     env.run()
-    return records
+    order = {t.name: i for i, t in enumerate(program.tasks)}
+    return sorted(records, key=lambda r: order[r.task.name])
 
 
 def _summarise(program: Program, records: list[TaskRecord]) -> RunResult:

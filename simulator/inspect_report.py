@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from mapping.op_costs import OpCost
+from mapping.quant import formats, logical_elements, weight_sources
 from mapping.workloads import Model, Workload
 
 
@@ -35,7 +36,9 @@ def block_rows(model: Model, work: Workload) -> list[dict]:
                                     "kv_bytes": 0, "bytes": 0, "largest": ""})
         if op.category in ("view", "folded"):
             continue
-        row["ops"] += 1
+        node = op.node or op.name
+        row["ops"] += 0 if node in row.setdefault("_nodes", set()) else 1  # a fused attention's parts: one op
+        row["_nodes"].add(node)
         row["flops"] += op.flops
         if op.category in ("matmul", "conv"):
             row["matmul_flops"] += op.flops
@@ -47,12 +50,13 @@ def block_rows(model: Model, work: Workload) -> list[dict]:
             row["_largest_flops"] = op.flops
             mm = op.matmul
             row["largest"] = (f"{mm.batch}x" if mm.batch > 1 else "") + f"[{mm.m}x{mm.k}]@[{mm.k}x{mm.n}]"
-        for i in nodes[op.name].inputs:
-            if i and model.graph.tensors.get(i) is not None and model.graph.tensors[i].role == "weight":
-                weight_of.setdefault(key, set()).add(i)
+        for i in nodes[op.node or op.name].inputs:
+            if i:  # the weights it reads, directly or through a dequantize / transpose of them
+                weight_of.setdefault(key, set()).update(weight_sources(model.graph, i))
     for key, row in rows.items():
         row.pop("_largest_flops", None)
-        row["params"] = sum(model._numel(w) for w in weight_of.get(key, ()))
+        row.pop("_nodes", None)
+        row["params"] = sum(logical_elements(model.graph, w) for w in weight_of.get(key, ()))
         row["arithmetic_intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
     return [r for r in rows.values() if r["ops"] or r["params"]]
 
@@ -93,6 +97,7 @@ def inspect_dict(model: Model, work: Workload) -> dict:
         "flops": work.flops,
         "matmul_flops": work.matmul_flops,
         "weight_bytes": work.weight_bytes,
+        "weight_formats": formats(model.graph),
         "activation_bytes": work.activation_bytes,
         "kv_cache_bytes": work.kv_cache_bytes,
         "kv_write_bytes": work.kv_write_bytes,
@@ -140,6 +145,8 @@ def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
                  f"weights {_bytes(work.weight_bytes)}   activations written {_bytes(work.activation_bytes)}   "
                  f"KV cache {_bytes(work.kv_cache_bytes)}   moved {_bytes(work.bytes_moved)}   "
                  f"intensity {ai:.1f} FLOP/B")
+    stored = ", ".join(f"{fmt} {_bytes(b)}" for fmt, b in formats(model.graph).items())
+    lines.append(f"weights stored as: {stored or 'none'}")
     if ir.unrecognised:
         names = ", ".join(f"{n} ({model._node(n).op_type})" for n in ir.unrecognised[:20])
         more = f" and {len(ir.unrecognised) - 20} more" if len(ir.unrecognised) > 20 else ""

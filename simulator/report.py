@@ -89,7 +89,7 @@ def write_trace(r: SimulationResult, path: str) -> None:
         events.append({"name": rec.task.op or rec.task.name, "cat": f"{phase},{rec.task.block}", "ph": "X",
                        "ts": (offset + rec.start_s) * 1e6, "dur": (rec.end_s - rec.start_s) * 1e6, "pid": 1,
                        "tid": tid, "args": {"block": rec.task.block, "energy_j": rec.task.energy_j,
-                                            "bytes": rec.task.bytes_by_level}})
+                                            "bytes": dict(rec.task.bytes_by_level)}})
     meta = [{"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": res}} for res, tid in tids.items()]
     meta.append({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": f"{r.target.name}: {r.model}"}})
     Path(path).write_text(json.dumps({"traceEvents": meta + events, "displayTimeUnit": "ns"}))

@@ -5,31 +5,20 @@ datasheet peak of every tensor format the part has and CUDA-core fp32 (horizonta
 line: datasheet, and datasheet x ``dram_efficiency`` dashed), and the calibrated tensor ceiling (peak x
 ``tensor_efficiency``) for the format the run used.
 
-Where each number comes from (``result.ops`` has time, energy and bytes per kernel, but no FLOPs and bytes summed
-over all memory levels, L2 included):
-
-- **time and DRAM bytes**: the workloads of the run are rebuilt from the model (same phase, batch, prompt and
-  generation lengths and precision as the result) and mapped again with the same options; each task's duration and
-  ``hbm`` bytes are summed per (phase, kernel name). ``result.ops`` merges prefill and decode kernels of the same
-  name, so it cannot separate them; it is used as a check instead: the rebuilt durations summed per kernel name must
-  equal ``result.ops[kernel]["latency_s"]`` (mapping is deterministic), else the call is an error (wrong model,
-  ``--dim`` bindings or options);
-- **FLOPs**: from the rebuilt workloads' ops, grouped into kernels by the GPU mapper's rules
-  (``mapping/gpu/mapper.py``): a weight matmul is kernel ``<block>.<role or op type>``; in an attention block with a
-  score matmul every other op is ``<block>.attention``; the remaining ops of a block are ``<block>.fused``. These are
-  the workload's useful FLOPs (2 per multiply-accumulate; attention's are the score, softmax and PV ops as costed
-  by the IR), not the padded FLOPs of the kernel models' tiles.
+Every number is a fact the target plugin's tasks carried (``Task.kind``, ``flops``, DRAM bytes at the program's
+``dram`` level, duration), summed per (phase, kernel) by :func:`simulator.simulate.simulate` into
+``result.kernel_rows``: nothing is re-mapped here. FLOPs are the kernel models' useful FLOPs (2 per
+multiply-accumulate; a GEMM's are its workload op's), not the padded FLOPs of their tiles.
 
 With ``--tp N`` every kernel is drawn per GPU (FLOPs and bytes / N; durations are per GPU already). Kernels without
 FLOPs (all-reduce, pure copies) cannot sit on a log-scale roofline and are counted in the title instead.
 Call from the CLI, after ``result = run_simulation(...)``::
 
-    write_roofline(result, target, plot_roofline, model=model, options=options)
+    write_roofline(result, target, plot_roofline)
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +26,7 @@ from typing import Any
 from hardware.errors import HwsimError
 from hardware.gpu.spec import TENSOR_DTYPES
 from hardware.targets import TargetBase
-from mapping.gpu.mapper import block_runs
-from mapping.workloads import Model, Workload
-from simulator.simulate import SimulationResult, default_precision
+from simulator.simulate import SimulationResult
 
 
 @dataclass
@@ -64,88 +51,23 @@ class RooflinePoint:
         return self.flops / self.time_s if self.time_s else 0.0
 
 
-def kernel_flops(workload: Workload) -> dict[str, float]:
-    """Useful FLOPs per GPU kernel name of ``workload``, grouped as ``mapping.gpu.mapper`` groups ops."""
-    flops: dict[str, float] = defaultdict(float)
-    for block, kind, ops in block_runs(workload.ops):
-        label = block or "other"
-        gemms = [o for o in ops if o.matmul is not None and o.matmul.weight_operand]
-        rest = [o for o in ops if o not in gemms]
-        for o in gemms:
-            flops[f"{label}.{o.role or o.op_type.lower()}"] += o.flops
-        if kind == "attention" and any(o.role == "score" for o in rest):
-            flops[f"{label}.attention"] += sum(o.flops for o in rest)
-        elif rest:
-            flops[f"{label}.fused"] += sum(o.flops for o in rest)
-    return dict(flops)
-
-
-def _workloads(result: SimulationResult, model: Model) -> list[Workload]:
-    """The passes of the run, rebuilt as ``simulator.simulate.simulate`` builds them."""
-    precision = default_precision(result.target, result.precision)
-    b, p, g = result.batch, result.prompt_len, result.gen_len
-    if result.phase == "prefill":
-        return [model.prefill(b, p, precision)]
-    if result.phase == "decode":
-        return [model.decode(b, p, precision, prompt_len=p)]
-    out = [model.prefill(b, p, precision)]
-    out += [model.decode(b, c, precision, prompt_len=p) for c in range(p, p + g - 1)]
-    return out
-
-
-def _kind(name: str) -> str:
-    last = name.rsplit(".", 1)[-1]
-    if last in ("attention", "fused", "all_reduce"):
-        return last
-    return "lm_head" if "lm_head" in name else "gemm"
-
-
-def roofline_points(result: SimulationResult, target: TargetBase, model: Model | None = None,
-                    options: dict[str, Any] | None = None) -> list[RooflinePoint]:
-    """Every kernel of ``result`` with its FLOPs, DRAM bytes and time (see the module docstring)."""
+def roofline_points(result: SimulationResult, target: TargetBase) -> list[RooflinePoint]:
+    """Every kernel of ``result`` with its FLOPs, DRAM bytes and time, per GPU (see the module docstring)."""
     if target.kind != "gpu":
         raise HwsimError(f"roofline plots need a GPU target; {target.name} is a {target.kind} target")
-    from mapping.gpu.mapper import map_workload
-
-    options = {k: v for k, v in (options or {}).items() if not k.startswith("_")}
-    tp = int(options.get("tp", 1) or 1)
-    model = model or Model(result.model)
-    flops: dict[tuple[str, str], float] = defaultdict(float)
-    dram: dict[tuple[str, str], float] = defaultdict(float)
-    time_s: dict[tuple[str, str], float] = defaultdict(float)
-    for w in _workloads(result, model):
-        for name, f in kernel_flops(w).items():
-            flops[(w.phase, name)] += f
-        for task in map_workload(w, target, options).tasks:
-            dram[(w.phase, task.op)] += task.bytes_by_level.get("hbm", 0)
-            time_s[(w.phase, task.op)] += task.duration_s
-    # the rebuilt run must be the simulated one: same kernels, same time per kernel over all passes
-    by_name: dict[str, float] = defaultdict(float)
-    for (_, name), t in time_s.items():
-        by_name[name] += t
-    recorded = {name: row["latency_s"] for name, row in result.ops.items()}
-    if set(by_name) != set(recorded) or any(abs(by_name[n] - recorded[n]) > 1e-6 * max(recorded[n], 1e-9)
-                                            for n in recorded):
-        raise HwsimError("the rebuilt workloads do not reproduce the simulation's kernels; pass the simulated model "
-                         "(with its --dim bindings) and the same options (tp, attention, ...) to write_roofline")
-    return [RooflinePoint(name, _kind(name), flops.get((phase, name), 0.0) / tp, dram.get((phase, name), 0.0) / tp, t,
-                          phase) for (phase, name), t in time_s.items()]
+    tp = int(getattr(result.options, "tp", 1) or 1)
+    return [RooflinePoint(name, row["kind"] or "gemm", row["flops"] / tp, row["dram_bytes"] / tp, row["time_s"], phase)
+            for (phase, name), row in result.kernel_rows.items()]
 
 
-def write_roofline(result: SimulationResult, target: TargetBase, path: str | Path, model: Model | None = None,
-                   options: dict[str, Any] | None = None) -> list[RooflinePoint]:
-    """Draw every kernel of ``result`` on ``target``'s roofline as a PNG at ``path``; returns the points.
-
-    ``model`` (the :class:`Model` that was simulated; rebuilt from ``result.model`` if omitted, which loses any
-    ``--dim`` bindings) and ``options`` (the simulate options: ``tp``, ``attention``, ``tf32``, ``kv_heads``) must be
-    those of the simulation for the DRAM bytes and FLOPs to match it.
-    """
+def write_roofline(result: SimulationResult, target: TargetBase, path: str | Path) -> list[RooflinePoint]:
+    """Draw every kernel of ``result`` on ``target``'s roofline as a PNG at ``path``; returns the points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = roofline_points(result, target, model, options)
+    points = roofline_points(result, target)
     shown = [p for p in points if p.flops > 0 and p.dram_bytes > 0 and p.time_s > 0]
     left_out = len(points) - len(shown)
     t: Any = target

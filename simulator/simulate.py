@@ -7,6 +7,7 @@ back, so latencies and energies add.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from typing import Any
 from hardware.errors import HwsimError
 from hardware.targets import TargetBase, to_dict
 from mapping.op_costs import Precision
+from mapping.program import Program
+from mapping.target_plugin import TargetOptions, plugin_for
 from mapping.workloads import Model, Workload
-from simulator.backends import NATIVE_DTYPE, OPTIONS, mapper_for
 from simulator.engine import RunResult, TaskRecord, run
 
 
@@ -55,6 +57,9 @@ class SimulationResult:
     trace: list[tuple[str, TaskRecord, float]] = field(default_factory=list)
     memory_bytes: int = 0
     capacity_bytes: int = 0
+    #: per (phase, kernel): kind, calls, time_s, flops, dram_bytes (kernel facts carried by the tasks)
+    kernel_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    options: TargetOptions | None = None
 
     @property
     def latency_s(self) -> float:
@@ -116,12 +121,11 @@ class SimulationResult:
 
 def default_precision(target: TargetBase, precision: Precision) -> Precision:
     """Fill unset formats with the target's native one (bf16 on PIM, fp16 on GPUs and FPGAs)."""
-    native = NATIVE_DTYPE.get(target.kind, "float16")
-    return Precision(precision.weights or native, precision.activations or native, precision.kv_cache or native)
+    return plugin_for(target.kind).default_precision(target, precision)
 
 
 def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunResult, workload: Workload,
-                keep_trace: bool, offset_s: float) -> None:
+                keep_trace: bool, offset_s: float, dram_level: str | None) -> None:
     phase.passes += 1
     phase.tokens += workload.tokens
     phase.latency_s += run_result.latency_s
@@ -150,11 +154,17 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
             row = result.ops[task.op or task.name]
             row["calls"] = row.get("calls", 0) + 1
             row["flops"] = row.get("flops", 0.0) + task.flops
-            row["dram_bytes"] = row.get("dram_bytes", 0) + task.bytes_by_level.get("hbm", 0)  # the GPU mapper's DRAM
+            row["dram_bytes"] = row.get("dram_bytes", 0) + (task.bytes_by_level.get(dram_level, 0) if dram_level else 0)
             bound_s = row.setdefault("bound_s", {})
             bound_s[task.bound] = bound_s.get(task.bound, 0.0) + duration
             if task.occupancy is not None:
                 row["occupancy_s"] = row.get("occupancy_s", 0.0) + task.occupancy * duration
+            krow = result.kernel_rows.setdefault((phase.name, task.op or task.name), {
+                "kind": task.kind, "calls": 0, "time_s": 0.0, "flops": 0.0, "dram_bytes": 0})
+            krow["calls"] += 1
+            krow["time_s"] += duration
+            krow["flops"] += task.flops
+            krow["dram_bytes"] += task.bytes_by_level.get(dram_level, 0) if dram_level else 0
         if keep_trace:
             result.trace.append((phase.name, rec, offset_s))
     # static energy is spread over blocks in proportion to their time, so the breakdown adds up to the total
@@ -171,73 +181,38 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
             row["energy_j"] += idle * per_s
 
 
-def _check_options(target: TargetBase, model: Model, options: dict[str, Any]) -> None:
-    """Refuse options the target's mapper would ignore, and tensor parallelism it cannot do."""
-    known = OPTIONS.get(target.kind, {})
-    for key in options:
-        if key.startswith("_") or key in ("mode", "tp"):
-            continue
-        if key not in known:
-            listed = ", ".join(f"{k} ({v})" for k, v in known.items() if k not in ("mode", "tp")) or "none"
-            raise HwsimError(f"--set {key}: not an option of {target.kind} targets; options: {listed}")
-    tp = int(options.get("tp", 1) or 1)
-    if tp < 1:
-        raise HwsimError(f"--tp must be >= 1, got {tp}")
-    if tp > 1 and "tp" not in known:
-        raise HwsimError(f"--tp {tp}: {target.kind} targets have no tensor parallelism; drop --tp")
-    heads = model.ir.heads
-    if tp > 1 and heads and heads % tp:
-        raise HwsimError(f"--tp {tp}: the model's {heads} attention heads do not split evenly over {tp} GPUs")
-    if "refresh" in options and not isinstance(options["refresh"], bool):
-        raise HwsimError(f"--set refresh={options['refresh']}: use true or false")
-    if options.get("mode", "fast") not in ("fast", "detailed"):
-        raise HwsimError(f"mode {options['mode']!r}: use fast or detailed")
-    if options.get("mode") == "detailed" and target.kind == "fpga":
-        raise HwsimError(f"--mode detailed: FPGA target '{target.name}' has one timing model (the layer pipeline); "
-                         "drop --mode")
-
-
 def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_len: int, gen_len: int,
-             precision: Precision, options: dict[str, Any] | None = None,
+             precision: Precision, options: dict[str, Any] | TargetOptions | None = None,
              progress: Callable[[int, int], None] | None = None, trace_steps: int = 4) -> SimulationResult:
     """Run ``phase`` (prefill | decode | generate) of ``model`` on ``target``.
 
-    ``progress(done, total)`` is called after every pass; ``trace_steps`` decode steps are kept for the trace.
+    ``options`` are the target plugin's options (or the raw ``--mode``/``--tp``/``--set`` values, validated by
+    the plugin). ``progress(done, total)`` is called after every pass; ``trace_steps`` decode steps are kept for
+    the trace. A model that does not fit raises :class:`hardware.errors.DoesNotFit`.
     """
-    options = dict(options or {})
     if phase in ("decode", "generate") and model.ir.architecture in ("encoder-only", "none"):
         raise HwsimError(f"{model.path}: phase '{phase}' needs a model with a causal decoder; this graph is "
                          f"{model.ir.architecture}: use --phase prefill")
-    mapper = mapper_for(target.kind)
-    _check_options(target, model, options)
-    precision = default_precision(target, precision)
-    if target.kind == "pim":
-        native = getattr(getattr(target, "mac", None), "dtype", "bfloat16")
-        for field_name, flag in (("weights", "--weights"), ("activations", "--activations"), ("kv_cache", "--kv-cache")):
-            chosen = getattr(precision, field_name)
-            if chosen not in ("bfloat16", "float16"):
-                raise HwsimError(f"{flag} {chosen}: {target.name} computes in {native} (mac.dtype), 2 bytes per value; "
-                                 "use bf16 or fp16 on this target")
-    result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision,
-                              options.get("mode", "fast"))
+    if phase not in ("prefill", "decode", "generate"):
+        raise HwsimError(f"unknown phase '{phase}'; use prefill, decode or generate")
+    plugin = plugin_for(target.kind)
+    opts = options if isinstance(options, TargetOptions) else plugin.parse_options(dict(options or {}))
+    precision = plugin.default_precision(target, precision)
+    plugin.check(model, target, opts, precision)
+    result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision, opts.mode)
+    result.options = opts
     # capacity: weights plus the largest KV cache of the run must fit the target's memory
     final_context = prompt_len + (gen_len - 1 if phase == "generate" else 0) + (1 if phase == "decode" else 0)
     kv = model.kv_cache_bytes(batch, final_context, precision, prompt_len) if model.ir.attentions() else 0
-    result.memory_bytes = model.weight_bytes(precision) + kv
-    # tensor parallelism splits weights and KV cache over the GPUs: compare with all of them together
-    result.capacity_bytes = int(mapper.memory_capacity_bytes(target)) * int(options.get("tp", 1) or 1)
-    if result.memory_bytes > result.capacity_bytes:
-        raise HwsimError(
-            f"{model.path} does not fit {target.name}: needs {result.memory_bytes / 2**30:.2f} GiB (weights "
-            f"{model.weight_bytes(precision) / 2**30:.2f} GiB + KV cache {kv / 2**30:.2f} GiB) but the target holds "
-            f"{result.capacity_bytes / 2**30:.2f} GiB; use a smaller model, precision or batch")
-    shared: dict[str, Any] = {}
-    options.setdefault("_state", shared)
+    weights = model.weight_bytes(precision)
+    result.memory_bytes = weights + kv
+    result.capacity_bytes = plugin.check_fits(model.path, target, opts, weights, kv)
+    lowering = plugin.session(target, opts)
 
     def one(workload: Workload, phase_result: PhaseResult, keep: bool) -> None:
-        program = mapper.map_workload(workload, target, options)
+        program: Program = lowering.lower(workload)
         run_result = run(program)
-        _accumulate(result, phase_result, run_result, workload, keep, result.latency_s)
+        _accumulate(result, phase_result, run_result, workload, keep, result.latency_s, program.level("dram"))
 
     if phase in ("prefill", "generate"):
         pre = PhaseResult("prefill")
@@ -265,6 +240,7 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
         one(model.decode(batch, prompt_len, precision, prompt_len=prompt_len), dec, True)
         if progress:
             progress(1, 1)
-    else:
-        raise HwsimError(f"unknown phase '{phase}'; use prefill, decode or generate")
+    if not (math.isfinite(result.latency_s) and math.isfinite(result.energy_j)):
+        raise HwsimError(f"{target.name}: the simulated latency or energy is not a finite number; check the preset's "
+                         "values (`hwsim targets show`)")
     return result

@@ -173,12 +173,40 @@ def test_mapper_streams_weights():
     target = load_target("u55c")
     assert memory_capacity_bytes(target) == 16 * 10**9
     work = Model(JET).prefill(1, 15)
-    prog = map_workload(work, target, {})
+    prog = map_workload(work, target)
     prog.validate()
-    assert prog.tasks and all(t.resource == "fpga" for t in prog.tasks)
+    assert prog.tasks and {t.resource for t in prog.tasks} == {"dsp", "dma"}
     assert sum(t.energy_j for t in prog.tasks) > 0  # dynamic energy is modelled
+    # every weight byte is loaded once, by a load task that precedes its op's compute
+    loads = [t for t in prog.tasks if t.resource == "dma"]
+    assert sum(t.bytes_by_level["offchip"] for t in loads) == sum(
+        o.weight_bytes + o.kv_read_bytes + o.kv_write_bytes for o in work.ops if o.category not in ("view", "folded"))
+    names = {t.name for t in loads}
+    assert all(f"{t.name}:load" in names for t in prog.tasks if t.resource == "dsp" and any(
+        lt.op == t.op for lt in loads))  # every tile of a streaming op computes after its own load
     with pytest.raises(HwsimError, match="offchip_bandwidth"):
-        map_workload(work, load_target("xcvu13p"), {})
+        map_workload(work, load_target("xcvu13p"))
+
+
+def test_fpga_loads_overlap_compute_double_buffered():
+    """Weights of the next ops stream in while the DSPs compute: the makespan lies between the larger of the two
+    totals and their sum, and a load never runs more than two ops ahead of the compute (two buffers)."""
+    from mapping.fpga.mapper import map_workload
+    from mapping.workloads import Model
+    from simulator.engine import run
+
+    prog = map_workload(Model(str(ROOT / "examples" / "gpt2.onnx")).prefill(1, 64), load_target("u55c"))
+    result = run(prog)
+    load = sum(t.duration_s for t in prog.tasks if t.resource == "dma")
+    compute = sum(t.duration_s for t in prog.tasks if t.resource == "dsp")
+    assert max(load, compute) <= result.latency_s < load + compute
+    start = {r.task.name: r.start_s for r in result.records}
+    end = {r.task.name: r.end_s for r in result.records}
+    computes = [t.name for t in prog.tasks if t.resource == "dsp"]
+    for t in prog.tasks:
+        if t.resource == "dma" and t.deps:
+            (freed,) = t.deps
+            assert start[t.name] >= end[freed] and freed in computes
 
 
 def test_hls_command_writes_project(tmp_path):
@@ -342,11 +370,18 @@ def test_mapper_time_and_energy_depend_on_precision(weights, acts, factor):
     # u55c: 9,024 DSPs x 300 MHz x 0.8 = 2.16576e12 DSP-ops/s; 1e12 MACs at fp16 (1 per DSP) = 0.461732 s, far
     # above the 1 GB / 460 GB/s = 2.17 ms weight stream. Energy: 1e12 MACs x 1.2 pJ = 1.2 J (x 2 fp32, / 2 int8)
     # + 1e9 B x 8 x 3.9 pJ/bit = 0.0312 J.
-    task = map_workload(_one_matmul(weights, acts), load_target("u55c"), {}).tasks[0]
-    assert task.duration_s == pytest.approx(1e12 / 2.16576e12 * factor)
-    assert task.energy_by_action["dsp_mac"] == pytest.approx(1.2 * factor)
-    assert task.energy_by_action["offchip"] == pytest.approx(0.0312)
-    assert task.energy_j == pytest.approx(1.2 * factor + 0.0312)
+    from simulator.engine import run
+
+    program = map_workload(_one_matmul(weights, acts), load_target("u55c"), {"tiles": 4})
+    loads = [t for t in program.tasks if t.resource == "dma"]
+    computes = [t for t in program.tasks if t.resource == "dsp"]
+    assert len(loads) == len(computes) == 4
+    assert sum(t.duration_s for t in computes) == pytest.approx(1e12 / 2.16576e12 * factor)
+    assert sum(t.duration_s for t in loads) == pytest.approx(1e9 / 460e9)
+    assert sum(t.energy_by_action["dsp_mac"] for t in computes) == pytest.approx(1.2 * factor)
+    assert sum(t.energy_by_action["offchip"] for t in loads) == pytest.approx(0.0312)
+    # compute-bound: one tile's load, then the four computes back to back
+    assert run(program).latency_s == pytest.approx(1e9 / 460e9 / 4 + 1e12 / 2.16576e12 * factor)
 
 
 def test_hls_target_sets_part(tmp_path):

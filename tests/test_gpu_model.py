@@ -181,7 +181,7 @@ def _preset() -> dict:
 @pytest.mark.parametrize("mutate, field", [
     (lambda d: d.update(sm_cuont=d["sm_count"]), "sm_cuont"),
     (lambda d: d["dram_bandwidth"].update(unit="GHz"), "dram_bandwidth"),
-    (lambda d: d["l2_size"].pop("source"), "l2_size.source"),
+    (lambda d: d["l2_bandwidth"].pop("source"), "l2_bandwidth.source"),
     (lambda d: d["tensor_peak"].update(fp4=d["tensor_peak"]["fp16"]), "tensor_peak.fp4"),
     (lambda d: d.pop("launch_overhead"), "launch_overhead"),
     (lambda d: d["dram_efficiency"].update(value=1.9), "dram_efficiency"),
@@ -212,7 +212,7 @@ def test_gpt2_decode_end_to_end(gpt2_decode):
     floor = gpt2_decode.weight_bytes / a100.dram_bandwidth.si
     assert floor <= result.latency_s <= 3 * floor + len(program.tasks) * a100.launch_overhead.si
     assert result.dynamic_energy_j > 0 and result.static_energy_j > 0
-    assert result.traffic_bytes["hbm"] >= gpt2_decode.weight_bytes
+    assert result.traffic_bytes["dram"] >= gpt2_decode.weight_bytes
     kinds = {t.op.rsplit(".", 1)[-1] for t in program.tasks}
     assert {"qkv_proj", "attention", "o_proj", "up", "down", "fused"} <= kinds
     assert sum(1 for t in program.tasks if t.op.endswith(".attention")) == 12  # one attention kernel per layer
@@ -241,7 +241,7 @@ def test_gqa_model_maps(fixture_path):
     inferred = run(map_workload(w, l4, {}))
     as_mha = run(map_workload(w, l4, {"kv_heads": 4}))
     assert math.isfinite(inferred.latency_s)
-    assert inferred.traffic_bytes["hbm"] < as_mha.traffic_bytes["hbm"]  # 2 KV heads read half the K/V of 4
+    assert inferred.traffic_bytes["dram"] < as_mha.traffic_bytes["dram"]  # 2 KV heads read half the K/V of 4
 
 
 def test_prefill_maps():

@@ -42,7 +42,7 @@ GPU_BAD = [
     (("sm_count",), 0, None, "sm_count.*> 0"),
     (("sm_count",), 10.5, None, "sm_count.*whole number"),
     (("max_threads_per_sm",), 2047.5, None, "max_threads_per_sm.*whole"),
-    (("boost_clock",), 0, None, "boost_clock.*> 0"),
+    (("dram_capacity",), 0, None, "dram_capacity.*> 0"),
     (("dram_bandwidth",), 0, None, "dram_bandwidth.*> 0"),
     (("l2_bandwidth",), 0, None, "l2_bandwidth.*> 0"),
     (("cuda_core_fp32",), 0, None, "cuda_core_fp32.*> 0"),
@@ -82,7 +82,7 @@ def test_percentages_convert_and_zero_stays_allowed_where_meaningful(tmp_path):
     t = load_target(_bad(tmp_path, "a100-80gb", ("dram_efficiency",), 90, "%"))
     assert t.dram_efficiency.si == pytest.approx(0.9)
     assert load_target(_bad(tmp_path, "a100-80gb", ("nvlink_bandwidth",), 0)).link_bandwidth == 32e9  # PCIe
-    assert load_target(_bad(tmp_path, "u55c", ("uram",), 0)).uram.n == 0
+    assert load_target(_bad(tmp_path, "u55c", ("lut_mult_max_bits",), 0)).lut_mult_max_bits.n == 0
     assert load_target("xcvu13p").offchip_bandwidth.si == 0  # bare device: the mapper refuses it, loading does not
 
 

@@ -1,29 +1,34 @@
-"""One DRAM (pseudo-)channel: per-bank state machines (closed / row open) plus the timing table.
+"""One DRAM (pseudo-)channel: per-bank state machines (closed / row open) plus the standard's timing table.
 
 :meth:`Channel.issue` takes a command, its bank address and the cycle the controller wants it, and returns the
 earliest legal issue cycle, updating bank state and timing history. The command bus carries one command per
 cycle and commands issue in the order they are given (the controller reorders, this model does not), so
 issue cycles are strictly increasing. Plain ints, lists and dicts: the engine calls this per command.
 
-Speed (the AiM command mode issues millions of commands): the timing table is compiled once per standard
+Everything standard-specific is the standard's data (:mod:`hardware.dram.standard`): its commands (level, the bank
+state each requires, whether it opens or closes rows, the address fields it checks) and its constraint table.
+This module is generic.
+
+Speed (the AiM command mode issues millions of commands): a standard's table is compiled once
 (:class:`_Compiled`) into straight-line Python per command: every window-1 rule becomes one term ``last[slot] +
 cycles`` of a single ``max`` over one flat list of last-issue cycles, with integer slots and cycles as constants.
 Issue cycles strictly increase, so the latest issue of a command in *any* bank is its latest issue in the
 channel: an all-bank command (ACT_AB, MAC_ABK, PREA, REF) checks its bank-level rules against channel-level slots
-instead of looping over every bank, and its own history lives in those slots too. tFAW keeps a ring of the last
-four ACT cycles. Results are identical to evaluating the table rule by rule, as the original implementation did
-(``tests/test_dram_timing.py::test_matches_reference_implementation`` holds its traces).
+instead of looping over every bank, and its own history lives in those slots too. A channel-level windowed rule
+(tFAW) keeps a ring of the last ``window`` cycles. Results are identical to evaluating the table rule by rule, as
+the original implementation did (``tests/test_dram_timing.py::test_matches_reference_implementation`` holds its
+traces).
 """
 
 from __future__ import annotations
 
 import linecache
+import sys
 from typing import NamedTuple
 
-from hardware.dram import timing
-from hardware.dram.commands import AIM_ONLY, ALL_BANK, NO_BANK, Command
-from hardware.dram.standard import DramStandard
-from hardware.dram.timing import build_rules
+from hardware.dram.commands import Command
+from hardware.dram.standard import DramStandard, extension_commands
+from hardware.dram.timing import build_rules, latency_cycles
 
 
 class DramProtocolError(RuntimeError):
@@ -40,52 +45,57 @@ class BankAddress(NamedTuple):
 
 
 _NOWHERE = BankAddress()
-_HISTORY = 4  # recent issue cycles kept per command per node for windowed rules: enough for tFAW's window of 4
-
-# integer command ids, in declaration order
-_MEMBERS: tuple[Command, ...] = tuple(Command)
-_NAMES: tuple[str, ...] = tuple(str(m) for m in _MEMBERS)
-_IDS: dict[str, int] = {name: i for i, name in enumerate(_NAMES)}
-_N = len(_MEMBERS)
-ACT, PRE, PREA, RD, WR, REF, ACT_AB, MAC_ABK, RD_MAC, WR_GB = (_IDS[c] for c in (
-    "ACT", "PRE", "PREA", "RD", "WR", "REF", "ACT_AB", "MAC_ABK", "RD_MAC", "WR_GB"))
-_SINGLE, _ALL, _NONE = 0, 1, 2
-_KIND: tuple[int, ...] = tuple(_ALL if m in ALL_BANK else _NONE if m in NO_BANK else _SINGLE for m in _MEMBERS)
-_AIM: tuple[bool, ...] = tuple(m in AIM_ONLY for m in _MEMBERS)
+_SINGLE, _ALL, _NONE = 0, 1, 2  # one bank, every bank, no bank
+_COMMON = {str(m): m for m in Command}
 
 
 class _Compiled:
-    """The timing table of one standard compiled to Python (shared by every Channel of that standard).
+    """The commands and timing table of one standard compiled to Python (shared by every Channel of that standard).
 
-    History lives in one flat list of last-issue cycles: slot ``c`` for command id ``c`` at channel level, then
-    ``GB + group * N + c`` per bank group and ``BB + bank * N + c`` per bank (one-bank commands only). Every
-    window-1 rule of a following command becomes one term ``slot + cycles`` of a ``max``; issue and earliest are
-    generated as straight-line code per command with those slots and cycles as constants.
+    Command ids follow the standard's ``all_commands`` order. History lives in one flat list of last-issue cycles:
+    slot ``c`` for command id ``c`` at channel level, then ``GB + group * N + c`` per bank group and
+    ``BB + bank * N + c`` per bank (one-bank commands only). Every window-1 rule of a following command becomes one
+    term ``slot + cycles`` of a ``max``; issue and earliest are generated as straight-line code per command with
+    those slots and cycles as constants.
     """
 
-    def __init__(self, params: dict[str, int], aim: bool, groups: int, per_group: int, rows: int, columns: int) -> None:
+    def __init__(self, standard: DramStandard, groups: int, per_group: int, rows: int, columns: int) -> None:
         banks = groups * per_group
-        self.rules = build_rules(params, aim)
-        self.group_base = _N
-        self.bank_base = _N + groups * _N
-        self.size = self.bank_base + banks * _N
+        specs = standard.all_commands
+        params = standard.params
+        self.names: tuple[str, ...] = tuple(specs)
+        self.ids: dict[str, int] = {name: i for i, name in enumerate(self.names)}
+        self.specs = tuple(specs.values())
+        # canonical command objects: the Command member for common names, else the interned name
+        self.members: tuple[str, ...] = tuple(_COMMON.get(n) or sys.intern(n) for n in self.names)
+        n_cmd = len(self.names)
+        self.kind = tuple(_SINGLE if s.level == "bank" else _ALL if s.all_banks else _NONE for s in self.specs)
+        self.data: dict[str, int] = {n: latency_cycles(s.data, params) for n, s in specs.items()}
+        self.opener = standard.command_role(level="bank", opens=True) or "an opening command"
+        self.closer = standard.command_role(level="bank", closes=True) or "a closing command"
+        self.all_closer = standard.command_role(level="channel", all_banks=True, closes=True) or "a closing command"
+        self.rules = build_rules(standard.table, params)
+        self.n = n_cmd
+        self.group_base = n_cmd
+        self.bank_base = n_cmd + groups * n_cmd
+        self.size = self.bank_base + banks * n_cmd
         # a never-issued command's slot holds a cycle so early that no rule against it can bind (issue cycles >= 0)
         self.never = -1 - max((r.cycles for rules in self.rules.values() for r in rules), default=0)
-        # windowed rules (window > 1, tFAW). At channel level with window <= _HISTORY, the window-th most recent of
-        # the last _HISTORY issues of each preceding command is the window-th most recent issue of any of them: a
-        # ring of the last ``window`` cycles, oldest first, read as one more max term. Other windowed rules keep
-        # the reference evaluation (_window_rules) over per-node histories.
+        # windowed rules (window > 1, tFAW). At channel level the window-th most recent issue of any preceding
+        # command is the oldest of a ring of the last ``window`` such issues, read as one more max term. Other
+        # windowed rules keep the reference evaluation (_window_rules) over per-node histories.
         self.rings: list[tuple[frozenset[int], int]] = []  # (preceding ids, window) per ring
-        self.ring_terms: list[list[tuple[int, int]]] = [[] for _ in _NAMES]  # per command: (ring, cycles)
+        self.ring_terms: list[list[tuple[int, int]]] = [[] for _ in self.names]  # per command: (ring, cycles)
         self.windowed: list[tuple[tuple[int, tuple[int, ...], int, int], ...]] = []
+        self.history = 1
         wcmds: list[set[int]] = [set(), set(), set()]
-        for cid, name in enumerate(_NAMES):
+        for cid, name in enumerate(self.names):
             generic = []
             for r in self.rules.get(name, ()):
                 if r.window == 1:
                     continue
-                preceding = tuple(_IDS[p] for p in r.preceding)
-                if r.level == 2 and r.window <= _HISTORY:
+                preceding = tuple(self.ids[p] for p in r.preceding)
+                if r.level == 2:
                     ring = (frozenset(preceding), r.window)
                     if ring not in self.rings:
                         self.rings.append(ring)
@@ -93,31 +103,33 @@ class _Compiled:
                 else:
                     generic.append((r.level, preceding, r.cycles, r.window))
                     wcmds[r.level].update(preceding)
+                    self.history = max(self.history, r.window)
             self.windowed.append(tuple(generic))
         self.windowed_cmds = [frozenset(c) for c in wcmds]
-        self.source = _generate(self, aim, groups, per_group, rows, columns, banks)
+        self.source = _generate(self, groups, per_group, rows, columns, banks)
         namespace: dict = {}
-        filename = f"<hardware.dram.channel generated {len(_COMPILED)}>"
+        filename = f"<hardware.dram.channel generated {len(_COMPILED)} {standard.name}>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)  # tracebacks
-        namespace.update(NOWHERE=_NOWHERE, MEMBERS=_MEMBERS, IDS=_IDS, Command=Command)
-        namespace.update((f"C{i}", m) for i, m in enumerate(_MEMBERS))
+        namespace.update(NOWHERE=_NOWHERE, MEMBERS=self.members, IDS=self.ids)
+        namespace.update((f"C{i}", m) for i, m in enumerate(self.members))
         exec(compile(self.source, filename, "exec"), namespace)
         self.make = namespace["make"]
 
     def terms(self, cid: int) -> list[tuple[str, int]]:
         """(slot expression, cycles) of every window-1 rule ``cid`` waits for, largest cycles per slot."""
-        kind = _KIND[cid]
+        kinds = self.kind
+        kind = kinds[cid]
         need: dict[str, int] = {}
-        for rule in self.rules.get(_NAMES[cid], ()):
+        for rule in self.rules.get(self.names[cid], ()):
             if rule.window != 1:
                 continue
             for name in rule.preceding:
-                prev = _IDS[name]
+                prev = self.ids[name]
                 if rule.level == 2:
                     expr = f"L[{prev}]"  # channel history records every command
-                elif kind == _NONE or _KIND[prev] == _NONE:
+                elif kind == _NONE or kinds[prev] == _NONE:
                     continue  # no bank/group node on one side
-                elif kind == _ALL or _KIND[prev] == _ALL:
+                elif kind == _ALL or kinds[prev] == _ALL:
                     # an all-bank command's bank/group history is the same everywhere: its channel slot; and the
                     # latest issue of a one-bank command over all banks is its latest issue anywhere
                     expr = f"L[{prev}]"
@@ -130,16 +142,42 @@ class _Compiled:
         return list(need.items())
 
 
-# hot commands first (the AiM stream), then the controller's
-_ORDER = (MAC_ABK, RD_MAC, WR_GB, ACT_AB, PREA, RD, WR, ACT, PRE, REF)
+def _state_checks(comp: _Compiled, cid: int, groups: int, per_group: int, rows: int, columns: int, banks: int) -> list[str]:
+    """Generated lines that hand command ``cid`` to the slow-path checker when its address or bank state is wrong."""
+    spec = comp.specs[cid]
+    kind = comp.kind[cid]
+    conds = []
+    if "row" in spec.uses:
+        conds.append(f"0 <= address.row < {rows}")
+    if "column" in spec.uses:
+        conds.append(f"0 <= address.column < {columns}")
+    if kind == _SINGLE:
+        conds += [f"0 <= bg < {groups}", f"0 <= bk < {per_group}"]
+        body = ["bg = address.bank_group", "bk = address.bank", f"if not ({' and '.join(conds)}):",
+                f"    check({cid}, address)", f"fb = bg * {per_group} + bk"]
+        bad = {"closed": "row is not None", "open": "row is None", "row": "row is None or row != address.row"}
+        if spec.requires in bad:
+            body += ["row = self.open_row[fb]", f"if {bad[spec.requires]}:", f"    check({cid}, address)"]
+        return body + [f"gb = {comp.group_base} + bg * {comp.n}", f"bb = {comp.bank_base} + fb * {comp.n}"]
+    body = []
+    if kind == _ALL:
+        state = {"closed": f"self.open_row.count(None) == {banks}", "open": "None not in self.open_row",
+                 "row": f"self.open_row.count(row) == {banks}"}
+        if spec.requires == "row":
+            body.append("row = address.row")
+            conds = [c.replace("address.row", "row") for c in conds]
+        if spec.requires in state:
+            conds.append(state[spec.requires])
+    return body + ([f"if not ({' and '.join(conds)}):", f"    check({cid}, address)"] if conds else [])
 
 
-def _generate(comp: _Compiled, aim: bool, groups: int, per_group: int, rows: int, columns: int, banks: int) -> str:
+def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: int, banks: int) -> str:
     """Python source of ``make(channel)`` returning (issue, earliest) specialised to one standard."""
     out = [
         "def make(self):",
         "    L = self._last",
         "    check = self._check_state",
+        "    unknown = self._unknown",
         "    window_rules = self._window_rules",
         "    record_window = self._record_window",
     ]
@@ -153,34 +191,11 @@ def _generate(comp: _Compiled, aim: bool, groups: int, per_group: int, rows: int
             "        if not t > at:",
             "            t = at",
         ]
-        for n, cid in enumerate(_ORDER):
-            body: list[str] = []
-            kind = _KIND[cid]
-            fb = "0"
-            if _AIM[cid] and not aim:
-                body.append(f"check({cid}, address)")
-            elif kind == _SINGLE:
-                conds = [f"0 <= bg < {groups}", f"0 <= bk < {per_group}"]
-                if cid == ACT:
-                    conds.insert(0, f"0 <= address.row < {rows}")
-                if cid in (RD, WR):
-                    conds.insert(0, f"0 <= address.column < {columns}")
-                body += ["bg = address.bank_group", "bk = address.bank", f"if not ({' and '.join(conds)}):",
-                         f"    check({cid}, address)", f"fb = bg * {per_group} + bk", "row = self.open_row[fb]"]
-                bad = {ACT: "row is not None", PRE: "row is None"}.get(cid, "row is None or row != address.row")
-                body += [f"if {bad}:", f"    check({cid}, address)",
-                         f"gb = {comp.group_base} + bg * {_N}", f"bb = {comp.bank_base} + fb * {_N}"]
-                fb = "fb"
-            elif cid in (REF, ACT_AB):
-                cond = f"self.open_row.count(None) != {banks}"
-                if cid == ACT_AB:
-                    cond = f"not 0 <= address.row < {rows} or " + cond
-                body += [f"if {cond}:", f"    check({cid}, address)"]
-            elif cid == MAC_ABK:
-                body += ["row = address.row",
-                         f"if not (0 <= row < {rows} and 0 <= address.column < {columns} "
-                         f"and self.open_row.count(row) == {banks}):",
-                         f"    check({cid}, address)"]
+        for cid, name in enumerate(comp.names):
+            spec = comp.specs[cid]
+            kind = comp.kind[cid]
+            fb = "fb" if kind == _SINGLE else "0"
+            body = _state_checks(comp, cid, groups, per_group, rows, columns, banks)
             terms = comp.terms(cid) + [(f"W{k}[0]", c) for k, c in comp.ring_terms[cid]]
             if terms:
                 body.append("t = max(t, " + ", ".join(f"{e} + {c}" for e, c in terms) + ")")
@@ -195,43 +210,43 @@ def _generate(comp: _Compiled, aim: bool, groups: int, per_group: int, rows: int
                         body += [f"W{k}.append(t)", f"del W{k}[0]"]
                 if any(cid in w for w in comp.windowed_cmds):
                     body.append(f"record_window({cid}, {fb}, t)")
-                if cid == ACT:
-                    body.append("self.open_row[fb] = address.row")
-                elif cid == PRE:
-                    body.append("self.open_row[fb] = None")
-                elif cid == PREA:
-                    body.append(f"self.open_row = [None] * {banks}")
-                elif cid == ACT_AB:
-                    body.append(f"self.open_row = [address.row] * {banks}")
+                if spec.opens:
+                    body.append("self.open_row[fb] = address.row" if kind == _SINGLE
+                                else f"self.open_row = [address.row] * {banks}")
+                elif spec.closes:
+                    body.append("self.open_row[fb] = None" if kind == _SINGLE else f"self.open_row = [None] * {banks}")
                 body += ["self.last_issue = t", "counts = self.counts",
                          f"counts[C{cid}] = counts.get(C{cid}, 0) + 1",
-                         "if self.trace is not None:", f"    self.trace.append((t, {_NAMES[cid]!r}, address))"]
+                         "if self.trace is not None:", f"    self.trace.append((t, {name!r}, address))"]
             body.append("return t")
-            out.append(f"        {'if' if n == 0 else 'elif'} command is C{cid}:  # {_NAMES[cid]}")
+            out.append(f"        {'if' if cid == 0 else 'elif'} command is C{cid}:  # {name}")
             out += ["            " + line for line in body]
         out += [
             "        try:",
             "            member = MEMBERS[IDS[command]]",
             "        except (KeyError, TypeError):",
-            "            member = Command(command)",
+            "            member = unknown(command)",
             f"        return {fn}(member, address, at)",
         ]
     out.append("    return issue, earliest")
     return "\n".join(out) + "\n"
 
 
-_COMPILED: dict[tuple, tuple[_Compiled, tuple]] = {}
+_COMPILED: dict[tuple, _Compiled] = {}
+_BY_ID: dict[int, tuple[DramStandard, tuple, _Compiled]] = {}
 
 
 def _compiled(standard: DramStandard, groups: int, per_group: int, rows: int, columns: int) -> _Compiled:
-    params = standard.params
-    # the tables by identity (kept alive in the entry), so a patched table compiles afresh
-    tables = (timing.BASE_TABLE, timing.AIM_TABLE)
-    key = (tuple(params.items()), standard.aim is not None, groups, per_group, rows, columns, *map(id, tables))
-    entry = _COMPILED.get(key)
-    if entry is None:
-        entry = _COMPILED[key] = (_Compiled(params, standard.aim is not None, groups, per_group, rows, columns), tables)
-    return entry[0]
+    geometry = (groups, per_group, rows, columns)
+    hit = _BY_ID.get(id(standard))
+    if hit is not None and hit[0] is standard and hit[1] == geometry:
+        return hit[2]
+    key = (tuple(standard.params.items()), tuple(standard.all_commands.items()), standard.table, geometry)
+    comp = _COMPILED.get(key)
+    if comp is None:
+        comp = _COMPILED[key] = _Compiled(standard, groups, per_group, rows, columns)
+    _BY_ID[id(standard)] = (standard, geometry, comp)  # holds the standard, so its id stays its own
+    return comp
 
 
 class Channel:
@@ -256,7 +271,7 @@ class Channel:
         self._last: list[int] = [comp.never] * comp.size
         # last ``window`` issue cycles (oldest first) of each channel-level windowed rule's commands (tFAW)
         self._rings: list[list[int]] = [[comp.never] * window for _, window in comp.rings]
-        # windowed rules only: whist[level][node][command id] -> most recent issue cycles, oldest first
+        # other windowed rules only: whist[level][node][command id] -> most recent issue cycles, oldest first
         self._whist: list[list[dict[int, list[int]]]] = [
             [{} for _ in range(self.banks)],
             [{} for _ in range(self.bank_groups)],
@@ -286,6 +301,12 @@ class Channel:
         self._install()
 
     # ------------------------------------------------------------------ addressing
+    def command(self, name: str) -> str:
+        """The canonical object for command ``name`` of this standard (issue compares by identity first)."""
+        comp = self._comp
+        cid = comp.ids.get(name)
+        return comp.members[cid] if cid is not None else self._unknown(name)
+
     def bank_address(self, flat_bank: int, row: int = 0, column: int = 0) -> BankAddress:
         """Map a flat bank number to (group, bank) with groups interleaved: bank 0 -> BG0, bank 1 -> BG1, ..."""
         if not 0 <= flat_bank < self.banks:
@@ -299,7 +320,7 @@ class Channel:
 
     def _nodes(self, cid: int, fb: int) -> tuple[range | list[int], range | list[int]]:
         """Bank and bank-group nodes command ``cid`` at flat bank ``fb`` touches."""
-        kind = _KIND[cid]
+        kind = self._comp.kind[cid]
         if kind == _NONE:
             return [], []
         if kind == _ALL:
@@ -307,40 +328,58 @@ class Channel:
         return [fb], [fb // self.banks_per_group]
 
     # ------------------------------------------------------------------ state machine
+    def _unknown(self, command: object) -> str:
+        """Raise for a command this standard does not declare: DramProtocolError when another standard's extension
+        declares it (the standard lacks that section), else ValueError (no such command)."""
+        name = str(command) if isinstance(command, str) else None
+        ext = extension_commands().get(name) if name is not None else None
+        if ext is not None:
+            key, title = ext
+            raise DramProtocolError(f"{name}: standard '{self.standard.name}' has no {title} ({key}:) section")
+        raise ValueError(f"{command!r} is not a valid Command of DRAM standard '{self.standard.name}' "
+                         f"(it declares {', '.join(self._comp.names)})")
+
     def _check_state(self, cid: int, addr: BankAddress) -> None:
         """Raise DramProtocolError if command ``cid`` is illegal now (the generated code calls this on its slow path)."""
-        cmd = _NAMES[cid]
-        if _AIM[cid] and not self.has_aim:
-            raise DramProtocolError(f"{cmd}: standard '{self.standard.name}' has no AiM (aim:) section")
-        if cid in (ACT, ACT_AB, MAC_ABK) and not 0 <= addr.row < self.rows:
+        comp = self._comp
+        cmd = comp.names[cid]
+        spec = comp.specs[cid]
+        kind = comp.kind[cid]
+        if "row" in spec.uses and not 0 <= addr.row < self.rows:
             raise DramProtocolError(f"{cmd}: row {addr.row} out of range 0..{self.rows - 1}")
-        if cid in (RD, WR, MAC_ABK) and not 0 <= addr.column < self.columns:
+        if "column" in spec.uses and not 0 <= addr.column < self.columns:
             raise DramProtocolError(f"{cmd}: column {addr.column} out of range 0..{self.columns - 1}")
-        if cid in (ACT, PRE, RD, WR):
+        if kind == _SINGLE:
             b = self._flat(addr)
             row = self.open_row[b]
             where = f"bank {addr.bank_group}.{addr.bank}"
-            if cid == ACT and row is not None:
-                raise DramProtocolError(f"ACT to {where} which has row {row} open: PRE it first")
-            if cid == PRE and row is None:
-                raise DramProtocolError(f"PRE to {where} which is already closed")
-            if cid in (RD, WR):
+            if spec.requires == "closed" and row is not None:
+                raise DramProtocolError(f"{cmd} to {where} which has row {row} open: {comp.closer} it first")
+            if spec.requires == "open" and row is None:
+                raise DramProtocolError(f"{cmd} to {where} which is already closed")
+            if spec.requires == "row":
                 if row is None:
-                    raise DramProtocolError(f"{cmd} to {where} which is closed: ACT row {addr.row} first")
+                    raise DramProtocolError(f"{cmd} to {where} which is closed: {comp.opener} row {addr.row} first")
                 if row != addr.row:
                     raise DramProtocolError(f"{cmd} to row {addr.row} of {where} but row {row} is open")
-        elif cid in (REF, ACT_AB):
-            open_banks = [b for b, r in enumerate(self.open_row) if r is not None]
-            if open_banks:
-                raise DramProtocolError(f"{cmd} needs every bank closed; banks {open_banks} are open: PREA first")
-        elif cid == MAC_ABK:
-            wrong = [b for b, r in enumerate(self.open_row) if r != addr.row]
-            if wrong:
-                raise DramProtocolError(f"MAC_ABK needs row {addr.row} open in every bank; banks {wrong} are not")
+        elif kind == _ALL:
+            if spec.requires == "closed":
+                open_banks = [b for b, r in enumerate(self.open_row) if r is not None]
+                if open_banks:
+                    raise DramProtocolError(f"{cmd} needs every bank closed; banks {open_banks} are open: "
+                                            f"{comp.all_closer} first")
+            elif spec.requires == "open":
+                closed = [b for b, r in enumerate(self.open_row) if r is None]
+                if closed:
+                    raise DramProtocolError(f"{cmd} needs a row open in every bank; banks {closed} are closed")
+            elif spec.requires == "row":
+                wrong = [b for b, r in enumerate(self.open_row) if r != addr.row]
+                if wrong:
+                    raise DramProtocolError(f"{cmd} needs row {addr.row} open in every bank; banks {wrong} are not")
 
     # ------------------------------------------------------------------ timing
     def _window_rules(self, cid: int, fb: int, t: int) -> int:
-        """Apply the rules over the N most recent commands (tFAW) to candidate cycle ``t``."""
+        """Apply the rules over the N most recent commands (below channel level) to candidate cycle ``t``."""
         banks, groups = self._nodes(cid, fb)
         nodes_by_level = (banks, groups, [0])
         for level, preceding, cycles, window in self._comp.windowed[cid]:
@@ -355,6 +394,7 @@ class Channel:
     def _record_window(self, cid: int, fb: int, t: int) -> None:
         """Remember issue cycle ``t`` of ``cid`` where windowed rules will look for it."""
         banks, groups = self._nodes(cid, fb)
+        keep = self._comp.history
         for level, nodes in ((0, banks), (1, groups), (2, [0])):
             if cid not in self._comp.windowed_cmds[level]:
                 continue
@@ -362,7 +402,7 @@ class Channel:
             for node in nodes:
                 cycles = hist[node].setdefault(cid, [])
                 cycles.append(t)
-                if len(cycles) > _HISTORY:
+                if len(cycles) > keep:
                     del cycles[0]
 
     def earliest(self, command: str, address: BankAddress | None = None, at: int = 0) -> int:
@@ -376,15 +416,10 @@ class Channel:
         """
         return self._fast[0](command, address, at)
 
+    def data_cycles(self, command: str) -> int:
+        """Cycles from issuing ``command`` to its last data beat (the standard's ``data:``; 0 without data)."""
+        return self._comp.data.get(command, 0)
+
     def data_done(self, command: str, issue_cycle: int) -> int:
         """Cycle the last data beat of a RD/WR (or RD_MAC/WR_GB) issued at ``issue_cycle`` has crossed the bus."""
-        p = self.params
-        if command == Command.RD:
-            return issue_cycle + p["tCL"] + p["tBL"]
-        if command == Command.RD_MAC:  # MAC registers, no array access: AIM-SIM nCLREG = 0, so just the burst
-            return issue_cycle + p["tBL"]
-        if command == Command.WR:
-            return issue_cycle + p["tCWL"] + p["tBL"]
-        if command == Command.WR_GB:
-            return issue_cycle + p["tCWL_GB"] + p["tBL"]
-        return issue_cycle
+        return issue_cycle + self._comp.data.get(command, 0)

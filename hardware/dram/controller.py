@@ -3,6 +3,9 @@
 Requests are served in the order given (no FR-FCFS reordering). Per request: row hit -> RD/WR; bank closed
 (miss) -> ACT, RD/WR; other row open (conflict) -> PRE, ACT, RD/WR. Every tREFI cycles an all-bank REF is due:
 PREA if any bank is open, then REF, which blocks ACTs for tRFC.
+
+The commands come from the standard's data: ``requests`` (read, write), ``refresh`` (command, interval) and the
+commands' ``opens``/``closes`` (the one-bank opener and closer, the all-bank closer).
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hardware.dram.channel import Channel
-from hardware.dram.commands import Command
 from hardware.dram.standard import DramStandard
+from hardware.errors import HwsimError
 
 
 @dataclass
@@ -31,18 +34,35 @@ class OpenRowController:
     """Open-row policy, in-order issue, refresh every tREFI."""
 
     def __init__(self, channel: Channel, refresh: bool = True) -> None:
+        std = channel.standard
+        roles = {"open one bank": std.command_role(level="bank", opens=True),
+                 "close one bank": std.command_role(level="bank", closes=True)}
+        if refresh and std.refresh is not None:
+            roles["close every bank"] = std.command_role(level="channel", all_banks=True, closes=True)
+        missing = [what for what, name in roles.items() if name is None]
+        if missing:
+            raise HwsimError(f"DRAM standard '{std.name}': the open-row controller needs a command to {missing[0]} "
+                             "(declare one in commands:, with opens/closes)")
         self.channel = channel
-        self.refresh = refresh
-        self.next_refresh = channel.params["tREFI"]
+        self.refresh = refresh and std.refresh is not None
+        cmd = channel.command
+        self.act, self.pre = cmd(roles["open one bank"]), cmd(roles["close one bank"])
+        self.rd, self.wr = cmd(std.requests.read), cmd(std.requests.write)
+        if self.refresh:
+            self.prea, self.ref = cmd(roles["close every bank"]), cmd(std.refresh.command)
+            self.interval = channel.params[std.refresh.interval]
+            self.next_refresh = self.interval
+        else:
+            self.next_refresh = self.interval = 0
 
     def _refresh_if_due(self, result: ServiceResult) -> None:
         ch = self.channel
         while self.refresh and ch.last_issue + 1 >= self.next_refresh:
             if any(row is not None for row in ch.open_row):
-                ch.issue(Command.PREA, at=self.next_refresh)
-            ch.issue(Command.REF, at=self.next_refresh)
+                ch.issue(self.prea, at=self.next_refresh)
+            ch.issue(self.ref, at=self.next_refresh)
             result.refreshes += 1
-            self.next_refresh += ch.params["tREFI"]
+            self.next_refresh += self.interval
 
     def service(self, requests: Iterable[tuple[bool, int, int, int]], at: int = 0) -> ServiceResult:
         """Serve ``(is_write, flat_bank, row, column)`` requests in order from cycle ``at``."""
@@ -52,10 +72,9 @@ class OpenRowController:
         issue = ch.issue
         bank_address = ch.bank_address
         per_group = ch.banks_per_group
-        p = ch.params
-        rd_done = p["tCL"] + p["tBL"]  # Channel.data_done of RD / WR
-        wr_done = p["tCWL"] + p["tBL"]
-        act, pre, rd, wr = Command.ACT, Command.PRE, Command.RD, Command.WR
+        act, pre, rd, wr = self.act, self.pre, self.rd, self.wr
+        rd_done = ch.data_cycles(rd)  # Channel.data_done of the read / write
+        wr_done = ch.data_cycles(wr)
         cycles = at
         hits = misses = conflicts = 0
         for is_write, flat_bank, row, column in requests:

@@ -1,23 +1,43 @@
-"""A DRAM standard as data: organisation and timing parameters (in command-clock cycles), each with its source.
+"""A DRAM standard as data: organisation, timing parameters, commands and timing-constraint table, each with its source.
 
 One YAML file per standard under ``hardware/presets/dram/`` (Ramulator 2.0 style: adding a standard is a new
-data file, the bank state machine stays generic). Every number is written ``{value: N, source: "..."}``.
+data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state machine in
+:mod:`hardware.dram.channel` are generic). A file declares:
+
+- ``organization`` and ``timing`` numbers, every one written ``{value: N, source: "..."}`` (timing in CK cycles);
+- ``derived``: secondary timings as expressions of other parameters, each with its source (the one place they are
+  derived);
+- ``levels`` (the hierarchy: ``channel``, optionally ``bankgroup``, ``bank``) and ``commands``: per command the
+  level it addresses (``bank``, or ``channel`` with ``all_banks`` for commands acting on every bank), the bank state
+  it requires (``closed``, ``open``, ``row`` = the addressed row open), whether it ``opens`` or ``closes`` rows,
+  which address fields it range-checks (``uses``), and ``data``: cycles from issue to its last data beat;
+- ``constraints``: one line per rule ``{level, preceding, following, latency[, window]}`` (see
+  :mod:`hardware.dram.timing`); ``checks``: inequalities the numbers must satisfy for the table to be right;
+- ``requests`` / ``refresh``: which commands an open-row controller issues for reads, writes and refresh;
+- ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM).
+
 :func:`load_standard` validates the file with pydantic and turns any mistake into a one-line
-:class:`~hardware.errors.HwsimError` naming the file and the field.
+:class:`~hardware.errors.HwsimError` naming the file and the field (and its line for the rule sections).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hardware.dram.timing import LEVELS, TimingConstraint, latency_terms
 from hardware.errors import HwsimError
 from hardware.yaml_file import read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets" / "dram"
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class _Strict(BaseModel):
@@ -45,6 +65,13 @@ class Quantity(_Strict):
     source: str = Field(min_length=1)
 
 
+class Derived(_Strict):
+    """A secondary timing parameter: an expression of other parameters (``"tRP"``, ``"tRAS + tRP"``) and its source."""
+
+    value: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
 class Organization(_Strict):
     """Geometry of one device. ``columns`` counts burst-sized column addresses, so a row holds
     ``columns * burst_bytes`` bytes per (pseudo-)channel."""
@@ -62,66 +89,113 @@ class Organization(_Strict):
     tCK_ns: Quantity
 
 
-class Timing(_Strict):
-    """Timing parameters in CK cycles. Give ``tRCD`` or both ``tRCDRD`` and ``tRCDWR``; ``tRPab`` (precharge-all
-    to activate) defaults to ``tRP``."""
+class CommandSpec(_Strict):
+    """One command: the level it addresses, the bank state it needs, what it does to rows, its data latency.
 
-    tRCD: Cycles | None = None
-    tRCDRD: Cycles | None = None
-    tRCDWR: Cycles | None = None
-    tRP: Cycles
-    tRPab: Cycles | None = None
-    tRAS: Cycles
-    tRC: Cycles
-    tCCD_S: Cycles
-    tCCD_L: Cycles
-    tRRD_S: Cycles
-    tRRD_L: Cycles
-    tFAW: Cycles
-    tWR: Cycles
-    tRTP: Cycles
-    tWTR_S: Cycles
-    tWTR_L: Cycles
-    tCL: Cycles
-    tCWL: Cycles
-    tBL: Cycles
-    tREFI: Cycles
-    tRFC: Cycles
+    ``level: bank`` addresses one bank; ``level: channel`` addresses the channel, acting on every bank with
+    ``all_banks: true`` (PREA, REF, AiM's ACT_AB) or on none (channel buffers: AiM's RD_MAC, WR_GB). ``requires``:
+    ``closed`` (every addressed bank closed), ``open`` (some row open), ``row`` (the addressed row open), ``any``.
+    ``uses``: address fields range-checked. ``data``: cycles from issue to the last data beat (an expression)."""
+
+    level: str
+    all_banks: bool = False
+    requires: Literal["any", "closed", "open", "row"] = "any"
+    opens: bool = False
+    closes: bool = False
+    uses: tuple[Literal["row", "column"], ...] = ()
+    data: str | int = 0
+    description: str = ""
 
 
-class AimTiming(_Strict):
-    """SK hynix GDDR6-AiM extras (cycles): ACT-to-MAC delay, MAC_ABK command spacing, global-buffer write latency."""
+class ConstraintSpec(_Strict):
+    """One timing-constraint line as written in the file (see :class:`hardware.dram.timing.TimingConstraint`)."""
 
-    tMAC: Cycles
-    tCCD_MAC: Cycles
-    tCWL_GB: Cycles
+    level: str
+    preceding: tuple[str, ...] = Field(min_length=1)
+    following: tuple[str, ...] = Field(min_length=1)
+    latency: str | int
+    window: int = Field(default=1, ge=1)
+
+
+class Requests(_Strict):
+    """Commands a controller issues to serve a read or a write request at an open row."""
+
+    read: str
+    write: str
+
+
+class Refresh(_Strict):
+    """The all-bank refresh command and the parameter naming its interval."""
+
+    command: str
+    interval: str
+
+
+class Extension(_Strict):
+    """An optional command set (e.g. SK hynix GDDR6-AiM): its own timing numbers, commands and constraints."""
+
+    title: str = Field(min_length=1)
+    description: str = ""
+    timing: dict[str, Cycles] = {}
+    commands: dict[str, CommandSpec] = {}
+    constraints: tuple[ConstraintSpec, ...] = ()
 
 
 class DramStandard(_Strict):
-    """One DRAM standard (speed bin and device organisation), validated."""
+    """One DRAM standard (speed bin, device organisation and command rules), validated."""
 
     name: str = Field(min_length=1)
     description: str = ""
     organization: Organization
-    timing: Timing
-    aim: AimTiming | None = None
+    levels: tuple[str, ...]
+    commands: dict[str, CommandSpec]
+    requests: Requests
+    refresh: Refresh | None = None
+    timing: dict[str, Cycles]
+    derived: dict[str, Derived] = {}
+    constraints: tuple[ConstraintSpec, ...]
+    checks: tuple[str, ...] = ()
+    extensions: dict[str, Extension] = {}
 
     @cached_property
     def params(self) -> dict[str, int]:
-        """Every timing parameter by name, in cycles, with tRCDRD/tRCDWR/tRPab filled in."""
-        out: dict[str, int] = {}
-        for section in (self.timing, self.aim):
-            if section is None:
-                continue
-            for name in type(section).model_fields:
-                field = getattr(section, name)
-                if field is not None:
-                    out[name] = field.value
-        if "tRCD" in out:
-            out.setdefault("tRCDRD", out["tRCD"])
-            out.setdefault("tRCDWR", out["tRCD"])
-        out.setdefault("tRPab", out["tRP"])
+        """Every timing parameter by name, in cycles: ``timing``, the extensions' timing, then ``derived``."""
+        out = {name: c.value for name, c in self.timing.items()}
+        for ext in self.extensions.values():
+            out.update((name, c.value) for name, c in ext.timing.items())
+        for name, d in self.derived.items():
+            out[name] = _evaluate(d.value, out)
         return out
+
+    @cached_property
+    def all_commands(self) -> dict[str, CommandSpec]:
+        """Commands of the standard and of its extensions, extensions' first (the generated code tries commands in
+        this order: the AiM stream's commands are the hot ones)."""
+        out: dict[str, CommandSpec] = {}
+        for ext in self.extensions.values():
+            out.update(ext.commands)
+        out.update(self.commands)
+        return out
+
+    @cached_property
+    def table(self) -> tuple[TimingConstraint, ...]:
+        """The timing-constraint table: the standard's lines, then its extensions'."""
+        specs = list(self.constraints) + [c for ext in self.extensions.values() for c in ext.constraints]
+        return tuple(TimingConstraint(c.level, c.preceding, c.following, str(c.latency), c.window) for c in specs)
+
+    @property
+    def aim(self) -> Extension | None:
+        """The SK hynix GDDR6-AiM extension, if the standard has one."""
+        return self.extensions.get("aim")
+
+    def command_role(self, *, level: str, opens: bool = False, closes: bool = False, all_banks: bool = False) -> str | None:
+        """The first row command (no column access) at ``level`` that opens / closes rows (``all_banks`` for channel
+        level), or None: the controller's ACT / PRE / PREA."""
+        for name, c in self.all_commands.items():
+            if c.level == level and c.all_banks == all_banks and c.opens == opens and c.closes == closes \
+                    and "column" not in c.uses:
+                return name
+        return None
 
     @property
     def banks(self) -> int:
@@ -145,57 +219,202 @@ class DramStandard(_Strict):
         return org.bus_width_bits.value * org.data_rate_gbps.value * 1e9 / 8
 
 
-def _first_error(err: ValidationError) -> tuple[str, str]:
+class _FieldError(Exception):
+    """A validation failure at ``loc`` (a path into the YAML document)."""
+
+    def __init__(self, loc: tuple, msg: str) -> None:
+        super().__init__(msg)
+        self.loc = loc
+        self.msg = msg
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line(text: str | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at ``loc`` in ``text`` (None when unknown)."""
+    if text is None:
+        return None
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            return None
+    return node.start_mark.line + 1
+
+
+def _evaluate(expr: str | int, params: dict[str, int]) -> int:
+    total = 0
+    for sign, term in latency_terms(expr):
+        total += sign * (term if isinstance(term, int) else params[term])
+    return total
+
+
+def _names(expr: str | int, loc: tuple) -> list[str]:
+    try:
+        return [t for _, t in latency_terms(expr) if isinstance(t, str)]
+    except ValueError as err:
+        raise _FieldError(loc, str(err)) from None
+
+
+def _need_params(expr: str | int, known: dict[str, int], loc: tuple, used: set[str]) -> None:
+    for name in _names(expr, loc):
+        if name not in known:
+            raise _FieldError(loc, f"unknown timing parameter '{name}' in '{expr}' (add field 'timing.{name}', or fix the name)")
+        used.add(name)
+
+
+def _check_commands(std: DramStandard) -> None:
+    seen: dict[str, tuple] = {}
+    sections = [(("extensions", key, "commands"), ext.commands) for key, ext in std.extensions.items()]
+    for base, commands in [(("commands",), std.commands), *sections]:
+        for name, c in commands.items():
+            loc = (*base, name)
+            if not _NAME.match(name):
+                raise _FieldError(loc, f"command name '{name}' must be letters, digits and '_'")
+            if name in seen:
+                raise _FieldError(loc, f"command '{name}' is declared twice (also at {_dotted(seen[name])})")
+            seen[name] = loc
+            if c.level not in ("bank", "channel") or c.level not in std.levels:
+                raise _FieldError((*loc, "level"), f"command level '{c.level}' must be 'bank' or 'channel', one of the levels")
+            if c.all_banks and c.level != "channel":
+                raise _FieldError((*loc, "all_banks"), "all_banks needs level: channel")
+            touches_banks = c.level == "bank" or c.all_banks
+            if not touches_banks and (c.requires != "any" or c.opens or c.closes):
+                raise _FieldError((*loc, "requires"), "a channel command without all_banks touches no bank: "
+                                                      "it cannot require a bank state or open/close rows")
+            if c.opens and c.closes:
+                raise _FieldError((*loc, "closes"), "a command may open or close rows, not both")
+            if c.opens and "row" not in c.uses:
+                raise _FieldError((*loc, "uses"), "a command that opens a row must list 'row' in uses")
+
+
+def _check(std: DramStandard) -> None:
+    """Rules pydantic cannot state per field: names, references between sections, the numbers' inequalities."""
+    levels = std.levels
+    if not levels or levels[0] != "channel" or levels[-1] != "bank" or len(set(levels)) != len(levels) \
+            or any(lv not in LEVELS for lv in levels):
+        raise _FieldError(("levels",), f"levels {list(levels)} must run from 'channel' to 'bank' "
+                                       f"(supported: channel, bankgroup, bank)")
+    if "bankgroup" not in levels and std.organization.bank_groups.value != 1:
+        raise _FieldError(("organization", "bank_groups"), "more than one bank group needs level 'bankgroup'")
+    _check_commands(std)
+    commands = std.all_commands
+    # parameter names and collisions between timing sections
+    owner: dict[str, tuple] = {}
+    sections = [(("timing",), std.timing)] + [(("extensions", k, "timing"), e.timing) for k, e in std.extensions.items()]
+    for base, timing in sections:
+        for name in timing:
+            if not _NAME.match(name):
+                raise _FieldError((*base, name), f"parameter name '{name}' must be letters, digits and '_'")
+            if name in owner:
+                raise _FieldError((*base, name), f"parameter '{name}' is also given at {_dotted(owner[name])}")
+            owner[name] = (*base, name)
+    known = {name: 0 for name in owner}
+    used: set[str] = set()
+    for name, d in std.derived.items():
+        loc = ("derived", name)
+        if name in known:
+            raise _FieldError(loc, f"'{name}' is derived and also given at {_dotted(owner[name])}")
+        _need_params(d.value, known, (*loc, "value"), used)
+        known[name] = 0
+    p = std.params  # every name resolves now
+
+    def need_command(name: str, loc: tuple) -> None:
+        if name not in commands:
+            raise _FieldError(loc, f"unknown command '{name}' (declared: {', '.join(commands)})")
+
+    for base, specs in [(("constraints",), std.constraints)] + [
+            (("extensions", k, "constraints"), e.constraints) for k, e in std.extensions.items()]:
+        for i, c in enumerate(specs):
+            loc = (*base, i)
+            if c.level not in levels:
+                raise _FieldError((*loc, "level"), f"unknown level '{c.level}' (levels: {', '.join(levels)})")
+            for key in ("preceding", "following"):
+                for j, name in enumerate(getattr(c, key)):
+                    need_command(name, (*loc, key, j))
+            _need_params(c.latency, known, (*loc, "latency"), used)
+    for name, c in commands.items():
+        base = ("commands", name) if name in std.commands else \
+            next(("extensions", k, "commands", name) for k, e in std.extensions.items() if name in e.commands)
+        _need_params(c.data, known, (*base, "data"), used)
+    need_command(std.requests.read, ("requests", "read"))
+    need_command(std.requests.write, ("requests", "write"))
+    if std.refresh is not None:
+        need_command(std.refresh.command, ("refresh", "command"))
+        ref = commands[std.refresh.command]
+        if not (ref.all_banks and ref.requires == "closed"):
+            raise _FieldError(("refresh", "command"),
+                              f"'{std.refresh.command}' must be an all-bank command that requires closed banks")
+        _need_params(std.refresh.interval, known, ("refresh", "interval"), used)
+    for i, text in enumerate(std.checks):
+        loc = ("checks", i)
+        m = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(>=|>)\s*(.+?)\s*", text)
+        if not m:
+            raise _FieldError(loc, f"check '{text}' must read 'PARAM >= EXPR' or 'PARAM > EXPR'")
+        lhs, op, rhs = m.groups()
+        _need_params(lhs, known, loc, used)
+        _need_params(rhs, known, loc, used)
+        lv, rv = p[lhs], _evaluate(rhs, p)
+        if not (lv >= rv if op == ">=" else lv > rv):
+            field = owner.get(lhs, ("derived", lhs))
+            bad = "<" if op == ">=" else "<="
+            shown = f"{rhs} = {rv}" if rhs != str(rv) else rhs
+            raise _FieldError(field, f"{lhs} {lv} {bad} {shown} (check '{text}')")
+    for name, loc in owner.items():
+        if name not in used:
+            raise _FieldError(loc, f"parameter '{name}' is not used by any constraint, command, derived timing, check "
+                                   "or refresh (remove it, or fix its name)")
+    org = std.organization
+    pc_bits = org.bus_width_bits.value // org.pseudo_channels.value
+    burst_bits = pc_bits * org.burst_length.value
+    if org.burst_bytes.value * 8 != burst_bits:
+        raise _FieldError(("organization", "burst_bytes"), f"{org.burst_bytes.value} B != bus_width_bits/pseudo_channels "
+                                                           f"* burst_length / 8 = {burst_bits / 8:g} B")
+
+
+def _first_error(err: ValidationError) -> tuple[tuple, str]:
     errors = err.errors()
     first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"])
     msg = first["msg"]
     if first["type"] == "model_type" or first["type"] == "model_attributes_type":
         msg += ' (write every number as {value: N, source: "..."})'
     if len(errors) > 1:
         msg += f" (and {len(errors) - 1} more error(s))"
-    return loc, msg
+    return tuple(first["loc"]), msg
 
 
-def _check(std: DramStandard, where: str) -> None:
-    """Cross-field rules pydantic cannot state per field."""
-    t = std.timing
-    if t.tRCD is None and (t.tRCDRD is None or t.tRCDWR is None):
-        missing = "timing.tRCDRD" if t.tRCDRD is None else "timing.tRCDWR"
-        raise HwsimError(f"{where}: field '{missing}': missing (give timing.tRCD, or both tRCDRD and tRCDWR)")
-    p = std.params
-    rules = [
-        ("timing.tRC", p["tRC"] >= p["tRAS"] + p["tRP"], f"tRC {p['tRC']} < tRAS + tRP = {p['tRAS'] + p['tRP']}"),
-        ("timing.tCCD_L", p["tCCD_L"] >= p["tCCD_S"], f"tCCD_L {p['tCCD_L']} < tCCD_S {p['tCCD_S']}"),
-        ("timing.tRRD_L", p["tRRD_L"] >= p["tRRD_S"], f"tRRD_L {p['tRRD_L']} < tRRD_S {p['tRRD_S']}"),
-        ("timing.tWTR_L", p["tWTR_L"] >= p["tWTR_S"], f"tWTR_L {p['tWTR_L']} < tWTR_S {p['tWTR_S']}"),
-        ("timing.tREFI", p["tREFI"] > p["tRFC"], f"tREFI {p['tREFI']} <= tRFC {p['tRFC']}"),
-    ]
-    org = std.organization
-    pc_bits = org.bus_width_bits.value // org.pseudo_channels.value
-    burst_bits = pc_bits * org.burst_length.value
-    rules.append(
-        (
-            "organization.burst_bytes",
-            org.burst_bytes.value * 8 == burst_bits,
-            f"{org.burst_bytes.value} B != bus_width_bits/pseudo_channels * burst_length / 8 = {burst_bits / 8:g} B",
-        )
-    )
-    for field, ok, why in rules:
-        if not ok:
-            raise HwsimError(f"{where}: field '{field}': {why}")
+def _fail(where: str, text: str | None, loc: tuple, msg: str) -> HwsimError:
+    line = _line(text, loc)
+    return HwsimError(f"{where}: field '{_dotted(loc)}': {msg}{f' (line {line})' if line else ''}")
 
 
-def standard_from_dict(data: object, where: str = "<dict>") -> DramStandard:
-    """Validate an already-parsed YAML mapping; ``where`` names it in error messages."""
+def standard_from_dict(data: object, where: str = "<dict>", text: str | None = None) -> DramStandard:
+    """Validate an already-parsed YAML mapping; ``where`` names it in error messages and ``text`` (the file's YAML,
+    when known) gives line numbers."""
     if not isinstance(data, dict):
         raise HwsimError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         std = DramStandard.model_validate(data)
     except ValidationError as err:
         loc, msg = _first_error(err)
-        raise HwsimError(f"{where}: field '{loc}': {msg}") from None
-    _check(std, where)
+        raise _fail(where, text, loc, msg) from None
+    try:
+        _check(std)
+    except _FieldError as err:
+        raise _fail(where, text, err.loc, err.msg) from None
     return std
 
 
@@ -218,4 +437,17 @@ def _load(name_or_path: str, _mtime: int) -> DramStandard:
             raise HwsimError(f"unknown DRAM standard '{name_or_path}' (known: {known})")
     if not path.is_file():
         raise HwsimError(f"{path}: no such DRAM standard file")
-    return standard_from_dict(read_yaml(path, path.name), path.name)
+    return standard_from_dict(read_yaml(path, path.name), path.name, path.read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def extension_commands() -> dict[str, tuple[str, str]]:
+    """Commands declared by the shipped standards' extensions: name -> (extension key, title). A channel names the
+    missing extension when it is given one of these commands and its standard lacks it."""
+    out: dict[str, tuple[str, str]] = {}
+    for path in sorted(PRESET_DIR.glob("*.yaml")):
+        std = load_standard(path.stem)
+        for key, ext in std.extensions.items():
+            for name in ext.commands:
+                out.setdefault(name, (key, ext.title))
+    return out

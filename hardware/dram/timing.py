@@ -1,21 +1,27 @@
-"""The timing-constraint table: one line per datasheet rule, Ramulator 2.0 style.
+"""The generic timing-rule compiler: a standard's constraint table (data) resolved against its parameters.
 
-A constraint says: at ``level`` (the same bank, the same bank group, or anywhere in the channel), a command in
-``following`` may issue no earlier than ``latency`` cycles after the most recent command in ``preceding``
-(with ``window=N``: after the N-th most recent one, which is how tFAW limits four ACTs per window).
-``latency`` is a sum of parameter names and integers, e.g. ``"tCWL+tBL+tWR"``.
+A constraint (one line of a standard's ``constraints:`` in ``hardware/presets/dram/*.yaml``, Ramulator 2.0 style)
+says: at ``level`` (the same bank, the same bank group, or anywhere in the channel), a command in ``following``
+may issue no earlier than ``latency`` cycles after the most recent command in ``preceding`` (with ``window: N``:
+after the N-th most recent one, which is how tFAW limits four ACTs per window). ``latency`` is a sum and
+difference of parameter names and integers, e.g. ``"tCL + tBL + 2 - tCWL"``; it never goes below 0.
 
 Same-bank-group rules live at the ``bankgroup`` level with the ``_L`` parameter and the cross-group rules at the
-``channel`` level with the ``_S`` one; since ``_L >= _S`` the larger one wins inside a group.
+``channel`` level with the ``_S`` one; the standards' ``checks`` keep ``_L >= _S`` so the larger one wins inside a
+group.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hardware.errors import HwsimError
 
+#: hierarchy levels a constraint may name, innermost first (the index is the level number the compiler uses)
 LEVELS = ("bank", "bankgroup", "channel")
+
+_TERM = re.compile(r"\s*([+-])?\s*([A-Za-z][A-Za-z0-9_]*|\d+)\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,73 +35,39 @@ class TimingConstraint:
     window: int = 1
 
 
-C = TimingConstraint
-
-# RD->WR bus turnaround: the read's last data beat leaves at RD+tCL+tBL; the write's first beat arrives at
-# WR+tCWL; two idle cycles separate them on the bidirectional data bus, so WR >= RD + tCL + tBL + 2 - tCWL.
-BASE_TABLE: tuple[TimingConstraint, ...] = (
-    # --- same bank ---
-    C("bank", ("ACT",), ("RD",), "tRCDRD"),
-    C("bank", ("ACT",), ("WR",), "tRCDWR"),
-    C("bank", ("ACT",), ("ACT",), "tRC"),
-    C("bank", ("ACT",), ("PRE", "PREA"), "tRAS"),
-    C("bank", ("PRE",), ("ACT", "REF"), "tRP"),
-    C("bank", ("PREA",), ("ACT", "REF"), "tRPab"),
-    C("bank", ("RD",), ("PRE", "PREA"), "tRTP"),
-    C("bank", ("WR",), ("PRE", "PREA"), "tCWL+tBL+tWR"),
-    C("bank", ("REF",), ("ACT", "REF"), "tRFC"),
-    # --- same bank group ---
-    C("bankgroup", ("ACT",), ("ACT",), "tRRD_L"),
-    C("bankgroup", ("RD",), ("RD",), "tCCD_L"),
-    C("bankgroup", ("WR",), ("WR",), "tCCD_L"),
-    C("bankgroup", ("WR",), ("RD",), "tCWL+tBL+tWTR_L"),
-    # --- anywhere in the channel ---
-    C("channel", ("ACT",), ("ACT",), "tRRD_S"),
-    C("channel", ("ACT",), ("ACT",), "tFAW", window=4),
-    C("channel", ("RD",), ("RD",), "tCCD_S"),
-    C("channel", ("WR",), ("WR",), "tCCD_S"),
-    C("channel", ("RD",), ("RD",), "tBL"),
-    C("channel", ("WR",), ("WR",), "tBL"),
-    C("channel", ("WR",), ("RD",), "tCWL+tBL+tWTR_S"),
-    C("channel", ("RD",), ("WR",), "tCL+tBL+2-tCWL"),
-)
-
-# SK hynix GDDR6-AiM, after AIM-SIM GDDR6.cpp populate_timingcons (docs/research/dram_pim.md section 3.3).
-# ACT_AB is an ACT in every bank (not counted in tFAW: AIM-SIM comments that rule out); MAC_ABK reads every bank.
-AIM_TABLE: tuple[TimingConstraint, ...] = (
-    C("bank", ("ACT", "ACT_AB"), ("MAC_ABK",), "tMAC"),
-    C("bank", ("ACT_AB",), ("RD",), "tRCDRD"),
-    C("bank", ("ACT_AB",), ("WR",), "tRCDWR"),
-    C("bank", ("ACT", "ACT_AB"), ("ACT_AB",), "tRC"),
-    C("bank", ("ACT_AB",), ("ACT",), "tRC"),
-    C("bank", ("ACT_AB",), ("PRE", "PREA"), "tRAS"),
-    C("bank", ("PRE",), ("ACT_AB",), "tRP"),
-    C("bank", ("PREA",), ("ACT_AB",), "tRPab"),
-    C("bank", ("REF",), ("ACT_AB",), "tRFC"),
-    C("bank", ("MAC_ABK",), ("PRE", "PREA"), "tRTP"),
-    C("channel", ("MAC_ABK", "RD", "RD_MAC"), ("MAC_ABK", "RD", "RD_MAC"), "tCCD_MAC"),
-    C("channel", ("RD", "RD_MAC"), ("RD", "RD_MAC"), "tBL"),
-    C("channel", ("WR", "WR_GB"), ("WR", "WR_GB"), "tBL"),
-    C("channel", ("WR_GB",), ("MAC_ABK",), "tCWL_GB+tBL"),
-)
+def latency_terms(expr: str | int) -> list[tuple[int, int | str]]:
+    """``"tCL + tBL + 2 - tCWL"`` -> ``[(1, 'tCL'), (1, 'tBL'), (1, 2), (-1, 'tCWL')]``; ValueError if malformed."""
+    if isinstance(expr, int):
+        return [(1, expr)]
+    terms: list[tuple[int, int | str]] = []
+    pos = 0
+    text = str(expr)
+    while pos < len(text):
+        m = _TERM.match(text, pos)
+        if not m or m.end() == pos or (terms and m.group(1) is None):
+            raise ValueError(f"latency '{expr}' must be parameter names and integers joined by + and -")
+        sign = -1 if m.group(1) == "-" else 1
+        term = m.group(2)
+        terms.append((sign, int(term) if term.isdigit() else term))
+        pos = m.end()
+    if not terms:
+        raise ValueError("latency is empty: give parameter names and integers joined by + and -")
+    return terms
 
 
-def latency_cycles(expr: str, params: dict[str, int]) -> int:
+def latency_cycles(expr: str | int, params: dict[str, int]) -> int:
     """Evaluate a latency such as ``"tCL+tBL+2-tCWL"`` against ``params`` (cycles); never below 0."""
+    try:
+        terms = latency_terms(expr)
+    except ValueError as err:
+        raise HwsimError(f"timing constraint: {err}") from None
     total = 0
-    for raw in expr.replace("-", "+-").split("+"):
-        term = raw.strip()
-        if not term:
-            continue
-        sign = -1 if term.startswith("-") else 1
-        name = term.lstrip("-").strip()
-        if name.isdigit():
-            value = int(name)
-        elif name in params:
-            value = params[name]
-        else:
-            raise HwsimError(f"timing constraint '{expr}': unknown parameter '{name}'")
-        total += sign * value
+    for sign, term in terms:
+        if isinstance(term, str):
+            if term not in params:
+                raise HwsimError(f"timing constraint '{expr}': unknown parameter '{term}'")
+            term = params[term]
+        total += sign * term
     return max(total, 0)
 
 
@@ -109,9 +81,8 @@ class Rule:
     window: int
 
 
-def build_rules(params: dict[str, int], aim: bool) -> dict[str, list[Rule]]:
-    """Resolve the table against a standard's parameters, indexed by following command."""
-    table = BASE_TABLE + (AIM_TABLE if aim else ())
+def build_rules(table: tuple[TimingConstraint, ...], params: dict[str, int]) -> dict[str, list[Rule]]:
+    """Resolve a standard's table against its parameters, indexed by following command."""
     rules: dict[str, list[Rule]] = {}
     for con in table:
         if con.level not in LEVELS:

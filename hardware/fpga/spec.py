@@ -8,12 +8,20 @@ design may use and still close timing (FINN's default limits are 0.7-0.8; see do
 
 ``energy_per_dsp_mac`` is the dynamic energy of one DSP slice doing one full-width multiply-accumulate;
 ``offchip_energy_per_bit`` that of moving one bit to or from the off-chip memory (HBM or DDR). The large-model
-mapper (:mod:`mapping.fpga.mapper`) charges both. Resources, clock and DSP widths must be > 0; ``uram``,
-``offchip_*`` (a bare device has no board memory) and ``lut_mult_max_bits`` (no LUT multipliers) may be 0.
+mapper (:mod:`mapping.fpga.mapper`) charges both. Resources, clock and DSP widths must be > 0; ``offchip_*``
+(a bare device has no board memory) and ``lut_mult_max_bits`` (no LUT multipliers) may be 0.
+
+Every field is read by a model; :data:`FIELD_USE` says when: ``part``, ``lut``, ``ff``, ``bram36``,
+``lut_mult_max_bits`` and ``usable_fraction`` only by ``hwsim hls`` (the hls4ml pipeline estimate and its fit
+check), never by ``hwsim simulate`` or a sweep. UltraRAM is not a field: no design hwsim estimates places
+anything in it (the presets keep the datasheet count as a comment).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from hardware.field_use import ALWAYS, FieldUse, Settings
 from hardware.quantity import Bytes, BytesPerSecond, Count, Hertz, Joules, JoulesPerBit, Ratio, Watts, require_positive
 from hardware.targets import TargetBase
 
@@ -21,12 +29,13 @@ from hardware.targets import TargetBase
 class FpgaTarget(TargetBase):
     """One FPGA device on a board (kind ``fpga``)."""
 
+    KIND: ClassVar[str] = "fpga"
+
     part: str
     dsp: Count
     lut: Count
     ff: Count
     bram36: Count
-    uram: Count
     clock: Hertz
     offchip_capacity: Bytes
     offchip_bandwidth: BytesPerSecond
@@ -47,5 +56,33 @@ class FpgaTarget(TargetBase):
         return self.clock.si
 
     def capacity(self) -> dict[str, int]:
-        """Resource name -> count on the part (dsp, lut, ff, bram36, uram)."""
-        return {"dsp": self.dsp.n, "lut": self.lut.n, "ff": self.ff.n, "bram36": self.bram36.n, "uram": self.uram.n}
+        """Resource name -> count on the part (dsp, lut, ff, bram36)."""
+        return {"dsp": self.dsp.n, "lut": self.lut.n, "ff": self.ff.n, "bram36": self.bram36.n}
+
+
+def _never_simulated(s: Settings, target: dict) -> bool:
+    return False
+
+
+HLS_ONLY = FieldUse("only by `hwsim hls` (the hls4ml pipeline estimate), not by `hwsim simulate`", _never_simulated)
+
+#: When each field is read (see :mod:`hardware.field_use`); a sweep runs ``simulate``, so HLS-only fields are not
+#: sweepable.
+FIELD_USE: dict[str, FieldUse] = {
+    "part": HLS_ONLY,
+    "dsp": ALWAYS,
+    "lut": HLS_ONLY,
+    "ff": HLS_ONLY,
+    "bram36": HLS_ONLY,
+    "clock": ALWAYS,
+    "offchip_capacity": ALWAYS,  # the memory-capacity check
+    "offchip_bandwidth": ALWAYS,
+    "dsp_mult_a_bits": ALWAYS,
+    "dsp_mult_b_bits": ALWAYS,
+    "lut_mult_max_bits": HLS_ONLY,  # the large-model mapper assumes a DSP array (no LUT multipliers)
+    "static_power": ALWAYS,
+    "usable_fraction": HLS_ONLY,
+    "dsp_efficiency": FieldUse("unless --set efficiency=X overrides it", lambda s, t: "efficiency" not in s.options),
+    "energy_per_dsp_mac": ALWAYS,
+    "offchip_energy_per_bit": ALWAYS,
+}

@@ -90,6 +90,11 @@ def _fused_blocks_per_sm(target: GpuTarget, rows: int, head_dim: int, kv_bytes: 
                           target.max_threads_per_sm.si // threads)))
 
 
+def _empty(name: str) -> KernelResult:
+    """An attention over no queries or no keys (a zero-size dimension): nothing to launch."""
+    return KernelResult(name, 0.0, 0.0, 0.0, 0.0, "launch", 0.0, "cuda", 0)
+
+
 def _check(heads: int, kv_heads: int) -> None:
     if kv_heads < 1 or heads < kv_heads or heads % kv_heads:
         raise ValueError(f"heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
@@ -109,6 +114,8 @@ def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q
                      dtype: str = "fp16", name: str = "flash_attention2", mode: str = "fast") -> KernelResult:
     """FlashAttention-2 forward (prefill)."""
     _check(heads, kv_heads)
+    if min(batch, heads, q_len, kv_len) <= 0:
+        return _empty(name)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
     visible = 1.0
     if causal and q_len == kv_len and kv_len > 1:
@@ -219,6 +226,8 @@ def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
                    name: str = "attention_lean", mode: str = "fast") -> KernelResult:
     """Stream-K decode attention: equal work per block, one wave, fix-up in the same kernel."""
     _check(heads, kv_heads)
+    if min(batch, heads, q_len, kv_len) <= 0:
+        return _empty(name)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
     group = heads // kv_heads * q_len
     peak, unit = target.peak_flops(dtype)

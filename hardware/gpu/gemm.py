@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hardware.errors import HwsimError
 from hardware.gpu.kernels import KernelResult, finish, run_waves
 from hardware.gpu.spec import GpuTarget
 from hardware.gpu.tile_sim import BlockWork, Grid, simulate_grid
@@ -77,9 +78,14 @@ def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp
     ``mode``: ``fast`` (closed-form waves) or ``detailed`` (the configuration the search picks, timed block by block
     by :mod:`hardware.gpu.tile_sim`; the search itself always uses the closed form, as a library heuristic would).
     """
+    if min(batch, m, n) <= 0:  # an empty product (a zero-size dimension): nothing to launch
+        return KernelResult(name, 0.0, 0.0, 0.0, 0.0, "launch", 0.0, "cuda", 0)
     best = _search(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, tile, split_k)
     if best is None:
-        raise ValueError(f"{name}: no tile fits on {target.name}")
+        raise HwsimError(f"{name}: no GEMM thread-block tile fits one SM of {target.name} (max_threads_per_sm "
+                         f"{target.max_threads_per_sm.n}, registers_per_sm {target.registers_per_sm.value:g} "
+                         f"{target.registers_per_sm.unit}, shared_memory_per_sm {target.shared_memory_per_sm.value:g} "
+                         f"{target.shared_memory_per_sm.unit}); check those fields")
     cached = best[1]  # shared by the search cache: hand out a copy
     if mode == "detailed":
         cached = _detailed_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes,

@@ -4,18 +4,24 @@ Tensor-core throughputs are **dense** (no 2:4 sparsity) at the tensor boost cloc
 out (``None``). Calibration factors (``dram_efficiency``, ``tensor_efficiency``, ``attention_efficiency``) are
 fractions of the datasheet peak that kernels achieve; their ``source`` must cite a measurement or say that they
 are assumptions pending measurement.
+
+Every field is read by a model; :data:`FIELD_USE` says when. Datasheet figures no model reads (boost clock, L2
+size, TDP) are not fields: the presets keep them as comments, and the per-FLOP energies cite the TDP they were
+derived from.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict
 
+from hardware.field_use import ALWAYS, FieldUse, Settings
 from hardware.quantity import (
     Bytes,
     BytesPerSecond,
     Count,
     FlopsPerSecond,
-    Hertz,
     Joules,
     JoulesPerBit,
     Ratio,
@@ -46,14 +52,14 @@ class TensorPeaks(BaseModel):
 class GpuTarget(TargetBase):
     """One GPU (kind ``gpu``): compute, on-chip storage, memory, links, power and calibration."""
 
+    KIND: ClassVar[str] = "gpu"
+
     sm_count: Count
-    boost_clock: Hertz
     tensor_peak: TensorPeaks
     cuda_core_fp32: FlopsPerSecond
     registers_per_sm: Bytes
     shared_memory_per_sm: Bytes
     max_threads_per_sm: Count
-    l2_size: Bytes
     l2_bandwidth: BytesPerSecond
     dram_capacity: Bytes
     dram_bandwidth: BytesPerSecond
@@ -63,7 +69,6 @@ class GpuTarget(TargetBase):
     #: ``launch_overhead``
     graph_launch_overhead: Seconds | None = None
     idle_power: Watts
-    tdp: Watts
     nvlink_bandwidth: BytesPerSecond
     pcie_bandwidth: BytesPerSecond
     link_latency: Seconds
@@ -77,9 +82,9 @@ class GpuTarget(TargetBase):
 
     #: Fields a model divides by or scales with: 0 would crash or silently zero a result. ``nvlink_bandwidth`` may
     #: be 0 (no NVLink: PCIe carries the link); latencies, overheads, idle power and energies may be 0.
-    _positive = require_positive("sm_count", "boost_clock", "cuda_core_fp32", "registers_per_sm",
-                                 "shared_memory_per_sm", "max_threads_per_sm", "l2_size", "l2_bandwidth",
-                                 "dram_capacity", "dram_bandwidth", "tdp", "pcie_bandwidth")
+    _positive = require_positive("sm_count", "cuda_core_fp32", "registers_per_sm", "shared_memory_per_sm",
+                                 "max_threads_per_sm", "l2_bandwidth", "dram_capacity", "dram_bandwidth",
+                                 "pcie_bandwidth")
 
     # -- derived figures (SI units) ------------------------------------------------------------------------
     def with_graph_launches(self) -> GpuTarget:
@@ -118,3 +123,58 @@ class GpuTarget(TargetBase):
         NVLink when there is one, else of PCIe."""
         total = self.nvlink_bandwidth.si if self.nvlink_bandwidth.si > 0 else self.pcie_bandwidth.si
         return total / 2.0
+
+
+def _tensor_peak_read(fmt: str) -> FieldUse:
+    """``tensor_peak.<fmt>``: read by GEMMs and attention computing in ``fmt``; fp16's also by every tensor format
+    the part lacks (dequantised to fp16)."""
+
+    def test(s: Settings, target: dict) -> bool:
+        peaks = target.get("tensor_peak") or {}
+        used = s.gpu_compute_formats(s.flag("tf32"))
+        return fmt in used or (fmt == "fp16" and any(f != "fp32" and peaks.get(f) is None for f in used))
+
+    extra = " (and for formats the part lacks)" if fmt == "fp16" else ""
+    flag = " with --set tf32=true" if fmt == "tf32" else ""
+    source = "fp32" if fmt == "tf32" else fmt
+    return FieldUse(f"only when kernels compute in {fmt}{extra}: activations in {source}{flag}", test)
+
+
+def _tp(s: Settings, target: dict) -> bool:
+    return s.tp > 1
+
+
+def _graph(s: Settings, target: dict) -> bool:
+    return s.option("launch", "stream") == "graph"
+
+
+#: When each field is read (see :mod:`hardware.field_use`).
+FIELD_USE: dict[str, FieldUse] = {
+    "sm_count": ALWAYS,
+    **{f"tensor_peak.{fmt}": _tensor_peak_read(fmt) for fmt in TENSOR_DTYPES},
+    "cuda_core_fp32": ALWAYS,  # fused memory-bound kernels, fp32 GEMMs
+    "registers_per_sm": ALWAYS,
+    "shared_memory_per_sm": ALWAYS,
+    "max_threads_per_sm": ALWAYS,
+    "l2_bandwidth": ALWAYS,
+    "dram_capacity": ALWAYS,  # the memory-capacity check
+    "dram_bandwidth": ALWAYS,
+    "dram_latency": ALWAYS,
+    "launch_overhead": FieldUse("always, except with --set launch=graph on a preset with graph_launch_overhead",
+                                lambda s, t: not _graph(s, t) or t.get("graph_launch_overhead") is None),
+    "graph_launch_overhead": FieldUse("only with --set launch=graph", _graph),
+    "idle_power": ALWAYS,
+    "nvlink_bandwidth": FieldUse("only with tensor parallelism (tp > 1)", _tp),
+    "pcie_bandwidth": FieldUse("only with tensor parallelism (tp > 1) on a GPU without NVLink (nvlink_bandwidth 0)",
+                               lambda s, t: _tp(s, t) and 0 in s.values(t, "nvlink_bandwidth")),
+    "link_latency": FieldUse("only with tensor parallelism (tp > 1)", _tp),
+    "dram_efficiency": ALWAYS,
+    "tensor_efficiency": ALWAYS,
+    "attention_efficiency": FieldUse("always, except in decode-only runs with --set attention=naive",
+                                     lambda s, t: set(s.phases) != {"decode"} or s.option("attention") != "naive"),
+    "tensor_energy_per_flop": FieldUse("when any kernel runs on tensor cores (not with fp32 activations alone)",
+                                       lambda s, t: s.gpu_compute_formats(s.flag("tf32")) != {"fp32"}),
+    "cuda_core_energy_per_flop": ALWAYS,
+    "dram_energy_per_bit": ALWAYS,
+    "l2_energy_per_bit": ALWAYS,
+}

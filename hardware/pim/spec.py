@@ -2,18 +2,27 @@
 
 The DRAM timing and organisation come from a DRAM standard preset (``hardware/presets/dram/``); this file adds
 what PIM needs on top: how many PIM channels, the MAC datapath, the global buffer, energy per action, and the
-ASIC that does non-linear functions, accumulation and data movement (PIM-GPT's split).
+ASIC that does non-linear functions, accumulation and data movement (PIM-GPT's split). Every field is read by a
+model; :data:`FIELD_USE` says when.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from hardware.dram import DramStandard, load_standard
+from hardware.field_use import ALWAYS, FieldUse
 from hardware.quantity import Bytes, Count, FlopsPerSecond, Hertz, Joules, JoulesPerBit, Watts
 from hardware.targets import TargetBase
+
+#: timing parameters :class:`hardware.pim.aim.AimTimer`'s closed forms and command stream read (cycles)
+AIM_PARAMS = ("tBL", "tCCD_L", "tCCD_MAC", "tCL", "tCWL", "tCWL_GB", "tMAC", "tRAS", "tRC", "tRCDRD", "tRCDWR", "tREFI",
+              "tRFC", "tRP", "tRPab", "tRTP", "tWR")
+#: commands its command mode issues
+AIM_COMMANDS = ("ACT_AB", "WR_GB", "MAC_ABK", "RD_MAC", "PREA", "REF")
 
 
 class _Part(BaseModel):
@@ -21,10 +30,10 @@ class _Part(BaseModel):
 
 
 class MacUnit(_Part):
-    """Per-bank processing unit: ``lanes`` multipliers feeding an adder tree (one 256-bit column per command)."""
+    """Per-bank processing unit: ``lanes`` multipliers feeding an adder tree (one 256-bit column per command).
+    The units compute in bf16 (the PIM target's native format, ``simulator.backends.NATIVE_DTYPE``)."""
 
     lanes: Count
-    dtype: str = "bfloat16"
 
 
 class PimEnergy(_Part):
@@ -40,11 +49,11 @@ class PimEnergy(_Part):
 
 
 class Asic(_Part):
-    """The PIM-GPT host ASIC: vector units for non-linear functions and accumulation, an SRAM, its power."""
+    """The PIM-GPT host ASIC: vector units for non-linear functions and accumulation, SRAM traffic, its power.
+    (No SRAM size: nothing bounds what the ASIC holds; the preset keeps its assumed size as a comment.)"""
 
     clock: Hertz
     vector_flops: FlopsPerSecond
-    sram: Bytes
     energy_per_flop: Joules
     sram_energy_per_bit: JoulesPerBit
     static_power: Watts
@@ -52,6 +61,8 @@ class Asic(_Part):
 
 class PimTarget(TargetBase):
     """A PIM system: ``channels`` channels of the ``dram`` standard, every bank with a MAC unit."""
+
+    KIND: ClassVar[str] = "pim"
 
     dram: str
     channels: Count
@@ -70,6 +81,10 @@ class PimTarget(TargetBase):
         std = load_standard(self.dram)
         if std.aim is None:
             raise ValueError(f"DRAM standard '{self.dram}' has no AiM (PIM) timing section")
+        missing = [name for name in AIM_PARAMS if name not in std.params]
+        missing += [name for name in AIM_COMMANDS if name not in std.all_commands]
+        if missing:
+            raise ValueError(f"DRAM standard '{self.dram}' lacks {', '.join(missing)}, which the AiM timer uses")
         return self
 
     @cached_property
@@ -91,3 +106,18 @@ class PimTarget(TargetBase):
     def column_bytes(self) -> int:
         """Bytes per column access (one MAC command's operand per bank)."""
         return self.standard.organization.burst_bytes.value
+
+
+#: When each field is read (see :mod:`hardware.field_use`).
+FIELD_USE: dict[str, FieldUse] = {
+    "dram": ALWAYS,
+    "channels": ALWAYS,
+    "capacity_per_channel": ALWAYS,  # the memory-capacity check
+    "mac.lanes": ALWAYS,
+    "global_buffer": ALWAYS,
+    **{f"energy.{k}": ALWAYS for k in ("act_per_bank", "mac_all_bank", "read_burst", "write_burst", "io",
+                                        "background_per_channel")},
+    "energy.refresh": FieldUse("unless --set refresh=false",
+                               lambda s, t: s.option("refresh", True) not in (False, "false", "no", "0", "off")),
+    **{f"asic.{k}": ALWAYS for k in ("clock", "vector_flops", "energy_per_flop", "sram_energy_per_bit", "static_power")},
+}

@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import onnx
-from onnx import numpy_helper, shape_inference
 
 from hardware.errors import HwsimError
 from hardware.fpga.dense import DspShape, LayerEstimate, dense_estimate
@@ -25,6 +24,8 @@ from hardware.fpga.fixed import FixedType, parse_fixed
 from hardware.fpga.layers import elementwise_estimate, layernorm_estimate, softmax_estimate, wiring_estimate
 from hardware.fpga.pipeline import PipelineEstimate, evaluate_pipeline
 from hardware.fpga.spec import FpgaTarget
+from mapping.onnx_graph import Node, load_graph
+from mapping.shape_binding import bind
 
 HINTS = {
     "Gelu": "hls4ml 1.3 has no GELU kernel: use ReLU in the model",
@@ -61,74 +62,62 @@ def _cname(text: str, used: set[str]) -> str:
     return name
 
 
-def _shapes(model: onnx.ModelProto, path: str) -> dict[str, tuple[int, ...]]:
-    for inp in model.graph.input:
-        dims = inp.type.tensor_type.shape.dim
-        if dims and not dims[0].dim_value:
-            dims[0].dim_value = 1  # the batch
-    inferred = shape_inference.infer_shapes(model)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        if all(d.dim_value > 0 for d in dims):
-            shapes[vi.name] = tuple(d.dim_value for d in dims)
-    return shapes
-
-
 def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
-    """The hls4ml layers of the ONNX model at ``path`` and the names of its output layers."""
-    try:
-        model = onnx.load(path)
-    except Exception as exc:  # noqa: BLE001 - any load failure is the user's file
-        raise HwsimError(f"{path}: cannot read ONNX model ({exc})") from None
-    shapes = _shapes(model, path)
-    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for t in node.input:
-            consumers.setdefault(t, []).append(node)
+    """The hls4ml layers of the ONNX model at ``path`` and the names of its output layers.
+
+    The model comes through hwsim's one front end (:func:`mapping.onnx_graph.load_graph` and
+    :func:`mapping.shape_binding.bind`, the leading batch dim bound to 1); only the weights' values, which hls4ml
+    writes into the project, are decoded here.
+    """
+    graph = load_graph(path)
+    batch = {str(d): 1 for name in graph.inputs for d in (graph.tensors[name].dims or ())[:1] if isinstance(d, str)}
+    bound = bind(graph, batch)
+    shapes = {name: tuple(int(d) for d in dims) for name, dims in bound.shapes.items()}
+    consts: dict[str, np.ndarray] = {}
+    for name, t in graph.tensors.items():
+        if t.role in ("weight", "constant"):
+            consts[name] = graph.array(name) if t.value is None else t.value
+    consumers = graph.consumers
     used: set[str] = set()
     producer: dict[str, str] = {}  # tensor -> layer name
     layers: list[PipeLayer] = []
     skip: set[int] = set()
 
-    def shape_of(t: str, node: onnx.NodeProto) -> tuple[int, ...]:
+    def shape_of(t: str, node: Node) -> tuple[int, ...]:
         if t not in shapes:
             raise HwsimError(f"{path}: node '{node.name}' ({node.op_type}): shape of '{t}' is unknown; export with "
                              "static shapes (only the batch dim may be symbolic)")
         return shapes[t][1:]
 
-    def src(t: str, node: onnx.NodeProto) -> str:
+    def src(t: str, node: Node) -> str:
         if t not in producer:
             raise HwsimError(f"{path}: node '{node.name}' ({node.op_type}): input '{t}' is neither an activation nor "
                              "a supported constant")
         return producer[t]
 
-    def add(node: onnx.NodeProto, kind: str, inputs: list[str], out: str, **attrs: object) -> None:
+    def add(node: Node, kind: str, inputs: list[str], out: str, **attrs: object) -> None:
         layer = PipeLayer(_cname(node.name or f"{kind}_{len(layers)}", used), kind, node.name, inputs,
                           shape_of(out, node), dict(attrs))
         layers.append(layer)
         producer[out] = layer.name
 
-    weight_names = set(consts)
-    for inp in model.graph.input:
-        if inp.name in weight_names:
-            continue
-        shape = shapes.get(inp.name)
+    for name in graph.inputs:
+        shape = shapes.get(name)
         if shape is None or len(shape) < 2:
-            raise HwsimError(f"{path}: input '{inp.name}' needs a static shape [batch, ...]")
-        layer = PipeLayer(_cname(inp.name, used), "input", "", [], shape[1:])
+            raise HwsimError(f"{path}: input '{name}' needs a static shape [batch, ...]")
+        layer = PipeLayer(_cname(name, used), "input", "", [], shape[1:])
         layers.append(layer)
-        producer[inp.name] = layer.name
+        producer[name] = layer.name
 
-    for idx, node in enumerate(model.graph.node):
-        if idx in skip:
+    for node in graph.nodes:
+        if node.index in skip:
             continue
-        op, ins, out = node.op_type, list(node.input), node.output[0] if node.output else ""
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        op, ins, out = node.op_type, list(node.inputs), node.outputs[0] if node.outputs else ""
+        attrs = _Attrs(node)
         if op == "Constant":
-            consts[out] = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.array(
-                attrs.get("value_float", attrs.get("value_int", 0)))
+            if graph.tensors[out].value is None:
+                raise HwsimError(f"{path}: node '{node.name}' (Constant): its value cannot be decoded")
+            consts[out] = graph.tensors[out].value
             continue
         if op in ("Identity", "Dropout"):
             producer[out] = src(ins[0], node)
@@ -150,11 +139,11 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
                     bias = np.broadcast_to(consts[ins[2]] * attrs.get("beta", 1.0), (w.shape[1],)).astype(np.float64)
                 users = consumers.get(out, [])
                 if op == "MatMul" and len(users) == 1 and users[0].op_type == "Add":
-                    other = [t for t in users[0].input if t != out]
+                    other = [t for t in users[0].inputs if t != out]
                     if other and other[0] in consts and consts[other[0]].size == w.shape[1]:
                         bias = consts[other[0]].reshape(-1).astype(np.float64)
-                        skip.add(list(model.graph.node).index(users[0]))
-                        out = users[0].output[0]
+                        skip.add(users[0].index)
+                        out = users[0].outputs[0]
                 in_shape = shape_of(a, node)
                 add(node, "dense", [src(a, node)], out, n_in=w.shape[0], n_out=w.shape[1], weight=w, bias=bias,
                     vectors=math.prod(in_shape[:-1]))
@@ -219,10 +208,23 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
         hint = HINTS.get(op, "supported: MatMul/Gemm (+bias Add), Add, Mul/Div by a scalar, Relu, Softmax, "
                              "LayerNormalization, Reshape, Flatten, Transpose")
         raise HwsimError(f"{path}: node '{node.name}' ({op}): not supported by the FPGA emitter; {hint}")
-    outputs = [producer[o.name] for o in model.graph.output if o.name in producer]
+    outputs = [producer[o] for o in graph.outputs if o in producer]
     if not outputs:
         raise HwsimError(f"{path}: no graph output is produced by a supported layer")
     return layers, outputs
+
+
+class _Attrs:
+    """A node's attributes with ``dict.get`` access."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def get(self, key: str, default: object = None) -> Any:
+        return self.node.attr(key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return self.node.attr(key) is not None
 
 
 def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None = None) -> PipelineEstimate:

@@ -1,38 +1,45 @@
-"""Map a workload onto one GPU (or ``tp`` tensor-parallel GPUs): group ops into kernels, time them with the
-kernel models of :mod:`hardware.gpu`, and emit one stream of tasks.
+"""Lower a workload onto one GPU (or ``tp`` tensor-parallel GPUs): group ops into kernels, time them with the
+kernel models of :mod:`hardware.gpu`, and emit them on a compute stream (and a communication stream).
 
 Grouping, per IR block in workload order:
 
-- every matmul with a weight operand is a GEMM kernel (``op.matmul`` gives batch, m, k, n);
-- in an attention block, everything that is not a q/k/v/o projection is ONE attention kernel: FlashAttention-2
-  in prefill; in decode ``options["attention"]`` (``naive``, ``flashdecoding`` (default) or ``lean``); the
-  block's other elementwise bytes (bias adds, rotary, head transposes) are streamed by that kernel's prologue;
+- every matrix product is a GEMM kernel on the tensor cores in its operands' format (``op.matmul`` gives batch,
+  m, k, n), whatever block it sits in, a product of two activations included;
+- in an attention block, the core (score ... PV) and the ops between the projections and it are ONE attention
+  kernel: FlashAttention-2 in prefill; in decode ``options.attention`` (``naive``, ``flashdecoding`` (default) or
+  ``lean``); the block's other elementwise bytes (bias adds, rotary, head transposes) are streamed by that
+  kernel's prologue;
 - the remaining ops of a block (norms, residual adds, activations, gathers, movement) are one fused memory-bound
   kernel; views and folded ops cost nothing.
 
-Options: ``mode`` (``fast``: every kernel's grid timed in closed-form waves; ``detailed``: GEMM and attention grids
-timed block by block on the SMs, L2 and HBM by :mod:`hardware.gpu.tile_sim`), ``tp`` (tensor parallelism: GEMMs
-and heads split over ``tp`` GPUs, a ring all-reduce after each attention and MLP block), ``attention``, ``tf32``
-(fp32 GEMMs on tensor cores), ``launch`` (``stream``: every kernel launched from the host, at least
-``launch_overhead`` each; ``graph``: replayed from a CUDA graph, at least ``graph_launch_overhead``), ``kv_heads``
-(override the KV head count inferred from the K projection). All kernels run on one resource ``gpu`` in order (one
-CUDA stream); durations are per GPU, energies and traffic are summed over the ``tp`` GPUs, idle power is the
-resource's static power.
+Options (:class:`mapping.gpu.options.GpuOptions`): ``mode`` (``fast``: every kernel's grid timed in closed-form
+waves; ``detailed``: GEMM and attention grids timed block by block on the SMs, L2 and DRAM by
+:mod:`hardware.gpu.tile_sim`), ``tp`` (tensor parallelism: GEMMs and heads split over ``tp`` GPUs, a ring
+all-reduce after each attention and MLP block), ``comm_chunks`` (split the GEMM before each all-reduce into pieces
+whose reductions overlap the next piece), ``attention``, ``tf32`` (fp32 GEMMs on tensor cores), ``launch``
+(``stream``: every kernel launched from the host, at least ``launch_overhead`` each; ``graph``: replayed from a
+CUDA graph, at least ``graph_launch_overhead``), ``kv_heads`` (override the KV head count inferred from the K
+projection).
+
+Streams: kernels run in order on resource ``gpu`` (one CUDA stream); all-reduces run on resource ``link`` (a
+communication stream) after the kernel whose output they reduce, and the next kernel that reads the reduced
+tensor waits for them. Durations are per GPU, energies and traffic are summed over the ``tp`` GPUs, idle power is
+the ``gpu`` resource's static power.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hardware.errors import HwsimError
 from hardware.gpu.attention import DECODE_KERNELS, flash_attention2
 from hardware.gpu.collectives import all_reduce
 from hardware.gpu.gemm import gemm
 from hardware.gpu.kernels import KernelResult, energy_by_action, memory_bound
 from hardware.gpu.spec import GpuTarget
+from mapping.gpu.options import GpuOptions
 from mapping.op_costs import OpCost
+from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
-from simulator.program import Program, Resource, Task
 
 PROJECTIONS = {"q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj"}
 FREE = {"view", "folded"}
@@ -45,38 +52,58 @@ def memory_capacity_bytes(target: GpuTarget) -> int:
     return int(target.dram_capacity.si)
 
 
-def map_workload(workload: Workload, target: GpuTarget, options: dict | None = None) -> Program:
-    """The kernels of ``workload`` on ``target`` as a one-stream :class:`Program`."""
-    options = dict(options or {})
-    tp = int(options.get("tp", 1) or 1)
-    if tp < 1:
-        raise HwsimError(f"--tp must be >= 1, got {tp}")
-    attention = str(options.get("attention", "flashdecoding")).lower()
-    if attention not in DECODE_KERNELS:
-        raise HwsimError(f"option 'attention': unknown decode attention kernel '{attention}'; use one of "
-                         f"{', '.join(DECODE_KERNELS)}")
-    tf32 = str(options.get("tf32", "false")).lower() in ("1", "true", "yes", "on")
-    launch = str(options.get("launch", "stream")).lower()
-    if launch not in ("stream", "graph"):
-        raise HwsimError(f"option 'launch': unknown launch mode '{launch}'; use stream or graph")
-    if launch == "graph":
+#: Memory levels of a GPU program and their roles.
+LEVELS = {"dram": "dram", "l2": "cache", "link": "link"}
+
+
+def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | dict | None = None) -> Program:
+    """The kernels of ``workload`` on ``target`` as a :class:`Program`: one compute stream ``gpu`` and, with
+    tensor parallelism, a communication stream ``link`` for the all-reduces."""
+    opts = GpuOptions.parse(options)
+    tp = opts.tp
+    if opts.launch == "graph":
         target = target.with_graph_launches()
-    ctx = _Context(workload, target, tp, attention, tf32, options.get("kv_heads"), str(options.get("mode", "fast")))
-    tasks: list[Task] = []
+    ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks)
+    builder = ProgramBuilder()
+    compute: str | None = None  # the last kernel on the compute stream
+    waiting: list[str] = []  # all-reduces the next compute kernel consumes
     for block, kind, ops in block_runs(workload.ops):
         for result in ctx.kernels(block, kind, ops):
             if result.launches == 0:
                 continue
             actions = {k: v * tp for k, v in energy_by_action(target, result).items()}
-            level = "nvlink" if result.bound == "link" else "hbm"
-            traffic = {level: int(result.dram_bytes * tp)}
+            link = result.bound == "link"
+            traffic = {"link" if link else "dram": int(result.dram_bytes * tp)}
             if result.l2_bytes:
                 traffic["l2"] = int(result.l2_bytes * tp)
-            name = f"{len(tasks):04d}.{result.name}"
-            tasks.append(Task(name, "gpu", result.time_s, sum(actions.values()), traffic,
-                              [tasks[-1].name] if tasks else [], result.name, block, actions, result.flops * tp,
-                              result.bound, result.occupancy))
-    return Program([Resource("gpu", 1, target.idle_power.si * tp)], tasks)
+            chunk = result.detail.get("chunk", 0)  # 1, 2, ...: a piece of a GEMM split to overlap its reduction
+            if link:  # on the communication stream, after the GEMM (chunk) whose output it reduces
+                after = [compute] if compute else []
+            else:  # on the compute stream, after the previous kernel and the reductions it reads
+                after = ([compute] if compute else []) + (waiting if chunk <= 1 else [])
+                if chunk <= 1:
+                    waiting = []
+            task = builder.add(after=after, name=f"{len(builder.tasks):04d}.{result.name}",
+                               resource="link" if link else "gpu", duration_s=result.time_s,
+                               energy_j=sum(actions.values()), bytes_by_level=traffic, energy_by_action=actions,
+                               op=result.name, block=block, kind=result.detail.get("kind", _kind(result.name)),
+                               flops=result.flops * tp, bound=result.bound, occupancy=result.occupancy)
+            if link:
+                waiting.append(task.name)
+            else:
+                compute = task.name
+    resources = [Resource(name="gpu", capacity=1, static_power_w=target.idle_power.si * tp)]
+    if tp > 1:
+        resources.append(Resource(name="link", capacity=1))
+    return builder.build(resources, LEVELS)
+
+
+def _kind(name: str) -> str:
+    """Kernel kind from the mapper's kernel name: attention, fused, all_reduce, lm_head or gemm."""
+    last = name.rsplit(".", 1)[-1]
+    if last in ("attention", "fused", "all_reduce"):
+        return last
+    return "lm_head" if "lm_head" in name else "gemm"
 
 
 def block_runs(ops: Iterable[OpCost]) -> list[tuple[str, str, list[OpCost]]]:
@@ -96,9 +123,10 @@ class _Context:
     """What every kernel of one mapping needs: the workload, target and options."""
 
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
-                 kv_heads: object, mode: str = "fast") -> None:
+                 kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1) -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.kv_heads = int(kv_heads) if kv_heads else None
+        self.comm_chunks = comm_chunks
 
     def causal(self, block: str) -> bool:
         """Whether attention block ``block`` is causal (from the IR; a KV cache alone says nothing: T5's encoder)."""
@@ -117,35 +145,77 @@ class _Context:
         return "fp8" if acts.startswith("float8") else "int8"
 
     def kernels(self, block: str, kind: str, ops: list[OpCost]) -> list[KernelResult]:
+        """The kernels of one run of a block's ops, in stream order.
+
+        Every matrix product is a GEMM on the matrix units (whatever block it sits in); the exception is an
+        attention block's core (score ... PV), which is one attention kernel.
+        """
         label = block or "other"
-        gemms = [o for o in ops if o.matmul is not None and o.matmul.weight_operand]
+        core = self._core_names(ops) if kind == "attention" else set()
+        attention = bool(core)
+        gemms = [o for o in ops if o.matmul is not None and o.name not in core]
         rest = [o for o in ops if o not in gemms]
         out: list[KernelResult] = []
-        if kind == "attention" and any(o.role == "score" for o in rest):
-            out.extend(self.gemm(o, label) for o in gemms if o.role != "o_proj")
+        weighted = [o for o in gemms if o.matmul is not None and o.matmul.weight_operand]
+        last = weighted[-1] if self.tp > 1 and kind in ("attention", "mlp") and weighted else None
+        if attention:
+            out.extend(self.gemm(o, label) for o in gemms if o.role != "o_proj" and o is not last)
             out.append(self.attention_kernel(label, rest))
-            out.extend(self.gemm(o, label) for o in gemms if o.role == "o_proj")
+            out.extend(self.gemm(o, label) for o in gemms if o.role == "o_proj" and o is not last)
         else:
-            out.extend(self.gemm(o, label) for o in gemms)
+            out.extend(self.gemm(o, label) for o in gemms if o is not last)
             if rest:
                 out.append(self.fused(label, kind, rest))
-        if self.tp > 1 and kind in ("attention", "mlp") and gemms:
-            out.append(all_reduce(self.t, gemms[-1].act_write_bytes, self.tp, f"{label}.all_reduce"))
+        if last is not None:
+            out.extend(self.reduced_gemm(last, label))
         return out
 
-    def gemm(self, op: OpCost, label: str) -> KernelResult:
+    def reduced_gemm(self, op: OpCost, label: str) -> list[KernelResult]:
+        """The block's last GEMM and the ring all-reduce of its output; with ``comm_chunks`` = C > 1 the GEMM runs
+        as C pieces over its rows, each piece's all-reduce on the link while the next piece computes (the
+        decomposition of Wang et al., ASPLOS 2023, "Overlap communication with dependent computation via
+        decomposition in large deep learning models"; every piece re-reads the GEMM's weights)."""
         mm = op.matmul
         assert mm is not None
-        b_elem = _elem(op.weight_bytes, mm.batch * mm.k * mm.n)
+        rows = mm.batch * mm.m
+        chunks = max(1, min(self.comm_chunks, rows))
+        if chunks == 1:
+            return [self.gemm(op, label),
+                    all_reduce(self.t, op.act_write_bytes, self.tp, f"{label}.all_reduce")]
+        out: list[KernelResult] = []
+        for i in range(chunks):
+            part = rows // chunks + (1 if i < rows % chunks else 0)
+            g = self.gemm(op, label, rows=part)
+            g.detail["chunk"] = i + 1
+            r = all_reduce(self.t, op.act_write_bytes * part / rows, self.tp, f"{label}.all_reduce")
+            r.detail["chunk"] = i + 1
+            out += [g, r]
+        return out
+
+    def gemm(self, op: OpCost, label: str, rows: int | None = None) -> KernelResult:
+        """A GEMM kernel of matrix product ``op`` (``rows``: only that many of its ``batch x m`` rows).
+
+        A product of two activations (no weight operand) is not split over tensor-parallel GPUs."""
+        mm = op.matmul
+        assert mm is not None
         a_elem = _elem(op.act_write_bytes, mm.batch * mm.m * mm.n) or 2.0
-        k, n = mm.k, mm.n
-        if self.tp > 1:
+        if mm.weight_operand:
+            b_elem = _elem(op.weight_bytes, mm.batch * mm.k * mm.n) or a_elem
+        else:
+            b_elem = _elem(op.act_read_bytes + op.kv_read_bytes, mm.batch * (mm.m * mm.k + mm.k * mm.n)) or a_elem
+        batch, m, k, n = mm.batch, mm.m, mm.k, mm.n
+        share = 1.0
+        if rows is not None:  # a piece of the rows: fold the batch into M
+            share = rows / (mm.batch * mm.m)
+            batch, m = 1, rows
+        tp = self.tp if mm.weight_operand else 1
+        if tp > 1:
             if op.role in ROW_PARALLEL:
-                k = max(1, -(-k // self.tp))
+                k = max(1, -(-k // tp))
             else:
-                n = max(1, -(-n // self.tp))
-        dram = op.weight_bytes / self.tp + op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes
-        return gemm(self.t, mm.batch, mm.m, k, n, self.dtype(a_elem), a_elem, b_elem or a_elem, a_elem, dram,
+                n = max(1, -(-n // tp))
+        dram = op.weight_bytes / tp + (op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes) * share
+        return gemm(self.t, batch, m, k, n, self.dtype(a_elem), a_elem, b_elem, a_elem, dram,
                     name=f"{label}.{op.role or op.op_type.lower()}", mode=self.mode)
 
     def attention_kernel(self, label: str, ops: list[OpCost]) -> KernelResult:

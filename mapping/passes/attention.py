@@ -10,14 +10,15 @@ from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
 from mapping.passes import causality
 from mapping.passes.context import PATH_OPS, Context
+from mapping.quant import INTEGER_MATMULS, TRANSPARENT
 
 #: Ops allowed between the score matmul and the PV matmul.
 CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",
-            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"}
+            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"} | TRANSPARENT
 
 
 def _bmm(ctx: Context, node: Node) -> bool:
-    return node.op_type == "MatMul" and len(ctx.act_inputs(node)) == 2
+    return (node.op_type == "MatMul" or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 
 def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
@@ -66,7 +67,8 @@ _QKV_PATH_OPS = PATH_OPS | {"GatherND", "GatherElements"}
 
 
 def _projection(ctx: Context, tensor: str) -> Node | None:
-    found = ctx.walk_back(tensor, _QKV_PATH_OPS, set(ctx.linear))
+    # QDQ exports put a quantize/dequantize pair after every op: three times the path (rotary included)
+    found = ctx.walk_back(tensor, _QKV_PATH_OPS, set(ctx.linear), limit=120)
     return max(found, key=lambda n: n.index) if found else None
 
 
@@ -80,7 +82,7 @@ def _output_projection(ctx: Context, pv: Node) -> Node | None:
             seen.add(c.name)
             if c.name in ctx.linear:
                 return c
-            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"}:
+            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"} | TRANSPARENT:
                 queue.extend(o for o in c.outputs if o)
     return None
 

@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from mapping.ir import Block
 from mapping.onnx_graph import Node
 from mapping.op_costs import MATMUL_OPS, tensor_classes
+from mapping.quant import TRANSPARENT
 from mapping.shape_binding import BoundGraph
 
 #: Ops that may sit between a projection and the attention matmuls (reshapes, rotary embedding, GQA repeat).
 PATH_OPS = {"Reshape", "Transpose", "Split", "Slice", "Squeeze", "Unsqueeze", "Mul", "Div", "Add", "Sub", "Neg",
-            "Concat", "Cast", "Expand", "Gather", "Identity", "Tile", "Flatten", "RotaryEmbedding", "Sqrt"}
+            "Concat", "Cast", "Expand", "Gather", "Identity", "Tile", "Flatten", "RotaryEmbedding", "Sqrt"} | TRANSPARENT
 
 
 class Context:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from mapping.ir import Block
 from mapping.passes.context import Context
+from mapping.quant import TRANSPARENT
 
 #: Ops allowed between the up and down projections.
 MLP_OPS = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Relu", "Sigmoid", "Tanh", "Erf", "Mul", "Add", "Div",
            "Pow", "Sub", "Cast", "Split", "Slice", "Silu", "Swish", "HardSigmoid", "HardSwish", "Mish", "Elu",
-           "LeakyRelu", "Softplus", "Clip", "Identity", "Dropout", "Reshape", "Exp", "Neg", "Reciprocal"}
+           "LeakyRelu", "Softplus", "Clip", "Identity", "Dropout", "Reshape", "Exp", "Neg", "Reciprocal"} | TRANSPARENT
 
 
 def _activation(ops: set[str]) -> str:

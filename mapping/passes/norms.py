@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from mapping.ir import Block
 from mapping.passes.context import Context
+from mapping.quant import TRANSPARENT
 
 FUSED = {"LayerNormalization": "layernorm", "SkipLayerNormalization": "layernorm",
          "SimplifiedLayerNormalization": "rmsnorm", "SkipSimplifiedLayerNormalization": "rmsnorm",
          "RMSNormalization": "rmsnorm", "GroupNormalization": "groupnorm", "BatchNormalization": "batchnorm",
          "InstanceNormalization": "instancenorm"}
 #: Ops a decomposed LayerNorm/RMSNorm is built from.
-NORM_PARTS = {"ReduceMean", "Sub", "Pow", "Add", "Sqrt", "Div", "Mul", "Reciprocal", "Cast", "Rsqrt"}
+NORM_PARTS = {"ReduceMean", "Sub", "Pow", "Add", "Sqrt", "Div", "Mul", "Reciprocal", "Cast", "Rsqrt"} | TRANSPARENT
 
 
 def _grow(ctx: Context, x: str, seed: str) -> set[str]:
@@ -41,7 +42,10 @@ def run(ctx: Context) -> None:
         kind = FUSED.get(node.op_type)
         if kind is not None:
             width = int(ctx.bound.shapes[node.inputs[0]][-1])
-            ctx.add(Block("norm", "norm", None, [], attrs={"norm": kind, "dim": width}), [node.name])
+            attrs = {"norm": kind, "dim": width}
+            if node.op_type.startswith("Skip"):
+                attrs["residual"] = True  # onnxruntime's SkipLayerNorm fuses the residual add into the norm
+            ctx.add(Block("norm", "norm", None, [], attrs=attrs), [node.name])
             continue
         if node.op_type != "ReduceMean" or not ctx.act_inputs(node):
             continue

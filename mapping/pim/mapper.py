@@ -9,7 +9,13 @@
   concatenated to fill rows. Each new token's K and V are written into the banks (V buffered 16 tokens a row).
 - Softmax, normalisation, activations, residual adds, bias adds and the sums of partial products of oversized
   matrices run on the ASIC. Token embeddings are read from the banks as ordinary DRAM reads.
-- Tasks form a chain in program order on two resources, ``pim`` (all channels in lockstep) and ``asic``.
+- Tasks run on two resources, ``pim`` (all channels in lockstep) and ``asic``, each issuing its work in program
+  order; a task waits only for the tasks that produce the data it reads (:mod:`mapping.dataflow`), so the ASIC's
+  work (partial sums, softmax, norms) overlaps the banks' next VMM wherever that VMM does not need its result
+  (e.g. the K projection's VMM while the ASIC finishes Q's partial sums). The command timer still runs in
+  program order, so each task's duration is today's; only the schedule overlaps.
+- A block's new K and V are written to the banks once both its K and V projections are done, before its score
+  product reads them.
 
 Prefill runs the prompt's tokens as vectors one after another; causal attention then attends on average to
 half of the keys, which the mapper accounts for (the graph itself computes the full square).
@@ -23,9 +29,11 @@ from typing import Any
 from hardware.pim.aim import AimTimer, PimCounts, energy
 from hardware.pim.asic import vector_work
 from hardware.pim.spec import PimTarget
+from mapping.dataflow import Dataflow
 from mapping.op_costs import OpCost
+from mapping.pim.options import PimOptions
+from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
-from simulator.program import Program, Resource, Task
 
 #: Ops whose data layout PIM-GPT's mapping absorbs: no time, no energy.
 FREE = {"view", "folded", "movement"}
@@ -36,60 +44,73 @@ def memory_capacity_bytes(target: PimTarget) -> int:
     return int(target.channels.n * target.capacity_per_channel.si)
 
 
-class _Builder:
-    """Accumulates tasks in program order."""
+#: Memory levels of a PIM program and their roles.
+LEVELS = {"dram_array": "pim_array", "bank_io": "pim_array", "channel": "dram", "offchip_link": "link",
+          "onchip_buffer": "onchip"}
 
-    def __init__(self, target: PimTarget, options: dict[str, Any]) -> None:
-        self.t = target
+
+class PimSession:
+    """State of one simulation run: the command timer, so that refresh debt carries across its steps."""
+
+    def __init__(self, target: PimTarget, options: PimOptions) -> None:
         # the CLI's detailed mode is the AiM timer's command-level mode
-        self.mode = "command" if options.get("mode", "fast") == "detailed" else "fast"
-        # one timer per simulation run, so that refresh debt carries across the steps of a generation
-        state = options.setdefault("_state", {})
-        key = ("pim_timer", self.mode)
-        if key not in state:
-            state[key] = AimTimer(target, self.mode, refresh=bool(options.get("refresh", True)))
-        self.timer: AimTimer = state[key]
+        mode = "command" if options.mode == "detailed" else "fast"
+        self.timer = AimTimer(target, mode, refresh=options.refresh)
+
+
+class _Builder:
+    """Accumulates tasks in program order, with their data dependencies."""
+
+    def __init__(self, target: PimTarget, session: PimSession) -> None:
+        self.t = target
+        self.timer: AimTimer = session.timer
         self.counter = AimTimer(target, "fast", refresh=False)  # command counts of the other channels
         self.tck = target.standard.tck_s
-        self.tasks: list[Task] = []
+        self.program = ProgramBuilder()
+        self.flow = Dataflow()
         self.pending_asic: dict[str, Any] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def _append(self, task: Task) -> None:
-        if self.tasks:
-            task.deps = [self.tasks[-1].name]
-        self.tasks.append(task)
-
     def flush_asic(self) -> None:
         """Emit the merged ASIC work of consecutive elementwise ops of one block."""
         p = self.pending_asic
         if p is None:
             return
+        self.pending_asic = None
         work = vector_work(p["flops"], p["bytes"], self.t)
         compute_j = p["flops"] * self.t.asic.energy_per_flop.si
-        self._append(Task(name=f"asic:{p['first']}", resource="asic", duration_s=work.seconds, energy_j=work.energy_j,
-                          energy_by_action={"asic_compute": compute_j, "asic_sram": work.energy_j - compute_j},
-                          bytes_by_level={"onchip_buffer": work.sram_bytes}, op=p["first"], block=p["block"]))
-        self.pending_asic = None
+        self.program.add(after=sorted(p["needs"]), name=p["name"], resource="asic", duration_s=work.seconds,
+                         energy_j=work.energy_j,
+                         energy_by_action={"asic_compute": compute_j, "asic_sram": work.energy_j - compute_j},
+                         bytes_by_level={"onchip_buffer": work.sram_bytes}, op=p["first"], block=p["block"],
+                         kind="asic")
 
-    def asic(self, op: OpCost, flops: float, sram_bytes: int) -> None:
-        """Queue vector work on the ASIC, merged with the previous op if it is in the same block."""
+    def asic(self, op: OpCost, flops: float, sram_bytes: int, after: frozenset[str] | None = None) -> None:
+        """Queue vector work on the ASIC, merged with the previous op if it is in the same block; ``op``'s outputs
+        are ready when the merged task ends."""
         if self.pending_asic is not None and self.pending_asic["block"] != op.block:
             self.flush_asic()
         if self.pending_asic is None:
-            self.pending_asic = {"first": op.name, "block": op.block, "flops": 0.0, "bytes": 0}
-        self.pending_asic["flops"] += flops
-        self.pending_asic["bytes"] += sram_bytes
+            self.pending_asic = {"name": f"asic:{op.name}", "first": op.name, "block": op.block, "flops": 0.0,
+                                 "bytes": 0, "needs": set()}
+        p = self.pending_asic
+        p["flops"] += flops
+        p["bytes"] += sram_bytes
+        p["needs"] |= (self.flow.needs(op) if after is None else after) - {p["name"]}
+        self.flow.produced(op, p["name"])
 
-    def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts) -> None:
+    def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts,
+            after: frozenset[str] = frozenset()) -> str:
         """Emit a PIM task: time from the busiest channel, energy and bytes from all channels. Every channel burst
-        crosses the PIM chips' pins to the ASIC, so the off-chip link carries the channel bytes."""
-        self.flush_asic()
-        e = energy(total, self.t)
-        levels = dict(e.bytes_by_level)
-        levels["offchip_link"] = levels.get("channel", 0)
-        self._append(Task(name=name, resource="pim", duration_s=busiest.cycles * self.tck, energy_j=e.total_j,
-                          energy_by_action=e.by_action, bytes_by_level=levels, op=op.name, block=op.block))
+        crosses the PIM chips' pins to the ASIC, so the off-chip link carries the channel bytes. The task waits
+        for ``op``'s inputs (and ``after``); ``op``'s outputs are ready when it ends."""
+        needs = self.flow.needs(op) | after
+        if self.pending_asic is not None and self.pending_asic["name"] in needs:
+            self.flush_asic()
+        self.program.add(after=sorted(needs), name=name, resource="pim", duration_s=busiest.cycles * self.tck,
+                         **_pim_energy(self, total), op=op.name, block=op.block, kind="pim")
+        self.flow.produced(op, name)
+        return name
 
     def vmm(self, k: int, n: int, vectors: int) -> tuple[PimCounts, PimCounts]:
         """(busiest channel, all channels) counts of ``vectors`` VMMs of ``k x n`` spread over the channels."""
@@ -113,29 +134,34 @@ def _causal_self_attention(workload: Workload) -> set[str]:
     return {n for n in names if (a := workload.attention(n)) is not None and a.causal and a.kind == "self"}
 
 
-def map_workload(workload: Workload, target: PimTarget, options: dict[str, Any] | None = None) -> Program:
-    """The task chain of ``workload`` on ``target`` (``options``: mode fast|detailed, refresh true|false)."""
-    options = options or {}
-    b = _Builder(target, options)
+def map_workload(workload: Workload, target: PimTarget, options: PimOptions | dict | None = None,
+                 session: PimSession | None = None) -> Program:
+    """The task DAG of ``workload`` on ``target`` (``session`` carries the timer across a run's workloads)."""
+    options = PimOptions.parse(options)
+    b = _Builder(target, session or PimSession(target, options))
     elem = 2  # the MAC datapath is bf16: PIM stores weights, KV and vectors in bf16
     causal = _causal_self_attention(workload)
-    kv_done: set[str] = set()
+    kv_pending: dict[str, set[str]] = {}  # block -> K/V projection roles still to come
+    kv_written: dict[str, str] = {}  # block -> its kv_write task
     channels = target.channels.n
     for op in workload.ops:
         if op.category in FREE:
+            b.flow.passed_through(op)
             continue
         mm = op.matmul
         if mm is not None and mm.weight_operand:
             busiest, total = b.vmm(mm.k, mm.n, mm.batch * mm.m)
-            b.pim(f"vmm:{op.name}", op, busiest, total)
+            vmm = b.pim(f"vmm:{op.name}", op, busiest, total)
             chunks = math.ceil(mm.k / (target.row_bytes // elem))
             extra_flops = op.flops - 2.0 * mm.batch * mm.m * mm.k * mm.n  # bias add of a Gemm
             acc = (chunks - 1) * mm.batch * mm.m * mm.n + max(0.0, extra_flops)
             if acc > 0:
-                b.asic(op, acc, int(mm.batch * mm.m * mm.n * elem * (chunks + 1)))
-            if op.role in ("k_proj", "v_proj", "qkv_proj") and op.block not in kv_done and op.block in causal:
-                kv_done.add(op.block)
-                _kv_append(b, op, workload)
+                b.asic(op, acc, int(mm.batch * mm.m * mm.n * elem * (chunks + 1)), after=frozenset([vmm]))
+            if op.role in ("k_proj", "v_proj", "qkv_proj") and op.block in causal and op.block not in kv_written:
+                left = kv_pending.setdefault(op.block, {"k_proj", "v_proj"})
+                left -= {"k_proj", "v_proj"} if op.role == "qkv_proj" else {op.role}
+                if not left:
+                    kv_written[op.block] = _kv_append(b, op, workload)
         elif mm is not None:
             # attention products against the KV cache in the banks: one VMM per (batch x head) and query row
             heads = mm.batch
@@ -152,7 +178,8 @@ def map_workload(workload: Workload, target: PimTarget, options: dict[str, Any] 
             total = PimCounts()
             total.add(b.counter.vmm(k_len, outputs), heads * rows)
             total.ref = busiest.ref * channels
-            b.pim(f"attn:{op.name}", op, busiest, total)
+            written = frozenset([kv_written[op.block]]) if op.block in kv_written else frozenset()
+            b.pim(f"attn:{op.name}", op, busiest, total, after=written)
         elif op.category == "gather":
             rows = max(1, math.ceil(op.act_write_bytes / max(1, target.row_bytes)))
             bursts = max(1, math.ceil(op.weight_bytes / rows / target.column_bytes)) if op.weight_bytes else 1
@@ -162,17 +189,18 @@ def map_workload(workload: Workload, target: PimTarget, options: dict[str, Any] 
             sram = op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes
             b.asic(op, op.flops, sram)
     b.flush_asic()
-    resources = [Resource("pim", 1, target.energy.background_per_channel.si * channels),
-                 Resource("asic", 1, target.asic.static_power.si)]
-    return Program(resources, b.tasks)
+    resources = [Resource(name="pim", capacity=1, static_power_w=target.energy.background_per_channel.si * channels),
+                 Resource(name="asic", capacity=1, static_power_w=target.asic.static_power.si)]
+    return b.program.build(resources, LEVELS)
 
 
-def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> None:
+def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:
     """Write the new tokens' K and V into the banks: per KV head one K row and ceil(head_dim/16) V rows
-    (V transposed, buffered 16 tokens per 32-byte column)."""
+    (V transposed, buffered 16 tokens per 32-byte column). Waits for the K and V projections (``op`` is the
+    later of them); returns the task's name."""
     a = workload.attention(op.block)
     if a is None:
-        return
+        return ""
     kv_heads, head_dim = a.kv_heads, a.head_dim
     tokens = workload.batch * workload.seq
     channels = b.t.channels.n
@@ -184,4 +212,18 @@ def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> None:
     total = PimCounts()
     total.add(b.counter.row_writes(kv_heads * tokens, k_bursts))
     total.add(b.counter.row_writes(kv_heads * v_rows * tokens, 1))
-    b.pim(f"kv_write:{op.block}", op, busiest, total)
+    k_and_v = b.flow.ready_after([t for o in workload.ops if o.block == op.block
+                                  and o.role in ("k_proj", "v_proj", "qkv_proj") for t in o.outputs])
+    name = f"kv_write:{op.block}"
+    if b.pending_asic is not None and b.pending_asic["name"] in k_and_v:
+        b.flush_asic()
+    b.program.add(after=sorted(k_and_v), name=name, resource="pim", duration_s=busiest.cycles * b.tck,
+                  **_pim_energy(b, total), op=op.name, block=op.block, kind="pim")
+    return name
+
+
+def _pim_energy(b: _Builder, total: PimCounts) -> dict[str, Any]:
+    e = energy(total, b.t)
+    levels = dict(e.bytes_by_level)
+    levels["offchip_link"] = levels.get("channel", 0)
+    return {"energy_j": e.total_j, "energy_by_action": e.by_action, "bytes_by_level": levels}

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardware.errors import HwsimError
+from hardware.errors import DoesNotFit, HwsimError
 from simulator.sweep.spec import METRICS, Point, Sweep, parse_precision_axis
 from simulator.sweep.store import Store
 
@@ -121,10 +121,11 @@ def evaluate(point: Point) -> dict[str, Any]:
         row.update(latency_s=r.latency_s, energy_j=r.energy_j, tokens_per_s=r.tokens_per_s,
                    tokens_per_j=r.tokens / r.energy_j if r.energy_j else 0.0, memory_bytes=r.memory_bytes,
                    capacity_bytes=r.capacity_bytes, fits_memory=True)
+    except DoesNotFit as exc:
+        row.update(error=str(exc), fits_memory=False, memory_bytes=exc.required_bytes,
+                   capacity_bytes=exc.capacity_bytes)
     except HwsimError as exc:
-        msg = str(exc)
-        row["error"] = msg
-        row["fits_memory"] = False if "does not fit" in msg else None
+        row["error"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad point must not stop a sweep
         row["error"] = f"internal error ({type(exc).__name__}: {exc})"
     row["sim_s"] = time.perf_counter() - start

@@ -3,12 +3,17 @@
 A point is a model file, a resolved target (the base preset with the swept fields replaced) and a workload
 (phase, batch, prompt_len, gen_len, precision). Its ``point_id`` is a stable hash of the model file's content, the
 resolved target as JSON, the workload and the simulation options, so the same point always has the same id.
+
+An axis must change something: one over a field that no model reads under the spec's settings (declared per field
+by the target schema's ``FIELD_USE``, e.g. ``graph_launch_overhead`` without ``options: {launch: graph}``), over a
+label (``name``, ``description``) or over a source or unit string is refused with the reason.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import itertools
 import json
 import math
@@ -22,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hardware.dtypes import parse_precision
 from hardware.errors import HwsimError
-from hardware.targets import format_validation_error, load_target, target_from_dict
+from hardware.field_use import LABELS, FieldUse, Settings
+from hardware.targets import format_validation_error, load_target, schema_for, target_from_dict
 from hardware.yaml_file import read_yaml
 
 METRICS = ("latency_s", "energy_j", "tokens_per_s", "tokens_per_j")
@@ -255,6 +261,44 @@ def _resolve_path(data: dict[str, Any], path: str) -> tuple[dict[str, Any], str]
     return node, last
 
 
+def field_of_axis(path: str) -> str:
+    """The preset field an axis path names (``channels.value`` -> ``channels``)."""
+    return path.removesuffix(".value")
+
+
+def check_axes_are_read(spec: SweepSpec, kind: str, base: dict[str, Any], where: str) -> None:
+    """Refuse an axis over a field that no model reads under the spec's settings (its points would all be equal),
+    and axes over labels, sources and units. The schema of ``kind`` declares when each field is read."""
+    use = field_use(kind)
+    activations = tuple(parse_precision_axis(p)[1] for p in spec.workload.precision)
+    swept = {field_of_axis(k): v for k, v in spec.parameters.items()}
+    settings = Settings(spec.options, activations, tuple(spec.workload.phase), swept)
+    for path in spec.parameters:
+        name = field_of_axis(path)
+        last = path.rsplit(".", 1)[-1]
+        why = None
+        if last in ("source", "unit"):
+            why = f"a {last} is text, not a design parameter; sweep '{path.rsplit('.', 1)[0]}.value'"
+        elif name in LABELS:
+            why = f"'{name}' is a label no model reads"
+        elif name in use and not use[name].read(settings, base):
+            why = (f"no model reads '{name}' with this spec's settings: it is read {use[name].when} "
+                   f"(options {dict(spec.options) or 'none'}, phases {', '.join(spec.workload.phase)}, precision "
+                   f"{', '.join(spec.workload.precision)})")
+        if why:
+            raise HwsimError(f"{where}: field 'parameters.{path}': axis refused: {why}")
+
+
+def field_use(kind: str) -> dict[str, FieldUse]:
+    """The ``FIELD_USE`` declaration of target kind ``kind``'s schema (empty for a kind without one)."""
+    try:
+        schema = schema_for(kind)
+    except HwsimError:
+        return {}
+    module = importlib.import_module(schema.__module__)
+    return dict(getattr(module, "FIELD_USE", {}))
+
+
 def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The base target's JSON data with the swept fields replaced (numbers normalised to the base's type)."""
     data = copy.deepcopy(base)
@@ -287,6 +331,7 @@ class Sweep:
         except HwsimError as exc:
             raise HwsimError(f"{where}: field 'target': {exc}") from None
         self.base = self.base_target.model_dump(mode="json")
+        check_axes_are_read(spec, self.base_target.kind, self.base, where)
         for path, values in spec.parameters.items():
             for value in values:
                 try:

@@ -59,10 +59,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def has(self, point_id: str) -> bool:
-        """Whether the point is stored."""
-        return self.db.execute("SELECT 1 FROM points WHERE point_id = ?", (point_id,)).fetchone() is not None
-
     def known(self, point_ids: Iterable[str]) -> set[str]:
         """The subset of ``point_ids`` already stored."""
         ids = list(point_ids)
@@ -82,12 +78,6 @@ class Store:
         """(point description, result row) of a stored point, or None."""
         row = self.db.execute("SELECT point, result FROM points WHERE point_id = ?", (point_id,)).fetchone()
         return (json.loads(row[0]), json.loads(row[1])) if row else None
-
-    def put(self, point: dict[str, Any], result: dict[str, Any]) -> None:
-        """Persist one finished point (committed at once)."""
-        self.db.execute("INSERT OR REPLACE INTO points (point_id, created, point, result) VALUES (?, ?, ?, ?)",
-                        (point["point_id"], time.time(), json.dumps(point), json.dumps(result)))
-        self.db.commit()
 
     def put_many(self, items: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """Persist finished points (point description, result row) in one transaction (committed at once)."""

@@ -1,14 +1,17 @@
 """Validate hwsim's GPU model: ``reports/gpu_validation.md`` and its figures.
 
-    python -m simulator.validation.gpu [--out reports] [--calibration hardware/calibration]
+    python -m simulator.validation.gpu [--write | --report PATH] [--calibration hardware/calibration]
+
+prints the report; ``--write`` writes ``reports/gpu_validation.md`` and its figures, ``--report PATH`` writes it
+(figures beside it) elsewhere.
 
 Compares the GPU kernel models (:mod:`hardware.gpu`) and the GPU mapper against
 
 (a) every measured calibration file in ``hardware/calibration/*.json`` (written on a GPU by
     ``benchmarks/gpu_measure.py``; schema ``hwsim-gpu-calibration/1``; files marked ``dry_run`` are skipped), and
-(b) the published figures collected in ``docs/research/gpu.md``: FlashAttention-2's achieved TFLOP/s, Lean
-    Attention's and Flash-Decoding's stated speedups, large-GEMM efficiency priors, and weight-streaming lower bounds
-    of a decode step.
+(b) published measurements (``hardware/calibration/published.yaml``) and published claims
+    (``hardware/calibration/gpu_claims.yaml``: FlashAttention-2's TFLOP/s, Lean Attention's speedups, maximum
+    achievable matmuls, a decode power range, weight-streaming lower bounds of a decode step), each with its source.
 
 Every comparison carries a status: ``circular`` when the reference is what a preset's calibration factor was set
 from (agreement is by construction), ``independent`` when nothing in the model was fitted to it, ``bound`` when the
@@ -39,7 +42,7 @@ from hardware.targets import load_target, to_dict
 from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
-from simulator.validation import checkout_root, gpu_published
+from simulator.validation import checkout_root, gpu_claims, gpu_explain, gpu_published, output_args, written_to
 
 ROOT = checkout_root()
 CALIBRATION_DIR = ROOT / "hardware" / "calibration"
@@ -221,94 +224,11 @@ def compare_calibration(path: Path, doc: dict[str, Any]) -> tuple[list[Compariso
 
 
 # -- (b) published figures -----------------------------------------------------------------------------------------------
-FA2_SEQS = (512, 1024, 2048, 4096, 8192, 16384)
-LEAN_CONTEXTS = tuple(1024 * 2**i for i in range(10))  # 1k .. 512k
-#: decode attention layouts used for the published decode speedups (the papers' exact grids were not retrieved)
-LEAN_LAYOUTS = ((32, 32, "MHA 32x128 (Llama-2-7B)"), (64, 8, "GQA 64q/8kv x128 (CodeLlama-34B)"))
-
-
-def fa2_tflops(target: GpuTarget, seq: int, head_dim: int, causal: bool = False) -> float:
-    """hwsim FlashAttention-2 forward TFLOP/s on the FA2 paper's grid (batch x seqlen = 16k, hidden 2048)."""
-    heads = 2048 // head_dim
-    return flash_attention2(target, 16384 // seq, heads, heads, seq, seq, head_dim,
-                            causal=causal).achieved_flops_per_s / 1e12
-
-
-def decode_times(target: GpuTarget, heads: int, kv_heads: int, ctx: int) -> dict[str, float]:
-    """Seconds of each decode attention kernel (batch 1, head dim 128); ``fa2``: FlashAttention-2 with one query."""
-    return {"fa2": flash_attention2(target, 1, heads, kv_heads, 1, ctx, 128, causal=False).time_s,
-            "flashdecoding": flash_decoding(target, 1, heads, kv_heads, ctx, 128).time_s,
-            "lean": lean_attention(target, 1, heads, kv_heads, ctx, 128).time_s,
-            "naive": naive_decode(target, 1, heads, kv_heads, ctx, 128).time_s}
-
-
-def gemm_efficiency(target: GpuTarget, size: int) -> float:
-    """Achieved / datasheet fp16 tensor peak of a square GEMM."""
-    return gemm(target, 1, size, size, size, "fp16").achieved_flops_per_s / target.peak_flops("fp16")[0]
-
-
-def published_comparisons() -> list[Comparison]:
-    """hwsim against published figures: measured points (hardware/calibration/published.yaml) and the claims of
-    docs/research/gpu.md (FlashAttention-2 TFLOP/s, Lean Attention and Flash-Decoding speedups, MAMF maxima)."""
-    a100, h100 = load_target("a100-80gb"), load_target("h100-sxm")
-    rows: list[Comparison] = list(gpu_published.rows(Comparison))
-    # FlashAttention-2 (Dao, arXiv 2307.08691): 50-73% of A100 peak (fwd+bwd headline); up to ~335 TFLOP/s on H100
-    lo, hi = 0.50 * 312, 0.73 * 312
-    for seq in (2048, 16384):
-        rows.append(Comparison(
-            "published: attention TFLOP/s", f"FA2 fwd A100, seqlen {seq}, hdim 128, non-causal", fa2_tflops(a100, seq, 128),
-            (lo, hi), "TFLOP/s", "FA2 paper abstract: 50-73% of theoretical max on A100 (docs/research/gpu.md 2d)",
-            "independent", "the A100 presets' attention_efficiency comes from the Flash-Decoding table's FA2 row"))
-    rows.append(Comparison(
-        "published: attention TFLOP/s", "FA2 fwd H100 (no Hopper features), best of the grid",
-        max(fa2_tflops(h100, s, d) for s in FA2_SEQS for d in (64, 128)), 335.0, "TFLOP/s",
-        "FA2 paper: 'up to ~335 TFLOP/s' on H100 (docs/research/gpu.md 2d)", "circular",
-        "attention_efficiency 0.34 of h100-sxm = 335 / 989.4, derived from this number"))
-    # maximum achievable matmul (MAMF): what tensor_efficiency was set from
-    for t, shape, tflops in ((a100, (1024, 10240, 5120), 271.2), (h100, (2048, 2048, 13312), 794.5)):
-        m, n, k = shape
-        r = gemm(t, 1, m, k, n, "bf16")
-        rows.append(Comparison("published: GEMM maximum achievable (MAMF)", f"bf16 {m}x{n}x{k} on {t.name}",
-                               r.time_s * 1e6, 2.0 * m * n * k / (tflops * 1e12) * 1e6, "us",
-                               f"stas00/ml-engineering MAMF table: {tflops} TFLOP/s (docs/research/gpu_published_gemm.md 1.2)",
-                               "circular", f"tensor_efficiency = {tflops} / dense peak"))
-    # Lean Attention (Sanovar et al., arXiv 2405.10480): pin the version
-    grid = [(h, kvh, label, ctx, decode_times(a100, h, kvh, ctx)) for h, kvh, label in LEAN_LAYOUTS
-            for ctx in LEAN_CONTEXTS]
-    fd_lean = [t["flashdecoding"] / t["lean"] for *_, t in grid]
-    fa2_lean = [t["fa2"] / t["lean"] for *_, t in grid]
-    at = {(label, ctx): t for _, _, label, ctx, t in grid}
-    gqa = LEAN_LAYOUTS[1][2]
-    rows += [
-        Comparison("published: decode attention speedups", "Lean vs FlashDecoding, mean over hwsim grid (A100)",
-                   statistics.fmean(fd_lean), 1.73, "x", "Lean Attention later arXiv version (after v1): average 1.73x "
-                   "over FlashDecoding (docs/research/gpu.md 2f)", "independent"),
-        Comparison("published: decode attention speedups", "Lean vs FlashDecoding at 256k, GQA (A100)",
-                   at[(gqa, 262144)]["flashdecoding"] / at[(gqa, 262144)]["lean"], 2.18, "x",
-                   "Lean Attention later arXiv version: maximum 2.18x at 256k context", "independent"),
-        Comparison("published: decode attention speedups", "Lean vs FlashAttention-2, mean over hwsim grid (A100)",
-                   statistics.fmean(fa2_lean), 2.6, "x", "Lean Attention arXiv v1 (2405.10480v1): average 2.6x over "
-                   "FlashAttention-2", "independent"),
-        Comparison("published: decode attention speedups", "Lean vs FlashAttention-2 at 512k, GQA (A100)",
-                   at[(gqa, 524288)]["fa2"] / at[(gqa, 524288)]["lean"], 8.33, "x",
-                   "Lean Attention arXiv v1: maximum 8.33x at 512k context", "independent"),
-    ]
-    # board power during decode (docs/research/gpu_published_power.md 2): Ma et al. (arXiv 2605.11999) measured
-    # 137-300 W on an H200 over four attention types' decode; hwsim's static (measured idle) + dynamic power
-    h200 = load_target("h200")
-    r = simulate(Model(str(EXAMPLES / "llama2-7b.onnx")), h200, "decode", 1, 1024, 1, Precision(), {})
-    rows.append(Comparison("published: board power during decode", "Llama-2-7B fp16 decode, ctx 1024, h200, average "
-                           "power", r.energy_j / r.latency_s, (137.0, 300.0), "W", "Ma, Afzal, Eitzinger, Wellein, arXiv "
-                           "2605.11999: 'decode draws only 137-300 W on a 700 W GPU' (H200; docs/research/"
-                           "gpu_published_power.md 2)", "independent", "their models (GQA, MLA, Gated DeltaNet, Mamba2) are "
-                           "not ours; a range check"))
-    # weight-streaming lower bounds of a decode step (docs/research/gpu.md 4)
-    for target, bound_ms in ((a100, 6.6), (h100, 4.0)):
-        step_ms = decode_step_s("llama2-7b", target, 128) * 1e3
-        rows.append(Comparison("published: decode-step bounds", f"Llama-2-7B fp16 decode, ctx 128, {target.name} vs "
-                               "datasheet bound", step_ms, bound_ms, "ms", "docs/research/gpu.md 4 [derived]: 13.5 GB / "
-                               "datasheet bandwidth", "bound"))
-    return rows
+def published_comparisons(points: list[dict[str, Any]] | None = None,
+                          claims: list[dict[str, Any]] | None = None) -> list[Comparison]:
+    """hwsim against published figures: the measured points of ``hardware/calibration/published.yaml`` and the
+    claims of ``hardware/calibration/gpu_claims.yaml`` (all of each, or the ones given)."""
+    return list(gpu_published.rows(Comparison, points)) + list(gpu_claims.rows(Comparison, claims))
 
 
 def _pair(n: int) -> tuple[int, int]:
@@ -365,55 +285,6 @@ def known_answer_checks() -> list[dict[str, Any]]:
 
 
 # -- report ------------------------------------------------------------------------------------------------------------
-EXPLAIN = {
-    "measured (published): GEMM": (
-        "hwsim is optimistic on small and mid-size GEMMs: its tile model has no per-tile prologue/epilogue (first "
-        "K-slices in flight before any MMA, C written at the end) and gives a 4-warp block the whole SM's calibrated "
-        "tensor rate, so grids of one or two waves (A100 768^3-1792^3, H100 1024^3) come out 10-48% fast. From 1920^3 "
-        "up the A100 points are +7% to -22%: tensor_efficiency is the best shape's maximum (MAMF, 86.9%) while the "
-        "Triton docs' cuBLAS plateaus at ~70% of 312 TFLOP/s (the CI runner's A100 variant, clocks and power limit "
-        "are not stated; its 1.69 TB/s vector add would also fit an A100 80GB PCIe at 300 W). L4 and V100 take their "
-        "tensor_efficiency from the best size of the same torch.mm data (that point is circular): "
-        "V100 is then within 16% (1024^3) and 8% (larger); L4 is +27% at 1024^3 and 21-23% fast from 4096^3, "
-        "where the 72 W card throttles under sustained tensor load, which a model at a fixed clock cannot show. RTX 4090 "
-        "is 11-20% slow from 2048^3: torch.mm reached 168 TFLOP/s, above the preset's rated 165 TFLOP/s peak (GeForce "
-        "boards run above their rated boost clock), and its tensor_efficiency (0.85) is an assumption. "
-        "The H100 skinny GEMMs (decode shapes, weight streaming) are within 2.2%."),
-    "measured (published): decode attention": (
-        "The FA2 column (no KV split) is reproduced within -12% / +9% on all nine held-out rows: the padded 128-row "
-        "MMA per (sequence, head) block and the block count (batch x 16 query heads) explain both the flat region and "
-        "the doubling below batch 8. Flash-Decoding is predicted 21-41% faster than measured: hwsim streams K/V at the "
-        "achievable bandwidth (1770 GB/s on an 80 GB A100) while the blog's kernel reached 1.0-1.26 TB/s. The blog "
-        "does not say which A100 it used (on a 40 GB card, 1.49 TB/s achievable, hwsim would still be 12-35% fast), "
-        "and its Flash-Decoding was the xformers split-K kernel of Oct 2023, while hwsim models FA2's split-KV kernel "
-        "and its combine at full bandwidth, with no cost per split beyond the partials' bytes."),
-    "measured (published): decode step / generation": (
-        "gpt-fast (CUDA graphs) is 15% slower than hwsim: gpt-fast reports 1397 GB/s of weights on a card "
-        "power-limited to 330 W, 79% of the 1769 GB/s stream read that sets dram_efficiency, and hwsim runs the "
-        "decode GEMVs at that stream rate. FasterTransformer's GPT-350M / GPT-1.3B totals are 1.7-2.7x hwsim's: FT "
-        "spends ~3 ms per generated token on models whose weights stream in 0.4-1.5 ms, i.e. per-step host work and "
-        "synchronisation (sampling, finished-sequence checks, memory copies) that hwsim's kernel-only model does not "
-        "contain. hwsim's decode-step time is the GPU's kernel time, not a framework's."),
-    "measured (published): decode step / generation (precision unstated)": (
-        "NVIDIA's NeMo/TensorRT-LLM page does not state the precision (fp16 assumed here) and its latency includes "
-        "the serving framework; hwsim is 28-29% fast on both GPUs, so the A100/H100 ratio (1.52 measured) is close."),
-    "published: attention TFLOP/s": (
-        "FA2's 50-73% is forward+backward training throughput; hwsim models the forward kernel only, at a flat fraction "
-        "of peak (A100: 0.65, from the Flash-Decoding table; H100: 0.34, from FA2's ~335 TFLOP/s)."),
-    "published: decode attention speedups": (
-        "The papers' grids (batch x heads, head dim, the FA2 baseline's exact kernel and FlashDecoding's split limits) "
-        "were not retrieved; ours are assumptions (MHA 32x128 and GQA 64/8x128, batch 1). At batch 1 FA2 runs one "
-        "block per query head with 128-row MMAs on one query (padding-bound, as the Flash-Decoding table confirms), so "
-        "hwsim's Lean/FA2 ratios at batch 1 exceed the papers' averages over their (larger) grids. FlashDecoding and "
-        "Lean both fill a wave and run at DRAM bandwidth at long context, so hwsim's Lean vs FlashDecoding stays "
-        "~1.0x beyond 8k; the papers' 1.73x / 2.18x are not reproduced. Nothing was fitted to these numbers."),
-    "published: decode-step bounds": (
-        "A bound, not a reference value: the prediction must lie above it. The excess over the datasheet bound is "
-        "the achievable-bandwidth fraction (dram_efficiency, measured) plus per-kernel fixed cost (launch_overhead, "
-        "measured) and the KV-cache and LM-head traffic."),
-}
-
-
 def _table(rows: list[Comparison]) -> list[str]:
     lines = ["| item | predicted | reference | unit | error | status | source |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -486,10 +357,11 @@ def _plots(out: Path, published: list[Comparison], calibration: dict[str, list[C
     return files
 
 
-def build_report(calibration_dir: Path, out: Path) -> dict[str, Any]:
-    """Compute every comparison, write ``out/gpu_validation.md`` and the PNGs; return the numbers."""
+def build_report(calibration_dir: Path, report: Path | None = None, points: list[dict[str, Any]] | None = None,
+                 claims: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Compute every comparison (or those of the published ``points`` and ``claims`` given) and the Markdown; with
+    ``report``, write it there and the PNGs beside it. Returns the numbers and ``markdown``."""
     started = time.time()
-    out.mkdir(parents=True, exist_ok=True)
     files, notes = load_calibrations(calibration_dir)
     calibration: dict[str, list[Comparison]] = {}
     for path, doc in files:
@@ -497,14 +369,18 @@ def build_report(calibration_dir: Path, out: Path) -> dict[str, Any]:
         notes += more
         if rows:
             calibration[path.name] = rows
-    published = published_comparisons()
+    published = published_comparisons(points, claims)
     checks = known_answer_checks()
     stats = category_stats(everything_rows(calibration, published))
-    figures = _plots(out, published, calibration)
-    _write_markdown(out / "gpu_validation.md", calibration_dir, calibration, notes, published, checks, stats, figures,
-                    time.time() - started)
+    figures = []
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        figures = _plots(report.parent, published, calibration)
+    markdown = _markdown(calibration_dir, calibration, notes, published, checks, stats, figures, time.time() - started)
+    if report is not None:
+        report.write_text(markdown)
     return {"calibration": calibration, "published": published, "checks": checks, "stats": stats, "notes": notes,
-            "figures": figures}
+            "figures": figures, "markdown": markdown}
 
 
 def everything_rows(calibration: dict[str, list[Comparison]], published: list[Comparison]) -> list[Comparison]:
@@ -524,9 +400,9 @@ def _inputs() -> list[str]:
     return out
 
 
-def _write_markdown(path: Path, calibration_dir: Path, calibration: dict[str, list[Comparison]], notes: list[str],
-                    published: list[Comparison], checks: list[dict[str, Any]], stats: dict[str, dict[str, float]],
-                    figures: list[str], elapsed: float) -> None:
+def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], notes: list[str],
+              published: list[Comparison], checks: list[dict[str, Any]], stats: dict[str, dict[str, float]],
+              figures: list[str], elapsed: float) -> str:
     try:
         shown_dir = calibration_dir.resolve().relative_to(ROOT)
     except ValueError:
@@ -535,8 +411,9 @@ def _write_markdown(path: Path, calibration_dir: Path, calibration: dict[str, li
     lines = [
         "# GPU model validation",
         "",
-        f"Regenerate: `python -m simulator.validation.gpu` ({elapsed:.1f} s). Figures: "
-        + ", ".join(f"`reports/{f}`" for f in figures) + ". Measurements: `python benchmarks/gpu_measure.py` on a "
+        f"Regenerate: `python -m simulator.validation.gpu --write` ({elapsed:.1f} s). Figures: "
+        + (", ".join(f"`reports/{f}`" for f in figures) or "none (printed, not written)")
+        + ". Measurements: `python benchmarks/gpu_measure.py` on a "
         "machine with an NVIDIA GPU writes `hardware/calibration/<gpu-name>.json`; this report then compares every such "
         "file.",
         "",
@@ -581,7 +458,7 @@ def _write_markdown(path: Path, calibration_dir: Path, calibration: dict[str, li
                          + (f"{statistics.fmean(abs(r.error) for r in big):.1%}" if big else "-") + " |")
         big = [r for r in gemm_rows if r.reference >= 25.0]
         lines.append(f"| all | {len(gemm_rows)} | {statistics.fmean(abs(r.error) for r in gemm_rows):.1%} | {len(big)} | "
-                     f"{statistics.fmean(abs(r.error) for r in big):.1%} |")
+                     + (f"{statistics.fmean(abs(r.error) for r in big):.1%}" if big else "-") + " |")
     lines += ["", "| category | n | mean abs error | max abs error | over 10% | statuses |", "|---|---|---|---|---|---|"]
     for cat, s in stats.items():
         statuses = sorted({r.status for r in everything if r.category == cat})
@@ -634,20 +511,27 @@ def _write_markdown(path: Path, calibration_dir: Path, calibration: dict[str, li
         lines += [f"### {cat.replace('published: ', '')}", "", *_table(rows), ""]
         over = [r for r in rows if abs(r.error) > THRESHOLD]
         if over:
-            lines.append(f"**Gaps over 10% ({len(over)} of {len(rows)}).** {EXPLAIN.get(cat, '')}")
+            lines.append(f"**Gaps over 10% ({len(over)} of {len(rows)}; errors on time, negative = hwsim faster).** "
+                         f"{gpu_explain.explain(cat, rows)}")
             lines.append("")
     cited = {r.source: r.extra["source_text"] for r in published if "source_text" in r.extra}
     if cited:
-        lines += ["Sources of the measured points (`hardware/calibration/published.yaml`):", ""]
+        lines += ["Sources (`hardware/calibration/published.yaml`, `hardware/calibration/gpu_claims.yaml`):", ""]
         lines += [f"- **{key}**: {text}" for key, text in cited.items()]
         lines.append("")
+    setup = gpu_claims.load_claims()["lean_setup"]
+    ctx = setup["contexts"]
+    lean = {(c["baseline"], c["over"]): c["speedup"] for c in gpu_claims.load_claims()["claims"]
+            if c["kind"] == "decode_speedup"}
     lines += [
-        "Setups that are ours, not the sources': Lean/Flash-Decoding comparisons use A100-80GB, batch 1, head dim 128, "
-        f"contexts 1k-512k, layouts {', '.join(label for _, _, label in LEAN_LAYOUTS)}; 'FlashAttention-2' in decode is "
-        "hwsim's FA2 kernel with one query row per (batch, head) block and no KV split. The Lean Attention arXiv "
-        "versions disagree (v1: 2.6x average / 8.33x max vs FA2; later: 1.73x / 2.18x vs FlashDecoding); both are "
-        "listed with the version named. The FA2 paper's per-seqlen forward figures were not retrieved, so its "
-        "fwd+bwd headline range is used for the forward kernel.",
+        f"Setups that are ours, not the sources': Lean/Flash-Decoding comparisons use {setup['target']}, batch 1, head "
+        f"dim 128, contexts {ctx[0] // 1024}k-{ctx[-1] // 1024}k, layouts {', '.join(x['label'] for x in setup['layouts'])}; "
+        "'FlashAttention-2' in decode is hwsim's FA2 kernel with one query row per (batch, head) block and no KV split. "
+        f"The Lean Attention arXiv versions disagree (v1: {lean.get(('fa2', 'mean'))}x average / "
+        f"{lean.get(('fa2', 524288))}x max vs FA2; later: {lean.get(('flashdecoding', 'mean'))}x / "
+        f"{lean.get(('flashdecoding', 262144))}x vs FlashDecoding); both are listed with the version named. The FA2 "
+        "paper's per-seqlen forward figures were not retrieved, so its fwd+bwd headline range is used for the forward "
+        "kernel.",
         "",
         "## Not compared (missing data)",
         "",
@@ -662,18 +546,23 @@ def _write_markdown(path: Path, calibration_dir: Path, calibration: dict[str, li
         "per-FLOP energies are upper bounds, (TDP - measured idle) / peak, and their idle power is measured (nvidia-smi "
         "logs, docs/research/gpu_published_power.md 1). Only one power-under-load range is checked.",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "reports"))
     parser.add_argument("--calibration", default=str(CALIBRATION_DIR), help="folder of calibration JSON files")
-    args = parser.parse_args()
-    result = build_report(Path(args.calibration), Path(args.out))
+    output_args(parser, "gpu_validation.md")
+    args = parser.parse_args(argv)
+    report = written_to(args, "gpu_validation.md")
+    result = build_report(Path(args.calibration), report)
+    if report is None:
+        print(result["markdown"])
     for cat, s in result["stats"].items():
         print(f"{cat:50s} n={s['n']:3d} mean |err| {s['mean_abs']:7.1%} max {s['max_abs']:7.1%}")
-    print(f"wrote {Path(args.out) / 'gpu_validation.md'} and {', '.join(result['figures'])}")
+    if report is not None:
+        print(f"wrote {report} and {', '.join(result['figures'])}")
+    return result
 
 
 if __name__ == "__main__":

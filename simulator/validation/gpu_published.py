@@ -9,6 +9,7 @@ time it implies.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,15 @@ import yaml
 from hardware.gpu.attention import flash_attention2, flash_decoding
 from hardware.gpu.gemm import gemm
 from hardware.gpu.kernels import memory_bound
-from hardware.targets import load_target
+from hardware.targets import load_target as _load_target
 from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
 from simulator.validation import checkout_root
 
 ROOT = checkout_root()
+#: presets are immutable: parse each once per process
+load_target = lru_cache(maxsize=None)(_load_target)
 PUBLISHED = ROOT / "hardware" / "calibration" / "published.yaml"
 EXAMPLES = ROOT / "examples"
 
@@ -92,11 +95,11 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
         f"prefill + {point['gen'] - 1} decode steps"
 
 
-def rows(comparison_cls: type) -> list[Any]:
-    """Every point as a ``comparison_cls`` (simulator.validation.gpu.Comparison), times in microseconds."""
-    sources, points = load_points()
+def rows(comparison_cls: type, points: list[dict[str, Any]] | None = None) -> list[Any]:
+    """Every point (or those given) as a ``comparison_cls`` (simulator.validation.gpu.Comparison), times in us."""
+    sources, every = load_points()
     out = []
-    for p in points:
+    for p in every if points is None else points:
         predicted, measured, label, note = predict(p)
         category = CATEGORY[p["kind"]]
         if p.get("category"):

@@ -1,0 +1,421 @@
+"""FLOPs and bytes of onnxruntime's contrib operators (``com.microsoft``) and quantized ONNX operators.
+
+Same conventions as :mod:`mapping.op_costs` (2 FLOPs per multiply-accumulate; elementwise work by its usual
+decomposition; every input read once and every output written once; quantized weights at their stored
+width). A fused op is counted as the ops it replaces, and a fused attention is returned as several
+:class:`OpCost` (one per part, named ``<node>/<role>``) so that the targets see the same parts as in an
+unfused graph:
+
+- ``Attention`` / ``QAttention``: ``qkv_proj`` GEMM (with bias) + ``score`` (Q.K^T, plus 1 FLOP per score for
+  the scaling) + ``softmax`` (5 per score) + ``pv``;
+- ``MultiHeadAttention``, ``GroupQueryAttention``, ``DecoderMaskedMultiHeadAttention``: score + softmax + pv
+  over past + new keys (GQA: each query head against its shared KV head; rotary, when fused, 3 FLOPs per
+  rotated element), reading the past cache and writing the new tokens' K and V to it;
+- ``MatMulNBits``: a GEMM whose weight operand is int4 (``bits``), reading ``B`` + scales + zero points as
+  stored; ``MatMulInteger`` / ``QLinearMatMul`` / ``DynamicQuantizeMatMul`` / ``MatMulIntegerToFloat``: int8
+  GEMMs; ``GatherBlockQuantized``: a gather reading only the selected rows (and their scales) as stored;
+- ``SkipLayerNormalization`` 9 per element (add + LayerNorm; +1 with bias), ``SkipSimplifiedLayerNormalization``
+  6, ``EmbedLayerNormalization`` = row gathers + adds + LayerNorm, ``FastGelu`` 8 (+1 with bias),
+  ``BiasAdd`` 2, ``RotaryEmbedding`` 3, ``GemmFastGelu`` GEMM + bias + GELU.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hardware.dtypes import tensor_bytes
+from mapping import contrib_ops
+from mapping.onnx_graph import Node
+from mapping.op_costs import FLOPS_PER_ELEMENT, MatmulDims, OpCost, Precision, dtype_for
+from mapping.shape_binding import BoundGraph
+
+
+class _Ctx:
+    """Byte and dtype helpers for one node."""
+
+    def __init__(self, bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
+                 kv_len: int | None = None) -> None:
+        self.bound, self.node, self.klass, self.precision, self.kv_len = bound, node, klass, precision, kv_len
+        self.a = contrib_ops.args(node, bound.shapes, bound.dtypes, bound.values, f"{bound.graph.path}: node "
+                                  f"'{node.name}' ({node.op_type})")
+
+    def has(self, slot: int) -> bool:
+        return self.a.has(slot)
+
+    def name(self, slot: int) -> str:
+        return self.node.inputs[slot]
+
+    def cls(self, tensor: str) -> str:
+        return self.klass.get(tensor, "act")
+
+    def dtype(self, tensor: str) -> str:
+        return dtype_for(self.bound, tensor, self.cls(tensor), self.precision)
+
+    def nbytes(self, tensor: str) -> int:
+        return tensor_bytes(self.bound.numel(tensor), self.dtype(tensor))
+
+    def reads(self, slots: list[int] | None = None) -> dict[str, int]:
+        """Bytes read by class (weight, act, kv, const) over input ``slots`` (all when None)."""
+        out = {"weight": 0, "act": 0, "kv": 0, "const": 0}
+        for i, t in enumerate(self.node.inputs):
+            if t and (slots is None or i in slots):
+                out[self.cls(t)] += self.nbytes(t)
+        return out
+
+    def writes(self, slots: list[int] | None = None) -> int:
+        return sum(self.nbytes(o) for i, o in enumerate(self.node.outputs) if o and (slots is None or i in slots))
+
+    def op(self, category: str, flops: float, reads: dict[str, int], writes: int, suffix: str = "",
+           matmul: MatmulDims | None = None, role: str = "", kv_write: int = 0) -> OpCost:
+        ins = [i for i in self.node.inputs if i]
+        outs = [o for o in self.node.outputs if o]
+        name = f"{self.node.name}/{suffix}" if suffix else self.node.name
+        return OpCost(name, self.node.op_type, category, float(flops), int(reads.get("weight", 0)),
+                      int(reads.get("act", 0) + reads.get("const", 0)), int(writes), int(reads.get("kv", 0)),
+                      int(kv_write), [self.bound.shapes[i] for i in ins], [self.bound.shapes[o] for o in outs],
+                      matmul, role=role, node=self.node.name)
+
+
+# -- matrix products ---------------------------------------------------------------------------------------------
+def _matmul_nbits(c: _Ctx) -> list[OpCost]:
+    x = c.bound.shapes[c.name(0)]
+    k, n = int(c.node.attr("K")), int(c.node.attr("N"))
+    m = math.prod(x[:-1])
+    bits = int(c.node.attr("bits", 4))
+    mm = MatmulDims(1, m, k, n, True, a_dtype=c.dtype(c.name(0)), b_dtype="int4" if bits <= 4 else "int8")
+    flops = 2.0 * m * k * n + (m * n if c.has(5) else 0)
+    return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
+
+
+def _int_matmul_dims(c: _Ctx, a_slot: int, b_slot: int, a_dtype: str | None = None) -> MatmulDims:
+    sa, sb = c.bound.shapes[c.name(a_slot)], c.bound.shapes[c.name(b_slot)]
+    out = c.bound.shapes[c.node.outputs[0]]
+    weight = c.cls(c.name(b_slot)) == "weight"
+    a_dt, b_dt = a_dtype or c.dtype(c.name(a_slot)), c.dtype(c.name(b_slot))
+    if len(sa) == 1:
+        sa = (1,) + sa
+    if len(sb) == 1:
+        sb = sb + (1,)
+    if weight and len(sb) == 2:
+        return MatmulDims(1, math.prod(sa[:-1]), sa[-1], sb[-1], True, a_dt, b_dt)
+    batch = math.prod(out[:-2]) if len(out) > 2 else 1
+    return MatmulDims(batch, sa[-2], sa[-1], sb[-1], weight, a_dt, b_dt)
+
+
+def _float_matmul(c: _Ctx) -> list[OpCost]:
+    # DynamicQuantizeMatMul quantises A to uint8 inside; MatMulIntegerToFloat reads int8/uint8 A
+    a_dtype = "uint8" if c.node.op_type == "DynamicQuantizeMatMul" else None
+    mm = _int_matmul_dims(c, 0, 1, a_dtype)
+    bias = 4 if c.node.op_type == "DynamicQuantizeMatMul" else 6
+    out = math.prod(c.bound.shapes[c.node.outputs[0]])
+    flops = 2.0 * mm.batch * mm.m * mm.k * mm.n + out * (1 + (1 if c.has(bias) else 0))  # rescale (+ bias)
+    return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
+
+
+def _qlinear_matmul(c: _Ctx) -> list[OpCost]:
+    mm = _int_matmul_dims(c, 0, 3)
+    return [c.op("matmul", 2.0 * mm.batch * mm.m * mm.k * mm.n, c.reads(), c.writes(), matmul=mm)]
+
+
+def _qgemm(c: _Ctx) -> list[OpCost]:
+    sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(3)]
+    m = sa[1] if c.node.attr("transA", 0) else sa[0]
+    k = sa[0] if c.node.attr("transA", 0) else sa[1]
+    n = sb[0] if c.node.attr("transB", 0) else sb[1]
+    mm = MatmulDims(1, m, k, n, c.cls(c.name(3)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(3)))
+    return [c.op("matmul", 2.0 * m * k * n + (m * n if c.has(6) else 0), c.reads(), c.writes(), matmul=mm)]
+
+
+def _fused_matmul(c: _Ctx) -> list[OpCost]:
+    sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(1)]
+    if c.node.attr("transA", 0) and len(sa) >= 2:
+        sa = sa[:-2] + (sa[-1], sa[-2])
+    if c.node.attr("transB", 0) and len(sb) >= 2:
+        sb = sb[:-2] + (sb[-1], sb[-2])
+    out = c.bound.shapes[c.node.outputs[0]]
+    weight = c.cls(c.name(1)) == "weight"
+    a_dt, b_dt = c.dtype(c.name(0)), c.dtype(c.name(1))
+    if weight and len(sb) == 2:
+        mm = MatmulDims(1, math.prod(sa[:-1]), sa[-1], sb[-1], True, a_dt, b_dt)
+    else:
+        mm = MatmulDims(math.prod(out[:-2]) if len(out) > 2 else 1, sa[-2], sa[-1], sb[-1], weight, a_dt, b_dt)
+    return [c.op("matmul", 2.0 * mm.batch * mm.m * mm.k * mm.n, c.reads(), c.writes(), matmul=mm)]
+
+
+def _gemm_fast_gelu(c: _Ctx) -> list[OpCost]:
+    sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(1)]
+    m, k, n = math.prod(sa[:-1]), sa[-1], sb[-1]
+    mm = MatmulDims(1, m, k, n, c.cls(c.name(1)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(1)))
+    flops = 2.0 * m * k * n + m * n * (FLOPS_PER_ELEMENT["FastGelu"] + (1 if c.has(2) else 0))
+    return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
+
+
+# -- gathers and norms ---------------------------------------------------------------------------------------------
+def _gather_block_quantized(c: _Ctx) -> list[OpCost]:
+    logical = contrib_ops.gather_block_quantized_table(c.a)
+    out_elems = c.bound.numel(c.node.outputs[0])
+    fraction = out_elems / max(1, math.prod(logical))  # share of the table's rows selected
+    reads = c.reads([1])
+    for slot in (0, 2, 3):
+        if c.has(slot):
+            t = c.name(slot)
+            reads[c.cls(t)] += math.ceil(c.nbytes(t) * fraction)
+    flops = 2.0 * out_elems  # dequantise: (q - zero_point) * scale
+    return [c.op("gather", flops, reads, c.writes())]
+
+
+def _relative_position_bias(c: _Ctx) -> list[OpCost]:
+    # bucket index arithmetic per (query, key) pair (~6 ops: difference, sign, log, scale, clip, add), then a
+    # lookup of one table row per pair: the whole (small) table is read once
+    out = c.node.outputs[0]
+    pairs = c.bound.numel(out) // max(1, c.bound.shapes[out][1])
+    return [c.op("gather", 6.0 * pairs, c.reads(), c.writes())]
+
+
+def _embed_layer_norm(c: _Ctx) -> list[OpCost]:
+    out = c.node.outputs[0]
+    rows = c.bound.numel(out)  # batch x seq x hidden
+    reads = c.reads([0, 1, 7, 8, 9])  # ids, segment ids, mask, position ids
+    tables = 0
+    for slot in (2, 3, 4):  # word, position, segment tables: only the selected rows
+        if c.has(slot):
+            t = c.name(slot)
+            tables += 1
+            reads[c.cls(t)] += tensor_bytes(rows, c.dtype(t))
+    for slot in (5, 6):  # gamma, beta
+        if c.has(slot):
+            reads[c.cls(c.name(slot))] += c.nbytes(c.name(slot))
+    flops = rows * ((tables - 1) + FLOPS_PER_ELEMENT["LayerNormalization"])
+    return [c.op("gather", flops, reads, c.writes())]
+
+
+def _elementwise(per_element: int, category: str = "elementwise", bias_slot: int | None = None):  # noqa: ANN202
+    def rule(c: _Ctx) -> list[OpCost]:
+        elems = c.bound.numel(c.node.outputs[0])
+        extra = 1 if bias_slot is not None and c.has(bias_slot) else 0
+        return [c.op(category, elems * (per_element + extra), c.reads(), c.writes())]
+    return rule
+
+
+def _norm(op: str, bias_slot: int | None):  # noqa: ANN202
+    def rule(c: _Ctx) -> list[OpCost]:
+        elems = c.bound.numel(c.name(0))
+        extra = 1 if bias_slot is not None and c.has(bias_slot) else 0
+        return [c.op("norm", elems * (FLOPS_PER_ELEMENT[op] + extra), c.reads(), c.writes())]
+    return rule
+
+
+def _rotary(c: _Ctx) -> list[OpCost]:
+    x = c.bound.shapes[c.name(0)]
+    positions = x[0] * (x[-2] if len(x) == 4 else x[1])  # [B, N, S, H] or [B, S, D]
+    reads = c.reads([0, 1])
+    for slot in (2, 3):  # cos/sin caches: only the rows of the positions used
+        if c.has(slot):
+            t = c.name(slot)
+            used = min(c.bound.numel(t), positions * c.bound.shapes[t][-1])
+            reads[c.cls(t)] += tensor_bytes(used, c.dtype(t))
+    return [c.op("elementwise", 3.0 * math.prod(x), reads, c.writes())]
+
+
+# -- attention ---------------------------------------------------------------------------------------------------
+def _core(c: _Ctx, batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int, head: int, v_head: int,
+          q_reads: dict[str, int], k_reads: dict[str, int], v_reads: dict[str, int], extra_reads: dict[str, int],
+          kv_write: int, act_dtype: str, kv_dtype: str) -> list[OpCost]:
+    """score, softmax and pv parts of one fused attention (bytes by class; scores at the activation dtype)."""
+    scores = batch * heads * q_len * kv_len
+    score_bytes = tensor_bytes(scores, act_dtype)
+    q_dt = act_dtype
+    score = c.op("matmul", 2.0 * scores * head + scores, _add(q_reads, k_reads), score_bytes, "score",
+                 MatmulDims(batch * heads, q_len, head, kv_len, False, q_dt, kv_dtype), "score", kv_write // 2)
+    softmax = c.op("softmax", 5.0 * scores, _add({"act": score_bytes}, extra_reads), score_bytes, "softmax",
+                   role="softmax")
+    out = c.node.outputs[0]
+    pv = c.op("matmul", 2.0 * scores * v_head, _add({"act": score_bytes}, v_reads), c.nbytes(out), "pv",
+              MatmulDims(batch * heads, q_len, kv_len, v_head, False, act_dtype, kv_dtype), "pv",
+              kv_write - kv_write // 2)
+    return [score, softmax, pv]
+
+
+def _add(*parts: dict[str, int]) -> dict[str, int]:
+    out = {"weight": 0, "act": 0, "kv": 0, "const": 0}
+    for p in parts:
+        for k, v in p.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _kv_dtype(c: _Ctx, past_slot: int | None, fallback: str) -> str:
+    if c.precision.kv_cache:
+        return c.precision.kv_cache
+    if past_slot is not None and c.has(past_slot):
+        return c.dtype(c.name(past_slot))
+    return fallback
+
+
+def _gqa(c: _Ctx) -> list[OpCost]:
+    batch, seq, heads, kv_heads, head, past, total = contrib_ops.gqa_dims(c.a)
+    total = c.kv_len or total
+    act = c.dtype(c.name(0))
+    kv_dt = _kv_dtype(c, 3, act)
+    packed = not c.has(1)
+    q_in = c.reads([0])
+    if packed:
+        share = heads / (heads + 2 * kv_heads)
+        q_reads = {k: int(v * share) for k, v in q_in.items()}
+        k_new = {k: (v - q_reads[k]) // 2 for k, v in q_in.items()}
+        v_new = dict(k_new)
+    else:
+        q_reads, k_new, v_new = q_in, c.reads([1]), c.reads([2])
+    # the past cache: the kernel reads the first (total - new) positions of it
+    past_used = max(0, total - seq)
+    k_reads, v_reads = dict(k_new), dict(v_new)
+    for slot, target in ((3, k_reads), (4, v_reads)):
+        if past_used:
+            target[c.cls(c.name(slot)) if c.has(slot) else "kv"] += tensor_bytes(batch * kv_heads * past_used * head,
+                                                                                  kv_dt)
+    extra = c.reads([5, 6, 9, 10])  # seqlens_k, total_sequence_length, position_ids, attention_bias
+    writes_present = any(o for o in c.node.outputs[1:3])
+    kv_write = 2 * tensor_bytes(batch * kv_heads * seq * head, kv_dt) if writes_present else 0
+    ops: list[OpCost] = []
+    if c.node.attr("do_rotary", 0):
+        rotated = batch * seq * (heads + kv_heads) * head
+        cache = _add(c.reads([7, 8]))
+        rows = {k: min(v, tensor_bytes(batch * seq * head, act)) for k, v in cache.items()}
+        ops.append(c.op("elementwise", 3.0 * rotated, rows, 0, "rotary", role="rotary"))
+    ops += _core(c, batch, heads, kv_heads, seq, total, head, head, q_reads, k_reads, v_reads, extra, kv_write,
+                 act, kv_dt)
+    return ops
+
+
+def _mha(c: _Ctx, past_k: int, past_v: int) -> list[OpCost]:
+    if c.node.op_type == "DecoderMaskedMultiHeadAttention":
+        q = c.bound.shapes[c.name(0)]
+        heads = int(c.node.attr("num_heads"))
+        batch, seq, head = q[0], q[1], q[2] // heads
+        past = c.bound.shapes[c.name(5)][2] if c.has(5) else 0
+        new = c.bound.shapes[c.name(1)][1] if c.has(1) and len(c.bound.shapes[c.name(1)]) == 3 else seq
+        total, v_head = past + new, head
+        if c.has(7):  # past_sequence_length: the filled part of a max-length buffer
+            known = c.a.scalar(7)
+            if known is not None:
+                total = known + new
+    else:
+        batch, seq, heads, head, new, v_head = contrib_ops.mha_dims(c.a)
+        past = c.bound.shapes[c.name(past_k)][2] if c.has(past_k) else 0
+        total = past + new
+    if c.kv_len:
+        past, total = max(0, c.kv_len - new), c.kv_len
+    act = c.dtype(c.name(0))
+    kv_dt = _kv_dtype(c, past_k, act)
+    q_in = c.reads([0])
+    packed_qkv = len(c.bound.shapes[c.name(0)]) == 5
+    if packed_qkv:
+        q_reads = {k: v // 3 for k, v in q_in.items()}
+        k_reads = dict(q_reads)
+        v_reads = dict(q_reads)
+    else:
+        q_reads = q_in
+        k_in = c.reads([1])
+        if c.has(1) and len(c.bound.shapes[c.name(1)]) == 5:
+            k_reads = {k: v // 2 for k, v in k_in.items()}
+            v_reads = dict(k_reads)
+        else:
+            k_reads, v_reads = k_in, c.reads([2])
+    for slot, target, h in ((past_k, k_reads, head), (past_v, v_reads, v_head)):
+        if c.has(slot) or (c.kv_len and past):
+            used = batch * heads * past * h
+            if c.has(slot) and not c.kv_len:
+                used = min(c.bound.numel(c.name(slot)), used)
+            target[c.cls(c.name(slot)) if c.has(slot) else "kv"] += tensor_bytes(used, kv_dt)
+    extra = c.reads([3, 4, 5]) if c.node.op_type != "DecoderMaskedMultiHeadAttention" else c.reads([3, 4])
+    bias = c.reads([3]) if c.node.op_type == "MultiHeadAttention" else {}
+    writes_present = any(o for o in c.node.outputs[1:3])
+    kv_write = tensor_bytes(batch * heads * new * (head + v_head), kv_dt) if writes_present else 0
+    ops = []
+    if bias.get("weight") or bias.get("act"):
+        ops.append(c.op("elementwise", batch * seq * heads * head + 2 * batch * new * heads * head, bias, 0,
+                        "bias", role="bias"))
+        extra = {k: v - bias.get(k, 0) for k, v in extra.items()}
+    return ops + _core(c, batch, heads, heads, seq, total, head, v_head, q_reads, k_reads, v_reads, extra,
+                       kv_write, act, kv_dt)
+
+
+def _attention(c: _Ctx) -> list[OpCost]:
+    quant = c.node.op_type == "QAttention"
+    x = c.bound.shapes[c.name(0)]
+    batch, seq, width = x[0], x[1], x[2]
+    heads = int(c.node.attr("num_heads"))
+    sizes = c.node.attr("qkv_hidden_sizes")
+    w = c.bound.shapes[c.name(1)]
+    if sizes is not None:
+        q_hidden, k_hidden, v_hidden = (int(s) for s in sizes)
+    else:
+        q_hidden = k_hidden = v_hidden = w[-1] // 3
+    head, v_head = q_hidden // heads, v_hidden // heads
+    m, n = batch * seq, q_hidden + k_hidden + v_hidden
+    act = "float32" if quant else c.dtype(c.name(0))
+    if quant:
+        act = c.dtype(c.name(3)) if c.has(3) else "float32"
+    qkv_bytes = tensor_bytes(m * n, act)
+    proj_slots = [0, 1, 2, 3, 4, 6, 7] if quant else [0, 1, 2]
+    mm = MatmulDims(1, m, width, n, True, c.dtype(c.name(0)), c.dtype(c.name(1)))
+    proj = c.op("matmul", 2.0 * m * width * n + m * n, c.reads(proj_slots), qkv_bytes, "qkv_proj", mm, "qkv_proj")
+    past_slot = 8 if quant else 4
+    past = c.bound.shapes[c.name(past_slot)][3] if c.has(past_slot) else 0
+    if c.has(past_slot) and c.node.attr("past_present_share_buffer", 0):
+        known = c.a.scalar(6 if not quant else 9)
+        past = known if known is not None else past
+    if c.kv_len:
+        past = max(0, c.kv_len - seq)
+    kv_dt = _kv_dtype(c, past_slot, act)
+    q_reads = {"act": tensor_bytes(m * q_hidden, act)}
+    k_reads = {"act": tensor_bytes(m * k_hidden, act)}
+    v_reads = {"act": tensor_bytes(m * v_hidden, act)}
+    if past:
+        cls = c.cls(c.name(past_slot)) if c.has(past_slot) else "kv"
+        k_reads[cls] = k_reads.get(cls, 0) + tensor_bytes(batch * heads * past * head, kv_dt)
+        v_reads[cls] = v_reads.get(cls, 0) + tensor_bytes(batch * heads * past * v_head, kv_dt)
+    extra = c.reads([5] if quant else [3, 5])  # mask index, attention bias
+    writes_present = (len(c.node.outputs) > 1 and bool(c.node.outputs[1])) or bool(c.kv_len)
+    kv_write = tensor_bytes(batch * heads * seq * (head + v_head), kv_dt) if writes_present else 0
+    return [proj] + _core(c, batch, heads, heads, seq, past + seq, head, v_head, q_reads, k_reads, v_reads, extra,
+                          kv_write, act, kv_dt)
+
+
+RULES = {
+    "MatMulNBits": _matmul_nbits, "DynamicQuantizeMatMul": _float_matmul, "MatMulIntegerToFloat": _float_matmul,
+    "QGemm": _qgemm, "FusedMatMul": _fused_matmul, "GemmFastGelu": _gemm_fast_gelu,
+    "GatherBlockQuantized": _gather_block_quantized, "EmbedLayerNormalization": _embed_layer_norm,
+    "RelativePositionBias": _relative_position_bias,
+    "SkipLayerNormalization": _norm("SkipLayerNormalization", 4),
+    "SkipSimplifiedLayerNormalization": _norm("SkipSimplifiedLayerNormalization", 3),
+    "SimplifiedLayerNormalization": _norm("SimplifiedLayerNormalization", None),
+    "FastGelu": _elementwise(FLOPS_PER_ELEMENT["FastGelu"], "activation", 1),
+    "BiasGelu": _elementwise(FLOPS_PER_ELEMENT["BiasGelu"], "activation"),
+    "Gelu": _elementwise(FLOPS_PER_ELEMENT["Gelu"], "activation"),
+    "QuickGelu": _elementwise(FLOPS_PER_ELEMENT["QuickGelu"], "activation"),
+    "BiasSplitGelu": _elementwise(FLOPS_PER_ELEMENT["Gelu"] + 2, "activation"),
+    "BiasAdd": _elementwise(2), "RotaryEmbedding": _rotary,
+    "GroupQueryAttention": _gqa, "Attention": _attention, "QAttention": _attention,
+    "MultiHeadAttention": lambda c: _mha(c, 6, 7), "DecoderMaskedMultiHeadAttention": lambda c: _mha(c, 5, 6),
+}
+
+#: Standard ONNX ops whose generic costing in op_costs reads the wrong operands.
+ONNX_RULES = {"QLinearMatMul": _qlinear_matmul}
+
+
+def handles(node: Node) -> bool:
+    """True when this module costs ``node``."""
+    if node.op_type in ONNX_RULES and node.domain in ("", "ai.onnx"):
+        return True
+    return contrib_ops.handles(node) and node.op_type in RULES
+
+
+def cost(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
+         kv_len: int | None = None) -> list[OpCost]:
+    """The parts of ``node`` (one OpCost for most ops, several for a fused attention). ``kv_len`` makes a fused
+    attention attend to that many keys, the ones beyond its own new tokens read from the KV cache."""
+    rule = ONNX_RULES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+    rule = rule or RULES[node.op_type]
+    return rule(_Ctx(bound, node, klass, precision, kv_len))
+

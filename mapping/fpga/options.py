@@ -1,0 +1,24 @@
+"""Options of FPGA targets (``--set KEY=VALUE``), validated by pydantic."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from mapping.target_plugin import TargetOptions
+
+
+class FpgaOptions(TargetOptions):
+    """How a workload is lowered onto an FPGA overlay. There is one timing model (the layer pipeline)."""
+
+    mode: Literal["fast"] = "fast"  # type: ignore[assignment]
+    efficiency: float | None = Field(None, gt=0, le=1, description="fraction of DSP peak reached, 0..1")
+    tiles: int = Field(8, ge=1, le=256, description="tiles each op's off-chip data streams in (double-buffered)")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _one_model(cls, value: object) -> object:
+        if value not in (None, "fast"):
+            raise ValueError("FPGA targets have one timing model (the layer pipeline); drop --mode")
+        return value
