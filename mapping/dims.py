@@ -17,10 +17,7 @@ from __future__ import annotations
 import ast
 import math
 
-import onnx
-from onnx import shape_inference
-
-from mapping.onnx_graph import OpGraph, read_model
+from mapping.onnx_graph import OpGraph
 
 #: Words of names that are sizes of the model, not lengths (``kv_cache_dim``, ``num_channels``, ``height``).
 _SIZE_WORDS = ("dim", "channel", "height", "width", "hidden", "head", "feature")
@@ -106,7 +103,7 @@ def _through(graph: OpGraph, tensor: str) -> list[tuple[str, str]]:
                 continue
             seen.add(c.name)
             found.append((c, t))
-            if c.op_type in ("Cast", "Identity"):
+            if c.op_type in ("Cast", "Identity", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
                 frontier.extend(o for o in c.outputs if o)
     return found
 
@@ -119,9 +116,13 @@ def _image_dims(graph: OpGraph, name: str, dims: tuple) -> dict[str, int]:
     """
     out: dict[str, int] = {}
     for node, _ in _through(graph, name):
-        if node.op_type != "Conv":
+        if node.op_type not in ("Conv", "ConvInteger", "QLinearConv"):
             continue
-        w = graph.tensors.get(node.inputs[1])
+        weight = node.inputs[3] if node.op_type == "QLinearConv" else node.inputs[1]
+        p = graph.producer.get(weight)
+        if p is not None and p.op_type == "DequantizeLinear":  # a QDQ export: the quantized initializer
+            weight = p.inputs[0]
+        w = graph.tensors.get(weight)
         if w is None or w.dims is None or len(w.dims) != len(dims) or len(w.dims) < 3:
             continue
         if isinstance(dims[1], str):
@@ -144,12 +145,15 @@ def _image_dims(graph: OpGraph, name: str, dims: tuple) -> dict[str, int]:
 def _position_grid(graph: OpGraph, width: int) -> int | None:
     """Patches per side implied by a learned position table [1, P, width] or [P, width] (None if there is none)."""
     for t in graph.tensors.values():
-        if t.role != "weight" or t.dims is None or len(t.dims) not in (2, 3) or int(t.dims[-1]) != width:
+        if t.role not in ("weight", "constant") or t.dims is None or len(t.dims) not in (2, 3) or int(t.dims[-1]) != width:
             continue
         if len(t.dims) == 3 and t.dims[0] != 1:
             continue
         rows = int(t.dims[-2])
-        if rows < 4 or not any(c.op_type == "Add" for c in graph.consumers.get(t.name, [])):
+        readers = graph.consumers.get(t.name, [])
+        readers = readers + [c for r in readers if r.op_type == "DequantizeLinear" for c in graph.consumers.get(
+            r.outputs[0], [])]
+        if rows < 4 or not any(c.op_type == "Add" for c in readers):
             continue
         for n in (rows - 1, rows):
             side = math.isqrt(n)
@@ -158,22 +162,13 @@ def _position_grid(graph: OpGraph, width: int) -> int | None:
     return None
 
 
-def _concat_dims(model: onnx.ModelProto, graph: OpGraph, names: set[str]) -> dict[str, int]:
+def _concat_dims(graph: OpGraph, names: set[str]) -> dict[str, int]:
     """Dims of graph inputs fixed by what they are concatenated with (a cache's head size, ``kv_cache_dim``).
 
     ONNX's own symbolic shape inference gives the other operand of each Concat a size on every axis it knows;
     an input's named axis off the concatenation axis must equal it.
     """
-    try:
-        inferred = shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # noqa: BLE001 - evidence is optional
-        return {}
-    known: dict[str, list] = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            known[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-    for init in inferred.graph.initializer:
-        known[init.name] = list(init.dims)
+    known = graph.inferred_dims()
     out: dict[str, int] = {}
     for node in graph.nodes:
         if node.op_type != "Concat":
@@ -208,10 +203,5 @@ def evidence_dims(graph: OpGraph, kinds: dict[str, str]) -> dict[str, int]:
             out.update({k: v for k, v in _image_dims(graph, name, dims).items() if k in wanted})
     rest = wanted - set(out)
     if rest:
-        try:
-            model = read_model(graph.path)  # the one loader (same parse, no weight data)
-        except Exception:  # noqa: BLE001 - the file was read once already; evidence is optional
-            model = None
-        if model is not None and not model.functions:
-            out.update(_concat_dims(model, graph, rest))
+        out.update(_concat_dims(graph, rest))
     return out

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, shape_inference
 
 from hardware.dtypes import from_onnx, is_float
 from hardware.errors import HwsimError
@@ -107,6 +107,26 @@ class OpGraph:
         return numpy_helper.to_array(init)
     #: Which branch of input-selected ``If`` nodes was inlined: True (KV cache), False (none), None (no such If).
     cache_branch: bool | None = None
+    #: the parsed file (weight data not loaded; the chosen ``If`` branch inlined), for :meth:`inferred_dims`
+    model: onnx.ModelProto | None = field(repr=False, default=None)
+
+    def inferred_dims(self) -> dict[str, list[int | None]]:
+        """Dims of every tensor as ONNX's own symbolic shape inference gives them (None where it has no number);
+        empty when inference fails. Evidence for dims that are sizes of the model (:mod:`mapping.dims`)."""
+        if self.model is None or self.model.functions:
+            return {}
+        try:
+            inferred = shape_inference.infer_shapes(self.model, data_prop=True)
+        except Exception:  # noqa: BLE001 - evidence is optional
+            return {}
+        known: dict[str, list[int | None]] = {}
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+                known[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                  for d in vi.type.tensor_type.shape.dim]
+        for init in inferred.graph.initializer:
+            known[init.name] = [int(d) for d in init.dims]
+        return known
 
     def symbolic_dims(self) -> dict[str, list[tuple[str, int]]]:
         """Symbolic dimension names of the graph inputs, each with the (input, axis) places it appears."""
@@ -281,8 +301,8 @@ def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
                 tensors[out] = Tensor(out, dtype, dims, "activation")
     outputs = [o.name for o in graph.output]
     result = OpGraph(path, graph.name or os.path.basename(path), opset, tensors, nodes, inputs, outputs,
-                     producer, consumers, list(model.opset_import), initializers={i.name: i for i in graph.initializer},
-                     cache_branch=cache_branch if selected else None)
+                     producer, consumers, list(model.opset_import), {i.name: i for i in graph.initializer},
+                     cache_branch=cache_branch if selected else None, model=model)
     mark_quantized_weights(result)
     return result
 

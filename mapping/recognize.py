@@ -66,15 +66,13 @@ def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[s
               "total": past + PROBE["seq"]}
     out: dict[str, int] = {}
     evidence = dims_meaning.evidence_dims(graph, kinds)
+    fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
     for name, kind in kinds.items():
-        out[name] = values[kind] if kind in values else evidence.get(name, next(others, 29))
+        out[name] = fixed[name] if name in fixed else values[kind] if kind in values else evidence.get(
+            name, next(others, 29))
     for name, value in (dims or {}).items():
         if kinds.get(name) == "other":
             out[name] = value
-    fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
-    for name in fixed:
-        if name in out and name not in (dims or {}):
-            out[name] = fixed[name]
     return out
 
 
@@ -127,7 +125,7 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
         shapes_only = bind(graph, bindings)
     except HwsimError as exc:
         kinds = dim_kinds(graph)
-        known = dims_meaning.evidence_dims(graph, kinds)
+        known = {**dims_meaning.evidence_dims(graph, kinds), **implied_dims(graph)}
         guessed = [d for d, k in kinds.items() if k == "other" and d not in known and d not in (dims or {})]
         if not guessed:
             raise

@@ -27,9 +27,9 @@ from mapping.passes.context import PATH_OPS, Context
 from mapping.quant import before_qdq
 
 _COMPARE = {"Less", "Greater", "LessOrEqual", "GreaterOrEqual"}
-#: Ops that read a folded mask buffer (slicing it to [q, kv] and applying it); a weight is read by a matmul.
-_MASK_READERS = {"Slice", "Gather", "Cast", "Where", "Add", "Sub", "Mul", "Expand", "Reshape", "Unsqueeze", "Equal",
-                 "Not", "Identity", "Squeeze"}
+#: Ops that read a folded mask buffer (slicing it to [q, kv] and applying it); a weight is read by a matmul, a
+#: position table by a Gather.
+_MASK_READERS = {"Slice", "Cast", "Where", "Expand", "Reshape", "Unsqueeze", "Equal", "Not", "Identity", "Squeeze"}
 
 
 @dataclass
@@ -59,8 +59,10 @@ def _as_allowed(value: np.ndarray) -> np.ndarray | None:
 
 def _bias_lookups(ctx: Context, nodes: set[str]) -> set[str]:
     """Nodes among ``nodes`` that only feed the index of a bias-table Gather (T5 relative position buckets)."""
-    lookups = [ctx.nodes[n] for n in nodes if ctx.nodes[n].op_type == "Gather"
-               and ctx.klass.get(ctx.nodes[n].inputs[0]) == "weight"]
+    # the table is a weight, or a quantized one (an integer initializer dequantized after the lookup)
+    lookups = [ctx.nodes[n] for n in nodes if ctx.nodes[n].op_type in ("Gather", "GatherBlockQuantized")
+               and ctx.klass.get(ctx.nodes[n].inputs[0]) in ("weight", "const")
+               and len(ctx.bound.shapes.get(ctx.nodes[n].inputs[0], ())) == 2]
     if not lookups:
         return set()
     return ctx.ancestors([g.inputs[1] for g in lookups], limit=400, data_only=False) & nodes
