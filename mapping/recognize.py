@@ -73,6 +73,10 @@ def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[s
     for name, value in (dims or {}).items():
         if kinds.get(name) == "other":
             out[name] = value
+    fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
+    for name in fixed:
+        if name in out and name not in (dims or {}):
+            out[name] = fixed[name]
     return out
 
 

@@ -172,7 +172,8 @@ class Model:
         self._fixed = implied_dims(self.graph)  # dims an attention op's attributes fix (a KV cache's head size)
         for name, kind in dim_kinds(self.graph).items():
             places = symbolic[name]
-            kind = "fixed" if name in self._fixed else kind
+            if name in self._fixed:
+                kind = "fixed"
             if kind == "seq" and self.ir.step_inputs and not any(p[0] in self.ir.step_inputs for p in places):
                 kind = "prompt"
             self._dim_kind[name] = kind

@@ -110,3 +110,20 @@ def test_dynamic_quantized_matmuls_read_int8(models) -> None:
     for o in ints:  # int8 B and its int8 zero point; the uint8 activation quantized by DynamicQuantizeLinear
         assert o.weight_bytes == o.matmul.k * o.matmul.n + 1
         assert (o.matmul.a_dtype, o.matmul.b_dtype) == ("uint8", "int8")
+
+
+@pytest.mark.parametrize("target", ["a100-80gb", "pim-gpt"])
+def test_genai_graphs_simulate_with_int4_weights_moving_less(target: str, models) -> None:
+    import math
+
+    from hardware.targets import load_target
+    from simulator.simulate import simulate
+
+    preset = load_target(target)
+    results = {name: simulate(models[name], preset, "generate", 1, 8, 2, Precision(), {})
+               for name in ("llama_genai_int4", "llama_genai_fp32")}
+    for r in results.values():
+        assert math.isfinite(r.latency_s) and r.latency_s > 0
+    if target == "a100-80gb":  # the int4 file's decode steps read packed weights: less DRAM traffic
+        dram = {name: r.traffic_bytes.get("dram") or r.traffic_bytes.get("hbm") for name, r in results.items()}
+        assert 0 < dram["llama_genai_int4"] < 0.6 * dram["llama_genai_fp32"]

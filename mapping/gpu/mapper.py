@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hardware.dtypes import BITS
 from hardware.gpu.attention import DECODE_KERNELS, flash_attention2
 from hardware.gpu.collectives import all_reduce
 from hardware.gpu.gemm import gemm
@@ -215,7 +216,10 @@ class _Context:
             else:
                 n = max(1, -(-n // tp))
         dram = op.weight_bytes / tp + (op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes) * share
-        return gemm(self.t, batch, m, k, n, self.dtype(a_elem), a_elem, b_elem, a_elem, dram,
+        # the compute format follows the operands as the kernel reads them (an int8 x int8 MatMulInteger runs on
+        # int8 tensor cores although it writes int32), else the activations' storage size
+        a_read = BITS[mm.a_dtype] / 8 if mm.a_dtype in BITS and BITS[mm.a_dtype] else a_elem
+        return gemm(self.t, batch, m, k, n, self.dtype(a_read), a_read, b_elem, a_elem, dram,
                     name=f"{label}.{op.role or op.op_type.lower()}", mode=self.mode)
 
     def attention_kernel(self, label: str, ops: list[OpCost]) -> KernelResult:

@@ -171,6 +171,8 @@ def _absent_mask(ctx: Context, nodes: set[str], q_len: int) -> str | None:
             t = ctx.graph.tensors.get(i)
             if t is None or ctx.producer(i) is not None or t.role not in ("weight", "constant") or t.value is not None:
                 continue
+            if t.role == "weight" and not t.dtype.startswith(("float", "bfloat", "bool")):
+                continue  # quantized weight data (a DequantizeLinear's input), not a mask
             dims = t.dims or ()
             readers = {c.op_type for c in ctx.consumers(i)}
             if len(dims) >= 2 and dims[-1] == dims[-2] and int(dims[-1]) >= q_len and readers <= _MASK_READERS:
