@@ -118,10 +118,13 @@ class ConstraintSpec(_Strict):
 
 
 class Requests(_Strict):
-    """Commands a controller issues to serve a read or a write request at an open row."""
+    """Commands a controller issues to serve a read or a write request at an open row; the auto-precharge forms
+    (RDA / WRA: the access, then the bank closes by itself) where the standard has them (closed-row policies)."""
 
     read: str
     write: str
+    read_autoprecharge: str | None = None
+    write_autoprecharge: str | None = None
 
 
 class Refresh(_Strict):
@@ -352,6 +355,14 @@ def _check(std: DramStandard) -> None:
         _need_params(c.data, known, (*base, "data"), used)
     need_command(std.requests.read, ("requests", "read"))
     need_command(std.requests.write, ("requests", "write"))
+    for key in ("read_autoprecharge", "write_autoprecharge"):
+        name = getattr(std.requests, key)
+        if name is not None:
+            need_command(name, ("requests", key))
+            c = commands[name]
+            if not (c.level == "bank" and c.requires == "row" and c.closes and "column" in c.uses):
+                raise _FieldError(("requests", key), f"'{name}' must be a bank command that requires the row open, "
+                                                     "uses a column and closes the bank")
     if std.refresh is not None:
         need_command(std.refresh.command, ("refresh", "command"))
         ref = commands[std.refresh.command]
