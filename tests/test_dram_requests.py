@@ -147,9 +147,22 @@ def test_mapping_bit_orders():
 def test_closed_policy_uses_auto_precharge():
     trace = rw("R 0,0,0,0,0", "R 0,0,0,0,1", "R 0,0,0,1,0")
     r, cmds = traced(G6, trace, refresh="none", row_policy="closed")
-    names = [c for _, c, _ in cmds]
-    assert "RDA" in names or "PRE" in names
-    assert r.row_conflicts == 0  # the row is closed before the next row is needed
+    # after one access (cap 1) the hit's RD becomes RDA (legal at 33 like the RD); the bank closes by itself, so the
+    # next row's ACT waits max(RDA + tRTP + tRP = 63, ACT + tRC = 80) and meets a closed bank: a miss, not a conflict
+    assert [(t, c) for t, c, _ in cmds] == [(1, "ACT"), (27, "RD"), (33, "RDA"), (80, "ACT"), (106, "RD")]
+    assert (r.row_hits, r.row_misses, r.row_conflicts) == (1, 2, 0)
+    o = simulate(G6, trace, refresh="none")
+    assert (o.row_hits, o.row_misses, o.row_conflicts) == (1, 1, 1)
+
+
+def test_timeout_policy_closes_idle_rows():
+    # 100 reads to bank group 1 keep the queue full, so the last request (bank 0, another row) arrives late
+    trace = rw("R 0,0,0,0,0", *(f"R 0,1,0,0,{c % 64}" for c in range(100)), "R 0,0,0,1,0")
+    r, cmds = traced(G6, trace, refresh="none", row_policy="timeout", policy_options={"timeout": 64})
+    pre0 = [t for t, c, a in cmds if c == "PRE" and a.bank_group == 0]
+    # bank 0's only access is its RD at 27: its row is closed once idle 64 cycles (and tRAS has passed)
+    assert pre0 and pre0[0] == 27 + 64
+    assert (r.row_conflicts, r.row_misses) == (0, 3)  # bank 0 twice, bank group 1 once
 
 
 def test_trace_errors():

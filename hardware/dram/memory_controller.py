@@ -103,8 +103,8 @@ class RequestController:
         all_closer = std.command_role(level="channel", all_banks=True, closes=True)
         self.prea = cmd(all_closer) if all_closer else None
         self.rd, self.wr = cmd(std.requests.read), cmd(std.requests.write)
-        self.rda = cmd(std.requests.read_autoprecharge) if std.requests.read_autoprecharge else None
-        self.wra = cmd(std.requests.write_autoprecharge) if std.requests.write_autoprecharge else None
+        ap = std.auto_precharge
+        self.rda, self.wra = (cmd(ap.read), cmd(ap.write)) if ap else (None, None)
         self.ref = cmd(std.refresh.command) if std.refresh else None
         specs = std.all_commands
         self.closes = {cmd(n): s.closes for n, s in specs.items()}

@@ -2,7 +2,7 @@
 
 Interface (hooks the controller calls each cycle): ``pre_schedule(clk)`` may queue a precharge (a maintenance
 request in the priority queue), ``upgrade(req, clk)`` may turn the RD/WR about to issue into its auto-precharge form
-(RDA/WRA, where the standard declares them in ``requests:``), ``on_issue(req, command)`` sees every issued command,
+(RDA/WRA, where the standard declares them in ``auto_precharge:``), ``on_issue(req, command)`` sees every issued command,
 ``next_event(clk)`` is the earliest cycle ``pre_schedule`` could act (for idle-cycle skipping).
 
 - ``open``: rows stay open until a conflict or a refresh closes them.
