@@ -47,6 +47,12 @@ def test_hbm2_mixed_within_tolerance():
     assert abs(r.accept_read_latency_mean / ram["avg_read_latency"] - 1) <= TOLERANCE
 
 
+def test_closed_rows_ddr4_random_agree_to_the_cycle():
+    ram = _ramulator()["results_closed"]["ddr4"]["random"]
+    r = simulate(load_standard("ddr4"), read_trace(TRACE_DIR / "random.trace"), row_policy="closed")
+    assert (r.accept_cycles, r.accept_row_hits, r.accept_row_misses) == (ram["cycles"], ram["row_hits"], ram["row_misses"])
+
+
 @pytest.mark.heavy
 def test_every_run_within_tolerance():
     _, rows = compare()

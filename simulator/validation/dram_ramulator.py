@@ -9,7 +9,8 @@ github.com/CMU-SAFARI/ramulator2 (commit below; cmake + g++ 12, its Python bindi
 Both sides get the same numbers: Ramulator's standard (its DRAM spec, timing preset and rule table) with every
 timing parameter and the organisation overridden by ours (``hardware/presets/dram/*.yaml``), one rank / pseudo
 channel / SID, one channel, LoadStoreTrace at clock ratio 1 into a GenericDDR controller (FRFCFS, AllBank refresh,
-Open rows, RoBaRaCoCh, queues of 32, watermarks 0.2 / 0.8, Ramulator's defaults).
+Open rows, RoBaRaCoCh, queues of 32, watermarks 0.2 / 0.8, Ramulator's defaults); for GDDR6 and DDR4 also
+ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1).
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def ramulator_overrides(name: str, dram_cls: type) -> dict:
     return over
 
 
-def run_one(name: str, trace: Path) -> dict:
+#: standards also compared under the closed-row policy (Ramulator ClosedCAP with cap 1 against ours)
+CLOSED = ("gddr6", "ddr4")
+
+
+def run_one(name: str, trace: Path, row_policy: str = "open") -> dict:
     import ramulator  # noqa: PLC0415 (needs Ramulator's Python package on the path)
 
     cls_name, org_preset, timing_preset, _ = SPECS[name]
@@ -66,7 +71,8 @@ def run_one(name: str, trace: Path) -> dict:
     dram = dram_cls(org_preset=org_preset, timing_preset=timing_preset, **over)
     ctrl = ramulator.controller.GenericDDR(dram=dram, scheduler=ramulator.scheduler.FRFCFS(),
                                            refresh_manager=ramulator.refresh_manager.AllBank(),
-                                           row_policy=ramulator.row_policy.Open(),
+                                           row_policy=ramulator.row_policy.Open() if row_policy == "open"
+                                           else ramulator.row_policy.ClosedCAP(cap=1),
                                            addr_mapper=ramulator.addr_mapper.RoBaRaCoCh())
     mem = ramulator.memory_system.GenericDRAM(clock_ratio=1, controllers=[ctrl],
                                              channel_mapper=ramulator.channel_mapper.CacheLineInterleave())
@@ -91,22 +97,29 @@ def main() -> None:
     import ramulator  # noqa: F401, PLC0415
 
     root = Path(ramulator.__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = RAMULATOR_COMMIT
-    results = {}
-    for name in SPECS:
-        for trace in sorted(TRACE_DIR.glob("*.trace")):
-            try:
-                results.setdefault(name, {})[trace.stem] = run_one(name, trace)
-            except Exception as err:  # noqa: BLE001 (record why a standard does not run)
-                results.setdefault(name, {})[trace.stem] = {"error": f"{type(err).__name__}: {err}"}
-            print(name, trace.stem, results[name][trace.stem].get("cycles", results[name][trace.stem].get("error")))
+    commit = RAMULATOR_COMMIT  # a source archive (git archive) has no .git
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    out = {}
+    for policy, names in (("open", tuple(SPECS)), ("closed", CLOSED)):
+        results = out["results" if policy == "open" else "results_closed"] = {}
+        for name in names:
+            for trace in sorted(TRACE_DIR.glob("*.trace")):
+                try:
+                    results.setdefault(name, {})[trace.stem] = run_one(name, trace, policy)
+                except Exception as err:  # noqa: BLE001 (record why a standard does not run)
+                    results.setdefault(name, {})[trace.stem] = {"error": f"{type(err).__name__}: {err}"}
+                res = results[name][trace.stem]
+                print(policy, name, trace.stem, res.get("cycles", res.get("error")))
+    old = json.loads(DATA.read_text()) if DATA.exists() else {}
     DATA.write_text(json.dumps({"ramulator": "CMU-SAFARI/ramulator2", "commit": commit,
                                 "command": "PYTHONPATH=$PWD:RAMULATOR/python python -m simulator.validation.dram_ramulator",
-                                "results": results}, indent=1) + "\n")
+                                "build": old.get("build", ""), "machine": old.get("machine", ""), **out},
+                               indent=1) + "\n")
     print(f"wrote {DATA}")
 
 
