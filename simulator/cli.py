@@ -313,5 +313,9 @@ from simulator.sweep_command import compare, sweep  # noqa: E402
 main.add_command(sweep)
 main.add_command(compare)
 
+from simulator.dram_command import dram  # noqa: E402
+
+main.add_command(dram)
+
 if __name__ == "__main__":
     main()

@@ -17,10 +17,10 @@ from hardware.errors import HwsimError
 
 GDDR6 = (PRESET_DIR / "gddr6.yaml").read_text()
 
-# Per-bank refresh and read-with-auto-precharge, as Ramulator 2.0 gddr6.py declares them (REFpb, RDA): two new
+# Per-bank refresh (REFpb, after Ramulator 2.0 gddr6.py) and a test-local read with auto-precharge (RD_AP): two new
 # commands, two new parameters (values picked for the test), five new constraint lines. No code change.
 EXTRA_COMMANDS = """  REFpb: {level: bank, requires: closed, description: "per-bank refresh"}
-  RDA: {level: bank, requires: row, closes: true, uses: [column], data: "tCL + tBL", description: "read, then close"}
+  RD_AP: {level: bank, requires: row, closes: true, uses: [column], data: "tCL + tBL", description: "read, then close"}
 """
 EXTRA_TIMING = """  tRFCpb: {value: 100, source: "test value"}
   tRREFD: {value: 15, source: "test value"}
@@ -28,8 +28,8 @@ EXTRA_TIMING = """  tRFCpb: {value: 100, source: "test value"}
 EXTRA_CONSTRAINTS = """  - {level: bank, preceding: [REFpb], following: [ACT, REFpb], latency: tRFCpb}
   - {level: bank, preceding: [ACT], following: [REFpb], latency: tRC}
   - {level: channel, preceding: [REFpb], following: [REFpb], latency: tRREFD}
-  - {level: bank, preceding: [ACT], following: [RDA], latency: tRCDRD}
-  - {level: bank, preceding: [RDA], following: [ACT], latency: "tRTP + tRP"}
+  - {level: bank, preceding: [ACT], following: [RD_AP], latency: tRCDRD}
+  - {level: bank, preceding: [RD_AP], following: [ACT], latency: "tRTP + tRP"}
 """
 
 
@@ -53,17 +53,17 @@ def test_test_local_standard_times_new_commands(tmp_path):
     assert ch.earliest("REFpb", BankAddress(2, 0)) == 101  # channel tRREFD (15 after 0) is long past
     with pytest.raises(DramProtocolError, match="REFpb to bank 0.0 which has row 3 open: PRE it first"):
         ch.issue("REFpb", BankAddress(0, 0))
-    # RDA: ACT + tRCDRD = 126; data done 126 + tCL + tBL = 152; the bank is closed afterwards
-    assert ch.issue("RDA", BankAddress(0, 0, row=3)) == 126
-    assert ch.data_done("RDA", 126) == 152
+    # RD_AP: ACT + tRCDRD = 126; data done 126 + tCL + tBL = 152; the bank is closed afterwards
+    assert ch.issue("RD_AP", BankAddress(0, 0, row=3)) == 126
+    assert ch.data_done("RD_AP", 126) == 152
     assert ch.open_row[0] is None
     with pytest.raises(DramProtocolError, match="closed: ACT row 3 first"):
         ch.issue("RD", BankAddress(0, 0, row=3))
-    # ACT again: max(ACT + tRC = 179, RDA + tRTP + tRP = 156, ACT(1,0) + tRRD_S) = 179
+    # ACT again: max(ACT + tRC = 179, RD_AP + tRTP + tRP = 156, ACT(1,0) + tRRD_S) = 179
     assert ch.issue("ACT", BankAddress(0, 0, row=4)) == 179
     # the preset itself knows neither command
     with pytest.raises(ValueError, match="not a valid Command of DRAM standard 'gddr6'"):
-        Channel(load_standard("gddr6")).issue("RDA", BankAddress(0, 0))
+        Channel(load_standard("gddr6")).issue("RD_AP", BankAddress(0, 0))
 
 
 def test_extra_rules_leave_other_streams_unchanged(tmp_path):

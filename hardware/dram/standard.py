@@ -14,6 +14,7 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
 - ``constraints``: one line per rule ``{level, preceding, following, latency[, window]}`` (see
   :mod:`hardware.dram.timing`); ``checks``: inequalities the numbers must satisfy for the table to be right;
 - ``requests`` / ``refresh``: which commands an open-row controller issues for reads, writes and refresh;
+  ``auto_precharge``: the read / write commands that also close the bank (RDA / WRA), for closed-row policies;
 - ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM).
 
 :func:`load_standard` validates the file with pydantic and turns any mistake into a one-line
@@ -118,7 +119,8 @@ class ConstraintSpec(_Strict):
 
 
 class Requests(_Strict):
-    """Commands a controller issues to serve a read or a write request at an open row."""
+    """Commands a controller issues to serve a read or a write request at an open row (``auto_precharge``: the
+    forms that close the bank afterwards, RDA / WRA, for closed-row policies)."""
 
     read: str
     write: str
@@ -150,6 +152,7 @@ class DramStandard(_Strict):
     levels: tuple[str, ...]
     commands: dict[str, CommandSpec]
     requests: Requests
+    auto_precharge: Requests | None = None
     refresh: Refresh | None = None
     timing: dict[str, Cycles]
     derived: dict[str, Derived] = {}
@@ -352,6 +355,14 @@ def _check(std: DramStandard) -> None:
         _need_params(c.data, known, (*base, "data"), used)
     need_command(std.requests.read, ("requests", "read"))
     need_command(std.requests.write, ("requests", "write"))
+    if std.auto_precharge is not None:
+        for key in ("read", "write"):
+            name = getattr(std.auto_precharge, key)
+            need_command(name, ("auto_precharge", key))
+            c = commands[name]
+            if not (c.level == "bank" and c.requires == "row" and c.closes and "column" in c.uses):
+                raise _FieldError(("auto_precharge", key), f"'{name}' must be a bank command that requires the row "
+                                                           "open, uses a column and closes the bank")
     if std.refresh is not None:
         need_command(std.refresh.command, ("refresh", "command"))
         ref = commands[std.refresh.command]

@@ -1,0 +1,127 @@
+"""Run Ramulator 2 on the DRAM validation traces and store its numbers as data
+(``simulator/validation/data/dram/ramulator.json``), for ``python -m simulator.validation.dram``.
+
+CI cannot build Ramulator, so its results are committed. To regenerate: build Ramulator 2 from
+github.com/CMU-SAFARI/ramulator2 (commit below; cmake + g++ 12, its Python bindings on), then
+
+    PYTHONPATH=$PWD:RAMULATOR/python python -m simulator.validation.dram_ramulator
+
+Both sides get the same numbers: Ramulator's standard (its DRAM spec, timing preset and rule table) with every
+timing parameter and the organisation overridden by ours (``hardware/presets/dram/*.yaml``), one rank / pseudo
+channel / SID, one channel, LoadStoreTrace at clock ratio 1 into a GenericDDR controller (FRFCFS, AllBank refresh,
+Open rows, RoBaRaCoCh, queues of 32, watermarks 0.2 / 0.8, Ramulator's defaults); for GDDR6 and DDR4 also
+ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from hardware.dram import load_standard
+from simulator.validation.dram_traces import TRACE_DIR
+
+DATA = Path(__file__).resolve().parent / "data" / "dram" / "ramulator.json"
+RAMULATOR_COMMIT = "c5b1c3a478b68853a61a0b8f99510d0dde7e6fd0"
+
+#: our standard -> (Ramulator DRAM class, org preset, timing preset, levels set to 1)
+SPECS = {
+    "gddr6": ("GDDR6", "GDDR6_8Gb_x16", "GDDR6_14000_1350mV_double", ()),
+    "ddr4": ("DDR4", "DDR4_8Gb_x8", "DDR4_3200AA", ("rank",)),
+    "hbm2": ("HBM2", "HBM2_8Gb", "HBM2_2000Mbps", ("pseudochannel",)),
+    "hbm3": ("HBM3", "HBM3_16Gb_8hi", "HBM3_6400Mbps", ("pseudochannel", "sid")),
+    "lpddr5": ("LPDDR5", "LPDDR5_8Gb_x16", "LPDDR5_6400", ("rank",)),
+}
+#: our parameter -> Ramulator's, where it is not 'n' + the name without '_'
+RENAME = {("gddr6", "tRFC"): "nRFCab", ("hbm2", "tRTP"): "nRTPL", ("lpddr5", "tBL"): "nBL_min"}
+
+
+def ramulator_overrides(name: str, dram_cls: type) -> dict:
+    """Organisation and timing overrides that give Ramulator our standard's numbers."""
+    std = load_standard(name)
+    org = std.organization
+    over = {"bankgroup": org.bank_groups.value, "bank": org.banks_per_group.value, "row": org.rows.value,
+            "column": org.columns.value * dram_cls.internal_prefetch_size}
+    for level in SPECS[name][3]:
+        over[level] = 1
+    known = set(dram_cls.timing_params)
+    for p, v in std.timing.items():
+        rname = RENAME.get((name, p), "n" + p[1:].replace("_", ""))
+        if rname in known:
+            over[rname] = v.value
+    for p in ("tRCDRD", "tRCDWR", "tRPab"):  # derived on our side, primary on Ramulator's
+        rname = "n" + p[1:]
+        if rname in known and rname not in over:
+            over[rname] = std.params[p]
+    return over
+
+
+#: standards also compared under the closed-row policy (Ramulator ClosedCAP with cap 1 against ours)
+CLOSED = ("gddr6", "ddr4")
+
+
+def run_one(name: str, trace: Path, row_policy: str = "open") -> dict:
+    import ramulator  # noqa: PLC0415 (needs Ramulator's Python package on the path)
+
+    cls_name, org_preset, timing_preset, _ = SPECS[name]
+    dram_cls = getattr(ramulator.dram, cls_name)
+    over = ramulator_overrides(name, dram_cls)
+    dram = dram_cls(org_preset=org_preset, timing_preset=timing_preset, **over)
+    ctrl = ramulator.controller.GenericDDR(dram=dram, scheduler=ramulator.scheduler.FRFCFS(),
+                                           refresh_manager=ramulator.refresh_manager.AllBank(),
+                                           row_policy=ramulator.row_policy.Open() if row_policy == "open"
+                                           else ramulator.row_policy.ClosedCAP(cap=1),
+                                           addr_mapper=ramulator.addr_mapper.RoBaRaCoCh())
+    mem = ramulator.memory_system.GenericDRAM(clock_ratio=1, controllers=[ctrl],
+                                             channel_mapper=ramulator.channel_mapper.CacheLineInterleave())
+    fe = ramulator.frontend.LoadStoreTrace(clock_ratio=1, path=str(trace))
+    sim = ramulator.Simulation(fe, mem)
+    start = time.perf_counter()
+    sim.run()
+    wall = time.perf_counter() - start
+    st = sim.stats["memory_system"]["controller"]
+    requests = sum(1 for _ in trace.open())
+    ticks = int(getattr(dram_cls, "tick_multiplier", 1))  # HBM3: Ramulator ticks at half CK
+    return {"ticks_per_cycle": ticks, "cycles": int(st["cycles"]), "row_hits": int(st["row_hits"]),
+            "row_misses": int(st["row_misses"]),
+            "row_conflicts": int(st["row_conflicts"]), "avg_read_latency": float(st["avg_read_latency"]),
+            "reads": int(st["num_read_reqs"]), "writes": int(st["num_write_reqs"]),
+            "reads_forwarded": int(st["num_read_reqs_forwarded"]), "requests": requests,
+            "wall_s": wall, "requests_per_s": requests / wall if wall else 0.0, "overrides": over,
+            "config": f"{cls_name}(org_preset={org_preset}, timing_preset={timing_preset}, overrides) + GenericDDR"}
+
+
+def main() -> None:
+    import ramulator  # noqa: F401, PLC0415
+
+    root = Path(ramulator.__file__).resolve().parents[2]
+    commit = RAMULATOR_COMMIT  # a source archive (git archive) has no .git
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    out = {}
+    for policy, names in (("open", tuple(SPECS)), ("closed", CLOSED)):
+        results = out["results" if policy == "open" else "results_closed"] = {}
+        for name in names:
+            for trace in sorted(TRACE_DIR.glob("*.trace")):
+                try:
+                    results.setdefault(name, {})[trace.stem] = run_one(name, trace, policy)
+                except Exception as err:  # noqa: BLE001 (record why a standard does not run)
+                    results.setdefault(name, {})[trace.stem] = {"error": f"{type(err).__name__}: {err}"}
+                res = results[name][trace.stem]
+                print(policy, name, trace.stem, res.get("cycles", res.get("error")))
+    old = json.loads(DATA.read_text()) if DATA.exists() else {}
+    DATA.write_text(json.dumps({"ramulator": "CMU-SAFARI/ramulator2", "commit": commit,
+                                "command": "PYTHONPATH=$PWD:RAMULATOR/python python -m simulator.validation.dram_ramulator",
+                                "build": old.get("build", ""), "machine": old.get("machine", ""), **out},
+                               indent=1) + "\n")
+    print(f"wrote {DATA}")
+
+
+if __name__ == "__main__":
+    main()
