@@ -275,5 +275,9 @@ from simulator.sweep_command import compare, sweep  # noqa: E402
 main.add_command(sweep)
 main.add_command(compare)
 
+from simulator.serving.command import serve  # noqa: E402
+
+main.add_command(serve)
+
 if __name__ == "__main__":
     main()
