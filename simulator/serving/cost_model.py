@@ -6,8 +6,8 @@ cost below comes from lowering a workload of :class:`mapping.workloads.Model` th
 running the engine on it; nothing is fitted. The rule (tested against exact per-context costing in
 ``tests/test_serving.py``):
 
-- **decodes only**: one ``Model.decode(B, c_mean)`` workload, ``c_mean`` the mean context of the ``B`` sequences
-  rounded up to whole KV blocks. Projections and MLPs see ``B`` tokens either way; a paged decode-attention kernel
+- **decodes only**: one ``Model.decode(B, c_mean)`` workload, ``c_mean`` the mean context of the ``B`` sequences.
+  Projections and MLPs see ``B`` tokens either way; a paged decode-attention kernel
   reads every sequence's cache, ``sum(c_i) = B * c_mean`` tokens, so the mean keeps the bytes and FLOPs of the
   attention exact up to the rounding.
 - **one whole prompt only**: one ``Model.prefill(1, n)`` workload, exactly ``simulate --phase prefill``.
@@ -19,8 +19,9 @@ running the engine on it; nothing is fitted. The rule (tested against exact per-
   plus the decodes' attention ``A_decode(B, c_mean)``. The rest's time is the program's makespan minus the
   attention tasks' busy time, so on a single in-order stream (GPU) the parts add up exactly.
 
-Shapes (batch, token counts, chunk ends) are padded up to :mod:`.grid` points (chunk starts down) and decode
-contexts up to whole KV blocks, then every distinct shape is lowered and run once and cached by its exact key.
+Shapes (batch, token counts, chunk ends) are padded up to :mod:`.grid` points (chunk starts down; mean decode
+contexts on a grid twice as fine, then to whole KV blocks), then every distinct shape is lowered and run once and
+cached by its exact key.
 Logits are computed for every token of a pass (the workload's LM head), where serving stacks compute them for the
 last token of each prompt only.
 Energy is the tasks' dynamic energy plus the device's static power over the iteration's time.
@@ -144,7 +145,7 @@ class IterationCoster:
         spans = tuple(sorted((pad(ctx + n, g), pad_down(ctx, g)) for n, ctx in chunks))
         tokens = pad(sum(n for n, _ in chunks) + len(contexts), g)
         batch = pad(len(contexts), g) if contexts else 0
-        mean = pad_to_block(-(-sum(contexts) // len(contexts)), b) if contexts else 0
+        mean = pad_to_block(pad(-(-sum(contexts) // len(contexts)), 2 * g), b) if contexts else 0
         return spans, tokens, batch, mean
 
     def cost(self, chunks: list[tuple[int, int]], contexts: list[int]) -> IterationCost:
