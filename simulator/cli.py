@@ -317,5 +317,9 @@ from simulator.dram_command import dram  # noqa: E402
 
 main.add_command(dram)
 
+from simulator.serving.command import serve  # noqa: E402
+
+main.add_command(serve)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,163 @@
+"""``hwsim serve``: many requests on one device under a scheduler; latency percentiles, throughput, goodput."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hardware.errors import HwsimError
+
+
+def _parse_slo(text: str | None):  # noqa: ANN202 - returns metrics.Slo
+    from simulator.serving.metrics import Slo
+
+    if not text:
+        return Slo()
+    limits: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("ttft", "tpot"):
+            raise HwsimError(f"--slo {text}: expected ttft=SECONDS,tpot=SECONDS (e.g. ttft=0.5,tpot=0.05; ms suffix "
+                             "allowed: ttft=500ms)")
+        value = value.strip().lower()
+        scale = 1e-3 if value.endswith("ms") else 1.0
+        try:
+            limits[key] = float(value.removesuffix("ms").removesuffix("s")) * scale
+        except ValueError:
+            raise HwsimError(f"--slo {text}: '{value}' is not a time") from None
+        if not limits[key] > 0:
+            raise HwsimError(f"--slo {text}: limits must be > 0")
+    return Slo(limits.get("ttft"), limits.get("tpot"))
+
+
+def _parse_rates(text: str) -> list[float]:
+    try:
+        rates = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise HwsimError(f"--sweep-rate {text}: expected rates in requests/s separated by commas, e.g. 1,2,4,8") from None
+    if not rates or any(not r > 0 for r in rates):
+        raise HwsimError(f"--sweep-rate {text}: rates must be > 0")
+    return rates
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL.onnx")
+@click.option("--target", "target_name", required=True, metavar="PRESET|FILE.yaml",
+              help="A bundled preset (see `hwsim targets`) or a preset file.")
+@click.option("--arrivals", "arrivals_text", required=True, metavar="poisson:RATE|gamma:RATE,CV|trace:FILE.csv",
+              help="Arrival process (RATE in requests/s) or a CSV trace with arrival_s,prompt_len,gen_len.")
+@click.option("--requests", "n_requests", type=int, default=1000, show_default=True,
+              help="Requests to simulate (a trace: its first N rows; 0 = all).")
+@click.option("--prompt-len", default="128", show_default=True, metavar="DIST",
+              help="Prompt tokens: N, uniform:A,B, normal:MU,SIGMA, lognormal:MU,SIGMA or zipf:A,MAX.")
+@click.option("--gen-len", default="128", show_default=True, metavar="DIST", help="Generated tokens (same forms).")
+@click.option("--scheduler", type=click.Choice(["vllm", "sarathi", "static"]), default="vllm", show_default=True)
+@click.option("--max-batch-tokens", type=int, default=None,
+              help="Tokens per iteration [default: 2048 for vllm and static, a 512-token budget for sarathi].")
+@click.option("--max-batch", type=int, default=256, show_default=True, help="Sequences per iteration.")
+@click.option("--slo", "slo_text", default=None, metavar="ttft=S,tpot=S", help="Latency SLO for goodput (seconds or ms).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--kv-blocks", type=int, default=None, help="Cap the KV cache at N blocks [default: all memory left].")
+@click.option("--memory-fraction", type=float, default=1.0, show_default=True,
+              help="Share of the target's memory for weights and KV cache (vLLM uses 0.9).")
+@click.option("--shape-grid", type=int, default=8, show_default=True,
+              help="Pad costed shapes up to N points per power of two (0: every shape exact; see docs).")
+@click.option("--mode", type=click.Choice(["fast", "detailed"]), default="fast", show_default=True)
+@click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
+@click.option("--weights", metavar="P", help="Precision of weights (default: the target's native format).")
+@click.option("--activations", metavar="P", help="Precision of activations.")
+@click.option("--kv-cache", metavar="P", help="Precision of the KV cache.")
+@click.option("--json", "json_out", metavar="OUT.json", help="Write the metrics (and time series) as JSON.")
+@click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Perfetto trace (iterations and requests).")
+@click.option("--plot", "plot_out", metavar="OUT.png",
+              help="Write a plot: latency vs load with --sweep-rate, else batch/KV occupancy over time.")
+@click.option("--sweep-rate", "sweep_text", default=None, metavar="R1,R2,...",
+              help="Run at each arrival rate (requests/s) and report latency against load.")
+def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int, prompt_len: str, gen_len: str,
+          scheduler: str, max_batch_tokens: int | None, max_batch: int, slo_text: str | None, seed: int,
+          kv_blocks: int | None, memory_fraction: float, shape_grid: int, mode: str, tp: int, sets: tuple[str, ...],
+          dims: tuple[str, ...], weights: str | None, activations: str | None, kv_cache: str | None,
+          json_out: str | None, trace_out: str | None, plot_out: str | None, sweep_text: str | None) -> None:
+    """Serve many requests of MODEL on a target: TTFT, TPOT and E2E percentiles, throughput, goodput, energy."""
+    from hardware.targets import load_target
+    from mapping.workloads import Model
+    from simulator.cli import _parse_dims, _parse_sets, make_precision
+    from simulator.serving.arrivals import parse_arrivals
+    from simulator.serving.distributions import parse_length
+    from simulator.serving.metrics import summarise, time_series
+    from simulator.serving.outputs import summary_table, write_sweep_plot, write_timeline_plot, write_trace
+    from simulator.serving.rate_sweep import knee, max_rate_in_slo, sweep_rates
+    from simulator.serving.setup import prepare, run_serving
+
+    for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out)):
+        if out and not Path(out).resolve().parent.is_dir():
+            raise HwsimError(f"{flag} {out}: folder {Path(out).resolve().parent} does not exist")
+    if tp < 1:
+        raise HwsimError(f"--tp must be >= 1, got {tp}")
+    arrivals = parse_arrivals(arrivals_text)
+    if arrivals.kind != "trace" and n_requests < 1:
+        raise HwsimError(f"--requests must be >= 1 with a {arrivals.kind} process, got {n_requests}")
+    prompt, gen = parse_length(prompt_len, "--prompt-len"), parse_length(gen_len, "--gen-len")
+    slo = _parse_slo(slo_text)
+    rates = _parse_rates(sweep_text) if sweep_text else None
+    if rates is not None:
+        arrivals.with_rate(rates[0])  # a trace cannot be swept: the error names --sweep-rate
+    if max_batch_tokens is None:
+        max_batch_tokens = 512 if scheduler == "sarathi" else 2048
+    target = load_target(target_name)
+    model = Model(model_path, _parse_dims(dims))
+    setup = prepare(model, target, {"mode": mode, "tp": tp, **_parse_sets(sets)},
+                    make_precision(weights, activations, kv_cache), shape_grid, memory_fraction=memory_fraction,
+                    kv_blocks=kv_blocks)
+    p = setup.precision
+    header = [f"model      {model_path}", f"target     {target.name} ({target.kind}): {target.description}",
+              f"serving    {scheduler} scheduler, max batch {max_batch}, max {max_batch_tokens} tokens/iteration; "
+              f"weights {p.weights}, activations {p.activations}, KV {p.kv_cache}",
+              f"workload   arrivals {arrivals.text}, prompt {prompt.text}, generate {gen.text}, seed {seed}",
+              f"memory     weights {setup.weight_bytes / 2**30:.2f} GiB of {setup.capacity_bytes / 2**30:.2f} GiB; "
+              f"KV {setup.kv_bytes_per_token} B/token, {setup.kv_blocks} blocks of {setup.block_size} tokens"]
+    if rates is not None:
+        rows = sweep_rates(setup, arrivals, rates, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens,
+                           seed, slo)
+        k, best = knee(rows), max_rate_in_slo(rows)
+        click.echo("\n".join(header))
+        click.echo("")
+        click.echo(f"{'rate/s':>8s} {'TTFT p50':>10s} {'TTFT p99':>10s} {'TPOT p50':>10s} {'TPOT p99':>10s} "
+                   f"{'E2E p99':>10s} {'tok/s':>10s} {'req/s':>8s} {'goodput':>8s} {'in SLO':>7s} {'util':>6s}")
+        for r in rows:
+            click.echo(f"{r['rate']:8g} {r['ttft_s']['p50'] * 1e3:8.2f}ms {r['ttft_s']['p99'] * 1e3:8.2f}ms "
+                       f"{r['tpot_s']['p50'] * 1e3:8.2f}ms {r['tpot_s']['p99'] * 1e3:8.2f}ms "
+                       f"{r['e2e_s']['p99']:9.3f}s {r['throughput']['tokens_per_s']:10.1f} "
+                       f"{r['throughput']['requests_per_s']:8.3f} {r['goodput_requests_per_s']:8.3f} "
+                       f"{r['slo_attainment']:7.1%} {r['utilisation']:6.1%}")
+        click.echo(f"knee (p99 E2E above twice its lowest-rate value): {f'{k:g} requests/s' if k else 'not reached'}")
+        if slo.ttft_s is not None or slo.tpot_s is not None:
+            click.echo(f"max rate with >= 90% of requests in the SLO: {f'{best:g} requests/s' if best else 'none'}")
+        click.echo(f"costed {setup.coster.shapes_run} distinct passes")
+        if json_out:
+            Path(json_out).write_text(json.dumps({"sweep": rows, "knee_rate": k, "max_rate_in_slo": best}, indent=1))
+            click.echo(f"wrote {json_out}")
+        if plot_out:
+            write_sweep_plot(rows, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}", k, best)
+            click.echo(f"wrote {plot_out}")
+        if trace_out:
+            click.echo("--trace is written for single runs, not sweeps", err=True)
+        return
+    run = run_serving(setup, arrivals, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens, seed)
+    metrics = summarise(run, slo, arrivals.rate or None)
+    click.echo(summary_table(metrics, header))
+    click.echo(f"costed {setup.coster.shapes_run} distinct passes")
+    if json_out:
+        Path(json_out).write_text(json.dumps({**metrics, "time_series": time_series(run)}, indent=1))
+        click.echo(f"wrote {json_out}")
+    if trace_out:
+        write_trace(run, trace_out)
+        click.echo(f"wrote {trace_out} (open in https://ui.perfetto.dev)")
+    if plot_out:
+        write_timeline_plot(run, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}, {arrivals.text}")
+        click.echo(f"wrote {plot_out}")

@@ -1,0 +1,188 @@
+"""The cost of one serving iteration, from the target's own plugin and component models.
+
+An iteration processes prefill *chunks* (``n`` new prompt tokens of a sequence that already has ``ctx`` tokens
+cached; ``ctx = 0`` for a whole prompt) and *decodes* (one new token of a sequence with ``c`` tokens cached). Every
+cost below comes from lowering a workload of :class:`mapping.workloads.Model` through the target's plugin and
+running the engine on it; nothing is fitted. The rule (tested against exact per-context costing in
+``tests/test_serving.py``):
+
+- **decodes only**: one ``Model.decode(B, c_mean)`` workload, ``c_mean`` the mean context of the ``B`` sequences.
+  Projections and MLPs see ``B`` tokens either way; a paged decode-attention kernel
+  reads every sequence's cache, ``sum(c_i) = B * c_mean`` tokens, so the mean keeps the bytes and FLOPs of the
+  attention exact up to the rounding.
+- **one whole prompt only**: one ``Model.prefill(1, n)`` workload, exactly ``simulate --phase prefill``.
+- **anything else** (several prompts, chunks after a cached prefix, prefills mixed with decodes): the pass's
+  tasks are split into attention-core tasks (score, softmax, PV: what depends on each sequence's context) and the
+  rest (what depends only on the number of tokens). The iteration costs the rest of a pass over all ``T`` tokens
+  (``Model.prefill(1, T)`` less its attention: every token one row of every GEMM), plus each chunk's attention
+  ``A_prefill(ctx + n) - A_prefill(ctx)`` (the rows the chunk adds to a causal prefill of ``ctx + n`` tokens),
+  plus the decodes' attention ``A_decode(B, c_mean)``. The rest's time is the program's makespan minus the
+  attention tasks' busy time, so on a single in-order stream (GPU) the parts add up exactly.
+
+Shapes (batch, token counts, chunk ends) are padded up to :mod:`.grid` points (chunk starts down; mean decode
+contexts on a grid twice as fine, then to whole KV blocks), then every distinct shape is lowered and run once and
+cached by its exact key.
+Logits are computed for every token of a pass (the workload's LM head), where serving stacks compute them for the
+last token of each prompt only.
+Energy is the tasks' dynamic energy plus the device's static power over the iteration's time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from hardware.errors import HwsimWarning
+from hardware.targets import TargetBase
+from mapping.op_costs import Precision
+from mapping.target_plugin import TargetOptions, plugin_for
+from mapping.workloads import Model, Workload
+from simulator.engine import run
+from simulator.serving.grid import pad, pad_down, pad_to_block
+
+
+@dataclass(frozen=True)
+class PassCost:
+    """One lowered and run pass: makespan, attention-core busy time, dynamic energies (s, J) and static power (W)."""
+
+    time_s: float
+    attention_s: float
+    energy_j: float
+    attention_energy_j: float
+    static_w: float
+
+    @property
+    def rest_s(self) -> float:
+        """Time of everything but the attention cores (s)."""
+        return max(0.0, self.time_s - self.attention_s)
+
+    @property
+    def rest_energy_j(self) -> float:
+        """Dynamic energy of everything but the attention cores (J)."""
+        return max(0.0, self.energy_j - self.attention_energy_j)
+
+
+@dataclass(frozen=True)
+class IterationCost:
+    """What one iteration takes: time (s) and energy (J, static included)."""
+
+    time_s: float
+    energy_j: float
+
+
+class IterationCoster:
+    """Costs iterations of ``model`` on ``target``; every distinct pass shape is lowered and run once."""
+
+    def __init__(self, model: Model, target: TargetBase, options: TargetOptions, precision: Precision,
+                 per_octave: int = 8, block_size: int = 16) -> None:
+        self.model, self.target, self.options, self.precision = model, target, options, precision
+        self.plugin = plugin_for(target.kind)
+        self.per_octave, self.block_size = per_octave, block_size
+        self._passes: dict[tuple, PassCost] = {}
+        self._iterations: dict[tuple, IterationCost] = {}
+        self._core = self._core_ops()
+
+    def _core_ops(self) -> set[str]:
+        names: set[str] = set()
+        for b in self.model.ir.attentions("self"):
+            a = b.attention
+            if a is not None and a.causal:
+                names |= set(a.core)
+        return names
+
+    @property
+    def static_w(self) -> float:
+        """The device's static power (W), burned idle or busy (from the passes run; 0 before any)."""
+        return next((p.static_w for p in self._passes.values()), 0.0)
+
+    @property
+    def shapes_run(self) -> int:
+        """Distinct passes lowered and run so far."""
+        return len(self._passes)
+
+    # -- passes ----------------------------------------------------------------------------------------------
+    def _run(self, key: tuple, workload: Workload) -> PassCost:
+        program = self.plugin.session(self.target, self.options).lower(workload)
+        result = run(program)
+        attention = attention_j = 0.0
+        for rec in result.records:
+            task = rec.task
+            if task.op in self._core or task.op.endswith(".attention"):
+                attention += rec.end_s - rec.start_s
+                attention_j += task.energy_j
+        static_w = result.static_energy_j / result.latency_s if result.latency_s > 0 else 0.0
+        cost = PassCost(result.latency_s, min(attention, result.latency_s), result.dynamic_energy_j,
+                        attention_j, static_w)
+        self._passes[key] = cost
+        return cost
+
+    def decode_pass(self, batch: int, context: int) -> PassCost:
+        """``Model.decode(batch, context)`` lowered and run (cached by exact key)."""
+        key = ("decode", batch, context)
+        if key in self._passes:
+            return self._passes[key]
+        return self._run(key, self.model.decode(batch, context, self.precision, prompt_len=1))
+
+    def prefill_pass(self, tokens: int, quiet: bool = False) -> PassCost:
+        """``Model.prefill(1, tokens)`` lowered and run (cached by exact key). ``quiet``: the pass stands for the
+        token-dependent work of a whole batch, so a position-table warning about ``tokens`` would be wrong."""
+        key = ("prefill", tokens)
+        if key in self._passes:
+            return self._passes[key]
+        if not quiet:
+            return self._run(key, self.model.prefill(1, tokens, self.precision))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HwsimWarning)
+            workload = self.model.prefill(1, tokens, self.precision)
+        return self._run(key, workload)
+
+    # -- iterations ------------------------------------------------------------------------------------------
+    def shape_key(self, chunks: list[tuple[int, int]], contexts: list[int]) -> tuple:
+        """The padded shape an iteration is costed at: (chunk (end, start) positions, tokens, decode batch, mean
+        decode context). Chunk ends and the token count are padded up, chunk starts down, to grid points."""
+        b, g = self.block_size, self.per_octave
+        spans = tuple(sorted((pad(ctx + n, g), pad_down(ctx, g)) for n, ctx in chunks))
+        tokens = pad(sum(n for n, _ in chunks) + len(contexts), g)
+        batch = pad(len(contexts), g) if contexts else 0
+        mean = pad_to_block(pad(-(-sum(contexts) // len(contexts)), 2 * g), b) if contexts else 0
+        return spans, tokens, batch, mean
+
+    def cost(self, chunks: list[tuple[int, int]], contexts: list[int]) -> IterationCost:
+        """Time and energy of an iteration with prefill ``chunks`` (new tokens, cached before) and decodes at
+        ``contexts`` (tokens cached before the step)."""
+        key = self.shape_key(chunks, contexts)
+        if key not in self._iterations:
+            self._iterations[key] = self._cost(*key)
+        return self._iterations[key]
+
+    def _cost(self, spans: tuple[tuple[int, int], ...], tokens: int, batch: int, context: int) -> IterationCost:
+        if not spans and not batch:
+            return IterationCost(0.0, 0.0)
+        if not spans:
+            p = self.decode_pass(batch, context)
+            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s)
+        if not batch and len(spans) == 1 and spans[0][1] == 0:
+            p = self.prefill_pass(spans[0][0])
+            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s)
+        rest = self.prefill_pass(tokens, quiet=True)
+        time_s, energy = rest.rest_s, rest.rest_energy_j
+        for end, start in spans:
+            whole = self.prefill_pass(end)
+            time_s += whole.attention_s
+            energy += whole.attention_energy_j
+            if start:
+                before = self.prefill_pass(start)
+                time_s -= before.attention_s
+                energy -= before.attention_energy_j
+        if batch:
+            dec = self.decode_pass(batch, context)
+            time_s += dec.attention_s
+            energy += dec.attention_energy_j
+        time_s, energy = max(time_s, rest.rest_s), max(energy, rest.rest_energy_j)
+        return IterationCost(time_s, energy + rest.static_w * time_s)
+
+    def describe(self) -> dict[str, Any]:
+        """Cache statistics for reports."""
+        return {"passes_run": len(self._passes), "iteration_shapes": len(self._iterations),
+                "per_octave": self.per_octave, "block_size": self.block_size}

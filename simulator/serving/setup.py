@@ -1,0 +1,84 @@
+"""One serving configuration: model, target, options and precision, its KV capacity and its iteration coster.
+
+KV capacity: the target plugin's ``capacity_bytes`` (all devices the options use) minus ``Model.weight_bytes``,
+divided into blocks of ``block_size`` tokens of ``Model.kv_cache_bytes(1, 1)`` bytes each. Activations and the
+framework's workspace are not reserved (vLLM reserves ``1 - gpu_memory_utilization`` = 10% by default; use
+``memory_fraction`` for that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hardware.errors import DoesNotFit, HwsimError
+from hardware.targets import TargetBase
+from mapping.op_costs import Precision
+from mapping.target_plugin import TargetOptions, plugin_for
+from mapping.workloads import Model
+from simulator.serving.arrivals import ArrivalSpec, make_requests
+from simulator.serving.cost_model import IterationCoster
+from simulator.serving.distributions import LengthDist
+from simulator.serving.kv_cache import PagedKVCache
+from simulator.serving.loop import ServingRun, serve
+from simulator.serving.schedulers import make_scheduler
+
+
+@dataclass
+class ServingSetup:
+    """What stays fixed across runs of one model on one target (the coster's cache is shared by every run)."""
+
+    model: Model
+    target: TargetBase
+    options: TargetOptions
+    precision: Precision
+    coster: IterationCoster
+    kv_blocks: int
+    kv_bytes_per_token: int
+    capacity_bytes: int
+    weight_bytes: int
+    block_size: int = 16
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | TargetOptions | None,
+            precision: Precision, per_octave: int = 8, block_size: int = 16, memory_fraction: float = 1.0,
+            kv_blocks: int | None = None) -> ServingSetup:
+    """Resolve options and precision through the target's plugin and size the paged KV cache."""
+    if model.ir.architecture not in ("decoder-only",):
+        raise HwsimError(f"{model.path}: hwsim serve needs a decoder-only model (this graph is "
+                         f"{model.ir.architecture})")
+    if per_octave < 0 or (per_octave and per_octave & (per_octave - 1)):
+        raise HwsimError(f"--shape-grid {per_octave}: use 0 (exact shapes) or a power of two (1, 2, 4, 8, 16, ...)")
+    if not 0 < memory_fraction <= 1:
+        raise HwsimError(f"--memory-fraction {memory_fraction}: must be in (0, 1]")
+    plugin = plugin_for(target.kind)
+    opts = raw_options if isinstance(raw_options, TargetOptions) else plugin.parse_options(dict(raw_options or {}))
+    precision = plugin.default_precision(target, precision)
+    plugin.check(model, target, opts, precision)
+    capacity = int(plugin.capacity_bytes(target, opts) * memory_fraction)
+    weights = model.weight_bytes(precision)
+    per_token = model.kv_cache_bytes(1, 1, precision)
+    if per_token <= 0:
+        raise HwsimError(f"{model.path}: the model keeps no KV cache; hwsim serve needs causal self-attention")
+    free = capacity - weights
+    blocks = free // (per_token * block_size) if free > 0 else 0
+    if kv_blocks is not None:
+        if kv_blocks < 1:
+            raise HwsimError(f"--kv-blocks must be >= 1, got {kv_blocks}")
+        blocks = min(blocks, kv_blocks) if blocks else 0
+    if blocks < 1:
+        raise DoesNotFit(f"{model.path} leaves no room for a KV cache on {target.name}: weights "
+                         f"{weights / 2**30:.2f} GiB, memory {capacity / 2**30:.2f} GiB; use a smaller model or "
+                         "precision", weights + per_token * block_size, capacity)
+    coster = IterationCoster(model, target, opts, precision, per_octave, block_size)
+    return ServingSetup(model, target, opts, precision, coster, int(blocks), per_token, capacity, weights, block_size)
+
+
+def run_serving(setup: ServingSetup, arrivals: ArrivalSpec, requests: int, prompt: LengthDist, gen: LengthDist,
+                scheduler: str, max_batch: int, max_batch_tokens: int, seed: int) -> ServingRun:
+    """One serving run of ``requests`` requests."""
+    reqs = make_requests(arrivals, requests, prompt, gen, seed)
+    kv = PagedKVCache(setup.kv_blocks, setup.block_size)
+    sched = make_scheduler(scheduler, kv, max_batch, max_batch_tokens)
+    return serve(reqs, sched, setup.coster)
