@@ -71,6 +71,8 @@ def resolve_part_and_target(part: str | None, target: str | None) -> tuple[str, 
 @click.option("--strategy", type=click.Choice(["Latency", "Resource"]), default="Latency", show_default=True)
 @click.option("--precision", default="ap_fixed<16,6>", show_default=True, help="Data precision.")
 @click.option("--weight-precision", default=None, help="Weight/bias precision [default: --precision].")
+@click.option("--table-size", "table_size", default=1024, show_default=True, type=int,
+              help="Entries of the softmax and activation lookup tables (hls4ml's default 1024).")
 @click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default="parallel", show_default=True)
 @click.option("--token-parallel/--token-serial", default=False, show_default=True,
               help="Per-token Dense layers: all tokens at once (ParallelizationFactor = tokens) or one token per "
@@ -82,8 +84,8 @@ def resolve_part_and_target(part: str | None, target: str | None) -> tuple[str, 
               help="Run C synthesis with hls4ml's build if vitis-run/vitis_hls (Vitis) or vivado_hls (Vivado) is on "
                    "PATH and print its report beside the estimate; otherwise print the command to run.")
 def hls(model_path: str, out_dir: str, part: str | None, target: str | None, backend: str, clock_ns: float, reuse: int,
-        strategy: str, precision: str, weight_precision: str | None, io: str, token_parallel: bool, run_csim: bool,
-        samples: int, tolerance: float, run_synth: bool) -> None:
+        strategy: str, precision: str, weight_precision: str | None, table_size: int, io: str, token_parallel: bool,
+        run_csim: bool, samples: int, tolerance: float, run_synth: bool) -> None:
     """Write an hls4ml project for MODEL (firmware, build script, testbench) and print the pipeline estimate."""
     from mapping.fpga.hls import csim, emitted_reuse, synth, synth_command, write_project, write_synth_options
     from mapping.fpga.pipeline import estimate
@@ -95,7 +97,8 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
     data = parse_fixed(precision, "--precision")
     weight = parse_fixed(weight_precision, "--weight-precision") if weight_precision else data
     part, fpga = resolve_part_and_target(part, target)
-    table_size = 4096
+    if table_size < 2 or table_size & (table_size - 1):
+        raise HwsimError(f"--table-size must be a power of two >= 2 (hls4ml indexes tables by the top bits), got {table_size}")
     project = write_project(model_path, out_dir, part, backend, clock_ns, reuse, data, weight, f"io_{io}", strategy,
                             table_size, token_parallel)
     click.echo(f"wrote hls4ml project {project.out_dir} ({len(project.layers)} layers, all present in "
