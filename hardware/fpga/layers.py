@@ -36,6 +36,9 @@ SOFTMAX_BASE = 3
 SOFTMAX_LUT, SOFTMAX_FF = 10.0, 5.0
 #: ReLU LUTs per element per bit (tutorial reports: 1.75 in Vivado HLS 2019.2, 2.4 in Vitis HLS 2024.1).
 RELU_LUT = 2.0
+#: Table activations' LUTs and FFs per element per bit (index arithmetic, range checks; fitted on the Vivado HLS
+#: 2020.1 Dense + ELU baseline, io_parallel).
+TABLE_ACT_LUT, TABLE_ACT_FF = 4.0, 2.0
 #: Width of hls4ml's activation tables (``ap_fixed<18,8>`` by default).
 TABLE_BITS = 18
 #: Cycles of a LayerNorm's table lookup and its three multiply stages (UNCONFIRMED).
@@ -92,7 +95,8 @@ def elementwise_estimate(name: str, kind: str, elements: int, data_bits: int = 1
     """ReLU, residual add (no cycles), constant scale (one cycle) or a table activation (one lookup per element)."""
     if kind in TABLE_ACTIVATIONS:
         bram18 = math.ceil(elements / 2) * rom_bram18(table_size)
-        res = Resources(0, round(RELU_LUT * elements * data_bits), elements * data_bits, bram18 / 2)
+        res = Resources(0, round(TABLE_ACT_LUT * elements * data_bits), round(TABLE_ACT_FF * elements * data_bits),
+                        bram18 / 2)
         return LayerEstimate(name, kind, 1, 1, res, 0, {"elements": elements})
     if kind == "relu":
         return LayerEstimate(name, kind, 0, 1, Resources(0, round(RELU_LUT * elements * data_bits), 0, 0), 0,
