@@ -49,3 +49,59 @@ def test_bad_point_is_named(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(HwsimError, match="t2b-r1.*lut"):
         load_points(path)
+
+
+def _mlp(tmp_path, zeros=(0, 0, 0, 0)):
+    from simulator.validation.fpga_models import mlp
+
+    return str(mlp(tmp_path / "mlp.onnx", [16, 64, 32, 32, 5], list(zeros)))
+
+
+def test_fit_suggestion_really_fits(tmp_path):
+    from hardware.targets import load_target
+    from mapping.fpga.fit import suggest_fit
+    from mapping.fpga.hls_design import hls_estimate
+    from mapping.fpga.pipeline import build_layers, estimate
+
+    layers, _ = build_layers(_mlp(tmp_path))
+    zcu = load_target("zcu102")  # 2,520 DSPs, 80% usable = 2,016
+    assert not hls_estimate(layers, zcu, 1).fits  # 4,256 products + 5 softmax = 4,261 DSPs
+    fix = suggest_fit(layers, zcu, {"reuse": 1})
+    # R=2: 2,128 + 5 = 2,133 > 2,016; R=4: 1,064 + 5 = 1,069 fits: the smallest reuse change
+    assert fix.changes == {"reuse": 4} and fix.estimate.resources.dsp == 1069
+    assert estimate(layers, zcu, {"reuse": 4}).fits and fix.flags() == "--reuse 4"
+
+
+def test_simulate_and_hls_agree(tmp_path):
+    pytest.importorskip("hls4ml")
+    from click.testing import CliRunner
+
+    from hardware.targets import load_target
+    from mapping.fpga.hls_design import hls_estimate
+    from mapping.fpga.pipeline import build_layers
+    from simulator.cli import main
+
+    def simulate(model: str, target: str, options: dict | None = None) -> float:
+        out = tmp_path / "sim.json"
+        args = ["simulate", model, "--target", target, "--json", str(out)]
+        for key, value in (options or {}).items():
+            args += ["--set", f"{key}={value}"]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        return __import__("json").loads(out.read_text())["latency_s"]
+
+    path = _mlp(tmp_path)
+    res = CliRunner().invoke(main, ["hls", path, "--out", str(tmp_path / "prj"), "--target", "u55c"])
+    assert res.exit_code == 0, res.output
+    est = hls_estimate(build_layers(path)[0], load_target("u55c"), 1)
+    assert f"latency {est.latency_cycles} cycles" in res.output and "runs this same design" in res.output
+    assert simulate(path, "u55c") == pytest.approx(est.latency_cycles / load_target("u55c").clock_hz)
+    # the jet tagger does not fit as hls4ml 1.3 emits it: simulate's default is the overlay, and hls says so;
+    # --set design=hls4ml simulates the emitted design, with hls's latency
+    jet = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "jet_tagger.onnx")
+    res = CliRunner().invoke(main, ["hls", jet, "--out", str(tmp_path / "jet"), "--target", "u55c"])
+    assert "layer-sequential overlay instead" in res.output
+    jet_est = hls_estimate(build_layers(jet)[0], load_target("u55c"), 1)
+    forced = simulate(jet, "u55c", options={"design": "hls4ml"})
+    assert forced == pytest.approx(jet_est.latency_cycles / load_target("u55c").clock_hz)
+    assert simulate(jet, "u55c") != pytest.approx(forced)

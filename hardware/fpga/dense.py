@@ -22,7 +22,9 @@ each constant are named there and in ``reports/fpga_validation.md``):
 - LUT, Latency strategy: at R = 1 the weights are constants in logic: ``(LUT_R1_ALL * N + LUT_R1_NZ * nz) *
   bits`` (``bits = (data_bits + weight_bits) / 2``; fitted on the per-layer figures of the pruned and unpruned
   part 3 reports). At R >= 2 every multiplier selects its weight and input among R: ``N * bits * (LUT_MUX -
-  LUT_MUX_SLOPE * log2 R)``, flat in R as the reports show.
+  LUT_MUX_SLOPE * log2 R)``, flat in R as the reports show. An activation x activation product (Einsum) has
+  adder trees (``LUT_R1_NZ * N * bits``) and, for R > 1, an R:1 selection of both operands per multiplier
+  (``2 * bits * (R - 1) / 3``, LUT6-based multiplexers; UNCONFIRMED: no report).
 - FF: ``FF_PER_WEIGHT * (FF_ALL_SHARE * N + (1 - FF_ALL_SHARE) * nz) * bits / 16 * g(R)`` with
   ``g(R) = 1 + FF_PIPE * min(1, log2(R) / 5) ** 1.5`` (registers grow with pipelining up to R ~ 32, then flat).
 """
@@ -157,11 +159,13 @@ def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: s
     latency = passes * cycles + depth
     if io_type == "io_stream":
         latency += STREAM_CYCLES
-    if strategy == "latency" and reuse == 1:
-        lut = (LUT_R1_ALL * n + LUT_R1_NZ * nz) * bits
+    if kind == "matmul":  # both operands are activations: adder trees, plus R:1 selection of both operands
+        lut = (LUT_R1_NZ * n * bits + (m * 2 * bits * (reuse - 1) / 3 if reuse > 1 else 0)) * parallel
+    elif strategy == "latency" and reuse == 1:
+        lut = (LUT_R1_ALL * n + LUT_R1_NZ * nz) * bits * parallel
     else:
-        lut = n * bits * max(1.0, LUT_MUX - LUT_MUX_SLOPE * math.log2(reuse))
-    lut = lut * parallel + (mults * data_bits * weight_bits if per == 0 else 0)
+        lut = n * bits * max(1.0, LUT_MUX - LUT_MUX_SLOPE * math.log2(reuse)) * parallel
+    lut += mults * data_bits * weight_bits if per == 0 else 0
     ff = FF_PER_WEIGHT * (FF_ALL_SHARE * n + (1 - FF_ALL_SHARE) * nz) * bits / 16 * ff_pipeline_factor(reuse)
     ff *= parallel
     return LayerEstimate(name, kind, latency, ii, Resources(mults * per, round(lut), round(ff), bram), mults,

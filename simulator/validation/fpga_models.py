@@ -2,7 +2,7 @@
 
 - ``mlp``: Dense + ReLU layers of ``sizes`` ending in Dense + Softmax (the hls4ml tutorial's jet tagger is
   ``[16, 64, 32, 32, 5]``). Layer ``i`` has exactly ``zeros[i]`` zero weights; the others are drawn with magnitudes
-  in [0.05, 0.9], so none quantises to zero in ``ap_fixed<16,6>`` (step 2^-10).
+  in [0.004, 0.25], so none quantises to zero in ``ap_fixed<16,6>`` (step 2^-10) and the sums stay in range.
 - ``dense_elu``: hls4ml's ``test_dense`` model, Dense(1 -> 2) with kernel RandomUniform(1, 10) and zero bias, then ELU.
 
 The trained weights of the tutorial are not published; the zero counts (what hls4ml skips) are, see the YAML.
@@ -18,7 +18,7 @@ from hardware.errors import HwsimError
 
 
 def _weights(n_in: int, n_out: int, zeros: int, rng: np.random.Generator) -> np.ndarray:
-    w = rng.uniform(0.05, 0.9, n_in * n_out) * rng.choice([-1.0, 1.0], n_in * n_out)
+    w = rng.uniform(0.004, 0.25, n_in * n_out) * rng.choice([-1.0, 1.0], n_in * n_out)
     w[rng.choice(n_in * n_out, zeros, replace=False)] = 0.0
     return w.reshape(n_in, n_out).astype(np.float32)
 
@@ -76,3 +76,21 @@ def build(network: dict, path: str | Path) -> Path:
     if gen is None:
         raise HwsimError(f"network generator '{network.get('generator')}' is not one of {', '.join(GENERATORS)}")
     return gen(path, list(network["sizes"]), list(network["zeros"]))
+
+
+def main() -> None:
+    """``python -m simulator.validation.fpga_models OUT.onnx [--network jet_mlp]``: write one of the YAML's networks."""
+    import argparse
+
+    import yaml
+
+    data = yaml.safe_load(Path(__file__).with_name("fpga_published.yaml").read_text())["networks"]
+    parser = argparse.ArgumentParser(description="Write a network of fpga_published.yaml as ONNX.")
+    parser.add_argument("out", metavar="OUT.onnx")
+    parser.add_argument("--network", default="jet_mlp", choices=sorted(data))
+    args = parser.parse_args()
+    print(f"wrote {build(data[args.network], args.out)}")
+
+
+if __name__ == "__main__":
+    main()
