@@ -105,3 +105,47 @@ def test_simulate_and_hls_agree(tmp_path):
     forced = simulate(jet, "u55c", options={"design": "hls4ml"})
     assert forced == pytest.approx(jet_est.latency_cycles / load_target("u55c").clock_hz)
     assert simulate(jet, "u55c") != pytest.approx(forced)
+
+
+def _act_model(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, (8, 6)).astype(np.float32), "w1"),
+             numpy_helper.from_array(np.zeros(6, np.float32), "b1"),
+             numpy_helper.from_array(rng.uniform(-0.5, 0.5, (6, 4)).astype(np.float32), "w2"),
+             numpy_helper.from_array(np.zeros(4, np.float32), "b2")]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1"),
+             helper.make_node("Tanh", ["h"], ["t"], name="tanh1"),
+             helper.make_node("Gemm", ["t", "w2", "b2"], ["g"], name="fc2"),
+             helper.make_node("Sigmoid", ["g"], ["y"], name="sig2")]
+    graph = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], inits)
+    path = tmp_path / "acts.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+def test_table_activations_are_costed_as_lookups(tmp_path):
+    from hardware.targets import load_target
+    from mapping.fpga.pipeline import build_layers, estimate
+
+    layers, _ = build_layers(_act_model(tmp_path))
+    assert [lay.kind for lay in layers] == ["input", "dense", "tanh", "dense", "sigmoid"]
+    est = estimate(layers, load_target("xcvu13p"), {"reuse": 1})
+    tanh = next(e for e in est.layers if e.kind == "tanh")
+    # one cycle; ceil(6/2) = 3 dual-ported copies of a 1024 x 18-bit table = 3 BRAM18
+    assert tanh.latency_cycles == 1 and tanh.resources.bram36 * 2 == 3
+    assert est.latency_cycles == 1 + 1 + 1 + 1  # Dense (R=1) one cycle each, lookups one cycle each
+
+
+@pytest.mark.heavy
+def test_table_activations_emit_and_csim(tmp_path):
+    pytest.importorskip("hls4ml")
+    from mapping.fpga.hls import csim, write_project
+
+    prj = write_project(_act_model(tmp_path), str(tmp_path / "prj"))
+    max_err, _, _, _ = csim(prj, 16)
+    assert max_err < 0.05
