@@ -56,6 +56,8 @@ def design_choice(workload: object, target: FpgaTarget, design: str = "auto", re
         layers, _ = build_layers(workload.model)
     except HwsimError as exc:
         return no(f"hwsim hls cannot emit this model ({exc})")
+    except Exception as exc:  # noqa: BLE001 - a graph the emitter's walk does not handle: use the overlay
+        return no(f"hwsim hls cannot emit this model ({type(exc).__name__}: {exc})")
     inp = next((lay for lay in layers if lay.kind == "input"), None)
     if inp is not None and len(inp.shape) >= 2 and inp.shape[0] != workload.seq:
         return no(f"the design is built for {inp.shape[0]} tokens, the workload has {workload.seq}")
