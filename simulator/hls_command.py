@@ -66,11 +66,13 @@ def resolve_part_and_target(part: str | None, target: str | None) -> tuple[str, 
               help=f"hwsim FPGA preset for the estimate [default: the bundled preset whose device matches --part, "
                    f"else {DEFAULT_TARGET}].")
 @click.option("--backend", type=click.Choice(["Vitis", "Vivado"]), default="Vitis", show_default=True)
-@click.option("--clock-ns", default=5.0, show_default=True, type=float, help="Clock period (ns).")
+@click.option("--clock-ns", default=None, type=float, help="Clock period (ns) [default: the --target preset's clock].")
 @click.option("--reuse", default=1, show_default=True, type=int, help="hls4ml reuse factor.")
 @click.option("--strategy", type=click.Choice(["Latency", "Resource"]), default="Latency", show_default=True)
 @click.option("--precision", default="ap_fixed<16,6>", show_default=True, help="Data precision.")
 @click.option("--weight-precision", default=None, help="Weight/bias precision [default: --precision].")
+@click.option("--table-size", "table_size", default=1024, show_default=True, type=int,
+              help="Entries of the softmax and activation lookup tables (hls4ml's default 1024).")
 @click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default="parallel", show_default=True)
 @click.option("--token-parallel/--token-serial", default=False, show_default=True,
               help="Per-token Dense layers: all tokens at once (ParallelizationFactor = tokens) or one token per "
@@ -81,21 +83,25 @@ def resolve_part_and_target(part: str | None, target: str | None) -> tuple[str, 
 @click.option("--synth", "run_synth", is_flag=True,
               help="Run C synthesis with hls4ml's build if vitis-run/vitis_hls (Vitis) or vivado_hls (Vivado) is on "
                    "PATH and print its report beside the estimate; otherwise print the command to run.")
-def hls(model_path: str, out_dir: str, part: str | None, target: str | None, backend: str, clock_ns: float, reuse: int,
-        strategy: str, precision: str, weight_precision: str | None, io: str, token_parallel: bool, run_csim: bool,
-        samples: int, tolerance: float, run_synth: bool) -> None:
+def hls(model_path: str, out_dir: str, part: str | None, target: str | None, backend: str, clock_ns: float | None,
+        reuse: int,
+        strategy: str, precision: str, weight_precision: str | None, table_size: int, io: str, token_parallel: bool,
+        run_csim: bool, samples: int, tolerance: float, run_synth: bool) -> None:
     """Write an hls4ml project for MODEL (firmware, build script, testbench) and print the pipeline estimate."""
     from mapping.fpga.hls import csim, emitted_reuse, synth, synth_command, write_project, write_synth_options
     from mapping.fpga.pipeline import estimate
 
     if reuse < 1:
         raise HwsimError(f"--reuse must be >= 1, got {reuse}")
-    if not math.isfinite(clock_ns) or clock_ns <= 0:
+    if clock_ns is not None and (not math.isfinite(clock_ns) or clock_ns <= 0):
         raise HwsimError(f"--clock-ns must be a clock period > 0 ns, got {clock_ns:g}")
     data = parse_fixed(precision, "--precision")
     weight = parse_fixed(weight_precision, "--weight-precision") if weight_precision else data
     part, fpga = resolve_part_and_target(part, target)
-    table_size = 4096
+    if clock_ns is None:
+        clock_ns = 1e9 / fpga.clock_hz
+    if table_size < 2 or table_size & (table_size - 1):
+        raise HwsimError(f"--table-size must be a power of two >= 2 (hls4ml indexes tables by the top bits), got {table_size}")
     project = write_project(model_path, out_dir, part, backend, clock_ns, reuse, data, weight, f"io_{io}", strategy,
                             table_size, token_parallel)
     click.echo(f"wrote hls4ml project {project.out_dir} ({len(project.layers)} layers, all present in "
@@ -105,16 +111,18 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
     if changed:
         click.echo(f"note: hls4ml replaced --reuse {reuse} by {', '.join(map(str, changed))} in some layers "
                    "(invalid for their sizes); the estimate uses the emitted factors")
-    est = estimate(project.layers, fpga, {"reuse": reuse, "strategy": strategy, "io_type": f"io_{io}",
-                                          "precision": str(data), "weight_precision": str(weight),
-                                          "token_parallel": token_parallel, "table_size": table_size,
-                                          "layer_reuse": layer_reuse})
+    opts = {"reuse": reuse, "strategy": strategy, "io_type": f"io_{io}", "precision": str(data),
+            "weight_precision": str(weight), "token_parallel": token_parallel, "table_size": table_size,
+            "layer_reuse": layer_reuse}
+    est = estimate(project.layers, fpga, opts)
     cycles_per_s = 1e9 / clock_ns
     click.echo(f"estimate on {fpga.name}: latency {est.latency_cycles} cycles = {est.latency_cycles / cycles_per_s * 1e6:.2f} us"
                f" at {cycles_per_s / 1e6:.0f} MHz, II {est.ii_cycles} cycles, DSP {est.resources.dsp}, "
                f"LUT {est.resources.lut}, FF {est.resources.ff}, BRAM36 {est.resources.bram36:g}")
     if not est.fits:
         click.echo(f"warning: design does not fit: {'; '.join(est.over)}", err=True)
+        _suggest(project.layers, fpga, opts, cycles_per_s)
+    _simulate_note(model_path, fpga, est, opts, clock_ns)
     if run_csim:
         max_err, mean_err, _, _ = csim(project, samples)
         click.echo(f"csim vs onnxruntime ({samples} random inputs): max abs error {max_err:.4g}, mean {mean_err:.4g}")
@@ -137,3 +145,41 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
         for name, got, ours in rows:
             click.echo(f"  {name:<17} {got!s:>14} {ours!s:>14}")
         click.echo(f"  clock: target {rep.target_clock_ns:g} ns, estimated {rep.estimated_clock_ns:g} ns")
+
+
+def _suggest(layers: list, fpga: FpgaTarget, opts: dict, cycles_per_s: float) -> None:
+    """Print the smallest reuse/precision/strategy change that makes the design fit (mapping/fpga/fit.py)."""
+    from mapping.fpga.fit import suggest_fit
+
+    fix = suggest_fit(layers, fpga, opts)
+    if fix is None:
+        click.echo(f"suggestion: no reuse factor, narrower precision or Resource strategy makes this design fit "
+                   f"{fpga.part}; use a larger part (--target) or a smaller model", err=True)
+        return
+    e = fix.estimate
+    click.echo(f"suggestion: {fix.flags()} fits {fpga.part}: latency {e.latency_cycles} cycles = "
+               f"{e.latency_cycles / cycles_per_s * 1e6:.2f} us, DSP {e.resources.dsp} "
+               f"({100 * e.utilisation['dsp']:.0f}%), LUT {e.resources.lut} ({100 * e.utilisation['lut']:.0f}%)"
+               + (f"; `hwsim simulate --target {fpga.name} --set reuse={fix.changes['reuse']}` then runs that design"
+                  if set(fix.changes) == {"reuse"} else ""), err=True)
+
+
+def _simulate_note(model_path: str, fpga: FpgaTarget, est: object, opts: dict, clock_ns: float) -> None:
+    """Say whether ``hwsim simulate --target`` runs this same design (mapping/fpga/hls_design.py) or the overlay."""
+    from mapping.fpga.hls_design import HLS_DEFAULTS
+
+    same = (str(opts["strategy"]).lower() == HLS_DEFAULTS["strategy"] and opts["io_type"] == HLS_DEFAULTS["io_type"]
+            and opts["precision"] == HLS_DEFAULTS["precision"] and opts["weight_precision"] == opts["precision"]
+            and not opts["token_parallel"] and opts["table_size"] == HLS_DEFAULTS["table_size"])
+    cmd = f"hwsim simulate {model_path} --target {fpga.name}" + (f" --set reuse={opts['reuse']}" if opts["reuse"] != 1 else "")
+    if not est.fits:
+        click.echo(f"note: `{cmd}` models a layer-sequential overlay instead (weights streamed from off-chip memory, "
+                   "no per-layer pipeline), since this design does not fit; the two figures are different designs "
+                   "(`--set design=hls4ml` simulates this one anyway)")
+    elif not same:
+        click.echo(f"note: `{cmd}` runs the hls4ml design with ap_fixed<16,6>, Latency, io_parallel, token-serial and "
+                   "1024-entry tables; with these settings its latency differs from this estimate")
+    else:
+        clock = "" if abs(clock_ns * fpga.clock_hz / 1e9 - 1) < 1e-9 else (
+            f" at the preset's {fpga.clock_hz / 1e6:.0f} MHz (not --clock-ns {clock_ns:g})")
+        click.echo(f"note: `{cmd}` runs this same design: {est.latency_cycles} cycles{clock}")

@@ -30,10 +30,12 @@ def test_dsps_per_multiplier():
 
 
 @pytest.mark.parametrize("reuse, mults, latency", [
-    # 16 -> 16, 16-bit operands, one vector: mults = ceil(16*16/R); depth = MULT_LATENCY 2 + ceil(log2(16)=4 / 2) = 4
-    (1, 256, 1 + 4),
-    (2, 128, 2 + 4),
-    (4, 64, 4 + 4),
+    # 16 -> 16, 16-bit operands, one vector, Latency strategy: m = ceil(256/R) multipliers, c = ceil(256/m) = R
+    # multiply cycles, depth 0 at R=1, 1 for R <= 4, 2 above; latency = c + depth
+    (1, 256, 1 + 0),
+    (2, 128, 2 + 1),
+    (4, 64, 4 + 1),
+    (8, 32, 8 + 2),
 ])
 def test_dense_16x16(reuse, mults, latency):
     e = dense_estimate("d", 16, 16, reuse, "latency", 16, 16, dsp=DSP48)
@@ -42,12 +44,46 @@ def test_dense_16x16(reuse, mults, latency):
     assert e.resources.bram36 == 0  # Latency strategy keeps weights in registers
 
 
+@pytest.mark.parametrize("reuse, dsp, cycles", [
+    # 16 x 16 = 256 weights, 192 of them zero (75% pruned), 64 non-zero:
+    # R=1: m = 64 (the non-zeros), one cycle; R=2: m = 128 - 96 = 32, c = 64/32 = 2; R=4: m = 64 - 48 = 16, c = 4
+    (1, 64, 1),
+    (2, 32, 2),
+    (4, 16, 4),
+])
+def test_zero_weights_are_skipped(reuse, dsp, cycles):
+    e = dense_estimate("d", 16, 16, reuse, "latency", 16, 16, dsp=DSP48, zeros=192)
+    assert (e.resources.dsp, e.ii_cycles) == (dsp, cycles)
+    full = dense_estimate("d", 16, 16, reuse, "latency", 16, 16, dsp=DSP48)
+    assert e.resources.dsp * 4 == full.resources.dsp and e.resources.ff < full.resources.ff
+    # LUTs: constants in logic at R=1 follow the non-zeros; from R=2 the weight selection follows all weights
+    assert (e.resources.lut < full.resources.lut) if reuse == 1 else (e.resources.lut == full.resources.lut)
+    # the Resource kernel multiplies every weight: zeros do not help there
+    assert dense_estimate("d", 16, 16, 2, "resource", dsp=DSP48, zeros=192).resources.dsp == 128
+    assert dense_estimate("d", 4, 4, 1, zeros=16).resources.dsp == 0  # all zero: no multiplier
+    with pytest.raises(HwsimError, match="zeros"):
+        dense_estimate("d", 4, 4, 1, zeros=17)
+
+
+def test_dense_lut_ff_rules():
+    # R=1, 16 x 16, 16-bit: LUT = (0.68 * 256 + 0.61 * 256) * 16 = 5283.84; FF = 6.5 * 256 * 1 = 1664
+    e = dense_estimate("d", 16, 16, 1, dsp=DSP48)
+    assert (e.resources.lut, e.resources.ff) == (5284, 1664)
+    # R=2: LUT = 256 * 16 * (1.85 - 0.0485 * 1) = 7378.9; FF = 1664 * (1 + 1.25 * (1/5) ** 1.5) = 1850.0
+    e = dense_estimate("d", 16, 16, 2, dsp=DSP48)
+    assert (e.resources.lut, e.resources.ff) == (7379, 1850)
+    # R=32 and beyond: FF saturates at 1664 * 2.25 = 3744; LUT = 4096 * (1.85 - 0.0485 * 5) = 6584.3
+    e = dense_estimate("d", 16, 16, 32, dsp=DSP48)
+    assert (e.resources.lut, e.resources.ff) == (6584, 3744)
+    assert dense_estimate("d", 16, 16, 64, dsp=DSP48).resources.ff == 3744
+
+
 @pytest.mark.parametrize("reuse, dsp, ii, latency", [
-    # 6 -> 8 per token over 15 tokens, one token at a time: mults = ceil(48/R); II = 15 R;
-    # depth = 2 + ceil(ceil(log2 6)=3 / 2) = 4; latency = 15 R + 4
-    (1, 48, 15, 19),
-    (2, 24, 30, 34),
-    (4, 12, 60, 64),
+    # 6 -> 8 per token over 15 tokens, one token at a time: mults = ceil(48/R); c = R; II = 15 R;
+    # latency = 15 c + depth (0 at R=1, 1 at R=2, 4)
+    (1, 48, 15, 15),
+    (2, 24, 30, 31),
+    (4, 12, 60, 61),
 ])
 def test_dense_per_token(reuse, dsp, ii, latency):
     e = dense_estimate("ffn", 6, 8, reuse, "latency", 16, 16, vectors=15, parallel=1, dsp=DSP48)
@@ -56,10 +92,10 @@ def test_dense_per_token(reuse, dsp, ii, latency):
 
 @pytest.mark.parametrize("reuse, dsp, ii, latency", [
     # the same 6 -> 8 over 15 tokens, all at once (--token-parallel, hls4ml ParallelizationFactor = 15):
-    # mults = ceil(48 * 15 / R); one pass, II = R; latency = R + depth 4
-    (1, 720, 1, 5),
-    (2, 360, 2, 6),
-    (4, 180, 4, 8),
+    # mults = ceil(48 / R) * 15; one pass, II = c = R; latency = R + depth
+    (1, 720, 1, 1),
+    (2, 360, 2, 3),
+    (4, 180, 4, 5),
 ])
 def test_dense_token_parallel(reuse, dsp, ii, latency):
     e = dense_estimate("ffn", 6, 8, reuse, "latency", 16, 16, vectors=15, parallel=15, dsp=DSP48)
@@ -69,17 +105,16 @@ def test_dense_token_parallel(reuse, dsp, ii, latency):
 def test_einsum_is_unrolled_over_tokens():
     # Q.K^T of the jet tagger as hls4ml 1.3 emits it (nnet::einsum: PIPELINE II=R, multiplier_limit =
     # L0*L1*C*heads/R = 15*15*32*2/2 = 7200 at R=2, parameters.h config11). As a dense_estimate: n_in = C = 32,
-    # n_out = heads*L1 = 30, vectors = parallel = L0 = 15: mults = 32*30*15/2 = 7200, II = 2,
-    # depth = 2 + ceil(ceil(log2 32)=5 / 2) = 5, latency = 2 + 5 = 7
+    # n_out = heads*L1 = 30, vectors = parallel = L0 = 15: mults = 960/2 * 15 = 7200, II = c = 2, latency 2 + 1
     e = dense_estimate("qk", 32, 30, 2, "latency", 16, 16, vectors=15, parallel=15, dsp=DSP48, kind="matmul")
-    assert (e.multipliers, e.ii_cycles, e.latency_cycles, e.resources.bram36) == (7200, 2, 7, 0)
+    assert (e.multipliers, e.ii_cycles, e.latency_cycles, e.resources.bram36) == (7200, 2, 3, 0)
 
 
 def test_dense_resource_strategy_uses_bram():
     # 64 -> 64 at R=4: block_factor = 1024 words of 16 bits -> ceil(1024*16/72) = 228 BRAM36, R=4 <= 512 rows deep;
-    # depth = 2 + ceil(6/2) + 1 (BRAM read) = 6; latency = 4 + 6
+    # latency = R + RESOURCE_DEPTH 3 = 7
     e = dense_estimate("d", 64, 64, 4, "resource", 16, 16, dsp=DSP48)
-    assert e.resources.bram36 == 228 and e.latency_cycles == 10 and e.resources.dsp == 1024
+    assert e.resources.bram36 == 228 and e.latency_cycles == 7 and e.resources.dsp == 1024
     # 15 tokens at once read the same weight rows: 15x the multipliers, the same 228 BRAM36
     e = dense_estimate("d", 64, 64, 4, "resource", 16, 16, vectors=15, parallel=15, dsp=DSP48)
     assert e.resources.bram36 == 228 and e.resources.dsp == 15 * 1024
@@ -87,12 +122,37 @@ def test_dense_resource_strategy_uses_bram():
         dense_estimate("d", 4, 4, 1, "fast")
 
 
+def test_io_stream_adds_one_cycle():
+    # hls4ml packs a Dense's input into one stream word: +1 cycle (test_dense_io_stream vs io_parallel baselines)
+    par = dense_estimate("d", 1, 2, 1, dsp=DSP48)
+    st = dense_estimate("d", 1, 2, 1, dsp=DSP48, io_type="io_stream")
+    assert (par.latency_cycles, st.latency_cycles) == (1, 2)
+
+
+def test_softmax_rule():
+    from hardware.fpga.layers import layernorm_estimate, softmax_estimate
+
+    # n = 5: latency 3 + ceil(2 * 3 / 6) = 4; 5 DSPs; ROM copies ceil(5 / (2R)) + 1 of one BRAM18 (1024 x 18 bits)
+    for reuse, bram18 in ((1, 4), (2, 3), (4, 2), (8, 2)):
+        e = softmax_estimate("s", 5, reuse=reuse, dsp=DSP48)
+        assert (e.latency_cycles, e.resources.dsp, e.resources.bram36 * 2) == (4, 5, bram18)
+    # table size is settable: 4096 x 18 bits = 4 BRAM18 per copy
+    assert softmax_estimate("s", 5, table_size=4096, dsp=DSP48).resources.bram36 * 2 == 16
+    # LUT 10 * 5 * 16 = 800, FF 5 * 5 * 16 = 400 per row; 30 rows at once: 30x
+    e = softmax_estimate("s", 5, rows=30, dsp=DSP48)
+    assert (e.resources.lut, e.resources.ff, e.resources.dsp) == (24000, 12000, 150)
+    # LayerNorm rows: pipelined all at once (pipeline style): depth only; one row at a time: rows * R + depth
+    # depth = 2 * adder_depth(8) + 1 + 3 = 2 * ceil(3 / 6) + 4 = 6
+    assert layernorm_estimate("ln", 8, rows=15, parallel_rows=15).latency_cycles == 1 + 6
+    assert layernorm_estimate("ln", 8, rows=15, parallel_rows=1).latency_cycles == 15 + 6
+
+
 def test_pipeline_totals_and_fit():
     target = load_target("xcvu13p")
     d1 = dense_estimate("d1", 16, 16, 2, dsp=DSP48)
     d2 = dense_estimate("d2", 16, 16, 2, dsp=DSP48)
     p = evaluate_pipeline([d1, d2], {"d1": ["x"], "d2": ["d1"]}, target)
-    assert p.latency_cycles == 6 + 6 and p.ii_cycles == 2  # chain: sum of latencies; II = max II
+    assert p.latency_cycles == 3 + 3 and p.ii_cycles == 2  # chain: sum of latencies; II = max II
     assert p.throughput_per_s == pytest.approx(200e6 / 2)
     assert p.resources.dsp == 256 and p.fits
     big = dense_estimate("big", 256, 256, 1, dsp=DSP48)  # 65,536 DSPs > 80% of 12,288
@@ -109,22 +169,25 @@ def test_jet_tagger_pipeline():
     r1, r2, r4 = (estimate(layers, target, {"reuse": r}) for r in (1, 2, 4))
     assert r1.latency_cycles < r2.latency_cycles < r4.latency_cycles
     assert r1.resources.dsp > r2.resources.dsp > r4.resources.dsp
-    # DSPs at R=2, 16-bit (one DSP48E2 per product), token-serial (--token-serial, the default), by hand:
+    # DSPs at R=2, 16-bit (one DSP48E2 per product), token-serial (--token-serial, the default), by hand, every
+    # weight counted (skip_zeros=False):
     #   per block: Q/K/V 6->64: 3 * 384/2 = 576; O 64->6: 192; FFN 6->8, 8->6: 24 + 24        -> 816
     #              Einsum Q.K^T and P.V, unrolled over the 15 tokens: 2 * 15*15*32*2 / 2       -> 14,400
     #              softmax: 15 multiplies (18 x 18 bits: 1 DSP) x 30 rows at once              -> 450
     #   3 blocks = 3 * 15,666 = 46,998; head 90*32/2 + 32*16/2 + 16*8/2 + 8*3/2 = 1,772; output softmax 3
-    assert r2.resources.dsp == 46_998 + 1_772 + 3 == 48_773
+    full = estimate(layers, target, {"reuse": 2, "skip_zeros": False})
+    assert full.resources.dsp == 46_998 + 1_772 + 3 == 48_773
+    assert r2.resources.dsp <= full.resources.dsp  # weights that quantise to zero cost nothing
     # II: the slowest stage is a per-token Dense, 15 tokens x R
     assert (r1.ii_cycles, r2.ii_cycles, r4.ii_cycles) == (15, 30, 60)
-    tp = estimate(layers, target, {"reuse": 2, "token_parallel": True})
+    tp = estimate(layers, target, {"reuse": 2, "token_parallel": True, "skip_zeros": False})
     # token-parallel: each per-token Dense x15 multipliers: 3 * (15 * 816 + 14,400 + 450) + 1,775 = 83,045; II = R
     assert tp.resources.dsp == 83_045 and tp.ii_cycles == 2 and tp.latency_cycles < r2.latency_cycles
     # hls4ml 1.3's unrolled Einsum alone (3 * 14,400 / R) exceeds 80% of the VU13P's 12,288 DSPs for R <= 4
     assert not (r1.fits or r2.fits or r4.fits or tp.fits)
     # Jiang et al.-style attention (one query row per R cycles; not emittable with hls4ml 1.3):
     # Einsum 2 * 15*32*2/2 = 960, softmax 2 rows * 15 = 30 per block: 3 * (816 + 960 + 30) + 1,775 = 7,193 -> fits
-    jiang = estimate(layers, target, {"reuse": 2, "matmul_parallel": 1})
+    jiang = estimate(layers, target, {"reuse": 2, "matmul_parallel": 1, "skip_zeros": False})
     assert jiang.resources.dsp == 7_193 and jiang.fits
     assert not estimate(layers, load_target("zcu102"), {"reuse": 2, "matmul_parallel": 1}).fits
 
@@ -308,7 +371,8 @@ def test_hls_synth_with_tool_on_path(tmp_path, monkeypatch, backend, tool):
     assert f"csynth ({tool}) vs estimate" in res.output
     lines = {ln.split()[0]: ln.split() for ln in res.output.splitlines() if ln.startswith("  ")}
     assert lines["latency"][2] == "321-323" and lines["II"][2] == "30-31"
-    assert lines["DSP"][1] == "1234" and lines["DSP"][2] == "48773"  # the estimate, derived in test_jet_tagger_pipeline
+    expected = estimate(build_layers(JET)[0], load_target("xcvu13p"), {"reuse": 2}).resources.dsp
+    assert lines["DSP"][1] == "1234" and lines["DSP"][2] == str(expected)  # the estimate (test_jet_tagger_pipeline)
     assert lines["LUT"][1] == "98765" and lines["FF"][1] == "56789" and lines["BRAM36"][1] == "7"  # 14 BRAM18
     assert "synth" in (out / "fake_tool_args.txt").read_text()
     if backend == "Vitis":  # build_prj.tcl reads build_opt.tcl: C synthesis only

@@ -1,26 +1,32 @@
 """hls4ml-style cost model of one matrix layer (Dense, per-token Dense, and activation x activation products).
 
-Formulas (docs/research/fpga.md 3a, read from hls4ml 1.3.0 ``nnet_dense_latency.h`` and ``nnet_dense_resource.h``):
+What HLS schedules for hls4ml 1.3's kernels (``nnet_dense_latency.h``, ``nnet_dense_resource.h``), with the
+constants fitted to published csynth reports (``simulator/validation/fpga_published.yaml``; the points that set
+each constant are named there and in ``reports/fpga_validation.md``):
 
-- Multipliers: ``mults = ceil(n_in * n_out * parallel / R)`` where ``parallel`` input vectors (tokens) are
-  processed at once (hls4ml's ``multiplier_limit = DIV_ROUNDUP(n_in*n_out, reuse_factor)``; ``block_factor`` in
-  the Resource strategy is the same number).
-- Initiation interval: the kernel is pipelined with ``II = R`` (Latency: ``#pragma HLS PIPELINE II=reuse_factor``;
-  Resource: ``rufactor = R`` iterations of an ``II=1`` loop). ``vectors`` inputs through ``parallel`` copies take
-  ``passes = ceil(vectors / parallel)`` kernel calls, so the layer's II is ``passes * R``.
-- Latency: ``passes * R + depth`` cycles, with ``depth = MULT_LATENCY + ceil(ceil(log2 n_in) / ADDS_PER_CYCLE)``
-  (+ ``BRAM_READ_LATENCY`` in the Resource strategy, whose weights sit in BRAM). The "R + small pipeline
-  depth" rule is from hls4ml's code and maintainers (shared/reference/published.md); the depth constants are
-  UNCONFIRMED until calibrated against csynth reports.
-- DSPs per multiplier: operands of ``a`` and ``b`` bits against a DSP of ``A x B`` (27 x 18 for DSP48E2):
-  0 if both operands are <= ``lut_mult_max_bits`` (LUT multiplier, ~``a*b`` LUTs), else
-  ``ceil(max(a,b)/A) * ceil(min(a,b)/B)`` (cascaded partial products). Thresholds UNCONFIRMED (tool heuristics).
-- BRAM (Resource strategy only, R > 1): weights reshaped into ``block_factor = ceil(n_in*n_out/R)``-word rows,
-  ``R`` rows deep: ``ceil(block_factor * w_bits / 72) * ceil(R / 512)`` BRAM36 (512 x 72 SDP mode); tokens
-  processed in parallel read the same row, so ``parallel`` does not multiply it. Latency strategy and R = 1
-  keep weights in registers/LUTs (hls4ml partitions them completely).
-- LUT/FF (rough, UNCONFIRMED): one accumulator adder per multiplier (``acc_bits`` LUTs and FFs each), plus the
-  LUT multipliers, plus ``n_out * parallel * acc_bits`` output registers.
+- Zero weights are skipped: ``N = n_in * n_out`` weights of which ``zeros`` quantise to 0 (``parameters.h``'s
+  ``n_zeros``). Latency strategy: ``m = ceil(N/R) - floor(zeros/R)`` multipliers (hls4ml's ``multiplier_limit``,
+  at most the ``N - zeros`` non-zero products), and the ``N - zeros`` products take ``c = ceil((N - zeros) / m)``
+  cycles (about R). A pruned layer at R = 1 uses exactly its non-zero count of DSPs (tutorial part 3,
+  Vivado HLS 2019.2), and at R = 64..256 the design II is ``ceil(983 / (1024 / R))`` for the 1024-weight layer
+  with 983 non-zeros (tutorial part 2b), not R.
+- Latency per input vector: ``c + depth`` with ``depth`` 0 at R = 1 (the whole Dense is one cycle in the
+  reports), 1 for R <= 4, 2 above (the multiplier-input selection stages); the layer's II is ``c``.
+  ``vectors`` inputs through ``parallel`` copies take ``passes = ceil(vectors / parallel)`` calls.
+- Resource strategy: ``block_factor = ceil(N/R)`` multipliers (zeros are not skipped), R cycles plus
+  ``RESOURCE_DEPTH`` (BRAM read, multiply, accumulate); weights in BRAM36 (512 x 72) as
+  ``ceil(block_factor * w_bits / 72) * ceil(R / 512)`` when R > 1. Not checked against a report (none found).
+- io_stream: hls4ml packs a Dense's input into one stream word, so the read adds ``STREAM_CYCLES`` (1) cycle.
+- DSPs per multiplier: 0 if both operands are <= ``lut_mult_max_bits`` (LUT multiplier, ~``a*b`` LUTs), else
+  ``ceil(max(a,b)/A) * ceil(min(a,b)/B)`` (cascaded partial products).
+- LUT, Latency strategy: at R = 1 the weights are constants in logic: ``(LUT_R1_ALL * N + LUT_R1_NZ * nz) *
+  bits`` (``bits = (data_bits + weight_bits) / 2``; fitted on the per-layer figures of the pruned and unpruned
+  part 3 reports). At R >= 2 every multiplier selects its weight and input among R: ``N * bits * (LUT_MUX -
+  LUT_MUX_SLOPE * log2 R)``, flat in R as the reports show. An activation x activation product (Einsum) has
+  adder trees (``LUT_R1_NZ * N * bits``) and, for R > 1, an R:1 selection of both operands per multiplier
+  (``2 * bits * (R - 1) / 3``, LUT6-based multiplexers; UNCONFIRMED: no report).
+- FF: ``FF_PER_WEIGHT * (FF_ALL_SHARE * N + (1 - FF_ALL_SHARE) * nz) * bits / 16 * g(R)`` with
+  ``g(R) = 1 + FF_PIPE * min(1, log2(R) / 5) ** 1.5`` (registers grow with pipelining up to R ~ 32, then flat).
 """
 
 from __future__ import annotations
@@ -30,14 +36,20 @@ from dataclasses import dataclass, field
 
 from hardware.errors import HwsimError
 
-#: Cycles of a pipelined DSP multiply at 200-300 MHz (UNCONFIRMED; calibrate with csynth).
-MULT_LATENCY = 2
-#: Adder-tree levels HLS chains in one cycle at 200-300 MHz (UNCONFIRMED).
-ADDS_PER_CYCLE = 2
-#: Extra cycle to read weights from BRAM in the Resource strategy.
-BRAM_READ_LATENCY = 1
+#: Cycles the Resource strategy adds to its R-cycle loop: BRAM read, multiply, accumulate (UNCONFIRMED: no report).
+RESOURCE_DEPTH = 3
+#: Cycles io_stream adds to a Dense (its input arrives packed in one stream word; hls4ml test baselines
+#: test_dense_io_stream vs test_dense_io_parallel, Vivado HLS 2020.1 and Vitis HLS 2024.1: +1 cycle).
+STREAM_CYCLES = 1
 #: BRAM36 in simple-dual-port mode: 512 words x 72 bits.
 BRAM36_WORDS, BRAM36_WIDTH = 512, 72
+#: LUTs per weight and per non-zero weight, per operand bit, Latency strategy at R = 1 (fitted, see docstring).
+LUT_R1_ALL, LUT_R1_NZ = 0.68, 0.61
+#: LUTs per weight per operand bit for R >= 2 and their decrease per doubling of R (fitted, see docstring).
+LUT_MUX, LUT_MUX_SLOPE = 1.85, 0.0485
+#: FFs per weight at 16 bits and R = 1, the share that follows all weights (the rest follows non-zeros), and the
+#: growth with pipelining (fitted, see docstring).
+FF_PER_WEIGHT, FF_ALL_SHARE, FF_PIPE = 6.5, 0.35, 1.25
 
 STRATEGIES = ("latency", "resource")
 IO_TYPES = ("io_parallel", "io_stream")
@@ -90,20 +102,29 @@ def dsps_per_multiplier(a_bits: int, b_bits: int, dsp: DspShape) -> int:
     return math.ceil(big / dsp.a_bits) * math.ceil(small / dsp.b_bits)
 
 
-def adder_depth(n: int) -> int:
-    """Pipeline cycles of an adder tree over ``n`` inputs."""
-    return math.ceil(math.ceil(math.log2(max(n, 2))) / ADDS_PER_CYCLE)
+def adder_depth(n: int, per_cycle: int = 6) -> int:
+    """Pipeline cycles of an adder tree over ``n`` inputs, ``per_cycle`` levels chained per cycle."""
+    return math.ceil(math.ceil(math.log2(max(n, 2))) / per_cycle)
+
+
+def latency_depth(reuse: int) -> int:
+    """Cycles a Latency-strategy Dense adds to its ``c`` multiply cycles: 0 at R = 1, 1 for R <= 4, else 2."""
+    return 0 if reuse == 1 else (1 if reuse <= 4 else 2)
+
+
+def ff_pipeline_factor(reuse: int) -> float:
+    """Growth of a Dense's registers with the reuse factor (1 at R = 1, 1 + FF_PIPE from R = 32)."""
+    return 1.0 + FF_PIPE * min(1.0, math.log2(max(reuse, 1)) / 5) ** 1.5
 
 
 def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: str = "latency",
                    data_bits: int = 16, weight_bits: int = 16, acc_bits: int | None = None, vectors: int = 1,
                    parallel: int = 1, dsp: DspShape | None = None, io_type: str = "io_parallel",
-                   kind: str = "dense") -> LayerEstimate:
-    """Cost of a Dense ``n_in -> n_out`` applied to ``vectors`` input vectors, ``parallel`` at a time.
+                   kind: str = "dense", zeros: int = 0) -> LayerEstimate:
+    """Cost of a Dense ``n_in -> n_out`` (``zeros`` of its weights are 0) on ``vectors`` inputs, ``parallel`` at once.
 
     ``weight_bits`` is the width of the second operand (a weight, or an activation for Q.K^T and P.V).
-    ``io_stream`` adds the packing loops: ``ceil(n_in/pack) + ceil(n_out/pack)`` cycles with one element per
-    stream word (hls4ml ``nnet_dense_stream.h``; docs/research/fpga.md 3a).
+    ``acc_bits`` is accepted for compatibility and not used (the fitted LUT/FF rules scale with operand bits).
     """
     strategy = strategy.lower()
     if strategy not in STRATEGIES:
@@ -112,29 +133,45 @@ def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: s
         raise HwsimError(f"layer '{name}': io type '{io_type}' is not one of {', '.join(IO_TYPES)}")
     if min(n_in, n_out, reuse, vectors, parallel) < 1:
         raise HwsimError(f"layer '{name}': n_in, n_out, reuse factor, vectors and parallel must be >= 1")
+    n = n_in * n_out
+    if not 0 <= zeros <= n:
+        raise HwsimError(f"layer '{name}': zeros={zeros} must be between 0 and n_in * n_out = {n}")
     dsp = dsp or DspShape()
     parallel = min(parallel, vectors)
-    acc_bits = acc_bits or data_bits + weight_bits + math.ceil(math.log2(max(n_in, 2)))
-    mults = math.ceil(n_in * n_out * parallel / reuse)
-    per = dsps_per_multiplier(data_bits, weight_bits, dsp)
     passes = math.ceil(vectors / parallel)
-    depth = MULT_LATENCY + adder_depth(n_in)
+    per = dsps_per_multiplier(data_bits, weight_bits, dsp)
+    bits = (data_bits + weight_bits) / 2
     bram = 0.0
     if strategy == "resource":
-        depth += BRAM_READ_LATENCY
-        if reuse > 1 and kind == "dense":
-            block_factor = math.ceil(n_in * n_out / reuse)  # the weights are shared by the parallel tokens
-            bram = math.ceil(block_factor * weight_bits / BRAM36_WIDTH) * math.ceil(reuse / BRAM36_WORDS)
-    ii = passes * reuse
-    latency = passes * reuse + depth
+        zeros = 0  # the Resource kernel multiplies every weight
+        m = math.ceil(n / reuse)
+        cycles, depth = reuse, RESOURCE_DEPTH
+        if reuse > 1 and kind == "dense":  # the weights are shared by the parallel tokens
+            bram = math.ceil(m * weight_bits / BRAM36_WIDTH) * math.ceil(reuse / BRAM36_WORDS)
+    else:
+        nz = n - zeros
+        m = min(nz, max(1, math.ceil(n / reuse) - zeros // reuse)) if nz else 0
+        cycles = max(1, math.ceil(nz / m)) if m else 1
+        depth = latency_depth(reuse)
+    nz = n - zeros
+    mults = m * parallel
+    ii = passes * cycles
+    latency = passes * cycles + depth
     if io_type == "io_stream":
-        latency += n_in + n_out
-        ii = max(ii, passes * max(n_in, n_out))
-    lut = mults * acc_bits + (mults * data_bits * weight_bits if per == 0 else 0)
-    ff = mults * acc_bits + n_out * parallel * acc_bits
-    return LayerEstimate(name, kind, latency, ii, Resources(mults * per, lut, ff, bram), mults,
+        latency += STREAM_CYCLES
+    if kind == "matmul":  # both operands are activations: adder trees, plus R:1 selection of both operands
+        lut = (LUT_R1_NZ * n * bits + (m * 2 * bits * (reuse - 1) / 3 if reuse > 1 else 0)) * parallel
+    elif strategy == "latency" and reuse == 1:
+        lut = (LUT_R1_ALL * n + LUT_R1_NZ * nz) * bits * parallel
+    else:
+        lut = n * bits * max(1.0, LUT_MUX - LUT_MUX_SLOPE * math.log2(reuse)) * parallel
+    lut += mults * data_bits * weight_bits if per == 0 else 0
+    ff = FF_PER_WEIGHT * (FF_ALL_SHARE * n + (1 - FF_ALL_SHARE) * nz) * bits / 16 * ff_pipeline_factor(reuse)
+    ff *= parallel
+    return LayerEstimate(name, kind, latency, ii, Resources(mults * per, round(lut), round(ff), bram), mults,
                          {"n_in": n_in, "n_out": n_out, "reuse": reuse, "strategy": strategy, "vectors": vectors,
-                          "parallel": parallel, "dsp_per_mult": per, "depth": depth})
+                          "parallel": parallel, "dsp_per_mult": per, "depth": depth, "zeros": zeros,
+                          "cycles": cycles})
 
 
 #: Significand widths (hidden bit included) of floating-point formats: the width of the mantissa product a float

@@ -1,71 +1,108 @@
 """hls4ml-style cost models of the non-matrix layers: softmax, layer norm, activations, residual adds, scales.
 
-Sources (docs/research/fpga.md 3b, 3c, read from hls4ml 1.3.0 ``nnet_activation.h`` and ``nnet_layernorm.h``):
+Sources: hls4ml 1.3.0 ``nnet_activation.h`` and ``nnet_layernorm.h`` (docs/research/fpga.md 3b, 3c) for the
+structure; the constants are fitted to published csynth reports (``simulator/validation/fpga_published.yaml``):
 
-- Softmax (``stable``): per row of ``n`` elements, a max reduction, ``n`` subtractions, ``n`` exp lookups, an
-  adder tree, one reciprocal lookup and ``n`` multiplies; ``#pragma HLS pipeline``. Rows run ``parallel`` at a
-  time (``softmax_multidim``'s allocation limit). Latency per row
-  ``2 * adder_depth(n) + 1 + 2 * TABLE_LATENCY + MULT_LATENCY``; the tables are ROMs of ``table_size`` words,
-  replicated ``ceil(n/2)`` times per parallel row (dual-ported), each ``table_size * table_bits`` bits (BRAM36 =
-  36,864 bits; counted in halves, BRAM18 granularity). Depth constants UNCONFIRMED.
-- LayerNorm: per row of ``n``: mean and variance adder trees, one inverse-sqrt lookup (``table_size`` default
-  4096), ``3n + 2`` multiplies (2n of them by constants folded in hardware as one per element here); rows
-  pipelined, ``II = R``: latency ``rows * R + 2 * adder_depth(n) + TABLE_LATENCY + 3 * MULT_LATENCY``.
-- ReLU / add / constant scale: one cycle, ``n * bits`` LUTs. GELU has no hls4ml kernel; modelled as a
-  ``table_size`` lookup per element (one cycle + TABLE_LATENCY) so designs can be sized before one exists.
+- Softmax (``stable``): per row of ``n``: a max and a sum adder tree, ``n`` exp lookups, one reciprocal lookup,
+  ``n`` multiplies. Latency ``SOFTMAX_BASE + ceil(2 * ceil(log2 n) / 6)`` (4 cycles for n = 5 in the Vitis HLS
+  2024.1 reports of the tutorial jet tagger), one cycle more per extra pass over the rows. ``n`` DSPs per row;
+  the exp table is read ``n`` times per call from dual-ported ROMs shared over the ``reuse`` cycles of the call,
+  so it is replicated ``ceil(n / (2 * reuse))`` times, plus one reciprocal table; each copy is
+  ``ceil(table_size * table_bits / 18432)`` BRAM18 (4, 3 and 2 BRAM18 at R = 1, 2 and >= 4 for n = 5, 1024 x 18
+  bit tables, in the tutorial's Vivado HLS 2019 reports). ``table_size`` defaults to hls4ml's 1024.
+  LUT ``SOFTMAX_LUT * n * bits``, FF ``SOFTMAX_FF * n * bits`` per row (the same reports' softmax instance).
+- LayerNorm: per row of ``n``: mean and variance adder trees, one inverse-sqrt lookup (``table_size`` 4096 as
+  hls4ml's backend default), ``3n + 2`` multiplies, ``PIPELINE II=R`` per row. ``parallel_rows`` rows at once:
+  all of them when the top function is pipelined (hls4ml's ``pipeline`` style unrolls the row loop), one when
+  the layers are dataflow processes. No report checks these constants (none found; UNCONFIRMED).
+- ReLU: no cycles (a comparison folded into the pipeline: 0-cycle instances in the reports), ``RELU_LUT * n *
+  bits`` LUTs. Table activations (ELU, sigmoid, tanh, and GELU costed as one so designs can be sized): one
+  cycle, ``ceil(n/2)`` dual-ported copies of a ``table_size`` x 18-bit ROM. Residual add: no cycles, ``n * bits``
+  LUTs. Constant scale: one cycle.
 """
 
 from __future__ import annotations
 
 import math
 
-from hardware.fpga.dense import MULT_LATENCY, DspShape, LayerEstimate, Resources, adder_depth, dsps_per_multiplier
+from hardware.fpga.dense import DspShape, LayerEstimate, Resources, adder_depth, dsps_per_multiplier
 
-#: Cycles of a ROM lookup (BRAM read register).
-TABLE_LATENCY = 2
-BRAM36_BITS = 36 * 1024
+#: Bits in one BRAM18.
+BRAM18_BITS = 18 * 1024
+#: Fixed cycles of a softmax: exp lookup, reciprocal lookup, final multiply (fitted; see the module docstring).
+SOFTMAX_BASE = 3
+#: Softmax LUTs and FFs per element per data bit (Vitis HLS 2024.1 softmax instance: 790 LUT, 392 FF at n = 5,
+#: 16 bits).
+SOFTMAX_LUT, SOFTMAX_FF = 10.0, 5.0
+#: ReLU LUTs per element per bit (tutorial reports: 1.75 in Vivado HLS 2019.2, 2.4 in Vitis HLS 2024.1).
+RELU_LUT = 2.0
+#: Table activations' LUTs and FFs per element per bit (index arithmetic, range checks; fitted on the Vivado HLS
+#: 2020.1 Dense + ELU baseline, io_parallel).
+TABLE_ACT_LUT, TABLE_ACT_FF = 4.0, 2.0
+#: Width of hls4ml's activation tables (``ap_fixed<18,8>`` by default).
+TABLE_BITS = 18
+#: Cycles of a LayerNorm's table lookup and its three multiply stages (UNCONFIRMED).
+LAYERNORM_TABLE, LAYERNORM_MULTS = 1, 3
 
 
-def _rom_bram36(table_size: int, table_bits: int) -> float:
-    return math.ceil(table_size * table_bits / (BRAM36_BITS / 2)) / 2
+def rom_bram18(table_size: int, table_bits: int = TABLE_BITS) -> int:
+    """BRAM18 blocks of one ROM copy of ``table_size`` words of ``table_bits``."""
+    return math.ceil(table_size * table_bits / BRAM18_BITS)
 
 
 def softmax_estimate(name: str, n: int, rows: int = 1, parallel: int | None = None, data_bits: int = 16,
-                     table_size: int = 1024, table_bits: int = 18, dsp: DspShape | None = None) -> LayerEstimate:
+                     table_size: int = 1024, table_bits: int = TABLE_BITS, dsp: DspShape | None = None,
+                     reuse: int = 1) -> LayerEstimate:
     """Softmax over rows of ``n`` elements; ``parallel`` rows at once (default: all, as hls4ml io_parallel)."""
     dsp = dsp or DspShape()
     parallel = min(rows, parallel or rows)
     passes = math.ceil(rows / parallel)
-    depth = 2 * adder_depth(n) + 1 + 2 * TABLE_LATENCY + MULT_LATENCY
+    depth = SOFTMAX_BASE + math.ceil(2 * math.ceil(math.log2(max(n, 2))) / 6)
     mults = n * parallel
     per = dsps_per_multiplier(table_bits, table_bits, dsp)
-    copies = math.ceil(n / 2) * parallel
-    bram = 2 * copies * _rom_bram36(table_size, table_bits)
-    lut = parallel * (3 * n * data_bits) + (mults * table_bits * table_bits if per == 0 else 0)
-    ff = parallel * 3 * n * table_bits
-    return LayerEstimate(name, "softmax", passes + depth, passes, Resources(mults * per, lut, ff, bram), mults,
-                         {"n": n, "rows": rows, "parallel": parallel, "table_size": table_size, "depth": depth})
+    copies = (math.ceil(n / (2 * max(reuse, 1))) + 1) * parallel
+    bram18 = copies * rom_bram18(table_size, table_bits)
+    lut = parallel * SOFTMAX_LUT * n * data_bits + (mults * table_bits * table_bits if per == 0 else 0)
+    ff = parallel * SOFTMAX_FF * n * data_bits
+    return LayerEstimate(name, "softmax", depth + passes - 1, passes, Resources(mults * per, round(lut), round(ff),
+                                                                                bram18 / 2), mults,
+                         {"n": n, "rows": rows, "parallel": parallel, "table_size": table_size, "depth": depth,
+                          "rom_copies": copies})
 
 
 def layernorm_estimate(name: str, n: int, rows: int = 1, reuse: int = 1, data_bits: int = 16,
-                       table_size: int = 4096, table_bits: int = 8, dsp: DspShape | None = None) -> LayerEstimate:
-    """LayerNorm over rows of ``n`` elements, one row per ``reuse`` cycles (hls4ml ``layernormalize``)."""
+                       table_size: int = 4096, table_bits: int = 8, dsp: DspShape | None = None,
+                       parallel_rows: int = 1) -> LayerEstimate:
+    """LayerNorm over rows of ``n`` elements, ``parallel_rows`` rows per ``reuse`` cycles (hls4ml ``layernormalize``)."""
     dsp = dsp or DspShape()
-    depth = 2 * adder_depth(n) + TABLE_LATENCY + 3 * MULT_LATENCY
-    mults = math.ceil((3 * n + 2) / reuse)
+    parallel_rows = max(1, min(rows, parallel_rows))
+    passes = math.ceil(rows / parallel_rows)
+    depth = 2 * adder_depth(n) + LAYERNORM_TABLE + LAYERNORM_MULTS
+    mults = math.ceil((3 * n + 2) / reuse) * parallel_rows
     per = dsps_per_multiplier(data_bits, data_bits, dsp)
-    res = Resources(mults * per, 4 * n * data_bits, 4 * n * data_bits, _rom_bram36(table_size, table_bits))
-    return LayerEstimate(name, "layernorm", rows * reuse + depth, rows * reuse, res, mults,
-                         {"n": n, "rows": rows, "reuse": reuse, "depth": depth})
+    res = Resources(mults * per, 4 * n * data_bits * parallel_rows, 4 * n * data_bits * parallel_rows,
+                    parallel_rows * rom_bram18(table_size, table_bits) / 2)
+    return LayerEstimate(name, "layernorm", passes * reuse + depth, passes * reuse, res, mults,
+                         {"n": n, "rows": rows, "reuse": reuse, "depth": depth, "parallel_rows": parallel_rows})
+
+
+#: Activations hls4ml implements as a table lookup.
+TABLE_ACTIVATIONS = ("elu", "sigmoid", "tanh", "gelu")
 
 
 def elementwise_estimate(name: str, kind: str, elements: int, data_bits: int = 16,
                          table_size: int = 1024) -> LayerEstimate:
-    """ReLU, residual add, constant scale (one cycle) or GELU (a lookup per element)."""
-    if kind == "gelu":
-        res = Resources(0, elements * data_bits, elements * data_bits,
-                        math.ceil(elements / 2) * _rom_bram36(table_size, data_bits))
-        return LayerEstimate(name, kind, 1 + TABLE_LATENCY, 1, res, 0, {"elements": elements})
+    """ReLU, residual add (no cycles), constant scale (one cycle) or a table activation (one lookup per element)."""
+    if kind in TABLE_ACTIVATIONS:
+        bram18 = math.ceil(elements / 2) * rom_bram18(table_size)
+        res = Resources(0, round(TABLE_ACT_LUT * elements * data_bits), round(TABLE_ACT_FF * elements * data_bits),
+                        bram18 / 2)
+        return LayerEstimate(name, kind, 1, 1, res, 0, {"elements": elements})
+    if kind == "relu":
+        return LayerEstimate(name, kind, 0, 1, Resources(0, round(RELU_LUT * elements * data_bits), 0, 0), 0,
+                             {"elements": elements})
+    if kind == "add":
+        return LayerEstimate(name, kind, 0, 1, Resources(0, elements * data_bits, 0, 0), 0, {"elements": elements})
     return LayerEstimate(name, kind, 1, 1, Resources(0, elements * data_bits, elements * data_bits, 0), 0,
                          {"elements": elements})
 

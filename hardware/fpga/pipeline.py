@@ -3,7 +3,8 @@
 - ``io_parallel``: a layer starts when its inputs are complete, so the design latency is the longest path of
   layer latencies through the layer graph (the sum of layer latencies for a chain).
 - ``io_stream``: layers overlap through FIFOs; latency ~ the longest path of each layer's fill time
-  (``latency - ii + 1``) plus the largest II (an approximation; UNCONFIRMED against cosim).
+  (``latency - ii + 1``) plus the largest II less one (a Dense + ELU in io_stream is the sum of the two, as in
+  hls4ml's test_dense_io_stream baseline; deeper streams UNCONFIRMED against cosim).
 - Both: the design II is the largest layer II (the slowest stage bounds the throughput), throughput is
   ``clock / II`` inferences per second, and the design fits when every resource is within
   ``usable_fraction`` of the part.
@@ -68,7 +69,7 @@ def evaluate_pipeline(layers: list[LayerEstimate], inputs: dict[str, list[str]],
     ii = max((e.ii_cycles for e in layers), default=1)
     latency = max(finish.values(), default=0)
     if io_type != "io_parallel":
-        latency += ii
+        latency += ii - 1
     total = Resources()
     for e in layers:
         total = total + e.resources

@@ -36,7 +36,8 @@ from hardware.fpga.fixed import FixedType
 from mapping.fpga.pipeline import PipeLayer, build_layers
 
 #: Layer kinds that must appear as a function call in the generated firmware (the others are wiring).
-COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "add", "scale", "transpose")
+COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "elu", "sigmoid", "tanh", "add", "scale",
+                 "transpose")
 PROJECT = "myproject"
 #: Extra integer (and total) bits of activation x activation products over the data precision.
 MATMUL_EXTRA_INTEGER_BITS = 4
@@ -74,7 +75,7 @@ def _softmax_types(n: int, data: FixedType) -> dict[str, str]:
 
 
 def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
-                table_size: int = 4096) -> tuple[list[dict], dict[str, dict]]:
+                table_size: int = 1024) -> tuple[list[dict], dict[str, dict]]:
     """hls4ml layer dicts and the per-layer ``LayerName`` config (precisions, table sizes)."""
     accum = f"ap_fixed<{2 * data.width},{2 * data.integer}>"
     result = f"ap_{'' if data.signed else 'u'}fixed<{data.width},{data.integer},AP_RND_CONV,AP_SAT>"
@@ -105,8 +106,13 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
                      epsilon_power_of_10=max(1, -round(math.log10(a["epsilon"]))), gamma_data=a["gamma"],
                      beta_data=a["beta"])
             conf[lay.name]["Precision"].update(scale=str(weight))
-        elif lay.kind == "relu":
-            d.update(class_name="Activation", activation="relu")
+        elif lay.kind in ("relu", "sigmoid", "tanh"):
+            d.update(class_name="Activation", activation=lay.kind)
+            if lay.kind != "relu":
+                conf[lay.name]["TableSize"] = table_size
+        elif lay.kind == "elu":
+            d.update(class_name="ELU", activation="elu", activ_param=float(a.get("alpha", 1.0)))
+            conf[lay.name]["TableSize"] = table_size
         elif lay.kind == "add":
             d.update(class_name="Merge", op="add")
         elif lay.kind == "scale":
@@ -129,7 +135,7 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
 def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2L-e", backend: str = "Vitis",
                   clock_ns: float = 5.0, reuse: int = 1, precision: FixedType | None = None,
                   weight_precision: FixedType | None = None, io_type: str = "io_parallel",
-                  strategy: str = "Latency", table_size: int = 4096, token_parallel: bool = False) -> HlsProject:
+                  strategy: str = "Latency", table_size: int = 1024, token_parallel: bool = False) -> HlsProject:
     """Write a complete hls4ml project for ``model_path`` into ``out_dir`` and check its firmware.
 
     ``token_parallel`` sets each per-token Dense's ``ParallelizationFactor`` to its token count (all tokens at

@@ -10,11 +10,15 @@ from mapping.target_plugin import TargetOptions
 
 
 class FpgaOptions(TargetOptions):
-    """How a workload is lowered onto an FPGA overlay. There is one timing model (the layer pipeline)."""
+    """How a workload is lowered onto an FPGA: the hls4ml design of a small model, or the layer-sequential overlay."""
 
     mode: Literal["fast"] = "fast"  # type: ignore[assignment]
     efficiency: float | None = Field(None, gt=0, le=1, description="fraction of DSP peak reached, 0..1")
     tiles: int = Field(8, ge=1, le=256, description="tiles each op's off-chip data streams in (double-buffered)")
+    design: Literal["auto", "hls4ml", "overlay"] = Field(
+        "auto", description="auto: the hls4ml design `hwsim hls` writes when the model is one it emits and the design "
+                            "fits, else the layer-sequential overlay; hls4ml or overlay: that one")
+    reuse: int = Field(1, ge=1, description="hls4ml reuse factor of the hls4ml design (as `hwsim hls --reuse`)")
 
     @field_validator("mode", mode="before")
     @classmethod

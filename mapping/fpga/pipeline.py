@@ -171,8 +171,9 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
                 raise HwsimError(f"{path}: node '{node.name}' (Add): broadcasting {sa} + {sb} is not supported")
             add(node, "add", [src(ins[0], node), src(ins[1], node)], out)
             continue
-        if op in ("Relu", "Gelu"):
-            add(node, op.lower(), [src(ins[0], node)], out)
+        if op in ("Relu", "Gelu", "Elu", "Sigmoid", "Tanh"):
+            extra = {"alpha": float(attrs.get("alpha", 1.0))} if op == "Elu" else {}
+            add(node, op.lower(), [src(ins[0], node)], out, **extra)
             continue
         if op == "Softmax":
             shape = shape_of(ins[0], node)
@@ -227,11 +228,36 @@ class _Attrs:
         return self.node.attr(key) is not None
 
 
+def quantise(values: np.ndarray, fmt: FixedType) -> np.ndarray:
+    """``values`` rounded to the nearest step of ``fmt`` and saturated to its range (ap_fixed RND, SAT)."""
+    step = 2.0 ** -fmt.fractional
+    lo = -(2.0 ** (fmt.integer - 1)) if fmt.signed else 0.0
+    hi = 2.0 ** (fmt.integer - (1 if fmt.signed else 0)) - step
+    return np.clip(np.round(np.asarray(values, np.float64) / step) * step, lo, hi)
+
+
+def weight_zeros(weight: np.ndarray, fmt: FixedType) -> int:
+    """Weights that are 0 once quantised to ``fmt`` (hls4ml writes them as ``n_zeros`` and skips them)."""
+    return int(np.count_nonzero(quantise(weight, fmt) == 0))
+
+
+def pipeline_style(layers: list[PipeLayer], strategy: str, io_type: str) -> str:
+    """hls4ml 1.3's automatic top-level style (``SetPipelineStyle``): ``dataflow`` for io_stream, per-token Dense
+    (pointwise Conv1D) or the Resource strategy, else ``pipeline`` (the whole top function one pipeline, every
+    loop in it unrolled)."""
+    if io_type == "io_stream" or strategy == "resource":
+        return "dataflow"
+    if any(lay.kind == "dense" and lay.attrs.get("vectors", 1) > 1 for lay in layers):
+        return "dataflow"
+    return "pipeline"
+
+
 def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None = None) -> PipelineEstimate:
     """Cost every layer on ``target`` as hls4ml 1.3 emits it (``io_parallel``; docs/research/fpga.md 3).
 
     Options: ``reuse`` (1), ``strategy`` (latency|resource), ``io_type`` (io_parallel|io_stream), ``precision``
-    (data, 'ap_fixed<16,6>'), ``weight_precision`` (default: precision), ``table_size`` (softmax tables, 1024),
+    (data, 'ap_fixed<16,6>'), ``weight_precision`` (default: precision), ``table_size`` (softmax and activation
+    tables, hls4ml's default 1024), ``skip_zeros`` (True: weights that quantise to 0 cost no multiplier),
     ``layer_reuse`` ({layer name: reuse factor}, e.g. the factors hls4ml actually chose, see
     :func:`mapping.fpga.hls.emitted_reuse`) and ``token_parallel``:
 
@@ -258,6 +284,8 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
     table = int(opts.get("table_size", 1024))
     layer_reuse: dict[str, int] = dict(opts.get("layer_reuse") or {})
     mp = opts.get("matmul_parallel")
+    skip_zeros = bool(opts.get("skip_zeros", True))
+    style = pipeline_style(layers, strategy, io_type)
     dsp = DspShape(target.dsp_mult_a_bits.n, target.dsp_mult_b_bits.n, target.lut_mult_max_bits.n)
     ests: list[LayerEstimate] = []
     for lay in layers:
@@ -267,8 +295,9 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
             continue
         if lay.kind == "dense":
             tokens = a["vectors"] if tp is True else max(1, int(tp))
+            zeros = weight_zeros(a["weight"], weight) if skip_zeros and "weight" in a else 0
             e = dense_estimate(lay.name, a["n_in"], a["n_out"], rf, strategy, data.width, weight.width,
-                               vectors=a["vectors"], parallel=tokens, dsp=dsp, io_type=io_type)
+                               vectors=a["vectors"], parallel=tokens, dsp=dsp, io_type=io_type, zeros=zeros)
         elif lay.kind == "matmul":
             e = dense_estimate(lay.name, a["n_in"], a["n_out"], rf, "latency", data.width, data.width,
                                vectors=a["vectors"], parallel=int(mp or a["vectors"]), dsp=dsp, io_type=io_type,
@@ -276,10 +305,11 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
         elif lay.kind == "softmax":
             rows = a["rows"] if mp is None else a["rows"] // a.get("tokens", 1) * int(mp)
             e = softmax_estimate(lay.name, a["n"], a["rows"], parallel=max(1, rows), data_bits=data.width,
-                                 table_size=table, dsp=dsp)
+                                 table_size=table, dsp=dsp, reuse=rf)
         elif lay.kind == "layernorm":
-            e = layernorm_estimate(lay.name, a["n"], a["rows"], rf, data.width, dsp=dsp)
-        elif lay.kind in ("relu", "gelu", "add", "scale"):
+            e = layernorm_estimate(lay.name, a["n"], a["rows"], rf, data.width, dsp=dsp,
+                                   parallel_rows=a["rows"] if style == "pipeline" else 1)
+        elif lay.kind in ("relu", "gelu", "elu", "sigmoid", "tanh", "add", "scale"):
             e = elementwise_estimate(lay.name, lay.kind, math.prod(lay.shape), data.width, table)
         else:
             e = wiring_estimate(lay.name, lay.kind)

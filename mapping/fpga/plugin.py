@@ -1,10 +1,12 @@
-"""The FPGA target plugin (kind ``fpga``): large models layer by layer on a DSP array, weights streamed in."""
+"""The FPGA target plugin (kind ``fpga``): small models as their hls4ml design, large ones layer by layer on a DSP
+array with the weights streamed in."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from hardware.fpga.spec import FpgaTarget
+from mapping.fpga.hls_design import design_choice, lower_design
 from mapping.fpga.mapper import map_workload, memory_capacity_bytes
 from mapping.fpga.options import FpgaOptions
 from mapping.program import Program
@@ -26,6 +28,9 @@ class FpgaPlugin(TargetPlugin):
         return memory_capacity_bytes(spec)
 
     def lower(self, workload: Workload, spec: FpgaTarget, options: FpgaOptions) -> Program:  # type: ignore[override]
+        layers, est, _ = design_choice(workload, spec, options.design, options.reuse)
+        if est is not None:  # a small model: the hls4ml design `hwsim hls` writes (mapping/fpga/hls_design.py)
+            return lower_design(workload, layers, est, spec)
         return map_workload(workload, spec, options)
 
 

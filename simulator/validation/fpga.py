@@ -1,0 +1,193 @@
+"""Published csynth reports of hls4ml designs vs hwsim's FPGA estimate: ``reports/fpga_validation.md``.
+
+    python -m simulator.validation.fpga [--write] [--out reports]
+
+Reads ``fpga_published.yaml`` (each point: network, settings, part, tool, reported latency/II/DSP/LUT/FF/BRAM and
+its exact source), rebuilds every network as ONNX with ``fpga_models.py``, runs it through hwsim's FPGA front end
+(:func:`mapping.fpga.pipeline.build_layers`, the same layers ``hwsim hls`` emits) and costs it with
+:func:`mapping.fpga.pipeline.estimate`. Prints the per-metric mean errors; ``--write`` also writes the report with
+the per-point errors, the source of each point, and which points set which rule (calibration) or only check the
+rules (held out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from hardware.errors import HwsimError
+from hardware.targets import load_target
+from simulator.validation import checkout_root
+from simulator.validation.fpga_models import build
+
+DATA = Path(__file__).with_name("fpga_published.yaml")
+METRICS = ("latency", "ii", "dsp", "lut", "ff", "bram18")
+LABELS = {"latency": "latency", "ii": "II", "dsp": "DSP", "lut": "LUT", "ff": "FF", "bram18": "BRAM18"}
+ROLES = ("calibration", "held_out")
+#: Goals of issue 17 on held-out points: |error| within this fraction.
+GOALS = {"latency": 0.15, "ii": 0.15, "dsp": 0.15, "lut": 0.30, "ff": 0.30, "bram18": 0.30}
+REQUIRED = ("id", "network", "reuse", "part", "preset", "tool", "role", "source", "reported")
+
+
+def load_points(path: Path | str = DATA) -> tuple[dict, list[dict]]:
+    """The networks and points of the data file; a malformed point raises HwsimError naming it and the field."""
+    data = yaml.safe_load(Path(path).read_text())
+    networks, points = data.get("networks") or {}, data.get("points") or []
+    for i, p in enumerate(points):
+        where = f"{path}: point {p.get('id', i)}"
+        for key in REQUIRED:
+            if key not in p:
+                raise HwsimError(f"{where}: field '{key}' is missing")
+        if p["network"] not in networks:
+            raise HwsimError(f"{where}: network '{p['network']}' is not under 'networks'")
+        if p["role"] not in ROLES:
+            raise HwsimError(f"{where}: role '{p['role']}' is not one of {', '.join(ROLES)}")
+        if p["role"] == "calibration" and not p.get("informs"):
+            raise HwsimError(f"{where}: a calibration point must list the rules it 'informs'")
+        missing = [m for m in METRICS if m not in p["reported"]]
+        if missing:
+            raise HwsimError(f"{where}: reported figures {', '.join(missing)} are missing")
+    return networks, points
+
+
+def predict(point: dict, onnx_path: str) -> dict[str, float]:
+    """hwsim's estimate of one point's design, in the report's units (cycles, blocks; BRAM as BRAM18)."""
+    from mapping.fpga.pipeline import build_layers, estimate
+
+    layers, _ = build_layers(onnx_path)
+    est = estimate(layers, load_target(point["preset"]), {
+        "reuse": point["reuse"], "strategy": point.get("strategy", "latency"),
+        "io_type": point.get("io_type", "io_parallel"), "precision": point.get("precision", "ap_fixed<16,6>"),
+        "table_size": point.get("table_size", 1024)})
+    r = est.resources
+    return {"latency": est.latency_cycles, "ii": est.ii_cycles, "dsp": r.dsp, "lut": r.lut, "ff": r.ff,
+            "bram18": r.bram36 * 2}
+
+
+def evaluate(path: Path | str = DATA) -> list[dict]:
+    """Every point with its prediction and signed relative errors (``errors[metric]``, a fraction)."""
+    networks, points = load_points(path)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {name: str(build(net, Path(tmp) / f"{name}.onnx")) for name, net in networks.items()}
+        for p in points:
+            got = predict(p, files[p["network"]])
+            rep = p["reported"]
+            err = {m: (got[m] - rep[m]) / rep[m] if rep[m] else (0.0 if not got[m] else 1.0) for m in METRICS}
+            rows.append({"point": p, "predicted": got, "errors": err})
+    return rows
+
+
+def summary(rows: list[dict], select: Callable[[dict], bool] = lambda p: True) -> dict[str, dict[str, float]]:
+    """Mean |relative error| per metric, per role, over the points ``select`` keeps."""
+    out: dict[str, dict[str, float]] = {}
+    for role in ROLES:
+        chosen = [r for r in rows if r["point"]["role"] == role and select(r["point"])]
+        if chosen:
+            out[role] = {m: sum(abs(r["errors"][m]) for r in chosen) / len(chosen) for m in METRICS}
+            out[role]["n"] = len(chosen)
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.0f}%"
+
+
+def render(rows: list[dict]) -> str:
+    """The markdown report."""
+    vivado = summary(rows, lambda p: p["tool"].startswith("Vivado"))
+    everything = summary(rows)
+    vitis = summary(rows, lambda p: p["tool"].startswith("Vitis"))
+    lines = [
+        "# FPGA estimate vs published C-synthesis reports",
+        "",
+        "Generated by `python -m simulator.validation.fpga --write` from `simulator/validation/fpga_published.yaml`. "
+        "Each network is rebuilt as ONNX (`simulator/validation/fpga_models.py`), read by hwsim's FPGA front end "
+        "(the layers `hwsim hls` emits) and costed by `mapping.fpga.pipeline.estimate` with the point's reuse factor, "
+        "strategy, io type and precision. Errors are (hwsim - reported) / reported. BRAM is in BRAM18 blocks, as the "
+        "reports count it.",
+        "",
+        "## Summary: mean |error|",
+        "",
+        "| points | n | " + " | ".join(LABELS[m] for m in METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    for label, summ in (("held out, Vivado HLS", vivado), ("held out, Vitis HLS 2024.1", vitis),
+                        ("held out, all", everything), ("calibration, all", everything)):
+        role = "calibration" if label.startswith("calibration") else "held_out"
+        if role in summ:
+            s = summ[role]
+            lines.append(f"| {label} | {s['n']:.0f} | " + " | ".join(f"{100 * s[m]:.0f}%" for m in METRICS) + " |")
+    lines += ["", "Goals on held-out points (issue 17): latency, II and DSP within 15%, LUT/FF/BRAM within 30%. "
+              "Met on held-out Vivado HLS points: "
+              + (", ".join(LABELS[m] for m in METRICS if vivado.get("held_out", {}).get(m, 1) <= GOALS[m]) or "none")
+              + "; not met: "
+              + (", ".join(LABELS[m] for m in METRICS if vivado.get("held_out", {}).get(m, 0) > GOALS[m]) or "none")
+              + ". On the Vitis HLS 2024.1 points the goals are not met (see below).", ""]
+    lines += ["## Per point", "",
+              "| point | network | R | io | part | tool | role | " + " | ".join(LABELS[m] for m in METRICS) + " |",
+              "|---|---|---|---|---|---|---|" + "---|" * len(METRICS)]
+    for r in rows:
+        p = r["point"]
+        cells = [f"{r['predicted'][m]:g} / {p['reported'][m]:g} ({_pct(r['errors'][m])})" for m in METRICS]
+        lines.append(f"| {p['id']} | {p['network']} | {p['reuse']} | {p.get('io_type', 'io_parallel')} | {p['part']} "
+                     f"| {p['tool']} | {p['role']} | " + " | ".join(cells) + " |")
+    lines += ["", "Cells: hwsim / reported (error).", "", "## Sources", ""]
+    for r in rows:
+        p = r["point"]
+        where = p.get("path") or " ".join(x for x in (p.get("notebook", ""), p.get("cell", "")) if x)
+        repo = "fastmachinelearning/hls4ml-tutorial" if p["source"].startswith("T ") else "fastmachinelearning/hls4ml"
+        lines.append(f"- `{p['id']}`: {repo} @ {p['source'].split()[1][:12]}, {where}"
+                     + (f" ({p['note']})" if p.get("note") else ""))
+    lines += ["", "## Which points set which rule", "",
+              "Calibration points (the constants in `hardware/fpga/dense.py` and `layers.py` were fitted on them):", ""]
+    for r in rows:
+        p = r["point"]
+        if p["role"] == "calibration":
+            lines.append(f"- `{p['id']}`: {'; '.join(p['informs'])}")
+    lines += ["", "Every other point is held out: no constant was fitted on it.", "",
+              "## Where the model misses, and why", "",
+              "- **Vitis HLS 2024.1 at R = 1** maps most constant-weight multiplications to LUTs (1,502 DSPs for "
+              "3,910 non-zero products; the pruned model 808 for 1,064), pipelines with a third of the FFs of "
+              "Vivado HLS, and uses 8 BRAM18 for the softmax tables where Vivado HLS uses 4. hwsim follows the "
+              "Vivado HLS behaviour (one DSP per non-zero product). Which constants Vitis builds in LUTs depends "
+              "on their bit patterns; the trained weights are not published, so no rule for it can be checked.",
+              "- **xczu3eg-1 (slowest speed grade)**: Vivado HLS 2019.2 adds pipeline registers there (FFs about "
+              "2x those on xczu7ev-2 and xcu250-2L for the same network, latency 13 instead of 9 at R = 1, II 2 for "
+              "the pruned model). hwsim has no speed-grade term: FF -40..-47% and latency -11..-56% on these points.",
+              "- **DSPs at R >= 2 (-3..-8%)**: hwsim uses hls4ml 1.3's allocation limit `ceil(N/R) - floor(zeros/R)`, "
+              "which the emitted project carries as a pragma; the 2019 reports, where hls4ml applied the limit "
+              "through a helper function, show `ceil(N/R)` DSPs.",
+              "- **The 1 -> 2 Dense + ELU** is so small that the top-level control logic (a few hundred LUTs and "
+              "FFs that hwsim does not count) dominates its LUT/FF figures; its cycles and DSP/BRAM match.",
+              "- **Not covered by any point**: the Resource strategy, LayerNorm, Einsum and softmax rows beyond one "
+              "(no published report of these was found: the LayerNorm reports of hls4ml issue #1109 are attachments "
+              "that could not be read). Their rules are the kernel structure with UNCONFIRMED constants.",
+              ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write reports/fpga_validation.md")
+    parser.add_argument("--out", default=str(checkout_root() / "reports"))
+    args = parser.parse_args()
+    rows = evaluate()
+    for role, s in summary(rows, lambda p: p["tool"].startswith("Vivado")).items():
+        print(f"Vivado HLS, {role} ({s['n']:.0f} points): "
+              + ", ".join(f"{LABELS[m]} {100 * s[m]:.0f}%" for m in METRICS))
+    for role, s in summary(rows).items():
+        print(f"all tools, {role} ({s['n']:.0f} points): " + ", ".join(f"{LABELS[m]} {100 * s[m]:.0f}%" for m in METRICS))
+    if args.write:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "fpga_validation.md").write_text(render(rows))
+        print(f"wrote {out / 'fpga_validation.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""ONNX rebuilds of the networks behind the published csynth reports in ``fpga_published.yaml``.
+
+- ``mlp``: Dense + ReLU layers of ``sizes`` ending in Dense + Softmax (the hls4ml tutorial's jet tagger is
+  ``[16, 64, 32, 32, 5]``). Layer ``i`` has exactly ``zeros[i]`` zero weights; the others are drawn with magnitudes
+  in [0.004, 0.25], so none quantises to zero in ``ap_fixed<16,6>`` (step 2^-10) and the sums stay in range.
+- ``dense_elu``: hls4ml's ``test_dense`` model, Dense(1 -> 2) with kernel RandomUniform(1, 10) and zero bias, then ELU.
+
+The trained weights of the tutorial are not published; the zero counts (what hls4ml skips) are, see the YAML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hardware.errors import HwsimError
+
+
+def _weights(n_in: int, n_out: int, zeros: int, rng: np.random.Generator) -> np.ndarray:
+    w = rng.uniform(0.004, 0.25, n_in * n_out) * rng.choice([-1.0, 1.0], n_in * n_out)
+    w[rng.choice(n_in * n_out, zeros, replace=False)] = 0.0
+    return w.reshape(n_in, n_out).astype(np.float32)
+
+
+def mlp(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 0) -> Path:
+    """Write the Dense/ReLU/.../Dense/Softmax network to ``path`` (ONNX, batch dim symbolic) and return it."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if len(zeros) != len(sizes) - 1:
+        raise HwsimError(f"mlp: {len(sizes) - 1} layers need {len(sizes) - 1} zero counts, got {len(zeros)}")
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    x = "x"
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        inits += [numpy_helper.from_array(_weights(n_in, n_out, zeros[i], rng), f"w{i}"),
+                  numpy_helper.from_array(rng.uniform(-0.1, 0.1, n_out).astype(np.float32), f"b{i}")]
+        nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [f"fc{i + 1}"], name=f"fc{i + 1}"))
+        last = i == len(sizes) - 2
+        act = helper.make_node("Softmax" if last else "Relu", [f"fc{i + 1}"], ["y" if last else f"a{i + 1}"],
+                               name="softmax" if last else f"relu{i + 1}", **({"axis": -1} if last else {}))
+        nodes.append(act)
+        x = f"a{i + 1}"
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", sizes[0]])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", sizes[-1]])], inits)
+    path = Path(path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def dense_elu(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 0) -> Path:
+    """hls4ml's ``test_dense`` network: Dense(sizes[0] -> sizes[1]), kernel uniform in [1, 10], zero bias, ELU."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    n_in, n_out = sizes
+    w = rng.uniform(1.0, 10.0, (n_in, n_out)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros(n_out, np.float32), "b")]
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["d"], name="Dense"),
+             helper.make_node("Elu", ["d"], ["y"], name="Activation", alpha=1.0)]
+    graph = helper.make_graph(nodes, "dense_elu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_out])], inits)
+    path = Path(path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+GENERATORS = {"mlp": mlp, "dense_elu": dense_elu}
+
+
+def build(network: dict, path: str | Path) -> Path:
+    """Write the network a ``networks`` entry of the YAML describes."""
+    gen = GENERATORS.get(network.get("generator", ""))
+    if gen is None:
+        raise HwsimError(f"network generator '{network.get('generator')}' is not one of {', '.join(GENERATORS)}")
+    return gen(path, list(network["sizes"]), list(network["zeros"]))
+
+
+def main() -> None:
+    """``python -m simulator.validation.fpga_models OUT.onnx [--network jet_mlp]``: write one of the YAML's networks."""
+    import argparse
+
+    import yaml
+
+    data = yaml.safe_load(Path(__file__).with_name("fpga_published.yaml").read_text())["networks"]
+    parser = argparse.ArgumentParser(description="Write a network of fpga_published.yaml as ONNX.")
+    parser.add_argument("out", metavar="OUT.onnx")
+    parser.add_argument("--network", default="jet_mlp", choices=sorted(data))
+    args = parser.parse_args()
+    print(f"wrote {build(data[args.network], args.out)}")
+
+
+if __name__ == "__main__":
+    main()
