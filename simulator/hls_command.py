@@ -128,7 +128,8 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
         click.echo(f"csim vs onnxruntime ({samples} random inputs): max abs error {max_err:.4g}, mean {mean_err:.4g}")
         if max_err > tolerance:
             raise HwsimError(f"csim max abs error {max_err:.4g} exceeds --tolerance {tolerance:g}; widen --precision "
-                             f"(e.g. ap_fixed<{data.width + 2},{data.integer + 2}>) or --weight-precision")
+                             f"(e.g. ap_fixed<{data.width + 2},{data.integer + 2}>), --weight-precision"
+                             + (f" or --table-size {table_size * 4}" if table_size < 4096 else ""))
     if run_synth:
         rep = synth(project)
         if rep is None:

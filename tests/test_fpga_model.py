@@ -300,7 +300,9 @@ def test_hls_csim_matches_onnxruntime(tmp_path):
     pytest.importorskip("hls4ml")
     from simulator.cli import main
 
-    res = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "prj"), "--csim", "--tolerance", "0.1"])
+    # softmax tables of 4096 entries: with hls4ml's default 1024 the 15-wide attention softmax is off by ~0.2
+    res = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "prj"), "--csim", "--tolerance", "0.1",
+                                    "--table-size", "4096"])
     assert res.exit_code == 0, res.output
     assert "max abs error" in res.output
     res = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "prj2"), "--csim", "--precision",
