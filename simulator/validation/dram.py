@@ -37,13 +37,13 @@ THRESHOLD = 0.01  # gaps over this are explained
 
 #: why the rule tables differ, per standard (read from Ramulator's python/ramulator/dram/*.py at the commit in the data)
 WHY = {
-    "gddr6": "Ramulator's GDDR6 times RD->WR as nCL + 1 (ours: tCL + tBL + 2 - tCWL, the DDR4 form), lets an all-bank "
-             "REFab block every command for nRFCab and adds nPPD between precharges; with writes in the trace these "
-             "move a few commands.",
+    "gddr6": "Ramulator's GDDR6 times RD->WR as nCL + 1 (ours: tCL + tBL + 2 - tCWL, the DDR4 form: 3 cycles shorter "
+             "with our numbers) and lets an all-bank REFab hold every command for nRFCab (ours: ACT and REF); only runs "
+             "with writes move.",
     "ddr4": "Ramulator's DDR4 rules are the ones our table was written from.",
-    "hbm2": "Ramulator's HBM2 puts RD<->WR turnaround and the write-to-read rule on its own terms (nRTPL for RD->PRE, "
-            "RD->WR from its table) and times PREab/REFab at pseudo-channel level; our table is the DDR4 form with "
-            "HBM2 numbers (hardware/presets/dram/hbm2.yaml).",
+    "hbm2": "Ramulator's HBM2 RD/WR rules are the DDR4 form like ours, but its refresh rules differ (ACT->REFab nRC, "
+            "REFab->ACT/PREab nRFC at pseudo-channel level; ours: PRE/PREA->REF tRP, REF->ACT tRFC), which moves where "
+            "refreshes land.",
     "hbm3": "Ramulator's HBM3 issues row commands on half-CK edges (tick_multiplier 2: a PRE may issue half a cycle "
             "after an ACT) and has nRTW for RD->WR and nCCDR; our channel issues one command per whole cycle with the "
             "DDR4-form table. GenericDDR is used on both sides; Ramulator's own HBM34 controller (separate row and column "
@@ -56,11 +56,12 @@ WHY = {
 
 
 #: closed-row runs (both standards)
-WHY_CLOSED = ("closed rows: once cap accesses are reached both queue a PRE for the bank; when an RDA/WRA closes the bank "
-              "first, Ramulator still issues that queued PREpb to the closed bank (its PREpb prerequisite is itself; "
-              "src/ramulator/dram/commands/PREpb.h), spending a command slot and restarting tRP before the bank's next "
-              "ACT, while hwsim drops it (our channel does not precharge a closed bank) -- so hwsim is faster, most "
-              "with writes (WRA) in the trace. Not traced command by command.")
+WHY_CLOSED = ("closed rows (hwsim 0-2.6% faster): cause not identified -- the ClosedCAP logic (cap counts, the queued "
+              "PRE once it is legal, RD->RDA / WR->WRA when legal) was mirrored line by line and the RDA/WRA rules have "
+              "the same latencies on both sides. One known difference: a policy PRE still queued when its bank gets "
+              "closed (e.g. by a refresh's PREA) is issued by Ramulator to the closed bank (its PREpb prerequisite is "
+              "itself, src/ramulator/dram/commands/PREpb.h), costing a command slot and tRP, and dropped by hwsim; "
+              "whether that accounts for the gap was not traced command by command.")
 #: the stated tolerance for the closed-row runs (fraction; hit rate in points likewise)
 TOLERANCE_CLOSED = 0.03
 
