@@ -56,12 +56,13 @@ WHY = {
 
 
 #: closed-row runs (both standards)
-WHY_CLOSED = ("closed rows (hwsim 0-2.6% faster): cause not identified -- the ClosedCAP logic (cap counts, the queued "
-              "PRE once it is legal, RD->RDA / WR->WRA when legal) was mirrored line by line and the RDA/WRA rules have "
-              "the same latencies on both sides. One known difference: a policy PRE still queued when its bank gets "
-              "closed (e.g. by a refresh's PREA) is issued by Ramulator to the closed bank (its PREpb prerequisite is "
-              "itself, src/ramulator/dram/commands/PREpb.h), costing a command slot and tRP, and dropped by hwsim; "
-              "whether that accounts for the gap was not traced command by command.")
+WHY_CLOSED = ("closed rows (hwsim 0-2.6% faster): in one cycle the policy queues a PRE for a bank (now legal) and "
+              "that bank's active request then issues first (active requests go before the priority queue), upgraded to "
+              "RDA/WRA, which closes the bank; Ramulator next issues the queued PREpb to the closed bank (its PREpb "
+              "prerequisite is itself, src/ramulator/dram/commands/PREpb.h), spending a command slot and restarting tRP "
+              "before that bank's next ACT, while hwsim drops it (our channel does not precharge a closed bank). Found by "
+              "diffing the command streams (Ramulator's CmdTraceRecorder against Channel.trace): the first difference "
+              "in ddr4 mixed_2to1 is exactly that, PREpb to bank 0.1 at cycle 1236 one cycle after its RDA.")
 #: the stated tolerance for the closed-row runs (fraction; hit rate in points likewise)
 TOLERANCE_CLOSED = 0.03
 
