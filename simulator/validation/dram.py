@@ -38,14 +38,17 @@ THRESHOLD = 0.01  # gaps over this are explained
 #: why the rule tables differ, per standard (read from Ramulator's python/ramulator/dram/*.py at the commit in the data)
 WHY = {
     "gddr6": "Ramulator's GDDR6 times RD->WR as nCL + 1 (ours: tCL + tBL + 2 - tCWL, the DDR4 form: 3 cycles shorter "
-             "with our numbers) and lets an all-bank REFab hold every command for nRFCab (ours: ACT and REF); only runs "
-             "with writes move.",
+             "with our numbers; diffing the command streams, the first difference in mixed_2to1 is a WR 3 cycles "
+             "earlier after a RD) and lets an all-bank REFab hold every command for nRFCab (ours: ACT and REF); only "
+             "runs with writes move.",
     "ddr4": "Ramulator's DDR4 rules are the ones our table was written from.",
-    "hbm2": "Ramulator's HBM2 RD/WR rules are the DDR4 form like ours, but its refresh rules differ (ACT->REFab nRC, "
-            "REFab->ACT/PREab nRFC at pseudo-channel level; ours: PRE/PREA->REF tRP, REF->ACT tRFC), which moves where "
-            "refreshes land.",
-    "hbm3": "Ramulator's HBM3 issues row commands on half-CK edges (tick_multiplier 2: a PRE may issue half a cycle "
-            "after an ACT) and has nRTW for RD->WR and nCCDR; our channel issues one command per whole cycle with the "
+    "hbm2": "Ramulator's HBM2 ACT takes 2 command-bus cycles (command_cycles ACT: 2 in python/ramulator/dram/hbm2.py; "
+            "its rules count from the ACT's last cycle, so ACT->RD is tRCDRD + 1: diffing the command streams, the "
+            "first difference in mixed_2to1 is the first RD at ACT + 15 instead of ACT + 14); our ACT takes one. Its "
+            "refresh rules also differ (ACT->REFab nRC, REFab->ACT/PREab nRFC; ours PRE/PREA->REF tRP, REF->ACT tRFC).",
+    "hbm3": "Ramulator's HBM3 issues row commands on half-CK edges (tick_multiplier 2; command_cycles ACT 1.5 CK, "
+            "PRE/REF 0.5 CK in python/ramulator/dram/hbm3.py) and has nRTW for RD->WR and nCCDR; "
+            "our channel issues one command per whole cycle with the "
             "DDR4-form table. GenericDDR is used on both sides; Ramulator's own HBM34 controller (separate row and column "
             "command buses) is not what our channel models.",
     "lpddr5": "Ramulator's LPDDR5 opens a row with two commands (ACT-1, then ACT-2; two command-bus slots, tRCD from "
