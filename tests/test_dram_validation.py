@@ -40,6 +40,7 @@ def test_agrees_with_ramulator_to_the_cycle(std_name, trace):
     assert r.accept_read_latency_mean == pytest.approx(ram["avg_read_latency"], rel=1e-5)
 
 
+@pytest.mark.heavy
 def test_hbm2_mixed_within_tolerance():
     ram = _ramulator()["results"]["hbm2"]["mixed_2to1"]
     r = simulate(load_standard("hbm2"), read_trace(TRACE_DIR / "mixed_2to1.trace"))

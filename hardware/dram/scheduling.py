@@ -41,6 +41,7 @@ class FrFcfs:
         busy = ctrl.active_per_bank if guard and ctrl.active else None
         soonest = _NEVER
         best = None
+        memo: dict = {}  # (command, bank) -> earliest legal cycle: timing does not depend on the row or column
         for req in buffer:
             # a request's next command depends only on its bank's state (epoch); its legal cycle only grows while
             # the command stays the same, so a cached cycle in the future still means "not ready"
@@ -53,7 +54,11 @@ class FrFcfs:
                 continue  # would close a bank whose active request has not finished
             t = req.bound
             if t <= clk:
-                t = req.bound = earliest(req.command, req.address, clk)
+                key = (req.command, bank)
+                t = memo.get(key)
+                if t is None:
+                    t = memo[key] = earliest(req.command, req.address, clk)
+                req.bound = t
             if t == clk:
                 if best is None or req.arrive < best.arrive:
                     best = req

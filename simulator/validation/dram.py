@@ -37,15 +37,18 @@ THRESHOLD = 0.01  # gaps over this are explained
 
 #: why the rule tables differ, per standard (read from Ramulator's python/ramulator/dram/*.py at the commit in the data)
 WHY = {
-    "gddr6": "Ramulator's GDDR6 times RD->WR as nCL + 1 (ours: tCL + tBL + 2 - tCWL, the DDR4 form), lets an all-bank "
-             "REFab block every command for nRFCab and adds nPPD between precharges; with writes in the trace these "
-             "move a few commands.",
+    "gddr6": "Ramulator's GDDR6 times RD->WR as nCL + 1 (ours: tCL + tBL + 2 - tCWL, the DDR4 form: 3 cycles shorter "
+             "with our numbers; diffing the command streams, the first difference in mixed_2to1 is a WR 3 cycles "
+             "earlier after a RD) and lets an all-bank REFab hold every command for nRFCab (ours: ACT and REF); only "
+             "runs with writes move.",
     "ddr4": "Ramulator's DDR4 rules are the ones our table was written from.",
-    "hbm2": "Ramulator's HBM2 puts RD<->WR turnaround and the write-to-read rule on its own terms (nRTPL for RD->PRE, "
-            "RD->WR from its table) and times PREab/REFab at pseudo-channel level; our table is the DDR4 form with "
-            "HBM2 numbers (hardware/presets/dram/hbm2.yaml).",
-    "hbm3": "Ramulator's HBM3 issues row commands on half-CK edges (tick_multiplier 2: a PRE may issue half a cycle "
-            "after an ACT) and has nRTW for RD->WR and nCCDR; our channel issues one command per whole cycle with the "
+    "hbm2": "Ramulator's HBM2 ACT takes 2 command-bus cycles (command_cycles ACT: 2 in python/ramulator/dram/hbm2.py; "
+            "its rules count from the ACT's last cycle, so ACT->RD is tRCDRD + 1: diffing the command streams, the "
+            "first difference in mixed_2to1 is the first RD at ACT + 15 instead of ACT + 14); our ACT takes one. Its "
+            "refresh rules also differ (ACT->REFab nRC, REFab->ACT/PREab nRFC; ours PRE/PREA->REF tRP, REF->ACT tRFC).",
+    "hbm3": "Ramulator's HBM3 issues row commands on half-CK edges (tick_multiplier 2; command_cycles ACT 1.5 CK, "
+            "PRE/REF 0.5 CK in python/ramulator/dram/hbm3.py) and has nRTW for RD->WR and nCCDR; "
+            "our channel issues one command per whole cycle with the "
             "DDR4-form table. GenericDDR is used on both sides; Ramulator's own HBM34 controller (separate row and column "
             "command buses) is not what our channel models.",
     "lpddr5": "Ramulator's LPDDR5 opens a row with two commands (ACT-1, then ACT-2; two command-bus slots, tRCD from "
@@ -56,11 +59,13 @@ WHY = {
 
 
 #: closed-row runs (both standards)
-WHY_CLOSED = ("closed rows: once cap accesses are reached both queue a PRE for the bank; when an RDA/WRA closes the bank "
-              "first, Ramulator still issues that queued PREpb to the closed bank (its PREpb prerequisite is itself; "
-              "src/ramulator/dram/commands/PREpb.h), spending a command slot and restarting tRP before the bank's next "
-              "ACT, while hwsim drops it (our channel does not precharge a closed bank) -- so hwsim is faster, most "
-              "with writes (WRA) in the trace. Not traced command by command.")
+WHY_CLOSED = ("closed rows (hwsim 0-2.6% faster): in one cycle the policy queues a PRE for a bank (now legal) and "
+              "that bank's active request then issues first (active requests go before the priority queue), upgraded to "
+              "RDA/WRA, which closes the bank; Ramulator next issues the queued PREpb to the closed bank (its PREpb "
+              "prerequisite is itself, src/ramulator/dram/commands/PREpb.h), spending a command slot and restarting tRP "
+              "before that bank's next ACT, while hwsim drops it (our channel does not precharge a closed bank). Found by "
+              "diffing the command streams (Ramulator's CmdTraceRecorder against Channel.trace): the first difference "
+              "in ddr4 mixed_2to1 is exactly that, PREpb to bank 0.1 at cycle 1236 one cycle after its RDA.")
 #: the stated tolerance for the closed-row runs (fraction; hit rate in points likewise)
 TOLERANCE_CLOSED = 0.03
 
