@@ -181,3 +181,59 @@ def test_trace_errors_name_file_and_line(tmp_path):
     bad.write_text("arrival_s,prompt_len,gen_len\n0.1,10,5\n0.2,x,5\n")
     with pytest.raises(HwsimError, match=r"t.csv:3"):
         read_trace(str(bad))
+
+
+def test_length_distributions_and_arrival_processes():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    assert set(parse_length("128", "p").sample(rng, 5)) == {128}
+    u = parse_length("uniform:3,7", "p").sample(rng, 2000)
+    assert u.min() == 3 and u.max() == 7
+    z = parse_length("zipf:1.5,50", "p").sample(rng, 2000)
+    assert z.min() >= 1 and z.max() <= 50
+    assert parse_length("normal:100,10", "p").sample(rng, 4000).mean() == pytest.approx(100, rel=0.02)
+    from simulator.serving.arrivals import make_requests
+
+    fixed = parse_length("8", "p")
+    for text in ("poisson:50", "gamma:50,3"):
+        reqs = make_requests(parse_arrivals(text), 4000, fixed, fixed, 1)
+        gaps = np.diff([r.arrival_s for r in reqs])
+        assert gaps.mean() == pytest.approx(1 / 50, rel=0.1)
+        cv = gaps.std() / gaps.mean()
+        assert cv == pytest.approx(1.0 if text.startswith("poisson") else 3.0, rel=0.15)
+
+
+def test_scheduler_invariants_without_costs():
+    """vLLM iterations are all-prefill or all-decode within the token limit; Sarathi's stay within the budget;
+    static batching admits nothing while a batch runs."""
+    from simulator.serving.arrivals import make_requests
+    from simulator.serving.kv_cache import PagedKVCache
+    from simulator.serving.schedulers import make_scheduler
+
+    for name, budget in (("vllm", 256), ("sarathi", 64), ("static", 256)):
+        reqs = make_requests(parse_arrivals("poisson:1"), 40, parse_length("uniform:8,200", "p"),
+                             parse_length("uniform:1,30", "g"), 3)
+        sched = make_scheduler(name, PagedKVCache(60), 8, budget)
+        for r in reqs:
+            if not sched.never_fits(r):
+                sched.add(r)
+        members: set[int] = set()
+        t = 0.0
+        while (batch := sched.next_batch(t)) is not None:
+            ids = {id(r) for r, _, _ in batch.chunks} | {id(r) for r in batch.decodes}
+            if name == "vllm":
+                assert not (batch.chunks and batch.decodes)
+                assert len(batch.chunks) <= 1 or sum(n for _, n, _ in batch.chunks) <= budget
+            if name == "sarathi":
+                assert batch.tokens <= budget
+            if name == "static":
+                assert not batch.chunks or not members  # a new batch only once the last one is done
+                members = ids if batch.chunks else members
+                assert ids <= members
+            assert batch.size <= 8 and sched.kv.used <= 60
+            t += 1.0
+            sched.complete(batch, t)
+            if name == "static" and not sched.running:
+                members = set()
+        assert all(r.done for r in reqs if not r.rejected)
