@@ -76,6 +76,21 @@ def test_mean_context_rule_against_per_context_costing(gpt2, contexts, tolerance
         assert coster.decode_pass(4, contexts[-1]).attention_s > coster.decode_pass(4, contexts[0]).attention_s
 
 
+@pytest.mark.parametrize("target", ["a100-80gb", "pim-gpt", "u55c"])
+def test_split_rule_for_several_prompts_against_one_batched_prefill(gpt2, target):
+    """k whole prompts of one length in one iteration, costed by the split rule (the token-dependent part of a
+    k*L-token pass plus the attention of k prompts), against Model.prefill(k, L) lowered and run as one workload."""
+    from simulator.engine import run
+
+    coster = prepare(gpt2, load_target(target), {}, Precision(), per_octave=0).coster
+    for k, length in ((2, 32), (3, 100)):
+        rule = coster.cost([(length, 0)] * k, [])
+        exact = run(coster.plugin.session(coster.target, coster.options).lower(
+            gpt2.prefill(k, length, coster.precision)))
+        assert rule.time_s == pytest.approx(exact.latency_s, rel=0.02)
+        assert rule.energy_j == pytest.approx(exact.energy_j, rel=0.02)
+
+
 def test_littles_law_on_a_long_run(a100_setup):
     run = _run(a100_setup, "poisson:2000", 3000, prompt="uniform:16,64", gen="uniform:4,16")
     m = summarise(run, Slo(), 2000)
