@@ -11,6 +11,7 @@ shape cache is warm (what a ``--sweep-rate`` run gets after its first rate).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--report", default=None, metavar="PATH")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    load_before = os.getloadavg()[0]
     t = time.perf_counter()
     model = Model(args.model)
     load_s = time.perf_counter() - t
@@ -67,7 +69,9 @@ def main() -> None:
             "Regenerate: `python benchmarks/bench_serving.py --report reports/serving_benchmark.md`", "",
             f"{Path(args.model).name} on {args.target}; {args.requests} requests, Poisson {args.rate:g} requests/s, "
             f"prompt {args.prompt_len}, generation {args.gen_len}; model load {load_s:.1f} s (not counted). "
-            f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}.", "",
+            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}; load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the "
+            "run (other jobs on the machine slow every figure here by about the load over the cores).", "",
             "A cold run costs every distinct pass shape for the first time; the warm run reuses the cache.", "",
             "| scheduler | cache | wall (s) | requests/s | iterations | distinct passes | simulated tokens/s | "
             "p99 E2E (s) | utilisation |",

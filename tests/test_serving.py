@@ -76,6 +76,21 @@ def test_mean_context_rule_against_per_context_costing(gpt2, contexts, tolerance
         assert coster.decode_pass(4, contexts[-1]).attention_s > coster.decode_pass(4, contexts[0]).attention_s
 
 
+@pytest.mark.parametrize("target", ["a100-80gb", "pim-gpt", "u55c"])
+def test_split_rule_for_several_prompts_against_one_batched_prefill(gpt2, target):
+    """k whole prompts of one length in one iteration, costed by the split rule (the token-dependent part of a
+    k*L-token pass plus the attention of k prompts), against Model.prefill(k, L) lowered and run as one workload."""
+    from simulator.engine import run
+
+    coster = prepare(gpt2, load_target(target), {}, Precision(), per_octave=0).coster
+    for k, length in ((2, 32), (3, 100)):
+        rule = coster.cost([(length, 0)] * k, [])
+        exact = run(coster.plugin.session(coster.target, coster.options).lower(
+            gpt2.prefill(k, length, coster.precision)))
+        assert rule.time_s == pytest.approx(exact.latency_s, rel=0.02)
+        assert rule.energy_j == pytest.approx(exact.energy_j, rel=0.02)
+
+
 def test_littles_law_on_a_long_run(a100_setup):
     run = _run(a100_setup, "poisson:2000", 3000, prompt="uniform:16,64", gen="uniform:4,16")
     m = summarise(run, Slo(), 2000)
@@ -181,3 +196,59 @@ def test_trace_errors_name_file_and_line(tmp_path):
     bad.write_text("arrival_s,prompt_len,gen_len\n0.1,10,5\n0.2,x,5\n")
     with pytest.raises(HwsimError, match=r"t.csv:3"):
         read_trace(str(bad))
+
+
+def test_length_distributions_and_arrival_processes():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    assert set(parse_length("128", "p").sample(rng, 5)) == {128}
+    u = parse_length("uniform:3,7", "p").sample(rng, 2000)
+    assert u.min() == 3 and u.max() == 7
+    z = parse_length("zipf:1.5,50", "p").sample(rng, 2000)
+    assert z.min() >= 1 and z.max() <= 50
+    assert parse_length("normal:100,10", "p").sample(rng, 4000).mean() == pytest.approx(100, rel=0.02)
+    from simulator.serving.arrivals import make_requests
+
+    fixed = parse_length("8", "p")
+    for text in ("poisson:50", "gamma:50,3"):
+        reqs = make_requests(parse_arrivals(text), 4000, fixed, fixed, 1)
+        gaps = np.diff([r.arrival_s for r in reqs])
+        assert gaps.mean() == pytest.approx(1 / 50, rel=0.1)
+        cv = gaps.std() / gaps.mean()
+        assert cv == pytest.approx(1.0 if text.startswith("poisson") else 3.0, rel=0.15)
+
+
+def test_scheduler_invariants_without_costs():
+    """vLLM iterations are all-prefill or all-decode within the token limit; Sarathi's stay within the budget;
+    static batching admits nothing while a batch runs."""
+    from simulator.serving.arrivals import make_requests
+    from simulator.serving.kv_cache import PagedKVCache
+    from simulator.serving.schedulers import make_scheduler
+
+    for name, budget in (("vllm", 256), ("sarathi", 64), ("static", 256)):
+        reqs = make_requests(parse_arrivals("poisson:1"), 40, parse_length("uniform:8,200", "p"),
+                             parse_length("uniform:1,30", "g"), 3)
+        sched = make_scheduler(name, PagedKVCache(60), 8, budget)
+        for r in reqs:
+            if not sched.never_fits(r):
+                sched.add(r)
+        members: set[int] = set()
+        t = 0.0
+        while (batch := sched.next_batch(t)) is not None:
+            ids = {id(r) for r, _, _ in batch.chunks} | {id(r) for r in batch.decodes}
+            if name == "vllm":
+                assert not (batch.chunks and batch.decodes)
+                assert len(batch.chunks) <= 1 or sum(n for _, n, _ in batch.chunks) <= budget
+            if name == "sarathi":
+                assert batch.tokens <= budget
+            if name == "static":
+                assert not batch.chunks or not members  # a new batch only once the last one is done
+                members = ids if batch.chunks else members
+                assert ids <= members
+            assert batch.size <= 8 and sched.kv.used <= 60
+            t += 1.0
+            sched.complete(batch, t)
+            if name == "static" and not sched.running:
+                members = set()
+        assert all(r.done for r in reqs if not r.rejected)

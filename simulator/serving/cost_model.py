@@ -14,12 +14,15 @@ running the engine on it; nothing is fitted. The rule (tested against exact per-
 - **anything else** (several prompts, chunks after a cached prefix, prefills mixed with decodes): the pass's
   tasks are split into attention-core tasks (score, softmax, PV: what depends on each sequence's context) and the
   rest (what depends only on the number of tokens). The iteration costs the rest of a pass over all ``T`` tokens
-  (``Model.prefill(1, T)`` less its attention: every token one row of every GEMM), plus each chunk's attention
-  ``A_prefill(ctx + n) - A_prefill(ctx)`` (the rows the chunk adds to a causal prefill of ``ctx + n`` tokens),
-  plus the decodes' attention ``A_decode(B, c_mean)``. The rest's time is the program's makespan minus the
-  attention tasks' busy time, so on a single in-order stream (GPU) the parts add up exactly.
+  (``Model.prefill(1, T)`` less its attention: every token one row of every GEMM), plus the ``k`` chunks'
+  attention as one batched kernel, ``A_prefill(k, e) - A_prefill(k, s)`` (the rows the chunks add to a causal
+  prefill), with ``e`` and ``s`` the root mean square of the chunks' end and start positions (attention work grows
+  with the square of the length, so the RMS keeps the sum over chunks; equal chunks are exact), plus the decodes'
+  attention ``A_decode(B, c_mean)`` (prefill and decode attention are separate kernels, as in vLLM). The rest's
+  time is the program's makespan minus the attention tasks' busy time, so on a single in-order stream (GPU) the
+  parts add up exactly.
 
-Shapes (batch, token counts, chunk ends) are padded up to :mod:`.grid` points (chunk starts down; mean decode
+Shapes (batch, chunk count, token counts, chunk ends) are padded up to :mod:`.grid` points (chunk starts down; mean decode
 contexts on a grid twice as fine, then to whole KV blocks), then every distinct shape is lowered and run once and
 cached by its exact key.
 Logits are computed for every token of a pass (the workload's LM head), where serving stacks compute them for the
@@ -29,6 +32,7 @@ Energy is the tasks' dynamic energy plus the device's static power over the iter
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +73,11 @@ class IterationCost:
 
     time_s: float
     energy_j: float
+
+
+def _rms(values: list[int]) -> int:
+    """Root mean square of ``values``, rounded up (0 for none)."""
+    return math.ceil(math.sqrt(sum(v * v for v in values) / len(values))) if values else 0
 
 
 class IterationCoster:
@@ -124,29 +133,33 @@ class IterationCoster:
             return self._passes[key]
         return self._run(key, self.model.decode(batch, context, self.precision, prompt_len=1))
 
-    def prefill_pass(self, tokens: int, quiet: bool = False) -> PassCost:
-        """``Model.prefill(1, tokens)`` lowered and run (cached by exact key). ``quiet``: the pass stands for the
-        token-dependent work of a whole batch, so a position-table warning about ``tokens`` would be wrong."""
-        key = ("prefill", tokens)
+    def prefill_pass(self, tokens: int, quiet: bool = False, batch: int = 1) -> PassCost:
+        """``Model.prefill(batch, tokens)`` lowered and run (cached by exact key). ``quiet``: the pass stands for
+        the token-dependent work of a whole iteration, so a position-table warning about ``tokens`` would be
+        wrong."""
+        key = ("prefill", batch, tokens)
         if key in self._passes:
             return self._passes[key]
         if not quiet:
-            return self._run(key, self.model.prefill(1, tokens, self.precision))
+            return self._run(key, self.model.prefill(batch, tokens, self.precision))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", HwsimWarning)
-            workload = self.model.prefill(1, tokens, self.precision)
+            workload = self.model.prefill(batch, tokens, self.precision)
         return self._run(key, workload)
 
     # -- iterations ------------------------------------------------------------------------------------------
     def shape_key(self, chunks: list[tuple[int, int]], contexts: list[int]) -> tuple:
-        """The padded shape an iteration is costed at: (chunk (end, start) positions, tokens, decode batch, mean
-        decode context). Chunk ends and the token count are padded up, chunk starts down, to grid points."""
+        """The padded shape an iteration is costed at: (chunks, RMS chunk end, RMS chunk start, tokens, decode
+        batch, mean decode context). Counts and ends are padded up, starts down, to grid points."""
         b, g = self.block_size, self.per_octave
-        spans = tuple(sorted((pad(ctx + n, g), pad_down(ctx, g)) for n, ctx in chunks))
+        k = len(chunks)
+        end = pad(_rms([ctx + n for n, ctx in chunks]), g) if k else 0
+        start = pad_down(int(_rms([ctx for _, ctx in chunks])), g) if k else 0
+        start = min(start, end - 1) if k else 0
         tokens = pad(sum(n for n, _ in chunks) + len(contexts), g)
         batch = pad(len(contexts), g) if contexts else 0
         mean = pad_to_block(pad(-(-sum(contexts) // len(contexts)), 2 * g), b) if contexts else 0
-        return spans, tokens, batch, mean
+        return pad(k, g) if k else 0, k, end, start, tokens, batch, mean
 
     def cost(self, chunks: list[tuple[int, int]], contexts: list[int]) -> IterationCost:
         """Time and energy of an iteration with prefill ``chunks`` (new tokens, cached before) and decodes at
@@ -156,25 +169,25 @@ class IterationCoster:
             self._iterations[key] = self._cost(*key)
         return self._iterations[key]
 
-    def _cost(self, spans: tuple[tuple[int, int], ...], tokens: int, batch: int, context: int) -> IterationCost:
-        if not spans and not batch:
+    def _cost(self, k_pad: int, k: int, end: int, start: int, tokens: int, batch: int, context: int) -> IterationCost:
+        if not k and not batch:
             return IterationCost(0.0, 0.0)
-        if not spans:
+        if not k:
             p = self.decode_pass(batch, context)
             return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s)
-        if not batch and len(spans) == 1 and spans[0][1] == 0:
-            p = self.prefill_pass(spans[0][0])
+        if not batch and k == 1 and start == 0:
+            p = self.prefill_pass(end)
             return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s)
         rest = self.prefill_pass(tokens, quiet=True)
         time_s, energy = rest.rest_s, rest.rest_energy_j
-        for end, start in spans:
-            whole = self.prefill_pass(end)
-            time_s += whole.attention_s
-            energy += whole.attention_energy_j
-            if start:
-                before = self.prefill_pass(start)
-                time_s -= before.attention_s
-                energy -= before.attention_energy_j
+        share = k / k_pad  # the attention of k chunks as that share of a k_pad-wide batched kernel
+        whole = self.prefill_pass(end, quiet=True, batch=k_pad)
+        time_s += whole.attention_s * share
+        energy += whole.attention_energy_j * share
+        if start:
+            before = self.prefill_pass(start, quiet=True, batch=k_pad)
+            time_s -= before.attention_s * share
+            energy -= before.attention_energy_j * share
         if batch:
             dec = self.decode_pass(batch, context)
             time_s += dec.attention_s
