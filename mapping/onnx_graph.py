@@ -68,7 +68,12 @@ class Node:
             for a in self.proto.attribute:
                 value = helper.get_attribute_value(a)
                 if isinstance(value, onnx.TensorProto):
-                    value = numpy_helper.to_array(value)
+                    try:
+                        value = numpy_helper.to_array(value)
+                    except Exception as exc:  # noqa: BLE001 - a corrupt or unsupported tensor in the file
+                        raise HwsimError(f"node '{self.name}' ({self.op_type}): attribute '{a.name}' holds a tensor "
+                                         f"that cannot be decoded ({exc}); the file is damaged or from an unsupported "
+                                         "exporter") from None
                 elif isinstance(value, bytes):
                     value = value.decode()
                 attrs[a.name] = value
@@ -104,7 +109,10 @@ class OpGraph:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             raise HwsimError(f"{self.path}: the data of initializer '{name}' is in an external file that is not "
                              "loaded here; save the model with its weights inside the .onnx file")
-        return numpy_helper.to_array(init)
+        try:
+            return numpy_helper.to_array(init)
+        except Exception as exc:  # noqa: BLE001 - a corrupt tensor in the file
+            raise HwsimError(f"{self.path}: initializer '{name}' cannot be decoded ({exc})") from None
     #: Which branch of input-selected ``If`` nodes was inlined: True (KV cache), False (none), None (no such If).
     cache_branch: bool | None = None
     #: the parsed file (weight data not loaded; the chosen ``If`` branch inlined), for :meth:`inferred_dims`

@@ -21,6 +21,15 @@ def manifest(folder: Path) -> dict[str, dict]:
 FIXTURE_MODELS = manifest(FIXTURES)
 EXAMPLE_MODELS = manifest(EXAMPLES)
 
+#: Larger sizes of families the default run already checks at a smaller size (run with ``-m heavy``).
+LARGER_SIZES = {"gpt2-medium.onnx", "gpt2-large.onnx", "gpt2-xl.onnx", "gpt3-medium.onnx", "gpt3-large.onnx",
+                "gpt3-xl.onnx", "opt-350m.onnx", "opt-1.3b.onnx"}
+
+
+def example_params() -> list:
+    """Every shipped example; the larger sizes of a family are marked heavy."""
+    return [pytest.param(n, marks=pytest.mark.heavy) if n in LARGER_SIZES else n for n in sorted(EXAMPLE_MODELS)]
+
 
 @pytest.fixture(scope="session")
 def fixture_path():

@@ -7,7 +7,7 @@ import pytest
 from mapping.workloads import Model
 
 from analytic import decoder_only, prefill_flops
-from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES
+from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES, example_params
 
 
 def _model(folder, name: str, entry: dict) -> Model:
@@ -24,7 +24,7 @@ def test_fixture_prefill_matmul_flops_match_analytic(name: str) -> None:
     assert work.matmul_flops == pytest.approx(expected, rel=0.01)
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLE_MODELS))
+@pytest.mark.parametrize("name", example_params())
 def test_shipped_model_flops_match_analytic(name: str) -> None:
     entry = EXAMPLE_MODELS[name]
     model = _model(EXAMPLES, name, entry)

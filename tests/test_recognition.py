@@ -6,7 +6,7 @@ import pytest
 
 from mapping.workloads import Model
 
-from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES
+from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES, example_params
 
 ARCH = {"bert": "encoder-only", "vit": "encoder-only", "t5": "encoder-decoder"}
 
@@ -36,7 +36,7 @@ def test_fixture_ir_matches_config(name: str) -> None:
     _check(Model(str(FIXTURES / name)), FIXTURE_MODELS[name])
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLE_MODELS))
+@pytest.mark.parametrize("name", example_params())
 def test_shipped_model_ir_matches_config(name: str) -> None:
     _check(Model(str(EXAMPLES / name)), EXAMPLE_MODELS[name])
 
