@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import traceback
@@ -108,12 +109,25 @@ def _parse_dims(values: tuple[str, ...]) -> dict[str, int]:
 
 
 def precision_options(default: str) -> Callable[[Callable], Callable]:
-    """The --weights/--activations/--kv-cache precision overrides (``default`` says what applies without them)."""
+    """The --weights/--activations/--kv-cache precision overrides and ``--precision P`` for all three at once
+    (``default`` says what applies without them)."""
     def add(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def with_all(*args: Any, precision_all: str | None = None, **kwargs: Any) -> Any:
+            if precision_all:
+                chosen = parse_precision(precision_all, "--precision")
+                for key in ("weights", "activations", "kv_cache"):
+                    if kwargs.get(key) is None:
+                        kwargs[key] = chosen
+            return func(*args, **kwargs)
+
         for name, help_ in (("kv_cache", "KV cache"), ("activations", "activations"), ("weights", "weights")):
-            func = click.option(f"--{name.replace('_', '-')}", name, metavar="P",
-                                help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4 (default: {default}).")(func)
-        return func
+            with_all = click.option(f"--{name.replace('_', '-')}", name, metavar="P",
+                                    help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4 (default: {default})."
+                                    )(with_all)
+        return click.option("--precision", "precision_all", metavar="P",
+                            help="Precision of weights, activations and KV cache at once (--weights, --activations, --kv-cache "
+                                 "override it).")(with_all)
     return add
 
 
@@ -129,7 +143,8 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
 @main.command()
 @click.argument("model_path", metavar="MODEL.onnx")
 @click.option("--batch", default=1, show_default=True, type=int, help="Sequences per pass.")
-@click.option("--seq", default=128, show_default=True, type=int, help="Prompt length (prefill).")
+@click.option("--seq", "--prompt-len", "seq", default=128, show_default=True, type=int,
+              help="Prompt length (prefill); --prompt-len is the same flag, as in `simulate`.")
 @click.option("--phase", type=click.Choice(["prefill", "decode"]), default="prefill", show_default=True)
 @click.option("--context", default=None, type=int, help="Tokens in the KV cache before a decode step "
               "[default: --seq].")
@@ -191,7 +206,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default=None,
               help="[default: generate for models with a causal decoder, else prefill (one forward pass)]")
 @click.option("--batch", default=1, show_default=True, type=int)
-@click.option("--prompt-len", default=32, show_default=True, type=int, help="Prompt tokens (decode: cached context).")
+@click.option("--prompt-len", "--seq", "prompt_len", default=32, show_default=True, type=int,
+              help="Prompt tokens (decode: cached context); --seq is the same flag, as in `inspect`.")
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
 @click.option("--mode", type=click.Choice(["fast", "detailed"]), default="fast", show_default=True,
               help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "

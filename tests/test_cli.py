@@ -115,3 +115,26 @@ def test_a_single_matmul_graph_is_costed_op_by_op(tmp_path: Path) -> None:
     assert data["architecture"] == "none"
     assert data["flops"] == 2 * 2 * 3 * 8 * 4
     assert data["unrecognised"] == [] or data["unrecognised"][0]["op"] == "MatMul"
+
+
+def test_one_vocabulary_for_lengths_and_a_precision_shorthand():
+    """``--seq`` and ``--prompt-len`` are the same flag on inspect and simulate; ``--precision`` sets all three
+    formats, and a per-class flag overrides it."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    model = str(EXAMPLES / "gpt2.onnx")
+    a = CliRunner().invoke(main, ["inspect", model, "--prompt-len", "16", "--precision", "int8", "--json"])
+    b = CliRunner().invoke(main, ["inspect", model, "--seq", "16", "--weights", "int8", "--activations", "int8",
+                                  "--kv-cache", "int8", "--json"])
+    assert a.exit_code == 0 and b.exit_code == 0
+    da, db = _json.loads(a.output), _json.loads(b.output)
+    assert da["seq"] == 16 and da["precision"] == db["precision"] and da["weight_bytes"] == db["weight_bytes"]
+    s = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--seq", "8", "--gen-len", "2",
+                                  "--precision", "fp8", "--kv-cache", "fp16", "--quiet"])
+    assert s.exit_code == 0 and "prompt 8" in s.output and "KV float16" in s.output and "weights float8e4m3" in s.output
+    bad = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--precision", "int7"])
+    assert bad.exit_code == 2 and bad.output.startswith("error: --precision")
