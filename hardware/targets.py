@@ -10,13 +10,12 @@ Each kind's schema is a :class:`TargetBase` subclass with a class attribute ``KI
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hardware.discovery import bundled_modules
 from hardware.errors import HwsimError
 from hardware.quantity import Quantity
 from hardware.yaml_file import read_yaml
@@ -58,14 +57,11 @@ def _discover() -> None:
     if _DISCOVERED:
         return
     _DISCOVERED = True
-    root = Path(__file__).resolve().parent
-    for info in pkgutil.iter_modules([str(root)]):
-        if info.ispkg and (root / info.name / "spec.py").exists():
-            module = importlib.import_module(f"hardware.{info.name}.spec")
-            for value in vars(module).values():
-                if isinstance(value, type) and issubclass(value, TargetBase) and value.KIND \
-                        and value.__module__ == module.__name__:
-                    _SCHEMAS.setdefault(value.KIND, value)
+    for module in bundled_modules("hardware", Path(__file__).parent, "spec"):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, TargetBase) and value.KIND \
+                    and value.__module__ == module.__name__:
+                _SCHEMAS.setdefault(value.KIND, value)
 
 
 def schema_kinds() -> list[str]:

@@ -111,11 +111,6 @@ class OpCost:
         """All bytes moved (reads plus writes)."""
         return self.weight_bytes + self.act_read_bytes + self.act_write_bytes + self.kv_read_bytes + self.kv_write_bytes
 
-    @property
-    def arithmetic_intensity(self) -> float:
-        """FLOPs per byte moved (0 when nothing moves)."""
-        return self.flops / self.bytes if self.bytes else 0.0
-
 
 #: Ops that turn parameters into parameters (done once, offline): their outputs stay weights.
 WEIGHT_TRANSFORMS = {"Transpose", "Cast", "DequantizeLinear", "Reshape", "Identity", "Unsqueeze", "Squeeze",

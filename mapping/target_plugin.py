@@ -13,14 +13,13 @@ and component models), one under ``mapping/`` (plugin and lowering) and a preset
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hardware.discovery import bundled_modules
 from hardware.errors import DoesNotFit, HwsimError
 from hardware.targets import TargetBase, register_schema
 from mapping.op_costs import Precision
@@ -158,12 +157,9 @@ def _discover() -> None:
     if _DISCOVERED:
         return
     _DISCOVERED = True
-    root = Path(__file__).resolve().parent
-    for info in pkgutil.iter_modules([str(root)]):
-        if info.ispkg and (root / info.name / "plugin.py").exists():
-            module = importlib.import_module(f"mapping.{info.name}.plugin")
-            if isinstance(getattr(module, "PLUGIN", None), TargetPlugin) and module.PLUGIN.kind not in _PLUGINS:
-                register(module.PLUGIN)
+    for module in bundled_modules("mapping", Path(__file__).parent, "plugin"):
+        if isinstance(getattr(module, "PLUGIN", None), TargetPlugin) and module.PLUGIN.kind not in _PLUGINS:
+            register(module.PLUGIN)
     for entry in metadata.entry_points(group="hwsim.targets"):
         plugin = entry.load()
         if isinstance(plugin, TargetPlugin) and plugin.kind not in _PLUGINS:

@@ -42,7 +42,6 @@ from mapping.op_costs import OpCost
 from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
 
-PROJECTIONS = {"q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj"}
 FREE = {"view", "folded"}
 #: Projections split by output columns under tensor parallelism (the others, o_proj and down, by input rows).
 ROW_PARALLEL = {"o_proj", "down"}

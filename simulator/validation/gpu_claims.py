@@ -18,17 +18,12 @@ import yaml
 from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, naive_decode
 from hardware.gpu.gemm import gemm
 from hardware.gpu.spec import GpuTarget
-from hardware.targets import load_target as _load_target
 from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
-from simulator.validation import checkout_root
+from simulator.validation.gpu_published import EXAMPLES, ROOT, load_target  # one preset cache for both
 
-ROOT = checkout_root()
-#: presets are immutable: parse each once per process
-load_target = lru_cache(maxsize=None)(_load_target)
 CLAIMS = ROOT / "hardware" / "calibration" / "gpu_claims.yaml"
-EXAMPLES = ROOT / "examples"
 CATEGORY = {
     "attention_fraction_of_peak": "published: attention TFLOP/s",
     "attention_max_tflops": "published: attention TFLOP/s",
