@@ -86,7 +86,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
             task = builder.add(after=after, name=f"{len(builder.tasks):04d}.{result.name}",
                                resource="link" if link else "gpu", duration_s=result.time_s,
                                energy_j=sum(actions.values()), bytes_by_level=traffic, energy_by_action=actions,
-                               op=result.name, block=block, kind=result.detail.get("kind", _kind(result.name)),
+                               op=result.name, block=block, kind=_kind(result.name),
                                flops=result.flops * tp, bound=result.bound, occupancy=result.occupancy)
             if link:
                 waiting.append(task.name)
