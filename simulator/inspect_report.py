@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
+from hardware.dtypes import tensor_bytes
 from mapping.op_costs import OpCost
 from mapping.quant import formats, logical_elements, weight_sources
 from mapping.workloads import Model, Workload
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in ``width`` characters: long names keep their start and their end, with ``~`` between (a
+    node name's start says which layer, its end which op: neither may go)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "~" + text[len(text) - (width - 1 - head):]
 
 
 def _si(value: float, unit: str = "") -> str:
@@ -53,12 +64,23 @@ def block_rows(model: Model, work: Workload) -> list[dict]:
         for i in nodes[op.node or op.name].inputs:
             if i:  # the weights it reads, directly or through a dequantize / transpose of them
                 weight_of.setdefault(key, set()).update(weight_sources(model.graph, i))
+    owner: dict[str, str] = {}  # a weight read by several blocks (a tied LM head) is counted in the first one
     for key, row in rows.items():
         row.pop("_largest_flops", None)
         row.pop("_nodes", None)
-        row["params"] = sum(logical_elements(model.graph, w) for w in weight_of.get(key, ()))
+        mine = sorted(weight_of.get(key, ()))
+        for w in mine:
+            owner.setdefault(w, key)
+        row["params"] = sum(logical_elements(model.graph, w) for w in mine if owner[w] == key)
+        row["shares_weights_of"] = sorted({owner[w] for w in mine if owner[w] != key})
+        row["weight_stored_bytes"] = sum(_stored(model.graph, w) for w in mine)
         row["arithmetic_intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
-    return [r for r in rows.values() if r["ops"] or r["params"]]
+    return [r for r in rows.values() if r["ops"] or r["params"] or r["shares_weights_of"]]
+
+
+def _stored(graph, name: str) -> int:  # noqa: ANN001 - OpGraph
+    t = graph.tensors[name]
+    return tensor_bytes(math.prod(int(d) for d in t.dims or ()), t.dtype)
 
 
 def op_dict(op: OpCost) -> dict:
@@ -132,19 +154,28 @@ def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
                  f"  (bindings {', '.join(f'{k}={v}' for k, v in work.bindings.items()) or 'none'})")
     lines.append("")
     header = f"{'block':30s} {'ops':>4s} {'largest matmul':>24s} {'params':>9s} {'FLOPs':>10s} " \
-             f"{'weights':>11s} {'activ.':>11s} {'KV':>11s} {'FLOP/B':>7s}"
+             f"{'weights read':>12s} {'activ.':>11s} {'KV':>11s} {'FLOP/B':>7s}"
     lines.append(header)
     lines.append("-" * len(header))
+    notes = []
     for r in block_rows(model, work):
-        lines.append(f"{r['block'][:30]:30s} {r['ops']:4d} {r['largest'][:24]:>24s} {_si(r['params']):>9s} "
-                     f"{_si(r['flops']):>10s} {_bytes(r['weight_bytes']):>11s} {_bytes(r['activation_bytes']):>11s} "
+        params = "tied" if r["shares_weights_of"] and not r["params"] else _si(r["params"])
+        lines.append(f"{_cut(r['block'], 30):30s} {r['ops']:4d} {r['largest'][:24]:>24s} {params:>9s} "
+                     f"{_si(r['flops']):>10s} {_bytes(r['weight_bytes']):>12s} {_bytes(r['activation_bytes']):>11s} "
                      f"{_bytes(r['kv_bytes']):>11s} {r['arithmetic_intensity']:7.1f}")
+        if r["shares_weights_of"]:
+            notes.append(f"{r['block']} reads the weights of {', '.join(r['shares_weights_of'])} (tied): their "
+                         "parameters are counted once, there")
+        if r["weight_stored_bytes"] and r["weight_bytes"] < 0.5 * r["weight_stored_bytes"]:
+            notes.append(f"{r['block']} reads {_bytes(r['weight_bytes'])} of the {_bytes(r['weight_stored_bytes'])} "
+                         "its weights take (an embedding gathers only the rows of its tokens)")
     lines.append("-" * len(header))
     ai = work.flops / work.bytes_moved if work.bytes_moved else 0.0
     lines.append(f"params {_si(work.params)}   FLOPs {_si(work.flops)} (matmul {_si(work.matmul_flops)})   "
-                 f"weights {_bytes(work.weight_bytes)}   activations written {_bytes(work.activation_bytes)}   "
+                 f"weights stored {_bytes(work.weight_bytes)}   activations written {_bytes(work.activation_bytes)}   "
                  f"KV cache {_bytes(work.kv_cache_bytes)}   moved {_bytes(work.bytes_moved)}   "
                  f"intensity {ai:.1f} FLOP/B")
+    lines += [f"note: {n}" for n in notes]
     stored = ", ".join(f"{fmt} {_bytes(b)}" for fmt, b in formats(model.graph).items())
     lines.append(f"weights stored as: {stored or 'none'}")
     if ir.unrecognised:
@@ -161,6 +192,6 @@ def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
                 continue
             shapes = " ".join("x".join(map(str, s)) or "()" for s in o.input_shapes) + " -> " + \
                 " ".join("x".join(map(str, s)) or "()" for s in o.output_shapes)
-            lines.append(f"{o.name[-40:]:40s} {o.op_type[:18]:18s} {o.block[:28]:28s} {_si(o.flops):>10s} "
+            lines.append(f"{_cut(o.name, 40):40s} {_cut(o.op_type, 18):18s} {_cut(o.block, 28):28s} {_si(o.flops):>10s} "
                          f"{_bytes(o.bytes):>11s}  {shapes}")
     return "\n".join(lines)

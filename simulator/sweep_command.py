@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -24,25 +25,20 @@ from hardware.errors import HwsimError
 def sweep(spec_path: str, out_dir: str | None, workers: int | None, scheduler: str | None, resume: bool,
           strategy: str | None, trials: int | None, quiet: bool) -> None:
     """Explore a design space: simulate every point of SPEC (or a search over it), keep the Pareto front."""
-    from simulator.sweep.outputs import (
-        annotate,
-        columns,
-        front_table,
-        write_csv,
-        write_parquet,
-        write_plot,
-        write_summary,
-    )
-    from simulator.sweep.pareto import pareto_front
+    from simulator.sweep.outputs import front_table, run_counts, write_outputs, write_summary
     from simulator.sweep.runner import SweepInterrupted, make_executor, run_sweep
     from simulator.sweep.spec import load_spec
+    from simulator.sweep.store import Store
 
     if workers is not None and scheduler is not None:
         raise HwsimError("give --workers or --scheduler, not both")
     if trials is not None and trials < 1:
         raise HwsimError(f"--trials must be >= 1, got {trials}")
+    if workers is not None and workers < 1:
+        raise HwsimError(f"--workers must be >= 1, got {workers}")
     sw = load_spec(spec_path)
     out = Path(out_dir or Path("sweeps") / sw.spec.name)
+    check_output_dir("--out", out)
     executor = make_executor(workers, scheduler)
     try:
         outcome = run_sweep(sw, out, executor, strategy, trials, resume, progress=not quiet,
@@ -53,33 +49,46 @@ def sweep(spec_path: str, out_dir: str | None, workers: int | None, scheduler: s
     finally:
         executor.close()
     spec = sw.spec
-    rows = outcome.rows
-    annotate(rows, spec.objectives, spec.constraints)
-    cols = columns(outcome.param_columns)
-    front = pareto_front(rows, spec.objectives, spec.constraints)
-    files = ["results.csv"]
-    write_csv(rows, out / "results.csv", cols)
-    if write_parquet(rows, out / "results.parquet", cols):
-        files.append("results.parquet")
-    else:
+    files_dir = out
+    with Store(out / "sweep.sqlite") as st:
+        holder = st.claim_outputs(".", spec.name, sw.spec_hash)
+    if holder is not None:  # another spec's tables are in DIR: this one's go beside them, never over them
+        files_dir = out / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
+        files_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(f"note: {out} holds the outputs of sweep '{holder[0]}'; this sweep's go to {files_dir} (the "
+                   f"store {out / 'sweep.sqlite'} is shared: common points are simulated once)", err=True)
+    tables, files = write_outputs(outcome.iter_rows, files_dir, spec, outcome.param_columns)
+    if "results.parquet" not in files:
         click.echo("note: results.parquet skipped (pip install pyarrow)", err=True)
-    write_csv(front, out / "pareto.csv", cols)
-    files.append("pareto.csv")
-    if rows:
-        write_plot(rows, front, out / "pareto.png", spec.objectives, outcome.param_columns,
-                   f"{spec.name}: {len(rows)} points, {len(front)} on the front")
-        files.append("pareto.png")
     files.append("summary.md")
-    write_summary(out / "summary.md", spec, outcome, rows, front, outcome.param_columns, files)
-    click.echo(f"{len(rows)} points ({outcome.computed} simulated, {outcome.cached} from the store) in "
-               f"{outcome.elapsed_s:.2f} s with {outcome.workers} worker(s): {outcome.points_per_s:.1f} points/s")
-    n_err = sum(1 for r in rows if r.get("error"))
-    if n_err:
-        first = next(r["error"] for r in rows if r.get("error"))
-        click.echo(f"{n_err} point(s) failed, e.g.: {first}", err=True)
-    click.echo(f"Pareto front ({len(front)} of {sum(1 for r in rows if r['feasible'])} feasible points):")
-    click.echo(front_table(front, outcome.param_columns, spec.objectives) if front else "(no feasible point)")
-    click.echo(f"wrote {', '.join(str(out / f) for f in files)}")
+    write_summary(files_dir / "summary.md", spec, outcome, tables, files)
+    click.echo(f"{run_counts(outcome, tables.n_rows)} in {outcome.elapsed_s:.2f} s with {outcome.workers} "
+               f"worker(s): {outcome.points_per_s:.1f} points/s")
+    if tables.n_errors:
+        click.echo(f"{tables.n_errors} point(s) failed, e.g.: {tables.first_error}", err=True)
+    click.echo(f"Pareto front ({len(tables.front)} of {tables.n_feasible} feasible points):")
+    click.echo(front_table(tables.front, tables.swept, spec.objectives) if tables.front else "(no feasible point)")
+    click.echo(f"wrote {', '.join(str(files_dir / f) for f in files)}")
+    if tables.n_rows and tables.n_errors == tables.n_rows:
+        raise HwsimError(f"every point of {spec_path} failed; the first: {tables.first_error}")
+
+
+def check_output_dir(flag: str, out: Path) -> None:
+    """An output folder must be a folder (or creatable as one) that this user can write."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise HwsimError(f"{flag} {out}: is a file, not a folder; give a folder name")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise HwsimError(f"{flag} {out}: {probe} is a file, so no folder can be made under it")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise HwsimError(f"{flag} {out}: {probe} is not writable; give a folder you can write")
+    store = out / "sweep.sqlite"
+    if store.exists() and not store.is_file():
+        raise HwsimError(f"{flag} {out}: {store} is not a file; remove it or give another folder")
 
 
 @click.command()

@@ -1,14 +1,23 @@
-"""Sweep outputs: results.csv, results.parquet, pareto.csv, pareto.png, summary.md, and the printed front."""
+"""Sweep outputs: results.csv, results.parquet, pareto.csv, pareto.png, summary.md, and the printed front.
+
+:func:`write_outputs` streams the spec's rows from the store twice (once for the tables and the front's
+objective matrix, once to pick the front's rows), so a 10^6-point sweep never sits in memory; the plot shows a
+seeded random sample of at most :data:`PLOT_SAMPLE` points beside the whole front, and says so.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.sweep.pareto import feasible
+import numpy as np
+
+from simulator.sweep.pareto import feasible, front_mask, signed
 
 BASE_COLUMNS = ["point_id", "model", "target"]
 WORKLOAD_COLUMNS = ["phase", "batch", "prompt_len", "gen_len", "precision"]
@@ -62,16 +71,197 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def front_table(front: list[dict[str, Any]], param_columns: Sequence[str], objectives: Sequence[Any]) -> str:
-    """The Pareto front as a plain-text table."""
-    varying = [c for c in ["model", *param_columns, *WORKLOAD_COLUMNS] if len({str(r.get(c)) for r in front}) > 1]
-    cols = ["point_id", *varying, *dict.fromkeys([o.metric for o in objectives] + ["latency_s", "energy_j",
-                                                                                  "tokens_per_j"])]
+PLOT_SAMPLE = 20000  # points drawn in pareto.png at most (the front is always drawn whole)
+METRIC_LABELS = {"latency_s": "latency (s)", "energy_j": "energy (J)", "tokens_per_s": "throughput (tokens/s)",
+                 "tokens_per_j": "energy efficiency (tokens/J)"}
+
+
+def axis_label(metric: str, direction: str) -> str:
+    """``latency (s), lower is better``: the unit in parentheses, the direction in words (never ``(min)``)."""
+    better = "lower" if direction == "min" else "higher"
+    return f"{METRIC_LABELS.get(metric, metric)}, {better} is better"
+
+
+def front_table(front: list[dict[str, Any]], swept_columns: Sequence[str], objectives: Sequence[Any]) -> str:
+    """The Pareto front as a plain-text table: every swept column (those that vary over the whole sweep, even
+    when constant on the front, so each row names its design), then the objectives and the usual metrics."""
+    cols = ["point_id", *swept_columns, *dict.fromkeys([o.metric for o in objectives] + ["latency_s", "energy_j",
+                                                                                        "tokens_per_j"])]
     cells = [[_fmt(r.get(c))[:20] if c == "point_id" else _fmt(r.get(c)) for c in cols] for r in front]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in cells]
     return "\n".join(lines)
+
+
+def swept_columns(rows: Iterable[dict[str, Any]], param_columns: Sequence[str]) -> list[str]:
+    """The model, parameter and workload columns that take more than one value over ``rows``."""
+    cand = ["model", *param_columns, *WORKLOAD_COLUMNS]
+    seen: dict[str, set[str]] = {c: set() for c in cand}
+    for r in rows:
+        for c in cand:
+            if len(seen[c]) < 2:
+                seen[c].add(str(r.get(c)))
+    return [c for c in cand if len(seen[c]) > 1]
+
+
+@dataclass
+class SweepTables:
+    """What one streaming pass over the rows gathered."""
+
+    n_rows: int = 0
+    n_feasible: int = 0
+    n_errors: int = 0
+    first_error: str = ""
+    swept: list[str] = field(default_factory=list)
+    front: list[dict[str, Any]] = field(default_factory=list)
+    sample: list[dict[str, Any]] = field(default_factory=list)  # for the plot
+    sensitivity: dict[str, list[tuple[Any, float]]] = field(default_factory=dict)
+
+
+RESULT_TYPES = {"batch": "int64", "prompt_len": "int64", "gen_len": "int64", "latency_s": "float64",
+                "energy_j": "float64", "tokens_per_s": "float64", "tokens_per_j": "float64", "memory_bytes": "int64",
+                "capacity_bytes": "int64", "fits_memory": "bool_", "feasible": "bool_", "sim_s": "float64"}
+
+
+def parquet_types(cols: Sequence[str], parameters: dict[str, list[Any]]) -> dict[str, str]:
+    """Arrow type per column, fixed before the first row: known columns by their meaning, a swept column by its
+    axis values (numbers -> float64 or int64, booleans -> bool, anything else or a mix -> string)."""
+    types = {}
+    for c in cols:
+        if c in RESULT_TYPES:
+            types[c] = RESULT_TYPES[c]
+        elif c in parameters:
+            kinds = {type(v) for v in parameters[c]}
+            types[c] = ("bool_" if kinds == {bool} else "int64" if kinds == {int}
+                        else "float64" if kinds <= {int, float} else "string")
+        else:
+            types[c] = "string"
+    return types
+
+
+class _Parquet:
+    """results.parquet written in row groups of a fixed schema (needs pyarrow; ``ok`` is False without it)."""
+
+    def __init__(self, path: Path, cols: list[str], types: dict[str, str]) -> None:
+        self.path, self.cols, self.buf, self.writer = path, cols, [], None
+        try:
+            import pyarrow as pa
+        except ImportError:
+            self.ok = False
+            return
+        self.ok = True
+        self.schema = pa.schema([(c, getattr(pa, types[c])()) for c in cols])
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self.ok:
+            self.buf.append(row)
+            if len(self.buf) >= 50000:
+                self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrays = []
+        for f in self.schema:
+            values = [r.get(f.name) for r in self.buf]
+            if f.type == pa.string():
+                values = [None if v is None else str(v) for v in values]
+            elif f.type == pa.int64():
+                values = [None if v is None else int(v) for v in values]
+            elif f.type == pa.float64():
+                values = [None if v is None else float(v) for v in values]
+            arrays.append(pa.array(values, type=f.type))
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.buf = []
+
+    def close(self) -> bool:
+        if not self.ok:
+            return False
+        self.flush()
+        self.writer.close()
+        return True
+
+
+def write_outputs(rows: Any, out: Path, spec: Any, param_columns: Sequence[str],
+                  parquet: bool = True) -> tuple[SweepTables, list[str]]:
+    """Write results.csv, results.parquet, pareto.csv and pareto.png into ``out`` from ``rows``, a callable
+    returning a fresh iterator over the spec's result rows (it is called twice). Returns what was gathered and
+    the file names written."""
+    objectives, constraints = spec.objectives, spec.constraints
+    cols = columns(param_columns)
+    t = SweepTables()
+    t.swept = swept_columns(rows(), param_columns)
+    pq_writer = _Parquet(out / "results.parquet", cols, parquet_types(cols, spec.parameters)) if parquet else None
+    rng = random.Random(0)
+    o0 = objectives[0].metric
+    sums: dict[tuple[str, str], list[float]] = {}
+    first_value: dict[tuple[str, str], Any] = {}
+    vectors: list[list[float]] = []
+    feasible_index: list[int] = []
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for i, r in enumerate(rows()):
+            r["feasible"] = feasible(r, objectives, constraints)
+            w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
+            if pq_writer is not None:
+                pq_writer.add(r)
+            t.n_rows += 1
+            if r.get("error"):
+                t.n_errors += 1
+                t.first_error = t.first_error or str(r["error"])
+            if r["feasible"]:
+                t.n_feasible += 1
+                vectors.append(list(signed([r], objectives)[0]))
+                feasible_index.append(i)
+                for c in t.swept:
+                    key = (c, str(r.get(c)))
+                    acc = sums.setdefault(key, [0.0, 0])
+                    acc[0] += float(r[o0])
+                    acc[1] += 1
+                    first_value.setdefault(key, r.get(c))
+            if r.get(objectives[0].metric) is not None:  # reservoir sample for the plot
+                if len(t.sample) < PLOT_SAMPLE:
+                    t.sample.append(r)
+                else:
+                    j = rng.randrange(t.n_rows)
+                    if j < PLOT_SAMPLE:
+                        t.sample[j] = r
+    files = ["results.csv"]
+    if pq_writer is not None and pq_writer.close():
+        files.append("results.parquet")
+    on_front: set[int] = set()
+    if vectors:
+        mask = front_mask(np.asarray(vectors))
+        on_front = {feasible_index[k] for k in np.flatnonzero(mask)}
+        for i, r in enumerate(rows()):
+            if i in on_front:
+                r["feasible"] = True
+                t.front.append(r)
+        first = objectives[0]
+        t.front.sort(key=lambda r: float(r[first.metric]) * (1 if first.direction == "min" else -1))
+    write_csv(t.front, out / "pareto.csv", cols)
+    files.append("pareto.csv")
+    if t.n_feasible:
+        overall = sum(v[0] for k, v in sums.items() if k[0] == t.swept[0]) / t.n_feasible if t.swept else 0.0
+        for c in t.swept:
+            entries = [(first_value[k], v[0] / v[1] / overall if overall else math.nan)
+                       for k, v in sums.items() if k[0] == c]
+            try:
+                entries.sort(key=lambda e: e[0])
+            except TypeError:
+                pass
+            t.sensitivity[c] = entries
+    if t.n_rows:
+        sampled = f" (a random {len(t.sample)} of them drawn)" if t.n_rows > len(t.sample) else ""
+        write_plot(t.sample, t.front, out / "pareto.png", objectives, t.sensitivity,
+                   f"{spec.name}: {t.n_rows} points{sampled}, {len(t.front)} on the front")
+        files.append("pareto.png")
+    return t, files
 
 
 def _log_ok(values: list[float]) -> bool:
@@ -80,16 +270,16 @@ def _log_ok(values: list[float]) -> bool:
 
 
 def write_plot(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Path, objectives: Sequence[Any],
-               param_columns: Sequence[str], title: str) -> None:
-    """Objective scatter with the front highlighted, and a parameter-sensitivity panel."""
+               sensitivity: dict[str, list[tuple[Any, float]]], title: str) -> None:
+    """Objective scatter with the front highlighted, and a parameter-sensitivity panel (mean of the first
+    objective at each value of each swept axis, relative to the overall mean). Legends sit outside the data."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if r.get("feasible")]
-    swept = [c for c in [*param_columns, "model", *WORKLOAD_COLUMNS] if len({str(r.get(c)) for r in rows}) > 1]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.6))
     o0 = objectives[0]
     if len(objectives) >= 2:
         o1 = objectives[1]
@@ -100,65 +290,60 @@ def write_plot(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Pa
                        label="violates a constraint")
         ax.plot([r[o0.metric] for r in front], [r[o1.metric] for r in front], "o-", c="tab:red", ms=6,
                 drawstyle="steps-post" if o0.direction == o1.direction == "min" else "default", label="Pareto front")
-        ax.set_xlabel(f"{o0.metric} ({o0.direction})")
-        ax.set_ylabel(f"{o1.metric} ({o1.direction})")
-        if _log_ok([r[o0.metric] for r in ok]):
+        ax.set_xlabel(axis_label(o0.metric, o0.direction))
+        ax.set_ylabel(axis_label(o1.metric, o1.direction))
+        values0 = [r[o0.metric] for r in ok + front]
+        values1 = [r[o1.metric] for r in ok + front]
+        if _log_ok(values0):
             ax.set_xscale("log")
-        if _log_ok([r[o1.metric] for r in ok]):
+        if _log_ok(values1):
             ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     else:
         vals = sorted(r[o0.metric] for r in ok)
         ax.plot(range(len(vals)), vals, ".", c="0.5")
-        ax.set_xlabel("points, sorted")
-        ax.set_ylabel(f"{o0.metric} ({o0.direction})")
+        ax.set_xlabel("design points, sorted by the objective")
+        ax.set_ylabel(axis_label(o0.metric, o0.direction))
     ax.set_title(title, fontsize=10)
-    # sensitivity: mean of the first objective, relative to its overall mean, at each value of each swept axis
-    if ok and swept:
-        overall = sum(r[o0.metric] for r in ok) / len(ok)
-        for c in swept:
-            values = list(dict.fromkeys(r.get(c) for r in rows))
-            try:
-                values.sort()
-            except TypeError:
-                pass
-            ys = []
-            for v in values:
-                sel = [r[o0.metric] for r in ok if r.get(c) == v]
-                ys.append(sum(sel) / len(sel) / overall if sel and overall else math.nan)
-            xs = [i / max(1, len(values) - 1) for i in range(len(values))]
-            bx.plot(xs, ys, "o-", label=f"{c} ({_fmt(values[0])} .. {_fmt(values[-1])})")
+    if sensitivity:
+        for c, entries in sensitivity.items():
+            xs = [i / max(1, len(entries) - 1) for i in range(len(entries))]
+            bx.plot(xs, [e[1] for e in entries], "o-", label=f"{c} ({_fmt(entries[0][0])} .. {_fmt(entries[-1][0])})")
         bx.axhline(1.0, c="0.8", lw=0.8)
         bx.set_xlabel("axis value, lowest to highest (each axis scaled to 0..1)")
-        bx.set_ylabel(f"mean {o0.metric} / overall mean")
-        bx.legend(fontsize=7)
+        bx.set_ylabel(f"mean {METRIC_LABELS.get(o0.metric, o0.metric)} / overall mean (ratio)")
+        bx.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     else:
         bx.text(0.5, 0.5, "no swept axis with feasible points", ha="center", va="center")
-    bx.set_title("parameter sensitivity", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    bx.set_title("parameter sensitivity (feasible points)", fontsize=10)
+    fig.subplots_adjust(wspace=0.28)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legends below the axes stay in the image
     plt.close(fig)
 
 
-def write_summary(path: Path, spec: Any, outcome: Any, rows: list[dict[str, Any]], front: list[dict[str, Any]],
-                  param_columns: Sequence[str], files: list[str]) -> None:
+def write_summary(path: Path, spec: Any, outcome: Any, tables: SweepTables, files: list[str]) -> None:
     """summary.md: what was swept, how it ran, the front."""
-    n_ok = sum(1 for r in rows if r.get("feasible"))
-    n_err = sum(1 for r in rows if r.get("error"))
     lines = [f"# Sweep `{spec.name}`", "",
              f"- models: {', '.join(Path(m).name for m in spec.models)}; base target: `{spec.target}`",
-             f"- strategy: {outcome.strategy}; points: {len(rows)} ({outcome.computed} simulated, {outcome.cached} "
-             f"from the store); workers: {outcome.workers}; {outcome.elapsed_s:.2f} s "
-             f"({outcome.points_per_s:.1f} points/s)",
+             f"- strategy: {outcome.strategy}; {run_counts(outcome, tables.n_rows)}; workers: {outcome.workers}; "
+             f"{outcome.elapsed_s:.2f} s ({outcome.points_per_s:.1f} points/s)",
              f"- objectives: {', '.join(f'{o.metric} ({o.direction})' for o in spec.objectives)}",
              f"- constraints: {', '.join(str(c) for c in spec.constraints) or 'none'}",
-             f"- feasible points: {n_ok}; points with errors (e.g. model does not fit): {n_err}", "",
-             "## Axes", ""]
+             f"- feasible points: {tables.n_feasible}; points with errors (e.g. model does not fit): {tables.n_errors}",
+             "", "## Axes", ""]
     for name, values in spec.parameters.items():
         lines.append(f"- `{name}`: {', '.join(_fmt(v) for v in values)}")
     for name in WORKLOAD_COLUMNS:
         lines.append(f"- {name}: {', '.join(_fmt(v) for v in getattr(spec.workload, name))}")
-    lines += ["", f"## Pareto front ({len(front)} points)", "", "```",
-              front_table(front, param_columns, spec.objectives) if front else "(no feasible point)", "```", "",
-              "Files: " + ", ".join(f"`{f}`" for f in files), ""]
+    lines += ["", f"## Pareto front ({len(tables.front)} points)", "", "```",
+              front_table(tables.front, tables.swept, spec.objectives) if tables.front else "(no feasible point)",
+              "```", "", "Files: " + ", ".join(f"`{f}`" for f in files), ""]
     path.write_text("\n".join(lines))
+
+
+def run_counts(outcome: Any, n_rows: int) -> str:
+    """``6 points (4 simulated, 2 from the store)``; for a search, the trials too: the counts always add up."""
+    if outcome.strategy in ("nsga2", "tpe"):
+        return (f"{outcome.total} trials over {n_rows} distinct points ({outcome.computed} simulated, "
+                f"{outcome.total - outcome.computed} answered from the store or by a repeated trial)")
+    return f"{n_rows} points ({outcome.computed} simulated, {n_rows - outcome.computed} from the store)"

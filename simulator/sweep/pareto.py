@@ -17,22 +17,43 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 def front_mask(values: np.ndarray) -> np.ndarray:
     """Boolean mask of the non-dominated rows of ``values`` (n points x m objectives, all minimised).
 
-    Duplicated points are all kept (none dominates the other). O(n^2 m) in numpy chunks.
+    Duplicated points are all kept (none dominates the other). Points are visited in lexicographic order, so a
+    point can only be dominated by one visited before it, and (dominance being transitive) by a point already on
+    the front: each block of points is compared with the front found so far, then within itself. Cost
+    O(n |front| m), in numpy blocks: a million points with a front of a hundred take seconds.
     """
     values = np.asarray(values, dtype=float)
     n = len(values)
-    mask = np.ones(n, dtype=bool)
+    mask = np.zeros(n, dtype=bool)
     if n == 0:
         return mask
-    order = np.lexsort(values.T[::-1])  # sorted by first objective: a dominator comes before what it dominates
+    m = values.shape[1]
+    order = np.lexsort(values.T[::-1])
     v = values[order]
-    keep = np.ones(n, dtype=bool)
-    for i in range(n):
-        if not keep[i]:
-            continue
-        rest = v[i + 1:]
-        dominated = np.all(v[i] <= rest, axis=1) & np.any(v[i] < rest, axis=1)
-        keep[i + 1:] &= ~dominated
+    front = np.empty((0, m))
+    keep = np.zeros(n, dtype=bool)
+    start = 0
+    while start < n:
+        block = max(1, min(4096, 4_000_000 // max(1, len(front) * m)))
+        blk = v[start:start + block]
+        alive = np.ones(len(blk), dtype=bool)
+        for i0 in range(0, len(front), 4096):
+            f = front[i0:i0 + 4096]
+            le = np.all(f[None, :, :] <= blk[:, None, :], axis=2)
+            lt = np.any(f[None, :, :] < blk[:, None, :], axis=2)
+            alive &= ~np.any(le & lt, axis=1)
+        new: list[np.ndarray] = []
+        for i in np.flatnonzero(alive):
+            p = blk[i]
+            if new:
+                nv = np.asarray(new)
+                if np.any(np.all(nv <= p, axis=1) & np.any(nv < p, axis=1)):
+                    continue
+            new.append(p)
+            keep[start + i] = True
+        if new:
+            front = np.vstack([front, np.asarray(new)])
+        start += len(blk)
     mask[order] = keep
     return mask
 

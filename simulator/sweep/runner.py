@@ -32,8 +32,9 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -262,10 +263,10 @@ class SweepInterrupted(Exception):  # noqa: N818 - the user's word for it
 
 @dataclass
 class SweepOutcome:
-    """What a sweep run did."""
+    """What a sweep run did. ``rows`` (every finished point of the spec, in the spec's order) is read from the
+    store when first asked for; :meth:`iter_rows` streams them instead."""
 
-    rows: list[dict[str, Any]]
-    total: int
+    total: int  # distinct points of the spec (grid/random) or trials asked (nsga2/tpe)
     computed: int
     cached: int
     elapsed_s: float
@@ -273,6 +274,21 @@ class SweepOutcome:
     workers: int
     param_columns: list[str] = field(default_factory=list)
     warm_s: float = 0.0  # of elapsed_s: loading the models in the driver before the workers start
+    store_path: Path | None = None
+    spec_hash: str = ""
+    points: int = 0  # distinct points with a stored result
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        """The spec's result rows from the store, one at a time."""
+        if self.store_path is None:
+            return
+        with Store(self.store_path) as st:
+            yield from st.iter_results(self.spec_hash)
+
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every result row of the spec (in memory: use :meth:`iter_rows` for large sweeps)."""
+        return list(self.iter_rows())
 
     @property
     def points_per_s(self) -> float:
@@ -296,6 +312,7 @@ class _Driver:
         self.computed = 0
         self.interrupt_after = interrupt_after
         self.window = window or executor.workers * executor.prefetch
+        self.count_rows = True  # the progress bar counts persisted rows (trials count themselves)
 
     def submit(self, points: list[Point]) -> None:
         """Send a chunk (points already in flight are left out)."""
@@ -326,7 +343,8 @@ class _Driver:
         """Store a chunk's rows (one commit); stops the run once ``interrupt_after`` points are computed."""
         self.store.put_many([(p.describe(), r) for p, r in zip(points, rows)])
         self.computed += len(rows)
-        self.bar.update(len(rows))
+        if self.count_rows:
+            self.bar.update(len(rows))
         if self.interrupt_after is not None and self.computed >= self.interrupt_after:
             raise KeyboardInterrupt
 
@@ -354,14 +372,19 @@ class _Scheduler:
 
     def __init__(self, points: list[Point], workers: int, chunked: bool) -> None:
         self.groups: dict[tuple, deque[Point]] = {}
-        for p in points:
-            self.groups.setdefault(_group_key(p), deque()).append(p)
-        self.remaining = len(points)
+        self.remaining = 0
+        self.add(points)
         self.workers = workers
         self.chunked = chunked
         self.started: set[tuple] = set()
         self.on: dict[Any, tuple] = {}  # worker id -> the group it is on
         self.times: deque[float] = deque(maxlen=64)
+
+    def add(self, points: Iterable[Point]) -> None:
+        """More points to hand out (a streamed grid arrives in batches)."""
+        for p in points:
+            self.groups.setdefault(_group_key(p), deque()).append(p)
+            self.remaining += 1
 
     def observe(self, worker: Any, points: list[Point], rows: list[dict[str, Any]]) -> None:
         """Learn from a returned chunk: which group that worker is on, and how long points take."""
@@ -401,9 +424,60 @@ def _objective_values(sweep: Sweep, row: dict[str, Any]) -> list[float] | None:
     return [float(v) for v in values]
 
 
-def _run_points(driver: _Driver, points: list[Point], todo: set[str]) -> None:
-    sched = _Scheduler([p for p in points if p.point_id in todo], driver.executor.workers,
-                       driver.executor.chunked)
+STREAM_BATCH = 2048  # grid combinations turned into points (and looked up in the store) at a time
+
+
+class _GridFeed:
+    """Streams a grid (or a random subset) into points batch by batch: each batch is recorded as the spec's
+    members, looked up in the store (known points count as done at once), and what is left is handed to the
+    scheduler. A 10^6-point grid thus starts simulating (and shows progress) after its first batch."""
+
+    def __init__(self, sweep: Sweep, store: Store, combos: Iterable[dict[str, Any]], bar: Any) -> None:
+        self.sweep, self.store, self.bar = sweep, store, bar
+        self.combos = iter(combos)
+        self.seen: set[str] = set()
+        self.total = 0  # distinct points so far
+        self.cached = 0
+        self.exhausted = False
+
+    def next_batch(self) -> list[Point]:
+        """The next points to simulate ([] once the grid is exhausted)."""
+        while not self.exhausted:
+            batch: dict[str, Point] = {}
+            for c in itertools.islice(self.combos, STREAM_BATCH):
+                p = self.sweep.point(c)
+                if p.point_id in self.seen or p.point_id in batch:
+                    self.bar.update(1)  # the same point again (8 and 8.0, gen_len under decode): done once
+                    continue
+                batch[p.point_id] = p
+            if not batch:
+                self.exhausted = True
+                break
+            self.seen.update(batch)
+            self.total += len(batch)
+            self.store.add_members(self.sweep.spec_hash, list(batch))
+            known = self.store.known(batch)
+            self.cached += len(known)
+            self.bar.update(len(known))
+            todo = [p for pid, p in batch.items() if pid not in known]
+            if todo:
+                return todo
+        return []
+
+
+def _run_points(driver: _Driver, feed: _GridFeed, before_first: Callable[[list[Point]], None] | None = None) -> None:
+    sched = _Scheduler([], driver.executor.workers, driver.executor.chunked)
+    low_water = 2 * driver.window * MAX_CHUNK
+
+    def top_up() -> None:
+        while not feed.exhausted and sched.remaining < low_water:
+            sched.add(feed.next_batch())
+
+    first = feed.next_batch()
+    if before_first is not None:
+        before_first(first)
+    sched.add(first)
+    top_up()
     while len(driver.pending) < driver.window:
         chunk = sched.next()
         if not chunk:
@@ -413,6 +487,7 @@ def _run_points(driver: _Driver, points: list[Point], todo: set[str]) -> None:
         worker, done, rows = driver.wait()
         try:
             sched.observe(worker, done, rows)
+            top_up()
             # refill first, so the worker that just finished (the idle one) picks up a chunk of its own group
             while len(driver.pending) < driver.window:
                 chunk = sched.next(worker)
@@ -424,7 +499,7 @@ def _run_points(driver: _Driver, points: list[Point], todo: set[str]) -> None:
             driver.persist(done, rows)
 
 
-def _run_optuna(driver: _Driver, sweep: Sweep, trials: int, strategy: str, seed: int, resume: bool) -> None:
+def _run_optuna(driver: _Driver, sweep: Sweep, trials: int, strategy: str, seed: int) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -459,50 +534,37 @@ def _run_optuna(driver: _Driver, sweep: Sweep, trials: int, strategy: str, seed:
         else:
             study.tell(trial, values)
 
+    # Trials are told in the order they were asked, and a new trial is asked only when the oldest one is told:
+    # the sequence of trials then depends on the seed and on ``parallel_trials`` alone, never on which worker
+    # finished first. A resumed run replays that sequence, answering from the store what an earlier run computed,
+    # so it ends with exactly the study (and point set) of an uninterrupted run.
+    window = sweep.spec.parallel_trials
+    order: deque[tuple[Any, Point]] = deque()
+    ready: dict[str, dict[str, Any]] = {}
     asked = 0
-    if resume:  # rebuild the study from this spec's stored points
-        for pid in driver.store.members(sweep.spec_hash):
-            entry = driver.store.entry(pid)
-            values = _objective_values(sweep, entry[1]) if entry else None
-            if entry is None or values is None or asked >= trials:
-                continue
-            point, row = entry
-            source = {**{f"param:{k}": v for k, v in point["params"].items()}, "model": point["model"],
-                      **point["workload"]}
-            params = {name: source.get(name) for name in dists}
-            if any(params[n] not in dists[n].choices for n in dists):
-                continue
-            violations = [c.violation(row) for c in constraints]
-            extra: dict[str, Any] = {}
-            if constraints and new_api:
-                extra["constraints"] = {f"c{i}": v for i, v in enumerate(violations)}
-            elif constraints:
-                extra["user_attrs"] = {"constraints": violations}
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, values=values, **extra))
-            asked += 1
-        driver.bar.update(asked)
-    waiting: dict[str, list[Any]] = {}
-    while asked < trials or driver.pending:
-        while asked < trials and len(driver.pending) < driver.window:
+    while True:
+        while asked < trials and len(order) < window:
             trial = study.ask(dists)
             asked += 1
             combo = {**fixed, **trial.params}
             p = sweep.point({n: combo[n] for n in sweep.axes})
             driver.store.add_members(sweep.spec_hash, [p.point_id])
+            order.append((trial, p))
+            if p.point_id in ready or p.point_id in driver.inflight:
+                continue
             row = driver.store.get(p.point_id)
             if row is not None:
-                finish(trial, row)
-                driver.bar.update(1)
-                continue
-            waiting.setdefault(p.point_id, []).append(trial)
-            driver.submit([p])
-        if not driver.pending:
+                ready[p.point_id] = row
+            else:
+                driver.submit([p])
+        if not order:
             break
-        for point, row in driver.collect():
-            for i, t in enumerate(waiting.pop(point.point_id, [])):
-                finish(t, row)
-                if i:  # the same point asked twice while in flight: one computation, two trials
-                    driver.bar.update(1)
+        trial, p = order.popleft()
+        while p.point_id not in ready:
+            for point, row in driver.collect():
+                ready[point.point_id] = row
+        finish(trial, ready[p.point_id])
+        driver.bar.update(1)
 
 
 def _warm(executor: Executor, points: list[Point]) -> None:
@@ -543,60 +605,71 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
     executor = executor or make_executor()
     run_id = store.start_run(sweep.spec_hash)
     start = time.perf_counter()
-    cached = 0
+    cached = total = 0
     warm_s = 0.0
     bar = None
+    driver = None
     status = "failed"
+    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:  # `kill PID` stops a sweep as Ctrl-C does: the run's status stays true
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         if strategy in ("grid", "random"):
             if strategy == "grid":
-                combos = sweep.grid()
+                combos: Iterable[dict[str, Any]] = sweep.iter_grid()
+                n_combos = sweep.size
             else:
                 rng = random.Random(sweep.spec.seed)
-                combos = [sweep.combo_at(i) for i in sorted(rng.sample(range(sweep.size), min(trials, sweep.size)))]
-            seen: dict[str, Point] = {}
-            for c in combos:
-                p = sweep.point(c)
-                seen.setdefault(p.point_id, p)
-            points = list(seen.values())
-            store.add_members(sweep.spec_hash, [p.point_id for p in points])
-            known = store.known(seen)
-            todo = set(seen) - known
-            cached = len(known)
-            total = len(points)
-            bar = tqdm(total=total, initial=cached, unit="pt", desc=f"sweep {sweep.spec.name}", file=sys.stderr,
+                n_combos = min(trials, sweep.size)
+                combos = map(sweep.combo_at, sorted(rng.sample(range(sweep.size), n_combos)))
+            bar = tqdm(total=n_combos, unit="pt", desc=f"sweep {sweep.spec.name}", file=sys.stderr,
                        disable=not progress, smoothing=0.1, dynamic_ncols=True)
             driver = _Driver(store, executor, sweep, bar, interrupt_after)
-            warm_start = time.perf_counter()
-            _warm(executor, [p for p in points if p.point_id in todo])
-            warm_s = time.perf_counter() - warm_start
-            _run_points(driver, points, todo)
+            feed = _GridFeed(sweep, store, combos, bar)
+
+            def warm(first: list[Point]) -> None:
+                nonlocal warm_s
+                t0 = time.perf_counter()
+                _warm(executor, first)
+                warm_s = time.perf_counter() - t0
+
+            try:
+                _run_points(driver, feed, warm)
+            finally:
+                total, cached = feed.total, feed.cached
         elif strategy in ("nsga2", "tpe"):
             total = trials
             bar = tqdm(total=total, unit="trial", desc=f"{strategy} {sweep.spec.name}", file=sys.stderr,
                        disable=not progress, smoothing=0.1, dynamic_ncols=True)
             # one point per task: the sampler asks for trials one at a time and learns from each result
-            driver = _Driver(store, executor, sweep, bar, interrupt_after, window=max(4, executor.workers * 4))
-            _run_optuna(driver, sweep, trials, strategy, sweep.spec.seed, resume)
+            driver = _Driver(store, executor, sweep, bar, interrupt_after, window=sweep.spec.parallel_trials)
+            driver.count_rows = False
+            _run_optuna(driver, sweep, trials, strategy, sweep.spec.seed)
             cached = trials - driver.computed
         else:
             raise HwsimError(f"unknown strategy '{strategy}'; use grid, random, nsga2 or tpe")
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
-        pending = list(driver.pending) if "driver" in locals() else []
-        executor.cancel(pending)
-        done = len(store.results(sweep.spec_hash))
-        raise SweepInterrupted(done, total if "total" in locals() else done) from None
+        executor.cancel(list(driver.pending) if driver is not None else [])
+        done = store.count_results(sweep.spec_hash)
+        raise SweepInterrupted(done, max(total, done)) from None
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
         store.end_run(run_id, status)
         if own_executor:
             executor.close()
         elapsed = time.perf_counter() - start
-        rows = store.results(sweep.spec_hash) if status == "finished" else []
+        points = store.count_results(sweep.spec_hash)
         store.close()
-    computed = driver.computed
-    return SweepOutcome(rows, total, computed, cached, elapsed, strategy, executor.workers,
-                        [k.removeprefix("param:") for k in sweep.axes if k.startswith("param:")], warm_s)
+    computed = driver.computed if driver is not None else 0
+    return SweepOutcome(total, computed, cached, elapsed, strategy, executor.workers,
+                        [k.removeprefix("param:") for k in sweep.axes if k.startswith("param:")], warm_s,
+                        out / "sweep.sqlite", sweep.spec_hash, points)
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -18,6 +18,7 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -76,21 +77,37 @@ class Constraint(BaseModel):
         return "fits_memory" if self.op == "fits" else f"{self.metric} {self.op} {self.bound:g}"
 
 
+CONSTRAINT_FORMS = ("fits_memory", "latency_s <= 0.01", "{latency_s: '<= 0.01'}")
+
+
 def _parse_constraint(item: Any) -> Constraint:
+    """One constraint in any of the spellings :data:`CONSTRAINT_FORMS` shows (a list item in YAML), quoted or not;
+    ``fits_memory: true`` also as a string, as YAML reads it when quoted."""
     if isinstance(item, Constraint):
         return item
-    if isinstance(item, dict) and set(item) == {"fits_memory"}:
-        if item["fits_memory"] is not True:
-            raise ValueError("fits_memory: only 'true' is meaningful (leave it out to keep points that do not fit)")
-        return Constraint(metric="fits_memory", op="fits")
-    if isinstance(item, str):
-        if item.strip() == "fits_memory":
+    if isinstance(item, dict) and len(item) == 1:
+        (key, value), = item.items()
+        if key == "fits_memory":
+            if value is not True:
+                raise ValueError("fits_memory: only 'true' is meaningful (leave it out to keep points that do not fit)")
             return Constraint(metric="fits_memory", op="fits")
-        m = _CONSTRAINT.match(item)
+        if isinstance(key, str) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return _parse_constraint(f"{key} {value}")
+    if isinstance(item, str):
+        text = item.strip().strip("'\"").strip()
+        if re.fullmatch(r"fits_memory(\s*:\s*true)?", text, flags=re.IGNORECASE):
+            return Constraint(metric="fits_memory", op="fits")
+        m = _CONSTRAINT.match(text)
         if m and m.group(1) in METRICS:
-            return Constraint(metric=m.group(1), op=m.group(2), bound=float(m.group(3)))
-    raise ValueError(f"cannot read constraint {item!r}; write 'fits_memory: true' or 'METRIC <= NUMBER' with METRIC "
-                     f"one of {', '.join(METRICS)}")
+            try:
+                return Constraint(metric=m.group(1), op=m.group(2), bound=float(m.group(3)))
+            except ValueError:
+                pass
+        if m and m.group(1) not in METRICS:
+            raise ValueError(f"constraint {item!r}: no metric '{m.group(1)}'; use one of {', '.join(METRICS)}")
+    raise ValueError(f"cannot read constraint {item!r}; write a list item such as "
+                     + " or ".join(f"`- {f}`" for f in CONSTRAINT_FORMS)
+                     + f", with a metric from {', '.join(METRICS)} and a plain number (seconds, joules)")
 
 
 class WorkloadAxes(BaseModel):
@@ -159,6 +176,7 @@ class SweepSpec(BaseModel):
     strategy: Literal["grid", "random", "nsga2", "tpe"] = "grid"
     trials: int | None = Field(default=None, ge=1)
     seed: int = 0
+    parallel_trials: int = Field(default=8, ge=1, le=4096)  # nsga2/tpe: trials in flight (the sequence depends on it)
 
     @model_validator(mode="before")
     @classmethod
@@ -350,7 +368,7 @@ class Sweep:
         self.axes["model"] = self.models
         for name in WORKLOAD_AXES:
             self.axes[name] = list(getattr(spec.workload, name))
-        self.spec_hash = stable_hash(spec.model_dump(mode="json", exclude={"strategy", "trials", "seed"}))
+        self.spec_hash = stable_hash(spec.model_dump(mode="json", exclude={"strategy", "trials", "seed", "parallel_trials"}))
 
     @property
     def size(self) -> int:
@@ -359,8 +377,13 @@ class Sweep:
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of axis values (parameters slowest, so consecutive points share hardware)."""
+        return list(self.iter_grid())
+
+    def iter_grid(self) -> Iterator[dict[str, Any]]:
+        """:meth:`grid` one combination at a time (a 10^6-point grid is never built in memory)."""
         names = list(self.axes)
-        return [dict(zip(names, combo)) for combo in itertools.product(*(self.axes[n] for n in names))]
+        for combo in itertools.product(*(self.axes[n] for n in names)):
+            yield dict(zip(names, combo))
 
     def combo_at(self, index: int) -> dict[str, Any]:
         """The ``index``-th grid combination (same order as :meth:`grid`), without building the grid."""

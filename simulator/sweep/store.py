@@ -9,11 +9,15 @@ reuses them. ``members`` records which points belong to which spec, for the outp
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from hardware.errors import HwsimError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -34,7 +38,24 @@ CREATE TABLE IF NOT EXISTS runs (
     finished REAL,
     status TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outputs (
+    folder TEXT PRIMARY KEY,
+    spec_name TEXT NOT NULL,
+    spec_hash TEXT NOT NULL
+);
 """
+RUN_COLUMNS = {"pid": "INTEGER", "host": "TEXT"}  # added after the first release: stores made before lack them
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Store:
@@ -42,12 +63,24 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path))
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path))
+        except (OSError, sqlite3.Error) as exc:
+            raise HwsimError(f"{self.path}: cannot open the sweep store ({exc}); give another --out") from None
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+            for name, kind in RUN_COLUMNS.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+            self.db.commit()
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise HwsimError(f"{self.path}: not a hwsim sweep store ({exc}); delete it or give another --out") from None
+        self._next_seq: dict[str, int] = {}
 
     def close(self) -> None:
         """Close the database."""
@@ -89,10 +122,14 @@ class Store:
 
     def add_members(self, spec_hash: str, point_ids: Iterable[str]) -> None:
         """Record that these points belong to the spec (in the given order)."""
-        start = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM members WHERE spec_hash = ?",
-                                (spec_hash,)).fetchone()[0]
+        if spec_hash not in self._next_seq:
+            self._next_seq[spec_hash] = self.db.execute(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM members WHERE spec_hash = ?", (spec_hash,)).fetchone()[0]
+        ids = list(point_ids)
+        start = self._next_seq[spec_hash]
         self.db.executemany("INSERT OR IGNORE INTO members (spec_hash, point_id, seq) VALUES (?, ?, ?)",
-                            [(spec_hash, pid, start + i) for i, pid in enumerate(point_ids)])
+                            [(spec_hash, pid, start + i) for i, pid in enumerate(ids)])
+        self._next_seq[spec_hash] = start + len(ids)
         self.db.commit()
 
     def members(self, spec_hash: str) -> list[str]:
@@ -106,16 +143,67 @@ class Store:
              "WHERE m.spec_hash = ? ORDER BY m.seq")
         return [json.loads(r[0]) for r in self.db.execute(q, (spec_hash,))]
 
+    def iter_results(self, spec_hash: str, batch: int = 2000) -> Iterator[dict[str, Any]]:
+        """Like :meth:`results`, one row at a time (a million-point sweep never sits in memory at once)."""
+        q = ("SELECT p.result FROM members m JOIN points p ON p.point_id = m.point_id "
+             "WHERE m.spec_hash = ? ORDER BY m.seq")
+        cur = self.db.cursor()
+        cur.execute(q, (spec_hash,))
+        while rows := cur.fetchmany(batch):
+            for r in rows:
+                yield json.loads(r[0])
+
+    def count_results(self, spec_hash: str) -> int:
+        """Number of finished points of a spec."""
+        q = "SELECT COUNT(*) FROM members m JOIN points p ON p.point_id = m.point_id WHERE m.spec_hash = ?"
+        return int(self.db.execute(q, (spec_hash,)).fetchone()[0])
+
     def count(self) -> int:
         """Number of stored points."""
         return self.db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
 
     def start_run(self, spec_hash: str) -> int:
-        """Record a run starting; returns its row id."""
-        cur = self.db.execute("INSERT INTO runs (spec_hash, started, status) VALUES (?, ?, 'running')",
-                              (spec_hash, time.time()))
+        """Record a run starting (with this process's id and host, so that a later run can tell a run that was
+        killed from one still going); returns its row id."""
+        self.reap_killed_runs()
+        cur = self.db.execute("INSERT INTO runs (spec_hash, started, status, pid, host) VALUES (?, ?, 'running', ?, ?)",
+                              (spec_hash, time.time(), os.getpid(), socket.gethostname()))
         self.db.commit()
         return int(cur.lastrowid or 0)
+
+    def reap_killed_runs(self) -> int:
+        """Mark ``killed`` every run still ``running`` whose process on this host is gone (SIGKILL, power loss: a
+        process cannot record its own end then). Runs on other hosts are left as they are. Returns how many."""
+        host = socket.gethostname()
+        stale = [rowid for rowid, pid, h in self.db.execute(
+                 "SELECT rowid, pid, host FROM runs WHERE status = 'running'")
+                 if (pid is None and h is None) or (h == host and pid is not None and not pid_alive(int(pid)))]
+        if stale:
+            self.db.executemany("UPDATE runs SET status = 'killed' WHERE rowid = ?", [(r,) for r in stale])
+            self.db.commit()
+        return len(stale)
+
+    def runs(self, spec_hash: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded run (of one spec, or all), oldest first, with a true status."""
+        self.reap_killed_runs()
+        q = "SELECT spec_hash, started, finished, status, pid, host FROM runs"
+        args: tuple = ()
+        if spec_hash is not None:
+            q += " WHERE spec_hash = ?"
+            args = (spec_hash,)
+        keys = ("spec_hash", "started", "finished", "status", "pid", "host")
+        return [dict(zip(keys, r)) for r in self.db.execute(q + " ORDER BY rowid", args)]
+
+    def claim_outputs(self, folder: str, spec_name: str, spec_hash: str) -> tuple[str, str] | None:
+        """Record that ``folder``'s outputs belong to this spec, unless a spec of another name holds them: then
+        return that spec's (name, hash) and leave the record alone."""
+        row = self.db.execute("SELECT spec_name, spec_hash FROM outputs WHERE folder = ?", (folder,)).fetchone()
+        if row is not None and row[0] != spec_name:
+            return (row[0], row[1])
+        self.db.execute("INSERT OR REPLACE INTO outputs (folder, spec_name, spec_hash) VALUES (?, ?, ?)",
+                        (folder, spec_name, spec_hash))
+        self.db.commit()
+        return None
 
     def end_run(self, run_id: int, status: str) -> None:
         """Record how a run ended (finished, interrupted, failed)."""
@@ -123,7 +211,8 @@ class Store:
         self.db.commit()
 
     def last_status(self, spec_hash: str) -> str | None:
-        """Status of the spec's latest run, or None if it never ran here."""
+        """Status of the spec's latest run, or None if it never ran here (a killed run reads ``killed``)."""
+        self.reap_killed_runs()
         row = self.db.execute("SELECT status FROM runs WHERE spec_hash = ? ORDER BY rowid DESC LIMIT 1",
                               (spec_hash,)).fetchone()
         return row[0] if row else None
