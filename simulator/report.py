@@ -119,5 +119,5 @@ def write_plot(r: SimulationResult, path: str) -> None:
     fig.suptitle(f"{Path(r.model).name} on {r.target.name}: {r.phase}, latency {_time(r.latency_s)}, "
                  f"energy {_energy(r.energy_j)}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

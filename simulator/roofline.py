@@ -124,6 +124,6 @@ def write_roofline(result: SimulationResult, target: TargetBase, path: str | Pat
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return points

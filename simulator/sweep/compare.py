@@ -64,8 +64,9 @@ def write_compare_plot(rows: list[dict[str, Any]], path: Path, title: str) -> No
         ax.bar_label(bars, labels=[f"{v:.3g}" if r[key] is not None else "n/a" for v, r in zip(values, rows)],
                      fontsize=8)
         ax.set_title(label, fontsize=10)
+        ax.set_ylabel(label)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
