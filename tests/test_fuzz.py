@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every input boundary: preset YAML, CLI values, ``--set`` options and mutated ONNX files.
+"""Property-based fuzzing of every input boundary: preset YAML, CLI values, ``--set`` options, sweep specs and
+mutated ONNX files.
 
 Whatever the input, hwsim either answers with finite numbers (exit 0) or refuses with exactly one ``error:`` line
 and exit status 2: never an internal error, a traceback, or inf/nan in a result. The default run tries a few
@@ -232,3 +233,59 @@ def test_duplicate_keys_bools_infinities_and_implausible_values_in_presets(tmp_p
         result = CliRunner().invoke(main, ["simulate", MODEL, "--target", str(path), "--quiet"])
         check_outcome(result)
         assert result.exit_code == 2 and fragment in result.output, (name, result.output)
+
+
+SPEC_KEYS = ["name", "model", "models", "target", "parameters", "workload", "objectives", "constraints", "options",
+             "strategy", "trials", "seed", "parallel_trials", "dims", "colour"]
+SPEC_VALUES = st.one_of(st.sampled_from(BAD_NUMBERS), st.text(max_size=12), st.integers(-5, 5),
+                        st.sampled_from(["grid", "nsga2", "fits_memory", "latency_s <= 1", "energy_j >= x",
+                                         "'fits_memory: true'", MODEL, "pim-gpt", "no-such-target"]),
+                        st.lists(st.sampled_from([4, 8, -1, 0.5, "x", None, True]), max_size=3),
+                        st.dictionaries(st.sampled_from(["channels.value", "asic.vector_flops.value", "nope", "batch",
+                                                         "prompt_len", "phase", "latency_s", "fits_memory"]),
+                                        st.sampled_from([[4, 8], [0], "x", None, True, ["decode"], "<= 1", [16]]),
+                                        max_size=3))
+
+
+@st.composite
+def sweep_specs(draw) -> dict:
+    data = {"name": "f", "model": MODEL, "target": "pim-gpt", "parameters": {"channels.value": [4, 8]},
+            "workload": {"phase": ["decode"], "prompt_len": [16]}}
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(SPEC_KEYS))
+        if draw(st.booleans()) and key in data:
+            del data[key]
+        else:
+            data[key] = draw(SPEC_VALUES)
+    return data
+
+
+def _sweep_property(data: dict, tmp: Path) -> None:
+    spec_file = tmp / "s.yaml"
+    try:
+        spec_file.write_text(yaml.safe_dump(data))
+    except yaml.YAMLError:
+        return
+    result = CliRunner().invoke(main, ["sweep", str(spec_file), "--out", str(tmp / "out"), "--workers", "1",
+                                       "--quiet", "--trials", "3"])
+    check_outcome(result)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=sweep_specs())
+def test_mutated_sweep_specs_validate_or_refuse(data) -> None:
+    """The default run checks the spec boundary only (no simulation): a Sweep, or one-line HwsimError."""
+    from hardware.errors import HwsimError
+    from simulator.sweep.spec import sweep_from_dict
+
+    try:
+        sweep_from_dict(yaml.safe_load(yaml.safe_dump(data)), "s.yaml")
+    except HwsimError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("s.yaml"), str(exc)
+
+
+@pytest.mark.heavy
+@DEEP
+@given(data=sweep_specs())
+def test_mutated_sweep_specs_deep(tmp_path_factory, data) -> None:
+    _sweep_property(data, tmp_path_factory.mktemp("sweep"))

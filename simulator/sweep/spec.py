@@ -343,6 +343,8 @@ class Sweep:
                 path = base_dir / path
             if not path.exists():
                 raise HwsimError(f"{where}: field 'models.{i}': no such model file '{m}'")
+            if not path.is_file():
+                raise HwsimError(f"{where}: field 'models.{i}': '{m}' is a folder, not an ONNX file")
             self.models.append(str(path))
         try:
             self.base_target = load_target(spec.target)
