@@ -27,8 +27,8 @@ views between an embedding lookup and its reader.
 Traits: ``linear`` (a matrix product with a weight operand at slot 1 can be a linear layer), ``view`` (free),
 ``structural`` (never a block of its own), ``layout``, ``cast_through``, ``weight_transform`` (parameter in,
 parameter out), ``qdq_fusing`` (kernels read a DequantizeLinear input quantized), ``quant_transparent``,
-``integer_matmul``, ``expanding`` (output larger than its inputs, not evaluated at bind time), ``not_evaluated``
-(random).
+``integer_matmul``, ``fused_residual`` (a norm that adds the residual first), ``expanding`` (output larger than its
+inputs, not evaluated at bind time), ``not_evaluated`` (random).
 """
 
 from __future__ import annotations
@@ -255,13 +255,13 @@ _ENTRIES = [
     _op(ONNX, "Size", "shape", "op_costs:_movement"),
     _op(MS, "SkipGroupNorm", "norm", "op_costs:_elementwise", shape="contrib_ops:_same"),
     _op(ONNX, "SkipLayerNormalization", "norm", "contrib_costs:_norm", flops=9, shape="contrib_ops:_skip_norm",
-        norm_kind="layernorm", bias_slot=4),
+        norm_kind="layernorm", bias_slot=4, traits="fused_residual"),
     _op(MS, "SkipLayerNormalization", "norm", "contrib_costs:_norm", flops=9, shape="contrib_ops:_skip_norm",
-        norm_kind="layernorm", bias_slot=4),
+        norm_kind="layernorm", bias_slot=4, traits="fused_residual"),
     _op(ONNX, "SkipSimplifiedLayerNormalization", "norm", "contrib_costs:_norm", flops=6, shape="contrib_ops:_skip_norm",
-        norm_kind="rmsnorm", bias_slot=3),
+        norm_kind="rmsnorm", bias_slot=3, traits="fused_residual"),
     _op(MS, "SkipSimplifiedLayerNormalization", "norm", "contrib_costs:_norm", flops=6, shape="contrib_ops:_skip_norm",
-        norm_kind="rmsnorm", bias_slot=3),
+        norm_kind="rmsnorm", bias_slot=3, traits="fused_residual"),
     _op(ONNX, "Slice", "data-movement", "op_costs:_movement",
         joins="mask_reader mlp moe_routing qkv_path qkv_path_gather residual_epilogue routing_path",
         traits="weight_transform"),

@@ -10,6 +10,8 @@ from mapping.passes.context import Context
 FUSED = {e.name: e.norm_kind for e in op_table.TABLE.values() if e.norm_kind}
 #: Ops a decomposed LayerNorm/RMSNorm is built from.
 NORM_PARTS = op_table.names(joins="norm_part")
+#: Fused norms that add the residual first (onnxruntime's Skip*LayerNormalization).
+_FUSED_RESIDUAL = op_table.names(trait="fused_residual")
 
 
 def _grow(ctx: Context, x: str, seed: str) -> set[str]:
@@ -41,7 +43,7 @@ def run(ctx: Context) -> None:
         if kind is not None:
             width = int(ctx.bound.shapes[node.inputs[0]][-1])
             attrs = {"norm": kind, "dim": width}
-            if node.op_type.startswith("Skip"):
+            if node.op_type in _FUSED_RESIDUAL:
                 attrs["residual"] = True  # onnxruntime's SkipLayerNorm fuses the residual add into the norm
             ctx.add(Block("norm", "norm", None, [], attrs=attrs), [node.name])
             continue
