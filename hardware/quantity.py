@@ -25,7 +25,6 @@ UNITS: dict[str, dict[str, float]] = {
     "power": {"W": 1.0, "mW": 1e-3, "uW": 1e-6, "kW": 1e3},
     "flops": {"FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "PFLOP/s": 1e15, "OP/s": 1.0, "GOP/s": 1e9,
               "TOP/s": 1e12},
-    "area": {"mm2": 1e-6, "um2": 1e-12, "m2": 1.0},
     "count": {"": 1.0},
     "ratio": {"": 1.0, "%": 0.01},
 }
@@ -35,7 +34,7 @@ UNITS: dict[str, dict[str, float]] = {
 #: exponent off by 1e100) is refused instead of printing a 200-digit energy.
 PLAUSIBLE_MAX: dict[str, float] = {
     "time": 1e6, "frequency": 1e13, "bytes": 1e18, "bandwidth": 1e17, "energy": 1e6, "energy_per_bit": 1e-3,
-    "power": 1e7, "flops": 1e20, "area": 1.0, "count": 1e12, "ratio": float("inf"),  # Ratio checks (0, 1]
+    "power": 1e7, "flops": 1e20, "count": 1e12, "ratio": float("inf"),  # Ratio checks (0, 1]
 }
 
 
@@ -132,12 +131,6 @@ class FlopsPerSecond(Quantity):
     """A compute throughput (FLOP/s or OP/s)."""
 
     dimension: ClassVar[str] = "flops"
-
-
-class SquareMetres(Quantity):
-    """An area."""
-
-    dimension: ClassVar[str] = "area"
 
 
 class Count(Quantity):

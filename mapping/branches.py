@@ -13,11 +13,13 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
+from mapping.op_table import OP
+
 
 def selector_inputs(model: onnx.ModelProto) -> list[str]:
     """Graph inputs that are the condition of a top-level ``If`` node."""
     inputs = {i.name for i in model.graph.input}
-    return [n.input[0] for n in model.graph.node if n.op_type == "If" and n.input and n.input[0] in inputs]
+    return [n.input[0] for n in model.graph.node if n.op_type == OP.If and n.input and n.input[0] in inputs]
 
 
 def inline(model: onnx.ModelProto, take_then: bool) -> onnx.ModelProto:
@@ -30,7 +32,7 @@ def inline(model: onnx.ModelProto, take_then: bool) -> onnx.ModelProto:
     graph = out.graph
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
-        if node.op_type != "If" or node.input[0] not in selectors:
+        if node.op_type != OP.If or node.input[0] not in selectors:
             nodes.append(node)
             continue
         branch = next(a.g for a in node.attribute if a.name == ("then_branch" if take_then else "else_branch"))
@@ -39,7 +41,7 @@ def inline(model: onnx.ModelProto, take_then: bool) -> onnx.ModelProto:
         nodes.extend(branch.node)
         for sub, outer in zip(branch.output, node.output):
             if outer and sub.name != outer:
-                nodes.append(helper.make_node("Identity", [sub.name], [outer], name=f"{node.name}/{outer}"))
+                nodes.append(helper.make_node(OP.Identity, [sub.name], [outer], name=f"{node.name}/{outer}"))
     del graph.node[:]
     graph.node.extend(nodes)
     if take_then:

@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 
 from hardware.dtypes import tensor_bytes
-from mapping import contrib_ops
+from hardware.errors import HwsimError
+from mapping import contrib_ops, op_table
 from mapping.onnx_graph import Node
-from mapping.op_costs import FLOPS_PER_ELEMENT, MatmulDims, OpCost, Precision, dtype_for
+from mapping.op_costs import MatmulDims, OpCost, Precision, dtype_for
+from mapping.op_table import OP
 from mapping.shape_binding import BoundGraph
 
 
@@ -36,11 +38,23 @@ class _Ctx:
     def __init__(self, bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
                  kv_len: int | None = None) -> None:
         self.bound, self.node, self.klass, self.precision, self.kv_len = bound, node, klass, precision, kv_len
+        self.entry = op_table.lookup(node.domain, node.op_type)
         self.a = contrib_ops.args(node, bound.shapes, bound.dtypes, bound.values, f"{bound.graph.path}: node "
                                   f"'{node.name}' ({node.op_type})")
 
     def has(self, slot: int) -> bool:
         return self.a.has(slot)
+
+    @property
+    def per_element(self) -> int:
+        """The table's FLOPs per element of this op's elementwise part."""
+        assert self.entry is not None and self.entry.flops is not None, self.node.op_type
+        return self.entry.flops
+
+    def bias(self) -> int:
+        """1 when the table's optional bias input of this op is present (one add per element), else 0."""
+        slot = self.entry.bias_slot if self.entry is not None else None
+        return 1 if slot is not None and self.has(slot) else 0
 
     def name(self, slot: int) -> str:
         return self.node.inputs[slot]
@@ -104,9 +118,10 @@ def _int_matmul_dims(c: _Ctx, a_slot: int, b_slot: int, a_dtype: str | None = No
 
 def _float_matmul(c: _Ctx) -> list[OpCost]:
     # DynamicQuantizeMatMul quantises A to uint8 inside; MatMulIntegerToFloat reads int8/uint8 A
-    a_dtype = "uint8" if c.node.op_type == "DynamicQuantizeMatMul" else None
+    dynamic = c.node.op_type == OP.DynamicQuantizeMatMul
+    a_dtype = "uint8" if dynamic else None
     mm = _int_matmul_dims(c, 0, 1, a_dtype)
-    bias = 4 if c.node.op_type == "DynamicQuantizeMatMul" else 6
+    bias = 4 if dynamic else 6
     out = math.prod(c.bound.shapes[c.node.outputs[0]])
     flops = 2.0 * mm.batch * mm.m * mm.k * mm.n + out * (1 + (1 if c.has(bias) else 0))  # rescale (+ bias)
     return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
@@ -146,7 +161,7 @@ def _gemm_fast_gelu(c: _Ctx) -> list[OpCost]:
     sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(1)]
     m, k, n = math.prod(sa[:-1]), sa[-1], sb[-1]
     mm = MatmulDims(1, m, k, n, c.cls(c.name(1)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(1)))
-    flops = 2.0 * m * k * n + m * n * (FLOPS_PER_ELEMENT["FastGelu"] + (1 if c.has(2) else 0))
+    flops = 2.0 * m * k * n + m * n * (c.per_element + (1 if c.has(2) else 0))
     return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
 
 
@@ -185,24 +200,29 @@ def _embed_layer_norm(c: _Ctx) -> list[OpCost]:
     for slot in (5, 6):  # gamma, beta
         if c.has(slot):
             reads[c.cls(c.name(slot))] += c.nbytes(c.name(slot))
-    flops = rows * ((tables - 1) + FLOPS_PER_ELEMENT["LayerNormalization"])
+    flops = rows * ((tables - 1) + c.per_element)  # adds + LayerNorm
     return [c.op("gather", flops, reads, c.writes())]
 
 
-def _elementwise(per_element: int, category: str = "elementwise", bias_slot: int | None = None):  # noqa: ANN202
-    def rule(c: _Ctx) -> list[OpCost]:
-        elems = c.bound.numel(c.node.outputs[0])
-        extra = 1 if bias_slot is not None and c.has(bias_slot) else 0
-        return [c.op(category, elems * (per_element + extra), c.reads(), c.writes())]
-    return rule
+def _pointwise(c: _Ctx, category: str) -> list[OpCost]:
+    elems = c.bound.numel(c.node.outputs[0])
+    return [c.op(category, elems * (c.per_element + c.bias()), c.reads(), c.writes())]
 
 
-def _norm(op: str, bias_slot: int | None):  # noqa: ANN202
-    def rule(c: _Ctx) -> list[OpCost]:
-        elems = c.bound.numel(c.name(0))
-        extra = 1 if bias_slot is not None and c.has(bias_slot) else 0
-        return [c.op("norm", elems * (FLOPS_PER_ELEMENT[op] + extra), c.reads(), c.writes())]
-    return rule
+def _elementwise(c: _Ctx) -> list[OpCost]:
+    """BiasAdd-like ops: the table's FLOPs per output element."""
+    return _pointwise(c, "elementwise")
+
+
+def _activation(c: _Ctx) -> list[OpCost]:
+    """Fused GELU variants: the table's FLOPs per output element (+1 with the optional bias)."""
+    return _pointwise(c, "activation")
+
+
+def _norm(c: _Ctx) -> list[OpCost]:
+    """Fused norms: the table's FLOPs per input element (+1 with the optional bias)."""
+    elems = c.bound.numel(c.name(0))
+    return [c.op("norm", elems * (c.per_element + c.bias()), c.reads(), c.writes())]
 
 
 def _rotary(c: _Ctx) -> list[OpCost]:
@@ -288,7 +308,7 @@ def _gqa(c: _Ctx) -> list[OpCost]:
 
 
 def _mha(c: _Ctx, past_k: int, past_v: int) -> list[OpCost]:
-    if c.node.op_type == "DecoderMaskedMultiHeadAttention":
+    if c.node.op_type == OP.DecoderMaskedMultiHeadAttention:
         q = c.bound.shapes[c.name(0)]
         heads = int(c.node.attr("num_heads"))
         batch, seq, head = q[0], q[1], q[2] // heads
@@ -327,8 +347,8 @@ def _mha(c: _Ctx, past_k: int, past_v: int) -> list[OpCost]:
             if c.has(slot) and not c.kv_len:
                 used = min(c.bound.numel(c.name(slot)), used)
             target[c.cls(c.name(slot)) if c.has(slot) else "kv"] += tensor_bytes(used, kv_dt)
-    extra = c.reads([3, 4, 5]) if c.node.op_type != "DecoderMaskedMultiHeadAttention" else c.reads([3, 4])
-    bias = c.reads([3]) if c.node.op_type == "MultiHeadAttention" else {}
+    extra = c.reads([3, 4, 5]) if c.node.op_type != OP.DecoderMaskedMultiHeadAttention else c.reads([3, 4])
+    bias = c.reads([3]) if c.node.op_type == OP.MultiHeadAttention else {}
     writes_present = any(o for o in c.node.outputs[1:3])
     kv_write = tensor_bytes(batch * heads * new * (head + v_head), kv_dt) if writes_present else 0
     ops = []
@@ -341,7 +361,7 @@ def _mha(c: _Ctx, past_k: int, past_v: int) -> list[OpCost]:
 
 
 def _attention(c: _Ctx) -> list[OpCost]:
-    quant = c.node.op_type == "QAttention"
+    quant = c.node.op_type == OP.QAttention
     x = c.bound.shapes[c.name(0)]
     batch, seq, width = x[0], x[1], x[2]
     heads = int(c.node.attr("num_heads"))
@@ -382,40 +402,25 @@ def _attention(c: _Ctx) -> list[OpCost]:
                           kv_write, act, kv_dt)
 
 
-RULES = {
-    "MatMulNBits": _matmul_nbits, "DynamicQuantizeMatMul": _float_matmul, "MatMulIntegerToFloat": _float_matmul,
-    "QGemm": _qgemm, "FusedMatMul": _fused_matmul, "GemmFastGelu": _gemm_fast_gelu,
-    "GatherBlockQuantized": _gather_block_quantized, "EmbedLayerNormalization": _embed_layer_norm,
-    "RelativePositionBias": _relative_position_bias,
-    "SkipLayerNormalization": _norm("SkipLayerNormalization", 4),
-    "SkipSimplifiedLayerNormalization": _norm("SkipSimplifiedLayerNormalization", 3),
-    "SimplifiedLayerNormalization": _norm("SimplifiedLayerNormalization", None),
-    "FastGelu": _elementwise(FLOPS_PER_ELEMENT["FastGelu"], "activation", 1),
-    "BiasGelu": _elementwise(FLOPS_PER_ELEMENT["BiasGelu"], "activation"),
-    "Gelu": _elementwise(FLOPS_PER_ELEMENT["Gelu"], "activation"),
-    "QuickGelu": _elementwise(FLOPS_PER_ELEMENT["QuickGelu"], "activation"),
-    "BiasSplitGelu": _elementwise(FLOPS_PER_ELEMENT["Gelu"] + 2, "activation"),
-    "BiasAdd": _elementwise(2), "RotaryEmbedding": _rotary,
-    "GroupQueryAttention": _gqa, "Attention": _attention, "QAttention": _attention,
-    "MultiHeadAttention": lambda c: _mha(c, 6, 7), "DecoderMaskedMultiHeadAttention": lambda c: _mha(c, 5, 6),
-}
+def _mha_rule(c: _Ctx) -> list[OpCost]:
+    return _mha(c, 6, 7)
 
-#: Standard ONNX ops whose generic costing in op_costs reads the wrong operands.
-ONNX_RULES = {"QLinearMatMul": _qlinear_matmul}
+
+def _dmmha(c: _Ctx) -> list[OpCost]:
+    return _mha(c, 5, 6)
 
 
 def handles(node: Node) -> bool:
-    """True when this module costs ``node``."""
-    if node.op_type in ONNX_RULES and node.domain in ("", "ai.onnx"):
-        return True
-    return contrib_ops.handles(node) and node.op_type in RULES
+    """True when this module costs ``node`` (its op-table entry's cost rule is one of this module's)."""
+    entry = op_table.lookup(node.domain, node.op_type)
+    return entry is not None and entry.cost.startswith("contrib_costs:")
 
 
 def cost(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Precision,
          kv_len: int | None = None) -> list[OpCost]:
     """The parts of ``node`` (one OpCost for most ops, several for a fused attention). ``kv_len`` makes a fused
     attention attend to that many keys, the ones beyond its own new tokens read from the KV cache."""
-    rule = ONNX_RULES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-    rule = rule or RULES[node.op_type]
-    return rule(_Ctx(bound, node, klass, precision, kv_len))
-
+    entry = op_table.lookup(node.domain, node.op_type)
+    if entry is None or not entry.cost.startswith("contrib_costs:"):
+        raise HwsimError(f"{bound.graph.path}: node '{node.name}' ({node.op_type}) has no contrib cost rule")
+    return op_table.rule(entry.cost)(_Ctx(bound, node, klass, precision, kv_len))

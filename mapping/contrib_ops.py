@@ -14,14 +14,15 @@ from collections.abc import Callable
 import numpy as np
 
 from hardware.errors import HwsimError
+from mapping import op_table
 from mapping.onnx_graph import Node
+from mapping.op_table import OP
 
 Shape = tuple[int, ...]
 Out = dict[str, tuple[Shape, str]]
 
 #: Attention-like contrib ops (fused attention cores); recognised as attention blocks.
-ATTENTION_OPS = {"Attention", "QAttention", "MultiHeadAttention", "GroupQueryAttention",
-                 "DecoderMaskedMultiHeadAttention"}
+ATTENTION_OPS = op_table.names(category="attention", domain=op_table.MS)
 
 
 class _Args:
@@ -82,7 +83,7 @@ def _simplified_norm(a: _Args) -> Out:
     # LayerNormalization-like: Y, then mean / inv_std_var in float32 with the normalised axes reduced
     x, dt = a.shape(0), a.dtype(0)
     stat = (_stat_shape(x, int(a.node.attr("axis", -1))), "float32")
-    if a.node.op_type == "SimplifiedLayerNormalization":
+    if a.node.op_type == OP.SimplifiedLayerNormalization:
         return a.out([(x, dt), stat])  # Y, inv_std_var
     return a.out([(x, dt), stat, stat])
 
@@ -123,9 +124,10 @@ def _matmul_nbits(a: _Args) -> Out:
 
 def _float_matmul(a: _Args) -> Out:
     # DynamicQuantizeMatMul / MatMulIntegerToFloat: a float result of int8 operands (dtype of the B scale)
-    scale_slot = 2 if a.node.op_type == "DynamicQuantizeMatMul" else 3
+    dynamic = a.node.op_type == OP.DynamicQuantizeMatMul
+    scale_slot = 2 if dynamic else 3
     dtype = a.dtype(scale_slot) if a.has(scale_slot) else "float32"
-    if a.node.op_type == "DynamicQuantizeMatMul":
+    if dynamic:
         dtype = a.dtype(0)
     return a.out([(_matmul_shape(a.shape(0), a.shape(1), a.where), dtype)])
 
@@ -197,7 +199,7 @@ def _attention(a: _Args) -> Out:
     else:
         total = a.shape(2)[0] if a.has(2) else a.shape(1)[-1]
         q_hidden = v_hidden = total // 3
-    qattention = a.node.op_type == "QAttention"
+    qattention = a.node.op_type == OP.QAttention
     dtype = a.dtype(3) if qattention else a.dtype(0)
     past_slot = 8 if qattention else 4
     present = _attention_present(a, past_slot, x[0], x[1], heads, q_hidden // heads)
@@ -287,37 +289,24 @@ def _qlinear_binary(a: _Args) -> Out:
 
 
 def _quant_linear(a: _Args) -> Out:
-    if a.node.op_type == "DequantizeLinear":
+    if a.node.op_type == OP.DequantizeLinear:
         return a.out([(a.shape(0), a.dtype(1))])
     return a.out([(a.shape(0), a.dtype(2) if a.has(2) else "uint8")])
 
 
-RULES: dict[str, Callable[[_Args], Out]] = {
-    "FastGelu": _same, "BiasGelu": _same, "Gelu": _same, "QuickGelu": _same, "BiasAdd": _same,
-    "RotaryEmbedding": _same, "GroupNorm": _same, "SkipGroupNorm": _same, "QLinearSigmoid": _same,
-    "QLinearLeakyRelu": _same, "QLinearSoftmax": _same,
-    "SkipLayerNormalization": _skip_norm, "SkipSimplifiedLayerNormalization": _skip_norm,
-    "SimplifiedLayerNormalization": _simplified_norm, "LayerNormalization": _simplified_norm,
-    "BiasSplitGelu": _bias_split_gelu,
-    "MatMulNBits": _matmul_nbits, "DynamicQuantizeMatMul": _float_matmul, "MatMulIntegerToFloat": _float_matmul,
-    "FusedMatMul": _fused_matmul, "GemmFastGelu": _gemm_fast_gelu, "QGemm": _qgemm,
-    "GatherBlockQuantized": _gather_block_quantized, "EmbedLayerNormalization": _embed_layer_norm,
-    "Attention": _attention, "QAttention": _attention, "MultiHeadAttention": _mha,
-    "DecoderMaskedMultiHeadAttention": _dmmha, "GroupQueryAttention": _gqa,
-    "QLinearAdd": _qlinear_binary, "QLinearMul": _qlinear_binary, "RelativePositionBias": _relative_position_bias,
-    "QuantizeLinear": _quant_linear, "DequantizeLinear": _quant_linear,
-}
-
 #: Ops onnxruntime registers in the ONNX domain that ONNX itself has no schema for.
-ONNX_DOMAIN_EXTRAS = {"SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
-                      "FastGelu", "BiasGelu", "QuickGelu", "SkipLayerNormalization"}
+ONNX_DOMAIN_EXTRAS = frozenset(e.name for e in op_table.TABLE.values() if e.domain == op_table.ONNX and e.shape)
+
+
+def _rule(node: Node) -> Callable[[_Args], Out] | None:
+    entry = op_table.get(node.domain, node.op_type)
+    return op_table.rule(entry.shape) if entry is not None and entry.shape else None
 
 
 def handles(node: Node) -> bool:
-    """True when this module gives ``node``'s output shapes (contrib ops and ONNX-domain extras)."""
-    if node.domain == "com.microsoft":
-        return node.op_type in RULES
-    return node.domain in ("", "ai.onnx") and node.op_type in ONNX_DOMAIN_EXTRAS
+    """True when this module gives ``node``'s output shapes (the op table names a shape rule for its exact domain:
+    contrib ops and ONNX-domain extras)."""
+    return node.domain in ("", "ai.onnx", op_table.MS) and _rule(node) is not None
 
 
 def args(node: Node, shapes: dict[str, Shape], dtypes: dict[str, str], values: dict[str, np.ndarray],
@@ -333,12 +322,19 @@ def infer(node: Node, shapes: dict[str, Shape], dtypes: dict[str, str], values: 
         if i and i not in shapes:
             raise HwsimError(f"{where}: reads '{i}' whose shape is unknown")
     try:
-        return RULES[node.op_type](_Args(node, shapes, dtypes, values, where))
+        rule = _rule(node)
+        if rule is None:
+            raise HwsimError(f"{where}: hwsim has no shape rule for {node.domain or 'ai.onnx'}.{node.op_type}")
+        return rule(_Args(node, shapes, dtypes, values, where))
     except HwsimError:
         raise
     except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise HwsimError(f"{where}: cannot infer the output shapes of {node.op_type} from input shapes "
                          f"{[shapes.get(i) for i in node.inputs if i]} ({type(exc).__name__}: {exc})") from None
+
+
+_WEIGHT_AT_1 = (OP.MatMul, OP.Gemm, OP.MatMulInteger, OP.FusedMatMul)
+_WIDTH_KEEPING = (OP.Add, OP.Cast, OP.Mul, OP.RotaryEmbedding, OP.Identity)
 
 
 def _width(graph, tensor: str, depth: int = 0) -> int | None:  # noqa: ANN001 - OpGraph
@@ -349,15 +345,15 @@ def _width(graph, tensor: str, depth: int = 0) -> int | None:  # noqa: ANN001 - 
     node = graph.producer.get(tensor)
     if node is None or depth > 4:
         return None
-    if node.op_type == "MatMulNBits":
+    if node.op_type == OP.MatMulNBits:
         return int(node.attr("N"))
-    if node.op_type in ("MatMul", "Gemm", "MatMulInteger", "FusedMatMul"):
+    if node.op_type in _WEIGHT_AT_1:
         w = graph.tensors.get(node.inputs[1])
         if w is not None and w.dims and isinstance(w.dims[-1], int):
             trans = node.attr("transB", 0)
             return int(w.dims[0] if trans else w.dims[-1])
     acts = [i for i in node.inputs if i and graph.producer.get(i) is not None or i in graph.inputs]
-    if node.op_type in ("Add", "Cast", "Mul", "RotaryEmbedding", "Identity") and acts:
+    if node.op_type in _WIDTH_KEEPING and acts:
         return _width(graph, acts[0], depth + 1)
     return None
 
@@ -368,16 +364,17 @@ def implied_dims(graph) -> dict[str, int]:  # noqa: ANN001 - OpGraph
     MultiHeadAttention."""
     found: dict[str, int] = {}
     for node in graph.nodes:
-        if node.domain != "com.microsoft" or node.op_type not in ("GroupQueryAttention", "MultiHeadAttention"):
+        if node.domain != op_table.MS or node.op_type not in (OP.GroupQueryAttention, OP.MultiHeadAttention):
             continue
         heads = int(node.attr("num_heads", 0) or 0)
         kv = int(node.attr("kv_num_heads", heads) or heads)
-        slots = (3, 4) if node.op_type == "GroupQueryAttention" else (6, 7)
+        gqa = node.op_type == OP.GroupQueryAttention
+        slots = (3, 4) if gqa else (6, 7)
         width = _width(graph, node.inputs[0])
         packed = len(node.inputs) < 2 or not node.inputs[1]
         head = None
         if width and heads:
-            head = width // (heads + 2 * kv) if packed and node.op_type == "GroupQueryAttention" else width // heads
+            head = width // (heads + 2 * kv) if packed and gqa else width // heads
         for slot in slots:
             if slot >= len(node.inputs) or node.inputs[slot] not in graph.inputs:
                 continue

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from hardware.errors import HwsimError
+from mapping import op_table
 from mapping.onnx_graph import Node
+from mapping.op_table import OP
 
 
 def absent_source(binder: Any, node: Node, limit: int = 400) -> tuple[str, str] | None:
@@ -59,9 +61,8 @@ RULES: dict[str, Any] = {}
 
 
 #: Ops a routing mask passes through between the one-hot of the chosen experts and the NonZero that lists them.
-_ROUTING_PATH = {"Transpose", "Gather", "Cast", "Squeeze", "Unsqueeze", "Reshape", "Slice", "Greater", "Equal",
-                 "ReduceSum", "ReduceMax", "Not", "Identity", "Flatten", "Expand"}
-_REDUCE = {"ReduceSum", "ReduceMax"}
+_ROUTING_PATH = op_table.names(joins="routing_path")
+_REDUCE = {OP.ReduceSum, OP.ReduceMax}
 
 
 def _one_hot_source(binder: Any, node: Node) -> tuple[Node, bool] | None:
@@ -75,7 +76,7 @@ def _one_hot_source(binder: Any, node: Node) -> tuple[Node, bool] | None:
         if p is None or p.name in seen:
             continue
         seen.add(p.name)
-        if p.op_type == "OneHot":
+        if p.op_type == OP.OneHot:
             return p, reduced
         if p.op_type in _ROUTING_PATH:
             frontier.append((p.inputs[0], reduced or p.op_type in _REDUCE))
@@ -131,12 +132,12 @@ def _split_total(binder: Any, node: Node) -> int | None:
         nxt = []
         for t in frontier:
             for c in binder.g.consumers.get(t, []):
-                if c.op_type == "Split" and len(c.inputs) > 1:
+                if c.op_type == OP.Split and len(c.inputs) > 1:
                     t = binder.g.tensors.get(c.inputs[1])  # a constant, maybe not visited yet
                     value = binder.values.get(c.inputs[1], t.value if t is not None else None)
                     if value is not None:
                         return int(np.asarray(value).sum())
-                if c.op_type in ("Transpose", "Cast", "Identity"):
+                if c.op_type in (OP.Transpose, OP.Cast, OP.Identity):
                     nxt.extend(o for o in c.outputs if o)
         frontier = nxt
     return None
@@ -148,7 +149,7 @@ def _expert_order(binder: Any, onehot: Node) -> list[str]:
     if onehot.name not in cache:
         names = []
         for n in binder.g.nodes:
-            if n.op_type == "NonZero":
+            if n.op_type == OP.NonZero:
                 found = _one_hot_source(binder, n)
                 if found is not None and found[0] is onehot and not found[1]:
                     names.append(n.name)
@@ -156,4 +157,4 @@ def _expert_order(binder: Any, onehot: Node) -> list[str]:
     return cache[onehot.name]
 
 
-RULES["NonZero"] = _routing_nonzero
+RULES[OP.NonZero] = _routing_nonzero

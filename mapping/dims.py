@@ -17,7 +17,9 @@ from __future__ import annotations
 import ast
 import math
 
+from mapping import op_table
 from mapping.onnx_graph import OpGraph
+from mapping.op_table import OP
 
 #: Words of names that are sizes of the model, not lengths (``kv_cache_dim``, ``num_channels``, ``height``).
 _SIZE_WORDS = ("dim", "channel", "height", "width", "hidden", "head", "feature")
@@ -91,6 +93,10 @@ def positional_kind(graph: OpGraph, places: list[tuple[str, int]]) -> str:
     return "other"
 
 
+#: Ops a value passes through unchanged in meaning (casts, identities, quantize/dequantize).
+_CAST_THROUGH = op_table.names(trait="cast_through")
+
+
 def _through(graph: OpGraph, tensor: str) -> list[tuple[str, str]]:
     """(node op, input tensor) pairs reached forwards from ``tensor`` through pass-through ops."""
     found = []
@@ -103,7 +109,7 @@ def _through(graph: OpGraph, tensor: str) -> list[tuple[str, str]]:
                 continue
             seen.add(c.name)
             found.append((c, t))
-            if c.op_type in ("Cast", "Identity", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
+            if c.op_type in _CAST_THROUGH:
                 frontier.extend(o for o in c.outputs if o)
     return found
 
@@ -116,11 +122,11 @@ def _image_dims(graph: OpGraph, name: str, dims: tuple) -> dict[str, int]:
     """
     out: dict[str, int] = {}
     for node, _ in _through(graph, name):
-        if node.op_type not in ("Conv", "ConvInteger", "QLinearConv"):
+        if node.op_type not in (OP.Conv, OP.ConvInteger, OP.QLinearConv):
             continue
-        weight = node.inputs[3] if node.op_type == "QLinearConv" else node.inputs[1]
+        weight = node.inputs[3] if node.op_type == OP.QLinearConv else node.inputs[1]
         p = graph.producer.get(weight)
-        if p is not None and p.op_type == "DequantizeLinear":  # a QDQ export: the quantized initializer
+        if p is not None and p.op_type == OP.DequantizeLinear:  # a QDQ export: the quantized initializer
             weight = p.inputs[0]
         w = graph.tensors.get(weight)
         if w is None or w.dims is None or len(w.dims) != len(dims) or len(w.dims) < 3:
@@ -151,9 +157,9 @@ def _position_grid(graph: OpGraph, width: int) -> int | None:
             continue
         rows = int(t.dims[-2])
         readers = graph.consumers.get(t.name, [])
-        readers = readers + [c for r in readers if r.op_type == "DequantizeLinear" for c in graph.consumers.get(
+        readers = readers + [c for r in readers if r.op_type == OP.DequantizeLinear for c in graph.consumers.get(
             r.outputs[0], [])]
-        if rows < 4 or not any(c.op_type == "Add" for c in readers):
+        if rows < 4 or not any(c.op_type == OP.Add for c in readers):
             continue
         for n in (rows - 1, rows):
             side = math.isqrt(n)
@@ -171,7 +177,7 @@ def _concat_dims(graph: OpGraph, names: set[str]) -> dict[str, int]:
     known = graph.inferred_dims()
     out: dict[str, int] = {}
     for node in graph.nodes:
-        if node.op_type != "Concat":
+        if node.op_type != OP.Concat:
             continue
         for i in node.inputs:
             if i not in graph.inputs:

@@ -41,11 +41,6 @@ class AttentionInfo:
     causal_known: bool = True
     causal_evidence: str = ""
 
-    @property
-    def group_size(self) -> int:
-        """Query heads per KV head (1 for MHA, heads for MQA)."""
-        return max(1, self.heads // max(1, self.kv_heads))
-
 
 @dataclass
 class Block:

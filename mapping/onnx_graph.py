@@ -19,6 +19,7 @@ from onnx import helper, numpy_helper, shape_inference
 from hardware.dtypes import from_onnx, is_float
 from hardware.errors import HwsimError
 from mapping import branches
+from mapping.op_table import OP
 from mapping.quant import mark_quantized_weights
 
 #: Inline constants up to this many elements are decoded (shape vectors, scalars, small masks).
@@ -295,7 +296,7 @@ def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
             vi = declared.get(out)
             dtype = from_onnx(vi.type.tensor_type.elem_type) if vi is not None else "float32"
             dims = _dims_of(vi.type) if vi is not None else None
-            if proto.op_type == "Constant":
+            if proto.op_type == OP.Constant:
                 value = node.attr("value")
                 if value is None:
                     for key in ("value_float", "value_int", "value_floats", "value_ints"):

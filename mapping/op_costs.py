@@ -23,30 +23,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware.dtypes import is_float, tensor_bytes
-from mapping import quant
+from mapping import op_table, quant
 from mapping.onnx_graph import Node
+from mapping.op_table import OP
 from mapping.shape_binding import BoundGraph
 
-MATMUL_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "MatMulNBits", "FusedMatMul", "Einsum"}
-CONV_OPS = {"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"}
-VIEW_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
-MOVE_OPS = {"Transpose", "Concat", "Split", "Slice", "Expand", "Tile", "Pad", "Gather", "GatherND",
-            "GatherElements", "ScatterND", "ScatterElements", "DepthToSpace", "SpaceToDepth", "Resize",
-            "Trilu", "CumSum", "Range", "ConstantOfShape", "Shape", "Size", "EyeLike", "OneHot", "NonZero"}
-NO_FLOP_ELEMENTWISE = {"Cast", "CastLike", "Where", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual",
-                       "And", "Or", "Xor", "Not", "IsNaN", "IsInf", "Dropout", "Sign", "BitShift"}
-FLOPS_PER_ELEMENT = {
-    "Softmax": 5, "LogSoftmax": 6,
-    "LayerNormalization": 8, "SkipLayerNormalization": 9, "GroupNormalization": 8, "InstanceNormalization": 8,
-    "BatchNormalization": 2, "SimplifiedLayerNormalization": 5, "RMSNormalization": 5,
-    "SkipSimplifiedLayerNormalization": 6,
-    "Gelu": 8, "FastGelu": 8, "BiasGelu": 9, "QuickGelu": 4, "Silu": 4, "Swish": 4, "Mish": 5, "HardSwish": 3,
-}
-NORM_OPS = {"LayerNormalization", "SkipLayerNormalization", "GroupNormalization", "InstanceNormalization",
-            "BatchNormalization", "SimplifiedLayerNormalization", "RMSNormalization",
-            "SkipSimplifiedLayerNormalization"}
-REDUCE_OPS = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceL1",
-              "ReduceSumSquare", "ReduceLogSumExp", "ArgMax", "ArgMin", "TopK"}
+#: Name sets of the op table, kept for callers of this module (the table is the source: mapping/op_table.py).
+MATMUL_OPS = op_table.names(trait="linear") | op_table.names(cost="op_costs:_einsum")
+CONV_OPS = op_table.names(cost="op_costs:_conv")
+VIEW_OPS = op_table.names(trait="view")
+MOVE_OPS = op_table.names(cost="op_costs:_movement") | op_table.names(cost="op_costs:_gather")
+NO_FLOP_ELEMENTWISE = op_table.names(cost="op_costs:_zero_flop")
+FLOPS_PER_ELEMENT = {e.name: e.flops for e in op_table.TABLE.values()
+                     if e.domain == op_table.ONNX and e.flops is not None and e.category in ("softmax", "norm", "activation")}
+NORM_OPS = op_table.names(category="norm", domain=op_table.ONNX)
+REDUCE_OPS = op_table.names(cost="op_costs:_reduce")
 
 
 @dataclass
@@ -113,8 +104,10 @@ class OpCost:
 
 
 #: Ops that turn parameters into parameters (done once, offline): their outputs stay weights.
-WEIGHT_TRANSFORMS = {"Transpose", "Cast", "DequantizeLinear", "Reshape", "Identity", "Unsqueeze", "Squeeze",
-                     "Concat", "Split", "Slice", "Flatten", "Mul", "Div", "Expand"}
+WEIGHT_TRANSFORMS = op_table.names(trait="weight_transform")
+
+
+_SHAPE_READERS = (OP.Shape, OP.Size)
 
 
 def tensor_classes(bound: BoundGraph, kv_inputs: set[str]) -> dict[str, str]:
@@ -138,7 +131,7 @@ def tensor_classes(bound: BoundGraph, kv_inputs: set[str]) -> dict[str, str]:
                 klass[t.name] = "act"
     for node in g.nodes:
         ins = [klass[i] for i in node.inputs if i]
-        if node.op_type in ("Shape", "Size") or all(c == "const" for c in ins):
+        if node.op_type in _SHAPE_READERS or all(c == "const" for c in ins):
             c = "const"
         elif node.op_type in WEIGHT_TRANSFORMS and all(c in ("weight", "const") for c in ins):
             c = "weight"
@@ -169,12 +162,12 @@ def _matmul_dims(bound: BoundGraph, node: Node, klass: dict[str, str]) -> Matmul
     sa, sb = bound.shapes[a], bound.shapes[b]
     out = bound.shapes[node.outputs[0]]
     weight_operand = klass.get(b) == "weight" or klass.get(a) == "weight"
-    if node.op_type == "Gemm":
+    if node.op_type == OP.Gemm:
         m = sa[1] if node.attr("transA", 0) else sa[0]
         k = sa[0] if node.attr("transA", 0) else sa[1]
         n = sb[0] if node.attr("transB", 0) else sb[1]
         return MatmulDims(1, int(m), int(k), int(n), weight_operand)
-    if node.op_type == "MatMulNBits":
+    if node.op_type == OP.MatMulNBits:
         k = int(node.attr("K"))
         n = int(node.attr("N"))
         m = int(np.prod(sa[:-1]))
@@ -208,7 +201,7 @@ def _einsum_flops(bound: BoundGraph, node: Node) -> float:
 
 
 #: Ops whose kernels read DequantizeLinear outputs as the quantized values (ONNX Runtime's QDQ fusions).
-_QDQ_FUSING = {"MatMul", "Gemm", "Conv", "Gather"}
+_QDQ_FUSING = op_table.names(trait="qdq_fusing")
 
 
 def _operand_dtype(bound: BoundGraph, name: str, klass: dict[str, str], precision: Precision) -> str:
@@ -227,10 +220,12 @@ def cost_ops(bound: BoundGraph, node: Node, klass: dict[str, str], precision: Pr
     """The costed parts of ``node``: one :class:`OpCost`, or several for a fused contrib attention
     (see :mod:`mapping.contrib_costs`); ``kv_len`` re-costs a fused attention over that many keys (a decode step
     of a graph without KV-cache inputs)."""
-    from mapping import contrib_costs  # contrib_costs builds on this module
-
     outs = [o for o in node.outputs if o]
-    if contrib_costs.handles(node) and not (outs and klass.get(outs[0]) in ("const", "weight")):
+    entry = op_table.lookup(node.domain, node.op_type)
+    if entry is not None and not entry.cost.startswith("op_costs:") and not (
+            outs and klass.get(outs[0]) in ("const", "weight")):
+        from mapping import contrib_costs  # contrib_costs builds on this module
+
         return contrib_costs.cost(bound, node, klass, precision, kv_len)
     return [cost_node(bound, node, klass, precision)]
 
@@ -260,49 +255,93 @@ def cost_node(bound: BoundGraph, node: Node, klass: dict[str, str], precision: P
     for i in ins:
         reads[klass.get(i, "act")] += nbytes(i)
     writes = sum(nbytes(o) for o in outs)
-    out_elems = sum(bound.numel(o) for o in outs)
-    matmul = None
-    if op in MATMUL_OPS:
-        category = "matmul"
-        if op == "Einsum":
-            flops = _einsum_flops(bound, node)
-        else:
-            matmul = _matmul_dims(bound, node, klass)
-            matmul.a_dtype, matmul.b_dtype = (_operand_dtype(bound, node.inputs[i], klass, precision) for i in (0, 1))
-            flops = 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n
-            if op == "Gemm" and len(ins) > 2:
-                flops += out_elems  # bias add
-    elif op in CONV_OPS:
-        category = "conv"
-        w = bound.shapes[node.inputs[1]]
-        flops = 2.0 * out_elems * int(np.prod(w[1:]))
-    elif op in ("Softmax", "LogSoftmax"):
-        category = "softmax"
-        flops = float(FLOPS_PER_ELEMENT[op] * out_elems)
-    elif op in NORM_OPS:
-        category = "norm"
-        flops = float(FLOPS_PER_ELEMENT[op] * bound.numel(ins[0]))
-    elif op in FLOPS_PER_ELEMENT:
-        category = "activation"
-        flops = float(FLOPS_PER_ELEMENT[op] * out_elems)
-    elif op in REDUCE_OPS:
-        category = "reduce"
-        flops = float(bound.numel(ins[0]))
-    elif op in ("Gather", "GatherND", "GatherElements"):
-        category = "gather"
-        flops = 0.0
-        table = ins[0]
-        if klass.get(table) == "weight":
-            # an embedding lookup reads only the selected rows of the table
-            reads["weight"] = tensor_bytes(bound.numel(outs[0]), dtype_for(bound, table, "weight", precision))
-    elif op in MOVE_OPS:
-        category = "movement"
-        flops = 0.0
-    elif op in NO_FLOP_ELEMENTWISE:
-        category = "elementwise"
-        flops = 0.0
-    else:
-        category = "elementwise"
-        flops = float(out_elems)
+    entry = op_table.lookup(node.domain, op)
+    ref = entry.cost if entry is not None and entry.cost.startswith("op_costs:") else "op_costs:_elementwise"
+    category, flops, matmul = op_table.rule(ref)(_Parts(bound, node, klass, precision, entry, ins, outs, reads))
     return OpCost(node.name, op, category, flops, reads["weight"], reads["act"] + reads["const"], writes,
                   reads["kv"], 0, in_shapes, out_shapes, matmul)
+
+
+@dataclass
+class _Parts:
+    """What a generic cost rule reads: the node, its tensors and the bytes it reads by class (rules may adjust)."""
+
+    bound: BoundGraph
+    node: Node
+    klass: dict[str, str]
+    precision: Precision
+    entry: op_table.OpInfo | None
+    ins: list[str]
+    outs: list[str]
+    reads: dict[str, int]
+
+    @property
+    def out_elems(self) -> int:
+        return sum(self.bound.numel(o) for o in self.outs)
+
+    @property
+    def per_element(self) -> int:
+        assert self.entry is not None and self.entry.flops is not None, self.node.op_type
+        return self.entry.flops
+
+
+Rule = tuple[str, float, MatmulDims | None]  # (OpCost category, FLOPs, matrix-product dims)
+
+
+# -- generic cost rules: the op table's ``cost`` of standard ONNX ops points at these ---------------------------------
+def _matmul(p: _Parts) -> Rule:
+    matmul = _matmul_dims(p.bound, p.node, p.klass)
+    matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision) for i in (0, 1))
+    flops = 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n
+    if p.node.op_type == OP.Gemm and len(p.ins) > 2:
+        flops += p.out_elems  # bias add
+    return "matmul", flops, matmul
+
+
+def _einsum(p: _Parts) -> Rule:
+    return "matmul", _einsum_flops(p.bound, p.node), None
+
+
+def _conv(p: _Parts) -> Rule:
+    w = p.bound.shapes[p.node.inputs[1]]
+    return "conv", 2.0 * p.out_elems * int(np.prod(w[1:])), None
+
+
+def _softmax(p: _Parts) -> Rule:
+    return "softmax", float(p.per_element * p.out_elems), None
+
+
+def _norm(p: _Parts) -> Rule:
+    return "norm", float(p.per_element * p.bound.numel(p.ins[0])), None
+
+
+def _activation(p: _Parts) -> Rule:
+    return "activation", float(p.per_element * p.out_elems), None
+
+
+def _reduce(p: _Parts) -> Rule:
+    return "reduce", float(p.bound.numel(p.ins[0])), None
+
+
+def _gather(p: _Parts) -> Rule:
+    table = p.ins[0]
+    if p.klass.get(table) == "weight":
+        # an embedding lookup reads only the selected rows of the table
+        p.reads["weight"] = tensor_bytes(p.bound.numel(p.outs[0]), dtype_for(p.bound, table, "weight", p.precision))
+    return "gather", 0.0, None
+
+
+def _movement(p: _Parts) -> Rule:
+    return "movement", 0.0, None
+
+
+def _zero_flop(p: _Parts) -> Rule:
+    return "elementwise", 0.0, None
+
+
+def _elementwise(p: _Parts) -> Rule:
+    return "elementwise", float(p.out_elems), None
+
+
+def _view(p: _Parts) -> Rule:
+    return "view", 0.0, None  # never reached: cost_node returns views before it looks up a rule

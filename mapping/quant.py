@@ -13,37 +13,30 @@ import math
 from typing import TYPE_CHECKING
 
 from hardware.dtypes import tensor_bytes
+from mapping import op_table
+from mapping.op_table import OP
 
 if TYPE_CHECKING:
     from mapping.onnx_graph import Node, OpGraph
 
 #: op type -> input slots that hold quantized weight data, scales or zero points when they are initializers.
-WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {
-    "MatMulNBits": (1, 2, 3, 4),          # B, scales, zero_points, g_idx
-    "GatherBlockQuantized": (0, 2, 3),    # data, scales, zero_points
-    "MatMulInteger": (1, 3),              # B, b_zero_point
-    "DynamicQuantizeMatMul": (1, 2, 3),   # B, b_scale, b_zero_point
-    "MatMulIntegerToFloat": (1, 3, 5),    # B, b_scale, b_zero_point
-    "QLinearMatMul": (3, 4, 5),           # b, b_scale, b_zero_point
-    "QLinearConv": (3, 4, 5),             # w, w_scale, w_zero_point
-    "ConvInteger": (1, 3),                # w, w_zero_point
-    "QAttention": (1, 4, 7),              # weight, weight_scale, weight_zero_point
-    "QGemm": (3, 4, 5),                   # B, b_scale, b_zero_point
-    "DequantizeLinear": (0, 1, 2),        # x (quantized), x_scale, x_zero_point
-    "Gather": (0,),                       # an int8 embedding table (quantize_dynamic), dequantized after the gather
-}
+#: (MatMulNBits: B, scales, zero_points, g_idx; GatherBlockQuantized: data, scales, zero_points; MatMulInteger: B,
+#: b_zero_point; QLinearMatMul / QGemm: b, b_scale, b_zero_point; QAttention: weight, weight_scale,
+#: weight_zero_point; DequantizeLinear: x, x_scale, x_zero_point; Gather: an int8 embedding table, dequantized
+#: after the gather). The op table keeps them (``weight_slots``).
+WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {e.name: e.weight_slots for e in op_table.TABLE.values() if e.weight_slots}
 
 #: Integer formats of quantized weight data (a Gather of an int64 table is shape arithmetic, not a weight).
 QUANTIZED_DTYPES = {"int8", "uint8", "int4", "uint4", "int16", "int32"}
 
 #: Ops the recognition passes look through (the value they carry is the same tensor, requantised).
-TRANSPARENT = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+TRANSPARENT = op_table.names(trait="quant_transparent")
 
 #: Integer matrix products that compute what a MatMul of the dequantized operands would.
-INTEGER_MATMULS = frozenset({"MatMulInteger", "QLinearMatMul"})
+INTEGER_MATMULS = op_table.names(trait="integer_matmul")
 
 #: Ops a dequantized weight or activation may pass through on its way to a matrix product (layout only).
-LAYOUT_OPS = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+LAYOUT_OPS = op_table.names(trait="layout")
 
 
 def _packed_bits(node: Node, slot: int, dtype: str) -> int | None:
@@ -51,9 +44,9 @@ def _packed_bits(node: Node, slot: int, dtype: str) -> int | None:
     if dtype != "uint8":
         return None
     bits = int(node.attr("bits", 4))
-    if node.op_type == "MatMulNBits" and slot in (1, 3) and bits < 8:
+    if node.op_type == OP.MatMulNBits and slot in (1, 3) and bits < 8:
         return bits
-    if node.op_type == "GatherBlockQuantized" and slot in (0, 3) and bits < 8:
+    if node.op_type == OP.GatherBlockQuantized and slot in (0, 3) and bits < 8:
         return bits
     return None
 
@@ -74,7 +67,7 @@ def mark_quantized_weights(graph: OpGraph) -> None:
             continue
         if math.prod(int(d) for d in data.dims or ()) <= 1:  # type: ignore[arg-type]
             continue
-        if node.op_type == "Gather" and not any(c.op_type == "DequantizeLinear" for o in node.outputs
+        if node.op_type == OP.Gather and not any(c.op_type == OP.DequantizeLinear for o in node.outputs
                                                 for c in graph.consumers.get(o, [])):
             continue
         for slot in slots:
@@ -122,7 +115,7 @@ def weight_sources(graph: OpGraph, tensor: str, limit: int = 16) -> list[str]:
     if t is not None and t.role == "weight" and graph.producer.get(tensor) is None:
         return [tensor]
     node = graph.producer.get(tensor)
-    if node is None or limit <= 0 or node.op_type not in LAYOUT_OPS | {"DequantizeLinear", "Cast"}:
+    if node is None or limit <= 0 or node.op_type not in LAYOUT_OPS | {OP.DequantizeLinear, OP.Cast}:
         return []
     found: list[str] = []
     for i in node.inputs:
@@ -135,10 +128,10 @@ def before_qdq(graph: OpGraph, tensor: str) -> str:
     """The tensor a QuantizeLinear -> DequantizeLinear pair (or chain of them) was applied to, else ``tensor``."""
     for _ in range(4):
         dq = graph.producer.get(tensor)
-        if dq is None or dq.op_type != "DequantizeLinear":
+        if dq is None or dq.op_type != OP.DequantizeLinear:
             break
         q = graph.producer.get(dq.inputs[0])
-        if q is None or q.op_type != "QuantizeLinear":
+        if q is None or q.op_type != OP.QuantizeLinear:
             break
         tensor = q.inputs[0]
     return tensor
@@ -151,7 +144,7 @@ def dequant_source(graph: OpGraph, tensor: str) -> Node | None:
         node = graph.producer.get(tensor)
         if node is None:
             return None
-        if node.op_type == "DequantizeLinear":
+        if node.op_type == OP.DequantizeLinear:
             return node
         if node.op_type not in LAYOUT_OPS:
             return None
@@ -169,7 +162,7 @@ def fusable_dequant(graph: OpGraph, node: Node, fusing: set[str]) -> bool:
     """True when every reader of a DequantizeLinear's output is an op in ``fusing`` (through layout ops):
     the kernel of that op reads the quantized values directly (QDQ fusion), so the DequantizeLinear moves
     nothing of its own."""
-    if node.op_type != "DequantizeLinear":
+    if node.op_type != OP.DequantizeLinear:
         return False
     frontier = [node.outputs[0]]
     seen = 0

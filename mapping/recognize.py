@@ -13,6 +13,7 @@ import numpy as np
 
 from hardware.errors import HwsimError
 from mapping import dims as dims_meaning
+from mapping import op_table
 from mapping.contrib_ops import implied_dims
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
@@ -22,6 +23,10 @@ from mapping.shape_binding import bind
 
 #: Probe sizes: distinct so that heads, batch and sequence are never confused.
 PROBE = {"batch": 2, "seq": 13, "past": 5, "total": 18, "other": [11, 7, 17, 19, 23]}
+
+
+#: Ops never reported as unrecognised (views, shape reads, constants).
+_STRUCTURAL = op_table.names(trait="structural")
 
 
 def kv_cache_inputs(graph: OpGraph) -> list[str]:
@@ -196,8 +201,7 @@ def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
         if node.name in owner:
             continue
         outs = [o for o in node.outputs if o]
-        if all(ctx.klass.get(o) in ("const", "weight") for o in outs) or node.op_type in (
-                "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Shape", "Constant"):
+        if all(ctx.klass.get(o) in ("const", "weight") for o in outs) or node.op_type in _STRUCTURAL:
             continue
         unrecognised.append(node.name)
     ir = TransformerIR(

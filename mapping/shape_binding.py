@@ -21,15 +21,14 @@ from onnx.reference.ops import load_op
 
 from hardware.dtypes import from_onnx
 from hardware.errors import HwsimError
-from mapping import contrib_ops, data_dependent
+from mapping import contrib_ops, data_dependent, op_table
 from mapping.onnx_graph import SMALL_CONSTANT_ELEMENTS, Node, OpGraph
+from mapping.op_table import OP
 
 #: Ops whose outputs can be far larger than their inputs: their shapes are inferred before any evaluation.
-_EXPANDING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Pad", "Upsample", "EyeLike", "OneHot",
-              "Trilu", "Where"}
+_EXPANDING = op_table.names(trait="expanding")
 #: Ops that cannot be evaluated from values (random, or needing training state).
-_NOT_EVALUATED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-                  "Bernoulli", "Dropout"}
+_NOT_EVALUATED = op_table.names(trait="not_evaluated")
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
            ast.Div: operator.floordiv, ast.Mod: operator.mod}
@@ -156,7 +155,7 @@ class _Binder:
 
     # -- one node -------------------------------------------------------------------------------------------
     def _visit(self, node: Node) -> None:
-        if node.op_type == "Constant":
+        if node.op_type == OP.Constant:
             t = self.g.tensors[node.outputs[0]]
             if t.value is None:
                 raise HwsimError(f"{self.g.path}: Constant node '{node.name}' has no readable value")
@@ -165,9 +164,9 @@ class _Binder:
             self.values[t.name] = t.value
             return
         ins = [i for i in node.inputs if i]
-        if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx"):
+        if node.op_type in (OP.Shape, OP.Size) and node.domain in ("", "ai.onnx"):
             shape = self.shapes[node.inputs[0]]
-            if node.op_type == "Shape":
+            if node.op_type == OP.Shape:
                 rank = len(shape)
                 start = node.attr("start", 0)
                 end = node.attr("end", rank)
@@ -203,7 +202,7 @@ class _Binder:
                 cls = load_op(key[0], key[1], self.opsets.get(key[0], self.g.opset))
             except Exception:  # noqa: BLE001 - unknown op: fall back to shape inference only
                 # ONNX's reference has Q/DQ only from opset 19, whose semantics extend the older ones
-                if key[1] not in ("QuantizeLinear", "DequantizeLinear"):
+                if key[1] not in (OP.QuantizeLinear, OP.DequantizeLinear):
                     return False
                 try:
                     cls = load_op(key[0], key[1], 19)

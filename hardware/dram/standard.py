@@ -215,12 +215,6 @@ class DramStandard(_Strict):
         """Command-clock period in seconds."""
         return self.organization.tCK_ns.value * 1e-9
 
-    @property
-    def channel_bandwidth_bytes_per_s(self) -> float:
-        """Peak data bandwidth of one channel (all its pseudo-channels together)."""
-        org = self.organization
-        return org.bus_width_bits.value * org.data_rate_gbps.value * 1e9 / 8
-
 
 class _FieldError(Exception):
     """A validation failure at ``loc`` (a path into the YAML document)."""

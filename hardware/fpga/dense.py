@@ -1,8 +1,10 @@
 """hls4ml-style cost model of one matrix layer (Dense, per-token Dense, and activation x activation products).
 
 What HLS schedules for hls4ml 1.3's kernels (``nnet_dense_latency.h``, ``nnet_dense_resource.h``), with the
-constants fitted to published csynth reports (``simulator/validation/fpga_published.yaml``; the points that set
-each constant are named there and in ``reports/fpga_validation.md``):
+constants fitted to published csynth reports: the committed notebook outputs of fastmachinelearning/hls4ml-tutorial
+("tutorial part N" below; commit and cell per point) and the C-synthesis baselines of fastmachinelearning/hls4ml
+(test/pytest/baselines). ``simulator/validation/fpga_published.yaml`` lists each point with its repository, commit
+and cell, and which constant it sets (``reports/fpga_validation.md`` compares them):
 
 - Zero weights are skipped: ``N = n_in * n_out`` weights of which ``zeros`` quantise to 0 (``parameters.h``'s
   ``n_zeros``). Latency strategy: ``m = ceil(N/R) - floor(zeros/R)`` multipliers (hls4ml's ``multiplier_limit``,

@@ -1,5 +1,7 @@
-"""hls4ml project emission for small transformers, built from our layer list (hls4ml's ONNX frontend is not
-transformer-ready: it drops activation x activation MatMuls and rejects LayerNorm; shared/reference/published.md).
+"""hls4ml project emission for small transformers, built from our layer list (hls4ml 1.3.0's ONNX frontend is not
+transformer-ready: its ``MatMul`` layer is "only supported as an intermediate form that gets converted to a Dense
+layer" (``hls4ml/model/layers.py``, pass ``matmul_const_to_dense``), so an activation x activation product has no
+kernel, and ``hls4ml/converters/onnx/`` has no LayerNormalization handler).
 
 The layers of :func:`mapping.fpga.pipeline.build_layers` become hls4ml layer dicts (Dense, Einsum for Q.K^T and
 P.V, Softmax, LayerNormalization, Activation relu, Merge add, BatchNormalization as a constant scale, Reshape,

@@ -24,17 +24,17 @@ from hardware.fpga.fixed import FixedType, parse_fixed
 from hardware.fpga.layers import elementwise_estimate, layernorm_estimate, softmax_estimate, wiring_estimate
 from hardware.fpga.pipeline import PipelineEstimate, evaluate_pipeline
 from hardware.fpga.spec import FpgaTarget
+from mapping import op_table
 from mapping.onnx_graph import Node, load_graph
+from mapping.op_table import OP
 from mapping.shape_binding import bind
 
-HINTS = {
-    "Gelu": "hls4ml 1.3 has no GELU kernel: use ReLU in the model",
-    "Erf": "this is an exact GELU; hls4ml 1.3 has no GELU kernel: use ReLU in the model",
-    "Gather": "embedding lookups are not supported: export the model from its embedded inputs",
-    "Where": "attention masks are not supported: export without a mask",
-    "Expand": "attention masks are not supported: export without a mask",
-    "Conv": "convolutions are outside this transformer emitter: use hls4ml's own ONNX/QONNX frontend",
-}
+#: op type -> why the emitter refuses it and what to do instead (the op table's ``fpga_hint``).
+HINTS = {e.name: e.fpga_hint for e in op_table.TABLE.values() if e.fpga_hint}
+
+
+#: hls4ml activation layer kinds (the op table's ``fpga`` of Relu, Gelu, Elu, Sigmoid, Tanh).
+_ACTIVATIONS = ("relu", "gelu", "elu", "sigmoid", "tanh")
 
 
 @dataclass
@@ -114,19 +114,21 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
             continue
         op, ins, out = node.op_type, list(node.inputs), node.outputs[0] if node.outputs else ""
         attrs = _Attrs(node)
-        if op == "Constant":
+        entry = op_table.get(node.domain, op)
+        kind = entry.fpga if entry is not None else None  # the hls4ml layer kind the table maps this op to
+        if kind == "constant":
             if graph.tensors[out].value is None:
                 raise HwsimError(f"{path}: node '{node.name}' (Constant): its value cannot be decoded")
             consts[out] = graph.tensors[out].value
             continue
-        if op in ("Identity", "Dropout"):
+        if kind == "wire":
             producer[out] = src(ins[0], node)
             continue
-        if op in ("MatMul", "Gemm"):
+        if kind == "dense":
             a, b = ins[0], ins[1]
             if b in consts and a not in consts:
                 w = consts[b].astype(np.float64)
-                if op == "Gemm":
+                if op == OP.Gemm:
                     if attrs.get("transA", 0):
                         raise HwsimError(f"{path}: node '{node.name}' (Gemm): transA=1 is not supported")
                     if attrs.get("transB", 0):
@@ -135,10 +137,10 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
                 if w.ndim != 2:
                     raise HwsimError(f"{path}: node '{node.name}' ({op}): weight must be 2-D, got {w.shape}")
                 bias = np.zeros(w.shape[1])
-                if op == "Gemm" and len(ins) > 2 and ins[2]:
+                if op == OP.Gemm and len(ins) > 2 and ins[2]:
                     bias = np.broadcast_to(consts[ins[2]] * attrs.get("beta", 1.0), (w.shape[1],)).astype(np.float64)
                 users = consumers.get(out, [])
-                if op == "MatMul" and len(users) == 1 and users[0].op_type == "Add":
+                if op == OP.MatMul and len(users) == 1 and users[0].op_type == OP.Add:
                     other = [t for t in users[0].inputs if t != out]
                     if other and other[0] in consts and consts[other[0]].size == w.shape[1]:
                         bias = consts[other[0]].reshape(-1).astype(np.float64)
@@ -148,7 +150,7 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
                 add(node, "dense", [src(a, node)], out, n_in=w.shape[0], n_out=w.shape[1], weight=w, bias=bias,
                     vectors=math.prod(in_shape[:-1]))
                 continue
-            if op == "MatMul" and a not in consts and b not in consts:
+            if op == OP.MatMul and a not in consts and b not in consts:
                 sa, sb = shape_of(a, node), shape_of(b, node)
                 if len(sa) != len(sb) or len(sa) > 3 or sa[:-2] != sb[:-2] or sa[-1] != sb[-2]:
                     raise HwsimError(f"{path}: node '{node.name}' (MatMul): activation x activation product of shapes "
@@ -158,24 +160,24 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
                 add(node, "matmul", [src(a, node), src(b, node)], out, equation=eq, inp0_shape=sa, inp1_shape=sb,
                     n_in=sa[-1], n_out=math.prod(sb[:-2]) * sb[-1], vectors=sa[-2])
                 continue
-        if op in ("Mul", "Div") and len(ins) == 2 and ins[1] in consts and consts[ins[1]].size == 1:
+        if kind == "scale" and len(ins) == 2 and ins[1] in consts and consts[ins[1]].size == 1:
             value = float(consts[ins[1]].reshape(-1)[0])
-            add(node, "scale", [src(ins[0], node)], out, factor=value if op == "Mul" else 1.0 / value)
+            add(node, "scale", [src(ins[0], node)], out, factor=value if op == OP.Mul else 1.0 / value)
             continue
-        if op == "Mul" and ins[0] in consts and consts[ins[0]].size == 1:
+        if op == OP.Mul and ins[0] in consts and consts[ins[0]].size == 1:
             add(node, "scale", [src(ins[1], node)], out, factor=float(consts[ins[0]].reshape(-1)[0]))
             continue
-        if op == "Add" and len(ins) == 2 and ins[0] not in consts and ins[1] not in consts:
+        if kind == "add" and len(ins) == 2 and ins[0] not in consts and ins[1] not in consts:
             sa, sb = shape_of(ins[0], node), shape_of(ins[1], node)
             if sa != sb:
                 raise HwsimError(f"{path}: node '{node.name}' (Add): broadcasting {sa} + {sb} is not supported")
             add(node, "add", [src(ins[0], node), src(ins[1], node)], out)
             continue
-        if op in ("Relu", "Gelu", "Elu", "Sigmoid", "Tanh"):
-            extra = {"alpha": float(attrs.get("alpha", 1.0))} if op == "Elu" else {}
-            add(node, op.lower(), [src(ins[0], node)], out, **extra)
+        if kind in _ACTIVATIONS:
+            extra = {"alpha": float(attrs.get("alpha", 1.0))} if kind == "elu" else {}
+            add(node, kind, [src(ins[0], node)], out, **extra)
             continue
-        if op == "Softmax":
+        if kind == "softmax":
             shape = shape_of(ins[0], node)
             axis = attrs.get("axis", -1)
             if axis not in (-1, len(shape)):
@@ -183,7 +185,7 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
             add(node, "softmax", [src(ins[0], node)], out, n=shape[-1], rows=math.prod(shape[:-1]),
                 tokens=shape[-2] if len(shape) > 1 else 1)
             continue
-        if op == "LayerNormalization":
+        if kind == "layernorm":
             shape = shape_of(ins[0], node)
             if attrs.get("axis", -1) not in (-1, len(shape)) or ins[1] not in consts:
                 raise HwsimError(f"{path}: node '{node.name}' (LayerNormalization): only a last-axis norm with "
@@ -193,10 +195,10 @@ def build_layers(path: str) -> tuple[list[PipeLayer], list[str]]:
                 gamma=consts[ins[1]].astype(np.float64), beta=np.asarray(beta, np.float64),
                 epsilon=float(attrs.get("epsilon", 1e-5)))
             continue
-        if op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+        if kind == "reshape":
             add(node, "reshape", [src(ins[0], node)], out)
             continue
-        if op == "Transpose":
+        if kind == "transpose":
             perm = list(attrs.get("perm", []))
             if not perm or perm[0] != 0:
                 raise HwsimError(f"{path}: node '{node.name}' (Transpose): the batch axis must stay first, perm={perm}")

@@ -6,19 +6,22 @@ from collections import deque
 
 import numpy as np
 
+from mapping import op_table
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
+from mapping.op_table import OP
 from mapping.passes import causality
 from mapping.passes.context import PATH_OPS, Context
-from mapping.quant import INTEGER_MATMULS, TRANSPARENT
+from mapping.quant import INTEGER_MATMULS
 
 #: Ops allowed between the score matmul and the PV matmul.
-CORE_OPS = {"Mul", "Div", "Add", "Sub", "Where", "Softmax", "Cast", "Dropout", "Reshape", "Identity", "Max",
-            "Min", "Clip", "Tanh", "Exp", "ReduceMax", "ReduceSum", "Not", "Expand", "Squeeze", "Unsqueeze"} | TRANSPARENT
+CORE_OPS = op_table.names(joins="attention_core")
+#: Layout ops around a cached K/V.
+_LAYOUT_OPS = op_table.names(joins="attention_layout")
 
 
 def _bmm(ctx: Context, node: Node) -> bool:
-    return (node.op_type == "MatMul" or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
+    return (node.op_type == OP.MatMul or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 
 def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
@@ -45,7 +48,7 @@ def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
                 if c.op_type in CORE_OPS:
                     seen.add(c.name)
                     parents[c.name] = node.name
-                    if c.op_type == "Softmax" and softmax is None:
+                    if c.op_type == OP.Softmax and softmax is None:
                         softmax = c
                     queue.append(c)
         if len(seen) > 60:
@@ -63,7 +66,7 @@ def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
 
 
 #: Also between a fused QKV projection and K/V: Falcon's dynamo export picks heads with GatherND.
-_QKV_PATH_OPS = PATH_OPS | {"GatherND", "GatherElements"}
+_QKV_PATH_OPS = op_table.names(joins="qkv_path_gather")
 
 
 def _projection(ctx: Context, tensor: str) -> Node | None:
@@ -82,7 +85,7 @@ def _output_projection(ctx: Context, pv: Node) -> Node | None:
             seen.add(c.name)
             if c.name in ctx.linear:
                 return c
-            if c.op_type in {"Transpose", "Reshape", "Cast", "Concat", "Flatten", "Squeeze", "Unsqueeze"} | TRANSPARENT:
+            if c.op_type in _LAYOUT_OPS:
                 queue.extend(o for o in c.outputs if o)
     return None
 

@@ -22,14 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mapping import op_table
 from mapping.onnx_graph import Node
+from mapping.op_table import OP
 from mapping.passes.context import PATH_OPS, Context
 from mapping.quant import before_qdq
 
-_COMPARE = {"Less", "Greater", "LessOrEqual", "GreaterOrEqual"}
+_COMPARE = op_table.names(joins="mask_compare")
 #: Ops that read a folded mask buffer (slicing it to [q, kv] and applying it); a weight is read by a matmul, a
 #: position table by a Gather.
-_MASK_READERS = {"Slice", "Cast", "Where", "Expand", "Reshape", "Unsqueeze", "Equal", "Not", "Identity", "Squeeze"}
+_MASK_READERS = op_table.names(joins="mask_reader")
 
 
 @dataclass
@@ -60,7 +62,7 @@ def _as_allowed(value: np.ndarray) -> np.ndarray | None:
 def _bias_lookups(ctx: Context, nodes: set[str]) -> set[str]:
     """Nodes among ``nodes`` that only feed the index of a bias-table Gather (T5 relative position buckets)."""
     # the table is a weight, or a quantized one (an integer initializer dequantized after the lookup)
-    lookups = [ctx.nodes[n] for n in nodes if ctx.nodes[n].op_type in ("Gather", "GatherBlockQuantized")
+    lookups = [ctx.nodes[n] for n in nodes if ctx.nodes[n].op_type in (OP.Gather, OP.GatherBlockQuantized)
                and ctx.klass.get(ctx.nodes[n].inputs[0]) in ("weight", "const")
                and len(ctx.bound.shapes.get(ctx.nodes[n].inputs[0], ())) == 2]
     if not lookups:
@@ -73,7 +75,7 @@ def _side_tensors(ctx: Context, core: set[str], operands: set[str]) -> list[tupl
     out = []
     for name in core:
         node = ctx.nodes[name]
-        if node.op_type not in ("Add", "Where"):
+        if node.op_type not in (OP.Add, OP.Where):
             continue
         ins = [i for i in node.inputs if i]
         score_side = next((i for i in ins if (p := ctx.producer(i)) is not None and p.name in core), "")
@@ -94,7 +96,7 @@ def judge(ctx: Context, core: set[str], operands: set[str], q_len: int, kv_len: 
         value = ctx.bound.values.get(before_qdq(ctx.graph, mask))
         if value is not None:
             allowed = _as_allowed(value)
-            if allowed is not None and node.op_type == "Where":
+            if allowed is not None and node.op_type == OP.Where:
                 allowed = value.reshape(-1, *value.shape[-2:])[0].astype(bool)
                 allowed = allowed if node.inputs[1] == score_side else ~allowed
             if allowed is not None and allowed.shape == (q_len, kv_len):
@@ -124,7 +126,7 @@ def judge(ctx: Context, core: set[str], operands: set[str], q_len: int, kv_len: 
     # 3. construction ops
     for name in side_nodes:
         node = ctx.nodes[name]
-        if node.op_type == "Trilu":
+        if node.op_type == OP.Trilu:
             return Verdict(True, True, f"triangular mask ({node.name})")
         if node.op_type in _COMPARE:
             shape = ctx.bound.shapes.get(node.outputs[0], ())
@@ -149,7 +151,7 @@ def _from_ranges(ctx: Context, node: Node) -> bool:
     """Both operands of a comparison come from Range ops (position indices)."""
     for i in node.inputs[:2]:
         names = ctx.ancestors([i], limit=40, data_only=False)
-        if not any(ctx.nodes[n].op_type == "Range" for n in names) and not (
+        if not any(ctx.nodes[n].op_type == OP.Range for n in names) and not (
                 (v := ctx.bound.values.get(i)) is not None and v.size > 1):
             return False
     return True
@@ -183,7 +185,7 @@ def _absent_mask(ctx: Context, nodes: set[str], q_len: int) -> str | None:
 def _lm_head_over_vocab(ctx: Context) -> bool:
     """A graph output has as many columns as the token embedding has rows: logits over the vocabulary."""
     vocab = {int(ctx.bound.shapes[n.inputs[0]][0]) for n in ctx.graph.nodes
-             if n.op_type == "Gather" and ctx.klass.get(n.inputs[0]) == "weight" and len(ctx.bound.shapes[n.inputs[0]]) == 2}
+             if n.op_type == OP.Gather and ctx.klass.get(n.inputs[0]) == "weight" and len(ctx.bound.shapes[n.inputs[0]]) == 2}
     return any((shape := ctx.bound.shapes.get(out, ())) and int(shape[-1]) in vocab for out in ctx.graph.outputs)
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from mapping import op_table
 from mapping.ir import Block
 from mapping.onnx_graph import Node
-from mapping.op_costs import MATMUL_OPS, tensor_classes
-from mapping.quant import TRANSPARENT
+from mapping.op_costs import tensor_classes
+from mapping.op_table import OP
 from mapping.shape_binding import BoundGraph
 
 #: Ops that may sit between a projection and the attention matmuls (reshapes, rotary embedding, GQA repeat).
-PATH_OPS = {"Reshape", "Transpose", "Split", "Slice", "Squeeze", "Unsqueeze", "Mul", "Div", "Add", "Sub", "Neg",
-            "Concat", "Cast", "Expand", "Gather", "Identity", "Tile", "Flatten", "RotaryEmbedding", "Sqrt"} | TRANSPARENT
+PATH_OPS = op_table.names(joins="qkv_path")
+
+#: Matrix products that can be a linear layer (weight operand at input 1).
+LINEAR_OPS = op_table.names(trait="linear")
 
 
 class Context:
@@ -29,15 +32,15 @@ class Context:
         self.blocks: list[Block] = []
         self.linear: dict[str, tuple[int, int]] = {}
         for n in self.graph.nodes:
-            if n.op_type in MATMUL_OPS and n.op_type != "Einsum" and len(n.inputs) >= 2:
+            if n.op_type in LINEAR_OPS and len(n.inputs) >= 2:
                 if self.klass.get(n.inputs[1]) == "weight" and self.klass.get(n.inputs[0]) in ("act", "kv"):
                     self.linear[n.name] = self._linear_dims(n)
 
     def _linear_dims(self, n: Node) -> tuple[int, int]:
         w = self.bound.shapes[n.inputs[1]]
-        if n.op_type == "Gemm" and n.attr("transB", 0):
+        if n.op_type == OP.Gemm and n.attr("transB", 0):
             return int(w[1]), int(w[0])
-        if n.op_type == "MatMulNBits":
+        if n.op_type == OP.MatMulNBits:
             return int(n.attr("K")), int(n.attr("N"))
         return int(w[-2]), int(w[-1])
 

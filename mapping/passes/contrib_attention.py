@@ -17,12 +17,13 @@ import numpy as np
 from mapping import contrib_ops
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
+from mapping.op_table import OP
 from mapping.passes.attention import _output_projection, _projection
 from mapping.passes.context import Context
 
 #: Contrib matrix products with a weight operand: op -> slot of the weight.
-LINEAR_WEIGHT_SLOT = {"DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1, "GemmFastGelu": 1, "QGemm": 3,
-                      "QLinearMatMul": 3}
+LINEAR_WEIGHT_SLOT = {OP.DynamicQuantizeMatMul: 1, OP.MatMulIntegerToFloat: 1, OP.GemmFastGelu: 1, OP.QGemm: 3,
+                      OP.QLinearMatMul: 3}
 
 
 def register_linears(ctx: Context) -> None:
@@ -33,7 +34,7 @@ def register_linears(ctx: Context) -> None:
             continue
         if ctx.klass.get(n.inputs[slot]) == "weight" and ctx.is_act(n.inputs[0]):
             w = ctx.bound.shapes[n.inputs[slot]]
-            trans = n.op_type == "QGemm" and n.attr("transB", 0)
+            trans = n.op_type == OP.QGemm and n.attr("transB", 0)
             ctx.linear[n.name] = (int(w[-1]), int(w[0])) if trans else (int(w[-2]), int(w[-1]))
 
 
@@ -64,21 +65,21 @@ def _facts(ctx: Context, node: Node) -> dict:
     op = node.op_type
     heads = int(node.attr("num_heads"))
     out: dict = {"heads": heads, "kv_heads": heads, "cross": False}
-    if op == "GroupQueryAttention":
+    if op == OP.GroupQueryAttention:
         _, _, heads, kv_heads, head, _, _ = contrib_ops.gqa_dims(a)
         out.update(kv_heads=kv_heads, head_dim=head, causal=True, past=(_slot(node, 3), _slot(node, 4)),
                    q=node.inputs[0], k=_slot(node, 1), v=_slot(node, 2), rotary=bool(node.attr("do_rotary", 0)),
                    window=int(node.attr("local_window_size", -1)))
         return out
-    if op in ("Attention", "QAttention"):
+    if op in (OP.Attention, OP.QAttention):
         sizes = node.attr("qkv_hidden_sizes")
         width = int(sizes[0]) if sizes is not None else ctx.bound.shapes[node.inputs[1]][-1] // 3
-        past = _slot(node, 8 if op == "QAttention" else 4)
+        past = _slot(node, 8 if op == OP.QAttention else 4)
         out.update(head_dim=width // heads, causal=bool(node.attr("unidirectional", 0)), past=(past, past),
                    q=node.inputs[0], k="", v="", packed_projection=True)
         return out
     # MultiHeadAttention / DecoderMaskedMultiHeadAttention
-    if op == "MultiHeadAttention":
+    if op == OP.MultiHeadAttention:
         _, _, _, head, _, _ = contrib_ops.mha_dims(a)
         past = (_slot(node, 6), _slot(node, 7))
         bias_slots = (4, 5)
@@ -97,7 +98,7 @@ def _facts(ctx: Context, node: Node) -> dict:
         causal = False
     elif unidirectional is not None:
         causal = bool(unidirectional)
-    elif op == "DecoderMaskedMultiHeadAttention" or cached:
+    elif op == OP.DecoderMaskedMultiHeadAttention or cached:
         causal = True  # a self-attention that keeps a KV cache generates token by token
     else:
         evidence = [_triangular(ctx, _slot(node, s)) for s in bias_slots if _slot(node, s)]
@@ -120,12 +121,12 @@ def run(ctx: Context) -> None:
             continue
         if node.op_type in contrib_ops.ATTENTION_OPS:
             _attention(ctx, node)
-        elif node.op_type == "EmbedLayerNormalization":
+        elif node.op_type == OP.EmbedLayerNormalization:
             table = ctx.bound.shapes[node.inputs[2]]
             ctx.add(Block("token_embedding", "embedding", None, [],
                           attrs={"kind": "token", "rows": int(table[0]), "dim": int(table[1]), "fused_norm": True}),
                     [node.name])
-        elif node.op_type == "GatherBlockQuantized" and ctx.klass.get(node.inputs[0]) == "weight":
+        elif node.op_type == OP.GatherBlockQuantized and ctx.klass.get(node.inputs[0]) == "weight":
             table = contrib_ops.gather_block_quantized_table(_args(ctx, node))
             ctx.add(Block("token_embedding", "embedding", None, [],
                           attrs={"kind": "token", "rows": int(table[0]), "dim": int(math.prod(table[1:])),
@@ -161,7 +162,7 @@ def _attention(ctx: Context, node: Node) -> None:
         if proj is None or proj is node or not tensor:
             continue
         path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj)
-        if any(ctx.nodes[n].op_type == "RotaryEmbedding" for n in path):
+        if any(ctx.nodes[n].op_type == OP.RotaryEmbedding for n in path):
             attrs["rotary"] = True
         ctx.claim(block, sorted(path, key=ctx.index))
         ctx.claim(block, [proj.name])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mapping.ir import Block
 from mapping.op_costs import VIEW_OPS
+from mapping.op_table import OP
 from mapping.passes.context import Context
 from mapping.quant import TRANSPARENT
 
@@ -19,9 +20,9 @@ def _scale_like(ctx: Context, tensor: str, depth: int = 0) -> bool:
     node = ctx.producer(tensor)
     if node is None or depth > 4:
         return False
-    if node.op_type == "DynamicQuantizeLinear":
+    if node.op_type == OP.DynamicQuantizeLinear:
         return tensor != node.outputs[0]
-    if node.op_type in ("Mul", "Cast", "Reshape", "Unsqueeze"):
+    if node.op_type in (OP.Mul, OP.Cast, OP.Reshape, OP.Unsqueeze):
         return all(_scale_like(ctx, i, depth + 1) for i in ctx.act_inputs(node))
     return False
 
@@ -48,7 +49,7 @@ def run(ctx: Context) -> None:
                 continue
             if node.op_type in TRANSPARENT:
                 data = node.inputs[0]
-            elif node.op_type in ("Mul", "Cast") and not _scale_like(ctx, ins[0]):
+            elif node.op_type in (OP.Mul, OP.Cast) and not _scale_like(ctx, ins[0]):
                 rest = [i for i in ins if i != ins[0]]
                 if not rest or not all(_scale_like(ctx, i) for i in rest):
                     continue

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from mapping import op_table
 from mapping.ir import Block
+from mapping.op_table import OP
 from mapping.passes.context import Context
+
+#: Views between an embedding lookup and its reader.
+_VIEWS = op_table.names(joins="embedding_view")
 
 
 def _index_kind(ctx: Context, tensor: str, int_inputs: set[str]) -> str:
@@ -11,7 +16,7 @@ def _index_kind(ctx: Context, tensor: str, int_inputs: set[str]) -> str:
     source = tensor
     while source not in int_inputs:
         node = ctx.producer(source)
-        if node is None or node.op_type not in ("Reshape", "Squeeze", "Unsqueeze", "Cast", "Flatten", "Identity"):
+        if node is None or node.op_type not in _VIEWS:
             value = ctx.bound.values.get(tensor)
             if value is not None and value.size > 1 and (value == value.flat[0]).all():
                 return "segment"  # a constant index for every token: token-type ids buffered as zeros
@@ -32,7 +37,7 @@ def run(ctx: Context) -> None:
     for node in g.nodes:
         if node.name in ctx.owner:
             continue
-        if node.op_type == "Gather" and ctx.klass.get(node.inputs[0]) == "weight":
+        if node.op_type == OP.Gather and ctx.klass.get(node.inputs[0]) == "weight":
             rows, dim = ctx.bound.shapes[node.inputs[0]][0], ctx.bound.shapes[node.inputs[0]][-1]
             index_src = node.inputs[1]
             kind = _index_kind(ctx, index_src, int_inputs)
@@ -43,7 +48,7 @@ def run(ctx: Context) -> None:
             ctx.add(Block(f"{kind}_embedding", "embedding", None, [],
                           attrs={"kind": kind, "rows": int(rows), "dim": int(dim)}),
                     sorted(feeding | {node.name}, key=ctx.index))
-        elif node.op_type == "Conv" and ctx.klass.get(node.inputs[1]) == "weight" and node.inputs[0] in g.inputs:
+        elif node.op_type == OP.Conv and ctx.klass.get(node.inputs[1]) == "weight" and node.inputs[0] in g.inputs:
             w = ctx.bound.shapes[node.inputs[1]]
             ctx.add(Block("patch_embedding", "embedding", None, [],
                           attrs={"kind": "patch", "dim": int(w[0]), "patch": list(map(int, w[2:]))}), [node.name])

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
+from mapping import op_table
 from mapping.ir import Block
+from mapping.op_table import OP
 from mapping.passes.context import Context
-from mapping.quant import TRANSPARENT
 
 #: Ops allowed between the up and down projections.
-MLP_OPS = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Relu", "Sigmoid", "Tanh", "Erf", "Mul", "Add", "Div",
-           "Pow", "Sub", "Cast", "Split", "Slice", "Silu", "Swish", "HardSigmoid", "HardSwish", "Mish", "Elu",
-           "LeakyRelu", "Softplus", "Clip", "Identity", "Dropout", "Reshape", "Exp", "Neg", "Reciprocal"} | TRANSPARENT
+MLP_OPS = op_table.names(joins="mlp")
+#: The nonlinearities among them (an MLP has one).
+NONLINEAR = op_table.names(joins="mlp_nonlinear")
 
 
 def _activation(ops: set[str]) -> str:
-    if ops & {"Gelu", "FastGelu", "BiasGelu"}:
+    if ops & {OP.Gelu, OP.FastGelu, OP.BiasGelu}:
         return "gelu"
-    if "Erf" in ops:
+    if OP.Erf in ops:
         return "gelu"
-    if "Tanh" in ops and "Pow" in ops:
+    if OP.Tanh in ops and OP.Pow in ops:
         return "gelu_tanh"
-    if "QuickGelu" in ops:
+    if OP.QuickGelu in ops:
         return "quick_gelu"
-    if ops & {"Silu", "Swish"} or "Sigmoid" in ops:
+    if ops & {OP.Silu, OP.Swish} or OP.Sigmoid in ops:
         return "silu"
-    if "Relu" in ops:
+    if OP.Relu in ops:
         return "relu"
-    if "Tanh" in ops:
+    if OP.Tanh in ops:
         return "gelu_tanh"
     return "unknown"
 
@@ -46,12 +47,11 @@ def run(ctx: Context) -> None:
         path = {n for n in path if ctx.nodes[n].op_type in MLP_OPS and n not in ctx.owner}
         path &= set().union(*(ctx.descendants(u) for u in ups))
         ops = {ctx.nodes[n].op_type for n in path}
-        nonlinear = ops & {"Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Relu", "Sigmoid", "Tanh", "Erf", "Silu",
-                           "Swish", "HardSigmoid", "HardSwish", "Mish", "Elu", "LeakyRelu", "Softplus"}
+        nonlinear = ops & NONLINEAR
         if not nonlinear:
             continue
-        split = bool(ops & {"Split", "Slice"})
-        gated = len(ups) >= 2 or (split and "Mul" in ops)
+        split = bool(ops & {OP.Split, OP.Slice})
+        gated = len(ups) >= 2 or (split and OP.Mul in ops)
         d_model, width = ctx.linear[ups[0].name]
         d_ff = width // 2 if (split and len(ups) == 1 and gated) else width
         block = Block("mlp", "mlp", None, [], attrs={

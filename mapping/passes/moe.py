@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from mapping import op_table
 from mapping.ir import Block
+from mapping.op_table import OP
 from mapping.passes.context import Context
 
 #: Ops between the router linear and its TopK.
-_SCORE_OPS = {"Softmax", "Sigmoid", "Cast", "Reshape", "Identity", "Div", "Add"}
+_SCORE_OPS = op_table.names(joins="moe_score")
 #: Ops of the dispatch/combine arithmetic that belong to the router block.
-_ROUTING_OPS = {"OneHot", "Transpose", "ReduceSum", "ReduceMax", "Greater", "Equal", "NonZero", "Split", "Squeeze",
-                "Unsqueeze", "Gather", "GatherElements", "GatherND", "Cast", "Reshape", "Flatten", "Expand",
-                "ScatterElements", "ScatterND", "Where", "Shape", "ConstantOfShape", "Slice", "Concat", "Div", "Mul",
-                "Softmax", "TopK", "Identity", "Not", "Less", "Sub", "Add"}
+_ROUTING_OPS = op_table.names(joins="moe_routing")
 
 
 def _router_linear(ctx: Context, topk_input: str) -> str | None:
@@ -32,7 +31,7 @@ def _router_linear(ctx: Context, topk_input: str) -> str | None:
 def run(ctx: Context) -> None:
     """Add a ``router`` block per TopK over a per-expert linear, claiming the routing arithmetic."""
     for node in ctx.graph.nodes:
-        if node.op_type != "TopK" or node.name in ctx.owner:
+        if node.op_type != OP.TopK or node.name in ctx.owner:
             continue
         router = _router_linear(ctx, node.inputs[0])
         k = ctx.bound.values.get(node.inputs[1]) if len(node.inputs) > 1 else None
@@ -54,7 +53,7 @@ def run(ctx: Context) -> None:
                 if c.name in seen or c.name in ctx.linear or c.op_type not in _ROUTING_OPS:
                     continue
                 seen.add(c.name)
-                if c.op_type in ("ScatterElements", "ScatterND"):
+                if c.op_type in (OP.ScatterElements, OP.ScatterND):
                     continue  # the combine: the end of the routing
                 frontier.extend(o for o in c.outputs if o)
         ctx.claim(block, sorted(n for n in seen if n not in ctx.owner))
@@ -69,7 +68,7 @@ def _claim_shared_gates(ctx: Context) -> None:
     for name, (_, n) in ctx.linear.items():
         if n != 1 or name in ctx.owner:
             continue
-        sig = [c for c in ctx.consumers(ctx.nodes[name].outputs[0]) if c.op_type == "Sigmoid"]
+        sig = [c for c in ctx.consumers(ctx.nodes[name].outputs[0]) if c.op_type == OP.Sigmoid]
         before = [b for b in routers if ctx.index(b.nodes[0]) < ctx.index(name)]
         if sig and before:
             ctx.claim(before[-1], [name] + [c.name for c in sig])

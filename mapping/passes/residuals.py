@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mapping import op_table
 from mapping.ir import Block
 from mapping.op_costs import VIEW_OPS
+from mapping.op_table import OP
 from mapping.passes.context import Context
 
 
@@ -32,7 +34,7 @@ def run_masks(ctx: Context) -> None:
 def run(ctx: Context) -> None:
     """Add a ``residual`` block for each unowned Add of two run-time tensors of equal shape."""
     for node in ctx.graph.nodes:
-        if node.name in ctx.owner or node.op_type != "Add":
+        if node.name in ctx.owner or node.op_type != OP.Add:
             continue
         ins = ctx.act_inputs(node)
         owners = [ctx.owner.get(p.name) for i in ins if (p := ctx.producer(i)) is not None]
@@ -45,8 +47,7 @@ def run(ctx: Context) -> None:
 
 
 #: Elementwise ops that finish the block whose output they read (bias add, cast, pooler tanh, CLS select).
-EPILOGUE_OPS = {"Add", "Sub", "Mul", "Div", "Cast", "Tanh", "Relu", "Gelu", "Sigmoid", "Gather", "Slice",
-                "Squeeze", "Transpose", "Concat", "Erf", "Sqrt", "Pow", "Neg", "Where", "Softmax"}
+EPILOGUE_OPS = op_table.names(joins="residual_epilogue")
 
 
 def run_epilogues(ctx: Context) -> None:
@@ -70,12 +71,12 @@ def run_epilogues(ctx: Context) -> None:
 
 def run_rotary(ctx: Context) -> None:
     """Rotary position tables: Cos/Sin of position x inverse frequency, with the arithmetic feeding them."""
-    found = [n for n in ctx.graph.nodes if n.op_type in ("Cos", "Sin") and n.name not in ctx.owner
+    found = [n for n in ctx.graph.nodes if n.op_type in (OP.Cos, OP.Sin) and n.name not in ctx.owner
              and any(ctx.klass.get(o) == "act" for o in n.outputs)]
     if not found:
         return
     nodes = ctx.ancestors([i for n in found for i in n.inputs if i], limit=200) - set(ctx.owner)
     nodes |= {n.name for n in found}
     for n in found:
-        nodes |= {c.name for o in n.outputs for c in ctx.consumers(o) if c.op_type == "Cast" and c.name not in ctx.owner}
+        nodes |= {c.name for o in n.outputs for c in ctx.consumers(o) if c.op_type == OP.Cast and c.name not in ctx.owner}
     ctx.add(Block("rotary_embedding", "embedding", None, [], attrs={"kind": "rotary"}), sorted(nodes, key=ctx.index))
