@@ -33,6 +33,11 @@ def llama() -> Model:
 
 
 @pytest.fixture(scope="module")
+def tiny() -> Model:
+    return Model(TINY)
+
+
+@pytest.fixture(scope="module")
 def gpt2() -> Model:
     return Model(str(EXAMPLES / "gpt2.onnx"))
 
@@ -174,17 +179,36 @@ def test_published_lowbit_predictions() -> None:
             assert p.predicted < 1.3 * p.published, p
 
 
-def test_fp4_runs_on_fp4_tensor_cores_only_where_a_preset_lists_them(gpt2) -> None:
+def test_fp4_runs_on_fp4_tensor_cores_only_where_a_preset_lists_them(tiny) -> None:
     """No bundled part has FP4 tensor cores: fp4 weights are dequantised (wfp4a16) and fp4 activations refused; a
     preset copy with ``tensor_peak.fp4`` computes W4A4 natively (no dequantising kernel)."""
     from hardware.targets import target_from_dict
 
-    weights_only = _decode(gpt2, "h100-sxm", Precision(weights="float4e2m1"))
+    weights_only = _decode(tiny, "h100-sxm", Precision(weights="float4e2m1"))
     assert any(k["kernel"].endswith(".wfp4a16") for k in weights_only.kernels())
     with pytest.raises(HwsimError, match="no fp4 tensor cores"):
-        _decode(gpt2, "h100-sxm", Precision("float4e2m1", "float4e2m1", "float16"))
+        _decode(tiny, "h100-sxm", Precision("float4e2m1", "float4e2m1", "float16"))
     data = load_target("h100-sxm").model_dump(mode="json")
     data["tensor_peak"]["fp4"] = {**data["tensor_peak"]["fp8"], "value": 2 * data["tensor_peak"]["fp8"]["value"]}
-    fp4 = simulate(gpt2, target_from_dict(data, "b-like"), "decode", 1, 128, 1,
+    fp4 = simulate(tiny, target_from_dict(data, "b-like"), "decode", 1, 128, 1,
                    Precision("float4e2m1", "float4e2m1", "float16"), {}, trace_steps=0)
     assert not any("wfp4" in k["kernel"] for k in fp4.kernels())
+
+
+def test_fpga_hls4ml_design_follows_integer_formats_and_refuses_ternary() -> None:
+    from types import SimpleNamespace
+
+    from mapping.fpga.hls_design import design_choice, design_precision
+
+    work = SimpleNamespace(precision=Precision("int4", "int8", "float16"), phase="prefill", batch=1, params=10)
+    assert design_precision(work) == {"precision": "ap_fixed<8,3>", "weight_precision": "ap_fixed<4,2>"}
+    assert design_precision(SimpleNamespace(precision=Precision("float16", "float16", "float16"))) == {}
+    tern = SimpleNamespace(precision=Precision("ternary", "int8", "float16"), phase="prefill", batch=1, params=10)
+    assert design_choice(tern, load_target("u55c"))[2].startswith("ternary weights")
+
+
+def test_the_lowbit_sweep_example_parses() -> None:
+    from simulator.sweep.spec import load_spec
+
+    sw = load_spec(EXAMPLES / "lowbit_sweep.yaml")
+    assert sw.size == 2 * 3 * 6

@@ -101,10 +101,13 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
 
 
 def _kind(name: str) -> str:
-    """Kernel kind from the mapper's kernel name: attention, fused, all_reduce, lm_head or gemm."""
+    """Kernel kind from the mapper's kernel name: attention, fused (dequantisation kernels too), all_reduce, lm_head
+    or gemm."""
     last = name.rsplit(".", 1)[-1]
     if last in ("attention", "fused", "all_reduce"):
         return last
+    if last == "dequant":  # a separate dequantisation kernel: memory-bound, like the fused elementwise kernels
+        return "fused"
     return "lm_head" if "lm_head" in name else "gemm"
 
 
@@ -240,7 +243,10 @@ class _Context:
         """A GEMM whose weights are stored in ``wfmt`` and computed in ``compute``: one fused kernel that dequantises
         in registers, or a dequantisation kernel and a plain GEMM (``quant_kernel``; :mod:`hardware.gpu.lowbit`).
         ``k x n`` is this GPU's share of the weight; its group scales are added when the workload has none."""
-        scales = lowbit.scale_bytes(k, n, self.quant_group) if op.op_type in lowbit.PLAIN_MATMULS else 0.0
+        # a float weight given a low-bit format by --weights has no scales in the workload yet (MatMulNBits and QDQ
+        # graphs count theirs)
+        overridden = op.op_type in lowbit.PLAIN_MATMULS and self.w.precision.weights == wfmt
+        scales = lowbit.scale_bytes(k, n, self.quant_group) if overridden else 0.0
         instructions = lowbit.DEQUANT_INSTRUCTIONS[wfmt]
         tagged = f"{name}.{lowbit.tag(wfmt, compute)}"
         if self.quant_kernel == "fused":
