@@ -128,9 +128,10 @@ def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: s
     peak, unit = target.peak_flops(dtype)
     sm_rate = peak * target.tensor_efficiency.si / target.sms
     dequant_s = 0.0
-    if dequant:  # the B tile's conversion (dequant per element, once per M tile) adds to each tile's MMA time
+    if dequant:  # the B tile's conversion (dequant per element, once per M tile) runs on the CUDA cores beside the
+        # MMAs (Marlin orders both to keep both pipelines busy): a tile takes the longer of the two
         alu = target.cuda_core_fp32.si / 2.0 / target.sms  # 32-bit instructions/s of one SM
-        sm_rate = 1.0 / (1.0 / sm_rate + dequant / (2.0 * t.m) / alu)
+        sm_rate = min(sm_rate, alu * 2.0 * t.m / dequant)
         dequant_s = batch * math.ceil(m / t.m) * k * n * dequant / (alu * target.sms)
     unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
     flops = 2.0 * batch * m * k * n

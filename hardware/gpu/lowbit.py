@@ -9,10 +9,12 @@ the packed weights, converts them to the compute format in registers and multipl
   AWQ/GPTQ kernels it compares with): each thread block dequantises its B tile in registers once per (M tile,
   K slice), between its load and its MMAs. Cost: :data:`DEQUANT_INSTRUCTIONS` 32-bit instructions per weight
   element per M tile on the CUDA cores, at ``cuda_core_fp32 / 2`` instructions/s per GPU (the fp32 peak counts an
-  FMA as 2 FLOPs; one instruction per lane per cycle). They are added to the tile's tensor time (one issue slot
-  for ALU and MMA instructions: conservative where a kernel interleaves them well). A decode GEMV stays
-  memory-bound, so the packed bytes set its time; from batch ~32-64 the dequantisation and the MMAs take over,
-  as Marlin's speedup falls off there.
+  FMA as 2 FLOPs; one instruction per lane per cycle). They run beside the tile's MMAs on the tensor cores
+  (Marlin "carefully orders" dequantisation and tensor-core instructions "to saturate both GPU pipelines"): a tile
+  takes the longer of the two, then the wave model takes the longer of that and its memory time. A decode GEMV
+  stays memory-bound, so the packed bytes set its time; from batch ~32-64 (A100) the MMAs take over and the
+  speedup falls off, as Marlin's does; at small M tiles (16 rows) the conversion of the whole B matrix, once per
+  M tile, is what can show.
 - **separate** (``--set quant_kernel=dequant``): a memory-bound kernel reads the packed weights and scales and
   writes them back in the compute format, then an ordinary GEMM reads those: more DRAM traffic than an fp16 GEMM
   alone (the "dequantise, then matmul" path of early int4 kernels), so it never speeds decode up.
