@@ -197,7 +197,7 @@ def test_fp4_runs_on_fp4_tensor_cores_only_where_a_preset_lists_them(tiny) -> No
         _decode(tiny, "h100-sxm", Precision("float4e2m1", "float4e2m1", "float16"))
     data = load_target("h100-sxm").model_dump(mode="json")
     data["tensor_peak"]["fp4"] = {**data["tensor_peak"]["fp8"], "value": 2 * data["tensor_peak"]["fp8"]["value"]}
-    fp4 = simulate(tiny, target_from_dict(data, "b-like"), "decode", 1, 128, 1,
+    fp4 = simulate(tiny, target_from_dict(data, "b-like"), "decode", 1, 64, 1,
                    Precision("float4e2m1", "float4e2m1", "float16"), {}, trace_steps=0)
     assert not any("wfp4" in k["kernel"] for k in fp4.kernels())
 
