@@ -27,6 +27,9 @@ BITS: dict[str, int] = {
     "int4": 4,
     "uint4": 4,
     "float4e2m1": 4,
+    # BitNet b1.58 ternary weights {-1, 0, +1}: log2(3) = 1.58 bits of information, stored 2 bits a weight (four a
+    # byte, the I2 packing of bitnet.cpp / BitBLAS); see TERNARY_INFO_BITS
+    "ternary": 2,
     "bool": 8,
     "string": 0,
 }
@@ -44,10 +47,20 @@ PRECISION_ALIASES: dict[str, str] = {
     "fp8e5m2": "float8e5m2",
     "int8": "int8",
     "int4": "int4",
+    "fp4": "float4e2m1",
+    "fp4e2m1": "float4e2m1",
+    "ternary": "ternary",
+    "bitnet": "ternary",
+    "w1.58": "ternary",
 }
 
 #: Formats a user may choose for weights, activations or the KV cache.
-OVERRIDABLE = ("float32", "float16", "bfloat16", "float8e4m3", "float8e5m2", "int8", "int4")
+OVERRIDABLE = ("float32", "float16", "bfloat16", "float8e4m3", "float8e5m2", "int8", "int4", "float4e2m1", "ternary")
+#: Formats that only weights can take (BitNet b1.58: ternary weights with int8 activations, Ma et al. 2024,
+#: arXiv 2402.17764 section 2).
+WEIGHT_ONLY = ("ternary",)
+#: Information content of a ternary weight (log2 3); storage is BITS["ternary"] = 2 (packed four a byte).
+TERNARY_INFO_BITS = math.log2(3)
 
 #: ONNX ``TensorProto.DataType`` numbers (fixed by the ONNX standard, onnx/onnx.proto) -> our names. Kept as
 #: numbers so that this ground-floor module does not depend on the onnx package.
@@ -91,9 +104,17 @@ def parse_precision(text: str, field: str) -> str:
     key = text.strip().lower()
     name = PRECISION_ALIASES.get(key, key)
     if name not in OVERRIDABLE:
-        choices = ", ".join(sorted(set(PRECISION_ALIASES) - {"half", "fp64", "tf32"}))
+        choices = ", ".join(sorted(set(PRECISION_ALIASES) - {"half", "fp64", "tf32", "fp4e2m1", "bitnet", "w1.58"}))
         raise HwsimError(f"{field}: unknown precision '{text}'; choose one of {choices}")
+    if name in WEIGHT_ONLY and field not in ("--weights", "weights"):
+        raise HwsimError(f"{field} {text}: ternary is a weight-only format (BitNet b1.58 runs ternary weights with int8 "
+                         "activations); use --weights ternary --activations int8")
     return name
+
+
+def is_int(dtype: str) -> bool:
+    """True for integer formats (ternary weights count as integers: -1, 0, +1)."""
+    return dtype.startswith(("int", "uint")) or dtype == "ternary"
 
 
 def tensor_bytes(elements: int, dtype: str) -> int:

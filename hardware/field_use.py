@@ -23,12 +23,14 @@ LABELS = ("name", "kind", "description")
 
 def gpu_compute_format(activations: str, tf32: bool = False) -> str:
     """The compute format of a GPU kernel whose activations are ``activations`` (the GPU mapper's rule: 4 bytes ->
-    fp32, or tf32 with ``--set tf32=true``; 2 bytes -> bf16 or fp16; 1 byte or less -> fp8 or int8)."""
+    fp32, or tf32 with ``--set tf32=true``; 2 bytes -> bf16 or fp16; 1 byte or less -> fp8, fp4 or int8)."""
     bits = BITS[activations]
     if bits >= 32:
         return "tf32" if tf32 else "fp32"
     if bits >= 16:
         return "bf16" if activations == "bfloat16" else "fp16"
+    if activations.startswith("float4"):
+        return "fp4"
     return "fp8" if activations.startswith("float8") else "int8"
 
 
@@ -67,7 +69,7 @@ class Settings:
         return [base, *self.swept.get(path, [])]
 
     def gpu_compute_formats(self, tf32: bool) -> set[str]:
-        """The GPU compute formats (fp32, tf32, fp16, bf16, fp8, int8) of the run's kernels."""
+        """The GPU compute formats (fp32, tf32, fp16, bf16, fp8, fp4, int8) of the run's kernels."""
         return {gpu_compute_format(act or "float16", tf32) for act in self.activations}
 
 

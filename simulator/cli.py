@@ -123,7 +123,8 @@ def precision_options(default: str) -> Callable[[Callable], Callable]:
 
         for name, help_ in (("kv_cache", "KV cache"), ("activations", "activations"), ("weights", "weights")):
             with_all = click.option(f"--{name.replace('_', '-')}", name, metavar="P",
-                                    help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4 (default: {default})."
+                                    help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4, fp4"
+                                    f"{', ternary' if name == 'weights' else ''} (default: {default})."
                                     )(with_all)
         return click.option("--precision", "precision_all", metavar="P",
                             help="Precision of weights, activations and KV cache at once (--weights, --activations, --kv-cache "

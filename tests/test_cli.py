@@ -133,7 +133,7 @@ def test_one_vocabulary_for_lengths_and_a_precision_shorthand():
     assert a.exit_code == 0 and b.exit_code == 0
     da, db = _json.loads(a.output), _json.loads(b.output)
     assert da["seq"] == 16 and da["precision"] == db["precision"] and da["weight_bytes"] == db["weight_bytes"]
-    s = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--seq", "8", "--gen-len", "2",
+    s = CliRunner().invoke(main, ["simulate", model, "--target", "h100-sxm", "--seq", "8", "--gen-len", "2",
                                   "--precision", "fp8", "--kv-cache", "fp16", "--quiet"])
     assert s.exit_code == 0 and "prompt 8" in s.output and "KV float16" in s.output and "weights float8e4m3" in s.output
     bad = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--precision", "int7"])

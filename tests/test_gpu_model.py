@@ -182,7 +182,7 @@ def _preset() -> dict:
     (lambda d: d.update(sm_cuont=d["sm_count"]), "sm_cuont"),
     (lambda d: d["dram_bandwidth"].update(unit="GHz"), "dram_bandwidth"),
     (lambda d: d["l2_bandwidth"].pop("source"), "l2_bandwidth.source"),
-    (lambda d: d["tensor_peak"].update(fp4=d["tensor_peak"]["fp16"]), "tensor_peak.fp4"),
+    (lambda d: d["tensor_peak"].update(fp6=d["tensor_peak"]["fp16"]), "tensor_peak.fp6"),
     (lambda d: d.pop("launch_overhead"), "launch_overhead"),
     (lambda d: d["dram_efficiency"].update(value=1.9), "dram_efficiency"),
     (lambda d: d["dram_efficiency"].update(value=0), "dram_efficiency"),

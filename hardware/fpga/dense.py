@@ -96,9 +96,15 @@ class DspShape:
     lut_mult_max_bits: int = 10
 
 
+#: Operand width at or below which a "product" is a select and a negation, not a multiply: hls4ml's
+#: ``weight_binary`` / ``weight_ternary`` product classes (nnet_utils/nnet_mult.h) for 1- and 2-bit weights
+#: (BitNet b1.58 ternary weights: additions only).
+SELECT_MAX_BITS = 2
+
+
 def dsps_per_multiplier(a_bits: int, b_bits: int, dsp: DspShape) -> int:
     """DSP slices for one ``a_bits x b_bits`` signed product (0 = built in LUTs)."""
-    if max(a_bits, b_bits) <= dsp.lut_mult_max_bits:
+    if max(a_bits, b_bits) <= dsp.lut_mult_max_bits or min(a_bits, b_bits) <= SELECT_MAX_BITS:
         return 0
     big, small = max(a_bits, b_bits), min(a_bits, b_bits)
     return math.ceil(big / dsp.a_bits) * math.ceil(small / dsp.b_bits)
@@ -186,6 +192,11 @@ SIGNIFICAND_BITS = {"float64": 53, "float32": 24, "tf32": 11, "float16": 11, "bf
 #: Packing more than two narrower (int4) products is not modelled.
 PACKED_INT8_MACS = 2
 PACKED_INT_MAX_BITS = 8
+#: Ternary-weight products (BitNet b1.58: add, subtract or skip the activation) one DSP slice completes per cycle
+#: with integer activations: its ALU in SIMD mode TWO24 does two independent 24-bit add/subtracts a cycle (AMD/Xilinx
+#: UG579 "UltraScale Architecture DSP Slice", SIMD arithmetic: ONE48, TWO24, FOUR12); 24 bits hold an int8
+#: activation summed over 65,536 products. With float activations, one float add per slice (assumption).
+TERNARY_ADDS_PER_DSP = 2
 
 
 def _is_int(dtype: str) -> bool:
@@ -201,9 +212,13 @@ def macs_per_dsp(a_dtype: str, b_dtype: str, dsp: DspShape) -> float:
     dequantised to it; the wider float when both are), and ``n = ceil(s/A) * ceil(s/B)`` DSPs multiply its
     ``s``-bit significands, derived from the DSP width ``A x B`` (DSP48E2 27 x 18: fp32 24 x 24 -> 1 * 2 = 2,
     fp16 11 x 11 -> 1, bf16 -> 1); the exponent logic and the float adder are built in LUTs and not counted.
+    Ternary weights: no multiply, :data:`TERNARY_ADDS_PER_DSP` SIMD adds with integer activations, one with float.
     """
     from hardware.dtypes import BITS
 
+    if "ternary" in (a_dtype, b_dtype):
+        other = b_dtype if a_dtype == "ternary" else a_dtype
+        return float(TERNARY_ADDS_PER_DSP) if _is_int(other) or other == "ternary" else 1.0
     if _is_int(a_dtype) and _is_int(b_dtype):
         a_bits, b_bits = BITS.get(a_dtype, 16), BITS.get(b_dtype, 16)
         if max(a_bits, b_bits) <= PACKED_INT_MAX_BITS:

@@ -70,8 +70,11 @@ def blocks_per_sm(target: GpuTarget, tile: Tile, a_bytes: float, b_bytes: float)
 
 def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp16", a_bytes: float = 2.0,
          b_bytes: float = 2.0, c_bytes: float = 2.0, dram_bytes: float | None = None, tile: Tile | None = None,
-         split_k: int | None = None, name: str = "gemm", mode: str = "fast") -> KernelResult:
+         split_k: int | None = None, name: str = "gemm", mode: str = "fast", dequant: float = 0.0) -> KernelResult:
     """Time of one (batched) GEMM; ``dtype`` picks the compute unit and peak (see ``GpuTarget.peak_flops``).
+
+    ``dequant``: 32-bit instructions per B element that each block spends converting its B tile to ``dtype`` in
+    registers, once per M tile (weight-only low-bit formats, :mod:`hardware.gpu.lowbit`); 0 for native operands.
 
     ``a_bytes``, ``b_bytes``, ``c_bytes`` are bytes per element of A (activations), B (weights) and C;
     ``dram_bytes`` overrides the unique DRAM traffic (A, B and C once each), e.g. with the workload's own count.
@@ -80,7 +83,7 @@ def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp
     """
     if min(batch, m, n) <= 0:  # an empty product (a zero-size dimension): nothing to launch
         return KernelResult(name, 0.0, 0.0, 0.0, 0.0, "launch", 0.0, "cuda", 0)
-    best = _search(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, tile, split_k)
+    best = _search(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, tile, split_k, dequant)
     if best is None:
         raise HwsimError(f"{name}: no GEMM thread-block tile fits one SM of {target.name} (max_threads_per_sm "
                          f"{target.max_threads_per_sm.n}, registers_per_sm {target.registers_per_sm.value:g} "
@@ -89,14 +92,14 @@ def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp
     cached = best[1]  # shared by the search cache: hand out a copy
     if mode == "detailed":
         cached = _detailed_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes,
-                                  cached.detail["_config"], cached.detail["split_k"], "detailed")
+                                  cached.detail["_config"], cached.detail["split_k"], "detailed", dequant)
     return dataclasses.replace(cached, name=name, detail=dict(cached.detail))
 
 
 @lru_cache(maxsize=4096)
 def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float, b_bytes: float,
             c_bytes: float, dram_bytes: float | None, tile: Tile | None,
-            split_k: int | None) -> tuple[float, KernelResult] | None:
+            split_k: int | None, dequant: float = 0.0) -> tuple[float, KernelResult] | None:
     """The fastest (tile, split-K) by the closed form (the heuristic a library would apply)."""
     _, unit = target.peak_flops(dtype)
     tiles = (tile,) if tile else (TENSOR_TILES if unit == "tensor" else SIMT_TILES)
@@ -111,7 +114,8 @@ def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a
             k_iters = math.ceil(math.ceil(k / s) / t.k)
             if s > 1 and (k_iters < 2 or base_tiles >= target.sms * bps):
                 continue  # split-K only for grids that do not fill the GPU, and only while each split has work
-            r = _time_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, t, s, "fast")
+            r = _time_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, t, s, "fast",
+                             dequant)
             if best is None or r.time_s < best[0] - 1e-15:
                 best = (r.time_s, r)
     return best
@@ -119,10 +123,16 @@ def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a
 
 def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float,
                  b_bytes: float, c_bytes: float, dram_bytes: float | None, t: Tile, s: int,
-                 mode: str) -> KernelResult:
+                 mode: str, dequant: float = 0.0) -> KernelResult:
     """One (tile, split-K) configuration timed in waves (``fast``) or block by block (``detailed``)."""
     peak, unit = target.peak_flops(dtype)
     sm_rate = peak * target.tensor_efficiency.si / target.sms
+    dequant_s = 0.0
+    if dequant:  # the B tile's conversion (dequant per element, once per M tile) runs on the CUDA cores beside the
+        # MMAs (Marlin orders both to keep both pipelines busy): a tile takes the longer of the two
+        alu = target.cuda_core_fp32.si / 2.0 / target.sms  # 32-bit instructions/s of one SM
+        sm_rate = min(sm_rate, alu * 2.0 * t.m / dequant)
+        dequant_s = batch * math.ceil(m / t.m) * k * n * dequant / (alu * target.sms)
     unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
     flops = 2.0 * batch * m * k * n
     bps = blocks_per_sm(target, t, a_bytes, b_bytes)
@@ -146,7 +156,8 @@ def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: s
         memory += extra
     return finish(target, "gemm", body, w.compute_s, memory, flops, unique + reduce_bytes, tile_l2 * count,
                   w.occupancy, unit, {"tile": (t.m, t.n, t.k), "split_k": s, "tiles": count, "waves": w.waves,
-                                      "blocks_per_sm": bps, "_config": t}, w.latency_limited)
+                                      "blocks_per_sm": bps, "_config": t,
+                                      **({"dequant_s": dequant_s} if dequant else {})}, w.latency_limited)
 
 
 #: the block-by-block timing of the configurations the search picked (decode steps repeat the same GEMMs)

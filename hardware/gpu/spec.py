@@ -32,7 +32,7 @@ from hardware.quantity import (
 from hardware.targets import TargetBase
 
 #: Tensor-core formats a preset may list, in the names kernels use.
-TENSOR_DTYPES = ("tf32", "fp16", "bf16", "fp8", "int8")
+TENSOR_DTYPES = ("tf32", "fp16", "bf16", "fp8", "int8", "fp4")
 
 
 class TensorPeaks(BaseModel):
@@ -45,8 +45,10 @@ class TensorPeaks(BaseModel):
     bf16: FlopsPerSecond | None = None
     fp8: FlopsPerSecond | None = None
     int8: FlopsPerSecond | None = None
+    #: FP4 (E2M1) tensor cores: Blackwell and later
+    fp4: FlopsPerSecond | None = None
 
-    _positive = require_positive("tf32", "fp16", "bf16", "fp8", "int8")
+    _positive = require_positive("tf32", "fp16", "bf16", "fp8", "int8", "fp4")
 
 
 class GpuTarget(TargetBase):

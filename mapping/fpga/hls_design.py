@@ -4,10 +4,11 @@
 ``--set design=hls4ml`` (or ``auto``, the default, when the design fits the part) the workload is lowered to the
 layers of :func:`mapping.fpga.pipeline.build_layers` costed by :func:`mapping.fpga.pipeline.estimate` with the
 settings ``hwsim hls`` uses by default (``ap_fixed<16,6>``, Latency strategy, io_parallel, token-serial, softmax
-tables of 1024; ``--set reuse=R``). Each layer is a task of its latency (cycles / clock) that waits for the layers
-it reads, so the simulated latency is the estimate's. Dynamic energy: one full-width DSP MAC energy per non-zero
-weight product (``energy_per_dsp_mac``; activation products likewise), static power from the preset. The weights
-are on chip: no off-chip traffic.
+tables of 1024; ``--set reuse=R``; int8/int4 weights or activations: ``ap_fixed<8,3>``/``ap_fixed<4,2>``, as
+``hwsim hls --precision`` would be given, see :data:`FIXED_OF`). Each layer is a task of its latency (cycles /
+clock) that waits for the layers it reads, so the simulated latency is the estimate's. Dynamic energy: one
+full-width DSP MAC energy per non-zero weight product (``energy_per_dsp_mac``; activation products likewise),
+static power from the preset. The weights are on chip: no off-chip traffic.
 
 ``hls4ml`` runs the design even where it does not fit the part (so the two commands can be compared on any
 model ``hls`` emits); ``auto`` falls back to the layer-sequential overlay (:mod:`mapping.fpga.mapper`) when the model is not one
@@ -32,9 +33,28 @@ HLS_DEFAULTS = {"strategy": "latency", "io_type": "io_parallel", "precision": "a
 MAX_WEIGHTS = 2_000_000
 
 
-def hls_estimate(layers: list[PipeLayer], target: FpgaTarget, reuse: int = 1) -> PipelineEstimate:
-    """The estimate ``hwsim hls`` prints for these layers at ``reuse`` (its default settings)."""
-    return estimate(layers, target, dict(HLS_DEFAULTS, reuse=reuse))
+#: hls4ml precision of an integer format chosen with --weights/--activations (float formats keep the emitter's
+#: default ``ap_fixed<16,6>``: hls4ml emits fixed point): the same width, with the integer bits hls4ml's
+#: ``ap_fixed<16,6>`` default keeps in proportion.
+FIXED_OF = {"int8": "ap_fixed<8,3>", "uint8": "ap_fixed<8,3>", "int4": "ap_fixed<4,2>", "uint4": "ap_fixed<4,2>"}
+
+
+def design_precision(workload: object) -> dict[str, str]:
+    """``precision`` (data) and ``weight_precision`` of the design for the workload's formats (``hwsim hls
+    --precision`` takes the same strings), empty for the defaults."""
+    prec = getattr(workload, "precision", None)
+    out: dict[str, str] = {}
+    if prec is not None and prec.activations in FIXED_OF:
+        out["precision"] = FIXED_OF[prec.activations]
+    if prec is not None and prec.weights in FIXED_OF:
+        out["weight_precision"] = FIXED_OF[prec.weights]
+    return out
+
+
+def hls_estimate(layers: list[PipeLayer], target: FpgaTarget, reuse: int = 1,
+                 precision: dict[str, str] | None = None) -> PipelineEstimate:
+    """The estimate ``hwsim hls`` prints for these layers at ``reuse`` (its default settings, or ``precision``)."""
+    return estimate(layers, target, dict(HLS_DEFAULTS, reuse=reuse, **(precision or {})))
 
 
 def design_choice(workload: object, target: FpgaTarget, design: str = "auto", reuse: int = 1
@@ -50,6 +70,9 @@ def design_choice(workload: object, target: FpgaTarget, design: str = "auto", re
         return None, None, "--set design=overlay"
     if getattr(workload, "phase", "") != "prefill" or getattr(workload, "batch", 1) != 1:
         return no("an hls4ml design runs one prefill pass of batch 1")
+    prec = getattr(workload, "precision", None)
+    if prec is not None and prec.weights == "ternary":
+        return no("ternary weights: hwsim hls emits ap_fixed weights (the overlay runs ternary weights as additions)")
     if getattr(workload, "params", 0) > MAX_WEIGHTS:
         return no(f"{workload.params:,} weights is more than an hls4ml design keeps on chip ({MAX_WEIGHTS:,})")
     try:
@@ -61,7 +84,7 @@ def design_choice(workload: object, target: FpgaTarget, design: str = "auto", re
     inp = next((lay for lay in layers if lay.kind == "input"), None)
     if inp is not None and len(inp.shape) >= 2 and inp.shape[0] != workload.seq:
         return no(f"the design is built for {inp.shape[0]} tokens, the workload has {workload.seq}")
-    est = hls_estimate(layers, target, reuse)
+    est = hls_estimate(layers, target, reuse, design_precision(workload))
     if not est.fits and design != "hls4ml":  # asked for by name, the design runs even where it does not fit
         return no(f"the hls4ml design at reuse {reuse} does not fit {target.part} ({'; '.join(est.over)})")
     return layers, est, "hls4ml design"
@@ -91,7 +114,8 @@ def lower_design(workload: object, layers: list[PipeLayer], est: PipelineEstimat
     for e in est.layers:
         lay = by_name[e.name]
         after = [done[i] for i in lay.inputs if i in done]
-        energy = _macs(lay, HLS_DEFAULTS["precision"]) * e_mac
+        chosen = design_precision(workload)
+        energy = _macs(lay, chosen.get("weight_precision", chosen.get("precision", HLS_DEFAULTS["precision"]))) * e_mac
         task = program.add(after=after, name=f"hls4ml:{e.name}", resource="fabric",
                            duration_s=e.latency_cycles / clock, energy_j=energy, energy_by_action={"dsp_mac": energy},
                            op=lay.node or e.name, block=block_of.get(lay.node, ""), kind=e.kind)

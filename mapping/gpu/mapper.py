@@ -32,10 +32,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hardware.dtypes import BITS
+from hardware.gpu import lowbit
 from hardware.gpu.attention import DECODE_KERNELS, flash_attention2
 from hardware.gpu.collectives import all_reduce
 from hardware.gpu.gemm import gemm
-from hardware.gpu.kernels import KernelResult, energy_by_action, memory_bound
+from hardware.gpu.kernels import KernelResult, energy_by_action, memory_bound, sequence
 from hardware.gpu.spec import GpuTarget
 from mapping.gpu.options import GpuOptions
 from mapping.op_costs import OpCost
@@ -63,7 +64,8 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
     tp = opts.tp
     if opts.launch == "graph":
         target = target.with_graph_launches()
-    ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks)
+    ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
+                   opts.quant_group, opts.quant_kernel)
     builder = ProgramBuilder()
     compute: str | None = None  # the last kernel on the compute stream
     waiting: list[str] = []  # all-reduces the next compute kernel consumes
@@ -99,10 +101,13 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
 
 
 def _kind(name: str) -> str:
-    """Kernel kind from the mapper's kernel name: attention, fused, all_reduce, lm_head or gemm."""
+    """Kernel kind from the mapper's kernel name: attention, fused (dequantisation kernels too), all_reduce, lm_head
+    or gemm."""
     last = name.rsplit(".", 1)[-1]
     if last in ("attention", "fused", "all_reduce"):
         return last
+    if last == "dequant":  # a separate dequantisation kernel: memory-bound, like the fused elementwise kernels
+        return "fused"
     return "lm_head" if "lm_head" in name else "gemm"
 
 
@@ -123,10 +128,12 @@ class _Context:
     """What every kernel of one mapping needs: the workload, target and options."""
 
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
-                 kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1) -> None:
+                 kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1, quant_group: int = 128,
+                 quant_kernel: str = "fused") -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.kv_heads = int(kv_heads) if kv_heads else None
         self.comm_chunks = comm_chunks
+        self.quant_group, self.quant_kernel = quant_group, quant_kernel
 
     def causal(self, block: str) -> bool:
         """Whether attention block ``block`` is causal (from the IR; a KV cache alone says nothing: T5's encoder)."""
@@ -142,6 +149,8 @@ class _Context:
             return "tf32" if self.tf32 else "fp32"
         if elem_bytes >= 2:
             return "bf16" if acts == "bfloat16" else "fp16"
+        if acts.startswith("float4"):
+            return "fp4"
         return "fp8" if acts.startswith("float8") else "int8"
 
     def kernels(self, block: str, kind: str, ops: list[OpCost]) -> list[KernelResult]:
@@ -168,7 +177,7 @@ class _Context:
                 out.append(self.fused(label, kind, rest))
         if last is not None:
             out.extend(self.reduced_gemm(last, label))
-        return out
+        return [p for r in out for p in (r.detail["parts"] if "parts" in r.detail and "chunk" not in r.detail else [r])]
 
     def reduced_gemm(self, op: OpCost, label: str) -> list[KernelResult]:
         """The block's last GEMM and the ring all-reduce of its output; with ``comm_chunks`` = C > 1 the GEMM runs
@@ -218,8 +227,39 @@ class _Context:
         # the compute format follows the operands as the kernel reads them (an int8 x int8 MatMulInteger runs on
         # int8 tensor cores although it writes int32), else the activations' storage size
         a_read = BITS[mm.a_dtype] / 8 if mm.a_dtype in BITS and BITS[mm.a_dtype] else a_elem
-        return gemm(self.t, batch, m, k, n, self.dtype(a_read), a_read, b_elem, a_elem, dram,
-                    name=f"{label}.{op.role or op.op_type.lower()}", mode=self.mode)
+        compute = self.dtype(a_read)
+        name = f"{label}.{op.role or op.op_type.lower()}"
+        wfmt = mm.b_dtype if mm.weight_operand else ""
+        if not lowbit.needs_dequant(wfmt, compute):
+            return gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram, name=name, mode=self.mode)
+        parts = self._lowbit_gemm(op, name, wfmt, compute, batch, m, k, n, a_read, b_elem, a_elem, dram)
+        if len(parts) == 1:
+            return parts[0]
+        # the separate path: two kernels, listed one by one by kernels() (as one result inside a chunked GEMM)
+        return sequence(f"{name}.dequant+gemm", parts, {"parts": parts})
+
+    def _lowbit_gemm(self, op: OpCost, name: str, wfmt: str, compute: str, batch: int, m: int, k: int, n: int,
+                     a_read: float, b_elem: float, a_elem: float, dram: float) -> list[KernelResult]:
+        """A GEMM whose weights are stored in ``wfmt`` and computed in ``compute``: one fused kernel that dequantises
+        in registers, or a dequantisation kernel and a plain GEMM (``quant_kernel``; :mod:`hardware.gpu.lowbit`).
+        ``k x n`` is this GPU's share of the weight; its group scales are added when the workload has none."""
+        # a float weight given a low-bit format by --weights has no scales in the workload yet (MatMulNBits and QDQ
+        # graphs count theirs)
+        overridden = op.op_type in lowbit.PLAIN_MATMULS and self.w.precision.weights == wfmt
+        scales = lowbit.scale_bytes(k, n, self.quant_group) if overridden else 0.0
+        instructions = lowbit.DEQUANT_INSTRUCTIONS[wfmt]
+        tagged = f"{name}.{lowbit.tag(wfmt, compute)}"
+        if self.quant_kernel == "fused":
+            r = gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram + scales, name=tagged,
+                     mode=self.mode, dequant=instructions)
+            r.detail.update({"dequant": wfmt, "group": self.quant_group})
+            return [r]
+        stored = k * n * b_elem + scales
+        dq = lowbit.dequant_kernel(self.t, f"{name}.dequant", k * n, wfmt, stored, compute)
+        native = lowbit.COMPUTE_BYTES[compute]
+        plain = gemm(self.t, batch, m, k, n, compute, a_read, native, a_elem, dram - k * n * b_elem + k * n * native,
+                     name=name, mode=self.mode)
+        return [dq, plain]
 
     def attention_kernel(self, label: str, ops: list[OpCost]) -> KernelResult:
         score = next(o for o in ops if o.role == "score")

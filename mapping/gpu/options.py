@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mapping.target_plugin import TargetOptions
 
@@ -21,3 +21,15 @@ class GpuOptions(TargetOptions):
     kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph")
     comm_chunks: int = Field(1, ge=1, le=64, description="pieces each all-reduced GEMM is split into so that "
                                                          "communication overlaps compute (1: no overlap)")
+    quant_group: int = Field(128, ge=0, description="weights per group scale of low-bit weights along K (32, 64, 128, "
+                                                    "...; 0: one scale per output channel)")
+    quant_kernel: Literal["fused", "dequant"] = Field(
+        "fused", description="fused (Marlin/AWQ-style: weights dequantised in registers inside the GEMM) | dequant "
+                             "(a separate kernel writes them in the compute format first)")
+
+    @field_validator("quant_group")
+    @classmethod
+    def _group(cls, value: int) -> int:
+        if value and (value < 16 or value & (value - 1)):
+            raise ValueError("must be 0 (per output channel) or a power of two >= 16 (GPTQ/AWQ/Marlin use 32, 64, 128)")
+        return value

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hardware.pim import mac_formats
 from hardware.pim.aim import AimTimer, PimCounts, energy
 from hardware.pim.asic import vector_work
 from hardware.pim.spec import PimTarget
@@ -150,9 +151,10 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
             continue
         mm = op.matmul
         if mm is not None and mm.weight_operand:
-            busiest, total = b.vmm(mm.k, mm.n, mm.batch * mm.m)
+            k_eff = _bf16_length(mm.k, workload.precision.weights, workload, target, options)
+            busiest, total = b.vmm(k_eff, mm.n, mm.batch * mm.m)
             vmm = b.pim(f"vmm:{op.name}", op, busiest, total)
-            chunks = math.ceil(mm.k / (target.row_bytes // elem))
+            chunks = math.ceil(k_eff / (target.row_bytes // elem))
             extra_flops = op.flops - 2.0 * mm.batch * mm.m * mm.k * mm.n  # bias add of a Gemm
             acc = (chunks - 1) * mm.batch * mm.m * mm.n + max(0.0, extra_flops)
             if acc > 0:
@@ -168,6 +170,7 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
             rows = mm.m
             per_channel = math.ceil(heads / channels)
             k_len, outputs = mm.k, mm.n
+            k_len = _bf16_length(k_len, workload.precision.kv_cache, workload, target, options)
             if rows > 1 and op.block in causal:
                 # causal prefill: query i attends to i+1 keys; average (n+1)/2 of the stored length
                 if op.role == "score":
@@ -192,6 +195,17 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
     resources = [Resource(name="pim", capacity=1, static_power_w=target.energy.background_per_channel.si * channels),
                  Resource(name="asic", capacity=1, static_power_w=target.asic.static_power.si)]
     return b.program.build(resources, LEVELS)
+
+
+def _bf16_length(k: int, operand: str | None, workload: Workload, target: PimTarget, options: PimOptions) -> int:
+    """A dot product of length ``k`` over ``operand``-format values (weights or KV cache) as the bf16 VMM length
+    with the same MAC commands and row bytes: ``k`` in bf16 mode, ``k x bf16 lanes / lanes`` in a variant's int8
+    or ternary mode (:mod:`hardware.pim.mac_formats`), so the command timer needs no format of its own."""
+    mode = mac_formats.mode_for(options.mac_format, operand or "bfloat16", workload.precision.activations or "bfloat16")
+    if mode in (None, "bf16"):
+        return k
+    bf16_lanes = target.mac.lanes.n
+    return max(1, math.ceil(k * bf16_lanes / mac_formats.lanes(mode, target.column_bytes, bf16_lanes)))
 
 
 def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:

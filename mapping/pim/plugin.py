@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hardware.errors import HwsimError
+from hardware.pim import mac_formats
 from hardware.pim.spec import PimTarget
 from mapping.op_costs import Precision
 from mapping.pim.mapper import PimSession, map_workload, memory_capacity_bytes
@@ -40,12 +41,14 @@ class PimPlugin(TargetPlugin):
 
     def check(self, model: Model, spec: PimTarget, options: PimOptions,  # type: ignore[override]
               precision: Precision) -> None:
-        """The bank MACs compute 2-byte floats only."""
-        for field_name, flag in (("weights", "--weights"), ("activations", "--activations"), ("kv_cache", "--kv-cache")):
-            chosen = getattr(precision, field_name)
-            if chosen not in ("bfloat16", "float16"):
-                raise HwsimError(f"{flag} {chosen}: {spec.name}'s bank MACs compute in bfloat16, 2 bytes per value; "
-                                 "use bf16 or fp16 on this target")
+        """The bank MACs (AiM: bf16 only; ``--set mac_format`` variants: int8, ternary) must multiply every
+        weight and KV-cache operand with the activations (:mod:`hardware.pim.mac_formats`)."""
+        acts = precision.activations or "bfloat16"
+        if acts not in ("bfloat16", "float16", "int8"):
+            raise HwsimError(f"--activations {acts}: {spec.name}'s bank MACs take bfloat16 activations (int8 with "
+                             "--set mac_format=int8); use bf16 or fp16 on this target")
+        mac_formats.check(options.mac_format, spec.name, precision.weights or "bfloat16", acts,
+                          precision.kv_cache or "bfloat16")
 
     def session(self, spec: PimTarget, options: PimOptions) -> Lowering:  # type: ignore[override]
         return _PimLowering(self, spec, options)

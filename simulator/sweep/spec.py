@@ -154,7 +154,7 @@ def parse_precision_axis(text: str) -> tuple[str | None, str | None, str | None]
     if len(parts) != 3:
         raise ValueError(f"precision '{text}': use 'default', one format (fp16) or weights/activations/kv (int8/fp16/fp16)")
     try:
-        w, a, k = (parse_precision(p, "precision") for p in parts)
+        w, a, k = (parse_precision(p, f) for p, f in zip(parts, ("weights", "activations", "kv cache")))
     except HwsimError as exc:
         raise ValueError(str(exc)) from None
     return (w, a, k)
