@@ -36,10 +36,11 @@ def decode_keys(keys: int, window: int = 0, sinks: int = 0, budget: int = 0, den
 
 
 def prefill_keys(length: int, window: int = 0, sinks: int = 0, density: float = 1.0, block: int = 64) -> float:
-    """Mean keys per query of a causal prefill of ``length`` tokens under the pattern (dense causal: (L + 1) / 2)."""
-    if window <= 0 and density >= 1.0:
-        return (length + 1) / 2.0
-    if window > 0 and window < length:
+    """Mean keys per query of a causal prefill of ``length`` tokens under the pattern (``length`` when no pattern
+    applies: the graph's dense cost stands)."""
+    if (window <= 0 or window >= length) and density >= 1.0:
+        return float(length)
+    if 0 < window < length:
         # queries 0..W-1 see i + 1 keys; later ones W (+ up to S sinks outside the window)
         total = window * (window + 1) / 2.0 + (length - window) * window
         total += sum(min(sinks, i + 1 - window) for i in range(window, length)) if sinks else 0.0
