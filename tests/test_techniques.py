@@ -168,3 +168,30 @@ def test_sweep_technique_axis(tmp_path):
     with pytest.raises(HwsimError, match="unknown technique 'windw'"):
         sweep_from_dict({**spec, "workload": {"techniques": [{"windw": 3}]}})
     assert math.isfinite(sweep.size)
+
+
+def test_published_files_parse_and_glob(tmp_path):
+    from simulator.validation import techniques as tv
+
+    assert any(p.name == "techniques_published.yaml" for p in tv.data_files())
+    rows = tv.entries()
+    assert len({r["id"] for r in rows}) == len(rows)
+    na = next(r for r in rows if r.get("not_applicable"))
+    row = tv.evaluate(na)
+    assert row["predicted"] is None and row["reason"].startswith("not applicable: ")
+    other = tmp_path / "techniques_published_lowbit.yaml"
+    other.write_text("entries:\n  - {id: x, technique: int4, target: a100-80gb, published: {speedup: 2}}\n")
+    with pytest.raises(HwsimError, match="source"):
+        tv.entries([other])
+    text = tv.report([{**row, "file": "a.yaml"}, {**row, "id": "y", "predicted": 2.2, "published": 2.0, "error": 0.1,
+                                                   "file": "b.yaml"}])
+    assert "| y |" in text and "+10%" in text and "not applicable" in text
+
+
+@pytest.mark.heavy
+def test_techniques_report_window_entry():
+    from simulator.validation import techniques as tv
+
+    row = tv.evaluate(next(e for e in tv.entries() if e["id"] == "mistral-swa-16k"))
+    # a window of a quarter of the prompt: faster, and never more than the ratio of keys read (dense causal / window)
+    assert 1.0 < row["predicted"] <= 8192.5 / prefill_keys(16384, 4096) * 1.05
