@@ -71,9 +71,11 @@ def _verification(model: Any, techniques: Techniques, batch: int, context: int, 
 
 def simulate_speculative(model: Model | TechniqueModel, target: TargetBase, batch: int, prompt_len: int, gen_len: int,
                          precision: Precision, options: dict[str, Any] | TargetOptions | None, techniques: Techniques,
-                         draft: Model | TechniqueModel | None = None, trace_steps: int = 4) -> SimulationResult:
+                         draft: Model | TechniqueModel | None = None, trace_steps: int = 4,
+                         plain: SimulationResult | None = None) -> SimulationResult:
     """Speculative generation of ``gen_len`` tokens after a ``prompt_len`` prompt; ``result.techniques`` holds
-    ``speculative``: tokens per iteration, iterations, speedup over plain decoding, energy per accepted token."""
+    ``speculative``: tokens per iteration, iterations, speedup over plain decoding, energy per accepted token.
+    ``plain``: the plain generation of the same workload if already simulated (else it is)."""
     k = techniques.spec_tokens
     if techniques.draft and draft is None:
         raise HwsimError("--draft: the draft model was not loaded")
@@ -82,7 +84,8 @@ def simulate_speculative(model: Model | TechniqueModel, target: TargetBase, batc
     plugin = plugin_for(target.kind)
     opts = options if isinstance(options, TargetOptions) else plugin.parse_options(dict(options or {}))
     precision = plugin.default_precision(target, precision)
-    plain = simulate(model, target, "generate", batch, prompt_len, gen_len, precision, opts, trace_steps=0)
+    if plain is None:
+        plain = simulate(model, target, "generate", batch, prompt_len, gen_len, precision, opts, trace_steps=0)
     plugin.check(model, target, opts, precision)
     if draft is not None:
         plugin.check(draft, target, opts, precision)

@@ -8,6 +8,9 @@ or block sparsity, and the re-costing of a prefill's attention core to that many
 - Block-sparse density ``d`` over blocks of ``sparse_block`` keys (BigBird/local+global block patterns, Zaheer et
   al. 2020): a query reads ``ceil(d x blocks)`` blocks, at least one.
 
+Not modelled: H2O's running sum of attention scores per cached token (``heads x B`` values a step, under 2% of the
+K/V bytes it reads at head size 128) and the block index lookups of a block-sparse kernel.
+
 A decode step under a pattern is costed as a dense step over the keys it reads (:func:`decode_keys`); a prefill's
 score, softmax and PV ops are scaled to the mean keys per query (:func:`prefill_keys`, :func:`scale_core`), which a
 target then runs as a non-causal attention over that many keys (a windowed kernel skips the masked blocks).

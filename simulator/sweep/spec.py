@@ -410,7 +410,7 @@ class Sweep:
         params = {k.removeprefix("param:"): v for k, v in combo.items() if k.startswith("param:")}
         target = apply_params(self.base, params)
         workload = {name: combo[name] for name in WORKLOAD_AXES}
-        if combo.get("techniques"):
+        if "techniques" in combo:
             workload["techniques"] = combo["techniques"]
         if workload["phase"] != "generate":
             workload["gen_len"] = 1  # only generate uses it
