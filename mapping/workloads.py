@@ -51,6 +51,9 @@ class Workload:
     params: int
     weight_bytes: int
     ir: TransformerIR | None = field(default=None, repr=False)
+    #: bytes per cached K/V value as stored, scales included (a quantised cache, mapping.techniques.kv); None: the
+    #: format's own size
+    kv_bytes_per_value: float | None = None
 
     @property
     def moe(self) -> dict:
@@ -361,6 +364,36 @@ class Model:
                         self.kv_cache_bytes(batch, context + 1, precision, prompt),
                         self._kv_write_bytes(batch, precision), self.params, self.weight_bytes(precision), self.ir)
 
+    def extend(self, batch: int, context: int, tokens: int, precision: Precision | None = None,
+               prompt_len: int | None = None) -> Workload:
+        """A pass of ``tokens`` new tokens per sequence after ``context`` cached ones (a ``decode`` workload with
+        ``seq = tokens``): speculative decoding's verification pass over the drafted tokens. ``tokens = 1`` is
+        :meth:`decode`."""
+        precision = precision or Precision()
+        _positive(batch=batch, tokens=tokens)
+        if tokens == 1:
+            return self.decode(batch, context, precision, prompt_len)
+        if context < 0:
+            raise HwsimError(f"context must be >= 0, got {context}")
+        self._check_positions(context + tokens, "a context")
+        if self.ir.architecture in ("encoder-only", "none"):
+            raise HwsimError(f"{self.path}: a pass over new tokens after a cache needs a decoder; this graph is "
+                             f"{self.ir.architecture}")
+        prompt = prompt_len if prompt_len is not None else max(1, context)
+        if self.kv_inputs:
+            bindings = self.bindings(batch, tokens, context, prompt=prompt)
+            bound = bind(self.graph, bindings)
+            ops = self._cost(bound, precision, kv_operands=True, only=self._step_nodes)
+        else:
+            bindings = self.bindings(batch, tokens, 0, prompt=prompt)
+            base = bind(self.graph, bindings)
+            base_ops = self._cost(base, precision, kv_operands=True, only=self._step_nodes)
+            ops = self._with_context(base, base_ops, context + tokens, precision, new=tokens)
+        return Workload(self.path, "decode", batch, tokens, context, bindings, precision, ops,
+                        self.kv_cache_bytes(batch, context + tokens, precision, prompt),
+                        tokens * self._kv_write_bytes(batch, precision), self.params, self.weight_bytes(precision),
+                        self.ir)
+
     def _kv_write_bytes(self, batch: int, precision: Precision) -> int:
         total = 0
         for b in self.ir.attentions("self"):
@@ -372,8 +405,8 @@ class Model:
         return total
 
     def _with_context(self, base: BoundGraph, base_ops: list[OpCost], kv_len: int,
-                      precision: Precision) -> list[OpCost]:
-        """Re-cost every causal self-attention core of a one-token binding with ``kv_len`` keys."""
+                      precision: Precision, new: int = 1) -> list[OpCost]:
+        """Re-cost every causal self-attention core of a ``new``-token binding with ``kv_len`` keys."""
         shapes = dict(base.shapes)
         core_nodes: set[str] = set()
         for b in self.ir.attentions("self"):
@@ -389,7 +422,7 @@ class Model:
                 if name == a.pv:
                     continue
                 for out in node.outputs:
-                    if out and shapes[out] and shapes[out][-1] == 1:
+                    if out and shapes[out] and shapes[out][-1] == new:
                         shapes[out] = shapes[out][:-1] + (kv_len,)
             k = shapes[a.k_tensor]
             shapes[a.k_tensor] = k[:-1] + (kv_len,)

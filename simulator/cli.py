@@ -16,6 +16,7 @@ from hardware.dtypes import parse_precision
 from hardware.errors import HwsimError
 from mapping.op_costs import Precision
 from simulator import __version__
+from simulator.technique_run import technique_options
 
 
 class _Group(click.Group):
@@ -228,15 +229,18 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--kernels", "kernels_top", type=int, default=0, metavar="N",
               help="Also print the N slowest kernels: time, calls, TFLOP/s, GB/s, bound, occupancy (GPU targets).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@technique_options
 def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
              tp: int, sets: tuple[str, ...], dims: tuple[str, ...], causal: bool | None, weights: str | None,
              activations: str | None, kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
-             roofline_out: str | None, kernels_top: int, quiet: bool) -> None:
-    """Simulate MODEL on a hardware target and print latency, energy and traffic."""
+             roofline_out: str | None, kernels_top: int, quiet: bool, techniques: Any = None) -> None:
+    """Simulate MODEL on a hardware target and print latency, energy and traffic (with inference techniques:
+    speculative decoding, KV-cache formats and eviction, attention patterns, MoE expert parallelism)."""
     from hardware.targets import load_target
     from mapping.workloads import Model
     from simulator.report import kernel_table, summary_table, write_plot, write_trace
-    from simulator.simulate import simulate as run_simulation
+    from simulator.technique_run import run_simulation as run_with_techniques
+    from simulator.technique_run import technique_lines
 
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
         check_count(name, value)
@@ -263,11 +267,14 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     if bar is not None:
         bar.__enter__()
     try:
-        result = run_simulation(model, target, phase, batch, prompt_len, gen_len, precision, options, progress)
+        result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,
+                                     progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     click.echo(summary_table(result))
+    if result.techniques:
+        click.echo(technique_lines(result))
     if kernels_top > 0:
         click.echo("")
         click.echo(kernel_table(result, kernels_top))

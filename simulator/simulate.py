@@ -60,6 +60,8 @@ class SimulationResult:
     #: per (phase, kernel): kind, calls, time_s, flops, dram_bytes (kernel facts carried by the tasks)
     kernel_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     options: TargetOptions | None = None
+    #: what techniques applied and what they bought (mapping.techniques, simulator.speculative); {} for none
+    techniques: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latency_s(self) -> float:
@@ -116,6 +118,7 @@ class SimulationResult:
             "kernels": self.kernels(),
             "memory": {"required_bytes": self.memory_bytes, "capacity_bytes": self.capacity_bytes},
             "target": to_dict(self.target),
+            **({"techniques": self.techniques} if self.techniques else {}),
         }
 
 

@@ -18,7 +18,7 @@ from mapping.workloads import Model
 from simulator.cli import main
 from simulator.simulate import simulate
 from simulator.sweep.spec import parse_precision_axis
-from simulator.validation import lowbit_published
+from simulator.validation import techniques as published_techniques
 
 from conftest import EXAMPLES, FIXTURES
 
@@ -166,24 +166,26 @@ def test_fpga_dsp_packing_and_ternary_adds() -> None:
 
 
 def test_published_lowbit_entries_parse() -> None:
-    entries = lowbit_published.entries()
+    lowbit = [f for f in published_techniques.data_files() if f.name == "techniques_published_lowbit.yaml"]
+    entries = published_techniques.entries(lowbit)
     assert len(entries) >= 5 and len({e["id"] for e in entries}) == len(entries)
     for e in entries:
-        assert (lowbit_published.ROOT / e["model"]).exists() and load_target(e["target"]) is not None
-        assert len(e["source"]) > 40
+        assert (published_techniques.ROOT / e["model"]).exists() and load_target(e["target"]) is not None
+        assert len(e["published"]["source"]) > 40
 
 
 @pytest.mark.heavy
 def test_published_lowbit_predictions() -> None:
     """Every entry runs; measured ratios within a factor 1.6, stated maxima not exceeded by more than 30%."""
     models: dict = {}
-    for e in lowbit_published.entries():
-        p = lowbit_published.predict(e, models)
-        assert p.predicted > 1.0
-        if p.kind == "measured":
-            assert 1 / 1.6 < p.predicted / p.published < 1.6, p
+    lowbit = [f for f in published_techniques.data_files() if f.name == "techniques_published_lowbit.yaml"]
+    for e in published_techniques.entries(lowbit):
+        p = published_techniques.evaluate(e, models)
+        assert p["predicted"] > 1.0
+        if p["kind"] == "measured":
+            assert 1 / 1.6 < p["predicted"] / p["published"] < 1.6, p
         else:
-            assert p.predicted < 1.3 * p.published, p
+            assert p["predicted"] < 1.3 * p["published"], p
 
 
 def test_fp4_runs_on_fp4_tensor_cores_only_where_a_preset_lists_them(tiny) -> None:

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from hardware.dtypes import BITS
 from hardware.gpu import lowbit
 from hardware.gpu.attention import DECODE_KERNELS, flash_attention2
-from hardware.gpu.collectives import all_reduce
+from hardware.gpu.collectives import all_reduce, all_to_all
 from hardware.gpu.gemm import gemm
 from hardware.gpu.kernels import KernelResult, energy_by_action, memory_bound, sequence
 from hardware.gpu.spec import GpuTarget
@@ -95,7 +95,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
             else:
                 compute = task.name
     resources = [Resource(name="gpu", capacity=1, static_power_w=target.idle_power.si * tp)]
-    if tp > 1:
+    if tp > 1 or any(t.resource == "link" for t in builder.tasks):
         resources.append(Resource(name="link", capacity=1))
     return builder.build(resources, LEVELS)
 
@@ -108,6 +108,8 @@ def _kind(name: str) -> str:
         return last
     if last == "dequant":  # a separate dequantisation kernel: memory-bound, like the fused elementwise kernels
         return "fused"
+    if last in ("dispatch", "combine"):
+        return "all_to_all"
     return "lm_head" if "lm_head" in name else "gemm"
 
 
@@ -160,6 +162,8 @@ class _Context:
         attention block's core (score ... PV), which is one attention kernel.
         """
         label = block or "other"
+        if kind == "all_to_all":  # expert parallelism's dispatch/combine (mapping.techniques.moe): on the link
+            return [all_to_all(self.t, o.act_read_bytes, f"{label}.{o.name.rsplit('.', 1)[-1]}") for o in ops]
         core = self._core_names(ops) if kind == "attention" else set()
         attention = bool(core)
         gemms = [o for o in ops if o.matmul is not None and o.name not in core]
@@ -269,7 +273,7 @@ class _Context:
         heads = max(1, mm.batch // batch)
         head_dim, q_len, kv_len = mm.k, mm.m, mm.n
         act = _elem(score.act_write_bytes, mm.batch * q_len * kv_len) or 2.0
-        kv = _elem(score.kv_read_bytes, mm.batch * kv_len * head_dim) or act
+        kv = self.w.kv_bytes_per_value or _elem(score.kv_read_bytes, mm.batch * kv_len * head_dim) or act
         kv_heads = self.kv_heads or self._kv_heads(label, heads, head_dim) or heads
         heads_gpu = max(1, heads // self.tp)
         kv_gpu = max(1, kv_heads // self.tp)

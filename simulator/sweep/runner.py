@@ -104,12 +104,16 @@ def _target(data: dict[str, Any]) -> Any:
 def evaluate(point: Point) -> dict[str, Any]:
     """Simulate one point; returns its result row (errors become a row with ``error`` set, never an exception)."""
     from mapping.op_costs import Precision
+    from mapping.techniques import Techniques
     from simulator.simulate import simulate
+    from simulator.technique_run import run_simulation as run_with_techniques
 
     w = point.workload
     row: dict[str, Any] = {"point_id": point.point_id, "model": Path(point.model).name,
                            "target": point.target.get("name"), **point.params,
                            **{k: w[k] for k in ("phase", "batch", "prompt_len", "gen_len", "precision")}}
+    if "techniques" in w:
+        row["techniques"] = Techniques.from_dict(w["techniques"]).describe()
     row.update({m: None for m in METRICS})
     row.update(memory_bytes=None, capacity_bytes=None, fits_memory=None, error="")
     start = time.perf_counter()
@@ -117,8 +121,12 @@ def evaluate(point: Point) -> dict[str, Any]:
         target = _target(point.target)
         model = _model(point.model, point.model_hash, point.dims)
         precision = Precision(*parse_precision_axis(w["precision"]))
-        r = simulate(model, target, w["phase"], w["batch"], w["prompt_len"], w["gen_len"], precision,
-                     dict(point.options), trace_steps=0)
+        if "techniques" in w:
+            r = run_with_techniques(model, target, w["phase"], w["batch"], w["prompt_len"], w["gen_len"], precision,
+                                    dict(point.options), Techniques.from_dict(w["techniques"]), trace_steps=0)
+        else:
+            r = simulate(model, target, w["phase"], w["batch"], w["prompt_len"], w["gen_len"], precision,
+                         dict(point.options), trace_steps=0)
         row.update(latency_s=r.latency_s, energy_j=r.energy_j, tokens_per_s=r.tokens_per_s,
                    tokens_per_j=r.tokens / r.energy_j if r.energy_j else 0.0, memory_bytes=r.memory_bytes,
                    capacity_bytes=r.capacity_bytes, fits_memory=True)
@@ -667,7 +675,8 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
         store.close()
     computed = driver.computed if driver is not None else 0
     return SweepOutcome(total, computed, cached, elapsed, strategy, executor.workers,
-                        [k.removeprefix("param:") for k in sweep.axes if k.startswith("param:")], warm_s,
+                        [k.removeprefix("param:") for k in sweep.axes if k.startswith("param:")]
+                        + (["techniques"] if "techniques" in sweep.axes else []), warm_s,
                         out / "sweep.sqlite", sweep.spec_hash, points)
 
 

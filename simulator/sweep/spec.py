@@ -31,6 +31,7 @@ from hardware.errors import HwsimError
 from hardware.field_use import LABELS, FieldUse, Settings
 from hardware.targets import format_validation_error, load_target, schema_for, target_from_dict
 from hardware.yaml_file import read_yaml
+from mapping.techniques import Techniques
 
 METRICS = ("latency_s", "energy_j", "tokens_per_s", "tokens_per_j")
 WORKLOAD_AXES = ("phase", "batch", "prompt_len", "gen_len", "precision")
@@ -119,6 +120,26 @@ class WorkloadAxes(BaseModel):
     prompt_len: list[int] = [128]
     gen_len: list[int] = [1]
     precision: list[str] = ["default"]
+    #: inference techniques, one mapping per value ({} = none): the `hwsim simulate` flags' names with underscores,
+    #: e.g. [{}, {window: 4096}, {kv_group: 128}, {draft: small.onnx, spec_tokens: 4, acceptance: 0.8}]
+    techniques: list[dict[str, Any]] = [{}]
+
+    @field_validator("techniques", mode="before")
+    @classmethod
+    def _techniques(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        out = []
+        for v in values:
+            if v in (None, "none", "dense"):
+                v = {}
+            if not isinstance(v, dict):
+                raise ValueError(f"technique {v!r}: give a mapping such as {{window: 4096}} ({{}} for none)")
+            try:
+                Techniques.from_dict(v, "workload.techniques")
+            except HwsimError as exc:
+                raise ValueError(str(exc)) from None
+            out.append(v)
+        return out
 
     @field_validator("phase", "batch", "prompt_len", "gen_len", "precision", mode="before")
     @classmethod
@@ -370,6 +391,19 @@ class Sweep:
         self.axes["model"] = self.models
         for name in WORKLOAD_AXES:
             self.axes[name] = list(getattr(spec.workload, name))
+        if spec.workload.techniques != [{}]:  # an axis only when given, so that older specs keep their point ids
+            techniques = []
+            for t in spec.workload.techniques:
+                t = dict(t)
+                if t.get("draft"):
+                    draft = Path(t["draft"])
+                    if not draft.is_absolute() and not draft.exists() and (base_dir / draft).exists():
+                        draft = base_dir / draft
+                    if not draft.exists():
+                        raise HwsimError(f"{where}: field 'workload.techniques': no such draft model '{t['draft']}'")
+                    t["draft"] = str(draft)
+                techniques.append(t)
+            self.axes["techniques"] = techniques
         self.spec_hash = stable_hash(spec.model_dump(mode="json", exclude={"strategy", "trials", "seed", "parallel_trials"}))
 
     @property
@@ -401,6 +435,8 @@ class Sweep:
         params = {k.removeprefix("param:"): v for k, v in combo.items() if k.startswith("param:")}
         target = apply_params(self.base, params)
         workload = {name: combo[name] for name in WORKLOAD_AXES}
+        if "techniques" in combo:
+            workload["techniques"] = combo["techniques"]
         if workload["phase"] != "generate":
             workload["gen_len"] = 1  # only generate uses it
         model = combo["model"]
