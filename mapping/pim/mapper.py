@@ -27,6 +27,7 @@ import math
 from typing import Any
 
 from hardware.pim.aim import AimTimer, PimCounts, energy
+from hardware.pim.aim_isr_timer import IsrTimer, has_isr
 from hardware.pim.asic import vector_work
 from hardware.pim.spec import PimTarget
 from mapping.dataflow import Dataflow
@@ -55,7 +56,9 @@ class PimSession:
     def __init__(self, target: PimTarget, options: PimOptions) -> None:
         # the CLI's detailed mode is the AiM timer's command-level mode
         mode = "command" if options.mode == "detailed" else "fast"
-        self.timer = AimTimer(target, mode, refresh=options.refresh)
+        # a standard with the whole AiM instruction set (gddr6-aim): kernels timed by their instruction programs
+        self.timer = (IsrTimer(target, refresh=options.refresh) if has_isr(target)
+                      else AimTimer(target, mode, refresh=options.refresh))
 
 
 class _Builder:
@@ -64,7 +67,8 @@ class _Builder:
     def __init__(self, target: PimTarget, session: PimSession) -> None:
         self.t = target
         self.timer: AimTimer = session.timer
-        self.counter = AimTimer(target, "fast", refresh=False)  # command counts of the other channels
+        # command counts of the other channels
+        self.counter = IsrTimer(target, refresh=False) if has_isr(target) else AimTimer(target, "fast", refresh=False)
         self.tck = target.standard.tck_s
         self.program = ProgramBuilder()
         self.flow = Dataflow()
@@ -174,10 +178,15 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
                     outputs = math.ceil((outputs + 1) / 2)
                 else:
                     k_len = math.ceil((k_len + 1) / 2)
-            busiest = b.timer.vmm(k_len, outputs, repeat=per_channel * rows)
-            total = PimCounts()
-            total.add(b.counter.vmm(k_len, outputs), heads * rows)
-            total.ref = busiest.ref * channels
+            a = workload.attention(op.block)
+            if isinstance(b.timer, IsrTimer) and a is not None and op.role in ("score", "pv"):
+                # CENT's layout: keys token-major over every bank, V transposed; one program for all heads
+                busiest, total = _isr_attention(b, op.role, mm.batch // max(1, a.heads), a, k_len, outputs, rows)
+            else:
+                busiest = b.timer.vmm(k_len, outputs, repeat=per_channel * rows)
+                total = PimCounts()
+                total.add(b.counter.vmm(k_len, outputs), heads * rows)
+                total.ref = busiest.ref * channels
             written = frozenset([kv_written[op.block]]) if op.block in kv_written else frozenset()
             b.pim(f"attn:{op.name}", op, busiest, total, after=written)
         elif op.category == "gather":
@@ -192,6 +201,22 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
     resources = [Resource(name="pim", capacity=1, static_power_w=target.energy.background_per_channel.si * channels),
                  Resource(name="asic", capacity=1, static_power_w=target.asic.static_power.si)]
     return b.program.build(resources, LEVELS)
+
+
+def _isr_attention(b: _Builder, role: str, batch: int, a: Any, k_len: int, outputs: int,
+                   rows: int) -> tuple[PimCounts, PimCounts]:
+    """(busiest channel, all channels) of a score (``k_len`` = head_dim, ``outputs`` = context) or P.V product
+    (``k_len`` = context) of every head, ``batch`` sequences x ``rows`` query rows, as AiM instruction programs."""
+    channels = b.t.channels.n
+    repeat = max(1, a.heads // max(1, a.kv_heads))
+    vectors = max(1, batch) * rows
+    if role == "score":
+        busiest = b.timer.attention_scores(outputs, a.head_dim, a.kv_heads, repeat, channels, vectors)
+    else:
+        busiest = b.timer.attention_context(k_len, a.head_dim, a.kv_heads, repeat, channels, vectors)
+    total = PimCounts()
+    total.add(busiest, channels)  # lockstep: every channel runs the same program
+    return busiest, total
 
 
 def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:
