@@ -4,6 +4,8 @@ with the AiM simulator's committed numbers (reports/aim_validation.md)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import yaml
 
@@ -158,3 +160,49 @@ def test_vmm_1024x4096_one_channel_within_tolerance() -> None:
     timer = IsrTimer(load_target("aim-32ch"), refresh=False)
     ours = timer.vmm(1024, 4096).cycles
     assert abs(ours - ref) / ref <= 0.05
+
+
+def test_mapper_times_attention_and_vmms_by_their_programs() -> None:
+    from mapping.op_costs import Precision
+    from mapping.pim.mapper import map_workload
+    from mapping.workloads import Model
+    from simulator.engine import run as run_program
+
+    from conftest import EXAMPLES
+
+    target = load_target("aim-32ch")
+    work = Model(str(EXAMPLES / "gpt2.onnx")).decode(1, 256, Precision("bfloat16", "bfloat16", "bfloat16"))
+    program = map_workload(work, target, {"refresh": False})
+    tasks = {t.name: t for t in program.tasks}
+    timer = IsrTimer(target, refresh=False)
+    tck = target.standard.tck_s
+    score = next(o for o in work.ops if o.role == "score")
+    pv = next(o for o in work.ops if o.role == "pv" and o.block == score.block)
+    att = work.attention(score.block)
+    expect = timer.attention_scores(score.matmul.n, att.head_dim, att.kv_heads, 1, 32).cycles
+    assert tasks[f"attn:{score.name}"].duration_s == pytest.approx(expect * tck)
+    expect = timer.attention_context(pv.matmul.k, att.head_dim, att.kv_heads, 1, 32).cycles
+    assert tasks[f"attn:{pv.name}"].duration_s == pytest.approx(expect * tck)
+    vmm = next(o for o in work.ops if o.matmul is not None and o.matmul.weight_operand)
+    expect = timer.vmm(vmm.matmul.k, math.ceil(vmm.matmul.n / 32)).cycles
+    assert tasks[f"vmm:{vmm.name}"].duration_s == pytest.approx(expect * tck)
+    result = run_program(program)
+    assert result.latency_s > 0 and result.dynamic_energy_j > 0
+
+
+def test_cli_aim_runs_a_trace(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    trace = tmp_path / "t.trace"
+    trace.write_text(BY_NAME["rd_mac"].trace)
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["aim", str(trace), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["cycles"] == yaml.safe_load(DATA.read_text())["results"]["rd_mac"]["cycles"]
+    trace.write_text("AiM MAC_ABK 1 0x1\n")
+    result = CliRunner().invoke(main, ["aim", str(trace)])
+    assert result.exit_code == 2 and "t.trace:1" in result.output and "Traceback" not in result.output

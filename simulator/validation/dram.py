@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -68,6 +69,13 @@ WHY_CLOSED = ("closed rows (hwsim 0-2.6% faster): in one cycle the policy queues
               "in ddr4 mixed_2to1 is exactly that, PREpb to bank 0.1 at cycle 1236 one cycle after its RDA.")
 #: the stated tolerance for the closed-row runs (fraction; hit rate in points likewise)
 TOLERANCE_CLOSED = 0.03
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
 
 
 def _err(ours: float, ref: float) -> float:
@@ -165,7 +173,8 @@ def render(data: dict, rows: list[dict]) -> str:
             f"{worst['cycles_err']:+.2%}.",
             f"- Speed: Ramulator (C++) is {ratios[0]:.1f}x to {ratios[-1]:.1f}x faster than hwsim (Python; median "
             f"{ratios[len(ratios) // 2]:.1f}x) on the same traces, each timed around its simulation loop only on this "
-            "machine (Ramulator's figure from when the data was taken).", "",
+            "machine (Ramulator's figure from when the data was taken; 1-minute load average when this report was "
+            f"generated: {_load():.1f}, so on a busy machine the ratios mix two loads).", "",
             f"## Gaps over {THRESHOLD:.0%}", ""]
     gaps = [r for r in ok if max(abs(r["cycles_err"]), abs(r["latency_err"]), abs(r["hits_err"])) > THRESHOLD]
     for r in gaps:
