@@ -138,15 +138,6 @@ def test_micro_traces_within_tolerance_of_the_aim_simulator(name: str) -> None:
     assert abs(ours - ref) / ref <= aim_validation.TOLERANCE["micro"], (ours, ref)
 
 
-def test_known_gaps_are_still_gaps() -> None:
-    # when the plain-access path is modelled, the case moves into MICRO (remove it from KNOWN_GAPS)
-    data = yaml.safe_load(DATA.read_text())
-    for name in aim_validation.KNOWN_GAPS:
-        ref = data["results"][name]["cycles"]
-        ours = AimSystem().run(parse_trace(BY_NAME[name].trace)).cycles
-        assert abs(ours - ref) / ref > aim_validation.TOLERANCE["micro"]
-
-
 @pytest.mark.heavy
 def test_every_case_within_tolerance() -> None:
     _, rows = aim_validation.compare()

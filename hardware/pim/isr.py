@@ -19,9 +19,10 @@ order, into DRAM commands (PREA / ACT_AB / MAC_ABK ...) timed by the standard's 
   requests never share a controller at once, the DMA decodes at most one instruction per cycle, reads return in
   order one per cycle, SYNC / EOC wait for outstanding writes; a read arriving while a write is queued is
   forwarded from it (the simulator compares the requests' unset addresses, so any queued write matches).
-- Not modelled: the plain read/write path's reordering (FR-FCFS over the read and write queues, ACTs of other
-  banks issued while a request waits in the active buffer, and the TMOD switches that active plain requests cause
-  when AiM requests are already queued behind them): plain accesses are served in order here.
+- Plain reads and writes (R/W MEM, RD_SBK, WR_SBK) are scheduled FR-FCFS-style as events: a request whose ACT
+  issued (the simulator's active buffer) goes first when ready, else the oldest ready queued one; AiM requests are
+  admitted once no plain request is left in the read/write queues (the active buffer may still hold some), and
+  active plain requests then interleave with them, each switch of mode costing a TMOD.
 - No refresh: the AiM simulator's all-bank refresh manager never fires on GDDR6 (it loops over
   ``get_level_size("rank")`` = -1 ranks), so :class:`AimSystem` does not refresh either.
 
@@ -190,32 +191,47 @@ class _Controller:
         self.write_depart = 0  # latest departure of a non-returning request (SYNC / EOC wait for it)
         self.banks_per_group = standard.organization.banks_per_group.value
         self.banks = standard.banks
+        self.wr_cmd = self.ch.command("WR")
+        self.act_cmd = self.ch.command("ACT")
         self.tmod = 0
         self.forwarded = 0
+        #: plain requests not yet done: [start cycle, order, final command, address, left_queue (bool)]
+        self.plain: list[list] = []
+        self.plain_left = 0  # cycle the last plain request left the read/write queue (ACT issued, or done)
+        self._order = 0
 
     def admit(self, kind: str, tick: int) -> int:
         """First DMA tick >= ``tick`` at which a request of buffer class ``kind`` is accepted."""
+        if kind in ("aim", "sync") and any(not q[4] for q in self.plain):
+            self._advance(None, until_queued_empty=True)
         buf = "aim" if kind == "sync" else kind
         finals = self.finals[buf]
         if len(finals) == BUFFER:
             tick = max(tick, finals[0])
-        others = ("read", "write") if buf == "aim" else ("aim",)
-        return max(tick, *(self.class_done[o] for o in others))
+        if buf == "aim":
+            return max(tick, self.plain_left)
+        return max(tick, self.class_done["aim"])
 
     def run(self, spec: IsrSpec, kind: str, command: str | None, addr: BankAddress, arrive: int) -> int:
         """Serve one request sent at DMA tick ``arrive``; returns the cycle its data returns to the DMA (the
         read-return queue's service cycle) for returning requests, else its final command's cycle."""
         ch = self.ch
-        if kind == "read" and self.class_done["write"] > arrive:
+        if kind in ("read", "write"):
+            self._advance(arrive)
+            if kind == "read" and any(q[2] is self.wr_cmd and not q[4] for q in self.plain):
             # a write is still queued: the controller forwards it to the read (plain accesses carry no address in
             # the AiM simulator, so every queued write matches), which leaves the next cycle without a command
-            served = max(arrive + 1, self.last_served + 1)
-            self.last_served = served
-            self.forwarded += 1
-            return served
+                served = max(arrive + 1, self.last_served + 1)
+                self.last_served = served
+                self.forwarded += 1
+                return served
+            self._order += 1
+            self.plain.append([arrive + 1, self._order, command, addr, False])
+            return arrive + 1
         start = arrive + 1
         buf = "aim" if kind == "sync" else kind
         if command is None:  # SYNC / EOC: takes the controller's turn, returns after outstanding writes
+            self._advance(None)
             t = max(start, self.last + 1)
             self.last = t
             self.finals[buf].append(t)
@@ -227,6 +243,10 @@ class _Controller:
         while True:
             cmd = self._preq(command, addr, spec.all_banks)
             at = max(start, self.last + 1)
+            if self.plain:  # requests whose ACT issued (the active buffer) go first when ready by then
+                t_aim = ch.earliest(cmd, addr, at)
+                if self._advance(t_aim, one=True):
+                    continue
             if need_reg != self.reg_mode:
                 t = ch.earliest(cmd, addr, at)
                 ch.issue("TMOD", addr, t)
@@ -247,6 +267,63 @@ class _Controller:
             return served
         self.write_depart = max(self.write_depart, depart)
         return t
+
+    def _advance(self, until: int | None, one: bool = False, until_queued_empty: bool = False) -> bool:
+        """Issue plain requests' commands FR-FCFS-style (the AIM-SIM controller's active buffer first, then the
+        oldest ready queued request) whose cycle is <= ``until`` (None: all of them; ``until_queued_empty``: until
+        none is left in the read/write queues; ``one``: at most one active request's command). Returns whether
+        anything issued."""
+        ch = self.ch
+        issued = False
+        while self.plain:
+            if until_queued_empty and all(q[4] for q in self.plain):
+                break
+            best = None
+            for q in self.plain:
+                if one and not q[4]:
+                    continue
+                cmd = self._preq(q[2], q[3], False)
+                # in register mode a TMOD goes out where the command could (plain commands run in array mode)
+                t = ch.earliest(cmd, q[3], max(q[0], self.last + 1))
+                key = (t, not q[4], q[1])
+                if best is None or key < best[0]:
+                    best = (key, q, cmd)
+            if best is None:
+                break
+            (t, _, _), q, cmd = best
+            if until is not None and t > until:
+                break
+            if self.reg_mode:
+                ch.issue("TMOD", q[3], t)
+                self.tmod += 1
+                self.reg_mode = False
+                self.last = t
+                issued = True
+                if one:
+                    return True
+                continue
+            t = ch.issue(cmd, q[3], t)
+            self.last = t
+            issued = True
+            if cmd is q[2]:
+                self.plain.remove(q)
+                depart = t + self.data[q[2]]
+                if q[2] is self.wr_cmd:
+                    self.write_depart = max(self.write_depart, depart)
+                else:
+                    self.last_served = max(depart, self.last_served + 1)
+                if not q[4]:
+                    self.plain_left = max(self.plain_left, t)
+                self.class_done["read" if q[2] is not self.wr_cmd else "write"] = t
+            elif not q[4] and self.opens_cmd(cmd):
+                q[4] = True
+                self.plain_left = max(self.plain_left, t)
+            if one:
+                return True
+        return issued
+
+    def opens_cmd(self, cmd: str) -> bool:
+        return cmd is self.act_cmd
 
     def _preq(self, command: str, addr: BankAddress, all_banks: bool) -> str:
         """The command the request needs next (AIM-SIM RequireAllRowsOpen / RequireRowOpen)."""
@@ -309,6 +386,8 @@ class AimSystem:
         where the last command's data is done when the program has no EOC."""
         for i, isr in enumerate(program):
             self.step(isr, f"instruction {i + 1} ({isr.op})")
+        for _, c in self.classes:
+            c._advance(None)
         counts: Counter = Counter()
         for members, c in self.classes:
             counts.update({getattr(k, "value", k): v * len(members) for k, v in c.ch.counts.items()})

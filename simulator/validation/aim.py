@@ -28,13 +28,7 @@ REPORT = checkout_root() / "reports" / "aim_validation.md"
 TOLERANCE = {"micro": 0.05, "vmm": 0.05, "layer": 0.05}
 
 #: cases whose gap is understood and not closed, with the reason (shown in the report; tests keep them outside)
-KNOWN_GAPS = {
-    "mem_then_aim": "plain writes go through the simulator's FR-FCFS write queue and active buffer: ACTs to the "
-                    "other banks issue while earlier writes wait for tRCDWR, and AiM requests are admitted once the "
-                    "write queue (not the active buffer) is empty, so WR_GB overlaps the last writes, at the price of "
-                    "two extra TMODs as active writes and queued AiM requests alternate (4 TMODs there, 2 here); "
-                    "hwsim serves plain accesses in order. AiM programs (CENT's) do not mix the two on a channel.",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 CLOCK = """## Clock: AiM cycle counts are 0.5 ns (CK = 2 GHz)
 

@@ -69,6 +69,15 @@ def _micro() -> list[Case]:
         Case("mem_then_aim", "micro", "W MEM x 8 then WR_GB 64 and MAC_ABK 64: AiM waits for the write queue",
              tuple(Isr("W_MEM", channel=0, bank=b % 16, row=9) for b in range(8))
              + (Isr("WR_GB", opsize=64, mask=CH0), Isr("MAC_ABK", opsize=64, mask=CH0, row=1))),
+        Case("kv_append_then_scores", "micro", "W MEM to 16 banks (a token's K, CENT's KV append), then a score "
+             "group: WR_GB, 2 x (WR_BIAS, MAC_ABK 8, RD_MAC)",
+             tuple(Isr("W_MEM", channel=0, bank=b, row=100) for b in range(16))
+             + (Isr("WR_GB", opsize=64, mask=CH0),)
+             + tuple(i for r in range(2) for i in (Isr("WR_BIAS", mask=CH0), Isr("MAC_ABK", opsize=8, mask=CH0, row=100),
+                                                  Isr("RD_MAC", mask=CH0)))),
+        Case("reads_then_aim", "micro", "R MEM from 8 banks, then MAC_ABK 64 and RD_MAC (plain reads before AiM)",
+             tuple(Isr("R_MEM", channel=0, bank=2 * b, row=7) for b in range(8))
+             + (Isr("MAC_ABK", opsize=64, mask=CH0, row=3), Isr("RD_MAC", mask=CH0))),
         Case("sync", "micro", "(MAC_ABK 64, SYNC) x 4", tuple(i for r in range(4) for i in (
             Isr("MAC_ABK", opsize=64, mask=CH0, row=r), Isr("SYNC")))),
     ]
