@@ -126,7 +126,8 @@ def test_committed_aimsim_data_matches_the_cases() -> None:
         assert ref["trace_sha256"] == case.sha256, f"{case.name}: trace changed; rerun simulator.validation.aim_aimsim"
 
 
-MICRO = [c.name for c in CASES if c.group == "micro" and c.name not in aim_validation.KNOWN_GAPS]
+# the default run covers the short micro-traces; the heavy test every case
+MICRO = [c.name for c in CASES if c.group == "micro" and len(c.program) <= 64 and c.name not in aim_validation.KNOWN_GAPS]
 
 
 @pytest.mark.parametrize("name", MICRO)
@@ -197,3 +198,13 @@ def test_cli_aim_runs_a_trace(tmp_path) -> None:
     trace.write_text("AiM MAC_ABK 1 0x1\n")
     result = CliRunner().invoke(main, ["aim", str(trace)])
     assert result.exit_code == 2 and "t.trace:1" in result.output and "Traceback" not in result.output
+
+
+def test_kv_append_extends_at_the_write_rate_as_simulated() -> None:
+    timer = IsrTimer(load_target("aim-32ch"), refresh=False)
+    # 100 tokens over 32 channels: 4 tokens' keys (64 bursts each) and 7 bursts per V dimension on a channel
+    direct = AimSystem(channels=1).run(ap.kv_append(4, 7, 64, 1) + [Isr("EOC")]).cycles
+    assert timer.kv_append(100, 64, 32, 32).cycles == pytest.approx(direct, rel=0.01)
+    one = timer.kv_append(1, 64, 32, 32)
+    assert one.cycles == AimSystem(channels=1).run(ap.kv_append(1, 1, 64, 1) + [Isr("EOC")]).cycles
+    assert one.wr == 64 + 64 and one.act > 0

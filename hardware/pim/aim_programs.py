@@ -117,3 +117,21 @@ def to_trace(program: list[Isr], eoc: bool = True) -> str:
     if eoc:
         lines.append("AiM EOC")
     return "\n".join(lines) + "\n"
+
+
+def kv_append(k_tokens: int, v_bursts: int, head_dim: int, kv_heads: int, banks: int = 16, base_row: int = 8192) -> list[Isr]:
+    """Plain writes that append the KV cache on one channel in CENT's layout (``store_to_DRAM_multi_channel``):
+    ``k_tokens`` tokens' keys, each ``head_dim x kv_heads`` elements along its own bank's rows (64 bursts a row),
+    banks in turn; and for each of the channel's ``kv_heads`` heads and ``head_dim`` dimensions (spread over the
+    banks, ``head_dim / banks`` rows each) ``v_bursts`` bursts of that dimension's new values (V transposed)."""
+    rows = math.ceil(head_dim * kv_heads / ROW_ELEMS) if kv_heads else 0
+    out: list[Isr] = []
+    for t in range(k_tokens):
+        for r in range(rows):
+            out += [Isr("W_MEM", channel=0, bank=t % banks, row=base_row + (t // banks) * rows + r)] * (ROW_ELEMS // LANES)
+    dim_iterations = max(1, head_dim // banks)
+    for h in range(kv_heads):
+        for d in range(dim_iterations):
+            for b in range(banks):
+                out += [Isr("W_MEM", channel=0, bank=b, row=base_row + 4096 + h * dim_iterations + d)] * v_bursts
+    return out

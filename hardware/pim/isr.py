@@ -204,6 +204,11 @@ class _Controller:
         """First DMA tick >= ``tick`` at which a request of buffer class ``kind`` is accepted."""
         if kind in ("aim", "sync") and any(not q[4] for q in self.plain):
             self._advance(None, until_queued_empty=True)
+        if kind in ("read", "write"):
+            # a full read / write queue: the request waits until one of the queued ones leaves (ACT or done)
+            while sum(1 for q in self.plain if not q[4] and (q[2] is self.wr_cmd) == (kind == "write")) >= BUFFER:
+                self._advance(None, one_queued=True)
+                tick = max(tick, self.plain_left)
         buf = "aim" if kind == "sync" else kind
         finals = self.finals[buf]
         if len(finals) == BUFFER:
@@ -268,11 +273,12 @@ class _Controller:
         self.write_depart = max(self.write_depart, depart)
         return t
 
-    def _advance(self, until: int | None, one: bool = False, until_queued_empty: bool = False) -> bool:
+    def _advance(self, until: int | None, one: bool = False, until_queued_empty: bool = False,
+                 one_queued: bool = False) -> bool:
         """Issue plain requests' commands FR-FCFS-style (the AIM-SIM controller's active buffer first, then the
         oldest ready queued request) whose cycle is <= ``until`` (None: all of them; ``until_queued_empty``: until
-        none is left in the read/write queues; ``one``: at most one active request's command). Returns whether
-        anything issued."""
+        none is left in the read/write queues; ``one``: at most one active request's command; ``one_queued``: until
+        one queued request left its queue). Returns whether anything issued."""
         ch = self.ch
         issued = False
         while self.plain:
@@ -315,9 +321,13 @@ class _Controller:
                 if not q[4]:
                     self.plain_left = max(self.plain_left, t)
                 self.class_done["read" if q[2] is not self.wr_cmd else "write"] = t
+                if not q[4] and one_queued:
+                    return True
             elif not q[4] and self.opens_cmd(cmd):
                 q[4] = True
                 self.plain_left = max(self.plain_left, t)
+                if one_queued:
+                    return True
             if one:
                 return True
         return issued

@@ -232,11 +232,16 @@ def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:
     heads_per_channel = math.ceil(kv_heads / channels)
     k_bursts = math.ceil(head_dim * 2 / b.t.column_bytes)
     v_rows = math.ceil(head_dim / 16)
-    busiest = b.timer.row_writes(heads_per_channel * tokens, k_bursts)
-    busiest.add(b.timer.row_writes(heads_per_channel * v_rows * tokens, 1))
-    total = PimCounts()
-    total.add(b.counter.row_writes(kv_heads * tokens, k_bursts))
-    total.add(b.counter.row_writes(kv_heads * v_rows * tokens, 1))
+    if isinstance(b.timer, IsrTimer):  # CENT's layout as plain writes through the AiM controller
+        busiest = b.timer.kv_append(tokens, head_dim, kv_heads, channels)
+        total = PimCounts()
+        total.add(busiest, channels)
+    else:
+        busiest = b.timer.row_writes(heads_per_channel * tokens, k_bursts)
+        busiest.add(b.timer.row_writes(heads_per_channel * v_rows * tokens, 1))
+        total = PimCounts()
+        total.add(b.counter.row_writes(kv_heads * tokens, k_bursts))
+        total.add(b.counter.row_writes(kv_heads * v_rows * tokens, 1))
     k_and_v = b.flow.ready_after([t for o in workload.ops if o.block == op.block
                                   and o.role in ("k_proj", "v_proj", "qkv_proj") for t in o.outputs])
     name = f"kv_write:{op.block}"

@@ -75,6 +75,9 @@ def _micro() -> list[Case]:
              + (Isr("WR_GB", opsize=64, mask=CH0),)
              + tuple(i for r in range(2) for i in (Isr("WR_BIAS", mask=CH0), Isr("MAC_ABK", opsize=8, mask=CH0, row=100),
                                                   Isr("RD_MAC", mask=CH0)))),
+        Case("w_mem_512", "micro", "W MEM x 512 over 16 banks and 2 rows each, then MAC_ABK 64 (write queue full)",
+             tuple(Isr("W_MEM", channel=0, bank=i % 16, row=200 + (i // 256)) for i in range(512))
+             + (Isr("MAC_ABK", opsize=64, mask=CH0, row=3),)),
         Case("reads_then_aim", "micro", "R MEM from 8 banks, then MAC_ABK 64 and RD_MAC (plain reads before AiM)",
              tuple(Isr("R_MEM", channel=0, bank=2 * b, row=7) for b in range(8))
              + (Isr("MAC_ABK", opsize=64, mask=CH0, row=3), Isr("RD_MAC", mask=CH0))),
