@@ -144,9 +144,10 @@ def render(data: dict, rows: list[dict]) -> str:
            "preset), one channel / rank / pseudo channel, RoBaRaCoCh, FR-FCFS, open rows, all-bank refresh, read and "
            "write queues of 32 with watermarks 0.2 / 0.8, one request offered per cycle (LoadStoreTrace, clock ratio 1),"
            " Ramulator's GenericDDR controller; `rows` closed: Ramulator's ClosedCAP (cap 1) against our closed policy "
-           "(cap 1), GDDR6 and DDR4; `open per-bank REF`: LPDDR5 with Ramulator 2.1's PerBank refresh manager "
-           "(REFpb to one bank every tREFIpb, round robin) against our `per-bank` manager, same REFpb rules "
-           "(JESD209-5B values via Ramulator's lpddr5.py). Compared at the point Ramulator stops (the last request accepted); "
+           "(cap 1), GDDR6 and DDR4; `open per-bank REF`: LPDDR5 and HBM2 with Ramulator 2.1's PerBank refresh "
+           "manager (REFpb to one bank every tREFIpb, round robin) against our `per-bank` manager, same REFpb rules "
+           "(JESD209-5B / JESD235D values via Ramulator's lpddr5.py and hbm2.py). Compared at the point Ramulator "
+           "stops (the last request accepted); "
            "`drain` is hwsim's cycle count until the last data beat. Ramulator HBM3 ticks at half CK: halved.", "",
            f"Tolerance (tests/test_dram_validation.py): cycles and mean read latency within {TOLERANCE:.0%}, "
            f"row-hit rate (hits / requests) within {TOLERANCE * 100:.0f} points; closed rows within "

@@ -10,7 +10,7 @@ Both sides get the same numbers: Ramulator's standard (its DRAM spec, timing pre
 timing parameter and the organisation overridden by ours (``hardware/presets/dram/*.yaml``), one rank / pseudo
 channel / SID, one channel, LoadStoreTrace at clock ratio 1 into a GenericDDR controller (FRFCFS, AllBank refresh,
 Open rows, RoBaRaCoCh, queues of 32, watermarks 0.2 / 0.8, Ramulator's defaults); for GDDR6 and DDR4 also
-ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1); for LPDDR5 also Ramulator's PerBank
+ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1); for LPDDR5 and HBM2 also Ramulator's PerBank
 refresh manager (``results_perbank``) against our ``per-bank`` one (``--only-per-bank`` reruns just that section).
 """
 
@@ -62,7 +62,7 @@ def ramulator_overrides(name: str, dram_cls: type) -> dict:
 #: standards also compared under the closed-row policy (Ramulator ClosedCAP with cap 1 against ours)
 CLOSED = ("gddr6", "ddr4")
 #: standards also compared with per-bank refresh (Ramulator's PerBank manager against our per-bank), open rows
-PER_BANK = ("lpddr5",)
+PER_BANK = ("lpddr5", "hbm2")
 
 
 def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "all-bank") -> dict:
