@@ -341,6 +341,10 @@ from simulator.dram_command import dram  # noqa: E402
 
 main.add_command(dram)
 
+from simulator.aim_command import aim  # noqa: E402
+
+main.add_command(aim)
+
 from simulator.serving.command import serve  # noqa: E402
 
 main.add_command(serve)

@@ -58,3 +58,30 @@ def test_closed_rows_ddr4_random_agree_to_the_cycle():
 def test_every_run_within_tolerance():
     _, rows = compare()
     assert rows and all("error" not in r and within_tolerance(r) for r in rows)
+
+
+def test_per_bank_refresh_lpddr5_row_conflict_agrees_to_the_cycle():
+    ram = _ramulator()["results_perbank"]["lpddr5"]["row_conflict"]
+    r = simulate(load_standard("lpddr5"), read_trace(TRACE_DIR / "row_conflict.trace"), refresh="per-bank")
+    assert (r.accept_cycles, r.accept_row_hits) == (ram["cycles"], ram["row_hits"])
+
+
+def test_per_bank_refresh_refreshes_one_bank_per_interval():
+    std = load_standard("lpddr5")
+    trace = read_trace(TRACE_DIR / "sequential.trace")[:1500]
+    per_bank = simulate(std, trace, refresh="per-bank")
+    all_bank = simulate(std, trace, refresh="all-bank")
+    none = simulate(std, trace, refresh="none")
+    interval = std.params["tREFIpb"]
+    # one REFpb per tREFIpb cycles (round robin) against one REF per tREFI (the last one queued may not have issued)
+    assert per_bank.cycles // interval - 1 <= per_bank.refreshes <= per_bank.cycles // interval
+    assert all_bank.cycles // std.params["tREFI"] - 1 <= all_bank.refreshes <= all_bank.cycles // std.params["tREFI"]
+    assert per_bank.refreshes > 4 * all_bank.refreshes
+    assert none.refreshes == 0
+
+
+def test_per_bank_refresh_needs_the_standard_to_declare_it():
+    from hardware.errors import HwsimError
+
+    with pytest.raises(HwsimError, match="refresh_per_bank"):
+        simulate(load_standard("ddr4"), read_trace(TRACE_DIR / "sequential.trace")[:10], refresh="per-bank")

@@ -106,6 +106,7 @@ class RequestController:
         ap = std.auto_precharge
         self.rda, self.wra = (cmd(ap.read), cmd(ap.write)) if ap else (None, None)
         self.ref = cmd(std.refresh.command) if std.refresh else None
+        self.refpb = cmd(std.refresh_per_bank.command) if std.refresh_per_bank else None
         specs = std.all_commands
         self.closes = {cmd(n): s.closes for n, s in specs.items()}
         self.opens = {cmd(n): s.opens for n, s in specs.items()}
@@ -171,6 +172,10 @@ class RequestController:
         """Queue an all-bank refresh (refresh managers call this)."""
         self.priority.append(Request(MAINTENANCE, None, BankAddress(), 0, clk, self.ref))
 
+    def queue_bank_refresh(self, bank: int, clk: int) -> None:
+        """Queue a per-bank refresh of flat bank ``bank`` (the per-bank refresh manager calls this)."""
+        self.priority.append(Request(MAINTENANCE, None, self.bank_addr[bank], bank, clk, self.refpb))
+
     def queue_precharge(self, bank: int, clk: int) -> None:
         """Queue a precharge of flat bank ``bank`` (row policies call this)."""
         self.priority.append(Request(MAINTENANCE, None, self.bank_addr[bank], bank, clk, self.pre))
@@ -182,6 +187,8 @@ class RequestController:
         if req.kind == MAINTENANCE:
             if req.final is self.ref:
                 return self.ref if open_row.count(None) == len(open_row) else self.prea
+            if req.final is self.refpb and req.final is not None:
+                return self.refpb if open_row[req.bank] is None else self.pre
             return self.pre if open_row[req.bank] is not None else None
         row = open_row[req.bank]
         if row is None:
@@ -294,7 +301,7 @@ class RequestController:
                 st.write_latencies.append(done - req.arrive)
             else:
                 done = clk
-                if cmd is self.ref:
+                if cmd is self.ref or cmd is self.refpb:
                     st.refreshes += 1
             if done > st.last_done:
                 st.last_done = done

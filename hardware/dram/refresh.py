@@ -4,10 +4,11 @@
   queued at the priority queue at cycles tREFI, 2 tREFI, ... as Ramulator 2's AllBank manager does (CMU-SAFARI/
   ramulator2 @c5b1c3a src/ramulator/controller/refresh/impl/all_bank.cpp, scatter_interval 0). The controller
   closes the open banks first (PREA) and lets requests whose ACT already issued finish.
+- ``per-bank``: the standard's ``refresh_per_bank:`` command (REFpb) to one bank every ``refresh_per_bank.interval``
+  (tREFIpb) cycles, banks in round-robin order (bank group major), as Ramulator 2.1's PerBank manager does
+  (src/ramulator/controller/refresh/impl/per_bank.cpp); the controller precharges that bank first. The other banks
+  keep serving requests.
 - ``none``: no refresh.
-
-The standards here declare no per-bank refresh command (REFpb) and no ranks, so there is no per-bank or per-rank
-manager yet; a standard that adds them needs one registered here.
 """
 
 from __future__ import annotations
@@ -40,6 +41,30 @@ class AllBankRefresh:
         if clk >= self.next:
             self.next += self.interval
             self.ctrl.queue_refresh(clk)
+
+    def next_event(self, clk: int) -> int:
+        return self.next
+
+
+@REFRESH.register("per-bank")
+class PerBankRefresh:
+    name = "per-bank"
+
+    def __init__(self, ctrl: RequestController) -> None:
+        std = ctrl.channel.standard
+        if std.refresh_per_bank is None:
+            raise HwsimError(f"--refresh per-bank: DRAM standard '{std.name}' declares no refresh_per_bank: "
+                             "(use --refresh all-bank or none)")
+        self.ctrl = ctrl
+        self.interval = ctrl.channel.params[std.refresh_per_bank.interval]
+        self.next = self.interval
+        self.bank = 0
+
+    def tick(self, clk: int) -> None:
+        if clk >= self.next:
+            self.next += self.interval
+            self.ctrl.queue_bank_refresh(self.bank, clk)
+            self.bank = (self.bank + 1) % self.ctrl.channel.banks
 
     def next_event(self, clk: int) -> int:
         return self.next

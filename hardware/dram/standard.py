@@ -13,7 +13,8 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
   which address fields it range-checks (``uses``), and ``data``: cycles from issue to its last data beat;
 - ``constraints``: one line per rule ``{level, preceding, following, latency[, window]}`` (see
   :mod:`hardware.dram.timing`); ``checks``: inequalities the numbers must satisfy for the table to be right;
-- ``requests`` / ``refresh``: which commands an open-row controller issues for reads, writes and refresh;
+- ``requests`` / ``refresh``: which commands an open-row controller issues for reads, writes and refresh
+  (``refresh_per_bank``: the per-bank refresh command, REFpb, and its interval per bank refresh, tREFIpb);
   ``auto_precharge``: the read / write commands that also close the bank (RDA / WRA), for closed-row policies;
 - ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM).
 
@@ -154,6 +155,7 @@ class DramStandard(_Strict):
     requests: Requests
     auto_precharge: Requests | None = None
     refresh: Refresh | None = None
+    refresh_per_bank: Refresh | None = None
     timing: dict[str, Cycles]
     derived: dict[str, Derived] = {}
     constraints: tuple[ConstraintSpec, ...]
@@ -364,6 +366,13 @@ def _check(std: DramStandard) -> None:
             raise _FieldError(("refresh", "command"),
                               f"'{std.refresh.command}' must be an all-bank command that requires closed banks")
         _need_params(std.refresh.interval, known, ("refresh", "interval"), used)
+    if std.refresh_per_bank is not None:
+        need_command(std.refresh_per_bank.command, ("refresh_per_bank", "command"))
+        ref = commands[std.refresh_per_bank.command]
+        if not (ref.level == "bank" and ref.requires == "closed"):
+            raise _FieldError(("refresh_per_bank", "command"),
+                              f"'{std.refresh_per_bank.command}' must be a bank command that requires its bank closed")
+        _need_params(std.refresh_per_bank.interval, known, ("refresh_per_bank", "interval"), used)
     for i, text in enumerate(std.checks):
         loc = ("checks", i)
         m = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(>=|>)\s*(.+?)\s*", text)

@@ -57,10 +57,14 @@ class PimCounts:
     wr: int = 0
     pre: int = 0
     ref: int = 0
+    wr_bias: int = 0  # MAC-register writes (AiM WR_BIAS), instruction-level timing only
+    tmod: int = 0  # mode changes (AiM TMOD), instruction-level timing only
+
+    FIELDS = ("cycles", "act_ab", "mac", "rd_mac", "wr_gb", "act", "rd", "wr", "pre", "ref", "wr_bias", "tmod")
 
     def add(self, other: PimCounts, times: int = 1) -> None:
         """Accumulate ``other`` ``times`` times (cycles included)."""
-        for name in ("cycles", "act_ab", "mac", "rd_mac", "wr_gb", "act", "rd", "wr", "pre", "ref"):
+        for name in self.FIELDS:
             setattr(self, name, getattr(self, name) + times * getattr(other, name))
 
 
@@ -276,12 +280,12 @@ def energy(counts: PimCounts, target: PimTarget) -> PimEnergyBreakdown:
     e = target.energy
     banks = target.banks_per_channel
     burst = target.column_bytes
-    io_bursts = counts.rd_mac + counts.rd + counts.wr_gb + counts.wr
+    io_bursts = counts.rd_mac + counts.rd + counts.wr_gb + counts.wr + counts.wr_bias
     by_action = {
         "act_pre": (counts.act_ab * banks + counts.act) * e.act_per_bank.si,
         "mac": counts.mac * e.mac_all_bank.si,
         "read": (counts.rd_mac + counts.rd) * e.read_burst.si,
-        "write": (counts.wr_gb + counts.wr) * e.write_burst.si,
+        "write": (counts.wr_gb + counts.wr + counts.wr_bias) * e.write_burst.si,
         "io": io_bursts * burst * 8 * e.io.si,
         "refresh": counts.ref * e.refresh.si,
     }

@@ -28,6 +28,7 @@ from typing import Any
 
 from hardware.pim import mac_formats
 from hardware.pim.aim import AimTimer, PimCounts, energy
+from hardware.pim.aim_isr_timer import IsrTimer, has_isr
 from hardware.pim.asic import vector_work
 from hardware.pim.spec import PimTarget
 from mapping.dataflow import Dataflow
@@ -56,7 +57,9 @@ class PimSession:
     def __init__(self, target: PimTarget, options: PimOptions) -> None:
         # the CLI's detailed mode is the AiM timer's command-level mode
         mode = "command" if options.mode == "detailed" else "fast"
-        self.timer = AimTimer(target, mode, refresh=options.refresh)
+        # a standard with the whole AiM instruction set (gddr6-aim): kernels timed by their instruction programs
+        self.timer = (IsrTimer(target, refresh=options.refresh) if has_isr(target)
+                      else AimTimer(target, mode, refresh=options.refresh))
 
 
 class _Builder:
@@ -65,7 +68,8 @@ class _Builder:
     def __init__(self, target: PimTarget, session: PimSession) -> None:
         self.t = target
         self.timer: AimTimer = session.timer
-        self.counter = AimTimer(target, "fast", refresh=False)  # command counts of the other channels
+        # command counts of the other channels
+        self.counter = IsrTimer(target, refresh=False) if has_isr(target) else AimTimer(target, "fast", refresh=False)
         self.tck = target.standard.tck_s
         self.program = ProgramBuilder()
         self.flow = Dataflow()
@@ -177,10 +181,15 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
                     outputs = math.ceil((outputs + 1) / 2)
                 else:
                     k_len = math.ceil((k_len + 1) / 2)
-            busiest = b.timer.vmm(k_len, outputs, repeat=per_channel * rows)
-            total = PimCounts()
-            total.add(b.counter.vmm(k_len, outputs), heads * rows)
-            total.ref = busiest.ref * channels
+            a = workload.attention(op.block)
+            if isinstance(b.timer, IsrTimer) and a is not None and op.role in ("score", "pv"):
+                # CENT's layout: keys token-major over every bank, V transposed; one program for all heads
+                busiest, total = _isr_attention(b, op.role, mm.batch // max(1, a.heads), a, k_len, outputs, rows)
+            else:
+                busiest = b.timer.vmm(k_len, outputs, repeat=per_channel * rows)
+                total = PimCounts()
+                total.add(b.counter.vmm(k_len, outputs), heads * rows)
+                total.ref = busiest.ref * channels
             written = frozenset([kv_written[op.block]]) if op.block in kv_written else frozenset()
             b.pim(f"attn:{op.name}", op, busiest, total, after=written)
         elif op.category == "gather":
@@ -208,6 +217,22 @@ def _bf16_length(k: int, operand: str | None, workload: Workload, target: PimTar
     return max(1, math.ceil(k * bf16_lanes / mac_formats.lanes(mode, target.column_bytes, bf16_lanes)))
 
 
+def _isr_attention(b: _Builder, role: str, batch: int, a: Any, k_len: int, outputs: int,
+                   rows: int) -> tuple[PimCounts, PimCounts]:
+    """(busiest channel, all channels) of a score (``k_len`` = head_dim, ``outputs`` = context) or P.V product
+    (``k_len`` = context) of every head, ``batch`` sequences x ``rows`` query rows, as AiM instruction programs."""
+    channels = b.t.channels.n
+    repeat = max(1, a.heads // max(1, a.kv_heads))
+    vectors = max(1, batch) * rows
+    if role == "score":
+        busiest = b.timer.attention_scores(outputs, a.head_dim, a.kv_heads, repeat, channels, vectors)
+    else:
+        busiest = b.timer.attention_context(k_len, a.head_dim, a.kv_heads, repeat, channels, vectors)
+    total = PimCounts()
+    total.add(busiest, channels)  # lockstep: every channel runs the same program
+    return busiest, total
+
+
 def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:
     """Write the new tokens' K and V into the banks: per KV head one K row and ceil(head_dim/16) V rows
     (V transposed, buffered 16 tokens per 32-byte column). Waits for the K and V projections (``op`` is the
@@ -221,11 +246,16 @@ def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:
     heads_per_channel = math.ceil(kv_heads / channels)
     k_bursts = math.ceil(head_dim * 2 / b.t.column_bytes)
     v_rows = math.ceil(head_dim / 16)
-    busiest = b.timer.row_writes(heads_per_channel * tokens, k_bursts)
-    busiest.add(b.timer.row_writes(heads_per_channel * v_rows * tokens, 1))
-    total = PimCounts()
-    total.add(b.counter.row_writes(kv_heads * tokens, k_bursts))
-    total.add(b.counter.row_writes(kv_heads * v_rows * tokens, 1))
+    if isinstance(b.timer, IsrTimer):  # CENT's layout as plain writes through the AiM controller
+        busiest = b.timer.kv_append(tokens, head_dim, kv_heads, channels)
+        total = PimCounts()
+        total.add(busiest, channels)
+    else:
+        busiest = b.timer.row_writes(heads_per_channel * tokens, k_bursts)
+        busiest.add(b.timer.row_writes(heads_per_channel * v_rows * tokens, 1))
+        total = PimCounts()
+        total.add(b.counter.row_writes(kv_heads * tokens, k_bursts))
+        total.add(b.counter.row_writes(kv_heads * v_rows * tokens, 1))
     k_and_v = b.flow.ready_after([t for o in workload.ops if o.block == op.block
                                   and o.role in ("k_proj", "v_proj", "qkv_proj") for t in o.outputs])
     name = f"kv_write:{op.block}"

@@ -10,7 +10,8 @@ Both sides get the same numbers: Ramulator's standard (its DRAM spec, timing pre
 timing parameter and the organisation overridden by ours (``hardware/presets/dram/*.yaml``), one rank / pseudo
 channel / SID, one channel, LoadStoreTrace at clock ratio 1 into a GenericDDR controller (FRFCFS, AllBank refresh,
 Open rows, RoBaRaCoCh, queues of 32, watermarks 0.2 / 0.8, Ramulator's defaults); for GDDR6 and DDR4 also
-ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1).
+ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1); for LPDDR5 and HBM2 also Ramulator's PerBank
+refresh manager (``results_perbank``) against our ``per-bank`` one (``--only-per-bank`` reruns just that section).
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ def ramulator_overrides(name: str, dram_cls: type) -> dict:
 
 #: standards also compared under the closed-row policy (Ramulator ClosedCAP with cap 1 against ours)
 CLOSED = ("gddr6", "ddr4")
+#: standards also compared with per-bank refresh (Ramulator's PerBank manager against our per-bank), open rows
+PER_BANK = ("lpddr5", "hbm2")
 
 
-def run_one(name: str, trace: Path, row_policy: str = "open") -> dict:
+def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "all-bank") -> dict:
     import ramulator  # noqa: PLC0415 (needs Ramulator's Python package on the path)
 
     cls_name, org_preset, timing_preset, _ = SPECS[name]
@@ -70,7 +73,8 @@ def run_one(name: str, trace: Path, row_policy: str = "open") -> dict:
     over = ramulator_overrides(name, dram_cls)
     dram = dram_cls(org_preset=org_preset, timing_preset=timing_preset, **over)
     ctrl = ramulator.controller.GenericDDR(dram=dram, scheduler=ramulator.scheduler.FRFCFS(),
-                                           refresh_manager=ramulator.refresh_manager.AllBank(),
+                                           refresh_manager=ramulator.refresh_manager.AllBank() if refresh == "all-bank"
+                                           else ramulator.refresh_manager.PerBank(),
                                            row_policy=ramulator.row_policy.Open() if row_policy == "open"
                                            else ramulator.row_policy.ClosedCAP(cap=1),
                                            addr_mapper=ramulator.addr_mapper.RoBaRaCoCh())
@@ -90,11 +94,18 @@ def run_one(name: str, trace: Path, row_policy: str = "open") -> dict:
             "reads": int(st["num_read_reqs"]), "writes": int(st["num_write_reqs"]),
             "reads_forwarded": int(st["num_read_reqs_forwarded"]), "requests": requests,
             "wall_s": wall, "requests_per_s": requests / wall if wall else 0.0, "overrides": over,
-            "config": f"{cls_name}(org_preset={org_preset}, timing_preset={timing_preset}, overrides) + GenericDDR"}
+            "config": f"{cls_name}(org_preset={org_preset}, timing_preset={timing_preset}, overrides) + GenericDDR"
+                      + ("" if refresh == "all-bank" else " + PerBank refresh")}
 
 
 def main() -> None:
+    import argparse  # noqa: PLC0415
+
     import ramulator  # noqa: F401, PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only-per-bank", action="store_true", help="rerun only the per-bank refresh section")
+    args = parser.parse_args()
 
     root = Path(ramulator.__file__).resolve().parents[2]
     commit = RAMULATOR_COMMIT  # a source archive (git archive) has no .git
@@ -104,18 +115,23 @@ def main() -> None:
                                     check=True).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             pass
-    out = {}
-    for policy, names in (("open", tuple(SPECS)), ("closed", CLOSED)):
-        results = out["results" if policy == "open" else "results_closed"] = {}
+    old = json.loads(DATA.read_text()) if DATA.exists() else {}
+    out = {k: old[k] for k in ("results", "results_closed") if args.only_per_bank and k in old}
+    if not args.only_per_bank:
+        sections = [("results", "open", "all-bank", tuple(SPECS)), ("results_closed", "closed", "all-bank", CLOSED),
+                    ("results_perbank", "open", "per-bank", PER_BANK)]
+    else:
+        sections = [("results_perbank", "open", "per-bank", PER_BANK)]
+    for key, policy, refresh, names in sections:
+        results = out[key] = {}
         for name in names:
             for trace in sorted(TRACE_DIR.glob("*.trace")):
                 try:
-                    results.setdefault(name, {})[trace.stem] = run_one(name, trace, policy)
+                    results.setdefault(name, {})[trace.stem] = run_one(name, trace, policy, refresh)
                 except Exception as err:  # noqa: BLE001 (record why a standard does not run)
                     results.setdefault(name, {})[trace.stem] = {"error": f"{type(err).__name__}: {err}"}
                 res = results[name][trace.stem]
-                print(policy, name, trace.stem, res.get("cycles", res.get("error")))
-    old = json.loads(DATA.read_text()) if DATA.exists() else {}
+                print(key, name, trace.stem, res.get("cycles", res.get("error")))
     DATA.write_text(json.dumps({"ramulator": "CMU-SAFARI/ramulator2", "commit": commit,
                                 "command": "PYTHONPATH=$PWD:RAMULATOR/python python -m simulator.validation.dram_ramulator",
                                 "build": old.get("build", ""), "machine": old.get("machine", ""), **out},
