@@ -145,17 +145,27 @@ def _fitted_from(target: GpuTarget, path: Path) -> bool:
     return path.name in json.dumps(to_dict(target))
 
 
-_decode_cache: dict[tuple[str, str, int, str], float] = {}
+_step_cache: dict[tuple[str, str, str, int, str, str], tuple[float, float]] = {}
+#: the software stack (``--set stack=``) of each measured variant of gpu_measure.py
+VARIANT_STACK = {"eager": "eager", "eager_static": "eager", "compiled_cudagraphs": "graph"}
 
 
-def decode_step_s(model_name: str, target: GpuTarget, context: int, attention: str = "flashdecoding") -> float:
-    """hwsim's fp16 batch-1 decode step of an example model over ``context`` cached tokens."""
-    key = (model_name, target.name, context, attention)
-    if key not in _decode_cache:
+def step_result(model_name: str, target: GpuTarget, phase: str, length: int, stack: str = "kernels",
+                attention: str = "flashdecoding") -> tuple[float, float]:
+    """(seconds, joules) of hwsim's fp16 batch-1 step of an example model: a decode step over ``length`` cached
+    tokens, or a prefill of ``length`` tokens, issued by ``stack``."""
+    key = (model_name, target.name, phase, length, stack, attention)
+    if key not in _step_cache:
         model = Model(str(EXAMPLES / DECODE_MODELS[model_name]))
-        r = simulate(model, target, "decode", 1, context, 1, Precision(), {"attention": attention})
-        _decode_cache[key] = r.latency_s
-    return _decode_cache[key]
+        r = simulate(model, target, phase, 1, length, 1, Precision(), {"attention": attention, "stack": stack})
+        _step_cache[key] = (r.latency_s, r.energy_j)
+    return _step_cache[key]
+
+
+def decode_step_s(model_name: str, target: GpuTarget, context: int, attention: str = "flashdecoding",
+                  stack: str = "kernels") -> float:
+    """hwsim's fp16 batch-1 decode step of an example model over ``context`` cached tokens."""
+    return step_result(model_name, target, "decode", context, stack, attention)[0]
 
 
 def predict_measurement(target: GpuTarget, m: dict[str, Any]) -> tuple[str, float, str] | None:
@@ -163,8 +173,11 @@ def predict_measurement(target: GpuTarget, m: dict[str, Any]) -> tuple[str, floa
     s, kind, dtype = m["shape"], m["kind"], m["dtype"]
     backend = str(m.get("backend", ""))
     if kind == "gemm":
-        r = gemm(target, s.get("batch", 1), s["m"], s["k"], s["n"], dtype if dtype in ("fp16", "bf16") else "fp16")
-        group = m.get("group") or m["name"].split()[0]
+        if dtype == "fp8":  # e4m3 x e4m3 (1 B each), bf16 out; a GPU without fp8 tensor cores falls back to fp16
+            r = gemm(target, s.get("batch", 1), s["m"], s["k"], s["n"], "fp8", 1.0, 1.0, 2.0)
+        else:
+            r = gemm(target, s.get("batch", 1), s["m"], s["k"], s["n"], dtype if dtype in ("fp16", "bf16") else "fp16")
+        group = (m.get("group") or m["name"].split()[0]) + (" fp8" if dtype == "fp8" else "")
         return f"calibration: gemm {group}", r.time_s, f"hwsim: {r.bound}-bound, tile {r.detail.get('tile')}, " \
                                                       f"split-K {r.detail.get('split_k')}, waves {r.detail.get('waves')}"
     if kind == "copy":
@@ -192,9 +205,28 @@ def predict_measurement(target: GpuTarget, m: dict[str, Any]) -> tuple[str, floa
         if model not in DECODE_MODELS or not s.get("context"):
             return None
         variant = s.get("variant", "eager")
-        return f"calibration: decode step ({variant})", decode_step_s(model, target, int(s["context"])), \
-            f"hwsim examples/{DECODE_MODELS[model]} decode, fp16, batch 1"
+        stack = VARIANT_STACK.get(variant, "kernels")
+        return f"calibration: decode step ({variant})", decode_step_s(model, target, int(s["context"]), stack=stack), \
+            f"hwsim examples/{DECODE_MODELS[model]} decode, fp16, batch 1, --set stack={stack}"
+    if kind == "prefill_step":
+        model = s.get("model")
+        if model not in DECODE_MODELS or not s.get("prompt"):
+            return None
+        variant = s.get("variant", "eager")
+        stack = VARIANT_STACK.get(variant, "kernels")
+        return f"calibration: prefill ({variant})", step_result(model, target, "prefill", int(s["prompt"]), stack)[0], \
+            f"hwsim examples/{DECODE_MODELS[model]} prefill, fp16, batch 1, --set stack={stack}"
     return None
+
+
+def predict_power(target: GpuTarget, m: dict[str, Any]) -> float | None:
+    """hwsim's average board power (W: energy / time, idle power included) of a measured decode step."""
+    s = m["shape"]
+    if m["kind"] != "decode_step" or s.get("model") not in DECODE_MODELS or not s.get("context"):
+        return None
+    seconds, joules = step_result(s["model"], target, "decode", int(s["context"]),
+                                  VARIANT_STACK.get(s.get("variant", "eager"), "kernels"))
+    return joules / seconds if seconds > 0 else None
 
 
 def compare_calibration(path: Path, doc: dict[str, Any]) -> tuple[list[Comparison], list[str]]:
@@ -214,9 +246,15 @@ def compare_calibration(path: Path, doc: dict[str, Any]) -> tuple[list[Compariso
             unmodelled += 1
             continue
         category, seconds, note = pred
-        rows.append(Comparison(category, f"{m['name']} [{m['dtype']}{', ' + m['backend'] if m.get('backend') else ''}]",
-                               seconds * 1e6, m["median_s"] * 1e6, "us", f"{path.name} (measured)", status, note,
-                               {"kind": m["kind"], "file": path.name}))
+        label = f"{m['name']} [{m['dtype']}{', ' + m['backend'] if m.get('backend') else ''}]"
+        rows.append(Comparison(category, label, seconds * 1e6, m["median_s"] * 1e6, "us", f"{path.name} (measured)",
+                               status, note, {"kind": m["kind"], "file": path.name}))
+        watts = (m.get("board_power_w") or {}).get("median")
+        power = predict_power(target, m) if watts else None
+        if power:
+            rows.append(Comparison("calibration: board power (decode)", label, power, float(watts), "W",
+                                   f"{path.name} (measured, nvidia-smi)", status, "hwsim: energy / time, idle included",
+                                   {"kind": "power", "file": path.name}))
     notes.append(f"{path.name}: device '{doc['device'].get('name')}' compared with preset {preset}; "
                  f"{len(rows)} compared, {skipped} skipped at measurement time, {unmodelled} not modelled by hwsim "
                  f"(CUDA-graph launches, the math SDPA backend in prefill)")
@@ -337,7 +375,8 @@ def _plots(out: Path, published: list[Comparison], calibration: dict[str, list[C
     fig.savefig(path, dpi=110)
     plt.close(fig)
     files.append(path.name)
-    for name, rows in calibration.items():
+    for name, every in calibration.items():
+        rows = [r for r in every if r.unit == "us"]  # timings only (board power has its own unit)
         fig, ax = plt.subplots(figsize=(6.5, 6))
         kinds = sorted({r.category for r in rows})
         for k in kinds:
