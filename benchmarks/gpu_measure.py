@@ -35,6 +35,13 @@ Measurements (``kind``):
   decode-step row as ``board_power_w``; the idle power before the run is in ``device.idle_power_w``.
 - ``prefill_step``: one short prefill (batch 1, ``--prompts`` tokens) of the same models, eager and compiled.
 
+**A GPU session with little device time** (e.g. 15 minutes on an H100/H200 for everything): check the script here
+first (``--dry-run``, seconds on a CPU), then run once there with a budget that leaves room for one rerun, and
+commit the file it writes::
+
+    python benchmarks/gpu_measure.py --budget-s 420 --repeats 20
+    python -m simulator.validation.gpu --write       # compares every hardware/calibration/*.json with hwsim
+
 **Time budget.** ``--budget-s`` (default 420 s; none in a dry run) bounds the whole run: once it is spent, every
 remaining measurement is recorded as ``skipped`` with the reason, and the file is still written. Groups run in the
 order launch, copy, gemm, attention, decode, prefill (the compiled variants, which take longest, last), so a run cut
