@@ -80,7 +80,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
             if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels
                 host = builder.add(after=[host] if host else [], name=f"{len(builder.tasks):04d}.host.dispatch",
                                    resource="host", duration_s=per_op * len(ops) / len(kernels), energy_j=0.0,
-                                   op="host.dispatch", block=block, kind="host").name
+                                   op=f"host.dispatch.{block or 'other'}", block="host", kind="host").name
             actions = {k: v * tp for k, v in energy_by_action(target, result).items()}
             link = result.bound == "link"
             traffic = {"link" if link else "dram": int(result.dram_bytes * tp)}
