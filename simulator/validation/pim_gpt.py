@@ -248,9 +248,14 @@ def markdown(rows: list[dict[str, Any]], ref: dict[str, Any], prompt: int, gen: 
                          f"{100 * _gap(r['base_speedup'], *sp):+.0f}% | {r['base_token_j'] * 1e3:.1f} | "
                          f"{r['base_efficiency']:.1f}x | {ef[0]:g}-{ef[1]:g}x | "
                          f"{100 * _gap(r['base_efficiency'], *ef):+.0f}% |")
-        lines += ["", f"Against that baseline our speedup spans {min(bsp):.1f}-{max(bsp):.1f}x (paper {range_text}): "
-                  "the software stack, not the T4's hardware, is what separates a kernel-level model from the paper's "
-                  "GPU figures, as item 1 argued."]
+        inside = [r["model"] for r in rows if _gap(r["base_speedup"], *sp) == 0]
+        lines += ["", f"Against that baseline our speedup spans {min(bsp):.1f}-{max(bsp):.1f}x (paper {range_text}), "
+                  f"inside the paper's range for {len(inside)} of {len(rows)} models"
+                  + (f" ({', '.join(inside)})" if inside else "") + ": the issuing software stack accounts for much of "
+                  "the distance between a kernel-level model and the paper's GPU figures, as item 1 argued; for the larger "
+                  "models the PIM's time grows with their weights while the eager host time grows only with their op "
+                  "count, so they stay below the range. This column rests on the stated assumption about the paper's "
+                  "stack."]
     kinds = rows[-1]["pim_kinds"]
     total = sum(x["latency_s"] for x in kinds.values())
     lines += [
