@@ -116,6 +116,8 @@ def test_report_on_synthetic_calibration(tmp_path):
 
     md = (out / "gpu_validation.md").read_text()
     assert "synthetic-a100.json" in md and "holds no measurement taken by" not in md
+    assert "## Decode attention: speedups by context" in md and "| skinny |" in md
+    assert "## Software stacks (`--set stack=`)" in md and "| eager |" in md
     assert (out / "gpu_validation_synthetic-a100.png").stat().st_size > 1000
     assert (out / "gpu_validation_published.png").stat().st_size > 1000
     assert all(c["pass"] for c in result["checks"])

@@ -8,6 +8,10 @@ an assumption) and the thread limit. Waves, per-tile compute and bandwidth share
 :func:`hardware.gpu.kernels.run_waves`. Padding counts: a tile computes all of ``bm x bn x bk`` even past the
 matrix edge, as the hardware does.
 
+On top of the waves, each GEMM exposes its tiles' pipeline fill (one DRAM round trip before the first MMA), drain
+(the last K slice's MMAs) and epilogue (C through L2, one more round trip) once (:func:`pipeline_fill_drain`): what
+makes one- and two-wave GEMMs slower than their steady-state rate.
+
 Tensor-core tiles have at least 16 rows (the m16n8k16 MMA shape); CUDA-core (fp32 SIMT) tiles go down to one
 row (GEMV kernels). The search returns the fastest candidate; ``tile`` and ``split_k`` pin one.
 

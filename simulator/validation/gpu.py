@@ -415,7 +415,10 @@ def build_report(calibration_dir: Path, report: Path | None = None, points: list
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         figures = _plots(report.parent, published, calibration)
-    markdown = _markdown(calibration_dir, calibration, notes, published, checks, stats, figures, time.time() - started)
+    # a report on a subset of the published points (the tests') shows the stacks on GPT-2, the full one on Llama-2-7B
+    stack_model = "llama2-7b" if points is None else "gpt2"
+    markdown = _markdown(calibration_dir, calibration, notes, published, checks, stats, figures, time.time() - started,
+                         stack_model)
     if report is not None:
         report.write_text(markdown)
     return {"calibration": calibration, "published": published, "checks": checks, "stats": stats, "notes": notes,
@@ -501,8 +504,9 @@ def _speedup_section(published: list[Comparison]) -> list[str]:
     return out
 
 
-def _stack_section() -> list[str]:
-    """What ``--set stack=`` adds to a Llama-2-7B step on the A100 (the stacks' host costs: mapping.gpu.stack)."""
+def _stack_section(model: str = "llama2-7b") -> list[str]:
+    """What ``--set stack=`` adds to a step of ``model`` (a :data:`DECODE_MODELS` key) on the A100 (the stacks'
+    host costs: mapping.gpu.stack)."""
     from mapping.gpu.stack import EAGER_HOST_PER_OP, ENGINE_HOST_PER_STEP, GRAPH_HOST_PER_STEP, STACKS
 
     a100 = load_target("a100-80gb")
@@ -510,12 +514,13 @@ def _stack_section() -> list[str]:
            f"Host time per op (eager {EAGER_HOST_PER_OP * 1e6:.1f} us) and per step (graph "
            f"{GRAPH_HOST_PER_STEP * 1e6:.0f} us, engine {ENGINE_HOST_PER_STEP * 1e3:.2f} ms) on a host resource that "
            "runs ahead of the GPU (mapping/gpu/stack.py, each value with its source; the eager and engine values are set "
-           "from one published point each, which is circular in the tables below). Llama-2-7B fp16, batch 1, "
-           f"{a100.name} (ms):", "", "| stack | decode step, ctx 128 | prefill 128 tokens |", "|---|---|---|"]
+           f"from one published point each, which is circular in the tables below). examples/{DECODE_MODELS[model]}, "
+           f"fp16, batch 1, {a100.name} (ms):", "", "| stack | decode step, ctx 128 | prefill 128 tokens |",
+           "|---|---|---|"]
     for stack in STACKS:
-        dec = step_result("llama2-7b", a100, "decode", 128, stack)[0]
-        pre = step_result("llama2-7b", a100, "prefill", 128, stack)[0]
-        out.append(f"| {stack} | {dec * 1e3:.2f} | {pre * 1e3:.2f} |")
+        dec = step_result(model, a100, "decode", 128, stack)[0]
+        pre = step_result(model, a100, "prefill", 128, stack)[0] if model == "llama2-7b" else None
+        out.append(f"| {stack} | {dec * 1e3:.2f} | " + (f"{pre * 1e3:.2f} |" if pre is not None else "- |"))
     return out
 
 
@@ -533,7 +538,7 @@ def _inputs() -> list[str]:
 
 def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], notes: list[str],
               published: list[Comparison], checks: list[dict[str, Any]], stats: dict[str, dict[str, float]],
-              figures: list[str], elapsed: float) -> str:
+              figures: list[str], elapsed: float, stack_model: str = "llama2-7b") -> str:
     try:
         shown_dir = calibration_dir.resolve().relative_to(ROOT)
     except ValueError:
@@ -613,7 +618,7 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
     lines += ["", "Wave quantisation only shows in compute-bound grids: the A100 layout (n = 256, k = 16384) is memory-bound "
               "in its first wave on H100 (ridge 989 x 0.85 / (3350 x 0.9) = 279 FLOP/B), where hwsim gives a ratio of "
               "1.89 instead of 2, so the H100 row uses a 12 x 11 / 7 x 19 tile layout."]
-    lines += ["", *_speedup_section(published), "", *_stack_section(), ""]
+    lines += ["", *_speedup_section(published), "", *_stack_section(stack_model), ""]
     lines += ["", "## (a) Measured calibration", ""]
     if not calibration:
         lines.append("None. The code path (schema check, preset matching, per-kind prediction, error statistics, "
