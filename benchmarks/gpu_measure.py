@@ -1,8 +1,8 @@
 """Measure what hwsim's GPU model assumes, on a real NVIDIA GPU, and write ``hardware/calibration/<gpu-name>.json``.
 
-    python benchmarks/gpu_measure.py [--repeats 30] [--warmup 5] [--only gemm,copy,launch,attention,decode]
-                                     [--models gpt2,gpt2-xl,llama2-7b] [--contexts 128,1024] [--no-compile]
-                                     [--out FILE.json]
+    python benchmarks/gpu_measure.py [--repeats 30] [--warmup 5] [--only launch,copy,gemm,attention,decode,prefill]
+                                     [--models gpt2,gpt2-xl,llama2-7b] [--contexts 128,512] [--prompts 128,512]
+                                     [--no-compile] [--budget-s 420] [--out FILE.json]
     python benchmarks/gpu_measure.py --dry-run        # tiny shapes, on CPU if there is no GPU; checks the script
 
 Needs torch (CUDA build) and, for the decode-step models, transformers. hwsim itself is not imported, so the script
@@ -14,8 +14,10 @@ decode step (which streams every layer's weights once).
 Measurements (``kind``):
 
 - ``gemm``: fp16 and bf16 ``torch.matmul`` (cuBLAS) over square sizes 512..16384, skinny decode GEMMs with m = 1..64
-  and the (k, n) of GPT-2, GPT-2-XL and Llama-2-7B projections, MLPs and LM heads, and wave-quantisation sweeps
-  (m = 128 x t for t around 1x and 2x the SM count, n = 256, k = 16384; the tile cuBLAS picks is not known).
+  (and short-prefill m = 128, 512) and the (k, n) of GPT-2, GPT-2-XL and Llama-2-7B projections, MLPs and LM heads,
+  and wave-quantisation sweeps (m = 128 x t for t around 1x and 2x the SM count, n = 256, k = 16384; the tile cuBLAS
+  picks is not known); fp8 (e4m3, ``torch._scaled_mm``, per-tensor scales, bf16 out) on the square and Llama-2-7B
+  shapes where the GPU has fp8 tensor cores (shapes ``_scaled_mm`` refuses, e.g. m = 1, are recorded as skipped).
 - ``copy``: device-to-device copy of 1 GiB (bytes moved = read + write): achievable DRAM bandwidth.
 - ``launch``: back-to-back launches of an (almost) empty kernel (``torch.cuda._sleep(0)``), a one-element eager add,
   and the same add replayed from a CUDA graph; per launch.
@@ -28,7 +30,22 @@ Measurements (``kind``):
 - ``decode_step``: one decode step (batch 1, fp16, KV cache of ``context`` tokens) of GPT-2, GPT-2-XL and
   Llama-2-7B-shaped models built from transformers configs with random weights: eager with the dynamic cache, eager
   with a static cache, and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) with the static cache when that
-  works on the installed versions (a variant that fails is recorded with ``skipped`` and the reason).
+  works on the installed versions (a variant that fails is recorded with ``skipped`` and the reason). The board power
+  (``nvidia-smi --query-gpu=power.draw`` sampled every 100 ms while the step repeats for ~2 s) is attached to each
+  decode-step row as ``board_power_w``; the idle power before the run is in ``device.idle_power_w``.
+- ``prefill_step``: one short prefill (batch 1, ``--prompts`` tokens) of the same models, eager and compiled.
+
+**A GPU session with little device time** (e.g. 15 minutes on an H100/H200 for everything): check the script here
+first (``--dry-run``, seconds on a CPU), then run once there with a budget that leaves room for one rerun, and
+commit the file it writes::
+
+    python benchmarks/gpu_measure.py --budget-s 420 --repeats 20
+    python -m simulator.validation.gpu --write       # compares every hardware/calibration/*.json with hwsim
+
+**Time budget.** ``--budget-s`` (default 420 s; none in a dry run) bounds the whole run: once it is spent, every
+remaining measurement is recorded as ``skipped`` with the reason, and the file is still written. Groups run in the
+order launch, copy, gemm, attention, decode, prefill (the compiled variants, which take longest, last), so a run cut
+short keeps the cheapest and most used points.
 
 The JSON (schema ``hwsim-gpu-calibration/1``): ``device`` (name, driver, CUDA, capability, SMs, memory), ``torch``,
 ``transformers``, ``command``, ``settings``, ``dry_run`` and ``measurements``: each with ``kind``, ``name``,
@@ -60,7 +77,7 @@ sys.path.insert(0, str(ROOT))  # the calibration format lives in hwsim (standard
 from hardware.gpu.calibration import KINDS, MEASUREMENT_KEYS, SCHEMA, validate_document  # noqa: E402, F401
 
 CALIBRATION_DIR = ROOT / "hardware" / "calibration"
-GROUPS = ("gemm", "copy", "launch", "attention", "decode")
+GROUPS = ("launch", "copy", "gemm", "attention", "decode", "prefill")
 
 #: (k, n) of the weight GEMMs of the decode models: name -> list of (label, k, n).
 MODEL_GEMMS = {
@@ -70,7 +87,9 @@ MODEL_GEMMS = {
     "llama2-7b": [("q", 4096, 4096), ("qkv", 4096, 12288), ("gate_up", 4096, 22016), ("down", 11008, 4096),
                   ("lm_head", 4096, 32000)],
 }
-SKINNY_M = (1, 2, 4, 8, 16, 32, 64)
+SKINNY_M = (1, 2, 4, 8, 16, 32, 64, 128, 512)
+#: models whose GEMMs are also measured in fp8 (where the GPU has fp8 tensor cores)
+FP8_MODELS = ("llama2-7b",)
 SQUARE = (512, 1024, 2048, 4096, 8192, 16384)
 DECODE_CONTEXTS = tuple(128 * 2**i for i in range(11))  # 128 .. 131072
 #: Known device names -> hwsim preset (first match wins; checked in order).
@@ -100,7 +119,8 @@ def gemm_shapes(sm_count: int, dry_run: bool = False) -> list[dict[str, Any]]:
 
 
 def attention_prefill_shapes(dry_run: bool = False) -> list[dict[str, Any]]:
-    """FlashAttention-2 paper grid: batch x seqlen = 16k tokens, hidden 2048, head dim 64/128, causal or not."""
+    """FlashAttention-2 paper grid (batch x seqlen = 16k tokens, hidden 2048, head dim 64/128, causal or not, MHA),
+    plus causal GQA prefills of a Llama-3-8B-shaped layer (32 query heads, 8 KV heads of 128), batch 1."""
     seqs, tokens, hidden = ((64, 128), 256, 128) if dry_run else ((512, 1024, 2048, 4096, 8192, 16384), 16384, 2048)
     out = []
     for head_dim in (64, 128) if not dry_run else (32,):
@@ -108,7 +128,11 @@ def attention_prefill_shapes(dry_run: bool = False) -> list[dict[str, Any]]:
             for causal in (False, True):
                 heads = hidden // head_dim
                 out.append({"batch": tokens // seq, "heads": heads, "kv_heads": heads, "q_len": seq, "kv_len": seq,
-                            "head_dim": head_dim, "causal": causal})
+                            "head_dim": head_dim, "causal": causal, "layout": "mha"})
+    heads, kv_heads, head_dim = (4, 1, 32) if dry_run else (32, 8, 128)
+    for seq in seqs[:2] if dry_run else (128, 512, 2048, 8192):
+        out.append({"batch": 1, "heads": heads, "kv_heads": kv_heads, "q_len": seq, "kv_len": seq,
+                    "head_dim": head_dim, "causal": True, "layout": "gqa"})
     return out
 
 
@@ -213,6 +237,73 @@ def table(measurements: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+class Budget:
+    """Wall-clock budget of the whole run (``None``: unlimited)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.started = seconds, time.time()
+
+    def spent(self) -> bool:
+        return self.seconds is not None and time.time() - self.started > self.seconds
+
+    def reason(self) -> str:
+        return f"time budget of {self.seconds:g} s spent (--budget-s)"
+
+
+class PowerSampler:
+    """Board power from ``nvidia-smi --query-gpu=power.draw -lms 100`` while a ``with`` block runs (watts)."""
+
+    def __init__(self, index: int = 0) -> None:
+        self.index, self.samples, self.proc = index, [], None
+
+    def __enter__(self) -> PowerSampler:
+        try:
+            self.proc = subprocess.Popen(["nvidia-smi", f"--id={self.index}", "--query-gpu=power.draw",
+                                          "--format=csv,noheader,nounits", "-lms", "100"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.proc = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        for line in out.splitlines():
+            try:
+                self.samples.append(float(line.strip()))
+            except ValueError:
+                continue
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.samples:
+            return None
+        return {"median": statistics.median(self.samples), "min": min(self.samples), "max": max(self.samples),
+                "samples": len(self.samples), "interval_ms": 100}
+
+
+#: most calls of a decode step while its power is sampled (a static KV cache holds one slot per call)
+POWER_CALLS = 300
+
+
+def sustain(fn: Callable[[], Any], seconds: float, sync: Callable[[], None], sampler: PowerSampler,
+            max_calls: int = POWER_CALLS) -> None:
+    """Call ``fn`` back to back for about ``seconds`` (at most ``max_calls`` times) while ``sampler`` records board
+    power."""
+    with sampler:
+        t0, calls = time.time(), 0
+        while time.time() - t0 < seconds and calls < max_calls:
+            for _ in range(10):
+                fn()
+            calls += 10
+            sync()
+
+
 # -- timing (torch) --------------------------------------------------------------------------------------------------------
 class Timer:
     """CUDA-event (or perf_counter on CPU) timing with warm-up and optional L2 flush before each timed call."""
@@ -264,14 +355,36 @@ def _dtype(torch: Any, name: str) -> Any:
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def measure_gemms(timer: Timer, sm_count: int, dry_run: bool, dtypes: tuple[str, ...]) -> list[dict[str, Any]]:
-    """cuBLAS GEMMs over :func:`gemm_shapes` (C = A @ B, A m x k activations, B k x n weights)."""
+def has_fp8(torch: Any, device: str) -> bool:
+    """fp8 tensor cores (compute capability 8.9 or newer) and ``torch._scaled_mm``."""
+    if not device.startswith("cuda") or not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+        return False
+    major, minor = torch.cuda.get_device_capability(device)
+    return (major, minor) >= (8, 9)
+
+
+def _fp8_shapes(shapes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in shapes if s["group"] == "square" or any(s["label"].startswith(m) for m in FP8_MODELS)]
+
+
+def measure_gemms(timer: Timer, sm_count: int, dry_run: bool, dtypes: tuple[str, ...],
+                  budget: Budget | None = None) -> list[dict[str, Any]]:
+    """cuBLAS GEMMs over :func:`gemm_shapes` (C = A @ B, A m x k activations, B k x n weights); ``fp8`` through
+    ``torch._scaled_mm`` on a subset, where the GPU has fp8 tensor cores."""
     torch = timer.torch
     rows = []
+    shapes = gemm_shapes(sm_count, dry_run)
     for dt in dtypes:
-        for s in gemm_shapes(sm_count, dry_run):
+        for s in (_fp8_shapes(shapes) if dt == "fp8" else shapes):
             m, n, k = s["m"], s["n"], s["k"]
             shape = {"batch": 1, "m": m, "n": n, "k": k}
+            if budget is not None and budget.spent():
+                rows.append(measurement("gemm", f"{s['group']} {s['label']}", dt, shape, None, group=s["group"],
+                                        skipped=budget.reason()))
+                continue
+            if dt == "fp8":
+                rows.append(_fp8_gemm(timer, s, shape))
+                continue
             try:
                 a = torch.randn(m, k, device=timer.device, dtype=_dtype(torch, dt))
                 b = torch.randn(k, n, device=timer.device, dtype=_dtype(torch, dt))
@@ -285,6 +398,25 @@ def measure_gemms(timer: Timer, sm_count: int, dry_run: bool, dtypes: tuple[str,
                 rows.append(measurement("gemm", f"{s['group']} {s['label']}", dt, shape, None, group=s["group"],
                                         skipped=_reason(e)))
     return rows
+
+
+def _fp8_gemm(timer: Timer, s: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
+    """One fp8 (e4m3 x e4m3, per-tensor scales, bf16 out) ``torch._scaled_mm``; B column-major as cuBLASLt needs."""
+    torch = timer.torch
+    m, n, k = s["m"], s["n"], s["k"]
+    name = f"{s['group']} {s['label']}"
+    if not has_fp8(torch, timer.device):
+        return measurement("gemm", name, "fp8", shape, None, group=s["group"],
+                           skipped="no fp8 tensor cores or torch._scaled_mm on this device")
+    try:
+        a = torch.randn(m, k, device=timer.device).to(torch.float8_e4m3fn)
+        b = torch.randn(n, k, device=timer.device).to(torch.float8_e4m3fn).t()
+        one = torch.ones((), device=timer.device)
+        samples = timer(lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+        return measurement("gemm", name, "fp8", shape, samples, group=s["group"], flops=2.0 * m * n * k,
+                           bytes=float(m * k + k * n + 2 * m * n), backend="torch._scaled_mm (cuBLASLt fp8)")
+    except Exception as e:  # noqa: BLE001 - e.g. a shape _scaled_mm refuses (dimensions not multiples of 16)
+        return measurement("gemm", name, "fp8", shape, None, group=s["group"], skipped=_reason(e))
 
 
 def measure_copy(timer: Timer, dry_run: bool) -> list[dict[str, Any]]:
@@ -394,13 +526,17 @@ def _sdpa_rows(timer: Timer, kind: str, shape: dict[str, Any], dt: str) -> list[
     return rows
 
 
-def measure_attention(timer: Timer, dry_run: bool, dt: str = "fp16") -> list[dict[str, Any]]:
-    """SDPA prefill (FlashAttention-2 paper grid) and decode (one query token) per backend."""
+def measure_attention(timer: Timer, dry_run: bool, dt: str = "fp16", budget: Budget | None = None) -> list[dict[str, Any]]:
+    """SDPA prefill (FlashAttention-2 paper grid, GQA prefills) and decode (one query token) per backend."""
     rows = []
-    for shape in attention_prefill_shapes(dry_run):
-        rows += _sdpa_rows(timer, "attention_prefill", shape, dt)
-    for shape in attention_decode_shapes(dry_run):
-        rows += _sdpa_rows(timer, "attention_decode", shape, dt)
+    for kind, shapes in (("attention_prefill", attention_prefill_shapes(dry_run)),
+                         ("attention_decode", attention_decode_shapes(dry_run))):
+        for shape in shapes:
+            if budget is not None and budget.spent():
+                rows.append(measurement(kind, f"{kind.split('_')[1]} {shape}", dt, shape, None,
+                                        skipped=budget.reason()))
+                continue
+            rows += _sdpa_rows(timer, kind, shape, dt)
     return rows
 
 
@@ -415,12 +551,24 @@ def _build_model(torch: Any, spec: dict[str, Any], device: str, dtype: Any) -> A
 
 
 def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], contexts: list[int],
-                         compile_: bool) -> list[dict[str, Any]]:
-    """One decode step (batch 1, fp16) per model, context and variant."""
+                         compile_: bool, budget: Budget | None = None, power: bool = False) -> list[dict[str, Any]]:
+    """One decode step (batch 1, fp16) per model, context and variant; with ``power``, the board power while each
+    variant repeats for ~2 s."""
     torch = timer.torch
-    import transformers
-
     rows = []
+    try:
+        import transformers
+    except Exception as e:  # noqa: BLE001 - no (working) transformers: record it, keep the rest of the run
+        return [measurement("decode_step", f"{m} (build)", "fp16", {"model": m}, None, skipped=_reason(e))
+                for m in models]
+
+    def watts(fn: Callable[[], Any]) -> dict[str, Any]:
+        if not power:
+            return {}
+        sampler = PowerSampler(int(timer.device.split(":")[1]) if ":" in timer.device else 0)
+        sustain(fn, 2.0, timer.sync, sampler)
+        summary = sampler.summary()
+        return {"board_power_w": summary} if summary else {}
     dtype = torch.float16
     configs = model_configs(dry_run)
     repeats = max(5, timer.repeats // 2)
@@ -437,6 +585,10 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
         params = sum(p.numel() for p in model.parameters())
         for ctx in contexts:
             base = {"model": mname, "batch": 1, "context": ctx, "params": params}
+            if budget is not None and budget.spent():
+                rows.append(measurement("decode_step", f"{mname} ctx={ctx} (all variants)", "fp16", base, None,
+                                        skipped=budget.reason()))
+                continue
             prompt = torch.randint(0, 100, (1, ctx), device=timer.device)
             tok = torch.randint(0, 100, (1, 1), device=timer.device)
             # eager, dynamic cache: each timed step appends one token, then the cache is cropped back (views only)
@@ -451,8 +603,9 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
                         return r
 
                     samples = timer(step, flush=False, repeats=repeats)
+                    extra = watts(step)
                 rows.append(measurement("decode_step", f"{mname} ctx={ctx} eager dynamic cache", "fp16",
-                                        {**base, "variant": "eager"}, samples, backend="transformers eager"))
+                                        {**base, "variant": "eager"}, samples, backend="transformers eager", **extra))
             except Exception as e:  # noqa: BLE001 - one failing variant must not end a long GPU run: record why
                 rows.append(measurement("decode_step", f"{mname} ctx={ctx} eager dynamic cache", "fp16",
                                         {**base, "variant": "eager"}, None, skipped=_reason(e)))
@@ -463,7 +616,7 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
                 name = f"{mname} ctx={ctx} {variant.replace('_', ' ')}"
                 try:
                     with torch.inference_mode():
-                        slots = ctx + 2 * (timer.warmup + repeats) + 8
+                        slots = ctx + 2 * (timer.warmup + repeats) + 8 + (POWER_CALLS if power else 0)
                         cache = transformers.StaticCache(config=model.config, max_cache_len=slots)
                         model(input_ids=prompt, past_key_values=cache, use_cache=True)
                         fwd = model.forward
@@ -474,8 +627,9 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
                             return fwd(input_ids=tok, past_key_values=cache, use_cache=True)
 
                         samples = timer(sstep, flush=False, repeats=repeats)
+                        extra = watts(sstep)
                     rows.append(measurement("decode_step", name, "fp16", {**base, "variant": variant, "static_slots": slots},
-                                            samples,
+                                            samples, **extra,
                                             backend="torch.compile reduce-overhead" if compiled else "transformers eager"))
                 except Exception as e:  # noqa: BLE001 - compile/static-cache support varies by version: record why
                     rows.append(measurement("decode_step", name, "fp16", {**base, "variant": variant}, None,
@@ -484,6 +638,58 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
         if timer.cuda:
             torch.cuda.empty_cache()
     return rows
+
+
+def measure_prefill_steps(timer: Timer, dry_run: bool, models: list[str], prompts: list[int], compile_: bool,
+                          budget: Budget | None = None) -> list[dict[str, Any]]:
+    """One short prefill (batch 1, fp16, no cache kept) per model, prompt length and variant (eager; compiled with
+    CUDA graphs, ``torch.compile(mode="reduce-overhead")``)."""
+    torch = timer.torch
+    rows = []
+    configs = model_configs(dry_run)
+    repeats = max(5, timer.repeats // 2)
+    for mname in models:
+        if mname not in configs or mname == "gpt2" and not dry_run:  # GPT-2 small: its decode rows suffice
+            continue
+        try:
+            model = _build_model(torch, configs[mname], timer.device, torch.float16)
+        except Exception as e:  # noqa: BLE001
+            rows.append(measurement("prefill_step", f"{mname} (build)", "fp16", {"model": mname}, None,
+                                    skipped=_reason(e)))
+            continue
+        for prompt_len in prompts:
+            base = {"model": mname, "batch": 1, "prompt": prompt_len}
+            ids = torch.randint(0, 100, (1, prompt_len), device=timer.device)
+            for variant, compiled in [("eager", False)] + ([("compiled_cudagraphs", True)] if compile_ else []):
+                name = f"{mname} prefill {prompt_len} {variant.replace('_', ' ')}"
+                if budget is not None and budget.spent():
+                    rows.append(measurement("prefill_step", name, "fp16", {**base, "variant": variant}, None,
+                                            skipped=budget.reason()))
+                    continue
+                try:
+                    with torch.inference_mode():
+                        fwd = torch.compile(model.forward, mode="reduce-overhead") if compiled else model.forward
+                        samples = timer(lambda fwd=fwd, ids=ids: fwd(input_ids=ids, use_cache=False), flush=False,
+                                        repeats=repeats)
+                    rows.append(measurement("prefill_step", name, "fp16", {**base, "variant": variant}, samples,
+                                            backend="torch.compile reduce-overhead" if compiled else "transformers eager"))
+                except Exception as e:  # noqa: BLE001 - record why a variant failed and go on
+                    rows.append(measurement("prefill_step", name, "fp16", {**base, "variant": variant}, None,
+                                            skipped=_reason(e)))
+        model = None
+        if timer.cuda:
+            torch.cuda.empty_cache()
+    return rows
+
+
+def idle_power(device: str) -> dict[str, Any] | None:
+    """Board power while nothing runs (1 s of nvidia-smi samples), or None without nvidia-smi."""
+    if not device.startswith("cuda"):
+        return None
+    sampler = PowerSampler(int(device.split(":")[1]) if ":" in device else 0)
+    with sampler:
+        time.sleep(1.0)
+    return sampler.summary()
 
 
 def device_info(torch: Any, device: str) -> dict[str, Any]:
@@ -511,6 +717,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}")
     parser.add_argument("--models", default="gpt2,gpt2-xl,llama2-7b")
     parser.add_argument("--contexts", default="128,512", help="decode-step KV-cache lengths (GPT-2: < 1024)")
+    parser.add_argument("--prompts", default="128,512", help="prefill-step prompt lengths")
+    parser.add_argument("--budget-s", type=float, default=None, help="wall-clock limit of the whole run (default 420 s; "
+                        "none in a dry run): what is left is recorded as skipped")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile / CUDA-graph decode variant")
     parser.add_argument("--out", default=None, help="output JSON (default hardware/calibration/<gpu-name>.json, or a "
                         "timestamped sibling when that file exists)")
@@ -523,24 +732,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("no CUDA device; use --dry-run (CPU) to check the script")
     if not device.startswith("cuda") and not args.dry_run:
         parser.error("a real measurement needs an NVIDIA GPU; use --dry-run on CPU")
+    if args.dry_run:  # tiny models at tiny lengths: the dry run checks the script and the file, in seconds
+        args.contexts = args.contexts if args.contexts != "128,512" else "16"
+        args.prompts = args.prompts if args.prompts != "128,512" else "16"
     repeats = args.repeats or (3 if args.dry_run else 30)
     warmup = args.warmup if args.warmup is not None else (1 if args.dry_run else 5)
     only = {g.strip() for g in args.only.split(",") if g.strip()}
     if only - set(GROUPS):
         parser.error(f"--only: unknown {', '.join(sorted(only - set(GROUPS)))}")
     info = device_info(torch, device)
+    info["idle_power_w"] = idle_power(device)
+    budget = Budget(args.budget_s if args.budget_s is not None else (None if args.dry_run else 420.0))
     timer = Timer(device, warmup, repeats, (8 << 20) if args.dry_run else (256 << 20))
     sms = info.get("sm_count") or 4
     rows: list[dict[str, Any]] = []
     started = time.time()
+    models = [m for m in args.models.split(",") if m]
+    compile_ = not args.no_compile and timer.cuda
     steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
-        ("gemm", lambda: measure_gemms(timer, sms, args.dry_run, ("fp16", "bf16"))),
-        ("copy", lambda: measure_copy(timer, args.dry_run)),
         ("launch", lambda: measure_launch(timer)),
-        ("attention", lambda: measure_attention(timer, args.dry_run)),
-        ("decode", lambda: measure_decode_steps(timer, args.dry_run, [m for m in args.models.split(",") if m],
-                                                [int(c) for c in args.contexts.split(",")],
-                                                not args.no_compile and timer.cuda)),
+        ("copy", lambda: measure_copy(timer, args.dry_run)),
+        ("gemm", lambda: measure_gemms(timer, sms, args.dry_run, ("fp16", "bf16", "fp8"), budget)),
+        ("attention", lambda: measure_attention(timer, args.dry_run, budget=budget)),
+        ("decode", lambda: measure_decode_steps(timer, args.dry_run, models, [int(c) for c in args.contexts.split(",")],
+                                                compile_, budget, power=timer.cuda)),
+        ("prefill", lambda: measure_prefill_steps(timer, args.dry_run, models, [int(c) for c in args.prompts.split(",")],
+                                                  compile_, budget)),
     ]
     for group, fn in steps:
         if group in only:
@@ -556,6 +773,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except ImportError:
         pass
     settings = {"warmup": warmup, "repeats": repeats, "timer": "cuda events" if timer.cuda else "perf_counter",
+                "budget_s": budget.seconds,
                 "l2_flush_bytes": 0 if timer.flush_buf is None else timer.flush_buf.numel() * 4,
                 "elapsed_s": round(time.time() - started, 1)}
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])

@@ -147,7 +147,7 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
         duration = rec.end_s - rec.start_s
         nbytes = sum(task.bytes_by_level.values())
         for table, key in ((result.blocks, task.block or "(other)"),
-                           (result.block_kinds, kinds.get(task.block, "other")),
+                           (result.block_kinds, kinds.get(task.block, "host" if task.resource == "host" else "other")),
                            (result.ops, task.op or task.name)):
             row = table.setdefault(key, {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0})
             row["latency_s"] += duration
@@ -173,12 +173,13 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
     # static energy is spread over blocks in proportion to their time, so the breakdown adds up to the total
     if run_result.latency_s > 0 and run_result.static_energy_j > 0:
         per_s = run_result.static_energy_j / run_result.latency_s
-        for rec in run_result.records:
+        device = [r for r in run_result.records if r.task.resource != "host"]  # host tasks (GPU stacks) run alongside
+        for rec in device:
             share = (rec.end_s - rec.start_s) * per_s
             result.blocks[rec.task.block or "(other)"]["energy_j"] += share
             result.block_kinds[kinds.get(rec.task.block, "other")]["energy_j"] += share
             result.ops[rec.task.op or rec.task.name]["energy_j"] += share
-        idle = run_result.latency_s - sum(r.end_s - r.start_s for r in run_result.records)
+        idle = run_result.latency_s - sum(r.end_s - r.start_s for r in device)
         if idle > 0:
             row = result.blocks.setdefault("(idle)", {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0})
             row["energy_j"] += idle * per_s

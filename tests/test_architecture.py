@@ -144,12 +144,13 @@ def test_imports_point_down_and_one_onnx_loader():
     assert loaders == ["mapping/onnx_graph.py"]
 
 
-# -- today's numbers where nothing overlaps (recorded with the pre-plugin engine, commit 41c1eb5) -------------------
+# -- today's numbers where nothing overlaps (recorded with the pre-plugin engine, commit 41c1eb5; the GPU rows
+# re-recorded when GEMMs gained their pipeline fill, drain and epilogue, hardware.gpu.gemm.pipeline_fill_drain) ----
 BEFORE = {  # (model, target, phase, batch, prompt, gen, options) -> latency_s, energy_j
-    ("gpt2.onnx", "a100-80gb", "generate", 1, 16, 4, ()): (0.001976152048280018, 0.16219435531184107),
-    ("gpt2.onnx", "a100-80gb", "prefill", 1, 64, 1, (("mode", "detailed"),)): (0.0005866700096213027,
-                                                                              0.06798508077951818),
-    ("gpt2.onnx", "h100-sxm", "generate", 2, 16, 4, (("tp", 2),)): (0.0024221918971693707, 0.3867850513201919),
+    ("gpt2.onnx", "a100-80gb", "generate", 1, 16, 4, ()): (0.002215385531394048, 0.17528561665068287),
+    ("gpt2.onnx", "a100-80gb", "prefill", 1, 64, 1, (("mode", "detailed"),)): (0.0006502409127014124,
+                                                                              0.07192680248432476),
+    ("gpt2.onnx", "h100-sxm", "generate", 2, 16, 4, (("tp", 2),)): (0.002636613086091124, 0.4163831095324374),
     ("gpt2.onnx", "pim-gpt", "generate", 1, 16, 4, ()): (0.002442917000000003, 0.028366366158000002),
 }
 

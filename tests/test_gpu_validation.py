@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,10 @@ def _synthetic(a100) -> dict:
     """A made-up A100 calibration with known ratios to hwsim's predictions (a test fixture, not a measurement)."""
     big = gemm(a100, 1, 8192, 8192, 8192, "fp16").time_s
     copy = memory_bound(a100, "copy", 2.0 * 2**30).time_s
-    step = validation.decode_step_s("gpt2", a100, 128)
+    step = validation.decode_step_s("gpt2", a100, 128, stack="eager")  # gpu_measure's eager variant
+    step_s, step_j = validation.step_result("gpt2", a100, "decode", 128, "eager")
+    prefill = validation.step_result("gpt2", a100, "prefill", 16, "graph")[0]
+    fp8 = gemm(a100, 1, 4096, 4096, 4096, "fp8", 1.0, 1.0, 2.0).time_s
     rows = [
         gm.measurement("gemm", "square 8192^3", "fp16", {"batch": 1, "m": 8192, "n": 8192, "k": 8192}, [big * 1.25],
                        group="square", flops=2.0 * 8192**3),
@@ -59,7 +63,12 @@ def _synthetic(a100) -> dict:
         gm.measurement("launch", "empty kernel (torch.cuda._sleep(0)), back to back", "-", {"launches": 200}, [5e-6]),
         gm.measurement("launch", "one-element add_ replayed from a CUDA graph", "fp32", {"launches": 200}, [1e-6]),
         gm.measurement("decode_step", "gpt2 ctx=128 eager", "fp16",
-                       {"model": "gpt2", "batch": 1, "context": 128, "variant": "eager"}, [step * 2]),
+                       {"model": "gpt2", "batch": 1, "context": 128, "variant": "eager"}, [step * 2],
+                       board_power_w={"median": 2.0 * step_j / step_s, "min": 1.0, "max": 500.0, "samples": 20}),
+        gm.measurement("prefill_step", "gpt2 prefill 16 compiled cudagraphs", "fp16",
+                       {"model": "gpt2", "batch": 1, "prompt": 16, "variant": "compiled_cudagraphs"}, [prefill]),
+        gm.measurement("gemm", "square 4096^3", "fp8", {"batch": 1, "m": 4096, "n": 4096, "k": 4096}, [fp8 / 2],
+                       group="square"),
         gm.measurement("gemm", "skinny broken", "bf16", {"batch": 1, "m": 1, "n": 64, "k": 64}, None,
                        group="skinny", skipped="RuntimeError: out of memory"),
     ]
@@ -79,9 +88,17 @@ def test_report_on_synthetic_calibration(tmp_path):
     out = tmp_path / "reports"
     result = validation.build_report(cal, out / "gpu_validation.md", _few_points(), _few_claims())
 
-    rows = {r.item.split(" [")[0]: r for r in result["calibration"]["synthetic-a100.json"]}
+    every = result["calibration"]["synthetic-a100.json"]
+    power = [r for r in every if r.unit == "W"]
+    rows = {r.item.split(" [")[0]: r for r in every if r.unit == "us"}
     assert set(rows) == {"square 8192^3", "copy 1024 MiB", "empty kernel (torch.cuda._sleep(0)), back to back",
-                         "one-element add_ replayed from a CUDA graph", "gpt2 ctx=128 eager"}  # skipped row not compared
+                         "one-element add_ replayed from a CUDA graph", "gpt2 ctx=128 eager",
+                         "gpt2 prefill 16 compiled cudagraphs", "square 4096^3"}  # skipped row not compared
+    # the eager decode step is predicted with --set stack=eager, the compiled prefill with stack=graph, the fp8
+    # GEMM with 1-byte operands; the board power is hwsim's energy / time against nvidia-smi's median
+    assert rows["gpt2 prefill 16 compiled cudagraphs"].error == pytest.approx(0.0, abs=1e-9)
+    assert rows["square 4096^3"].error == pytest.approx(1.0)
+    assert len(power) == 1 and power[0].error == pytest.approx(-0.5)
     assert rows["square 8192^3"].error == pytest.approx(1 / 1.25 - 1)
     assert rows["copy 1024 MiB"].error == pytest.approx(0.0, abs=1e-9)
     assert rows["empty kernel (torch.cuda._sleep(0)), back to back"].error == pytest.approx(
@@ -99,6 +116,8 @@ def test_report_on_synthetic_calibration(tmp_path):
 
     md = (out / "gpu_validation.md").read_text()
     assert "synthetic-a100.json" in md and "holds no measurement taken by" not in md
+    assert "## Decode attention: speedups by context" in md and "| skinny |" in md
+    assert "## Software stacks (`--set stack=`)" in md and "| eager |" in md
     assert (out / "gpu_validation_synthetic-a100.png").stat().st_size > 1000
     assert (out / "gpu_validation_published.png").stat().st_size > 1000
     assert all(c["pass"] for c in result["checks"])
@@ -110,7 +129,7 @@ def test_report_without_calibration_and_error_rules(tmp_path):
     assert "holds no measurement taken by" in result["markdown"]
     # the gap explanations quote the rows' own errors (the first A100 GEMM point is a one-wave grid)
     gemm_row = next(r for r in result["published"] if r.category == "measured (published): GEMM")
-    assert f"hwsim's time is {gemm_row.error:+.0%}." in result["markdown"]
+    assert f"hwsim is still {gemm_row.error:+.0%}." in result["markdown"]
     assert {r.status for r in result["published"]} <= set(validation.STATUSES)
     c = validation.Comparison("x", "in range", 5.0, (4.0, 6.0), "", "", "prior")
     assert c.error == 0.0
@@ -152,13 +171,16 @@ def test_measure_grids_and_schema():
     assert [s["m"] for s in shapes if s["group"] == "square"] == [512, 1024, 2048, 4096, 8192, 16384]
     waves = sorted(s["m"] // 128 for s in shapes if s["group"] == "wave")
     assert {131, 132, 133, 263, 264, 265} <= set(waves)
-    assert {s["m"] for s in shapes if s["group"] == "skinny"} == {1, 2, 4, 8, 16, 32, 64}
+    assert {s["m"] for s in shapes if s["group"] == "skinny"} == {1, 2, 4, 8, 16, 32, 64, 128, 512}
     assert any(s["k"] == 11008 and s["n"] == 4096 for s in shapes)  # Llama-2-7B down projection
     decode = gm.attention_decode_shapes()
     assert {d["kv_len"] for d in decode} == {128 * 2**i for i in range(11)}
     assert {d["layout"] for d in decode} == {"mha", "gqa"} and all(d["q_len"] == 1 for d in decode)
     prefill = gm.attention_prefill_shapes()
-    assert all(p["batch"] * p["q_len"] == 16384 and p["heads"] * p["head_dim"] == 2048 for p in prefill)
+    fa2_grid = [p for p in prefill if p["layout"] == "mha"]
+    assert all(p["batch"] * p["q_len"] == 16384 and p["heads"] * p["head_dim"] == 2048 for p in fa2_grid)
+    gqa = [p for p in prefill if p["layout"] == "gqa"]
+    assert gqa and all(p["heads"] == 32 and p["kv_heads"] == 8 and p["causal"] for p in gqa)
     assert gm.attention_flops({"batch": 1, "heads": 2, "q_len": 4, "kv_len": 4, "head_dim": 8, "causal": True}) == 512
     assert set(gm.model_configs()) == set(validation.DECODE_MODELS)
     assert gm.file_name("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3.json"
@@ -178,12 +200,30 @@ def test_measure_grids_and_schema():
 
 
 def test_measure_dry_run(tmp_path):
+    """The dry run (CPU, tiny shapes) writes a file in the format the report reads; the report skips it."""
     pytest.importorskip("torch")
-    out = tmp_path / "dry.json"
+    out = tmp_path / "nvidia-test.json"
     doc = gm.main(["--dry-run", "--device", "cpu", "--only", "gemm,copy,launch", "--repeats", "2", "--out", str(out)])
     assert json.loads(out.read_text())["dry_run"] is True
-    assert gm.validate_document(doc) == []
+    assert gm.validate_document(doc) == [] and validation.calibration_problems(doc) == []
     assert {m["kind"] for m in doc["measurements"]} == {"gemm", "copy", "launch"}
+    assert {m["dtype"] for m in doc["measurements"] if m["kind"] == "gemm"} == {"fp16", "bf16", "fp8"}
+    fp8 = [m for m in doc["measurements"] if m["dtype"] == "fp8"]
+    assert fp8 and all(m["median_s"] is None and "fp8" in m["skipped"] for m in fp8)  # no fp8 tensor cores on CPU
+    assert doc["settings"]["budget_s"] is None and "idle_power_w" in doc["device"]
+    found, notes = validation.load_calibrations(tmp_path)
+    assert found == [] and any("dry-run" in n for n in notes)
+
+
+def test_measure_budget_skips_the_rest():
+    """Once the time budget is spent every remaining measurement is recorded as skipped, with the reason."""
+    budget = gm.Budget(0.0)
+    budget.started -= 1.0
+    rows = gm.measure_attention(None, True, budget=budget)
+    assert rows and all(r["median_s"] is None and "time budget" in r["skipped"] for r in rows)
+    assert {r["kind"] for r in rows} == {"attention_prefill", "attention_decode"}
+    doc = gm.calibration_document({"name": "NVIDIA H100 80GB HBM3"}, "cmd", {}, rows, False)
+    assert gm.validate_document(doc) == []
 
 
 def test_published_measurements_file():
@@ -196,6 +236,14 @@ def test_published_measurements_file():
     for point in points:
         assert point["source"] in sources and point["kind"] in gpu_published.CATEGORY
         for field in point.get("calibrates", "").split(", ") if point.get("calibrates") else ():
+            if field.startswith("mapping.gpu.stack."):  # a software-stack constant: its comment cites the point
+                import mapping.gpu.stack as stack
+
+                name = field.rsplit(".", 1)[1]
+                assert hasattr(stack, name)
+                cited = {"gpt-fast-blog": "gpt-fast", "fastertransformer": "FasterTransformer"}[point["source"]]
+                assert cited in Path(stack.__file__).read_text()
+                continue
             preset, name = field.split(".")
             cited = {"flash-decoding-blog": "Flash-Decoding", "zzc-torch-mm": "zzc0721"}[point["source"]]
             assert cited in to_dict(load_target(preset))[name]["source"]

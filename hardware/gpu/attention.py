@@ -163,17 +163,26 @@ def naive_decode(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_le
     return sequence(name, [score, softmax, pv], {"kind": "naive", "kv_bytes": 2 * k_expanded})
 
 
-def _splits_heuristic(blocks: int, slots: int, max_splits: int) -> int:
-    """FlashAttention's ``num_splits_heuristic``: the fewest splits whose wave efficiency is within 85% of the
-    best over 1..max_splits."""
+def _splits_heuristic(blocks: int, slots: int, n_blocks: int, max_splits: int = 128) -> int:
+    """FlashAttention-2's ``num_splits_heuristic`` (``flash_api.cpp``), called with ``slots`` = 2 x SMs ("we multiply
+    number of SMs by 2 to hard-code the fact that we're using 128 threads per block"): one split when the
+    (batch x heads x query-block) grid nearly fills the slots (>= 80%); else, over 1..min(128, slots, KV blocks)
+    splits, skipping counts that give the same blocks per split as one fewer, the fewest splits whose wave
+    efficiency ``waves / ceil(waves)`` is within 85% of the best."""
     if blocks >= 0.8 * slots:
         return 1
-    effs = []
-    for s in range(1, max_splits + 1):
-        waves = blocks * s / slots
-        effs.append(waves / math.ceil(waves))
-    best = max(effs)
-    return next(s for s, e in enumerate(effs, 1) if e >= 0.85 * best)
+    top = max(1, min(max_splits, slots, n_blocks))
+
+    def eligible(s: int) -> bool:
+        return s == 1 or math.ceil(n_blocks / s) != math.ceil(n_blocks / (s - 1))
+
+    effs = {}
+    for s in range(1, top + 1):
+        if eligible(s):
+            waves = blocks * s / slots
+            effs[s] = waves / math.ceil(waves)
+    best = max(effs.values())
+    return next(s for s, e in effs.items() if e >= 0.85 * best)
 
 
 def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
@@ -188,10 +197,8 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     rows = _mma_rows(unit, group, FD_Q_TILE)
     kv_tile = fd_kv_tile(head_dim)
     bps = _fused_blocks_per_sm(target, max(rows, FD_Q_TILE), head_dim, kv_bytes, act_bytes, kv_tile)
-    slots = target.sms * bps
     base = batch * kv_heads
-    max_splits = max(1, min(128, math.ceil(kv_len / kv_tile)))
-    s = splits or _splits_heuristic(base, slots, max_splits)
+    s = splits or _splits_heuristic(base, 2 * target.sms, math.ceil(kv_len / kv_tile))
     chunk = math.ceil(kv_len / s)
     tiles = base * s
     tile_kv = 2.0 * chunk * head_dim * kv_bytes

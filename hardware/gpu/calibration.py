@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 SCHEMA = "hwsim-gpu-calibration/1"
-KINDS = ("gemm", "copy", "launch", "attention_prefill", "attention_decode", "decode_step")
+KINDS = ("gemm", "copy", "launch", "attention_prefill", "attention_decode", "decode_step", "prefill_step")
 #: Required keys of every measurement (``skipped`` ones carry ``skipped`` instead of the timings).
 MEASUREMENT_KEYS = ("kind", "name", "dtype", "shape", "median_s", "min_s", "max_s", "repeats")
 

@@ -8,6 +8,10 @@ an assumption) and the thread limit. Waves, per-tile compute and bandwidth share
 :func:`hardware.gpu.kernels.run_waves`. Padding counts: a tile computes all of ``bm x bn x bk`` even past the
 matrix edge, as the hardware does.
 
+On top of the waves, each GEMM exposes its tiles' pipeline fill (one DRAM round trip before the first MMA), drain
+(the last K slice's MMAs) and epilogue (C through L2, one more round trip) once (:func:`pipeline_fill_drain`): what
+makes one- and two-wave GEMMs slower than their steady-state rate.
+
 Tensor-core tiles have at least 16 rows (the m16n8k16 MMA shape); CUDA-core (fp32 SIMT) tiles go down to one
 row (GEMV kernels). The search returns the fastest candidate; ``tile`` and ``split_k`` pin one.
 
@@ -148,6 +152,8 @@ def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: s
     else:
         w = run_waves(target, count, bps, t.warps * 32, tile_flops, sm_rate, unique / count, tile_l2, inflight)
     body, memory = w.time_s, w.memory_s
+    fill = pipeline_fill_drain(target, t, out_bytes, sm_rate, bps, count)
+    body += fill
     reduce_bytes = 0.0
     if s > 1:  # partials written by the blocks, read back and reduced (fused epilogue, no extra launch)
         reduce_bytes = batch * m * n * 4.0 * s * 2
@@ -158,6 +164,32 @@ def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: s
                   w.occupancy, unit, {"tile": (t.m, t.n, t.k), "split_k": s, "tiles": count, "waves": w.waves,
                                       "blocks_per_sm": bps, "_config": t,
                                       **({"dequant_s": dequant_s} if dequant else {})}, w.latency_limited)
+
+
+def pipeline_fill_drain(target: GpuTarget, t: Tile, out_bytes: float, sm_rate: float, bps: int,
+                        count: int) -> float:
+    """Seconds of a GEMM that its tiles' software pipelines cannot overlap (the steady-state K loop is in the waves).
+
+    - **Fill (prologue)**: the first ``stages - 1`` K slices are issued together before any MMA, so the first MMA
+      waits one DRAM round trip (``dram_latency``); their transfer is part of the steady-state loop.
+    - **Drain**: the MMAs of the last slice run after its load, with nothing left to overlap (one slice's math at
+      the block's share of the SM).
+    - **Epilogue**: the fp32 accumulators are converted and written (``bm x bn x out_bytes``) after the last MMA
+      into L2 (write-back caches them; DRAM sees them later) at the block's share of L2 bandwidth, and the kernel
+      completes when the stores land (one more round trip).
+
+    Paid once per kernel: the first wave's fill and the last wave's drain and epilogue are exposed; in between,
+    blocks that refill freed slots overlap their prologue with the mainloops of the blocks still resident. The
+    classic pipeline time ``fill + k_iters x stage + drain``, applied to the grid; structural, no fitted factor.
+    """
+    active = min(count, target.sms * bps)
+    share = target.l2_bandwidth.si / max(1, active)
+    resident = min(bps, math.ceil(active / target.sms))
+    latency = target.dram_latency.si
+    fill = latency
+    drain = 2.0 * t.m * t.n * t.k * resident / sm_rate
+    epilogue = t.m * t.n * out_bytes / share + latency
+    return fill + drain + epilogue
 
 
 #: the block-by-block timing of the configurations the search picked (decode steps repeat the same GEMMs)

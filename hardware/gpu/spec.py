@@ -147,7 +147,7 @@ def _tp(s: Settings, target: dict) -> bool:
 
 
 def _graph(s: Settings, target: dict) -> bool:
-    return s.option("launch", "stream") == "graph"
+    return s.option("launch", "stream") == "graph" or s.option("stack", "kernels") == "graph"
 
 
 #: When each field is read (see :mod:`hardware.field_use`).
@@ -162,9 +162,10 @@ FIELD_USE: dict[str, FieldUse] = {
     "dram_capacity": ALWAYS,  # the memory-capacity check
     "dram_bandwidth": ALWAYS,
     "dram_latency": ALWAYS,
-    "launch_overhead": FieldUse("always, except with --set launch=graph on a preset with graph_launch_overhead",
+    "launch_overhead": FieldUse("always, except with --set launch=graph (or stack=graph) on a preset with "
+                                "graph_launch_overhead",
                                 lambda s, t: not _graph(s, t) or t.get("graph_launch_overhead") is None),
-    "graph_launch_overhead": FieldUse("only with --set launch=graph", _graph),
+    "graph_launch_overhead": FieldUse("only with --set launch=graph or --set stack=graph", _graph),
     "idle_power": ALWAYS,
     "nvlink_bandwidth": FieldUse("only with tensor parallelism (tp > 1)", _tp),
     "pcie_bandwidth": FieldUse("only with tensor parallelism (tp > 1) on a GPU without NVLink (nvlink_bandwidth 0)",

@@ -18,8 +18,9 @@ waves; ``detailed``: GEMM and attention grids timed block by block on the SMs, L
 all-reduce after each attention and MLP block), ``comm_chunks`` (split the GEMM before each all-reduce into pieces
 whose reductions overlap the next piece), ``attention``, ``tf32`` (fp32 GEMMs on tensor cores), ``launch``
 (``stream``: every kernel launched from the host, at least ``launch_overhead`` each; ``graph``: replayed from a
-CUDA graph, at least ``graph_launch_overhead``), ``kv_heads`` (override the KV head count inferred from the K
-projection).
+CUDA graph, at least ``graph_launch_overhead``), ``stack`` (host time per op and per step of the software
+that issues the kernels, on a ``host`` resource: :mod:`mapping.gpu.stack`), ``kv_heads`` (override the KV
+head count inferred from the K projection).
 
 Streams: kernels run in order on resource ``gpu`` (one CUDA stream); all-reduces run on resource ``link`` (a
 communication stream) after the kernel whose output they reduce, and the next kernel that reads the reduced
@@ -39,6 +40,7 @@ from hardware.gpu.gemm import gemm
 from hardware.gpu.kernels import KernelResult, energy_by_action, memory_bound, sequence
 from hardware.gpu.spec import GpuTarget
 from mapping.gpu.options import GpuOptions
+from mapping.gpu.stack import host_costs
 from mapping.op_costs import OpCost
 from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
@@ -62,17 +64,25 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
     tensor parallelism, a communication stream ``link`` for the all-reduces."""
     opts = GpuOptions.parse(options)
     tp = opts.tp
-    if opts.launch == "graph":
+    if opts.launch == "graph" or opts.stack == "graph":
         target = target.with_graph_launches()
+    per_op, per_step = host_costs(opts.stack)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
                    opts.quant_group, opts.quant_kernel)
     builder = ProgramBuilder()
     compute: str | None = None  # the last kernel on the compute stream
     waiting: list[str] = []  # all-reduces the next compute kernel consumes
+    host: str | None = None  # the last host task (stacks with host time)
+    if per_step:
+        host = builder.add(after=[], name="0000.host.step", resource="host", duration_s=per_step, energy_j=0.0,
+                           op="host.step", block="host", kind="host").name
     for block, kind, ops in block_runs(workload.ops):
-        for result in ctx.kernels(block, kind, ops):
-            if result.launches == 0:
-                continue
+        kernels = [r for r in ctx.kernels(block, kind, ops) if r.launches]
+        for result in kernels:
+            if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels
+                host = builder.add(after=[host] if host else [], name=f"{len(builder.tasks):04d}.host.dispatch",
+                                   resource="host", duration_s=per_op * len(ops) / len(kernels), energy_j=0.0,
+                                   op=f"host.dispatch.{block or 'other'}", block="host", kind="host").name
             actions = {k: v * tp for k, v in energy_by_action(target, result).items()}
             link = result.bound == "link"
             traffic = {"link" if link else "dram": int(result.dram_bytes * tp)}
@@ -81,8 +91,8 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
             chunk = result.detail.get("chunk", 0)  # 1, 2, ...: a piece of a GEMM split to overlap its reduction
             if link:  # on the communication stream, after the GEMM (chunk) whose output it reduces
                 after = [compute] if compute else []
-            else:  # on the compute stream, after the previous kernel and the reductions it reads
-                after = ([compute] if compute else []) + (waiting if chunk <= 1 else [])
+            else:  # on the compute stream, after the previous kernel, the reductions it reads and its host task
+                after = ([compute] if compute else []) + (waiting if chunk <= 1 else []) + ([host] if host else [])
                 if chunk <= 1:
                     waiting = []
             task = builder.add(after=after, name=f"{len(builder.tasks):04d}.{result.name}",
@@ -97,6 +107,8 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
     resources = [Resource(name="gpu", capacity=1, static_power_w=target.idle_power.si * tp)]
     if tp > 1 or any(t.resource == "link" for t in builder.tasks):
         resources.append(Resource(name="link", capacity=1))
+    if host is not None:
+        resources.append(Resource(name="host", capacity=1))
     return builder.build(resources, LEVELS)
 
 

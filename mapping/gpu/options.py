@@ -18,6 +18,9 @@ class GpuOptions(TargetOptions):
     tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores)")
     launch: Literal["stream", "graph"] = Field("stream", description="stream | graph (kernels replayed from a CUDA "
                                                                      "graph)")
+    stack: Literal["kernels", "eager", "graph", "engine"] = Field(
+        "kernels", description="kernels | eager | graph | engine (host time per op and per step; see "
+                               "mapping.gpu.stack)")
     kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph")
     comm_chunks: int = Field(1, ge=1, le=64, description="pieces each all-reduced GEMM is split into so that "
                                                          "communication overlaps compute (1: no overlap)")

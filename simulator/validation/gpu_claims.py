@@ -52,12 +52,26 @@ def fa2_tflops(target: GpuTarget, seq: int, head_dim: int, causal: bool = False)
                             causal=causal).achieved_flops_per_s / 1e12
 
 
-def decode_times(target: GpuTarget, heads: int, kv_heads: int, ctx: int) -> dict[str, float]:
-    """Seconds of each decode attention kernel (batch 1, head dim 128); ``fa2``: FlashAttention-2 with one query."""
-    return {"fa2": flash_attention2(target, 1, heads, kv_heads, 1, ctx, 128, causal=False).time_s,
-            "flashdecoding": flash_decoding(target, 1, heads, kv_heads, ctx, 128).time_s,
-            "lean": lean_attention(target, 1, heads, kv_heads, ctx, 128).time_s,
-            "naive": naive_decode(target, 1, heads, kv_heads, ctx, 128).time_s}
+def decode_times(target: GpuTarget, heads: int, kv_heads: int, ctx: int, batch: int = 1) -> dict[str, float]:
+    """Seconds of each decode attention kernel (head dim 128); ``fa2``: FlashAttention-2 with one query."""
+    return {"fa2": flash_attention2(target, batch, heads, kv_heads, 1, ctx, 128, causal=False).time_s,
+            "flashdecoding": flash_decoding(target, batch, heads, kv_heads, ctx, 128).time_s,
+            "lean": lean_attention(target, batch, heads, kv_heads, ctx, 128).time_s,
+            "naive": naive_decode(target, batch, heads, kv_heads, ctx, 128).time_s}
+
+
+def speedup_grid(setup: dict[str, Any]) -> list[tuple[int, dict[str, Any], int, dict[str, float]]]:
+    """(batch, layout, context, kernel seconds) over the setup's grid, leaving out points whose fp16 K/V cache
+    (2 x batch x kv_heads x context x 128 x 2 B per layer) does not fit the target's memory."""
+    t = load_target(setup["target"])
+    out = []
+    for batch in setup.get("batches", [1]):
+        for lay in setup["layouts"]:
+            for ctx in setup["contexts"]:
+                if 4.0 * batch * lay["kv_heads"] * ctx * 128 > t.dram_capacity.si:
+                    continue
+                out.append((batch, lay, ctx, decode_times(t, lay["heads"], lay["kv_heads"], ctx, batch)))
+    return out
 
 
 @lru_cache(maxsize=4)
@@ -85,10 +99,9 @@ def predict(claim: dict[str, Any], setup: dict[str, Any]) -> tuple[str, float, A
         t = load_target(setup["target"])
         layouts = setup["layouts"]
         if claim["over"] == "mean":
-            ratios = [decode_times(t, lay["heads"], lay["kv_heads"], ctx)
-                      for lay in layouts for ctx in setup["contexts"]]
-            value = statistics.fmean(r[claim["baseline"]] / r[claim["kernel"]] for r in ratios)
-            where = "mean over hwsim grid"
+            grid = speedup_grid(setup)
+            value = statistics.fmean(r[claim["baseline"]] / r[claim["kernel"]] for *_, r in grid)
+            where = f"mean over hwsim grid ({len(grid)} points)"
         else:
             lay = layouts[claim["layout"]]
             r = decode_times(t, lay["heads"], lay["kv_heads"], int(claim["over"]))

@@ -81,18 +81,27 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
         label = f"{point['kernel']} batch {point['batch']} x {point['kv_len']} keys ({point['heads']}q/{point['kv_heads']}kv)"
         return r.time_s, point["us"] * 1e-6, label, f"{r.bound}-bound" + (
             f", {r.detail.get('splits')} splits" if point["kernel"] != "fa2" else "")
-    options = {"launch": point.get("launch", "stream")}
+    options = {"launch": point.get("launch", "stream"), "stack": point.get("stack", "kernels")}
     model = _model(point["model"])
     if kind == "decode_step":  # per-token time at the middle of the generation
         context = point["prompt"] + point["gen"] // 2
         r = simulate(model, t, "decode", 1, context, 1, Precision(), options)
+        bare = kernel_only_s(point["model"], t.name, "decode", 1, context, 1, options["launch"])
         return r.latency_s, point["ms_per_token"] * 1e-3, \
-            f"{Path(point['model']).stem} decode step, ctx {context}, {t.name}, {options['launch']} launches", \
-            "one decode step at the generation's mean context"
+            f"{Path(point['model']).stem} decode step, ctx {context}, {t.name}, stack {options['stack']}", \
+            f"one decode step at the generation's mean context; kernels alone {bare * 1e3:.2f} ms"
     r = simulate(model, t, "generate", 1, point["prompt"], point["gen"], Precision(), options)
+    bare = kernel_only_s(point["model"], t.name, "generate", 1, point["prompt"], point["gen"], options["launch"])
     return r.latency_s, point["total_ms"] * 1e-3, \
-        f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out, {t.name}, {options['launch']} launches", \
-        f"prefill + {point['gen'] - 1} decode steps"
+        f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out, {t.name}, stack {options['stack']}", \
+        f"prefill + {point['gen'] - 1} decode steps; kernels alone {bare * 1e3:.2f} ms"
+
+
+@lru_cache(maxsize=64)
+def kernel_only_s(model: str, target: str, phase: str, batch: int, prompt: int, gen: int, launch: str) -> float:
+    """Seconds of the same run with ``stack=kernels`` (no host model): what the stack adds is the difference."""
+    return simulate(_model(model), load_target(target), phase, batch, prompt, gen, Precision(),
+                    {"launch": launch, "stack": "kernels"}).latency_s
 
 
 def rows(comparison_cls: type, points: list[dict[str, Any]] | None = None) -> list[Any]:

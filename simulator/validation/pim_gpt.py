@@ -44,18 +44,24 @@ def _gap(value: float, lo: float, hi: float) -> float:
     return 0.0
 
 
-def _run(model: Model, target: str, prompt: int, gen: int) -> SimulationResult:
-    return simulate(model, load_target(target), "generate", 1, prompt, gen, Precision())
+def _run(model: Model, target: str, prompt: int, gen: int, options: dict[str, Any] | None = None) -> SimulationResult:
+    return simulate(model, load_target(target), "generate", 1, prompt, gen, Precision(), options or {})
 
 
 def compute(models: list[str], prompt: int, gen: int, pim: str = "pim-gpt", gpu: str = "t4",
-            lowest_speedup: float = 41.0) -> list[dict[str, Any]]:
+            lowest_speedup: float = 41.0, stack: str | None = None) -> list[dict[str, Any]]:
     """One row per example model: per-token latency and energy on both targets, decode-step times, and the host
-    overhead per GPU kernel that would bring the GPU's decode step to ``lowest_speedup`` x the PIM's."""
+    overhead per GPU kernel that would bring the GPU's decode step to ``lowest_speedup`` x the PIM's; with
+    ``stack``, the GPU run again issued by that software stack (``--set stack=``: the baseline column)."""
     rows = []
     for name in models:
         model = Model(str(ROOT / "examples" / f"{name}.onnx"))
         p, g = _run(model, pim, prompt, gen), _run(model, gpu, prompt, gen)
+        if stack:
+            b = _run(model, gpu, prompt, gen, {"stack": stack})
+            base = {"base_token_s": b.latency_s / gen, "base_token_j": b.energy_j / gen}
+        else:
+            base = {}
         p_dec = next(x for x in p.phases if x.name == "decode")
         g_dec = next(x for x in g.phases if x.name == "decode")
         traced_steps = min(4, gen - 1)  # simulate() keeps the first 4 decode steps for the trace
@@ -65,7 +71,10 @@ def compute(models: list[str], prompt: int, gen: int, pim: str = "pim-gpt", gpu:
              "pim_token_s": p.latency_s / gen, "gpu_token_s": g.latency_s / gen,
              "pim_decode_s": p_dec.latency_s / p_dec.passes, "gpu_decode_s": g_dec.latency_s / g_dec.passes,
              "pim_token_j": p.energy_j / gen, "gpu_token_j": g.energy_j / gen, "kernels": kernels,
-             "pim_kinds": p.block_kinds}
+             "pim_kinds": p.block_kinds, **base}
+        if base:
+            r["base_speedup"] = r["base_token_s"] / r["pim_token_s"]
+            r["base_efficiency"] = r["base_token_j"] / r["pim_token_j"]
         r["speedup"] = r["gpu_token_s"] / r["pim_token_s"]
         r["efficiency"] = r["gpu_token_j"] / r["pim_token_j"]
         needed = lowest_speedup * r["pim_decode_s"] - r["gpu_decode_s"]
@@ -110,7 +119,8 @@ def main(argv: list[str] | None = None) -> str:
     report = written_to(args, "pim_gpt.md")
     started = time.time()
     rows = compute(args.models.split(","), args.prompt_len, args.gen_len, setup["pim"],
-                   ref["figures"]["gpu_baseline"]["value"], ref["figures"]["speedup_vs_gpu"]["range"][0])
+                   ref["figures"]["gpu_baseline"]["value"], ref["figures"]["speedup_vs_gpu"]["range"][0],
+                   (setup.get("baseline_stack") or {}).get("value"))
     for r in rows:
         print(f"{r['model']}: PIM {r['pim_token_s'] * 1e3:.3f} ms/token, T4 {r['gpu_token_s'] * 1e3:.3f} ms/token")
     figure = None
@@ -218,6 +228,34 @@ def markdown(rows: list[dict[str, Any]], ref: dict[str, Any], prompt: int, gen: 
     for r in rows:
         lines.append(f"| {r['model']} | {r['kernels']} | {r['overhead_us']:.1f} | {r['pim_decode_s'] * 1e3:.3f} | "
                      f"{r['gpu_decode_s'] * 1e3:.3f} |")
+    base = ref["setup"].get("baseline_stack")
+    if base and all("base_speedup" in r for r in rows):
+        from mapping.gpu.stack import EAGER_HOST_PER_OP
+
+        bsp = [r["base_speedup"] for r in rows]
+        lines += [
+            "",
+            f"**Baseline column: the T4 as the paper most plausibly measured it (`--set stack={base['value']}`).** "
+            f"Assumption: {base['assumption']} With host time per op of {EAGER_HOST_PER_OP * 1e6:.1f} us "
+            "(mapping/gpu/stack.py, from gpt-fast's eager baseline on an A100 host; the paper's host CPU is not known):",
+            "",
+            f"| model | T4 {base['value']} ms/token | speedup | paper | error | T4 {base['value']} mJ/token | efficiency | "
+            "paper v2 | error |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            lines.append(f"| {r['model']} | {r['base_token_s'] * 1e3:.3f} | {r['base_speedup']:.1f}x | {range_text} | "
+                         f"{100 * _gap(r['base_speedup'], *sp):+.0f}% | {r['base_token_j'] * 1e3:.1f} | "
+                         f"{r['base_efficiency']:.1f}x | {ef[0]:g}-{ef[1]:g}x | "
+                         f"{100 * _gap(r['base_efficiency'], *ef):+.0f}% |")
+        inside = [r["model"] for r in rows if _gap(r["base_speedup"], *sp) == 0]
+        lines += ["", f"Against that baseline our speedup spans {min(bsp):.1f}-{max(bsp):.1f}x (paper {range_text}), "
+                  f"inside the paper's range for {len(inside)} of {len(rows)} models"
+                  + (f" ({', '.join(inside)})" if inside else "") + ": the issuing software stack accounts for much of "
+                  "the distance between a kernel-level model and the paper's GPU figures, as item 1 argued; for the larger "
+                  "models the PIM's time grows with their weights while the eager host time grows only with their op "
+                  "count, so they stay below the range. This column rests on the stated assumption about the paper's "
+                  "stack."]
     kinds = rows[-1]["pim_kinds"]
     total = sum(x["latency_s"] for x in kinds.values())
     lines += [

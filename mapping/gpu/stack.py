@@ -1,0 +1,49 @@
+"""Software stacks that issue a GPU program (``--set stack=kernels|eager|graph|engine``): host time per op and per
+step, from published measurements of each stack.
+
+A stack adds a ``host`` resource to the program: one host task per step (sampling the token, the step's Python or
+C++ loop, synchronising on the result) before the step's first kernel and, in ``eager``, one host task per kernel
+(dispatching its ops). A kernel starts when the GPU is free **and** its host task is done, so the host runs ahead
+of the GPU while kernels are long and the GPU idles while they are short (the CPU-bound regime of eager decode).
+
+- ``kernels`` (default): the GPU's kernel time alone, launched back to back (no host model; what hwsim reported
+  before stacks existed).
+- ``eager``: PyTorch eager (Hugging Face transformers, gpt-fast without compile): every op is dispatched by Python
+  and the ATen dispatcher before its kernel is launched. Host time per op: :data:`EAGER_HOST_PER_OP`.
+- ``graph``: the step's kernels replayed from one CUDA graph (torch.compile ``mode="reduce-overhead"``, llama.cpp
+  and vLLM decode graphs): kernels pay the preset's ``graph_launch_overhead``, the host only launches the graph
+  and samples: :data:`GRAPH_HOST_PER_STEP`.
+- ``engine``: a C++ inference engine launching each kernel from the host (FasterTransformer): kernels pay the
+  preset's ``launch_overhead``, plus the engine's per-step host work (sampling, finished-sequence checks, the
+  copies and synchronisation of each step): :data:`ENGINE_HOST_PER_STEP`.
+
+Host costs are properties of the software and the host CPU, not of the GPU: the values below are the published
+measurements they were derived from, on the machines named there.
+"""
+
+from __future__ import annotations
+
+STACKS = ("kernels", "eager", "graph", "engine")
+
+#: seconds of host time per op in PyTorch eager. Derived from gpt-fast's eager baseline: "Starting Point
+#: (25.5 tok/s)", Llama-7B, bf16, batch 1, A100-80GB power-limited to 330 W, "heavily CPU overhead bound"
+#: (pytorch.org/blog/accelerating-generative-ai-2/, Nov 2023; docs/research/gpu_published_decode.md row 6): 39.2 ms per
+#: token over the 1,611 costed ops of hwsim's llama2-7b decode step = 24.3 us per op. The gpt-fast eager point is
+#: therefore circular in reports/gpu_validation.md.
+EAGER_HOST_PER_OP = 24.3e-6
+#: seconds of host time per step with CUDA graphs: one graph launch, the token's sampling and the step's
+#: synchronisation. Graph replay of a chain of kernels costs "~15 us fixed plus ~0.58 us per node" (ahrefs/ocannl
+#: issue #488, RTX 5070 Ti, CUDA 13; docs/research/gpu_published_gemm.md 3.1); the per-node part is in the preset's
+#: graph_launch_overhead, the fixed part is this.
+GRAPH_HOST_PER_STEP = 15e-6
+#: seconds of host time per generated token of FasterTransformer. Derived from its GPT-350M row (512 in / 32 out,
+#: FP16, batch 1, A100-80GB SXM4: 92.01 ms total; NVIDIA/FasterTransformer docs/gpt_guide.md @ 07fdd2fc): the
+#: measured total minus hwsim's kernel-only prediction (--set stack=kernels), over the 32 steps. That point is
+#: circular in reports/gpu_validation.md; the GPT-350M 128/8 and both GPT-1.3B rows are held out.
+ENGINE_HOST_PER_STEP = 1.51e-3
+
+
+def host_costs(stack: str) -> tuple[float, float]:
+    """(host seconds per op, host seconds per step) of ``stack``."""
+    return {"kernels": (0.0, 0.0), "eager": (EAGER_HOST_PER_OP, 0.0), "graph": (0.0, GRAPH_HOST_PER_STEP),
+            "engine": (0.0, ENGINE_HOST_PER_STEP)}[stack]
