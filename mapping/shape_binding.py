@@ -253,7 +253,9 @@ class _Binder:
             msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise HwsimError(
                 f"{self.g.path}: node '{node.name}' ({node.op_type}): shape inference failed with input shapes "
-                f"{[self.shapes.get(i) for i in node.inputs if i]}: {msg}"
+                f"{[self.shapes.get(i) for i in node.inputs if i]}: {msg} (if no --seq/--dim value causes this, the "
+                "graph's own fixed sizes disagree, e.g. an input longer than its position table, and no runtime can "
+                "run it: re-export the model)"
             ) from None
         for name in node.outputs:
             if not name:
