@@ -373,7 +373,7 @@ class Model:
                 self._warned.add(("fixed", tokens))
                 fixed = ", ".join(f"{n} {list(self.graph.tensors[n].dims or ())}" for n in self.graph.inputs)
                 warnings.warn(HwsimWarning(
-                    f"{self.path}: the graph fixes its input length ({fixed}): a pass computes {tokens} positions "
+                    f"{self.path}: no input dim of this graph is a sequence length ({fixed}): a pass computes {tokens} positions "
                     f"whatever --prompt-len says ({prompt_len}); hwsim costs what the graph computes"), stacklevel=2)
         return Workload(self.path, "prefill", batch, tokens, 0, bindings, precision, ops,
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
