@@ -118,7 +118,8 @@ def _image_dims(graph: OpGraph, name: str, dims: tuple) -> dict[str, int]:
     """Channels, height and width of an image input read by a Conv, from the Conv weight and the position table.
 
     The patch grid is (H - k) / s + 1 per side; a learned position table of P rows added to the flattened
-    patches (plus one [CLS] row when P - 1 is a square) fixes the grid to sqrt(P) or sqrt(P - 1) (ViT, DeiT).
+    patches and the learned tokens concatenated in front of them (ViT's [CLS], DeiT's [CLS] and distillation
+    token) fixes the grid to sqrt(P - tokens).
     """
     out: dict[str, int] = {}
     for node, _ in _through(graph, name):
@@ -159,13 +160,42 @@ def _position_grid(graph: OpGraph, width: int) -> int | None:
         readers = graph.consumers.get(t.name, [])
         readers = readers + [c for r in readers if r.op_type == OP.DequantizeLinear for c in graph.consumers.get(
             r.outputs[0], [])]
-        if rows < 4 or not any(c.op_type == OP.Add for c in readers):
+        adds = [c for c in readers if c.op_type == OP.Add]
+        if rows < 4 or not adds:
             continue
-        for n in (rows - 1, rows):
+        prefix = next((k for k in (_prefix_tokens(graph, a, width) for a in adds) if k is not None), None)
+        for n in ((rows - prefix,) if prefix is not None else (rows - 1, rows)):
             side = math.isqrt(n)
             if side > 1 and side * side == n:
                 return side
     return None
+
+
+_PASS = (OP.Identity, OP.Cast, OP.Dropout, OP.DequantizeLinear)
+
+
+def _prefix_tokens(graph: OpGraph, add: object, width: int) -> int | None:
+    """Rows of learned tokens ([1, n, width] parameters, expanded to the batch) concatenated with the patches
+    that ``add`` adds the position table to; None when the other operand is no such Concat."""
+    concat = None
+    for i in add.inputs:  # type: ignore[attr-defined]
+        p = graph.producer.get(i)
+        while p is not None and p.op_type in _PASS:
+            p = graph.producer.get(p.inputs[0])
+        if p is not None and p.op_type == OP.Concat:
+            concat = p
+    if concat is None:
+        return None
+    total = 0
+    for i in concat.inputs:
+        t, p = i, graph.producer.get(i)
+        while p is not None and p.op_type in _PASS + (OP.Expand, OP.Tile):
+            t, p = p.inputs[0], graph.producer.get(p.inputs[0])
+        w = graph.tensors.get(t)
+        if p is None and w is not None and w.role in ("weight", "constant") and w.dims is not None and \
+                len(w.dims) == 3 and int(w.dims[0]) == 1 and int(w.dims[-1]) == width:
+            total += int(w.dims[1])
+    return total
 
 
 def _concat_dims(graph: OpGraph, names: set[str]) -> dict[str, int]:

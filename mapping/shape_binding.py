@@ -177,6 +177,8 @@ class _Binder:
                 value = np.array(int(np.prod(shape)), dtype=np.int64)
             self._set(node.outputs[0], value.shape, "int64", value)
             return
+        if node.op_type == OP.If and node.inputs[0] in self.values and self._take_branch(node):
+            return
         known = all(i in self.values for i in ins) and node.op_type not in _NOT_EVALUATED
         if known and node.op_type not in _EXPANDING and node.domain in ("", "ai.onnx"):
             if self._evaluate(node):
@@ -186,6 +188,49 @@ class _Binder:
             int(np.prod(self.shapes[o])) <= SMALL_CONSTANT_ELEMENTS for o in node.outputs if o in self.shapes
         ):
             self._evaluate(node)
+
+    def _take_branch(self, node: Node) -> bool:
+        """An ``If`` whose condition the binding decides (a comparison of shapes, DeBERTa's relative positions):
+        the outputs of the branch it takes, when that branch passes outer tensors through or computes its outputs
+        from known values only (index arithmetic, no matmul to cost); False otherwise."""
+        want = "then_branch" if bool(np.asarray(self.values[node.inputs[0]]).reshape(-1)[0]) else "else_branch"
+        branch = next((a.g for a in node.proto.attribute if a.name == want), None)
+        if branch is None:
+            return False
+        made = {o for n in branch.node for o in n.output} | {t.name for t in branch.initializer}
+        outer = sorted({i for n in branch.node for i in n.input if i and i not in made})
+        results: dict[str, np.ndarray] = {}
+        if any(o.name not in made for o in branch.output):  # outputs that are outer tensors themselves
+            if not all(o.name in made or o.name in self.shapes for o in branch.output):
+                return False
+        computed = [o.name for o in branch.output if o.name in made]
+        if computed:
+            if not all(i in self.values for i in outer):
+                return False
+            try:
+                from onnx import reference
+
+                inputs = [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(
+                    np.asarray(self.values[i]).dtype), None) for i in outer]
+                sub = helper.make_graph(list(branch.node), "branch", inputs,
+                                        [helper.make_tensor_value_info(o, 0, None) for o in computed],
+                                        list(branch.initializer))
+                model = helper.make_model(sub, opset_imports=list(self.g.opset_imports))
+                with np.errstate(all="ignore"):
+                    values = reference.ReferenceEvaluator(model).run(
+                        None, {i: np.asarray(self.values[i]) for i in outer})
+            except Exception:  # noqa: BLE001 - not evaluable: shape inference decides (and explains)
+                return False
+            results = dict(zip(computed, (np.asarray(v) for v in values)))
+        for out, b in zip(node.outputs, branch.output):
+            if not out:
+                continue
+            if b.name in results:
+                arr = results[b.name]
+                self._set(out, arr.shape, _np_dtype(arr), arr)
+            else:
+                self._set(out, self.shapes[b.name], self.dtypes[b.name], self.values.get(b.name))
+        return True
 
     def _set(self, name: str, shape: tuple[int, ...], dtype: str, value: np.ndarray | None = None) -> None:
         self.shapes[name] = tuple(int(s) for s in shape)
@@ -252,7 +297,9 @@ class _Binder:
             msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise HwsimError(
                 f"{self.g.path}: node '{node.name}' ({node.op_type}): shape inference failed with input shapes "
-                f"{[self.shapes.get(i) for i in node.inputs if i]}: {msg}"
+                f"{[self.shapes.get(i) for i in node.inputs if i]}: {msg} (if no --seq/--dim value causes this, the "
+                "graph's own fixed sizes disagree, e.g. an input longer than its position table, and no runtime can "
+                "run it: re-export the model)"
             ) from None
         for name in node.outputs:
             if not name:

@@ -180,8 +180,9 @@ class Model:
                 kind = "prompt"
             self._dim_kind[name] = kind
         self._evidence = evidence_dims(self.graph, self._dim_kind)
+        # an encoder length may be set by name (--dim encoder_sequence_length=1500): it defaults to --prompt-len
         flags = {"batch": "--batch", "seq": "--seq/--prompt-len", "prompt": "--prompt-len", "past": "--context",
-                 "encoder": "--prompt-len", "total": "--context and --seq"}
+                 "total": "--context and --seq"}
         for name in self.user_dims:
             if name not in symbolic:
                 known = ", ".join(symbolic) or "none"
@@ -223,6 +224,33 @@ class Model:
             out.setdefault(name, value)
         return out
 
+    def encoder_length(self, work: Workload) -> tuple[int, str] | None:
+        """The encoder positions E the cross-attention of ``work`` reads, and where E comes from (None: no
+        cross-attention).
+
+        The convention: a dim naming the encoder length (``encoder_sequence_length``) takes ``--dim NAME=N`` when
+        given, else ``--prompt-len`` (a decoder file's prompt is the encoder output it reads); a graph that holds
+        the encoder derives E from the prompt as its encoder computes it (Whisper: 2 mel frames per position); a
+        graph whose cross-attention inputs have a fixed length (onnxruntime-genai's Whisper decoder) uses it.
+        """
+        cross = {b.name for b in self.ir.attentions("cross")}
+        if not cross:
+            return None
+        lengths = [o.matmul.n for o in work.ops if o.block in cross and o.role == "score" and o.matmul is not None]
+        if not lengths:
+            return None
+        named = [n for n, k in self._dim_kind.items() if k == "encoder"]
+        given = [n for n in named if n in self.user_dims]
+        if given:
+            source = f"--dim {given[0]}"
+        elif named:
+            source = f"{named[0]} = --prompt-len; --dim {named[0]}=N sets it"
+        elif "prompt" in self._dim_kind.values():  # the encoder's input is in the graph
+            source = "the graph's own encoder over the prompt"
+        else:
+            source = "fixed by the graph"
+        return max(lengths), source
+
     def weight_bytes(self, precision: Precision) -> int:
         """Bytes of all parameters at the chosen weight precision."""
         total = 0
@@ -240,11 +268,25 @@ class Model:
             a = b.attention
             assert a is not None
             dtype = precision.kv_cache or self._kv_dtype(precision)
-            length = tokens if a.kind == "self" else (prompt or tokens)
+            length = tokens if a.kind == "self" else self._cross_len(prompt or tokens)
             if a.kind == "self" and not a.causal:
                 continue  # encoder self-attention keeps no cache
             total += tensor_bytes(2 * batch * a.kv_heads * a.head_dim * length, dtype)
         return total
+
+    def _cross_len(self, prompt: int) -> int:
+        """Cached cross-attention positions: a user-bound encoder dim, a length fixed on the cross-K/V cache inputs,
+        else the prompt (see :meth:`encoder_length`)."""
+        for name, kind in self._dim_kind.items():
+            if kind == "encoder" and name in self.user_dims:
+                return self.user_dims[name]
+        if not any(k == "encoder" for k in self._dim_kind.values()):
+            for name in self.kv_inputs:
+                dims = self.graph.tensors[name].dims
+                low = name.lower()
+                if ("cross" in low or "encoder" in low) and dims and len(dims) == 4 and isinstance(dims[2], int):
+                    return dims[2]
+        return prompt
 
     def _kv_dtype(self, precision: Precision) -> str:
         if self.kv_inputs:
@@ -318,8 +360,9 @@ class Model:
         _positive(batch=batch, prompt_len=prompt_len)
         if self._prefill_model is not None:
             return self._prefill_model.prefill(batch, prompt_len, precision)
-        self._check_positions(prompt_len, "a prompt")
         seq = 1 if self.ir.architecture == "encoder-decoder" else prompt_len
+        # a decoder file's prompt is the encoder output it reads: its position table bounds the decoder tokens only
+        self._check_positions(seq if "encoder" in self._dim_kind.values() else prompt_len, "a prompt")
         bindings = self.bindings(batch, seq, 0, prompt=prompt_len)
         bound = bind(self.graph, bindings)
         ops = self._cost(bound, precision, kv_operands=False)
@@ -329,6 +372,12 @@ class Model:
             # a fixed-length graph (ViT: patches + [CLS]): the tokens are the attention's query rows, not --seq
             score = next((o for o in ops if o.role == "score" and o.matmul is not None), None)
             tokens = score.matmul.m if score is not None else 1
+            if score is not None and tokens != prompt_len and ("fixed", tokens) not in self._warned:
+                self._warned.add(("fixed", tokens))
+                fixed = ", ".join(f"{n} {list(self.graph.tensors[n].dims or ())}" for n in self.graph.inputs)
+                warnings.warn(HwsimWarning(
+                    f"{self.path}: no input dim of this graph is a sequence length ({fixed}): a pass computes {tokens} positions "
+                    f"whatever --prompt-len says ({prompt_len}); hwsim costs what the graph computes"), stacklevel=2)
         return Workload(self.path, "prefill", batch, tokens, 0, bindings, precision, ops,
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),

@@ -152,6 +152,9 @@ def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
         lines.append(f"causal       {ir.causal['value']} ({ir.causal['evidence']})")
     lines.append(f"workload     {work.phase}: batch {work.batch}, {work.seq} new token(s), context {work.context}"
                  f"  (bindings {', '.join(f'{k}={v}' for k, v in work.bindings.items()) or 'none'})")
+    encoder = model.encoder_length(work)
+    if encoder is not None:
+        lines.append(f"encoder      {encoder[0]} positions read by cross-attention ({encoder[1]})")
     lines.append("")
     header = f"{'block':30s} {'ops':>4s} {'largest matmul':>24s} {'params':>9s} {'FLOPs':>10s} " \
              f"{'weights read':>12s} {'activ.':>11s} {'KV':>11s} {'FLOP/B':>7s}"
