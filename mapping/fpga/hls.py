@@ -33,11 +33,14 @@ import numpy as np
 
 from hardware.errors import HwsimError
 from hardware.fpga.fixed import FixedType
+from mapping.fpga.onnx_layers import TABLE_FUNCTIONS
 from mapping.fpga.pipeline import PipeLayer, build_layers
 
 #: Layer kinds that must appear as a function call in the generated firmware (the others are wiring).
 COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "elu", "sigmoid", "tanh", "add", "scale",
-                 "transpose")
+                 "transpose", "leaky_relu", "batchnorm", "conv1d", "pool1d", "globalpool", "gelu", "gelu_tanh", "silu")
+#: Layer kinds hls4ml 1.3 implements only for io_parallel (no stream kernel: nnet_einsum.h, nnet_layernorm.h).
+PARALLEL_ONLY = {"matmul": "Einsum", "layernorm": "LayerNormalization"}
 PROJECT = "myproject"
 #: Extra integer (and total) bits of activation x activation products over the data precision.
 MATMUL_EXTRA_INTEGER_BITS = 4
@@ -124,8 +127,31 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
             d.update(class_name="Reshape", target_shape=list(lay.shape))
         elif lay.kind == "transpose":
             d.update(class_name="Transpose", perm=list(a["perm"]))
-        elif lay.kind == "gelu":
-            raise HwsimError(f"node '{lay.node}' (Gelu): hls4ml 1.3 has no GELU kernel; use ReLU in the model")
+        elif lay.kind == "leaky_relu":
+            d.update(class_name="LeakyReLU", activation="LeakyReLU", activ_param=float(a["alpha"]))
+            conf[lay.name]["Precision"].update(param=str(weight))
+        elif lay.kind == "batchnorm":
+            d.update(class_name="BatchNormalization", n_in=math.prod(lay.shape), n_filt=int(a["n_filt"]),
+                     scale_data=np.asarray(a["scale"]), bias_data=np.asarray(a["bias"]))
+            conf[lay.name]["Precision"].update(scale=str(weight))
+        elif lay.kind == "conv1d":
+            d.update(class_name="Conv1D", data_format="channels_last", in_width=a["in_width"], out_width=a["out_width"],
+                     n_chan=a["n_chan"], n_filt=a["n_filt"], filt_width=a["filt_width"], stride_width=a["stride"],
+                     pad_left=a["pad_left"], pad_right=a["pad_right"], dilation=1, weight_data=a["weight"],
+                     bias_data=a["bias"])
+        elif lay.kind == "pool1d":
+            d.update(class_name=f"{a['pool_op']}Pooling1D", data_format="channels_last", n_in=a["n_in"],
+                     n_out=a["n_out"], n_filt=a["n_filt"], pool_width=a["pool_width"], stride_width=a["stride"],
+                     pad_left=a["pad_left"], pad_right=a["pad_right"], count_pad=a["count_pad"])
+        elif lay.kind == "globalpool":
+            d.update(class_name=f"Global{a['pool_op']}Pooling1D", data_format="channels_last", n_in=a["n_in"],
+                     n_filt=a["n_filt"])
+        elif lay.kind in TABLE_FUNCTIONS:
+            from mapping.fpga.hls_ext import TABLE_TYPE, table_range
+
+            d.update(class_name="HwsimTable", function=lay.kind, table_size=table_size,
+                     table_range=min(table_range(data.integer), table_size // 2))
+            conf[lay.name]["Precision"].update(table=TABLE_TYPE)
         else:
             raise HwsimError(f"node '{lay.node}': layer kind '{lay.kind}' cannot be emitted to hls4ml")
         out.append(d)
@@ -140,21 +166,29 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
 
     ``token_parallel`` sets each per-token Dense's ``ParallelizationFactor`` to its token count (all tokens at
     once) instead of hls4ml's default 1 (one token per R cycles)."""
+    data = precision or FixedType(16, 6)
+    weight = weight_precision or data
+    layers, outputs = build_layers(model_path)
+    if io_type == "io_stream":
+        stuck = [lay for lay in layers if lay.kind in PARALLEL_ONLY]
+        if stuck:
+            kinds = ", ".join(sorted({PARALLEL_ONLY[lay.kind] for lay in stuck}))
+            names = ", ".join(lay.name for lay in stuck[:3]) + (", ..." if len(stuck) > 3 else "")
+            raise HwsimError(f"{model_path}: --io stream: hls4ml 1.3 implements {kinds} only for io_parallel "
+                             f"(layers {names}); use --io parallel")
     try:
         import hls4ml  # noqa: F401 - fail early with a clear message
         from hls4ml.model.graph import ModelGraph
         from hls4ml.utils.config import create_config
     except ImportError:
         raise HwsimError("hls4ml is not installed: pip install 'hls4ml==1.3.0'") from None
-    if io_type != "io_parallel":
-        raise HwsimError("--io stream: hls4ml 1.3 implements Einsum and LayerNormalization only for io_parallel; "
-                         "use --io parallel")
-    data = precision or FixedType(16, 6)
-    weight = weight_precision or data
-    layers, outputs = build_layers(model_path)
+    if any(lay.kind in TABLE_FUNCTIONS for lay in layers):
+        from mapping.fpga.hls_ext import register
+
+        register()
     dicts, layer_conf = layer_dicts(layers, data, weight, table_size)
     for lay in layers:
-        if lay.kind == "dense" and lay.attrs["vectors"] > 1:
+        if lay.kind in ("dense", "conv1d") and lay.attrs["vectors"] > 1:
             layer_conf[lay.name]["ParallelizationFactor"] = lay.attrs["vectors"] if token_parallel else 1
     out = Path(out_dir).resolve()
     if out.exists():

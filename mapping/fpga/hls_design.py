@@ -69,7 +69,7 @@ def design_choice(workload: object, target: FpgaTarget, design: str = "auto", re
 
 def _macs(layer: PipeLayer, weight_fmt: str) -> float:
     a = layer.attrs
-    if layer.kind == "dense":
+    if layer.kind in ("dense", "conv1d"):
         from hardware.fpga.fixed import parse_fixed
         from mapping.fpga.pipeline import quantise
 
