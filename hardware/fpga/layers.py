@@ -22,9 +22,11 @@ structure; the constants are fitted to published csynth reports (``simulator/val
   LeakyReLU (a compare and a constant multiply): one cycle.
 - BatchNorm (inference, ``nnet_batchnorm.h``): ``y = s * x + b`` per element, ``PIPELINE II=R`` with
   ``ceil(n / R)`` multipliers; R cycles. Pooling (``nnet_pooling.h``, fully unrolled in io_parallel): every output
-  reduces its window with a compare/adder tree (``adder_depth`` cycles) and an average multiplies by ``1/window``
-  (one cycle more); ``window * bits`` LUTs per output. In io_stream both read one channel-vector word per cycle,
-  so ``words`` (the tokens or positions) cycles per inference. No report checks these (UNCONFIRMED).
+  reduces its window with a compare/adder tree (``POOL_LEVELS_PER_CYCLE`` levels per cycle, the first two inputs
+  in the same cycle: a width-2 pool is combinational) and an average by a width that is not a power of two
+  multiplies by ``1/window`` (one cycle more); LUTs per output ``(window - 1) * bits * POOL_MAX_LUT|POOL_AVG_LUT``,
+  FFs the registered inputs (fitted on hls4ml's test_pooling baselines; BatchNorm UNCONFIRMED). In io_stream
+  both read one channel-vector word per cycle, so ``words`` (the tokens or positions) cycles per inference.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ RELU_LUT = 2.0
 TABLE_ACT_LUT, TABLE_ACT_FF = 4.0, 2.0
 #: Width of hls4ml's activation tables (``ap_fixed<18,8>`` by default).
 TABLE_BITS = 18
+#: Pooling: compare/add tree levels per cycle (a width-2 pool is 0 cycles: hls4ml test_pooling baselines), LUTs per
+#: output per extra window element per bit for max (compare + select) and average (add), FFs per input bit
+#: (registered window inputs: 5810 FF = 121 x 3 x 16 in every test_pooling baseline). Fitted on the Vivado HLS 2020.1
+#: MaxPooling1D / AveragePooling1D baselines (simulator/validation/fpga_published.yaml).
+POOL_LEVELS_PER_CYCLE, POOL_MAX_LUT, POOL_AVG_LUT, POOL_FF = 3, 1.83, 1.45, 1.0
 #: Cycles of a LayerNorm's table lookup and its three multiply stages (UNCONFIRMED).
 LAYERNORM_TABLE, LAYERNORM_MULTS = 1, 3
 
@@ -138,10 +145,12 @@ def pool_estimate(name: str, kind: str, outputs: int, window: int, average: bool
                   words: int = 1, io_type: str = "io_parallel") -> LayerEstimate:
     """``outputs`` values each reduced over ``window`` inputs (Pooling1D: window = pool width; GlobalPooling1D:
     window = tokens, outputs = channels)."""
-    depth = adder_depth(window) + (1 if average else 0)
-    lut = outputs * window * data_bits + (outputs * data_bits if average else 0)
+    depth = math.ceil(math.log2(max(window, 1)) / POOL_LEVELS_PER_CYCLE) - 1 if window > 2 else 0
+    if average and window & (window - 1):
+        depth += 1  # 1/window is not a shift: one multiply
+    lut = outputs * (window - 1) * data_bits * (POOL_AVG_LUT if average else POOL_MAX_LUT)
+    ff = outputs * window * data_bits * POOL_FF
+    res = Resources(0, round(lut), round(ff), 0)
     if io_type == "io_stream":
-        return LayerEstimate(name, kind, words + depth, words, Resources(0, lut, outputs * data_bits, 0), 0,
-                             {"outputs": outputs, "window": window})
-    return LayerEstimate(name, kind, depth, 1, Resources(0, lut, outputs * data_bits, 0), 0,
-                         {"outputs": outputs, "window": window})
+        return LayerEstimate(name, kind, words + depth, words, res, 0, {"outputs": outputs, "window": window})
+    return LayerEstimate(name, kind, max(0, depth), 1, res, 0, {"outputs": outputs, "window": window})

@@ -196,7 +196,7 @@ def markdown(data: dict, png: Path | None) -> str:
         f"per-configuration comparison below is therefore against the {PAPER_LATENCY_US:g} us bound only, and no "
         "resource figure of "
         "ours can be checked against the paper.",
-        "- No Vivado/Vitis HLS here either. The layer cost rules are checked against 20 published csynth reports "
+        "- No Vivado/Vitis HLS here either. The layer cost rules are checked against 23 published csynth reports "
         "of smaller hls4ml designs (dense MLPs, pruned, io_stream) in `reports/fpga_validation.md`; Einsum, "
         "multi-row softmax and LayerNorm are not covered by any report found.",
         "",
