@@ -25,7 +25,11 @@ def _kinds(path: Path) -> list[str]:
     return [lay.kind for lay in build_layers(str(path))[0]]
 
 
-@pytest.mark.parametrize("name", MODELS)
+#: Checked in the default run (the others under -m heavy; csim covers them all there).
+FAST = ("conv1d_channels_first.onnx", "mha_seq_first.onnx", "pool_max.onnx", "batchnorm_mlp.onnx")
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.heavy) for n in MODELS])
 def test_layers_reproduce_onnxruntime(name):
     import onnxruntime as ort
 
@@ -80,6 +84,32 @@ def test_io_stream_refuses_attention_in_one_line():
         write_project(str(FIX / "tagger.onnx"), "/nonexistent/prj", io_type="io_stream")
 
 
+def test_extension_layer_is_emitted(tmp_path):
+    pytest.importorskip("hls4ml")
+    from mapping.fpga.hls import write_project
+
+    prj = write_project(str(FIX / "act_mlp.onnx"), str(tmp_path / "act"))
+    assert prj.firmware.read_text().count("nnet::hwsim_table<") == 2  # GELU and SiLU
+    assert (prj.out_dir / "firmware" / "nnet_utils" / "nnet_hwsim_table.h").exists()
+    # the table holds GELU at the midpoints of [-8, 8) (data ap_fixed<16,6>: range 8), 1024 entries
+    from mapping.fpga.hls_ext import table_values
+
+    gelu, silu = (np.loadtxt(p, delimiter=",") for p in sorted((prj.out_dir / "firmware" / "weights").glob("t*.txt"),
+                                                                key=lambda p: int(p.stem[1:])))
+    assert gelu.size == 1024 and np.allclose(gelu, table_values("gelu", 1024, 8), atol=2 ** -10)
+    assert np.allclose(silu, table_values("silu", 1024, 8), atol=2 ** -10)
+
+
+def test_table_kernel_error_bound():
+    from mapping.fpga.hls_ext import table_model
+
+    x = np.linspace(-12, 12, 20001)
+    exact = 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2)))
+    # midpoint table of 1024 over [-8, 8): |error| <= max slope (1.13) * step / 2 = 0.0088; x itself above 8
+    assert np.abs(table_model("gelu", x, 1024, 8) - exact).max() < 0.009
+
+
+@pytest.mark.heavy
 def test_emitted_firmware_calls_every_kernel(tmp_path):
     pytest.importorskip("hls4ml")
     from mapping.fpga.hls import write_project
@@ -89,9 +119,12 @@ def test_emitted_firmware_calls_every_kernel(tmp_path):
     for call in ("nnet::transpose", "nnet::conv_1d_cl", "nnet::relu", "nnet::normalize", "nnet::pooling1d_cl",
                  "nnet::dense"):
         assert call in text, call
-    prj = write_project(str(FIX / "act_mlp.onnx"), str(tmp_path / "act"))
-    assert prj.firmware.read_text().count("nnet::hwsim_table<") == 2
-    assert (prj.out_dir / "firmware" / "nnet_utils" / "nnet_hwsim_table.h").exists()
+    prj = write_project(str(FIX / "mha_seq_first.onnx"), str(tmp_path / "row"), reuse=2, attention="row-serial")
+    text = prj.firmware.read_text()
+    assert text.count("nnet::hwsim_row_matmul<") == 2 and "nnet::einsum" not in text
+    params = (prj.out_dir / "firmware" / "parameters.h").read_text()
+    # one query row per R=2 cycles: Q.K^T 2 heads x k 4 x n 5 = 40 products per row, P.V 2 x 5 x 4 = 40: 20 each
+    assert params.count("multiplier_limit = 20;") == 2
 
 
 CSIM = [(name, "io_parallel") for name in MODELS] + [
@@ -109,3 +142,27 @@ def test_csim_matches_onnxruntime(tmp_path, name, io_type):
     prj = write_project(str(FIX / name), str(tmp_path / "prj"), io_type=io_type, table_size=4096)
     max_err, mean_err, _, _ = csim(prj, 16)
     assert max_err < 0.05 and mean_err < 0.01, (max_err, mean_err)
+
+
+@pytest.mark.heavy
+@pytest.mark.skipif(shutil.which("g++") is None, reason="csim needs g++")
+@pytest.mark.parametrize("name", ["mha_seq_first.onnx", "tagger.onnx"])
+def test_row_serial_attention_csim(tmp_path, name):
+    pytest.importorskip("hls4ml")
+    from mapping.fpga.hls import csim, write_project
+
+    prj = write_project(str(FIX / name), str(tmp_path / "prj"), reuse=2, table_size=4096, attention="row-serial")
+    max_err, mean_err, _, _ = csim(prj, 16)
+    assert max_err < 0.05 and mean_err < 0.01, (max_err, mean_err)
+
+
+def test_fit_suggests_row_serial_attention():
+    from hardware.targets import load_target
+    from mapping.fpga.fit import suggest_fit
+
+    layers, _ = build_layers(str(Path(__file__).parents[1] / "examples" / "jet_tagger.onnx"))
+    fix = suggest_fit(layers, load_target("xcvu13p"), {"reuse": 1})
+    # no reuse factor alone makes hls4ml 1.3's unrolled Einsum fit; one query row per R=2 cycles does:
+    # 3 blocks x (816 dense + 2 x 15*32*2/2 Einsum + 30 softmax) + 1,775 head, zero weights skipped -> <= 7,193
+    assert fix is not None and fix.changes == {"attention": "row-serial", "reuse": 2}
+    assert fix.flags() == "--attention row-serial --reuse 2" and fix.estimate.resources.dsp <= 7_193

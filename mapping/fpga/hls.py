@@ -63,6 +63,7 @@ class HlsProject:
     io_type: str
     backend: str = "Vitis"
     token_parallel: bool = False
+    attention: str = "unrolled"
 
     @property
     def firmware(self) -> Path:
@@ -77,9 +78,15 @@ def _softmax_types(n: int, data: FixedType) -> dict[str, str]:
             "accum": f"ap_ufixed<{data.width + 6},{ibits}>"}
 
 
-def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
-                table_size: int = 1024) -> tuple[list[dict], dict[str, dict]]:
-    """hls4ml layer dicts and the per-layer ``LayerName`` config (precisions, table sizes)."""
+#: Attention products: hls4ml 1.3's Einsum (every query row at once) or hwsim's row-serial layer (mapping/fpga/hls_ext.py).
+ATTENTION = ("unrolled", "row-serial")
+
+
+def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType, table_size: int = 1024,
+                attention: str = "unrolled") -> tuple[list[dict], dict[str, dict]]:
+    """hls4ml layer dicts and the per-layer ``LayerName`` config (precisions, table sizes); ``attention``
+    ``row-serial`` emits the attention products as hwsim's ``HwsimRowMatmul`` (one query row per reuse cycles)
+    and lets each softmax use one instance per head (rows of a head in turn)."""
     accum = f"ap_fixed<{2 * data.width},{2 * data.integer}>"
     result = f"ap_{'' if data.signed else 'u'}fixed<{data.width},{data.integer},AP_RND_CONV,AP_SAT>"
     default = {"result": result, "weight": str(weight), "bias": str(weight), "accum": accum}
@@ -95,14 +102,16 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
         elif lay.kind == "dense":
             d.update(class_name="Dense", n_in=a["n_in"], n_out=a["n_out"], weight_data=a["weight"], bias_data=a["bias"])
         elif lay.kind == "matmul":
-            d.update(class_name="Einsum", equation=a["equation"], inp0_shape=tuple(a["inp0_shape"]),
-                     inp1_shape=tuple(a["inp1_shape"]), out_shape=tuple(lay.shape))
+            d.update(class_name="Einsum" if attention == "unrolled" else "HwsimRowMatmul", equation=a["equation"],
+                     inp0_shape=tuple(a["inp0_shape"]), inp1_shape=tuple(a["inp1_shape"]), out_shape=tuple(lay.shape))
             conf[lay.name]["Strategy"] = "Latency"  # hls4ml 1.3 asserts Einsum supports only Latency
             grow = MATMUL_EXTRA_INTEGER_BITS  # Q.K^T sums n_in products of activations: give it headroom
             conf[lay.name]["Precision"]["result"] = f"ap_fixed<{data.width + grow},{data.integer + grow},AP_RND_CONV,AP_SAT>"
         elif lay.kind == "softmax":
             d.update(class_name="Softmax", activation="softmax", axis=-1, n_in=math.prod(lay.shape),
                      n_outer=a["rows"], n_inner=1, implementation="stable")
+            if attention == "row-serial" and a.get("tokens", 1) > 1:
+                d["parallelization_factor"] = max(1, a["rows"] // a["tokens"])  # one row per head at a time
             conf[lay.name] = {"Precision": _softmax_types(a["n"], data), "TableSize": table_size}
         elif lay.kind == "layernorm":
             d.update(class_name="LayerNormalization", n_in=a["n"], seq_len=a["rows"], axis=-1,
@@ -161,11 +170,14 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
 def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2L-e", backend: str = "Vitis",
                   clock_ns: float = 5.0, reuse: int = 1, precision: FixedType | None = None,
                   weight_precision: FixedType | None = None, io_type: str = "io_parallel",
-                  strategy: str = "Latency", table_size: int = 1024, token_parallel: bool = False) -> HlsProject:
+                  strategy: str = "Latency", table_size: int = 1024, token_parallel: bool = False,
+                  attention: str = "unrolled") -> HlsProject:
     """Write a complete hls4ml project for ``model_path`` into ``out_dir`` and check its firmware.
 
     ``token_parallel`` sets each per-token Dense's ``ParallelizationFactor`` to its token count (all tokens at
-    once) instead of hls4ml's default 1 (one token per R cycles)."""
+    once) instead of hls4ml's default 1 (one token per R cycles). ``attention`` is one of :data:`ATTENTION`."""
+    if attention not in ATTENTION:
+        raise HwsimError(f"--attention must be one of {', '.join(ATTENTION)}, got '{attention}'")
     data = precision or FixedType(16, 6)
     weight = weight_precision or data
     layers, outputs = build_layers(model_path)
@@ -182,11 +194,11 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
         from hls4ml.utils.config import create_config
     except ImportError:
         raise HwsimError("hls4ml is not installed: pip install 'hls4ml==1.3.0'") from None
-    if any(lay.kind in TABLE_FUNCTIONS for lay in layers):
+    if attention == "row-serial" or any(lay.kind in TABLE_FUNCTIONS for lay in layers):
         from mapping.fpga.hls_ext import register
 
         register()
-    dicts, layer_conf = layer_dicts(layers, data, weight, table_size)
+    dicts, layer_conf = layer_dicts(layers, data, weight, table_size, attention)
     for lay in layers:
         if lay.kind in ("dense", "conv1d") and lay.attrs["vectors"] > 1:
             layer_conf[lay.name]["ParallelizationFactor"] = lay.attrs["vectors"] if token_parallel else 1
@@ -197,6 +209,8 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
                            clock_period=clock_ns, io_type=io_type)
     config["HLSConfig"] = {"Model": {"Precision": {"default": str(data)}, "ReuseFactor": reuse, "Strategy": strategy},
                            "LayerName": layer_conf}
+    if attention == "row-serial":  # a pipelined top would unroll the row loop
+        config["HLSConfig"]["Model"]["PipelineStyle"] = "dataflow"
     inputs = [lay.name for lay in layers if lay.kind == "input"]
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # hls4ml prints progress and "Done"
@@ -206,7 +220,7 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
         raise
     except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions/asserts
         raise HwsimError(f"{model_path}: hls4ml could not build the project ({type(exc).__name__}: {exc})") from None
-    project = HlsProject(out, model_path, layers, graph, io_type, backend, token_parallel)
+    project = HlsProject(out, model_path, layers, graph, io_type, backend, token_parallel, attention)
     check_firmware(project)
     return project
 

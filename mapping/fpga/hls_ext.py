@@ -1,5 +1,5 @@
-"""A table-based activation layer for hls4ml, through its extension API: GELU, SiLU and other functions hls4ml 1.3
-has no kernel for.
+"""hwsim's layers for hls4ml, through its extension API: a table-based activation (GELU, SiLU and other functions
+hls4ml 1.3 has no kernel for) and a row-serial attention product.
 
 ``HwsimTable`` is registered as an hls4ml layer (``hls4ml.model.layers.register_layer``) with a config and a
 function-call template and the C++ kernel ``nnet_hwsim_table.h`` (``backend.register_source``) for the Vivado
@@ -9,6 +9,11 @@ and Vitis backends. The table is a weight variable of ``table_size`` entries hol
 (GELU, SiLU) or the last entry. One lookup per element, like hls4ml's sigmoid/tanh: the same cost rule
 (``hardware.fpga.layers.elementwise_estimate``). Max error about ``f' * step / 2`` plus the table type's rounding:
 GELU with 1024 entries over [-8, 8): 0.009.
+
+``HwsimRowMatmul`` replaces hls4ml's ``Einsum`` for Q.K^T and P.V when the attention is row-serial (``hwsim hls
+--attention row-serial``): ``nnet_hwsim_attention.h`` computes one query row per ``reuse`` cycles (a ``PIPELINE
+II=R`` row loop with ``heads * k * n / R`` multipliers), the design Jiang et al. (arXiv 2402.01047) describe, where
+hls4ml 1.3's ``nnet::einsum`` computes all rows at once. The estimate's ``matmul_parallel=1`` costs it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 HEADER = Path(__file__).with_name("nnet_hwsim_table.h")
+ATTENTION_HEADER = Path(__file__).with_name("nnet_hwsim_attention.h")
 #: Table type (hls4ml's default activation table type).
 TABLE_TYPE = "ap_fixed<18,8>"
 #: Largest table range: [-8, 8) as hls4ml's sigmoid/tanh tables.
@@ -68,6 +74,16 @@ _CONFIG = """struct config{index} : nnet::hwsim_table_config {{
     typedef {table_t.name} table_t;
 }};\n"""
 _CALL = "nnet::hwsim_table<{input_t}, {output_t}, {config}>({input}, {output}, {table});"
+_MM_CONFIG = """struct config{index} : nnet::hwsim_row_matmul_config {{
+    static const unsigned heads = {heads};
+    static const unsigned rows = {rows};
+    static const unsigned inner = {inner};
+    static const unsigned cols = {cols};
+    static const unsigned reuse_factor = {reuse};
+    static const unsigned multiplier_limit = {multiplier_limit};
+    typedef {accum_t.name} accum_t;
+}};\n"""
+_MM_CALL = "nnet::hwsim_row_matmul<{input0_t}, {input1_t}, {output_t}, {config}>({input0}, {input1}, {output});"
 _registered = False
 
 
@@ -117,10 +133,47 @@ def register() -> None:
             params["table"] = node.get_weights("table").name
             return self.template.format(**params)
 
+    class HwsimRowMatmul(Layer):
+        """[heads, rows, inner] x [heads, inner, cols] -> [heads, rows, cols], one row per reuse cycles."""
+
+        _expected_attributes = [TypeAttribute("accum")]
+
+        def initialize(self) -> None:
+            self.add_output_variable(list(self.get_attr("out_shape")))
+
+    def _dims(node: object) -> dict[str, int]:
+        a, b = node.get_attr("inp0_shape"), node.get_attr("inp1_shape")
+        heads = int(math.prod(a[:-2])) if len(a) > 2 else 1
+        return {"heads": heads, "rows": int(a[-2]), "inner": int(a[-1]), "cols": int(b[-1])}
+
+    class HwsimRowMatmulConfig(LayerConfigTemplate):
+        def __init__(self) -> None:
+            super().__init__(HwsimRowMatmul)
+            self.template = _MM_CONFIG
+
+        def format(self, node: object) -> str:
+            params = self._default_config_params(node)
+            d = _dims(node)
+            params.update(d, multiplier_limit=math.ceil(d["heads"] * d["inner"] * d["cols"] / int(params["reuse"])))
+            return self.template.format(**params)
+
+    class HwsimRowMatmulCall(FunctionCallTemplate):
+        def __init__(self) -> None:
+            super().__init__(HwsimRowMatmul, include_header=[f"nnet_utils/{ATTENTION_HEADER.name}"])
+            self.template = _MM_CALL
+
+        def format(self, node: object) -> str:
+            a, b = (node.get_input_variable(node.inputs[i]) for i in (0, 1))
+            out = node.get_output_variable()
+            return self.template.format(config=f"config{node.index}", input0_t=a.type.name, input1_t=b.type.name,
+                                        output_t=out.type.name, input0=a.name, input1=b.name, output=out.name)
+
     register_layer("HwsimTable", HwsimTable)
+    register_layer("HwsimRowMatmul", HwsimRowMatmul)
     for name in ("Vivado", "Vitis"):
         backend = hls4ml.backends.get_backend(name)
-        backend.register_template(HwsimTableConfig)
-        backend.register_template(HwsimTableCall)
+        for template in (HwsimTableConfig, HwsimTableCall, HwsimRowMatmulConfig, HwsimRowMatmulCall):
+            backend.register_template(template)
         backend.register_source(HEADER)
+        backend.register_source(ATTENTION_HEADER)
     _registered = True

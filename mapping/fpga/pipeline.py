@@ -43,7 +43,7 @@ def pipeline_style(layers: list[PipeLayer], strategy: str, io_type: str) -> str:
     loop in it unrolled)."""
     if io_type == "io_stream" or strategy == "resource":
         return "dataflow"
-    if any(lay.kind == "dense" and lay.attrs.get("vectors", 1) > 1 for lay in layers):
+    if any(lay.kind in ("dense", "conv1d") and lay.attrs.get("vectors", 1) > 1 for lay in layers):
         return "dataflow"
     return "pipeline"
 
