@@ -77,11 +77,11 @@ def test_sequence_first_attention_maps_to_einsum():
 
 
 def test_io_stream_refuses_attention_in_one_line():
-    pytest.importorskip("hls4ml")
     from mapping.fpga.hls import write_project
 
-    with pytest.raises(HwsimError, match="io stream.*Einsum, LayerNormalization only for io_parallel"):
-        write_project(str(FIX / "tagger.onnx"), "/nonexistent/prj", io_type="io_stream")
+    with pytest.raises(HwsimError, match=r"io stream: hls4ml 1.3 implements Einsum only for io_parallel \(layers "
+                                         r"node_MatMul_73, node_scaled_dot_product_attention\); use --io parallel"):
+        write_project(str(FIX / "mha_seq_first.onnx"), "/nonexistent/prj", io_type="io_stream")
 
 
 def test_extension_layer_is_emitted(tmp_path):
