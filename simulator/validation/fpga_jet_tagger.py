@@ -265,8 +265,9 @@ def markdown(data: dict, png: Path | None) -> str:
         + (f"it is {j1.latency_cycles} cycles = {j1.latency_cycles * CLOCK_NS / 1000:.2f} us (under the bound) "
            f"but needs {j1.resources.dsp:,} DSPs, {j1.resources.dsp / cap['dsp']:.0%} of the part; " if j1 else "")
         + f"at R={MAIN[0]} it fits ({j2.resources.dsp:,} DSPs) but takes {j2.latency_cycles} cycles: "
-        f"{len(chain)} layers on the path each take 15 tokens x R = {15 * MAIN[0]} cycles or more, one after "
-        "another, because io_parallel layers hand over complete arrays (a layer starts when its input is "
+        f"{len(chain)} layers (the per-token Dense layers and the attention products) each take 15 tokens x R = "
+        f"{15 * MAIN[0]} cycles or more, and those on the critical path run one after another, because "
+        "io_parallel layers hand over complete arrays (a layer starts when its input is "
         "complete). Jiang et al.'s kernel overlaps its stages (rows stream from one stage to the next) and "
         "unrolls Q.K^T by 8 (docs/research/fpga.md 2c); overlapping the stages needs io_stream between them, and "
         "hls4ml 1.3 has no stream Einsum or LayerNorm (`--io stream` refuses this model).",
