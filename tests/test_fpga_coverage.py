@@ -54,6 +54,8 @@ def test_layer_lists():
     assert _kinds(FIX / "conv1d.onnx") == ["input", "conv1d", "relu", "batchnorm", "pool1d", "reshape", "dense"]
     assert _kinds(FIX / "conv1d_channels_first.onnx")[:3] == ["input", "transpose", "conv1d"]
     assert _kinds(FIX / "act_mlp.onnx") == ["input", "dense", "gelu", "dense", "silu", "dense"]
+    # the Linear's token-major output is already channels-last for the pool: no transpose either side
+    assert _kinds(FIX / "avgpool.onnx") == ["input", "dense", "pool1d", "elu", "reshape", "dense"]
 
 
 def test_sequence_first_attention_maps_to_einsum():
@@ -129,7 +131,7 @@ def test_emitted_firmware_calls_every_kernel(tmp_path):
 
 CSIM = [(name, "io_parallel") for name in MODELS] + [
     (name, "io_stream") for name in ("pool_mean.onnx", "pool_max.onnx", "batchnorm_mlp.onnx", "conv1d.onnx",
-                                     "act_mlp.onnx")]
+                                     "act_mlp.onnx", "avgpool.onnx")]
 
 
 @pytest.mark.heavy
