@@ -222,6 +222,8 @@ _ENTRIES = [
     _op(ONNX, "ReduceL1", "reduction", "op_costs:_reduce"),
     _op(ONNX, "ReduceL2", "reduction", "op_costs:_reduce"),
     _op(ONNX, "ReduceLogSumExp", "reduction", "op_costs:_reduce"),
+    _op(ONNX, "MaxPool", "reduction", "op_costs:_reduce"),  # a window reduction: about one op per input element
+    _op(ONNX, "AveragePool", "reduction", "op_costs:_reduce"),
     _op(ONNX, "ReduceMax", "reduction", "op_costs:_reduce", joins="attention_core moe_routing routing_path"),
     _op(ONNX, "ReduceMean", "reduction", "op_costs:_reduce", joins="norm_part"),
     _op(ONNX, "ReduceMin", "reduction", "op_costs:_reduce"),

@@ -77,6 +77,9 @@ def resolve_part_and_target(part: str | None, target: str | None) -> tuple[str, 
 @click.option("--token-parallel/--token-serial", default=False, show_default=True,
               help="Per-token Dense layers: all tokens at once (ParallelizationFactor = tokens) or one token per "
                    "reuse-factor cycles (ParallelizationFactor 1, hls4ml's default).")
+@click.option("--attention", type=click.Choice(["unrolled", "row-serial"]), default="unrolled", show_default=True,
+              help="Attention products: hls4ml 1.3's Einsum (all query rows at once) or hwsim's row-serial layer "
+                   "(one query row per reuse cycles, as Jiang et al.; an hls4ml extension layer).")
 @click.option("--csim", "run_csim", is_flag=True, help="Compile with g++ and compare with onnxruntime.")
 @click.option("--samples", default=16, show_default=True, type=int, help="Random inputs for --csim.")
 @click.option("--tolerance", default=0.1, show_default=True, type=float, help="Max abs error allowed by --csim.")
@@ -86,7 +89,7 @@ def resolve_part_and_target(part: str | None, target: str | None) -> tuple[str, 
 def hls(model_path: str, out_dir: str, part: str | None, target: str | None, backend: str, clock_ns: float | None,
         reuse: int,
         strategy: str, precision: str, weight_precision: str | None, table_size: int, io: str, token_parallel: bool,
-        run_csim: bool, samples: int, tolerance: float, run_synth: bool) -> None:
+        attention: str, run_csim: bool, samples: int, tolerance: float, run_synth: bool) -> None:
     """Write an hls4ml project for MODEL (firmware, build script, testbench) and print the pipeline estimate."""
     from mapping.fpga.hls import csim, emitted_reuse, synth, synth_command, write_project, write_synth_options
     from mapping.fpga.pipeline import estimate
@@ -103,7 +106,7 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
     if table_size < 2 or table_size & (table_size - 1):
         raise HwsimError(f"--table-size must be a power of two >= 2 (hls4ml indexes tables by the top bits), got {table_size}")
     project = write_project(model_path, out_dir, part, backend, clock_ns, reuse, data, weight, f"io_{io}", strategy,
-                            table_size, token_parallel)
+                            table_size, token_parallel, attention)
     click.echo(f"wrote hls4ml project {project.out_dir} ({len(project.layers)} layers, all present in "
                f"{project.firmware.name}; per-token Dense {'token-parallel' if token_parallel else 'token-serial'})")
     layer_reuse = emitted_reuse(project)
@@ -113,7 +116,9 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
                    "(invalid for their sizes); the estimate uses the emitted factors")
     opts = {"reuse": reuse, "strategy": strategy, "io_type": f"io_{io}", "precision": str(data),
             "weight_precision": str(weight), "token_parallel": token_parallel, "table_size": table_size,
-            "layer_reuse": layer_reuse}
+            "layer_reuse": layer_reuse, "attention": attention}
+    if attention == "row-serial":
+        opts["matmul_parallel"] = 1
     est = estimate(project.layers, fpga, opts)
     cycles_per_s = 1e9 / clock_ns
     click.echo(f"estimate on {fpga.name}: latency {est.latency_cycles} cycles = {est.latency_cycles / cycles_per_s * 1e6:.2f} us"
@@ -171,15 +176,16 @@ def _simulate_note(model_path: str, fpga: FpgaTarget, est: object, opts: dict, c
 
     same = (str(opts["strategy"]).lower() == HLS_DEFAULTS["strategy"] and opts["io_type"] == HLS_DEFAULTS["io_type"]
             and opts["precision"] == HLS_DEFAULTS["precision"] and opts["weight_precision"] == opts["precision"]
-            and not opts["token_parallel"] and opts["table_size"] == HLS_DEFAULTS["table_size"])
+            and not opts["token_parallel"] and opts["table_size"] == HLS_DEFAULTS["table_size"]
+            and opts.get("attention", "unrolled") == "unrolled")
     cmd = f"hwsim simulate {model_path} --target {fpga.name}" + (f" --set reuse={opts['reuse']}" if opts["reuse"] != 1 else "")
     if not est.fits:
         click.echo(f"note: `{cmd}` models a layer-sequential overlay instead (weights streamed from off-chip memory, "
                    "no per-layer pipeline), since this design does not fit; the two figures are different designs "
                    "(`--set design=hls4ml` simulates this one anyway)")
     elif not same:
-        click.echo(f"note: `{cmd}` runs the hls4ml design with ap_fixed<16,6>, Latency, io_parallel, token-serial and "
-                   "1024-entry tables; with these settings its latency differs from this estimate")
+        click.echo(f"note: `{cmd}` runs the hls4ml design with ap_fixed<16,6>, Latency, io_parallel, token-serial, "
+                   "unrolled attention and 1024-entry tables; with these settings its latency differs from this estimate")
     else:
         clock = "" if abs(clock_ns * fpga.clock_hz / 1e9 - 1) < 1e-9 else (
             f" at the preset's {fpga.clock_hz / 1e6:.0f} MHz (not --clock-ns {clock_ns:g})")

@@ -14,9 +14,9 @@ from mapping.op_table import OP
 MAPPING = pathlib.Path(op_table.__file__).parent
 KNOWN_NAMES = {e.name for e in op_table.TABLE.values()} | {s.name for s in onnx.defs.get_all_schemas()}
 #: Strings that equal an op type but are not one: attribute names read with ``node.attr(...)`` and hls4ml's layer
-#: class names (``class_name=...``), which are hls4ml's own vocabulary.
+#: class names and pooling kinds (``class_name=...``, ``pool_op=...``), which are hls4ml's own vocabulary.
 _ALLOWED_CALLS = {"attr"}
-_ALLOWED_KEYWORDS = {"class_name"}
+_ALLOWED_KEYWORDS = {"class_name", "pool_op"}
 _CATEGORIES = {"gemm", "conv", "attention", "norm", "softmax", "activation", "elementwise", "logic", "cast", "reduction",
                "gather", "data-movement", "view", "shape", "routing", "quant", "random", "control", "constant"}
 
@@ -29,7 +29,7 @@ def _allowed_strings(tree: ast.AST) -> set[int]:
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr in _ALLOWED_CALLS:
                 ok.update(id(a) for a in node.args)
-            ok.update(id(k.value) for k in node.keywords if k.arg in _ALLOWED_KEYWORDS)
+            ok.update(id(x) for k in node.keywords if k.arg in _ALLOWED_KEYWORDS for x in ast.walk(k.value))
     return ok
 
 

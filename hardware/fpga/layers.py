@@ -17,8 +17,16 @@ structure; the constants are fitted to published csynth reports (``simulator/val
   the layers are dataflow processes. No report checks these constants (none found; UNCONFIRMED).
 - ReLU: no cycles (a comparison folded into the pipeline: 0-cycle instances in the reports), ``RELU_LUT * n *
   bits`` LUTs. Table activations (ELU, sigmoid, tanh, and GELU costed as one so designs can be sized): one
-  cycle, ``ceil(n/2)`` dual-ported copies of a ``table_size`` x 18-bit ROM. Residual add: no cycles, ``n * bits``
-  LUTs. Constant scale: one cycle.
+  cycle, ``ceil(n/2)`` dual-ported copies of a ``table_size`` x 18-bit ROM (GELU/SiLU: hwsim's table layer,
+  ``mapping/fpga/hls_ext.py``, the same structure). Residual add: no cycles, ``n * bits`` LUTs. Constant scale and
+  LeakyReLU (a compare and a constant multiply): one cycle.
+- BatchNorm (inference, ``nnet_batchnorm.h``): ``y = s * x + b`` per element, ``PIPELINE II=R`` with
+  ``ceil(n / R)`` multipliers; R cycles. Pooling (``nnet_pooling.h``, fully unrolled in io_parallel): every output
+  reduces its window with a compare/adder tree (``POOL_LEVELS_PER_CYCLE`` levels per cycle, the first two inputs
+  in the same cycle: a width-2 pool is combinational) and an average by a width that is not a power of two
+  multiplies by ``1/window`` (one cycle more); LUTs per output ``(window - 1) * bits * POOL_MAX_LUT|POOL_AVG_LUT``,
+  FFs the registered inputs (fitted on hls4ml's test_pooling baselines; BatchNorm UNCONFIRMED). In io_stream
+  both read one channel-vector word per cycle, so ``words`` (the tokens or positions) cycles per inference.
 """
 
 from __future__ import annotations
@@ -41,6 +49,11 @@ RELU_LUT = 2.0
 TABLE_ACT_LUT, TABLE_ACT_FF = 4.0, 2.0
 #: Width of hls4ml's activation tables (``ap_fixed<18,8>`` by default).
 TABLE_BITS = 18
+#: Pooling: compare/add tree levels per cycle (a width-2 pool is 0 cycles: hls4ml test_pooling baselines), LUTs per
+#: output per extra window element per bit for max (compare + select) and average (add), FFs per input bit
+#: (registered window inputs: 5810 FF = 121 x 3 x 16 in every test_pooling baseline). Fitted on the Vivado HLS 2020.1
+#: MaxPooling1D / AveragePooling1D baselines (simulator/validation/fpga_published.yaml).
+POOL_LEVELS_PER_CYCLE, POOL_MAX_LUT, POOL_AVG_LUT, POOL_FF = 3, 1.83, 1.45, 1.0
 #: Cycles of a LayerNorm's table lookup and its three multiply stages (UNCONFIRMED).
 LAYERNORM_TABLE, LAYERNORM_MULTS = 1, 3
 
@@ -87,7 +100,7 @@ def layernorm_estimate(name: str, n: int, rows: int = 1, reuse: int = 1, data_bi
 
 
 #: Activations hls4ml implements as a table lookup.
-TABLE_ACTIVATIONS = ("elu", "sigmoid", "tanh", "gelu")
+TABLE_ACTIVATIONS = ("elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
 
 
 def elementwise_estimate(name: str, kind: str, elements: int, data_bits: int = 16,
@@ -101,6 +114,9 @@ def elementwise_estimate(name: str, kind: str, elements: int, data_bits: int = 1
     if kind == "relu":
         return LayerEstimate(name, kind, 0, 1, Resources(0, round(RELU_LUT * elements * data_bits), 0, 0), 0,
                              {"elements": elements})
+    if kind == "leaky_relu":
+        return LayerEstimate(name, kind, 1, 1, Resources(0, round(RELU_LUT * elements * data_bits),
+                                                         elements * data_bits, 0), 0, {"elements": elements})
     if kind == "add":
         return LayerEstimate(name, kind, 0, 1, Resources(0, elements * data_bits, 0, 0), 0, {"elements": elements})
     return LayerEstimate(name, kind, 1, 1, Resources(0, elements * data_bits, elements * data_bits, 0), 0,
@@ -110,3 +126,31 @@ def elementwise_estimate(name: str, kind: str, elements: int, data_bits: int = 1
 def wiring_estimate(name: str, kind: str) -> LayerEstimate:
     """Reshape, transpose, flatten: wiring in io_parallel, no cycles and no resources."""
     return LayerEstimate(name, kind, 0, 1, Resources(), 0, {})
+
+
+def batchnorm_estimate(name: str, n: int, reuse: int = 1, data_bits: int = 16, weight_bits: int = 16,
+                       dsp: DspShape | None = None, words: int = 1, io_type: str = "io_parallel") -> LayerEstimate:
+    """Inference BatchNorm over ``n`` elements (``words`` stream words of ``n / words`` in io_stream)."""
+    dsp = dsp or DspShape()
+    reuse = max(1, reuse)
+    mults = math.ceil(n / reuse)
+    per = dsps_per_multiplier(data_bits, weight_bits, dsp)
+    lut = n * data_bits + (mults * data_bits * weight_bits if per == 0 else 0)
+    cycles = words if io_type == "io_stream" else reuse
+    return LayerEstimate(name, "batchnorm", cycles, cycles, Resources(mults * per, lut, n * data_bits, 0), mults,
+                         {"n": n, "reuse": reuse})
+
+
+def pool_estimate(name: str, kind: str, outputs: int, window: int, average: bool, data_bits: int = 16,
+                  words: int = 1, io_type: str = "io_parallel") -> LayerEstimate:
+    """``outputs`` values each reduced over ``window`` inputs (Pooling1D: window = pool width; GlobalPooling1D:
+    window = tokens, outputs = channels)."""
+    depth = math.ceil(math.log2(max(window, 1)) / POOL_LEVELS_PER_CYCLE) - 1 if window > 2 else 0
+    if average and window & (window - 1):
+        depth += 1  # 1/window is not a shift: one multiply
+    lut = outputs * (window - 1) * data_bits * (POOL_AVG_LUT if average else POOL_MAX_LUT)
+    ff = outputs * window * data_bits * POOL_FF
+    res = Resources(0, round(lut), round(ff), 0)
+    if io_type == "io_stream":
+        return LayerEstimate(name, kind, words + depth, words, res, 0, {"outputs": outputs, "window": window})
+    return LayerEstimate(name, kind, max(0, depth), 1, res, 0, {"outputs": outputs, "window": window})

@@ -4,6 +4,8 @@ Candidates, in the order tried (the first that fits is the suggestion):
 
 1. the reuse factor: the next powers of two above the current one, up to the largest layer's weight count
    (hls4ml then shares each multiplier over more cycles);
+1b. for a model with attention products emitted unrolled: ``--attention row-serial`` (one query row per R cycles,
+   hwsim's extension layer) at the current and then each larger reuse factor;
 2. a narrower precision at the current reuse: ``ap_fixed<W,I>`` with W = 12, 10, 8 (I shrunk by as many bits as W,
    at least 1), weights the same (fewer bits per operand and, at <= 10 bits, LUT instead of DSP multipliers);
 3. the Resource strategy at the current and larger reuse factors (weights in BRAM instead of logic);
@@ -31,7 +33,7 @@ class FitSuggestion:
 
     def flags(self) -> str:
         """The change as ``hwsim hls`` flags."""
-        names = {"reuse": "--reuse", "precision": "--precision", "strategy": "--strategy"}
+        names = {"reuse": "--reuse", "precision": "--precision", "strategy": "--strategy", "attention": "--attention"}
         parts = []
         for key, value in self.changes.items():
             value = str(value).capitalize() if key == "strategy" else value
@@ -64,6 +66,8 @@ def suggest_fit(layers: list[PipeLayer], target: FpgaTarget, options: dict | Non
         if r > reuse:
             reuses.append(min(r, limit))
     candidates: list[dict[str, object]] = [{"reuse": r} for r in reuses]
+    if opts.get("attention", "unrolled") == "unrolled" and any(lay.kind == "matmul" for lay in layers):
+        candidates += [{"attention": "row-serial"}] + [{"attention": "row-serial", "reuse": r} for r in reuses]
     candidates += [{"precision": p} for p in _narrower(precision)]
     if str(opts.get("strategy", "latency")).lower() != "resource":
         candidates += [{"strategy": "resource"}] + [{"strategy": "resource", "reuse": r} for r in reuses]
@@ -72,6 +76,8 @@ def suggest_fit(layers: list[PipeLayer], target: FpgaTarget, options: dict | Non
         trial = dict(opts, **change)
         if "precision" in change and "weight_precision" in opts:
             trial["weight_precision"] = change["precision"]
+        if trial.get("attention") == "row-serial":
+            trial["matmul_parallel"] = 1
         est = estimate(layers, target, trial)
         if est.fits:
             return FitSuggestion(change, est)

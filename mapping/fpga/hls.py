@@ -35,11 +35,15 @@ import numpy as np
 
 from hardware.errors import HwsimError
 from hardware.fpga.fixed import FixedType
+from mapping.fpga.onnx_layers import TABLE_FUNCTIONS
 from mapping.fpga.pipeline import PipeLayer, build_layers
+from mapping.op_table import OP
 
 #: Layer kinds that must appear as a function call in the generated firmware (the others are wiring).
 COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "elu", "sigmoid", "tanh", "add", "scale",
-                 "transpose")
+                 "transpose", "leaky_relu", "batchnorm", "conv1d", "pool1d", "globalpool", "gelu", "gelu_tanh", "silu")
+#: Layer kinds hls4ml 1.3 implements only for io_parallel (no stream kernel: nnet_einsum.h, nnet_layernorm.h).
+PARALLEL_ONLY = {"matmul": OP.Einsum, "layernorm": OP.LayerNormalization}
 PROJECT = "myproject"
 #: Extra integer (and total) bits of activation x activation products over the data precision.
 MATMUL_EXTRA_INTEGER_BITS = 4
@@ -62,6 +66,7 @@ class HlsProject:
     io_type: str
     backend: str = "Vitis"
     token_parallel: bool = False
+    attention: str = "unrolled"
 
     @property
     def firmware(self) -> Path:
@@ -76,9 +81,15 @@ def _softmax_types(n: int, data: FixedType) -> dict[str, str]:
             "accum": f"ap_ufixed<{data.width + 6},{ibits}>"}
 
 
-def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
-                table_size: int = 1024) -> tuple[list[dict], dict[str, dict]]:
-    """hls4ml layer dicts and the per-layer ``LayerName`` config (precisions, table sizes)."""
+#: Attention products: hls4ml 1.3's Einsum (every query row at once) or hwsim's row-serial layer (mapping/fpga/hls_ext.py).
+ATTENTION = ("unrolled", "row-serial")
+
+
+def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType, table_size: int = 1024,
+                attention: str = "unrolled") -> tuple[list[dict], dict[str, dict]]:
+    """hls4ml layer dicts and the per-layer ``LayerName`` config (precisions, table sizes); ``attention``
+    ``row-serial`` emits the attention products as hwsim's ``HwsimRowMatmul`` (one query row per reuse cycles)
+    and lets each softmax use one instance per head (rows of a head in turn)."""
     accum = f"ap_fixed<{2 * data.width},{2 * data.integer}>"
     result = f"ap_{'' if data.signed else 'u'}fixed<{data.width},{data.integer},AP_RND_CONV,AP_SAT>"
     default = {"result": result, "weight": str(weight), "bias": str(weight), "accum": accum}
@@ -94,14 +105,16 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
         elif lay.kind == "dense":
             d.update(class_name="Dense", n_in=a["n_in"], n_out=a["n_out"], weight_data=a["weight"], bias_data=a["bias"])
         elif lay.kind == "matmul":
-            d.update(class_name="Einsum", equation=a["equation"], inp0_shape=tuple(a["inp0_shape"]),
-                     inp1_shape=tuple(a["inp1_shape"]), out_shape=tuple(lay.shape))
+            d.update(class_name=OP.Einsum if attention == "unrolled" else "HwsimRowMatmul", equation=a["equation"],
+                     inp0_shape=tuple(a["inp0_shape"]), inp1_shape=tuple(a["inp1_shape"]), out_shape=tuple(lay.shape))
             conf[lay.name]["Strategy"] = "Latency"  # hls4ml 1.3 asserts Einsum supports only Latency
             grow = MATMUL_EXTRA_INTEGER_BITS  # Q.K^T sums n_in products of activations: give it headroom
             conf[lay.name]["Precision"]["result"] = f"ap_fixed<{data.width + grow},{data.integer + grow},AP_RND_CONV,AP_SAT>"
         elif lay.kind == "softmax":
             d.update(class_name="Softmax", activation="softmax", axis=-1, n_in=math.prod(lay.shape),
                      n_outer=a["rows"], n_inner=1, implementation="stable")
+            if attention == "row-serial" and a.get("tokens", 1) > 1:
+                d["parallelization_factor"] = max(1, a["rows"] // a["tokens"])  # one row per head at a time
             conf[lay.name] = {"Precision": _softmax_types(a["n"], data), "TableSize": table_size}
         elif lay.kind == "layernorm":
             d.update(class_name="LayerNormalization", n_in=a["n"], seq_len=a["rows"], axis=-1,
@@ -126,8 +139,31 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
             d.update(class_name="Reshape", target_shape=list(lay.shape))
         elif lay.kind == "transpose":
             d.update(class_name="Transpose", perm=list(a["perm"]))
-        elif lay.kind == "gelu":
-            raise HwsimError(f"node '{lay.node}' (Gelu): hls4ml 1.3 has no GELU kernel; use ReLU in the model")
+        elif lay.kind == "leaky_relu":
+            d.update(class_name="LeakyReLU", activation="LeakyReLU", activ_param=float(a["alpha"]))
+            conf[lay.name]["Precision"].update(param=str(weight))
+        elif lay.kind == "batchnorm":
+            d.update(class_name="BatchNormalization", n_in=math.prod(lay.shape), n_filt=int(a["n_filt"]),
+                     scale_data=np.asarray(a["scale"]), bias_data=np.asarray(a["bias"]))
+            conf[lay.name]["Precision"].update(scale=str(weight))
+        elif lay.kind == "conv1d":
+            d.update(class_name="Conv1D", data_format="channels_last", in_width=a["in_width"], out_width=a["out_width"],
+                     n_chan=a["n_chan"], n_filt=a["n_filt"], filt_width=a["filt_width"], stride_width=a["stride"],
+                     pad_left=a["pad_left"], pad_right=a["pad_right"], dilation=1, weight_data=a["weight"],
+                     bias_data=a["bias"])
+        elif lay.kind == "pool1d":
+            d.update(class_name=f"{a['pool_op']}Pooling1D", data_format="channels_last", n_in=a["n_in"],
+                     n_out=a["n_out"], n_filt=a["n_filt"], pool_width=a["pool_width"], stride_width=a["stride"],
+                     pad_left=a["pad_left"], pad_right=a["pad_right"], count_pad=a["count_pad"])
+        elif lay.kind == "globalpool":
+            d.update(class_name=f"Global{a['pool_op']}Pooling1D", data_format="channels_last", n_in=a["n_in"],
+                     n_filt=a["n_filt"])
+        elif lay.kind in TABLE_FUNCTIONS:
+            from mapping.fpga.hls_ext import TABLE_TYPE, table_range
+
+            d.update(class_name="HwsimTable", function=lay.kind, table_size=table_size,
+                     table_range=min(table_range(data.integer), table_size // 2))
+            conf[lay.name]["Precision"].update(table=TABLE_TYPE)
         else:
             raise HwsimError(f"node '{lay.node}': layer kind '{lay.kind}' cannot be emitted to hls4ml")
         out.append(d)
@@ -137,26 +173,37 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType,
 def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2L-e", backend: str = "Vitis",
                   clock_ns: float = 5.0, reuse: int = 1, precision: FixedType | None = None,
                   weight_precision: FixedType | None = None, io_type: str = "io_parallel",
-                  strategy: str = "Latency", table_size: int = 1024, token_parallel: bool = False) -> HlsProject:
+                  strategy: str = "Latency", table_size: int = 1024, token_parallel: bool = False,
+                  attention: str = "unrolled") -> HlsProject:
     """Write a complete hls4ml project for ``model_path`` into ``out_dir`` and check its firmware.
 
     ``token_parallel`` sets each per-token Dense's ``ParallelizationFactor`` to its token count (all tokens at
-    once) instead of hls4ml's default 1 (one token per R cycles)."""
+    once) instead of hls4ml's default 1 (one token per R cycles). ``attention`` is one of :data:`ATTENTION`."""
+    if attention not in ATTENTION:
+        raise HwsimError(f"--attention must be one of {', '.join(ATTENTION)}, got '{attention}'")
+    data = precision or FixedType(16, 6)
+    weight = weight_precision or data
+    layers, outputs = build_layers(model_path)
+    if io_type == "io_stream":
+        stuck = [lay for lay in layers if lay.kind in PARALLEL_ONLY]
+        if stuck:
+            kinds = ", ".join(sorted({PARALLEL_ONLY[lay.kind] for lay in stuck}))
+            names = ", ".join(lay.name for lay in stuck[:3]) + (", ..." if len(stuck) > 3 else "")
+            raise HwsimError(f"{model_path}: --io stream: hls4ml 1.3 implements {kinds} only for io_parallel "
+                             f"(layers {names}); use --io parallel")
     try:
         import hls4ml  # noqa: F401 - fail early with a clear message
         from hls4ml.model.graph import ModelGraph
         from hls4ml.utils.config import create_config
     except ImportError:
         raise HwsimError("hls4ml is not installed: pip install 'hls4ml==1.3.0'") from None
-    if io_type != "io_parallel":
-        raise HwsimError("--io stream: hls4ml 1.3 implements Einsum and LayerNormalization only for io_parallel; "
-                         "use --io parallel")
-    data = precision or FixedType(16, 6)
-    weight = weight_precision or data
-    layers, outputs = build_layers(model_path)
-    dicts, layer_conf = layer_dicts(layers, data, weight, table_size)
+    if attention == "row-serial" or any(lay.kind in TABLE_FUNCTIONS for lay in layers):
+        from mapping.fpga.hls_ext import register
+
+        register()
+    dicts, layer_conf = layer_dicts(layers, data, weight, table_size, attention)
     for lay in layers:
-        if lay.kind == "dense" and lay.attrs["vectors"] > 1:
+        if lay.kind in ("dense", "conv1d") and lay.attrs["vectors"] > 1:
             layer_conf[lay.name]["ParallelizationFactor"] = lay.attrs["vectors"] if token_parallel else 1
     out = Path(out_dir).resolve()
     if out.exists():
@@ -165,6 +212,8 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
                            clock_period=clock_ns, io_type=io_type)
     config["HLSConfig"] = {"Model": {"Precision": {"default": str(data)}, "ReuseFactor": reuse, "Strategy": strategy},
                            "LayerName": layer_conf}
+    if attention == "row-serial":  # a pipelined top would unroll the row loop
+        config["HLSConfig"]["Model"]["PipelineStyle"] = "dataflow"
     inputs = [lay.name for lay in layers if lay.kind == "input"]
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # hls4ml prints progress and "Done"
@@ -174,7 +223,7 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
         raise
     except Exception as exc:  # noqa: BLE001 - hls4ml raises bare Exceptions/asserts
         raise HwsimError(f"{model_path}: hls4ml could not build the project ({type(exc).__name__}: {exc})") from None
-    project = HlsProject(out, model_path, layers, graph, io_type, backend, token_parallel)
+    project = HlsProject(out, model_path, layers, graph, io_type, backend, token_parallel, attention)
     check_firmware(project)
     return project
 

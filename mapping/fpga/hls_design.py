@@ -82,7 +82,7 @@ def design_choice(workload: object, target: FpgaTarget, design: str = "auto", re
     except Exception as exc:  # noqa: BLE001 - a graph the emitter's walk does not handle: use the overlay
         return no(f"hwsim hls cannot emit this model ({type(exc).__name__}: {exc})")
     inp = next((lay for lay in layers if lay.kind == "input"), None)
-    if inp is not None and len(inp.shape) >= 2 and inp.shape[0] != workload.seq:
+    if inp is not None and len(inp.shape) >= 2 and inp.shape[0] != workload.seq and _symbolic_length(workload.model):
         return no(f"the design is built for {inp.shape[0]} tokens, the workload has {workload.seq}")
     est = hls_estimate(layers, target, reuse, design_precision(workload))
     if not est.fits and design != "hls4ml":  # asked for by name, the design runs even where it does not fit
@@ -90,9 +90,18 @@ def design_choice(workload: object, target: FpgaTarget, design: str = "auto", re
     return layers, est, "hls4ml design"
 
 
+def _symbolic_length(path: str) -> bool:
+    """Whether a graph input has a symbolic dim after the batch (its token count is the workload's to set); a
+    fixed-length graph (a Conv1D or pooling network) runs at its own length whatever the workload counts as tokens."""
+    from mapping.onnx_graph import load_graph
+
+    graph = load_graph(path)
+    return any(isinstance(d, str) for name in graph.inputs for d in (graph.tensors[name].dims or ())[1:])
+
+
 def _macs(layer: PipeLayer, weight_fmt: str) -> float:
     a = layer.attrs
-    if layer.kind == "dense":
+    if layer.kind in ("dense", "conv1d"):
         from hardware.fpga.fixed import parse_fixed
         from mapping.fpga.pipeline import quantise
 

@@ -4,6 +4,7 @@
   ``[16, 64, 32, 32, 5]``). Layer ``i`` has exactly ``zeros[i]`` zero weights; the others are drawn with magnitudes
   in [0.004, 0.25], so none quantises to zero in ``ap_fixed<16,6>`` (step 2^-10) and the sums stay in range.
 - ``dense_elu``: hls4ml's ``test_dense`` model, Dense(1 -> 2) with kernel RandomUniform(1, 10) and zero bias, then ELU.
+- ``maxpool1d``/``avgpool1d``: hls4ml's ``test_pooling`` model, one 1-D pooling of width 2 over a (121, 3) input.
 
 The trained weights of the tutorial are not published; the zero counts (what hls4ml skips) are, see the YAML.
 """
@@ -67,7 +68,36 @@ def dense_elu(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 
     return path
 
 
-GENERATORS = {"mlp": mlp, "dense_elu": dense_elu}
+def _pool1d(op: str, path: str | Path, sizes: list[int], zeros: list[int], seed: int = 0) -> Path:
+    """hls4ml's ``test_pooling`` network: one ``op`` (MaxPool/AveragePool) of width ``sizes[2]`` (stride = width,
+    'valid') over a channels-last [``sizes[0]``, ``sizes[1]``] input, as ONNX with the transposes around the
+    channels-first pool (the emitter maps them away: one Pooling1D layer)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    length, chans, width = sizes
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], name="to_channels_first", perm=[0, 2, 1]),
+             helper.make_node(op, ["xt"], ["pt"], name="pool", kernel_shape=[width], strides=[width]),
+             helper.make_node("Transpose", ["pt"], ["y"], name="to_channels_last", perm=[0, 2, 1])]
+    out = (length - width) // width + 1
+    graph = helper.make_graph(nodes, "pool1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", length, chans])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", out, chans])])
+    path = Path(path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def maxpool1d(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 0) -> Path:
+    """``test_pooling`` with MaxPooling1D."""
+    return _pool1d("MaxPool", path, sizes, zeros, seed)
+
+
+def avgpool1d(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 0) -> Path:
+    """``test_pooling`` with AveragePooling1D."""
+    return _pool1d("AveragePool", path, sizes, zeros, seed)
+
+
+GENERATORS = {"mlp": mlp, "dense_elu": dense_elu, "maxpool1d": maxpool1d, "avgpool1d": avgpool1d}
 
 
 def build(network: dict, path: str | Path) -> Path:
