@@ -55,7 +55,7 @@ def sweep(spec_path: str, out_dir: str | None, workers: int | None, scheduler: s
     spec = sw.spec
     rows = outcome.rows
     annotate(rows, spec.objectives, spec.constraints)
-    cols = columns(outcome.param_columns)
+    cols = columns(outcome.param_columns, spec.serving is not None)
     front = pareto_front(rows, spec.objectives, spec.constraints)
     files = ["results.csv"]
     write_csv(rows, out / "results.csv", cols)

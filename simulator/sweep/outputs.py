@@ -16,9 +16,15 @@ RESULT_COLUMNS = ["latency_s", "energy_j", "tokens_per_s", "tokens_per_j", "memo
                   "fits_memory", "feasible", "error", "sim_s"]
 
 
-def columns(param_columns: Sequence[str]) -> list[str]:
-    """Column order of the result tables."""
-    return [*BASE_COLUMNS, *param_columns, *WORKLOAD_COLUMNS, *RESULT_COLUMNS]
+#: The axes and metrics of a serving sweep (``serving:`` in the spec), in place of the workload columns.
+SERVING_AXIS_COLUMNS = ["rate", "scheduler", "parallel"]
+SERVING_COLUMNS = [*SERVING_AXIS_COLUMNS, "requests", "prompt_len", "gen_len", "ttft_p50_s", "ttft_p99_s",
+                   "tpot_p50_s", "tpot_p99_s", "goodput_requests_per_s", "slo_attainment", "finished", "rejected"]
+
+
+def columns(param_columns: Sequence[str], serving: bool = False) -> list[str]:
+    """Column order of the result tables (``serving``: a serving sweep's columns)."""
+    return [*BASE_COLUMNS, *param_columns, *(SERVING_COLUMNS if serving else WORKLOAD_COLUMNS), *RESULT_COLUMNS]
 
 
 def annotate(rows: list[dict[str, Any]], objectives: Sequence[Any], constraints: Sequence[Any]) -> None:
@@ -64,7 +70,8 @@ def _fmt(v: Any) -> str:
 
 def front_table(front: list[dict[str, Any]], param_columns: Sequence[str], objectives: Sequence[Any]) -> str:
     """The Pareto front as a plain-text table."""
-    varying = [c for c in ["model", *param_columns, *WORKLOAD_COLUMNS] if len({str(r.get(c)) for r in front}) > 1]
+    varying = [c for c in ["model", *param_columns, *WORKLOAD_COLUMNS, *SERVING_AXIS_COLUMNS]
+               if len({str(r.get(c)) for r in front}) > 1]
     cols = ["point_id", *varying, *dict.fromkeys([o.metric for o in objectives] + ["latency_s", "energy_j",
                                                                                   "tokens_per_j"])]
     cells = [[_fmt(r.get(c))[:20] if c == "point_id" else _fmt(r.get(c)) for c in cols] for r in front]
@@ -88,7 +95,8 @@ def write_plot(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Pa
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if r.get("feasible")]
-    swept = [c for c in [*param_columns, "model", *WORKLOAD_COLUMNS] if len({str(r.get(c)) for r in rows}) > 1]
+    swept = [c for c in [*param_columns, "model", *WORKLOAD_COLUMNS, *SERVING_AXIS_COLUMNS]
+             if len({str(r.get(c)) for r in rows}) > 1]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2))
     o0 = objectives[0]
     if len(objectives) >= 2:
@@ -156,8 +164,16 @@ def write_summary(path: Path, spec: Any, outcome: Any, rows: list[dict[str, Any]
              "## Axes", ""]
     for name, values in spec.parameters.items():
         lines.append(f"- `{name}`: {', '.join(_fmt(v) for v in values)}")
-    for name in WORKLOAD_COLUMNS:
-        lines.append(f"- {name}: {', '.join(_fmt(v) for v in getattr(spec.workload, name))}")
+    serving = getattr(spec, "serving", None)
+    if serving is not None:
+        lines.append(f"- serving (`hwsim serve` per point): targets {', '.join(serving.targets or [spec.target])}; "
+                     f"rates {', '.join(_fmt(v) for v in serving.rate)} requests/s; schedulers "
+                     f"{', '.join(serving.scheduler)}; parallel {', '.join(serving.parallel)}; {serving.requests} "
+                     f"requests, prompt {serving.prompt_len}, generate {serving.gen_len}, SLO {serving.slo or 'none'}; "
+                     "latency_s is the p99 end-to-end latency, energy_j the energy per request")
+    else:
+        for name in WORKLOAD_COLUMNS:
+            lines.append(f"- {name}: {', '.join(_fmt(v) for v in getattr(spec.workload, name))}")
     lines += ["", f"## Pareto front ({len(front)} points)", "", "```",
               front_table(front, param_columns, spec.objectives) if front else "(no feasible point)", "```", "",
               "Files: " + ", ".join(f"`{f}`" for f in files), ""]
