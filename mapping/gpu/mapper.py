@@ -29,6 +29,7 @@ the ``gpu`` resource's static power.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from hardware.dtypes import BITS
@@ -127,6 +128,16 @@ class _Context:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.kv_heads = int(kv_heads) if kv_heads else None
         self.comm_chunks = comm_chunks
+        self._memo: dict[tuple, KernelResult] = {}
+
+    def _once(self, key: tuple, name: str, make) -> KernelResult:  # noqa: ANN001 - a zero-argument factory
+        """``make()`` once per ``key`` within this mapping (the repeated layers of a model launch the same
+        kernels); each call gets its own copy, named ``name`` (kernel models are pure functions of their
+        arguments)."""
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = make()
+        return dataclasses.replace(hit, name=name, detail=dict(hit.detail))
 
     def causal(self, block: str) -> bool:
         """Whether attention block ``block`` is causal (from the IR; a KV cache alone says nothing: T5's encoder)."""
@@ -218,8 +229,11 @@ class _Context:
         # the compute format follows the operands as the kernel reads them (an int8 x int8 MatMulInteger runs on
         # int8 tensor cores although it writes int32), else the activations' storage size
         a_read = BITS[mm.a_dtype] / 8 if mm.a_dtype in BITS and BITS[mm.a_dtype] else a_elem
-        return gemm(self.t, batch, m, k, n, self.dtype(a_read), a_read, b_elem, a_elem, dram,
-                    name=f"{label}.{op.role or op.op_type.lower()}", mode=self.mode)
+        dtype = self.dtype(a_read)
+        name = f"{label}.{op.role or op.op_type.lower()}"
+        return self._once(("gemm", batch, m, k, n, dtype, a_read, b_elem, a_elem, dram), name,
+                          lambda: gemm(self.t, batch, m, k, n, dtype, a_read, b_elem, a_elem, dram, name=name,
+                                       mode=self.mode))
 
     def attention_kernel(self, label: str, ops: list[OpCost]) -> KernelResult:
         score = next(o for o in ops if o.role == "score")
@@ -236,14 +250,18 @@ class _Context:
         if heads_gpu % kv_gpu:
             kv_gpu = heads_gpu
         dtype = self.dtype(act)
+        name = f"{label}.attention"
         if self.w.phase == "decode":
             fn = DECODE_KERNELS[self.attention]
-            r = fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
-                   **({"dtype": dtype} if self.attention != "naive" else {}), name=f"{label}.attention",
-                   mode=self.mode)
+            r = self._once(("decode_attention", batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len, dtype), name,
+                           lambda: fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
+                                      **({"dtype": dtype} if self.attention != "naive" else {}), name=name,
+                                      mode=self.mode))
         else:
-            r = flash_attention2(self.t, batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act,
-                                 causal=self.causal(label), dtype=dtype, name=f"{label}.attention", mode=self.mode)
+            causal = self.causal(label)
+            r = self._once(("flash", batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act, causal, dtype), name,
+                           lambda: flash_attention2(self.t, batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act,
+                                                    causal=causal, dtype=dtype, name=name, mode=self.mode))
         # elementwise ops between the projections and the core (bias adds, rotary, head transposes) are streamed
         # by the kernel's prologue; the core's own traffic (score..pv) is the kernel's and is not added again
         core = self._core_names(ops)
