@@ -281,13 +281,22 @@ class _Binder:
                 f"{self.g.path}: node '{node.name}' uses operator {node.domain + '.' if node.domain else ''}"
                 f"{node.op_type}, which ONNX and hwsim do not know; export without custom/contrib ops"
             ) from None
+        for i in node.inputs:
+            if i and i not in self.shapes:
+                raise HwsimError(f"{self.g.path}: node '{node.name}' reads '{i}' whose shape is unknown")
+        key = _inference_key(node, self.opsets.get(node.domain or "", self.g.opset), self.shapes, self.dtypes,
+                             self.values)
+        hit = _INFERRED.get(key) if key is not None else None
+        if hit is not None:  # the same operator on the same input types and values (another layer): same outputs
+            for name, (shape, dtype) in zip(node.outputs, hit):
+                if name:
+                    self._set(name, shape, dtype)
+            return
         types = {}
         data = {}
         for i in node.inputs:
             if not i:
                 continue
-            if i not in self.shapes:
-                raise HwsimError(f"{self.g.path}: node '{node.name}' reads '{i}' whose shape is unknown")
             types[i] = _type_proto(_code(self.dtypes[i]), self.shapes[i])
             if i in self.values:
                 data[i] = numpy_helper.from_array(self.values[i], i)
@@ -301,6 +310,7 @@ class _Binder:
                 "graph's own fixed sizes disagree, e.g. an input longer than its position table, and no runtime can "
                 "run it: re-export the model)"
             ) from None
+        dependent = False  # a data-dependent axis was sized by a rule: its size is not a function of the key
         for name in node.outputs:
             if not name:
                 continue
@@ -314,6 +324,7 @@ class _Binder:
             dims = []
             for axis, d in enumerate(tp.tensor_type.shape.dim):
                 if not d.HasField("dim_value"):
+                    dependent = True
                     size = data_dependent.size(self, node, name, axis)
                     if size is not None:
                         dims.append(size)
@@ -325,6 +336,36 @@ class _Binder:
                     )
                 dims.append(int(d.dim_value))
             self._set(name, tuple(dims), from_onnx(tp.tensor_type.elem_type))
+        if key is not None and all(not o or o in self.shapes for o in node.outputs) and not dependent:
+            if len(_INFERRED) >= _INFERRED_MAX:
+                _INFERRED.clear()
+            _INFERRED[key] = tuple((self.shapes[o], self.dtypes[o]) if o else ((), "") for o in node.outputs)
+
+
+#: ONNX shape inference results by (operator, attributes, input types and values): a pure function of those, so
+#: the repeated layers of a transformer (and later bindings of the same shapes) infer each distinct node once.
+_INFERRED: dict[tuple, tuple[tuple[tuple[int, ...], str], ...]] = {}
+_INFERRED_MAX = 200_000
+#: A node's serialised attributes, by its proto (kept with the proto so that a reused id cannot alias).
+_ATTR_BYTES: dict[int, tuple[Any, tuple[bytes, ...]]] = {}
+
+
+def _inference_key(node: Node, opset: int, shapes: dict, dtypes: dict, values: dict) -> tuple | None:
+    """What ONNX's shape inference of ``node`` depends on (None: not cacheable)."""
+    attrs = _ATTR_BYTES.get(id(node.proto))
+    if attrs is None or attrs[0] is not node.proto:
+        attrs = _ATTR_BYTES[id(node.proto)] = (node.proto, tuple(a.SerializeToString() for a in node.proto.attribute))
+    parts: list[Any] = [node.domain or "", node.op_type, opset, attrs[1]]
+    for i in node.inputs:
+        if not i:
+            parts.append(None)
+            continue
+        v = values.get(i)
+        if v is not None and v.size > SMALL_CONSTANT_ELEMENTS:
+            return None
+        parts.append((dtypes[i], shapes[i], None if v is None else (str(v.dtype), v.tobytes())))
+    parts.append(len(node.outputs))
+    return tuple(parts)
 
 
 def _np_dtype(arr: np.ndarray) -> str:

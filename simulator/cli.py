@@ -215,6 +215,10 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
               help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "
                    "L2 and HBM (GPU) simulated event by event.")
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
+@click.option("--devices", type=int, default=None, metavar="N",
+              help="Devices of a multi-device run (alone: tensor parallel on GPUs, a pipeline on PIM and FPGA).")
+@click.option("--parallel", "parallel_text", default=None, metavar="tp=A,pp=B[,link=NAME]",
+              help="How the devices split the model; link: a preset in hardware/presets/links or a file.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Target-specific option, e.g. attention=lean (`hwsim targets show NAME` lists a target's options).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
@@ -231,11 +235,13 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @technique_options
 def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
-             tp: int, sets: tuple[str, ...], dims: tuple[str, ...], causal: bool | None, weights: str | None,
-             activations: str | None, kv_cache: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
-             roofline_out: str | None, kernels_top: int, quiet: bool, techniques: Any = None) -> None:
+             tp: int, devices: int | None, parallel_text: str | None, sets: tuple[str, ...], dims: tuple[str, ...],
+             causal: bool | None, weights: str | None, activations: str | None, kv_cache: str | None,
+             json_out: str | None, trace_out: str | None, plot_out: str | None, roofline_out: str | None,
+             kernels_top: int, quiet: bool, techniques: Any = None) -> None:
     """Simulate MODEL on a hardware target and print latency, energy and traffic (with inference techniques:
-    speculative decoding, KV-cache formats and eviction, attention patterns, MoE expert parallelism)."""
+    speculative decoding, KV-cache formats and eviction, attention patterns, MoE expert parallelism; on several
+    devices with --devices/--parallel)."""
     from hardware.targets import load_target
     from mapping.workloads import Model
     from simulator.report import kernel_table, summary_table, write_plot, write_trace
@@ -249,6 +255,11 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         check_output(flag, out)
     precision = make_precision(weights, activations, kv_cache)
     target = load_target(target_name)
+    parallel = None
+    if devices is not None or parallel_text:
+        from mapping.parallel import parse_parallel
+
+        parallel = parse_parallel(devices, parallel_text, target.kind)
     model = Model(model_path, _parse_dims(dims), causal=causal)
     if phase is None:
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") else "prefill"
@@ -268,7 +279,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         bar.__enter__()
     try:
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,
-                                     progress)
+                                     progress, parallel=parallel)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -39,6 +39,9 @@ def summary_table(r: SimulationResult) -> str:
         + f"; weights {r.precision.weights}, activations {r.precision.activations}, KV {r.precision.kv_cache}; "
           f"{r.mode} mode",
         f"memory     {_bytes(r.memory_bytes)} of {_bytes(r.capacity_bytes)}",
+        *([f"devices    {r.parallel.devices} x {r.target.name}: tensor parallel {r.parallel.tp}, pipeline stages "
+           f"{r.parallel.pp}" + f", link {r.parallel.link or 'the GPU preset NVLink/PCIe'}"
+           + " (capacity checked per device)"] if r.parallel is not None else []),
         "",
         f"latency    {_time(r.latency_s)}    energy {_energy(r.energy_j)}    {r.tokens_per_s:,.1f} tokens/s    "
         f"{(r.tokens / r.energy_j if r.energy_j else 0):,.2f} tokens/J",

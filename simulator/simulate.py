@@ -16,6 +16,15 @@ from typing import Any
 from hardware.errors import HwsimError
 from hardware.targets import TargetBase, to_dict
 from mapping.op_costs import Precision
+from mapping.parallel import (
+    Parallel,
+    check_parallel,
+    make_lowering,
+    options_for,
+    per_device_check,
+    stage_kv_shares,
+    stage_weight_shares,
+)
 from mapping.program import Program
 from mapping.target_plugin import TargetOptions, plugin_for
 from mapping.workloads import Model, Workload
@@ -62,6 +71,7 @@ class SimulationResult:
     options: TargetOptions | None = None
     #: what techniques applied and what they bought (mapping.techniques, simulator.speculative); {} for none
     techniques: dict[str, Any] = field(default_factory=dict)
+    parallel: Parallel | None = None
 
     @property
     def latency_s(self) -> float:
@@ -119,12 +129,21 @@ class SimulationResult:
             "memory": {"required_bytes": self.memory_bytes, "capacity_bytes": self.capacity_bytes},
             "target": to_dict(self.target),
             **({"techniques": self.techniques} if self.techniques else {}),
+            **({"parallel": {"devices": self.parallel.devices, "tp": self.parallel.tp, "pp": self.parallel.pp,
+                             "link": self.parallel.link}} if self.parallel is not None else {}),
         }
 
 
 def default_precision(target: TargetBase, precision: Precision) -> Precision:
     """Fill unset formats with the target's native one (bf16 on PIM, fp16 on GPUs and FPGAs)."""
     return plugin_for(target.kind).default_precision(target, precision)
+
+
+def device_capacity_bytes(plugin, target: TargetBase, options: TargetOptions) -> int:  # noqa: ANN001
+    """Memory of ONE device (bytes): a GPU plugin's capacity covers all its ``tp`` GPUs."""
+    if "tp" in type(options).model_fields:
+        options = options.model_copy(update={"tp": 1})
+    return int(plugin.capacity_bytes(target, options))
 
 
 def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunResult, workload: Workload,
@@ -187,12 +206,15 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
 
 def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_len: int, gen_len: int,
              precision: Precision, options: dict[str, Any] | TargetOptions | None = None,
-             progress: Callable[[int, int], None] | None = None, trace_steps: int = 4) -> SimulationResult:
+             progress: Callable[[int, int], None] | None = None, trace_steps: int = 4,
+             parallel: Parallel | None = None) -> SimulationResult:
     """Run ``phase`` (prefill | decode | generate) of ``model`` on ``target``.
 
     ``options`` are the target plugin's options (or the raw ``--mode``/``--tp``/``--set`` values, validated by
     the plugin). ``progress(done, total)`` is called after every pass; ``trace_steps`` decode steps are kept for
-    the trace. A model that does not fit raises :class:`hardware.errors.DoesNotFit`.
+    the trace. ``parallel`` spreads the run over ``tp x pp`` devices (:mod:`mapping.parallel`; each pass is one
+    micro-batch through the stages), with the capacity checked per device. A model that does not fit raises
+    :class:`hardware.errors.DoesNotFit`.
     """
     if phase in ("decode", "generate") and model.ir.architecture in ("encoder-only", "none"):
         raise HwsimError(f"{model.path}: phase '{phase}' needs a model with a causal decoder; this graph is "
@@ -202,18 +224,36 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
     plugin = plugin_for(target.kind)
     opts = options if isinstance(options, TargetOptions) else plugin.parse_options(dict(options or {}))
     precision = plugin.default_precision(target, precision)
+    multi = parallel is not None and parallel.devices > 1
+    if multi:
+        assert parallel is not None
+        opts = options_for(plugin, opts, parallel)
+        check_parallel(plugin, opts, parallel, model.ir.heads, model.ir.kv_heads)
     plugin.check(model, target, opts, precision)
     result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision, opts.mode)
     result.options = opts
+    result.parallel = parallel if multi else None
     # capacity: weights plus the largest KV cache of the run must fit the target's memory
     final_context = prompt_len + (gen_len - 1 if phase == "generate" else 0) + (1 if phase == "decode" else 0)
     kv = model.kv_cache_bytes(batch, final_context, precision, prompt_len) if model.ir.attentions() else 0
     weights = model.weight_bytes(precision)
     result.memory_bytes = weights + kv
-    result.capacity_bytes = plugin.check_fits(model.path, target, opts, weights, kv)
-    lowering = plugin.session(target, opts)
+    if multi:
+        assert parallel is not None
+        device = device_capacity_bytes(plugin, target, opts)
+        result.capacity_bytes = device * parallel.devices
+        lowering = make_lowering(plugin, target, opts, parallel)
+    else:
+        result.capacity_bytes = plugin.check_fits(model.path, target, opts, weights, kv)
+        lowering = plugin.session(target, opts)
+    checked: list[bool] = []
 
     def one(workload: Workload, phase_result: PhaseResult, keep: bool) -> None:
+        if multi and not checked:  # per device: each stage's share over its tp devices
+            assert parallel is not None
+            per_device_check(model.path, target, device, parallel, weights, kv,
+                             stage_weight_shares(workload, parallel.pp), stage_kv_shares(workload, parallel.pp))
+            checked.append(True)
         program: Program = lowering.lower(workload)
         run_result = run(program)
         _accumulate(result, phase_result, run_result, workload, keep, result.latency_s, program.level("dram"))

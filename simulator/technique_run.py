@@ -110,14 +110,19 @@ def _has_window(model: Model) -> bool:
 
 def run_simulation(model: Model, target: TargetBase, phase: str, batch: int, prompt_len: int, gen_len: int,
                    precision: Precision, options: dict[str, Any], techniques: Techniques,
-                   progress: Callable[[int, int], None] | None = None, trace_steps: int = 4) -> SimulationResult:
-    """``simulate`` with ``techniques``: transformed workloads, or speculative generation."""
+                   progress: Callable[[int, int], None] | None = None, trace_steps: int = 4,
+                   parallel: Any = None) -> SimulationResult:
+    """``simulate`` with ``techniques``: transformed workloads, or speculative generation; ``parallel`` (a
+    :class:`mapping.parallel.Parallel`) spreads a non-speculative run over several devices."""
     options = check_target(techniques, target, options, phase)
     check_precision(techniques, precision)
     wrapped = wrap(model, techniques)
     if techniques.speculative:
         from simulator.speculative import simulate_speculative
 
+        if parallel is not None and parallel.devices > 1:
+            raise HwsimError("speculative decoding runs on one device: drop --devices/--parallel, or the "
+                             "speculative flags (--draft, --spec-tokens, --spec-heads)")
         draft = None
         if techniques.draft:
             dm = Model(techniques.draft)
@@ -125,7 +130,8 @@ def run_simulation(model: Model, target: TargetBase, phase: str, batch: int, pro
                                              "spec_tokens": 0, "spec_heads": 0}))
         return simulate_speculative(wrapped, target, batch, prompt_len, gen_len, precision, options, techniques, draft,
                                     trace_steps)
-    result = simulate(wrapped, target, phase, batch, prompt_len, gen_len, precision, options, progress, trace_steps)
+    result = simulate(wrapped, target, phase, batch, prompt_len, gen_len, precision, options, progress, trace_steps,
+                      parallel=parallel)
     if isinstance(wrapped, TechniqueModel):
         info: dict[str, Any] = techniques.to_dict()
         if wrapped.window:

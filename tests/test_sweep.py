@@ -260,3 +260,67 @@ def test_sigint_subprocess_then_resume(tmp_path):
     assert f"({80 - done} simulated, {done} from the store)" in res.stdout
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 80 == len({r["point_id"] for r in rows})
+
+
+def serving_spec(**over) -> dict:
+    data = {"name": "s", "model": MODEL, "target": "a100-80gb",
+            "serving": {"targets": ["a100-80gb", "pim-gpt"], "rate": [5, 500], "scheduler": ["vllm"],
+                        "requests": 12, "prompt_len": "32", "gen_len": "4", "slo": "ttft=1,tpot=1", "shape_grid": 2},
+            "objectives": {"latency_s": "min", "tokens_per_j": "max"}}
+    data.update(over)
+    return data
+
+
+def test_serving_sweep_rates_x_targets_x_schedulers(tmp_path):
+    """A serving spec spans rates x targets x schedulers; each point is `hwsim serve` (the same numbers as serving
+    it directly, every request finished)."""
+    from simulator.serving.arrivals import parse_arrivals
+    from simulator.serving.distributions import parse_length
+    from simulator.serving.metrics import Slo, summarise
+    from simulator.serving.setup import prepare, run_serving
+
+    sw = sweep_from_dict(serving_spec())
+    assert sweep_from_dict(serving_spec(serving={**serving_spec()["serving"], "scheduler": ["vllm", "static"]})).size == 8
+    assert sw.size == 4
+    serial = run_sweep(sw, tmp_path / "serial", SerialExecutor(), progress=False)
+    assert len(serial.rows) == 4 and not any(r["error"] for r in serial.rows)
+    assert {(r["target"], r["rate"], r["scheduler"]) for r in serial.rows} == set(
+        itertools.product(["a100-80gb", "pim-gpt"], [5.0, 500.0], ["vllm"]))
+    assert all(r["finished"] == 12 and r["tokens_per_s"] > 0 for r in serial.rows)
+    # one point against hwsim serve itself
+    row = next(r for r in serial.rows if (r["target"], r["rate"], r["scheduler"]) == ("pim-gpt", 5.0, "vllm"))
+    from hardware.targets import load_target
+    from mapping.op_costs import Precision
+    from mapping.workloads import Model
+
+    setup = prepare(Model(MODEL), load_target("pim-gpt"), {}, Precision(), 2)
+    m = summarise(run_serving(setup, parse_arrivals("poisson:5"), 12, parse_length("32", "p"),
+                              parse_length("4", "g"), "vllm", 256, 2048, 0), Slo(1, 1), 5)
+    assert row["latency_s"] == pytest.approx(m["e2e_s"]["p99"], rel=1e-12)
+
+
+@pytest.mark.heavy
+def test_serving_sweep_on_dask_matches_serial(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from simulator.sweep.runner import DaskExecutor
+
+    serial = run_sweep(sweep_from_dict(serving_spec()), tmp_path / "serial", SerialExecutor(), progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        ex = DaskExecutor(client)
+        out = run_sweep(sweep_from_dict(serving_spec()), tmp_path / "dask", ex, progress=False)
+        ex.close()
+    by_id = {r["point_id"]: r for r in serial.rows}
+    for r in out.rows:
+        assert r["tokens_per_s"] == pytest.approx(by_id[r["point_id"]]["tokens_per_s"], rel=1e-12)
+
+
+def test_serving_spec_errors_name_the_field():
+    for over, field in (({"serving": {"rate": [0]}}, "serving.rate"),
+                        ({"serving": {"rate": [1], "targets": ["nope"]}}, "serving.targets.0"),
+                        ({"serving": {"rate": [1], "prompt_len": "gauss:3"}}, "serving.prompt_len"),
+                        ({"serving": {"rate": [1], "targets": ["pim-gpt"]}, "parameters": {"channels.value": [4]},
+                          "target": "pim-gpt"}, "serving.targets")):
+        with pytest.raises(HwsimError, match=f"field '{field}"):
+            sweep_from_dict(serving_spec(**over), "s.yaml")

@@ -30,6 +30,7 @@ the ``gpu`` resource's static power.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from hardware.dtypes import BITS
@@ -148,6 +149,16 @@ class _Context:
         self.kv_heads = int(kv_heads) if kv_heads else None
         self.comm_chunks = comm_chunks
         self.quant_group, self.quant_kernel = quant_group, quant_kernel
+        self._memo: dict[tuple, KernelResult] = {}
+
+    def _once(self, key: tuple, name: str, make) -> KernelResult:  # noqa: ANN001 - a zero-argument factory
+        """``make()`` once per ``key`` within this mapping (the repeated layers of a model launch the same
+        kernels); each call gets its own copy, named ``name`` (kernel models are pure functions of their
+        arguments)."""
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = make()
+        return dataclasses.replace(hit, name=name, detail=dict(hit.detail))
 
     def causal(self, block: str) -> bool:
         """Whether attention block ``block`` is causal (from the IR; a KV cache alone says nothing: T5's encoder)."""
@@ -247,7 +258,9 @@ class _Context:
         name = f"{label}.{op.role or op.op_type.lower()}"
         wfmt = mm.b_dtype if mm.weight_operand else ""
         if not lowbit.needs_dequant(wfmt, compute):
-            return gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram, name=name, mode=self.mode)
+            return self._once(("gemm", batch, m, k, n, compute, a_read, b_elem, a_elem, dram), name,
+                              lambda: gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram, name=name,
+                                           mode=self.mode))
         parts = self._lowbit_gemm(op, name, wfmt, compute, batch, m, k, n, a_read, b_elem, a_elem, dram)
         if len(parts) == 1:
             return parts[0]
@@ -292,14 +305,18 @@ class _Context:
         if heads_gpu % kv_gpu:
             kv_gpu = heads_gpu
         dtype = self.dtype(act)
+        name = f"{label}.attention"
         if self.w.phase == "decode":
             fn = DECODE_KERNELS[self.attention]
-            r = fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
-                   **({"dtype": dtype} if self.attention != "naive" else {}), name=f"{label}.attention",
-                   mode=self.mode)
+            r = self._once(("decode_attention", batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len, dtype), name,
+                           lambda: fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
+                                      **({"dtype": dtype} if self.attention != "naive" else {}), name=name,
+                                      mode=self.mode))
         else:
-            r = flash_attention2(self.t, batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act,
-                                 causal=self.causal(label), dtype=dtype, name=f"{label}.attention", mode=self.mode)
+            causal = self.causal(label)
+            r = self._once(("flash", batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act, causal, dtype), name,
+                           lambda: flash_attention2(self.t, batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act,
+                                                    causal=causal, dtype=dtype, name=name, mode=self.mode))
         # elementwise ops between the projections and the core (bias adds, rotary, head transposes) are streamed
         # by the kernel's prologue; the core's own traffic (score..pv) is the kernel's and is not added again
         core = self._core_names(ops)

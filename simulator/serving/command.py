@@ -67,6 +67,10 @@ def _parse_rates(text: str) -> list[float]:
               help="Pad costed shapes up to N points per power of two (0: every shape exact; see docs).")
 @click.option("--mode", type=click.Choice(["fast", "detailed"]), default="fast", show_default=True)
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel devices (GPU targets).")
+@click.option("--devices", type=int, default=None, metavar="N",
+              help="Devices (alone: tensor parallel on GPUs, a pipeline on PIM and FPGA).")
+@click.option("--parallel", "parallel_text", default=None, metavar="tp=A,pp=B[,link=NAME]",
+              help="How the devices split the model (pipeline stages serve micro-batches).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option.")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
 @click.option("--weights", metavar="P", help="Precision of weights (default: the target's native format).")
@@ -80,7 +84,8 @@ def _parse_rates(text: str) -> list[float]:
               help="Run at each arrival rate (requests/s) and report latency against load.")
 def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int, prompt_len: str, gen_len: str,
           scheduler: str, max_batch_tokens: int | None, max_batch: int, slo_text: str | None, seed: int,
-          kv_blocks: int | None, memory_fraction: float, shape_grid: int, mode: str, tp: int, sets: tuple[str, ...],
+          kv_blocks: int | None, memory_fraction: float, shape_grid: int, mode: str, tp: int, devices: int | None,
+          parallel_text: str | None, sets: tuple[str, ...],
           dims: tuple[str, ...], weights: str | None, activations: str | None, kv_cache: str | None,
           json_out: str | None, trace_out: str | None, plot_out: str | None, sweep_text: str | None) -> None:
     """Serve many requests of MODEL on a target: TTFT, TPOT and E2E percentiles, throughput, goodput, energy."""
@@ -110,10 +115,15 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     if max_batch_tokens is None:
         max_batch_tokens = 512 if scheduler == "sarathi" else 2048
     target = load_target(target_name)
+    parallel = None
+    if devices is not None or parallel_text:
+        from mapping.parallel import parse_parallel
+
+        parallel = parse_parallel(devices, parallel_text, target.kind)
     model = Model(model_path, _parse_dims(dims))
     setup = prepare(model, target, {"mode": mode, "tp": tp, **_parse_sets(sets)},
                     make_precision(weights, activations, kv_cache), shape_grid, memory_fraction=memory_fraction,
-                    kv_blocks=kv_blocks)
+                    kv_blocks=kv_blocks, parallel=parallel)
     p = setup.precision
     header = [f"model      {model_path}", f"target     {target.name} ({target.kind}): {target.description}",
               f"serving    {scheduler} scheduler, max batch {max_batch}, max {max_batch_tokens} tokens/iteration; "
@@ -121,6 +131,10 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
               f"workload   arrivals {arrivals.text}, prompt {prompt.text}, generate {gen.text}, seed {seed}",
               f"memory     weights {setup.weight_bytes / 2**30:.2f} GiB of {setup.capacity_bytes / 2**30:.2f} GiB; "
               f"KV {setup.kv_bytes_per_token} B/token, {setup.kv_blocks} blocks of {setup.block_size} tokens"]
+    if setup.parallel is not None:
+        par = setup.parallel
+        header.append(f"devices    {par.devices} x {target.name}: tensor parallel {par.tp}, pipeline stages {par.pp}, "
+                      f"link {par.link or 'the GPU preset NVLink/PCIe'}; memory per device")
     if rates is not None:
         rows = sweep_rates(setup, arrivals, rates, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens,
                            seed, slo)

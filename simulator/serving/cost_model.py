@@ -28,6 +28,14 @@ cached by its exact key.
 Logits are computed for every token of a pass (the workload's LM head), where serving stacks compute them for the
 last token of each prompt only.
 Energy is the tasks' dynamic energy plus the device's static power over the iteration's time.
+
+Multi-device runs (``parallel``, :mod:`mapping.parallel`): every pass is lowered over all devices. With ``pp``
+pipeline stages, an iteration of ``n`` sequences is split round-robin into ``m = min(pp, n)`` micro-batches that
+follow each other through the stages (vLLM's pipeline-parallel virtual engines keep ``pp`` batches in flight);
+the iteration is costed as one micro-batch ``t`` with its busiest stage ``b`` and takes ``max(t, m x b)`` (the
+steady state of a full pipeline: each stage works ``m`` micro-batches per period; one micro-batch alone takes
+its whole traversal, so a request at a low rate sees ``simulate``'s pass latency), with ``m`` times the
+micro-batch's dynamic energy.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from typing import Any
 from hardware.errors import HwsimWarning
 from hardware.targets import TargetBase
 from mapping.op_costs import Precision
+from mapping.parallel import Parallel, make_lowering
 from mapping.target_plugin import TargetOptions, plugin_for
 from mapping.workloads import Model, Workload
 from simulator.engine import run
@@ -55,6 +64,7 @@ class PassCost:
     energy_j: float
     attention_energy_j: float
     static_w: float
+    bottleneck_s: float = 0.0  # the busiest pipeline stage's span (the makespan on one stage)
 
     @property
     def rest_s(self) -> float:
@@ -73,6 +83,7 @@ class IterationCost:
 
     time_s: float
     energy_j: float
+    bottleneck_s: float = 0.0  # the busiest pipeline stage's share of ``time_s`` (``time_s`` without stages)
 
 
 def _rms(values: list[int]) -> int:
@@ -84,8 +95,10 @@ class IterationCoster:
     """Costs iterations of ``model`` on ``target``; every distinct pass shape is lowered and run once."""
 
     def __init__(self, model: Model, target: TargetBase, options: TargetOptions, precision: Precision,
-                 per_octave: int = 8, block_size: int = 16) -> None:
+                 per_octave: int = 8, block_size: int = 16, parallel: Parallel | None = None) -> None:
         self.model, self.target, self.options, self.precision = model, target, options, precision
+        self.parallel = parallel if parallel is not None and parallel.devices > 1 else None
+        self.stages = self.parallel.pp if self.parallel is not None else 1
         self.plugin = plugin_for(target.kind)
         self.per_octave, self.block_size = per_octave, block_size
         self._passes: dict[tuple, PassCost] = {}
@@ -112,17 +125,22 @@ class IterationCoster:
 
     # -- passes ----------------------------------------------------------------------------------------------
     def _run(self, key: tuple, workload: Workload) -> PassCost:
-        program = self.plugin.session(self.target, self.options).lower(workload)
+        program = make_lowering(self.plugin, self.target, self.options, self.parallel).lower(workload)
         result = run(program)
         attention = attention_j = 0.0
+        spans: dict[str, list[float]] = {}
         for rec in result.records:
             task = rec.task
             if task.op in self._core or task.op.endswith(".attention"):
                 attention += rec.end_s - rec.start_s
                 attention_j += task.energy_j
+            if self.stages > 1 and task.resource.startswith("s"):
+                span = spans.setdefault(task.resource.split(".", 1)[0], [rec.start_s, rec.end_s])
+                span[0], span[1] = min(span[0], rec.start_s), max(span[1], rec.end_s)
         static_w = result.static_energy_j / result.latency_s if result.latency_s > 0 else 0.0
+        bottleneck = max((b - a for a, b in spans.values()), default=result.latency_s)
         cost = PassCost(result.latency_s, min(attention, result.latency_s), result.dynamic_energy_j,
-                        attention_j, static_w)
+                        attention_j, static_w, bottleneck)
         self._passes[key] = cost
         return cost
 
@@ -164,20 +182,35 @@ class IterationCoster:
     def cost(self, chunks: list[tuple[int, int]], contexts: list[int]) -> IterationCost:
         """Time and energy of an iteration with prefill ``chunks`` (new tokens, cached before) and decodes at
         ``contexts`` (tokens cached before the step)."""
+        sequences = len(chunks) + len(contexts)
+        m = min(self.stages, sequences)
+        if m > 1:  # pipeline stages: m micro-batches in flight, costed as the first (largest) one
+            key = ("micro", m) + self.shape_key(chunks[::m], contexts[::m])
+            if key not in self._iterations:
+                one = self._cost(*key[2:])
+                period = max(one.time_s, m * one.bottleneck_s)
+                dynamic = max(0.0, one.energy_j - self.static_w * one.time_s)
+                self._iterations[key] = IterationCost(period, m * dynamic + self.static_w * period, one.bottleneck_s)
+            return self._iterations[key]
         key = self.shape_key(chunks, contexts)
         if key not in self._iterations:
             self._iterations[key] = self._cost(*key)
         return self._iterations[key]
+
+    @staticmethod
+    def _share(p: PassCost, time_s: float) -> float:
+        """The busiest stage's part of ``time_s``, at the share it has in pass ``p``."""
+        return time_s * (p.bottleneck_s / p.time_s if p.time_s > 0 and p.bottleneck_s else 1.0)
 
     def _cost(self, k_pad: int, k: int, end: int, start: int, tokens: int, batch: int, context: int) -> IterationCost:
         if not k and not batch:
             return IterationCost(0.0, 0.0)
         if not k:
             p = self.decode_pass(batch, context)
-            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s)
+            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s, self._share(p, p.time_s))
         if not batch and k == 1 and start == 0:
             p = self.prefill_pass(end)
-            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s)
+            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s, self._share(p, p.time_s))
         rest = self.prefill_pass(tokens, quiet=True)
         time_s, energy = rest.rest_s, rest.rest_energy_j
         share = k / k_pad  # the attention of k chunks as that share of a k_pad-wide batched kernel
@@ -193,7 +226,7 @@ class IterationCoster:
             time_s += dec.attention_s
             energy += dec.attention_energy_j
         time_s, energy = max(time_s, rest.rest_s), max(energy, rest.rest_energy_j)
-        return IterationCost(time_s, energy + rest.static_w * time_s)
+        return IterationCost(time_s, energy + rest.static_w * time_s, self._share(rest, time_s))
 
     def describe(self) -> dict[str, Any]:
         """Cache statistics for reports."""

@@ -14,6 +14,7 @@ from typing import Any
 from hardware.errors import DoesNotFit, HwsimError
 from hardware.targets import TargetBase
 from mapping.op_costs import Precision
+from mapping.parallel import Parallel, check_parallel, options_for, stage_kv_shares, stage_weight_shares
 from mapping.target_plugin import TargetOptions, plugin_for
 from mapping.workloads import Model
 from simulator.serving.arrivals import ArrivalSpec, make_requests
@@ -39,12 +40,16 @@ class ServingSetup:
     weight_bytes: int
     block_size: int = 16
     facts: dict[str, Any] = field(default_factory=dict)
+    parallel: Parallel | None = None
 
 
 def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | TargetOptions | None,
             precision: Precision, per_octave: int = 8, block_size: int = 16, memory_fraction: float = 1.0,
-            kv_blocks: int | None = None) -> ServingSetup:
-    """Resolve options and precision through the target's plugin and size the paged KV cache."""
+            kv_blocks: int | None = None, parallel: Parallel | None = None) -> ServingSetup:
+    """Resolve options and precision through the target's plugin and size the paged KV cache.
+
+    With ``parallel`` (``tp x pp`` devices) each device holds its stage's share of the weights and of every
+    token's KV cache over ``tp``; the cache holds as many tokens as the fullest device allows."""
     if model.ir.architecture not in ("decoder-only",):
         raise HwsimError(f"{model.path}: hwsim serve needs a decoder-only model (this graph is "
                          f"{model.ir.architecture})")
@@ -55,6 +60,11 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
     plugin = plugin_for(target.kind)
     opts = raw_options if isinstance(raw_options, TargetOptions) else plugin.parse_options(dict(raw_options or {}))
     precision = plugin.default_precision(target, precision)
+    multi = parallel is not None and parallel.devices > 1
+    if multi:
+        assert parallel is not None
+        opts = options_for(plugin, opts, parallel)
+        check_parallel(plugin, opts, parallel, model.ir.heads, model.ir.kv_heads)
     plugin.check(model, target, opts, precision)
     capacity = int(plugin.capacity_bytes(target, opts) * memory_fraction)
     weights = model.weight_bytes(precision)
@@ -63,6 +73,17 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
         raise HwsimError(f"{model.path}: the model keeps no KV cache; hwsim serve needs causal self-attention")
     free = capacity - weights
     blocks = free // (per_token * block_size) if free > 0 else 0
+    if multi:
+        assert parallel is not None
+        from simulator.simulate import device_capacity_bytes
+
+        device = int(device_capacity_bytes(plugin, target, opts) * memory_fraction)
+        capacity = device * parallel.devices
+        probe = model.decode(1, 1, precision, prompt_len=1)
+        ws, ks = stage_weight_shares(probe, parallel.pp), stage_kv_shares(probe, parallel.pp)
+        tokens = min((device - weights * w / parallel.tp) / (per_token * k / parallel.tp) if k else float("inf")
+                     for w, k in zip(ws, ks, strict=True))
+        blocks = int(tokens // block_size) if tokens > 0 else 0
     if kv_blocks is not None:
         if kv_blocks < 1:
             raise HwsimError(f"--kv-blocks must be >= 1, got {kv_blocks}")
@@ -71,8 +92,9 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
         raise DoesNotFit(f"{model.path} leaves no room for a KV cache on {target.name}: weights "
                          f"{weights / 2**30:.2f} GiB, memory {capacity / 2**30:.2f} GiB; use a smaller model or "
                          "precision", weights + per_token * block_size, capacity)
-    coster = IterationCoster(model, target, opts, precision, per_octave, block_size)
-    return ServingSetup(model, target, opts, precision, coster, int(blocks), per_token, capacity, weights, block_size)
+    coster = IterationCoster(model, target, opts, precision, per_octave, block_size, parallel if multi else None)
+    return ServingSetup(model, target, opts, precision, coster, int(blocks), per_token, capacity, weights, block_size,
+                        parallel=parallel if multi else None)
 
 
 def run_serving(setup: ServingSetup, arrivals: ArrivalSpec, requests: int, prompt: LengthDist, gen: LengthDist,

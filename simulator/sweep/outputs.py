@@ -25,9 +25,15 @@ RESULT_COLUMNS = ["latency_s", "energy_j", "tokens_per_s", "tokens_per_j", "memo
                   "fits_memory", "feasible", "error", "sim_s"]
 
 
-def columns(param_columns: Sequence[str]) -> list[str]:
-    """Column order of the result tables."""
-    return [*BASE_COLUMNS, *param_columns, *WORKLOAD_COLUMNS, *RESULT_COLUMNS]
+#: The axes and metrics of a serving sweep (``serving:`` in the spec), in place of the workload columns.
+SERVING_AXIS_COLUMNS = ["rate", "scheduler", "parallel"]
+SERVING_COLUMNS = [*SERVING_AXIS_COLUMNS, "requests", "prompt_len", "gen_len", "ttft_p50_s", "ttft_p99_s",
+                   "tpot_p50_s", "tpot_p99_s", "goodput_requests_per_s", "slo_attainment", "finished", "rejected"]
+
+
+def columns(param_columns: Sequence[str], serving: bool = False) -> list[str]:
+    """Column order of the result tables (``serving``: a serving sweep's columns)."""
+    return [*BASE_COLUMNS, *param_columns, *(SERVING_COLUMNS if serving else WORKLOAD_COLUMNS), *RESULT_COLUMNS]
 
 
 def annotate(rows: list[dict[str, Any]], objectives: Sequence[Any], constraints: Sequence[Any]) -> None:
@@ -96,7 +102,7 @@ def front_table(front: list[dict[str, Any]], swept_columns: Sequence[str], objec
 
 def swept_columns(rows: Iterable[dict[str, Any]], param_columns: Sequence[str]) -> list[str]:
     """The model, parameter and workload columns that take more than one value over ``rows``."""
-    cand = ["model", *param_columns, *WORKLOAD_COLUMNS]
+    cand = ["model", *param_columns, *WORKLOAD_COLUMNS, *SERVING_AXIS_COLUMNS]
     seen: dict[str, set[str]] = {c: set() for c in cand}
     for r in rows:
         for c in cand:
@@ -121,7 +127,10 @@ class SweepTables:
 
 RESULT_TYPES = {"batch": "int64", "prompt_len": "int64", "gen_len": "int64", "latency_s": "float64",
                 "energy_j": "float64", "tokens_per_s": "float64", "tokens_per_j": "float64", "memory_bytes": "int64",
-                "capacity_bytes": "int64", "fits_memory": "bool_", "feasible": "bool_", "sim_s": "float64"}
+                "capacity_bytes": "int64", "fits_memory": "bool_", "feasible": "bool_", "sim_s": "float64",
+                "rate": "float64", "requests": "int64", "ttft_p50_s": "float64", "ttft_p99_s": "float64",
+                "tpot_p50_s": "float64", "tpot_p99_s": "float64", "goodput_requests_per_s": "float64",
+                "slo_attainment": "float64", "finished": "int64", "rejected": "int64"}
 
 
 def parquet_types(cols: Sequence[str], parameters: dict[str, list[Any]]) -> dict[str, str]:
@@ -192,10 +201,13 @@ def write_outputs(rows: Any, out: Path, spec: Any, param_columns: Sequence[str],
     returning a fresh iterator over the spec's result rows (it is called twice). Returns what was gathered and
     the file names written."""
     objectives, constraints = spec.objectives, spec.constraints
-    cols = columns(param_columns)
+    cols = columns(param_columns, getattr(spec, "serving", None) is not None)
     t = SweepTables()
     t.swept = swept_columns(rows(), param_columns)
-    pq_writer = _Parquet(out / "results.parquet", cols, parquet_types(cols, spec.parameters)) if parquet else None
+    types = parquet_types(cols, spec.parameters)
+    if getattr(spec, "serving", None) is not None:  # lengths are distributions there (``512``, ``uniform:...``)
+        types.update(prompt_len="string", gen_len="string")
+    pq_writer = _Parquet(out / "results.parquet", cols, types) if parquet else None
     rng = random.Random(0)
     o0 = objectives[0].metric
     sums: dict[tuple[str, str], list[float]] = {}
@@ -333,8 +345,16 @@ def write_summary(path: Path, spec: Any, outcome: Any, tables: SweepTables, file
              "", "## Axes", ""]
     for name, values in spec.parameters.items():
         lines.append(f"- `{name}`: {', '.join(_fmt(v) for v in values)}")
-    for name in WORKLOAD_COLUMNS:
-        lines.append(f"- {name}: {', '.join(_fmt(v) for v in getattr(spec.workload, name))}")
+    serving = getattr(spec, "serving", None)
+    if serving is not None:
+        lines.append(f"- serving (`hwsim serve` per point): targets {', '.join(serving.targets or [spec.target])}; "
+                     f"rates {', '.join(_fmt(v) for v in serving.rate)} requests/s; schedulers "
+                     f"{', '.join(serving.scheduler)}; parallel {', '.join(serving.parallel)}; {serving.requests} "
+                     f"requests, prompt {serving.prompt_len}, generate {serving.gen_len}, SLO {serving.slo or 'none'}; "
+                     "latency_s is the p99 end-to-end latency, energy_j the energy per request")
+    else:
+        for name in WORKLOAD_COLUMNS:
+            lines.append(f"- {name}: {', '.join(_fmt(v) for v in getattr(spec.workload, name))}")
     lines += ["", f"## Pareto front ({len(tables.front)} points)", "", "```",
               front_table(tables.front, tables.swept, spec.objectives) if tables.front else "(no feasible point)",
               "```", "", "Files: " + ", ".join(f"`{f}`" for f in files), ""]

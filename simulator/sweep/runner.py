@@ -101,6 +101,65 @@ def _target(data: dict[str, Any]) -> Any:
     return hit
 
 
+_SETUPS: dict[str, Any] = {}
+
+
+def evaluate_serving(point: Point) -> dict[str, Any]:
+    """Serve one point's request stream (``hwsim serve``); the metrics map to the sweep's: ``latency_s`` = p99
+    end-to-end latency, ``energy_j`` = energy per request, ``tokens_per_s`` = generated tokens/s, ``tokens_per_j`` =
+    generated tokens per joule; TTFT/TPOT percentiles, goodput and SLO attainment are columns of their own. The
+    serving setup (and its pass cache) is kept per worker for every rate and scheduler on the same system."""
+    from mapping.op_costs import Precision
+    from mapping.parallel import parse_parallel
+    from simulator.serving.arrivals import parse_arrivals
+    from simulator.serving.command import _parse_slo
+    from simulator.serving.distributions import parse_length
+    from simulator.serving.metrics import summarise
+    from simulator.serving.setup import prepare, run_serving
+
+    w = point.workload
+    row: dict[str, Any] = {"point_id": point.point_id, "model": Path(point.model).name,
+                           "target": point.target.get("name"), **point.params,
+                           **{k: w[k] for k in ("rate", "scheduler", "parallel", "requests", "prompt_len", "gen_len")}}
+    row.update({m: None for m in METRICS})
+    row.update(memory_bytes=None, capacity_bytes=None, fits_memory=None, error="")
+    start = time.perf_counter()
+    try:
+        target = _target(point.target)
+        model = _model(point.model, point.model_hash, point.dims)
+        par = None if w["parallel"] in ("none", "", None) else parse_parallel(None, w["parallel"], target.kind)
+        key = json.dumps([point.model_hash, point.dims, point.target, point.options, w["parallel"], w["shape_grid"]],
+                         sort_keys=True, default=str)
+        with _LOCK:
+            setup = _SETUPS.get(key)
+        if setup is None:
+            setup = prepare(model._model, target, dict(point.options), Precision(), w["shape_grid"], parallel=par)
+            with _LOCK:
+                _SETUPS[key] = setup
+        slo = _parse_slo(w["slo"])
+        tokens = w["max_batch_tokens"] or (512 if w["scheduler"] == "sarathi" else 2048)
+        run = run_serving(setup, parse_arrivals(f"poisson:{w['rate']}"), w["requests"],
+                          parse_length(w["prompt_len"], "prompt_len"), parse_length(w["gen_len"], "gen_len"),
+                          w["scheduler"], w["max_batch"], tokens, w["seed"])
+        m = summarise(run, slo, w["rate"])
+        per_token = m["energy"]["per_token_j"]
+        row.update(latency_s=m["e2e_s"]["p99"], energy_j=m["energy"]["per_request_j"],
+                   tokens_per_s=m["throughput"]["tokens_per_s"], tokens_per_j=1 / per_token if per_token else 0.0,
+                   ttft_p50_s=m["ttft_s"]["p50"], ttft_p99_s=m["ttft_s"]["p99"], tpot_p50_s=m["tpot_s"]["p50"],
+                   tpot_p99_s=m["tpot_s"]["p99"], goodput_requests_per_s=m["goodput_requests_per_s"],
+                   slo_attainment=m["slo_attainment"], finished=m["finished"], rejected=m["rejected"],
+                   memory_bytes=setup.weight_bytes, capacity_bytes=setup.capacity_bytes, fits_memory=True)
+    except DoesNotFit as exc:
+        row.update(error=str(exc), fits_memory=False, memory_bytes=exc.required_bytes,
+                   capacity_bytes=exc.capacity_bytes)
+    except HwsimError as exc:
+        row["error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad point must not stop a sweep
+        row["error"] = f"internal error ({type(exc).__name__}: {exc})"
+    row["sim_s"] = time.perf_counter() - start
+    return row
+
+
 def evaluate(point: Point) -> dict[str, Any]:
     """Simulate one point; returns its result row (errors become a row with ``error`` set, never an exception)."""
     from mapping.op_costs import Precision
@@ -108,6 +167,8 @@ def evaluate(point: Point) -> dict[str, Any]:
     from simulator.simulate import simulate
     from simulator.technique_run import run_simulation as run_with_techniques
 
+    if point.workload.get("kind") == "serving":
+        return evaluate_serving(point)
     w = point.workload
     row: dict[str, Any] = {"point_id": point.point_id, "model": Path(point.model).name,
                            "target": point.target.get("name"), **point.params,

@@ -181,8 +181,46 @@ def parse_precision_axis(text: str) -> tuple[str | None, str | None, str | None]
     return (w, a, k)
 
 
+class ServingAxes(BaseModel):
+    """A serving sweep (``hwsim serve`` at every point): rates x targets x schedulers (x parallel layouts).
+
+    ``targets``: presets to serve on (default: the spec's ``target``, whose ``parameters`` axes then apply);
+    ``parallel``: ``--parallel`` layouts (``tp=1,pp=4``), ``none`` for one device. Lengths take ``hwsim serve``'s
+    DIST forms; ``slo`` its ``ttft=S,tpot=S``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    rate: list[float]
+    scheduler: list[Literal["vllm", "sarathi", "static"]] = ["vllm"]
+    targets: list[str] = []
+    parallel: list[str] = ["none"]
+    requests: int = Field(200, ge=1)
+    prompt_len: str = "128"
+    gen_len: str = "128"
+    slo: str | None = None
+    max_batch: int = Field(256, ge=1)
+    max_batch_tokens: int | None = Field(None, ge=1)
+    seed: int = 0
+    shape_grid: int = 8
+
+    @field_validator("rate", "scheduler", "targets", "parallel", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else [value]
+
+    @field_validator("rate")
+    @classmethod
+    def _rates(cls, values: list[float]) -> list[float]:
+        if not values or any(not v > 0 for v in values):
+            raise ValueError("rates (requests/s) must be > 0")
+        return values
+
+
+SERVING_AXES = ("target_name", "rate", "scheduler", "parallel")
+
+
 class SweepSpec(BaseModel):
-    """A design-space sweep (see examples/pim_sweep.yaml)."""
+    """A design-space sweep (see examples/pim_sweep.yaml; examples/serving_sweep.yaml for ``serving``)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = "sweep"
@@ -198,6 +236,7 @@ class SweepSpec(BaseModel):
     trials: int | None = Field(default=None, ge=1)
     seed: int = 0
     parallel_trials: int = Field(default=8, ge=1, le=4096)  # nsga2/tpe: trials in flight (the sequence depends on it)
+    serving: ServingAxes | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -389,21 +428,43 @@ class Sweep:
             raise HwsimError(f"{where}: field 'trials': strategy '{spec.strategy}' needs a trial budget")
         self.axes: dict[str, list[Any]] = {f"param:{k}": v for k, v in spec.parameters.items()}
         self.axes["model"] = self.models
-        for name in WORKLOAD_AXES:
-            self.axes[name] = list(getattr(spec.workload, name))
-        if spec.workload.techniques != [{}]:  # an axis only when given, so that older specs keep their point ids
-            techniques = []
-            for t in spec.workload.techniques:
-                t = dict(t)
-                if t.get("draft"):
-                    draft = Path(t["draft"])
-                    if not draft.is_absolute() and not draft.exists() and (base_dir / draft).exists():
-                        draft = base_dir / draft
-                    if not draft.exists():
-                        raise HwsimError(f"{where}: field 'workload.techniques': no such draft model '{t['draft']}'")
-                    t["draft"] = str(draft)
-                techniques.append(t)
-            self.axes["techniques"] = techniques
+        self.targets: dict[str, dict[str, Any]] = {}
+        if spec.serving is not None:
+            sv = spec.serving
+            if sv.targets and spec.parameters:
+                raise HwsimError(f"{where}: field 'serving.targets': give preset 'parameters' or several 'targets', "
+                                 "not both (fields differ between target kinds)")
+            names = sv.targets or [spec.target]
+            for i, name in enumerate(names):
+                try:
+                    self.targets[name] = load_target(name).model_dump(mode="json")
+                except HwsimError as exc:
+                    raise HwsimError(f"{where}: field 'serving.targets.{i}': {exc}") from None
+            from simulator.serving.distributions import parse_length
+
+            for key in ("prompt_len", "gen_len"):
+                try:
+                    parse_length(getattr(sv, key), f"serving.{key}")
+                except HwsimError as exc:
+                    raise HwsimError(f"{where}: field 'serving.{key}': {exc}") from None
+            self.axes.update(target_name=names, rate=list(sv.rate), scheduler=list(sv.scheduler),
+                             parallel=list(sv.parallel))
+        else:
+            for name in WORKLOAD_AXES:
+                self.axes[name] = list(getattr(spec.workload, name))
+            if spec.workload.techniques != [{}]:  # an axis only when given, so that older specs keep their point ids
+                techniques = []
+                for t in spec.workload.techniques:
+                    t = dict(t)
+                    if t.get("draft"):
+                        draft = Path(t["draft"])
+                        if not draft.is_absolute() and not draft.exists() and (base_dir / draft).exists():
+                            draft = base_dir / draft
+                        if not draft.exists():
+                            raise HwsimError(f"{where}: field 'workload.techniques': no such draft model '{t['draft']}'")
+                        t["draft"] = str(draft)
+                    techniques.append(t)
+                self.axes["techniques"] = techniques
         self.spec_hash = stable_hash(spec.model_dump(mode="json", exclude={"strategy", "trials", "seed", "parallel_trials"}))
 
     @property
@@ -433,10 +494,21 @@ class Sweep:
     def point(self, combo: dict[str, Any]) -> Point:
         """Build the point of one axis combination."""
         params = {k.removeprefix("param:"): v for k, v in combo.items() if k.startswith("param:")}
-        target = apply_params(self.base, params)
-        workload = {name: combo[name] for name in WORKLOAD_AXES}
-        if "techniques" in combo:
-            workload["techniques"] = combo["techniques"]
+        if self.spec.serving is not None:
+            target = apply_params(self.targets[combo["target_name"]], params)
+            sv = self.spec.serving.model_dump(mode="json", exclude={"rate", "scheduler", "targets", "parallel"})
+            workload = {"kind": "serving", **sv, **{k: combo[k] for k in ("rate", "scheduler", "parallel")}}
+        else:
+            target = apply_params(self.base, params)
+            workload = {name: combo[name] for name in WORKLOAD_AXES}
+            if "techniques" in combo:
+                workload["techniques"] = combo["techniques"]
+        if workload.get("kind") == "serving":
+            model = combo["model"]
+            mhash = file_hash(model)
+            pid = stable_hash({"model": mhash, "dims": self.spec.dims, "target": target, "workload": workload,
+                               "options": self.spec.options})
+            return Point(pid, model, mhash, dict(self.spec.dims), target, params, workload, dict(self.spec.options))
         if workload["phase"] != "generate":
             workload["gen_len"] = 1  # only generate uses it
         model = combo["model"]

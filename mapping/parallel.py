@@ -1,0 +1,363 @@
+"""Multi-device runs on any target kind: tensor parallelism (tp) and pipeline parallelism (pp) over ``tp x pp``
+devices joined by a link.
+
+- **Tensor parallelism.** GPUs use their own plugin's ``tp`` (Megatron column/row split, a ring all-reduce on a
+  communication stream, ``comm_chunks`` to overlap it). Other kinds (PIM, FPGA) run a *shard* of each workload on
+  every device: the column-parallel projections (Q, K, V, up/gate) keep ``n / tp`` output columns, the
+  row-parallel ones (o_proj, down) ``k / tp`` input rows, attention cores ``heads / tp`` heads, the other ops of
+  attention and MLP blocks ``1 / tp`` of their work; norms, embeddings and the LM head are replicated (as in
+  CENT's tensor-parallel mapping). After every attention and MLP block the row-parallel output (a full
+  activation) is all-reduced over the link: ``latency + 2 (tp - 1) / tp x bytes / bandwidth`` (the ring formula
+  of :mod:`hardware.gpu.collectives`), after all of the block's tasks and before anything that reads them; it
+  does not overlap compute (PIM-GPT and CENT reduce between layers). Durations are per device; energies, bytes
+  and static power are summed over the ``tp`` devices.
+- **Pipeline parallelism.** The layers are split into ``pp`` contiguous stages of (nearly) equal layer counts;
+  ops outside any layer go with their neighbours (embedding to the first stage, final norm and LM head to the
+  last). Each stage runs on its own device (group) with its own plugin session; between stages the hidden state
+  (``tokens x d_model`` activations) is sent point to point over the link. :meth:`ParallelLowering.lower`
+  composes one pass's stages into one program (resources ``s<i>.<name>``, links ``p2p<i>``), so the engine times
+  the pass end to end and a trace shows one track per stage; :meth:`ParallelLowering.micro_batched` runs ``m``
+  micro-batches through the stages, which is where pipelines win (serving).
+
+Capacity is checked per device: each stage's share of the weights and KV cache, divided by ``tp``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hardware.dtypes import tensor_bytes
+from hardware.errors import DoesNotFit, HwsimError
+from hardware.link import LinkSpec, load_link
+from hardware.targets import TargetBase
+from mapping.op_costs import MatmulDims, OpCost
+from mapping.program import Program, Resource, Task
+from mapping.target_plugin import Lowering, TargetOptions, TargetPlugin
+
+if TYPE_CHECKING:
+    from mapping.workloads import Workload
+
+#: Projections split by their input rows (the others by output columns), as Megatron-LM splits them.
+ROW_PARALLEL = {"o_proj", "down"}
+#: Default link of each target kind when ``--parallel`` names none (GPUs: their own NVLink/PCIe fields).
+DEFAULT_LINK = {"pim": "cxl3-x16", "fpga": "qsfp28-100g"}
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """How a run is spread over devices: ``tp`` tensor-parallel devices in each of ``pp`` pipeline stages;
+    ``link`` a link preset name or file (None: the target kind's default)."""
+
+    tp: int = 1
+    pp: int = 1
+    link: str | None = None
+
+    @property
+    def devices(self) -> int:
+        """All devices: ``tp x pp``."""
+        return self.tp * self.pp
+
+    @property
+    def text(self) -> str:
+        """As ``--parallel`` writes it."""
+        return f"tp={self.tp},pp={self.pp}" + (f",link={self.link}" if self.link else "")
+
+
+def parse_parallel(devices: int | None, text: str | None, kind: str) -> Parallel:
+    """``--devices N`` and ``--parallel tp=A,pp=B[,link=NAME]``. ``--devices`` alone is tensor parallelism on GPUs
+    and a pipeline on other kinds; with both, ``tp x pp`` must equal ``N``."""
+    values: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("tp", "pp", "link"):
+            raise HwsimError(f"--parallel {text}: expected tp=N,pp=N[,link=NAME] (e.g. tp=2,pp=2)")
+        values[key] = value.strip()
+    counts: dict[str, int] = {}
+    for key in ("tp", "pp"):
+        if key in values:
+            try:
+                counts[key] = int(values[key])
+            except ValueError:
+                raise HwsimError(f"--parallel {text}: {key}={values[key]} is not a whole number") from None
+            if counts[key] < 1:
+                raise HwsimError(f"--parallel {text}: {key} must be >= 1")
+    if devices is not None and devices < 1:
+        raise HwsimError(f"--devices must be >= 1, got {devices}")
+    if devices is not None and not counts:
+        counts = {"tp": devices} if kind == "gpu" else {"pp": devices}
+    tp, pp = counts.get("tp", 1), counts.get("pp", 1)
+    if "tp" in counts and "pp" not in counts and devices is not None:
+        pp = max(1, devices // tp)
+    if "pp" in counts and "tp" not in counts and devices is not None:
+        tp = max(1, devices // pp)
+    if devices is not None and tp * pp != devices:
+        raise HwsimError(f"--devices {devices} --parallel {text}: tp x pp = {tp * pp} devices, not {devices}")
+    return Parallel(tp, pp, values.get("link") or DEFAULT_LINK.get(kind))
+
+
+def resolve_link(parallel: Parallel, kind: str) -> LinkSpec | None:
+    """The link preset of a run (None: a GPU's own link fields)."""
+    name = parallel.link or DEFAULT_LINK.get(kind)
+    return load_link(name) if name else None
+
+
+# -- tensor parallelism on kinds without a native one --------------------------------------------------------
+def _scaled(op: OpCost, share: float, **fields: object) -> OpCost:
+    return dataclasses.replace(op, flops=op.flops * share, **fields)
+
+
+def shard_op(op: OpCost, tp: int) -> OpCost:
+    """One device's part of ``op`` under ``tp``-way tensor parallelism (see the module docstring)."""
+    if tp == 1 or op.block_kind not in ("attention", "mlp"):
+        return op
+    mm = op.matmul
+    if mm is not None and mm.weight_operand:
+        if op.role in ROW_PARALLEL:
+            dims = dataclasses.replace(mm, k=max(1, -(-mm.k // tp)))
+            return _scaled(op, dims.k / mm.k, matmul=dims, weight_bytes=op.weight_bytes // tp,
+                           act_read_bytes=op.act_read_bytes // tp)
+        dims = dataclasses.replace(mm, n=max(1, -(-mm.n // tp)))
+        return _scaled(op, dims.n / mm.n, matmul=dims, weight_bytes=op.weight_bytes // tp,
+                       act_write_bytes=op.act_write_bytes // tp)
+    dims: MatmulDims | None = None
+    if mm is not None:  # an attention product: batch x heads split by heads
+        dims = dataclasses.replace(mm, batch=max(1, -(-mm.batch // tp)))
+    return _scaled(op, 1 / tp, matmul=dims, weight_bytes=op.weight_bytes // tp, act_read_bytes=op.act_read_bytes // tp,
+                   act_write_bytes=op.act_write_bytes // tp, kv_read_bytes=op.kv_read_bytes // tp,
+                   kv_write_bytes=op.kv_write_bytes // tp)
+
+
+def shard(workload: Workload, tp: int) -> Workload:
+    """One device's share of ``workload``: ops by :func:`shard_op`, attention heads and KV cache over ``tp``."""
+    if tp == 1:
+        return workload
+    ir = workload.ir
+    if ir is not None:
+        blocks = [dataclasses.replace(b, attention=dataclasses.replace(
+            b.attention, heads=max(1, b.attention.heads // tp), kv_heads=max(1, b.attention.kv_heads // tp)))
+            if b.attention is not None else b for b in ir.blocks]
+        ir = dataclasses.replace(ir, blocks=blocks)
+    return dataclasses.replace(workload, ops=[shard_op(o, tp) for o in workload.ops], ir=ir,
+                               kv_cache_bytes=workload.kv_cache_bytes // tp, kv_write_bytes=workload.kv_write_bytes // tp,
+                               weight_bytes=workload.weight_bytes // tp)
+
+
+def all_reduce_s(link: LinkSpec, nbytes: float, tp: int) -> float:
+    """Ring all-reduce of ``nbytes`` per device over ``tp`` devices (s)."""
+    return link.latency.si + 2.0 * (tp - 1) / tp * nbytes / link.bandwidth.si if tp > 1 else 0.0
+
+
+def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSpec) -> Program:
+    """``program`` (one device's shard, scaled to ``tp`` devices) with an all-reduce on resource ``link`` after
+    each attention and MLP block; every later task that reads the block's tasks waits for it."""
+    reduced = {}
+    for op in workload.ops:
+        if op.block_kind in ("attention", "mlp") and op.role in ROW_PARALLEL:
+            reduced[op.block] = op.act_write_bytes  # the full output: row-parallel writes are not split
+    members: dict[str, list[str]] = {}
+    for t in program.tasks:
+        if t.block in reduced:
+            members.setdefault(t.block, []).append(t.name)
+    last = {block: names[-1] for block, names in members.items()}
+    owner = {name: block for block, names in members.items() for name in names}
+    tasks: list[Task] = []
+    for t in program.tasks:
+        extra = tuple(f"all_reduce:{owner[d]}" for d in t.deps if d in owner and owner[d] != t.block)
+        scaled = dataclasses.replace(
+            t, deps=tuple(dict.fromkeys(t.deps + extra)), energy_j=t.energy_j * tp, flops=t.flops * tp,
+            energy_by_action={k: v * tp for k, v in t.energy_by_action.items()},
+            bytes_by_level={k: v * tp for k, v in t.bytes_by_level.items()})
+        tasks.append(scaled)
+        if last.get(t.block) == t.name:
+            nbytes = reduced[t.block]
+            moved = 2.0 * (tp - 1) / tp * nbytes
+            energy = link.energy_j(moved) * tp
+            tasks.append(Task(name=f"all_reduce:{t.block}", resource="link", duration_s=all_reduce_s(link, nbytes, tp),
+                              energy_j=energy, energy_by_action={"link": energy},
+                              bytes_by_level={"link": int(moved * tp)}, deps=tuple(members[t.block]),
+                              op=f"{t.block}.all_reduce", block=t.block, kind="all_reduce", bound="link"))
+    resources = [dataclasses.replace(r, static_power_w=r.static_power_w * tp) for r in program.resources]
+    if "link" not in {r.name for r in resources}:
+        resources.append(Resource(name="link", capacity=1))
+    return Program(resources=tuple(resources), tasks=tuple(tasks), levels={**program.levels, "link": "link"})
+
+
+# -- pipeline stages -------------------------------------------------------------------------------------------
+def stage_split(ops: list[OpCost], pp: int, where: str = "") -> list[list[OpCost]]:
+    """``ops`` in ``pp`` contiguous stages of (nearly) equal layer counts; ops outside a layer go with the
+    stage before them (the first stage for leading ones)."""
+    layers = sorted({o.layer for o in ops if o.layer is not None})
+    if pp == 1:
+        return [list(ops)]
+    if len(layers) < pp:
+        raise HwsimError(f"--parallel pp={pp}: {where or 'the model'} has {len(layers)} layers; use pp <= {len(layers)}")
+    stage_of = {layer: i * pp // len(layers) for i, layer in enumerate(layers)}
+    stages: list[list[OpCost]] = [[] for _ in range(pp)]
+    current = 0
+    for o in ops:
+        if o.layer is not None:
+            current = stage_of[o.layer]
+        stages[current].append(o)
+    return stages
+
+
+def stage_workloads(workload: Workload, pp: int) -> list[Workload]:
+    """The pass of each pipeline stage: its ops, and its layers' share of the KV cache."""
+    if pp == 1:
+        return [workload]
+    stages = stage_split(workload.ops, pp, workload.model)
+    kv_blocks = [len({o.block for o in s if o.role == "score"}) for s in stages]
+    total = sum(kv_blocks) or 1
+    return [dataclasses.replace(workload, ops=s, kv_cache_bytes=workload.kv_cache_bytes * k // total,
+                                kv_write_bytes=workload.kv_write_bytes * k // total,
+                                weight_bytes=sum(o.weight_bytes for o in s))
+            for s, k in zip(stages, kv_blocks, strict=True)]
+
+
+def stage_weight_shares(workload: Workload, pp: int) -> list[float]:
+    """Share of the weights each stage holds (from the weight bytes its ops read)."""
+    stages = stage_split(workload.ops, pp, workload.model)
+    total = sum(o.weight_bytes for o in workload.ops) or 1
+    return [sum(o.weight_bytes for o in s) / total for s in stages]
+
+
+def stage_kv_shares(workload: Workload, pp: int) -> list[float]:
+    """Share of the KV cache each stage holds (its causal attention layers)."""
+    stages = stage_split(workload.ops, pp, workload.model)
+    counts = [len({o.block for o in s if o.role == "score"}) for s in stages]
+    total = sum(counts) or 1
+    return [c / total for c in counts]
+
+
+# -- the lowering -----------------------------------------------------------------------------------------------
+class ParallelLowering(Lowering):
+    """Lowers each workload over ``tp x pp`` devices (see the module docstring)."""
+
+    def __init__(self, plugin: TargetPlugin, spec: TargetBase, options: TargetOptions, parallel: Parallel) -> None:
+        super().__init__(plugin, spec, options)
+        self.parallel = parallel
+        self.native_tp = "tp" in type(options).model_fields
+        if self.native_tp:
+            self.options = options.model_copy(update={"tp": parallel.tp})
+        self.link = resolve_link(parallel, spec.kind)
+        self.sessions = [plugin.session(spec, self.options) for _ in range(parallel.pp)]
+
+    # the link of a GPU without a named one: its own NVLink/PCIe numbers
+    def _p2p(self, nbytes: float) -> tuple[float, float]:
+        if self.link is not None:
+            return self.link.transfer_s(nbytes), self.link.energy_j(nbytes) * self.parallel.tp
+        spec = self.spec
+        seconds = spec.link_latency.si + nbytes / spec.link_bandwidth  # type: ignore[attr-defined]
+        energy = 2 * nbytes * 8 * spec.dram_energy_per_bit.si * self.parallel.tp  # type: ignore[attr-defined]
+        return seconds, energy  # read on the sender, written on the receiver
+
+    def stage_programs(self, workload: Workload) -> list[Program]:
+        """One program per pipeline stage (each over its ``tp`` devices)."""
+        tp = self.parallel.tp
+        out = []
+        for session, stage in zip(self.sessions, stage_workloads(workload, self.parallel.pp), strict=True):
+            if tp > 1 and not self.native_tp:
+                assert self.link is not None
+                part = shard(stage, tp)
+                out.append(with_all_reduces(session.lower(part), stage, tp, self.link))
+            else:
+                out.append(session.lower(stage))
+        return out
+
+    def hidden_bytes(self, workload: Workload) -> int:
+        """Bytes of the hidden state one stage sends the next for ``workload`` (tokens x d_model activations)."""
+        d = workload.ir.d_model if workload.ir is not None and workload.ir.d_model else 0
+        dtype = workload.precision.activations or "float16"
+        return tensor_bytes(workload.batch * workload.seq * d, dtype) if d else 0
+
+    def lower(self, workload: Workload) -> Program:
+        """One pass over all stages, as one program."""
+        if self.parallel.pp == 1:
+            return self.stage_programs(workload)[0]
+        return self.micro_batched([workload], 1)
+
+    def micro_batched(self, micro: list[Workload], repeat: int = 1) -> Program:
+        """Micro-batches through the stages: the workloads of ``micro`` in order, the list ``repeat`` times; micro-
+        batch ``j`` enters stage ``s + 1`` when it has left stage ``s`` and crossed the link, and each stage takes
+        micro-batches in order."""
+        stages = [self.stage_programs(w) for w in micro]
+        resources: list[Resource] = []
+        for s, prog in enumerate(stages[0]):
+            resources += [dataclasses.replace(r, name=f"s{s}.{r.name}") for r in prog.resources]
+            if s + 1 < self.parallel.pp:
+                resources.append(Resource(name=f"p2p{s}", capacity=1))
+        levels: dict[str, str] = {}
+        for prog in stages[0]:
+            levels.update(prog.levels)
+        levels["p2p"] = "link"
+        tasks: list[Task] = []
+        for rep in range(repeat):
+            for j, (w, progs) in enumerate(zip(micro, stages, strict=True)):
+                tag = f"m{rep * len(micro) + j}"
+                sent: str | None = None
+                nbytes = self.hidden_bytes(w)
+                for s, prog in enumerate(progs):
+                    prefix = f"s{s}.{tag}."
+                    consumed = {d for t in prog.tasks for d in t.deps}
+                    for t in prog.tasks:
+                        deps = tuple(prefix + d for d in t.deps) or ((sent,) if sent else ())
+                        tasks.append(dataclasses.replace(t, name=prefix + t.name, resource=f"s{s}.{t.resource}",
+                                                         deps=deps))
+                    if s + 1 < len(progs):
+                        sinks = tuple(prefix + t.name for t in prog.tasks if t.name not in consumed)
+                        seconds, energy = self._p2p(nbytes)
+                        sent = f"p2p{s}.{tag}"
+                        tasks.append(Task(name=sent, resource=f"p2p{s}", duration_s=seconds, energy_j=energy,
+                                          energy_by_action={"link": energy}, bytes_by_level={"p2p": nbytes * self.parallel.tp},
+                                          deps=sinks, op="p2p", block=f"stage{s}->{s + 1}", kind="p2p", bound="link"))
+        return Program(resources=tuple(resources), tasks=tuple(tasks), levels=levels)
+
+
+def make_lowering(plugin: TargetPlugin, spec: TargetBase, options: TargetOptions,
+                  parallel: Parallel | None) -> Lowering:
+    """The plugin's own session on one device (or GPU ``--tp``), else a :class:`ParallelLowering`."""
+    if parallel is None or parallel.devices == 1:
+        return plugin.session(spec, options)
+    return ParallelLowering(plugin, spec, options, parallel)
+
+
+def options_for(plugin: TargetPlugin, options: TargetOptions, parallel: Parallel | None) -> TargetOptions:
+    """Options with a GPU's native ``tp`` set from ``--parallel`` (others unchanged)."""
+    if parallel is None or parallel.tp == 1 or "tp" not in type(options).model_fields:
+        return options
+    if getattr(options, "tp", 1) not in (1, parallel.tp):
+        raise HwsimError(f"--tp {options.tp} and --parallel tp={parallel.tp}: give tensor parallelism once")  # type: ignore[attr-defined]
+    return options.model_copy(update={"tp": parallel.tp})
+
+
+def check_parallel(plugin: TargetPlugin, options: TargetOptions, parallel: Parallel, heads: int | None,
+                   kv_heads: int | None) -> None:
+    """Refuse splits that do not divide the model (heads over ``tp``)."""
+    tp = parallel.tp
+    if tp > 1 and heads and heads % tp:
+        raise HwsimError(f"--parallel tp={tp}: the model's {heads} attention heads do not split evenly over {tp} "
+                         "devices")
+    if tp > 1 and kv_heads and kv_heads % tp and kv_heads > tp:
+        raise HwsimError(f"--parallel tp={tp}: the model's {kv_heads} KV heads do not split evenly over {tp} devices")
+
+
+def per_device_check(model_path: str, spec: TargetBase, device_bytes: int, parallel: Parallel, weight_bytes: int,
+                     kv_bytes: int, weight_shares: list[float], kv_shares: list[float]) -> None:
+    """Raise :class:`DoesNotFit` unless every device holds its share of weights and KV cache."""
+    tp = parallel.tp
+    for s, (ws, ks) in enumerate(zip(weight_shares, kv_shares, strict=True)):
+        w = math.ceil(weight_bytes * ws / tp)
+        kv = math.ceil(kv_bytes * ks / tp)
+        if w + kv > device_bytes:
+            where = f"stage {s} of {parallel.pp}" + (f", each of its {tp} tensor-parallel devices" if tp > 1 else "")
+            raise DoesNotFit(
+                f"{model_path} does not fit {parallel.devices} x {spec.name} ({parallel.text}): {where} needs "
+                f"{(w + kv) / 2**30:.2f} GiB (weights {w / 2**30:.2f} GiB + KV cache {kv / 2**30:.2f} GiB) but one "
+                f"device holds {device_bytes / 2**30:.2f} GiB; use more devices, a smaller model or batch",
+                w + kv, device_bytes)
