@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from hardware.dram import DramStandard, load_standard
 from hardware.field_use import ALWAYS, FieldUse
-from hardware.quantity import Bytes, Count, FlopsPerSecond, Hertz, Joules, JoulesPerBit, Watts
+from hardware.quantity import Bytes, Count, FlopsPerSecond, Hertz, Joules, JoulesPerBit, Watts, require_positive
 from hardware.targets import TargetBase
 
 #: timing parameters :class:`hardware.pim.aim.AimTimer`'s closed forms and command stream read (cycles)
@@ -57,6 +57,8 @@ class Asic(_Part):
     energy_per_flop: Joules
     sram_energy_per_bit: JoulesPerBit
     static_power: Watts
+
+    _positive = require_positive("clock", "vector_flops")
 
 
 class PimTarget(TargetBase):
