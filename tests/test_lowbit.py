@@ -21,6 +21,7 @@ from simulator.sweep.spec import parse_precision_axis
 from simulator.validation import techniques as published_techniques
 
 from conftest import EXAMPLES, FIXTURES
+from conftest import ROOT as REPO
 
 TINY = str(FIXTURES / "gpt2_ts.onnx")
 
@@ -170,7 +171,7 @@ def test_published_lowbit_entries_parse() -> None:
     entries = published_techniques.entries(lowbit)
     assert len(entries) >= 5 and len({e["id"] for e in entries}) == len(entries)
     for e in entries:
-        assert (published_techniques.ROOT / e["model"]).exists() and load_target(e["target"]) is not None
+        assert (REPO / e["model"]).exists() and load_target(e["target"]) is not None
         assert len(e["published"]["source"]) > 40
 
 

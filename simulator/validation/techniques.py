@@ -67,6 +67,15 @@ def entries(files: list[Path] | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def model_path(name: str) -> str:
+    """An entry's model file: absolute, else relative to the working folder (a clone, whatever the install), else
+    to the source tree this module sits in."""
+    p = Path(name)
+    if p.is_absolute() or p.exists():
+        return str(p)
+    return str(ROOT / p)
+
+
 def _precision(text: Any) -> Precision:
     from simulator.sweep.spec import parse_precision_axis
 
@@ -105,7 +114,7 @@ def evaluate(entry: dict[str, Any], models: dict[str, Model] | None = None) -> d
         row["reason"] = f"not applicable: {entry['not_applicable']}"
         return row
     models = models if models is not None else {}
-    path = str(ROOT / entry["model"]) if not Path(entry["model"]).is_absolute() else entry["model"]
+    path = model_path(entry["model"])
     if path not in models:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
