@@ -196,9 +196,9 @@ def report(requests: int = 120) -> str:
         "pipeline the KV cache is small (each device keeps 4 GiB minus its 3.1 GiB of weights), which also caps its "
         "batch. Tensor parallelism over 2 devices per stage halves the bank work per device and, with half the "
         "weights per device, leaves about 7x the KV cache. The PIM systems' idle power is far lower than the A100's "
-        "60 W, so at a rate all three sustain (0.5 requests/s) their energy per token is 3-5x lower; at its own "
-        "highest rate the A100 batches enough to reach 150 mJ/token, half of the best PIM system's 295 mJ/token at "
-        "its own limit.",
+        "60 W, so at a rate all three sustain (the 0.5 requests/s line above) their energy per token is several times "
+        "lower; at its own highest rate the A100 batches enough to spend less energy per token than the best PIM "
+        "system at its own limit (the first table).",
         "",
         "## Llama-2-13B on multi-device PIM",
         "",
