@@ -8,6 +8,15 @@ its output shapes are inferred when ONNX cannot (``shape``: a rule in :mod:`mapp
 blocks it may join (``joins``: the recognition passes' pattern roles, below), structural traits (``traits``),
 quantized weight input slots, the norm kind it implements and the FPGA (hls4ml) layer kind it lowers to.
 
+FPGA kinds (``fpga``), the layers :mod:`mapping.fpga.onnx_layers` makes of the op, which dispatches on them: a
+``PipeLayer`` kind (dense, matmul, softmax, layernorm, relu, leaky_relu, elu, sigmoid, tanh, gelu, add, scale,
+batchnorm, conv1d, pool1d, globalpool; an op may also make another when its inputs say so, e.g. a MatMul of two
+activations is a ``matmul``), or one of the views that make no layer of their own: ``wire`` (the output is the
+input), ``reshape`` / ``transpose`` (realised as that layer only where a reader needs the ONNX order), ``select``
+(a Gather/Slice with constant indices) and ``constant``. An op with no kind is refused, with ``fpga_hint`` where
+there is more to say than the list of supported ops (an op that only joins a fused pattern, like Erf in GELU's,
+has a hint and no kind); ``fpga_limit`` is the case of an emitted op that is refused.
+
 The category is semantic: a matrix product is a ``gemm`` whatever block it sits in; the recognition passes decide
 the block. An op type missing from the table is costed as an elementwise op of 1 FLOP per output element. The
 cost rule of an entry is what the generic code has always applied to that name, quirks included (an ONNX-domain
@@ -57,8 +66,9 @@ class OpInfo:
     norm_kind: str | None = None
     weight_slots: tuple[int, ...] = ()
     bias_slot: int | None = None   # the optional bias input a fused elementwise/norm rule adds 1 FLOP per element for
-    fpga: str | None = None        # hls4ml layer kind of the FPGA emitter (mapping/fpga/pipeline.py)
-    fpga_hint: str | None = None   # why the FPGA emitter refuses it and what to do instead
+    fpga: str | None = None        # the FPGA front end's layer kind for it (mapping/fpga/onnx_layers.py; see below)
+    fpga_hint: str | None = None   # an op the FPGA front end refuses (no ``fpga`` kind): why, and what to do instead
+    fpga_limit: str | None = None  # an op it emits: the case it refuses (the error message's text)
 
 
 def _op(domain: str, name: str, category: str, cost: str, *, joins: str = "", traits: str = "",
@@ -75,7 +85,7 @@ _ENTRIES = [
     _op(ONNX, "ArgMin", "reduction", "op_costs:_reduce"),
     _op(ONNX, "Attention", "attention", "op_costs:_elementwise"),
     _op(MS, "Attention", "attention", "contrib_costs:_attention", shape="contrib_ops:_attention"),
-    _op(ONNX, "BatchNormalization", "norm", "op_costs:_norm", flops=2, norm_kind="batchnorm"),
+    _op(ONNX, "BatchNormalization", "norm", "op_costs:_norm", flops=2, norm_kind="batchnorm", fpga="batchnorm"),
     _op(ONNX, "Bernoulli", "random", "op_costs:_elementwise", traits="not_evaluated"),
     _op(MS, "BiasAdd", "elementwise", "contrib_costs:_elementwise", flops=2, shape="contrib_ops:_same"),
     _op(ONNX, "BiasGelu", "activation", "contrib_costs:_activation", flops=9, shape="contrib_ops:_same",
@@ -94,8 +104,8 @@ _ENTRIES = [
         joins="attention_layout moe_routing qkv_path qkv_path_gather residual_epilogue", traits="weight_transform"),
     _op(ONNX, "Constant", "constant", "op_costs:_elementwise", traits="structural", fpga="constant"),
     _op(ONNX, "ConstantOfShape", "shape", "op_costs:_movement", joins="moe_routing", traits="expanding"),
-    _op(ONNX, "Conv", "conv", "op_costs:_conv", traits="qdq_fusing",
-        fpga_hint="convolutions are outside this transformer emitter: use hls4ml's own ONNX/QONNX frontend"),
+    _op(ONNX, "Conv", "conv", "op_costs:_conv", traits="qdq_fusing", fpga="conv1d",
+        fpga_limit="only 1-D convolutions (inputs [batch, channels, length], group 1, dilation 1) are emitted"),
     _op(ONNX, "ConvInteger", "conv", "op_costs:_conv", weight_slots=(1, 3)),
     _op(ONNX, "ConvTranspose", "conv", "op_costs:_conv"),
     _op(ONNX, "Cos", "elementwise", "op_costs:_elementwise"),
@@ -123,7 +133,7 @@ _ENTRIES = [
         shape="contrib_ops:_embed_layer_norm"),
     _op(ONNX, "Equal", "logic", "op_costs:_zero_flop", joins="mask_reader moe_routing routing_path"),
     _op(ONNX, "Erf", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear residual_epilogue",
-        fpga_hint="this is an exact GELU; hls4ml 1.3 has no GELU kernel: use ReLU in the model"),
+        fpga_hint="Erf is emitted only inside GELU's pattern 0.5 * x * (1 + erf(x / sqrt 2)) (a gelu layer)"),
     _op(ONNX, "Exp", "elementwise", "op_costs:_elementwise", joins="attention_core mlp"),
     _op(ONNX, "Expand", "data-movement", "op_costs:_movement",
         joins="attention_core mask_reader moe_routing qkv_path qkv_path_gather routing_path",
@@ -139,13 +149,12 @@ _ENTRIES = [
     _op(MS, "FusedMatMul", "gemm", "contrib_costs:_fused_matmul", shape="contrib_ops:_fused_matmul", traits="linear"),
     _op(ONNX, "Gather", "gather", "op_costs:_gather",
         joins="moe_routing qkv_path qkv_path_gather residual_epilogue routing_path", traits="qdq_fusing", weight_slots=(0,),
-        fpga_hint="embedding lookups are not supported: export the model from its embedded inputs"),
+        fpga="select", fpga_limit="embedding lookups are not supported: export the model from its embedded inputs"),
     _op(MS, "GatherBlockQuantized", "gather", "contrib_costs:_gather_block_quantized",
         shape="contrib_ops:_gather_block_quantized", weight_slots=(0, 2, 3)),
     _op(ONNX, "GatherElements", "gather", "op_costs:_gather", joins="moe_routing qkv_path_gather"),
     _op(ONNX, "GatherND", "gather", "op_costs:_gather", joins="moe_routing qkv_path_gather"),
-    _op(ONNX, "Gelu", "activation", "op_costs:_activation", flops=8, joins="mlp mlp_nonlinear residual_epilogue", fpga="gelu",
-        fpga_hint="hls4ml 1.3 has no GELU kernel: use ReLU in the model"),
+    _op(ONNX, "Gelu", "activation", "op_costs:_activation", flops=8, joins="mlp mlp_nonlinear residual_epilogue", fpga="gelu"),
     _op(MS, "Gelu", "activation", "contrib_costs:_activation", flops=8, shape="contrib_ops:_same",
         joins="mlp mlp_nonlinear residual_epilogue"),
     _op(ONNX, "Gemm", "gemm", "op_costs:_matmul", traits="linear qdq_fusing", fpga="dense"),
@@ -167,7 +176,7 @@ _ENTRIES = [
     _op(ONNX, "LayerNormalization", "norm", "op_costs:_norm", flops=8, norm_kind="layernorm", fpga="layernorm"),
     _op(MS, "LayerNormalization", "norm", "op_costs:_norm", flops=8, shape="contrib_ops:_simplified_norm",
         norm_kind="layernorm"),
-    _op(ONNX, "LeakyRelu", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear"),
+    _op(ONNX, "LeakyRelu", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear", fpga="leaky_relu"),
     _op(ONNX, "Less", "logic", "op_costs:_zero_flop", joins="mask_compare moe_routing"),
     _op(ONNX, "LessOrEqual", "logic", "op_costs:_zero_flop", joins="mask_compare"),
     _op(ONNX, "LogSoftmax", "softmax", "op_costs:_softmax", flops=6),
@@ -222,10 +231,11 @@ _ENTRIES = [
     _op(ONNX, "ReduceL1", "reduction", "op_costs:_reduce"),
     _op(ONNX, "ReduceL2", "reduction", "op_costs:_reduce"),
     _op(ONNX, "ReduceLogSumExp", "reduction", "op_costs:_reduce"),
-    _op(ONNX, "MaxPool", "reduction", "op_costs:_reduce"),  # a window reduction: about one op per input element
-    _op(ONNX, "AveragePool", "reduction", "op_costs:_reduce"),
-    _op(ONNX, "ReduceMax", "reduction", "op_costs:_reduce", joins="attention_core moe_routing routing_path"),
-    _op(ONNX, "ReduceMean", "reduction", "op_costs:_reduce", joins="norm_part"),
+    _op(ONNX, "MaxPool", "reduction", "op_costs:_reduce", fpga="pool1d"),  # a window reduction: ~1 op per input element
+    _op(ONNX, "AveragePool", "reduction", "op_costs:_reduce", fpga="pool1d"),
+    _op(ONNX, "ReduceMax", "reduction", "op_costs:_reduce", joins="attention_core moe_routing routing_path",
+        fpga="globalpool"),
+    _op(ONNX, "ReduceMean", "reduction", "op_costs:_reduce", joins="norm_part", fpga="globalpool"),
     _op(ONNX, "ReduceMin", "reduction", "op_costs:_reduce"),
     _op(ONNX, "ReduceProd", "reduction", "op_costs:_reduce"),
     _op(ONNX, "ReduceSum", "reduction", "op_costs:_reduce", joins="attention_core moe_routing routing_path"),
@@ -266,7 +276,7 @@ _ENTRIES = [
         norm_kind="rmsnorm", bias_slot=3, traits="fused_residual"),
     _op(ONNX, "Slice", "data-movement", "op_costs:_movement",
         joins="mask_reader mlp moe_routing qkv_path qkv_path_gather residual_epilogue routing_path",
-        traits="weight_transform"),
+        traits="weight_transform", fpga="select"),
     _op(ONNX, "Softmax", "softmax", "op_costs:_softmax", flops=5,
         joins="attention_core moe_routing moe_score residual_epilogue", fpga="softmax"),
     _op(ONNX, "Softplus", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear"),
@@ -333,12 +343,12 @@ def lookup(domain: str, op_type: str) -> OpInfo | None:
 
 @cache
 def names(*, category: str | None = None, joins: str | None = None, trait: str | None = None,
-          cost: str | None = None, domain: str | None = None) -> frozenset[str]:
-    """Op type names of the entries matching every given filter (role ``joins``, ``trait``, cost rule, ...)."""
+          cost: str | None = None, domain: str | None = None, fpga: str | None = None) -> frozenset[str]:
+    """Op type names of the entries matching every given filter (role ``joins``, ``trait``, cost rule, FPGA kind, ...)."""
     return frozenset(e.name for e in _ENTRIES
                      if (category is None or e.category == category) and (joins is None or joins in e.joins)
                      and (trait is None or trait in e.traits) and (cost is None or e.cost == cost)
-                     and (domain is None or e.domain == domain))
+                     and (domain is None or e.domain == domain) and (fpga is None or e.fpga == fpga))
 
 
 def by_name(op_type: str) -> OpInfo | None:

@@ -29,24 +29,31 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware.errors import HwsimError
+from mapping import op_table
 from mapping.onnx_graph import Node, load_graph
 from mapping.op_table import OP
 from mapping.shape_binding import bind
 
-HINTS = {
-    OP.Gather: "embedding lookups are not supported: export the model from its embedded inputs",
-    OP.Where: "attention masks are not supported: export without a mask",
-    OP.Expand: "attention masks are not supported: export without a mask",
-    OP.Conv: "only 1-D convolutions (inputs [batch, channels, length], group 1, dilation 1) are emitted",
-}
-SUPPORTED = ("MatMul/Gemm (+bias Add), Add, Mul/Div by a scalar, Relu, LeakyRelu, Elu, Sigmoid, Tanh, Gelu (or its "
-             "Erf pattern), x*Sigmoid(x), Softmax, LayerNormalization, BatchNormalization, Conv/MaxPool/AveragePool "
-             "(1-D), ReduceMean/ReduceMax over one axis, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather/"
-             "Slice with constant indices")
-#: Elementwise activations: ONNX op -> layer kind.
-ACTIVATIONS = {OP.Relu: "relu", OP.Elu: "elu", OP.Sigmoid: "sigmoid", OP.Tanh: "tanh", OP.LeakyRelu: "leaky_relu"}
+#: Op type -> the layer kind the walk makes of it (the op table's ``fpga`` field: the dispatch branches on it).
+KINDS = {e.name: e.fpga for e in op_table.TABLE.values() if e.fpga}
+#: Op type -> the text of its refusal (the op table's ``fpga_hint`` of a refused op, ``fpga_limit`` of an emitted one).
+HINTS = {e.name: e.fpga_hint or e.fpga_limit for e in op_table.TABLE.values() if e.fpga_hint or e.fpga_limit}
 #: Activations hls4ml 1.3 lacks, emitted as a lookup-table custom layer (mapping/fpga/hls_ext.py).
 TABLE_FUNCTIONS = ("gelu", "gelu_tanh", "silu")
+#: Elementwise activations hls4ml implements: ONNX op -> layer kind.
+ACTIVATIONS = {n: k for n, k in KINDS.items() if op_table.by_name(n).category == "activation" and k not in TABLE_FUNCTIONS}
+#: The patterns fused into one table-function layer (:meth:`_Walk.fuse_patterns`): kind -> the ops they are made of.
+PATTERNS = {"gelu": (OP.Div, OP.Mul, OP.Erf, OP.Add), "silu": (OP.Sigmoid, OP.Mul)}
+#: What the refusal message lists, per kind in this order (the table's ops of that kind and the emitter's condition).
+_CONDITIONS = {"dense": " with a constant weight (+bias Add) or MatMul of two activations", "add": " of two activations",
+               "scale": " by a scalar", "relu": "", "leaky_relu": "", "elu": "", "sigmoid": "", "tanh": "", "gelu": "",
+               "softmax": " (last axis)", "layernorm": "", "batchnorm": "", "conv1d": " (1-D)", "pool1d": " (1-D)",
+               "globalpool": " over one axis", "reshape": "", "transpose": "", "select": " with constant indices",
+               "wire": ""}
+_ORDER = {k: i for i, k in enumerate(_CONDITIONS)}
+SUPPORTED = ", ".join("/".join(sorted(op_table.names(fpga=k))) + _CONDITIONS.get(k, "")
+                      for k in sorted(set(KINDS.values()) - {"constant"}, key=lambda k: (_ORDER.get(k, len(_ORDER)), k))) \
+    + "; the patterns 0.5*x*(1+Erf(x/sqrt 2)) and x*Sigmoid(x)"
 
 
 @dataclass
@@ -417,39 +424,39 @@ class _Walk:
 
     def visit(self, node: Node) -> None:  # noqa: C901 - one branch per op
         op, ins = node.op_type, list(node.inputs)
+        kind = KINDS.get(op)
         out = node.outputs[0] if node.outputs else ""
         consts, attrs = self.consts, node.attr
-        if op == OP.Constant:
+        if kind == "constant":
             if self.graph.tensors[out].value is None:
                 raise self.err(node, "its value cannot be decoded")
             consts[out] = self.graph.tensors[out].value
             return
         if out in consts:  # folded by the front end (shape arithmetic)
             return
-        if op in (OP.Identity, OP.Dropout):
+        if kind == "wire":
             self.views[out] = self.view(ins[0], node)
             return
-        if op in (OP.Reshape, OP.Flatten, OP.Squeeze, OP.Unsqueeze):
+        if kind == "reshape":
             v = self.view(ins[0], node)
             shape = self.full_shape(out, node)
             before = v.before if squeezed(v.idx.shape) == squeezed(shape) else v
             self.views[out] = _View(v.layer, v.idx.reshape(shape), node.name, before)
             return
-        if op == OP.Transpose:
+        if kind == "transpose":
             v = self.view(ins[0], node)
             perm = attrs("perm", None) or list(range(v.idx.ndim))[::-1]
             self.views[out] = _View(v.layer, v.idx.transpose([int(p) for p in perm]), node.name)
             return
-        if op == OP.Gather and ins[0] in self.views:
+        if kind == "select" and ins[0] in self.views:
             v = self.view(ins[0], node)
-            index = np.asarray(consts[ins[1]]) if ins[1] in consts else None
-            if index is None:
-                raise self.err(node, HINTS[OP.Gather])
-            axis = int(attrs("axis", 0))
-            self.views[out] = _View(v.layer, np.take(v.idx, index.astype(np.int64), axis=axis), node.name)
-            return
-        if op == OP.Slice and ins[0] in self.views:
-            v = self.view(ins[0], node)
+            if op == OP.Gather:
+                index = np.asarray(consts[ins[1]]) if ins[1] in consts else None
+                if index is None:
+                    raise self.err(node, HINTS[OP.Gather])
+                axis = int(attrs("axis", 0))
+                self.views[out] = _View(v.layer, np.take(v.idx, index.astype(np.int64), axis=axis), node.name)
+                return
             starts, ends = self.const_ints(node, ins[1], "starts"), self.const_ints(node, ins[2], "ends")
             axes = self.const_ints(node, ins[3], "axes") if len(ins) > 3 and ins[3] else list(range(len(starts)))
             steps = self.const_ints(node, ins[4], "steps") if len(ins) > 4 and ins[4] else [1] * len(starts)
@@ -458,7 +465,7 @@ class _Walk:
                 sl[a] = slice(s, e, st)
             self.views[out] = _View(v.layer, v.idx[tuple(sl)], node.name)
             return
-        if op in (OP.MatMul, OP.Gemm):
+        if kind == "dense":
             a, b = ins[0], ins[1]
             if b in consts and a not in consts:
                 self.dense(node, a, b, ins, out)
@@ -475,14 +482,14 @@ class _Walk:
                                        n_in=sa[-1], n_out=math.prod(sb[:-2]) * sb[-1], vectors=sa[-2])
                 self.out_identity(layer, out, node)
                 return
-        if op in (OP.Mul, OP.Div) and len(ins) == 2 and self.is_const(ins[1]) and ins[0] in self.views:
+        if kind == "scale" and len(ins) == 2 and self.is_const(ins[1]) and ins[0] in self.views:
             value = float(consts[ins[1]].reshape(-1)[0])
             self.elementwise(node, "scale", ins[0], out, factor=value if op == OP.Mul else 1.0 / value)
             return
         if op == OP.Mul and len(ins) == 2 and self.is_const(ins[0]) and ins[1] in self.views:
             self.elementwise(node, "scale", ins[1], out, factor=float(consts[ins[0]].reshape(-1)[0]))
             return
-        if op == OP.Add and len(ins) == 2 and ins[0] in self.views and ins[1] in self.views:
+        if kind == "add" and len(ins) == 2 and ins[0] in self.views and ins[1] in self.views:
             self.add(node, ins, out)
             return
         if op in ACTIVATIONS:
@@ -493,11 +500,11 @@ class _Walk:
                 extra = {"alpha": float(attrs("alpha", 0.01))}
             self.elementwise(node, ACTIVATIONS[op], ins[0], out, **extra)
             return
-        if op == OP.Gelu:
+        if kind == "gelu":
             fn = "gelu_tanh" if attrs("approximate", "none") in ("tanh", b"tanh") else "gelu"
             self.elementwise(node, fn, ins[0], out)
             return
-        if op == OP.BatchNormalization:
+        if kind == "batchnorm":
             shape = self.full_shape(ins[0], node)
             if not all(t in consts for t in ins[1:5]):
                 raise self.err(node, "scale, bias, mean and variance must be constants (inference mode)")
@@ -508,7 +515,7 @@ class _Walk:
             self.elementwise(node, "batchnorm", ins[0], out,
                              per_element=(s.reshape(bshape), (beta - mean * s).reshape(bshape)))
             return
-        if op == OP.Softmax:
+        if kind == "softmax":
             la = self.src(ins[0], node)
             shape, full = self.by_name[la].shape, self.full_shape(ins[0], node)
             axis = int(attrs("axis", -1))
@@ -518,7 +525,7 @@ class _Walk:
                                    rows=math.prod(shape[:-1]), tokens=shape[-2] if len(shape) > 1 else 1)
             self.out_identity(layer, out, node)
             return
-        if op == OP.LayerNormalization:
+        if kind == "layernorm":
             la = self.src(ins[0], node)
             shape, full = self.by_name[la].shape, self.full_shape(ins[0], node)
             if int(attrs("axis", -1)) not in (-1, len(full) - 1) or ins[1] not in consts:
@@ -529,13 +536,13 @@ class _Walk:
                                    beta=np.asarray(beta, np.float64), epsilon=float(attrs("epsilon", 1e-5)))
             self.out_identity(layer, out, node)
             return
-        if op in (OP.ReduceMean, OP.ReduceMax):
+        if kind == "globalpool":
             self.reduce(node, ins, out)
             return
-        if op == OP.Conv:
+        if kind == "conv1d":
             self.conv(node, ins, out)
             return
-        if op in (OP.MaxPool, OP.AveragePool):
+        if kind == "pool1d":
             self.pool(node, ins, out)
             return
         raise self.err(node, f"not supported by the FPGA emitter; {HINTS.get(op, 'supported: ' + SUPPORTED)}")
