@@ -28,7 +28,7 @@ PRESETS = ["a100-80gb", "pim-gpt", "u55c"]
 BAD_NUMBERS = [float("inf"), float("-inf"), float("nan"), -1, 0, 1e300, 1e-300, True, False, "x", "1e9", 7.5, 2**63,
                None, [], {}]
 
-FAST = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 DEEP = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -76,6 +76,7 @@ def _synthetic(a100) -> dict:
                                    {"torch": "test"})
 
 
+@pytest.mark.heavy
 def test_report_on_synthetic_calibration(tmp_path):
     a100 = load_target("a100-80gb")
     cal = tmp_path / "calibration"

@@ -29,6 +29,7 @@ def test_pim_gpt_rows_and_prose_are_live():
     assert f"| gpt2 | {r['base_token_s'] * 1e3:.3f} | {r['base_speedup']:.1f}x |" in text and "Assumption:" in text
 
 
+@pytest.mark.heavy
 def test_pim_gpt_prints_unless_asked(tmp_path, capsys):
     report = ROOT / "reports" / "pim_gpt.md"
     before = report.stat().st_mtime_ns
