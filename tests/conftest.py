@@ -34,3 +34,33 @@ def example_params() -> list:
 @pytest.fixture(scope="session")
 def fixture_path():
     return lambda name: str(FIXTURES / name)
+
+
+#: Tests that a cheaper sibling covers in the default run; they run under ``-m heavy`` (the default run must stay
+#: under 60 s on 2 cores). Each line: the test, and what still checks the same behaviour by default.
+HEAVY_SIBLINGS = {
+    "test_dram_timing.py::test_matches_reference_implementation",  # golden table; Ramulator cross-checks stay
+    "test_field_use.py::test_a_field_changes_results_exactly_when_declared_read[fpga]",  # gpu and pim stay
+    "test_validation_reports.py::test_jet_tagger_report_on_one_configuration",  # fpga_jet_tagger build in heavy
+    "test_gpu_validation.py::test_roofline_png_and_points",  # roofline points: test_gpu_model kernel tests
+    "test_review_fixes.py::test_tensor_parallel_memory_counts_every_gpu",  # test_parallel per-device checks
+    "test_fpga_model.py::test_hls_command_ties_part_and_target",  # test_hls_command_writes_project
+    "test_sweep.py::test_dask_local_cluster_matches_serial",  # pool executor test stays
+    "test_dram_validation.py::test_closed_rows_ddr4_random_agree_to_the_cycle",  # other Ramulator traces stay
+    "test_fpga_model.py::test_hls_synth_with_tool_on_path[Vitis-vitis-run]",  # the Vivado case stays
+    "test_fpga_model.py::test_hls_synth_with_tool_on_path[Vitis-vitis_hls]",
+    "test_fpga_model.py::test_hls_target_sets_part",  # test_hls_command_writes_project
+    "test_fpga_model.py::test_parse_synth_report_missing",
+    "test_fpga_model.py::test_hls_synth_without_tool_prints_the_command",
+    "test_dram_validation.py::test_per_bank_refresh_lpddr5_row_conflict_agrees_to_the_cycle",  # hbm2 per-bank stays
+    "test_dram_validation.py::test_agrees_with_ramulator_to_the_cycle[gddr6-random]",
+    "test_review_fixes.py::test_refresh_flag_accepts_yes_and_no",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ARG001 - pytest's hook signature
+    """Mark :data:`HEAVY_SIBLINGS` heavy before ``-m 'not heavy'`` deselects."""
+    for item in items:
+        if item.nodeid.removeprefix("tests/") in HEAVY_SIBLINGS:
+            item.add_marker(pytest.mark.heavy)
