@@ -38,6 +38,7 @@ def spec(**over) -> dict:
 
 @pytest.mark.parametrize("over, field", [
     ({"objectives": {"latency": "min"}}, "objectives.0.metric"),
+    ({"objectives": []}, "objectives"),  # found by the sweep-spec fuzz: an IndexError before
     ({"objectives": [{"metric": "energy_j", "direction": "down"}]}, "objectives.0.direction"),
     ({"parameters": {"chanels.value": [4]}}, "parameters.chanels.value"),
     ({"parameters": {"channels.value": [-1]}}, "parameters.channels.value"),

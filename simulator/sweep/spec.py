@@ -229,7 +229,8 @@ class SweepSpec(BaseModel):
     target: str
     parameters: dict[str, list[Any]] = {}
     workload: WorkloadAxes = WorkloadAxes()
-    objectives: list[Objective] = [Objective(metric="latency_s"), Objective(metric="energy_j")]
+    objectives: list[Objective] = Field(default=[Objective(metric="latency_s"), Objective(metric="energy_j")],
+                                        min_length=1)
     constraints: list[Constraint] = []
     options: dict[str, Any] = {}
     strategy: Literal["grid", "random", "nsga2", "tpe"] = "grid"
