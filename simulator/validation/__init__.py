@@ -32,3 +32,15 @@ def written_to(args: argparse.Namespace, name: str) -> Path | None:
     if args.report:
         return Path(args.report)
     return checkout_root() / "reports" / name if args.write else None
+
+
+def emit(text: str, args: argparse.Namespace, name: str, show: bool = True) -> Path | None:
+    """Print ``text`` (unless ``show`` is False) and write it where :func:`written_to` says; returns that path."""
+    if show:
+        print(text)
+    path = written_to(args, name)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    return path

@@ -19,7 +19,7 @@ import yaml
 
 from hardware.dram import load_standard
 from hardware.pim.isr import AimSystem, parse_trace
-from simulator.validation import checkout_root
+from simulator.validation import checkout_root, emit, output_args
 from simulator.validation.aim_aimsim import DATA
 from simulator.validation.aim_cases import CASES
 
@@ -253,14 +253,10 @@ def render(data: dict, rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {REPORT.relative_to(checkout_root())}")
+    output_args(parser, REPORT.name)
     args = parser.parse_args()
     data, rows = compare()
-    text = render(data, rows)
-    print(text)
-    if args.write:
-        REPORT.write_text(text)
-        print(f"wrote {REPORT}")
+    emit(render(data, rows), args, REPORT.name)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 from hardware.dram import load_standard
 from hardware.dram.memory_controller import simulate
 from hardware.dram.trace import read_trace
-from simulator.validation import checkout_root
+from simulator.validation import checkout_root, emit, output_args
 from simulator.validation.dram_ramulator import DATA
 from simulator.validation.dram_traces import TRACE_DIR
 
@@ -192,14 +192,10 @@ def render(data: dict, rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {REPORT.relative_to(checkout_root())}")
+    output_args(parser, REPORT.name)
     args = parser.parse_args()
     data, rows = compare()
-    text = render(data, rows)
-    print(text)
-    if args.write:
-        REPORT.write_text(text)
-        print(f"wrote {REPORT}")
+    emit(render(data, rows), args, REPORT.name)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.errors import HwsimError
-from simulator.validation import checkout_root
+from simulator.validation import checkout_root, emit, output_args
 
 ROOT = checkout_root()
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
@@ -264,7 +264,7 @@ def run(only: str = "", simulate_targets: bool = True) -> tuple[list[Row], float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {REPORT.relative_to(ROOT)}")
+    output_args(parser, REPORT.name)
     parser.add_argument("--no-simulate", action="store_true", help="import, facts, FLOPs and bytes only")
     parser.add_argument("--only", default="", help="files whose name contains this")
     parser.add_argument("--known-failing", action="store_true",
@@ -279,12 +279,7 @@ def main() -> None:
                 if reason:
                     print(f"    {r.file!r}:\n        {reason[:110]!r},")
             print("}")
-    text = markdown(rows, elapsed)
-    if not args.known_failing:
-        print(text)
-    if args.write:
-        REPORT.write_text(text)
-        print(f"wrote {REPORT}")
+    emit(markdown(rows, elapsed), args, REPORT.name, show=not args.known_failing)
 
 
 if __name__ == "__main__":

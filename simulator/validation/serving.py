@@ -26,6 +26,7 @@ from simulator.serving.distributions import parse_length
 from simulator.serving.metrics import Slo, summarise
 from simulator.serving.rate_sweep import max_rate_in_slo, sweep_rates
 from simulator.serving.setup import prepare, run_serving
+from simulator.validation import emit, output_args
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "examples" / "llama2-7b.onnx"
@@ -214,14 +215,10 @@ def report(requests: int = 120) -> str:
 def main() -> None:
     """Print the report (``--write``: also write reports/serving.md)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="write reports/serving.md")
+    output_args(parser, REPORT.name)
     parser.add_argument("--requests", type=int, default=120, help="requests per rate in the PIM-vs-GPU sweep")
     args = parser.parse_args()
-    text = report(args.requests)
-    print(text)
-    if args.write:
-        REPORT.write_text(text)
-        print(f"wrote {REPORT}")
+    emit(report(args.requests), args, REPORT.name)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from hardware.yaml_file import read_yaml
 from mapping.op_costs import Precision
 from mapping.techniques import Techniques
 from mapping.workloads import Model
+from simulator.validation import emit, output_args
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -194,17 +195,13 @@ def report(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Print the report; ``--write`` also writes reports/techniques.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="write reports/techniques.md")
+    output_args(ap, REPORT.name)
     ap.add_argument("--only", default="", help="comma-separated entry ids")
     args = ap.parse_args(argv)
     chosen = [e for e in entries() if not args.only or e["id"] in args.only.split(",")]
     models: dict[str, Model] = {}
     rows = [evaluate(e, models) for e in chosen]
-    text = report(rows)
-    print(text)
-    if args.write:
-        REPORT.write_text(text)
-        print(f"wrote {REPORT.relative_to(ROOT)}")
+    emit(report(rows), args, REPORT.name)
     return 0
 
 
