@@ -204,6 +204,23 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
             row["energy_j"] += idle * per_s
 
 
+def prepare_run(model: Model, target: TargetBase, options: dict[str, Any] | TargetOptions | None,
+                precision: Precision, parallel: Parallel | None) -> tuple[Any, TargetOptions, Precision, bool]:
+    """(plugin, validated options, precision with the target's defaults, whether several devices run) for a run of
+    ``model`` on ``target``: the options parsed by the plugin, a multi-device layout's options and checks, and the
+    plugin's check of the model against the target. Shared by :func:`simulate` and ``hwsim serve``."""
+    plugin = plugin_for(target.kind)
+    opts = options if isinstance(options, TargetOptions) else plugin.parse_options(dict(options or {}))
+    precision = plugin.default_precision(target, precision)
+    multi = parallel is not None and parallel.devices > 1
+    if multi:
+        assert parallel is not None
+        opts = options_for(plugin, opts, parallel)
+        check_parallel(plugin, opts, parallel, model.ir.heads, model.ir.kv_heads)
+    plugin.check(model, target, opts, precision)
+    return plugin, opts, precision, multi
+
+
 def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_len: int, gen_len: int,
              precision: Precision, options: dict[str, Any] | TargetOptions | None = None,
              progress: Callable[[int, int], None] | None = None, trace_steps: int = 4,
@@ -221,15 +238,7 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
                          f"{model.ir.architecture}: use --phase prefill")
     if phase not in ("prefill", "decode", "generate"):
         raise HwsimError(f"unknown phase '{phase}'; use prefill, decode or generate")
-    plugin = plugin_for(target.kind)
-    opts = options if isinstance(options, TargetOptions) else plugin.parse_options(dict(options or {}))
-    precision = plugin.default_precision(target, precision)
-    multi = parallel is not None and parallel.devices > 1
-    if multi:
-        assert parallel is not None
-        opts = options_for(plugin, opts, parallel)
-        check_parallel(plugin, opts, parallel, model.ir.heads, model.ir.kv_heads)
-    plugin.check(model, target, opts, precision)
+    plugin, opts, precision, multi = prepare_run(model, target, options, precision, parallel)
     result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision, opts.mode)
     result.options = opts
     result.parallel = parallel if multi else None

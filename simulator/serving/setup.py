@@ -14,8 +14,8 @@ from typing import Any
 from hardware.errors import DoesNotFit, HwsimError
 from hardware.targets import TargetBase
 from mapping.op_costs import Precision
-from mapping.parallel import Parallel, check_parallel, options_for, stage_kv_shares, stage_weight_shares
-from mapping.target_plugin import TargetOptions, plugin_for
+from mapping.parallel import Parallel, stage_kv_shares, stage_weight_shares
+from mapping.target_plugin import TargetOptions
 from mapping.workloads import Model
 from simulator.serving.arrivals import ArrivalSpec, make_requests
 from simulator.serving.cost_model import IterationCoster
@@ -23,6 +23,7 @@ from simulator.serving.distributions import LengthDist
 from simulator.serving.kv_cache import PagedKVCache
 from simulator.serving.loop import ServingRun, serve
 from simulator.serving.schedulers import make_scheduler
+from simulator.simulate import prepare_run
 
 
 @dataclass
@@ -57,15 +58,7 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
         raise HwsimError(f"--shape-grid {per_octave}: use 0 (exact shapes) or a power of two (1, 2, 4, 8, 16, ...)")
     if not 0 < memory_fraction <= 1:
         raise HwsimError(f"--memory-fraction {memory_fraction}: must be in (0, 1]")
-    plugin = plugin_for(target.kind)
-    opts = raw_options if isinstance(raw_options, TargetOptions) else plugin.parse_options(dict(raw_options or {}))
-    precision = plugin.default_precision(target, precision)
-    multi = parallel is not None and parallel.devices > 1
-    if multi:
-        assert parallel is not None
-        opts = options_for(plugin, opts, parallel)
-        check_parallel(plugin, opts, parallel, model.ir.heads, model.ir.kv_heads)
-    plugin.check(model, target, opts, precision)
+    plugin, opts, precision, multi = prepare_run(model, target, raw_options, precision, parallel)
     capacity = int(plugin.capacity_bytes(target, opts) * memory_fraction)
     weights = model.weight_bytes(precision)
     per_token = model.kv_cache_bytes(1, 1, precision)
