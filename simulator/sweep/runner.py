@@ -118,13 +118,9 @@ def evaluate_serving(point: Point) -> dict[str, Any]:
     from simulator.serving.setup import prepare, run_serving
 
     w = point.workload
-    row: dict[str, Any] = {"point_id": point.point_id, "model": Path(point.model).name,
-                           "target": point.target.get("name"), **point.params,
-                           **{k: w[k] for k in ("rate", "scheduler", "parallel", "requests", "prompt_len", "gen_len")}}
-    row.update({m: None for m in METRICS})
-    row.update(memory_bytes=None, capacity_bytes=None, fits_memory=None, error="")
-    start = time.perf_counter()
-    try:
+    row = _row(point, ("rate", "scheduler", "parallel", "requests", "prompt_len", "gen_len"))
+
+    def fill() -> None:
         target = _target(point.target)
         model = _model(point.model, point.model_hash, point.dims)
         par = None if w["parallel"] in ("none", "", None) else parse_parallel(None, w["parallel"], target.kind)
@@ -149,15 +145,8 @@ def evaluate_serving(point: Point) -> dict[str, Any]:
                    tpot_p99_s=m["tpot_s"]["p99"], goodput_requests_per_s=m["goodput_requests_per_s"],
                    slo_attainment=m["slo_attainment"], finished=m["finished"], rejected=m["rejected"],
                    memory_bytes=setup.weight_bytes, capacity_bytes=setup.capacity_bytes, fits_memory=True)
-    except DoesNotFit as exc:
-        row.update(error=str(exc), fits_memory=False, memory_bytes=exc.required_bytes,
-                   capacity_bytes=exc.capacity_bytes)
-    except HwsimError as exc:
-        row["error"] = str(exc)
-    except Exception as exc:  # noqa: BLE001 - one bad point must not stop a sweep
-        row["error"] = f"internal error ({type(exc).__name__}: {exc})"
-    row["sim_s"] = time.perf_counter() - start
-    return row
+
+    return _filled(row, fill)
 
 
 def evaluate(point: Point) -> dict[str, Any]:
@@ -170,15 +159,11 @@ def evaluate(point: Point) -> dict[str, Any]:
     if point.workload.get("kind") == "serving":
         return evaluate_serving(point)
     w = point.workload
-    row: dict[str, Any] = {"point_id": point.point_id, "model": Path(point.model).name,
-                           "target": point.target.get("name"), **point.params,
-                           **{k: w[k] for k in ("phase", "batch", "prompt_len", "gen_len", "precision")}}
+    row = _row(point, ("phase", "batch", "prompt_len", "gen_len", "precision"))
     if "techniques" in w:
         row["techniques"] = Techniques.from_dict(w["techniques"]).describe()
-    row.update({m: None for m in METRICS})
-    row.update(memory_bytes=None, capacity_bytes=None, fits_memory=None, error="")
-    start = time.perf_counter()
-    try:
+
+    def fill() -> None:
         target = _target(point.target)
         model = _model(point.model, point.model_hash, point.dims)
         precision = Precision(*parse_precision_axis(w["precision"]))
@@ -191,6 +176,25 @@ def evaluate(point: Point) -> dict[str, Any]:
         row.update(latency_s=r.latency_s, energy_j=r.energy_j, tokens_per_s=r.tokens_per_s,
                    tokens_per_j=r.tokens / r.energy_j if r.energy_j else 0.0, memory_bytes=r.memory_bytes,
                    capacity_bytes=r.capacity_bytes, fits_memory=True)
+
+    return _filled(row, fill)
+
+
+def _row(point: Point, workload_keys: tuple[str, ...]) -> dict[str, Any]:
+    """A point's result row before it runs: its identity, swept values and workload, every metric unset."""
+    row: dict[str, Any] = {"point_id": point.point_id, "model": Path(point.model).name,
+                           "target": point.target.get("name"), **point.params,
+                           **{k: point.workload[k] for k in workload_keys}}
+    row.update({m: None for m in METRICS})
+    row.update(memory_bytes=None, capacity_bytes=None, fits_memory=None, error="")
+    return row
+
+
+def _filled(row: dict[str, Any], fill: Callable[[], None]) -> dict[str, Any]:
+    """Run ``fill`` (which updates ``row``) and time it; an error becomes the row's ``error``, never an exception."""
+    start = time.perf_counter()
+    try:
+        fill()
     except DoesNotFit as exc:
         row.update(error=str(exc), fits_memory=False, memory_bytes=exc.required_bytes,
                    capacity_bytes=exc.capacity_bytes)
