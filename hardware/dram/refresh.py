@@ -25,49 +25,59 @@ REFRESH: Registry[type] = Registry("refresh manager", "--refresh")
 _NEVER = 1 << 62
 
 
-@REFRESH.register("all-bank")
-class AllBankRefresh:
-    name = "all-bank"
+class _PeriodicRefresh:
+    """A refresh command every ``interval`` cycles of the standard's rule named ``field`` (``refresh`` or
+    ``refresh_per_bank``); subclasses say what one refresh does."""
+
+    name = ""
+    field = ""
+    instead = ""  # the --refresh values to suggest when the standard lacks the rule
 
     def __init__(self, ctrl: RequestController) -> None:
         std = ctrl.channel.standard
-        if std.refresh is None:
-            raise HwsimError(f"--refresh all-bank: DRAM standard '{std.name}' declares no refresh: (use --refresh none)")
+        rule = getattr(std, self.field)
+        if rule is None:
+            raise HwsimError(f"--refresh {self.name}: DRAM standard '{std.name}' declares no {self.field}: "
+                             f"(use --refresh {self.instead})")
         self.ctrl = ctrl
-        self.interval = ctrl.channel.params[std.refresh.interval]
+        self.interval = ctrl.channel.params[rule.interval]
         self.next = self.interval
 
     def tick(self, clk: int) -> None:
         if clk >= self.next:
             self.next += self.interval
-            self.ctrl.queue_refresh(clk)
+            self.refresh(clk)
+
+    def refresh(self, clk: int) -> None:
+        raise NotImplementedError
 
     def next_event(self, clk: int) -> int:
         return self.next
+
+
+@REFRESH.register("all-bank")
+class AllBankRefresh(_PeriodicRefresh):
+    name = "all-bank"
+    field = "refresh"
+    instead = "none"
+
+    def refresh(self, clk: int) -> None:
+        self.ctrl.queue_refresh(clk)
 
 
 @REFRESH.register("per-bank")
-class PerBankRefresh:
+class PerBankRefresh(_PeriodicRefresh):
     name = "per-bank"
+    field = "refresh_per_bank"
+    instead = "all-bank or none"
 
     def __init__(self, ctrl: RequestController) -> None:
-        std = ctrl.channel.standard
-        if std.refresh_per_bank is None:
-            raise HwsimError(f"--refresh per-bank: DRAM standard '{std.name}' declares no refresh_per_bank: "
-                             "(use --refresh all-bank or none)")
-        self.ctrl = ctrl
-        self.interval = ctrl.channel.params[std.refresh_per_bank.interval]
-        self.next = self.interval
+        super().__init__(ctrl)
         self.bank = 0
 
-    def tick(self, clk: int) -> None:
-        if clk >= self.next:
-            self.next += self.interval
-            self.ctrl.queue_bank_refresh(self.bank, clk)
-            self.bank = (self.bank + 1) % self.ctrl.channel.banks
-
-    def next_event(self, clk: int) -> int:
-        return self.next
+    def refresh(self, clk: int) -> None:
+        self.ctrl.queue_bank_refresh(self.bank, clk)
+        self.bank = (self.bank + 1) % self.ctrl.channel.banks
 
 
 @REFRESH.register("none")
