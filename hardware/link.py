@@ -46,16 +46,13 @@ def link_names() -> list[str]:
 def load_link(name_or_path: str) -> LinkSpec:
     """A bundled link preset by name (``cxl3-x16``) or a link file by path."""
     from hardware.targets import format_validation_error
-    from hardware.yaml_file import read_yaml
+    from hardware.yaml_file import read_yaml, resolve_preset
 
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = LINK_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise HwsimError(f"--parallel link={name_or_path}: unknown link; bundled links: {', '.join(link_names())} "
-                             "(or give a path to a YAML link file)")
-    if not path.exists():
-        raise HwsimError(f"--parallel link={name_or_path}: no such link file")
+    path = resolve_preset(
+        name_or_path, LINK_DIR,
+        unknown=f"--parallel link={name_or_path}: unknown link; bundled links: {', '.join(link_names())} "
+                "(or give a path to a YAML link file)",
+        missing=f"--parallel link={name_or_path}: no such link file")
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise HwsimError(f"{path}: a link preset must be a YAML mapping with name, bandwidth, latency, energy_per_bit")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hardware.discovery import bundled_modules
 from hardware.errors import HwsimError
 from hardware.quantity import Quantity
-from hardware.yaml_file import read_yaml
+from hardware.yaml_file import read_yaml, resolve_preset
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets" / "targets"
 
@@ -110,14 +110,11 @@ def target_from_dict(data: Any, where: str) -> TargetBase:
 
 def load_target(name_or_path: str) -> TargetBase:
     """Load a bundled preset by name (``pim-gpt``) or any preset file by path."""
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise HwsimError(f"unknown target '{name_or_path}'; bundled presets: {', '.join(preset_names())} "
-                             "(or give a path to a YAML preset)")
-    if not path.exists():
-        raise HwsimError(f"{name_or_path}: no such target preset file")
+    path = resolve_preset(
+        name_or_path, PRESET_DIR,
+        unknown=f"unknown target '{name_or_path}'; bundled presets: {', '.join(preset_names())} "
+                "(or give a path to a YAML preset)",
+        missing=f"{name_or_path}: no such target preset file")
     return target_from_dict(read_yaml(path), str(path))
 
 

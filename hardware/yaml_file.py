@@ -49,3 +49,17 @@ def read_yaml(path: Path, name: str | None = None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise HwsimError(f"{where}: cannot read ({exc.__class__.__name__}: {exc})") from None
     return parse_yaml(text, where)
+
+
+def resolve_preset(name_or_path: str, folder: Path, unknown: str, missing: str) -> Path:
+    """The file a preset argument names: a bundled ``folder/<name>.yaml`` for a bare name, else the path itself.
+
+    ``unknown`` is the error for a bare name with no bundled preset, ``missing`` for a path that does not exist."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = folder / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise HwsimError(unknown)
+    if not path.exists():
+        raise HwsimError(missing)
+    return path
