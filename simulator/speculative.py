@@ -56,8 +56,9 @@ def _merge(into: SimulationResult, part: SimulationResult, factor: float) -> Non
     into.trace.extend(part.trace)
 
 
-def _verification(model: Any, techniques: Techniques, batch: int, context: int, precision: Precision,
-                  prompt_len: int) -> Workload:
+def verification(model: Any, techniques: Techniques, batch: int, context: int, precision: Precision,
+                 prompt_len: int) -> Workload:
+    """One verification pass: ``K + 1`` tokens after ``context`` cached ones, with the Medusa heads if any."""
     k = techniques.spec_tokens
     w = model.extend(batch, context, k + 1, precision, prompt_len)
     if techniques.spec_heads:
@@ -125,7 +126,7 @@ def simulate_speculative(model: Model | TechniqueModel, target: TargetBase, batc
         if draft is not None:
             for j in range(k):
                 one(loop, draft.decode(batch, context + j, precision, prompt_len=prompt_len), dphase, i < trace_steps)
-        one(loop, _verification(model, techniques, batch, context, precision, prompt_len), vphase, i < trace_steps)
+        one(loop, verification(model, techniques, batch, context, precision, prompt_len), vphase, i < trace_steps)
     for p in loop.phases:
         p.tokens = 0
     vphase.tokens = whole * batch  # rescaled below to the accepted tokens

@@ -188,6 +188,17 @@ def test_published_files_parse_and_glob(tmp_path):
     text = tv.report([{**row, "file": "a.yaml"}, {**row, "id": "y", "predicted": 2.2, "published": 2.0, "error": 0.1,
                                                    "file": "b.yaml"}])
     assert "| y |" in text and "+10%" in text and "not applicable" in text
+    # a stated range is listed as such; an unconfirmed figure is marked and kept out of the mean error
+    done = {**row, "id": "z", "predicted": 3.0, "published": 2.0, "error": 0.5, "file": "b.yaml", "kind": "measured",
+            "unconfirmed": "table not read"}
+    text = tv.report([{**row, "id": "r", "kind": "range", "high": 3.0, "published": 2.0, "file": "a.yaml"},
+                      {**done, "id": "y", "unconfirmed": "", "predicted": 2.2, "error": 0.1}, done])
+    assert "2.00-3.00x" in text and "+50% (unconfirmed)" in text and "mean absolute error is 10%" in text
+    assert "**Unconfirmed**: table not read" in text
+    other.write_text("entries:\n  - {id: x, technique: a, target: t4, model: m, published: {speedup: 2, source: s, "
+                     "kind: range}}\n")
+    with pytest.raises(HwsimError, match="speedup_high"):
+        tv.entries([other])
 
 
 @pytest.mark.heavy

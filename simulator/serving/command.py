@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from hardware.errors import HwsimError
+from simulator.technique_run import technique_options
 
 
 def _parse_slo(text: str | None):  # noqa: ANN202 - returns metrics.Slo
@@ -82,13 +84,17 @@ def _parse_rates(text: str) -> list[float]:
               help="Write a plot: latency vs load with --sweep-rate, else batch/KV occupancy over time.")
 @click.option("--sweep-rate", "sweep_text", default=None, metavar="R1,R2,...",
               help="Run at each arrival rate (requests/s) and report latency against load.")
+@technique_options
 def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int, prompt_len: str, gen_len: str,
           scheduler: str, max_batch_tokens: int | None, max_batch: int, slo_text: str | None, seed: int,
           kv_blocks: int | None, memory_fraction: float, shape_grid: int, mode: str, tp: int, devices: int | None,
           parallel_text: str | None, sets: tuple[str, ...],
           dims: tuple[str, ...], weights: str | None, activations: str | None, kv_cache: str | None,
-          json_out: str | None, trace_out: str | None, plot_out: str | None, sweep_text: str | None) -> None:
-    """Serve many requests of MODEL on a target: TTFT, TPOT and E2E percentiles, throughput, goodput, energy."""
+          json_out: str | None, trace_out: str | None, plot_out: str | None, sweep_text: str | None,
+          techniques: Any = None) -> None:
+    """Serve many requests of MODEL on a target: TTFT, TPOT and E2E percentiles, throughput, goodput, energy
+    (with `simulate`'s inference techniques: speculative decoding costed per accepted token, KV-cache formats,
+    attention patterns, MoE routing)."""
     from hardware.targets import load_target
     from mapping.workloads import Model
     from simulator.cli import _parse_dims, _parse_sets, make_precision
@@ -123,7 +129,7 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     model = Model(model_path, _parse_dims(dims))
     setup = prepare(model, target, {"mode": mode, "tp": tp, **_parse_sets(sets)},
                     make_precision(weights, activations, kv_cache), shape_grid, memory_fraction=memory_fraction,
-                    kv_blocks=kv_blocks, parallel=parallel)
+                    kv_blocks=kv_blocks, parallel=parallel, techniques=techniques)
     p = setup.precision
     header = [f"model      {model_path}", f"target     {target.name} ({target.kind}): {target.description}",
               f"serving    {scheduler} scheduler, max batch {max_batch}, max {max_batch_tokens} tokens/iteration; "
@@ -131,6 +137,11 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
               f"workload   arrivals {arrivals.text}, prompt {prompt.text}, generate {gen.text}, seed {seed}",
               f"memory     weights {setup.weight_bytes / 2**30:.2f} GiB of {setup.capacity_bytes / 2**30:.2f} GiB; "
               f"KV {setup.kv_bytes_per_token} B/token, {setup.kv_blocks} blocks of {setup.block_size} tokens"]
+    if "techniques" in setup.facts:
+        per = setup.facts.get("tokens_per_iteration")
+        header.append(f"techniques {setup.facts['techniques']}"
+                      + (f"; {per:.3f} accepted tokens per speculative iteration (decode steps costed per accepted "
+                         "token)" if per else ""))
     if setup.parallel is not None:
         par = setup.parallel
         header.append(f"devices    {par.devices} x {target.name}: tensor parallel {par.tp}, pipeline stages {par.pp}, "

@@ -16,6 +16,7 @@ from hardware.targets import TargetBase
 from mapping.op_costs import Precision
 from mapping.parallel import Parallel, stage_kv_shares, stage_weight_shares
 from mapping.target_plugin import TargetOptions
+from mapping.techniques import Techniques
 from mapping.workloads import Model
 from simulator.serving.arrivals import ArrivalSpec, make_requests
 from simulator.serving.cost_model import IterationCoster
@@ -46,11 +47,14 @@ class ServingSetup:
 
 def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | TargetOptions | None,
             precision: Precision, per_octave: int = 8, block_size: int = 16, memory_fraction: float = 1.0,
-            kv_blocks: int | None = None, parallel: Parallel | None = None) -> ServingSetup:
+            kv_blocks: int | None = None, parallel: Parallel | None = None,
+            techniques: Techniques | None = None) -> ServingSetup:
     """Resolve options and precision through the target's plugin and size the paged KV cache.
 
     With ``parallel`` (``tp x pp`` devices) each device holds its stage's share of the weights and of every
-    token's KV cache over ``tp``; the cache holds as many tokens as the fullest device allows."""
+    token's KV cache over ``tp``; the cache holds as many tokens as the fullest device allows. ``techniques``:
+    ``simulate``'s inference techniques (:mod:`simulator.serving.techniques`); a draft model's weights and KV
+    cache share the device."""
     if model.ir.architecture not in ("decoder-only",):
         raise HwsimError(f"{model.path}: hwsim serve needs a decoder-only model (this graph is "
                          f"{model.ir.architecture})")
@@ -58,10 +62,17 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
         raise HwsimError(f"--shape-grid {per_octave}: use 0 (exact shapes) or a power of two (1, 2, 4, 8, 16, ...)")
     if not 0 < memory_fraction <= 1:
         raise HwsimError(f"--memory-fraction {memory_fraction}: must be in (0, 1]")
+    draft = None
+    if techniques is not None:
+        from simulator.serving.techniques import technique_models
+
+        model, draft, raw_options = technique_models(model, target, raw_options, precision, techniques, parallel)
     plugin, opts, precision, multi = prepare_run(model, target, raw_options, precision, parallel)
+    if draft is not None:
+        plugin.check(draft, target, opts, precision)
     capacity = int(plugin.capacity_bytes(target, opts) * memory_fraction)
-    weights = model.weight_bytes(precision)
-    per_token = model.kv_cache_bytes(1, 1, precision)
+    weights = model.weight_bytes(precision) + (draft.weight_bytes(precision) if draft is not None else 0)
+    per_token = model.kv_cache_bytes(1, 1, precision) + (draft.kv_cache_bytes(1, 1, precision) if draft else 0)
     if per_token <= 0:
         raise HwsimError(f"{model.path}: the model keeps no KV cache; hwsim serve needs causal self-attention")
     free = capacity - weights
@@ -85,9 +96,20 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
         raise DoesNotFit(f"{model.path} leaves no room for a KV cache on {target.name}: weights "
                          f"{weights / 2**30:.2f} GiB, memory {capacity / 2**30:.2f} GiB; use a smaller model or "
                          "precision", weights + per_token * block_size, capacity)
-    coster = IterationCoster(model, target, opts, precision, per_octave, block_size, parallel if multi else None)
-    return ServingSetup(model, target, opts, precision, coster, int(blocks), per_token, capacity, weights, block_size,
-                        parallel=parallel if multi else None)
+    from simulator.serving.techniques import SpeculativeCoster
+
+    if techniques is not None and techniques.speculative:
+        coster: IterationCoster = SpeculativeCoster(model, target, opts, precision, techniques, draft, per_octave,
+                                                    block_size)
+    else:
+        coster = IterationCoster(model, target, opts, precision, per_octave, block_size, parallel if multi else None)
+    setup = ServingSetup(model, target, opts, precision, coster, int(blocks), per_token, capacity, weights, block_size,
+                         parallel=parallel if multi else None)
+    if techniques is not None and techniques.describe() != "dense":
+        setup.facts["techniques"] = techniques.describe()
+    if isinstance(coster, SpeculativeCoster):
+        setup.facts["tokens_per_iteration"] = coster.tokens_per_iteration
+    return setup
 
 
 def run_serving(setup: ServingSetup, arrivals: ArrivalSpec, requests: int, prompt: LengthDist, gen: LengthDist,
