@@ -589,7 +589,7 @@ def _stack_section(model: str = "llama2-7b") -> list[str]:
 def _inputs() -> list[str]:
     """The calibration factors of the A100 and H100 presets, as the report's list of inputs."""
     out = []
-    for name in ("a100-80gb", "h100-sxm"):
+    for name in ("a100-80gb", "a100-80gb-pcie", "h100-sxm"):
         t = load_target(name)
         graph = t.graph_launch_overhead.si * 1e6 if t.graph_launch_overhead else float("nan")
         out.append(f"{name}: tensor_efficiency {t.tensor_efficiency.si:g}, dram_efficiency {t.dram_efficiency.si:g}, "
