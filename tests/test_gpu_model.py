@@ -24,7 +24,7 @@ from simulator.engine import run
 
 from conftest import EXAMPLES
 
-GPUS = ["v100", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "l4", "rtx4090", "jetson-orin"]
+GPUS = ["v100", "a100-40gb", "a100-80gb", "a100-80gb-pcie", "h100-sxm", "h100-pcie", "h200", "l4", "rtx4090", "jetson-orin"]
 
 
 def pinned_a100():
