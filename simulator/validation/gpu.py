@@ -563,7 +563,12 @@ def _lean_vs_fd_reason(target: GpuTarget, setup: dict[str, Any], blog: dict[int,
         "where FlashDecoding under-fills the GPU: short contexts (splits limited by the KV tiles), grids just above "
         "0.8 x the slots (no split, a partial second wave) and the combine kernel's launch. The paper's 1.73x mean "
         "thus needs a grid weighted to those cases or a FlashDecoding build below DRAM bandwidth; neither was "
-        "retrieved, and nothing was fitted to close the gap."]
+        "retrieved, and nothing was fitted to close the gap. Not modelled, and no help to Lean either: both reduce "
+        "their fp32 partials in a loop of dependent loads, one round trip per partial (FA2's "
+        "`combine_attn_seqk_parallel` over the splits; Lean's host block, after spinning on its sync flag, over the "
+        f"blocks that share its head), i.e. {fd.detail['splits'] + 1} round trips for FlashDecoding here against "
+        f"{math.ceil(lean.detail['ctas'] / lay['kv_heads']) + 1} for Lean; the partials sit in L2, whose latency the "
+        "presets do not carry."]
 
 
 def _stack_section(model: str = "llama2-7b") -> list[str]:
