@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from hardware.errors import HwsimError
-from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, naive_decode
+from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, lean_grid, naive_decode
 from hardware.gpu.collectives import all_reduce
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import block_bandwidth, energy_by_action, memory_bound
@@ -24,7 +24,7 @@ from simulator.engine import run
 
 from conftest import EXAMPLES
 
-GPUS = ["v100", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "l4", "rtx4090", "jetson-orin"]
+GPUS = ["v100", "a100-40gb", "a100-80gb", "a100-80gb-pcie", "h100-sxm", "h100-pcie", "h200", "l4", "rtx4090", "jetson-orin"]
 
 
 def pinned_a100():
@@ -307,3 +307,23 @@ def test_software_stacks_add_host_time(gpt2_decode):
     host = sum(len(o) for _, _, o in block_runs(gpt2_decode.ops)) * EAGER_HOST_PER_OP
     assert max(host, lat["kernels"]) <= lat["eager"] * (1 + 1e-9) and lat["eager"] <= host + lat["kernels"]
     assert "host" not in {r.name for r in map_workload(gpt2_decode, a100, {}).resources}  # default: kernels only
+
+
+def test_lean_grid_and_fd_heuristic_versions(a100):
+    # Lean's grid as the authors' kernel sets it (onnxruntime lean_api.cc), A100 = 108 SMs, head dim 128 (128-key
+    # tiles): 32 KV heads x 256 tiles = 8192 > 4 x 108 -> 2 x 108 = 216 CTAs; 8 KV heads x 8 tiles (1k keys) = 64 <= 432
+    # -> two tiles per CTA, 32; 2 KV heads x 8193 tiles (head dim 16: 256-key tiles, 2M keys) -> capped at 32 per head
+    assert lean_grid(a100, 1, 32, 256) == 216
+    assert lean_grid(a100, 1, 8, 8) == 32
+    assert lean_grid(a100, 1, 2, 8193) == 64
+    assert lean_attention(a100, 1, 64, 8, 1024, 128).detail["ctas"] == 32
+    # FA2's num_splits heuristic for 8 KV heads, 2048 KV tiles: over 2 x 108 slots the fewest splits within 85% of
+    # the best wave efficiency is 23 (184 / 216 = 0.85; 22 gives 0.81), over 1 x 108 (FA2 before v2.5.7) 12 (96 / 108)
+    assert flash_decoding(a100, 1, 64, 8, 262144, 128).detail["splits"] == 23
+    assert flash_decoding(a100, 1, 64, 8, 262144, 128, slots_per_sm=1).detail["splits"] == 12
+    assert flash_decoding(a100, 1, 64, 8, 262144, 128, splits=1).detail["splits"] == 1
+    # both fill the card with one 32 kB K/V tile in flight per CTA: at long context both are DRAM-bound, Lean only
+    # saves the combine kernel (its launch and partials)
+    lean, fd = lean_attention(a100, 1, 64, 8, 262144, 128), flash_decoding(a100, 1, 64, 8, 262144, 128)
+    assert lean.bound == "memory" and fd.bound == "memory"
+    assert 1.0 < fd.time_s / lean.time_s < 1.02

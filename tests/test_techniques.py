@@ -78,8 +78,10 @@ def test_kv_quantised_bytes(llama):
 
 
 def test_kv_int8_long_context_decode(llama, a100):
-    runs = {kv: run_simulation(llama, a100, "decode", 1, 1 << 21, 1, Precision(kv_cache=kv), {"attention": "lean"},
-                               Techniques()) for kv in ("float16", "int8")}
+    # default decode kernel (FlashDecoding): the fixture's head dim 16 is outside Lean's supported set (64, 128), where
+    # its grid cap of 32 CTAs per KV head leaves the kernel latency-bound whatever the KV bytes
+    runs = {kv: run_simulation(llama, a100, "decode", 1, 1 << 21, 1, Precision(kv_cache=kv), {}, Techniques())
+            for kv in ("float16", "int8")}
     dense, q8 = runs["float16"], runs["int8"]
     assert q8.traffic_bytes["dram"] < 0.55 * dense.traffic_bytes["dram"]  # the KV cache dominates the reads
     assert q8.latency_s < 0.8 * dense.latency_s

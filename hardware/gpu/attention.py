@@ -19,10 +19,12 @@ bytes per element of the K/V cache and of Q/O. FLOPs: 4 per (query, key, head-di
   ``seqlenq_ngroups_swapped`` packing); a second kernel combines the partial outputs. Split count by
   FlashAttention's efficiency heuristic (fewest splits within 85% of the best wave efficiency). Block tile as
   FA2's split-KV kernel: 64 query rows, 128-key tiles for head dim <= 128 (``run_mha_fwd_splitkv_dispatch``).
-- **Lean Attention** (Sanovar et al. 2024): stream-K: the total work (batch x KV heads x keys, in 64-key granules)
-  is divided equally over exactly one wave of blocks, so there is no wave quantisation; partial outputs of heads
-  cut between blocks are fixed up inside the same kernel (one launch, plus one DRAM round trip to synchronise).
-  Its tile (16 query rows, 64-key granules, FA2's K/V loop) is an assumption: the kernel source was not retrieved.
+- **Lean Attention** (Sanovar et al. 2024): stream-K: the total work (batch x KV heads x KV tiles) is divided
+  equally over one wave of ``2 x SMs`` blocks (:func:`lean_grid`), so there is no wave quantisation; partial outputs
+  of heads cut between blocks are fixed up inside the same kernel (one launch, plus one DRAM round trip to
+  synchronise). Tile, grid and fix-up are those of the authors' kernel as merged into onnxruntime
+  (``contrib_ops/cuda/bert/lean_attention``, a modification of FA2's split-KV kernel): FA2's split-KV tile (64 query
+  rows with the GQA group packed in, 128-key tiles for head dim 128) and FA2's K/V loop.
 
 **Per-block bandwidth and the online-softmax dependency.** All three fused kernels run FA2's K/V loop
 (``flash_fwd_kernel.h``): wait for K(j) -> issue V(j) -> S = QK(j)^T -> wait for V(j) -> issue K(j+1) -> softmax
@@ -45,7 +47,7 @@ Lean's first ``granules mod blocks`` blocks get one granule more.
 
 Resident blocks per SM follow from shared memory (Q tile + one K and one V tile), registers (fp32 O accumulators
 and score tile plus 64 registers a thread, an assumption) and the thread limit: FA2's 64 kB of shared memory gives
-2 blocks per A100 SM (as the FA2 source's comments say for its 48 kB variant), FlashDecoding's 80 kB gives 2.
+2 blocks per A100 SM (as the FA2 source's comments say for its 48 kB variant), FlashDecoding's and Lean's 80 kB give 2.
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ from hardware.gpu.tile_sim import BlockWork, Grid, simulate_grid
 Q_TILE = 128  # FA2 forward query rows per block (kBlockM)
 KV_TILE = 64  # FA2 forward keys per K/V tile (kBlockN); also Lean's granule
 FD_Q_TILE = 64  # FA2 split-KV kernel query rows per block
-MMA_ROWS = 16  # minimum rows of a tensor-core MMA: Lean's decode query groups pad to it (assumption)
 WARPS = 4
 
 
@@ -187,8 +188,12 @@ def _splits_heuristic(blocks: int, slots: int, n_blocks: int, max_splits: int = 
 
 def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
                    kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
-                   splits: int | None = None, name: str = "attention_flashdecoding", mode: str = "fast") -> KernelResult:
-    """Split-KV decode attention plus its combine kernel."""
+                   splits: int | None = None, name: str = "attention_flashdecoding", mode: str = "fast",
+                   slots_per_sm: int = 2) -> KernelResult:
+    """Split-KV decode attention plus its combine kernel. ``splits``: a fixed split count (1 = FA2's decode kernel
+    without KV split, ``flash_attn_with_kvcache(num_splits=1)``); ``slots_per_sm``: the SM multiple the split
+    heuristic fills, 2 from FlashAttention v2.5.7 (2024-04-07, "we multiply number of SMs by 2 ... 128 threads per
+    block"), 1 in v2.2-v2.5.6."""
     _check(heads, kv_heads)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
     group = heads // kv_heads * q_len
@@ -198,7 +203,7 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     kv_tile = fd_kv_tile(head_dim)
     bps = _fused_blocks_per_sm(target, max(rows, FD_Q_TILE), head_dim, kv_bytes, act_bytes, kv_tile)
     base = batch * kv_heads
-    s = splits or _splits_heuristic(base, 2 * target.sms, math.ceil(kv_len / kv_tile))
+    s = splits or _splits_heuristic(base, slots_per_sm * target.sms, math.ceil(kv_len / kv_tile))
     chunk = math.ceil(kv_len / s)
     tiles = base * s
     tile_kv = 2.0 * chunk * head_dim * kv_bytes
@@ -228,10 +233,30 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
                                   "kv_bytes": kv})
 
 
+def lean_grid(target: GpuTarget, batch: int, kv_heads: int, n_blocks: int, m_blocks: int = 1) -> int:
+    """CTAs of the Lean Attention kernel (``get_num_splits_and_buffer_sizes`` in the authors' kernel as merged into
+    onnxruntime, ``contrib_ops/cuda/bert/lean_attention/lean_api.cc``): ``2 x SMs`` ("at least two tiles per CTA ...
+    and then 2 CTAs per SM"), capped at 32 CTAs per (batch, KV head, query block); for small problems (at most
+    ``4 x SMs`` tiles) half the tiles, i.e. two tiles per CTA, under the same cap. ``n_blocks`` are the KV tiles of
+    one head."""
+    sms = target.sms
+    tiles = m_blocks * n_blocks * batch * kv_heads
+    cap = 32 * kv_heads * batch * m_blocks
+    grid = min((tiles + 1) // 2, cap) if tiles <= 4 * sms else min(2 * sms, cap)
+    return max(1, min(grid, tiles))
+
+
 def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
                    kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
                    name: str = "attention_lean", mode: str = "fast") -> KernelResult:
-    """Stream-K decode attention: equal work per block, one wave, fix-up in the same kernel."""
+    """Stream-K decode attention: equal work per block, one wave, fix-up in the same kernel.
+
+    The structure is the authors' kernel as merged into onnxruntime (``lean_fwd_launch_template.h``,
+    ``lean_api.cc``): FA2's split-KV tile (``Flash_fwd_kernel_traits<d, 64, kBlockN, 4>``, kBlockN 256 / 128 / 64
+    for head dim <= 64 / <= 128 / larger, the GQA group packed into the 64 query rows as FA2's
+    ``seqlenq_ngroups_swapped``), the grid of :func:`lean_grid`, each block taking ``ceil`` or ``floor`` of
+    (tiles / blocks) consecutive KV tiles across head boundaries, and the block that ends a head reducing the other
+    blocks' fp32 partials of that head after waiting on their sync flags (one DRAM round trip)."""
     _check(heads, kv_heads)
     if min(batch, heads, q_len, kv_len) <= 0:
         return _empty(name)
@@ -239,28 +264,31 @@ def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     group = heads // kv_heads * q_len
     peak, unit = target.peak_flops(dtype)
     sm_rate = peak * target.attention_efficiency.si / target.sms
-    bps = _fused_blocks_per_sm(target, max(group, MMA_ROWS), head_dim, kv_bytes, act_bytes)
-    granules_per_head = math.ceil(kv_len / KV_TILE)
-    granules = batch * kv_heads * granules_per_head
-    ctas = min(target.sms * bps, granules)
+    kv_tile = fd_kv_tile(head_dim)
+    rows = _mma_rows(unit, group, FD_Q_TILE)
+    m_blocks = math.ceil(group / FD_Q_TILE)
+    bps = _fused_blocks_per_sm(target, max(rows, FD_Q_TILE), head_dim, kv_bytes, act_bytes, kv_tile)
+    n_blocks = math.ceil(kv_len / kv_tile)
+    granules = batch * kv_heads * m_blocks * n_blocks
+    ctas = lean_grid(target, batch, kv_heads, n_blocks, m_blocks)
     per_cta = math.ceil(granules / ctas)
-    heads_touched = min(batch * kv_heads, ctas) + ctas  # each block starts one segment, may cross into another
-    partial_bytes = 2.0 * ctas * group * (head_dim + 2) * 4.0 if ctas > batch * kv_heads else 0.0
+    heads_touched = min(batch * kv_heads * m_blocks, ctas) + ctas  # each block starts one segment, may cross into another
+    partial_bytes = 2.0 * ctas * group * (head_dim + 2) * 4.0 if ctas > batch * kv_heads * m_blocks else 0.0
     # Blocks get floor or ceil(granules / ctas) granules: DRAM, shared by all blocks, sees the average bytes (the
     # total is what it must move); the latency chain, the L2 stream and the math of the busiest block see the ceil.
+    row_tile = rows / m_blocks  # MMA rows of one query block
     side = (qo + partial_bytes) / ctas
     tile_dram = kv / ctas + side
-    tile_stream = 2.0 * per_cta * KV_TILE * head_dim * kv_bytes + side
-    tile_flops = 4.0 * _mma_rows(unit, group, MMA_ROWS) * per_cta * KV_TILE * head_dim
-    inflight = kv_inflight_bytes(KV_TILE, head_dim, kv_bytes)
+    tile_stream = 2.0 * per_cta * kv_tile * head_dim * kv_bytes + side
+    tile_flops = 4.0 * row_tile * per_cta * kv_tile * head_dim
+    inflight = kv_inflight_bytes(kv_tile, head_dim, kv_bytes)
     if mode == "detailed":
         few, extra = divmod(granules, ctas)
         runs = []
         for count, g in ((extra, few + 1), (ctas - extra, few)):
             if count:
-                kv_g = 2.0 * g * KV_TILE * head_dim * kv_bytes
-                work = BlockWork(4.0 * _mma_rows(unit, group, MMA_ROWS) * g * KV_TILE * head_dim,
-                                 kv * g / granules + side, kv_g + side)
+                kv_g = 2.0 * g * kv_tile * head_dim * kv_bytes
+                work = BlockWork(4.0 * row_tile * g * kv_tile * head_dim, kv * g / granules + side, kv_g + side)
                 runs.append((count, work))
         w, _ = simulate_grid(target, Grid(tuple(runs), bps, WARPS * 32, sm_rate, inflight))
     else:

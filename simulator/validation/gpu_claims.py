@@ -52,12 +52,27 @@ def fa2_tflops(target: GpuTarget, seq: int, head_dim: int, causal: bool = False)
                             causal=causal).achieved_flops_per_s / 1e12
 
 
+#: decode-attention kernels the speedup claims can name as a baseline (see decode_times)
+DECODE_KERNELS = {
+    "fa2": "FlashAttention-2 v2.0-2.1 forward (one CTA per sequence and query head, 128-row tile, no KV split)",
+    "fa2_nosplit": "FlashAttention-2's decode kernel without KV split (flash_attn_with_kvcache(num_splits=1): one CTA "
+                   "per sequence and KV head, GQA group packed into 64 rows)",
+    "flashdecoding": "FlashDecoding = FA2's split-KV kernel, num_splits heuristic over 2 x SMs (v2.5.7 on) + combine",
+    "flashdecoding_1x": "FlashDecoding with the v2.3-v2.5.6 heuristic over 1 x SMs + combine",
+    "lean": "Lean Attention (the authors' kernel in onnxruntime: 2 x SMs stream-K CTAs, FA2 split-KV tile)",
+    "naive": "unfused eager attention",
+}
+
+
 def decode_times(target: GpuTarget, heads: int, kv_heads: int, ctx: int, batch: int = 1) -> dict[str, float]:
-    """Seconds of each decode attention kernel (head dim 128); ``fa2``: FlashAttention-2 with one query."""
+    """Seconds of each decode attention kernel of :data:`DECODE_KERNELS` (head dim 128, fp16)."""
+    args = (target, batch, heads, kv_heads, ctx, 128)
     return {"fa2": flash_attention2(target, batch, heads, kv_heads, 1, ctx, 128, causal=False).time_s,
-            "flashdecoding": flash_decoding(target, batch, heads, kv_heads, ctx, 128).time_s,
-            "lean": lean_attention(target, batch, heads, kv_heads, ctx, 128).time_s,
-            "naive": naive_decode(target, batch, heads, kv_heads, ctx, 128).time_s}
+            "fa2_nosplit": flash_decoding(*args, splits=1).time_s,
+            "flashdecoding": flash_decoding(*args).time_s,
+            "flashdecoding_1x": flash_decoding(*args, slots_per_sm=1).time_s,
+            "lean": lean_attention(*args).time_s,
+            "naive": naive_decode(*args).time_s}
 
 
 def speedup_grid(setup: dict[str, Any]) -> list[tuple[int, dict[str, Any], int, dict[str, float]]]:
@@ -107,7 +122,8 @@ def predict(claim: dict[str, Any], setup: dict[str, Any]) -> tuple[str, float, A
             r = decode_times(t, lay["heads"], lay["kv_heads"], int(claim["over"]))
             value = r[claim["baseline"]] / r[claim["kernel"]]
             where = f"at {int(claim['over']) // 1024}k, {lay['label'].split()[0]}"
-        names = {"lean": "Lean", "flashdecoding": "FlashDecoding", "fa2": "FlashAttention-2"}
+        names = {"lean": "Lean", "flashdecoding": "FlashDecoding", "flashdecoding_1x": "FlashDecoding (1 x SMs)",
+                 "fa2": "FlashAttention-2", "fa2_nosplit": "FlashAttention-2 (no KV split)"}
         return (f"{names[claim['kernel']]} vs {names[claim['baseline']]}, {where} ({t.name})", value, claim["speedup"],
                 "x", "")
     t = load_target(claim["target"])
