@@ -327,3 +327,24 @@ def test_lean_grid_and_fd_heuristic_versions(a100):
     lean, fd = lean_attention(a100, 1, 64, 8, 262144, 128), flash_decoding(a100, 1, 64, 8, 262144, 128)
     assert lean.bound == "memory" and fd.bound == "memory"
     assert 1.0 < fd.time_s / lean.time_s < 1.02
+
+
+def test_split_kv_reductions_pay_one_l2_round_trip_per_partial():
+    """FA2's combine loops over the splits with one dependent L2 load each (after one for the log-sum-exps);
+    Lean's host block does the same over the CTAs that share its head. Known answer from the preset's
+    l2_latency; a preset without it times the combine at bandwidth only."""
+    from hardware.gpu.attention import combine_kernel, flash_decoding, reduction_chain
+
+    t = load_target("a100-80gb")
+    r = flash_decoding(t, 1, 16, 2, 65536, 128)
+    s = r.detail["splits"]
+    assert s > 1
+    assert reduction_chain(t, s) == pytest.approx((1 + s) * t.l2_latency.si)
+    rows, partial_bytes = 16, 16 * s * 130 * 4.0
+    c = combine_kernel(t, "c", rows, 128, s, partial_bytes, 0.0)
+    assert c.time_s == pytest.approx(t.launch_overhead.si + (1 + s) * t.l2_latency.si)  # 4 blocks: one wave
+    assert c.bound == "latency"
+    bare = t.model_copy(update={"l2_latency": None})
+    assert combine_kernel(bare, "c", rows, 128, s, partial_bytes, 0.0).time_s == pytest.approx(
+        t.launch_overhead.si + partial_bytes / t.achievable_dram_bandwidth)
+    assert reduction_chain(t, 0) == 0.0

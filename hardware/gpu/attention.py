@@ -19,10 +19,13 @@ bytes per element of the K/V cache and of Q/O. FLOPs: 4 per (query, key, head-di
   ``seqlenq_ngroups_swapped`` packing); a second kernel combines the partial outputs. Split count by
   FlashAttention's efficiency heuristic (fewest splits within 85% of the best wave efficiency). Block tile as
   FA2's split-KV kernel: 64 query rows, 128-key tiles for head dim <= 128 (``run_mha_fwd_splitkv_dispatch``).
+  The combine (:func:`combine_kernel`) loops over the splits with one dependent L2 load per split, so it costs
+  ``(1 + splits) x l2_latency`` (the preset's measured L2 hit latency) when that exceeds its bandwidth time.
 - **Lean Attention** (Sanovar et al. 2024): stream-K: the total work (batch x KV heads x KV tiles) is divided
   equally over one wave of ``2 x SMs`` blocks (:func:`lean_grid`), so there is no wave quantisation; partial outputs
   of heads cut between blocks are fixed up inside the same kernel (one launch, plus one DRAM round trip to
-  synchronise). Tile, grid and fix-up are those of the authors' kernel as merged into onnxruntime
+  synchronise, then one L2 round trip per peer partial, :func:`reduction_chain`). Tile, grid and fix-up are
+  those of the authors' kernel as merged into onnxruntime
   (``contrib_ops/cuda/bert/lean_attention``, a modification of FA2's split-KV kernel): FA2's split-KV tile (64 query
   rows with the GQA group packed in, 128-key tiles for head dim 128) and FA2's K/V loop.
 
@@ -228,9 +231,44 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
                   tile_dram * tiles, w.occupancy, unit, latency_limited=w.latency_limited)
     parts = [main]
     if s > 1:
-        parts.append(memory_bound(target, f"{name}.combine", partial_bytes + qo / 2, 3.0 * partial_bytes / 4))
+        parts.append(combine_kernel(target, f"{name}.combine", batch * heads * q_len, head_dim, s,
+                                    partial_bytes + qo / 2, 3.0 * partial_bytes / 4))
     return sequence(name, parts, {"kind": "flashdecoding", "splits": s, "tiles": tiles, "waves": w.waves,
                                   "kv_bytes": kv})
+
+
+def combine_rows_per_block(head_dim: int) -> int:
+    """Output rows one block of FA2's combine kernel reduces (``kBlockM`` of ``combine_attn_seqk_parallel`` in
+    ``run_mha_fwd_splitkv_dispatch``): 4 for head dims that are multiples of 128, 8 for multiples of 64, else 16."""
+    return 4 if head_dim % 128 == 0 else (8 if head_dim % 64 == 0 else 16)
+
+
+def reduction_chain(target: GpuTarget, partials: int) -> float:
+    """Seconds of a loop that reduces ``partials`` L2-resident partial results with one dependent load per
+    partial, after one round trip for the log-sum-exps: ``(1 + partials) x l2_latency`` (0 if the preset has no
+    L2 latency). The loop's loads are issued one iteration at a time (the trip count is a runtime value), so each
+    waits for the previous one's data."""
+    latency = target.l2_latency.si if target.l2_latency is not None else 0.0
+    return (1 + partials) * latency if partials > 0 else 0.0
+
+
+def combine_kernel(target: GpuTarget, name: str, rows: int, head_dim: int, splits: int, bytes_: float,
+                   flops: float) -> KernelResult:
+    """FA2's split-KV combine (``combine_attn_seqk_parallel``): blocks of 128 threads, each reducing
+    :func:`combine_rows_per_block` output rows over the ``splits`` fp32 partials the split kernel just wrote (L2
+    hits). A block reads the splits' log-sum-exps in one round trip, then loops over the splits, one partial
+    output tile per iteration: its time is the :func:`reduction_chain`; the kernel takes the longer of that
+    (times the waves of resident blocks) and streaming its bytes at the achievable bandwidth."""
+    blocks = math.ceil(rows / combine_rows_per_block(head_dim))
+    per_sm = max(1, int(target.max_threads_per_sm.si // 128))
+    waves = math.ceil(blocks / (target.sms * per_sm))
+    chain = waves * reduction_chain(target, splits)
+    stream = bytes_ / target.achievable_dram_bandwidth
+    compute = flops / target.cuda_core_fp32.si
+    body = max(chain, stream, compute)
+    result = finish(target, name, body, compute, max(chain, stream), flops, bytes_, 0.0, 1.0, "cuda",
+                    {"blocks": blocks, "chain_s": chain}, latency_limited=chain > stream)
+    return result
 
 
 def lean_grid(target: GpuTarget, batch: int, kv_heads: int, n_blocks: int, m_blocks: int = 1) -> int:
@@ -293,7 +331,10 @@ def lean_attention(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
         w, _ = simulate_grid(target, Grid(tuple(runs), bps, WARPS * 32, sm_rate, inflight))
     else:
         w = run_waves(target, ctas, bps, WARPS * 32, tile_flops, sm_rate, tile_dram, tile_stream, inflight)
-    body = w.time_s + (target.dram_latency.si if partial_bytes else 0.0)  # fix-up waits for its partials
+    # The block that ends a head waits on its peers' sync flags (one DRAM round trip), then reduces their
+    # partials one dependent L2 load at a time (``reduction_chain``): up to ceil(CTAs / heads) peers per head.
+    peers = math.ceil(ctas / (batch * kv_heads * m_blocks)) if partial_bytes else 0
+    body = w.time_s + (target.dram_latency.si + reduction_chain(target, peers) if partial_bytes else 0.0)
     return finish(target, name, body, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes, tile_dram * ctas,
                   w.occupancy, unit, {"kind": "lean", "ctas": ctas, "granules_per_cta": per_cta,
                                       "segments": heads_touched, "kv_bytes": kv}, w.latency_limited)

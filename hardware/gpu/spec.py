@@ -66,6 +66,9 @@ class GpuTarget(TargetBase):
     dram_capacity: Bytes
     dram_bandwidth: BytesPerSecond
     dram_latency: Seconds
+    #: load-to-use latency of an L2 hit (pointer chasing); None: not known for this GPU, and the dependent-load
+    #: loops that read L2-resident data (split-KV combines, Lean's fix-up) are timed at bandwidth only
+    l2_latency: Seconds | None = None
     launch_overhead: Seconds
     #: per-kernel time of back-to-back kernels replayed from a CUDA graph (``--set launch=graph``); None: as
     #: ``launch_overhead``
@@ -162,6 +165,9 @@ FIELD_USE: dict[str, FieldUse] = {
     "dram_capacity": ALWAYS,  # the memory-capacity check
     "dram_bandwidth": ALWAYS,
     "dram_latency": ALWAYS,
+    "l2_latency": FieldUse("in decode runs with a split-KV attention kernel (FlashDecoding's combine, Lean's "
+                           "fix-up), i.e. not with --set attention=naive",
+                           lambda s, t: "decode" in s.phases and s.option("attention") != "naive"),
     "launch_overhead": FieldUse("always, except with --set launch=graph (or stack=graph) on a preset with "
                                 "graph_launch_overhead",
                                 lambda s, t: not _graph(s, t) or t.get("graph_launch_overhead") is None),

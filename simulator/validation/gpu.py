@@ -563,12 +563,20 @@ def _lean_vs_fd_reason(target: GpuTarget, setup: dict[str, Any], blog: dict[int,
         "where FlashDecoding under-fills the GPU: short contexts (splits limited by the KV tiles), grids just above "
         "0.8 x the slots (no split, a partial second wave) and the combine kernel's launch. The paper's 1.73x mean "
         "thus needs a grid weighted to those cases or a FlashDecoding build below DRAM bandwidth; neither was "
-        "retrieved, and nothing was fitted to close the gap. Not modelled, and no help to Lean either: both reduce "
-        "their fp32 partials in a loop of dependent loads, one round trip per partial (FA2's "
-        "`combine_attn_seqk_parallel` over the splits; Lean's host block, after spinning on its sync flag, over the "
-        f"blocks that share its head), i.e. {fd.detail['splits'] + 1} round trips for FlashDecoding here against "
-        f"{math.ceil(lean.detail['ctas'] / lay['kv_heads']) + 1} for Lean; the partials sit in L2, whose latency the "
-        "presets do not carry."]
+        "retrieved, and nothing was fitted to close the gap. Both kernels reduce their fp32 partials in a loop of "
+        "dependent loads, one L2 round trip per partial (FA2's `combine_attn_seqk_parallel` over the splits; Lean's "
+        "host block, after spinning on its sync flag, over the blocks that share its head), now modelled at the "
+        f"presets' measured l2_latency ({target.l2_latency.si * 1e9:.0f} ns): {fd.detail['splits'] + 1} round trips "
+        f"for FlashDecoding here against {math.ceil(lean.detail['ctas'] / lay['kv_heads']) + 1} for Lean, "
+        f"{(fd.detail['splits'] + 1) * target.l2_latency.si * 1e6:.1f} us against "
+        f"{(math.ceil(lean.detail['ctas'] / lay['kv_heads']) + 1) * target.l2_latency.si * 1e6:.1f} us, which "
+        "does not move the ratio at long context. The paper's evaluation grid and FlashDecoding build are still not "
+        "in any stored copy (arXiv 2405.10480 HTML and its mirrors give the abstracts and introduction only). The one "
+        "other published Lean-vs-split-KV timing found is the onnxruntime PR that merged the authors' kernel "
+        "(microsoft/onnxruntime#22352, `benchmark_mha.sh lean`, H100, batch 1, decode): ort:lean against ort:flash "
+        "(FA2's split-KV kernel with its heuristic) at 512-2048 past tokens, 16x64 and 32x128 heads, e.g. 60 vs 59 us "
+        "and 92 vs 98 us, i.e. 0.98-1.07x; the PR notes those times include a past-to-present K/V copy, so they are "
+        "not a clean kernel ratio, but they are the size hwsim predicts (1.0-1.2x), not 1.73x."]
 
 
 def _stack_section(model: str = "llama2-7b") -> list[str]:
