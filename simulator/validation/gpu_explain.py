@@ -153,6 +153,17 @@ def _attention(rows: list[Any]) -> list[str]:
                    f"{len(chains)} rows that split (up to {max(split.values())} splits at batch 1). The blog does not say "
                    f"which A100 it used (on a 40 GB card, {a40.achievable_dram_bandwidth / 1e12:.2f} TB/s achievable, "
                    f"hwsim would be {min(on40):+.0%} to {max(on40):+.0%}).")
+        on1x = {id(r): flash_decoding(t80, _pt(r)["batch"], _pt(r)["heads"], _pt(r)["kv_heads"], _pt(r)["kv_len"],
+                                      _pt(r)["head_dim"], slots_per_sm=1) for r in fd}
+        moved = [r for r in fd if on1x[id(r)].detail["splits"] != split[id(r)]]
+        if moved:
+            errs = [on1x[id(r)].time_s * 1e6 / r.reference - 1 for r in moved]
+            out.append(f"The rows use FA2's split heuristic over 2 x SMs (v2.5.7 on); the blog (Oct 2023) predates it, and "
+                       f"with the 1 x SMs heuristic of v2.2-v2.5.6 the {len(moved)} rows whose split count changes take "
+                       f"half the splits (e.g. {on1x[id(moved[-1])].detail['splits']} instead of {split[id(moved[-1])]}), "
+                       f"so a shorter combine loop, and would be {min(errs):+.0%} to {max(errs):+.0%}: which FA2 build "
+                       "xformers' FwOp ran then was not retrieved, so the later heuristic is kept and this is the "
+                       "spread the choice carries.")
         if whole:
             left = sorted(r.reference - r.predicted for r in whole)
             out.append(f"The table is the output of xformers' `benchmarks/benchmark_attn_decoding.py` (its CASES are the "
