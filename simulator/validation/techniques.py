@@ -207,7 +207,10 @@ def report(rows: list[dict[str, Any]]) -> str:
               "first i drafted tokens are all right; the tokens per iteration are shown so that the speedup can be "
               "rescaled.",
               "- hwsim charges no host-side overhead (sampling, tree construction, Python), which measured "
-              "speedups include.", ""]
+              "speedups include.",
+              "- Low-bit weight entries keep the embedding tables and the LM head in fp16 (as AWQ, GPTQ and vLLM's "
+              "FP8 do), W8A8 entries add their activation-quantisation kernels, and quantised KV caches are "
+              "converted inside decode attention (hardware/gpu/lowbit.py).", ""]
     text = "\n".join(lines)
     if "nan" in text or "inf" in text.replace("Inference", "").replace("inference", ""):
         raise HwsimError("techniques report: a number is not finite")
