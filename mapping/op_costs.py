@@ -40,13 +40,36 @@ NORM_OPS = op_table.names(category="norm", domain=op_table.ONNX)
 REDUCE_OPS = op_table.names(cost="op_costs:_reduce")
 
 
+#: Weight formats of weight-only and low-bit quantisation (narrower than 16 bits): with one of them as ``--weights``
+#: the embedding tables and the LM head keep the model's format unless ``Precision.head`` says otherwise.
+QUANTISED_WEIGHTS = ("int8", "uint8", "int4", "uint4", "float8e4m3", "float8e5m2", "float4e2m1", "ternary")
+
+
 @dataclass
 class Precision:
-    """Formats chosen for each class of tensor; None keeps the model's own type."""
+    """Formats chosen for each class of tensor; None keeps the model's own type.
+
+    ``head``: the format of the embedding tables and the LM head's weight. None: ``weights``, except that a
+    quantised ``weights`` format (:data:`QUANTISED_WEIGHTS`) leaves them in the model's own format, as AWQ
+    (llm-awq quantises the decoder layers' linears only), GPTQ/AutoGPTQ (``lm_head`` is not in the quantised
+    modules) and vLLM's FP8 ("all Linear modules (except for the final lm_head)") do; ``"same"``: ``weights`` for
+    them too. ``head_tensors`` names those tensors (set by :class:`mapping.workloads.Model`)."""
 
     weights: str | None = None
     activations: str | None = None
     kv_cache: str | None = None
+    head: str | None = None
+    head_tensors: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    def weight_format(self, name: str, own: str) -> str:
+        """Format of float weight tensor ``name`` whose model format is ``own``."""
+        if name in self.head_tensors:
+            if self.head == "same":
+                return self.weights or own
+            if self.head:
+                return self.head
+            return own if self.weights in QUANTISED_WEIGHTS else (self.weights or own)
+        return self.weights or own
 
 
 @dataclass
@@ -148,8 +171,8 @@ def dtype_for(bound: BoundGraph, name: str, klass: str, precision: Precision) ->
     dtype = bound.dtypes[name]
     if not is_float(dtype):
         return dtype
-    if klass == "weight" and precision.weights:
-        return precision.weights
+    if klass == "weight" and (precision.weights or precision.head):
+        return precision.weight_format(name, dtype)
     if klass == "kv" and precision.kv_cache:
         return precision.kv_cache
     if klass == "act" and precision.activations:

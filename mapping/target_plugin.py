@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hardware.discovery import bundled_modules
 from hardware.errors import DoesNotFit, HwsimError
 from hardware.targets import TargetBase, register_schema
-from mapping.op_costs import Precision
+from mapping.op_costs import QUANTISED_WEIGHTS, Precision
 from mapping.program import Program
 
 if TYPE_CHECKING:
@@ -103,9 +103,12 @@ class TargetPlugin:
         return self.native_dtype
 
     def default_precision(self, spec: TargetBase, precision: Precision) -> Precision:
-        """``precision`` with unset formats filled by the native one."""
+        """``precision`` with unset formats filled by the native one (the embedding tables and LM head too, under
+        quantised weights: see :class:`mapping.op_costs.Precision`)."""
         native = self.native_format(spec)
-        return Precision(precision.weights or native, precision.activations or native, precision.kv_cache or native)
+        head = precision.head or (native if precision.weights in QUANTISED_WEIGHTS else None)
+        return Precision(precision.weights or native, precision.activations or native, precision.kv_cache or native,
+                         head)
 
     def capacity_bytes(self, spec: TargetBase, options: TargetOptions) -> int:
         """Memory the weights and KV cache must fit in (bytes), over all devices the options use."""

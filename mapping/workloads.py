@@ -252,14 +252,55 @@ class Model:
         return max(lengths), source
 
     def weight_bytes(self, precision: Precision) -> int:
-        """Bytes of all parameters at the chosen weight precision."""
+        """Bytes of all parameters at the chosen weight precision (the embedding tables and LM head by
+        ``Precision.head``'s rule)."""
         total = 0
+        precision = self.with_head_tensors(precision)
         for name in self.graph.weight_names:
             dtype = self.graph.tensors[name].dtype
-            if is_float(dtype) and precision.weights:
-                dtype = precision.weights  # quantized weights keep their stored width
+            if is_float(dtype) and (precision.weights or precision.head):
+                dtype = precision.weight_format(name, dtype)  # quantized weights keep their stored width
             total += tensor_bytes(self._numel(name), dtype)
         return total
+
+    def head_tensors(self) -> frozenset[str]:
+        """Weight tensors of the embedding and LM-head blocks: their inputs, and back through weight transforms
+        (a tied LM head's transpose of the embedding table) to the initializers."""
+        if not hasattr(self, "_head_tensors"):
+            from mapping.op_costs import WEIGHT_TRANSFORMS
+
+            producers = {o: n for n in self.graph.nodes for o in n.outputs if o}
+            weights = set(self.graph.weight_names)
+            stack = [i for b in self.ir.blocks if b.kind in ("embedding", "lm_head") for n in b.nodes
+                     for i in self._node(n).inputs if i]
+            memo: dict[str, bool] = {}
+
+            def from_weights(name: str) -> bool:  # computed from weights (and shape constants) only
+                if name not in memo:
+                    memo[name] = False  # a cycle guard; graphs are acyclic
+                    node = producers.get(name)
+                    memo[name] = name in weights or (node is not None and node.op_type in WEIGHT_TRANSFORMS and any(
+                        i in weights or from_weights(i) for i in node.inputs if i) and all(
+                        from_weights(i) or i not in producers for i in node.inputs if i))
+                return memo[name]
+
+            out: set[str] = set()
+            while stack:
+                name = stack.pop()
+                if name in out or not from_weights(name):
+                    continue
+                out.add(name)
+                node = producers.get(name)
+                if node is not None:
+                    stack.extend(i for i in node.inputs if i)
+            self._head_tensors = frozenset(out)
+        return self._head_tensors
+
+    def with_head_tensors(self, precision: Precision) -> Precision:
+        """``precision`` naming this model's embedding and LM-head weights (see :class:`Precision`)."""
+        if precision.head_tensors or not (precision.weights or precision.head):
+            return precision
+        return dataclasses.replace(precision, head_tensors=self.head_tensors())
 
     def kv_cache_bytes(self, batch: int, tokens: int, precision: Precision, prompt: int | None = None) -> int:
         """Bytes of the KV cache holding ``tokens`` positions per sequence (plus cross-attention K/V)."""
@@ -312,6 +353,7 @@ class Model:
     # -- costing -------------------------------------------------------------------------------------------
     def _cost(self, bound: BoundGraph, precision: Precision, kv_operands: bool,
               only: set[str] | None = None, kv_len: int | None = None) -> list[OpCost]:
+        precision = self.with_head_tensors(precision)
         # tensor classes are structural: the same for every binding of this graph
         if not hasattr(self, "_klass"):
             self._klass = tensor_classes(bound, set(self.kv_inputs))
@@ -401,7 +443,7 @@ class Model:
             bound = bind(self.graph, bindings)
             ops = self._cost(bound, precision, kv_operands=True, only=self._step_nodes)
         else:
-            key = (batch, prompt, precision.weights, precision.activations, precision.kv_cache)
+            key = (batch, prompt, precision.weights, precision.activations, precision.kv_cache, precision.head)
             if key not in self._decode_base:
                 bindings = self.bindings(batch, 1, 0, prompt=prompt)
                 base = bind(self.graph, bindings)

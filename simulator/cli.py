@@ -127,18 +127,28 @@ def precision_options(default: str) -> Callable[[Callable], Callable]:
                                     help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4, fp4"
                                     f"{', ternary' if name == 'weights' else ''} (default: {default})."
                                     )(with_all)
+        with_all = click.option("--head-weights", "head_weights", metavar="P|same", default=None,
+                                help=HEAD_HELP)(with_all)
         return click.option("--precision", "precision_all", metavar="P",
                             help="Precision of weights, activations and KV cache at once (--weights, --activations, --kv-cache "
                                  "override it).")(with_all)
     return add
 
 
-def make_precision(weights: str | None, activations: str | None, kv_cache: str | None) -> Precision:
+#: Help of ``--head-weights`` (simulate, inspect, serve).
+HEAD_HELP = ("Precision of the embedding tables and the LM head's weight; 'same': as --weights [default: as --weights, "
+             "but the model's own format when --weights is a quantised format (int8, int4, fp8, fp4, ternary), as "
+             "AWQ, GPTQ and vLLM's FP8 keep lm_head in 16 bits].")
+
+
+def make_precision(weights: str | None, activations: str | None, kv_cache: str | None,
+                   head: str | None = None) -> Precision:
     """Validate the precision overrides."""
     return Precision(
         weights=parse_precision(weights, "--weights") if weights else None,
         activations=parse_precision(activations, "--activations") if activations else None,
         kv_cache=parse_precision(kv_cache, "--kv-cache") if kv_cache else None,
+        head=("same" if head.strip().lower() == "same" else parse_precision(head, "--weights")) if head else None,
     )
 
 
@@ -157,7 +167,8 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--ops", "show_ops", is_flag=True, help="Also list every costed op.")
 def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | None, dims: tuple[str, ...],
-            causal: bool | None, weights: str | None, activations: str | None, kv_cache: str | None, as_json: bool,
+            causal: bool | None, weights: str | None, activations: str | None, kv_cache: str | None,
+            head_weights: str | None, as_json: bool,
             show_ops: bool) -> None:
     """Show MODEL as hwsim's IR sees it: blocks, ops, shapes, parameters, FLOPs and bytes."""
     from mapping.workloads import Model
@@ -167,7 +178,7 @@ def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | No
     check_count("--seq", seq)
     if context is not None:
         check_count("--context", context, low=0)
-    precision = make_precision(weights, activations, kv_cache)
+    precision = make_precision(weights, activations, kv_cache, head_weights)
     model = Model(model_path, _parse_dims(dims), causal=causal)
     if phase == "prefill":
         work = model.prefill(batch, seq, precision)
@@ -237,8 +248,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
 def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
              tp: int, devices: int | None, parallel_text: str | None, sets: tuple[str, ...], dims: tuple[str, ...],
              causal: bool | None, weights: str | None, activations: str | None, kv_cache: str | None,
-             json_out: str | None, trace_out: str | None, plot_out: str | None, roofline_out: str | None,
-             kernels_top: int, quiet: bool, techniques: Any = None) -> None:
+             head_weights: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
+             roofline_out: str | None, kernels_top: int, quiet: bool, techniques: Any = None) -> None:
     """Simulate MODEL on a hardware target and print latency, energy and traffic (with inference techniques:
     speculative decoding, KV-cache formats and eviction, attention patterns, MoE expert parallelism; on several
     devices with --devices/--parallel)."""
@@ -253,7 +264,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     check_count("--kernels", kernels_top, low=0)
     for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out), ("--plot-roofline", roofline_out)):
         check_output(flag, out)
-    precision = make_precision(weights, activations, kv_cache)
+    precision = make_precision(weights, activations, kv_cache, head_weights)
     target = load_target(target_name)
     parallel = None
     if devices is not None or parallel_text:

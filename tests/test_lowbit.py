@@ -4,6 +4,8 @@ speedups' file."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from click.testing import CliRunner
 
@@ -73,12 +75,30 @@ def test_int4_gemv_of_llama_shapes_on_a100() -> None:
         assert int4.time_s >= packed / A100.dram_bandwidth.si
 
 
+def test_quantised_weights_keep_the_embeddings_and_lm_head_unless_asked(tiny) -> None:
+    """--weights int4 leaves the embedding tables and the LM head in the target's format (AWQ, GPTQ, vLLM FP8);
+    --head-weights same quantises them too: their bytes shrink by the format's ratio and the head's GEMM dequantises."""
+    from mapping.target_plugin import plugin_for
+    from simulator.cli import make_precision
+
+    heads = [n for n in tiny.head_tensors() if n in tiny.graph.weight_names]
+    assert {"model.transformer.wte.weight", "model.transformer.wpe.weight"} <= set(heads)
+    elements = sum(tiny._numel(n) for n in heads)
+    kept, same = Precision(weights="int4"), make_precision("int4", None, None, "same")
+    assert tiny.weight_bytes(kept) - tiny.weight_bytes(same) == pytest.approx(elements * (4 - 0.5), abs=len(heads))
+    assert plugin_for("gpu").default_precision(A100, kept).head == "float16"
+    assert plugin_for("gpu").default_precision(A100, Precision(weights="float16")).head is None
+    names = {k["kernel"] for k in _decode(tiny, "a100-80gb", kept).kernels()}
+    assert "lm_head.matmul" in names and any(n.endswith(".w4a16") for n in names)
+    assert "lm_head.matmul.w4a16" in {k["kernel"] for k in _decode(tiny, "a100-80gb", same).kernels()}
+
+
 def test_the_kernel_table_shows_dequantisation(gpt2) -> None:
     """Every weight GEMM of an int4 decode is a dequantising W4A16 kernel; the separate path lists a memory-bound
     dequantisation kernel before each plain fp16 GEMM and is slower than fp16 itself."""
     fused = _decode(gpt2, "a100-80gb", Precision(weights="int4"))
     names = [k["kernel"] for k in fused.kernels()]
-    assert "decoder.0.mlp.up.w4a16" in names and "lm_head.matmul.w4a16" in names
+    assert "decoder.0.mlp.up.w4a16" in names and "lm_head.matmul" in names  # the LM head stays fp16 by default
     fp16 = _decode(gpt2, "a100-80gb", Precision())
     separate = _decode(gpt2, "a100-80gb", Precision(weights="int4"), {"quant_kernel": "dequant"})
     assert fused.latency_s < fp16.latency_s < separate.latency_s
@@ -222,3 +242,42 @@ def test_the_lowbit_sweep_example_parses() -> None:
 
     sw = load_spec(EXAMPLES / "lowbit_sweep.yaml")
     assert sw.size == 2 * 3 * 6
+
+
+def test_quantised_kv_is_converted_inside_decode_attention() -> None:
+    """A quantised cache's K and V are converted in the attention kernel: the conversion instructions add to a
+    compute-bound kernel exactly, hide under a memory-bound one's stream, and the kernel table names the format."""
+    from hardware.gpu.attention import flash_decoding
+
+    elements = 2 * 16 * 32 * 4096 * 128
+    plain = flash_decoding(A100, 16, 32, 32, 4096, 128, 1.0, 2.0, q_len=1, dtype="fp16", name="a")
+    convert = elements * lowbit.DEQUANT_INSTRUCTIONS["int8"] / lowbit.instruction_rate(A100)
+    dq = lowbit.kv_dequant(A100, dataclasses.replace(plain, detail={}), elements, "int8")
+    if plain.bound == "compute":
+        assert dq.time_s == pytest.approx(plain.time_s + convert)
+    else:
+        assert dq.time_s >= plain.time_s
+    small = flash_decoding(A100, 1, 32, 32, 256, 128, 1.0, 2.0, q_len=1, dtype="fp16", name="b")
+    assert small.bound in ("memory", "launch", "latency")
+    assert lowbit.kv_dequant(A100, dataclasses.replace(small, detail={}), 2 * 32 * 256 * 128, "int8").time_s == small.time_s
+    llama = Model(str(FIXTURES / "llama_ts.onnx"))
+    int8 = _decode(llama, "a100-80gb", Precision(kv_cache="int8"))
+    names = [k["kernel"] for k in int8.kernels()]
+    assert any(n.endswith(".kv-int8.attention") for n in names)
+    assert not any(".kv-" in k["kernel"] for k in _decode(llama, "a100-80gb", Precision()).kernels())
+
+
+def test_w8a8_gemm_inputs_are_quantised_once_per_tensor() -> None:
+    """FP8 activations on an H100: each distinct GEMM input gets one quantisation kernel (Q, K and V share theirs);
+    fused into the producer (--set act_quant=fused) there is none and the step is faster; bf16 has none."""
+    llama = Model(str(FIXTURES / "llama_ts.onnx"))
+    fp8 = Precision("float8e4m3", "float8e4m3", "bfloat16")
+    own = _decode(llama, "h100-sxm", fp8)
+    quant = [k["kernel"] for k in own.kernels() if k["kernel"].endswith(".act_quant")]
+    layer0 = sorted(n for n in quant if ".0." in n)
+    assert any(n.endswith("q_proj.act_quant") for n in layer0)
+    assert not any(n.endswith(("k_proj.act_quant", "v_proj.act_quant")) for n in layer0)
+    fused = _decode(llama, "h100-sxm", fp8, {"act_quant": "fused"})
+    assert not any(k["kernel"].endswith(".act_quant") for k in fused.kernels()) and fused.latency_s < own.latency_s
+    bf16 = _decode(llama, "h100-sxm", Precision("bfloat16", "bfloat16", "bfloat16"))
+    assert not any(k["kernel"].endswith(".act_quant") for k in bf16.kernels())

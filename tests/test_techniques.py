@@ -201,6 +201,15 @@ def test_published_files_parse_and_glob(tmp_path):
                      "kind: range}}\n")
     with pytest.raises(HwsimError, match="speedup_high"):
         tv.entries([other])
+    # an absolute figure (one run, no baseline) needs its measure; the report shows its unit
+    other.write_text("entries:\n  - {id: x, technique: a, target: t4, model: m, published: {value: 81, source: s}}\n")
+    with pytest.raises(HwsimError, match="measure decode_tokens_per_s"):
+        tv.entries([other])
+    other.write_text("entries:\n  - {id: x, technique: a, target: t4, model: m, measure: decode_tokens_per_s, "
+                     "published: {value: 81, source: s}}\n")
+    (absolute,) = tv.entries([other])
+    text = tv.report([{**tv.evaluate({**absolute, "not_applicable": "n"}), "predicted": 90.0, "error": 90 / 81 - 1}])
+    assert "| 90.00 tokens/s | 81.00 tokens/s | +11% |" in text
 
 
 @pytest.mark.heavy

@@ -21,7 +21,12 @@ def test_weight_bytes_follow_precision(llama: Model) -> None:
     fp32 = llama.prefill(1, 8).weight_bytes
     assert fp32 == 4 * llama.params
     assert llama.prefill(1, 8, Precision(weights="float16")).weight_bytes == 2 * llama.params
-    assert llama.prefill(1, 8, Precision(weights="int4")).weight_bytes == pytest.approx(llama.params / 2, abs=64)
+    whole = Precision(weights="int4", head="same")  # the embedding and LM head quantised too
+    assert llama.prefill(1, 8, whole).weight_bytes == pytest.approx(llama.params / 2, abs=64)
+    # by default they keep the model's format (fp32 here): 4 - 0.5 bytes more per element of theirs
+    heads = sum(llama._numel(n) for n in llama.head_tensors() if n in llama.graph.weight_names)
+    assert llama.prefill(1, 8, Precision(weights="int4")).weight_bytes == pytest.approx(
+        llama.params / 2 + 3.5 * heads, abs=64)
 
 
 def test_kv_cache_bytes_gqa(llama: Model) -> None:

@@ -26,6 +26,22 @@ conversion Marlin uses), i.e. 1 instruction per weight; applying the group scale
 pair, 0.5 more: 1.5 per weight. FP8 and FP4 weights on parts without those tensor cores are converted with the same
 kind of bit arithmetic (vLLM's FP8 Marlin, vllm-project/vllm PR 5975: "4xFP8 to 4xFP16/BF16 dequantization using
 bit arithmetic and SIMT operations"), ternary weights 2 bits at a time: 1.5 as well.
+
+Two more per-element costs of low-bit formats:
+
+- **Quantised KV cache in decode attention** (``--kv-cache int8|int4|fp8``): the attention kernel reads the packed
+  K and V and converts every element to its compute format before the dot products, with the same conversion and
+  scale sequence as weights (:data:`DEQUANT_INSTRUCTIONS` per element: KIVI's and vLLM's fp8/int8 KV kernels
+  dequantise in registers). The instructions run on the CUDA cores beside the KV stream (:func:`kv_dequant`): they
+  add to a compute-bound kernel's time; a memory-bound kernel takes the longer of its time and the conversion plus
+  its arithmetic at the CUDA-core rate.
+- **Activation quantisation of W8A8 GEMMs** (int8 or fp8 activations, SmoothQuant-style; vLLM's
+  ``scaled_int8_quant`` / ``scaled_fp8_quant``): before each weight GEMM a memory-bound kernel reads the 16-bit
+  input the previous kernel wrote, finds each token's absolute maximum (per-token scales) and writes the 8-bit
+  values and one fp32 scale per token (:func:`act_quant_kernel`, :data:`ACT_QUANT_INSTRUCTIONS` per element: abs-max,
+  scale, convert); the output is dequantised in the GEMM's epilogue (per-token x per-channel scales), at no
+  modelled cost. With a static per-tensor scale no maximum and no scales are needed (2 instructions per element).
+  The workload counts the producer's write at the activation format; this kernel's read is at 16 bits.
 """
 
 from __future__ import annotations
@@ -34,6 +50,12 @@ import math
 
 from hardware.gpu.kernels import KernelResult, memory_bound
 from hardware.gpu.spec import GpuTarget
+
+#: 32-bit instructions per element of a W8A8 GEMM input's quantisation (abs-max, scale, convert; no max with a
+#: static per-tensor scale).
+ACT_QUANT_INSTRUCTIONS: dict[str, float] = {"per-token": 3.0, "per-tensor": 2.0}
+#: Bytes of one per-token activation scale (fp32, as vLLM's dynamic quantisation kernels write them).
+TOKEN_SCALE_BYTES = 4.0
 
 #: 32-bit instructions per weight element to convert it into the compute format and apply its scale (see module).
 DEQUANT_INSTRUCTIONS: dict[str, float] = {
@@ -70,6 +92,11 @@ def tag(weight_format: str, compute: str) -> str:
     return f"w{_SHORT.get(weight_format, weight_format)}a{_SHORT.get(compute, compute)}"
 
 
+def short_name(fmt: str) -> str:
+    """A storage format's short name in kernel names: int8, int4, fp8, fp4, ternary."""
+    return {"float8e4m3": "fp8", "float8e5m2": "fp8", "float4e2m1": "fp4", "uint8": "int8", "uint4": "int4"}.get(fmt, fmt)
+
+
 def scale_bytes(k: int, n: int, group: int) -> float:
     """Bytes of the fp16 scales of a ``k x n`` weight quantised in groups of ``group`` along K (0: one scale per
     output channel)."""
@@ -91,4 +118,31 @@ def dequant_kernel(target: GpuTarget, name: str, elements: float, weight_format:
     # memory_bound times FLOPs at the fp32 rate (2 FLOPs an FMA instruction): pass twice the instructions
     r = memory_bound(target, name, stored_bytes + written, 2.0 * instructions)
     r.detail.update({"dequant": weight_format, "dequant_instructions": instructions})
+    return r
+
+
+def kv_dequant(target: GpuTarget, result: KernelResult, elements: float, kv_format: str) -> KernelResult:
+    """``result`` (a decode-attention kernel reading ``elements`` K and V values stored as ``kv_format``) with their
+    conversion to the compute format. The conversion issues on the same SMs as the kernel's arithmetic: a
+    compute-bound kernel takes that much longer; a memory-bound one takes the longer of its time and the conversion
+    plus its arithmetic at the CUDA-core rate (both overlap the KV stream)."""
+    instructions = elements * DEQUANT_INSTRUCTIONS[kv_format]
+    convert_s = instructions / instruction_rate(target)
+    launch = target.launch_overhead.si
+    body = max(0.0, result.time_s - launch)
+    busy = body + convert_s if result.bound == "compute" else convert_s + result.flops / target.cuda_core_fp32.si
+    if busy > body:
+        result.time_s, result.bound = launch + busy, "compute"
+    result.detail.update({"kv_dequant": kv_format, "dequant_instructions": instructions, "dequant_s": convert_s})
+    return result
+
+
+def act_quant_kernel(target: GpuTarget, name: str, rows: int, k: int, compute: str, scales: str) -> KernelResult:
+    """The kernel that quantises a ``rows x k`` 16-bit GEMM input to ``compute`` (int8 or fp8), with per-token or
+    one static per-tensor scale."""
+    elements = float(rows) * k
+    written = elements * COMPUTE_BYTES[compute] + (rows * TOKEN_SCALE_BYTES if scales == "per-token" else 0.0)
+    instructions = elements * ACT_QUANT_INSTRUCTIONS[scales]
+    r = memory_bound(target, name, elements * 2.0 + written, 2.0 * instructions)
+    r.detail.update({"act_quant": scales, "instructions": instructions})
     return r

@@ -69,7 +69,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_graph_launches()
     per_op, per_step = host_costs(opts.stack)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
-                   opts.quant_group, opts.quant_kernel)
+                   opts.quant_group, opts.quant_kernel, opts.act_quant)
     builder = ProgramBuilder()
     compute: str | None = None  # the last kernel on the compute stream
     waiting: list[str] = []  # all-reduces the next compute kernel consumes
@@ -119,7 +119,7 @@ def _kind(name: str) -> str:
     last = name.rsplit(".", 1)[-1]
     if last in ("attention", "fused", "all_reduce"):
         return last
-    if last == "dequant":  # a separate dequantisation kernel: memory-bound, like the fused elementwise kernels
+    if last in ("dequant", "act_quant"):  # separate (de)quantisation kernels: memory-bound, like the fused ones
         return "fused"
     if last in ("dispatch", "combine"):
         return "all_to_all"
@@ -144,11 +144,12 @@ class _Context:
 
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
                  kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1, quant_group: int = 128,
-                 quant_kernel: str = "fused") -> None:
+                 quant_kernel: str = "fused", act_quant: str = "per-token") -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.kv_heads = int(kv_heads) if kv_heads else None
         self.comm_chunks = comm_chunks
-        self.quant_group, self.quant_kernel = quant_group, quant_kernel
+        self.quant_group, self.quant_kernel, self.act_quant = quant_group, quant_kernel, act_quant
+        self._quantised: set[str] = set()  # W8A8 GEMM inputs already quantised (Q/K/V and gate/up share theirs)
         self._memo: dict[tuple, KernelResult] = {}
 
     def _once(self, key: tuple, name: str, make) -> KernelResult:  # noqa: ANN001 - a zero-argument factory
@@ -258,9 +259,19 @@ class _Context:
         name = f"{label}.{op.role or op.op_type.lower()}"
         wfmt = mm.b_dtype if mm.weight_operand else ""
         if not lowbit.needs_dequant(wfmt, compute):
-            return self._once(("gemm", batch, m, k, n, compute, a_read, b_elem, a_elem, dram), name,
-                              lambda: gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram, name=name,
-                                           mode=self.mode))
+            g = self._once(("gemm", batch, m, k, n, compute, a_read, b_elem, a_elem, dram), name,
+                           lambda: gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram, name=name,
+                                        mode=self.mode))
+            source = op.inputs[0] if op.inputs else op.name
+            if not (mm.weight_operand and compute in ("int8", "fp8") and self.act_quant != "fused"
+                    and (self.w.precision.activations or "") in W8A8_ACTIVATIONS) or source in self._quantised:
+                return g
+            self._quantised.add(source)
+            # W8A8: the GEMM's 16-bit input is quantised by a kernel of its own first (lowbit module docstring)
+            q = self._once(("act_quant", batch * m, k, compute, self.act_quant), f"{name}.act_quant",
+                           lambda: lowbit.act_quant_kernel(self.t, f"{name}.act_quant", batch * m, k, compute,
+                                                           self.act_quant))
+            return sequence(f"{name}.quant+gemm", [q, g], {"parts": [q, g]})
         parts = self._lowbit_gemm(op, name, wfmt, compute, batch, m, k, n, a_read, b_elem, a_elem, dram)
         if len(parts) == 1:
             return parts[0]
@@ -308,10 +319,16 @@ class _Context:
         name = f"{label}.attention"
         if self.w.phase == "decode":
             fn = DECODE_KERNELS[self.attention]
+            kv_format = self.w.precision.kv_cache or ""
+            quantised = kv_format in lowbit.DEQUANT_INSTRUCTIONS and kv < act
+            if quantised:  # the kernel converts the packed K and V to its compute format: named in the kernel table
+                name = f"{label}.kv-{lowbit.short_name(kv_format)}.attention"
             r = self._once(("decode_attention", batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len, dtype), name,
                            lambda: fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
                                       **({"dtype": dtype} if self.attention != "naive" else {}), name=name,
                                       mode=self.mode))
+            if quantised:
+                r = lowbit.kv_dequant(self.t, r, 2.0 * batch * kv_gpu * kv_len * head_dim, kv_format)
         else:
             causal = self.causal(label)
             r = self._once(("flash", batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act, causal, dtype), name,
@@ -353,6 +370,10 @@ class _Context:
         if self.tp > 1 and kind in ("attention", "mlp"):
             bytes_, flops = bytes_ / self.tp, flops / self.tp
         return memory_bound(self.t, f"{label}.fused", bytes_, flops)
+
+
+#: Activation formats of W8A8 GEMMs (their inputs are quantised by a kernel first: hardware.gpu.lowbit).
+W8A8_ACTIVATIONS = ("int8", "float8e4m3", "float8e5m2")
 
 
 def _elem(bytes_: float, elements: int) -> float:

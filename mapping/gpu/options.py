@@ -29,6 +29,10 @@ class GpuOptions(TargetOptions):
     quant_kernel: Literal["fused", "dequant"] = Field(
         "fused", description="fused (Marlin/AWQ-style: weights dequantised in registers inside the GEMM) | dequant "
                              "(a separate kernel writes them in the compute format first)")
+    act_quant: Literal["per-token", "per-tensor", "fused"] = Field(
+        "per-token", description="W8A8 (int8/fp8 activations): each weight GEMM's input is quantised by a kernel "
+                                 "with per-token scales (vLLM's dynamic scaled_int8/fp8_quant) | per-tensor (a static "
+                                 "scale: no reduction, no scales written) | fused (into the producing norm: no kernel)")
 
     @field_validator("quant_group")
     @classmethod

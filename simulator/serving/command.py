@@ -78,6 +78,8 @@ def _parse_rates(text: str) -> list[float]:
 @click.option("--weights", metavar="P", help="Precision of weights (default: the target's native format).")
 @click.option("--activations", metavar="P", help="Precision of activations.")
 @click.option("--kv-cache", metavar="P", help="Precision of the KV cache.")
+@click.option("--head-weights", metavar="P|same", default=None,
+              help="Precision of the embedding tables and lm_head (default: --weights, 16-bit under a quantised one).")
 @click.option("--json", "json_out", metavar="OUT.json", help="Write the metrics (and time series) as JSON.")
 @click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Perfetto trace (iterations and requests).")
 @click.option("--plot", "plot_out", metavar="OUT.png",
@@ -90,7 +92,7 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
           kv_blocks: int | None, memory_fraction: float, shape_grid: int, mode: str, tp: int, devices: int | None,
           parallel_text: str | None, sets: tuple[str, ...],
           dims: tuple[str, ...], weights: str | None, activations: str | None, kv_cache: str | None,
-          json_out: str | None, trace_out: str | None, plot_out: str | None, sweep_text: str | None,
+          head_weights: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None, sweep_text: str | None,
           techniques: Any = None) -> None:
     """Serve many requests of MODEL on a target: TTFT, TPOT and E2E percentiles, throughput, goodput, energy
     (with `simulate`'s inference techniques: speculative decoding costed per accepted token, KV-cache formats,
@@ -128,7 +130,7 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
         parallel = parse_parallel(devices, parallel_text, target.kind)
     model = Model(model_path, _parse_dims(dims))
     setup = prepare(model, target, {"mode": mode, "tp": tp, **_parse_sets(sets)},
-                    make_precision(weights, activations, kv_cache), shape_grid, memory_fraction=memory_fraction,
+                    make_precision(weights, activations, kv_cache, head_weights), shape_grid, memory_fraction=memory_fraction,
                     kv_blocks=kv_blocks, parallel=parallel, techniques=techniques)
     p = setup.precision
     header = [f"model      {model_path}", f"target     {target.name} ({target.kind}): {target.description}",

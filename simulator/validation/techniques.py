@@ -27,6 +27,8 @@ from simulator.validation import emit, output_args
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 REPORT = ROOT / "reports" / "techniques.md"
+#: Measures of one run compared with a published absolute figure (no baseline run): unit of each.
+ABSOLUTE = {"decode_tokens_per_s": "tokens/s", "latency_ms": "ms"}
 KEYS = {"id", "technique", "model", "target", "workload", "options", "baseline", "measure", "published",
         "assumptions", "not_applicable"}
 
@@ -58,8 +60,12 @@ def entries(files: list[Path] | None = None) -> list[dict[str, Any]]:
                 raise HwsimError(f"{where}: duplicate id '{e['id']}'")
             seen.add(e["id"])
             pub = e["published"]
-            if not isinstance(pub, dict) or "speedup" not in pub or "source" not in pub:
-                raise HwsimError(f"{where}: 'published' needs speedup and source")
+            if not isinstance(pub, dict) or "source" not in pub or ("speedup" in pub) == ("value" in pub):
+                raise HwsimError(f"{where}: 'published' needs source and either speedup (a ratio) or value with "
+                                 f"unit (an absolute figure, with measure {' or '.join(ABSOLUTE)})")
+            if ("value" in pub) != (e.get("measure") in ABSOLUTE):
+                raise HwsimError(f"{where}: published.value goes with measure {' or '.join(ABSOLUTE)} (one run, no "
+                                 "baseline); a speedup with measure latency or attention")
             kind = pub.get("kind", "measured")
             if kind not in ("measured", "up_to", "range"):
                 raise HwsimError(f"{where}: published.kind '{kind}': use measured, up_to or range")
@@ -106,6 +112,12 @@ def _run(model: Model, target: Any, workload: dict[str, Any], options: dict[str,
 
 
 def _measure(result: Any, measure: str) -> float:
+    if measure == "decode_tokens_per_s":  # generated tokens per second of the decode steps, all sequences
+        decode = sum(p.latency_s for p in result.phases if p.name != "prefill")
+        steps = result.batch * (result.gen_len - 1 if result.phase == "generate" else 1)
+        return steps / decode if decode > 0 else 0.0
+    if measure == "latency_ms":
+        return result.latency_s * 1e3
     if measure == "attention":
         return sum(r["latency_s"] for name, r in result.ops.items() if name.endswith(".attention"))
     return result.latency_s
@@ -114,7 +126,9 @@ def _measure(result: Any, measure: str) -> float:
 def evaluate(entry: dict[str, Any], models: dict[str, Model] | None = None) -> dict[str, Any]:
     """Predicted speedup of one entry (``predicted`` None with ``reason`` when it is not simulated)."""
     row = {"id": entry["id"], "technique": entry["technique"], "model": entry.get("model") or "-",
-           "target": entry["target"], "published": float(entry["published"]["speedup"]),
+           "target": entry["target"],
+           "published": float(entry["published"].get("speedup", entry["published"].get("value", 0.0))),
+           "unit": ABSOLUTE.get(entry.get("measure", ""), ""),
            "source": entry["published"]["source"], "setup": entry["published"].get("setup", ""),
            "assumptions": entry.get("assumptions", ""), "file": entry.get("file", ""), "predicted": None, "reason": "",
            "kind": entry["published"].get("kind", "measured"),
@@ -138,8 +152,17 @@ def evaluate(entry: dict[str, Any], models: dict[str, Model] | None = None) -> d
     # default baseline: the same workload and --set options, no technique
     base_options = dict(base["options"]) if "options" in base else {"set": dict(options.get("set") or {})}
     measure = entry.get("measure", "latency")
-    if measure not in ("latency", "attention"):
-        raise HwsimError(f"{entry.get('file')}: {entry['id']}: measure '{measure}': use latency or attention")
+    if measure not in ("latency", "attention", *ABSOLUTE):
+        raise HwsimError(f"{entry.get('file')}: {entry['id']}: measure '{measure}': use latency, attention, "
+                         + ", ".join(ABSOLUTE))
+    if measure in ABSOLUTE:  # one run against a published absolute figure
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = _measure(_run(model, target, workload, options), measure)
+        if not value > 0:
+            raise HwsimError(f"{entry['id']}: nothing measured for '{measure}' on {entry['target']}")
+        row["predicted"], row["error"] = value, value / row["published"] - 1.0
+        return row
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tech = _run(model, target, workload, options)
@@ -168,7 +191,7 @@ def report(rows: list[dict[str, Any]]) -> str:
              + " (schema: docs/design.md, section 11). Speedup = baseline time / technique time, hwsim's against the "
              "paper's measurement. Error = predicted / published - 1.", ""]
     if errs:
-        lines += [f"{len(done)} of {len(rows)} entries simulated; over the {len(errs)} measured ratios the mean absolute "
+        lines += [f"{len(done)} of {len(rows)} entries simulated; over the {len(errs)} measured figures the mean absolute "
                   f"error is {sum(errs) / len(errs):.0%}, the largest {max(errs):.0%}"
                   + (f"; {len(bounds)} published figures are stated maxima ('up to'), shown as bounds and left out of "
                      "the mean" if bounds else "")
@@ -176,21 +199,23 @@ def report(rows: list[dict[str, Any]]) -> str:
     if unconfirmed:
         lines += [f"{len(unconfirmed)} published figures could not be confirmed at their primary source; they are "
                   "marked `unconfirmed` (what is missing is said under Sources) and left out of the mean error"
-                  + (f" (with the {len(loose)} unconfirmed measured ratios the mean would be "
+                  + (f" (with the {len(loose)} unconfirmed measured figures the mean would be "
                      f"{(sum(errs) + sum(loose)) / (len(errs) + len(loose)):.0%})" if loose else "") + ".", ""]
     lines += ["| id | technique | model | target | predicted | published | error |", "|---|---|---|---|---:|---:|---:|"]
     for r in rows:
         flag = " (unconfirmed)" if r.get("unconfirmed") else ""
+        unit = r.get("unit", "")
+        x = f" {unit}" if unit else "x"
         pub = (f"{r['published']:.2f}-{r['high']:.2f}x" if r["kind"] == "range" else
-               f"up to {r['published']:.2f}x" if r["kind"] == "up_to" else f"{r['published']:.2f}x") + flag
+               f"up to {r['published']:.2f}{x}" if r["kind"] == "up_to" else f"{r['published']:.2f}{x}") + flag
         if r["predicted"] is None:
             lines.append(f"| {r['id']} | {r['technique']} | {r['model']} | {r['target']} | - | {pub} | {r['reason']} |")
         elif r["kind"] == "up_to":
             verdict = "within the bound" if r["predicted"] <= r["published"] else f"exceeds it by {r['error']:.0%}"
-            lines.append(f"| {r['id']} | {r['technique']} | {r['model']} | {r['target']} | {r['predicted']:.2f}x | "
+            lines.append(f"| {r['id']} | {r['technique']} | {r['model']} | {r['target']} | {r['predicted']:.2f}{x} | "
                          f"{pub} | {verdict} |")
         else:
-            lines.append(f"| {r['id']} | {r['technique']} | {r['model']} | {r['target']} | {r['predicted']:.2f}x | "
+            lines.append(f"| {r['id']} | {r['technique']} | {r['model']} | {r['target']} | {r['predicted']:.2f}{x} | "
                          f"{pub} | {r['error']:+.0%}{flag} |")
     lines += ["", "## Sources and assumptions", ""]
     for r in rows:
@@ -207,7 +232,10 @@ def report(rows: list[dict[str, Any]]) -> str:
               "first i drafted tokens are all right; the tokens per iteration are shown so that the speedup can be "
               "rescaled.",
               "- hwsim charges no host-side overhead (sampling, tree construction, Python), which measured "
-              "speedups include.", ""]
+              "speedups include.",
+              "- Low-bit weight entries keep the embedding tables and the LM head in fp16 (as AWQ, GPTQ and vLLM's "
+              "FP8 do), W8A8 entries add their activation-quantisation kernels, and quantised KV caches are "
+              "converted inside decode attention (hardware/gpu/lowbit.py).", ""]
     text = "\n".join(lines)
     if "nan" in text or "inf" in text.replace("Inference", "").replace("inference", ""):
         raise HwsimError("techniques report: a number is not finite")
