@@ -103,3 +103,60 @@ def test_bad_idd_sections():
         standard_from_dict(both, "ddr4.yaml")
     with pytest.raises(HwsimError, match="must be >= 0"):
         energy(load_standard("ddr4"), reads=-1)
+
+
+def test_dramsim3_config_carries_our_numbers():
+    import configparser
+
+    from simulator.validation.dram_dramsim3 import config_ini
+
+    for name, bus, cols in (("ddr4", 64, 1024), ("hbm2", 64, 64)):
+        std = load_standard(name)
+        ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
+        ini.read_string(config_ini(std))
+        p, vdd, n = std.params, std.idd.domains["VDD"], std.idd.devices.value
+        assert int(ini["timing"]["tRAS"]) == p["tRAS"] and int(ini["timing"]["CL"]) == p["tCL"]
+        assert int(ini["system"]["bus_width"]) == int(ini["dram_structure"]["device_width"]) == bus
+        assert int(ini["dram_structure"]["columns"]) == cols  # DRAMsim3 keeps log2(columns') - log2(BL) bits
+        assert float(ini["power"]["IDD0"]) == pytest.approx(vdd.IDD0.value * n)
+
+
+def test_dramsim3_data_covers_every_trace():
+    import json
+
+    from simulator.validation.dram_dramsim3 import DATA, PROTOCOLS
+    from simulator.validation.dram_traces import TRACE_DIR
+
+    results = json.loads(DATA.read_text())["results"]
+    traces = {p.stem for p in TRACE_DIR.glob("*.trace")}
+    assert set(results) == set(PROTOCOLS)
+    for runs in results.values():
+        assert set(runs) == traces
+        assert all(r["num_reads_done"] + r["num_writes_done"] == r["requests"] for r in runs.values())
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("name", ["ddr4", "hbm2"])
+def test_energy_agrees_with_dramsim3_where_the_controllers_agree(name):
+    """Streaming and random reads: both controllers open the same rows, so the IDD energies must agree."""
+    import json
+
+    from simulator.validation import dram_dramsim3
+
+    rows = dram_dramsim3.compare(json.loads(dram_dramsim3.DATA.read_text()), (name,), ("sequential", "random"))
+    assert len(rows) == 2
+    for r in rows:
+        assert abs(r["energy_err"]) < 0.01, r
+        assert abs(r["cycles_err"]) < 0.025, r
+
+
+def test_per_bank_refresh_energy():
+    # by hand, HBM2 (tCK 1 ns, half a 128-bit channel): REF 1.2 V x (250 - 55) mA x 260 ns x 0.5 = 30420 pJ
+    ce = command_energies(load_standard("hbm2"))
+    assert ce.per_command["VDD"]["refresh"] == pytest.approx(30420.0)
+    assert ce.per_command["VDD"]["refresh_per_bank"] == pytest.approx(30420.0 / 16)  # no IDD5PB: one bank's share
+    data = yaml.safe_load((PRESET_DIR / "hbm2.yaml").read_text())
+    data["idd"]["domains"]["VDD"]["IDD5PB"] = {"value": 100, "source": "test"}
+    # with IDD5PB: 1.2 V x (100 - 55) mA x tRFCpb 160 ns x 0.5 = 4320 pJ
+    assert command_energies(standard_from_dict(data, "hbm2.yaml")).per_command["VDD"]["refresh_per_bank"] == \
+        pytest.approx(4320.0)
