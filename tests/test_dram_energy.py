@@ -66,7 +66,7 @@ def _trace(n: int) -> str:
 @pytest.mark.parametrize("name", ["ddr4", "gddr6", "hbm2"])
 def test_invariants(name):
     std = load_standard(name)
-    small, big = simulate(std, parse_trace(_trace(150))), simulate(std, parse_trace(_trace(300)))
+    small, big = simulate(std, parse_trace(_trace(60))), simulate(std, parse_trace(_trace(120)))
     for r in (small, big):
         assert all(v >= 0 for v in r.energy.components.values())
         assert r.energy.total == pytest.approx(sum(r.energy.components[k] for k in COMPONENTS))

@@ -14,7 +14,8 @@ DDR4 word-line pump), with V in volts, I in mA and t in ns (V x mA x ns = pJ):
 - all-bank refresh: ``V (IDD5B - IDD3N) tRFC``; per-bank refresh: ``V (IDD5PB - IDD3N) tRFCpb`` where the
   datasheet gives IDD5PB, else one bank's share of the all-bank refresh, ``E_REF / banks`` (derived).
 - background: ``V IDD3N`` per ns while any bank is open (active standby), ``V IDD2N`` while all are closed
-  (precharge standby); ``IDD3P`` / ``IDD2P`` in power-down (the request controller never powers down).
+  (precharge standby); ``IDD3P`` / ``IDD2P`` in power-down (the request controller never powers down, and never
+  self-refreshes: ``IDD6N`` is carried for completeness).
 - I/O and termination: ``io_pj_per_bit`` x bits moved, where a source gives it (DRAMPower takes it from Micron's
   power calculator; JEDEC gives no figure). It is not part of the IDD currents (IDDQ is not measured for use).
 
@@ -225,7 +226,6 @@ def add_reports(reports: list[EnergyReport]) -> EnergyReport:
     return EnergyReport(comps, domains, sum(comps.values()), notes)
 
 
-#: command kind of each command role the request controller issues
 def command_kinds(std: DramStandard) -> Mapping[str, str]:
     """Which energy kind each of ``std``'s request-level commands counts as (RDA/WRA count as read/write; their
     precharge is counted from the banks closed)."""
