@@ -1,7 +1,8 @@
 """``hwsim dram TRACE``: serve a Ramulator-format memory trace on one DRAM standard's request-level memory system.
 
-Prints cycles, requests, read / write latency (mean, p99), row hits / misses / conflicts and bandwidth
-(:mod:`hardware.dram.memory_controller`); ``--json OUT`` writes every number.
+Prints cycles, requests, read / write latency (mean, p99), row hits / misses / conflicts, bandwidth
+(:mod:`hardware.dram.memory_controller`) and IDD energy by component (:mod:`hardware.dram.energy`); ``--json OUT``
+writes every number.
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ def dram(trace: Path, standard: str, mapping: str, scheduler: str, row_policy: s
     share = f" (hit rate {r.row_hits / hit:.1%})" if hit else ""
     click.echo(f"  row           {r.row_hits:>12d}  hits, {r.row_misses} misses, {r.row_conflicts} conflicts{share}")
     click.echo(f"  bandwidth     {r.bandwidth_gbps:>12.2f}  GB/s; {r.refreshes} refreshes")
+    e = r.energy
+    if e is None:
+        click.echo(f"  energy        (none: {std.name} has no IDD values, see its preset's idd: section)")
+    else:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v / 1e3:.1f}" for k, v in e.components.items() if v)
+        click.echo(f"  energy        {e.total / 1e3:>12.1f}  nJ ({parts} nJ; "
+                   f"{e.total / max(1, r.requests) :.0f} pJ per request)")
+        for note in e.notes:
+            click.echo(f"                 note: {note}")
     click.echo(f"  simulated in {wall:.2f} s ({r.requests / wall:,.0f} requests/s)")
     if json_out:
         data = r.as_dict()

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from hardware.dram.address_mapping import Location, address_mapper
 from hardware.dram.channel import BankAddress, Channel
+from hardware.dram.energy import EnergyReport, add_reports, command_kinds, energy
 from hardware.dram.refresh import REFRESH
 from hardware.dram.row_policy import ROW_POLICIES
 from hardware.dram.scheduling import SCHEDULERS
@@ -131,6 +132,11 @@ class RequestController:
         self.clk = 0
         self.wake = 0
         self.stats = ControllerStats()
+        # bank-state bookkeeping for the energy model: open banks now, since when, cycles with any bank open
+        self.open_banks = 0
+        self.banks_since = 0
+        self.active_cycles = 0
+        self.banks_closed = 0
         self.scheduler = SCHEDULERS.get(scheduler)
         self.refresh = REFRESH.get(refresh)(self)
         self.policy = ROW_POLICIES.get(row_policy)(self, **(policy_options or {}))
@@ -281,6 +287,7 @@ class RequestController:
             raise AssertionError(f"{cmd} at {req.address} legal at {t}, not at {clk}")
         self.policy.on_issue(req, cmd)
         if self.opens.get(cmd) or self.closes.get(cmd):
+            self._track_banks(clk)
             if self.all_banks.get(cmd):
                 self.epoch = [e + 1 for e in self.epoch]
             else:
@@ -311,6 +318,28 @@ class RequestController:
             if buf is self.writes:
                 self.write_keys.discard(req.key)
             buf.remove(req)
+
+    def _track_banks(self, clk: int) -> None:
+        """After a command that opened or closed banks: count the banks closed and the cycles with any bank open."""
+        now = sum(r is not None for r in self.channel.open_row)
+        before = self.open_banks
+        if before:
+            self.active_cycles += clk - self.banks_since
+        if now < before:
+            self.banks_closed += before - now
+        self.open_banks, self.banks_since = now, clk
+
+    def energy(self, cycles: int) -> EnergyReport:
+        """This channel's energy over ``cycles`` (the run's length) from its command counts and bank states."""
+        active = self.active_cycles + (max(0, cycles - self.banks_since) if self.open_banks else 0)
+        active = min(active, cycles)
+        counts = {kind: 0 for kind in ("activate", "read", "write", "refresh", "refresh_per_bank")}
+        for name, kind in command_kinds(self.channel.standard).items():
+            counts[kind] += self.channel.counts.get(self.channel.command(name), 0)
+        return energy(self.channel.standard, activates=counts["activate"], precharges=self.banks_closed,
+                      reads=counts["read"], writes=counts["write"], refreshes=counts["refresh"],
+                      refreshes_per_bank=counts["refresh_per_bank"], active_cycles=active,
+                      precharged_cycles=cycles - active)
 
     def busy(self) -> bool:
         """Whether requests (not refreshes) are still queued or in flight."""
@@ -352,6 +381,8 @@ class RunResult:
     accept_read_latency_mean: float
     read_latencies: list[int] = field(default_factory=list, repr=False)
     write_latencies: list[int] = field(default_factory=list, repr=False)
+    #: IDD energy over ``cycles`` (hardware/dram/energy.py), None when the standard has no IDD values
+    energy: EnergyReport | None = field(default=None, repr=False)
 
     @property
     def bandwidth_gbps(self) -> float:
@@ -359,7 +390,8 @@ class RunResult:
         return self.requests * self.burst_bytes / (self.cycles * self.tck_ns) if self.cycles else 0.0
 
     def as_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if not k.endswith("_latencies")}
+        out = {k: v for k, v in self.__dict__.items() if not k.endswith("_latencies") and k != "energy"}
+        out["energy"] = self.energy.as_dict() if self.energy is not None else None
         out["bandwidth_GBps"] = round(self.bandwidth_gbps, 4)
         return out
 
@@ -476,7 +508,14 @@ class MemorySystem:
             read_latency_mean=_mean(rl), read_latency_p99=_p99(rl), write_latency_mean=_mean(wl),
             write_latency_p99=_p99(wl), commands=dict(sorted(commands.items())),
             accept_cycles=snap[0], accept_row_hits=snap[1], accept_row_misses=snap[2], accept_row_conflicts=snap[3],
-            accept_read_latency_mean=snap[4], read_latencies=rl, write_latencies=wl)
+            accept_read_latency_mean=snap[4], read_latencies=rl, write_latencies=wl, energy=self._energy(sts))
+
+    def _energy(self, sts: list[ControllerStats]) -> EnergyReport | None:
+        idd = self.standard.idd
+        if idd is None or idd.unavailable:
+            return None
+        cycles = max((s.last_done for s in sts), default=0)
+        return add_reports([ct.energy(cycles) for ct in self.controllers])
 
 
 def simulate(standard: DramStandard, trace: Sequence[TraceEntry], **options) -> RunResult:

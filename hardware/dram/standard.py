@@ -16,7 +16,8 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
 - ``requests`` / ``refresh``: which commands an open-row controller issues for reads, writes and refresh
   (``refresh_per_bank``: the per-bank refresh command, REFpb, and its interval per bank refresh, tREFIpb);
   ``auto_precharge``: the read / write commands that also close the bank (RDA / WRA), for closed-row policies;
-- ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM).
+- ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM);
+- ``idd``: datasheet IDD currents per supply for the energy model (:mod:`hardware.dram.energy`).
 
 :func:`load_standard` validates the file with pydantic and turns any mistake into a one-line
 :class:`~hardware.errors.HwsimError` naming the file and the field (and its line for the rule sections).
@@ -33,6 +34,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hardware.dram.energy import IddSpec
 from hardware.dram.timing import LEVELS, TimingConstraint, latency_terms
 from hardware.errors import HwsimError
 from hardware.yaml_file import read_yaml
@@ -161,6 +163,7 @@ class DramStandard(_Strict):
     constraints: tuple[ConstraintSpec, ...]
     checks: tuple[str, ...] = ()
     extensions: dict[str, Extension] = {}
+    idd: IddSpec | None = None  # datasheet currents for the energy model (hardware/dram/energy.py)
 
     @cached_property
     def params(self) -> dict[str, int]:

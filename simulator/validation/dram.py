@@ -26,7 +26,7 @@ import time
 from hardware.dram import load_standard
 from hardware.dram.memory_controller import simulate
 from hardware.dram.trace import read_trace
-from simulator.validation import checkout_root, emit, output_args
+from simulator.validation import checkout_root, dram_dramsim3, emit, output_args
 from simulator.validation.dram_ramulator import DATA
 from simulator.validation.dram_traces import TRACE_DIR
 
@@ -195,7 +195,10 @@ def main() -> None:
     output_args(parser, REPORT.name)
     args = parser.parse_args()
     data, rows = compare()
-    emit(render(data, rows), args, REPORT.name)
+    text = render(data, rows)
+    if dram_dramsim3.DATA.exists():  # the DRAMsim3 section (simulator/validation/dram_dramsim3.py)
+        text += "\n" + dram_dramsim3.render(json.loads(dram_dramsim3.DATA.read_text()), _load())
+    emit(text, args, REPORT.name)
 
 
 if __name__ == "__main__":
