@@ -203,3 +203,11 @@ def test_cli_bad_trace_line_and_json(tmp_path):
     import json
     data = json.loads(out.read_text())
     assert data["requests"] == 100 and data["reads"] == 100 and data["cycles"] > 0 and data["bandwidth_GBps"] > 0
+
+
+def test_aim_standard_serves_plain_requests_with_its_base_commands():
+    # gddr6-aim's extension WR_AB also closes every bank, but it writes data: refresh must close banks with PREA
+    aim = load_standard("gddr6-aim")
+    assert aim.command_role(level="channel", all_banks=True, closes=True) == "PREA"
+    r, cmds = traced(aim, rw(*(f"R 0,0,{b},{r},0" for r in range(3) for b in range(4))), refresh="all-bank")
+    assert r.reads == 12 and {c for _, c, _ in cmds} <= {"ACT", "RD", "PRE", "PREA", "REF"}

@@ -197,11 +197,12 @@ class DramStandard(_Strict):
         return self.extensions.get("aim")
 
     def command_role(self, *, level: str, opens: bool = False, closes: bool = False, all_banks: bool = False) -> str | None:
-        """The first row command (no column access) at ``level`` that opens / closes rows (``all_banks`` for channel
-        level), or None: the controller's ACT / PRE / PREA."""
-        for name, c in self.all_commands.items():
+        """The first row command (no column access, no data) at ``level`` that opens / closes rows (``all_banks`` for
+        channel level), or None: the controller's ACT / PRE / PREA. The standard's own commands are tried before its
+        extensions' (an AiM WR_AB closes every bank too, but writes data on the way)."""
+        for name, c in {**self.commands, **self.all_commands}.items():
             if c.level == level and c.all_banks == all_banks and c.opens == opens and c.closes == closes \
-                    and "column" not in c.uses:
+                    and "column" not in c.uses and not c.data:
                 return name
         return None
 
