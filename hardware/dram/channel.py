@@ -42,6 +42,7 @@ class BankAddress(NamedTuple):
     bank: int = 0
     row: int = 0
     column: int = 0
+    rank: int = 0  # rank (or HBM pseudo channel) inside a multi-rank channel (hardware.dram.ranks); a Channel ignores it
 
 
 _NOWHERE = BankAddress()
@@ -157,12 +158,12 @@ def _state_checks(comp: _Compiled, cid: int, groups: int, per_group: int, rows: 
                 f"    check({cid}, address)", f"fb = bg * {per_group} + bk"]
         bad = {"closed": "row is not None", "open": "row is None", "row": "row is None or row != address.row"}
         if spec.requires in bad:
-            body += ["row = self.open_row[fb]", f"if {bad[spec.requires]}:", f"    check({cid}, address)"]
+            body += ["row = O[B + fb]", f"if {bad[spec.requires]}:", f"    check({cid}, address)"]
         return body + [f"gb = {comp.group_base} + bg * {comp.n}", f"bb = {comp.bank_base} + fb * {comp.n}"]
     body = []
     if kind == _ALL:
-        state = {"closed": f"self.open_row.count(None) == {banks}", "open": "None not in self.open_row",
-                 "row": f"self.open_row.count(row) == {banks}"}
+        state = {"closed": f"O[B:B + {banks}].count(None) == {banks}", "open": f"None not in O[B:B + {banks}]",
+                 "row": f"O[B:B + {banks}].count(row) == {banks}"}
         if spec.requires == "row":
             body.append("row = address.row")
             conds = [c.replace("address.row", "row") for c in conds]
@@ -179,6 +180,8 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
         "    check = self._check_state",
         "    unknown = self._unknown",
         "    window_rules = self._window_rules",
+        "    O = self.open_row",
+        "    B = self.base",
         "    record_window = self._record_window",
     ]
     out += [f"    W{k} = self._rings[{k}]" for k in range(len(comp.rings))]
@@ -211,10 +214,10 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
                 if any(cid in w for w in comp.windowed_cmds):
                     body.append(f"record_window({cid}, {fb}, t)")
                 if spec.opens:
-                    body.append("self.open_row[fb] = address.row" if kind == _SINGLE
-                                else f"self.open_row = [address.row] * {banks}")
+                    body.append("O[B + fb] = address.row" if kind == _SINGLE
+                                else f"O[B:B + {banks}] = [address.row] * {banks}")
                 elif spec.closes:
-                    body.append("self.open_row[fb] = None" if kind == _SINGLE else f"self.open_row = [None] * {banks}")
+                    body.append("O[B + fb] = None" if kind == _SINGLE else f"O[B:B + {banks}] = [None] * {banks}")
                 body += ["self.last_issue = t", "counts = self.counts",
                          f"counts[C{cid}] = counts.get(C{cid}, 0) + 1",
                          "if self.trace is not None:", f"    self.trace.append((t, {name!r}, address))"]
@@ -252,7 +255,10 @@ def _compiled(standard: DramStandard, groups: int, per_group: int, rows: int, co
 class Channel:
     """Timing and bank state of one channel of ``standard``."""
 
-    def __init__(self, standard: DramStandard, trace: bool = False) -> None:
+    def __init__(self, standard: DramStandard, trace: bool = False, *, open_row: list[int | None] | None = None,
+                 base: int = 0) -> None:
+        """``open_row``/``base``: a multi-rank channel (:mod:`hardware.dram.ranks`) shares one open-row list among
+        its ranks, this one's banks at ``base .. base + banks - 1``; alone, the channel owns a list of its banks."""
         org = standard.organization
         self.standard = standard
         self.params = standard.params
@@ -265,8 +271,12 @@ class Channel:
         comp = _compiled(standard, self.bank_groups, self.banks_per_group, self.rows, self.columns)
         self._comp = comp
         self._rules = comp.rules
-        #: open row per bank (flat index ``bank_group * banks_per_group + bank``), None when closed
-        self.open_row: list[int | None] = [None] * self.banks
+        #: open row per bank (flat index ``base + bank_group * banks_per_group + bank``), None when closed; the
+        #: generated code holds this list, so it is updated in place, never rebound
+        self.open_row: list[int | None] = [None] * self.banks if open_row is None else open_row
+        self.base = base
+        if not 0 <= base <= len(self.open_row) - self.banks:
+            raise ValueError(f"banks {base}..{base + self.banks - 1} outside the shared open-row list")
         # last issue cycle per history slot (channel, bank-group and bank levels; see _Compiled)
         self._last: list[int] = [comp.never] * comp.size
         # last ``window`` issue cycles (oldest first) of each channel-level windowed rule's commands (tFAW)
@@ -351,7 +361,7 @@ class Channel:
             raise DramProtocolError(f"{cmd}: column {addr.column} out of range 0..{self.columns - 1}")
         if kind == _SINGLE:
             b = self._flat(addr)
-            row = self.open_row[b]
+            row = self.open_row[self.base + b]
             where = f"bank {addr.bank_group}.{addr.bank}"
             if spec.requires == "closed" and row is not None:
                 raise DramProtocolError(f"{cmd} to {where} which has row {row} open: {comp.closer} it first")
@@ -363,17 +373,18 @@ class Channel:
                 if row != addr.row:
                     raise DramProtocolError(f"{cmd} to row {addr.row} of {where} but row {row} is open")
         elif kind == _ALL:
+            mine = self.open_row[self.base:self.base + self.banks]
             if spec.requires == "closed":
-                open_banks = [b for b, r in enumerate(self.open_row) if r is not None]
+                open_banks = [b for b, r in enumerate(mine) if r is not None]
                 if open_banks:
                     raise DramProtocolError(f"{cmd} needs every bank closed; banks {open_banks} are open: "
                                             f"{comp.all_closer} first")
             elif spec.requires == "open":
-                closed = [b for b, r in enumerate(self.open_row) if r is None]
+                closed = [b for b, r in enumerate(mine) if r is None]
                 if closed:
                     raise DramProtocolError(f"{cmd} needs a row open in every bank; banks {closed} are closed")
             elif spec.requires == "row":
-                wrong = [b for b, r in enumerate(self.open_row) if r != addr.row]
+                wrong = [b for b, r in enumerate(mine) if r != addr.row]
                 if wrong:
                     raise DramProtocolError(f"{cmd} needs row {addr.row} open in every bank; banks {wrong} are not")
 

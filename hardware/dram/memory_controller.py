@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from hardware.dram.address_mapping import Location, address_mapper
 from hardware.dram.channel import BankAddress, Channel
+from hardware.dram.ranks import RankedChannel
 from hardware.dram.refresh import REFRESH
 from hardware.dram.row_policy import ROW_POLICIES
 from hardware.dram.scheduling import SCHEDULERS
@@ -86,8 +87,11 @@ class RequestController:
 
     def __init__(self, standard: DramStandard, *, scheduler: str = "frfcfs", row_policy: str = "open",
                  refresh: str = "all-bank", queue: int = 32, low_watermark: float = 0.2, high_watermark: float = 0.8,
-                 policy_options: dict | None = None) -> None:
-        ch = self.channel = Channel(standard)
+                 policy_options: dict | None = None, ranks: int = 1) -> None:
+        ch = self.channel = Channel(standard) if ranks == 1 else RankedChannel(standard, ranks)
+        #: ranks on this channel and banks per rank (flat bank numbers run rank-major: ``rank * banks_per_rank + ...``)
+        self.ranks = ranks
+        self.banks_per_rank = ch.banks // ranks
         std = standard
         roles = {"open one bank": std.command_role(level="bank", opens=True),
                  "close one bank": std.command_role(level="bank", closes=True)}
@@ -113,9 +117,11 @@ class RequestController:
         self.all_banks = {cmd(n): s.all_banks for n, s in specs.items()}
         self.read_latency = ch.data_cycles(self.rd)
         self.write_latency = ch.data_cycles(self.wr)
-        per_group = ch.banks_per_group
-        #: bank address of flat bank ``fb`` (the Channel's open_row index ``bank_group * banks_per_group + bank``)
-        self.bank_addr = [BankAddress(fb // per_group, fb % per_group) for fb in range(ch.banks)]
+        per_group, per_rank = ch.banks_per_group, self.banks_per_rank
+        #: bank address of flat bank ``fb`` (the Channel's open_row index ``rank * banks_per_rank + bank_group *
+        #: banks_per_group + bank``)
+        self.bank_addr = [BankAddress((fb % per_rank) // per_group, fb % per_group, 0, 0, fb // per_rank)
+                          for fb in range(ch.banks)]
         self.queue = queue
         self.low, self.high = low_watermark, high_watermark
         self.reads: list[Request] = []
@@ -168,9 +174,10 @@ class RequestController:
             st.reads += 1
         return True
 
-    def queue_refresh(self, clk: int) -> None:
-        """Queue an all-bank refresh (refresh managers call this)."""
-        self.priority.append(Request(MAINTENANCE, None, BankAddress(), 0, clk, self.ref))
+    def queue_refresh(self, clk: int, rank: int = 0) -> None:
+        """Queue an all-bank refresh of ``rank`` (refresh managers call this); its ``bank`` is the rank's first."""
+        self.priority.append(Request(MAINTENANCE, None, BankAddress(rank=rank), rank * self.banks_per_rank, clk,
+                                     self.ref))
 
     def queue_bank_refresh(self, bank: int, clk: int) -> None:
         """Queue a per-bank refresh of flat bank ``bank`` (the per-bank refresh manager calls this)."""
@@ -186,7 +193,8 @@ class RequestController:
         open_row = self.channel.open_row
         if req.kind == MAINTENANCE:
             if req.final is self.ref:
-                return self.ref if open_row.count(None) == len(open_row) else self.prea
+                n = self.banks_per_rank
+                return self.ref if open_row[req.bank:req.bank + n].count(None) == n else self.prea
             if req.final is self.refpb and req.final is not None:
                 return self.refpb if open_row[req.bank] is None else self.pre
             return self.pre if open_row[req.bank] is not None else None
@@ -203,7 +211,9 @@ class RequestController:
         cmd = req.command
         if not self.closes.get(cmd) or not self.active:
             return False
-        return True if self.all_banks.get(cmd) else self.active_per_bank[req.bank] > 0
+        if self.all_banks.get(cmd):  # every bank of the request's rank
+            return self.ranks == 1 or any(self.active_per_bank[req.bank:req.bank + self.banks_per_rank])
+        return self.active_per_bank[req.bank] > 0
 
     def _set_write_mode(self) -> None:
         nw, size = len(self.writes), self.queue
@@ -282,7 +292,12 @@ class RequestController:
         self.policy.on_issue(req, cmd)
         if self.opens.get(cmd) or self.closes.get(cmd):
             if self.all_banks.get(cmd):
-                self.epoch = [e + 1 for e in self.epoch]
+                if self.ranks == 1:
+                    self.epoch = [e + 1 for e in self.epoch]
+                else:
+                    first = req.address.rank * self.banks_per_rank
+                    for b in range(first, first + self.banks_per_rank):
+                        self.epoch[b] += 1
             else:
                 self.epoch[req.bank] += 1
         if cmd is req.final:
@@ -350,6 +365,7 @@ class RunResult:
     accept_row_misses: int
     accept_row_conflicts: int
     accept_read_latency_mean: float
+    ranks: int = 1
     read_latencies: list[int] = field(default_factory=list, repr=False)
     write_latencies: list[int] = field(default_factory=list, repr=False)
 
@@ -381,46 +397,52 @@ class MemorySystem:
 
     def __init__(self, standard: DramStandard, *, channels: int = 1, mapping: str = "RoBaRaCoCh",
                  scheduler: str = "frfcfs", row_policy: str = "open", refresh: str = "all-bank", queue: int = 32,
-                 low_watermark: float = 0.2, high_watermark: float = 0.8, policy_options: dict | None = None) -> None:
+                 low_watermark: float = 0.2, high_watermark: float = 0.8, policy_options: dict | None = None,
+                 ranks: int = 1) -> None:
         if channels < 1:
             raise HwsimError(f"--channels {channels}: need at least 1")
+        if ranks < 1:
+            raise HwsimError(f"--ranks {ranks}: need at least 1")
         self.standard = standard
-        self.mapper = address_mapper(mapping, standard, channels)
+        self.ranks = ranks
+        self.mapper = address_mapper(mapping, standard, channels, ranks)
         self.options = dict(scheduler=scheduler, row_policy=row_policy)
         self.controllers = [RequestController(standard, scheduler=scheduler, row_policy=row_policy, refresh=refresh,
                                               queue=queue, low_watermark=low_watermark, high_watermark=high_watermark,
-                                              policy_options=policy_options) for _ in range(channels)]
+                                              policy_options=policy_options, ranks=ranks) for _ in range(channels)]
 
     def locate(self, entry: TraceEntry, where: str = "trace") -> Location:
         """The location of one trace entry (a byte address through the mapper, or an address vector checked)."""
         if entry.vector is None:
             return self.mapper.map(entry.addr)
         vec = entry.vector
-        if len(vec) == 6:  # ch, rank (or pseudo channel), bg, bank, row, column: one rank modelled
-            if vec[1] != 0:
-                raise HwsimError(f"{where}: address vector {','.join(map(str, vec))} names rank {vec[1]}; "
-                                 "the standards model one rank (give 0, or 5 values ch,bg,ba,row,col)")
-            vec = (vec[0],) + vec[2:]
-        if len(vec) != 5:
-            raise HwsimError(f"{where}: address vector {','.join(map(str, vec))} needs 5 values ch,bg,ba,row,col")
+        if len(vec) == 5:  # ch, bg, bank, row, column: rank 0
+            vec = (vec[0], 0) + vec[1:]
+        if len(vec) != 6:
+            raise HwsimError(f"{where}: address vector {','.join(map(str, vec))} needs 6 values ch,ra,bg,ba,row,col "
+                             "(or 5 without the rank)")
         org = self.standard.organization
-        limits = (len(self.controllers), org.bank_groups.value, org.banks_per_group.value, org.rows.value,
+        limits = (len(self.controllers), self.ranks, org.bank_groups.value, org.banks_per_group.value, org.rows.value,
                   org.columns.value)
-        for name, v, n in zip(("channel", "bank group", "bank", "row", "column"), vec, limits, strict=True):
+        for name, v, n in zip(("channel", "rank", "bank group", "bank", "row", "column"), vec, limits, strict=True):
             if v >= n:
-                raise HwsimError(f"{where}: address vector {','.join(map(str, vec))}: {name} {v} out of range 0..{n - 1}")
-        return Location(*vec)
+                fix = " (raise --ranks)" if name == "rank" else ""
+                raise HwsimError(f"{where}: address vector {','.join(map(str, vec))}: {name} {v} out of range "
+                                 f"0..{n - 1}{fix}")
+        return Location(vec[0], *vec[2:], rank=vec[1])
 
     def run(self, trace: Sequence[TraceEntry]) -> RunResult:
         """Serve ``trace`` (each entry once, in order) to completion."""
         ctrls = self.controllers
         per_group = self.standard.organization.banks_per_group.value
+        per_rank = self.standard.banks
         reqs = []
         for i, e in enumerate(trace):
             loc = self.locate(e, f"trace request {i + 1}")
             key = e.addr if e.vector is None else e.vector
-            reqs.append((loc.channel, e.is_write, key, BankAddress(loc.bank_group, loc.bank, loc.row, loc.column),
-                         loc.bank_group * per_group + loc.bank))
+            reqs.append((loc.channel, e.is_write, key,
+                         BankAddress(loc.bank_group, loc.bank, loc.row, loc.column, loc.rank),
+                         loc.rank * per_rank + loc.bank_group * per_group + loc.bank))
         n = len(reqs)
         i = 0
         clk = 0
@@ -467,7 +489,7 @@ class MemorySystem:
         org = self.standard.organization
         return RunResult(
             standard=self.standard.name, mapping=self.mapper.name, scheduler=self.options["scheduler"],
-            row_policy=self.options["row_policy"], channels=len(self.controllers), requests=n,
+            row_policy=self.options["row_policy"], channels=len(self.controllers), ranks=self.ranks, requests=n,
             reads=sum(s.reads for s in sts), writes=sum(s.writes for s in sts),
             cycles=max(s.last_done for s in sts) if n else 0, tck_ns=org.tCK_ns.value, burst_bytes=org.burst_bytes.value,
             row_hits=sum(s.row_hits for s in sts), row_misses=sum(s.row_misses for s in sts),

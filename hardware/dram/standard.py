@@ -16,7 +16,9 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
 - ``requests`` / ``refresh``: which commands an open-row controller issues for reads, writes and refresh
   (``refresh_per_bank``: the per-bank refresh command, REFpb, and its interval per bank refresh, tREFIpb);
   ``auto_precharge``: the read / write commands that also close the bank (RDA / WRA), for closed-row policies;
-- ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM).
+- ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM);
+- ``ranks``: the rules between commands to different ranks of one channel (rank-to-rank switching, tRTRS), for
+  multi-rank channels (:mod:`hardware.dram.ranks`); a standard without it has one rank per channel.
 
 :func:`load_standard` validates the file with pydantic and turns any mistake into a one-line
 :class:`~hardware.errors.HwsimError` naming the file and the field (and its line for the rule sections).
@@ -134,6 +136,25 @@ class Refresh(_Strict):
     interval: str
 
 
+class SiblingRule(_Strict):
+    """A rule between commands to two *different* ranks (or pseudo channels) of one channel: a ``following`` command
+    to one waits ``latency`` cycles after the most recent ``preceding`` command to any other (tRTRS and the data-bus
+    hand-over between ranks)."""
+
+    preceding: tuple[str, ...] = Field(min_length=1)
+    following: tuple[str, ...] = Field(min_length=1)
+    latency: str | int
+
+
+class Ranks(_Strict):
+    """How ranks of one channel interact (``--ranks N``). Each rank is a full copy of the channel's bank hierarchy
+    with its own ``constraints`` (tRRD, tFAW, tCCD, refresh per rank); the ranks share the command bus (one command
+    per cycle) and the data bus, whose rank-to-rank rules are ``constraints`` here."""
+
+    source: str = Field(min_length=1)
+    constraints: tuple[SiblingRule, ...] = Field(min_length=1)
+
+
 class Extension(_Strict):
     """An optional command set (e.g. SK hynix GDDR6-AiM): its own timing numbers, commands and constraints."""
 
@@ -161,6 +182,7 @@ class DramStandard(_Strict):
     constraints: tuple[ConstraintSpec, ...]
     checks: tuple[str, ...] = ()
     extensions: dict[str, Extension] = {}
+    ranks: Ranks | None = None
 
     @cached_property
     def params(self) -> dict[str, int]:
@@ -341,6 +363,13 @@ def _check(std: DramStandard) -> None:
             loc = (*base, i)
             if c.level not in levels:
                 raise _FieldError((*loc, "level"), f"unknown level '{c.level}' (levels: {', '.join(levels)})")
+            for key in ("preceding", "following"):
+                for j, name in enumerate(getattr(c, key)):
+                    need_command(name, (*loc, key, j))
+            _need_params(c.latency, known, (*loc, "latency"), used)
+    if std.ranks is not None:
+        for i, c in enumerate(std.ranks.constraints):
+            loc = ("ranks", "constraints", i)
             for key in ("preceding", "following"):
                 for j, name in enumerate(getattr(c, key)):
                     need_command(name, (*loc, key, j))
