@@ -107,6 +107,8 @@ class _Compiled:
                     self.history = max(self.history, r.window)
             self.windowed.append(tuple(generic))
         self.windowed_cmds = [frozenset(c) for c in wcmds]
+        self.bus, self.hold = command_buses(standard, self.names)
+        self.split_bus = standard.command_buses is not None or any(h > 1 for h in self.hold)
         self.source = _generate(self, groups, per_group, rows, columns, banks)
         namespace: dict = {}
         filename = f"<hardware.dram.channel generated {len(_COMPILED)} {standard.name}>"
@@ -185,11 +187,16 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
         "    record_window = self._record_window",
     ]
     out += [f"    W{k} = self._rings[{k}]" for k in range(len(comp.rings))]
+    if comp.split_bus:
+        out.append("    Q = self.bus_free")
     for commit in (True, False):
         fn = "issue" if commit else "earliest"
         out += [
             f"    def {fn}(command, address=None, at=0):",
             "        address = address or NOWHERE",
+        ]
+        # split buses: commands issue in time order (a column command may share the cycle of the last row command)
+        out += ["        t = self.last_issue", "        if at > t:", "            t = at"] if comp.split_bus else [
             "        t = self.last_issue + 1",
             "        if not t > at:",
             "            t = at",
@@ -199,12 +206,16 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
             kind = comp.kind[cid]
             fb = "fb" if kind == _SINGLE else "0"
             body = _state_checks(comp, cid, groups, per_group, rows, columns, banks)
+            if comp.split_bus:  # this command's bus is free from Q[bus] on
+                body += [f"if Q[{comp.bus[cid]}] > t:", f"    t = Q[{comp.bus[cid]}]"]
             terms = comp.terms(cid) + [(f"W{k}[0]", c) for k, c in comp.ring_terms[cid]]
             if terms:
                 body.append("t = max(t, " + ", ".join(f"{e} + {c}" for e, c in terms) + ")")
             if comp.windowed[cid]:
                 body.append(f"t = window_rules({cid}, {fb}, t)")
             if commit:
+                if comp.split_bus:
+                    body.append(f"Q[{comp.bus[cid]}] = t + {comp.hold[cid]}")
                 body.append(f"L[{cid}] = t")
                 if kind == _SINGLE:
                     body += [f"L[gb + {cid}] = t", f"L[bb + {cid}] = t"]
@@ -252,6 +263,14 @@ def _compiled(standard: DramStandard, groups: int, per_group: int, rows: int, co
     return comp
 
 
+def command_buses(standard: DramStandard, names: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per command of ``names``: its bus (0 row or the only bus, 1 column) and the cycles it holds that bus."""
+    buses = standard.command_buses
+    bus = tuple(1 if buses is not None and n in buses.column else 0 for n in names)
+    hold = tuple(standard.command_cycles[n].value if n in standard.command_cycles else 1 for n in names)
+    return bus, hold
+
+
 class Channel:
     """Timing and bank state of one channel of ``standard``."""
 
@@ -288,6 +307,8 @@ class Channel:
             [{}],
         ]
         self.last_issue = -1
+        #: with split command buses (or multi-cycle commands): the first free cycle of the row (0) and column (1) bus
+        self.bus_free = [0, 0]
         self.counts: dict[str, int] = {}
         self.trace: list[tuple[int, str, BankAddress]] | None = [] if trace else None
         self._install()

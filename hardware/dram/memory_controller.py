@@ -87,9 +87,17 @@ class RequestController:
 
     def __init__(self, standard: DramStandard, *, scheduler: str = "frfcfs", row_policy: str = "open",
                  refresh: str = "all-bank", queue: int = 32, low_watermark: float = 0.2, high_watermark: float = 0.8,
-                 policy_options: dict | None = None, ranks: int = 1) -> None:
-        ch = self.channel = Channel(standard) if ranks == 1 else RankedChannel(standard, ranks)
-        #: ranks on this channel and banks per rank (flat bank numbers run rank-major: ``rank * banks_per_rank + ...``)
+                 policy_options: dict | None = None, ranks: int = 1, pseudo_channels: int = 1,
+                 one_command_per_cycle: bool = False) -> None:
+        if ranks > 1 and pseudo_channels > 1:
+            raise HwsimError(f"--ranks {ranks} with --pseudo-channels {pseudo_channels}: give one of them")
+        if pseudo_channels > 1:
+            ch = self.channel = RankedChannel(standard, pseudo_channels, pseudo_channels=True)
+            ranks = pseudo_channels
+        else:
+            ch = self.channel = Channel(standard) if ranks == 1 else RankedChannel(standard, ranks)
+        #: ranks (or pseudo channels) on this channel and banks per rank (flat bank numbers run rank-major:
+        #: ``rank * banks_per_rank + ...``)
         self.ranks = ranks
         self.banks_per_rank = ch.banks // ranks
         std = standard
@@ -115,6 +123,11 @@ class RequestController:
         self.closes = {cmd(n): s.closes for n, s in specs.items()}
         self.opens = {cmd(n): s.opens for n, s in specs.items()}
         self.all_banks = {cmd(n): s.all_banks for n, s in specs.items()}
+        buses = std.command_buses
+        #: command bus of each command (0 row or the only bus, 1 column); ``dual``: a row and a column command may
+        #: issue in one cycle (a split-bus standard, unless ``one_command_per_cycle``: Ramulator's GenericDDR)
+        self.bus_of = {cmd(n): 1 if buses is not None and n in buses.column else 0 for n in specs}
+        self.dual = buses is not None and not one_command_per_cycle
         self.read_latency = ch.data_cycles(self.rd)
         self.write_latency = ch.data_cycles(self.wr)
         per_group, per_rank = ch.banks_per_group, self.banks_per_rank
@@ -225,8 +238,8 @@ class RequestController:
 
     # ------------------------------------------------------------------ one cycle
     def tick(self) -> bool:
-        """Advance one cycle; issue at most one command. Returns whether one issued (else ``wake`` is the earliest
-        cycle anything can happen)."""
+        """Advance one cycle; issue at most one command (split buses: one per bus). Returns whether one issued (else
+        ``wake`` is the earliest cycle anything can happen)."""
         clk = self.clk = self.clk + 1
         pend = self.pending
         if pend and pend[0][0] <= clk:
@@ -236,6 +249,8 @@ class RequestController:
                 lat.append(depart - arrive)
         self.refresh.tick(clk)
         self.policy.pre_schedule(clk)
+        if self.dual:
+            return self._tick_buses(clk)
         pick = self.scheduler.pick
         soonest = _NEVER
         buf = self.active
@@ -271,6 +286,50 @@ class RequestController:
         self._issue(cand, buf, clk)
         self.wake = clk + 1
         return True
+
+    def _tick_buses(self, clk: int) -> bool:
+        """One cycle of a split-bus channel, as Ramulator 2.1's HBM controller (src/ramulator/controller/impl/
+        hbm_controller_base.cpp): a column slot, then a row slot, each picking in the usual order (active requests
+        -- column slot only --, the priority queue's head, the read or write queue) among commands on its bus."""
+        issued = False
+        soonest = _NEVER
+        pick = self.scheduler.pick
+        for bus in (1, 0):
+            cand = None
+            buf = self.active
+            if bus == 1 and buf:
+                cand, t = pick(buf, self, clk, False, bus)
+                soonest = min(soonest, t)
+            if cand is None:
+                prio = self.priority
+                while prio:
+                    head = prio[0]
+                    cmd = head.command = self.next_command(head)
+                    if cmd is None:
+                        del prio[0]
+                        continue
+                    if self.bus_of[cmd] == bus and not self._would_close_active(head):
+                        t = self.channel.earliest(cmd, head.address, clk)
+                        if t == clk:
+                            cand, buf = head, prio
+                        else:
+                            soonest = min(soonest, t)
+                    break
+                if cand is None and not prio:
+                    self._set_write_mode()
+                    buf = self.writes if self.write_mode else self.reads
+                    if buf:
+                        cand, t = pick(buf, self, clk, True, bus)
+                        soonest = min(soonest, t)
+            if cand is not None:
+                self._issue(cand, buf, clk)
+                issued = True
+        if issued:
+            self.wake = clk + 1
+            return True
+        self.wake = min(soonest, self.refresh.next_event(clk + 1), self.policy.next_event(clk + 1),
+                        self.pending[0][0] if self.pending else _NEVER)
+        return False
 
     def _issue(self, req: Request, buf: list, clk: int) -> None:
         st = self.stats
@@ -366,6 +425,7 @@ class RunResult:
     accept_row_conflicts: int
     accept_read_latency_mean: float
     ranks: int = 1
+    pseudo_channels: int = 1
     read_latencies: list[int] = field(default_factory=list, repr=False)
     write_latencies: list[int] = field(default_factory=list, repr=False)
 
@@ -398,18 +458,22 @@ class MemorySystem:
     def __init__(self, standard: DramStandard, *, channels: int = 1, mapping: str = "RoBaRaCoCh",
                  scheduler: str = "frfcfs", row_policy: str = "open", refresh: str = "all-bank", queue: int = 32,
                  low_watermark: float = 0.2, high_watermark: float = 0.8, policy_options: dict | None = None,
-                 ranks: int = 1) -> None:
+                 ranks: int = 1, pseudo_channels: int = 1, one_command_per_cycle: bool = False) -> None:
         if channels < 1:
             raise HwsimError(f"--channels {channels}: need at least 1")
-        if ranks < 1:
-            raise HwsimError(f"--ranks {ranks}: need at least 1")
+        for option, n in (("--ranks", ranks), ("--pseudo-channels", pseudo_channels)):
+            if n < 1:
+                raise HwsimError(f"{option} {n}: need at least 1")
         self.standard = standard
         self.ranks = ranks
-        self.mapper = address_mapper(mapping, standard, channels, ranks)
+        self.pseudo_channels = pseudo_channels
+        # pseudo channels take the rank's place in the mappings (Ramulator 2's HBM level order)
+        self.mapper = address_mapper(mapping, standard, channels, max(ranks, pseudo_channels))
         self.options = dict(scheduler=scheduler, row_policy=row_policy)
         self.controllers = [RequestController(standard, scheduler=scheduler, row_policy=row_policy, refresh=refresh,
                                               queue=queue, low_watermark=low_watermark, high_watermark=high_watermark,
-                                              policy_options=policy_options, ranks=ranks) for _ in range(channels)]
+                                              policy_options=policy_options, ranks=ranks, pseudo_channels=pseudo_channels,
+                                              one_command_per_cycle=one_command_per_cycle) for _ in range(channels)]
 
     def locate(self, entry: TraceEntry, where: str = "trace") -> Location:
         """The location of one trace entry (a byte address through the mapper, or an address vector checked)."""
@@ -422,8 +486,8 @@ class MemorySystem:
             raise HwsimError(f"{where}: address vector {','.join(map(str, vec))} needs 6 values ch,ra,bg,ba,row,col "
                              "(or 5 without the rank)")
         org = self.standard.organization
-        limits = (len(self.controllers), self.ranks, org.bank_groups.value, org.banks_per_group.value, org.rows.value,
-                  org.columns.value)
+        limits = (len(self.controllers), max(self.ranks, self.pseudo_channels), org.bank_groups.value,
+                  org.banks_per_group.value, org.rows.value, org.columns.value)
         for name, v, n in zip(("channel", "rank", "bank group", "bank", "row", "column"), vec, limits, strict=True):
             if v >= n:
                 fix = " (raise --ranks)" if name == "rank" else ""
@@ -489,7 +553,8 @@ class MemorySystem:
         org = self.standard.organization
         return RunResult(
             standard=self.standard.name, mapping=self.mapper.name, scheduler=self.options["scheduler"],
-            row_policy=self.options["row_policy"], channels=len(self.controllers), ranks=self.ranks, requests=n,
+            row_policy=self.options["row_policy"], channels=len(self.controllers), ranks=self.ranks,
+            pseudo_channels=self.pseudo_channels, requests=n,
             reads=sum(s.reads for s in sts), writes=sum(s.writes for s in sts),
             cycles=max(s.last_done for s in sts) if n else 0, tck_ns=org.tCK_ns.value, burst_bytes=org.burst_bytes.value,
             row_hits=sum(s.row_hits for s in sts), row_misses=sum(s.row_misses for s in sts),

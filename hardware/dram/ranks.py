@@ -1,16 +1,21 @@
-"""A multi-rank channel: one :class:`~hardware.dram.channel.Channel` per rank behind a shared command bus and the
-standard's rank-to-rank rules (``ranks:`` in the standard's YAML).
+"""A multi-rank channel (or an HBM channel of pseudo channels): one :class:`~hardware.dram.channel.Channel` per
+rank behind a shared command bus and the standard's rank-to-rank rules (``ranks:`` in the standard's YAML).
 
 Each rank keeps its own bank states and its whole timing table, so tRRD, tFAW, tCCD, tWTR and refresh are per rank
 (JESD79-4 states them per rank; Ramulator 2 and DRAMsim3 put them at rank level). Across ranks two things bind:
 
-- the command bus: one command per cycle on the channel, whatever rank it addresses;
+- the command bus: one command per cycle on the channel, whatever rank it addresses (with the standard's
+  ``command_buses``, one row and one column command per cycle: HBM pseudo channels share both buses);
 - the data bus: the standard's ``ranks.constraints``, a following command to rank r waiting ``latency`` cycles
   after the most recent preceding command to any other rank (tRTRS, the DQS hand-over).
 
 Banks are numbered across the channel, rank-major (``rank * banks_per_rank + bank_group * banks_per_group + bank``);
 the ranks share one open-row list in that order, so a controller reads any bank's state in one place. A command's
 rank is its address's ``rank`` field.
+
+HBM pseudo channels (JESD235 / JESD238 pseudo-channel mode) are the same structure with no rules between them: each
+has its own banks, data bus and timing table (tRRD, tFAW, refresh per pseudo channel, Ramulator 2's PseudoChannel
+level), and they share the channel's row and column command buses.
 """
 
 from __future__ import annotations
@@ -26,10 +31,18 @@ _NOWHERE = BankAddress()
 class RankedChannel:
     """``ranks`` ranks of ``standard`` on one channel (the interface of :class:`Channel`, banks across ranks)."""
 
-    def __init__(self, standard: DramStandard, ranks: int, trace: bool = False) -> None:
+    def __init__(self, standard: DramStandard, ranks: int, trace: bool = False, *, pseudo_channels: bool = False) -> None:
+        """``pseudo_channels``: the ``ranks`` units are HBM pseudo channels (at most the organisation's
+        ``pseudo_channels``): separate banks and data buses, shared command buses, no rules between them."""
+        option = "--pseudo-channels" if pseudo_channels else "--ranks"
         if ranks < 1:
-            raise HwsimError(f"--ranks {ranks}: need at least 1")
-        if ranks > 1 and standard.ranks is None:
+            raise HwsimError(f"{option} {ranks}: need at least 1")
+        if pseudo_channels:
+            limit = standard.organization.pseudo_channels.value
+            if ranks > limit:
+                raise HwsimError(f"--pseudo-channels {ranks}: DRAM standard '{standard.name}' has {limit} pseudo "
+                                 f"channel(s) per channel (organization.pseudo_channels)")
+        elif ranks > 1 and standard.ranks is None:
             raise HwsimError(f"--ranks {ranks}: DRAM standard '{standard.name}' declares no ranks: section (the "
                              "rules between ranks); use --ranks 1")
         first = Channel(standard, trace)
@@ -47,10 +60,15 @@ class RankedChannel:
         self.banks = ranks * one.banks
         self.rows, self.columns = one.rows, one.columns
         self.last_issue = -1
+        comp = one._comp
+        self.split_bus = comp.split_bus
+        #: split buses: per command, (bus, cycles held); the first free cycle of each bus, shared by the ranks
+        self._bus = {m: (comp.bus[i], comp.hold[i]) for i, m in enumerate(comp.members)}
+        self.bus_free = [0, 0]
         # rank rule k: (preceding command set, cycles); _following[command] -> [(k, cycles)]; _preceding[command] -> [k]
         self._following: dict[str, list[tuple[int, int]]] = {}
         self._preceding: dict[str, list[int]] = {}
-        rules = standard.ranks.constraints if standard.ranks is not None and ranks > 1 else ()
+        rules = standard.ranks.constraints if standard.ranks is not None and ranks > 1 and not pseudo_channels else ()
         for k, rule in enumerate(rules):
             cycles = latency_cycles(rule.latency, self.params)
             for name in rule.following:
@@ -106,7 +124,13 @@ class RankedChannel:
         r = address.rank
         if not 0 <= r < self.ranks:
             raise DramProtocolError(f"{command}: rank {r} out of range 0..{self.ranks - 1}")
-        t = self.last_issue + 1
+        if self.split_bus:
+            bus = self._bus.get(command)
+            if bus is None:
+                bus = self._bus[self.command(command)]
+            t = self.bus_free[bus[0]]
+        else:
+            t = self.last_issue + 1
         if at > t:
             t = at
         terms = self._following.get(command)
@@ -130,6 +154,9 @@ class RankedChannel:
         t, sub = self._bound(command, address, at)
         t = sub.issue(command, address, t)
         self.last_issue = t
+        if self.split_bus:
+            bus, hold = self._bus.get(command) or self._bus[self.command(command)]
+            self.bus_free[bus] = t + hold
         for k in self._preceding.get(command, ()):
             self._last[k][address.rank] = t
         return t

@@ -18,7 +18,9 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
   ``auto_precharge``: the read / write commands that also close the bank (RDA / WRA), for closed-row policies;
 - ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM);
 - ``ranks``: the rules between commands to different ranks of one channel (rank-to-rank switching, tRTRS), for
-  multi-rank channels (:mod:`hardware.dram.ranks`); a standard without it has one rank per channel.
+  multi-rank channels (:mod:`hardware.dram.ranks`); a standard without it has one rank per channel;
+- ``command_buses``: separate row and column command buses (HBM), one command on each per cycle;
+  ``command_cycles``: commands that hold their bus for several cycles (HBM2 ACT), rules counted from the last.
 
 :func:`load_standard` validates the file with pydantic and turns any mistake into a one-line
 :class:`~hardware.errors.HwsimError` naming the file and the field (and its line for the rule sections).
@@ -155,6 +157,15 @@ class Ranks(_Strict):
     constraints: tuple[SiblingRule, ...] = Field(min_length=1)
 
 
+class CommandBuses(_Strict):
+    """A split command bus (HBM): row commands and column commands travel on separate buses, one command on each
+    per cycle, so a controller may issue a row and a column command in the same cycle."""
+
+    source: str = Field(min_length=1)
+    row: tuple[str, ...] = Field(min_length=1)
+    column: tuple[str, ...] = Field(min_length=1)
+
+
 class Extension(_Strict):
     """An optional command set (e.g. SK hynix GDDR6-AiM): its own timing numbers, commands and constraints."""
 
@@ -183,6 +194,10 @@ class DramStandard(_Strict):
     checks: tuple[str, ...] = ()
     extensions: dict[str, Extension] = {}
     ranks: Ranks | None = None
+    command_buses: CommandBuses | None = None
+    #: commands that hold their command bus for more than one cycle (HBM2 ACT: 2); the timing rules count from a
+    #: command's last cycle, as JEDEC measures them
+    command_cycles: dict[str, Count] = {}
 
     @cached_property
     def params(self) -> dict[str, int]:
@@ -208,7 +223,27 @@ class DramStandard(_Strict):
     def table(self) -> tuple[TimingConstraint, ...]:
         """The timing-constraint table: the standard's lines, then its extensions'."""
         specs = list(self.constraints) + [c for ext in self.extensions.values() for c in ext.constraints]
-        return tuple(TimingConstraint(c.level, c.preceding, c.following, str(c.latency), c.window) for c in specs)
+        cycles = {name: c.value for name, c in self.command_cycles.items()}
+        out = []
+        for c in specs:
+            if not cycles:
+                out.append(TimingConstraint(c.level, c.preceding, c.following, str(c.latency), c.window))
+                continue
+            # rules count from each command's last bus cycle while issue cycles are first cycles: a multi-cycle
+            # preceding command adds its extra cycles, a multi-cycle following command subtracts them
+            groups: dict[int, tuple[list[str], list[str]]] = {}
+            for p in c.preceding:
+                for f in c.following:
+                    off = cycles.get(p, 1) - cycles.get(f, 1)
+                    pre, fol = groups.setdefault(off, ([], []))
+                    if p not in pre:
+                        pre.append(p)
+                    if f not in fol:
+                        fol.append(f)
+            for off, (pre, fol) in groups.items():
+                lat = str(c.latency) if off == 0 else f"{c.latency} {'+' if off > 0 else '-'} {abs(off)}"
+                out.append(TimingConstraint(c.level, tuple(pre), tuple(fol), lat, c.window))
+        return tuple(out)
 
     @property
     def aim(self) -> Extension | None:
@@ -367,6 +402,18 @@ def _check(std: DramStandard) -> None:
                 for j, name in enumerate(getattr(c, key)):
                     need_command(name, (*loc, key, j))
             _need_params(c.latency, known, (*loc, "latency"), used)
+    if std.command_buses is not None:
+        buses = std.command_buses
+        for key in ("row", "column"):
+            for j, name in enumerate(getattr(buses, key)):
+                need_command(name, ("command_buses", key, j))
+        both = set(buses.row) & set(buses.column)
+        missing = [n for n in commands if n not in buses.row and n not in buses.column]
+        if both or missing:
+            raise _FieldError(("command_buses",), f"every command must be on exactly one bus: "
+                                                  f"{sorted(both)[0] + ' is on both' if both else missing[0] + ' is on none'}")
+    for name in std.command_cycles:
+        need_command(name, ("command_cycles", name))
     if std.ranks is not None:
         for i, c in enumerate(std.ranks.constraints):
             loc = ("ranks", "constraints", i)

@@ -27,7 +27,7 @@ from hardware.dram import load_standard
 from hardware.dram.memory_controller import simulate
 from hardware.dram.trace import read_trace
 from simulator.validation import checkout_root, emit, output_args
-from simulator.validation.dram_ramulator import DATA, RANKS
+from simulator.validation.dram_ramulator import DATA, PSEUDO_CHANNELS, RANKS
 from simulator.validation.dram_traces import TRACE_DIR
 
 REPORT = checkout_root() / "reports" / "dram_validation.md"
@@ -43,10 +43,10 @@ WHY = {
              "earlier after a RD) and lets an all-bank REFab hold every command for nRFCab (ours: ACT and REF); only "
              "runs with writes move.",
     "ddr4": "Ramulator's DDR4 rules are the ones our table was written from.",
-    "hbm2": "Ramulator's HBM2 ACT takes 2 command-bus cycles (command_cycles ACT: 2 in python/ramulator/dram/hbm2.py; "
-            "its rules count from the ACT's last cycle, so ACT->RD is tRCDRD + 1: diffing the command streams, the "
-            "first difference in mixed_2to1 is the first RD at ACT + 15 instead of ACT + 14); our ACT takes one. Its "
-            "refresh rules also differ (ACT->REFab nRC, REFab->ACT/PREab nRFC; ours PRE/PREA->REF tRP, REF->ACT tRFC).",
+    "hbm2": "none left on these traces: ACT takes two row-bus cycles on both sides (hbm2.yaml command_cycles, Ramulator's "
+            "command_cycles ACT: 2; before hwsim had it, ACT->RD was one cycle shorter and runs were 0.1-1% off), and "
+            "with split buses both issue one row and one column command per cycle. Ramulator's refresh rules differ "
+            "(ACT->REFab nRC, REFab->ACT/PREab nRFC; ours PRE/PREA->REF tRP, REF->ACT tRFC) but did not bind here.",
     "hbm3": "Ramulator's HBM3 issues row commands on half-CK edges (tick_multiplier 2; command_cycles ACT 1.5 CK, "
             "PRE/REF 0.5 CK in python/ramulator/dram/hbm3.py) and has nRTW for RD->WR and nCCDR; "
             "our channel issues one command per whole cycle with the "
@@ -103,12 +103,16 @@ def compare() -> tuple[dict, list[dict]]:
     sections += [(f"open {n} ranks, Ram. standard RD->WR", {s: r for s, r in data.get("results_ranks_standard", {}).items()
                                                             if RANKS[s] == n}, {"ranks": n})
                  for n in sorted(set(RANKS.values()))]
+    for n in sorted({n for v in PSEUDO_CHANNELS.values() for n in v}):
+        sections.append((f"open {n} PC, split buses", data.get(f"results_pc{n}", {}), {"pseudo_channels": n}))
     for label, results, options in sections:
         rows += _compare(label, results, **options)
     return data, rows
 
 
-def _compare(label: str, results: dict, ranks: int = 1) -> list[dict]:
+def _compare(label: str, results: dict, ranks: int = 1, pseudo_channels: int = 0) -> list[dict]:
+    """Rows for one section. Without ``pseudo_channels`` Ramulator ran its GenericDDR controller (one command per
+    cycle), so a split-bus standard runs with ``one_command_per_cycle``; with it, both run split buses."""
     policy, _, refresh = label.partition(" ")
     refresh = "per-bank" if "per-bank" in refresh else "all-bank"
     rows = []
@@ -120,7 +124,8 @@ def _compare(label: str, results: dict, ranks: int = 1) -> list[dict]:
                 continue
             trace = read_trace(TRACE_DIR / f"{trace_name}.trace")
             start = time.perf_counter()
-            r = simulate(std, trace, row_policy=policy, refresh=refresh, ranks=ranks)
+            r = simulate(std, trace, row_policy=policy, refresh=refresh, ranks=ranks,
+                         pseudo_channels=max(pseudo_channels, 1), one_command_per_cycle=not pseudo_channels)
             wall = time.perf_counter() - start
             k = ram.get("ticks_per_cycle", 1)
             ram_cycles = ram["cycles"] / k
@@ -175,7 +180,10 @@ def render(data: dict, rows: list[dict]) -> str:
            "(JESD209-5B / JESD235D values via Ramulator's lpddr5.py and hbm2.py); `open 2 ranks`: DDR4 with two "
            "ranks per channel (RoBaRaCoCh with the rank bit above the column, tRRD / tFAW / refresh per rank, "
            "tRTRS 2 on both sides), against Ramulator's own rank rules and (`Ram. standard RD->WR`) with its "
-           "rank-to-rank RD->WR rule replaced by ours. Compared at the point Ramulator "
+           "rank-to-rank RD->WR rule replaced by ours; `open N PC, split buses`: HBM2 with separate row and column "
+           "command buses (one command on each per cycle, ACT two row-bus cycles) and N pseudo channels sharing them, "
+           "Ramulator's HBM12 controller against ours (every other HBM2 row: one command per cycle, as GenericDDR). "
+           "Compared at the point Ramulator "
            "stops (the last request accepted); "
            "`drain` is hwsim's cycle count until the last data beat. Ramulator HBM3 ticks at half CK: halved.", "",
            f"Tolerance (tests/test_dram_validation.py): cycles and mean read latency within {TOLERANCE:.0%}, "

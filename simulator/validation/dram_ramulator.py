@@ -13,7 +13,8 @@ Open rows, RoBaRaCoCh, queues of 32, watermarks 0.2 / 0.8, Ramulator's defaults)
 ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1); for LPDDR5 and HBM2 also Ramulator's PerBank
 refresh manager (``results_perbank``) against our ``per-bank`` one (``--only-per-bank`` reruns just that section);
 for DDR4 also two ranks per channel (``results_ranks``; ``results_ranks_standard`` with Ramulator's rank-to-rank
-RD->WR rule replaced by our standard's, :func:`standard_rank_rules`). ``--only SECTION`` reruns one section.
+RD->WR rule replaced by our standard's, :func:`standard_rank_rules`); for HBM2 also Ramulator's split-bus HBM12
+controller with one and two pseudo channels (``results_pc1``, ``results_pc2``). ``--only SECTION`` reruns one section.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def ramulator_overrides(name: str, dram_cls: type) -> dict:
 CLOSED = ("gddr6", "ddr4")
 #: standards also compared with per-bank refresh (Ramulator's PerBank manager against our per-bank), open rows
 PER_BANK = ("lpddr5", "hbm2")
+#: standards also compared with split command buses (Ramulator's HBM12 / HBM34 controller against ours, one row and
+#: one column command per cycle), with this many pseudo channels per channel (1: one pseudo channel, both buses)
+PSEUDO_CHANNELS = {"hbm2": (1, 2)}
+#: Ramulator's split-bus controller per standard
+SPLIT_BUS_CONTROLLER = {"hbm2": "HBM12", "hbm3": "HBM34"}
 #: standards also compared with several ranks per channel (Ramulator's rank level against our ``ranks:``), open rows
 RANKS = {"ddr4": 2}
 
@@ -89,9 +95,10 @@ def standard_rank_rules(dram_cls: type) -> type:
 
 
 def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "all-bank", ranks: int = 1,
-            rank_rules: str = "ramulator") -> dict:
+            rank_rules: str = "ramulator", pseudo_channels: int = 0) -> dict:
     """One Ramulator run; ``ranks`` > 1 sets its rank count, ``rank_rules="standard"`` swaps in our RD->WR rule
-    between ranks (:func:`standard_rank_rules`)."""
+    between ranks (:func:`standard_rank_rules`); ``pseudo_channels`` > 0 runs that many pseudo channels under the
+    standard's split-bus controller (:data:`SPLIT_BUS_CONTROLLER`) instead of GenericDDR."""
     import ramulator  # noqa: PLC0415 (needs Ramulator's Python package on the path)
 
     cls_name, org_preset, timing_preset, _ = SPECS[name]
@@ -101,8 +108,12 @@ def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "al
         over["rank"] = ranks
         if rank_rules == "standard":
             dram_cls = standard_rank_rules(dram_cls)
+    if pseudo_channels:
+        over["pseudochannel"] = pseudo_channels
     dram = dram_cls(org_preset=org_preset, timing_preset=timing_preset, **over)
-    ctrl = ramulator.controller.GenericDDR(dram=dram, scheduler=ramulator.scheduler.FRFCFS(),
+    controller = getattr(ramulator.controller, SPLIT_BUS_CONTROLLER[name]) if pseudo_channels \
+        else ramulator.controller.GenericDDR
+    ctrl = controller(dram=dram, scheduler=ramulator.scheduler.FRFCFS(),
                                            refresh_manager=ramulator.refresh_manager.AllBank() if refresh == "all-bank"
                                            else ramulator.refresh_manager.PerBank(),
                                            row_policy=ramulator.row_policy.Open() if row_policy == "open"
@@ -124,7 +135,9 @@ def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "al
             "reads": int(st["num_read_reqs"]), "writes": int(st["num_write_reqs"]),
             "reads_forwarded": int(st["num_read_reqs_forwarded"]), "requests": requests,
             "wall_s": wall, "requests_per_s": requests / wall if wall else 0.0, "overrides": over,
-            "config": f"{cls_name}(org_preset={org_preset}, timing_preset={timing_preset}, overrides) + GenericDDR"
+            "config": f"{cls_name}(org_preset={org_preset}, timing_preset={timing_preset}, overrides) + "
+                      + (f"{SPLIT_BUS_CONTROLLER[name]}, {pseudo_channels} pseudo channel(s)" if pseudo_channels
+                         else "GenericDDR")
                       + ("" if refresh == "all-bank" else " + PerBank refresh")
                       + (f", {ranks} ranks" + (", sibling RD->WR nCL + nBL + nCS - nCWL" if rank_rules == "standard"
                                                else "") if ranks > 1 else "")}
@@ -139,7 +152,8 @@ def main() -> None:
     parser.add_argument("--only-per-bank", action="store_true", help="rerun only the per-bank refresh section")
     parser.add_argument("--only", action="append", default=[], metavar="SECTION",
                         help="rerun only this section of the data (results, results_closed, results_perbank, "
-                             "results_ranks, results_ranks_standard; repeatable), keeping the others")
+                             "results_ranks, results_ranks_standard, results_pc1, results_pc2; repeatable), "
+                             "keeping the others")
     args = parser.parse_args()
     if args.only_per_bank:
         args.only.append("results_perbank")
@@ -157,6 +171,8 @@ def main() -> None:
                 ("results_perbank", "open", "per-bank", PER_BANK, {})]
     sections += [("results_ranks", "open", "all-bank", tuple(RANKS), {"rank_rules": "ramulator"}),
                  ("results_ranks_standard", "open", "all-bank", tuple(RANKS), {"rank_rules": "standard"})]
+    sections += [(f"results_pc{n}", "open", "all-bank", tuple(k for k, v in PSEUDO_CHANNELS.items() if n in v),
+                  {"pseudo_channels": n}) for n in sorted({n for v in PSEUDO_CHANNELS.values() for n in v})]
     keys = [s[0] for s in sections]
     bad = [k for k in args.only if k not in keys]
     if bad:
