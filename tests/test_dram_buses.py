@@ -71,3 +71,17 @@ def test_pseudo_channel_and_bus_errors():
     data["command_buses"]["column"] = [*data["command_buses"]["column"], "PRE"]
     with pytest.raises(HwsimError, match="field 'command_buses': every command must be on exactly one bus: PRE is on both"):
         standard_from_dict(data, "hbm2.yaml")
+
+
+def test_ddr5_two_cycle_commands_shift_the_rules_to_their_last_cycle():
+    d5 = load_standard("ddr5")
+    p = d5.params
+    ch = Channel(d5)
+    a = BankAddress(0, 0, 1, 0)
+    assert ch.issue("ACT", a, 0) == 0
+    # ACT holds the (single) command bus two cycles; ACT->RD (both two-cycle) keeps tRCD, ACT->PRE (PRE one cycle)
+    # is tRAS + 1 (from the ACT's second cycle)
+    assert ch.earliest("ACT", BankAddress(1, 0, 1, 0), 0) == max(2, p["tRRD_S"])
+    rd = ch.issue("RD", a, 0)
+    assert rd == p["tRCD"]
+    assert ch.earliest("PRE", a, 0) == max(p["tRAS"] + 1, rd + p["tRTP"] + 1)

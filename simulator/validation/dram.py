@@ -52,6 +52,8 @@ WHY = {
             "our channel issues one command per whole cycle with the "
             "DDR4-form table. GenericDDR is used on both sides; Ramulator's own HBM34 controller (separate row and column "
             "command buses) is not what our channel models.",
+    "ddr5": "none on these traces: ddr5.yaml is Ramulator 2.1's DDR5 table (two-cycle ACT/RD/WR via command_cycles, "
+            "tPPD, separate write tCCD) with its DDR5_4800BN numbers.",
     "lpddr5": "Ramulator's LPDDR5 opens a row with two commands (ACT-1, then ACT-2; two command-bus slots, tRCD from "
               "ACT-1) and inserts CAS (WCK2CK sync) before column commands when WCK is off; our lpddr5.yaml has one ACT "
               "and no CAS, so Ramulator's command bus is busier on row misses (the random trace, all misses and "
@@ -177,7 +179,7 @@ def render(data: dict, rows: list[dict]) -> str:
            " Ramulator's GenericDDR controller; `rows` closed: Ramulator's ClosedCAP (cap 1) against our closed policy "
            "(cap 1), GDDR6 and DDR4; `open per-bank REF`: LPDDR5 and HBM2 with Ramulator 2.1's PerBank refresh "
            "manager (REFpb to one bank every tREFIpb, round robin) against our `per-bank` manager, same REFpb rules "
-           "(JESD209-5B / JESD235D values via Ramulator's lpddr5.py and hbm2.py); `open 2 ranks`: DDR4 with two "
+           "(JESD209-5B / JESD235D values via Ramulator's lpddr5.py and hbm2.py); `open 2 ranks`: DDR4 and DDR5 with two "
            "ranks per channel (RoBaRaCoCh with the rank bit above the column, tRRD / tFAW / refresh per rank, "
            "tRTRS 2 on both sides), against Ramulator's own rank rules and (`Ram. standard RD->WR`) with its "
            "rank-to-rank RD->WR rule replaced by ours; `open N PC, split buses`: HBM2 with separate row and column "

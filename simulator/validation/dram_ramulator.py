@@ -37,9 +37,12 @@ SPECS = {
     "hbm2": ("HBM2", "HBM2_8Gb", "HBM2_2000Mbps", ("pseudochannel",)),
     "hbm3": ("HBM3", "HBM3_16Gb_8hi", "HBM3_6400Mbps", ("pseudochannel", "sid")),
     "lpddr5": ("LPDDR5", "LPDDR5_8Gb_x16", "LPDDR5_6400", ("rank",)),
+    "ddr5": ("DDR5", "DDR5_16Gb_x8", "DDR5_4800BN", ("rank",)),
 }
 #: our parameter -> Ramulator's, where it is not 'n' + the name without '_'
-RENAME = {("gddr6", "tRFC"): "nRFCab", ("hbm2", "tRTP"): "nRTPL", ("lpddr5", "tBL"): "nBL_min"}
+RENAME = {("gddr6", "tRFC"): "nRFCab", ("hbm2", "tRTP"): "nRTPL", ("lpddr5", "tBL"): "nBL_min",
+          ("ddr4", "tRTRS"): "nCS", ("ddr5", "tRTRS"): "nCS", ("ddr5", "tCCD_S_WR"): "nCCDS_WR",
+          ("ddr5", "tCCD_L_WR"): "nCCDL_WR"}
 
 
 def ramulator_overrides(name: str, dram_cls: type) -> dict:
@@ -72,7 +75,7 @@ PSEUDO_CHANNELS = {"hbm2": (1, 2)}
 #: Ramulator's split-bus controller per standard
 SPLIT_BUS_CONTROLLER = {"hbm2": "HBM12", "hbm3": "HBM34"}
 #: standards also compared with several ranks per channel (Ramulator's rank level against our ``ranks:``), open rows
-RANKS = {"ddr4": 2}
+RANKS = {"ddr4": 2, "ddr5": 2}
 
 
 def standard_rank_rules(dram_cls: type) -> type:
@@ -192,6 +195,7 @@ def main() -> None:
                     results.setdefault(name, {})[trace.stem] = {"error": f"{type(err).__name__}: {err}"}
                 res = results[name][trace.stem]
                 print(key, name, trace.stem, res.get("cycles", res.get("error")))
+    out = {k: out[k] for k in keys if k in out}  # sections in a fixed order
     DATA.write_text(json.dumps({"ramulator": "CMU-SAFARI/ramulator2", "commit": commit,
                                 "command": "PYTHONPATH=$PWD:RAMULATOR/python python -m simulator.validation.dram_ramulator",
                                 "build": old.get("build", ""), "machine": old.get("machine", ""), **out},
