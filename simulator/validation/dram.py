@@ -48,16 +48,16 @@ WHY = {
             "with split buses both issue one row and one column command per cycle. Ramulator's refresh rules differ "
             "(ACT->REFab nRC, REFab->ACT/PREab nRFC; ours PRE/PREA->REF tRP, REF->ACT tRFC) but did not bind here.",
     "hbm3": "Ramulator's HBM3 issues row commands on half-CK edges (tick_multiplier 2; command_cycles ACT 1.5 CK, "
-            "PRE/REF 0.5 CK in python/ramulator/dram/hbm3.py) and has nRTW for RD->WR and nCCDR; "
-            "our channel issues one command per whole cycle with the "
-            "DDR4-form table. GenericDDR is used on both sides; Ramulator's own HBM34 controller (separate row and column "
-            "command buses) is not what our channel models.",
+            "PRE/REF 0.5 CK in python/ramulator/dram/hbm3.py; its HBM34 controller also pairs a falling-edge PRE with a "
+            "rising-edge row command) and has nRTW for RD->WR and nCCDR; our channel issues whole-cycle commands with "
+            "the DDR4-form table. Both sides split row and column buses in the `split buses` rows (hbm3.yaml "
+            "command_buses); the half-cycle row bus is what is left, largest with two pseudo channels and writes.",
     "ddr5": "none on these traces: ddr5.yaml is Ramulator 2.1's DDR5 table (two-cycle ACT/RD/WR via command_cycles, "
             "tPPD, separate write tCCD) with its DDR5_4800BN numbers.",
     "lpddr5": "Ramulator's LPDDR5 opens a row with two commands (ACT-1, then ACT-2; two command-bus slots, tRCD from "
-              "ACT-1) and inserts CAS (WCK2CK sync) before column commands when WCK is off; our lpddr5.yaml has one ACT "
-              "and no CAS, so Ramulator's command bus is busier on row misses (the random trace, all misses and "
-              "conflicts, shows it most).",
+              "ACT-1, JESD209-5's two-part activation); our lpddr5.yaml has one ACT, so Ramulator's command bus is "
+              "busier on row misses (the random trace, all misses and conflicts, shows it most). (Its CAS / WCK2CK "
+              "sync commands are issued only by its LPDDR5 controller, not by the GenericDDR one these runs use.)",
 }
 
 
@@ -182,9 +182,10 @@ def render(data: dict, rows: list[dict]) -> str:
            "(JESD209-5B / JESD235D values via Ramulator's lpddr5.py and hbm2.py); `open 2 ranks`: DDR4 and DDR5 with two "
            "ranks per channel (RoBaRaCoCh with the rank bit above the column, tRRD / tFAW / refresh per rank, "
            "tRTRS 2 on both sides), against Ramulator's own rank rules and (`Ram. standard RD->WR`) with its "
-           "rank-to-rank RD->WR rule replaced by ours; `open N PC, split buses`: HBM2 with separate row and column "
-           "command buses (one command on each per cycle, ACT two row-bus cycles) and N pseudo channels sharing them, "
-           "Ramulator's HBM12 controller against ours (every other HBM2 row: one command per cycle, as GenericDDR). "
+           "rank-to-rank RD->WR rule replaced by ours; `open N PC, split buses`: HBM2 and HBM3 with separate row "
+           "and column command buses (one command on each per cycle; HBM2's ACT two row-bus cycles) and N pseudo "
+           "channels sharing them, Ramulator's HBM12 / HBM34 controller against ours (every other HBM row: one "
+           "command per cycle, as GenericDDR). "
            "Compared at the point Ramulator "
            "stops (the last request accepted); "
            "`drain` is hwsim's cycle count until the last data beat. Ramulator HBM3 ticks at half CK: halved.", "",

@@ -71,7 +71,7 @@ CLOSED = ("gddr6", "ddr4")
 PER_BANK = ("lpddr5", "hbm2")
 #: standards also compared with split command buses (Ramulator's HBM12 / HBM34 controller against ours, one row and
 #: one column command per cycle), with this many pseudo channels per channel (1: one pseudo channel, both buses)
-PSEUDO_CHANNELS = {"hbm2": (1, 2)}
+PSEUDO_CHANNELS = {"hbm2": (1, 2), "hbm3": (1, 2)}
 #: Ramulator's split-bus controller per standard
 SPLIT_BUS_CONTROLLER = {"hbm2": "HBM12", "hbm3": "HBM34"}
 #: standards also compared with several ranks per channel (Ramulator's rank level against our ``ranks:``), open rows
