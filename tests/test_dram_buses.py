@@ -85,3 +85,22 @@ def test_ddr5_two_cycle_commands_shift_the_rules_to_their_last_cycle():
     rd = ch.issue("RD", a, 0)
     assert rd == p["tRCD"]
     assert ch.earliest("PRE", a, 0) == max(p["tRAS"] + 1, rd + p["tRTP"] + 1)
+
+
+def test_cli_pseudo_channels_and_single_issue(tmp_path):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from simulator.cli import main  # noqa: PLC0415
+
+    trace = tmp_path / "t.trace"
+    trace.write_text("".join(f"R 0,{pc},{bg},{ba},1,{col}\n" for ba in range(4) for bg in range(4) for pc in (0, 1)
+                             for col in range(4)))
+    runs = {}
+    for extra in ([], ["--one-command-per-cycle"]):
+        out = CliRunner().invoke(main, ["dram", str(trace), "--standard", "hbm2", "--pseudo-channels", "2",
+                                        "--refresh", "none", *extra])
+        assert out.exit_code == 0 and "x 2 pseudo channel(s)" in out.output
+        runs[bool(extra)] = int(out.output.split("cycles")[1].split()[0])
+    assert runs[False] < runs[True]  # a row and a column command per cycle beat one command per cycle
+    bad = CliRunner().invoke(main, ["dram", str(trace), "--standard", "hbm2", "--pseudo-channels", "3"])
+    assert bad.exit_code == 2 and "error: --pseudo-channels 3: DRAM standard 'hbm2' has 2 pseudo channel(s)" in bad.output

@@ -464,6 +464,10 @@ class MemorySystem:
         for option, n in (("--ranks", ranks), ("--pseudo-channels", pseudo_channels)):
             if n < 1:
                 raise HwsimError(f"{option} {n}: need at least 1")
+        limit = standard.organization.pseudo_channels.value
+        if pseudo_channels > limit:
+            raise HwsimError(f"--pseudo-channels {pseudo_channels}: DRAM standard '{standard.name}' has {limit} pseudo "
+                             f"channel(s) per channel (organization.pseudo_channels)")
         self.standard = standard
         self.ranks = ranks
         self.pseudo_channels = pseudo_channels
