@@ -108,6 +108,10 @@ class _Compiled:
             self.windowed.append(tuple(generic))
         self.windowed_cmds = [frozenset(c) for c in wcmds]
         self.bus, self.hold = command_buses(standard, self.names)
+        act = standard.activation
+        #: id of the first part of a two-part activation (it leaves ``~row`` in open_row: activating), or -1
+        self.activating = self.ids[act.first] if act is not None else -1
+        self.second = act.second if act is not None else ""
         self.split_bus = standard.command_buses is not None or any(h > 1 for h in self.hold)
         self.source = _generate(self, groups, per_group, rows, columns, banks)
         namespace: dict = {}
@@ -158,7 +162,8 @@ def _state_checks(comp: _Compiled, cid: int, groups: int, per_group: int, rows: 
         conds += [f"0 <= bg < {groups}", f"0 <= bk < {per_group}"]
         body = ["bg = address.bank_group", "bk = address.bank", f"if not ({' and '.join(conds)}):",
                 f"    check({cid}, address)", f"fb = bg * {per_group} + bk"]
-        bad = {"closed": "row is not None", "open": "row is None", "row": "row is None or row != address.row"}
+        bad = {"closed": "row is not None", "open": "row is None", "row": "row is None or row != address.row",
+               "activating": "row is None or row != ~address.row"}
         if spec.requires in bad:
             body += ["row = O[B + fb]", f"if {bad[spec.requires]}:", f"    check({cid}, address)"]
         return body + [f"gb = {comp.group_base} + bg * {comp.n}", f"bb = {comp.bank_base} + fb * {comp.n}"]
@@ -224,7 +229,9 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
                         body += [f"W{k}.append(t)", f"del W{k}[0]"]
                 if any(cid in w for w in comp.windowed_cmds):
                     body.append(f"record_window({cid}, {fb}, t)")
-                if spec.opens:
+                if cid == comp.activating:  # the first part of a two-part activation: the bank is activating the row
+                    body.append("O[B + fb] = ~address.row")
+                elif spec.opens:
                     body.append("O[B + fb] = address.row" if kind == _SINGLE
                                 else f"O[B:B + {banks}] = [address.row] * {banks}")
                 elif spec.closes:
@@ -290,7 +297,8 @@ class Channel:
         comp = _compiled(standard, self.bank_groups, self.banks_per_group, self.rows, self.columns)
         self._comp = comp
         self._rules = comp.rules
-        #: open row per bank (flat index ``base + bank_group * banks_per_group + bank``), None when closed; the
+        #: open row per bank (flat index ``base + bank_group * banks_per_group + bank``), None when closed, ``~row``
+        #: (negative) while a two-part activation of ``row`` is under way; the
         #: generated code holds this list, so it is updated in place, never rebound
         self.open_row: list[int | None] = [None] * self.banks if open_row is None else open_row
         self.base = base
@@ -388,9 +396,15 @@ class Channel:
                 raise DramProtocolError(f"{cmd} to {where} which has row {row} open: {comp.closer} it first")
             if spec.requires == "open" and row is None:
                 raise DramProtocolError(f"{cmd} to {where} which is already closed")
+            if spec.requires == "activating" and (row is None or row != ~addr.row):
+                raise DramProtocolError(f"{cmd} to {where} which is not activating row {addr.row}: "
+                                        f"{comp.opener} it first")
             if spec.requires == "row":
                 if row is None:
                     raise DramProtocolError(f"{cmd} to {where} which is closed: {comp.opener} row {addr.row} first")
+                if row < 0:
+                    raise DramProtocolError(f"{cmd} to {where} which is still activating row {~row}: "
+                                            f"{comp.second} first")
                 if row != addr.row:
                     raise DramProtocolError(f"{cmd} to row {addr.row} of {where} but row {row} is open")
         elif kind == _ALL:

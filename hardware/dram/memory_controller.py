@@ -118,6 +118,8 @@ class RequestController:
         ap = std.auto_precharge
         self.rda, self.wra = (cmd(ap.read), cmd(ap.write)) if ap else (None, None)
         self.ref = cmd(std.refresh.command) if std.refresh else None
+        #: the second part of a two-part activation (LPDDR5 ACT-2), or None
+        self.act2 = cmd(std.activation.second) if std.activation else None
         self.refpb = cmd(std.refresh_per_bank.command) if std.refresh_per_bank else None
         specs = std.all_commands
         self.closes = {cmd(n): s.closes for n, s in specs.items()}
@@ -214,7 +216,11 @@ class RequestController:
         row = open_row[req.bank]
         if row is None:
             return self.act
-        return req.final if row == req.row else self.pre
+        if row == req.row:
+            return req.final
+        if row < 0 and self.act2 is not None:  # activating: ACT-2 completes it (a request to another row waits)
+            return self.act2 if ~row == req.row else self.pre
+        return self.pre
 
     def ordered(self, buffer: list) -> bool:
         """True when ``buffer`` is in arrival order (the read and write queues; not the active set)."""
@@ -340,7 +346,7 @@ class RequestController:
             row = self.channel.open_row[req.bank]
             if row == req.row:
                 st.row_hits += 1
-            elif row is not None:
+            elif row is not None and row >= 0:  # an activating bank has no row open yet (a miss, as Ramulator)
                 st.row_conflicts += 1
             else:
                 st.row_misses += 1

@@ -19,6 +19,8 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
 - ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM);
 - ``ranks``: the rules between commands to different ranks of one channel (rank-to-rank switching, tRTRS), for
   multi-rank channels (:mod:`hardware.dram.ranks`); a standard without it has one rank per channel;
+- ``activation``: a two-part activation (LPDDR5 ACT-1 / ACT-2): the opening command leaves the bank activating,
+  a second command opens the row;
 - ``command_buses``: separate row and column command buses (HBM), one command on each per cycle;
   ``command_cycles``: commands that hold their bus for several cycles (HBM2 ACT), rules counted from the last.
 
@@ -105,7 +107,7 @@ class CommandSpec(_Strict):
 
     level: str
     all_banks: bool = False
-    requires: Literal["any", "closed", "open", "row"] = "any"
+    requires: Literal["any", "closed", "open", "row", "activating"] = "any"
     opens: bool = False
     closes: bool = False
     uses: tuple[Literal["row", "column"], ...] = ()
@@ -166,6 +168,16 @@ class CommandBuses(_Strict):
     column: tuple[str, ...] = Field(min_length=1)
 
 
+class Activation(_Strict):
+    """A two-part activation (LPDDR5's ACT-1 / ACT-2, JESD209-5): ``first`` (the standard's opening command, whose
+    rules -- tRCD, tRAS, tRC, tRRD, tFAW -- are measured from it) leaves the bank *activating* that row; ``second``
+    (``requires: activating``, ``opens: true``) completes it, and only then is the row open for RD / WR."""
+
+    source: str = Field(min_length=1)
+    first: str
+    second: str
+
+
 class Extension(_Strict):
     """An optional command set (e.g. SK hynix GDDR6-AiM): its own timing numbers, commands and constraints."""
 
@@ -198,6 +210,7 @@ class DramStandard(_Strict):
     #: commands that hold their command bus for more than one cycle (HBM2 ACT: 2); the timing rules count from a
     #: command's last cycle, as JEDEC measures them
     command_cycles: dict[str, Count] = {}
+    activation: Activation | None = None
 
     @cached_property
     def params(self) -> dict[str, int]:
@@ -252,7 +265,9 @@ class DramStandard(_Strict):
 
     def command_role(self, *, level: str, opens: bool = False, closes: bool = False, all_banks: bool = False) -> str | None:
         """The first row command (no column access) at ``level`` that opens / closes rows (``all_banks`` for channel
-        level), or None: the controller's ACT / PRE / PREA."""
+        level), or None: the controller's ACT / PRE / PREA (with a two-part activation, its first part)."""
+        if opens and level == "bank" and self.activation is not None:
+            return self.activation.first
         for name, c in self.all_commands.items():
             if c.level == level and c.all_banks == all_banks and c.opens == opens and c.closes == closes \
                     and "column" not in c.uses:
@@ -414,6 +429,21 @@ def _check(std: DramStandard) -> None:
                                                   f"{sorted(both)[0] + ' is on both' if both else missing[0] + ' is on none'}")
     for name in std.command_cycles:
         need_command(name, ("command_cycles", name))
+    act2 = std.activation
+    for name, c in commands.items():
+        if c.requires == "activating" and (act2 is None or name != act2.second):
+            raise _FieldError(("commands", name, "requires"), "requires: activating is for the second part of a "
+                                                              "two-part activation (declare activation: {first, second})")
+    if act2 is not None:
+        need_command(act2.first, ("activation", "first"))
+        need_command(act2.second, ("activation", "second"))
+        a, b = commands[act2.first], commands[act2.second]
+        if not (a.level == "bank" and a.opens and a.requires == "closed"):
+            raise _FieldError(("activation", "first"), f"'{act2.first}' must be a bank command that requires the bank "
+                                                       "closed and opens a row")
+        if not (b.level == "bank" and b.opens and b.requires == "activating"):
+            raise _FieldError(("activation", "second"), f"'{act2.second}' must be a bank command with requires: "
+                                                        "activating and opens: true")
     if std.ranks is not None:
         for i, c in enumerate(std.ranks.constraints):
             loc = ("ranks", "constraints", i)

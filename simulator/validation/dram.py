@@ -54,10 +54,10 @@ WHY = {
             "command_buses); the half-cycle row bus is what is left, largest with two pseudo channels and writes.",
     "ddr5": "none on these traces: ddr5.yaml is Ramulator 2.1's DDR5 table (two-cycle ACT/RD/WR via command_cycles, "
             "tPPD, separate write tCCD) with its DDR5_4800BN numbers.",
-    "lpddr5": "Ramulator's LPDDR5 opens a row with two commands (ACT-1, then ACT-2; two command-bus slots, tRCD from "
-              "ACT-1, JESD209-5's two-part activation); our lpddr5.yaml has one ACT, so Ramulator's command bus is "
-              "busier on row misses (the random trace, all misses and conflicts, shows it most). (Its CAS / WCK2CK "
-              "sync commands are issued only by its LPDDR5 controller, not by the GenericDDR one these runs use.)",
+    "lpddr5": "both sides open a row in two commands (JESD209-5's ACT-1 / ACT-2: lpddr5.yaml activation:, Ramulator's "
+              "ACT1 / ACT2; before hwsim had it, random was 1.05% and per-bank mixed 1.23% faster); what is left (under "
+              "1%) was not traced command by command. Ramulator's CAS / WCK2CK sync commands are issued only by its "
+              "LPDDR5 controller, not by the GenericDDR one these runs use, so neither side has them here.",
 }
 
 
