@@ -305,7 +305,7 @@ def _digest(items) -> str:
 
 def _channel_summary(ch: Channel) -> dict:
     return {
-        "trace": _digest([[t, c, list(a)] for t, c, a in ch.trace]),
+        "trace": _digest([[t, c, list(a[:4])] for t, c, a in ch.trace]),  # bank group, bank, row, column (rank 0)
         "n": len(ch.trace),
         "head": [[t, c] for t, c, _ in ch.trace[:12]],
         "last_issue": ch.last_issue,

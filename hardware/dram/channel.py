@@ -44,6 +44,10 @@ class BankAddress(NamedTuple):
     column: int = 0
     rank: int = 0  # rank (or HBM pseudo channel) inside a multi-rank channel (hardware.dram.ranks); a Channel ignores it
 
+    def __repr__(self) -> str:
+        fields = self._fields if self.rank else self._fields[:4]  # one-rank addresses read as before ranks existed
+        return f"BankAddress({', '.join(f'{f}={getattr(self, f)}' for f in fields)})"
+
 
 _NOWHERE = BankAddress()
 _SINGLE, _ALL, _NONE = 0, 1, 2  # one bank, every bank, no bank
