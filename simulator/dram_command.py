@@ -28,14 +28,22 @@ from hardware.dram.scheduling import SCHEDULERS
 @click.option("--row-policy", default="open", show_default=True, help=f"{', '.join(ROW_POLICIES.names())}.")
 @click.option("--refresh", default="all-bank", show_default=True, help=f"{', '.join(REFRESH.names())}.")
 @click.option("--channels", default=1, show_default=True, type=int, help="Channels (one controller each).")
+@click.option("--ranks", default=1, show_default=True, type=int,
+              help="Ranks per channel (the standard's ranks: rules between them; rank bits in the address mapping).")
+@click.option("--pseudo-channels", default=1, show_default=True, type=int,
+              help="HBM pseudo channels per channel (separate banks and data buses, shared row/column command buses).")
+@click.option("--one-command-per-cycle", is_flag=True,
+              help="Split-bus standards (HBM): issue one command per cycle, not one per bus (Ramulator's GenericDDR).")
 @click.option("--queue", default=32, show_default=True, type=int, help="Read and write queue entries per channel.")
 @click.option("--cap", default=1, show_default=True, type=int, help="closed policy: column accesses before closing.")
 @click.option("--timeout", "row_timeout", default=64, show_default=True, type=int,
               help="timeout policy: idle cycles before closing a row.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON.")
 def dram(trace: Path, standard: str, mapping: str, scheduler: str, row_policy: str, refresh: str, channels: int,
-         queue: int, cap: int, row_timeout: int, json_out: Path | None) -> None:
-    """Simulate TRACE (Ramulator 2 LoadStoreTrace 'LD|ST ADDR' or ReadWriteTrace 'R|W ch,bg,ba,row,col' lines)."""
+         ranks: int, pseudo_channels: int, one_command_per_cycle: bool, queue: int, cap: int, row_timeout: int,
+         json_out: Path | None) -> None:
+    """Simulate TRACE (Ramulator 2 LoadStoreTrace 'LD|ST ADDR' or ReadWriteTrace 'R|W ch,bg,ba,row,col' /
+    'R|W ch,ra,bg,ba,row,col' lines)."""
     from hardware.dram import load_standard
     from hardware.dram.memory_controller import MemorySystem
     from hardware.dram.trace import read_trace
@@ -44,14 +52,16 @@ def dram(trace: Path, standard: str, mapping: str, scheduler: str, row_policy: s
     std = load_standard(standard)
     options = {"cap": cap} if row_policy.lower() == "closed" else {"timeout": row_timeout} \
         if row_policy.lower() == "timeout" else {}
-    system = MemorySystem(std, channels=channels, mapping=mapping, scheduler=scheduler.lower(),
+    system = MemorySystem(std, channels=channels, ranks=ranks, pseudo_channels=pseudo_channels,
+                          one_command_per_cycle=one_command_per_cycle, mapping=mapping, scheduler=scheduler.lower(),
                           row_policy=row_policy.lower(), refresh=refresh.lower(), queue=queue, policy_options=options)
     start = time.perf_counter()
     r = system.run(entries)
     wall = time.perf_counter() - start
     hit = r.row_hits + r.row_misses + r.row_conflicts
-    click.echo(f"{trace}: {r.standard}, {r.channels} channel(s), mapping {r.mapping}, scheduler {r.scheduler}, "
-               f"row policy {r.row_policy}")
+    click.echo(f"{trace}: {r.standard}, {r.channels} channel(s) x {r.ranks} rank(s)"
+               + (f" x {r.pseudo_channels} pseudo channel(s)" if r.pseudo_channels > 1 else "") + f", mapping {r.mapping}, "
+               f"scheduler {r.scheduler}, row policy {r.row_policy}")
     click.echo(f"  cycles        {r.cycles:>12d}  ({r.cycles * r.tck_ns / 1000:.3f} us at tCK {r.tck_ns:g} ns)")
     click.echo(f"  requests      {r.requests:>12d}  (reads {r.reads}, writes {r.writes}; forwarded {r.reads_forwarded}, "
                f"merged {r.writes_merged})")

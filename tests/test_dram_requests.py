@@ -135,12 +135,13 @@ def test_mapping_round_trip(std_name, mapping):
 def test_mapping_bit_orders():
     b = G6.organization.burst_bytes.value  # 32 B; 64 columns, 4 bank groups, 4 banks
     ro = address_mapper("RoBaRaCoCh", G6, channels=2)
-    assert ro.map(b) == (1, 0, 0, 0, 0) and ro.map(2 * b) == (0, 0, 0, 0, 1)
-    assert ro.map(2 * b * 64) == (0, 1, 0, 0, 0) and ro.map(2 * b * 64 * 4) == (0, 0, 1, 0, 0)
+    assert ro.map(b) == Location(1, 0, 0, 0, 0) and ro.map(2 * b) == Location(0, 0, 0, 0, 1)
+    assert ro.map(2 * b * 64) == Location(0, 1, 0, 0, 0) and ro.map(2 * b * 64 * 4) == Location(0, 0, 1, 0, 0)
     rc = address_mapper("rocobarach", G6, channels=1)
-    assert rc.map(b) == (0, 1, 0, 0, 0) and rc.map(4 * b) == (0, 0, 1, 0, 0) and rc.map(16 * b) == (0, 0, 0, 0, 1)
+    assert rc.map(b) == Location(0, 1, 0, 0, 0) and rc.map(4 * b) == Location(0, 0, 1, 0, 0)
+    assert rc.map(16 * b) == Location(0, 0, 0, 0, 1)
     ch = address_mapper("ChRaBaRoCo", G6, channels=1)
-    assert ch.map(64 * b) == (0, 0, 0, 1, 0) and ch.map(64 * b * 16384) == (0, 0, 1, 0, 0)
+    assert ch.map(64 * b) == Location(0, 0, 0, 1, 0) and ch.map(64 * b * 16384) == Location(0, 0, 1, 0, 0)
     assert set(MAPPERS.names()) == {"robaracoch", "rocobarach", "chrabaroco"}
 
 

@@ -22,7 +22,7 @@ def _ramulator():
 def test_data_records_ramulator_commit_and_command():
     data = _ramulator()
     assert len(data["commit"]) == 40 and "dram_ramulator" in data["command"]
-    assert set(data["results"]) == {"gddr6", "ddr4", "hbm2", "hbm3", "lpddr5"}
+    assert set(data["results"]) == {"gddr6", "ddr4", "hbm2", "hbm3", "lpddr5", "ddr5"}
 
 
 def test_committed_traces_match_their_generator():

@@ -3,7 +3,7 @@
 Names and bit orders are Ramulator 2's (CMU-SAFARI/ramulator2 @c5b1c3a src/ramulator/controller/addr_mapper/impl):
 the name lists fields from the most to the least significant bit; ``Ba`` is the bank group and the bank (bank
 group in the lower bits for RoBaRaCoCh / RoCoBaRaCh, as Ramulator's level loop does, the bank in the lower bits for
-ChRaBaRoCo, whose loop runs the other way); ``Ra`` is the rank (0 bits: the standards here model one rank). The
+ChRaBaRoCo, whose loop runs the other way); ``Ra`` is the rank (``log2(ranks)`` bits, 0 for one rank). The
 lowest ``log2(burst_bytes)`` bits are the byte inside one burst and are dropped. Every field takes ``log2`` of its
 count bits, so each count must be a power of two; bits above the top field are ignored (an address wraps modulo
 the capacity), as in Ramulator.
@@ -31,6 +31,7 @@ class Location(NamedTuple):
     bank: int
     row: int
     column: int
+    rank: int = 0
 
 
 def _log2(n: int, what: str, std: str) -> int:
@@ -45,11 +46,11 @@ class AddressMapper:
     name = ""
     order: tuple[str, ...] = ()
 
-    def __init__(self, standard: DramStandard, channels: int = 1) -> None:
+    def __init__(self, standard: DramStandard, channels: int = 1, ranks: int = 1) -> None:
         org = standard.organization
-        counts = {"channel": channels, "rank": 1, "bank_group": org.bank_groups.value,
+        counts = {"channel": channels, "rank": ranks, "bank_group": org.bank_groups.value,
                   "bank": org.banks_per_group.value, "row": org.rows.value, "column": org.columns.value}
-        self.bits = {f: _log2(n, f if f != "channel" else "channels", standard.name) for f, n in counts.items()}
+        self.bits = {f: _log2(n, f + "s" if f in ("channel", "rank") else f, standard.name) for f, n in counts.items()}
         self.offset = _log2(org.burst_bytes.value, "burst_bytes", standard.name)
         self.shifts: dict[str, int] = {}
         pos = self.offset
@@ -58,8 +59,7 @@ class AddressMapper:
             pos += self.bits[field]
         self.capacity_bytes = 1 << pos
         # (shift, mask) per Location field, in Location order
-        self._fields = tuple((self.shifts[f], (1 << self.bits[f]) - 1) for f in ("channel", "bank_group", "bank", "row",
-                                                                                 "column"))
+        self._fields = tuple((self.shifts[f], (1 << self.bits[f]) - 1) for f in Location._fields)
 
     def map(self, addr: int) -> Location:
         """The location of byte address ``addr`` (high bits beyond the capacity are ignored)."""
@@ -96,6 +96,7 @@ class ChRaBaRoCo(AddressMapper):
     order = ("column", "row", "bank", "bank_group", "rank", "channel")
 
 
-def address_mapper(name: str, standard: DramStandard, channels: int = 1) -> AddressMapper:
-    """The mapper registered as ``name`` (case-insensitive) for ``standard`` with ``channels`` channels."""
-    return MAPPERS.get(name)(standard, channels)
+def address_mapper(name: str, standard: DramStandard, channels: int = 1, ranks: int = 1) -> AddressMapper:
+    """The mapper registered as ``name`` (case-insensitive) for ``standard`` with ``channels`` channels of ``ranks``
+    ranks each."""
+    return MAPPERS.get(name)(standard, channels, ranks)

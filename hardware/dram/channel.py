@@ -42,6 +42,11 @@ class BankAddress(NamedTuple):
     bank: int = 0
     row: int = 0
     column: int = 0
+    rank: int = 0  # rank (or HBM pseudo channel) inside a multi-rank channel (hardware.dram.ranks); a Channel ignores it
+
+    def __repr__(self) -> str:
+        fields = self._fields if self.rank else self._fields[:4]  # one-rank addresses read as before ranks existed
+        return f"BankAddress({', '.join(f'{f}={getattr(self, f)}' for f in fields)})"
 
 
 _NOWHERE = BankAddress()
@@ -106,6 +111,12 @@ class _Compiled:
                     self.history = max(self.history, r.window)
             self.windowed.append(tuple(generic))
         self.windowed_cmds = [frozenset(c) for c in wcmds]
+        self.bus, self.hold = command_buses(standard, self.names)
+        act = standard.activation
+        #: id of the first part of a two-part activation (it leaves ``~row`` in open_row: activating), or -1
+        self.activating = self.ids[act.first] if act is not None else -1
+        self.second = act.second if act is not None else ""
+        self.split_bus = standard.command_buses is not None or any(h > 1 for h in self.hold)
         self.source = _generate(self, groups, per_group, rows, columns, banks)
         namespace: dict = {}
         filename = f"<hardware.dram.channel generated {len(_COMPILED)} {standard.name}>"
@@ -155,14 +166,15 @@ def _state_checks(comp: _Compiled, cid: int, groups: int, per_group: int, rows: 
         conds += [f"0 <= bg < {groups}", f"0 <= bk < {per_group}"]
         body = ["bg = address.bank_group", "bk = address.bank", f"if not ({' and '.join(conds)}):",
                 f"    check({cid}, address)", f"fb = bg * {per_group} + bk"]
-        bad = {"closed": "row is not None", "open": "row is None", "row": "row is None or row != address.row"}
+        bad = {"closed": "row is not None", "open": "row is None", "row": "row is None or row != address.row",
+               "activating": "row is None or row != ~address.row"}
         if spec.requires in bad:
-            body += ["row = self.open_row[fb]", f"if {bad[spec.requires]}:", f"    check({cid}, address)"]
+            body += ["row = O[B + fb]", f"if {bad[spec.requires]}:", f"    check({cid}, address)"]
         return body + [f"gb = {comp.group_base} + bg * {comp.n}", f"bb = {comp.bank_base} + fb * {comp.n}"]
     body = []
     if kind == _ALL:
-        state = {"closed": f"self.open_row.count(None) == {banks}", "open": "None not in self.open_row",
-                 "row": f"self.open_row.count(row) == {banks}"}
+        state = {"closed": f"O[B:B + {banks}].count(None) == {banks}", "open": f"None not in O[B:B + {banks}]",
+                 "row": f"O[B:B + {banks}].count(row) == {banks}"}
         if spec.requires == "row":
             body.append("row = address.row")
             conds = [c.replace("address.row", "row") for c in conds]
@@ -179,14 +191,21 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
         "    check = self._check_state",
         "    unknown = self._unknown",
         "    window_rules = self._window_rules",
+        "    O = self.open_row",
+        "    B = self.base",
         "    record_window = self._record_window",
     ]
     out += [f"    W{k} = self._rings[{k}]" for k in range(len(comp.rings))]
+    if comp.split_bus:
+        out.append("    Q = self.bus_free")
     for commit in (True, False):
         fn = "issue" if commit else "earliest"
         out += [
             f"    def {fn}(command, address=None, at=0):",
             "        address = address or NOWHERE",
+        ]
+        # split buses: commands issue in time order (a column command may share the cycle of the last row command)
+        out += ["        t = self.last_issue", "        if at > t:", "            t = at"] if comp.split_bus else [
             "        t = self.last_issue + 1",
             "        if not t > at:",
             "            t = at",
@@ -196,12 +215,16 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
             kind = comp.kind[cid]
             fb = "fb" if kind == _SINGLE else "0"
             body = _state_checks(comp, cid, groups, per_group, rows, columns, banks)
+            if comp.split_bus:  # this command's bus is free from Q[bus] on
+                body += [f"if Q[{comp.bus[cid]}] > t:", f"    t = Q[{comp.bus[cid]}]"]
             terms = comp.terms(cid) + [(f"W{k}[0]", c) for k, c in comp.ring_terms[cid]]
             if terms:
                 body.append("t = max(t, " + ", ".join(f"{e} + {c}" for e, c in terms) + ")")
             if comp.windowed[cid]:
                 body.append(f"t = window_rules({cid}, {fb}, t)")
             if commit:
+                if comp.split_bus:
+                    body.append(f"Q[{comp.bus[cid]}] = t + {comp.hold[cid]}")
                 body.append(f"L[{cid}] = t")
                 if kind == _SINGLE:
                     body += [f"L[gb + {cid}] = t", f"L[bb + {cid}] = t"]
@@ -210,11 +233,13 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
                         body += [f"W{k}.append(t)", f"del W{k}[0]"]
                 if any(cid in w for w in comp.windowed_cmds):
                     body.append(f"record_window({cid}, {fb}, t)")
-                if spec.opens:
-                    body.append("self.open_row[fb] = address.row" if kind == _SINGLE
-                                else f"self.open_row = [address.row] * {banks}")
+                if cid == comp.activating:  # the first part of a two-part activation: the bank is activating the row
+                    body.append("O[B + fb] = ~address.row")
+                elif spec.opens:
+                    body.append("O[B + fb] = address.row" if kind == _SINGLE
+                                else f"O[B:B + {banks}] = [address.row] * {banks}")
                 elif spec.closes:
-                    body.append("self.open_row[fb] = None" if kind == _SINGLE else f"self.open_row = [None] * {banks}")
+                    body.append("O[B + fb] = None" if kind == _SINGLE else f"O[B:B + {banks}] = [None] * {banks}")
                 body += ["self.last_issue = t", "counts = self.counts",
                          f"counts[C{cid}] = counts.get(C{cid}, 0) + 1",
                          "if self.trace is not None:", f"    self.trace.append((t, {name!r}, address))"]
@@ -249,10 +274,21 @@ def _compiled(standard: DramStandard, groups: int, per_group: int, rows: int, co
     return comp
 
 
+def command_buses(standard: DramStandard, names: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per command of ``names``: its bus (0 row or the only bus, 1 column) and the cycles it holds that bus."""
+    buses = standard.command_buses
+    bus = tuple(1 if buses is not None and n in buses.column else 0 for n in names)
+    hold = tuple(standard.command_cycles[n].value if n in standard.command_cycles else 1 for n in names)
+    return bus, hold
+
+
 class Channel:
     """Timing and bank state of one channel of ``standard``."""
 
-    def __init__(self, standard: DramStandard, trace: bool = False) -> None:
+    def __init__(self, standard: DramStandard, trace: bool = False, *, open_row: list[int | None] | None = None,
+                 base: int = 0) -> None:
+        """``open_row``/``base``: a multi-rank channel (:mod:`hardware.dram.ranks`) shares one open-row list among
+        its ranks, this one's banks at ``base .. base + banks - 1``; alone, the channel owns a list of its banks."""
         org = standard.organization
         self.standard = standard
         self.params = standard.params
@@ -265,8 +301,13 @@ class Channel:
         comp = _compiled(standard, self.bank_groups, self.banks_per_group, self.rows, self.columns)
         self._comp = comp
         self._rules = comp.rules
-        #: open row per bank (flat index ``bank_group * banks_per_group + bank``), None when closed
-        self.open_row: list[int | None] = [None] * self.banks
+        #: open row per bank (flat index ``base + bank_group * banks_per_group + bank``), None when closed, ``~row``
+        #: (negative) while a two-part activation of ``row`` is under way; the
+        #: generated code holds this list, so it is updated in place, never rebound
+        self.open_row: list[int | None] = [None] * self.banks if open_row is None else open_row
+        self.base = base
+        if not 0 <= base <= len(self.open_row) - self.banks:
+            raise ValueError(f"banks {base}..{base + self.banks - 1} outside the shared open-row list")
         # last issue cycle per history slot (channel, bank-group and bank levels; see _Compiled)
         self._last: list[int] = [comp.never] * comp.size
         # last ``window`` issue cycles (oldest first) of each channel-level windowed rule's commands (tFAW)
@@ -278,6 +319,8 @@ class Channel:
             [{}],
         ]
         self.last_issue = -1
+        #: with split command buses (or multi-cycle commands): the first free cycle of the row (0) and column (1) bus
+        self.bus_free = [0, 0]
         self.counts: dict[str, int] = {}
         self.trace: list[tuple[int, str, BankAddress]] | None = [] if trace else None
         self._install()
@@ -351,29 +394,36 @@ class Channel:
             raise DramProtocolError(f"{cmd}: column {addr.column} out of range 0..{self.columns - 1}")
         if kind == _SINGLE:
             b = self._flat(addr)
-            row = self.open_row[b]
+            row = self.open_row[self.base + b]
             where = f"bank {addr.bank_group}.{addr.bank}"
             if spec.requires == "closed" and row is not None:
                 raise DramProtocolError(f"{cmd} to {where} which has row {row} open: {comp.closer} it first")
             if spec.requires == "open" and row is None:
                 raise DramProtocolError(f"{cmd} to {where} which is already closed")
+            if spec.requires == "activating" and (row is None or row != ~addr.row):
+                raise DramProtocolError(f"{cmd} to {where} which is not activating row {addr.row}: "
+                                        f"{comp.opener} it first")
             if spec.requires == "row":
                 if row is None:
                     raise DramProtocolError(f"{cmd} to {where} which is closed: {comp.opener} row {addr.row} first")
+                if row < 0:
+                    raise DramProtocolError(f"{cmd} to {where} which is still activating row {~row}: "
+                                            f"{comp.second} first")
                 if row != addr.row:
                     raise DramProtocolError(f"{cmd} to row {addr.row} of {where} but row {row} is open")
         elif kind == _ALL:
+            mine = self.open_row[self.base:self.base + self.banks]
             if spec.requires == "closed":
-                open_banks = [b for b, r in enumerate(self.open_row) if r is not None]
+                open_banks = [b for b, r in enumerate(mine) if r is not None]
                 if open_banks:
                     raise DramProtocolError(f"{cmd} needs every bank closed; banks {open_banks} are open: "
                                             f"{comp.all_closer} first")
             elif spec.requires == "open":
-                closed = [b for b, r in enumerate(self.open_row) if r is None]
+                closed = [b for b, r in enumerate(mine) if r is None]
                 if closed:
                     raise DramProtocolError(f"{cmd} needs a row open in every bank; banks {closed} are closed")
             elif spec.requires == "row":
-                wrong = [b for b, r in enumerate(self.open_row) if r != addr.row]
+                wrong = [b for b, r in enumerate(mine) if r != addr.row]
                 if wrong:
                     raise DramProtocolError(f"{cmd} needs row {addr.row} open in every bank; banks {wrong} are not")
 

@@ -48,6 +48,7 @@ class OpenRowController:
         cmd = channel.command
         self.act, self.pre = cmd(roles["open one bank"]), cmd(roles["close one bank"])
         self.rd, self.wr = cmd(std.requests.read), cmd(std.requests.write)
+        self.act2 = cmd(std.activation.second) if std.activation else None  # LPDDR5 ACT-2
         if self.refresh:
             self.prea, self.ref = cmd(roles["close every bank"]), cmd(std.refresh.command)
             self.interval = channel.params[std.refresh.interval]
@@ -93,6 +94,8 @@ class OpenRowController:
                     if self.refresh and ch.last_issue + 1 >= self.next_refresh:
                         self._refresh_if_due(result)
                 issue(act, addr, at)
+                if self.act2 is not None:
+                    issue(self.act2, addr, at)
             if is_write:
                 done = issue(wr, addr, at) + wr_done
             else:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from hardware.dram.address_mapping import Location, address_mapper
 from hardware.dram.channel import BankAddress, Channel
 from hardware.dram.energy import EnergyReport, add_reports, command_kinds, energy
+from hardware.dram.ranks import RankedChannel
 from hardware.dram.refresh import REFRESH
 from hardware.dram.row_policy import ROW_POLICIES
 from hardware.dram.scheduling import SCHEDULERS
@@ -87,8 +88,19 @@ class RequestController:
 
     def __init__(self, standard: DramStandard, *, scheduler: str = "frfcfs", row_policy: str = "open",
                  refresh: str = "all-bank", queue: int = 32, low_watermark: float = 0.2, high_watermark: float = 0.8,
-                 policy_options: dict | None = None) -> None:
-        ch = self.channel = Channel(standard)
+                 policy_options: dict | None = None, ranks: int = 1, pseudo_channels: int = 1,
+                 one_command_per_cycle: bool = False) -> None:
+        if ranks > 1 and pseudo_channels > 1:
+            raise HwsimError(f"--ranks {ranks} with --pseudo-channels {pseudo_channels}: give one of them")
+        if pseudo_channels > 1:
+            ch = self.channel = RankedChannel(standard, pseudo_channels, pseudo_channels=True)
+            ranks = pseudo_channels
+        else:
+            ch = self.channel = Channel(standard) if ranks == 1 else RankedChannel(standard, ranks)
+        #: ranks (or pseudo channels) on this channel and banks per rank (flat bank numbers run rank-major:
+        #: ``rank * banks_per_rank + ...``)
+        self.ranks = ranks
+        self.banks_per_rank = ch.banks // ranks
         std = standard
         roles = {"open one bank": std.command_role(level="bank", opens=True),
                  "close one bank": std.command_role(level="bank", closes=True)}
@@ -107,16 +119,25 @@ class RequestController:
         ap = std.auto_precharge
         self.rda, self.wra = (cmd(ap.read), cmd(ap.write)) if ap else (None, None)
         self.ref = cmd(std.refresh.command) if std.refresh else None
+        #: the second part of a two-part activation (LPDDR5 ACT-2), or None
+        self.act2 = cmd(std.activation.second) if std.activation else None
         self.refpb = cmd(std.refresh_per_bank.command) if std.refresh_per_bank else None
         specs = std.all_commands
         self.closes = {cmd(n): s.closes for n, s in specs.items()}
         self.opens = {cmd(n): s.opens for n, s in specs.items()}
         self.all_banks = {cmd(n): s.all_banks for n, s in specs.items()}
+        buses = std.command_buses
+        #: command bus of each command (0 row or the only bus, 1 column); ``dual``: a row and a column command may
+        #: issue in one cycle (a split-bus standard, unless ``one_command_per_cycle``: Ramulator's GenericDDR)
+        self.bus_of = {cmd(n): 1 if buses is not None and n in buses.column else 0 for n in specs}
+        self.dual = buses is not None and not one_command_per_cycle
         self.read_latency = ch.data_cycles(self.rd)
         self.write_latency = ch.data_cycles(self.wr)
-        per_group = ch.banks_per_group
-        #: bank address of flat bank ``fb`` (the Channel's open_row index ``bank_group * banks_per_group + bank``)
-        self.bank_addr = [BankAddress(fb // per_group, fb % per_group) for fb in range(ch.banks)]
+        per_group, per_rank = ch.banks_per_group, self.banks_per_rank
+        #: bank address of flat bank ``fb`` (the Channel's open_row index ``rank * banks_per_rank + bank_group *
+        #: banks_per_group + bank``)
+        self.bank_addr = [BankAddress((fb % per_rank) // per_group, fb % per_group, 0, 0, fb // per_rank)
+                          for fb in range(ch.banks)]
         self.queue = queue
         self.low, self.high = low_watermark, high_watermark
         self.reads: list[Request] = []
@@ -174,9 +195,10 @@ class RequestController:
             st.reads += 1
         return True
 
-    def queue_refresh(self, clk: int) -> None:
-        """Queue an all-bank refresh (refresh managers call this)."""
-        self.priority.append(Request(MAINTENANCE, None, BankAddress(), 0, clk, self.ref))
+    def queue_refresh(self, clk: int, rank: int = 0) -> None:
+        """Queue an all-bank refresh of ``rank`` (refresh managers call this); its ``bank`` is the rank's first."""
+        self.priority.append(Request(MAINTENANCE, None, BankAddress(rank=rank), rank * self.banks_per_rank, clk,
+                                     self.ref))
 
     def queue_bank_refresh(self, bank: int, clk: int) -> None:
         """Queue a per-bank refresh of flat bank ``bank`` (the per-bank refresh manager calls this)."""
@@ -192,14 +214,19 @@ class RequestController:
         open_row = self.channel.open_row
         if req.kind == MAINTENANCE:
             if req.final is self.ref:
-                return self.ref if open_row.count(None) == len(open_row) else self.prea
+                n = self.banks_per_rank
+                return self.ref if open_row[req.bank:req.bank + n].count(None) == n else self.prea
             if req.final is self.refpb and req.final is not None:
                 return self.refpb if open_row[req.bank] is None else self.pre
             return self.pre if open_row[req.bank] is not None else None
         row = open_row[req.bank]
         if row is None:
             return self.act
-        return req.final if row == req.row else self.pre
+        if row == req.row:
+            return req.final
+        if row < 0 and self.act2 is not None:  # activating: ACT-2 completes it (a request to another row waits)
+            return self.act2 if ~row == req.row else self.pre
+        return self.pre
 
     def ordered(self, buffer: list) -> bool:
         """True when ``buffer`` is in arrival order (the read and write queues; not the active set)."""
@@ -209,7 +236,9 @@ class RequestController:
         cmd = req.command
         if not self.closes.get(cmd) or not self.active:
             return False
-        return True if self.all_banks.get(cmd) else self.active_per_bank[req.bank] > 0
+        if self.all_banks.get(cmd):  # every bank of the request's rank
+            return self.ranks == 1 or any(self.active_per_bank[req.bank:req.bank + self.banks_per_rank])
+        return self.active_per_bank[req.bank] > 0
 
     def _set_write_mode(self) -> None:
         nw, size = len(self.writes), self.queue
@@ -221,8 +250,8 @@ class RequestController:
 
     # ------------------------------------------------------------------ one cycle
     def tick(self) -> bool:
-        """Advance one cycle; issue at most one command. Returns whether one issued (else ``wake`` is the earliest
-        cycle anything can happen)."""
+        """Advance one cycle; issue at most one command (split buses: one per bus). Returns whether one issued (else
+        ``wake`` is the earliest cycle anything can happen)."""
         clk = self.clk = self.clk + 1
         pend = self.pending
         if pend and pend[0][0] <= clk:
@@ -232,6 +261,8 @@ class RequestController:
                 lat.append(depart - arrive)
         self.refresh.tick(clk)
         self.policy.pre_schedule(clk)
+        if self.dual:
+            return self._tick_buses(clk)
         pick = self.scheduler.pick
         soonest = _NEVER
         buf = self.active
@@ -268,6 +299,50 @@ class RequestController:
         self.wake = clk + 1
         return True
 
+    def _tick_buses(self, clk: int) -> bool:
+        """One cycle of a split-bus channel, as Ramulator 2.1's HBM controller (src/ramulator/controller/impl/
+        hbm_controller_base.cpp): a column slot, then a row slot, each picking in the usual order (active requests
+        -- column slot only --, the priority queue's head, the read or write queue) among commands on its bus."""
+        issued = False
+        soonest = _NEVER
+        pick = self.scheduler.pick
+        for bus in (1, 0):
+            cand = None
+            buf = self.active
+            if bus == 1 and buf:
+                cand, t = pick(buf, self, clk, False, bus)
+                soonest = min(soonest, t)
+            if cand is None:
+                prio = self.priority
+                while prio:
+                    head = prio[0]
+                    cmd = head.command = self.next_command(head)
+                    if cmd is None:
+                        del prio[0]
+                        continue
+                    if self.bus_of[cmd] == bus and not self._would_close_active(head):
+                        t = self.channel.earliest(cmd, head.address, clk)
+                        if t == clk:
+                            cand, buf = head, prio
+                        else:
+                            soonest = min(soonest, t)
+                    break
+                if cand is None and not prio:
+                    self._set_write_mode()
+                    buf = self.writes if self.write_mode else self.reads
+                    if buf:
+                        cand, t = pick(buf, self, clk, True, bus)
+                        soonest = min(soonest, t)
+            if cand is not None:
+                self._issue(cand, buf, clk)
+                issued = True
+        if issued:
+            self.wake = clk + 1
+            return True
+        self.wake = min(soonest, self.refresh.next_event(clk + 1), self.policy.next_event(clk + 1),
+                        self.pending[0][0] if self.pending else _NEVER)
+        return False
+
     def _issue(self, req: Request, buf: list, clk: int) -> None:
         st = self.stats
         self.policy.upgrade(req, clk)
@@ -277,7 +352,7 @@ class RequestController:
             row = self.channel.open_row[req.bank]
             if row == req.row:
                 st.row_hits += 1
-            elif row is not None:
+            elif row is not None and row >= 0:  # an activating bank has no row open yet (a miss, as Ramulator)
                 st.row_conflicts += 1
             else:
                 st.row_misses += 1
@@ -289,7 +364,12 @@ class RequestController:
         if self.opens.get(cmd) or self.closes.get(cmd):
             self._track_banks(clk)
             if self.all_banks.get(cmd):
-                self.epoch = [e + 1 for e in self.epoch]
+                if self.ranks == 1:
+                    self.epoch = [e + 1 for e in self.epoch]
+                else:
+                    first = req.address.rank * self.banks_per_rank
+                    for b in range(first, first + self.banks_per_rank):
+                        self.epoch[b] += 1
             else:
                 self.epoch[req.bank] += 1
         if cmd is req.final:
@@ -379,6 +459,8 @@ class RunResult:
     accept_row_misses: int
     accept_row_conflicts: int
     accept_read_latency_mean: float
+    ranks: int = 1
+    pseudo_channels: int = 1
     read_latencies: list[int] = field(default_factory=list, repr=False)
     write_latencies: list[int] = field(default_factory=list, repr=False)
     #: IDD energy over ``cycles`` (hardware/dram/energy.py), None when the standard has no IDD values
@@ -413,46 +495,60 @@ class MemorySystem:
 
     def __init__(self, standard: DramStandard, *, channels: int = 1, mapping: str = "RoBaRaCoCh",
                  scheduler: str = "frfcfs", row_policy: str = "open", refresh: str = "all-bank", queue: int = 32,
-                 low_watermark: float = 0.2, high_watermark: float = 0.8, policy_options: dict | None = None) -> None:
+                 low_watermark: float = 0.2, high_watermark: float = 0.8, policy_options: dict | None = None,
+                 ranks: int = 1, pseudo_channels: int = 1, one_command_per_cycle: bool = False) -> None:
         if channels < 1:
             raise HwsimError(f"--channels {channels}: need at least 1")
+        for option, n in (("--ranks", ranks), ("--pseudo-channels", pseudo_channels)):
+            if n < 1:
+                raise HwsimError(f"{option} {n}: need at least 1")
+        limit = standard.organization.pseudo_channels.value
+        if pseudo_channels > limit:
+            raise HwsimError(f"--pseudo-channels {pseudo_channels}: DRAM standard '{standard.name}' has {limit} pseudo "
+                             f"channel(s) per channel (organization.pseudo_channels)")
         self.standard = standard
-        self.mapper = address_mapper(mapping, standard, channels)
+        self.ranks = ranks
+        self.pseudo_channels = pseudo_channels
+        # pseudo channels take the rank's place in the mappings (Ramulator 2's HBM level order)
+        self.mapper = address_mapper(mapping, standard, channels, max(ranks, pseudo_channels))
         self.options = dict(scheduler=scheduler, row_policy=row_policy)
         self.controllers = [RequestController(standard, scheduler=scheduler, row_policy=row_policy, refresh=refresh,
                                               queue=queue, low_watermark=low_watermark, high_watermark=high_watermark,
-                                              policy_options=policy_options) for _ in range(channels)]
+                                              policy_options=policy_options, ranks=ranks, pseudo_channels=pseudo_channels,
+                                              one_command_per_cycle=one_command_per_cycle) for _ in range(channels)]
 
     def locate(self, entry: TraceEntry, where: str = "trace") -> Location:
         """The location of one trace entry (a byte address through the mapper, or an address vector checked)."""
         if entry.vector is None:
             return self.mapper.map(entry.addr)
         vec = entry.vector
-        if len(vec) == 6:  # ch, rank (or pseudo channel), bg, bank, row, column: one rank modelled
-            if vec[1] != 0:
-                raise HwsimError(f"{where}: address vector {','.join(map(str, vec))} names rank {vec[1]}; "
-                                 "the standards model one rank (give 0, or 5 values ch,bg,ba,row,col)")
-            vec = (vec[0],) + vec[2:]
-        if len(vec) != 5:
-            raise HwsimError(f"{where}: address vector {','.join(map(str, vec))} needs 5 values ch,bg,ba,row,col")
+        if len(vec) == 5:  # ch, bg, bank, row, column: rank 0
+            vec = (vec[0], 0) + vec[1:]
+        if len(vec) != 6:
+            raise HwsimError(f"{where}: address vector {','.join(map(str, vec))} needs 6 values ch,ra,bg,ba,row,col "
+                             "(or 5 without the rank)")
         org = self.standard.organization
-        limits = (len(self.controllers), org.bank_groups.value, org.banks_per_group.value, org.rows.value,
-                  org.columns.value)
-        for name, v, n in zip(("channel", "bank group", "bank", "row", "column"), vec, limits, strict=True):
+        limits = (len(self.controllers), max(self.ranks, self.pseudo_channels), org.bank_groups.value,
+                  org.banks_per_group.value, org.rows.value, org.columns.value)
+        for name, v, n in zip(("channel", "rank", "bank group", "bank", "row", "column"), vec, limits, strict=True):
             if v >= n:
-                raise HwsimError(f"{where}: address vector {','.join(map(str, vec))}: {name} {v} out of range 0..{n - 1}")
-        return Location(*vec)
+                fix = " (raise --ranks)" if name == "rank" else ""
+                raise HwsimError(f"{where}: address vector {','.join(map(str, vec))}: {name} {v} out of range "
+                                 f"0..{n - 1}{fix}")
+        return Location(vec[0], *vec[2:], rank=vec[1])
 
     def run(self, trace: Sequence[TraceEntry]) -> RunResult:
         """Serve ``trace`` (each entry once, in order) to completion."""
         ctrls = self.controllers
         per_group = self.standard.organization.banks_per_group.value
+        per_rank = self.standard.banks
         reqs = []
         for i, e in enumerate(trace):
             loc = self.locate(e, f"trace request {i + 1}")
             key = e.addr if e.vector is None else e.vector
-            reqs.append((loc.channel, e.is_write, key, BankAddress(loc.bank_group, loc.bank, loc.row, loc.column),
-                         loc.bank_group * per_group + loc.bank))
+            reqs.append((loc.channel, e.is_write, key,
+                         BankAddress(loc.bank_group, loc.bank, loc.row, loc.column, loc.rank),
+                         loc.rank * per_rank + loc.bank_group * per_group + loc.bank))
         n = len(reqs)
         i = 0
         clk = 0
@@ -499,7 +595,8 @@ class MemorySystem:
         org = self.standard.organization
         return RunResult(
             standard=self.standard.name, mapping=self.mapper.name, scheduler=self.options["scheduler"],
-            row_policy=self.options["row_policy"], channels=len(self.controllers), requests=n,
+            row_policy=self.options["row_policy"], channels=len(self.controllers), ranks=self.ranks,
+            pseudo_channels=self.pseudo_channels, requests=n,
             reads=sum(s.reads for s in sts), writes=sum(s.writes for s in sts),
             cycles=max(s.last_done for s in sts) if n else 0, tck_ns=org.tCK_ns.value, burst_bytes=org.burst_bytes.value,
             row_hits=sum(s.row_hits for s in sts), row_misses=sum(s.row_misses for s in sts),

@@ -3,11 +3,13 @@
 - ``all-bank``: the standard's ``refresh:`` command (an all-bank REF) every ``refresh.interval`` (tREFI) cycles,
   queued at the priority queue at cycles tREFI, 2 tREFI, ... as Ramulator 2's AllBank manager does (CMU-SAFARI/
   ramulator2 @c5b1c3a src/ramulator/controller/refresh/impl/all_bank.cpp, scatter_interval 0). The controller
-  closes the open banks first (PREA) and lets requests whose ACT already issued finish.
+  closes the open banks first (PREA) and lets requests whose ACT already issued finish. With several ranks every
+  rank gets its REF at the same cycle (Ramulator's rank scope), rank 0 first.
 - ``per-bank``: the standard's ``refresh_per_bank:`` command (REFpb) to one bank every ``refresh_per_bank.interval``
   (tREFIpb) cycles, banks in round-robin order (bank group major), as Ramulator 2.1's PerBank manager does
   (src/ramulator/controller/refresh/impl/per_bank.cpp); the controller precharges that bank first. The other banks
-  keep serving requests.
+  keep serving requests. With several ranks each rank refreshes its own bank of the round at the same cycle (tREFIpb
+  is per rank).
 - ``none``: no refresh.
 """
 
@@ -62,7 +64,8 @@ class AllBankRefresh(_PeriodicRefresh):
     instead = "none"
 
     def refresh(self, clk: int) -> None:
-        self.ctrl.queue_refresh(clk)
+        for rank in range(self.ctrl.ranks):
+            self.ctrl.queue_refresh(clk, rank)
 
 
 @REFRESH.register("per-bank")
@@ -76,8 +79,11 @@ class PerBankRefresh(_PeriodicRefresh):
         self.bank = 0
 
     def refresh(self, clk: int) -> None:
-        self.ctrl.queue_bank_refresh(self.bank, clk)
-        self.bank = (self.bank + 1) % self.ctrl.channel.banks
+        ctrl = self.ctrl
+        per_rank = ctrl.banks_per_rank
+        for rank in range(ctrl.ranks):
+            ctrl.queue_bank_refresh(rank * per_rank + self.bank, clk)
+        self.bank = (self.bank + 1) % per_rank
 
 
 @REFRESH.register("none")

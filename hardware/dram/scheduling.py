@@ -1,11 +1,12 @@
 """Request schedulers: pick which queued request's next command issues this cycle.
 
-Interface: ``pick(buffer, ctrl, clk, guard) -> (request or None, earliest)``. ``buffer`` is a list of
+Interface: ``pick(buffer, ctrl, clk, guard, bus) -> (request or None, earliest)``. ``buffer`` is a list of
 :class:`~hardware.dram.memory_controller.Request`; the scheduler sets each request's ``command`` (its next
 command, :meth:`RequestController.next_command`), skips (with ``guard``) those whose command would close a bank
 whose active request has not finished, and returns
 the request to issue now (its command legal at ``clk``) or None, plus the earliest cycle any examined request's
-command becomes legal (the controller skips idle cycles up to it).
+command becomes legal (the controller skips idle cycles up to it). ``bus`` (0 row, 1 column; None: any): only
+requests whose next command goes on that command bus are candidates (split-bus standards, one slot per bus).
 
 - ``frfcfs``: first ready, first come first served, as Ramulator 2's FRFCFS (CMU-SAFARI/ramulator2 @c5b1c3a
   src/ramulator/controller/scheduler/impl/frfcfs.cpp): the oldest request whose next command can issue now wins,
@@ -32,13 +33,14 @@ class FrFcfs:
 
     @staticmethod
     def pick(buffer: list[Request], ctrl: RequestController, clk: int,
-             guard: bool = False) -> tuple[Request | None, int]:
+             guard: bool = False, bus: int | None = None) -> tuple[Request | None, int]:
         earliest = ctrl.channel.earliest
         nxt = ctrl.next_command
         epoch = ctrl.epoch
         closes = ctrl.closes
         ordered = ctrl.ordered(buffer)
         busy = ctrl.active_per_bank if guard and ctrl.active else None
+        on_bus = ctrl.bus_of
         soonest = _NEVER
         best = None
         memo: dict = {}  # (command, bank) -> earliest legal cycle: timing does not depend on the row or column
@@ -52,6 +54,8 @@ class FrFcfs:
                 req.bound = -1
             if busy is not None and busy[bank] and closes[req.command]:
                 continue  # would close a bank whose active request has not finished
+            if bus is not None and on_bus[req.command] != bus:
+                continue  # another command bus's slot
             t = req.bound
             if t <= clk:
                 key = (req.command, bank)
@@ -75,7 +79,7 @@ class Fcfs:
 
     @staticmethod
     def pick(buffer: list[Request], ctrl: RequestController, clk: int,
-             guard: bool = False) -> tuple[Request | None, int]:
+             guard: bool = False, bus: int | None = None) -> tuple[Request | None, int]:
         nxt = ctrl.next_command
         busy = ctrl.active_per_bank if guard and ctrl.active else None
         oldest = None
@@ -83,6 +87,8 @@ class Fcfs:
             req.command = nxt(req)
             req.epoch = -1
             if busy is not None and busy[req.bank] and ctrl.closes[req.command]:
+                continue
+            if bus is not None and ctrl.bus_of[req.command] != bus:
                 continue
             if oldest is None or req.arrive < oldest.arrive:
                 oldest = req

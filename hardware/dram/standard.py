@@ -17,7 +17,13 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
   (``refresh_per_bank``: the per-bank refresh command, REFpb, and its interval per bank refresh, tREFIpb);
   ``auto_precharge``: the read / write commands that also close the bank (RDA / WRA), for closed-row policies;
 - ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM);
-- ``idd``: datasheet IDD currents per supply for the energy model (:mod:`hardware.dram.energy`).
+- ``idd``: datasheet IDD currents per supply for the energy model (:mod:`hardware.dram.energy`);
+- ``ranks``: the rules between commands to different ranks of one channel (rank-to-rank switching, tRTRS), for
+  multi-rank channels (:mod:`hardware.dram.ranks`); a standard without it has one rank per channel;
+- ``activation``: a two-part activation (LPDDR5 ACT-1 / ACT-2): the opening command leaves the bank activating,
+  a second command opens the row;
+- ``command_buses``: separate row and column command buses (HBM), one command on each per cycle;
+  ``command_cycles``: commands that hold their bus for several cycles (HBM2 ACT), rules counted from the last.
 
 :func:`load_standard` validates the file with pydantic and turns any mistake into a one-line
 :class:`~hardware.errors.HwsimError` naming the file and the field (and its line for the rule sections).
@@ -103,7 +109,7 @@ class CommandSpec(_Strict):
 
     level: str
     all_banks: bool = False
-    requires: Literal["any", "closed", "open", "row"] = "any"
+    requires: Literal["any", "closed", "open", "row", "activating"] = "any"
     opens: bool = False
     closes: bool = False
     uses: tuple[Literal["row", "column"], ...] = ()
@@ -136,6 +142,44 @@ class Refresh(_Strict):
     interval: str
 
 
+class SiblingRule(_Strict):
+    """A rule between commands to two *different* ranks (or pseudo channels) of one channel: a ``following`` command
+    to one waits ``latency`` cycles after the most recent ``preceding`` command to any other (tRTRS and the data-bus
+    hand-over between ranks)."""
+
+    preceding: tuple[str, ...] = Field(min_length=1)
+    following: tuple[str, ...] = Field(min_length=1)
+    latency: str | int
+
+
+class Ranks(_Strict):
+    """How ranks of one channel interact (``--ranks N``). Each rank is a full copy of the channel's bank hierarchy
+    with its own ``constraints`` (tRRD, tFAW, tCCD, refresh per rank); the ranks share the command bus (one command
+    per cycle) and the data bus, whose rank-to-rank rules are ``constraints`` here."""
+
+    source: str = Field(min_length=1)
+    constraints: tuple[SiblingRule, ...] = Field(min_length=1)
+
+
+class CommandBuses(_Strict):
+    """A split command bus (HBM): row commands and column commands travel on separate buses, one command on each
+    per cycle, so a controller may issue a row and a column command in the same cycle."""
+
+    source: str = Field(min_length=1)
+    row: tuple[str, ...] = Field(min_length=1)
+    column: tuple[str, ...] = Field(min_length=1)
+
+
+class Activation(_Strict):
+    """A two-part activation (LPDDR5's ACT-1 / ACT-2, JESD209-5): ``first`` (the standard's opening command, whose
+    rules -- tRCD, tRAS, tRC, tRRD, tFAW -- are measured from it) leaves the bank *activating* that row; ``second``
+    (``requires: activating``, ``opens: true``) completes it, and only then is the row open for RD / WR."""
+
+    source: str = Field(min_length=1)
+    first: str
+    second: str
+
+
 class Extension(_Strict):
     """An optional command set (e.g. SK hynix GDDR6-AiM): its own timing numbers, commands and constraints."""
 
@@ -164,6 +208,12 @@ class DramStandard(_Strict):
     checks: tuple[str, ...] = ()
     extensions: dict[str, Extension] = {}
     idd: IddSpec | None = None  # datasheet currents for the energy model (hardware/dram/energy.py)
+    ranks: Ranks | None = None
+    command_buses: CommandBuses | None = None
+    #: commands that hold their command bus for more than one cycle (HBM2 ACT: 2); the timing rules count from a
+    #: command's last cycle, as JEDEC measures them
+    command_cycles: dict[str, Count] = {}
+    activation: Activation | None = None
 
     @cached_property
     def params(self) -> dict[str, int]:
@@ -189,7 +239,27 @@ class DramStandard(_Strict):
     def table(self) -> tuple[TimingConstraint, ...]:
         """The timing-constraint table: the standard's lines, then its extensions'."""
         specs = list(self.constraints) + [c for ext in self.extensions.values() for c in ext.constraints]
-        return tuple(TimingConstraint(c.level, c.preceding, c.following, str(c.latency), c.window) for c in specs)
+        cycles = {name: c.value for name, c in self.command_cycles.items()}
+        out = []
+        for c in specs:
+            if not cycles:
+                out.append(TimingConstraint(c.level, c.preceding, c.following, str(c.latency), c.window))
+                continue
+            # rules count from each command's last bus cycle while issue cycles are first cycles: a multi-cycle
+            # preceding command adds its extra cycles, a multi-cycle following command subtracts them
+            groups: dict[int, tuple[list[str], list[str]]] = {}
+            for p in c.preceding:
+                for f in c.following:
+                    off = cycles.get(p, 1) - cycles.get(f, 1)
+                    pre, fol = groups.setdefault(off, ([], []))
+                    if p not in pre:
+                        pre.append(p)
+                    if f not in fol:
+                        fol.append(f)
+            for off, (pre, fol) in groups.items():
+                lat = str(c.latency) if off == 0 else f"{c.latency} {'+' if off > 0 else '-'} {abs(off)}"
+                out.append(TimingConstraint(c.level, tuple(pre), tuple(fol), lat, c.window))
+        return tuple(out)
 
     @property
     def aim(self) -> Extension | None:
@@ -198,8 +268,11 @@ class DramStandard(_Strict):
 
     def command_role(self, *, level: str, opens: bool = False, closes: bool = False, all_banks: bool = False) -> str | None:
         """The first row command (no column access, no data) at ``level`` that opens / closes rows (``all_banks`` for
-        channel level), or None: the controller's ACT / PRE / PREA. The standard's own commands are tried before its
-        extensions' (an AiM WR_AB closes every bank too, but writes data on the way)."""
+        channel level), or None: the controller's ACT / PRE / PREA (with a two-part activation, its first part). The
+        standard's own commands are tried before its extensions' (an AiM WR_AB closes every bank too, but writes data
+        on the way)."""
+        if opens and level == "bank" and self.activation is not None:
+            return self.activation.first
         for name, c in {**self.commands, **self.all_commands}.items():
             if c.level == level and c.all_banks == all_banks and c.opens == opens and c.closes == closes \
                     and "column" not in c.uses and not c.data:
@@ -345,6 +418,40 @@ def _check(std: DramStandard) -> None:
             loc = (*base, i)
             if c.level not in levels:
                 raise _FieldError((*loc, "level"), f"unknown level '{c.level}' (levels: {', '.join(levels)})")
+            for key in ("preceding", "following"):
+                for j, name in enumerate(getattr(c, key)):
+                    need_command(name, (*loc, key, j))
+            _need_params(c.latency, known, (*loc, "latency"), used)
+    if std.command_buses is not None:
+        buses = std.command_buses
+        for key in ("row", "column"):
+            for j, name in enumerate(getattr(buses, key)):
+                need_command(name, ("command_buses", key, j))
+        both = set(buses.row) & set(buses.column)
+        missing = [n for n in commands if n not in buses.row and n not in buses.column]
+        if both or missing:
+            raise _FieldError(("command_buses",), f"every command must be on exactly one bus: "
+                                                  f"{sorted(both)[0] + ' is on both' if both else missing[0] + ' is on none'}")
+    for name in std.command_cycles:
+        need_command(name, ("command_cycles", name))
+    act2 = std.activation
+    for name, c in commands.items():
+        if c.requires == "activating" and (act2 is None or name != act2.second):
+            raise _FieldError(("commands", name, "requires"), "requires: activating is for the second part of a "
+                                                              "two-part activation (declare activation: {first, second})")
+    if act2 is not None:
+        need_command(act2.first, ("activation", "first"))
+        need_command(act2.second, ("activation", "second"))
+        a, b = commands[act2.first], commands[act2.second]
+        if not (a.level == "bank" and a.opens and a.requires == "closed"):
+            raise _FieldError(("activation", "first"), f"'{act2.first}' must be a bank command that requires the bank "
+                                                       "closed and opens a row")
+        if not (b.level == "bank" and b.opens and b.requires == "activating"):
+            raise _FieldError(("activation", "second"), f"'{act2.second}' must be a bank command with requires: "
+                                                        "activating and opens: true")
+    if std.ranks is not None:
+        for i, c in enumerate(std.ranks.constraints):
+            loc = ("ranks", "constraints", i)
             for key in ("preceding", "following"):
                 for j, name in enumerate(getattr(c, key)):
                     need_command(name, (*loc, key, j))

@@ -11,7 +11,10 @@ timing parameter and the organisation overridden by ours (``hardware/presets/dra
 channel / SID, one channel, LoadStoreTrace at clock ratio 1 into a GenericDDR controller (FRFCFS, AllBank refresh,
 Open rows, RoBaRaCoCh, queues of 32, watermarks 0.2 / 0.8, Ramulator's defaults); for GDDR6 and DDR4 also
 ClosedCAP with cap 1 (``results_closed``) against our ``closed`` policy (cap 1); for LPDDR5 and HBM2 also Ramulator's PerBank
-refresh manager (``results_perbank``) against our ``per-bank`` one (``--only-per-bank`` reruns just that section).
+refresh manager (``results_perbank``) against our ``per-bank`` one (``--only-per-bank`` reruns just that section);
+for DDR4 also two ranks per channel (``results_ranks``; ``results_ranks_standard`` with Ramulator's rank-to-rank
+RD->WR rule replaced by our standard's, :func:`standard_rank_rules`); for HBM2 also Ramulator's split-bus HBM12
+controller with one and two pseudo channels (``results_pc1``, ``results_pc2``). ``--only SECTION`` reruns one section.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ SPECS = {
     "hbm2": ("HBM2", "HBM2_8Gb", "HBM2_2000Mbps", ("pseudochannel",)),
     "hbm3": ("HBM3", "HBM3_16Gb_8hi", "HBM3_6400Mbps", ("pseudochannel", "sid")),
     "lpddr5": ("LPDDR5", "LPDDR5_8Gb_x16", "LPDDR5_6400", ("rank",)),
+    "ddr5": ("DDR5", "DDR5_16Gb_x8", "DDR5_4800BN", ("rank",)),
 }
 #: our parameter -> Ramulator's, where it is not 'n' + the name without '_'
-RENAME = {("gddr6", "tRFC"): "nRFCab", ("hbm2", "tRTP"): "nRTPL", ("lpddr5", "tBL"): "nBL_min"}
+RENAME = {("gddr6", "tRFC"): "nRFCab", ("hbm2", "tRTP"): "nRTPL", ("lpddr5", "tBL"): "nBL_min",
+          ("ddr4", "tRTRS"): "nCS", ("ddr5", "tRTRS"): "nCS", ("ddr5", "tCCD_S_WR"): "nCCDS_WR",
+          ("ddr5", "tCCD_L_WR"): "nCCDL_WR"}
 
 
 def ramulator_overrides(name: str, dram_cls: type) -> dict:
@@ -63,16 +69,54 @@ def ramulator_overrides(name: str, dram_cls: type) -> dict:
 CLOSED = ("gddr6", "ddr4")
 #: standards also compared with per-bank refresh (Ramulator's PerBank manager against our per-bank), open rows
 PER_BANK = ("lpddr5", "hbm2")
+#: standards also compared with split command buses (Ramulator's HBM12 / HBM34 controller against ours, one row and
+#: one column command per cycle), with this many pseudo channels per channel (1: one pseudo channel, both buses)
+PSEUDO_CHANNELS = {"hbm2": (1, 2), "hbm3": (1, 2)}
+#: Ramulator's split-bus controller per standard
+SPLIT_BUS_CONTROLLER = {"hbm2": "HBM12", "hbm3": "HBM34"}
+#: standards also compared with several ranks per channel (Ramulator's rank level against our ``ranks:``), open rows
+RANKS = {"ddr4": 2, "ddr5": 2}
 
 
-def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "all-bank") -> dict:
+def standard_rank_rules(dram_cls: type) -> type:
+    """``dram_cls`` with its sibling (rank-to-rank) RD->WR rule replaced by the data-bus form our standard uses
+    (tCL + tBL + tRTRS - tCWL, as DRAMsim3's read_to_write_o), to show that rule is the only difference."""
+    from ramulator.dram.spec import DRAMStandard, TimingConstraint  # noqa: PLC0415
+
+    rules = []
+    for tc in dram_cls.timing_constraints:
+        if tc.sibling and list(tc.preceding) == ["RD", "RDA"]:
+            rules.append(TimingConstraint(level=tc.level, preceding=["RD", "RDA"], following=["RD", "RDA"],
+                                          latency="nBL + nCS", window=1, sibling=True))
+            rules.append(TimingConstraint(level=tc.level, preceding=["RD", "RDA"], following=["WR", "WRA"],
+                                          latency="nCL + nBL + nCS - nCWL", window=1, sibling=True))
+        else:
+            rules.append(tc)
+    variant = type(dram_cls.__name__, (dram_cls,), {"timing_constraints": rules})  # same name: same C++ standard
+    DRAMStandard._registry[dram_cls.name] = dram_cls  # subclassing re-registered the name; keep Ramulator's class
+    return variant
+
+
+def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "all-bank", ranks: int = 1,
+            rank_rules: str = "ramulator", pseudo_channels: int = 0) -> dict:
+    """One Ramulator run; ``ranks`` > 1 sets its rank count, ``rank_rules="standard"`` swaps in our RD->WR rule
+    between ranks (:func:`standard_rank_rules`); ``pseudo_channels`` > 0 runs that many pseudo channels under the
+    standard's split-bus controller (:data:`SPLIT_BUS_CONTROLLER`) instead of GenericDDR."""
     import ramulator  # noqa: PLC0415 (needs Ramulator's Python package on the path)
 
     cls_name, org_preset, timing_preset, _ = SPECS[name]
     dram_cls = getattr(ramulator.dram, cls_name)
     over = ramulator_overrides(name, dram_cls)
+    if ranks > 1:
+        over["rank"] = ranks
+        if rank_rules == "standard":
+            dram_cls = standard_rank_rules(dram_cls)
+    if pseudo_channels:
+        over["pseudochannel"] = pseudo_channels
     dram = dram_cls(org_preset=org_preset, timing_preset=timing_preset, **over)
-    ctrl = ramulator.controller.GenericDDR(dram=dram, scheduler=ramulator.scheduler.FRFCFS(),
+    controller = getattr(ramulator.controller, SPLIT_BUS_CONTROLLER[name]) if pseudo_channels \
+        else ramulator.controller.GenericDDR
+    ctrl = controller(dram=dram, scheduler=ramulator.scheduler.FRFCFS(),
                                            refresh_manager=ramulator.refresh_manager.AllBank() if refresh == "all-bank"
                                            else ramulator.refresh_manager.PerBank(),
                                            row_policy=ramulator.row_policy.Open() if row_policy == "open"
@@ -94,8 +138,12 @@ def run_one(name: str, trace: Path, row_policy: str = "open", refresh: str = "al
             "reads": int(st["num_read_reqs"]), "writes": int(st["num_write_reqs"]),
             "reads_forwarded": int(st["num_read_reqs_forwarded"]), "requests": requests,
             "wall_s": wall, "requests_per_s": requests / wall if wall else 0.0, "overrides": over,
-            "config": f"{cls_name}(org_preset={org_preset}, timing_preset={timing_preset}, overrides) + GenericDDR"
-                      + ("" if refresh == "all-bank" else " + PerBank refresh")}
+            "config": f"{cls_name}(org_preset={org_preset}, timing_preset={timing_preset}, overrides) + "
+                      + (f"{SPLIT_BUS_CONTROLLER[name]}, {pseudo_channels} pseudo channel(s)" if pseudo_channels
+                         else "GenericDDR")
+                      + ("" if refresh == "all-bank" else " + PerBank refresh")
+                      + (f", {ranks} ranks" + (", sibling RD->WR nCL + nBL + nCS - nCWL" if rank_rules == "standard"
+                                               else "") if ranks > 1 else "")}
 
 
 def main() -> None:
@@ -105,7 +153,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only-per-bank", action="store_true", help="rerun only the per-bank refresh section")
+    parser.add_argument("--only", action="append", default=[], metavar="SECTION",
+                        help="rerun only this section of the data (results, results_closed, results_perbank, "
+                             "results_ranks, results_ranks_standard, results_pc1, results_pc2; repeatable), "
+                             "keeping the others")
     args = parser.parse_args()
+    if args.only_per_bank:
+        args.only.append("results_perbank")
 
     root = Path(ramulator.__file__).resolve().parents[2]
     commit = RAMULATOR_COMMIT  # a source archive (git archive) has no .git
@@ -116,22 +170,32 @@ def main() -> None:
         except (OSError, subprocess.CalledProcessError):
             pass
     old = json.loads(DATA.read_text()) if DATA.exists() else {}
-    out = {k: old[k] for k in ("results", "results_closed") if args.only_per_bank and k in old}
-    if not args.only_per_bank:
-        sections = [("results", "open", "all-bank", tuple(SPECS)), ("results_closed", "closed", "all-bank", CLOSED),
-                    ("results_perbank", "open", "per-bank", PER_BANK)]
-    else:
-        sections = [("results_perbank", "open", "per-bank", PER_BANK)]
-    for key, policy, refresh, names in sections:
+    sections = [("results", "open", "all-bank", tuple(SPECS), {}), ("results_closed", "closed", "all-bank", CLOSED, {}),
+                ("results_perbank", "open", "per-bank", PER_BANK, {})]
+    sections += [("results_ranks", "open", "all-bank", tuple(RANKS), {"rank_rules": "ramulator"}),
+                 ("results_ranks_standard", "open", "all-bank", tuple(RANKS), {"rank_rules": "standard"})]
+    sections += [(f"results_pc{n}", "open", "all-bank", tuple(k for k, v in PSEUDO_CHANNELS.items() if n in v),
+                  {"pseudo_channels": n}) for n in sorted({n for v in PSEUDO_CHANNELS.values() for n in v})]
+    keys = [s[0] for s in sections]
+    bad = [k for k in args.only if k not in keys]
+    if bad:
+        parser.error(f"--only {bad[0]}: sections are {', '.join(keys)}")
+    out = {k: old[k] for k in keys if args.only and k not in args.only and k in old}
+    for key, policy, refresh, names, extra in sections:
+        if args.only and key not in args.only:
+            continue
         results = out[key] = {}
         for name in names:
+            if "rank_rules" in extra:
+                extra = {**extra, "ranks": RANKS[name]}
             for trace in sorted(TRACE_DIR.glob("*.trace")):
                 try:
-                    results.setdefault(name, {})[trace.stem] = run_one(name, trace, policy, refresh)
+                    results.setdefault(name, {})[trace.stem] = run_one(name, trace, policy, refresh, **extra)
                 except Exception as err:  # noqa: BLE001 (record why a standard does not run)
                     results.setdefault(name, {})[trace.stem] = {"error": f"{type(err).__name__}: {err}"}
                 res = results[name][trace.stem]
                 print(key, name, trace.stem, res.get("cycles", res.get("error")))
+    out = {k: out[k] for k in keys if k in out}  # sections in a fixed order
     DATA.write_text(json.dumps({"ramulator": "CMU-SAFARI/ramulator2", "commit": commit,
                                 "command": "PYTHONPATH=$PWD:RAMULATOR/python python -m simulator.validation.dram_ramulator",
                                 "build": old.get("build", ""), "machine": old.get("machine", ""), **out},
