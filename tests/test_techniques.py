@@ -84,7 +84,9 @@ def test_kv_int8_long_context_decode(llama, a100):
             for kv in ("float16", "int8")}
     dense, q8 = runs["float16"], runs["int8"]
     assert q8.traffic_bytes["dram"] < 0.55 * dense.traffic_bytes["dram"]  # the KV cache dominates the reads
-    assert q8.latency_s < 0.8 * dense.latency_s
+    # half the bytes, but not half the time: FlashDecoding pads each head's one query row to a 64-row tensor-core
+    # tile, so with int8 K/V (plus their conversion) the kernel turns compute-bound (MHA at batch 1)
+    assert q8.latency_s < 0.9 * dense.latency_s
     assert q8.latency_s >= q8.traffic_bytes["dram"] / a100.achievable_dram_bandwidth  # never below its bytes
 
 
