@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 
 from hardware.errors import HwsimError
+from hardware.fpga.tool import VIVADO, ToolRules
 
 #: Cycles the Resource strategy adds to its R-cycle loop: BRAM read, multiply, accumulate (UNCONFIRMED: no report).
 RESOURCE_DEPTH = 3
@@ -128,11 +129,14 @@ def ff_pipeline_factor(reuse: int) -> float:
 def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: str = "latency",
                    data_bits: int = 16, weight_bits: int = 16, acc_bits: int | None = None, vectors: int = 1,
                    parallel: int = 1, dsp: DspShape | None = None, io_type: str = "io_parallel",
-                   kind: str = "dense", zeros: int = 0) -> LayerEstimate:
+                   kind: str = "dense", zeros: int = 0, tool: ToolRules = VIVADO) -> LayerEstimate:
     """Cost of a Dense ``n_in -> n_out`` (``zeros`` of its weights are 0) on ``vectors`` inputs, ``parallel`` at once.
 
     ``weight_bits`` is the width of the second operand (a weight, or an activation for Q.K^T and P.V).
     ``acc_bits`` is accepted for compatibility and not used (the fitted LUT/FF rules scale with operand bits).
+    ``tool``: the HLS tool's rules (:mod:`hardware.fpga.tool`; Vivado HLS by default). A Latency-strategy Dense of
+    one input at R = 1 has no adder tree: its products feed the next layer directly (0 cycles, no registers, LUTs
+    only for LUT multipliers; hls4ml test_activations baselines: 0-cycle Dense(1 -> 64) + ReLU with 18 FFs).
     """
     strategy = strategy.lower()
     if strategy not in STRATEGIES:
@@ -162,20 +166,28 @@ def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: s
         cycles = max(1, math.ceil(nz / m)) if m else 1
         depth = latency_depth(reuse)
     nz = n - zeros
+    single = strategy == "latency" and reuse == 1 and n_in == 1 and kind == "dense"
+    if strategy == "latency" and reuse == 1 and tool.dense_levels_per_cycle and not single:
+        per_output = max(1, math.ceil(nz / n_out))
+        depth = math.ceil(math.log2(per_output) / tool.dense_levels_per_cycle) if per_output > 1 else 0
     mults = m * parallel
     ii = passes * cycles
-    latency = passes * cycles + depth
+    latency = passes * cycles + depth - (1 if single else 0)
     if io_type == "io_stream":
         latency += STREAM_CYCLES
     if kind == "matmul":  # both operands are activations: adder trees, plus R:1 selection of both operands
         lut = (LUT_R1_NZ * n * bits + (m * 2 * bits * (reuse - 1) / 3 if reuse > 1 else 0)) * parallel
+    elif single:
+        lut = 0.0
+    elif strategy == "latency" and reuse == 1 and tool.lut_nz is not None:
+        lut = tool.lut_nz * nz * bits * parallel
     elif strategy == "latency" and reuse == 1:
         lut = (LUT_R1_ALL * n + LUT_R1_NZ * nz) * bits * parallel
     else:
         lut = n * bits * max(1.0, LUT_MUX - LUT_MUX_SLOPE * math.log2(reuse)) * parallel
     lut += mults * data_bits * weight_bits if per == 0 else 0
     ff = FF_PER_WEIGHT * (FF_ALL_SHARE * n + (1 - FF_ALL_SHARE) * nz) * bits / 16 * ff_pipeline_factor(reuse)
-    ff *= parallel
+    ff *= parallel * tool.dense_ff_scale * (0 if single else 1)
     return LayerEstimate(name, kind, latency, ii, Resources(mults * per, round(lut), round(ff), bram), mults,
                          {"n_in": n_in, "n_out": n_out, "reuse": reuse, "strategy": strategy, "vectors": vectors,
                           "parallel": parallel, "dsp_per_mult": per, "depth": depth, "zeros": zeros,
