@@ -27,6 +27,8 @@ def _act(kind: str, x: np.ndarray, attrs: dict) -> np.ndarray:
         return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
     if kind == "silu":
         return x / (1 + np.exp(-x))
+    if kind == "table":
+        return attrs["f"](x)
     raise KeyError(kind)
 
 

@@ -41,7 +41,8 @@ from mapping.op_table import OP
 
 #: Layer kinds that must appear as a function call in the generated firmware (the others are wiring).
 COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "elu", "sigmoid", "tanh", "add", "scale",
-                 "transpose", "leaky_relu", "batchnorm", "conv1d", "pool1d", "globalpool", "gelu", "gelu_tanh", "silu")
+                 "transpose", "leaky_relu", "batchnorm", "conv1d", "pool1d", "globalpool", "gelu", "gelu_tanh", "silu",
+                 "table")
 #: Layer kinds hls4ml 1.3 implements only for io_parallel (no stream kernel: nnet_einsum.h, nnet_layernorm.h).
 PARALLEL_ONLY = {"matmul": OP.Einsum, "layernorm": OP.LayerNormalization}
 PROJECT = "myproject"
@@ -161,8 +162,12 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType, tab
         elif lay.kind in TABLE_FUNCTIONS:
             from mapping.fpga.hls_ext import TABLE_TYPE, table_range
 
-            d.update(class_name="HwsimTable", function=lay.kind, table_size=table_size,
-                     table_range=min(table_range(data.integer), table_size // 2))
+            rng = min(table_range(data.integer), table_size // 2)
+            d.update(class_name="HwsimTable", function=lay.kind, table_size=table_size, table_range=rng)
+            if lay.kind == "table":  # an unnamed elementwise function: its own values (mapping/fpga/unary.py)
+                step = 2.0 * rng / table_size
+                mids = -rng + (np.arange(table_size) + 0.5) * step
+                d.update(table_data=[float(v) for v in a["f"](mids)], linear_above=a["linear_above"])
             conf[lay.name]["Precision"].update(table=TABLE_TYPE)
         else:
             raise HwsimError(f"node '{lay.node}': layer kind '{lay.kind}' cannot be emitted to hls4ml")

@@ -39,7 +39,7 @@ KINDS = {e.name: e.fpga for e in op_table.TABLE.values() if e.fpga}
 #: Op type -> the text of its refusal (the op table's ``fpga_hint`` of a refused op, ``fpga_limit`` of an emitted one).
 HINTS = {e.name: e.fpga_hint or e.fpga_limit for e in op_table.TABLE.values() if e.fpga_hint or e.fpga_limit}
 #: Activations hls4ml 1.3 lacks, emitted as a lookup-table custom layer (mapping/fpga/hls_ext.py).
-TABLE_FUNCTIONS = ("gelu", "gelu_tanh", "silu")
+TABLE_FUNCTIONS = ("gelu", "gelu_tanh", "silu", "table")
 #: Elementwise activations hls4ml implements: ONNX op -> layer kind.
 ACTIVATIONS = {n: k for n, k in KINDS.items() if op_table.by_name(n).category == "activation" and k not in TABLE_FUNCTIONS}
 #: The patterns fused into one table-function layer (:meth:`_Walk.fuse_patterns`): kind -> the ops they are made of.
@@ -53,13 +53,15 @@ _CONDITIONS = {"dense": " with a constant weight (+bias Add) or MatMul of two ac
 _ORDER = {k: i for i, k in enumerate(_CONDITIONS)}
 SUPPORTED = ", ".join("/".join(sorted(op_table.names(fpga=k))) + _CONDITIONS.get(k, "")
                       for k in sorted(set(KINDS.values()) - {"constant"}, key=lambda k: (_ORDER.get(k, len(_ORDER)), k))) \
-    + "; the patterns 0.5*x*(1+Erf(x/sqrt 2)) and x*Sigmoid(x)"
+    + "; the patterns 0.5*x*(1+Erf(x/sqrt 2)) and x*Sigmoid(x), and any other elementwise function of one tensor " \
+      "(a lookup table)"
 
 
 @dataclass
 class PipeLayer:
     """One hls4ml layer: ``kind`` in input, dense, conv1d, matmul, softmax, layernorm, relu, leaky_relu, elu,
-    sigmoid, tanh, gelu, gelu_tanh, silu, add, scale, batchnorm, pool1d, globalpool, reshape, transpose;
+    sigmoid, tanh, gelu, gelu_tanh, silu, table (an unnamed elementwise function), add, scale, batchnorm, pool1d,
+    globalpool, reshape, transpose;
     ``shape`` is the output shape without the batch dim (channels last for conv1d/pool1d); ``attrs`` the kind's
     facts and weights."""
 
@@ -155,6 +157,7 @@ class _Walk:
         self.realised: dict[tuple, str] = {}
         self.skip: set[int] = set()
         self.fused: dict[int, tuple[str, str]] = {}  # node index -> (table function, input tensor)
+        self.fused_attrs: dict[int, dict] = {}  # node index -> the table layer's attrs (an unnamed unary region)
 
     # ----- helpers
     def err(self, node: Node, text: str) -> HwsimError:
@@ -330,6 +333,28 @@ class _Walk:
                         self.skip.add(p.index)
                         self.fused[node.index] = ("silu", a)
                         break
+        self.fuse_unary_regions()
+
+    def fuse_unary_regions(self) -> None:
+        """Any other composite elementwise function of one tensor (GELU's tanh form from PyTorch: Pow/Mul/Add/Tanh)
+        becomes one table layer: named when it is a known function, else a table of its own values
+        (:mod:`mapping.fpga.unary`)."""
+        from mapping.fpga import unary
+
+        g = self.graph
+        taken = self.skip | set(self.fused)
+        for x, region, out in unary.find_regions(g.nodes, self.consts, g.consumers, set(g.outputs), taken):
+            last = next(n for n in region if out in n.outputs)
+
+            def f(v: np.ndarray, region: list = region, x: str = x, out: str = out) -> np.ndarray:
+                return unary.evaluate(region, x, self.consts, out, v)
+
+            name = unary.classify(f)
+            self.skip.update(n.index for n in region if n is not last)
+            self.fused[last.index] = (name or "table", x)
+            if name is None:
+                self.fused_attrs[last.index] = {"f": f, "linear_above": unary.tends_to_x(f),
+                                                "ops": "/".join(n.op_type for n in region)}
 
     # ----- the walk
     def run(self) -> tuple[list[PipeLayer], list[str]]:
@@ -346,7 +371,7 @@ class _Walk:
                 continue
             if node.index in self.fused:
                 fn, x = self.fused[node.index]
-                self.elementwise(node, fn, x, node.outputs[0])
+                self.elementwise(node, fn, x, node.outputs[0], **self.fused_attrs.get(node.index, {}))
                 continue
             self.visit(node)
         outputs = []
