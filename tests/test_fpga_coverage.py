@@ -28,7 +28,7 @@ def _kinds(path: Path) -> list[str]:
 
 #: Checked in the default run (the others under -m heavy; csim covers them all there).
 FAST = ("conv1d_channels_first.onnx", "mha_seq_first.onnx", "pool_max.onnx", "batchnorm_mlp.onnx",
-        "gelu_tanh_mlp.onnx")
+        "gelu_tanh_mlp.onnx", "conv2d.onnx")
 
 
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.heavy) for n in MODELS])
@@ -58,6 +58,9 @@ def test_layer_lists():
     assert _kinds(FIX / "act_mlp.onnx") == ["input", "dense", "gelu", "dense", "silu", "dense"]
     # nn.GELU(approximate='tanh') at opset 17 (Pow/Mul/Add/Tanh/Add/Mul/Mul) is recognised; QuickGELU
     # (x * sigmoid(1.702 x)) has no name and becomes a table of its own values
+    # NCHW Conv2d -> one transpose of the input to hls4ml's channels-last, then Conv2D layers; the channel-major
+    # flatten goes into the head's weight rows
+    assert _kinds(FIX / "conv2d.onnx") == ["input", "transpose", "conv2d", "relu", "conv2d", "reshape", "dense"]
     layers, _ = build_layers(str(FIX / "gelu_tanh_mlp.onnx"))
     assert [lay.kind for lay in layers] == ["input", "dense", "gelu_tanh", "dense", "table", "dense"]
     assert layers[4].attrs["ops"] == "Mul/Sigmoid/Mul" and layers[4].attrs["linear_above"]
@@ -195,6 +198,18 @@ def test_csim_matches_onnxruntime(tmp_path, name, io_type):
     from mapping.fpga.hls import csim, write_project
 
     prj = write_project(str(FIX / name), str(tmp_path / "prj"), io_type=io_type, table_size=4096)
+    max_err, mean_err, _, _ = csim(prj, 16)
+    assert max_err < 0.05 and mean_err < 0.01, (max_err, mean_err)
+
+
+@pytest.mark.heavy
+@pytest.mark.skipif(shutil.which("g++") is None, reason="csim needs g++")
+def test_conv2d_resource_csim(tmp_path):
+    # the Resource strategy's Conv2D kernel (the strategy of hls4ml's test_conv2d baselines in the validation report)
+    pytest.importorskip("hls4ml")
+    from mapping.fpga.hls import csim, write_project
+
+    prj = write_project(str(FIX / "conv2d.onnx"), str(tmp_path / "prj"), strategy="Resource", reuse=2)
     max_err, mean_err, _, _ = csim(prj, 16)
     assert max_err < 0.05 and mean_err < 0.01, (max_err, mean_err)
 

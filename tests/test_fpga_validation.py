@@ -43,6 +43,15 @@ def test_vitis_rules_on_held_out_points(rows):
     assert s["latency"] <= 0.15 and s["ii"] <= 0.15 and s["dsp"] <= 0.15 and s["ff"] <= 0.30
 
 
+def test_resource_conv2d_is_token_serial(rows):
+    # hls4ml's test_conv2d (Resource, R = 1): 7 x 7 output positions one per cycle (ParallelizationFactor 1) plus the
+    # Resource kernel's 3 stages = 52 cycles, II 49 (reported: Vivado 51 / 49, Vitis 52 / 53); no BRAM at R = 1
+    by_id = {r["point"]["id"]: r for r in rows}
+    for pid in ("b-conv2d-resource-vivado", "b-conv2d-resource-vitis"):
+        got = by_id[pid]["predicted"]
+        assert (got["latency"], got["ii"], got["bram18"]) == (49 + 3, 49, 0)
+
+
 def test_reuse_sweep_shape(rows):
     # the tutorial's reuse sweep (xczu7ev, Vivado HLS 2019.1): at R = 256 the II is set by the 1024-weight layer
     # with 983 non-zeros and 4 multipliers, ceil(983 / 4) = 246, as reported, not R

@@ -28,7 +28,8 @@ and cell, and which constant it sets (``reports/fpga_validation.md`` compares th
   adder trees (``LUT_R1_NZ * N * bits``) and, for R > 1, an R:1 selection of both operands per multiplier
   (``2 * bits * (R - 1) / 3``, LUT6-based multiplexers; UNCONFIRMED: no report).
 - FF: ``FF_PER_WEIGHT * (FF_ALL_SHARE * N + (1 - FF_ALL_SHARE) * nz) * bits / 16 * g(R)`` with
-  ``g(R) = 1 + FF_PIPE * min(1, log2(R) / 5) ** 1.5`` (registers grow with pipelining up to R ~ 32, then flat).
+  ``g(R) = 1 + FF_PIPE * min(1, log2(R) / 5) ** 1.5`` (registers grow with pipelining up to R ~ 32, then flat);
+  a token-serial layer (more vectors than run at once, e.g. a Conv) also registers its whole input array.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ LUT_MUX, LUT_MUX_SLOPE = 1.85, 0.0485
 #: FFs per weight at 16 bits and R = 1, the share that follows all weights (the rest follows non-zeros), and the
 #: growth with pipelining (fitted, see docstring).
 FF_PER_WEIGHT, FF_ALL_SHARE, FF_PIPE = 6.5, 0.35, 1.25
+
+#: FFs per input bit of a token-serial layer (``passes > 1``: hls4ml's ParallelizationFactor 1 reads its input
+#: array over the passes, so it is registered; the same rate as the pooling layers' registered inputs, fitted on
+#: hls4ml's test_pooling baselines, ``hardware.fpga.layers.POOL_FF``; not fitted on a Dense or Conv report).
+SERIAL_INPUT_FF = 1.0
 
 STRATEGIES = ("latency", "resource")
 IO_TYPES = ("io_parallel", "io_stream")
@@ -188,6 +194,8 @@ def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: s
     lut += mults * data_bits * weight_bits if per == 0 else 0
     ff = FF_PER_WEIGHT * (FF_ALL_SHARE * n + (1 - FF_ALL_SHARE) * nz) * bits / 16 * ff_pipeline_factor(reuse)
     ff *= parallel * tool.dense_ff_scale * (0 if single else 1)
+    if passes > 1 and kind == "dense":  # token-serial: the whole input array is held while the passes run
+        ff += vectors * n_in * data_bits * SERIAL_INPUT_FF
     return LayerEstimate(name, kind, latency, ii, Resources(mults * per, round(lut), round(ff), bram), mults,
                          {"n_in": n_in, "n_out": n_out, "reuse": reuse, "strategy": strategy, "vectors": vectors,
                           "parallel": parallel, "dsp_per_mult": per, "depth": depth, "zeros": zeros,

@@ -4,7 +4,7 @@
 Dense (``MatMul``/``Gemm`` with a constant weight, a following constant ``Add`` folded in as the bias; per token on
 2-D inputs), MatMul of two activations (Q.K^T, P.V: hls4ml ``Einsum``), Softmax (last axis), LayerNorm, ReLU,
 LeakyReLU, ELU, sigmoid, tanh, GELU and SiLU (the Erf and x * sigmoid(x) patterns too: a table-based custom layer,
-:mod:`mapping.fpga.hls_ext`), residual Add, constant Mul/Div (scale), BatchNormalization (inference), Conv (1-D),
+:mod:`mapping.fpga.hls_ext`), residual Add, constant Mul/Div (scale), BatchNormalization (inference), Conv (1-D and 2-D),
 MaxPool/AveragePool (1-D) and ReduceMean/ReduceMax over one axis (token pooling: ``GlobalPooling1D``).
 
 Wiring ops (Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather or Slice with constant indices, Identity,
@@ -47,7 +47,7 @@ PATTERNS = {"gelu": (OP.Div, OP.Mul, OP.Erf, OP.Add), "silu": (OP.Sigmoid, OP.Mu
 #: What the refusal message lists, per kind in this order (the table's ops of that kind and the emitter's condition).
 _CONDITIONS = {"dense": " with a constant weight (+bias Add) or MatMul of two activations", "add": " of two activations",
                "scale": " by a scalar", "relu": "", "leaky_relu": "", "elu": "", "sigmoid": "", "tanh": "", "gelu": "",
-               "softmax": " (last axis)", "layernorm": "", "batchnorm": "", "conv1d": " (1-D)", "pool1d": " (1-D)",
+               "softmax": " (last axis)", "layernorm": "", "batchnorm": "", "conv1d": " (1-D, 2-D)", "pool1d": " (1-D)",
                "globalpool": " over one axis", "reshape": "", "transpose": "", "select": " with constant indices",
                "wire": ""}
 _ORDER = {k: i for i, k in enumerate(_CONDITIONS)}
@@ -59,10 +59,10 @@ SUPPORTED = ", ".join("/".join(sorted(op_table.names(fpga=k))) + _CONDITIONS.get
 
 @dataclass
 class PipeLayer:
-    """One hls4ml layer: ``kind`` in input, dense, conv1d, matmul, softmax, layernorm, relu, leaky_relu, elu,
+    """One hls4ml layer: ``kind`` in input, dense, conv1d, conv2d, matmul, softmax, layernorm, relu, leaky_relu, elu,
     sigmoid, tanh, gelu, gelu_tanh, silu, table (an unnamed elementwise function), add, scale, batchnorm, pool1d,
     globalpool, reshape, transpose;
-    ``shape`` is the output shape without the batch dim (channels last for conv1d/pool1d); ``attrs`` the kind's
+    ``shape`` is the output shape without the batch dim (channels last for conv1d/conv2d/pool1d); ``attrs`` the kind's
     facts and weights."""
 
     name: str
@@ -674,8 +674,12 @@ class _Walk:
         if ins[1] not in self.consts:
             raise self.err(node, "the weight must be a constant")
         w = np.asarray(self.consts[ins[1]], np.float64)
-        if w.ndim != 3 or int(node.attr("group", 1)) != 1 or any(int(d) != 1 for d in node.attr("dilations", [1])):
+        if w.ndim not in (3, 4) or int(node.attr("group", 1)) != 1 \
+                or any(int(d) != 1 for d in node.attr("dilations", [1])):
             raise self.err(node, HINTS[OP.Conv])
+        if w.ndim == 4:
+            self.conv2d(node, ins, out, w)
+            return
         f, c, k = w.shape
         la, cin, length = self.channels_last(node, ins[0])
         stride = int((node.attr("strides", None) or [1])[0])
@@ -686,6 +690,30 @@ class _Walk:
                                out_width=l_out, weight=w.transpose(2, 1, 0), bias=bias, n_in=k * c, n_out=f,
                                vectors=l_out)
         self.out_channels_first(layer, out)
+
+    def conv2d(self, node: Node, ins: list[str], out: str, w: np.ndarray) -> None:
+        """A 2-D Conv ([batch, C, H, W], PyTorch's layout) as hls4ml's channels-last Conv2D ([H, W, C] -> [H', W', F];
+        weights (kh, kw, C, F), as Keras lays them out)."""
+        f, c, kh, kw = w.shape
+        v = self.view(ins[0], node)
+        full = v.idx.shape
+        if len(full) != 4 or full[1] != c:
+            raise self.err(node, f"{HINTS[OP.Conv]}; input shape {full}, weight {w.shape}")
+        h, wd = full[2], full[3]
+        la = self.realise(_View(v.layer, v.idx[0].transpose(1, 2, 0), v.via), node)
+        sh, sw = (int(s) for s in (node.attr("strides", None) or [1, 1]))
+        auto = node.attr("auto_pad", "NOTSET")
+        if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "VALID"):
+            raise self.err(node, f"auto_pad={auto} is not supported; export explicit pads")
+        pt, pl, pb, pr = (int(p) for p in (node.attr("pads", None) or [0, 0, 0, 0]))
+        oh, ow = (h + pt + pb - kh) // sh + 1, (wd + pl + pr - kw) // sw + 1
+        bias = (np.asarray(self.consts[ins[2]], np.float64).reshape(-1) if len(ins) > 2 and ins[2] else np.zeros(f))
+        layer = self.new_layer(node.name or "conv", "conv2d", [la], (oh, ow, f), node.name, n_chan=c, n_filt=f,
+                               filt_height=kh, filt_width=kw, stride_height=sh, stride_width=sw, pad_top=pt,
+                               pad_bottom=pb, pad_left=pl, pad_right=pr, in_height=h, in_width=wd, out_height=oh,
+                               out_width=ow, weight=w.transpose(2, 3, 1, 0), bias=bias, n_in=kh * kw * c, n_out=f,
+                               vectors=oh * ow)
+        self.views[out] = _View(layer.name, np.arange(oh * ow * f).reshape(oh, ow, f).transpose(2, 0, 1)[None])
 
     def pool(self, node: Node, ins: list[str], out: str) -> None:
         k = [int(d) for d in node.attr("kernel_shape", [])]

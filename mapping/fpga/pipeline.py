@@ -44,7 +44,7 @@ def pipeline_style(layers: list[PipeLayer], strategy: str, io_type: str) -> str:
     loop in it unrolled)."""
     if io_type == "io_stream" or strategy == "resource":
         return "dataflow"
-    if any(lay.kind in ("dense", "conv1d") and lay.attrs.get("vectors", 1) > 1 for lay in layers):
+    if any(lay.kind in ("dense", "conv1d", "conv2d") and lay.attrs.get("vectors", 1) > 1 for lay in layers):
         return "dataflow"
     return "pipeline"
 
@@ -97,7 +97,7 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
                 e.resources.ff = lay.shape[-1] * data.width  # the input stream word
                 ests.append(e)
             continue
-        if lay.kind in ("dense", "conv1d"):  # Conv1D: a Dense of filt_width * n_chan inputs per output position
+        if lay.kind in ("dense", "conv1d", "conv2d"):  # Conv: a Dense of kernel x n_chan inputs per output position
             tokens = a["vectors"] if tp is True else max(1, int(tp))
             zeros = weight_zeros(a["weight"], weight) if skip_zeros and "weight" in a else 0
             e = dense_estimate(lay.name, a["n_in"], a["n_out"], rf, strategy, data.width, weight.width,

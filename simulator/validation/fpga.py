@@ -189,12 +189,21 @@ def render(rows: list[dict]) -> str:
               "through a helper function, show `ceil(N/R)` DSPs.",
               "- **The 1 -> 2 Dense + ELU** is so small that the top-level control logic (a few hundred LUTs and "
               "FFs that hwsim does not count) dominates its LUT/FF figures; its cycles and DSP/BRAM match.",
-              "- **Not covered by any point**: the Resource strategy, LayerNorm, Einsum, Conv1D and softmax rows "
-              "beyond one. hls4ml's baselines hold a Resource-strategy Conv2D (28x28x3, 32 filters 4x4, stride 4: "
-              "Vivado 2020.1 51 cycles, 740 DSP; Vitis 2024.1 52 cycles, 792 DSP) and DepthwiseConv1D/2D io_stream "
-              "points, but hwsim's FPGA front end emits neither Conv2D nor depthwise convolutions, so they are not "
-              "rebuilt; the LayerNorm reports of hls4ml issue #1109 are attachments that could not be read. Those "
-              "rules are the kernel structure with UNCONFIRMED constants.",
+              "- **Conv2D, Resource strategy (the only Resource-strategy points)**: cycles and II follow the "
+              "token-serial rule (49 output positions, one per cycle, + 3; held out: +2% / 0% Vivado, 0% / -8% "
+              "Vitis), and FFs the registered input array (-10% / +24%). DSPs are about half of the 1,536 products "
+              "(740 / 792): the kernel is N(0, 0.05), so about half the weights are under 32 quantisation steps and "
+              "both tools build those products from shifts and adds in LUTs; hwsim gives every product a DSP (+94.."
+              "+108%) and undercounts the LUTs (-40..-48%). A rule from the weights' bit patterns would need the "
+              "tutorial's trained weights (not published) to be checked on the other points.",
+              "- **Not covered by any point**: the Resource strategy at R > 1, LayerNorm, Einsum, Conv1D and softmax "
+              "rows beyond one. hls4ml's baselines also hold DepthwiseConv1D/2D io_stream points, but hwsim's FPGA "
+              "front end does not emit depthwise convolutions, so they are not rebuilt; the LayerNorm reports of hls4ml "
+              "issue #1109 are attachments that could not be read. fastmachinelearning/hls4ml-tutorial commits the full "
+              "csynth reports of its pruned and quantised-pruned CNNs (`pruned_cnn/`, `quantized_pruned_cnn/`, Vivado "
+              "HLS 2020.1, io_stream, per-layer figures), not rebuilt: they need MaxPooling2D and the io_stream "
+              "Conv2D line buffer, which hwsim does not emit, and their trained weights (zero counts) are not "
+              "published. Those rules are the kernel structure with UNCONFIRMED constants.",
               ""]
     return "\n".join(lines)
 

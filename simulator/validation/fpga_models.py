@@ -6,6 +6,7 @@
 - ``dense_elu``: hls4ml's ``test_dense`` model, Dense(1 -> 2) with kernel RandomUniform(1, 10) and zero bias, then ELU.
 - ``dense_act``: hls4ml's ``test_activations`` model, Dense(1 -> 64) (``lecun_uniform`` kernel, zero bias) and one
   activation (ReLU, LeakyReLU(alpha 1), ELU(alpha 1), sigmoid).
+- ``conv2d``: hls4ml's ``test_conv2d`` model, Conv2D(32 filters 4x4, stride 4, no bias) over (28, 28, 3).
 - ``maxpool1d``/``avgpool1d``: hls4ml's ``test_pooling`` model, one 1-D pooling of width 2 over a (121, 3) input,
   ``valid`` or ``same`` padding.
 
@@ -124,6 +125,30 @@ def _pool1d(op: str, path: str | Path, sizes: list[int], zeros: list[int], seed:
     return path
 
 
+def conv2d(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 0) -> Path:
+    """hls4ml's ``test_conv2d`` network: one Conv2D over a channels-last [H, W, C] input with F filters of k x k,
+    stride s, no bias, kernel Keras ``normal`` (N(0, 0.05)); ``sizes`` = [H, W, C, F, k, s]. As ONNX with the
+    transposes around the channels-first Conv (the emitter maps them to hls4ml's channels-last Conv2D). Keras
+    'same' padding adds no pad when k = s divides H and W, as in the test."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    h, w, c, f, k, stride = sizes
+    if h % stride or w % stride or k != stride:
+        raise HwsimError(f"conv2d: sizes {sizes} need k = stride dividing H and W (no padding)")
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(0.0, 0.05, (f, c, k, k)).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], name="to_channels_first", perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xt", "w"], ["ct"], name="conv", kernel_shape=[k, k], strides=[stride, stride]),
+             helper.make_node("Transpose", ["ct"], ["y"], name="to_channels_last", perm=[0, 2, 3, 1])]
+    graph = helper.make_graph(nodes, "conv2d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", h, w, c])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", h // k, w // k, f])],
+                              [numpy_helper.from_array(kernel, "w")])
+    path = Path(path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 def maxpool1d(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 0, padding: str = "valid") -> Path:
     """``test_pooling`` with MaxPooling1D."""
     return _pool1d("MaxPool", path, sizes, zeros, seed, padding)
@@ -135,7 +160,7 @@ def avgpool1d(path: str | Path, sizes: list[int], zeros: list[int], seed: int = 
 
 
 GENERATORS = {"mlp": mlp, "dense_elu": dense_elu, "dense_act": dense_act, "maxpool1d": maxpool1d,
-              "avgpool1d": avgpool1d}
+              "avgpool1d": avgpool1d, "conv2d": conv2d}
 
 
 def build(network: dict, path: str | Path) -> Path:
