@@ -59,11 +59,13 @@ def backend_of(tool: str) -> str:
     return "Vitis" if tool.startswith("Vitis") else "Vivado"
 
 
-def predict(point: dict, onnx_path: str) -> dict[str, float]:
-    """hwsim's estimate of one point's design, in the report's units (cycles, blocks; BRAM as BRAM18)."""
+def predict(point: dict, onnx_path: str, layers: list | None = None) -> dict[str, float]:
+    """hwsim's estimate of one point's design, in the report's units (cycles, blocks; BRAM as BRAM18); ``layers``:
+    the network's layers if already built from ``onnx_path``."""
     from mapping.fpga.pipeline import build_layers, estimate
 
-    layers, _ = build_layers(onnx_path)
+    if layers is None:
+        layers, _ = build_layers(onnx_path)
     est = estimate(layers, load_target(point["preset"]), {
         "reuse": point["reuse"], "strategy": point.get("strategy", "latency"),
         "io_type": point.get("io_type", "io_parallel"), "precision": point.get("precision", "ap_fixed<16,6>"),
@@ -78,9 +80,12 @@ def evaluate(path: Path | str = DATA) -> list[dict]:
     networks, points = load_points(path)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        from mapping.fpga.pipeline import build_layers
+
         files = {name: str(build(net, Path(tmp) / f"{name}.onnx")) for name, net in networks.items()}
+        built = {name: build_layers(f)[0] for name, f in files.items()}
         for p in points:
-            got = predict(p, files[p["network"]])
+            got = predict(p, files[p["network"]], built[p["network"]])
             rep = p["reported"]
             err = {m: (got[m] - rep[m]) / rep[m] if rep[m] else (0.0 if not got[m] else 1.0) for m in METRICS}
             rows.append({"point": p, "predicted": got, "errors": err})
