@@ -105,7 +105,8 @@ _ENTRIES = [
     _op(ONNX, "Constant", "constant", "op_costs:_elementwise", traits="structural", fpga="constant"),
     _op(ONNX, "ConstantOfShape", "shape", "op_costs:_movement", joins="moe_routing", traits="expanding"),
     _op(ONNX, "Conv", "conv", "op_costs:_conv", traits="qdq_fusing", fpga="conv1d",
-        fpga_limit="only 1-D convolutions (inputs [batch, channels, length], group 1, dilation 1) are emitted"),
+        fpga_limit="only 1-D and 2-D convolutions (inputs [batch, channels, length] or [batch, channels, "
+                   "height, width], group 1, dilation 1) are emitted"),
     _op(ONNX, "ConvInteger", "conv", "op_costs:_conv", weight_slots=(1, 3)),
     _op(ONNX, "ConvTranspose", "conv", "op_costs:_conv"),
     _op(ONNX, "Cos", "elementwise", "op_costs:_elementwise"),

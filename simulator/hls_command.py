@@ -116,7 +116,7 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
                    "(invalid for their sizes); the estimate uses the emitted factors")
     opts = {"reuse": reuse, "strategy": strategy, "io_type": f"io_{io}", "precision": str(data),
             "weight_precision": str(weight), "token_parallel": token_parallel, "table_size": table_size,
-            "layer_reuse": layer_reuse, "attention": attention}
+            "layer_reuse": layer_reuse, "attention": attention, "backend": backend}
     if attention == "row-serial":
         opts["matmul_parallel"] = 1
     est = estimate(project.layers, fpga, opts)

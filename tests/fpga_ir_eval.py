@@ -27,6 +27,8 @@ def _act(kind: str, x: np.ndarray, attrs: dict) -> np.ndarray:
         return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
     if kind == "silu":
         return x / (1 + np.exp(-x))
+    if kind == "table":
+        return attrs["f"](x)
     raise KeyError(kind)
 
 
@@ -46,6 +48,12 @@ def evaluate(layers: list, outputs: list[str], x: np.ndarray) -> list[np.ndarray
             w = a["weight"]  # (k, C, F)
             y = np.stack([np.einsum("kc,kcf->f", xp[i * a["stride"]: i * a["stride"] + a["filt_width"]], w)
                           for i in range(a["out_width"])]) + a["bias"]
+        elif k == "conv2d":
+            xp = np.pad(ins[0].reshape(a["in_height"], a["in_width"], a["n_chan"]),
+                        ((a["pad_top"], a["pad_bottom"]), (a["pad_left"], a["pad_right"]), (0, 0)))
+            w, kh, kw, sh, sw = a["weight"], a["filt_height"], a["filt_width"], a["stride_height"], a["stride_width"]
+            y = np.stack([[np.einsum("hwc,hwcf->f", xp[i * sh: i * sh + kh, j * sw: j * sw + kw], w)
+                           for j in range(a["out_width"])] for i in range(a["out_height"])]) + a["bias"]
         elif k == "matmul":
             y = np.matmul(ins[0].reshape(a["inp0_shape"]), ins[1].reshape(a["inp1_shape"]))
         elif k == "softmax":

@@ -4,6 +4,7 @@ onnxruntime in csim (heavy)."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def _kinds(path: Path) -> list[str]:
 
 
 #: Checked in the default run (the others under -m heavy; csim covers them all there).
-FAST = ("conv1d_channels_first.onnx", "mha_seq_first.onnx", "pool_max.onnx", "batchnorm_mlp.onnx")
+FAST = ("conv1d_channels_first.onnx", "mha_seq_first.onnx", "pool_max.onnx", "batchnorm_mlp.onnx",
+        "gelu_tanh_mlp.onnx", "conv2d.onnx")
 
 
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.heavy) for n in MODELS])
@@ -54,6 +56,14 @@ def test_layer_lists():
     assert _kinds(FIX / "conv1d.onnx") == ["input", "conv1d", "relu", "batchnorm", "pool1d", "reshape", "dense"]
     assert _kinds(FIX / "conv1d_channels_first.onnx")[:3] == ["input", "transpose", "conv1d"]
     assert _kinds(FIX / "act_mlp.onnx") == ["input", "dense", "gelu", "dense", "silu", "dense"]
+    # nn.GELU(approximate='tanh') at opset 17 (Pow/Mul/Add/Tanh/Add/Mul/Mul) is recognised; QuickGELU
+    # (x * sigmoid(1.702 x)) has no name and becomes a table of its own values
+    # NCHW Conv2d -> one transpose of the input to hls4ml's channels-last, then Conv2D layers; the channel-major
+    # flatten goes into the head's weight rows
+    assert _kinds(FIX / "conv2d.onnx") == ["input", "transpose", "conv2d", "relu", "conv2d", "reshape", "dense"]
+    layers, _ = build_layers(str(FIX / "gelu_tanh_mlp.onnx"))
+    assert [lay.kind for lay in layers] == ["input", "dense", "gelu_tanh", "dense", "table", "dense"]
+    assert layers[4].attrs["ops"] == "Mul/Sigmoid/Mul" and layers[4].attrs["linear_above"]
     # the Linear's token-major output is already channels-last for the pool: no transpose either side
     assert _kinds(FIX / "avgpool.onnx") == ["input", "dense", "pool1d", "elu", "reshape", "dense"]
 
@@ -76,6 +86,52 @@ def test_sequence_first_attention_maps_to_einsum():
     assert np.allclose(v.attrs["weight"], w[:, 16:24])
     scores = next(lay for lay in layers if lay.kind == "matmul")
     assert scores.attrs["equation"] == "hmk,hkn->hmn" and tuple(scores.shape) == (2, 5, 5)
+
+
+def _unary_model(tmp_path: Path, build) -> str:
+    """Gemm(4 -> 4) then the elementwise nodes ``build(helper, "h")`` makes (their last output is "y")."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.zeros(4, np.float32), "b")]
+    nodes, consts = build(helper)
+    inits += [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc"), *nodes], "u",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    path = tmp_path / "u.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
+def test_unary_regions_are_recognised_or_tabled(tmp_path):
+    import onnxruntime as ort
+
+    def legacy_tanh_gelu(h):  # torch.onnx.export(dynamo=False): x*x*x by two Muls, constants in any operand order
+        n = h.make_node
+        return [n("Mul", ["h", "h"], ["sq"]), n("Mul", ["h", "sq"], ["cube"]), n("Mul", ["c", "cube"], ["t1"]),
+                n("Add", ["h", "t1"], ["t2"]), n("Mul", ["k", "t2"], ["t3"]), n("Tanh", ["t3"], ["t4"]),
+                n("Add", ["one", "t4"], ["t5"]), n("Mul", ["h", "t5"], ["t6"]), n("Mul", ["half", "t6"], ["y"])], \
+            {"c": 0.044715, "k": math.sqrt(2 / math.pi), "one": 1.0, "half": 0.5}
+
+    def mish(h):  # x * tanh(softplus(x)): no name, a table of its own values
+        n = h.make_node
+        return [n("Softplus", ["h"], ["s"]), n("Tanh", ["s"], ["t"]), n("Mul", ["h", "t"], ["y"])], {}
+
+    def tanh_scale(h):  # not composite: stays a tanh and a scale
+        n = h.make_node
+        return [n("Tanh", ["h"], ["t"]), n("Mul", ["t", "two"], ["y"])], {"two": 2.0}
+
+    for build, kinds in ((legacy_tanh_gelu, ["input", "dense", "gelu_tanh"]), (mish, ["input", "dense", "table"]),
+                         (tanh_scale, ["input", "dense", "tanh", "scale"])):
+        path = _unary_model(tmp_path, build)
+        layers, outputs = build_layers(path)
+        assert [lay.kind for lay in layers] == kinds, build.__name__
+        x = np.random.default_rng(2).normal(size=(1, 4)).astype(np.float32)
+        ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].reshape(-1)
+        assert np.abs(evaluate(layers, outputs, x)[0] - ref).max() < 1e-5, build.__name__
 
 
 def test_io_stream_refuses_attention_in_one_line():
@@ -131,7 +187,7 @@ def test_emitted_firmware_calls_every_kernel(tmp_path):
 
 CSIM = [(name, "io_parallel") for name in MODELS] + [
     (name, "io_stream") for name in ("pool_mean.onnx", "pool_max.onnx", "batchnorm_mlp.onnx", "conv1d.onnx",
-                                     "act_mlp.onnx", "avgpool.onnx")]
+                                     "act_mlp.onnx", "avgpool.onnx", "gelu_tanh_mlp.onnx")]
 
 
 @pytest.mark.heavy
@@ -142,6 +198,18 @@ def test_csim_matches_onnxruntime(tmp_path, name, io_type):
     from mapping.fpga.hls import csim, write_project
 
     prj = write_project(str(FIX / name), str(tmp_path / "prj"), io_type=io_type, table_size=4096)
+    max_err, mean_err, _, _ = csim(prj, 16)
+    assert max_err < 0.05 and mean_err < 0.01, (max_err, mean_err)
+
+
+@pytest.mark.heavy
+@pytest.mark.skipif(shutil.which("g++") is None, reason="csim needs g++")
+def test_conv2d_resource_csim(tmp_path):
+    # the Resource strategy's Conv2D kernel (the strategy of hls4ml's test_conv2d baselines in the validation report)
+    pytest.importorskip("hls4ml")
+    from mapping.fpga.hls import csim, write_project
+
+    prj = write_project(str(FIX / "conv2d.onnx"), str(tmp_path / "prj"), strategy="Resource", reuse=2)
     max_err, mean_err, _, _ = csim(prj, 16)
     assert max_err < 0.05 and mean_err < 0.01, (max_err, mean_err)
 

@@ -123,10 +123,26 @@ def test_dense_resource_strategy_uses_bram():
 
 
 def test_io_stream_adds_one_cycle():
-    # hls4ml packs a Dense's input into one stream word: +1 cycle (test_dense_io_stream vs io_parallel baselines)
+    # hls4ml packs a Dense's input into one stream word: +1 cycle (test_dense_io_stream vs io_parallel baselines);
+    # a Dense of one input has no adder tree: 0 cycles and no registers in io_parallel (test_activations baselines)
     par = dense_estimate("d", 1, 2, 1, dsp=DSP48)
     st = dense_estimate("d", 1, 2, 1, dsp=DSP48, io_type="io_stream")
-    assert (par.latency_cycles, st.latency_cycles) == (1, 2)
+    assert (par.latency_cycles, st.latency_cycles, par.resources.ff) == (0, 1, 0)
+    wide = dense_estimate("d", 4, 2, 1, dsp=DSP48)
+    assert wide.latency_cycles == 1 and wide.resources.ff > 0
+
+
+def test_vitis_rules_follow_non_zero_products():
+    from hardware.fpga.tool import VITIS
+
+    # Vitis HLS: LUTs follow the non-zero products only (1.54 per product per operand bit), FFs a third of Vivado's,
+    # and the adder tree of k non-zero products per output takes 1 + ceil(log2 k / 5) cycles
+    full = dense_estimate("d", 64, 32, 1, dsp=DSP48, tool=VITIS)
+    pruned = dense_estimate("d", 64, 32, 1, dsp=DSP48, tool=VITIS, zeros=64 * 32 * 3 // 4)
+    assert full.resources.lut == round(1.54 * 2048 * 16) and pruned.resources.lut == round(1.54 * 512 * 16)
+    assert (full.latency_cycles, pruned.latency_cycles) == (1 + 2, 1 + 1)  # k = 64: 6 levels; k = 16: 4 levels
+    vivado = dense_estimate("d", 64, 32, 1, dsp=DSP48)
+    assert vivado.latency_cycles == 1 and full.resources.ff == pytest.approx(0.337 * vivado.resources.ff, abs=1)
 
 
 def test_softmax_rule():

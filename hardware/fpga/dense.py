@@ -28,7 +28,8 @@ and cell, and which constant it sets (``reports/fpga_validation.md`` compares th
   adder trees (``LUT_R1_NZ * N * bits``) and, for R > 1, an R:1 selection of both operands per multiplier
   (``2 * bits * (R - 1) / 3``, LUT6-based multiplexers; UNCONFIRMED: no report).
 - FF: ``FF_PER_WEIGHT * (FF_ALL_SHARE * N + (1 - FF_ALL_SHARE) * nz) * bits / 16 * g(R)`` with
-  ``g(R) = 1 + FF_PIPE * min(1, log2(R) / 5) ** 1.5`` (registers grow with pipelining up to R ~ 32, then flat).
+  ``g(R) = 1 + FF_PIPE * min(1, log2(R) / 5) ** 1.5`` (registers grow with pipelining up to R ~ 32, then flat);
+  a token-serial layer (more vectors than run at once, e.g. a Conv) also registers its whole input array.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 
 from hardware.errors import HwsimError
+from hardware.fpga.tool import VIVADO, ToolRules
 
 #: Cycles the Resource strategy adds to its R-cycle loop: BRAM read, multiply, accumulate (UNCONFIRMED: no report).
 RESOURCE_DEPTH = 3
@@ -52,6 +54,11 @@ LUT_MUX, LUT_MUX_SLOPE = 1.85, 0.0485
 #: FFs per weight at 16 bits and R = 1, the share that follows all weights (the rest follows non-zeros), and the
 #: growth with pipelining (fitted, see docstring).
 FF_PER_WEIGHT, FF_ALL_SHARE, FF_PIPE = 6.5, 0.35, 1.25
+
+#: FFs per input bit of a token-serial layer (``passes > 1``: hls4ml's ParallelizationFactor 1 reads its input
+#: array over the passes, so it is registered; the same rate as the pooling layers' registered inputs, fitted on
+#: hls4ml's test_pooling baselines, ``hardware.fpga.layers.POOL_FF``; not fitted on a Dense or Conv report).
+SERIAL_INPUT_FF = 1.0
 
 STRATEGIES = ("latency", "resource")
 IO_TYPES = ("io_parallel", "io_stream")
@@ -128,11 +135,14 @@ def ff_pipeline_factor(reuse: int) -> float:
 def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: str = "latency",
                    data_bits: int = 16, weight_bits: int = 16, acc_bits: int | None = None, vectors: int = 1,
                    parallel: int = 1, dsp: DspShape | None = None, io_type: str = "io_parallel",
-                   kind: str = "dense", zeros: int = 0) -> LayerEstimate:
+                   kind: str = "dense", zeros: int = 0, tool: ToolRules = VIVADO) -> LayerEstimate:
     """Cost of a Dense ``n_in -> n_out`` (``zeros`` of its weights are 0) on ``vectors`` inputs, ``parallel`` at once.
 
     ``weight_bits`` is the width of the second operand (a weight, or an activation for Q.K^T and P.V).
     ``acc_bits`` is accepted for compatibility and not used (the fitted LUT/FF rules scale with operand bits).
+    ``tool``: the HLS tool's rules (:mod:`hardware.fpga.tool`; Vivado HLS by default). A Latency-strategy Dense of
+    one input at R = 1 has no adder tree: its products feed the next layer directly (0 cycles, no registers, LUTs
+    only for LUT multipliers; hls4ml test_activations baselines: 0-cycle Dense(1 -> 64) + ReLU with 18 FFs).
     """
     strategy = strategy.lower()
     if strategy not in STRATEGIES:
@@ -162,20 +172,30 @@ def dense_estimate(name: str, n_in: int, n_out: int, reuse: int = 1, strategy: s
         cycles = max(1, math.ceil(nz / m)) if m else 1
         depth = latency_depth(reuse)
     nz = n - zeros
+    single = strategy == "latency" and reuse == 1 and n_in == 1 and kind == "dense"
+    if strategy == "latency" and reuse == 1 and tool.dense_levels_per_cycle and not single:
+        per_output = max(1, math.ceil(nz / n_out))
+        depth = math.ceil(math.log2(per_output) / tool.dense_levels_per_cycle) if per_output > 1 else 0
     mults = m * parallel
     ii = passes * cycles
-    latency = passes * cycles + depth
+    latency = passes * cycles + depth - (1 if single else 0)
     if io_type == "io_stream":
         latency += STREAM_CYCLES
     if kind == "matmul":  # both operands are activations: adder trees, plus R:1 selection of both operands
         lut = (LUT_R1_NZ * n * bits + (m * 2 * bits * (reuse - 1) / 3 if reuse > 1 else 0)) * parallel
+    elif single:
+        lut = 0.0
+    elif strategy == "latency" and reuse == 1 and tool.lut_nz is not None:
+        lut = tool.lut_nz * nz * bits * parallel
     elif strategy == "latency" and reuse == 1:
         lut = (LUT_R1_ALL * n + LUT_R1_NZ * nz) * bits * parallel
     else:
         lut = n * bits * max(1.0, LUT_MUX - LUT_MUX_SLOPE * math.log2(reuse)) * parallel
     lut += mults * data_bits * weight_bits if per == 0 else 0
     ff = FF_PER_WEIGHT * (FF_ALL_SHARE * n + (1 - FF_ALL_SHARE) * nz) * bits / 16 * ff_pipeline_factor(reuse)
-    ff *= parallel
+    ff *= parallel * tool.dense_ff_scale * (0 if single else 1)
+    if passes > 1 and kind == "dense":  # token-serial: the whole input array is held while the passes run
+        ff += vectors * n_in * data_bits * SERIAL_INPUT_FF
     return LayerEstimate(name, kind, latency, ii, Resources(mults * per, round(lut), round(ff), bram), mults,
                          {"n_in": n_in, "n_out": n_out, "reuse": reuse, "strategy": strategy, "vectors": vectors,
                           "parallel": parallel, "dsp_per_mult": per, "depth": depth, "zeros": zeros,

@@ -16,10 +16,11 @@ structure; the constants are fitted to published csynth reports (``simulator/val
   all of them when the top function is pipelined (hls4ml's ``pipeline`` style unrolls the row loop), one when
   the layers are dataflow processes. No report checks these constants (none found; UNCONFIRMED).
 - ReLU: no cycles (a comparison folded into the pipeline: 0-cycle instances in the reports), ``RELU_LUT * n *
-  bits`` LUTs. Table activations (ELU, sigmoid, tanh, and GELU costed as one so designs can be sized): one
-  cycle, ``ceil(n/2)`` dual-ported copies of a ``table_size`` x 18-bit ROM (GELU/SiLU: hwsim's table layer,
-  ``mapping/fpga/hls_ext.py``, the same structure). Residual add: no cycles, ``n * bits`` LUTs. Constant scale and
-  LeakyReLU (a compare and a constant multiply): one cycle.
+  bits`` LUTs. Table activations (ELU, sigmoid, tanh, and GELU costed as one so designs can be sized): 2 cycles
+  (Vivado HLS) or 3 (Vitis HLS, :mod:`hardware.fpga.tool`), ``ceil(n/2)`` dual-ported copies of a ``table_size``
+  x 18-bit ROM (GELU/SiLU and other functions: hwsim's table layer, ``mapping/fpga/hls_ext.py``, the same
+  structure). Residual add: no cycles, ``n * bits`` LUTs. Constant scale and LeakyReLU (a compare and a constant
+  multiply): one cycle; LeakyReLU with alpha 1 is the identity (nothing).
 - BatchNorm (inference, ``nnet_batchnorm.h``): ``y = s * x + b`` per element, ``PIPELINE II=R`` with
   ``ceil(n / R)`` multipliers; R cycles. Pooling (``nnet_pooling.h``, fully unrolled in io_parallel): every output
   reduces its window with a compare/adder tree (``POOL_LEVELS_PER_CYCLE`` levels per cycle, the first two inputs
@@ -34,6 +35,7 @@ from __future__ import annotations
 import math
 
 from hardware.fpga.dense import DspShape, LayerEstimate, Resources, adder_depth, dsps_per_multiplier
+from hardware.fpga.tool import VIVADO, ToolRules
 
 #: Bits in one BRAM18.
 BRAM18_BITS = 18 * 1024
@@ -42,11 +44,9 @@ SOFTMAX_BASE = 3
 #: Softmax LUTs and FFs per element per data bit (Vitis HLS 2024.1 softmax instance: 790 LUT, 392 FF at n = 5,
 #: 16 bits).
 SOFTMAX_LUT, SOFTMAX_FF = 10.0, 5.0
-#: ReLU LUTs per element per bit (tutorial reports: 1.75 in Vivado HLS 2019.2, 2.4 in Vitis HLS 2024.1).
+#: ReLU LUTs per element per bit of layers with no tool-specific rate (LeakyReLU); ReLU and the table activations
+#: take theirs from :mod:`hardware.fpga.tool`.
 RELU_LUT = 2.0
-#: Table activations' LUTs and FFs per element per bit (index arithmetic, range checks; fitted on the Vivado HLS
-#: 2020.1 Dense + ELU baseline, io_parallel).
-TABLE_ACT_LUT, TABLE_ACT_FF = 4.0, 2.0
 #: Width of hls4ml's activation tables (``ap_fixed<18,8>`` by default).
 TABLE_BITS = 18
 #: Pooling: compare/add tree levels per cycle (a width-2 pool is 0 cycles: hls4ml test_pooling baselines), LUTs per
@@ -65,7 +65,7 @@ def rom_bram18(table_size: int, table_bits: int = TABLE_BITS) -> int:
 
 def softmax_estimate(name: str, n: int, rows: int = 1, parallel: int | None = None, data_bits: int = 16,
                      table_size: int = 1024, table_bits: int = TABLE_BITS, dsp: DspShape | None = None,
-                     reuse: int = 1) -> LayerEstimate:
+                     reuse: int = 1, tool: ToolRules = VIVADO) -> LayerEstimate:
     """Softmax over rows of ``n`` elements; ``parallel`` rows at once (default: all, as hls4ml io_parallel)."""
     dsp = dsp or DspShape()
     parallel = min(rows, parallel or rows)
@@ -74,7 +74,7 @@ def softmax_estimate(name: str, n: int, rows: int = 1, parallel: int | None = No
     mults = n * parallel
     per = dsps_per_multiplier(table_bits, table_bits, dsp)
     copies = (math.ceil(n / (2 * max(reuse, 1))) + 1) * parallel
-    bram18 = copies * rom_bram18(table_size, table_bits)
+    bram18 = copies * rom_bram18(table_size, table_bits) * tool.softmax_rom_factor
     lut = parallel * SOFTMAX_LUT * n * data_bits + (mults * table_bits * table_bits if per == 0 else 0)
     ff = parallel * SOFTMAX_FF * n * data_bits
     return LayerEstimate(name, "softmax", depth + passes - 1, passes, Resources(mults * per, round(lut), round(ff),
@@ -100,20 +100,26 @@ def layernorm_estimate(name: str, n: int, rows: int = 1, reuse: int = 1, data_bi
 
 
 #: Activations hls4ml implements as a table lookup.
-TABLE_ACTIVATIONS = ("elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
+TABLE_ACTIVATIONS = ("elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "table")
 
 
 def elementwise_estimate(name: str, kind: str, elements: int, data_bits: int = 16,
-                         table_size: int = 1024) -> LayerEstimate:
-    """ReLU, residual add (no cycles), constant scale (one cycle) or a table activation (one lookup per element)."""
+                         table_size: int = 1024, tool: ToolRules = VIVADO, alpha: float | None = None) -> LayerEstimate:
+    """ReLU, residual add (no cycles), constant scale (one cycle) or a table activation (one lookup per element).
+
+    ``tool`` gives the table activations' cycles and the ReLU / table LUT and FF rates (:mod:`hardware.fpga.tool`).
+    A LeakyReLU of ``alpha`` 1 is the identity: HLS builds nothing for it (hls4ml test_activations baselines).
+    """
     if kind in TABLE_ACTIVATIONS:
         bram18 = math.ceil(elements / 2) * rom_bram18(table_size)
-        res = Resources(0, round(TABLE_ACT_LUT * elements * data_bits), round(TABLE_ACT_FF * elements * data_bits),
-                        bram18 / 2)
-        return LayerEstimate(name, kind, 1, 1, res, 0, {"elements": elements})
+        ff = tool.table_ff * (tool.sigmoid_ff_share if kind in ("sigmoid", "tanh") else 1.0)
+        res = Resources(0, round(tool.table_lut * elements * data_bits), round(ff * elements * data_bits), bram18 / 2)
+        return LayerEstimate(name, kind, tool.table_cycles, 1, res, 0, {"elements": elements})
     if kind == "relu":
-        return LayerEstimate(name, kind, 0, 1, Resources(0, round(RELU_LUT * elements * data_bits), 0, 0), 0,
+        return LayerEstimate(name, kind, 0, 1, Resources(0, round(tool.relu_lut * elements * data_bits), 0, 0), 0,
                              {"elements": elements})
+    if kind == "leaky_relu" and alpha == 1.0:
+        return LayerEstimate(name, kind, 0, 1, Resources(), 0, {"elements": elements})
     if kind == "leaky_relu":
         return LayerEstimate(name, kind, 1, 1, Resources(0, round(RELU_LUT * elements * data_bits),
                                                          elements * data_bits, 0), 0, {"elements": elements})

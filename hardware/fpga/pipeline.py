@@ -59,8 +59,12 @@ class PipelineEstimate:
 
 
 def evaluate_pipeline(layers: list[LayerEstimate], inputs: dict[str, list[str]], target: FpgaTarget,
-                      io_type: str = "io_parallel") -> PipelineEstimate:
-    """Combine per-layer estimates; ``inputs`` maps a layer name to the layer names it reads (in order)."""
+                      io_type: str = "io_parallel", no_overlap: bool = False) -> PipelineEstimate:
+    """Combine per-layer estimates; ``inputs`` maps a layer name to the layer names it reads (in order).
+
+    ``no_overlap`` (Vitis HLS 2024.1, io_stream): a design whose layers each take one stream word per call (every
+    layer II 1) does not start the next call before the last one is out, so its II is its latency (hls4ml
+    test_activations / test_dense io_stream baselines)."""
     finish: dict[str, int] = {}
     for est in layers:  # layers are in topological order
         start = max((finish.get(i, 0) for i in inputs.get(est.name, [])), default=0)
@@ -70,6 +74,8 @@ def evaluate_pipeline(layers: list[LayerEstimate], inputs: dict[str, list[str]],
     latency = max(finish.values(), default=0)
     if io_type != "io_parallel":
         latency += ii - 1
+        if no_overlap and ii == 1:
+            ii = max(1, latency)
     total = Resources()
     for e in layers:
         total = total + e.resources

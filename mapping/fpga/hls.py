@@ -41,7 +41,8 @@ from mapping.op_table import OP
 
 #: Layer kinds that must appear as a function call in the generated firmware (the others are wiring).
 COMPUTE_KINDS = ("dense", "matmul", "softmax", "layernorm", "relu", "elu", "sigmoid", "tanh", "add", "scale",
-                 "transpose", "leaky_relu", "batchnorm", "conv1d", "pool1d", "globalpool", "gelu", "gelu_tanh", "silu")
+                 "transpose", "leaky_relu", "batchnorm", "conv1d", "conv2d", "pool1d", "globalpool", "gelu", "gelu_tanh",
+                 "silu", "table")
 #: Layer kinds hls4ml 1.3 implements only for io_parallel (no stream kernel: nnet_einsum.h, nnet_layernorm.h).
 PARALLEL_ONLY = {"matmul": OP.Einsum, "layernorm": OP.LayerNormalization}
 PROJECT = "myproject"
@@ -151,6 +152,13 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType, tab
                      n_chan=a["n_chan"], n_filt=a["n_filt"], filt_width=a["filt_width"], stride_width=a["stride"],
                      pad_left=a["pad_left"], pad_right=a["pad_right"], dilation=1, weight_data=a["weight"],
                      bias_data=a["bias"])
+        elif lay.kind == "conv2d":
+            d.update(class_name="Conv2D", data_format="channels_last", in_height=a["in_height"],
+                     in_width=a["in_width"], out_height=a["out_height"], out_width=a["out_width"], n_chan=a["n_chan"],
+                     n_filt=a["n_filt"], filt_height=a["filt_height"], filt_width=a["filt_width"],
+                     stride_height=a["stride_height"], stride_width=a["stride_width"], pad_top=a["pad_top"],
+                     pad_bottom=a["pad_bottom"], pad_left=a["pad_left"], pad_right=a["pad_right"], dilation=1,
+                     weight_data=a["weight"], bias_data=a["bias"])
         elif lay.kind == "pool1d":
             d.update(class_name=f"{a['pool_op']}Pooling1D", data_format="channels_last", n_in=a["n_in"],
                      n_out=a["n_out"], n_filt=a["n_filt"], pool_width=a["pool_width"], stride_width=a["stride"],
@@ -161,8 +169,12 @@ def layer_dicts(layers: list[PipeLayer], data: FixedType, weight: FixedType, tab
         elif lay.kind in TABLE_FUNCTIONS:
             from mapping.fpga.hls_ext import TABLE_TYPE, table_range
 
-            d.update(class_name="HwsimTable", function=lay.kind, table_size=table_size,
-                     table_range=min(table_range(data.integer), table_size // 2))
+            rng = min(table_range(data.integer), table_size // 2)
+            d.update(class_name="HwsimTable", function=lay.kind, table_size=table_size, table_range=rng)
+            if lay.kind == "table":  # an unnamed elementwise function: its own values (mapping/fpga/unary.py)
+                step = 2.0 * rng / table_size
+                mids = -rng + (np.arange(table_size) + 0.5) * step
+                d.update(table_data=[float(v) for v in a["f"](mids)], linear_above=a["linear_above"])
             conf[lay.name]["Precision"].update(table=TABLE_TYPE)
         else:
             raise HwsimError(f"node '{lay.node}': layer kind '{lay.kind}' cannot be emitted to hls4ml")
@@ -203,7 +215,7 @@ def write_project(model_path: str, out_dir: str, part: str = "xcvu13p-fhga2104-2
         register()
     dicts, layer_conf = layer_dicts(layers, data, weight, table_size, attention)
     for lay in layers:
-        if lay.kind in ("dense", "conv1d") and lay.attrs["vectors"] > 1:
+        if lay.kind in ("dense", "conv1d", "conv2d") and lay.attrs["vectors"] > 1:
             layer_conf[lay.name]["ParallelizationFactor"] = lay.attrs["vectors"] if token_parallel else 1
     out = Path(out_dir).resolve()
     if out.exists():

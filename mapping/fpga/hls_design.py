@@ -101,7 +101,7 @@ def _symbolic_length(path: str) -> bool:
 
 def _macs(layer: PipeLayer, weight_fmt: str) -> float:
     a = layer.attrs
-    if layer.kind in ("dense", "conv1d"):
+    if layer.kind in ("dense", "conv1d", "conv2d"):
         from hardware.fpga.fixed import parse_fixed
         from mapping.fpga.pipeline import quantise
 

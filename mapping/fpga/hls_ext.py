@@ -43,6 +43,12 @@ FUNCTIONS = {
 }
 
 
+def linear_above(node: object) -> bool:
+    """Whether an ``HwsimTable`` node passes ``x`` through above its range (its function tends to ``x``)."""
+    given = node.get_attr("linear_above")
+    return bool(given) if given is not None else FUNCTIONS[node.get_attr("function")][1]
+
+
 def table_range(data_integer_bits: int) -> int:
     """The table's half-range: a power of two, at most :data:`MAX_RANGE` and the data type's magnitude."""
     return int(min(MAX_RANGE, 2 ** max(0, data_integer_bits - 1)))
@@ -106,8 +112,9 @@ def register() -> None:
             inp = self.get_input_variable()
             self.add_output_variable(inp.shape)
             self.set_attr("n_in", inp.size())
-            data = table_values(self.get_attr("function"), int(self.get_attr("table_size")),
-                                int(self.get_attr("table_range")))
+            given = self.get_attr("table_data")
+            data = np.asarray(given, np.float64) if given is not None else table_values(
+                self.get_attr("function"), int(self.get_attr("table_size")), int(self.get_attr("table_range")))
             self.add_weights_variable(name="table", var_name="t{index}", data=data)
 
     class HwsimTableConfig(LayerConfigTemplate):
@@ -119,7 +126,7 @@ def register() -> None:
             params = self._default_config_params(node)
             size, rng = int(node.get_attr("table_size")), int(node.get_attr("table_range"))
             params.update(table_size=size, table_range=rng, inv_step=size // (2 * rng),
-                          linear_above=str(FUNCTIONS[node.get_attr("function")][1]).lower(),
+                          linear_above=str(linear_above(node)).lower(),
                           table_t=node.get_weights("table").type)
             return self.template.format(**params)
 

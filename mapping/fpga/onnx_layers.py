@@ -4,7 +4,7 @@
 Dense (``MatMul``/``Gemm`` with a constant weight, a following constant ``Add`` folded in as the bias; per token on
 2-D inputs), MatMul of two activations (Q.K^T, P.V: hls4ml ``Einsum``), Softmax (last axis), LayerNorm, ReLU,
 LeakyReLU, ELU, sigmoid, tanh, GELU and SiLU (the Erf and x * sigmoid(x) patterns too: a table-based custom layer,
-:mod:`mapping.fpga.hls_ext`), residual Add, constant Mul/Div (scale), BatchNormalization (inference), Conv (1-D),
+:mod:`mapping.fpga.hls_ext`), residual Add, constant Mul/Div (scale), BatchNormalization (inference), Conv (1-D and 2-D),
 MaxPool/AveragePool (1-D) and ReduceMean/ReduceMax over one axis (token pooling: ``GlobalPooling1D``).
 
 Wiring ops (Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather or Slice with constant indices, Identity,
@@ -39,7 +39,7 @@ KINDS = {e.name: e.fpga for e in op_table.TABLE.values() if e.fpga}
 #: Op type -> the text of its refusal (the op table's ``fpga_hint`` of a refused op, ``fpga_limit`` of an emitted one).
 HINTS = {e.name: e.fpga_hint or e.fpga_limit for e in op_table.TABLE.values() if e.fpga_hint or e.fpga_limit}
 #: Activations hls4ml 1.3 lacks, emitted as a lookup-table custom layer (mapping/fpga/hls_ext.py).
-TABLE_FUNCTIONS = ("gelu", "gelu_tanh", "silu")
+TABLE_FUNCTIONS = ("gelu", "gelu_tanh", "silu", "table")
 #: Elementwise activations hls4ml implements: ONNX op -> layer kind.
 ACTIVATIONS = {n: k for n, k in KINDS.items() if op_table.by_name(n).category == "activation" and k not in TABLE_FUNCTIONS}
 #: The patterns fused into one table-function layer (:meth:`_Walk.fuse_patterns`): kind -> the ops they are made of.
@@ -47,20 +47,22 @@ PATTERNS = {"gelu": (OP.Div, OP.Mul, OP.Erf, OP.Add), "silu": (OP.Sigmoid, OP.Mu
 #: What the refusal message lists, per kind in this order (the table's ops of that kind and the emitter's condition).
 _CONDITIONS = {"dense": " with a constant weight (+bias Add) or MatMul of two activations", "add": " of two activations",
                "scale": " by a scalar", "relu": "", "leaky_relu": "", "elu": "", "sigmoid": "", "tanh": "", "gelu": "",
-               "softmax": " (last axis)", "layernorm": "", "batchnorm": "", "conv1d": " (1-D)", "pool1d": " (1-D)",
+               "softmax": " (last axis)", "layernorm": "", "batchnorm": "", "conv1d": " (1-D, 2-D)", "pool1d": " (1-D)",
                "globalpool": " over one axis", "reshape": "", "transpose": "", "select": " with constant indices",
                "wire": ""}
 _ORDER = {k: i for i, k in enumerate(_CONDITIONS)}
 SUPPORTED = ", ".join("/".join(sorted(op_table.names(fpga=k))) + _CONDITIONS.get(k, "")
                       for k in sorted(set(KINDS.values()) - {"constant"}, key=lambda k: (_ORDER.get(k, len(_ORDER)), k))) \
-    + "; the patterns 0.5*x*(1+Erf(x/sqrt 2)) and x*Sigmoid(x)"
+    + "; the patterns 0.5*x*(1+Erf(x/sqrt 2)) and x*Sigmoid(x), and any other elementwise function of one tensor " \
+      "(a lookup table)"
 
 
 @dataclass
 class PipeLayer:
-    """One hls4ml layer: ``kind`` in input, dense, conv1d, matmul, softmax, layernorm, relu, leaky_relu, elu,
-    sigmoid, tanh, gelu, gelu_tanh, silu, add, scale, batchnorm, pool1d, globalpool, reshape, transpose;
-    ``shape`` is the output shape without the batch dim (channels last for conv1d/pool1d); ``attrs`` the kind's
+    """One hls4ml layer: ``kind`` in input, dense, conv1d, conv2d, matmul, softmax, layernorm, relu, leaky_relu, elu,
+    sigmoid, tanh, gelu, gelu_tanh, silu, table (an unnamed elementwise function), add, scale, batchnorm, pool1d,
+    globalpool, reshape, transpose;
+    ``shape`` is the output shape without the batch dim (channels last for conv1d/conv2d/pool1d); ``attrs`` the kind's
     facts and weights."""
 
     name: str
@@ -155,6 +157,7 @@ class _Walk:
         self.realised: dict[tuple, str] = {}
         self.skip: set[int] = set()
         self.fused: dict[int, tuple[str, str]] = {}  # node index -> (table function, input tensor)
+        self.fused_attrs: dict[int, dict] = {}  # node index -> the table layer's attrs (an unnamed unary region)
 
     # ----- helpers
     def err(self, node: Node, text: str) -> HwsimError:
@@ -330,6 +333,28 @@ class _Walk:
                         self.skip.add(p.index)
                         self.fused[node.index] = ("silu", a)
                         break
+        self.fuse_unary_regions()
+
+    def fuse_unary_regions(self) -> None:
+        """Any other composite elementwise function of one tensor (GELU's tanh form from PyTorch: Pow/Mul/Add/Tanh)
+        becomes one table layer: named when it is a known function, else a table of its own values
+        (:mod:`mapping.fpga.unary`)."""
+        from mapping.fpga import unary
+
+        g = self.graph
+        taken = self.skip | set(self.fused)
+        for x, region, out in unary.find_regions(g.nodes, self.consts, g.consumers, set(g.outputs), taken):
+            last = next(n for n in region if out in n.outputs)
+
+            def f(v: np.ndarray, region: list = region, x: str = x, out: str = out) -> np.ndarray:
+                return unary.evaluate(region, x, self.consts, out, v)
+
+            name = unary.classify(f)
+            self.skip.update(n.index for n in region if n is not last)
+            self.fused[last.index] = (name or "table", x)
+            if name is None:
+                self.fused_attrs[last.index] = {"f": f, "linear_above": unary.tends_to_x(f),
+                                                "ops": "/".join(n.op_type for n in region)}
 
     # ----- the walk
     def run(self) -> tuple[list[PipeLayer], list[str]]:
@@ -346,7 +371,7 @@ class _Walk:
                 continue
             if node.index in self.fused:
                 fn, x = self.fused[node.index]
-                self.elementwise(node, fn, x, node.outputs[0])
+                self.elementwise(node, fn, x, node.outputs[0], **self.fused_attrs.get(node.index, {}))
                 continue
             self.visit(node)
         outputs = []
@@ -649,8 +674,12 @@ class _Walk:
         if ins[1] not in self.consts:
             raise self.err(node, "the weight must be a constant")
         w = np.asarray(self.consts[ins[1]], np.float64)
-        if w.ndim != 3 or int(node.attr("group", 1)) != 1 or any(int(d) != 1 for d in node.attr("dilations", [1])):
+        if w.ndim not in (3, 4) or int(node.attr("group", 1)) != 1 \
+                or any(int(d) != 1 for d in node.attr("dilations", [1])):
             raise self.err(node, HINTS[OP.Conv])
+        if w.ndim == 4:
+            self.conv2d(node, ins, out, w)
+            return
         f, c, k = w.shape
         la, cin, length = self.channels_last(node, ins[0])
         stride = int((node.attr("strides", None) or [1])[0])
@@ -661,6 +690,30 @@ class _Walk:
                                out_width=l_out, weight=w.transpose(2, 1, 0), bias=bias, n_in=k * c, n_out=f,
                                vectors=l_out)
         self.out_channels_first(layer, out)
+
+    def conv2d(self, node: Node, ins: list[str], out: str, w: np.ndarray) -> None:
+        """A 2-D Conv ([batch, C, H, W], PyTorch's layout) as hls4ml's channels-last Conv2D ([H, W, C] -> [H', W', F];
+        weights (kh, kw, C, F), as Keras lays them out)."""
+        f, c, kh, kw = w.shape
+        v = self.view(ins[0], node)
+        full = v.idx.shape
+        if len(full) != 4 or full[1] != c:
+            raise self.err(node, f"{HINTS[OP.Conv]}; input shape {full}, weight {w.shape}")
+        h, wd = full[2], full[3]
+        la = self.realise(_View(v.layer, v.idx[0].transpose(1, 2, 0), v.via), node)
+        sh, sw = (int(s) for s in (node.attr("strides", None) or [1, 1]))
+        auto = node.attr("auto_pad", "NOTSET")
+        if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "VALID"):
+            raise self.err(node, f"auto_pad={auto} is not supported; export explicit pads")
+        pt, pl, pb, pr = (int(p) for p in (node.attr("pads", None) or [0, 0, 0, 0]))
+        oh, ow = (h + pt + pb - kh) // sh + 1, (wd + pl + pr - kw) // sw + 1
+        bias = (np.asarray(self.consts[ins[2]], np.float64).reshape(-1) if len(ins) > 2 and ins[2] else np.zeros(f))
+        layer = self.new_layer(node.name or "conv", "conv2d", [la], (oh, ow, f), node.name, n_chan=c, n_filt=f,
+                               filt_height=kh, filt_width=kw, stride_height=sh, stride_width=sw, pad_top=pt,
+                               pad_bottom=pb, pad_left=pl, pad_right=pr, in_height=h, in_width=wd, out_height=oh,
+                               out_width=ow, weight=w.transpose(2, 3, 1, 0), bias=bias, n_in=kh * kw * c, n_out=f,
+                               vectors=oh * ow)
+        self.views[out] = _View(layer.name, np.arange(oh * ow * f).reshape(oh, ow, f).transpose(2, 0, 1)[None])
 
     def pool(self, node: Node, ins: list[str], out: str) -> None:
         k = [int(d) for d in node.attr("kernel_shape", [])]

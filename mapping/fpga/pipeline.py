@@ -20,6 +20,7 @@ from hardware.fpga.layers import (
 )
 from hardware.fpga.pipeline import PipelineEstimate, evaluate_pipeline
 from hardware.fpga.spec import FpgaTarget
+from hardware.fpga.tool import CONTROL_FF, tool_rules
 from mapping.fpga.onnx_layers import PipeLayer, build_layers
 
 __all__ = ["PipeLayer", "build_layers", "estimate", "quantise", "weight_zeros", "pipeline_style"]
@@ -43,7 +44,7 @@ def pipeline_style(layers: list[PipeLayer], strategy: str, io_type: str) -> str:
     loop in it unrolled)."""
     if io_type == "io_stream" or strategy == "resource":
         return "dataflow"
-    if any(lay.kind in ("dense", "conv1d") and lay.attrs.get("vectors", 1) > 1 for lay in layers):
+    if any(lay.kind in ("dense", "conv1d", "conv2d") and lay.attrs.get("vectors", 1) > 1 for lay in layers):
         return "dataflow"
     return "pipeline"
 
@@ -55,7 +56,8 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
     (data, 'ap_fixed<16,6>'), ``weight_precision`` (default: precision), ``table_size`` (softmax and activation
     tables, hls4ml's default 1024), ``skip_zeros`` (True: weights that quantise to 0 cost no multiplier),
     ``layer_reuse`` ({layer name: reuse factor}, e.g. the factors hls4ml actually chose, see
-    :func:`mapping.fpga.hls.emitted_reuse`) and ``token_parallel``:
+    :func:`mapping.fpga.hls.emitted_reuse`), ``backend`` (Vitis, as ``hwsim hls`` emits by default, or Vivado: the
+    HLS tool's scheduling and binding rules, :mod:`hardware.fpga.tool`) and ``token_parallel``:
 
     - ``False`` (default, ``--token-serial``): a per-token Dense (hls4ml turns it into a pointwise Conv1D) takes one
       token per R cycles: hls4ml's default ``ParallelizationFactor = 1`` gives ``n_partitions = tokens`` and a
@@ -82,18 +84,25 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
     mp = opts.get("matmul_parallel")
     skip_zeros = bool(opts.get("skip_zeros", True))
     style = pipeline_style(layers, strategy, io_type)
+    tool = tool_rules(str(opts.get("backend", "Vitis")))
     dsp = DspShape(target.dsp_mult_a_bits.n, target.dsp_mult_b_bits.n, target.lut_mult_max_bits.n)
     ests: list[LayerEstimate] = []
+    read = {i for lay in layers for i in lay.inputs}
     for lay in layers:
         a = lay.attrs
         rf = int(layer_reuse.get(lay.name, reuse))
         if lay.kind == "input":
+            if io_type == "io_stream" and tool.stream_registers:
+                e = wiring_estimate(lay.name, "input")
+                e.resources.ff = lay.shape[-1] * data.width  # the input stream word
+                ests.append(e)
             continue
-        if lay.kind in ("dense", "conv1d"):  # Conv1D: a Dense of filt_width * n_chan inputs per output position
+        if lay.kind in ("dense", "conv1d", "conv2d"):  # Conv: a Dense of kernel x n_chan inputs per output position
             tokens = a["vectors"] if tp is True else max(1, int(tp))
             zeros = weight_zeros(a["weight"], weight) if skip_zeros and "weight" in a else 0
             e = dense_estimate(lay.name, a["n_in"], a["n_out"], rf, strategy, data.width, weight.width,
-                               vectors=a["vectors"], parallel=tokens, dsp=dsp, io_type=io_type, zeros=zeros)
+                               vectors=a["vectors"], parallel=tokens, dsp=dsp, io_type=io_type, zeros=zeros,
+                               tool=tool)
             e.kind = lay.kind
         elif lay.kind == "matmul":
             e = dense_estimate(lay.name, a["n_in"], a["n_out"], rf, "latency", data.width, data.width,
@@ -102,7 +111,7 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
         elif lay.kind == "softmax":
             rows = a["rows"] if mp is None else a["rows"] // a.get("tokens", 1) * int(mp)
             e = softmax_estimate(lay.name, a["n"], a["rows"], parallel=max(1, rows), data_bits=data.width,
-                                 table_size=table, dsp=dsp, reuse=rf)
+                                 table_size=table, dsp=dsp, reuse=rf, tool=tool)
         elif lay.kind == "layernorm":
             e = layernorm_estimate(lay.name, a["n"], a["rows"], rf, data.width, dsp=dsp,
                                    parallel_rows=a["rows"] if style == "pipeline" else 1)
@@ -114,11 +123,22 @@ def estimate(layers: list[PipeLayer], target: FpgaTarget, options: dict | None =
             window = a["pool_width"] if lay.kind == "pool1d" else a["n_in"]
             e = pool_estimate(lay.name, lay.kind, outputs, window, a["pool_op"] == "Average", data.width,
                               words=a["n_in"], io_type=io_type)
-        elif lay.kind in ("relu", "leaky_relu", "gelu", "gelu_tanh", "silu", "elu", "sigmoid", "tanh", "add",
-                          "scale"):
-            e = elementwise_estimate(lay.name, lay.kind, math.prod(lay.shape), data.width, table)
+        elif lay.kind in ("relu", "leaky_relu", "gelu", "gelu_tanh", "silu", "table", "elu", "sigmoid", "tanh",
+                          "add", "scale"):
+            e = elementwise_estimate(lay.name, lay.kind, math.prod(lay.shape), data.width, table, tool,
+                                     a.get("alpha"))
         else:
             e = wiring_estimate(lay.name, lay.kind)
+        if io_type == "io_stream" and lay.kind not in ("reshape", "transpose"):
+            word = lay.shape[-1] * data.width  # bits of one output stream word
+            e.latency_cycles = max(1, e.latency_cycles)  # a dataflow process: read a word, write a word
+            if tool.stream_registers:
+                e.resources.ff += word
+            if lay.name in read:  # a FIFO to the next layer
+                e.resources.lut += round(tool.stream_lut * word)
+                e.resources.ff += round(tool.stream_ff * word)
         ests.append(e)
     inputs = {lay.name: lay.inputs for lay in layers}
-    return evaluate_pipeline(ests, inputs, target, io_type)
+    est = evaluate_pipeline(ests, inputs, target, io_type, no_overlap=tool.stream_registers)
+    est.resources.ff += CONTROL_FF
+    return est

@@ -43,6 +43,13 @@ PAPER_LATENCY_US = float(_FIG["latency_bound_us"]["value"])
 TABLE_SIZE = _SETUP["table_size"]
 
 
+def _published_points() -> int:
+    """How many published csynth points ``reports/fpga_validation.md`` compares with."""
+    from simulator.validation.fpga import load_points
+
+    return len(load_points()[1])
+
+
 def _est(layers: list, target: object, reuse: int, strategy: str, layer_reuse: dict | None = None,
          **extra: object) -> PipelineEstimate:
     return estimate(layers, target, {"reuse": reuse, "strategy": strategy, "precision": PRECISION,
@@ -206,9 +213,10 @@ def markdown(data: dict, png: Path | None) -> str:
         f"per-configuration comparison below is therefore against the {PAPER_LATENCY_US:g} us bound only, and no "
         "resource figure of "
         "ours can be checked against the paper.",
-        "- No Vivado/Vitis HLS here either. The layer cost rules are checked against 23 published csynth reports "
-        "of smaller hls4ml designs (dense MLPs, pruned, io_stream) in `reports/fpga_validation.md`; Einsum, "
-        "multi-row softmax and LayerNorm are not covered by any report found.",
+        f"- No Vivado/Vitis HLS here either. The layer cost rules are checked against {_published_points()} published "
+        "csynth reports of smaller hls4ml designs (dense MLPs, pruned, activations, pooling, io_stream; Vivado and "
+        "Vitis HLS) in `reports/fpga_validation.md`; Einsum, multi-row softmax and LayerNorm are not covered by any "
+        "report found.",
         "",
         "## Predicted: the design hwsim emits (hls4ml 1.3, `--token-serial`, the default)",
         "",
