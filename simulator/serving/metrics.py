@@ -6,7 +6,8 @@
 - Throughput: generated tokens and finished requests per second of the run (first arrival to last token).
 - Goodput: finished requests per second that met the SLO (TTFT and TPOT both within their limits);
   ``slo_attainment`` is their share of all requests (rejected ones count as missing it).
-- Utilisation: fraction of the run the device was running an iteration.
+- Utilisation: fraction of the run the device was running an iteration (pipelines: each stage's busy fraction,
+  averaged over the stages).
 - Little's law: ``mean_in_system`` (time average of waiting + running requests, from the scheduler's queues) and
   ``arrival_rate x mean E2E`` (from the requests' timestamps) should agree on a long run.
 """
@@ -64,6 +65,7 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
     batch = np.array([i.prefills + i.decodes for i in its]) if its else np.zeros(0)
     kv = np.array([i.kv_blocks for i in its]) if its else np.zeros(0)
     busy = float(weights.sum())
+    utilisation = run.busy_s / duration  # pipelines: the stages' mean, iterations overlap
 
     def tw_mean(x: np.ndarray) -> float:
         return float((x * weights).sum() / busy) if busy > 0 else 0.0
@@ -83,7 +85,7 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
         "energy": {"total_j": energy, "per_token_j": energy / tokens if tokens else 0.0,
                    "per_request_j": energy / len(done) if done else 0.0,
                    "idle_power_w": run.idle_power_w},
-        "utilisation": busy / duration,
+        "utilisation": utilisation,
         "iterations": len(its), "preemptions": run.preemptions,
         "batch_size": {"mean": tw_mean(batch), "max": int(batch.max()) if len(batch) else 0},
         "kv_cache": {"blocks": run.kv_blocks_total, "block_size": run.block_size,
