@@ -54,6 +54,12 @@ def test_one_engine_without_stages_is_the_plain_loop(a100, scheduler):
     assert [dataclasses.astuple(i) for i in a.iterations] == [dataclasses.astuple(i) for i in b.iterations]
     assert (a.start_s, a.end_s, a.in_system_area) == (b.start_s, b.end_s, b.in_system_area)
     assert b.energy_j == pytest.approx(a.energy_j, rel=1e-12)
+    # TBT: one gap per token after the first, telescoping to first token -> last (preemption stalls included)
+    for r in a.requests:
+        assert len(r.tbt_s) == r.gen_len - 1
+        assert sum(r.tbt_s) == pytest.approx(r.finish_s - r.first_token_s, rel=1e-9, abs=1e-15)
+    m = summarise(a, Slo())
+    assert m["tbt_s"]["max"] >= m["tpot_s"]["max"] and m["scheduling_delay_s"]["max"] > 0
 
 
 @pytest.fixture(scope="module")

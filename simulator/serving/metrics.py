@@ -2,6 +2,9 @@
 
 - TTFT: arrival to the first generated token (the end of the iteration that finishes the prompt's prefill).
 - TPOT: a request's mean time per output token after the first, ``(finish - first token) / (gen_len - 1)``.
+- TBT: time between consecutive tokens of a request, over every token of every finished request (Sarathi-Serve's
+  metric: a decode stalled behind a prefill or a preemption shows here, where TPOT averages it away).
+- Scheduling delay: arrival to the first iteration that admits the request.
 - E2E: arrival to the last token.
 - Throughput: generated tokens and finished requests per second of the run (first arrival to last token).
 - Goodput: finished requests per second that met the SLO (TTFT and TPOT both within their limits);
@@ -55,6 +58,8 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
     ttft = [r.ttft_s for r in done if r.ttft_s is not None]
     tpot = [r.tpot_s for r in done if r.tpot_s is not None]
     e2e = [r.e2e_s for r in done if r.e2e_s is not None]
+    tbt = [g for r in done for g in r.tbt_s]
+    delay = [r.scheduled_s - r.arrival_s for r in done if r.scheduled_s is not None]
     good = [r for r in done if slo.met(r.ttft_s, r.tpot_s)]
     energy = run.energy_j
     n = len(run.requests)
@@ -77,6 +82,7 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
         "unfinished": n - len(done) - len(run.rejected),
         "duration_s": duration, "scheduler": run.scheduler,
         "ttft_s": percentiles(ttft), "tpot_s": percentiles(tpot), "e2e_s": percentiles(e2e),
+        "tbt_s": percentiles(tbt), "scheduling_delay_s": percentiles(delay),
         "throughput": {"tokens_per_s": tokens / duration, "prompt_tokens_per_s": prompt_tokens / duration,
                        "requests_per_s": len(done) / duration},
         "slo": {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s},
