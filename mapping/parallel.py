@@ -8,9 +8,15 @@ devices joined by a link.
   attention and MLP blocks ``1 / tp`` of their work; norms, embeddings and the LM head are replicated (as in
   CENT's tensor-parallel mapping). After every attention and MLP block the row-parallel output (a full
   activation) is all-reduced over the link: ``latency + 2 (tp - 1) / tp x bytes / bandwidth`` (the ring formula
-  of :mod:`hardware.gpu.collectives`), after all of the block's tasks and before anything that reads them; it
-  does not overlap compute (PIM-GPT and CENT reduce between layers). Durations are per device; energies, bytes
-  and static power are summed over the ``tp`` devices.
+  of :mod:`hardware.gpu.collectives`), after all of the block's tasks and before anything that reads them. By
+  default it does not overlap compute (PIM-GPT and CENT reduce between layers); with ``chunks=C``
+  (``--parallel tp=2,chunks=4``) the block's row-parallel projection runs as ``C`` pieces over its output columns
+  and each piece's reduction (a ring of ``bytes / C``, paying the link's latency again) goes over the link while
+  the next piece computes, the decomposition the GPU path does with ``comm_chunks`` (Wang et al., ASPLOS 2023).
+  The link (CXL port, transceivers) is a separate unit from the banks or the fabric, so a PIM device or FPGA can
+  compute and send at once. Each piece takes ``1/C`` of the projection's tasks' time and energy (weight-streaming
+  work splits evenly over output columns; no fixed cost per piece on the compute side). Durations are per
+  device; energies, bytes and static power are summed over the ``tp`` devices.
 - **Pipeline parallelism.** The layers are split into ``pp`` contiguous stages of (nearly) equal layer counts;
   ops outside any layer go with their neighbours (embedding to the first stage, final norm and LM head to the
   last). Each stage runs on its own device (group) with its own plugin session; between stages the hidden state
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +61,7 @@ class Parallel:
     tp: int = 1
     pp: int = 1
     link: str | None = None
+    chunks: int = 1  # pieces each tensor-parallel all-reduce is split into to overlap compute (1: serial)
 
     @property
     def devices(self) -> int:
@@ -63,23 +71,24 @@ class Parallel:
     @property
     def text(self) -> str:
         """As ``--parallel`` writes it."""
-        return f"tp={self.tp},pp={self.pp}" + (f",link={self.link}" if self.link else "")
+        return (f"tp={self.tp},pp={self.pp}" + (f",link={self.link}" if self.link else "")
+                + (f",chunks={self.chunks}" if self.chunks > 1 else ""))
 
 
 def parse_parallel(devices: int | None, text: str | None, kind: str) -> Parallel:
-    """``--devices N`` and ``--parallel tp=A,pp=B[,link=NAME]``. ``--devices`` alone is tensor parallelism on GPUs
-    and a pipeline on other kinds; with both, ``tp x pp`` must equal ``N``."""
+    """``--devices N`` and ``--parallel tp=A,pp=B[,link=NAME][,chunks=C]``. ``--devices`` alone is tensor
+    parallelism on GPUs and a pipeline on other kinds; with both, ``tp x pp`` must equal ``N``."""
     values: dict[str, str] = {}
     for part in (text or "").split(","):
         if not part.strip():
             continue
         key, sep, value = part.partition("=")
         key = key.strip().lower()
-        if not sep or key not in ("tp", "pp", "link"):
-            raise HwsimError(f"--parallel {text}: expected tp=N,pp=N[,link=NAME] (e.g. tp=2,pp=2)")
+        if not sep or key not in ("tp", "pp", "link", "chunks"):
+            raise HwsimError(f"--parallel {text}: expected tp=N,pp=N[,link=NAME][,chunks=C] (e.g. tp=2,pp=2)")
         values[key] = value.strip()
     counts: dict[str, int] = {}
-    for key in ("tp", "pp"):
+    for key in ("tp", "pp", "chunks"):
         if key in values:
             try:
                 counts[key] = int(values[key])
@@ -87,6 +96,9 @@ def parse_parallel(devices: int | None, text: str | None, kind: str) -> Parallel
                 raise HwsimError(f"--parallel {text}: {key}={values[key]} is not a whole number") from None
             if counts[key] < 1:
                 raise HwsimError(f"--parallel {text}: {key} must be >= 1")
+    chunks = counts.pop("chunks", 1)
+    if chunks > 64:
+        raise HwsimError(f"--parallel {text}: chunks must be <= 64")
     if devices is not None and devices < 1:
         raise HwsimError(f"--devices must be >= 1, got {devices}")
     if devices is not None and not counts:
@@ -98,7 +110,7 @@ def parse_parallel(devices: int | None, text: str | None, kind: str) -> Parallel
         tp = max(1, devices // pp)
     if devices is not None and tp * pp != devices:
         raise HwsimError(f"--devices {devices} --parallel {text}: tp x pp = {tp * pp} devices, not {devices}")
-    return Parallel(tp, pp, values.get("link") or DEFAULT_LINK.get(kind))
+    return Parallel(tp, pp, values.get("link") or DEFAULT_LINK.get(kind), chunks)
 
 
 def resolve_link(parallel: Parallel, kind: str) -> LinkSpec | None:
@@ -153,39 +165,121 @@ def all_reduce_s(link: LinkSpec, nbytes: float, tp: int) -> float:
     return link.latency.si + 2.0 * (tp - 1) / tp * nbytes / link.bandwidth.si if tp > 1 else 0.0
 
 
-def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSpec) -> Program:
+def _pieces(task: Task, chunks: int) -> list[Task]:
+    """``task`` as ``chunks`` equal pieces run one after another (each ``1/chunks`` of its time, energy and work)."""
+    share = 1.0 / chunks
+    out: list[Task] = []
+    for i in range(chunks):
+        deps = task.deps if i == 0 else (out[-1].name,)
+        out.append(dataclasses.replace(
+            task, name=f"{task.name}#{i}", deps=deps, duration_s=task.duration_s * share,
+            energy_j=task.energy_j * share, flops=task.flops * share,
+            energy_by_action={k: v * share for k, v in task.energy_by_action.items()},
+            bytes_by_level={k: int(v * share) for k, v in task.bytes_by_level.items()}))
+    return out
+
+
+def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSpec, chunks: int = 1) -> Program:
     """``program`` (one device's shard, scaled to ``tp`` devices) with an all-reduce on resource ``link`` after
-    each attention and MLP block; every later task that reads the block's tasks waits for it."""
-    reduced = {}
+    each attention and MLP block; every later task that reads the block's tasks waits for it. With ``chunks`` > 1
+    the block's row-parallel projection tasks run as that many pieces and piece ``i``'s all-reduce (of
+    ``1/chunks`` of the bytes) starts when piece ``i`` is done, overlapping the next pieces (module docstring)."""
+    reduced, split_ops = {}, {}
     for op in workload.ops:
         if op.block_kind in ("attention", "mlp") and op.role in ROW_PARALLEL:
             reduced[op.block] = op.act_write_bytes  # the full output: row-parallel writes are not split
+            split_ops[op.name] = op.block
     members: dict[str, list[str]] = {}
     for t in program.tasks:
         if t.block in reduced:
             members.setdefault(t.block, []).append(t.name)
     last = {block: names[-1] for block, names in members.items()}
     owner = {name: block for block, names in members.items() for name in names}
-    tasks: list[Task] = []
-    for t in program.tasks:
+    split = _split_tasks(program, split_ops) if chunks > 1 else {}
+    renamed = {name: f"{name}#{chunks - 1}" for names in split.values() for name in names}
+    by_name = {t.name: t for t in program.tasks}
+
+    def scaled(t: Task, drop: frozenset[str] = frozenset()) -> Task:
         extra = tuple(f"all_reduce:{owner[d]}" for d in t.deps if d in owner and owner[d] != t.block)
-        scaled = dataclasses.replace(
-            t, deps=tuple(dict.fromkeys(t.deps + extra)), energy_j=t.energy_j * tp, flops=t.flops * tp,
+        deps = tuple(renamed.get(d, d) for d in dict.fromkeys(t.deps + extra) if d not in drop)
+        return dataclasses.replace(
+            t, deps=deps, energy_j=t.energy_j * tp, flops=t.flops * tp,
             energy_by_action={k: v * tp for k, v in t.energy_by_action.items()},
             bytes_by_level={k: v * tp for k, v in t.bytes_by_level.items()})
-        tasks.append(scaled)
-        if last.get(t.block) == t.name:
-            nbytes = reduced[t.block]
-            moved = 2.0 * (tp - 1) / tp * nbytes
-            energy = link.energy_j(moved) * tp
-            tasks.append(Task(name=f"all_reduce:{t.block}", resource="link", duration_s=all_reduce_s(link, nbytes, tp),
-                              energy_j=energy, energy_by_action={"link": energy},
-                              bytes_by_level={"link": int(moved * tp)}, deps=tuple(members[t.block]),
-                              op=f"{t.block}.all_reduce", block=t.block, kind="all_reduce", bound="link"))
+
+    def reduce_task(name: str, block: str, nbytes: float, deps: tuple[str, ...]) -> Task:
+        moved = 2.0 * (tp - 1) / tp * nbytes
+        energy = link.energy_j(moved) * tp
+        return Task(name=name, resource="link", duration_s=all_reduce_s(link, nbytes, tp), energy_j=energy,
+                    energy_by_action={"link": energy}, bytes_by_level={"link": int(moved * tp)}, deps=deps,
+                    op=f"{block}.all_reduce", block=block, kind="all_reduce", bound="link")
+
+    # a projection already streamed in tiles (several tasks on one resource, the FPGA's weight tiles): its tasks
+    # stay as they are and group i of the compute tiles is reduced when its last tile is done
+    tiled: dict[str, list[str]] = {}
+    for block, names in list(split.items()):
+        count = Counter(by_name[n].resource for n in names)
+        resource, n_tiles = count.most_common(1)[0]
+        if n_tiles > 1:
+            tiles = [n for n in names if by_name[n].resource == resource]
+            c = min(chunks, len(tiles))
+            tiled[block] = [tiles[(i + 1) * len(tiles) // c - 1] for i in range(c)]
+            del split[block]
+            for n in names:
+                renamed.pop(n, None)
+    tasks: list[Task] = []
+    for t in program.tasks:
+        block = t.block
+        names = split.get(block, [])
+        if t.name not in names:
+            tasks.append(scaled(t))
+        elif t.name == names[-1]:  # every piece of the projection's tasks, emitted where its last task was
+            siblings = frozenset(names)
+            chains = [_pieces(scaled(by_name[n], siblings), chunks) for n in names]
+            for i in range(chunks):  # piece i of each task, after piece i of the task before it
+                for j, chain in enumerate(chains):
+                    piece = chain[i]
+                    if j:
+                        piece = dataclasses.replace(piece, deps=tuple(dict.fromkeys(piece.deps + (chains[j - 1][i].name,))))
+                    tasks.append(piece)
+        if last.get(block) != t.name:
+            continue
+        nbytes = reduced[block]
+        if block in tiled:
+            ends = tiled[block]
+            for i, end in enumerate(ends):
+                final = i == len(ends) - 1
+                tasks.append(reduce_task(f"all_reduce:{block}" if final else f"all_reduce:{block}#{i}", block,
+                                         nbytes / len(ends), tuple(members[block]) if final else (end,)))
+            continue
+        if not names:
+            tasks.append(reduce_task(f"all_reduce:{block}", block, nbytes, tuple(members[block])))
+            continue
+        others = tuple(renamed.get(n, n) for n in members[block] if n not in names)
+        for i in range(chunks):
+            name = f"all_reduce:{block}" if i == chunks - 1 else f"all_reduce:{block}#{i}"
+            deps = (f"{names[-1]}#{i}",) + (others if i == chunks - 1 else ())
+            tasks.append(reduce_task(name, block, nbytes / chunks, deps))
     resources = [dataclasses.replace(r, static_power_w=r.static_power_w * tp) for r in program.resources]
     if "link" not in {r.name for r in resources}:
         resources.append(Resource(name="link", capacity=1))
     return Program(resources=tuple(resources), tasks=tuple(tasks), levels={**program.levels, "link": "link"})
+
+
+def _split_tasks(program: Program, split_ops: dict[str, str]) -> dict[str, list[str]]:
+    """Per block, the tasks of its row-parallel projection that can run as pieces: contiguous in program order
+    with nothing between them that reads them (else the block keeps one serial all-reduce)."""
+    found: dict[str, list[int]] = {}
+    for i, t in enumerate(program.tasks):
+        if split_ops.get(t.op) == t.block:
+            found.setdefault(t.block, []).append(i)
+    out = {}
+    for block, idx in found.items():
+        names = {program.tasks[i].name for i in idx}
+        between = [program.tasks[i] for i in range(idx[0], idx[-1] + 1) if program.tasks[i].name not in names]
+        if not any(d in names for t in between for d in t.deps):
+            out[block] = [program.tasks[i].name for i in idx]
+    return out
 
 
 # -- pipeline stages -------------------------------------------------------------------------------------------
@@ -244,7 +338,7 @@ class ParallelLowering(Lowering):
         self.parallel = parallel
         self.native_tp = "tp" in type(options).model_fields
         if self.native_tp:
-            self.options = options.model_copy(update={"tp": parallel.tp})
+            self.options = options_for(plugin, options, parallel)
         self.link = resolve_link(parallel, spec.kind)
         self.sessions = [plugin.session(spec, self.options) for _ in range(parallel.pp)]
 
@@ -265,7 +359,7 @@ class ParallelLowering(Lowering):
             if tp > 1 and not self.native_tp:
                 assert self.link is not None
                 part = shard(stage, tp)
-                out.append(with_all_reduces(session.lower(part), stage, tp, self.link))
+                out.append(with_all_reduces(session.lower(part), stage, tp, self.link, self.parallel.chunks))
             else:
                 out.append(session.lower(stage))
         return out
@@ -333,7 +427,10 @@ def options_for(plugin: TargetPlugin, options: TargetOptions, parallel: Parallel
         return options
     if getattr(options, "tp", 1) not in (1, parallel.tp):
         raise HwsimError(f"--tp {options.tp} and --parallel tp={parallel.tp}: give tensor parallelism once")  # type: ignore[attr-defined]
-    return options.model_copy(update={"tp": parallel.tp})
+    update: dict[str, int] = {"tp": parallel.tp}
+    if parallel.chunks > 1 and "comm_chunks" in type(options).model_fields:  # the GPU's own overlap
+        update["comm_chunks"] = parallel.chunks
+    return options.model_copy(update=update)
 
 
 def check_parallel(plugin: TargetPlugin, options: TargetOptions, parallel: Parallel, heads: int | None,

@@ -30,12 +30,10 @@ last token of each prompt only.
 Energy is the tasks' dynamic energy plus the device's static power over the iteration's time.
 
 Multi-device runs (``parallel``, :mod:`mapping.parallel`): every pass is lowered over all devices. With ``pp``
-pipeline stages, an iteration of ``n`` sequences is split round-robin into ``m = min(pp, n)`` micro-batches that
-follow each other through the stages (vLLM's pipeline-parallel virtual engines keep ``pp`` batches in flight);
-the iteration is costed as one micro-batch ``t`` with its busiest stage ``b`` and takes ``max(t, m x b)`` (the
-steady state of a full pipeline: each stage works ``m`` micro-batches per period; one micro-batch alone takes
-its whole traversal, so a request at a low rate sees ``simulate``'s pass latency), with ``m`` times the
-micro-batch's dynamic energy.
+pipeline stages a pass's run also gives each stage's span; :meth:`IterationCoster.cost` returns the iteration's
+per-stage profile (:attr:`IterationCost.stages`: the link gap before each stage and its busy time, scaled to the
+iteration's time), which :func:`simulator.serving.loop.serve_pipelined` uses to overlap the micro-batches of
+``pp`` virtual engines across the stages.
 """
 
 from __future__ import annotations
@@ -64,7 +62,8 @@ class PassCost:
     energy_j: float
     attention_energy_j: float
     static_w: float
-    bottleneck_s: float = 0.0  # the busiest pipeline stage's span (the makespan on one stage)
+    #: (start, end) of each pipeline stage's tasks within the pass (s); empty without stages
+    stage_spans: tuple[tuple[float, float], ...] = ()
 
     @property
     def rest_s(self) -> float:
@@ -79,11 +78,20 @@ class PassCost:
 
 @dataclass(frozen=True)
 class IterationCost:
-    """What one iteration takes: time (s) and energy (J, static included)."""
+    """What one iteration takes: time (s), energy (J, static included) and, with pipeline stages, the time each
+    stage spends on it."""
 
     time_s: float
     energy_j: float
-    bottleneck_s: float = 0.0  # the busiest pipeline stage's share of ``time_s`` (``time_s`` without stages)
+    #: dynamic energy (J): ``energy_j`` without the static power over ``time_s``
+    dynamic_j: float = 0.0
+    #: per pipeline stage, (link gap before it, busy time) in s, summing to about ``time_s``; empty without stages
+    stages: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def bottleneck_s(self) -> float:
+        """The busiest stage's time (s): ``time_s`` without stages."""
+        return max((d for _, d in self.stages), default=self.time_s)
 
 
 def _rms(values: list[int]) -> int:
@@ -138,9 +146,9 @@ class IterationCoster:
                 span = spans.setdefault(task.resource.split(".", 1)[0], [rec.start_s, rec.end_s])
                 span[0], span[1] = min(span[0], rec.start_s), max(span[1], rec.end_s)
         static_w = result.static_energy_j / result.latency_s if result.latency_s > 0 else 0.0
-        bottleneck = max((b - a for a, b in spans.values()), default=result.latency_s)
+        ordered = tuple(tuple(spans[k]) for k in sorted(spans, key=lambda k: int(k[1:]) if k[1:].isdigit() else 0))
         cost = PassCost(result.latency_s, min(attention, result.latency_s), result.dynamic_energy_j,
-                        attention_j, static_w, bottleneck)
+                        attention_j, static_w, ordered)  # type: ignore[arg-type]
         self._passes[key] = cost
         return cost
 
@@ -182,35 +190,34 @@ class IterationCoster:
     def cost(self, chunks: list[tuple[int, int]], contexts: list[int]) -> IterationCost:
         """Time and energy of an iteration with prefill ``chunks`` (new tokens, cached before) and decodes at
         ``contexts`` (tokens cached before the step)."""
-        sequences = len(chunks) + len(contexts)
-        m = min(self.stages, sequences)
-        if m > 1:  # pipeline stages: m micro-batches in flight, costed as the first (largest) one
-            key = ("micro", m) + self.shape_key(chunks[::m], contexts[::m])
-            if key not in self._iterations:
-                one = self._cost(*key[2:])
-                period = max(one.time_s, m * one.bottleneck_s)
-                dynamic = max(0.0, one.energy_j - self.static_w * one.time_s)
-                self._iterations[key] = IterationCost(period, m * dynamic + self.static_w * period, one.bottleneck_s)
-            return self._iterations[key]
         key = self.shape_key(chunks, contexts)
         if key not in self._iterations:
             self._iterations[key] = self._cost(*key)
         return self._iterations[key]
 
     @staticmethod
-    def _share(p: PassCost, time_s: float) -> float:
-        """The busiest stage's part of ``time_s``, at the share it has in pass ``p``."""
-        return time_s * (p.bottleneck_s / p.time_s if p.time_s > 0 and p.bottleneck_s else 1.0)
+    def _profile(p: PassCost, time_s: float) -> tuple[tuple[float, float], ...]:
+        """Pass ``p``'s stage profile (gap before each stage, its span) scaled to ``time_s``."""
+        if not p.stage_spans or p.time_s <= 0:
+            return ()
+        scale, out, prev = time_s / p.time_s, [], 0.0
+        for a, b in p.stage_spans:
+            out.append((max(0.0, a - prev) * scale, (b - a) * scale))
+            prev = b
+        return tuple(out)
+
+    def _made(self, p: PassCost, time_s: float, dynamic_j: float) -> IterationCost:
+        return IterationCost(time_s, dynamic_j + p.static_w * time_s, dynamic_j, self._profile(p, time_s))
 
     def _cost(self, k_pad: int, k: int, end: int, start: int, tokens: int, batch: int, context: int) -> IterationCost:
         if not k and not batch:
             return IterationCost(0.0, 0.0)
         if not k:
             p = self.decode_pass(batch, context)
-            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s, self._share(p, p.time_s))
+            return self._made(p, p.time_s, p.energy_j)
         if not batch and k == 1 and start == 0:
             p = self.prefill_pass(end)
-            return IterationCost(p.time_s, p.energy_j + p.static_w * p.time_s, self._share(p, p.time_s))
+            return self._made(p, p.time_s, p.energy_j)
         rest = self.prefill_pass(tokens, quiet=True)
         time_s, energy = rest.rest_s, rest.rest_energy_j
         share = k / k_pad  # the attention of k chunks as that share of a k_pad-wide batched kernel
@@ -226,7 +233,7 @@ class IterationCoster:
             time_s += dec.attention_s
             energy += dec.attention_energy_j
         time_s, energy = max(time_s, rest.rest_s), max(energy, rest.rest_energy_j)
-        return IterationCost(time_s, energy + rest.static_w * time_s, self._share(rest, time_s))
+        return self._made(rest, time_s, energy)
 
     def describe(self) -> dict[str, Any]:
         """Cache statistics for reports."""

@@ -2,11 +2,15 @@
 
 - TTFT: arrival to the first generated token (the end of the iteration that finishes the prompt's prefill).
 - TPOT: a request's mean time per output token after the first, ``(finish - first token) / (gen_len - 1)``.
+- TBT: time between consecutive tokens of a request, over every token of every finished request (Sarathi-Serve's
+  metric: a decode stalled behind a prefill or a preemption shows here, where TPOT averages it away).
+- Scheduling delay: arrival to the first iteration that admits the request.
 - E2E: arrival to the last token.
 - Throughput: generated tokens and finished requests per second of the run (first arrival to last token).
 - Goodput: finished requests per second that met the SLO (TTFT and TPOT both within their limits);
   ``slo_attainment`` is their share of all requests (rejected ones count as missing it).
-- Utilisation: fraction of the run the device was running an iteration.
+- Utilisation: fraction of the run the device was running an iteration (pipelines: each stage's busy fraction,
+  averaged over the stages).
 - Little's law: ``mean_in_system`` (time average of waiting + running requests, from the scheduler's queues) and
   ``arrival_rate x mean E2E`` (from the requests' timestamps) should agree on a long run.
 """
@@ -54,6 +58,8 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
     ttft = [r.ttft_s for r in done if r.ttft_s is not None]
     tpot = [r.tpot_s for r in done if r.tpot_s is not None]
     e2e = [r.e2e_s for r in done if r.e2e_s is not None]
+    tbt = [g for r in done for g in r.tbt_s]
+    delay = [r.scheduled_s - r.arrival_s for r in done if r.scheduled_s is not None]
     good = [r for r in done if slo.met(r.ttft_s, r.tpot_s)]
     energy = run.energy_j
     n = len(run.requests)
@@ -64,6 +70,7 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
     batch = np.array([i.prefills + i.decodes for i in its]) if its else np.zeros(0)
     kv = np.array([i.kv_blocks for i in its]) if its else np.zeros(0)
     busy = float(weights.sum())
+    utilisation = run.busy_s / duration  # pipelines: the stages' mean, iterations overlap
 
     def tw_mean(x: np.ndarray) -> float:
         return float((x * weights).sum() / busy) if busy > 0 else 0.0
@@ -75,6 +82,7 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
         "unfinished": n - len(done) - len(run.rejected),
         "duration_s": duration, "scheduler": run.scheduler,
         "ttft_s": percentiles(ttft), "tpot_s": percentiles(tpot), "e2e_s": percentiles(e2e),
+        "tbt_s": percentiles(tbt), "scheduling_delay_s": percentiles(delay),
         "throughput": {"tokens_per_s": tokens / duration, "prompt_tokens_per_s": prompt_tokens / duration,
                        "requests_per_s": len(done) / duration},
         "slo": {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s},
@@ -83,7 +91,7 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
         "energy": {"total_j": energy, "per_token_j": energy / tokens if tokens else 0.0,
                    "per_request_j": energy / len(done) if done else 0.0,
                    "idle_power_w": run.idle_power_w},
-        "utilisation": busy / duration,
+        "utilisation": utilisation,
         "iterations": len(its), "preemptions": run.preemptions,
         "batch_size": {"mean": tw_mean(batch), "max": int(batch.max()) if len(batch) else 0},
         "kv_cache": {"blocks": run.kv_blocks_total, "block_size": run.block_size,

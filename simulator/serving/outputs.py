@@ -50,18 +50,20 @@ def summary_table(m: dict[str, Any], header: list[str]) -> str:
 
 
 def write_trace(run: ServingRun, path: str, max_requests: int = 2000) -> None:
-    """A Perfetto/Chrome trace: iterations on one track, each request (the first ``max_requests``) as async slices
-    queued -> prefill -> decode."""
+    """A Perfetto/Chrome trace: iterations on one track (one per virtual engine with pipeline stages), each request
+    (the first ``max_requests``) as async slices queued -> prefill -> decode."""
     us = 1e6
     t0 = run.start_s
     events: list[dict[str, Any]] = [
         {"name": "process_name", "ph": "M", "pid": 1, "args": {"name": f"device ({run.scheduler})"}},
-        {"name": "thread_name", "ph": "M", "pid": 1, "tid": 1, "args": {"name": "iterations"}},
         {"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "requests"}},
     ]
+    for e in sorted({i.engine for i in run.iterations} or {0}):
+        name = "iterations" if run.stages == 1 else f"iterations, engine {e}"
+        events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": 1 + e, "args": {"name": name}})
     for i in run.iterations:
         kind = "mixed" if i.prefills and i.decodes else ("prefill" if i.prefills else "decode")
-        events.append({"name": kind, "ph": "X", "pid": 1, "tid": 1, "ts": (i.start_s - t0) * us,
+        events.append({"name": kind, "ph": "X", "pid": 1, "tid": 1 + i.engine, "ts": (i.start_s - t0) * us,
                        "dur": (i.end_s - i.start_s) * us,
                        "args": {"prefills": i.prefills, "prefill_tokens": i.prefill_tokens, "decodes": i.decodes,
                                 "energy_j": i.energy_j, "kv_blocks": i.kv_blocks}})

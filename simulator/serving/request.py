@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(eq=False)
@@ -12,6 +12,8 @@ class Request:
     Progress: ``generated`` tokens so far; ``prefilled`` of the ``prefill_goal`` tokens of the current prefill
     done (a prefill covers the prompt, or after a preemption by recompute the prompt plus every token generated
     so far); ``blocks`` KV blocks held. Times are seconds from the start of the run; ``None`` until they happen.
+    ``tbt_s``: the time between each generated token and the one before it (Sarathi-Serve's TBT, a preemption's
+    stall included).
     """
 
     rid: int
@@ -28,6 +30,8 @@ class Request:
     first_token_s: float | None = None
     finish_s: float | None = None
     rejected: str = ""
+    last_token_s: float | None = None
+    tbt_s: list[float] = field(default_factory=list)
 
     @property
     def prefill_len(self) -> int:

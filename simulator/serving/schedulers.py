@@ -132,8 +132,14 @@ class Scheduler:
                 r.generated += 1
                 if r.first_token_s is None:
                     r.first_token_s = end_s
+                if r.last_token_s is not None:  # the first token after a preemption's recompute
+                    r.tbt_s.append(end_s - r.last_token_s)
+                r.last_token_s = end_s
         for r in batch.decodes:
             r.generated += 1
+            if r.last_token_s is not None:
+                r.tbt_s.append(end_s - r.last_token_s)
+            r.last_token_s = end_s
         for r in {id(x): x for x in [c[0] for c in batch.chunks] + batch.decodes}.values():
             if r.done and r.finish_s is None:
                 r.finish_s = end_s

@@ -1,5 +1,6 @@
-"""``reports/serving.md``: continuous batching on A100/H100 against published vLLM serving measurements, and PIM
-against GPU serving at an equal SLO.
+"""``reports/serving.md``: continuous batching on A100/H100 against published vLLM serving measurements and the
+vLLM, Sarathi-Serve and Vidur papers' artifacts (:mod:`.serving_papers`), and PIM against GPU serving at an equal
+SLO.
 
 Run ``python -m simulator.validation.serving`` to print the report, ``--write`` to write ``reports/serving.md``.
 
@@ -26,7 +27,7 @@ from simulator.serving.distributions import parse_length
 from simulator.serving.metrics import Slo, summarise
 from simulator.serving.rate_sweep import max_rate_in_slo, sweep_rates
 from simulator.serving.setup import prepare, run_serving
-from simulator.validation import emit, output_args
+from simulator.validation import emit, output_args, serving_papers
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "examples" / "llama2-7b.onnx"
@@ -143,13 +144,56 @@ def pim_13b_section() -> list[str]:
     return rows
 
 
-def report(requests: int = 120) -> str:
+#: What the comparisons with the papers show and what could not be compared.
+PAPER_NOTES = [
+    "Why it is off, and what is missing:",
+    "",
+    "- **Sarathi-Serve's decode batches are host-bound in the artifact.** A Yi-34B decode step on two A100 PCIe "
+    "cards reads 34 GB of weights per card, 18 ms at 1,935 GB/s; the artifact measures 47 ms at batch 1 and 189 ms "
+    "at batch 128, where the weights plus 128 x 1,020 cached tokens' KV (16 GB per card) take about 26 ms to read. "
+    "hwsim times the GPU kernels (24 ms at batch 1, 41 ms at batch 128), so it is 48-78% short on decode batches; "
+    "the rest is the research prototype's per-iteration host and per-sequence work (Python scheduling, Ray "
+    "workers, attention metadata per sequence), which hwsim does not measure. The `eager` column adds eager "
+    "PyTorch's host time per op (gpt-fast's, mapping/gpu/stack.py): a flat 76 ms host-bound step, closer on "
+    "average (28% against 41%) but not the measured growth with the batch, so neither is a model of this stack.",
+    "- **Prefills** are within 5-17% from 512 to 4,096 tokens. Short ones (128, 256 tokens) are short in hwsim by "
+    "the same host time as decodes (the artifact's 256-token row is also its run's first batch, slower than its "
+    "512-token row); 8k and 16k prompts are 23-29% short, where the artifact's attention at long context is slower "
+    "than hwsim's FlashAttention-2 model.",
+    "- **Chunking overhead.** With 512-token chunks hwsim's chunked prefill costs 14-17% more than one pass, as the "
+    "artifact measures for 2-8k prompts (12-19%); for 16k prompts the artifact's one-pass reference is itself slow "
+    "(its chunks are faster than it), which hwsim's one pass is not, so the ratios part there.",
+    "- **Vidur's operator profiles** are CUDA-event times of the same Llama-2-7B GEMMs and elementwise kernels "
+    "hwsim models; the largest gaps are GEMMs of 128 and 2,048-4,096 tokens (cuBLAS tile and wave choices differ "
+    "from hwsim's). Vidur reports under 9% error for its own simulator built on such profiles (Agrawal et al., "
+    "MLSys'24, abstract); hwsim's kernel models come within the mean error shown of the profiles, without profiling.",
+    "- **Capacity.** The published 2.6x is Sarathi-Serve's best case over its traces and SLOs for Mistral-7B; hwsim "
+    "gets more than that under the strict SLO and less under the relaxed one. vLLM's capacity is set by prefills "
+    "stalling decodes (a 2.6k-token arXiv prefill takes longer than the 0.1 s TBT limit, so P99 TBT fails once "
+    "more than 1% of tokens wait behind one), which hwsim reproduces; Sarathi-Serve's strict capacity in hwsim is "
+    "higher than a real stack's because hwsim's small chunk iterations carry no host time (see the decode rows "
+    "above). The length trace differs: Vidur commits a filtered arXiv set capped near 4k tokens, not the 16k-token "
+    "set the artifact names (not committed); and hwsim runs fewer requests than the artifact's 2,048, so a load "
+    "just above capacity may not yet show its queue.",
+    "- **vLLM (Kwon et al., SOSP'23, Sec. 6.2)**: 'vLLM can sustain 1.7x-2.7x higher request rates compared to Orca "
+    "(Oracle) and 2.7x-8x compared to Orca (Max)' on ShareGPT and 'up to 22x higher request rates' than "
+    "FasterTransformer, OPT-13B to 175B on A100s. Not compared: hwsim has no Orca scheduler (its reservation "
+    "variants are the baselines), the figures' curves were not retrievable as numbers, and no ShareGPT length "
+    "trace was found in the authors' repositories (Sarathi-Serve's config names one it does not commit).",
+    "- **Not found:** the tables behind Sarathi-Serve's Figures 5-6 (capacity per model and trace), vLLM's Figure "
+    "12 values and Vidur's per-configuration fidelity figures as numbers; the papers' PDFs were not in the search "
+    "corpus, only abstracts and summaries.",
+]
+
+
+def report(requests: int = 120, capacity_requests: int = 384) -> str:
     """The whole report as markdown."""
     model = _model()
     pub, errors = published_section(model)
     mean_abs = sum(abs(e) for e in errors) / len(errors)
     out = [
-        "# Serving: hwsim against published vLLM measurements, and PIM against GPU at an equal SLO",
+        "# Serving: hwsim against published vLLM measurements and the vLLM/Sarathi-Serve/Vidur papers, and PIM "
+        "against GPU at an equal SLO",
         "",
         "Generated by `python -m simulator.validation.serving --write` (prints without `--write`).",
         "",
@@ -174,12 +218,17 @@ def report(requests: int = 120) -> str:
         "hwsim does not model (reports/gpu_validation.md: decode steps of frameworks are 15-63% slower than the "
         "kernels alone); it matters most at C=1, where an iteration is shortest.",
         "- **The H100 workload's lengths are not published** ('chatbot-short'); hwsim assumes 128 in / 128 out.",
-        "- **The vLLM paper (Kwon et al., SOSP'23, Fig. 12), Sarathi-Serve (Agrawal et al., OSDI'24, Table 3 capacity "
-        "under P99 TBT SLOs) and Vidur (Agrawal et al., MLSys'24) report their serving results as curves and "
-        "capacities for OPT-13B/Mistral-7B/Yi-34B on ShareGPT/arXiv traces.** Their exact values could not be "
-        "retrieved here (the search corpus holds summaries, e.g. Sarathi-Serve's '2.6x capacity for Mistral-7B on one "
-        "A100', not the tables), and hwsim has no ShareGPT trace; they are not compared. A user with the traces can "
-        "pass them as `--arrivals trace:FILE.csv`.",
+        "",
+        "## Continuous batching against the vLLM, Sarathi-Serve and Vidur papers",
+        "",
+        "The three papers report serving on A100s; what their authors committed with them (measured batch and "
+        "operator times, the capacity-search setups, request-length traces) is rebuilt here and simulated "
+        "(`simulator/validation/serving_papers.py`; the models as ONNX graphs built from their published configs, "
+        "`tests/fixtures/make_models.py`). No constant was set from these numbers.",
+        *serving_papers.section(),
+        *serving_papers.capacity_section(capacity_requests),
+        "",
+        *PAPER_NOTES,
         "",
         "## PIM against GPU at an equal SLO",
         "",
@@ -194,11 +243,13 @@ def report(requests: int = 120) -> str:
         "prompt), so a prefill costs as many passes over the weights as it has tokens and a decode step of B "
         "sequences B passes; TTFT grows with the prompt and with every request queued behind it, and the rate a PIM "
         "system sustains is capped by that, where the A100 reuses each weight across the batch. On the 4-device "
-        "pipeline the KV cache is small (each device keeps 4 GiB minus its 3.1 GiB of weights), which also caps its "
-        "batch. Tensor parallelism over 2 devices per stage halves the bank work per device and, with half the "
+        "pipeline the KV cache is small (each device keeps 4 GiB minus its 3.1 GiB of weights) and is shared by 4 "
+        "virtual engines (one micro-batch in flight per stage, vLLM's pipeline scheduling), so each engine batches "
+        "few sequences and preempts under load, which caps its throughput. Tensor parallelism over 2 devices per "
+        "stage halves the bank work per device and, with half the "
         "weights per device, leaves about 7x the KV cache. The PIM systems' idle power is far lower than the A100's "
-        "60 W, so at a rate all three sustain (the 0.5 requests/s line above) their energy per token is several times "
-        "lower; at its own highest rate the A100 batches enough to spend less energy per token than the best PIM "
+        "60 W, so at the rates all three sustain (the 0.5 and 1 requests/s lines above) their energy per token is "
+        "several times lower; at its own highest rate the A100 batches enough to spend less energy per token than the best PIM "
         "system at its own limit (the first table).",
         "",
         "## Llama-2-13B on multi-device PIM",
@@ -217,8 +268,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     output_args(parser, REPORT.name)
     parser.add_argument("--requests", type=int, default=120, help="requests per rate in the PIM-vs-GPU sweep")
+    parser.add_argument("--capacity-requests", type=int, default=384,
+                        help="requests per run in the Sarathi-Serve capacity search")
     args = parser.parse_args()
-    emit(report(args.requests), args, REPORT.name)
+    emit(report(args.requests, args.capacity_requests), args, REPORT.name)
 
 
 if __name__ == "__main__":
