@@ -169,6 +169,13 @@ def test_idle_two_ranks_cost_twice_one_ranks_background():
     assert e1.total == pytest.approx(1000 * PRECHARGED)
     assert e2.total == pytest.approx(2 * 1000 * PRECHARGED)
     assert e2.components["background_precharged"] == pytest.approx(2 * e1.components["background_precharged"])
+    # HBM2 pseudo channels alike: each holds half a channel's devices (idd.devices 0.5), two make one channel
+    hbm2 = load_standard("hbm2")
+    pc1, pc2 = RequestController(hbm2).energy(1000), RequestController(hbm2, pseudo_channels=2).energy(1000)
+    vdd = hbm2.idd.domains["VDD"]
+    one = vdd.voltage.value * vdd.IDD2N.value * hbm2.organization.tCK_ns.value * 0.5 * 1000
+    assert pc1.by_domain["VDD"]["background_precharged"] == pytest.approx(one)
+    assert pc2.total == pytest.approx(2 * pc1.total)
 
 
 def test_background_and_refresh_are_per_rank():
