@@ -10,7 +10,7 @@ import yaml
 
 from hardware.dram import load_standard, standard_from_dict
 from hardware.dram.energy import COMPONENTS, command_energies, energy
-from hardware.dram.memory_controller import simulate
+from hardware.dram.memory_controller import MemorySystem, RequestController, simulate
 from hardware.dram.standard import PRESET_DIR
 from hardware.dram.trace import parse_trace
 from hardware.errors import HwsimError
@@ -160,3 +160,38 @@ def test_per_bank_refresh_energy():
     # with IDD5PB: 1.2 V x (100 - 55) mA x tRFCpb 160 ns x 0.5 = 4320 pJ
     assert command_energies(standard_from_dict(data, "hbm2.yaml")).per_command["VDD"]["refresh_per_bank"] == \
         pytest.approx(4320.0)
+
+
+def test_idle_two_ranks_cost_twice_one_ranks_background():
+    std = load_standard("ddr4")
+    one, two = RequestController(std, ranks=1), RequestController(std, ranks=2)
+    e1, e2 = one.energy(1000), two.energy(1000)
+    assert e1.total == pytest.approx(1000 * PRECHARGED)
+    assert e2.total == pytest.approx(2 * 1000 * PRECHARGED)
+    assert e2.components["background_precharged"] == pytest.approx(2 * e1.components["background_precharged"])
+    # HBM2 pseudo channels alike: each holds half a channel's devices (idd.devices 0.5), two make one channel
+    hbm2 = load_standard("hbm2")
+    pc1, pc2 = RequestController(hbm2).energy(1000), RequestController(hbm2, pseudo_channels=2).energy(1000)
+    vdd = hbm2.idd.domains["VDD"]
+    one = vdd.voltage.value * vdd.IDD2N.value * hbm2.organization.tCK_ns.value * 0.5 * 1000
+    assert pc1.by_domain["VDD"]["background_precharged"] == pytest.approx(one)
+    assert pc2.total == pytest.approx(2 * pc1.total)
+
+
+def test_background_and_refresh_are_per_rank():
+    """One read on rank 0 of a two-rank DDR4 channel: rank 0 is in active standby from its ACT on, rank 1 stays
+    precharged the whole run; with refresh, every rank's REF is charged once."""
+    std = load_standard("ddr4")
+    r = simulate(std, parse_trace("R 0,0,0,0,0,0\n"), ranks=2, refresh="none")
+    p = std.params
+    act_at = r.cycles - (p["tRCD"] + p["tCL"] + p["tBL"])
+    e = r.energy
+    assert e.components["background_active"] == pytest.approx((r.cycles - act_at) * ACTIVE)
+    assert e.components["background_precharged"] == pytest.approx((act_at + r.cycles) * PRECHARGED)
+    # a run long enough for one refresh round: each rank refreshes once, each REF costs one rank's REF
+    trace = "".join(f"R 0,{i % 2},{i % 4},0,{i % 8},0\n" for i in range(400))
+    ctrl = MemorySystem(std, ranks=2)
+    ctrl.controllers[0].refresh.next = 10  # the first round early (tREFI is 12480 cycles)
+    rr = ctrl.run(parse_trace(trace))
+    assert rr.commands["REF"] == 2
+    assert rr.energy.components["refresh"] == pytest.approx(2 * REF)

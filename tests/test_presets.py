@@ -103,3 +103,15 @@ def test_simulate_refuses_bad_gpu_preset(tmp_path, path, value):
                                     _bad(tmp_path, "a100-80gb", path, value), "--phase", "decode"])
     assert res.exit_code == 2, res.output
     assert f"field '{path[0]}'" in res.output and "internal error" not in res.output
+
+
+def test_every_dram_standard_feeds_a_target_or_says_what_it_serves():
+    """Issue 12: every shipped DRAM standard is used by a target, or its file says which use it serves instead."""
+    from hardware.dram.standard import PRESET_DIR as DRAM_DIR
+
+    used = {yaml.safe_load((PRESET_DIR / f"{n}.yaml").read_text()).get("dram") for n in preset_names()}
+    assert {"gddr6", "gddr6-aim"} <= used
+    for path in sorted(DRAM_DIR.glob("*.yaml")):
+        if path.stem not in used:
+            header = path.read_text().split("\nname:", 1)[0]
+            assert "# Use: the trace-driven request-level simulator" in header, path.name

@@ -15,12 +15,15 @@ DDR4 word-line pump), with V in volts, I in mA and t in ns (V x mA x ns = pJ):
   datasheet gives IDD5PB, else one bank's share of the all-bank refresh, ``E_REF / banks`` (derived).
 - background: ``V IDD3N`` per ns while any bank is open (active standby), ``V IDD2N`` while all are closed
   (precharge standby); ``IDD3P`` / ``IDD2P`` in power-down (the request controller never powers down, and never
-  self-refreshes: ``IDD6N`` is carried for completeness).
+  self-refreshes: ``IDD6N`` is carried for completeness). The state is per rank (and per HBM pseudo channel):
+  each rank's devices draw their own standby current by whether any of that rank's banks is open, so the cycle
+  counts given to :func:`energy` are rank-cycles (an idle two-rank run costs twice one rank's background).
+  Refresh is per rank too: every rank's REF is one command counted and charged once.
 - I/O and termination: ``io_pj_per_bit`` x bits moved, where a source gives it (DRAMPower takes it from Micron's
   power calculator; JEDEC gives no figure). It is not part of the IDD currents (IDDQ is not measured for use).
 
 Currents are per device; ``devices`` is how many devices (or what share of one: an HBM pseudo channel is half a
-channel) one modelled channel spans. Standards without public IDD values declare ``idd: {unavailable: reason}``
+channel) one rank of a modelled channel spans. Standards without public IDD values declare ``idd: {unavailable: reason}``
 and get no energy here (their targets keep their energy-per-action numbers).
 """
 
@@ -189,8 +192,8 @@ class EnergyReport:
 def energy(std: DramStandard, *, activates: int = 0, precharges: int = 0, reads: int = 0, writes: int = 0,
            refreshes: int = 0, refreshes_per_bank: int = 0, active_cycles: int = 0, precharged_cycles: int = 0,
            active_pd_cycles: int = 0, precharged_pd_cycles: int = 0) -> EnergyReport:
-    """Energy of one modelled channel from command counts (``precharges``: banks closed, however) and cycles spent
-    in each background state."""
+    """Energy of one modelled channel from command counts (``precharges``: banks closed, however; refreshes: REFs
+    over all ranks) and cycles spent in each background state (rank-cycles: summed over the channel's ranks)."""
     counts = {"activate": activates, "precharge": precharges, "read": reads, "write": writes,
               "refresh": refreshes, "refresh_per_bank": refreshes_per_bank}
     for name, value in {**counts, "active_cycles": active_cycles, "precharged_cycles": precharged_cycles,

@@ -153,10 +153,11 @@ class RequestController:
         self.clk = 0
         self.wake = 0
         self.stats = ControllerStats()
-        # bank-state bookkeeping for the energy model: open banks now, since when, cycles with any bank open
-        self.open_banks = 0
-        self.banks_since = 0
-        self.active_cycles = 0
+        # bank-state bookkeeping for the energy model, per rank (each rank's devices draw their own background
+        # current): open banks now, since when, cycles with any of the rank's banks open; banks closed (all ranks)
+        self.open_banks = [0] * ranks
+        self.banks_since = [0] * ranks
+        self.active_cycles = [0] * ranks
         self.banks_closed = 0
         self.scheduler = SCHEDULERS.get(scheduler)
         self.refresh = REFRESH.get(refresh)(self)
@@ -362,7 +363,7 @@ class RequestController:
             raise AssertionError(f"{cmd} at {req.address} legal at {t}, not at {clk}")
         self.policy.on_issue(req, cmd)
         if self.opens.get(cmd) or self.closes.get(cmd):
-            self._track_banks(clk)
+            self._track_banks(clk, req.bank // self.banks_per_rank)
             if self.all_banks.get(cmd):
                 if self.ranks == 1:
                     self.epoch = [e + 1 for e in self.epoch]
@@ -399,27 +400,41 @@ class RequestController:
                 self.write_keys.discard(req.key)
             buf.remove(req)
 
-    def _track_banks(self, clk: int) -> None:
-        """After a command that opened or closed banks: count the banks closed and the cycles with any bank open."""
-        now = sum(r is not None for r in self.channel.open_row)
-        before = self.open_banks
+    def _track_banks(self, clk: int, rank: int) -> None:
+        """After a command that opened or closed banks of ``rank``: count the banks closed and the cycles with any of
+        the rank's banks open."""
+        n = self.banks_per_rank
+        first = rank * n
+        now = n - self.channel.open_row[first:first + n].count(None)
+        before = self.open_banks[rank]
         if before:
-            self.active_cycles += clk - self.banks_since
+            self.active_cycles[rank] += clk - self.banks_since[rank]
         if now < before:
             self.banks_closed += before - now
-        self.open_banks, self.banks_since = now, clk
+        self.open_banks[rank], self.banks_since[rank] = now, clk
+
+    def background_cycles(self, cycles: int) -> tuple[int, int]:
+        """(active, precharged) standby cycles over a run of ``cycles``, summed over ranks: each rank is in active
+        standby while any of its banks is open (IDD3N), else in precharged standby (IDD2N), so an idle run of R
+        ranks costs R times one rank's background (JESD79-4 / Micron TN-40-07 give IDD per device; every rank's
+        devices draw it)."""
+        active = 0
+        for r in range(self.ranks):
+            a = self.active_cycles[r] + (max(0, cycles - self.banks_since[r]) if self.open_banks[r] else 0)
+            active += min(a, cycles)
+        return active, self.ranks * cycles - active
 
     def energy(self, cycles: int) -> EnergyReport:
-        """This channel's energy over ``cycles`` (the run's length) from its command counts and bank states."""
-        active = self.active_cycles + (max(0, cycles - self.banks_since) if self.open_banks else 0)
-        active = min(active, cycles)
+        """This channel's energy over ``cycles`` (the run's length) from its command counts and each rank's bank
+        states (refresh: one REF's energy per rank refreshed, the REF count being per rank)."""
+        active, precharged = self.background_cycles(cycles)
         counts = {kind: 0 for kind in ("activate", "read", "write", "refresh", "refresh_per_bank")}
         for name, kind in command_kinds(self.channel.standard).items():
             counts[kind] += self.channel.counts.get(self.channel.command(name), 0)
         return energy(self.channel.standard, activates=counts["activate"], precharges=self.banks_closed,
                       reads=counts["read"], writes=counts["write"], refreshes=counts["refresh"],
                       refreshes_per_bank=counts["refresh_per_bank"], active_cycles=active,
-                      precharged_cycles=cycles - active)
+                      precharged_cycles=precharged)
 
     def busy(self) -> bool:
         """Whether requests (not refreshes) are still queued or in flight."""
