@@ -34,10 +34,19 @@ from simulator.serving.cost_model import IterationCoster, PassCost
 
 
 def _sum(parts: list[PassCost], scale: float = 1.0) -> PassCost:
-    """Passes run one after another on the device, every figure times ``scale``."""
+    """Passes run one after another on the device, every figure times ``scale``; with pipeline stages, stage ``j``'s
+    span runs from its first task in the first pass to its last task in the last (each pass shifted by the ones
+    before it)."""
+    spans: dict[int, tuple[float, float]] = {}
+    offset = 0.0
+    for p in parts:
+        for j, (a, b) in enumerate(p.stage_spans):
+            a, b = a + offset, b + offset
+            spans[j] = (min(spans[j][0], a), max(spans[j][1], b)) if j in spans else (a, b)
+        offset += p.time_s
     return PassCost(sum(p.time_s for p in parts) * scale, sum(p.attention_s for p in parts) * scale,
                     sum(p.energy_j for p in parts) * scale, sum(p.attention_energy_j for p in parts) * scale,
-                    parts[0].static_w, sum(p.bottleneck_s or p.time_s for p in parts) * scale)
+                    parts[0].static_w, tuple((a * scale, b * scale) for _, (a, b) in sorted(spans.items())))
 
 
 class SpeculativeCoster(IterationCoster):
