@@ -41,9 +41,9 @@ def _serve(setup, n, rate="poisson:1", prompt="64", gen="16", max_batch=64):
     return run, summarise(run, Slo())
 
 
+@pytest.mark.heavy  # a few seconds: the CLI test below runs serve with Medusa heads in the default suite
 @pytest.mark.parametrize("flags", [{"spec_heads": 2, "spec_tokens": 2, "acceptance": 0.7},
-                                   pytest.param({"draft": GPT2, "spec_tokens": 3, "acceptance": [0.9, 0.6, 0.5]},
-                                                marks=pytest.mark.heavy)])
+                                   {"draft": GPT2, "spec_tokens": 3, "acceptance": [0.9, 0.6, 0.5]}])
 def test_low_rate_serve_matches_simulate_with_speculation(gpt2, a100, flags):
     """One request at a time (1/s, each lasting microseconds): TTFT is simulate's prefill (with the draft's), TPOT
     its speculative decode time per accepted token, E2E its latency."""
@@ -65,20 +65,30 @@ def test_low_rate_serve_matches_simulate_with_speculation(gpt2, a100, flags):
         assert m["tpot_s"]["p50"] > base["tpot_s"]["p50"]
 
 
-def test_kv_int8_doubles_capacity_and_concurrency(gpt2, a100):
-    """Memory for weights and 20 fp16 KV blocks: an int8 cache gets twice the blocks and runs twice the requests
-    at once under the same overload; scales (--kv-group) cost some of that back."""
+def _small_memory(gpt2, a100):
+    """Setups with memory for the weights and 20 fp16 KV blocks: fp16, int8 and int8 with group scales."""
     fp16 = prepare(gpt2, a100, {}, FP16, per_octave=2)
     fraction = (fp16.weight_bytes + 20 * 16 * fp16.kv_bytes_per_token + 1) / fp16.capacity_bytes
     small = prepare(gpt2, a100, {}, FP16, per_octave=1, memory_fraction=fraction)
     int8 = prepare(gpt2, a100, {}, Precision("float16", "float16", "int8"), per_octave=1, memory_fraction=fraction)
     scaled = prepare(gpt2, a100, {}, Precision("float16", "float16", "int8"), per_octave=1, memory_fraction=fraction,
                      techniques=Techniques(kv_group=32))
+    return small, int8, scaled
+
+
+def test_kv_int8_doubles_the_cache_blocks(gpt2, a100):
+    """An int8 cache holds twice the tokens in the same memory; scales (--kv-group) cost some of that back."""
+    small, int8, scaled = _small_memory(gpt2, a100)
     assert small.kv_blocks == 20
     assert int8.kv_bytes_per_token * 2 == small.kv_bytes_per_token and int8.kv_blocks == 40
     assert int8.kv_bytes_per_token < scaled.kv_bytes_per_token < small.kv_bytes_per_token
     assert small.kv_blocks < scaled.kv_blocks < int8.kv_blocks
-    # all requests at once: the scheduler keeps about twice as many running with the int8 cache
+
+
+@pytest.mark.heavy  # two overloaded serving runs (a few seconds)
+def test_kv_int8_runs_twice_the_requests_at_once(gpt2, a100):
+    """Under the same overload the scheduler keeps about twice as many requests running with the int8 cache."""
+    small, int8, _ = _small_memory(gpt2, a100)
     runs = [_serve(s, 24, rate="poisson:100000", prompt="24", gen="8") for s in (small, int8)]
     busy = [max(i.decodes + i.prefills for i in run.iterations) for run, _ in runs]
     assert busy[1] >= 1.8 * busy[0]
