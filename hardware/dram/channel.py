@@ -50,7 +50,7 @@ class BankAddress(NamedTuple):
 
 
 _NOWHERE = BankAddress()
-_SINGLE, _ALL, _NONE = 0, 1, 2  # one bank, every bank, no bank
+_SINGLE, _ALL, _NONE, _SAME = 0, 1, 2, 3  # one bank, every bank, no bank, one bank index in every bank group
 _COMMON = {str(m): m for m in Command}
 
 
@@ -74,7 +74,8 @@ class _Compiled:
         # canonical command objects: the Command member for common names, else the interned name
         self.members: tuple[str, ...] = tuple(_COMMON.get(n) or sys.intern(n) for n in self.names)
         n_cmd = len(self.names)
-        self.kind = tuple(_SINGLE if s.level == "bank" else _ALL if s.all_banks else _NONE for s in self.specs)
+        self.kind = tuple(_SAME if s.same_bank else _SINGLE if s.level == "bank" else _ALL if s.all_banks else _NONE
+                          for s in self.specs)
         self.data: dict[str, int] = {n: latency_cycles(s.data, params) for n, s in specs.items()}
         self.opener = standard.command_role(level="bank", opens=True) or "an opening command"
         self.closer = standard.command_role(level="bank", closes=True) or "a closing command"
@@ -84,6 +85,7 @@ class _Compiled:
         self.group_base = n_cmd
         self.bank_base = n_cmd + groups * n_cmd
         self.size = self.bank_base + banks * n_cmd
+        self.groups, self.per_group = groups, per_group
         # a never-issued command's slot holds a cycle so early that no rule against it can bind (issue cycles >= 0)
         self.never = -1 - max((r.cycles for rules in self.rules.values() for r in rules), default=0)
         # windowed rules (window > 1, tFAW). At channel level the window-th most recent issue of any preceding
@@ -140,10 +142,17 @@ class _Compiled:
                     expr = f"L[{prev}]"  # channel history records every command
                 elif kind == _NONE or kinds[prev] == _NONE:
                     continue  # no bank/group node on one side
-                elif kind == _ALL or kinds[prev] == _ALL:
+                elif kind == _ALL or kinds[prev] == _ALL or (kind == _SAME and rule.level == 1):
                     # an all-bank command's bank/group history is the same everywhere: its channel slot; and the
-                    # latest issue of a one-bank command over all banks is its latest issue anywhere
+                    # latest issue of a one-bank command over all banks (or all groups: a same-bank command
+                    # touches every group) is its latest issue anywhere
                     expr = f"L[{prev}]"
+                elif kind == _SAME:  # bank level: the addressed bank index in every group
+                    for g in range(self.groups):
+                        expr = f"L[bb{g} + {prev}]"
+                        if need.get(expr, -1) < rule.cycles:
+                            need[expr] = rule.cycles
+                    continue
                 elif rule.level == 1:
                     expr = f"L[gb + {prev}]"
                 else:
@@ -171,6 +180,13 @@ def _state_checks(comp: _Compiled, cid: int, groups: int, per_group: int, rows: 
         if spec.requires in bad:
             body += ["row = O[B + fb]", f"if {bad[spec.requires]}:", f"    check({cid}, address)"]
         return body + [f"gb = {comp.group_base} + bg * {comp.n}", f"bb = {comp.bank_base} + fb * {comp.n}"]
+    if kind == _SAME:  # bank index ``bk`` in every bank group (DDR5 REFsb)
+        conds.append(f"0 <= bk < {per_group}")
+        body = ["bk = address.bank", f"if not ({' and '.join(conds)}):", f"    check({cid}, address)", "fb = bk"]
+        if spec.requires == "closed":
+            same = " or ".join(f"O[B + {g * per_group} + bk] is not None" for g in range(groups))
+            body += [f"if {same}:", f"    check({cid}, address)"]
+        return body + [f"bb{g} = {comp.bank_base} + ({g * per_group} + bk) * {comp.n}" for g in range(groups)]
     body = []
     if kind == _ALL:
         state = {"closed": f"O[B:B + {banks}].count(None) == {banks}", "open": f"None not in O[B:B + {banks}]",
@@ -213,7 +229,7 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
         for cid, name in enumerate(comp.names):
             spec = comp.specs[cid]
             kind = comp.kind[cid]
-            fb = "fb" if kind == _SINGLE else "0"
+            fb = "fb" if kind in (_SINGLE, _SAME) else "0"
             body = _state_checks(comp, cid, groups, per_group, rows, columns, banks)
             if comp.split_bus:  # this command's bus is free from Q[bus] on
                 body += [f"if Q[{comp.bus[cid]}] > t:", f"    t = Q[{comp.bus[cid]}]"]
@@ -228,6 +244,9 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
                 body.append(f"L[{cid}] = t")
                 if kind == _SINGLE:
                     body += [f"L[gb + {cid}] = t", f"L[bb + {cid}] = t"]
+                elif kind == _SAME:
+                    body += [f"L[{comp.group_base + g * comp.n + cid}] = t" for g in range(groups)]
+                    body += [f"L[bb{g} + {cid}] = t" for g in range(groups)]
                 for k, (preceding, _) in enumerate(comp.rings):
                     if cid in preceding:
                         body += [f"W{k}.append(t)", f"del W{k}[0]"]
@@ -368,6 +387,9 @@ class Channel:
             return [], []
         if kind == _ALL:
             return range(self.banks), range(self.bank_groups)
+        if kind == _SAME:
+            bk = fb % self.banks_per_group
+            return [g * self.banks_per_group + bk for g in range(self.bank_groups)], range(self.bank_groups)
         return [fb], [fb // self.banks_per_group]
 
     # ------------------------------------------------------------------ state machine
@@ -411,6 +433,16 @@ class Channel:
                                             f"{comp.second} first")
                 if row != addr.row:
                     raise DramProtocolError(f"{cmd} to row {addr.row} of {where} but row {row} is open")
+        elif kind == _SAME:
+            if not 0 <= addr.bank < self.banks_per_group:
+                raise DramProtocolError(f"{cmd}: bank {addr.bank} out of range 0..{self.banks_per_group - 1}")
+            if spec.requires == "closed":
+                per = self.banks_per_group
+                open_groups = [g for g in range(self.bank_groups)
+                               if self.open_row[self.base + g * per + addr.bank] is not None]
+                if open_groups:
+                    raise DramProtocolError(f"{cmd} to bank {addr.bank} needs it closed in every bank group; open in "
+                                            f"groups {open_groups}: {comp.closer} them first")
         elif kind == _ALL:
             mine = self.open_row[self.base:self.base + self.banks]
             if spec.requires == "closed":

@@ -191,11 +191,16 @@ class EnergyReport:
 
 def energy(std: DramStandard, *, activates: int = 0, precharges: int = 0, reads: int = 0, writes: int = 0,
            refreshes: int = 0, refreshes_per_bank: int = 0, active_cycles: int = 0, precharged_cycles: int = 0,
-           active_pd_cycles: int = 0, precharged_pd_cycles: int = 0) -> EnergyReport:
+           active_pd_cycles: int = 0, precharged_pd_cycles: int = 0, refreshes_same_bank: int = 0) -> EnergyReport:
     """Energy of one modelled channel from command counts (``precharges``: banks closed, however; refreshes: REFs
-    over all ranks) and cycles spent in each background state (rank-cycles: summed over the channel's ranks)."""
+    over all ranks) and cycles spent in each background state (rank-cycles: summed over the channel's ranks).
+    A same-bank refresh (DDR5 REFsb) refreshes one bank in each bank group: charged as that many per-bank refreshes
+    (in the refresh_per_bank component)."""
+    if refreshes_same_bank < 0:
+        raise HwsimError(f"DRAM energy: refreshes_same_bank = {refreshes_same_bank} must be >= 0")
+    sb_as_pb = refreshes_same_bank * std.organization.bank_groups.value
     counts = {"activate": activates, "precharge": precharges, "read": reads, "write": writes,
-              "refresh": refreshes, "refresh_per_bank": refreshes_per_bank}
+              "refresh": refreshes, "refresh_per_bank": refreshes_per_bank + sb_as_pb}
     for name, value in {**counts, "active_cycles": active_cycles, "precharged_cycles": precharged_cycles,
                         "active_pd_cycles": active_pd_cycles, "precharged_pd_cycles": precharged_pd_cycles}.items():
         if value < 0:
@@ -213,6 +218,8 @@ def energy(std: DramStandard, *, activates: int = 0, precharges: int = 0, reads:
     components["io"] = ce.io_per_burst * (reads + writes)
     notes = ["per-bank refresh energy derived as E_REF / banks (no IDD5PB)"] if refreshes_per_bank and \
         ce.refresh_per_bank_derived else []
+    if refreshes_same_bank:
+        notes.append("same-bank refresh charged as one per-bank refresh per bank group")
     return EnergyReport(components, by_domain, sum(components.values()), notes)
 
 
@@ -240,6 +247,8 @@ def command_kinds(std: DramStandard) -> Mapping[str, str]:
         out[std.refresh.command] = "refresh"
     if std.refresh_per_bank:
         out[std.refresh_per_bank.command] = "refresh_per_bank"
+    if std.refresh_same_bank:
+        out[std.refresh_same_bank.command] = "refresh_same_bank"
     act = std.command_role(level="bank", opens=True)
     if act:
         out[act] = "activate"

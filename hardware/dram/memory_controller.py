@@ -122,6 +122,7 @@ class RequestController:
         #: the second part of a two-part activation (LPDDR5 ACT-2), or None
         self.act2 = cmd(std.activation.second) if std.activation else None
         self.refpb = cmd(std.refresh_per_bank.command) if std.refresh_per_bank else None
+        self.refsb = cmd(std.refresh_same_bank.command) if std.refresh_same_bank else None
         specs = std.all_commands
         self.closes = {cmd(n): s.closes for n, s in specs.items()}
         self.opens = {cmd(n): s.opens for n, s in specs.items()}
@@ -205,6 +206,14 @@ class RequestController:
         """Queue a per-bank refresh of flat bank ``bank`` (the per-bank refresh manager calls this)."""
         self.priority.append(Request(MAINTENANCE, None, self.bank_addr[bank], bank, clk, self.refpb))
 
+    def queue_same_bank_refresh(self, rank: int, bank: int, clk: int) -> None:
+        """Queue a same-bank refresh (REFsb) of bank index ``bank`` in every bank group of ``rank``: first a precharge
+        of that bank in each group (a no-op where it is closed), then the REFsb (the same-bank refresh manager)."""
+        per_group, first = self.channel.banks_per_group, rank * self.banks_per_rank
+        for fb in range(first + bank, first + self.banks_per_rank, per_group):
+            self.queue_precharge(fb, clk)
+        self.priority.append(Request(MAINTENANCE, None, self.bank_addr[first + bank], first + bank, clk, self.refsb))
+
     def queue_precharge(self, bank: int, clk: int) -> None:
         """Queue a precharge of flat bank ``bank`` (row policies call this)."""
         self.priority.append(Request(MAINTENANCE, None, self.bank_addr[bank], bank, clk, self.pre))
@@ -219,6 +228,10 @@ class RequestController:
                 return self.ref if open_row[req.bank:req.bank + n].count(None) == n else self.prea
             if req.final is self.refpb and req.final is not None:
                 return self.refpb if open_row[req.bank] is None else self.pre
+            if req.final is self.refsb and req.final is not None:
+                # the precharges queued ahead of it closed the bank in the other groups; none can reopen while the
+                # priority queue is not empty (requests whose ACT issued are never precharged under them)
+                return self.refsb if open_row[req.bank] is None else self.pre
             return self.pre if open_row[req.bank] is not None else None
         row = open_row[req.bank]
         if row is None:
@@ -389,7 +402,7 @@ class RequestController:
                 st.write_latencies.append(done - req.arrive)
             else:
                 done = clk
-                if cmd is self.ref or cmd is self.refpb:
+                if cmd is self.ref or cmd is self.refpb or cmd is self.refsb:
                     st.refreshes += 1
             if done > st.last_done:
                 st.last_done = done
@@ -428,12 +441,14 @@ class RequestController:
         """This channel's energy over ``cycles`` (the run's length) from its command counts and each rank's bank
         states (refresh: one REF's energy per rank refreshed, the REF count being per rank)."""
         active, precharged = self.background_cycles(cycles)
-        counts = {kind: 0 for kind in ("activate", "read", "write", "refresh", "refresh_per_bank")}
+        counts = {kind: 0 for kind in ("activate", "read", "write", "refresh", "refresh_per_bank",
+                                       "refresh_same_bank")}
         for name, kind in command_kinds(self.channel.standard).items():
             counts[kind] += self.channel.counts.get(self.channel.command(name), 0)
         return energy(self.channel.standard, activates=counts["activate"], precharges=self.banks_closed,
                       reads=counts["read"], writes=counts["write"], refreshes=counts["refresh"],
-                      refreshes_per_bank=counts["refresh_per_bank"], active_cycles=active,
+                      refreshes_per_bank=counts["refresh_per_bank"], refreshes_same_bank=counts["refresh_same_bank"],
+                      active_cycles=active,
                       precharged_cycles=precharged)
 
     def busy(self) -> bool:

@@ -10,6 +10,11 @@
   (src/ramulator/controller/refresh/impl/per_bank.cpp); the controller precharges that bank first. The other banks
   keep serving requests. With several ranks each rank refreshes its own bank of the round at the same cycle (tREFIpb
   is per rank).
+- ``same-bank``: the standard's ``refresh_same_bank:`` command (DDR5 REFsb) to one bank index in every bank group
+  every ``refresh_same_bank.interval`` (tREFIsb) cycles, bank indices in round-robin order; the controller first
+  precharges that bank in every group, and REFsb blocks only those banks (for tRFCsb); the others keep serving
+  requests. Ramulator 2.0 / 2.1 declare REFsb and its rules (DDR5.cpp) but ship no manager that issues it, so this
+  one follows the per-bank manager's pattern. With several ranks each rank refreshes the same index at once.
 - ``none``: no refresh.
 """
 
@@ -84,6 +89,23 @@ class PerBankRefresh(_PeriodicRefresh):
         for rank in range(ctrl.ranks):
             ctrl.queue_bank_refresh(rank * per_rank + self.bank, clk)
         self.bank = (self.bank + 1) % per_rank
+
+
+@REFRESH.register("same-bank")
+class SameBankRefresh(_PeriodicRefresh):
+    name = "same-bank"
+    field = "refresh_same_bank"
+    instead = "all-bank or none"
+
+    def __init__(self, ctrl: RequestController) -> None:
+        super().__init__(ctrl)
+        self.bank = 0
+
+    def refresh(self, clk: int) -> None:
+        ctrl = self.ctrl
+        for rank in range(ctrl.ranks):
+            ctrl.queue_same_bank_refresh(rank, self.bank, clk)
+        self.bank = (self.bank + 1) % ctrl.channel.banks_per_group
 
 
 @REFRESH.register("none")

@@ -14,7 +14,8 @@ data file; the rule compiler in :mod:`hardware.dram.timing` and the bank state m
 - ``constraints``: one line per rule ``{level, preceding, following, latency[, window]}`` (see
   :mod:`hardware.dram.timing`); ``checks``: inequalities the numbers must satisfy for the table to be right;
 - ``requests`` / ``refresh``: which commands an open-row controller issues for reads, writes and refresh
-  (``refresh_per_bank``: the per-bank refresh command, REFpb, and its interval per bank refresh, tREFIpb);
+  (``refresh_per_bank``: the per-bank refresh command, REFpb, and its interval per bank refresh, tREFIpb;
+  ``refresh_same_bank``: DDR5's same-bank refresh, REFsb, of one bank index in every bank group, and its interval);
   ``auto_precharge``: the read / write commands that also close the bank (RDA / WRA), for closed-row policies;
 - ``extensions``: named optional command sets with their own timing, commands and constraints (GDDR6-AiM);
 - ``idd``: datasheet IDD currents per supply for the energy model (:mod:`hardware.dram.energy`);
@@ -109,6 +110,8 @@ class CommandSpec(_Strict):
 
     level: str
     all_banks: bool = False
+    #: ``level: bank`` only: the command acts on the addressed bank index in every bank group (DDR5 REFsb)
+    same_bank: bool = False
     requires: Literal["any", "closed", "open", "row", "activating"] = "any"
     opens: bool = False
     closes: bool = False
@@ -202,6 +205,7 @@ class DramStandard(_Strict):
     auto_precharge: Requests | None = None
     refresh: Refresh | None = None
     refresh_per_bank: Refresh | None = None
+    refresh_same_bank: Refresh | None = None
     timing: dict[str, Cycles]
     derived: dict[str, Derived] = {}
     constraints: tuple[ConstraintSpec, ...]
@@ -367,6 +371,9 @@ def _check_commands(std: DramStandard) -> None:
                 raise _FieldError((*loc, "level"), f"command level '{c.level}' must be 'bank' or 'channel', one of the levels")
             if c.all_banks and c.level != "channel":
                 raise _FieldError((*loc, "all_banks"), "all_banks needs level: channel")
+            if c.same_bank and (c.level != "bank" or c.opens or c.closes or "bankgroup" not in std.levels):
+                raise _FieldError((*loc, "same_bank"), "same_bank needs level: bank, a bankgroup level, and neither "
+                                                       "opens nor closes")
             touches_banks = c.level == "bank" or c.all_banks
             if not touches_banks and (c.requires != "any" or c.opens or c.closes):
                 raise _FieldError((*loc, "requires"), "a channel command without all_banks touches no bank: "
@@ -484,6 +491,13 @@ def _check(std: DramStandard) -> None:
             raise _FieldError(("refresh_per_bank", "command"),
                               f"'{std.refresh_per_bank.command}' must be a bank command that requires its bank closed")
         _need_params(std.refresh_per_bank.interval, known, ("refresh_per_bank", "interval"), used)
+    if std.refresh_same_bank is not None:
+        need_command(std.refresh_same_bank.command, ("refresh_same_bank", "command"))
+        ref = commands[std.refresh_same_bank.command]
+        if not (ref.same_bank and ref.requires == "closed"):
+            raise _FieldError(("refresh_same_bank", "command"), f"'{std.refresh_same_bank.command}' must be a "
+                                                                "same_bank command that requires its banks closed")
+        _need_params(std.refresh_same_bank.interval, known, ("refresh_same_bank", "interval"), used)
     for i, text in enumerate(std.checks):
         loc = ("checks", i)
         m = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(>=|>)\s*(.+?)\s*", text)

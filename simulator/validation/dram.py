@@ -189,6 +189,12 @@ def render(data: dict, rows: list[dict]) -> str:
            "Compared at the point Ramulator "
            "stops (the last request accepted); "
            "`drain` is hwsim's cycle count until the last data beat. Ramulator HBM3 ticks at half CK: halved.", "",
+           "Same-bank refresh (DDR5 REFsb, `hwsim dram --refresh same-bank`) has no row here: it is checked by known "
+           "answers only (tests/test_dram_same_bank_refresh.py, cycles derived by hand), because neither Ramulator "
+           "ships a manager that issues it (2.0's src/dram/impl/DDR5.cpp declares REFsb, its rules and tRFCsb, but its "
+           "only refresh manager is all-bank; 2.1's ddr5.py declares no REFsb) and DRAMsim3 has no DDR5 (its REFRESH_BANK "
+           "refreshes one bank); the "
+           "tREFIsb is an assumption (ddr5.yaml).", "",
            f"Tolerance (tests/test_dram_validation.py): cycles and mean read latency within {TOLERANCE:.0%}, "
            f"row-hit rate (hits / requests) within {TOLERANCE * 100:.0f} points; closed rows within "
            f"{TOLERANCE_CLOSED:.0%} and {TOLERANCE_CLOSED * 100:.0f} points, several ranks against Ramulator's own rank "
