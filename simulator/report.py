@@ -50,7 +50,8 @@ def summary_table(r: SimulationResult) -> str:
         per = f" ({_time(p.latency_s / p.passes)} per pass)" if p.passes > 1 else ""
         lines.append(f"  {p.name:8s} {p.passes:5d} pass(es)  {_time(p.latency_s):>12s}{per}   {_energy(p.energy_j):>12s} "
                      f"(static {_energy(p.static_energy_j)})")
-    lines += ["", f"{'block kind':16s} {'time':>12s} {'share':>6s} {'energy':>12s} {'share':>6s} {'bytes':>11s}"]
+    lines += ["", f"{'block kind':16s} {'time':>12s} {'share':>6s} {'energy':>12s} {'share':>6s} {'bytes':>11s}  "
+              "(bytes: moved at every memory level, e.g. GPU DRAM + L2; DRAM alone: --json traffic_bytes)"]
     busy = sum(v["latency_s"] for v in r.block_kinds.values()) or 1.0
     energy = sum(v["energy_j"] for v in r.block_kinds.values()) or 1.0
     for kind, v in sorted(r.block_kinds.items(), key=lambda kv: -kv[1]["latency_s"]):
