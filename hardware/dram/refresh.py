@@ -73,10 +73,9 @@ class AllBankRefresh(_PeriodicRefresh):
             self.ctrl.queue_refresh(clk, rank)
 
 
-@REFRESH.register("per-bank")
-class PerBankRefresh(_PeriodicRefresh):
-    name = "per-bank"
-    field = "refresh_per_bank"
+class _RoundRobinRefresh(_PeriodicRefresh):
+    """A periodic refresh of one bank index at a time, round robin, in every rank."""
+
     instead = "all-bank or none"
 
     def __init__(self, ctrl: RequestController) -> None:
@@ -84,28 +83,41 @@ class PerBankRefresh(_PeriodicRefresh):
         self.bank = 0
 
     def refresh(self, clk: int) -> None:
-        ctrl = self.ctrl
-        per_rank = ctrl.banks_per_rank
-        for rank in range(ctrl.ranks):
-            ctrl.queue_bank_refresh(rank * per_rank + self.bank, clk)
-        self.bank = (self.bank + 1) % per_rank
+        for rank in range(self.ctrl.ranks):
+            self.queue(rank, clk)
+        self.bank = (self.bank + 1) % self.banks()
+
+    def queue(self, rank: int, clk: int) -> None:
+        """Queue this round's refresh of bank index ``self.bank`` in ``rank``."""
+        raise NotImplementedError
+
+    def banks(self) -> int:
+        """Bank indices the round robin goes over."""
+        raise NotImplementedError
+
+
+@REFRESH.register("per-bank")
+class PerBankRefresh(_RoundRobinRefresh):
+    name = "per-bank"
+    field = "refresh_per_bank"
+
+    def queue(self, rank: int, clk: int) -> None:
+        self.ctrl.queue_bank_refresh(rank * self.ctrl.banks_per_rank + self.bank, clk)
+
+    def banks(self) -> int:
+        return self.ctrl.banks_per_rank
 
 
 @REFRESH.register("same-bank")
-class SameBankRefresh(_PeriodicRefresh):
+class SameBankRefresh(_RoundRobinRefresh):
     name = "same-bank"
     field = "refresh_same_bank"
-    instead = "all-bank or none"
 
-    def __init__(self, ctrl: RequestController) -> None:
-        super().__init__(ctrl)
-        self.bank = 0
+    def queue(self, rank: int, clk: int) -> None:
+        self.ctrl.queue_same_bank_refresh(rank, self.bank, clk)
 
-    def refresh(self, clk: int) -> None:
-        ctrl = self.ctrl
-        for rank in range(ctrl.ranks):
-            ctrl.queue_same_bank_refresh(rank, self.bank, clk)
-        self.bank = (self.bank + 1) % ctrl.channel.banks_per_group
+    def banks(self) -> int:
+        return self.ctrl.channel.banks_per_group
 
 
 @REFRESH.register("none")
