@@ -477,27 +477,20 @@ def _check(std: DramStandard) -> None:
             if not (c.level == "bank" and c.requires == "row" and c.closes and "column" in c.uses):
                 raise _FieldError(("auto_precharge", key), f"'{name}' must be a bank command that requires the row "
                                                            "open, uses a column and closes the bank")
-    if std.refresh is not None:
-        need_command(std.refresh.command, ("refresh", "command"))
-        ref = commands[std.refresh.command]
-        if not (ref.all_banks and ref.requires == "closed"):
-            raise _FieldError(("refresh", "command"),
-                              f"'{std.refresh.command}' must be an all-bank command that requires closed banks")
-        _need_params(std.refresh.interval, known, ("refresh", "interval"), used)
-    if std.refresh_per_bank is not None:
-        need_command(std.refresh_per_bank.command, ("refresh_per_bank", "command"))
-        ref = commands[std.refresh_per_bank.command]
-        if not (ref.level == "bank" and ref.requires == "closed"):
-            raise _FieldError(("refresh_per_bank", "command"),
-                              f"'{std.refresh_per_bank.command}' must be a bank command that requires its bank closed")
-        _need_params(std.refresh_per_bank.interval, known, ("refresh_per_bank", "interval"), used)
-    if std.refresh_same_bank is not None:
-        need_command(std.refresh_same_bank.command, ("refresh_same_bank", "command"))
-        ref = commands[std.refresh_same_bank.command]
-        if not (ref.same_bank and ref.requires == "closed"):
-            raise _FieldError(("refresh_same_bank", "command"), f"'{std.refresh_same_bank.command}' must be a "
-                                                                "same_bank command that requires its banks closed")
-        _need_params(std.refresh_same_bank.interval, known, ("refresh_same_bank", "interval"), used)
+    for field, fits, what in (
+            ("refresh", lambda c: c.all_banks and c.requires == "closed",
+             "an all-bank command that requires closed banks"),
+            ("refresh_per_bank", lambda c: c.level == "bank" and c.requires == "closed",
+             "a bank command that requires its bank closed"),
+            ("refresh_same_bank", lambda c: c.same_bank and c.requires == "closed",
+             "a same_bank command that requires its banks closed")):
+        spec = getattr(std, field)
+        if spec is None:
+            continue
+        need_command(spec.command, (field, "command"))
+        if not fits(commands[spec.command]):
+            raise _FieldError((field, "command"), f"'{spec.command}' must be {what}")
+        _need_params(spec.interval, known, (field, "interval"), used)
     for i, text in enumerate(std.checks):
         loc = ("checks", i)
         m = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(>=|>)\s*(.+?)\s*", text)
