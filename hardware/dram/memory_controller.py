@@ -277,34 +277,7 @@ class RequestController:
         self.policy.pre_schedule(clk)
         if self.dual:
             return self._tick_buses(clk)
-        pick = self.scheduler.pick
-        soonest = _NEVER
-        buf = self.active
-        cand = None
-        if buf:
-            cand, soonest = pick(buf, self, clk)
-        if cand is None:
-            prio = self.priority
-            while prio:
-                head = prio[0]
-                cmd = head.command = self.next_command(head)
-                if cmd is None:
-                    del prio[0]
-                    continue
-                if not self._would_close_active(head):
-                    t = self.channel.earliest(cmd, head.address, clk)
-                    if t == clk:
-                        cand, buf = head, prio
-                    elif t < soonest:
-                        soonest = t
-                break
-            if cand is None and not prio:
-                self._set_write_mode()
-                buf = self.writes if self.write_mode else self.reads
-                if buf:
-                    cand, t = pick(buf, self, clk, True)
-                    if t < soonest:
-                        soonest = t
+        cand, buf, soonest = self._slot(clk, None)
         if cand is None:
             self.wake = min(soonest, self.refresh.next_event(clk + 1), self.policy.next_event(clk + 1),
                             pend[0][0] if pend else _NEVER)
@@ -313,40 +286,47 @@ class RequestController:
         self.wake = clk + 1
         return True
 
+    def _slot(self, clk: int, bus: int | None) -> tuple[Request | None, list, int]:
+        """The request to issue at ``clk`` on command bus ``bus`` (None: the channel's one bus) and the buffer holding
+        it, picking in order among active requests (not on a row bus), the priority queue's head, then the read or
+        write queue; else None and the earliest cycle something could issue."""
+        pick = self.scheduler.pick
+        soonest = _NEVER
+        buf = self.active
+        if buf and bus != 0:
+            cand, soonest = pick(buf, self, clk, False, bus)
+            if cand is not None:
+                return cand, buf, soonest
+        prio = self.priority
+        while prio:
+            head = prio[0]
+            cmd = head.command = self.next_command(head)
+            if cmd is None:
+                del prio[0]
+                continue
+            if (bus is None or self.bus_of[cmd] == bus) and not self._would_close_active(head):
+                t = self.channel.earliest(cmd, head.address, clk)
+                if t == clk:
+                    return head, prio, soonest
+                soonest = min(soonest, t)
+            break
+        if not prio:
+            self._set_write_mode()
+            buf = self.writes if self.write_mode else self.reads
+            if buf:
+                cand, t = pick(buf, self, clk, True, bus)
+                return cand, buf, min(soonest, t)
+        return None, buf, soonest
+
     def _tick_buses(self, clk: int) -> bool:
         """One cycle of a split-bus channel, as Ramulator 2.1's HBM controller (src/ramulator/controller/impl/
-        hbm_controller_base.cpp): a column slot, then a row slot, each picking in the usual order (active requests
-        -- column slot only --, the priority queue's head, the read or write queue) among commands on its bus."""
+        hbm_controller_base.cpp): a column slot (bus 1), then a row slot (bus 0), each picked by :meth:`_slot` among
+        the commands on its bus."""
         issued = False
         soonest = _NEVER
-        pick = self.scheduler.pick
         for bus in (1, 0):
-            cand = None
-            buf = self.active
-            if bus == 1 and buf:
-                cand, t = pick(buf, self, clk, False, bus)
-                soonest = min(soonest, t)
-            if cand is None:
-                prio = self.priority
-                while prio:
-                    head = prio[0]
-                    cmd = head.command = self.next_command(head)
-                    if cmd is None:
-                        del prio[0]
-                        continue
-                    if self.bus_of[cmd] == bus and not self._would_close_active(head):
-                        t = self.channel.earliest(cmd, head.address, clk)
-                        if t == clk:
-                            cand, buf = head, prio
-                        else:
-                            soonest = min(soonest, t)
-                    break
-                if cand is None and not prio:
-                    self._set_write_mode()
-                    buf = self.writes if self.write_mode else self.reads
-                    if buf:
-                        cand, t = pick(buf, self, clk, True, bus)
-                        soonest = min(soonest, t)
+            cand, buf, t = self._slot(clk, bus)
+            soonest = min(soonest, t)
             if cand is not None:
                 self._issue(cand, buf, clk)
                 issued = True
