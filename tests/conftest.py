@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ LARGER_SIZES = {"gpt2-medium.onnx", "gpt2-large.onnx", "gpt2-xl.onnx", "gpt3-med
 def example_params() -> list:
     """Every shipped example; the larger sizes of a family are marked heavy."""
     return [pytest.param(n, marks=pytest.mark.heavy) if n in LARGER_SIZES else n for n in sorted(EXAMPLE_MODELS)]
+
+
+@pytest.fixture(scope="session")
+def gpt2():
+    """The GPT-2 fixture graph (tests/fixtures/models/gpt2_ts.onnx) as a Model, loaded once per worker with its load
+    warnings silenced (the parallel and serving tests share it)."""
+    from mapping.workloads import Model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Model("tests/fixtures/models/gpt2_ts.onnx")
+    return model
 
 
 @pytest.fixture(scope="session")

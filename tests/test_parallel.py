@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from hardware.errors import DoesNotFit, HwsimError
@@ -21,7 +19,6 @@ from mapping.parallel import (
     stage_workloads,
 )
 from mapping.target_plugin import plugin_for
-from mapping.workloads import Model
 from simulator.engine import run
 from simulator.serving.arrivals import parse_arrivals
 from simulator.serving.distributions import parse_length
@@ -31,13 +28,6 @@ from simulator.simulate import simulate
 
 GPT2 = "tests/fixtures/models/gpt2_ts.onnx"
 BF16 = Precision("bfloat16", "bfloat16", "bfloat16")
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield Model(GPT2)
 
 
 def _lowering(target: str, parallel: Parallel) -> ParallelLowering:

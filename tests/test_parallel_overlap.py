@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from hardware.errors import HwsimError
@@ -11,18 +9,10 @@ from hardware.targets import load_target
 from mapping.op_costs import Precision
 from mapping.parallel import Parallel, make_lowering, options_for, parse_parallel, resolve_link
 from mapping.target_plugin import plugin_for
-from mapping.workloads import Model
 from simulator.engine import run
 from simulator.simulate import prepare_run
 
 GPT2 = "tests/fixtures/models/gpt2_ts.onnx"
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield Model(GPT2)
 
 
 def test_parse_chunks():

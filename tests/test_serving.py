@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 
 import pytest
 
 from hardware.errors import HwsimError
 from hardware.targets import load_target
 from mapping.op_costs import Precision
-from mapping.workloads import Model
 from simulator.serving.arrivals import parse_arrivals, read_trace
 from simulator.serving.distributions import parse_length
 from simulator.serving.grid import pad, pad_down
@@ -21,13 +19,6 @@ from simulator.serving.setup import prepare, run_serving
 from simulator.simulate import simulate
 
 GPT2 = "tests/fixtures/models/gpt2_ts.onnx"
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield Model(GPT2)
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import pytest
 
 from hardware.targets import load_target
 from mapping.op_costs import Precision
 from mapping.parallel import Parallel
-from mapping.workloads import Model
 from simulator.serving.arrivals import make_requests, parse_arrivals
 from simulator.serving.distributions import parse_length
 from simulator.serving.kv_cache import PagedKVCache
@@ -20,13 +18,6 @@ from simulator.serving.schedulers import make_scheduler
 from simulator.serving.setup import prepare, run_serving
 
 GPT2 = "tests/fixtures/models/gpt2_ts.onnx"
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield Model(GPT2)
 
 
 def _requests(n: int, rate: str, seed: int = 3):

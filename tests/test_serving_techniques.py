@@ -3,15 +3,12 @@ holds more tokens, so more requests run at once."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 from click.testing import CliRunner
 
 from hardware.targets import load_target
 from mapping.op_costs import Precision
 from mapping.techniques import Techniques
-from mapping.workloads import Model
 from simulator.cli import main
 from simulator.serving.arrivals import parse_arrivals
 from simulator.serving.distributions import parse_length
@@ -21,13 +18,6 @@ from simulator.technique_run import run_simulation
 
 GPT2 = "tests/fixtures/models/gpt2_ts.onnx"
 FP16 = Precision("float16", "float16", "float16")
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield Model(GPT2)
 
 
 @pytest.fixture(scope="module")
