@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,12 +12,12 @@ from click.testing import CliRunner
 from hardware.dram import load_standard, standard_from_dict
 from hardware.dram.address_mapping import MAPPERS, Location, address_mapper
 from hardware.dram.memory_controller import MemorySystem, simulate
-from hardware.dram.standard import PRESET_DIR
 from hardware.dram.trace import parse_trace
 from hardware.errors import HwsimError
 from simulator.cli import main
 
-G6 = load_standard("gddr6")
+ENGINE_TABLE = Path(__file__).resolve().parent / "fixtures" / "dram" / "gddr6_engine.yaml"  # fixed numbers
+G6 = load_standard(ENGINE_TABLE)
 P = G6.params  # tRCDRD 26, tRAS 53, tRP 26, tRC 79, tRTP 4, tCCD_L 6, tCL 24, tBL 2, tRPab 26, tRFC 210
 
 
@@ -68,7 +69,7 @@ def test_frfcfs_serves_younger_hit_before_older_conflict():
 
 
 def test_refresh_closes_banks_and_blocks_for_trfc():
-    data = yaml.safe_load((PRESET_DIR / "gddr6.yaml").read_text())
+    data = yaml.safe_load(ENGINE_TABLE.read_text())
     data["timing"]["tREFI"]["value"] = 300
     std = standard_from_dict(data, "test-gddr6")
     trace = rw(*(f"R 0,0,0,0,{c}" for c in range(60)))

@@ -1,7 +1,8 @@
-"""DRAM command-level timing: hand-derived cycle counts on the GDDR6 preset, invariants, preset validation.
+"""DRAM command-level timing: hand-derived cycle counts on a fixed GDDR6 table, invariants, preset validation.
 
-GDDR6 preset numbers used below (cycles, hardware/presets/dram/gddr6.yaml):
-tRCDRD 26, tRCDWR 16, tRP 26, tRAS 53, tRC 79, tCCD_S 4, tCCD_L 6, tRRD_S 5, tRRD_L 6, tFAW 28,
+Numbers used below (cycles, tests/fixtures/dram/gddr6_engine.yaml: the GDDR6 table hwsim shipped until 2026-12,
+tCCD_S lowered to tBL; fixed so that these derivations check the engine, not the shipped preset):
+tRCDRD 26, tRCDWR 16, tRP 26, tRAS 53, tRC 79, tCCD_S 2, tCCD_L 6, tRRD_S 5, tRRD_L 6, tFAW 28,
 tWR 26, tRTP 4, tWTR_S 9, tWTR_L 11, tCL 24, tCWL 6, tBL 2, tREFI 3906, tRFC 210; AiM tMAC 56, tCCD_MAC 2.
 """
 
@@ -26,15 +27,18 @@ from hardware.errors import HwsimError
 PRESETS = ["gddr6", "hbm2", "hbm3", "ddr4", "lpddr5"]
 
 
+ENGINE_TABLE = Path(__file__).resolve().parent / "fixtures" / "dram" / "gddr6_engine.yaml"
+
+
 @pytest.fixture(scope="module")
 def gddr6():
-    return load_standard("gddr6")
+    return load_standard(ENGINE_TABLE)
 
 
 def test_preset_numbers_as_written(gddr6):
     # guards the hand derivations below against silent preset edits
     p = gddr6.params
-    assert (p["tRCDRD"], p["tRP"], p["tRAS"], p["tRC"], p["tCCD_S"], p["tCCD_L"]) == (26, 26, 53, 79, 4, 6)
+    assert (p["tRCDRD"], p["tRP"], p["tRAS"], p["tRC"], p["tCCD_S"], p["tCCD_L"]) == (26, 26, 53, 79, 2, 6)
     assert (p["tRRD_S"], p["tRRD_L"], p["tFAW"], p["tRTP"], p["tCL"], p["tCWL"], p["tBL"]) == (5, 6, 28, 4, 24, 6, 2)
     assert (p["tWTR_S"], p["tWTR_L"], p["tRFC"], p["tMAC"], p["tCCD_MAC"], p["tRCDWR"]) == (9, 11, 210, 56, 2, 16)
 
@@ -448,3 +452,29 @@ def test_subclass_can_override_issue(gddr6):
     ch = Logged(gddr6)
     assert ch.issue("ACT", BankAddress(0, 0)) == 0 and ch.issue("RD", BankAddress(0, 0)) == 26
     assert seen == ["ACT", "RD"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("tCCD_S", 4, "delivers 16.0 GB/s, below the channel's 32.0 GB/s"),  # Ramulator 2.0's GDDR6 cycles at 2 GHz
+    ("tBL", 4, "burst_length 16 at data_rate_gbps 16 x tCK_ns 0.5 = 8 beats per CK takes 2 CK"),
+])
+def test_clock_and_cycle_counts_must_agree(field, value, message):
+    # one clock for the pin rate and the timing table: a 16 Gb/s x16 channel is 32 GB/s, one 32 B burst per 1 ns
+    from hardware.dram.standard import standard_from_dict
+    data = yaml.safe_load((PRESET_DIR / "gddr6.yaml").read_text())
+    data["timing"][field]["value"] = value
+    if field == "tCCD_S":
+        data["timing"]["tCCD_L"]["value"] = max(value, data["timing"]["tCCD_L"]["value"])
+    with pytest.raises(HwsimError) as exc:
+        standard_from_dict(data, "g.yaml")
+    assert f"timing.{field}" in str(exc.value) and message in str(exc.value), str(exc.value)
+
+
+@pytest.mark.parametrize("name", PRESETS + ["ddr5", "gddr6-aim"])
+def test_every_standard_streams_its_declared_peak(name):
+    # the clock check holds for every shipped standard: bursts back to back fill the declared pin bandwidth
+    std = load_standard(name)
+    org, p = std.organization, std.params
+    peak = org.bus_width_bits.value * org.data_rate_gbps.value / 8
+    column = org.pseudo_channels.value * org.burst_bytes.value / (max(p["tBL"], p["tCCD_S"]) * org.tCK_ns.value)
+    assert column == pytest.approx(peak, rel=0.01)

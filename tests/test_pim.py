@@ -30,27 +30,27 @@ def pim():
 
 
 def test_one_mac_pass_cycles(pim) -> None:
-    # GDDR6-AiM preset: tMAC 56, tCCD_MAC 2, tRAS 53, tRTP 4, tRPab 26, tRC 79, tCWL_GB 1, tBL 2.
-    # ACT_AB @0, WR_GB @1, MAC @max(56, 1+1+2)=56, RD_MAC @58, PREA @max(53, 56+4, 59)=60,
-    # banks ready for the next ACT_AB @max(60+26, 0+79)=86.
+    # GDDR6 preset (AIM-SIM's timing): tMAC 56, tCCD_MAC 2, tRAS 54, tRTP 12, tRPab 32, tRC 89, tCWL_GB 1, tBL 2.
+    # ACT_AB @0, WR_GB @1, MAC @max(56, 1+1+2)=56, RD_MAC @58, PREA @max(54, 56+12, 59)=68,
+    # banks ready for the next ACT_AB @max(68+32, 0+89)=100.
     for mode in ("fast", "command"):
         c = AimTimer(pim, mode, refresh=False).vmm(16, 1)
-        assert (c.cycles, c.act_ab, c.wr_gb, c.mac, c.rd_mac, c.pre) == (86, 1, 1, 1, 1, 1)
+        assert (c.cycles, c.act_ab, c.wr_gb, c.mac, c.rd_mac, c.pre) == (100, 1, 1, 1, 1, 1)
 
 
 def test_full_row_pass_cycles(pim) -> None:
     # k = 1024 bf16 = one 2 KiB row: 64 WR_GB @1,3,..,127; first MAC @max(56, 127+3)=130; 64 MACs to @256;
-    # RD_MAC @258; PREA @max(53, 256+4, 259)=260; next ACT_AB @max(260+26, 79)=286.
+    # RD_MAC @258; PREA @max(54, 256+12, 259)=268; next ACT_AB @max(268+32, 89)=300.
     for mode in ("fast", "command"):
         c = AimTimer(pim, mode, refresh=False).vmm(1024, 16)
-        assert (c.cycles, c.mac, c.wr_gb) == (286, 64, 64)
+        assert (c.cycles, c.mac, c.wr_gb) == (300, 64, 64)
 
 
 def test_second_pass_reuses_the_global_buffer(pim) -> None:
     # 32 outputs over 16 banks: two passes. Pass 2 has no GB writes: MAC @56 after its ACT_AB, last MAC @56+126=182,
-    # RD_MAC @184, PREA @186, period max(186+26, 79)=212. Total 286 + 212.
+    # RD_MAC @184, PREA @max(54, 182+12, 185)=194, period max(194+32, 89)=226. Total 300 + 226.
     for mode in ("fast", "command"):
-        assert AimTimer(pim, mode, refresh=False).vmm(1024, 32).cycles == 286 + 212
+        assert AimTimer(pim, mode, refresh=False).vmm(1024, 32).cycles == 300 + 226
 
 
 SHAPES = [(16, 1), (64, 128), (100, 50), (768, 96), (1024, 8), (1600, 600), (3072, 96), (4096, 100), (6400, 200),
@@ -194,8 +194,8 @@ def test_single_matmul_graph_on_pim(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
     # 1024 outputs / 8 channels = 128 per channel = 8 passes per bank of one 2 KiB row each:
-    # 286 cycles for the first pass (GB load) + 7 x 212 cycles, at 0.5 ns per cycle, plus refresh (none this short)
-    assert data["busy_s"]["pim"] == pytest.approx((286 + 7 * 212) * 0.5e-9)
+    # 300 cycles for the first pass (GB load) + 7 x 226 cycles, at 0.5 ns per cycle, plus refresh (none this short)
+    assert data["busy_s"]["pim"] == pytest.approx((300 + 7 * 226) * 0.5e-9)
     assert (FIXTURES / "gpt2_ts.onnx").exists()
 
 

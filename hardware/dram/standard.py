@@ -515,6 +515,32 @@ def _check(std: DramStandard) -> None:
     if org.burst_bytes.value * 8 != burst_bits:
         raise _FieldError(("organization", "burst_bytes"), f"{org.burst_bytes.value} B != bus_width_bits/pseudo_channels "
                                                            f"* burst_length / 8 = {burst_bits / 8:g} B")
+    _check_clock(std)
+
+
+def _check_clock(std: DramStandard) -> None:
+    """One clock for the pin rate and the cycle counts: ``data_rate_gbps * tCK_ns`` beats per CK must carry one burst
+    in ``tBL`` cycles, and back-to-back bursts (one per ``max(tBL, tCCD_S)``) must deliver the bus's declared peak
+    ``bus_width_bits * data_rate_gbps / 8`` (within 1%, for tCK rounding). Standards without ``tBL`` (a bare
+    timing table) are not checked."""
+    org, p = std.organization, std.params
+    if "tBL" not in p or "tCCD_S" not in p:
+        return
+    rate, tck = org.data_rate_gbps.value, org.tCK_ns.value
+    beats = rate * tck  # data beats per CK per pin
+    need = org.burst_length.value / beats
+    if abs(p["tBL"] - need) > 0.01 * need:
+        raise _FieldError(("timing", "tBL"), f"tBL {p['tBL']} CK, but burst_length {org.burst_length.value} at "
+                                             f"data_rate_gbps {rate:g} x tCK_ns {tck:g} = {beats:g} beats per CK takes "
+                                             f"{need:g} CK: make the clock and the cycle counts agree")
+    peak = org.bus_width_bits.value * rate / 8  # GB/s per channel
+    column = org.pseudo_channels.value * org.burst_bytes.value / (max(p["tBL"], p["tCCD_S"]) * tck)
+    if column < 0.99 * peak:
+        raise _FieldError(("timing", "tCCD_S"), f"one burst of {org.burst_bytes.value} B per pseudo channel every "
+                                                f"max(tBL, tCCD_S) = {max(p['tBL'], p['tCCD_S'])} CK of {tck:g} ns "
+                                                f"delivers {column:.1f} GB/s, below the channel's {peak:.1f} GB/s "
+                                                f"(bus_width_bits x data_rate_gbps / 8): make the clock and the cycle "
+                                                "counts agree")
 
 
 def _first_error(err: ValidationError) -> tuple[tuple, str]:

@@ -40,7 +40,7 @@ SPECS = {
     "ddr5": ("DDR5", "DDR5_16Gb_x8", "DDR5_4800BN", ("rank",)),
 }
 #: our parameter -> Ramulator's, where it is not 'n' + the name without '_'
-RENAME = {("gddr6", "tRFC"): "nRFCab", ("hbm2", "tRTP"): "nRTPL", ("lpddr5", "tBL"): "nBL_min",
+RENAME = {("gddr6", "tRFC"): "nRFCab", ("hbm2", "tRTP"): "nRTPL", ("lpddr5", "tBL"): "nBL_min", ("lpddr5", "tBL_max"): "nBL_max",
           ("ddr4", "tRTRS"): "nCS", ("ddr5", "tRTRS"): "nCS", ("ddr5", "tCCD_S_WR"): "nCCDS_WR",
           ("ddr5", "tCCD_L_WR"): "nCCDL_WR"}
 
