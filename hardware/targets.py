@@ -10,6 +10,7 @@ Each kind's schema is a :class:`TargetBase` subclass with a class attribute ``KI
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -118,12 +119,20 @@ def load_target(name_or_path: str) -> TargetBase:
     return target_from_dict(read_yaml(path), str(path))
 
 
+def _is_section(annotation: Any) -> bool:
+    """Whether a field's type is a sub-model that is not a quantity (``X | None`` included)."""
+    kinds = typing.get_args(annotation) or (annotation,)
+    return any(isinstance(k, type) and issubclass(k, BaseModel) and not issubclass(k, Quantity) for k in kinds)
+
+
 def flatten(model: BaseModel, prefix: str = "") -> list[tuple[str, Any, str, str]]:
     """(field path, value, unit, source) for every field of a preset, for display and JSON."""
     rows: list[tuple[str, Any, str, str]] = []
-    for name in type(model).model_fields:
+    for name, info in type(model).model_fields.items():
         value = getattr(model, name)
         path = f"{prefix}{name}"
+        if value is None and _is_section(info.annotation):
+            continue  # an absent optional section (a GPU's memory:) has no fields to list
         if isinstance(value, Quantity):
             rows.append((path, value.value, value.unit, value.source))
         elif isinstance(value, BaseModel):

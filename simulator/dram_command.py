@@ -22,6 +22,10 @@ from hardware.dram.scheduling import SCHEDULERS
 @click.command("dram")
 @click.argument("trace", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--standard", default="gddr6", show_default=True, help="DRAM standard preset name or YAML file.")
+@click.option("--target", "target_name", default=None,
+              help="A GPU, FPGA or PIM target preset: its memory's standard, channel count and pseudo channels "
+                   "(its memory: or dram: section) replace --standard and the --channels / --pseudo-channels "
+                   "defaults.")
 @click.option("--mapping", default="RoBaRaCoCh", show_default=True,
               help=f"Address mapping for LD/ST traces ({', '.join(MAPPERS.names())}; case-insensitive).")
 @click.option("--scheduler", default="frfcfs", show_default=True, help=f"{', '.join(SCHEDULERS.names())}.")
@@ -39,9 +43,9 @@ from hardware.dram.scheduling import SCHEDULERS
 @click.option("--timeout", "row_timeout", default=64, show_default=True, type=int,
               help="timeout policy: idle cycles before closing a row.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON.")
-def dram(trace: Path, standard: str, mapping: str, scheduler: str, row_policy: str, refresh: str, channels: int,
-         ranks: int, pseudo_channels: int, one_command_per_cycle: bool, queue: int, cap: int, row_timeout: int,
-         json_out: Path | None) -> None:
+def dram(trace: Path, standard: str, target_name: str | None, mapping: str, scheduler: str, row_policy: str,
+         refresh: str, channels: int, ranks: int, pseudo_channels: int, one_command_per_cycle: bool, queue: int,
+         cap: int, row_timeout: int, json_out: Path | None) -> None:
     """Simulate TRACE (Ramulator 2 LoadStoreTrace 'LD|ST ADDR' or ReadWriteTrace 'R|W ch,bg,ba,row,col' /
     'R|W ch,ra,bg,ba,row,col' lines)."""
     from hardware.dram import load_standard
@@ -49,6 +53,8 @@ def dram(trace: Path, standard: str, mapping: str, scheduler: str, row_policy: s
     from hardware.dram.trace import read_trace
 
     entries = read_trace(trace)
+    if target_name is not None:
+        standard, channels, pseudo_channels = _target_memory(target_name, channels, pseudo_channels)
     std = load_standard(standard)
     options = {"cap": cap} if row_policy.lower() == "closed" else {"timeout": row_timeout} \
         if row_policy.lower() == "timeout" else {}
@@ -85,3 +91,35 @@ def dram(trace: Path, standard: str, mapping: str, scheduler: str, row_policy: s
         data["trace"] = str(trace)
         json_out.write_text(json.dumps(data, indent=2) + "\n")
         click.echo(f"wrote {json_out}")
+
+
+def _target_memory(name: str, channels: int, pseudo_channels: int) -> tuple[str, int, int]:
+    """(standard, channels, pseudo channels) of target ``name``'s memory; explicit --channels / --pseudo-channels
+    win. Prints what the target's memory is."""
+    from hardware.dram import load_standard
+    from hardware.errors import HwsimError
+    from hardware.targets import load_target
+
+    ctx = click.get_current_context()
+    given = {p: ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE
+             for p in ("channels", "pseudo_channels", "standard")}
+    if given["standard"]:
+        raise HwsimError("--standard and --target both name the DRAM: give one")
+    t = load_target(name)
+    memory = getattr(t, "memory", None)
+    if memory is not None:
+        standard, n, line = memory.standard, memory.channels.n, memory.describe()
+    elif getattr(t, "dram", None):
+        standard, n = t.dram, t.channels.n
+        line = f"{n} {standard} channels (the PIM target's channels)"
+    else:
+        raise HwsimError(f"--target {name}: the preset has no memory: section naming its DRAM standard "
+                         "(hardware/dram/attached.py); use --standard")
+    std = load_standard(standard)
+    if not given["channels"]:
+        channels = n
+    if not given["pseudo_channels"]:
+        pseudo_channels = std.organization.pseudo_channels.value
+    click.echo(f"target {t.name}: {line}; simulated with {standard}'s timing at its preset's "
+               f"{std.organization.data_rate_gbps.value:g} Gb/s speed bin")
+    return standard, channels, pseudo_channels

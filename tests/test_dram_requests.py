@@ -213,3 +213,36 @@ def test_aim_standard_serves_plain_requests_with_its_base_commands():
     assert aim.command_role(level="channel", all_banks=True, closes=True) == "PREA"
     r, cmds = traced(aim, rw(*(f"R 0,0,{b},{r},0" for r in range(3) for b in range(4))), refresh="all-bank")
     assert r.reads == 12 and {c for _, c, _ in cmds} <= {"ACT", "RD", "PRE", "PREA", "REF"}
+
+
+def test_channel_count_that_is_not_a_power_of_two_interleaves_by_modulo():
+    # a GPU's 40 or 80 HBM channels: consecutive bursts go to channels 0, 1, ..., n-1, then the next column
+    from hardware.dram.address_mapping import address_mapper
+
+    std = load_standard("hbm3")
+    m = address_mapper("RoBaRaCoCh", std, channels=80)
+    burst = std.organization.burst_bytes.value
+    locs = [m.map(i * burst) for i in range(161)]
+    assert [loc.channel for loc in locs[:82]] == list(range(80)) + [0, 1]
+    assert (locs[80].column, locs[160].column, locs[160].channel) == (1, 2, 0)
+    for addr in (0, 5 * burst, 12345 * burst, m.capacity_bytes - burst):
+        assert m.unmap(m.map(addr)) == addr
+    assert m.capacity_bytes == 80 * std.organization.rows.value * std.organization.columns.value * std.banks * burst
+    with pytest.raises(HwsimError, match="channel lowest"):
+        address_mapper("ChRaBaRoCo", std, channels=80)
+
+
+def test_dram_cli_takes_a_targets_memory(tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    trace = tmp_path / "t.trace"
+    trace.write_text("".join(f"LD {i * 32}\n" for i in range(64)))
+    res = CliRunner().invoke(main, ["dram", str(trace), "--target", "pim-gpt"])
+    assert res.exit_code == 0, res.output
+    assert "target pim-gpt: 8 gddr6 channels" in res.output and "8 channel(s)" in res.output
+    res = CliRunner().invoke(main, ["dram", str(trace), "--target", "l4", "--channels", "2"])
+    assert res.exit_code == 0 and "12 x 16-bit gddr6 channels" in res.output and "2 channel(s)" in res.output
+    res = CliRunner().invoke(main, ["dram", str(trace), "--target", "rtx4090"])
+    assert res.exit_code == 2 and "no memory: section" in res.output and len(res.output.strip().splitlines()) == 1

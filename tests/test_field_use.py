@@ -21,16 +21,18 @@ from conftest import EXAMPLES, FIXTURES
 
 MODEL = str(FIXTURES / "gpt2_ts.onnx")
 #: fields the perturbation cannot test by halving a number (a string naming another preset file)
-NOT_NUMERIC = {"dram", "part"}
+NOT_NUMERIC = {"dram", "part", "memory.standard"}
 
 #: per kind: (options, precision, phase, target overrides) of the runs the declarations are checked under
 RUNS = {
     "gpu": [({}, "default", "prefill", {}), ({"tf32": "true"}, "fp32", "prefill", {}), ({}, "bf16", "prefill", {}),
             ({}, "int8", "prefill", {}), ({}, "fp32", "prefill", {}), ({"launch": "graph"}, "default", "prefill", {}),
             ({"tp": 2}, "default", "prefill", {}), ({"tp": 2}, "default", "prefill", {"nvlink_bandwidth": 0}),
-            ({"attention": "naive"}, "default", "decode", {}), ({}, "default", "decode", {})],
+            ({"attention": "naive"}, "default", "decode", {}), ({}, "default", "decode", {}),
+            ({"dram": "standard"}, "default", "prefill", {})],
     "pim": [({}, "default", "generate", {}), ({"refresh": False}, "default", "generate", {})],
-    "fpga": [({}, "default", "generate", {}), ({"efficiency": 0.5}, "default", "generate", {})],
+    "fpga": [({}, "default", "generate", {}), ({"efficiency": 0.5}, "default", "generate", {}),
+             ({"dram": "standard"}, "default", "generate", {})],
 }
 PRESETS = {"gpu": "a100-80gb", "pim": "pim-gpt", "fpga": "u55c"}
 #: bounds (register occupancy, the PIM global buffer) that bind only on larger shapes than the fixture model's:

@@ -109,9 +109,41 @@ def test_every_dram_standard_feeds_a_target_or_says_what_it_serves():
     """Issue 12: every shipped DRAM standard is used by a target, or its file says which use it serves instead."""
     from hardware.dram.standard import PRESET_DIR as DRAM_DIR
 
-    used = {yaml.safe_load((PRESET_DIR / f"{n}.yaml").read_text()).get("dram") for n in preset_names()}
-    assert {"gddr6", "gddr6-aim"} <= used
+    used = set()
+    for n in preset_names():
+        data = yaml.safe_load((PRESET_DIR / f"{n}.yaml").read_text())
+        used |= {data.get("dram"), (data.get("memory") or {}).get("standard")}  # PIM dram:, GPU / FPGA memory:
+    assert {"gddr6", "gddr6-aim", "hbm2", "hbm3", "lpddr5", "ddr4"} <= used
     for path in sorted(DRAM_DIR.glob("*.yaml")):
         if path.stem not in used:
             header = path.read_text().split("\nname:", 1)[0]
             assert "# Use: the trace-driven request-level simulator" in header, path.name
+
+
+def test_memory_sections_agree_with_the_declared_bandwidth():
+    """A GPU's or FPGA board's memory: section (channels x bus width x pin rate) gives the bandwidth the preset
+    declares, within 1% (DDR speed bins round), and names a standard that loads."""
+    checked = 0
+    for name in preset_names():
+        t = load_target(name)
+        mem = getattr(t, "memory", None)
+        if mem is None:
+            continue
+        declared = t.dram_bandwidth.si if t.kind == "gpu" else t.offchip_bandwidth.si
+        assert mem.peak_bandwidth() == pytest.approx(declared, rel=0.01), (name, mem.describe())
+        checked += 1
+    assert checked >= 15
+
+
+def test_standard_dram_option_takes_bandwidth_from_the_memory_section():
+    """--set dram=standard: a100-40gb streams at 40 x 128 bit x 2.43 Gb/s x the HBM2 controller's simulated streaming
+    efficiency; a GPU without a memory: section is refused with a one-line error."""
+    from hardware.dram.attached import streaming_of
+    from hardware.errors import HwsimError
+
+    t = load_target("a100-40gb").with_standard_dram()
+    eff = streaming_of("hbm2").efficiency
+    assert 0.8 < eff < 1.0  # refresh (tRFC / tREFI = 6.7%) and row switches cost something, not everything
+    assert t.achievable_dram_bandwidth == pytest.approx(40 * 128 * 2.43e9 / 8 * eff)
+    with pytest.raises(HwsimError, match="no memory: section"):
+        load_target("rtx4090").with_standard_dram()

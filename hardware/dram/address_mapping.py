@@ -36,7 +36,9 @@ class Location(NamedTuple):
 
 def _log2(n: int, what: str, std: str) -> int:
     if n < 1 or n & (n - 1):
-        raise HwsimError(f"DRAM standard '{std}': {what} = {n} is not a power of two; address mapping needs 2^k")
+        fix = (" (or, for channels, a mapping with the channel lowest: RoBaRaCoCh, RoCoBaRaCh, which interleave any "
+               "count by address modulo)") if what == "channels" else ""
+        raise HwsimError(f"DRAM standard '{std}': {what} = {n} is not a power of two; address mapping needs 2^k{fix}")
     return n.bit_length() - 1
 
 
@@ -48,6 +50,11 @@ class AddressMapper:
 
     def __init__(self, standard: DramStandard, channels: int = 1, ranks: int = 1) -> None:
         org = standard.organization
+        #: channels interleaved by address modulo (a count that is not a power of two, as GPUs have: 40, 80 ...),
+        #: possible when the channel is the lowest field; None: channel bits like every other field
+        self.modulo = None
+        if channels > 1 and channels & (channels - 1) and self.order and self.order[0] == "channel":
+            self.modulo, channels = channels, 1
         counts = {"channel": channels, "rank": ranks, "bank_group": org.bank_groups.value,
                   "bank": org.banks_per_group.value, "row": org.rows.value, "column": org.columns.value}
         self.bits = {f: _log2(n, f + "s" if f in ("channel", "rank") else f, standard.name) for f, n in counts.items()}
@@ -57,21 +64,33 @@ class AddressMapper:
         for field in self.order:
             self.shifts[field] = pos
             pos += self.bits[field]
-        self.capacity_bytes = 1 << pos
+        self.capacity_bytes = (1 << pos) * (self.modulo or 1)
         # (shift, mask) per Location field, in Location order
         self._fields = tuple((self.shifts[f], (1 << self.bits[f]) - 1) for f in Location._fields)
 
     def map(self, addr: int) -> Location:
         """The location of byte address ``addr`` (high bits beyond the capacity are ignored)."""
+        if self.modulo:
+            unit, low = addr >> self.offset, addr & ((1 << self.offset) - 1)
+            rest = ((unit // self.modulo) << self.offset) | low
+            return Location(*((rest >> s) & m for s, m in self._fields))._replace(channel=unit % self.modulo)
         return Location(*((addr >> s) & m for s, m in self._fields))
 
     def unmap(self, loc: Location) -> int:
         """The lowest byte address of ``loc`` (inverse of :meth:`map` for in-range fields)."""
         addr = 0
+        channel = loc.channel
+        if self.modulo:
+            if not 0 <= channel < self.modulo:
+                raise ValueError(f"{loc}: channel {channel} out of range 0..{self.modulo - 1}")
+            loc = loc._replace(channel=0)
         for value, (shift, mask) in zip(loc, self._fields, strict=True):
             if not 0 <= value <= mask:
                 raise ValueError(f"{loc}: field value {value} out of range 0..{mask}")
             addr |= value << shift
+        if self.modulo:
+            unit = addr >> self.offset
+            addr = ((unit * self.modulo + channel) << self.offset) | (addr & ((1 << self.offset) - 1))
         return addr
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from hardware.dram.attached import AttachedMemory
+from hardware.errors import HwsimError
 from hardware.field_use import ALWAYS, FieldUse, Settings
 from hardware.quantity import Bytes, BytesPerSecond, Count, Hertz, Joules, JoulesPerBit, Ratio, Watts, require_positive
 from hardware.targets import TargetBase
@@ -47,6 +49,9 @@ class FpgaTarget(TargetBase):
     dsp_efficiency: Ratio
     energy_per_dsp_mac: Joules
     offchip_energy_per_bit: JoulesPerBit
+    #: the board's off-chip memory as channels of a DRAM standard (``hardware.dram.attached``); read with
+    #: ``--set dram=standard``, which streams at its peak x its simulated efficiency instead of ``offchip_bandwidth``
+    memory: AttachedMemory | None = None
 
     _positive = require_positive("dsp", "lut", "ff", "bram36", "clock", "dsp_mult_a_bits", "dsp_mult_b_bits")
 
@@ -54,6 +59,17 @@ class FpgaTarget(TargetBase):
     def clock_hz(self) -> float:
         """The fabric clock in Hz."""
         return self.clock.si
+
+    def with_standard_dram(self) -> FpgaTarget:
+        """This board with ``offchip_bandwidth`` = the memory section's peak x the efficiency its DRAM standard's
+        request-level controller sustains on streaming reads (``--set dram=standard``)."""
+        if self.memory is None:
+            raise HwsimError(f"--set dram=standard: target '{self.name}' has no memory: section naming its DRAM "
+                             "standard (hardware/dram/attached.py); add one, or drop the option")
+        mem, stream = self.memory, self.memory.streaming()
+        return self.model_copy(update={"offchip_bandwidth": BytesPerSecond(
+            value=mem.peak_bandwidth() * stream.efficiency / 1e9, unit="GB/s",
+            source=f"derived: {mem.describe()} x {stream.describe()}")})
 
     def capacity(self) -> dict[str, int]:
         """Resource name -> count on the part (dsp, lut, ff, bram36)."""
@@ -76,7 +92,10 @@ FIELD_USE: dict[str, FieldUse] = {
     "bram36": HLS_ONLY,
     "clock": ALWAYS,
     "offchip_capacity": ALWAYS,  # the memory-capacity check
-    "offchip_bandwidth": ALWAYS,
+    "offchip_bandwidth": FieldUse("always, except with --set dram=standard (then memory: gives it)",
+                                  lambda s, t: s.option("dram", "preset") != "standard"),
+    **{f"memory.{f}": FieldUse("only with --set dram=standard", lambda s, t: s.option("dram", "preset") == "standard")
+       for f in ("standard", "channels", "data_rate")},
     "dsp_mult_a_bits": ALWAYS,
     "dsp_mult_b_bits": ALWAYS,
     "lut_mult_max_bits": HLS_ONLY,  # the large-model mapper assumes a DSP array (no LUT multipliers)

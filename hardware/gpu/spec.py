@@ -16,6 +16,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from hardware.dram.attached import AttachedMemory
+from hardware.errors import HwsimError
 from hardware.field_use import ALWAYS, FieldUse, Settings
 from hardware.quantity import (
     Bytes,
@@ -84,6 +86,9 @@ class GpuTarget(TargetBase):
     cuda_core_energy_per_flop: Joules
     dram_energy_per_bit: JoulesPerBit
     l2_energy_per_bit: JoulesPerBit
+    #: the DRAM as channels of a standard preset (``hardware.dram.attached``); read with ``--set dram=standard``,
+    #: which takes the DRAM bandwidth from it instead of ``dram_bandwidth`` x ``dram_efficiency``
+    memory: AttachedMemory | None = None
 
     #: Fields a model divides by or scales with: 0 would crash or silently zero a result. ``nvlink_bandwidth`` may
     #: be 0 (no NVLink: PCIe carries the link); latencies, overheads, idle power and energies may be 0.
@@ -97,6 +102,18 @@ class GpuTarget(TargetBase):
         if self.graph_launch_overhead is None:
             return self
         return self.model_copy(update={"launch_overhead": self.graph_launch_overhead})
+
+    def with_standard_dram(self) -> GpuTarget:
+        """This GPU with its DRAM bandwidth from ``memory``: the peak from channels x bus width x pin rate, the
+        efficiency simulated on the DRAM standard's request-level controller (``--set dram=standard``)."""
+        if self.memory is None:
+            raise HwsimError(f"--set dram=standard: target '{self.name}' has no memory: section naming its DRAM "
+                             "standard (hardware/dram/attached.py); add one, or drop the option")
+        mem, stream = self.memory, self.memory.streaming()
+        return self.model_copy(update={
+            "dram_bandwidth": BytesPerSecond(value=mem.peak_bandwidth() / 1e9, unit="GB/s",
+                                             source=f"derived from memory: {mem.describe()}"),
+            "dram_efficiency": Ratio(value=stream.efficiency, source=stream.describe())})
 
     @property
     def sms(self) -> int:
@@ -149,6 +166,10 @@ def _tp(s: Settings, target: dict) -> bool:
     return s.tp > 1
 
 
+def _standard_dram(s: Settings, target: dict) -> bool:
+    return s.option("dram", "preset") == "standard"
+
+
 def _graph(s: Settings, target: dict) -> bool:
     return s.option("launch", "stream") == "graph" or s.option("stack", "kernels") == "graph"
 
@@ -163,7 +184,8 @@ FIELD_USE: dict[str, FieldUse] = {
     "max_threads_per_sm": ALWAYS,
     "l2_bandwidth": ALWAYS,
     "dram_capacity": ALWAYS,  # the memory-capacity check
-    "dram_bandwidth": ALWAYS,
+    "dram_bandwidth": FieldUse("always, except with --set dram=standard (then memory: gives it)",
+                               lambda s, t: not _standard_dram(s, t)),
     "dram_latency": ALWAYS,
     "l2_latency": FieldUse("in decode runs with a split-KV attention kernel (FlashDecoding's combine, Lean's "
                            "fix-up), i.e. not with --set attention=naive",
@@ -177,7 +199,10 @@ FIELD_USE: dict[str, FieldUse] = {
     "pcie_bandwidth": FieldUse("only with tensor parallelism (tp > 1) on a GPU without NVLink (nvlink_bandwidth 0)",
                                lambda s, t: _tp(s, t) and 0 in s.values(t, "nvlink_bandwidth")),
     "link_latency": FieldUse("only with tensor parallelism (tp > 1)", _tp),
-    "dram_efficiency": ALWAYS,
+    "dram_efficiency": FieldUse("always, except with --set dram=standard (then simulated on memory.standard)",
+                                lambda s, t: not _standard_dram(s, t)),
+    **{f"memory.{f}": FieldUse("only with --set dram=standard", _standard_dram)
+       for f in ("standard", "channels", "data_rate")},
     "tensor_efficiency": ALWAYS,
     "attention_efficiency": FieldUse("always, except in decode-only runs with --set attention=naive",
                                      lambda s, t: set(s.phases) != {"decode"} or s.option("attention") != "naive"),

@@ -19,6 +19,9 @@ class FpgaOptions(TargetOptions):
         "auto", description="auto: the hls4ml design `hwsim hls` writes when the model is one it emits and the design "
                             "fits, else the layer-sequential overlay; hls4ml or overlay: that one")
     reuse: int = Field(1, ge=1, description="hls4ml reuse factor of the hls4ml design (as `hwsim hls --reuse`)")
+    dram: Literal["preset", "standard"] = Field(
+        "preset", description="preset (offchip_bandwidth as the preset gives it) | standard (the preset's memory: "
+                              "DRAM standard, its streaming efficiency simulated; hardware.dram.attached)")
 
     @field_validator("mode", mode="before")
     @classmethod

@@ -28,6 +28,8 @@ class FpgaPlugin(TargetPlugin):
         return memory_capacity_bytes(spec)
 
     def lower(self, workload: Workload, spec: FpgaTarget, options: FpgaOptions) -> Program:  # type: ignore[override]
+        if options.dram == "standard":
+            spec = spec.with_standard_dram()
         layers, est, _ = design_choice(workload, spec, options.design, options.reuse)
         if est is not None:  # a small model: the hls4ml design `hwsim hls` writes (mapping/fpga/hls_design.py)
             return lower_design(workload, layers, est, spec)

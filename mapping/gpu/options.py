@@ -21,6 +21,9 @@ class GpuOptions(TargetOptions):
     stack: Literal["kernels", "eager", "graph", "engine"] = Field(
         "kernels", description="kernels | eager | graph | engine (host time per op and per step; see "
                                "mapping.gpu.stack)")
+    dram: Literal["preset", "standard"] = Field(
+        "preset", description="preset (dram_bandwidth x the measured dram_efficiency) | standard (the preset's "
+                              "memory: DRAM standard, its streaming efficiency simulated; hardware.dram.attached)")
     kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph")
     comm_chunks: int = Field(1, ge=1, le=64, description="pieces each all-reduced GEMM is split into so that "
                                                          "communication overlaps compute (1: no overlap)")

@@ -26,7 +26,7 @@ import time
 from hardware.dram import load_standard
 from hardware.dram.memory_controller import simulate
 from hardware.dram.trace import read_trace
-from simulator.validation import checkout_root, dram_dramsim3, emit, output_args
+from simulator.validation import checkout_root, dram_dramsim3, dram_targets, emit, output_args
 from simulator.validation.dram_ramulator import DATA, PSEUDO_CHANNELS, RANKS
 from simulator.validation.dram_traces import TRACE_DIR
 
@@ -245,6 +245,7 @@ def main() -> None:
     text = render(data, rows)
     if dram_dramsim3.DATA.exists():  # the DRAMsim3 section (simulator/validation/dram_dramsim3.py)
         text += "\n" + dram_dramsim3.render(json.loads(dram_dramsim3.DATA.read_text()), _load())
+    text += "\n" + dram_targets.render()  # the standards as the GPU / FPGA targets' memory
     emit(text, args, REPORT.name)
 
 
