@@ -676,7 +676,10 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "- **Inputs (circular)**, each cited in its preset: " + "; ".join(_inputs()) + "; and two software-stack "
         "host costs (mapping/gpu/stack.py): eager per op from gpt-fast's eager baseline, engine per step from "
         "FasterTransformer's GPT-350M 512/32 row; and the Triton docs' vector add, which picks the A100 variant "
-        "(a100-80gb-pcie) the same build's cuBLAS GEMMs are compared on.",
+        "(a100-80gb-pcie) the same build's cuBLAS GEMMs are compared on, and whose smallest sizes (a near-empty "
+        "kernel, 6.144 us per call) set the floor of one call under that build's timing harness "
+        "(`triton.testing.do_bench`: one call between two CUDA events after an L2 flush), which the build's GEMM "
+        "points are timed with (published.yaml `harnesses`; nothing in it is read from a GEMM point).",
         "- **Independent**: every other point of `hardware/calibration/published.yaml` (GEMMs by shape on A100, H100, "
         "V100, L4, RTX 4090; skinny GEMMs on H100 (two sources); the Flash-Decoding table's FA2 and "
         "Flash-Decoding columns; decode steps and whole generations of Llama-2-7B, GPT-350M and GPT-1.3B), the "
