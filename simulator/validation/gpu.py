@@ -668,7 +668,7 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
     lines += [
         "",
         f"Of the {len(published)} published comparisons, {sum(r.status == 'circular' for r in published)} are circular "
-        f"(a preset was set from them), {sum(r.status == 'bound' for r in published)} are lower bounds and "
+        f"(a preset or a timing harness was set from them), {sum(r.status == 'bound' for r in published)} are lower bounds and "
         f"{len([r for r in published if r.status == 'independent'])} are independent checks.",
         "",
         "### What is an input and what is a check",
