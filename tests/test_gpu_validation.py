@@ -348,3 +348,27 @@ def test_timing_harness_offsets_are_hand_derived():
     # no harness (a timed loop of calls, zzc0721's test.py): hwsim's kernel time as it is
     loop = next(p for p in points if p["source"] == "zzc-torch-mm")
     assert "harness" not in loop and gpu_published.harness_offset_s(loop, h100) == 0.0
+
+
+def test_calibration_rows_pay_the_files_own_timing_floor(tmp_path):
+    """A measured file's event-timed rows (GEMM, copy, attention) are predicted with the file's own isolated-call
+    floor instead of the back-to-back launch cost; the floor row is circular; back-to-back launch rows are not moved."""
+    a100 = load_target("a100-80gb")
+    plain = gemm(a100, 1, 1024, 1024, 1024, "fp16").time_s
+    floor = 6e-6
+    rows = [
+        gm.measurement("launch", gm.ISOLATED_FLOOR, "-", {"launches": 1, "isolated": True}, [floor]),
+        gm.measurement("launch", "empty kernel (torch.cuda._sleep(0)), back to back", "-", {"launches": 200}, [5e-6]),
+        gm.measurement("gemm", "square 1024^3", "fp16", {"batch": 1, "m": 1024, "n": 1024, "k": 1024},
+                       [plain + floor - a100.launch_overhead.si], group="square"),
+    ]
+    doc = gm.calibration_document({"name": "NVIDIA A100-SXM4-80GB", "type": "cuda"}, "synthetic", {}, rows, False,
+                                  {"torch": "test"})
+    assert validation.isolated_floor_s(doc) == pytest.approx(floor)
+    got = {r.category: r for r in validation.compare_calibration(tmp_path / "synthetic.json", doc)[0]}
+    assert got["calibration: launch (one isolated call)"].status == "circular"
+    assert got["calibration: launch (one isolated call)"].error == pytest.approx(0.0)
+    # 1024^3: hwsim's GEMM time - 2.6 us (launch_overhead) + 6 us (the floor), which the row was built to equal
+    assert got["calibration: gemm square"].predicted == pytest.approx((plain - 2.6e-6 + 6e-6) * 1e6)
+    assert got["calibration: gemm square"].error == pytest.approx(0.0, abs=1e-12)
+    assert got["calibration: launch"].predicted == pytest.approx(a100.launch_overhead.si * 1e6)  # not moved
