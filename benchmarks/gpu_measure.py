@@ -20,7 +20,9 @@ Measurements (``kind``):
   shapes where the GPU has fp8 tensor cores (shapes ``_scaled_mm`` refuses, e.g. m = 1, are recorded as skipped).
 - ``copy``: device-to-device copy of 1 GiB (bytes moved = read + write): achievable DRAM bandwidth.
 - ``launch``: back-to-back launches of an (almost) empty kernel (``torch.cuda._sleep(0)``), a one-element eager add,
-  and the same add replayed from a CUDA graph; per launch.
+  and the same add replayed from a CUDA graph; per launch. Also the empty kernel timed as every GEMM, copy and
+  attention row is (one call between two events after the L2 flush, ``shape.isolated``): the floor of this script's
+  timing, which the report adds to those rows instead of the back-to-back launch cost.
 - ``attention_prefill``: ``scaled_dot_product_attention`` with the FlashAttention-2 paper's grid (batch x seqlen =
   16k tokens, hidden 2048, head dim 64 and 128, causal and not), once per SDPA backend that accepts the shape.
 - ``attention_decode``: one query token over contexts 128..131072, MHA (32 heads of 128) and GQA (32 query heads,
@@ -304,6 +306,10 @@ def sustain(fn: Callable[[], Any], seconds: float, sync: Callable[[], None], sam
             sync()
 
 
+#: name of the launch row that measures the floor of one isolated, event-timed call
+ISOLATED_FLOOR = "empty kernel (torch.cuda._sleep(0)), one call between CUDA events after the L2 flush"
+
+
 # -- timing (torch) --------------------------------------------------------------------------------------------------------
 class Timer:
     """CUDA-event (or perf_counter on CPU) timing with warm-up and optional L2 flush before each timed call."""
@@ -448,6 +454,10 @@ def measure_launch(timer: Timer) -> list[dict[str, Any]]:
 
         rows.append(measurement("launch", "empty kernel (torch.cuda._sleep(0)), back to back", "-", {"launches": per},
                                 timer(empty, flush=False, per_call=per), backend="torch.cuda._sleep"))
+        # the floor of this script's own timing: one empty kernel between two events after the L2 flush, as every
+        # GEMM, copy and attention row is timed (hwsim adds it to those rows instead of the back-to-back cost)
+        rows.append(measurement("launch", ISOLATED_FLOOR, "-", {"launches": 1, "isolated": True},
+                                timer(lambda: torch.cuda._sleep(0)), backend="torch.cuda._sleep"))
     rows.append(measurement("launch", "eager one-element add_, back to back", "fp32", {"launches": per},
                             timer(eager, flush=False, per_call=per), backend="torch eager"))
     if timer.cuda:

@@ -9,7 +9,7 @@ time it implies.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,47 @@ CATEGORY = {
 }
 
 
-def load_points(path: Path = PUBLISHED) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """The sources and points of the published-measurements file."""
+def _document(path: Path = PUBLISHED) -> dict[str, Any]:
     doc = yaml.safe_load(Path(path).read_text())
     if doc.get("schema") != "hwsim-gpu-published/1":
         raise ValueError(f"{path}: schema must be hwsim-gpu-published/1")
+    return doc
+
+
+def load_points(path: Path = PUBLISHED) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The sources and points of the published-measurements file."""
+    doc = _document(path)
     return doc["sources"], doc["points"]
+
+
+@cache
+def load_harnesses(path: Path = PUBLISHED) -> dict[str, dict[str, Any]]:
+    """How each source timed a call (the file's ``harnesses``: ``isolated`` or ``graph``), by name."""
+    return _document(path).get("harnesses", {})
+
+
+def harness_offset_s(point: dict[str, Any], target: Any) -> float:
+    """Seconds the point's timing harness adds to (or takes from) hwsim's one-kernel time on ``target``.
+
+    hwsim's kernel time carries the preset's ``launch_overhead``: the per-kernel cost of back-to-back launches
+    (te42kyfo/gpu-benches gpu-small-kernels), which is what a loop of calls timed as a whole measures.
+    - ``isolated`` (``triton.testing.do_bench``: an L2 flush, then one call between two CUDA events, median over
+      calls): a call costs that machine's floor, measured with the same harness on a near-empty kernel
+      (``floor_us`` for a kernel moving ``floor_bytes``), instead of the back-to-back launch cost. The offset is
+      that floor minus hwsim's own time for the near-empty kernel, so the floor point itself is circular.
+    - ``graph`` (``triton.testing.do_bench_cudagraph``: calls replayed from one CUDA graph): the preset's
+      ``graph_launch_overhead`` per kernel instead of ``launch_overhead``.
+    Points without a harness are timed as back-to-back launches (offset 0).
+    """
+    name = point.get("harness")
+    if not name:
+        return 0.0
+    h = load_harnesses()[name]
+    if h["kind"] == "isolated":
+        return h["floor_us"] * 1e-6 - memory_bound(target, "floor", h["floor_bytes"]).time_s
+    if h["kind"] == "graph":
+        return target.with_graph_launches().launch_overhead.si - target.launch_overhead.si
+    raise ValueError(f"{PUBLISHED}: harness {name}: kind must be isolated or graph")
 
 
 _models: dict[str, Model] = {}
@@ -66,12 +101,14 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
         r = gemm(t, 1, m, k, n, point["dtype"])
         measured = 2.0 * m * n * k / (point["tflops"] * 1e12)
         shape = f"{m}^3" if m == n == k else f"m={m} n={n} k={k}"
-        return r.time_s, measured, f"{point['dtype']} {shape} on {t.name}", \
-            f"{r.bound}, tile {r.detail.get('tile')}, split-K {r.detail.get('split_k')}, waves {r.detail.get('waves')}"
+        return r.time_s + harness_offset_s(point, t), measured, f"{point['dtype']} {shape} on {t.name}", \
+            f"{r.bound}, tile {r.detail.get('tile')}, split-K {r.detail.get('split_k')}, waves {r.detail.get('waves')}" \
+            + _harness_note(point, t)
     if kind == "stream":
         r = memory_bound(t, "stream", point["bytes"])
-        return r.time_s, point["bytes"] / (point["gbps"] * 1e9), f"{point['bytes'] / 1e9:.2f} GB streamed on {t.name}", \
-            "bytes / (datasheet x dram_efficiency)"
+        size = f"{point['bytes'] / 1e9:.2f} GB" if point["bytes"] >= 1e8 else f"{point['bytes'] / 1e3:.1f} kB"
+        return r.time_s + harness_offset_s(point, t), point["bytes"] / (point["gbps"] * 1e9), \
+            f"{size} streamed on {t.name}", "bytes / (datasheet x dram_efficiency)" + _harness_note(point, t)
     if kind == "attention_decode":
         args = (t, point["batch"], point["heads"], point["kv_heads"])
         if point["kernel"] == "fa2":
@@ -95,6 +132,12 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     return r.latency_s, point["total_ms"] * 1e-3, \
         f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out, {t.name}, stack {options['stack']}", \
         f"prefill + {point['gen'] - 1} decode steps; kernels alone {bare * 1e3:.2f} ms"
+
+
+def _harness_note(point: dict[str, Any], target: Any) -> str:
+    if not point.get("harness"):
+        return ""
+    return f"; harness {point['harness']} ({harness_offset_s(point, target) * 1e6:+.2f} us per call)"
 
 
 @lru_cache(maxsize=64)
