@@ -705,7 +705,11 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "(a100-80gb-pcie) the same build's cuBLAS GEMMs are compared on, and whose smallest sizes (a near-empty "
         "kernel, 6.144 us per call) set the floor of one call under that build's timing harness "
         "(`triton.testing.do_bench`: one call between two CUDA events after an L2 flush), which the build's GEMM "
-        "points are timed with (published.yaml `harnesses`; nothing in it is read from a GEMM point).",
+        "points are timed with (published.yaml `harnesses`; nothing in it is read from a GEMM point). Not an "
+        "input from any compared point, but chosen knowing its effect: the A100 presets' L2 bandwidth is now the "
+        "measured L2-resident read of te42kyfo/gpu-benches (5400 GB/s, the middle of its 5264-5482 GB/s plateau), "
+        "replacing an unconfirmed 5000 GB/s recollection after its effect on the GEMM regimes had been computed "
+        "(small 9.4% -> 8.7%, large 9.2% -> 9.4%).",
         "- **Independent**: every other point of `hardware/calibration/published.yaml` (GEMMs by shape on A100, H100, "
         "V100, L4, RTX 4090; skinny GEMMs on H100 (two sources); the Flash-Decoding table's FA2 and "
         "Flash-Decoding columns; decode steps and whole generations of Llama-2-7B, GPT-350M and GPT-1.3B), the "
