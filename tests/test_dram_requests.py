@@ -157,6 +157,31 @@ def test_closed_policy_uses_auto_precharge():
     assert (o.row_hits, o.row_misses, o.row_conflicts) == (1, 1, 1)
 
 
+def test_closed_policy_rda_under_an_active_write_reactivates_it_once():
+    # Four reads open bg0..bg3 bank 0 (ACT 1, 6, 11, 16: tRRD_S 5); the write to bg0 bank 1 arrives at 4, its copies
+    # (4..28) merge into it, and its ACT is the fifth: tFAW 28 after the first, 29. Its WR would wait for the reads'
+    # RD->WR turnaround (last RD 42 + tCL + tBL + 2 - tCWL = 64), so the two reads arriving after its ACT hit its row
+    # first: RD at 29 + tRCDRD = 55 and, cap 1 reached, RDA at 55 + tCCD_L = 61 (the PREs of the closed policy at
+    # ACT + tRAS = 54, 59, 64, 69 hold the read queue at 59). The RDA closes the bank under the active write, which
+    # activates again at max(RDA + tRTP + tRP = 91, ACT + tRC = 108) and writes tRCDWR later. The write stays one
+    # active request (Ramulator 2.1's promote_to_active counts it twice: simulator/validation/dram.py WHY_CLOSED).
+    trace = rw("R 0,0,0,0,0", "R 0,1,0,0,0", "R 0,2,0,0,0", "R 0,3,0,0,0", *["W 0,0,1,0,0"] * 25, "R 0,0,1,0,1",
+               "R 0,0,1,0,2")
+    system = MemorySystem(G6, refresh="none", row_policy="closed")
+    ctrl = system.controllers[0]
+    ctrl.channel.trace = []
+    r = system.run(trace)
+    got = [(t, c, (a.bank_group, a.bank)) for t, c, a in ctrl.channel.trace]
+    assert got == [(1, "ACT", (0, 0)), (6, "ACT", (1, 0)), (11, "ACT", (2, 0)), (16, "ACT", (3, 0)), (27, "RD", (0, 0)),
+                   (29, "ACT", (0, 1)), (32, "RD", (1, 0)), (37, "RD", (2, 0)), (42, "RD", (3, 0)), (54, "PRE", (0, 0)),
+                   (55, "RD", (0, 1)), (59, "PRE", (1, 0)), (61, "RDA", (0, 1)), (64, "PRE", (2, 0)),
+                   (69, "PRE", (3, 0)), (108, "ACT", (0, 1)), (124, "WR", (0, 1))]
+    assert (P["tFAW"], P["tRCDWR"], P["tRTP"] + P["tRP"], P["tRC"]) == (28, 16, 30, 79)
+    assert r.cycles == 124 + P["tCWL"] + P["tBL"]
+    assert (r.row_hits, r.row_misses, r.row_conflicts, r.writes_merged) == (2, 5, 0, 24)  # the write counted once
+    assert ctrl.active == [] and ctrl.active_per_bank == [0] * 16
+
+
 def test_timeout_policy_closes_idle_rows():
     # 100 reads to bank group 1 keep the queue full, so the last request (bank 0, another row) arrives late
     trace = rw("R 0,0,0,0,0", *(f"R 0,1,0,0,{c % 64}" for c in range(100)), "R 0,0,0,1,0")

@@ -9,7 +9,10 @@ request in the priority queue), ``upgrade(req, clk)`` may turn the RD/WR about t
 - ``closed``: Ramulator 2's ClosedCAP (CMU-SAFARI/ramulator2 @c5b1c3a src/ramulator/controller/rowpolicy/impl/
   closed_cap.cpp): after ``cap`` column accesses to a bank's open row (default 1, the textbook closed-page policy;
   Ramulator's default is 4) the next RD/WR to it becomes RDA/WRA when that is legal now, and a PRE is queued as soon
-  as it is legal otherwise.
+  as it is legal otherwise. As in Ramulator the upgrade comes after the pick, so the controller's "would close an
+  active request" check does not see it: an RDA/WRA may close a bank whose ACT another request issued, and that
+  request activates again (it stays one active request; Ramulator 2.1 counts it twice, see
+  simulator/validation/dram.py WHY_CLOSED).
 - ``timeout``: a row is closed (PRE queued) once no RD/WR has used it for ``timeout`` cycles (default 64) and no
   queued request targets it.
 """

@@ -61,14 +61,35 @@ WHY = {
 }
 
 
-#: closed-row runs (both standards)
-WHY_CLOSED = ("closed rows (hwsim 0-2.6% faster): in one cycle the policy queues a PRE for a bank (now legal) and "
-              "that bank's active request then issues first (active requests go before the priority queue), upgraded to "
-              "RDA/WRA, which closes the bank; Ramulator next issues the queued PREpb to the closed bank (its PREpb "
-              "prerequisite is itself, src/ramulator/dram/commands/PREpb.h), spending a command slot and restarting tRP "
-              "before that bank's next ACT, while hwsim drops it (our channel does not precharge a closed bank). Found by "
-              "diffing the command streams (Ramulator's CmdTraceRecorder against Channel.trace): the first difference "
-              "in ddr4 mixed_2to1 is exactly that, PREpb to bank 0.1 at cycle 1236 one cycle after its RDA.")
+#: closed-row runs (both standards): the mixed_2to1 gaps, traced command by command (Ramulator's CmdTraceRecorder
+#: against Channel.trace) and confirmed by rerunning a Ramulator build with the one leak below fixed
+WHY_CLOSED = ("closed rows (mixed_2to1: hwsim 2.6% (ddr4) and 17% (gddr6) faster; a Ramulator 2.1 bookkeeping leak): "
+              "both simulators issue the same sequence when reads hit a row that a write's ACT opened while the write "
+              "waits for the RD->WR turnaround: the second read's RD becomes RDA (ClosedCAP upgrades the command after "
+              "the pick, generic_ddr_controller.cpp:52, so would_close_active never sees it) and closes the bank under "
+              "the still-active write, which then issues ACT again (gddr6: ACT bank 3.1 row 6 for a write at cycle "
+              "919, reads' RD 955 and RDA 964, the write's second ACT 1008). Ramulator sends that second ACT through "
+              "promote_to_active (src/ramulator/controller/controller_base.cpp:250), which enqueues a copy of the "
+              "request into m_active_buffer, increments m_active_per_bank and removes the original without a decrement, "
+              "so that bank's count stays 1 for the rest of the run (hwsim keeps the request where it is, "
+              "memory_controller._issue). From then on would_close_active (controller_base.cpp:316) reports every PREpb "
+              "to that bank as closing an active request whenever any request is active: the PREpb waits at the head of "
+              "the priority queue, and with the priority queue not empty no read or write queue request issues "
+              "(generic_ddr_controller.cpp tick). First stall in gddr6: PREpb to bank 2.3, legal and queued at 1489, "
+              "waits for the active write to bank 3.1 (WR 1509) and issues at 1510, while hwsim run with Ramulator's "
+              "RD->WR rule (one cycle ahead by then) issues it at 1488; Ramulator's 200th column command then "
+              "comes 179 cycles after hwsim's. Leaks: gddr6 6 (cycles 1008, 1018, 1023, 11265, 41634, "
+              "47298), ddr4 10 (first at 17366), none on random / row_conflict / sequential. Ramulator rebuilt with "
+              "promote_to_active returning for a request already in m_active_buffer (hwsim's behaviour): gddr6 "
+              "mixed_2to1 49241 cycles, read latency 555.5 (hwsim 49226 / 555.1: -0.03% / -0.07%), ddr4 30457 / 337.2 "
+              "(hwsim 30448 / 337.8: -0.03% / +0.19%), the other six closed runs unchanged to the cycle. The gddr6 gap "
+              "appeared with the AIM-SIM timing table: its turnaround (nCL + 1 = 51) outlasts tRCDRD 36, so reads can "
+              "use a write's row before the write; with the earlier table (nCL 24: 25 < tRCDRD 26) they could not, "
+              "and the same Ramulator had no leak on this trace. Also present but worth under 0.2% here: Ramulator issues "
+              "a queued PREpb to a bank an RDA/WRA already closed (its PREpb prerequisite is itself, "
+              "src/ramulator/dram/commands/PREpb.h), restarting tRP; hwsim drops it. The first difference in gddr6 "
+              "mixed_2to1 (WR at 221 in hwsim, 224 in Ramulator) is the RD->WR rule under gddr6 above, not the gap: "
+              "with that rule set to tCL + 1, hwsim runs 49145 cycles.")
 #: the stated tolerance for the closed-row runs (fraction; hit rate in points likewise)
 TOLERANCE_CLOSED = 0.03
 
@@ -199,7 +220,8 @@ def render(data: dict, rows: list[dict]) -> str:
            f"row-hit rate (hits / requests) within {TOLERANCE * 100:.0f} points; closed rows within "
            f"{TOLERANCE_CLOSED:.0%} and {TOLERANCE_CLOSED * 100:.0f} points, several ranks against Ramulator's own rank "
            f"rules within {TOLERANCE_RANK_RULES:.0%}. Gaps over {THRESHOLD:.0%} (or 1 point of "
-           "hit rate) are explained below; the causes are read from the two rule tables, not traced command by command.", "",
+           "hit rate) are explained below; the causes are read from the two rule tables unless the entry says it "
+           "traced the command streams.", "",
            "| standard | trace | rows | cycles hwsim | Ramulator | err | drain | row hits hwsim / Ram. | misses | conflicts "
            "| read lat. hwsim | Ramulator | err | hwsim req/s | Ramulator req/s |",
            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
