@@ -10,7 +10,7 @@ import pytest
 from hardware.dram import load_standard
 from hardware.dram.memory_controller import simulate
 from hardware.dram.trace import read_trace
-from simulator.validation.dram import TOLERANCE, compare, within_tolerance
+from simulator.validation.dram import REFERENCE_BUGS, TOLERANCE, compare, within_tolerance
 from simulator.validation.dram_ramulator import DATA
 from simulator.validation.dram_traces import TRACE_DIR, traces
 
@@ -31,7 +31,10 @@ def test_committed_traces_match_their_generator():
         assert lines == [f"{'ST' if w else 'LD'} 0x{a:x}" for w, a in reqs]
 
 
-@pytest.mark.parametrize("std_name, trace", [("ddr4", "sequential"), ("gddr6", "random")])
+# (gddr6 no longer agrees to the cycle on any trace since its preset took AIM-SIM's timing: Ramulator's RD->WR rule
+# nCL + 1 differs from the standard's tCL + tBL + 2 - tCWL by 3 cycles at tCL 50 and shifts a few row misses; the
+# report lists it, within 0.25%)
+@pytest.mark.parametrize("std_name, trace", [("ddr4", "sequential"), ("hbm2", "random")])
 def test_agrees_with_ramulator_to_the_cycle(std_name, trace):
     ram = _ramulator()["results"][std_name][trace]
     r = simulate(load_standard(std_name), read_trace(TRACE_DIR / f"{trace}.trace"))
@@ -56,8 +59,13 @@ def test_closed_rows_ddr4_random_agree_to_the_cycle():
 
 @pytest.mark.heavy
 def test_every_run_within_tolerance():
+    # except the runs a reference bug puts outside it (traced command by command), which must still be outside it
     _, rows = compare()
-    assert rows and all("error" not in r and within_tolerance(r) for r in rows)
+    key = lambda r: (r["standard"], r["trace"], r["policy"])  # noqa: E731
+    assert rows and all("error" not in r for r in rows)
+    assert all(within_tolerance(r) for r in rows if key(r) not in REFERENCE_BUGS)
+    known = [r for r in rows if key(r) in REFERENCE_BUGS]
+    assert len(known) == len(REFERENCE_BUGS) and not any(within_tolerance(r) for r in known)
 
 
 def test_per_bank_refresh_lpddr5_row_conflict_agrees_to_the_cycle():

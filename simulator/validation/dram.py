@@ -102,6 +102,10 @@ WHY_RANKS = ("ranks (hwsim up to 2.3% slower with writes, exact on reads): Ramul
              "(dram_ramulator.standard_rank_rules): they agree to the cycle, so that rule is the whole difference.")
 #: the stated tolerance for several ranks against Ramulator's own rank rules (the standard-rules rows: TOLERANCE)
 TOLERANCE_RANK_RULES = 0.03
+#: runs outside tolerance because of a bug in the reference, traced command by command (see WHY_CLOSED): (standard,
+#: trace, policy). tests/test_dram_validation.py checks that each is still outside tolerance (a stale entry fails).
+REFERENCE_BUGS = {("gddr6", "mixed_2to1", "closed"): "Ramulator 2.1 counts a re-activated request twice in its "
+                  "active-per-bank bookkeeping (WHY_CLOSED); a build without the leak gives 49241 cycles, -0.03%"}
 
 
 def _load() -> float:
@@ -239,8 +243,12 @@ def render(data: dict, rows: list[dict]) -> str:
     ratios = sorted(r["ram_speed"] / r["speed"] for r in ok)
     out += ["", "## Summary", "",
             f"- {len(ok)} runs; {len(exact)} agree to the cycle and the row hit; every run within tolerance: "
-            f"{all(within_tolerance(r) for r in ok)}. Largest cycle gap: {worst['standard']} {worst['trace']} "
-            f"{worst['cycles_err']:+.2%}.",
+            f"{all(within_tolerance(r) for r in ok)}"
+            + "".join(f" (outside: {k[0]} {k[1]} {k[2]} rows, {v})" for k, v in REFERENCE_BUGS.items()
+                      if any((r["standard"], r["trace"], r["policy"]) == k and not within_tolerance(r) for r in ok))
+            + f"; every other run within tolerance: "
+            f"{all(within_tolerance(r) for r in ok if (r['standard'], r['trace'], r['policy']) not in REFERENCE_BUGS)}."
+            f" Largest cycle gap: {worst['standard']} {worst['trace']} {worst['cycles_err']:+.2%}.",
             f"- Speed: Ramulator (C++) is {ratios[0]:.1f}x to {ratios[-1]:.1f}x faster than hwsim (Python; median "
             f"{ratios[len(ratios) // 2]:.1f}x) on the same traces, each timed around its simulation loop only on this "
             "machine (Ramulator's figure from when the data was taken; 1-minute load average when this report was "
