@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from hardware.dram.memory_controller import MemorySystem
 from hardware.dram.standard import DramStandard, load_standard
 from hardware.dram.trace import TraceEntry
-from hardware.quantity import BytesPerSecond, Count
+from hardware.quantity import BytesPerSecond, Count, require_positive
 
 #: refresh intervals a streaming run spans, at least
 REFRESH_INTERVALS = 4
@@ -94,6 +94,8 @@ class AttachedMemory(BaseModel):
     standard: str
     channels: Count
     data_rate: BytesPerSecond
+
+    _positive = require_positive("channels", "data_rate")
 
     def dram(self) -> DramStandard:
         """The DRAM standard preset."""

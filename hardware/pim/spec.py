@@ -35,6 +35,8 @@ class MacUnit(_Part):
 
     lanes: Count
 
+    _positive = require_positive("lanes")
+
 
 class PimEnergy(_Part):
     """Energy per DRAM/PIM action and background power per channel."""
