@@ -233,14 +233,17 @@ def _flash_decoding(fd: list[Any]) -> list[str]:
         big = max(whole, key=lambda r: _pt(r)["kv_len"])
         p = _pt(big)
         kvc = _fd_us(p, entry="kvcache")
-        out.append(f"That is the table's bump: batch {p['batch']} x {p['kv_len']} keys is its slowest row "
-                   f"({big.reference:.1f} us, against {min(r.reference for r in split):.1f}-"
-                   f"{max(r.reference for r in split if _pt(r)['batch'] > 1):.1f} us for the split rows of the same "
-                   f"bytes) because its {res[id(big)].detail['tiles']} blocks of 128 padded MMA rows over "
-                   f"{p['kv_len']} keys put two blocks on {res[id(big)].detail['tiles'] - t80.sms} of the "
-                   f"{t80.sms} SMs; hwsim gives {big.predicted:.1f} us ({big.error:+.0%}), where the split kernel at "
-                   f"one split (64 rows, the kvcache entry) gives {kvc:.1f} us ({kvc / big.reference - 1:+.0%}). On "
-                   f"the {len(whole)} rows that run the forward kernel hwsim is {_span(whole)}.")
+        same = [r.reference for r in split if _kv_bytes(_pt(r)) == _kv_bytes(p)]
+        blocks = res[id(big)].detail["tiles"]
+        text = f"That is the table's bump: batch {p['batch']} x {p['kv_len']} keys takes {big.reference:.1f} us"
+        if same:
+            text += f", against {min(same):.1f}-{max(same):.1f} us for the split rows of the same bytes,"
+        text += f" because its {blocks} blocks run 128 padded MMA rows over {p['kv_len']} keys each"
+        if t80.sms < blocks <= 2 * t80.sms:
+            text += f" and put two blocks on {blocks - t80.sms} of the {t80.sms} SMs"
+        out.append(text + f"; hwsim gives {big.predicted:.1f} us ({big.error:+.0%}), where the split kernel at one split "
+                   f"(64 rows, the kvcache entry) gives {kvc:.1f} us ({kvc / big.reference - 1:+.0%}). On the "
+                   f"{len(whole)} rows that run the forward kernel hwsim is {_span(whole)}.")
     if split:
         bw = sorted(_kv_bytes(_pt(r)) / (r.reference * 1e-6) / 1e12 for r in split)
         on40 = [_fd_us(_pt(r), a40) / r.reference - 1 for r in split]
