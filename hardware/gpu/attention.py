@@ -21,6 +21,9 @@ bytes per element of the K/V cache and of Q/O. FLOPs: 4 per (query, key, head-di
   FA2's split-KV kernel: 64 query rows, 128-key tiles for head dim <= 128 (``run_mha_fwd_splitkv_dispatch``).
   The combine (:func:`combine_kernel`) loops over the splits with one dependent L2 load per split, so it costs
   ``(1 + splits) x l2_latency`` (the preset's measured L2 hit latency) when that exceeds its bandwidth time.
+  Which kernel one split runs depends on the host entry (``entry``): ``flash_attn_with_kvcache`` appending K/V keeps
+  the split kernel; ``mha_fwd`` (``flash_attn_func``, xformers' ``flash.FwOp``) runs FA2's ordinary forward kernel
+  (128-row tiles: twice the padded MMA rows) with no combine.
 - **Lean Attention** (Sanovar et al. 2024): stream-K: the total work (batch x KV heads x KV tiles) is divided
   equally over one wave of ``2 x SMs`` blocks (:func:`lean_grid`), so there is no wave quantisation; partial outputs
   of heads cut between blocks are fixed up inside the same kernel (one launch, plus one DRAM round trip to
