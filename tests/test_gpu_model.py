@@ -348,3 +348,25 @@ def test_split_kv_reductions_pay_one_l2_round_trip_per_partial():
     assert combine_kernel(bare, "c", rows, 128, s, partial_bytes, 0.0).time_s == pytest.approx(
         t.launch_overhead.si + partial_bytes / t.achievable_dram_bandwidth)
     assert reduction_chain(t, 0) == 0.0
+
+
+def test_mha_fwd_entry_runs_the_forward_kernel_when_one_split():
+    """FA2's mha_fwd (flash_attn_func, xformers' flash.FwOp) launches its ordinary forward kernel (128 x 64 tiles on
+    A100) when the split heuristic picks one split; flash_attn_with_kvcache appending K/V keeps the split kernel.
+    Known answer, 16 query / 2 KV heads of 128, batch 64 x 1024 keys: swapped to 2 heads of 8 query rows, 128 blocks
+    >= 0.8 x 108 -> one split over 1 x SMs (three over 2 x SMs: 384 / 216 slots, 0.89 of full waves); 2 blocks per SM
+    on 20 SMs, each block 4 x 128 (padded rows) x 1024 x 128 FLOPs at 312 TFLOP/s x 0.65 / 108 per SM: 71.5 us + one
+    2.6 us launch = 74.1 us, compute-bound, one kernel."""
+    a100 = load_target("a100-80gb")
+    args = (a100, 64, 16, 2, 1024, 128)
+    fwd = flash_decoding(*args, slots_per_sm=1, entry="fwd")
+    assert fwd.detail["splits"] == 1 and fwd.detail["kernel"] == "fwd" and fwd.launches == 1
+    per_sm = a100.peak_flops("fp16")[0] * a100.attention_efficiency.si / a100.sms
+    assert fwd.time_s == pytest.approx(2 * 4.0 * 128 * 1024 * 128 / per_sm + a100.launch_overhead.si, rel=1e-3)
+    assert fwd.time_s == pytest.approx(74.1e-6, rel=2e-3) and fwd.bound == "compute"
+    assert fwd.flops == flash_decoding(*args, splits=1).flops  # same useful work, 2x the padded MMA rows
+    assert flash_decoding(*args, slots_per_sm=1).time_s < 0.6 * fwd.time_s  # kvcache: 64-row split kernel
+    assert flash_decoding(*args, entry="fwd").detail["splits"] == 3  # 2 x SMs: splits, so the entry changes nothing
+    assert flash_decoding(*args, entry="fwd").time_s == flash_decoding(*args).time_s
+    with pytest.raises(ValueError):
+        flash_decoding(*args, entry="paged")

@@ -21,6 +21,9 @@ bytes per element of the K/V cache and of Q/O. FLOPs: 4 per (query, key, head-di
   FA2's split-KV kernel: 64 query rows, 128-key tiles for head dim <= 128 (``run_mha_fwd_splitkv_dispatch``).
   The combine (:func:`combine_kernel`) loops over the splits with one dependent L2 load per split, so it costs
   ``(1 + splits) x l2_latency`` (the preset's measured L2 hit latency) when that exceeds its bandwidth time.
+  Which kernel one split runs depends on the host entry (``entry``): ``flash_attn_with_kvcache`` appending K/V keeps
+  the split kernel; ``mha_fwd`` (``flash_attn_func``, xformers' ``flash.FwOp``) runs FA2's ordinary forward kernel
+  (128-row tiles: twice the padded MMA rows) with no combine.
 - **Lean Attention** (Sanovar et al. 2024): stream-K: the total work (batch x KV heads x KV tiles) is divided
   equally over one wave of ``2 x SMs`` blocks (:func:`lean_grid`), so there is no wave quantisation; partial outputs
   of heads cut between blocks are fixed up inside the same kernel (one launch, plus one DRAM round trip to
@@ -192,12 +195,22 @@ def _splits_heuristic(blocks: int, slots: int, n_blocks: int, max_splits: int = 
 def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
                    kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
                    splits: int | None = None, name: str = "attention_flashdecoding", mode: str = "fast",
-                   slots_per_sm: int = 2) -> KernelResult:
+                   slots_per_sm: int = 2, entry: str = "kvcache") -> KernelResult:
     """Split-KV decode attention plus its combine kernel. ``splits``: a fixed split count (1 = FA2's decode kernel
     without KV split, ``flash_attn_with_kvcache(num_splits=1)``); ``slots_per_sm``: the SM multiple the split
     heuristic fills, 2 from FlashAttention v2.5.7 (2024-04-07, "we multiply number of SMs by 2 ... 128 threads per
-    block"), 1 in v2.2-v2.5.6."""
+    block"), 1 in v2.2-v2.5.6.
+
+    ``entry``: the FlashAttention host function that launches it (``run_mha_fwd`` in ``flash_api.cpp``, v2.2.4 to
+    v2.6.3 alike): ``kvcache`` = ``flash_attn_with_kvcache`` appending the new token's K/V (``force_split_kernel``):
+    the split-KV kernel even for one split; ``fwd`` = ``mha_fwd`` (``flash_attn_func``, xformers' ``flash.FwOp``):
+    when the heuristic picks one split (``num_splits <= 1 && !force_split_kernel``) the call runs FA2's ordinary
+    forward kernel instead (128 x 64 tiles on A100, :func:`flash_attention2`), on the swapped layout
+    (``seqlenq_ngroups_swapped``: batch x KV heads blocks of ``heads / kv_heads`` query rows) when ``q_len`` is 1,
+    with no combine kernel."""
     _check(heads, kv_heads)
+    if entry not in ("kvcache", "fwd"):
+        raise ValueError(f"entry must be 'kvcache' or 'fwd', not {entry!r}")
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
     group = heads // kv_heads * q_len
     peak, unit = target.peak_flops(dtype)
@@ -207,6 +220,12 @@ def flash_decoding(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_
     bps = _fused_blocks_per_sm(target, max(rows, FD_Q_TILE), head_dim, kv_bytes, act_bytes, kv_tile)
     base = batch * kv_heads
     s = splits or _splits_heuristic(base, slots_per_sm * target.sms, math.ceil(kv_len / kv_tile))
+    if entry == "fwd" and s == 1:
+        fa2_heads, fa2_rows = (kv_heads, group) if q_len == 1 else (heads, q_len)
+        r = flash_attention2(target, batch, fa2_heads, kv_heads, fa2_rows, kv_len, head_dim, kv_bytes, act_bytes,
+                             causal=False, dtype=dtype, name=f"{name}.fwd", mode=mode)
+        return sequence(name, [r], {"kind": "flashdecoding", "splits": 1, "kernel": "fwd", "tiles": r.detail["tiles"],
+                                    "waves": r.detail["waves"], "kv_bytes": kv})
     chunk = math.ceil(kv_len / s)
     tiles = base * s
     tile_kv = 2.0 * chunk * head_dim * kv_bytes

@@ -59,8 +59,9 @@ def load_harnesses(path: Path = PUBLISHED) -> dict[str, dict[str, Any]]:
     return _document(path).get("harnesses", {})
 
 
-def harness_offset_s(point: dict[str, Any], target: Any) -> float:
-    """Seconds the point's timing harness adds to (or takes from) hwsim's one-kernel time on ``target``.
+def harness_offset_s(point: dict[str, Any], target: Any, launches: int = 1) -> float:
+    """Seconds the point's timing harness adds to (or takes from) hwsim's time of one call of ``launches`` kernels
+    on ``target``.
 
     hwsim's kernel time carries the preset's ``launch_overhead``: the per-kernel cost of back-to-back launches
     (te42kyfo/gpu-benches gpu-small-kernels), which is what a loop of calls timed as a whole measures.
@@ -69,7 +70,8 @@ def harness_offset_s(point: dict[str, Any], target: Any) -> float:
       (``floor_us`` for a kernel moving ``floor_bytes``), instead of the back-to-back launch cost. The offset is
       that floor minus hwsim's own time for the near-empty kernel, so the floor point itself is circular.
     - ``graph`` (``triton.testing.do_bench_cudagraph``: calls replayed from one CUDA graph): the preset's
-      ``graph_launch_overhead`` per kernel instead of ``launch_overhead``.
+      ``graph_launch_overhead`` per kernel instead of ``launch_overhead`` (so ``launches`` times the difference; xformers'
+      decode benchmark times ``torch.cuda.CUDAGraph.replay`` the same way).
     Points without a harness are timed as back-to-back launches (offset 0).
     """
     name = point.get("harness")
@@ -79,7 +81,7 @@ def harness_offset_s(point: dict[str, Any], target: Any) -> float:
     if h["kind"] == "isolated":
         return h["floor_us"] * 1e-6 - memory_bound(target, "floor", h["floor_bytes"]).time_s
     if h["kind"] == "graph":
-        return target.with_graph_launches().launch_overhead.si - target.launch_overhead.si
+        return launches * (target.with_graph_launches().launch_overhead.si - target.launch_overhead.si)
     raise ValueError(f"{PUBLISHED}: harness {name}: kind must be isolated or graph")
 
 
@@ -114,10 +116,12 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
         if point["kernel"] == "fa2":
             r = flash_attention2(*args, 1, point["kv_len"], point["head_dim"], causal=False)
         else:
-            r = flash_decoding(*args, point["kv_len"], point["head_dim"])
+            r = flash_decoding(*args, point["kv_len"], point["head_dim"], slots_per_sm=point.get("slots_per_sm", 2),
+                               entry=point.get("entry", "kvcache"))
         label = f"{point['kernel']} batch {point['batch']} x {point['kv_len']} keys ({point['heads']}q/{point['kv_heads']}kv)"
-        return r.time_s, point["us"] * 1e-6, label, f"{r.bound}-bound" + (
-            f", {r.detail.get('splits')} splits" if point["kernel"] != "fa2" else "")
+        kernel = r.detail.get("kernel", "split") if point["kernel"] != "fa2" else ""
+        return r.time_s + harness_offset_s(point, t, r.launches), point["us"] * 1e-6, label, f"{r.bound}-bound" + (
+            f", {r.detail.get('splits')} splits ({kernel} kernel)" if kernel else "") + _harness_note(point, t)
     options = {"launch": point.get("launch", "stream"), "stack": point.get("stack", "kernels")}
     model = _model(point["model"])
     if kind == "decode_step":  # per-token time at the middle of the generation
