@@ -147,3 +147,15 @@ def test_standard_dram_option_takes_bandwidth_from_the_memory_section():
     assert t.achievable_dram_bandwidth == pytest.approx(40 * 128 * 2.43e9 / 8 * eff)
     with pytest.raises(HwsimError, match="no memory: section"):
         load_target("rtx4090").with_standard_dram()
+
+
+def test_memory_section_with_an_unknown_standard_is_refused_naming_file_and_field(tmp_path):
+    from hardware.targets import load_target as load
+
+    text = (PRESET_DIR / "a100-40gb.yaml").read_text().replace("  standard: hbm2", "  standard: hbm9")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(HwsimError) as exc:
+        load(str(bad))
+    msg = str(exc.value)
+    assert "bad.yaml" in msg and "memory.standard" in msg and "unknown DRAM standard 'hbm9'" in msg and "\n" not in msg

@@ -19,10 +19,12 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from hardware.dram.memory_controller import MemorySystem
-from hardware.dram.standard import DramStandard, load_standard
+from hardware.dram.standard import PRESET_DIR, DramStandard, load_standard
 from hardware.dram.trace import TraceEntry
 from hardware.quantity import BytesPerSecond, Count, require_positive
 
@@ -96,6 +98,14 @@ class AttachedMemory(BaseModel):
     data_rate: BytesPerSecond
 
     _positive = require_positive("channels", "data_rate")
+
+    @field_validator("standard")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if not (PRESET_DIR / f"{value}.yaml").is_file() and not Path(value).is_file():
+            known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+            raise ValueError(f"unknown DRAM standard '{value}' (known: {known}; or a standard YAML file)")
+        return value
 
     def dram(self) -> DramStandard:
         """The DRAM standard preset."""
