@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, field_validator
