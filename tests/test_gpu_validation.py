@@ -380,3 +380,18 @@ def test_calibration_rows_pay_the_files_own_timing_floor(tmp_path):
     assert got["calibration: gemm square"].predicted == pytest.approx((plain - 2.6e-6 + 6e-6) * 1e6)
     assert got["calibration: gemm square"].error == pytest.approx(0.0, abs=1e-12)
     assert got["calibration: launch"].predicted == pytest.approx(a100.launch_overhead.si * 1e6)  # not moved
+
+
+def test_decode_points_at_a_batch_with_prefill_in_the_per_token_time():
+    """A decode_step point with ``batch`` runs the step at that batch; with ``includes_prefill`` its per-token time is
+    (prefill + (gen - 1) steps at the mean context) / gen, the way optimum and gpt-fast's CI average over a generate()."""
+    t = load_target("a100-80gb")
+    point = {"kind": "decode_step", "target": "a100-80gb", "source": "x", "model": "gpt2.onnx", "batch": 4, "prompt": 64,
+             "gen": 8, "launch": "stream", "stack": "kernels", "ms_per_token": 1.0}
+    model = Model(str(EXAMPLES / "gpt2.onnx"))
+    step = simulate(model, t, "decode", 4, 68, 1, Precision(), {"launch": "stream", "stack": "kernels"}).latency_s
+    one = simulate(model, t, "decode", 1, 68, 1, Precision(), {"launch": "stream", "stack": "kernels"}).latency_s
+    assert gpu_published.predict(point)[0] == pytest.approx(step) and step > one
+    pre = simulate(model, t, "prefill", 4, 64, 1, Precision(), {"launch": "stream", "stack": "kernels"}).latency_s
+    predicted, measured, label, _ = gpu_published.predict({**point, "includes_prefill": True})
+    assert predicted == pytest.approx((pre + 7 * step) / 8) and measured == pytest.approx(1e-3) and "batch 4" in label

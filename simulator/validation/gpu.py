@@ -712,7 +712,9 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "(small 9.4% -> 8.7%, large 9.2% -> 9.4%).",
         "- **Independent**: every other point of `hardware/calibration/published.yaml` (GEMMs by shape on A100, H100, "
         "V100, L4, RTX 4090; skinny GEMMs on H100 (two sources); the Flash-Decoding table's FA2 and "
-        "Flash-Decoding columns; decode steps and whole generations of Llama-2-7B, GPT-350M and GPT-1.3B), the "
+        "Flash-Decoding columns; decode steps and whole generations of Llama-2-7B (gpt-fast on A100-80GB and its "
+        "PyTorch CI target on A100-40GB, llama.cpp F16 on RTX 4090, NeMo/TensorRT-LLM at batch 1-8), Llama-2-13B "
+        "(Hugging Face transformers eager at batch 1-16), GPT-350M and GPT-1.3B), the "
         "decode-attention speedup claims, and every measured calibration file once one exists.",
         "- **Structural (known-answer checks below)**: hand-computed consequences of the model's equations; they verify "
         "the implementation, not the hardware.",
@@ -780,9 +782,9 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "- FA2 per-(seqlen, head-dim) forward TFLOP/s (paper Figs. 4-7), Lean Attention per-context speedups: figures "
         "not retrieved (docs/research/gpu.md 2d-2f, docs/research/gpu_published_attention.md).",
         "- Published batch-1 decode latencies on H200, L4, V100 and T4 at fp16 (none found: "
-        "docs/research/gpu_published_decode.md). Eager-framework numbers (HF transformers) beyond the one gpt-fast "
-        "eager point that sets `--set stack=eager`: the other published ones are for models without an example ONNX "
-        "file here (Llama-2-13B, Falcon-7B).",
+        "docs/research/gpu_published_decode.md). Published decode numbers for models without an example ONNX file here "
+        "(FasterTransformer GPT-6.7B and GPT-20B, Llama-3.1-8B, Falcon-7B) and for block-quantised weights "
+        "(llama.cpp Q4/Q8, AWQ, GPTQ, MLC q4f16) are not compared.",
         "- Energy per FLOP and per byte: no measurement was found (docs/research/gpu_published_power.md 3); the presets' "
         "per-FLOP energies are upper bounds, (TDP - measured idle) / peak, and their idle power is measured (nvidia-smi "
         "logs, docs/research/gpu_published_power.md 1). Only one power-under-load range is checked.",

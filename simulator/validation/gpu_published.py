@@ -124,17 +124,27 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
             f", {r.detail.get('splits')} splits ({kernel} kernel)" if kernel else "") + _harness_note(point, t)
     options = {"launch": point.get("launch", "stream"), "stack": point.get("stack", "kernels")}
     model = _model(point["model"])
+    batch = point.get("batch", 1)
+    precision = Precision(weights=point.get("weights"))
+    at = f", batch {batch}" if batch > 1 else ""
+    fmt = f", {precision.weights} weights" if precision.weights else ""
     if kind == "decode_step":  # per-token time at the middle of the generation
         context = point["prompt"] + point["gen"] // 2
-        r = simulate(model, t, "decode", 1, context, 1, Precision(), options)
-        bare = kernel_only_s(point["model"], t.name, "decode", 1, context, 1, options["launch"])
-        return r.latency_s, point["ms_per_token"] * 1e-3, \
-            f"{Path(point['model']).stem} decode step, ctx {context}, {t.name}, stack {options['stack']}", \
-            f"one decode step at the generation's mean context; kernels alone {bare * 1e3:.2f} ms"
-    r = simulate(model, t, "generate", 1, point["prompt"], point["gen"], Precision(), options)
-    bare = kernel_only_s(point["model"], t.name, "generate", 1, point["prompt"], point["gen"], options["launch"])
+        r = simulate(model, t, "decode", batch, context, 1, precision, options)
+        bare = kernel_only_s(point["model"], t.name, "decode", batch, context, 1, options["launch"], precision.weights)
+        predicted, note = r.latency_s, f"one decode step at the generation's mean context; kernels alone {bare * 1e3:.2f} ms"
+        if point.get("includes_prefill"):  # published per-token time = (prefill + gen - 1 steps) / gen
+            pre = simulate(model, t, "prefill", batch, point["prompt"], 1, precision, options).latency_s
+            predicted = (pre + (point["gen"] - 1) * r.latency_s) / point["gen"]
+            note = (f"(prefill {pre * 1e3:.1f} ms + {point['gen'] - 1} decode steps at the mean context) / {point['gen']}; "
+                    f"one step's kernels alone {bare * 1e3:.2f} ms")
+        return predicted, point["ms_per_token"] * 1e-3, \
+            f"{Path(point['model']).stem} decode step, ctx {context}{at}{fmt}, {t.name}, stack {options['stack']}", note
+    r = simulate(model, t, "generate", batch, point["prompt"], point["gen"], precision, options)
+    bare = kernel_only_s(point["model"], t.name, "generate", batch, point["prompt"], point["gen"], options["launch"],
+                         precision.weights)
     return r.latency_s, point["total_ms"] * 1e-3, \
-        f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out, {t.name}, stack {options['stack']}", \
+        f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out{at}{fmt}, {t.name}, stack {options['stack']}", \
         f"prefill + {point['gen'] - 1} decode steps; kernels alone {bare * 1e3:.2f} ms"
 
 
@@ -145,9 +155,10 @@ def _harness_note(point: dict[str, Any], target: Any) -> str:
 
 
 @lru_cache(maxsize=64)
-def kernel_only_s(model: str, target: str, phase: str, batch: int, prompt: int, gen: int, launch: str) -> float:
+def kernel_only_s(model: str, target: str, phase: str, batch: int, prompt: int, gen: int, launch: str,
+                  weights: str | None = None) -> float:
     """Seconds of the same run with ``stack=kernels`` (no host model): what the stack adds is the difference."""
-    return simulate(_model(model), load_target(target), phase, batch, prompt, gen, Precision(),
+    return simulate(_model(model), load_target(target), phase, batch, prompt, gen, Precision(weights=weights),
                     {"launch": launch, "stack": "kernels"}).latency_s
 
 
