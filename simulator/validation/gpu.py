@@ -714,7 +714,8 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "V100, L4, RTX 4090; skinny GEMMs on H100 (two sources); the Flash-Decoding table's FA2 and "
         "Flash-Decoding columns; decode steps and whole generations of Llama-2-7B (gpt-fast on A100-80GB and its "
         "PyTorch CI target on A100-40GB, llama.cpp F16 on RTX 4090, NeMo/TensorRT-LLM at batch 1-8), Llama-2-13B "
-        "(Hugging Face transformers eager at batch 1-16), GPT-350M and GPT-1.3B), the "
+        "(Hugging Face transformers eager at batch 1-16), GPT-350M and GPT-1.3B; gpt-fast's weight-only int8/int4 "
+        "Llama-2-7B rows, a category of their own), the "
         "decode-attention speedup claims, and every measured calibration file once one exists.",
         "- **Structural (known-answer checks below)**: hand-computed consequences of the model's equations; they verify "
         "the implementation, not the hardware.",
@@ -784,7 +785,7 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "- Published batch-1 decode latencies on H200, L4, V100 and T4 at fp16 (none found: "
         "docs/research/gpu_published_decode.md). Published decode numbers for models without an example ONNX file here "
         "(FasterTransformer GPT-6.7B and GPT-20B, Llama-3.1-8B, Falcon-7B) and for block-quantised weights "
-        "(llama.cpp Q4/Q8, AWQ, GPTQ, MLC q4f16) are not compared.",
+        "(llama.cpp Q4/Q8, AWQ, GPTQ, MLC q4f16; only gpt-fast's int8/int4 weight-only rows are) are not compared.",
         "- Energy per FLOP and per byte: no measurement was found (docs/research/gpu_published_power.md 3); the presets' "
         "per-FLOP energies are upper bounds, (TDP - measured idle) / peak, and their idle power is measured (nvidia-smi "
         "logs, docs/research/gpu_published_power.md 1). Only one power-under-load range is checked.",

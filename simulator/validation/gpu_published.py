@@ -123,6 +123,8 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
         return r.time_s + harness_offset_s(point, t, r.launches), point["us"] * 1e-6, label, f"{r.bound}-bound" + (
             f", {r.detail.get('splits')} splits ({kernel} kernel)" if kernel else "") + _harness_note(point, t)
     options = {"launch": point.get("launch", "stream"), "stack": point.get("stack", "kernels")}
+    extra = tuple(sorted(point.get("options", {}).items()))  # other GPU options of the source's setup (quant_group, ...)
+    options.update(extra)
     model = _model(point["model"])
     batch = point.get("batch", 1)
     precision = Precision(weights=point.get("weights"))
@@ -131,7 +133,8 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     if kind == "decode_step":  # per-token time at the middle of the generation
         context = point["prompt"] + point["gen"] // 2
         r = simulate(model, t, "decode", batch, context, 1, precision, options)
-        bare = kernel_only_s(point["model"], t.name, "decode", batch, context, 1, options["launch"], precision.weights)
+        bare = kernel_only_s(point["model"], t.name, "decode", batch, context, 1, options["launch"], precision.weights,
+                             extra)
         predicted, note = r.latency_s, f"one decode step at the generation's mean context; kernels alone {bare * 1e3:.2f} ms"
         if point.get("includes_prefill"):  # published per-token time = (prefill + gen - 1 steps) / gen
             pre = simulate(model, t, "prefill", batch, point["prompt"], 1, precision, options).latency_s
@@ -142,7 +145,7 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
             f"{Path(point['model']).stem} decode step, ctx {context}{at}{fmt}, {t.name}, stack {options['stack']}", note
     r = simulate(model, t, "generate", batch, point["prompt"], point["gen"], precision, options)
     bare = kernel_only_s(point["model"], t.name, "generate", batch, point["prompt"], point["gen"], options["launch"],
-                         precision.weights)
+                         precision.weights, extra)
     return r.latency_s, point["total_ms"] * 1e-3, \
         f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out{at}{fmt}, {t.name}, stack {options['stack']}", \
         f"prefill + {point['gen'] - 1} decode steps; kernels alone {bare * 1e3:.2f} ms"
@@ -156,10 +159,10 @@ def _harness_note(point: dict[str, Any], target: Any) -> str:
 
 @lru_cache(maxsize=64)
 def kernel_only_s(model: str, target: str, phase: str, batch: int, prompt: int, gen: int, launch: str,
-                  weights: str | None = None) -> float:
+                  weights: str | None = None, extra: tuple[tuple[str, Any], ...] = ()) -> float:
     """Seconds of the same run with ``stack=kernels`` (no host model): what the stack adds is the difference."""
     return simulate(_model(model), load_target(target), phase, batch, prompt, gen, Precision(weights=weights),
-                    {"launch": launch, "stack": "kernels"}).latency_s
+                    {"launch": launch, "stack": "kernels", **dict(extra)}).latency_s
 
 
 def rows(comparison_cls: type, points: list[dict[str, Any]] | None = None) -> list[Any]:
