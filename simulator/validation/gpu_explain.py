@@ -345,6 +345,7 @@ def _steps(rows: list[Any]) -> list[str]:
                    "as a host task per step, set from the GPT-350M 512/32 row (circular); the held-out rows are "
                    + (f"{_span(held)}." if held else "none."))
     out += _eager_batches(_sel(rows, source="hf-optimum-gptq"))
+    out += _turbomind(_sel(rows, source="lmdeploy-a100"))
     ci = _sel(rows, source="pytorch-ci-gpt-fast")
     if ci:
         out.append(f"PyTorch's gpt-fast CI target on the A100-40GB (compiled, CUDA graphs; a pass/fail target, not a "
@@ -360,6 +361,31 @@ def _steps(rows: list[Any]) -> list[str]:
                    "asynchronous launches, is not FasterTransformer's, and the card's weight stream is a little faster "
                    "than the preset's dram_efficiency gives.")
     return out
+
+
+def _turbomind(rows: list[Any]) -> list[str]:
+    """LMDeploy TurboMind static-batch rows (FP16 Llama-2-7B, A100-80G) by batch and context."""
+    if not rows:
+        return []
+    one = [r for r in rows if _pt(r).get("batch", 1) == 1]
+    mid = [r for r in rows if 1 < _pt(r).get("batch", 1) <= 16]
+    big = [r for r in rows if _pt(r).get("batch", 1) >= 32]
+    text = "LMDeploy TurboMind (FP16 Llama-2-7B, a C++ engine descended from FasterTransformer, --set stack=engine):"
+    if one:
+        ctx = sorted(_pt(r)["prompt"] + _pt(r)["gen"] // 2 for r in one)
+        text += f" at batch 1 hwsim is {_span(one)} over mean contexts {ctx[0]}-{ctx[-1]}"
+    if mid:
+        text += f"; at batch 16 {_span(mid)}"
+    if big:
+        short = sorted((r for r in big if _pt(r)["prompt"] <= 1), key=lambda r: _pt(r)["batch"])
+        text += (f"; at batch 32-64 {_span(big)}, fastest at the shortest context: the skinny-GEMM regime (M = batch "
+                 "= 32-64) where hwsim streams the weights at the stream rate")
+        b16 = next((r for r in mid if _pt(r)["prompt"] <= 1), None)
+        if short and b16:
+            text += (f", while the measured step jumps from {b16.reference / 1e3:.2f} ms at batch 16 to "
+                     f"{short[0].reference / 1e3:.2f} ms at batch {_pt(short[0])['batch']} (hwsim "
+                     f"{b16.predicted / 1e3:.2f} -> {short[0].predicted / 1e3:.2f} ms)")
+    return [text + "."]
 
 
 def _eager_batches(rows: list[Any]) -> list[str]:
