@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from hardware.dram.memory_controller import MemorySystem
 from hardware.dram.standard import PRESET_DIR, DramStandard, load_standard
 from hardware.dram.trace import TraceEntry
+from hardware.errors import HwsimError
+from hardware.field_use import FieldUse, Settings
 from hardware.quantity import BytesPerSecond, Count, require_positive
 
 #: refresh intervals a streaming run spans, at least
@@ -60,20 +62,6 @@ def channel_peak_gbps(std: DramStandard) -> float:
 
 def streaming(std: DramStandard) -> Streaming:
     """Simulate sequential reads on one channel of ``std`` (see the module docstring)."""
-    return _streaming(std.name, std)
-
-
-@lru_cache(maxsize=32)
-def _cached(name: str) -> Streaming:
-    return _streaming(name, load_standard(name))
-
-
-def streaming_of(name: str) -> Streaming:
-    """:func:`streaming` of the standard preset ``name``, computed once per process."""
-    return _cached(name)
-
-
-def _streaming(name: str, std: DramStandard) -> Streaming:
     org, p = std.organization, std.params
     pcs = org.pseudo_channels.value
     burst_cycles = max(p["tBL"], p["tCCD_S"])
@@ -84,6 +72,30 @@ def _streaming(name: str, std: DramStandard) -> Streaming:
     peak = channel_peak_gbps(std)
     delivered = run.bandwidth_gbps
     return Streaming(std.name, min(1.0, delivered / peak), delivered, peak, n, run.refreshes, run.row_hits)
+
+
+@lru_cache(maxsize=32)
+def streaming_of(name: str) -> Streaming:
+    """:func:`streaming` of the standard preset ``name``, computed once per process."""
+    return streaming(load_standard(name))
+
+
+def standard_dram(settings: Settings, target: dict) -> bool:
+    """Whether a run takes its DRAM bandwidth from the memory: section (``--set dram=standard``)."""
+    return settings.option("dram", "preset") == "standard"
+
+
+#: field-use declarations of a memory: section, shared by the GPU and FPGA schemas (hardware.field_use)
+FIELD_USE: dict[str, FieldUse] = {f"memory.{f}": FieldUse("only with --set dram=standard", standard_dram)
+                                  for f in ("standard", "channels", "data_rate")}
+
+
+def require_memory(name: str, memory: AttachedMemory | None) -> AttachedMemory:
+    """Target ``name``'s memory: section, or the one-line error ``--set dram=standard`` gives without one."""
+    if memory is None:
+        raise HwsimError(f"--set dram=standard: target '{name}' has no memory: section naming its DRAM standard "
+                         "(hardware/dram/attached.py); add one, or drop the option")
+    return memory
 
 
 class AttachedMemory(BaseModel):

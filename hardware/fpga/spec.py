@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from hardware.dram.attached import AttachedMemory
-from hardware.errors import HwsimError
+from hardware.dram import attached
+from hardware.dram.attached import AttachedMemory, require_memory, standard_dram
 from hardware.field_use import ALWAYS, FieldUse, Settings
 from hardware.quantity import Bytes, BytesPerSecond, Count, Hertz, Joules, JoulesPerBit, Ratio, Watts, require_positive
 from hardware.targets import TargetBase
@@ -63,10 +63,8 @@ class FpgaTarget(TargetBase):
     def with_standard_dram(self) -> FpgaTarget:
         """This board with ``offchip_bandwidth`` = the memory section's peak x the efficiency its DRAM standard's
         request-level controller sustains on streaming reads (``--set dram=standard``)."""
-        if self.memory is None:
-            raise HwsimError(f"--set dram=standard: target '{self.name}' has no memory: section naming its DRAM "
-                             "standard (hardware/dram/attached.py); add one, or drop the option")
-        mem, stream = self.memory, self.memory.streaming()
+        mem = require_memory(self.name, self.memory)
+        stream = mem.streaming()
         return self.model_copy(update={"offchip_bandwidth": BytesPerSecond(
             value=mem.peak_bandwidth() * stream.efficiency / 1e9, unit="GB/s",
             source=f"derived: {mem.describe()} x {stream.describe()}")})
@@ -93,9 +91,8 @@ FIELD_USE: dict[str, FieldUse] = {
     "clock": ALWAYS,
     "offchip_capacity": ALWAYS,  # the memory-capacity check
     "offchip_bandwidth": FieldUse("always, except with --set dram=standard (then memory: gives it)",
-                                  lambda s, t: s.option("dram", "preset") != "standard"),
-    **{f"memory.{f}": FieldUse("only with --set dram=standard", lambda s, t: s.option("dram", "preset") == "standard")
-       for f in ("standard", "channels", "data_rate")},
+                                  lambda s, t: not standard_dram(s, t)),
+    **attached.FIELD_USE,
     "dsp_mult_a_bits": ALWAYS,
     "dsp_mult_b_bits": ALWAYS,
     "lut_mult_max_bits": HLS_ONLY,  # the large-model mapper assumes a DSP array (no LUT multipliers)

@@ -16,8 +16,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from hardware.dram.attached import AttachedMemory
-from hardware.errors import HwsimError
+from hardware.dram import attached
+from hardware.dram.attached import AttachedMemory, require_memory, standard_dram
 from hardware.field_use import ALWAYS, FieldUse, Settings
 from hardware.quantity import (
     Bytes,
@@ -106,10 +106,8 @@ class GpuTarget(TargetBase):
     def with_standard_dram(self) -> GpuTarget:
         """This GPU with its DRAM bandwidth from ``memory``: the peak from channels x bus width x pin rate, the
         efficiency simulated on the DRAM standard's request-level controller (``--set dram=standard``)."""
-        if self.memory is None:
-            raise HwsimError(f"--set dram=standard: target '{self.name}' has no memory: section naming its DRAM "
-                             "standard (hardware/dram/attached.py); add one, or drop the option")
-        mem, stream = self.memory, self.memory.streaming()
+        mem = require_memory(self.name, self.memory)
+        stream = mem.streaming()
         return self.model_copy(update={
             "dram_bandwidth": BytesPerSecond(value=mem.peak_bandwidth() / 1e9, unit="GB/s",
                                              source=f"derived from memory: {mem.describe()}"),
@@ -166,10 +164,6 @@ def _tp(s: Settings, target: dict) -> bool:
     return s.tp > 1
 
 
-def _standard_dram(s: Settings, target: dict) -> bool:
-    return s.option("dram", "preset") == "standard"
-
-
 def _graph(s: Settings, target: dict) -> bool:
     return s.option("launch", "stream") == "graph" or s.option("stack", "kernels") == "graph"
 
@@ -185,7 +179,7 @@ FIELD_USE: dict[str, FieldUse] = {
     "l2_bandwidth": ALWAYS,
     "dram_capacity": ALWAYS,  # the memory-capacity check
     "dram_bandwidth": FieldUse("always, except with --set dram=standard (then memory: gives it)",
-                               lambda s, t: not _standard_dram(s, t)),
+                               lambda s, t: not standard_dram(s, t)),
     "dram_latency": ALWAYS,
     "l2_latency": FieldUse("in decode runs with a split-KV attention kernel (FlashDecoding's combine, Lean's "
                            "fix-up), i.e. not with --set attention=naive",
@@ -200,9 +194,8 @@ FIELD_USE: dict[str, FieldUse] = {
                                lambda s, t: _tp(s, t) and 0 in s.values(t, "nvlink_bandwidth")),
     "link_latency": FieldUse("only with tensor parallelism (tp > 1)", _tp),
     "dram_efficiency": FieldUse("always, except with --set dram=standard (then simulated on memory.standard)",
-                                lambda s, t: not _standard_dram(s, t)),
-    **{f"memory.{f}": FieldUse("only with --set dram=standard", _standard_dram)
-       for f in ("standard", "channels", "data_rate")},
+                                lambda s, t: not standard_dram(s, t)),
+    **attached.FIELD_USE,
     "tensor_efficiency": ALWAYS,
     "attention_efficiency": FieldUse("always, except in decode-only runs with --set attention=naive",
                                      lambda s, t: set(s.phases) != {"decode"} or s.option("attention") != "naive"),
