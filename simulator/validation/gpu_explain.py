@@ -16,7 +16,7 @@ from hardware.gpu.attention import flash_decoding, reduction_chain
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import memory_bound
 from hardware.targets import load_target
-from simulator.validation.gpu_published import harness_offset_s, load_harnesses
+from simulator.validation.gpu_published import harness_offset_s, load_harnesses, step_kernels_s
 
 
 def _pt(r: Any) -> dict[str, Any]:
@@ -353,7 +353,7 @@ def _steps(rows: list[Any]) -> list[str]:
     lc = _sel(rows, source="llamacpp-4766")
     if lc:
         r = lc[0]
-        bare = float(r.note.rsplit("kernels alone ", 1)[1].split(" ms")[0])
+        bare = step_kernels_s(_pt(r)) * 1e3  # ms
         out.append(f"llama.cpp on the RTX 4090 (F16, tg128, Jan 2024, no CUDA graphs) is {_span(lc)} with "
                    "--set stack=engine, whose host time per step is FasterTransformer's; hwsim's kernels alone "
                    f"({bare:.2f} ms) are already {bare * 1e3 / r.reference - 1:+.0%} against the measured "

@@ -133,8 +133,7 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     if kind == "decode_step":  # per-token time at the middle of the generation
         context = point["prompt"] + point["gen"] // 2
         r = simulate(model, t, "decode", batch, context, 1, precision, options)
-        bare = kernel_only_s(point["model"], t.name, "decode", batch, context, 1, options["launch"], precision.weights,
-                             extra)
+        bare = step_kernels_s(point)
         predicted, note = r.latency_s, f"one decode step at the generation's mean context; kernels alone {bare * 1e3:.2f} ms"
         if point.get("includes_prefill"):  # published per-token time = (prefill + gen - 1 steps) / gen
             pre = simulate(model, t, "prefill", batch, point["prompt"], 1, precision, options).latency_s
@@ -155,6 +154,14 @@ def _harness_note(point: dict[str, Any], target: Any) -> str:
     if not point.get("harness"):
         return ""
     return f"; harness {point['harness']} ({harness_offset_s(point, target) * 1e6:+.2f} us per call)"
+
+
+def step_kernels_s(point: dict[str, Any]) -> float:
+    """Seconds of a decode_step point's one step (at the generation's mean context) with ``stack=kernels``."""
+    extra = tuple(sorted(point.get("options", {}).items()))
+    return kernel_only_s(point["model"], point["target"], "decode", point.get("batch", 1),
+                         point["prompt"] + point["gen"] // 2, 1, point.get("launch", "stream"), point.get("weights"),
+                         extra)
 
 
 @lru_cache(maxsize=64)
