@@ -87,6 +87,8 @@ class Comparison:
     @property
     def reference_text(self) -> str:
         if isinstance(self.reference, tuple):
+            if math.isinf(self.reference[1]):  # a lower bound only ("more than ...")
+                return f">= {_num(self.reference[0])}"
             return f"{_num(self.reference[0])}-{_num(self.reference[1])}"
         return _num(self.reference)
 

@@ -8,6 +8,7 @@ The figures and sources are data; this module only computes hwsim's side.
 
 from __future__ import annotations
 
+import math
 import statistics
 from functools import cache, lru_cache
 from pathlib import Path
@@ -31,6 +32,7 @@ CATEGORY = {
     "decode_speedup": "published: decode attention speedups",
     "decode_power": "published: board power during decode",
     "decode_weight_bound": "published: decode-step bounds",
+    "decode_wave_step": "published: decode-attention wave quantisation",
 }
 
 
@@ -146,6 +148,14 @@ def predict(claim: dict[str, Any], setup: dict[str, Any]) -> tuple[str, float, A
         weights, bound = weight_bound(claim["model"], t)
         return (f"{Path(claim['model']).stem} fp16 decode, ctx {claim['context']}, {t.name} vs datasheet bound",
                 seconds * 1e3, bound * 1e3, "ms", f"{weights / 1e9:.2f} GB of weights / {t.dram_bandwidth.si / 1e9:,.0f} GB/s")
+    if kind == "decode_wave_step":  # FA2's decode kernel one sequence past a full wave of CTAs
+        args = (t, claim["heads"], claim["kv_heads"], claim["context"], claim["head_dim"])
+        before, after = (flash_decoding(t, b, *args[1:]) for b in (claim["batch"], claim["more"]))
+        return (f"FA2 decode time, batch {claim['batch']} -> {claim['more']} ({claim['heads']}q/{claim['kv_heads']}kv x"
+                f"{claim['head_dim']}, {claim['context'] // 1024}k keys, {t.name})", after.time_s / before.time_s,
+                (claim["ratio_above"], math.inf), "x",
+                f"{before.detail['tiles']} -> {after.detail['tiles']} CTAs, {before.detail['splits']} -> "
+                f"{after.detail['splits']} split(s), waves {before.detail['waves']} -> {after.detail['waves']}")
     raise ValueError(f"unknown claim kind {kind!r}")
 
 
