@@ -100,6 +100,18 @@ def test_causal_prefill_is_set_by_its_last_query_tile(a100):
     assert detailed.flops == fast.flops  # useful FLOPs do not depend on the mode
 
 
+def test_causal_chunk_after_cached_keys_aligns_bottom_right(a100):
+    # A 256-query chunk after 1792 cached keys (chunked prefill): query row r sees 1792 + r + 1 keys, so the useful
+    # FLOPs are 4 x 128 x 256 x (1792 + 128.5) (hand sum), and query tile i walks 1792 + (i + 1) x 128 keys: the
+    # second (last) tile all 2048, the first 1920 (its last 128-key tile is masked away).
+    r = flash_attention2(a100, 1, 1, 1, 256, 2048, 128)
+    assert r.flops == pytest.approx(4 * 128 * 256 * (1792 + 128.5))
+    assert flash_attention2(a100, 1, 1, 1, 256, 2048, 128, causal=False).flops == pytest.approx(4 * 128 * 256 * 2048)
+    sm_rate = 312e12 * 0.5 / 108
+    detailed = flash_attention2(a100, 1, 1, 1, 256, 2048, 128, mode="detailed")
+    assert detailed.time_s == pytest.approx(4 * 128 * 2048 * 128 / sm_rate + 4e-6, rel=1e-9)  # set by the last tile
+
+
 def test_detailed_decode_kernels_close_to_fast_on_even_grids(a100):
     for fn in (flash_decoding, lean_attention):
         fast = fn(a100, 1, 32, 32, 32768, 128)

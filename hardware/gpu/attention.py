@@ -119,14 +119,19 @@ def _sizes(batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int, head_
 def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int,
                      head_dim: int, kv_bytes: float = 2.0, act_bytes: float = 2.0, causal: bool = True,
                      dtype: str = "fp16", name: str = "flash_attention2", mode: str = "fast") -> KernelResult:
-    """FlashAttention-2 forward (prefill)."""
+    """FlashAttention-2 forward (prefill; a chunk of ``q_len`` queries after ``kv_len - q_len`` cached keys when
+    ``kv_len > q_len``, as in chunked prefill)."""
     _check(heads, kv_heads)
     if min(batch, heads, q_len, kv_len) <= 0:
         return _empty(name)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
+    # causal masks align bottom-right (FlashAttention >= 2.1): query row r of a chunk that follows ``past`` cached
+    # keys sees past + r + 1 of them, and each block skips the K/V tiles wholly above its diagonal
+    past = kv_len - q_len
+    causal_tiles = causal and past >= 0 and kv_len > 1
     visible = 1.0
-    if causal and q_len == kv_len and kv_len > 1:
-        visible = (kv_len + 1) / (2.0 * kv_len)
+    if causal_tiles:
+        visible = (past + (q_len + 1) / 2.0) / kv_len
     flops *= visible
     peak, unit = target.peak_flops(dtype)
     sm_rate = peak * target.attention_efficiency.si / target.sms
@@ -139,11 +144,10 @@ def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q
     bps = _fused_blocks_per_sm(target, Q_TILE, head_dim, kv_bytes, act_bytes)
     inflight = kv_inflight_bytes(KV_TILE, head_dim, kv_bytes)
     if mode == "detailed":
-        causal_tiles = causal and q_len == kv_len and kv_len > 1
         works = []
         for i in range(q_tiles):
             rows_i = min(Q_TILE, q_len - i * Q_TILE)
-            keys_i = min(kv_len, (i + 1) * Q_TILE) if causal_tiles else kv_len
+            keys_i = min(kv_len, past + (i + 1) * Q_TILE) if causal_tiles else kv_len
             works.append((4.0 * _mma_rows(unit, rows_i, Q_TILE) * math.ceil(keys_i / KV_TILE) * KV_TILE * head_dim,
                           2.0 * keys_i * head_dim * kv_bytes + 2.0 * rows_i * head_dim * act_bytes))
         w, tile_l2 = _detailed(target, batch * heads, works, kv + qo, bps, sm_rate, inflight)

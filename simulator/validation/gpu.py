@@ -714,12 +714,14 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "(small 9.4% -> 8.7%, large 9.2% -> 9.4%).",
         "- **Independent**: every other point of `hardware/calibration/published.yaml` (GEMMs by shape on A100, H100, "
         "V100, L4, RTX 4090; skinny GEMMs on H100 (two sources); the Flash-Decoding table's FA2 and "
-        "Flash-Decoding columns; decode steps and whole generations of Llama-2-7B (gpt-fast on A100-80GB and its "
+        "Flash-Decoding columns; POD-Attention's FA2 chunked-prefill + decode per-layer times on A100; decode steps "
+        "and whole generations of Llama-2-7B (gpt-fast on A100-80GB and its "
         "PyTorch CI target on A100-40GB, llama.cpp F16 on RTX 4090, LMDeploy TurboMind at batch 1-64, NeMo/TensorRT-LLM "
         "at batch 1-8), Llama-2-13B "
         "(Hugging Face transformers eager at batch 1-16), GPT-350M and GPT-1.3B; gpt-fast's weight-only int8/int4 "
         "Llama-2-7B rows, a category of their own), the "
-        "decode-attention speedup claims, and every measured calibration file once one exists.",
+        "decode-attention speedup claims, POD-Attention's wave-quantisation step, and every measured calibration "
+        "file once one exists.",
         "- **Structural (known-answer checks below)**: hand-computed consequences of the model's equations; they verify "
         "the implementation, not the hardware.",
         "",

@@ -35,6 +35,7 @@ CATEGORY = {
     "gemm": "measured (published): GEMM",
     "stream": "measured (published): DRAM streaming",
     "attention_decode": "measured (published): decode attention",
+    "attention_chunk_decode": "measured (published): chunked-prefill + decode attention",
     "decode_step": "measured (published): decode step / generation",
     "generate": "measured (published): decode step / generation",
 }
@@ -122,6 +123,15 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
         kernel = r.detail.get("kernel", "split") if point["kernel"] != "fa2" else ""
         return r.time_s + harness_offset_s(point, t, r.launches), point["us"] * 1e-6, label, f"{r.bound}-bound" + (
             f", {r.detail.get('splits')} splits ({kernel} kernel)" if kernel else "") + _harness_note(point, t)
+    if kind == "attention_chunk_decode":  # a prefill chunk's FA2 forward kernel, then the decode batch's kernel
+        heads, kv_heads, d = point["heads"], point["kv_heads"], point["head_dim"]
+        pre = flash_attention2(t, 1, heads, kv_heads, point["chunk"], point["keys"], d, causal=True)
+        dec = flash_decoding(t, point["decode_batch"], heads, kv_heads, point["decode_context"], d)
+        return pre.time_s + dec.time_s, point["ms"] * 1e-3, \
+            (f"FA2 chunk of {point['chunk']} after {point['keys'] - point['chunk']} keys, then decode batch "
+             f"{point['decode_batch']} x {point['decode_context']} keys ({heads}q/{kv_heads}kv)"), \
+            (f"prefill {pre.time_s * 1e3:.3f} ms ({pre.bound}-bound) + decode {dec.time_s * 1e3:.3f} ms "
+             f"({dec.bound}-bound, {dec.detail['splits']} split, {dec.detail['tiles']} CTAs in {dec.detail['waves']} waves)")
     options = {"launch": point.get("launch", "stream"), "stack": point.get("stack", "kernels")}
     extra = tuple(sorted(point.get("options", {}).items()))  # other GPU options of the source's setup (quant_group, ...)
     options.update(extra)
