@@ -309,6 +309,24 @@ def test_software_stacks_add_host_time(gpt2_decode):
     assert "host" not in {r.name for r in map_workload(gpt2_decode, a100, {}).resources}  # default: kernels only
 
 
+def test_host_costs_are_the_users_to_set(gpt2_decode):
+    # --set host_op_us / host_step_us replace a stack's published host times: an eager host of 1 ms per op is
+    # host-bound, every op dispatched in turn (the step is the host's total plus the last kernel at most); 0 us per
+    # op is the kernels alone; an engine step of 500 us adds exactly that.
+    from mapping.gpu.mapper import block_runs
+
+    a100 = load_target("a100-80gb")
+    ops = sum(len(o) for _, _, o in block_runs(gpt2_decode.ops))
+    kernels = run(map_workload(gpt2_decode, a100, {})).latency_s
+    slow = run(map_workload(gpt2_decode, a100, {"stack": "eager", "host_op_us": 1000})).latency_s
+    assert ops * 1e-3 <= slow <= ops * 1e-3 + kernels
+    assert run(map_workload(gpt2_decode, a100, {"stack": "eager", "host_op_us": 0})).latency_s == pytest.approx(kernels)
+    engine = run(map_workload(gpt2_decode, a100, {"stack": "engine", "host_step_us": 500})).latency_s
+    assert engine == pytest.approx(kernels + 500e-6, rel=1e-9)
+    with pytest.raises(HwsimError, match="host_op_us"):
+        map_workload(gpt2_decode, a100, {"host_op_us": -1})
+
+
 def test_lean_grid_and_fd_heuristic_versions(a100):
     # Lean's grid as the authors' kernel sets it (onnxruntime lean_api.cc), A100 = 108 SMs, head dim 128 (128-key
     # tiles): 32 KV heads x 256 tiles = 8192 > 4 x 108 -> 2 x 108 = 216 CTAs; 8 KV heads x 8 tiles (1k keys) = 64 <= 432

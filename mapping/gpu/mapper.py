@@ -69,7 +69,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_graph_launches()
     if opts.dram == "standard":
         target = target.with_standard_dram()
-    per_op, per_step = host_costs(opts.stack)
+    per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
                    opts.quant_group, opts.quant_kernel, opts.act_quant)
     builder = ProgramBuilder()

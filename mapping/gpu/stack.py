@@ -43,7 +43,9 @@ GRAPH_HOST_PER_STEP = 15e-6
 ENGINE_HOST_PER_STEP = 1.51e-3
 
 
-def host_costs(stack: str) -> tuple[float, float]:
-    """(host seconds per op, host seconds per step) of ``stack``."""
-    return {"kernels": (0.0, 0.0), "eager": (EAGER_HOST_PER_OP, 0.0), "graph": (0.0, GRAPH_HOST_PER_STEP),
-            "engine": (0.0, ENGINE_HOST_PER_STEP)}[stack]
+def host_costs(stack: str, per_op_us: float | None = None, per_step_us: float | None = None) -> tuple[float, float]:
+    """(host seconds per op, host seconds per step) of ``stack``; ``per_op_us`` / ``per_step_us`` (microseconds,
+    ``--set host_op_us=`` / ``host_step_us=``) replace the stack's published values with the user's own host's."""
+    per_op, per_step = {"kernels": (0.0, 0.0), "eager": (EAGER_HOST_PER_OP, 0.0), "graph": (0.0, GRAPH_HOST_PER_STEP),
+                        "engine": (0.0, ENGINE_HOST_PER_STEP)}[stack]
+    return (per_op if per_op_us is None else per_op_us * 1e-6, per_step if per_step_us is None else per_step_us * 1e-6)
