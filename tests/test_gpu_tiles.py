@@ -136,3 +136,27 @@ def test_cli_detailed_mode(tmp_path):
     assert detailed["latency_s"] >= fast["latency_s"] * (1 - 1e-9)
     res = runner.invoke(main, ["simulate", str(EXAMPLES / "gpt2.onnx"), "--target", "u55c", "--mode", "detailed"])
     assert res.exit_code == 2 and "--mode detailed" in res.output and "Traceback" not in res.output
+
+
+def test_stream_k_removes_the_partial_wave():
+    # a100-80gb: 128 x 256 tiles (k = 16384, 512 MAC iterations of 32) are one per SM. 108 tiles fill one wave, so
+    # stream-K is the data-parallel grid itself; 109 need a second wave (about 2x, compute-bound), while stream-K
+    # shares the 109 x 512 = 55,808 iterations over 108 blocks (517 each): 109/108 of a wave plus the fix-ups.
+    # Fix-ups: 107 block boundaries and 108 tile boundaries, none shared (lcm(517, 512) > 55,808), cut the
+    # iterations into 216 pieces, 109 of which finish a tile: 107 partials of 128 x 256 fp32, written and read back.
+    from hardware.gpu.gemm import Tile, gemm
+    from hardware.targets import load_target
+
+    t = load_target("a100-80gb")
+    tile = Tile(128, 256, 32, 3, 8)
+    one = gemm(t, 1, 13824, 16384, 256, tile=tile)
+    two = gemm(t, 1, 13952, 16384, 256, tile=tile)
+    even = gemm(t, 1, 13824, 16384, 256, tile=tile, schedule="stream-k")
+    sk = gemm(t, 1, 13952, 16384, 256, tile=tile, schedule="stream-k")
+    assert even.time_s == one.time_s and "schedule" not in even.detail
+    assert sk.detail["schedule"] == "stream-k" and sk.detail["iterations_per_block"] == 517
+    assert sk.detail["fixups"] == 107 and sk.dram_bytes == pytest.approx(two.dram_bytes + 107 * 128 * 256 * 8)
+    assert two.time_s / one.time_s > 1.9
+    assert 109 / 108 < sk.time_s / one.time_s < 1.05
+    with pytest.raises(ValueError, match="schedule"):
+        gemm(t, 1, 64, 64, 64, schedule="round-robin")

@@ -12,6 +12,15 @@ On top of the waves, each GEMM exposes its tiles' pipeline fill (one DRAM round 
 (the last K slice's MMAs) and epilogue (C through L2, one more round trip) once (:func:`pipeline_fill_drain`): what
 makes one- and two-wave GEMMs slower than their steady-state rate.
 
+**Stream-K** (``schedule="stream-k"``; Osama, Merrill, Cecka, Garland, Hsu, "Stream-K: Work-centric Parallel
+Decomposition for Dense Matrix Multiplication on the GPU", PPoPP 2023; CUTLASS's stream-K tile scheduler): a
+persistent grid of ``SMs x blocks_per_sm`` blocks shares the GEMM's MAC iterations (``tiles x ceil(k / bk)``)
+equally, each block's contiguous range crossing tile boundaries; a tile split between blocks is fixed up through
+global memory (each contributing block writes its fp32 partial tile, the finishing block waits for and adds them).
+The paper's hybrid is modelled: whole waves of tiles but the last are data-parallel, and the remaining tiles (one to
+two waves' worth) are shared stream-K, so no wave is partial. The search then takes the faster of that and the
+data-parallel / split-K candidates for each tile, as CUTLASS's heuristic would for an even grid.
+
 Tensor-core tiles have at least 16 rows (the m16n8k16 MMA shape); CUDA-core (fp32 SIMT) tiles go down to one
 row (GEMV kernels). The search returns the fastest candidate; ``tile`` and ``split_k`` pin one.
 
@@ -58,6 +67,8 @@ SIMT_TILES = (
     Tile(1, 256, 128, 4, 4), Tile(1, 64, 256, 4, 2),
 )
 SPLIT_K = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+#: how a GEMM's work is assigned to thread blocks (see gemm())
+SCHEDULES = ("data-parallel", "stream-k")
 #: Registers (32-bit) a thread holds besides its accumulators: operand fragments, addresses (assumption).
 EXTRA_REGS_PER_THREAD = 64
 MAX_BLOCKS_PER_SM = 32
@@ -74,7 +85,8 @@ def blocks_per_sm(target: GpuTarget, tile: Tile, a_bytes: float, b_bytes: float)
 
 def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp16", a_bytes: float = 2.0,
          b_bytes: float = 2.0, c_bytes: float = 2.0, dram_bytes: float | None = None, tile: Tile | None = None,
-         split_k: int | None = None, name: str = "gemm", mode: str = "fast", dequant: float = 0.0) -> KernelResult:
+         split_k: int | None = None, name: str = "gemm", mode: str = "fast", dequant: float = 0.0,
+         schedule: str = "data-parallel") -> KernelResult:
     """Time of one (batched) GEMM; ``dtype`` picks the compute unit and peak (see ``GpuTarget.peak_flops``).
 
     ``dequant``: 32-bit instructions per B element that each block spends converting its B tile to ``dtype`` in
@@ -84,17 +96,22 @@ def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp
     ``dram_bytes`` overrides the unique DRAM traffic (A, B and C once each), e.g. with the workload's own count.
     ``mode``: ``fast`` (closed-form waves) or ``detailed`` (the configuration the search picks, timed block by block
     by :mod:`hardware.gpu.tile_sim`; the search itself always uses the closed form, as a library heuristic would).
+    ``schedule``: ``data-parallel`` (one block per output tile, or per tile and K split; cuBLAS's usual kernels) or
+    ``stream-k`` (adds the stream-K hybrid to the candidates; module docstring).
     """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     if min(batch, m, n) <= 0:  # an empty product (a zero-size dimension): nothing to launch
         return KernelResult(name, 0.0, 0.0, 0.0, 0.0, "launch", 0.0, "cuda", 0)
-    best = _search(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, tile, split_k, dequant)
+    best = _search(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, tile, split_k, dequant,
+                   schedule)
     if best is None:
         raise HwsimError(f"{name}: no GEMM thread-block tile fits one SM of {target.name} (max_threads_per_sm "
                          f"{target.max_threads_per_sm.n}, registers_per_sm {target.registers_per_sm.value:g} "
                          f"{target.registers_per_sm.unit}, shared_memory_per_sm {target.shared_memory_per_sm.value:g} "
                          f"{target.shared_memory_per_sm.unit}); check those fields")
     cached = best[1]  # shared by the search cache: hand out a copy
-    if mode == "detailed":
+    if mode == "detailed" and cached.detail.get("schedule") != "stream-k":  # stream-K: the closed form only
         cached = _detailed_config(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes,
                                   cached.detail["_config"], cached.detail["split_k"], "detailed", dequant)
     return dataclasses.replace(cached, name=name, detail=dict(cached.detail))
@@ -103,8 +120,9 @@ def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp
 @lru_cache(maxsize=4096)
 def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float, b_bytes: float,
             c_bytes: float, dram_bytes: float | None, tile: Tile | None,
-            split_k: int | None, dequant: float = 0.0) -> tuple[float, KernelResult] | None:
-    """The fastest (tile, split-K) by the closed form (the heuristic a library would apply)."""
+            split_k: int | None, dequant: float = 0.0,
+            schedule: str = "data-parallel") -> tuple[float, KernelResult] | None:
+    """The fastest (tile, split-K or stream-K) by the closed form (the heuristic a library would apply)."""
     _, unit = target.peak_flops(dtype)
     tiles = (tile,) if tile else (TENSOR_TILES if unit == "tensor" else SIMT_TILES)
     splits = (split_k,) if split_k else SPLIT_K
@@ -122,7 +140,76 @@ def _search(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a
                              dequant)
             if best is None or r.time_s < best[0] - 1e-15:
                 best = (r.time_s, r)
+        if schedule == "stream-k" and not split_k:
+            r = _time_streamk(target, batch, m, k, n, dtype, a_bytes, b_bytes, c_bytes, dram_bytes, t, dequant)
+            if r is not None and (best is None or r.time_s < best[0] - 1e-15):
+                best = (r.time_s, r)
     return best
+
+
+def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float,
+                  b_bytes: float, c_bytes: float, dram_bytes: float | None, t: Tile,
+                  dequant: float = 0.0) -> KernelResult | None:
+    """The stream-K hybrid of tile ``t`` (module docstring), or None where it is the data-parallel grid itself.
+
+    Data-parallel part: ``(tiles // slots - 1) x slots`` whole tiles in full waves (none below two waves). Stream-K
+    part: the other tiles' MAC iterations shared equally by ``slots`` blocks, so each block runs
+    ``ceil(sk_tiles x iters / slots)`` iterations in one wave; every block boundary inside a tile is a fix-up: the
+    contributing block writes its ``bm x bn`` fp32 partial and the finishing block reads it back (through L2, at the
+    achievable DRAM rate as an upper bound) after one L2 round trip of waiting on its flag."""
+    peak, unit = target.peak_flops(dtype)
+    sm_rate = peak * target.tensor_efficiency.si / target.sms
+    if dequant:
+        alu = target.cuda_core_fp32.si / 2.0 / target.sms
+        sm_rate = min(sm_rate, alu * 2.0 * t.m / dequant)
+    bps = blocks_per_sm(target, t, a_bytes, b_bytes)
+    if bps == 0:
+        return None
+    slots = target.sms * bps
+    tiles = batch * math.ceil(m / t.m) * math.ceil(n / t.n)
+    iters = math.ceil(k / t.k)
+    if tiles % slots == 0 or tiles * iters < 2 * slots:
+        return None  # an even grid is data-parallel already; too few iterations to share
+    dp_tiles = max(0, tiles // slots - 1) * slots
+    sk_tiles = tiles - dp_tiles
+    per_block = math.ceil(sk_tiles * iters / slots)  # MAC iterations of each stream-K block
+    unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
+    flops = 2.0 * batch * m * k * n
+    iter_flops = 2.0 * t.m * t.n * t.k
+    iter_l2 = (t.m * a_bytes + t.n * b_bytes) * t.k
+    inflight = (t.stages - 1) * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
+    dp_dram = unique * dp_tiles / tiles
+    body = compute = memory = 0.0
+    waves = 0
+    occupancy_time = 0.0
+    if dp_tiles:
+        w = run_waves(target, dp_tiles, bps, t.warps * 32, iter_flops * iters, sm_rate, dp_dram / dp_tiles,
+                      iter_l2 * iters + t.m * t.n * c_bytes, inflight)
+        body, compute, memory, waves = w.time_s, w.compute_s, w.memory_s, w.waves
+        occupancy_time += w.occupancy * w.time_s
+    # fix-ups: block boundaries (multiples of per_block) and tile boundaries (multiples of iters) cut the stream-K
+    # iterations into pieces; each tile has one finishing piece, every other piece is a partial written and read back
+    total = sk_tiles * iters
+    cuts = {i * per_block for i in range(1, slots) if i * per_block < total} | {j * iters for j in range(1, sk_tiles)}
+    partials = len(cuts) + 1 - sk_tiles
+    partial_bytes = partials * t.m * t.n * 4.0 * 2
+    sk_dram = unique - dp_dram
+    w = run_waves(target, slots, bps, t.warps * 32, iter_flops * per_block, sm_rate, sk_dram / slots,
+                  iter_l2 * per_block + (sk_tiles * t.m * t.n * c_bytes + partial_bytes) / slots, inflight)
+    wait = target.l2_latency.si if target.l2_latency is not None else 0.0  # the finishing block polls its flag
+    fixup = partial_bytes / target.achievable_dram_bandwidth + (wait if partials else 0.0)
+    body += w.time_s + fixup
+    compute += w.compute_s
+    memory += w.memory_s + fixup
+    waves += w.waves
+    occupancy_time += w.occupancy * w.time_s
+    body += pipeline_fill_drain(target, t, c_bytes, sm_rate, bps, slots)
+    occupancy = occupancy_time / (body or 1.0)
+    return finish(target, "gemm", body, compute, memory, flops, unique + partial_bytes,
+                  iter_l2 * iters * tiles + partial_bytes, occupancy, unit,
+                  {"tile": (t.m, t.n, t.k), "split_k": 1, "schedule": "stream-k", "tiles": tiles, "waves": waves,
+                   "stream_k_tiles": sk_tiles, "iterations_per_block": per_block, "fixups": partials,
+                   "blocks_per_sm": bps, "_config": t})
 
 
 def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float,

@@ -182,8 +182,10 @@ FIELD_USE: dict[str, FieldUse] = {
                                lambda s, t: not standard_dram(s, t)),
     "dram_latency": ALWAYS,
     "l2_latency": FieldUse("in decode runs with a split-KV attention kernel (FlashDecoding's combine, Lean's "
-                           "fix-up), i.e. not with --set attention=naive",
-                           lambda s, t: "decode" in s.phases and s.option("attention") != "naive"),
+                           "fix-up), i.e. not with --set attention=naive, and with --set gemm_schedule=stream-k "
+                           "(its fix-ups' flag wait)",
+                           lambda s, t: ("decode" in s.phases and s.option("attention") != "naive")
+                           or s.option("gemm_schedule") == "stream-k"),
     "launch_overhead": FieldUse("always, except with --set launch=graph (or stack=graph) on a preset with "
                                 "graph_launch_overhead",
                                 lambda s, t: not _graph(s, t) or t.get("graph_launch_overhead") is None),

@@ -16,7 +16,8 @@ Options (:class:`mapping.gpu.options.GpuOptions`): ``mode`` (``fast``: every ker
 waves; ``detailed``: GEMM and attention grids timed block by block on the SMs, L2 and DRAM by
 :mod:`hardware.gpu.tile_sim`), ``tp`` (tensor parallelism: GEMMs and heads split over ``tp`` GPUs, a ring
 all-reduce after each attention and MLP block), ``comm_chunks`` (split the GEMM before each all-reduce into pieces
-whose reductions overlap the next piece), ``attention``, ``tf32`` (fp32 GEMMs on tensor cores), ``launch``
+whose reductions overlap the next piece), ``attention``, ``tf32`` (fp32 GEMMs on tensor cores),
+``gemm_schedule`` (``stream-k``: the stream-K hybrid among the GEMM candidates), ``launch``
 (``stream``: every kernel launched from the host, at least ``launch_overhead`` each; ``graph``: replayed from a
 CUDA graph, at least ``graph_launch_overhead``), ``stack`` (host time per op and per step of the software
 that issues the kernels, on a ``host`` resource: :mod:`mapping.gpu.stack`), ``kv_heads`` (override the KV
@@ -71,7 +72,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_standard_dram()
     per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
-                   opts.quant_group, opts.quant_kernel, opts.act_quant)
+                   opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule)
     builder = ProgramBuilder()
     compute: str | None = None  # the last kernel on the compute stream
     waiting: list[str] = []  # all-reduces the next compute kernel consumes
@@ -146,8 +147,9 @@ class _Context:
 
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
                  kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1, quant_group: int = 128,
-                 quant_kernel: str = "fused", act_quant: str = "per-token") -> None:
+                 quant_kernel: str = "fused", act_quant: str = "per-token", gemm_schedule: str = "data-parallel") -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
+        self.schedule = gemm_schedule
         self.kv_heads = int(kv_heads) if kv_heads else None
         self.comm_chunks = comm_chunks
         self.quant_group, self.quant_kernel, self.act_quant = quant_group, quant_kernel, act_quant
@@ -263,7 +265,7 @@ class _Context:
         if not lowbit.needs_dequant(wfmt, compute):
             g = self._once(("gemm", batch, m, k, n, compute, a_read, b_elem, a_elem, dram), name,
                            lambda: gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram, name=name,
-                                        mode=self.mode))
+                                        mode=self.mode, schedule=self.schedule))
             source = op.inputs[0] if op.inputs else op.name
             if not (mm.weight_operand and compute in ("int8", "fp8") and self.act_quant != "fused"
                     and (self.w.precision.activations or "") in W8A8_ACTIVATIONS) or source in self._quantised:
@@ -293,14 +295,14 @@ class _Context:
         tagged = f"{name}.{lowbit.tag(wfmt, compute)}"
         if self.quant_kernel == "fused":
             r = gemm(self.t, batch, m, k, n, compute, a_read, b_elem, a_elem, dram + scales, name=tagged,
-                     mode=self.mode, dequant=instructions)
+                     mode=self.mode, dequant=instructions, schedule=self.schedule)
             r.detail.update({"dequant": wfmt, "group": self.quant_group})
             return [r]
         stored = k * n * b_elem + scales
         dq = lowbit.dequant_kernel(self.t, f"{name}.dequant", k * n, wfmt, stored, compute)
         native = lowbit.COMPUTE_BYTES[compute]
         plain = gemm(self.t, batch, m, k, n, compute, a_read, native, a_elem, dram - k * n * b_elem + k * n * native,
-                     name=name, mode=self.mode)
+                     name=name, mode=self.mode, schedule=self.schedule)
         return [dq, plain]
 
     def attention_kernel(self, label: str, ops: list[OpCost]) -> KernelResult:

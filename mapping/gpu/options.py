@@ -15,6 +15,10 @@ class GpuOptions(TargetOptions):
     tp: int = Field(1, ge=1, description="tensor-parallel GPUs")
     attention: Literal["naive", "flashdecoding", "lean"] = Field("flashdecoding",
                                                                  description="naive | flashdecoding | lean (decode)")
+    gemm_schedule: Literal["data-parallel", "stream-k"] = Field(
+        "data-parallel", description="data-parallel (a block per output tile or per tile and K split, as cuBLAS's "
+                                     "usual kernels) | stream-k (CUTLASS's stream-K hybrid also considered: no partial "
+                                     "last wave; hardware.gpu.gemm)")
     tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores)")
     launch: Literal["stream", "graph"] = Field("stream", description="stream | graph (kernels replayed from a CUDA "
                                                                      "graph)")
