@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from hardware.gpu.attention import flash_decoding, reduction_chain
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import memory_bound
 from hardware.targets import load_target
-from simulator.validation.gpu_published import harness_offset_s, load_harnesses, step_kernels_s
+from simulator.validation.gpu_published import harness_offset_s, load_harnesses, load_points, step_kernels_s
 
 
 def _pt(r: Any) -> dict[str, Any]:
@@ -241,22 +242,6 @@ def _mlx_skinny(rows: list[Any]) -> list[str]:
             "model is not changed (the kernels cuBLAS ran are not printed). In the 4096^2 rows the 33.5 MB of weights "
             "are below the A100's 40 MB L2 and are re-read 100 times without a flush; the two layouts of PR #3315 differ "
             "by up to 15% at one shape.")
-    if a100:
-        wide = [r for r in m16 if _pt(r)["n"] == 16384]
-        rate = sum(2.0 * _pt(r)["n"] * _pt(r)["k"] / (r.reference * 1e-6) for r in wide) / max(1, len(wide))
-        weights_s = 13.5e9 / rate if wide else math.nan  # Llama-2-7B: 6.74e9 parameters x 2 B
-        grow = max(_growth(a100, 4096, True), _growth(a100, 16384, True))
-        step = _sel(rows, source="lmdeploy-a100", batch=16, prompt=1, gen=128)
-        big = _sel(rows, source="lmdeploy-a100", batch=32, prompt=1, gen=128)
-        if step and big:
-            jump = big[0].reference - step[0].reference
-            out.append(
-                f"For LMDeploy's Llama-2-7B decode step (1-token prompt, 128 generated: {step[0].reference / 1e3:.2f} "
-                f"ms at batch 16, {big[0].reference / 1e3:.2f} ms at batch 32, {jump / 1e3:+.2f} ms), a growth of this "
-                "size in the weight GEMMs (if TurboMind's behave like cuBLAS's; 13.5 GB of fp16 weights, "
-                f"{weights_s * 1e3:.1f} ms at the M = 16 16384^2 rows' {rate / 1e12:.2f} TB/s) is small: even the "
-                f"M = 16 to 64 growth ({grow:+.0%}) would add {weights_s * grow * 1e3:.1f} ms. The dense-GEMM regime "
-                "does not explain that jump.")
     return out
 
 
@@ -442,6 +427,17 @@ def _steps(rows: list[Any]) -> list[str]:
     return out
 
 
+def _cublas_growth_a100() -> tuple[float, float]:
+    """From the published A100 cuBLAS points of MLX PRs #3255 / #3315 (measured only): the largest mean M = 16 -> 64
+    growth of a call over the two sizes, and the M = 16, 16384^2 rows' weight-stream rate (bytes/s)."""
+    pts = [p for p in load_points()[1] if p["source"] in ("mlx-3255", "mlx-3315")]
+    rows = [SimpleNamespace(extra={"point": p}, reference=2.0 * p["m"] * p["n"] * p["k"] / (p["tflops"] * 1e12),
+                            predicted=math.nan) for p in pts]
+    wide = [r for r in rows if _pt(r)["m"] == 16 and _pt(r)["n"] == 16384]
+    rate = sum(2.0 * _pt(r)["n"] * _pt(r)["k"] / r.reference for r in wide) / len(wide) if wide else math.nan
+    return max(_growth(rows, 4096, True), _growth(rows, 16384, True)), rate
+
+
 def _turbomind(rows: list[Any]) -> list[str]:
     """LMDeploy TurboMind static-batch rows (FP16 Llama-2-7B, A100-80G) by batch and context."""
     if not rows:
@@ -464,6 +460,13 @@ def _turbomind(rows: list[Any]) -> list[str]:
             text += (f", while the measured step jumps from {b16.reference / 1e3:.2f} ms at batch 16 to "
                      f"{short[0].reference / 1e3:.2f} ms at batch {_pt(short[0])['batch']} (hwsim "
                      f"{b16.predicted / 1e3:.2f} -> {short[0].predicted / 1e3:.2f} ms)")
+            grow, rate = _cublas_growth_a100()
+            if grow == grow and rate == rate:  # published A100 cuBLAS points at M = 16 and 64 (GEMM section)
+                weights_s = 13.5e9 / rate  # Llama-2-7B: 6.74e9 parameters x 2 B
+                text += (f". That jump is not the dense-GEMM regime: the published A100 cuBLAS GEMMs (MLX PRs #3255, "
+                         f"#3315) grow by at most {grow:+.0%} a call from M = 16 to 64, which on the 13.5 GB of fp16 "
+                         f"weights ({weights_s * 1e3:.1f} ms at their M = 16 rate, {rate / 1e12:.2f} TB/s) is "
+                         f"{weights_s * grow * 1e3:.1f} ms, if TurboMind's GEMMs behave like cuBLAS's")
     return [text + "."]
 
 
