@@ -224,6 +224,9 @@ def _mlx_skinny(rows: list[Any]) -> list[str]:
             f"{_growth(a100, 4096, False):+.1%} and {_growth(a100, 16384, False):+.1%}, because its tiles take the "
             f"longer of their math and their DRAM share, and at M = 64 the math is still {_pct_range(share)} of the DRAM "
             "time (at the preset's tensor rate and achievable bandwidth).")
+    gemv = _sel(rows, source="mlx-3180")
+    if gemv:
+        out.append(f"At M = 1 (MLX PR #3180, same harness, n = k = 4096 and 8192) they are {_span(gemv)}.")
     h100 = _sel(rows, source="mlx-3160")
     vllm = sorted(_sel(rows, source="vllm-49363"), key=lambda r: _pt(r)["m"])
     if h100 and vllm:
