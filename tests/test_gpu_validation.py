@@ -404,3 +404,24 @@ def test_pod_attention_wave_step_is_reproduced():
     (row,) = gpu_claims.rows(validation.Comparison, [claim])
     assert row.predicted > claim["ratio_above"] and row.error == 0.0 and row.reference_text == ">= 1.250"
     assert "216 -> 220 CTAs" in row.note and "waves 1 -> 2" in row.note
+
+
+def test_skinny_growth_is_averaged_per_table_and_the_mlx_points_are_held_out_skinny():
+    """gpu_explain's M = 16 -> 64 growth: one ratio per (source, layout) table, then their mean; and the MLX PRs'
+    cuBLAS points are all skinny, independent and timed back to back (no harness)."""
+    from types import SimpleNamespace
+
+    from simulator.validation import gpu_explain
+
+    def row(source, m, ref, pred, layout=None):
+        point = {"source": source, "m": m, "n": 4096, "k": 4096, **({"layout": layout} if layout else {})}
+        return SimpleNamespace(extra={"point": point}, reference=ref, predicted=pred)
+
+    rows = [row("a", 16, 10.0, 20.0), row("a", 64, 12.0, 21.0),
+            row("a", 16, 10.0, 20.0, "n-major"), row("a", 64, 15.0, 20.0, "n-major"),
+            row("b", 16, 8.0, 8.0)]  # a table without an M = 64 row adds no ratio
+    assert gpu_explain._growth(rows, 4096, True) == pytest.approx((0.2 + 0.5) / 2)
+    assert gpu_explain._growth(rows, 4096, False) == pytest.approx((0.05 + 0.0) / 2)
+    mlx = [p for p in gpu_published.load_points()[1] if p["source"].startswith("mlx-")]
+    assert len(mlx) == 21 and {p["source"] for p in mlx} == {"mlx-3255", "mlx-3315", "mlx-3180", "mlx-3160"}
+    assert all(validation.gemm_regime(p) == "skinny" and not p.get("harness") and not p.get("calibrates") for p in mlx)

@@ -713,9 +713,9 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "replacing an unconfirmed 5000 GB/s recollection after its effect on the GEMM regimes had been computed "
         "(small 9.4% -> 8.7%, large 9.2% -> 9.4%).",
         "- **Independent**: every other point of `hardware/calibration/published.yaml` (GEMMs by shape on A100, H100, "
-        "V100, L4, RTX 4090; skinny GEMMs on H100 (two sources); the Flash-Decoding table's FA2 and "
-        "Flash-Decoding columns; POD-Attention's FA2 chunked-prefill + decode per-layer times on A100; decode steps "
-        "and whole generations of Llama-2-7B (gpt-fast on A100-80GB and its "
+        "V100, L4, RTX 4090; skinny GEMMs on A100 (MLX PRs #3180, #3255, #3315) and H100 (three sources); the "
+        "Flash-Decoding table's FA2 and Flash-Decoding columns; POD-Attention's FA2 chunked-prefill + decode "
+        "per-layer times on A100; decode steps and whole generations of Llama-2-7B (gpt-fast on A100-80GB and its "
         "PyTorch CI target on A100-40GB, llama.cpp F16 on RTX 4090, LMDeploy TurboMind at batch 1-64, NeMo/TensorRT-LLM "
         "at batch 1-8), Llama-2-13B "
         "(Hugging Face transformers eager at batch 1-16), GPT-350M and GPT-1.3B; gpt-fast's weight-only int8/int4 "
