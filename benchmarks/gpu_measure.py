@@ -138,8 +138,10 @@ def attention_prefill_shapes(dry_run: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def attention_decode_shapes(dry_run: bool = False) -> list[dict[str, Any]]:
-    """One query token over growing contexts: MHA (32 x 128) and GQA (32 query heads, 8 KV heads), batch 1."""
+def attention_decode_shapes(dry_run: bool = False, sm_count: int = 108) -> list[dict[str, Any]]:
+    """One query token over growing contexts: MHA (32 x 128) and GQA (32 query heads, 8 KV heads), batch 1; then the
+    Flash-Decoding blog's grid and POD-Attention's wave step (the paper's batches 54 / 55 and this card's own step,
+    where batch x 4 KV heads passes 2 x ``sm_count`` blocks)."""
     contexts = (128, 256) if dry_run else DECODE_CONTEXTS
     heads, head_dim = (4, 32) if dry_run else (32, 128)
     out = []
@@ -147,6 +149,20 @@ def attention_decode_shapes(dry_run: bool = False) -> list[dict[str, Any]]:
         for ctx in contexts:
             out.append({"batch": 1, "heads": heads, "kv_heads": kv_heads, "q_len": 1, "kv_len": ctx,
                         "head_dim": head_dim, "layout": layout})
+    if dry_run:
+        return out
+    # the Flash-Decoding blog's grid (16 query / 2 KV heads of 128, batch x keys = 65,536, and 1 x 131,072): the
+    # published split-KV rows hwsim is 19-28% fast on, measured on our card by torch's own kernels
+    for i in range(8, 18):
+        batch, keys = (2 ** (16 - i), 2 ** i) if i <= 16 else (1, 2 ** i)
+        out.append({"batch": batch, "heads": 16, "kv_heads": 2, "q_len": 1, "kv_len": keys, "head_dim": 128,
+                    "layout": "fd-blog"})
+    # POD-Attention's wave step (Yi-6B heads, 16K keys): batch 54 fills 2 x 108 A100 slots, 55 does not; on another
+    # card the step sits at 2 x SMs / 4 KV heads, so both the paper's batches and this card's are measured
+    step = 2 * sm_count // 4
+    for batch in sorted({54, 55, step, step + 1}):
+        out.append({"batch": batch, "heads": 32, "kv_heads": 4, "q_len": 1, "kv_len": 16384, "head_dim": 128,
+                    "layout": "pod-wave"})
     return out
 
 
@@ -536,11 +552,12 @@ def _sdpa_rows(timer: Timer, kind: str, shape: dict[str, Any], dt: str) -> list[
     return rows
 
 
-def measure_attention(timer: Timer, dry_run: bool, dt: str = "fp16", budget: Budget | None = None) -> list[dict[str, Any]]:
+def measure_attention(timer: Timer, dry_run: bool, dt: str = "fp16", budget: Budget | None = None,
+                      sm_count: int = 108) -> list[dict[str, Any]]:
     """SDPA prefill (FlashAttention-2 paper grid, GQA prefills) and decode (one query token) per backend."""
     rows = []
     for kind, shapes in (("attention_prefill", attention_prefill_shapes(dry_run)),
-                         ("attention_decode", attention_decode_shapes(dry_run))):
+                         ("attention_decode", attention_decode_shapes(dry_run, sm_count))):
         for shape in shapes:
             if budget is not None and budget.spent():
                 rows.append(measurement(kind, f"{kind.split('_')[1]} {shape}", dt, shape, None,
@@ -763,7 +780,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("launch", lambda: measure_launch(timer)),
         ("copy", lambda: measure_copy(timer, args.dry_run)),
         ("gemm", lambda: measure_gemms(timer, sms, args.dry_run, ("fp16", "bf16", "fp8"), budget)),
-        ("attention", lambda: measure_attention(timer, args.dry_run, budget=budget)),
+        ("attention", lambda: measure_attention(timer, args.dry_run, budget=budget, sm_count=sms)),
         ("decode", lambda: measure_decode_steps(timer, args.dry_run, models, [int(c) for c in args.contexts.split(",")],
                                                 compile_, budget, power=timer.cuda)),
         ("prefill", lambda: measure_prefill_steps(timer, args.dry_run, models, [int(c) for c in args.prompts.split(",")],

@@ -179,9 +179,13 @@ def test_measure_grids_and_schema():
     assert {131, 132, 133, 263, 264, 265} <= set(waves)
     assert {s["m"] for s in shapes if s["group"] == "skinny"} == {1, 2, 4, 8, 16, 32, 64, 128, 512}
     assert any(s["k"] == 11008 and s["n"] == 4096 for s in shapes)  # Llama-2-7B down projection
-    decode = gm.attention_decode_shapes()
-    assert {d["kv_len"] for d in decode} == {128 * 2**i for i in range(11)}
-    assert {d["layout"] for d in decode} == {"mha", "gqa"} and all(d["q_len"] == 1 for d in decode)
+    decode = gm.attention_decode_shapes(sm_count=132)
+    sweep = [d for d in decode if d["layout"] in ("mha", "gqa")]
+    assert {d["kv_len"] for d in sweep} == {128 * 2**i for i in range(11)} and all(d["q_len"] == 1 for d in decode)
+    blog = [d for d in decode if d["layout"] == "fd-blog"]  # the Flash-Decoding table's grid, row for row
+    assert [(d["batch"], d["kv_len"]) for d in blog] == [(2 ** (16 - i), 2**i) for i in range(8, 17)] + [(1, 131072)]
+    assert all((d["heads"], d["kv_heads"], d["head_dim"]) == (16, 2, 128) for d in blog)
+    assert sorted(d["batch"] for d in decode if d["layout"] == "pod-wave") == [54, 55, 66, 67]  # 2 x 132 / 4 = 66
     prefill = gm.attention_prefill_shapes()
     fa2_grid = [p for p in prefill if p["layout"] == "mha"]
     assert all(p["batch"] * p["q_len"] == 16384 and p["heads"] * p["head_dim"] == 2048 for p in fa2_grid)
