@@ -9,6 +9,7 @@ time it implies.
 
 from __future__ import annotations
 
+import copy
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,15 @@ CATEGORY = {
 }
 
 
+@lru_cache(maxsize=8)
+def _parsed(path: str, mtime_ns: int) -> dict[str, Any]:
+    """The file parsed once per version (libyaml's loader where PyYAML has it: the file is large)."""
+    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _document(path: Path = PUBLISHED) -> dict[str, Any]:
-    doc = yaml.safe_load(Path(path).read_text())
+    path = Path(path)
+    doc = copy.deepcopy(_parsed(str(path), path.stat().st_mtime_ns))  # callers may keep and change what they get
     if doc.get("schema") != "hwsim-gpu-published/1":
         raise ValueError(f"{path}: schema must be hwsim-gpu-published/1")
     return doc
