@@ -10,7 +10,7 @@ import yaml
 from hardware.errors import HwsimError
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser where PyYAML has it
     """A safe loader that refuses a mapping with the same key twice (plain YAML keeps the last one silently)."""
 
 
