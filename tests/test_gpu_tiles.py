@@ -160,3 +160,6 @@ def test_stream_k_removes_the_partial_wave():
     assert 109 / 108 < sk.time_s / one.time_s < 1.05
     with pytest.raises(ValueError, match="schedule"):
         gemm(t, 1, 64, 64, 64, schedule="round-robin")
+    # the search keeps the data-parallel candidates, so adding stream-K never makes a GEMM slower
+    for m, k, n in ((16, 4096, 11008), (1000, 4096, 4096), (4096, 4096, 4096), (3000, 5000, 7000)):
+        assert gemm(t, 1, m, k, n, schedule="stream-k").time_s <= gemm(t, 1, m, k, n).time_s

@@ -19,7 +19,8 @@ equally, each block's contiguous range crossing tile boundaries; a tile split be
 global memory (each contributing block writes its fp32 partial tile, the finishing block waits for and adds them).
 The paper's hybrid is modelled: whole waves of tiles but the last are data-parallel, and the remaining tiles (one to
 two waves' worth) are shared stream-K, so no wave is partial. The search then takes the faster of that and the
-data-parallel / split-K candidates for each tile, as CUTLASS's heuristic would for an even grid.
+data-parallel / split-K candidates for each tile, as CUTLASS's heuristic would for an even grid. ``--mode detailed``
+times a stream-K pick in the closed form (its blocks are identical but for the fix-ups).
 
 Tensor-core tiles have at least 16 rows (the m16n8k16 MMA shape); CUDA-core (fp32 SIMT) tiles go down to one
 row (GEMV kernels). The search returns the fastest candidate; ``tile`` and ``split_k`` pin one.
