@@ -327,6 +327,22 @@ def test_host_costs_are_the_users_to_set(gpt2_decode):
         map_workload(gpt2_decode, a100, {"host_op_us": -1})
 
 
+def test_kv_concat_copies_the_cache_every_step(gpt2_decode):
+    # --set kv_update=concat (Hugging Face's DynamicCache, an ONNX Concat of past and new K/V): per layer the past
+    # K and V are read and the present written. GPT-2 small, fp32, 12 heads of 64, 128 cached tokens + 1 new:
+    # 2 x 12 x 64 x 4 B x (128 + 129) = 1,579,008 B per layer, 12 layers; on one stream the step grows by exactly
+    # those 12 copy kernels.
+    a100 = load_target("a100-80gb")
+    base = map_workload(gpt2_decode, a100, {})
+    cat = map_workload(gpt2_decode, a100, {"kv_update": "concat"})
+    copies = [t for t in cat.tasks if t.name.endswith(".kv_concat")]
+    assert len(copies) == 12 and all(t.bytes_by_level["dram"] == 2 * 12 * 64 * 4 * (128 + 129) for t in copies)
+    assert run(cat).latency_s == pytest.approx(run(base).latency_s + sum(t.duration_s for t in copies), rel=1e-9)
+    assert not [t for t in base.tasks if "kv_concat" in t.name]
+    prefill = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 128)  # no past: nothing to concatenate
+    assert not [t for t in map_workload(prefill, a100, {"kv_update": "concat"}).tasks if "kv_concat" in t.name]
+
+
 def test_lean_grid_and_fd_heuristic_versions(a100):
     # Lean's grid as the authors' kernel sets it (onnxruntime lean_api.cc), A100 = 108 SMs, head dim 128 (128-key
     # tiles): 32 KV heads x 256 tiles = 8192 > 4 x 108 -> 2 x 108 = 216 CTAs; 8 KV heads x 8 tiles (1k keys) = 64 <= 432

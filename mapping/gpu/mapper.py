@@ -72,7 +72,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_standard_dram()
     per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
-                   opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule)
+                   opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update)
     builder = ProgramBuilder()
     compute: str | None = None  # the last kernel on the compute stream
     waiting: list[str] = []  # all-reduces the next compute kernel consumes
@@ -147,9 +147,11 @@ class _Context:
 
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
                  kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1, quant_group: int = 128,
-                 quant_kernel: str = "fused", act_quant: str = "per-token", gemm_schedule: str = "data-parallel") -> None:
+                 quant_kernel: str = "fused", act_quant: str = "per-token", gemm_schedule: str = "data-parallel",
+                 kv_update: str = "in-place") -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.schedule = gemm_schedule
+        self.kv_update = kv_update
         self.kv_heads = int(kv_heads) if kv_heads else None
         self.comm_chunks = comm_chunks
         self.quant_group, self.quant_kernel, self.act_quant = quant_group, quant_kernel, act_quant
@@ -346,6 +348,15 @@ class _Context:
             r.time_s += prologue / self.tp / self.t.achievable_dram_bandwidth
             r.dram_bytes += prologue / self.tp
         r.detail.update({"heads": heads_gpu, "kv_heads": kv_gpu, "kv_len": kv_len, "q_len": q_len})
+        past = kv_len - q_len
+        if self.kv_update == "concat" and past > 0:
+            # the cache grows by concatenation (Hugging Face's DynamicCache and legacy tuples: torch.cat; an ONNX
+            # graph's Concat of past and new K/V): the past K and V are read and the present ones written, in their
+            # stored format, before the attention reads them again
+            copied = 2.0 * batch * kv_gpu * head_dim * kv * (past + kv_len)
+            cat = self._once(("kv_concat", copied), f"{label}.kv_concat",
+                             lambda: memory_bound(self.t, f"{label}.kv_concat", copied))
+            return sequence(name, [cat, r], {**r.detail, "parts": [cat, r]})
         return r
 
     @staticmethod

@@ -19,6 +19,10 @@ class GpuOptions(TargetOptions):
         "data-parallel", description="data-parallel (a block per output tile or per tile and K split, as cuBLAS's "
                                      "usual kernels) | stream-k (CUTLASS's stream-K hybrid also considered: no partial "
                                      "last wave; hardware.gpu.gemm)")
+    kv_update: Literal["in-place", "concat"] = Field(
+        "in-place", description="in-place (the new token's K/V written into a preallocated or paged cache: vLLM, "
+                                "TensorRT-LLM, gpt-fast's static cache) | concat (the cache re-concatenated every step: "
+                                "Hugging Face's default DynamicCache, an ONNX graph's Concat of past and new K/V)")
     tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores)")
     launch: Literal["stream", "graph"] = Field("stream", description="stream | graph (kernels replayed from a CUDA "
                                                                      "graph)")

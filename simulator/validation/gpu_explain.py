@@ -679,13 +679,16 @@ def _eager_batches(rows: list[Any]) -> list[str]:
     grown = (big.reference - first.reference) / 1e3
     kernels = [step_kernels_s(_pt(r)) * 1e3 for r in (first, big)]
     cat_ms = cat_gb * 1e9 / load_target(p["target"]).achievable_dram_bandwidth * 1e3
+    concat = p.get("options", {}).get("kv_update") == "concat"
     text += (f" At batch {p.get('batch', 1)} hwsim is {big.error:+.0%}: the measured step grows by {grown:.1f} ms from "
              f"batch {_pt(first).get('batch', 1)} where hwsim's kernels grow by {kernels[1] - kernels[0]:.1f} ms "
              f"({kernels[0]:.1f} -> {kernels[1]:.1f} ms) and stay under its host time. transformers' legacy KV cache "
              f"re-concatenates (torch.cat) the whole cache every step, about {cat_gb:.0f} GB read and written per step "
-             f"at batch {p.get('batch', 1)}, {cat_ms:.1f} ms at the achievable bandwidth, which hwsim does not model "
-             "(it appends in place): that is a third of the growth at most, and eager attention's unfused matmuls "
-             "read the same K/V the fused kernel does; the rest is not traced.")
+             f"at batch {p.get('batch', 1)}, {cat_ms:.1f} ms at the achievable bandwidth, "
+             + ("which these points include (--set kv_update=concat, the source's transformers 4.35)" if concat else
+                "which hwsim does not model here (it appends in place)")
+             + ": that is a third of the growth at most, and eager attention's unfused matmuls read the same K/V the "
+             "fused kernel does; the rest is not traced.")
     return [text]
 
 
