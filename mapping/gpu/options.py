@@ -29,10 +29,14 @@ class GpuOptions(TargetOptions):
     stack: Literal["kernels", "eager", "graph", "engine"] = Field(
         "kernels", description="kernels | eager | graph | engine (host time per op and per step; see "
                                "mapping.gpu.stack)")
-    host_op_us: float | None = Field(None, ge=0.0, le=1e6, description="host time per op in microseconds, replacing "
-                                     "the stack's published value (eager: 24.3; your CPU and framework)")
-    host_step_us: float | None = Field(None, ge=0.0, le=1e7, description="host time per step in microseconds, "
-                                       "replacing the stack's published value (graph: 15, engine: 1510)")
+    host_op_us: float | None = Field(
+        None, ge=0.0, le=1e6, allow_inf_nan=False,
+        description="host time per op in microseconds, replacing the stack's published value (eager: 24.3; your CPU "
+                    "and framework)")
+    host_step_us: float | None = Field(
+        None, ge=0.0, le=1e7, allow_inf_nan=False,
+        description="host time per step in microseconds, replacing the stack's published value (graph: 15, engine: "
+                    "1510)")
     dram: Literal["preset", "standard"] = Field(
         "preset", description="preset (dram_bandwidth x the measured dram_efficiency) | standard (the preset's "
                               "memory: DRAM standard, its streaming efficiency simulated; hardware.dram.attached)")
