@@ -235,21 +235,20 @@ def test_cli_sweep_writes_outputs(tmp_path):
 @pytest.mark.heavy
 def test_sigint_subprocess_then_resume(tmp_path):
     """A real `hwsim sweep` killed with SIGINT keeps what it finished; --resume completes it."""
-    # 320 points (about 10 s at the ~35 points/s of two workers), so the signal lands mid-run even on a fast machine
-    # (80 points once finished before the poll below saw five of them)
-    flops, prompts = [64, 96, 128, 192, 256, 384, 512, 768], [64, 128, 192, 256, 384, 512, 640, 768, 896, 1000]
     data = spec(model=str(ROOT / "examples" / "gpt2-medium.onnx"),
-                parameters={"channels.value": [4, 8, 16, 32], "asic.vector_flops.value": flops},
-                workload={"prompt_len": prompts})
-    total = 4 * len(flops) * len(prompts)
+                parameters={"channels.value": [4, 8, 16, 32], "asic.vector_flops.value": [64, 128, 256, 512]},
+                workload={"prompt_len": [64, 128, 256, 512, 1024]})
     spec_file = tmp_path / "s.yaml"
     spec_file.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "simulator.cli", "sweep", str(spec_file), "--out", str(out), "--workers", "2"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # the child gets SIGINT's default disposition whatever this process inherited: a run started in the background
+    # of a non-interactive shell ignores SIGINT, children inherit that, and Python then installs no Ctrl-C handler
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.2)
         if (out / "sweep.sqlite").exists():
             with Store(out / "sweep.sqlite") as st:
                 if st.count() >= 5:
@@ -259,12 +258,12 @@ def test_sigint_subprocess_then_resume(tmp_path):
     assert proc.returncode == 130, err
     with Store(out / "sweep.sqlite") as st:
         done = st.count()
-    assert 5 <= done < total
+    assert 5 <= done < 80
     res = subprocess.run([*cmd, "--resume", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert f"({total - done} simulated, {done} from the store)" in res.stdout
+    assert f"({80 - done} simulated, {done} from the store)" in res.stdout
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert len(rows) == total == len({r["point_id"] for r in rows})
+    assert len(rows) == 80 == len({r["point_id"] for r in rows})
 
 
 def serving_spec(**over) -> dict:
