@@ -325,6 +325,10 @@ def test_host_costs_are_the_users_to_set(gpt2_decode):
     assert engine == pytest.approx(kernels + 500e-6, rel=1e-9)
     with pytest.raises(HwsimError, match="host_op_us"):
         map_workload(gpt2_decode, a100, {"host_op_us": -1})
+    with pytest.raises(HwsimError, match="stack=eager"):  # per-op dispatch means nothing to kernels or a CUDA graph
+        map_workload(gpt2_decode, a100, {"stack": "graph", "host_op_us": 10})
+    with pytest.raises(HwsimError, match="host_step_us"):
+        map_workload(gpt2_decode, a100, {"host_step_us": 10})
 
 
 def test_kv_concat_copies_the_cache_every_step(gpt2_decode):
@@ -338,9 +342,37 @@ def test_kv_concat_copies_the_cache_every_step(gpt2_decode):
     copies = [t for t in cat.tasks if t.name.endswith(".kv_concat")]
     assert len(copies) == 12 and all(t.bytes_by_level["dram"] == 2 * 12 * 64 * 4 * (128 + 129) for t in copies)
     assert run(cat).latency_s == pytest.approx(run(base).latency_s + sum(t.duration_s for t in copies), rel=1e-9)
+    # eager: Hugging Face dispatches two torch.cat per layer, which are not graph ops: 24 more host ops, each
+    # 1 ms here, so a host-bound step grows by 24 ms plus the copies at most
+    slow = {"stack": "eager", "host_op_us": 1000}
+    grown = run(map_workload(gpt2_decode, a100, {**slow, "kv_update": "concat"})).latency_s - \
+        run(map_workload(gpt2_decode, a100, slow)).latency_s
+    assert 24e-3 <= grown <= 24e-3 + sum(t.duration_s for t in copies) + 1e-9
     assert not [t for t in base.tasks if "kv_concat" in t.name]
     prefill = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 128)  # no past: nothing to concatenate
     assert not [t for t in map_workload(prefill, a100, {"kv_update": "concat"}).tasks if "kv_concat" in t.name]
+
+
+def test_kv_update_with_past_inputs_and_cross_attention():
+    # A decoder exported with past_* inputs concatenates in the graph: each Concat reads the past (kv_read_bytes)
+    # and writes past + new. In place, only the new token's part is written (2 x kv_read less per Concat); with
+    # concat the graph's own copies are charged as written and no second copy kernel is added. Cross-attention
+    # K/V (T5's encoder output) are never concatenated.
+    from conftest import FIXTURES
+
+    a100 = load_target("a100-80gb")
+    past = Model(str(FIXTURES / "llama_past_ts.onnx")).decode(1, 64)
+    cats = [o for o in past.ops if o.op_type == "Concat" and o.kv_read_bytes]
+    assert cats
+    attention = {}
+    for update in ("in-place", "concat"):
+        p = map_workload(past, a100, {"kv_update": update})
+        assert not [t for t in p.tasks if "kv_concat" in t.name]
+        attention[update] = sum(t.bytes_by_level["dram"] for t in p.tasks if t.name.endswith(".attention"))
+    assert attention["concat"] - attention["in-place"] == pytest.approx(sum(2 * o.kv_read_bytes for o in cats), abs=4)
+    t5 = Model(str(FIXTURES / "t5_ts.onnx")).decode(1, 64)
+    copies = [t.name for t in map_workload(t5, a100, {"kv_update": "concat"}).tasks if "kv_concat" in t.name]
+    assert copies and all("self_attention" in n for n in copies)
 
 
 def test_lean_grid_and_fd_heuristic_versions(a100):

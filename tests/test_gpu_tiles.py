@@ -110,6 +110,9 @@ def test_causal_chunk_after_cached_keys_aligns_bottom_right(a100):
     sm_rate = 312e12 * 0.5 / 108
     detailed = flash_attention2(a100, 1, 1, 1, 256, 2048, 128, mode="detailed")
     assert detailed.time_s == pytest.approx(4 * 128 * 2048 * 128 / sm_rate + 4e-6, rel=1e-9)  # set by the last tile
+    # the first tile skips its masked 128-key tile: K and V of 1920 + 2048 keys (128 x 2 B each) stream in, plus Q
+    # and O of 256 rows
+    assert detailed.l2_bytes == 2 * 128 * 2 * (1920 + 2048) + 2 * 256 * 128 * 2
 
 
 def test_detailed_decode_kernels_close_to_fast_on_even_grids(a100):

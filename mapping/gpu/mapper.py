@@ -17,10 +17,13 @@ waves; ``detailed``: GEMM and attention grids timed block by block on the SMs, L
 :mod:`hardware.gpu.tile_sim`), ``tp`` (tensor parallelism: GEMMs and heads split over ``tp`` GPUs, a ring
 all-reduce after each attention and MLP block), ``comm_chunks`` (split the GEMM before each all-reduce into pieces
 whose reductions overlap the next piece), ``attention``, ``tf32`` (fp32 GEMMs on tensor cores),
-``gemm_schedule`` (``stream-k``: the stream-K hybrid among the GEMM candidates), ``launch``
+``gemm_schedule`` (``stream-k``: the stream-K hybrid among the GEMM candidates), ``kv_update`` (``concat``: a
+copy kernel re-concatenating the KV cache before each attention with a past; a graph's own past/new Concat is
+charged as written, or, in place, as the new token's write only), ``launch``
 (``stream``: every kernel launched from the host, at least ``launch_overhead`` each; ``graph``: replayed from a
 CUDA graph, at least ``graph_launch_overhead``), ``stack`` (host time per op and per step of the software
-that issues the kernels, on a ``host`` resource: :mod:`mapping.gpu.stack`), ``kv_heads`` (override the KV
+that issues the kernels, on a ``host`` resource: :mod:`mapping.gpu.stack`; ``host_op_us`` / ``host_step_us``
+replace its published host times), ``kv_heads`` (override the KV
 head count inferred from the K projection).
 
 Streams: kernels run in order on resource ``gpu`` (one CUDA stream); all-reduces run on resource ``link`` (a
@@ -35,6 +38,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from hardware.dtypes import BITS
+from hardware.errors import HwsimError
 from hardware.gpu import lowbit
 from hardware.gpu.attention import DECODE_KERNELS, flash_attention2
 from hardware.gpu.collectives import all_reduce, all_to_all
@@ -44,6 +48,7 @@ from hardware.gpu.spec import GpuTarget
 from mapping.gpu.options import GpuOptions
 from mapping.gpu.stack import host_costs
 from mapping.op_costs import OpCost
+from mapping.op_table import OP
 from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
 
@@ -70,6 +75,12 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_graph_launches()
     if opts.dram == "standard":
         target = target.with_standard_dram()
+    if opts.host_op_us is not None and opts.stack != "eager":
+        raise HwsimError(f"--set host_op_us applies to --set stack=eager (host dispatch per op), not stack="
+                         f"{opts.stack}; add --set stack=eager or drop host_op_us")
+    if opts.host_step_us is not None and opts.stack == "kernels":
+        raise HwsimError("--set host_step_us needs a software stack with a host (--set stack=eager|graph|engine); "
+                         "the default stack=kernels has none")
     per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
                    opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update)
@@ -83,9 +94,11 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
     for block, kind, ops in block_runs(workload.ops):
         kernels = [r for r in ctx.kernels(block, kind, ops) if r.launches]
         for result in kernels:
-            if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels
+            if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels (and the two
+                # torch.cat calls of a cache grown by concatenation, which are not graph ops)
+                dispatched = len(ops) / len(kernels) + (2 if result.name.endswith(".kv_concat") else 0)
                 host = builder.add(after=[host] if host else [], name=f"{len(builder.tasks):04d}.host.dispatch",
-                                   resource="host", duration_s=per_op * len(ops) / len(kernels), energy_j=0.0,
+                                   resource="host", duration_s=per_op * dispatched, energy_j=0.0,
                                    op=f"host.dispatch.{block or 'other'}", block="host", kind="host").name
             actions = {k: v * tp for k, v in energy_by_action(target, result).items()}
             link = result.bound == "link"
@@ -343,13 +356,20 @@ class _Context:
         # elementwise ops between the projections and the core (bias adds, rotary, head transposes) are streamed
         # by the kernel's prologue; the core's own traffic (score..pv) is the kernel's and is not added again
         core = self._core_names(ops)
-        prologue = sum(o.bytes for o in ops if o.name not in core)
+        # a graph's own Concat of past and new K/V (ONNX decoders with past_* inputs) moves the whole cache as
+        # written; in place (the default) it only writes the new token's K/V into the cache
+        past_cats = {o.name for o in ops if o.name not in core and o.op_type == OP.Concat and o.kv_read_bytes}
+        in_place = self.kv_update == "in-place"
+        prologue = sum(o.bytes - (2 * o.kv_read_bytes if in_place and o.name in past_cats else 0)
+                       for o in ops if o.name not in core)
         if prologue:
             r.time_s += prologue / self.tp / self.t.achievable_dram_bandwidth
             r.dram_bytes += prologue / self.tp
         r.detail.update({"heads": heads_gpu, "kv_heads": kv_gpu, "kv_len": kv_len, "q_len": q_len})
         past = kv_len - q_len
-        if self.kv_update == "concat" and past > 0:
+        info = self.w.attention(label)
+        cross = info is not None and info.kind == "cross"  # encoder K/V: computed once, never concatenated
+        if self.kv_update == "concat" and past > 0 and not cross and not past_cats:
             # the cache grows by concatenation (Hugging Face's DynamicCache and legacy tuples: torch.cat; an ONNX
             # graph's Concat of past and new K/V): the past K and V are read and the present ones written, in their
             # stored format, before the attention reads them again

@@ -284,8 +284,8 @@ def _paged_decode(rows: list[Any]) -> list[str]:
             f"The measured calls grow by {hi.reference - lo.reference:.1f} us for {extra / 2**20:.0f} MiB more K/V "
             f"({slope / 1e12:.2f} TB/s at the margin, {slope / t.achievable_dram_bandwidth:.0%} of the preset's "
             f"achievable {t.achievable_dram_bandwidth / 1e12:.2f} TB/s), so most of what is missing is fixed per call: "
-            "a line through "
-            f"them leaves {fixed:.1f} us per call at zero K/V, where hwsim's call at {_pt(lo)['kv_len']} keys is "
+            f"the line through the {_pt(lo)['kv_len']}- and {_pt(hi)['kv_len']}-key rows leaves {fixed:.1f} us per "
+            f"call at zero K/V, where hwsim's call at {_pt(lo)['kv_len']} keys is "
             f"{lo.predicted:.1f} us in all (launch {t.launch_overhead.si * 1e6:.1f} us, {res[id(lo)].detail['waves']} "
             "waves of blocks that each load Q, one K and one V tile and write O). The same PR's own paged kernel "
             "takes 15.1 us on the same 9 MiB, "
@@ -505,10 +505,10 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                          f"{excess * t.achievable_dram_bandwidth / kv:.2f}x the KV bytes at the stream rate")
         text += (" Mistral's decode-dominated rows are where hwsim is fast (" + "; ".join(parts) + "), while LLaMA's "
                  "MHA rows of the same lengths are within a few percent, so the gap follows the GQA decode attention "
-                 "(32 query heads on 8 KV heads). A likely cause, not verified in the source: a generation kernel that "
-                 "reads each KV head once per query head or group instead of once, where hwsim reads the cache once; "
-                 "the document enables its GQA (XQA) kernels only 'where our tests displayed performance benefits' "
-                 "without saying for which rows.")
+                 "(32 query heads on 8 KV heads). Not traced: a kernel that re-read each KV head from DRAM once per query "
+                 "head would add 3x the KV bytes, not the 0.7-0.8x measured, so at most a partial re-read (most of it "
+                 "caught by L2) would fit; the document enables its GQA (XQA) kernels only 'where our tests displayed "
+                 "performance benefits' without saying for which rows.")
     big = max(rows, key=lambda r: _pt(r)["batch"] if _pt(r)["model"] == "llama2-7b.onnx" else 0)
     if big.error > 0.1:
         text += (f" LLaMA batch {_pt(big)['batch']} 128/128 ({big.error:+.0%}) is the v0.6.1 batch-384 row's regime "
