@@ -156,8 +156,9 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     Data-parallel part: ``(tiles // slots - 1) x slots`` whole tiles in full waves (none below two waves). Stream-K
     part: the other tiles' MAC iterations shared equally by ``slots`` blocks, so each block runs
     ``ceil(sk_tiles x iters / slots)`` iterations in one wave; every block boundary inside a tile is a fix-up: the
-    contributing block writes its ``bm x bn`` fp32 partial and the finishing block reads it back (through L2, at the
-    achievable DRAM rate as an upper bound) after one L2 round trip of waiting on its flag."""
+    contributing block writes its ``bm x bn`` fp32 partial (L2 traffic within the wave) and, after the wave, the
+    finishing blocks wait one L2 round trip on their flags and read their tiles' partials at their share of L2
+    bandwidth (exposed)."""
     peak, unit = target.peak_flops(dtype)
     sm_rate = peak * target.tensor_efficiency.si / target.sms
     if dequant:
@@ -183,34 +184,43 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     body = compute = memory = 0.0
     waves = 0
     occupancy_time = 0.0
+    limited = False
     if dp_tiles:
         w = run_waves(target, dp_tiles, bps, t.warps * 32, iter_flops * iters, sm_rate, dp_dram / dp_tiles,
                       iter_l2 * iters + t.m * t.n * c_bytes, inflight)
         body, compute, memory, waves = w.time_s, w.compute_s, w.memory_s, w.waves
         occupancy_time += w.occupancy * w.time_s
-    # fix-ups: block boundaries (multiples of per_block) and tile boundaries (multiples of iters) cut the stream-K
-    # iterations into pieces; each tile has one finishing piece, every other piece is a partial written and read back
-    total = sk_tiles * iters
-    cuts = {i * per_block for i in range(1, slots) if i * per_block < total} | {j * iters for j in range(1, sk_tiles)}
-    partials = len(cuts) + 1 - sk_tiles
-    partial_bytes = partials * t.m * t.n * 4.0 * 2
+        limited = w.latency_limited
+    # fix-ups: block boundaries (multiples of per_block) falling inside a tile (multiples of iters) split it; each
+    # piece but the tile's finishing one is a partial, written by its block at the end of its range (in the wave)
+    # and read back by the finishing block after the wave (workspace lines written moments before: L2 traffic)
+    cuts = [math.floor(((j + 1) * iters - 1) / per_block) - math.floor(j * iters / per_block) for j in range(sk_tiles)]
+    partials = sum(cuts)
+    tile_partial = t.m * t.n * 4.0
+    partial_bytes = partials * tile_partial * 2  # written and read
     sk_dram = unique - dp_dram
+    c_writes = sk_tiles * t.m * t.n * c_bytes
     w = run_waves(target, slots, bps, t.warps * 32, iter_flops * per_block, sm_rate, sk_dram / slots,
-                  iter_l2 * per_block + (sk_tiles * t.m * t.n * c_bytes + partial_bytes) / slots, inflight)
-    wait = target.l2_latency.si if target.l2_latency is not None else 0.0  # the finishing block polls its flag
-    fixup = partial_bytes / target.achievable_dram_bandwidth + (wait if partials else 0.0)
+                  iter_l2 * per_block + (c_writes + partials * tile_partial) / slots, inflight)
+    fixup = 0.0
+    if partials:  # the finishing blocks wait on their flags (one L2 round trip), then read their tiles' partials,
+        # all of them at once at their share of L2 bandwidth
+        wait = target.l2_latency.si if target.l2_latency is not None else 0.0
+        fixing = sum(1 for c in cuts if c)
+        fixup = wait + max(cuts) * tile_partial / (target.l2_bandwidth.si / fixing)
     body += w.time_s + fixup
     compute += w.compute_s
     memory += w.memory_s + fixup
     waves += w.waves
     occupancy_time += w.occupancy * w.time_s
+    limited = limited or w.latency_limited
     body += pipeline_fill_drain(target, t, c_bytes, sm_rate, bps, slots)
     occupancy = occupancy_time / (body or 1.0)
-    return finish(target, "gemm", body, compute, memory, flops, unique + partial_bytes,
-                  iter_l2 * iters * tiles + partial_bytes, occupancy, unit,
+    return finish(target, "gemm", body, compute, memory, flops, unique,
+                  (iter_l2 * iters + t.m * t.n * c_bytes) * tiles + partial_bytes, occupancy, unit,
                   {"tile": (t.m, t.n, t.k), "split_k": 1, "schedule": "stream-k", "tiles": tiles, "waves": waves,
                    "stream_k_tiles": sk_tiles, "iterations_per_block": per_block, "fixups": partials,
-                   "blocks_per_sm": bps, "_config": t})
+                   "blocks_per_sm": bps, "_config": t}, limited)
 
 
 def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str, a_bytes: float,
