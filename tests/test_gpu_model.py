@@ -342,12 +342,11 @@ def test_kv_concat_copies_the_cache_every_step(gpt2_decode):
     copies = [t for t in cat.tasks if t.name.endswith(".kv_concat")]
     assert len(copies) == 12 and all(t.bytes_by_level["dram"] == 2 * 12 * 64 * 4 * (128 + 129) for t in copies)
     assert run(cat).latency_s == pytest.approx(run(base).latency_s + sum(t.duration_s for t in copies), rel=1e-9)
-    # eager: Hugging Face dispatches two torch.cat per layer, which are not graph ops: 24 more host ops, each
-    # 1 ms here, so a host-bound step grows by 24 ms plus the copies at most
+    # eager: the cache update's ops are dispatched either way (torch.cat or index_put, two per layer) and sit in
+    # the per-op time's derivation, so a host-bound step keeps its host time
     slow = {"stack": "eager", "host_op_us": 1000}
-    grown = run(map_workload(gpt2_decode, a100, {**slow, "kv_update": "concat"})).latency_s - \
-        run(map_workload(gpt2_decode, a100, slow)).latency_s
-    assert 24e-3 <= grown <= 24e-3 + sum(t.duration_s for t in copies) + 1e-9
+    assert run(map_workload(gpt2_decode, a100, {**slow, "kv_update": "concat"})).busy_s["host"] == \
+        pytest.approx(run(map_workload(gpt2_decode, a100, slow)).busy_s["host"])
     assert not [t for t in base.tasks if "kv_concat" in t.name]
     prefill = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 128)  # no past: nothing to concatenate
     assert not [t for t in map_workload(prefill, a100, {"kv_update": "concat"}).tasks if "kv_concat" in t.name]
