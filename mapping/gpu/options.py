@@ -21,8 +21,9 @@ class GpuOptions(TargetOptions):
                                      "last wave; hardware.gpu.gemm)")
     kv_update: Literal["in-place", "concat"] = Field(
         "in-place", description="in-place (the new token's K/V written into a preallocated or paged cache: vLLM, "
-                                "TensorRT-LLM, gpt-fast's static cache) | concat (the cache re-concatenated every step: "
-                                "Hugging Face's default DynamicCache, an ONNX graph's Concat of past and new K/V)")
+                                "TensorRT-LLM, gpt-fast's static cache; a graph's own past/new Concat costs the new "
+                                "token's write) | concat (the cache re-concatenated every step: Hugging Face's "
+                                "default DynamicCache; a graph's own Concat costs what it copies)")
     tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores)")
     launch: Literal["stream", "graph"] = Field("stream", description="stream | graph (kernels replayed from a CUDA "
                                                                      "graph)")
