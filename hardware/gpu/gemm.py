@@ -84,6 +84,30 @@ def blocks_per_sm(target: GpuTarget, tile: Tile, a_bytes: float, b_bytes: float)
                    target.max_threads_per_sm.si // threads, MAX_BLOCKS_PER_SM))
 
 
+def _sm_rate(target: GpuTarget, dtype: str, t: Tile, dequant: float) -> tuple[float, str, float]:
+    """(FLOP/s one SM gives a block of tile ``t``, compute unit, 32-bit instructions/s of one SM's CUDA cores).
+
+    With ``dequant`` (instructions per B element) the B tile's conversion, once per M tile, runs on the CUDA cores
+    beside the MMAs (Marlin orders both to keep both pipelines busy): a tile takes the longer of the two."""
+    peak, unit = target.peak_flops(dtype)
+    sm_rate = peak * target.tensor_efficiency.si / target.sms
+    alu = target.cuda_core_fp32.si / 2.0 / target.sms
+    if dequant:
+        sm_rate = min(sm_rate, alu * 2.0 * t.m / dequant)
+    return sm_rate, unit, alu
+
+
+def _unique_bytes(batch: int, m: int, k: int, n: int, a_bytes: float, b_bytes: float, c_bytes: float,
+                  dram_bytes: float | None) -> float:
+    """DRAM bytes of the GEMM: A, B and C once each, unless the workload gave its own count."""
+    return dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
+
+
+def _inflight(t: Tile, a_bytes: float, b_bytes: float) -> float:
+    """Bytes one block of tile ``t`` keeps in flight: ``stages - 1`` K slices of A and B (module docstring)."""
+    return (t.stages - 1) * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
+
+
 def gemm(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: str = "fp16", a_bytes: float = 2.0,
          b_bytes: float = 2.0, c_bytes: float = 2.0, dram_bytes: float | None = None, tile: Tile | None = None,
          split_k: int | None = None, name: str = "gemm", mode: str = "fast", dequant: float = 0.0,
@@ -159,11 +183,7 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     contributing block writes its ``bm x bn`` fp32 partial (L2 traffic within the wave) and, after the wave, the
     finishing blocks wait one L2 round trip on their flags and read their tiles' partials at their share of L2
     bandwidth (exposed)."""
-    peak, unit = target.peak_flops(dtype)
-    sm_rate = peak * target.tensor_efficiency.si / target.sms
-    if dequant:
-        alu = target.cuda_core_fp32.si / 2.0 / target.sms
-        sm_rate = min(sm_rate, alu * 2.0 * t.m / dequant)
+    sm_rate, unit, _ = _sm_rate(target, dtype, t, dequant)
     bps = blocks_per_sm(target, t, a_bytes, b_bytes)
     if bps == 0:
         return None
@@ -175,11 +195,11 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     dp_tiles = max(0, tiles // slots - 1) * slots
     sk_tiles = tiles - dp_tiles
     per_block = math.ceil(sk_tiles * iters / slots)  # MAC iterations of each stream-K block
-    unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
+    unique = _unique_bytes(batch, m, k, n, a_bytes, b_bytes, c_bytes, dram_bytes)
     flops = 2.0 * batch * m * k * n
     iter_flops = 2.0 * t.m * t.n * t.k
     iter_l2 = (t.m * a_bytes + t.n * b_bytes) * t.k
-    inflight = (t.stages - 1) * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
+    inflight = _inflight(t, a_bytes, b_bytes)
     dp_dram = unique * dp_tiles / tiles
     body = compute = memory = 0.0
     waves = 0
@@ -227,22 +247,16 @@ def _time_config(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: s
                  b_bytes: float, c_bytes: float, dram_bytes: float | None, t: Tile, s: int,
                  mode: str, dequant: float = 0.0) -> KernelResult:
     """One (tile, split-K) configuration timed in waves (``fast``) or block by block (``detailed``)."""
-    peak, unit = target.peak_flops(dtype)
-    sm_rate = peak * target.tensor_efficiency.si / target.sms
-    dequant_s = 0.0
-    if dequant:  # the B tile's conversion (dequant per element, once per M tile) runs on the CUDA cores beside the
-        # MMAs (Marlin orders both to keep both pipelines busy): a tile takes the longer of the two
-        alu = target.cuda_core_fp32.si / 2.0 / target.sms  # 32-bit instructions/s of one SM
-        sm_rate = min(sm_rate, alu * 2.0 * t.m / dequant)
-        dequant_s = batch * math.ceil(m / t.m) * k * n * dequant / (alu * target.sms)
-    unique = dram_bytes if dram_bytes is not None else batch * (m * k * a_bytes + k * n * b_bytes + m * n * c_bytes)
+    sm_rate, unit, alu = _sm_rate(target, dtype, t, dequant)
+    dequant_s = batch * math.ceil(m / t.m) * k * n * dequant / (alu * target.sms) if dequant else 0.0
+    unique = _unique_bytes(batch, m, k, n, a_bytes, b_bytes, c_bytes, dram_bytes)
     flops = 2.0 * batch * m * k * n
     bps = blocks_per_sm(target, t, a_bytes, b_bytes)
     count = batch * math.ceil(m / t.m) * math.ceil(n / t.n) * s
     k_span = math.ceil(math.ceil(k / s) / t.k) * t.k
     out_bytes = c_bytes if s == 1 else 4.0  # split-K blocks write fp32 partials
     tile_l2 = (t.m * a_bytes + t.n * b_bytes) * k_span + t.m * t.n * out_bytes
-    inflight = (t.stages - 1) * (t.m * t.k * a_bytes + t.k * t.n * b_bytes)
+    inflight = _inflight(t, a_bytes, b_bytes)
     tile_flops = 2.0 * t.m * t.n * k_span
     if mode == "detailed":
         grid = Grid(((count, BlockWork(tile_flops, unique / count, tile_l2)),), bps, t.warps * 32, sm_rate, inflight)

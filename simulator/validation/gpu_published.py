@@ -14,12 +14,11 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hardware.gpu.attention import flash_attention2, flash_decoding
 from hardware.gpu.gemm import gemm
 from hardware.gpu.kernels import memory_bound
 from hardware.targets import load_target as _load_target
+from hardware.yaml_file import read_yaml
 from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
@@ -44,8 +43,8 @@ CATEGORY = {
 
 @lru_cache(maxsize=8)
 def _parsed(path: str, mtime_ns: int) -> dict[str, Any]:
-    """The file parsed once per version (libyaml's loader where PyYAML has it: the file is large)."""
-    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """The file parsed once per version (it is large; the project's reader, with its duplicate-key check)."""
+    return read_yaml(Path(path))
 
 
 def _document(path: Path = PUBLISHED) -> dict[str, Any]:
