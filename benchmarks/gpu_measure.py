@@ -1,7 +1,9 @@
 """Measure what hwsim's GPU model assumes, on a real NVIDIA GPU, and write ``hardware/calibration/<gpu-name>.json``.
 
-    python benchmarks/gpu_measure.py [--repeats 30] [--warmup 5] [--only launch,copy,gemm,attention,decode,prefill]
+    python benchmarks/gpu_measure.py [--repeats 30] [--warmup 5]
+                                     [--only launch,copy,gemm,attention,decode,generation,prefill]
                                      [--models gpt2,gpt2-xl,llama2-7b] [--contexts 128,512] [--prompts 128,512]
+                                     [--batches 1,16] [--generation-models llama2-7b]
                                      [--no-compile] [--budget-s 420] [--out FILE.json]
     python benchmarks/gpu_measure.py --dry-run        # tiny shapes, on CPU if there is no GPU; checks the script
 
@@ -35,6 +37,14 @@ Measurements (``kind``):
   works on the installed versions (a variant that fails is recorded with ``skipped`` and the reason). The board power
   (``nvidia-smi --query-gpu=power.draw`` sampled every 100 ms while the step repeats for ~2 s) is attached to each
   decode-step row as ``board_power_w``; the idle power before the run is in ``device.idle_power_w``.
+- ``decode_step`` (``generation`` group): per generated token of a 32-step greedy generation after a prompt of the
+  last ``--contexts`` length, at each ``--batches`` size (default 1 and 16; ``--generation-models``, default
+  Llama-2-7B), eager, with the KV cache growing as in a real generation: transformers' dynamic cache (``torch.cat``
+  per layer and step, variant ``eager_growing``) and a static cache written in place (``eager_static_growing``,
+  attention over its whole ``static_slots`` length, masked, as transformers runs it).
+  Published Hugging Face eager steps grow with batch far faster than their weights and KV bytes do (optimum's
+  Llama-2-13B rows, reports/gpu_validation.md); these rows measure that growth and how much of it the cache's
+  re-concatenation explains.
 - ``prefill_step``: one short prefill (batch 1, ``--prompts`` tokens) of the same models, eager and compiled.
 
 **A GPU session with little device time** (e.g. 15 minutes on an H100/H200 for everything): check the script here
@@ -46,7 +56,7 @@ commit the file it writes::
 
 **Time budget.** ``--budget-s`` (default 420 s; none in a dry run) bounds the whole run: once it is spent, every
 remaining measurement is recorded as ``skipped`` with the reason, and the file is still written. Groups run in the
-order launch, copy, gemm, attention, decode, prefill (the compiled variants, which take longest, last), so a run cut
+order launch, copy, gemm, attention, decode, generation, prefill (the compiled variants, which take longest, last), so a run cut
 short keeps the cheapest and most used points.
 
 The JSON (schema ``hwsim-gpu-calibration/1``): ``device`` (name, driver, CUDA, capability, SMs, memory), ``torch``,
@@ -79,7 +89,7 @@ sys.path.insert(0, str(ROOT))  # the calibration format lives in hwsim (standard
 from hardware.gpu.calibration import KINDS, MEASUREMENT_KEYS, SCHEMA, validate_document  # noqa: E402, F401
 
 CALIBRATION_DIR = ROOT / "hardware" / "calibration"
-GROUPS = ("launch", "copy", "gemm", "attention", "decode", "prefill")
+GROUPS = ("launch", "copy", "gemm", "attention", "decode", "generation", "prefill")
 
 #: (k, n) of the weight GEMMs of the decode models: name -> list of (label, k, n).
 MODEL_GEMMS = {
@@ -94,6 +104,8 @@ SKINNY_M = (1, 2, 4, 8, 16, 32, 64, 128, 512)
 FP8_MODELS = ("llama2-7b",)
 SQUARE = (512, 1024, 2048, 4096, 8192, 16384)
 DECODE_CONTEXTS = tuple(128 * 2**i for i in range(11))  # 128 .. 131072
+#: decode steps of one timed generation with a growing KV cache (``generation`` group)
+GROWTH_STEPS = 32
 #: Known device names -> hwsim preset (first match wins; checked in order).
 PRESET_BY_NAME = (
     (r"H100.*PCIe", "h100-pcie"), (r"H100", "h100-sxm"), (r"H200", "h200"), (r"A100.*80", "a100-80gb"),
@@ -343,10 +355,11 @@ class Timer:
             self.torch.cuda.synchronize()
 
     def __call__(self, fn: Callable[[], Any], flush: bool = True, repeats: int | None = None,
-                 per_call: int = 1) -> list[float]:
-        """Timings (seconds) of ``repeats`` calls of ``fn``, each divided by ``per_call``."""
+                 per_call: int = 1, warmup: int | None = None) -> list[float]:
+        """Timings (seconds) of ``repeats`` calls of ``fn`` (after ``warmup`` untimed ones), each divided by
+        ``per_call``."""
         n = repeats or self.repeats
-        for _ in range(self.warmup):
+        for _ in range(self.warmup if warmup is None else warmup):
             fn()
         self.sync()
         out = []
@@ -667,6 +680,87 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
     return rows
 
 
+def measure_generation(timer: Timer, dry_run: bool, models: list[str], context: int, batches: list[int],
+                       budget: Budget | None = None) -> list[dict[str, Any]]:
+    """Time per generated token of short generations whose KV cache grows as a real one does: ``GROWTH_STEPS`` greedy
+    decode steps after a ``context``-token prompt, per batch size, fp16, eager. Two caches: transformers' dynamic
+    cache (``torch.cat`` of every layer's K and V at every step, as its default cache and the legacy tuple cache do;
+    hwsim ``--set kv_update=concat``) and a static cache written in place (hwsim's default).
+    One timed sample is the whole generation (the dynamic cache is cropped back afterwards, views only), divided by
+    its steps; their difference at batch 16 is what the cache growth costs on this machine."""
+    torch = timer.torch
+    try:
+        import transformers
+    except Exception as e:  # noqa: BLE001 - no (working) transformers: record it, keep the rest of the run
+        return [measurement("decode_step", f"{m} generation (build)", "fp16", {"model": m}, None, skipped=_reason(e))
+                for m in models]
+    steps = 4 if dry_run else GROWTH_STEPS
+    repeats = max(3, timer.repeats // 6)
+    configs = model_configs(dry_run)
+    rows = []
+    for mname in models:
+        if mname not in configs:
+            continue
+        try:
+            model = _build_model(torch, configs[mname], timer.device, torch.float16)
+        except Exception as e:  # noqa: BLE001
+            rows.append(measurement("decode_step", f"{mname} generation (build)", "fp16", {"model": mname}, None,
+                                    skipped=_reason(e)))
+            continue
+        params = sum(p.numel() for p in model.parameters())
+        for batch in batches:
+            base = {"model": mname, "batch": batch, "context": context, "steps": steps, "params": params}
+            label = f"{mname} b={batch} ctx={context}+{steps}"
+            if budget is not None and budget.spent():
+                rows.append(measurement("decode_step", f"{label} (both caches)", "fp16", base, None,
+                                        skipped=budget.reason()))
+                continue
+            prompt = torch.randint(0, 100, (batch, context), device=timer.device)
+            tok = torch.randint(0, 100, (batch, 1), device=timer.device)
+            try:
+                with torch.inference_mode():
+                    cache = model(input_ids=prompt, use_cache=True).past_key_values
+
+                    def grow(cache: Any = cache, model: Any = model, tok: Any = tok) -> Any:
+                        nxt = tok
+                        for _ in range(steps):
+                            nxt = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits[:, -1:].argmax(-1)
+                        cache.crop(-steps)  # back to the prompt's cache: every sample does the same work
+                        return nxt
+
+                    samples = timer(grow, flush=False, repeats=repeats, per_call=steps, warmup=1)
+                rows.append(measurement("decode_step", f"{label} eager growing dynamic cache", "fp16",
+                                        {**base, "variant": "eager_growing"}, samples, backend="transformers eager"))
+            except Exception as e:  # noqa: BLE001 - one failing variant must not end a long GPU run: record why
+                rows.append(measurement("decode_step", f"{label} eager growing dynamic cache", "fp16",
+                                        {**base, "variant": "eager_growing"}, None, skipped=_reason(e)))
+            try:
+                with torch.inference_mode():
+                    # every sample writes the next slots; attention runs over the whole static length (masked),
+                    # so every step does the same work (hwsim: a decode over static_slots keys, written in place)
+                    slots = context + steps * (1 + repeats) + 8
+                    cache = transformers.StaticCache(config=model.config, max_cache_len=slots)
+                    model(input_ids=prompt, past_key_values=cache, use_cache=True)
+
+                    def fill(cache: Any = cache, model: Any = model, tok: Any = tok) -> Any:
+                        nxt = tok
+                        for _ in range(steps):
+                            nxt = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits[:, -1:].argmax(-1)
+                        return nxt
+
+                    samples = timer(fill, flush=False, repeats=repeats, per_call=steps, warmup=1)
+                rows.append(measurement("decode_step", f"{label} eager static cache", "fp16",
+                                        {**base, "variant": "eager_static_growing", "static_slots": slots}, samples,
+                                        backend="transformers eager"))
+            except Exception as e:  # noqa: BLE001
+                rows.append(measurement("decode_step", f"{label} eager static cache", "fp16",
+                                        {**base, "variant": "eager_static_growing"}, None, skipped=_reason(e)))
+        model = None  # free this model's weights before the next one is built
+        if timer.cuda:
+            torch.cuda.empty_cache()
+    return rows
+
+
 def measure_prefill_steps(timer: Timer, dry_run: bool, models: list[str], prompts: list[int], compile_: bool,
                           budget: Budget | None = None) -> list[dict[str, Any]]:
     """One short prefill (batch 1, fp16, no cache kept) per model, prompt length and variant (eager; compiled with
@@ -745,6 +839,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--models", default="gpt2,gpt2-xl,llama2-7b")
     parser.add_argument("--contexts", default="128,512", help="decode-step KV-cache lengths (GPT-2: < 1024)")
     parser.add_argument("--prompts", default="128,512", help="prefill-step prompt lengths")
+    parser.add_argument("--batches", default="1,16", help="batch sizes of the growing-cache generations")
+    parser.add_argument("--generation-models", default="llama2-7b",
+                        help="models of the growing-cache generations (prompt: the last --contexts length)")
     parser.add_argument("--budget-s", type=float, default=None, help="wall-clock limit of the whole run (default 420 s; "
                         "none in a dry run): what is left is recorded as skipped")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile / CUDA-graph decode variant")
@@ -783,6 +880,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("attention", lambda: measure_attention(timer, args.dry_run, budget=budget, sm_count=sms)),
         ("decode", lambda: measure_decode_steps(timer, args.dry_run, models, [int(c) for c in args.contexts.split(",")],
                                                 compile_, budget, power=timer.cuda)),
+        ("generation", lambda: measure_generation(timer, args.dry_run, [m for m in args.generation_models.split(",") if m],
+                                                  int(args.contexts.split(",")[-1]),
+                                                  [int(b) for b in args.batches.split(",") if b], budget)),
         ("prefill", lambda: measure_prefill_steps(timer, args.dry_run, models, [int(c) for c in args.prompts.split(",")],
                                                   compile_, budget)),
     ]

@@ -53,8 +53,9 @@ def _synthetic(a100) -> dict:
     """A made-up A100 calibration with known ratios to hwsim's predictions (a test fixture, not a measurement)."""
     big = gemm(a100, 1, 8192, 8192, 8192, "fp16").time_s
     copy = memory_bound(a100, "copy", 2.0 * 2**30).time_s
-    step = validation.decode_step_s("gpt2", a100, 128, stack="eager")  # gpu_measure's eager variant
-    step_s, step_j = validation.step_result("gpt2", a100, "decode", 128, "eager")
+    # gpu_measure's eager variant: transformers' dynamic cache, grown by torch.cat
+    step = validation.decode_step_s("gpt2", a100, 128, stack="eager", kv_update="concat")
+    step_s, step_j = validation.step_result("gpt2", a100, "decode", 128, "eager", kv_update="concat")
     prefill = validation.step_result("gpt2", a100, "prefill", 16, "graph")[0]
     fp8 = gemm(a100, 1, 4096, 4096, 4096, "fp8", 1.0, 1.0, 2.0).time_s
     rows = [
@@ -123,6 +124,28 @@ def test_report_on_synthetic_calibration(tmp_path):
     assert (out / "gpu_validation_synthetic-a100.png").stat().st_size > 1000
     assert (out / "gpu_validation_published.png").stat().st_size > 1000
     assert all(c["pass"] for c in result["checks"])
+
+
+def test_measured_generation_rows_are_predicted_with_their_batch_cache_and_keys():
+    # gpu_measure's growing-cache generations: the dynamic cache (torch.cat per step) is kv_update=concat at the
+    # prompt's context plus half the steps; the static cache attends over all its slots and is written in place
+    a100 = load_target("a100-80gb")
+    grow = {"model": "gpt2", "batch": 4, "context": 64, "steps": 8, "variant": "eager_growing"}
+    static = {"model": "gpt2", "batch": 4, "context": 64, "steps": 8, "variant": "eager_static_growing",
+              "static_slots": 100}
+    assert validation.measured_step(grow) == (4, 68, "eager", "concat")
+    assert validation.measured_step(static) == (4, 100, "eager", "in-place")
+    assert validation.measured_step({"model": "gpt2", "context": 128, "variant": "compiled_cudagraphs"}) == \
+        (1, 128, "graph", "in-place")
+    rows = {v["variant"]: validation.predict_measurement(a100, {"kind": "decode_step", "dtype": "fp16", "shape": v,
+                                                                 "name": v["variant"]}) for v in (grow, static)}
+    assert rows["eager_growing"][1] == validation.decode_step_s("gpt2", a100, 68, stack="eager", batch=4,
+                                                                kv_update="concat")
+    assert rows["eager_static_growing"][1] == validation.decode_step_s("gpt2", a100, 100, stack="eager", batch=4)
+    # the concatenation copies the cache every step: never free
+    kernels = {u: validation.decode_step_s("gpt2", a100, 68, batch=4, kv_update=u) for u in ("in-place", "concat")}
+    assert kernels["concat"] > kernels["in-place"]
+    assert "batch 4" in rows["eager_growing"][2] and "kv_update=concat" in rows["eager_growing"][2]
 
 
 def test_report_without_calibration_and_error_rules(tmp_path):

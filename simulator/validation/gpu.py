@@ -23,6 +23,7 @@ is ``predicted / reference - 1`` (0 inside a reference range).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -160,27 +161,49 @@ def isolated_floor_s(doc: dict[str, Any]) -> float | None:
     return None
 
 
-_step_cache: dict[tuple[str, str, str, int, str, str], tuple[float, float]] = {}
-#: the software stack (``--set stack=``) of each measured variant of gpu_measure.py
-VARIANT_STACK = {"eager": "eager", "eager_static": "eager", "compiled_cudagraphs": "graph"}
+_step_cache: dict[tuple[str, str, str, int, str, str, int, str], tuple[float, float]] = {}
+#: (software stack ``--set stack=``, KV-cache update ``--set kv_update=``) of each measured variant of
+#: gpu_measure.py: transformers' dynamic cache grows by ``torch.cat`` every step (DynamicCache.update), its static cache
+#: and the compiled variant's are written in place
+VARIANT_OPTIONS = {"eager": ("eager", "concat"), "eager_growing": ("eager", "concat"),
+                   "eager_static": ("eager", "in-place"), "eager_static_growing": ("eager", "in-place"),
+                   "compiled_cudagraphs": ("graph", "in-place")}
+#: the software stack of each variant (prefill rows have no cache update)
+VARIANT_STACK = {variant: stack for variant, (stack, _) in VARIANT_OPTIONS.items()}
+
+
+@functools.cache
+def _example(model_name: str) -> Model:
+    """The example model of a decode-model name, loaded once per process."""
+    return Model(str(EXAMPLES / DECODE_MODELS[model_name]))
 
 
 def step_result(model_name: str, target: GpuTarget, phase: str, length: int, stack: str = "kernels",
-                attention: str = "flashdecoding") -> tuple[float, float]:
-    """(seconds, joules) of hwsim's fp16 batch-1 step of an example model: a decode step over ``length`` cached
+                attention: str = "flashdecoding", batch: int = 1, kv_update: str = "in-place") -> tuple[float, float]:
+    """(seconds, joules) of hwsim's fp16 step of an example model at ``batch``: a decode step over ``length`` cached
     tokens, or a prefill of ``length`` tokens, issued by ``stack``."""
-    key = (model_name, target.name, phase, length, stack, attention)
+    key = (model_name, target.name, phase, length, stack, attention, batch, kv_update)
     if key not in _step_cache:
-        model = Model(str(EXAMPLES / DECODE_MODELS[model_name]))
-        r = simulate(model, target, phase, 1, length, 1, Precision(), {"attention": attention, "stack": stack})
+        model = _example(model_name)
+        options = {"attention": attention, "stack": stack} | ({"kv_update": kv_update} if phase == "decode" else {})
+        r = simulate(model, target, phase, batch, length, 1, Precision(), options)
         _step_cache[key] = (r.latency_s, r.energy_j)
     return _step_cache[key]
 
 
 def decode_step_s(model_name: str, target: GpuTarget, context: int, attention: str = "flashdecoding",
-                  stack: str = "kernels") -> float:
-    """hwsim's fp16 batch-1 decode step of an example model over ``context`` cached tokens."""
-    return step_result(model_name, target, "decode", context, stack, attention)[0]
+                  stack: str = "kernels", batch: int = 1, kv_update: str = "in-place") -> float:
+    """hwsim's fp16 decode step of an example model over ``context`` cached tokens at ``batch``."""
+    return step_result(model_name, target, "decode", context, stack, attention, batch, kv_update)[0]
+
+
+def measured_step(shape: dict[str, Any]) -> tuple[int, int, str, str]:
+    """(batch, keys, stack, kv_update) hwsim predicts a measured decode-step row of gpu_measure.py with. ``keys``: the
+    cached tokens of each step: a static cache's whole length (its attention runs over every slot, masked), else the
+    prompt's context plus, for a timed generation of ``steps`` steps, the mean of what the earlier steps added."""
+    stack, kv_update = VARIANT_OPTIONS.get(shape.get("variant", "eager"), ("kernels", "in-place"))
+    keys = int(shape.get("static_slots") or 0) or int(shape["context"]) + int(shape.get("steps") or 0) // 2
+    return int(shape.get("batch") or 1), keys, stack, kv_update
 
 
 def predict_measurement(target: GpuTarget, m: dict[str, Any]) -> tuple[str, float, str] | None:
@@ -220,9 +243,11 @@ def predict_measurement(target: GpuTarget, m: dict[str, Any]) -> tuple[str, floa
         if model not in DECODE_MODELS or not s.get("context"):
             return None
         variant = s.get("variant", "eager")
-        stack = VARIANT_STACK.get(variant, "kernels")
-        return f"calibration: decode step ({variant})", decode_step_s(model, target, int(s["context"]), stack=stack), \
-            f"hwsim examples/{DECODE_MODELS[model]} decode, fp16, batch 1, --set stack={stack}"
+        batch, keys, stack, kv_update = measured_step(s)
+        return f"calibration: decode step ({variant})", \
+            decode_step_s(model, target, keys, stack=stack, batch=batch, kv_update=kv_update), \
+            f"hwsim examples/{DECODE_MODELS[model]} decode over {keys} keys, fp16, batch {batch}, --set stack={stack} " \
+            f"--set kv_update={kv_update}"
     if kind == "prefill_step":
         model = s.get("model")
         if model not in DECODE_MODELS or not s.get("prompt"):
@@ -239,8 +264,8 @@ def predict_power(target: GpuTarget, m: dict[str, Any]) -> float | None:
     s = m["shape"]
     if m["kind"] != "decode_step" or s.get("model") not in DECODE_MODELS or not s.get("context"):
         return None
-    seconds, joules = step_result(s["model"], target, "decode", int(s["context"]),
-                                  VARIANT_STACK.get(s.get("variant", "eager"), "kernels"))
+    batch, keys, stack, kv_update = measured_step(s)
+    seconds, joules = step_result(s["model"], target, "decode", keys, stack, batch=batch, kv_update=kv_update)
     return joules / seconds if seconds > 0 else None
 
 
