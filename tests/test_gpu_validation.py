@@ -160,6 +160,13 @@ def test_report_without_calibration_and_error_rules(tmp_path):
     low, high = sorted(r.error for r in gemm_rows)
     assert f"hwsim is {low:+.0%} to {high:+.0%}." in result["markdown"]
     assert {r.status for r in result["published"]} <= set(validation.STATUSES)
+    # the targets table restates the rows: the decode-step mean of the independent rows, no measured file
+    steps = [abs(r.error) for r in result["published"] if r.status == "independent"
+             and r.category == "measured (published): decode step / generation"]
+    md = result["markdown"]
+    assert f"| decode steps and generations | mean abs error < 10% | {len(steps)} points, " \
+           f"{sum(steps) / len(steps):.1%} | {'yes' if sum(steps) / len(steps) < 0.1 else 'no'} |" in md
+    assert "| measured data of our own | if a GPU was available | none (no GPU was lent) | - |" in md
     c = validation.Comparison("x", "in range", 5.0, (4.0, 6.0), "", "", "prior")
     assert c.error == 0.0
     assert validation.Comparison("x", "below", 2.0, (4.0, 6.0), "", "", "prior").error == pytest.approx(-0.5)
