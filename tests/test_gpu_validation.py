@@ -459,3 +459,17 @@ def test_skinny_growth_is_averaged_per_table_and_the_mlx_points_are_held_out_ski
     mlx = [p for p in gpu_published.load_points()[1] if p["source"].startswith("mlx-")]
     assert len(mlx) == 21 and {p["source"] for p in mlx} == {"mlx-3255", "mlx-3315", "mlx-3180", "mlx-3160"}
     assert all(validation.gemm_regime(p) == "skinny" and not p.get("harness") and not p.get("calibrates") for p in mlx)
+
+
+def test_first_token_points_are_one_prefill_in_their_own_category():
+    # a first-token point is one prefill of the prompt (its logits give the token) with the point's formats as the
+    # CLI reads them (fp8 -> float8e4m3), not a decode step (GPT-2 in place of the real rows' Llama-2-7B: speed)
+    real = next(p for p in gpu_published.load_points()[1] if p["kind"] == "prefill" and p["target"] == "h100-sxm")
+    point = {**real, "model": "gpt2.onnx", "prompt": 64, "ms": 1.0}
+    (row,) = gpu_published.rows(validation.Comparison, [point])
+    assert row.category == "measured (published): prefill / first token" and row.status == "independent"
+    fp8 = Precision(weights="float8e4m3", activations="float8e4m3", kv_cache="float8e4m3")
+    direct = simulate(gpu_published._model("gpt2.onnx"), load_target("h100-sxm"), "prefill", 1, 64, 1, fp8,
+                      {"launch": "stream", "stack": "engine", "act_quant": "fused"})
+    assert row.predicted == pytest.approx(direct.latency_s * 1e6) and row.reference == pytest.approx(1000.0)
+    assert "first token, 64-token prompt" in row.item

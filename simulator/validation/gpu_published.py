@@ -14,6 +14,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from hardware.dtypes import parse_precision
 from hardware.gpu.attention import flash_attention2, flash_decoding
 from hardware.gpu.gemm import gemm
 from hardware.gpu.kernels import memory_bound
@@ -38,6 +39,7 @@ CATEGORY = {
     "attention_chunk_decode": "measured (published): chunked-prefill + decode attention",
     "decode_step": "measured (published): decode step / generation",
     "generate": "measured (published): decode step / generation",
+    "prefill": "measured (published): prefill / first token",
 }
 
 
@@ -144,9 +146,20 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     options.update(extra)
     model = _model(point["model"])
     batch = point.get("batch", 1)
-    precision = Precision(weights=point.get("weights"))
+    # the formats as the CLI reads them (fp8 -> float8e4m3, ...); an unknown name is an error naming the field
+    formats = tuple(parse_precision(point[f], f"published point {point['source']} {f}") if point.get(f) else None
+                    for f in ("weights", "activations", "kv_cache"))
+    precision = Precision(*formats)
     at = f", batch {batch}" if batch > 1 else ""
     fmt = f", {precision.weights} weights" if precision.weights else ""
+    if kind == "prefill":  # time to the first token: the prompt's forward pass, whose logits give that token
+        r = simulate(model, t, "prefill", batch, point["prompt"], 1, precision, options)
+        bare = kernel_only_s(point["model"], t.name, "prefill", batch, point["prompt"], 1, options["launch"],
+                             *formats, extra=extra)
+        fmts = point.get("precision", "fp16")
+        return r.latency_s, point["ms"] * 1e-3, \
+            f"{Path(point['model']).stem} first token, {point['prompt']}-token prompt{at}, {fmts}, {t.name}, " \
+            f"stack {options['stack']}", f"one prefill; kernels alone {bare * 1e3:.2f} ms"
     if kind == "decode_step":  # per-token time at the middle of the generation
         context = point["prompt"] + point["gen"] // 2
         r = simulate(model, t, "decode", batch, context, 1, precision, options)
@@ -161,7 +174,7 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
             f"{Path(point['model']).stem} decode step, ctx {context}{at}{fmt}, {t.name}, stack {options['stack']}", note
     r = simulate(model, t, "generate", batch, point["prompt"], point["gen"], precision, options)
     bare = kernel_only_s(point["model"], t.name, "generate", batch, point["prompt"], point["gen"], options["launch"],
-                         precision.weights, extra)
+                         *formats, extra=extra)
     return r.latency_s, point["total_ms"] * 1e-3, \
         f"{Path(point['model']).stem} {point['prompt']} in / {point['gen']} out{at}{fmt}, {t.name}, stack {options['stack']}", \
         f"prefill + {point['gen'] - 1} decode steps; kernels alone {bare * 1e3:.2f} ms"
@@ -178,14 +191,16 @@ def step_kernels_s(point: dict[str, Any]) -> float:
     extra = tuple(sorted(point.get("options", {}).items()))
     return kernel_only_s(point["model"], point["target"], "decode", point.get("batch", 1),
                          point["prompt"] + point["gen"] // 2, 1, point.get("launch", "stream"), point.get("weights"),
-                         extra)
+                         point.get("activations"), point.get("kv_cache"), extra=extra)
 
 
 @lru_cache(maxsize=64)
 def kernel_only_s(model: str, target: str, phase: str, batch: int, prompt: int, gen: int, launch: str,
-                  weights: str | None = None, extra: tuple[tuple[str, Any], ...] = ()) -> float:
+                  weights: str | None = None, activations: str | None = None, kv_cache: str | None = None,
+                  extra: tuple[tuple[str, Any], ...] = ()) -> float:
     """Seconds of the same run with ``stack=kernels`` (no host model): what the stack adds is the difference."""
-    return simulate(_model(model), load_target(target), phase, batch, prompt, gen, Precision(weights=weights),
+    return simulate(_model(model), load_target(target), phase, batch, prompt, gen,
+                    Precision(weights=weights, activations=activations, kv_cache=kv_cache),
                     {"launch": launch, "stack": "kernels", **dict(extra)}).latency_s
 
 
