@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mapping.target_plugin import TargetOptions
 
@@ -60,3 +60,14 @@ class GpuOptions(TargetOptions):
         if value and (value < 16 or value & (value - 1)):
             raise ValueError("must be 0 (per output channel) or a power of two >= 16 (GPTQ/AWQ/Marlin use 32, 64, 128)")
         return value
+
+    @model_validator(mode="after")
+    def _host_times_need_a_host(self) -> GpuOptions:
+        """The host-time overrides replace a stack's host cost, so the stack must have that cost."""
+        if self.host_op_us is not None and self.stack != "eager":
+            raise ValueError(f"--set host_op_us applies to --set stack=eager (host dispatch per op), not stack="
+                             f"{self.stack}; add --set stack=eager or drop host_op_us")
+        if self.host_step_us is not None and self.stack == "kernels":
+            raise ValueError("--set host_step_us needs a software stack with a host (--set stack=eager|graph|engine); "
+                             "the default stack=kernels has none")
+        return self
