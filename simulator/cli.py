@@ -165,7 +165,7 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
         weights=parse_precision(weights, "--weights") if weights else None,
         activations=parse_precision(activations, "--activations") if activations else None,
         kv_cache=parse_precision(kv_cache, "--kv-cache") if kv_cache else None,
-        head=("same" if head.strip().lower() == "same" else parse_precision(head, "--weights")) if head else None,
+        head=("same" if head.strip().lower() == "same" else parse_precision(head, "--head-weights")) if head else None,
     )
 
 

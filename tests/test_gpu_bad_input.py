@@ -122,3 +122,15 @@ def test_sweep_options_are_checked_at_load(tmp_path):
         sweep_from_dict(spec, "spec")
     with pytest.raises(HwsimError, match="field 'options': --set bogus: not an option of gpu targets"):
         sweep_from_dict({**spec, "options": {"bogus": 1}}, "spec")
+
+
+def test_compare_where_no_target_runs_exits_2():
+    res = _cli("compare", "tests/fixtures/models/bert_ts.onnx", "--targets", "a100-80gb,h100-sxm", "--phase", "decode")
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: no target ran bert_ts.onnx; the first: ") and len(res.stderr.splitlines()) == 1
+    assert res.stdout.count("encoder-only") == 2  # the table still shows each target's reason
+
+
+def test_head_weights_error_names_its_own_flag():
+    res = _cli("simulate", GPT2, "--target", "a100-80gb", "--head-weights", "bogus")
+    assert res.exit_code == 2 and res.stderr.startswith("error: --head-weights: unknown precision 'bogus'")
