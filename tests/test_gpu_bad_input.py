@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -73,7 +74,7 @@ def test_tp_must_split_or_replicate_the_kv_heads(heads, kv, tp, ok):
     if ok:
         _check(_model(heads, kv), tp=tp)
     else:
-        with pytest.raises(HwsimError, match=f"--tp {tp}: the model's {kv} KV heads"):
+        with pytest.raises(HwsimError, match=f"--tp/--parallel tp={tp}: the model's {kv} KV heads"):
             _check(_model(heads, kv), tp=tp)
 
 
@@ -134,3 +135,14 @@ def test_compare_where_no_target_runs_exits_2():
 def test_head_weights_error_names_its_own_flag():
     res = _cli("simulate", GPT2, "--target", "a100-80gb", "--head-weights", "bogus")
     assert res.exit_code == 2 and res.stderr.startswith("error: --head-weights: unknown precision 'bogus'")
+
+
+@pytest.mark.heavy  # a full sweep run with its store and outputs (~2 s)
+def test_sweep_whose_every_point_fails_prints_one_error_line(tmp_path):
+    # the per-point note used to come first, so stderr had two lines saying the same thing
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"model: {Path(GPT2).resolve()}\ntarget: a100-80gb\noptions: {{tp: 3}}\nworkload: {{prompt_len: [8]}}\n")
+    res = _cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet")
+    assert res.exit_code == 2
+    assert res.stderr.splitlines() == [f"error: every point of {spec} failed; the first: --tp 3: the model's 4 attention "
+                                       "heads do not split evenly over 3 GPUs"]

@@ -53,7 +53,7 @@ class GpuPlugin(TargetPlugin):
                                  f"(MHA {heads}, GQA a divisor, MQA 1)")
         tp = options.tp
         if tp > 1 and kv_heads and (kv_heads % tp if kv_heads >= tp else tp % kv_heads):
-            raise HwsimError(f"--tp {tp}: the model's {kv_heads} KV heads neither split evenly over {tp} GPUs nor "
+            raise HwsimError(f"--tp/--parallel tp={tp}: the model's {kv_heads} KV heads neither split evenly over {tp} GPUs nor "
                              f"replicate evenly onto them (a tp that divides or is a multiple of {kv_heads})")
         if model.ir.architecture == "encoder-only":
             for key, default in (("attention", "flashdecoding"), ("kv_update", "in-place")):
