@@ -24,7 +24,7 @@ class GpuOptions(TargetOptions):
                                 "TensorRT-LLM, gpt-fast's static cache; a graph's own past/new Concat costs the new "
                                 "token's write) | concat (the cache re-concatenated every step: Hugging Face's "
                                 "default DynamicCache; a graph's own Concat costs what it copies)")
-    tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores)")
+    tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores; parts with TF32 only)")
     launch: Literal["stream", "graph"] = Field("stream", description="stream | graph (kernels replayed from a CUDA "
                                                                      "graph)")
     stack: Literal["kernels", "eager", "graph", "engine"] = Field(
@@ -41,7 +41,8 @@ class GpuOptions(TargetOptions):
     dram: Literal["preset", "standard"] = Field(
         "preset", description="preset (dram_bandwidth x the measured dram_efficiency) | standard (the preset's "
                               "memory: DRAM standard, its streaming efficiency simulated; hardware.dram.attached)")
-    kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph")
+    kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph (a divisor of the "
+                                                         "attention heads)")
     comm_chunks: int = Field(1, ge=1, le=64, description="pieces each all-reduced GEMM is split into so that "
                                                          "communication overlaps compute (1: no overlap)")
     quant_group: int = Field(128, ge=0, description="weights per group scale of low-bit weights along K (32, 64, 128, "
