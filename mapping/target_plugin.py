@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -42,16 +42,35 @@ class TargetOptions(BaseModel):
         if isinstance(raw, cls):
             return raw
         raw = dict(raw or {})
+        for key, value in raw.items():  # pydantic reads true/false as 1/0: `--set kv_heads=true` is not one KV head
+            field = cls.model_fields.get(key)
+            if isinstance(value, bool) and field is not None and not _takes_bool(field.annotation):
+                shown = str(value).lower()
+                given = f"--{key} {shown}" if key in ("mode", "tp") else f"--set {key}={shown}"
+                raise HwsimError(f"{given}: expected {_expected(field.annotation)}, not true/false")
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
-            key = str(err["loc"][0]) if err["loc"] else "?"
-            given = f"--{key} {raw.get(key)}" if key in ("mode", "tp") else f"--set {key}={raw.get(key)}"
             msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a check across fields: its message names them
+                raise HwsimError(msg) from None
+            key = str(err["loc"][0])
+            given = f"--{key} {raw.get(key)}" if key in ("mode", "tp") else f"--set {key}={raw.get(key)}"
             if err["type"] == "extra_forbidden":
                 msg = f"not an option of these targets; options: {', '.join(cls.model_fields)}"
             raise HwsimError(f"{given}: {msg}") from None
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits ``True``/``False`` (``bool``, or a union with it)."""
+    return annotation is bool or any(_takes_bool(a) for a in get_args(annotation) if not isinstance(a, str))
+
+
+def _expected(annotation: Any) -> str:
+    """What a field takes, for an error: its Literal values, else a number."""
+    names = [a for a in get_args(annotation) if isinstance(a, str)]
+    return "one of " + ", ".join(names) if names else "a number"
 
 
 class Lowering:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,22 @@ def check_output(flag: str, out: str | None) -> None:
         raise HwsimError(f"{flag} {out}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise HwsimError(f"{flag} {out}: folder {folder} is not writable")
+    if flag.startswith("--plot") and path.suffix:  # matplotlib picks the format by the suffix
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if path.suffix[1:].lower() not in formats:
+            raise HwsimError(f"{flag} {out}: matplotlib writes no '{path.suffix}' files; use one of "
+                             f"{', '.join('.' + f for f in sorted(formats))} (e.g. {path.with_suffix('.png')})")
+
+
+@contextlib.contextmanager
+def writing(flag: str, out: str) -> Iterator[None]:
+    """Turn a failure to write output ``out`` of ``flag`` (a full disk, a path the OS refuses) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        raise HwsimError(f"{flag} {out}: cannot write it ({exc.strerror or exc}); give another path") from None
 
 
 def _parse_dims(values: tuple[str, ...]) -> dict[str, int]:
@@ -148,7 +165,7 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
         weights=parse_precision(weights, "--weights") if weights else None,
         activations=parse_precision(activations, "--activations") if activations else None,
         kv_cache=parse_precision(kv_cache, "--kv-cache") if kv_cache else None,
-        head=("same" if head.strip().lower() == "same" else parse_precision(head, "--weights")) if head else None,
+        head=("same" if head.strip().lower() == "same" else parse_precision(head, "--head-weights")) if head else None,
     )
 
 
@@ -212,6 +229,18 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
     return options
 
 
+def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, object]:
+    """``--mode``, ``--tp`` and ``--set KEY=VALUE`` as one options dict; ``--set mode=``/``tp=`` may stand in for
+    the flags but not contradict them (the flags' defaults, fast and 1, yield to ``--set``)."""
+    options: dict[str, object] = {"mode": mode, "tp": tp}
+    for key, value in _parse_sets(sets).items():
+        flag_default = {"mode": "fast", "tp": 1}.get(key)
+        if key in options and options[key] not in (flag_default, value):
+            raise HwsimError(f"--{key} {options[key]} and --set {key}={value}: give {key} once")
+        options[key] = value
+    return options
+
+
 @main.command()
 @click.argument("model_path", metavar="MODEL.onnx")
 @click.option("--target", "target_name", required=True, metavar="PRESET|FILE.yaml",
@@ -265,6 +294,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out), ("--plot-roofline", roofline_out)):
         check_output(flag, out)
     precision = make_precision(weights, activations, kv_cache, head_weights)
+    options = target_options(mode, tp, sets)
     target = load_target(target_name)
     parallel = None
     if devices is not None or parallel_text:
@@ -274,7 +304,6 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     model = Model(model_path, _parse_dims(dims), causal=causal)
     if phase is None:
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") else "prefill"
-    options = {"mode": mode, "tp": tp, **_parse_sets(sets)}
     total = 1 + (gen_len - 1 if phase == "generate" else 0)
     show = not quiet and total > 1 and sys.stderr.isatty()
     bar = click.progressbar(length=total, label="simulating", file=sys.stderr, show_eta=True, show_pos=True) \
@@ -301,20 +330,24 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         click.echo("")
         click.echo(kernel_table(result, kernels_top))
     if json_out:
-        Path(json_out).write_text(json.dumps(result.to_dict(), indent=1))
+        with writing("--json", json_out):
+            Path(json_out).write_text(json.dumps(result.to_dict(), indent=1))
         click.echo(f"wrote {json_out}")
     if trace_out:
-        write_trace(result, trace_out)
+        with writing("--trace", trace_out):
+            write_trace(result, trace_out)
         steps = sum(p.passes for p in result.phases if p.name == "decode")
         shown = " and the first 4 decode steps" if steps > 4 else ""
         click.echo(f"wrote {trace_out}: prefill{shown} (open in https://ui.perfetto.dev or chrome://tracing)")
     if plot_out:
-        write_plot(result, plot_out)
+        with writing("--plot", plot_out):
+            write_plot(result, plot_out)
         click.echo(f"wrote {plot_out}")
     if roofline_out:
         from simulator.roofline import write_roofline
 
-        write_roofline(result, target, roofline_out)
+        with writing("--plot-roofline", roofline_out):
+            write_roofline(result, target, roofline_out)
         click.echo(f"wrote {roofline_out}")
 
 

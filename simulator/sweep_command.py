@@ -64,7 +64,7 @@ def sweep(spec_path: str, out_dir: str | None, workers: int | None, scheduler: s
     write_summary(files_dir / "summary.md", spec, outcome, tables, files)
     click.echo(f"{run_counts(outcome, tables.n_rows)} in {outcome.elapsed_s:.2f} s with {outcome.workers} "
                f"worker(s): {outcome.points_per_s:.1f} points/s")
-    if tables.n_errors:
+    if tables.n_errors and tables.n_errors < tables.n_rows:  # every point failed: the error below says so, once
         click.echo(f"{tables.n_errors} point(s) failed, e.g.: {tables.first_error}", err=True)
     click.echo(f"Pareto front ({len(tables.front)} of {tables.n_feasible} feasible points):")
     click.echo(front_table(tables.front, tables.swept, spec.objectives) if tables.front else "(no feasible point)")
@@ -125,3 +125,5 @@ def compare(model_path: str, targets_csv: str, phase: str, batch: int, prompt_le
             w.writerows(rows)
         write_compare_plot(rows, out / "compare.png", f"{Path(model_path).name} {phase}, batch {batch}, prompt {prompt_len}")
         click.echo(f"wrote {out / 'compare.csv'}, {out / 'compare.png'}")
+    if all(r["latency_s"] is None for r in rows):
+        raise HwsimError(f"no target ran {Path(model_path).name}; the first: {rows[0]['error']}")

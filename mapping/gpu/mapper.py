@@ -38,7 +38,6 @@ import dataclasses
 from collections.abc import Iterable
 
 from hardware.dtypes import BITS
-from hardware.errors import HwsimError
 from hardware.gpu import lowbit
 from hardware.gpu.attention import DECODE_KERNELS, flash_attention2
 from hardware.gpu.collectives import all_reduce, all_to_all
@@ -75,12 +74,6 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_graph_launches()
     if opts.dram == "standard":
         target = target.with_standard_dram()
-    if opts.host_op_us is not None and opts.stack != "eager":
-        raise HwsimError(f"--set host_op_us applies to --set stack=eager (host dispatch per op), not stack="
-                         f"{opts.stack}; add --set stack=eager or drop host_op_us")
-    if opts.host_step_us is not None and opts.stack == "kernels":
-        raise HwsimError("--set host_step_us needs a software stack with a host (--set stack=eager|graph|engine); "
-                         "the default stack=kernels has none")
     per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
                    opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update)

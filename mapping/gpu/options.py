@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mapping.target_plugin import TargetOptions
 
@@ -24,7 +24,7 @@ class GpuOptions(TargetOptions):
                                 "TensorRT-LLM, gpt-fast's static cache; a graph's own past/new Concat costs the new "
                                 "token's write) | concat (the cache re-concatenated every step: Hugging Face's "
                                 "default DynamicCache; a graph's own Concat costs what it copies)")
-    tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores)")
+    tf32: bool = Field(False, description="true | false (fp32 GEMMs on tensor cores; parts with TF32 only)")
     launch: Literal["stream", "graph"] = Field("stream", description="stream | graph (kernels replayed from a CUDA "
                                                                      "graph)")
     stack: Literal["kernels", "eager", "graph", "engine"] = Field(
@@ -41,7 +41,8 @@ class GpuOptions(TargetOptions):
     dram: Literal["preset", "standard"] = Field(
         "preset", description="preset (dram_bandwidth x the measured dram_efficiency) | standard (the preset's "
                               "memory: DRAM standard, its streaming efficiency simulated; hardware.dram.attached)")
-    kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph")
+    kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph (a divisor of the "
+                                                         "attention heads)")
     comm_chunks: int = Field(1, ge=1, le=64, description="pieces each all-reduced GEMM is split into so that "
                                                          "communication overlaps compute (1: no overlap)")
     quant_group: int = Field(128, ge=0, description="weights per group scale of low-bit weights along K (32, 64, 128, "
@@ -60,3 +61,14 @@ class GpuOptions(TargetOptions):
         if value and (value < 16 or value & (value - 1)):
             raise ValueError("must be 0 (per output channel) or a power of two >= 16 (GPTQ/AWQ/Marlin use 32, 64, 128)")
         return value
+
+    @model_validator(mode="after")
+    def _host_times_need_a_host(self) -> GpuOptions:
+        """The host-time overrides replace a stack's host cost, so the stack must have that cost."""
+        if self.host_op_us is not None and self.stack != "eager":
+            raise ValueError(f"--set host_op_us applies to --set stack=eager (host dispatch per op), not stack="
+                             f"{self.stack}; add --set stack=eager or drop host_op_us")
+        if self.host_step_us is not None and self.stack == "kernels":
+            raise ValueError("--set host_step_us needs a software stack with a host (--set stack=eager|graph|engine); "
+                             "the default stack=kernels has none")
+        return self

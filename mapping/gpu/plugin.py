@@ -30,13 +30,37 @@ class GpuPlugin(TargetPlugin):
 
     def check(self, model: Model, spec: GpuTarget, options: GpuOptions,  # type: ignore[override]
               precision: Precision) -> None:
-        """Tensor parallelism must split the attention heads evenly; activations must be in a format the part's
-        tensor cores compute (low-bit weights alone are dequantised inside the GEMMs and run anywhere)."""
+        """Tensor parallelism must split the attention heads evenly, and the KV heads too or replicate them evenly
+        (fewer KV heads than GPUs: tp a multiple of them, as vLLM requires); a ``kv_heads`` override must divide the
+        heads; activations must be in a format the part's tensor cores compute (low-bit weights alone are
+        dequantised inside the GEMMs and run anywhere); ``tf32`` needs TF32 tensor cores; options that only choose
+        how decode steps run are refused on an encoder-only model."""
         _check_formats(spec, precision)
+        if options.tf32 and spec.tensor_peak.tf32 is None:
+            have = ", ".join(f for f in TENSOR_DTYPES if getattr(spec.tensor_peak, f) is not None)
+            raise HwsimError(f"--set tf32=true: {spec.name} has no tf32 tensor cores (its preset's tensor_peak lists "
+                             f"{have}); drop it (fp32 GEMMs then run on the CUDA cores) or use a part that has them")
         heads = model.ir.heads
         if options.tp > 1 and heads and heads % options.tp:
             raise HwsimError(f"--tp {options.tp}: the model's {heads} attention heads do not split evenly over "
                              f"{options.tp} GPUs")
+        kv_heads = options.kv_heads or model.ir.kv_heads
+        if options.kv_heads is not None:
+            if not heads:
+                raise HwsimError(f"--set kv_heads={options.kv_heads}: {model.path} has no attention heads; drop it")
+            if options.kv_heads > heads or heads % options.kv_heads:
+                raise HwsimError(f"--set kv_heads={options.kv_heads}: must divide the model's {heads} attention heads "
+                                 f"(MHA {heads}, GQA a divisor, MQA 1)")
+        tp = options.tp
+        if tp > 1 and kv_heads and (kv_heads % tp if kv_heads >= tp else tp % kv_heads):
+            raise HwsimError(f"--tp/--parallel tp={tp}: the model's {kv_heads} KV heads neither split evenly over {tp} GPUs nor "
+                             f"replicate evenly onto them (a tp that divides or is a multiple of {kv_heads})")
+        if model.ir.architecture == "encoder-only":
+            for key, default in (("attention", "flashdecoding"), ("kv_update", "in-place")):
+                value = getattr(options, key)
+                if value != default:
+                    raise HwsimError(f"--set {key}={value}: chooses how decode steps run; {model.path} is "
+                                     "encoder-only (one forward pass, no KV cache); drop it")
 
     def lower(self, workload: Workload, spec: GpuTarget, options: GpuOptions) -> Program:  # type: ignore[override]
         """The kernels of ``workload`` on the GPU's streams."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ def _parse_slo(text: str | None):  # noqa: ANN202 - returns metrics.Slo
             limits[key] = float(value.removesuffix("ms").removesuffix("s")) * scale
         except ValueError:
             raise HwsimError(f"--slo {text}: '{value}' is not a time") from None
-        if not limits[key] > 0:
-            raise HwsimError(f"--slo {text}: limits must be > 0")
+        if not 0 < limits[key] < math.inf:
+            raise HwsimError(f"--slo {text}: limits must be finite and > 0 (leave one out for no limit)")
     return Slo(limits.get("ttft"), limits.get("tpot"))
 
 
@@ -40,8 +41,8 @@ def _parse_rates(text: str) -> list[float]:
         rates = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise HwsimError(f"--sweep-rate {text}: expected rates in requests/s separated by commas, e.g. 1,2,4,8") from None
-    if not rates or any(not r > 0 for r in rates):
-        raise HwsimError(f"--sweep-rate {text}: rates must be > 0")
+    if not rates or any(not 0 < r < math.inf for r in rates):
+        raise HwsimError(f"--sweep-rate {text}: rates must be finite and > 0")
     return rates
 
 
@@ -99,7 +100,7 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     attention patterns, MoE routing)."""
     from hardware.targets import load_target
     from mapping.workloads import Model
-    from simulator.cli import _parse_dims, _parse_sets, make_precision
+    from simulator.cli import _parse_dims, check_output, make_precision, target_options, writing
     from simulator.serving.arrivals import parse_arrivals
     from simulator.serving.distributions import parse_length
     from simulator.serving.metrics import summarise, time_series
@@ -108,8 +109,9 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     from simulator.serving.setup import prepare, run_serving
 
     for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out)):
-        if out and not Path(out).resolve().parent.is_dir():
-            raise HwsimError(f"{flag} {out}: folder {Path(out).resolve().parent} does not exist")
+        check_output(flag, out)
+    if seed < 0:
+        raise HwsimError(f"--seed must be >= 0, got {seed}")
     if tp < 1:
         raise HwsimError(f"--tp must be >= 1, got {tp}")
     arrivals = parse_arrivals(arrivals_text)
@@ -129,7 +131,7 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
 
         parallel = parse_parallel(devices, parallel_text, target.kind)
     model = Model(model_path, _parse_dims(dims))
-    setup = prepare(model, target, {"mode": mode, "tp": tp, **_parse_sets(sets)},
+    setup = prepare(model, target, target_options(mode, tp, sets),
                     make_precision(weights, activations, kv_cache, head_weights), shape_grid, memory_fraction=memory_fraction,
                     kv_blocks=kv_blocks, parallel=parallel, techniques=techniques)
     p = setup.precision
@@ -167,10 +169,12 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
             click.echo(f"max rate with >= 90% of requests in the SLO: {f'{best:g} requests/s' if best else 'none'}")
         click.echo(f"costed {setup.coster.shapes_run} distinct passes")
         if json_out:
-            Path(json_out).write_text(json.dumps({"sweep": rows, "knee_rate": k, "max_rate_in_slo": best}, indent=1))
+            with writing("--json", json_out):
+                Path(json_out).write_text(json.dumps({"sweep": rows, "knee_rate": k, "max_rate_in_slo": best}, indent=1))
             click.echo(f"wrote {json_out}")
         if plot_out:
-            write_sweep_plot(rows, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}", k, best)
+            with writing("--plot", plot_out):
+                write_sweep_plot(rows, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}", k, best)
             click.echo(f"wrote {plot_out}")
         if trace_out:
             click.echo("--trace is written for single runs, not sweeps", err=True)
@@ -180,11 +184,14 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     click.echo(summary_table(metrics, header))
     click.echo(f"costed {setup.coster.shapes_run} distinct passes")
     if json_out:
-        Path(json_out).write_text(json.dumps({**metrics, "time_series": time_series(run)}, indent=1))
+        with writing("--json", json_out):
+            Path(json_out).write_text(json.dumps({**metrics, "time_series": time_series(run)}, indent=1))
         click.echo(f"wrote {json_out}")
     if trace_out:
-        write_trace(run, trace_out)
+        with writing("--trace", trace_out):
+            write_trace(run, trace_out)
         click.echo(f"wrote {trace_out} (open in https://ui.perfetto.dev)")
     if plot_out:
-        write_timeline_plot(run, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}, {arrivals.text}")
+        with writing("--plot", plot_out):
+            write_timeline_plot(run, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}, {arrivals.text}")
         click.echo(f"wrote {plot_out}")

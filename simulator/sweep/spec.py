@@ -368,6 +368,17 @@ def check_axes_are_read(spec: SweepSpec, kind: str, base: dict[str, Any], where:
             raise HwsimError(f"{where}: field 'parameters.{path}': axis refused: {why}")
 
 
+def check_options(options: dict[str, Any], kind: str, where: str) -> None:
+    """Refuse the spec's ``options`` when the target kind's plugin refuses them (an unknown key, a value out of range,
+    options that contradict each other), before any point runs; what depends on the model is checked per point."""
+    from mapping.target_plugin import plugin_for
+
+    try:
+        plugin_for(kind).parse_options(dict(options))
+    except HwsimError as exc:
+        raise HwsimError(f"{where}: field 'options': {exc}") from None
+
+
 def field_use(kind: str) -> dict[str, FieldUse]:
     """The ``FIELD_USE`` declaration of target kind ``kind``'s schema (empty for a kind without one)."""
     try:
@@ -413,6 +424,7 @@ class Sweep:
             raise HwsimError(f"{where}: field 'target': {exc}") from None
         self.base = self.base_target.model_dump(mode="json")
         check_axes_are_read(spec, self.base_target.kind, self.base, where)
+        check_options(spec.options, self.base_target.kind, where)
         for path, values in spec.parameters.items():
             for value in values:
                 try:
@@ -438,9 +450,11 @@ class Sweep:
             names = sv.targets or [spec.target]
             for i, name in enumerate(names):
                 try:
-                    self.targets[name] = load_target(name).model_dump(mode="json")
+                    served = load_target(name)
                 except HwsimError as exc:
                     raise HwsimError(f"{where}: field 'serving.targets.{i}': {exc}") from None
+                self.targets[name] = served.model_dump(mode="json")
+                check_options(spec.options, served.kind, where)
             from simulator.serving.distributions import parse_length
 
             for key in ("prompt_len", "gen_len"):
