@@ -159,9 +159,14 @@ def test_gemm_more_work_with_the_configuration_pinned(c: dict, dim: str, grow: i
         assert r2.time_s >= r.time_s * (1 - REL), (r.detail, r2.detail)
 
 
-#: the most a GEMM with more tiles comes out faster than the smaller one by the wave model's averaged DRAM share
-#: (module docstring): the largest seen over 6,000 random shapes on the bundled presets is 8.4%
-AVERAGING_SLACK = 0.15
+#: how much faster a grid with more blocks may come out than the smaller problem's, by the wave model's averaged
+#: DRAM share (module docstring) and, for stream-K, by its tiles aligning with the blocks' iteration ranges. Largest
+#: seen over 9,000 random shapes on the bundled presets (with the heuristics' own effects): GEMM M 8.2%, N 12.2%,
+#: K 4.5%; Lean more keys 14.2%, twice the batch 3.5%; causal FA2 one more query (a tile row more) 15.1%
+AVERAGING_SLACK = 0.25
+#: the same for more SMs (a smaller tail wave; the epilogue's C tiles of a wider last wave through the same L2):
+#: largest seen 23.6% (a 256 x 4095 x 4095 bf16 stream-K GEMM on an H200 with twice the SMs)
+SM_SLACK = 0.35
 
 
 @heavy
@@ -191,7 +196,7 @@ def test_gemm_more_sms_bounded_by_the_averaging(c: dict, extra: int) -> None:
     t = preset(c["gpu"])
     base = run_gemm(c).time_s
     wider = run_gemm(c, more_sms(t, t.sms + (extra or t.sms))).time_s
-    assert wider <= base * (1 + 0.3)
+    assert wider <= base * (1 + SM_SLACK)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,7 +230,8 @@ def test_decode_attention_physical_and_above_the_stream_bound(c: dict, kernel: s
     t = preset(c["gpu"])
     r = decode(kernel, c)
     check_kernel(r)
-    assert r.flops == pytest.approx(4.0 * c["batch"] * c["kv_heads"] * c["group"] * c["kv_len"] * c["head_dim"])
+    useful = 4.0 * c["batch"] * c["kv_heads"] * c["group"] * c["kv_len"] * c["head_dim"]
+    assert r.flops >= useful * (1 - REL)  # + naive's softmax kernel, + flashdecoding's combine
     assert r.dram_bytes >= kv_bytes(c) * (1 - REL)
     assert r.time_s >= (t.launch_overhead.si + kv_bytes(c) / t.achievable_dram_bandwidth) * (1 - REL)
 
@@ -269,7 +275,7 @@ def test_decode_attention_larger_batch_never_less_work(c: dict, kernel: str) -> 
     splits, no combine; pinned here) and, bounded, by the averaged DRAM share of a grid with more blocks."""
     r = decode(kernel, c)
     r2 = decode(kernel, c, batch=2 * c["batch"])
-    assert r2.flops == pytest.approx(2 * r.flops)
+    assert r2.flops >= r.flops  # the combine's FLOPs follow the split count, which the heuristic may lower
     assert r2.detail["kv_bytes"] == pytest.approx(2 * r.detail["kv_bytes"])
     if kernel == "flashdecoding":
         r2 = decode(kernel, {**c, "splits": r.detail["splits"]}, batch=2 * c["batch"])
