@@ -181,8 +181,9 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     """The stream-K hybrid of tile ``t`` (module docstring), or None where it is the data-parallel grid itself.
 
     Data-parallel part: ``(tiles // slots - 1) x slots`` whole tiles in full waves (none below two waves). Stream-K
-    part: the other tiles' MAC iterations shared equally by ``slots`` blocks (fewer where each would get fewer than
-    :data:`MIN_ITERS_PER_SK_BLOCK`), so each block runs ``ceil(sk_tiles x iters / blocks)`` iterations in one wave;
+    part: the other tiles' MAC iterations shared equally by ``blocks`` blocks (at most one per slot, each with at
+    least :data:`MIN_ITERS_PER_SK_BLOCK`; the count is searched, below), so each block runs
+    ``ceil(sk_tiles x iters / blocks)`` iterations in one wave;
     every block boundary inside a tile is a fix-up: the contributing block writes its ``bm x bn`` fp32 partial (L2
     traffic within the wave) and, after the wave, the finishing blocks wait one L2 round trip on their flags and read
     their tiles' partials at their share of L2 bandwidth (exposed)."""
@@ -195,12 +196,29 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     iters = math.ceil(k / t.k)
     dp_tiles = max(0, tiles // slots - 1) * slots
     sk_tiles = tiles - dp_tiles
-    # stream-K blocks: one per slot, but no fewer than MIN_ITERS_PER_SK_BLOCK iterations each, and at least one more
-    # than the stream-K tiles or a wave of SMs (CUTLASS's range, ThreadblockSwizzleStreamK::get_sk_blocks); fewer
-    # would be the data-parallel grid
-    blocks = min(slots, sk_tiles * iters // MIN_ITERS_PER_SK_BLOCK)
-    if tiles % slots == 0 or blocks < min(target.sms, sk_tiles + 1):
+    # stream-K blocks: at most one per slot and no fewer than MIN_ITERS_PER_SK_BLOCK iterations each, at least one
+    # more than the stream-K tiles or a wave of SMs (CUTLASS's range, ThreadblockSwizzleStreamK::get_sk_blocks; fewer
+    # would be the data-parallel grid). CUTLASS searches that range with a cost model; here the fastest of the most
+    # blocks, one per SM, and j blocks per stream-K tile (j in SPLIT_K: fewer partials, ranges aligned with tiles)
+    top = min(slots, sk_tiles * iters // MIN_ITERS_PER_SK_BLOCK)
+    low = min(target.sms, sk_tiles + 1)
+    if tiles % slots == 0 or top < low:
         return None  # an even grid is data-parallel already; too few iterations to share
+    counts = {top, *(c for c in (target.sms, *(j * sk_tiles for j in SPLIT_K)) if low <= c <= top)}
+    best = None
+    for blocks in sorted(counts, reverse=True):
+        r = _streamk_blocks(target, batch, m, k, n, a_bytes, b_bytes, c_bytes, dram_bytes, t, sm_rate, unit, bps,
+                            tiles, iters, dp_tiles, blocks)
+        if best is None or r.time_s < best.time_s - 1e-15:
+            best = r
+    return best
+
+
+def _streamk_blocks(target: GpuTarget, batch: int, m: int, k: int, n: int, a_bytes: float, b_bytes: float,
+                    c_bytes: float, dram_bytes: float | None, t: Tile, sm_rate: float, unit: str, bps: int, tiles: int,
+                    iters: int, dp_tiles: int, blocks: int) -> KernelResult:
+    """The stream-K hybrid of tile ``t`` with ``dp_tiles`` data-parallel tiles and ``blocks`` stream-K blocks."""
+    sk_tiles = tiles - dp_tiles
     per_block = math.ceil(sk_tiles * iters / blocks)  # MAC iterations of each stream-K block
     unique = _unique_bytes(batch, m, k, n, a_bytes, b_bytes, c_bytes, dram_bytes)
     flops = 2.0 * batch * m * k * n
