@@ -148,12 +148,13 @@ def test_imports_point_down_and_one_onnx_loader():
 # re-recorded when GEMMs gained their pipeline fill, drain and epilogue, hardware.gpu.gemm.pipeline_fill_drain; the
 # pim-gpt row when the GDDR6 preset took AIM-SIM's 2 GHz timing table: tRTP 4 -> 12, tRP 26 -> 32, tRC 79 -> 89,
 # tCCD_L 6 -> 2 lengthen each MAC pass by 14 cycles, +7.9% on this run; the A100 rows when its L2 bandwidth became
-# the measured 5400 GB/s, -0.01% / -0.2%) ----
+# the measured 5400 GB/s, -0.01% / -0.2%; the GPU generate rows' energies when a causal FA2 tile's L2 stream became
+# the keys its tiles walk, hardware.gpu.attention.causal_tile_keys, +0.0006%) ----
 BEFORE = {  # (model, target, phase, batch, prompt, gen, options) -> latency_s, energy_j
-    ("gpt2.onnx", "a100-80gb", "generate", 1, 16, 4, ()): (0.0022152151377940474, 0.17527539303468287),
+    ("gpt2.onnx", "a100-80gb", "generate", 1, 16, 4, ()): (0.0022152151377940474, 0.17527649895468286),
     ("gpt2.onnx", "a100-80gb", "prefill", 1, 64, 1, (("mode", "detailed"),)): (0.000648869025768079,
                                                                               0.07184448926832476),
-    ("gpt2.onnx", "h100-sxm", "generate", 2, 16, 4, (("tp", 2),)): (0.002636613086091124, 0.4163831095324374),
+    ("gpt2.onnx", "h100-sxm", "generate", 2, 16, 4, (("tp", 2),)): (0.002636613086091124, 0.41638532137243744),
     ("gpt2.onnx", "pim-gpt", "generate", 1, 16, 4, ()): (0.002636155000000003, 0.028811222138000005),
 }
 

@@ -46,10 +46,10 @@ whole context serially, and pays its 128-row MMAs on a single query, so it is la
 a fraction of the GPU. FlashDecoding and Lean spread the context over >= one full wave of blocks.
 
 **Modes.** ``fast`` times each grid with the closed form of :func:`hardware.gpu.kernels.run_waves` on an average
-block (causal tiles by their mean visible keys; FlashDecoding's splits as equal; Lean's blocks as the busiest);
-``detailed`` gives :mod:`hardware.gpu.tile_sim` every block's own work in launch order: causal query tile ``i``
-walks keys up to its last row (``n_block_max`` in ``flash_fwd_kernel.h``), FlashDecoding's last split is short,
-Lean's first ``granules mod blocks`` blocks get one granule more.
+block (causal tiles by the mean of their own K/V walks, :func:`causal_tile_keys`; FlashDecoding's splits as equal;
+Lean's blocks as the busiest); ``detailed`` gives :mod:`hardware.gpu.tile_sim` every block's own work in launch
+order: causal query tile ``i`` walks keys up to its last row (``n_block_max`` in ``flash_fwd_kernel.h``),
+FlashDecoding's last split is short, Lean's first ``granules mod blocks`` blocks get one granule more.
 
 Resident blocks per SM follow from shared memory (Q tile + one K and one V tile), registers (fp32 O accumulators
 and score tile plus 64 registers a thread, an assumption) and the thread limit: FA2's 64 kB of shared memory gives
@@ -116,6 +116,16 @@ def _sizes(batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int, head_
     return kv, qo, flops
 
 
+def causal_tile_keys(past: int, q_len: int, kv_len: int) -> tuple[float, float]:
+    """(keys, K/V tiles) a causal FA2 query tile walks, averaged over the ``ceil(q_len / Q_TILE)`` tiles: tile ``i``
+    loads whole K/V tiles up to its last row's keys, ``min(kv_len, past + (i + 1) x Q_TILE)`` (``n_block_max``),
+    diagonal tile included. The block-by-block timing (``detailed``) gives each tile exactly these; the mean keys
+    per *query* (``past + (q_len + 1) / 2``, the useful FLOPs) undercount a tile's work, by up to half for one tile."""
+    q_tiles = math.ceil(q_len / Q_TILE)
+    keys = [min(kv_len, past + (i + 1) * Q_TILE) for i in range(q_tiles)]
+    return sum(keys) / q_tiles, sum(math.ceil(k / KV_TILE) for k in keys) / q_tiles
+
+
 def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q_len: int, kv_len: int,
                      head_dim: int, kv_bytes: float = 2.0, act_bytes: float = 2.0, causal: bool = True,
                      dtype: str = "fp16", name: str = "flash_attention2", mode: str = "fast") -> KernelResult:
@@ -138,8 +148,8 @@ def flash_attention2(target: GpuTarget, batch: int, heads: int, kv_heads: int, q
     q_tiles = math.ceil(q_len / Q_TILE)
     rows = min(Q_TILE, q_len)
     tiles = batch * heads * q_tiles
-    keys = kv_len * visible
-    tile_flops = 4.0 * _mma_rows(unit, rows, Q_TILE) * math.ceil(keys / KV_TILE) * KV_TILE * head_dim
+    keys, key_tiles = causal_tile_keys(past, q_len, kv_len) if causal_tiles else (kv_len, math.ceil(kv_len / KV_TILE))
+    tile_flops = 4.0 * _mma_rows(unit, rows, Q_TILE) * key_tiles * KV_TILE * head_dim
     tile_l2 = 2.0 * keys * head_dim * kv_bytes + 2.0 * rows * head_dim * act_bytes
     bps = _fused_blocks_per_sm(target, Q_TILE, head_dim, kv_bytes, act_bytes)
     inflight = kv_inflight_bytes(KV_TILE, head_dim, kv_bytes)

@@ -73,6 +73,9 @@ SCHEDULES = ("data-parallel", "stream-k")
 #: Registers (32-bit) a thread holds besides its accumulators: operand fragments, addresses (assumption).
 EXTRA_REGS_PER_THREAD = 64
 MAX_BLOCKS_PER_SM = 32
+#: Fewest MAC iterations (K slices) a stream-K block is given (CUTLASS's ``kMinItersPerSkBlock``,
+#: ``threadblock_swizzle_streamk.h``): a smaller problem runs on fewer stream-K blocks.
+MIN_ITERS_PER_SK_BLOCK = 2
 
 
 def blocks_per_sm(target: GpuTarget, tile: Tile, a_bytes: float, b_bytes: float) -> int:
@@ -178,11 +181,12 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     """The stream-K hybrid of tile ``t`` (module docstring), or None where it is the data-parallel grid itself.
 
     Data-parallel part: ``(tiles // slots - 1) x slots`` whole tiles in full waves (none below two waves). Stream-K
-    part: the other tiles' MAC iterations shared equally by ``slots`` blocks, so each block runs
-    ``ceil(sk_tiles x iters / slots)`` iterations in one wave; every block boundary inside a tile is a fix-up: the
-    contributing block writes its ``bm x bn`` fp32 partial (L2 traffic within the wave) and, after the wave, the
-    finishing blocks wait one L2 round trip on their flags and read their tiles' partials at their share of L2
-    bandwidth (exposed)."""
+    part: the other tiles' MAC iterations shared equally by ``blocks`` blocks (at most one per slot, each with at
+    least :data:`MIN_ITERS_PER_SK_BLOCK`; the count is searched, below), so each block runs
+    ``ceil(sk_tiles x iters / blocks)`` iterations in one wave;
+    every block boundary inside a tile is a fix-up: the contributing block writes its ``bm x bn`` fp32 partial (L2
+    traffic within the wave) and, after the wave, the finishing blocks wait one L2 round trip on their flags and read
+    their tiles' partials at their share of L2 bandwidth (exposed)."""
     sm_rate, unit, _ = _sm_rate(target, dtype, t, dequant)
     bps = blocks_per_sm(target, t, a_bytes, b_bytes)
     if bps == 0:
@@ -190,11 +194,32 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     slots = target.sms * bps
     tiles = batch * math.ceil(m / t.m) * math.ceil(n / t.n)
     iters = math.ceil(k / t.k)
-    if tiles % slots == 0 or tiles * iters < 2 * slots:
-        return None  # an even grid is data-parallel already; too few iterations to share
     dp_tiles = max(0, tiles // slots - 1) * slots
     sk_tiles = tiles - dp_tiles
-    per_block = math.ceil(sk_tiles * iters / slots)  # MAC iterations of each stream-K block
+    # stream-K blocks: at most one per slot and no fewer than MIN_ITERS_PER_SK_BLOCK iterations each, at least one
+    # more than the stream-K tiles or a wave of SMs (CUTLASS's range, ThreadblockSwizzleStreamK::get_sk_blocks; fewer
+    # would be the data-parallel grid). CUTLASS searches that range with a cost model; here the fastest of the most
+    # blocks, one per SM, and j blocks per stream-K tile (j in SPLIT_K: fewer partials, ranges aligned with tiles)
+    top = min(slots, sk_tiles * iters // MIN_ITERS_PER_SK_BLOCK)
+    low = min(target.sms, sk_tiles + 1)
+    if tiles % slots == 0 or top < low:
+        return None  # an even grid is data-parallel already; too few iterations to share
+    counts = {top, *(c for c in (target.sms, *(j * sk_tiles for j in SPLIT_K)) if low <= c <= top)}
+    best = None
+    for blocks in sorted(counts, reverse=True):
+        r = _streamk_blocks(target, batch, m, k, n, a_bytes, b_bytes, c_bytes, dram_bytes, t, sm_rate, unit, bps,
+                            tiles, iters, dp_tiles, blocks)
+        if best is None or r.time_s < best.time_s - 1e-15:
+            best = r
+    return best
+
+
+def _streamk_blocks(target: GpuTarget, batch: int, m: int, k: int, n: int, a_bytes: float, b_bytes: float,
+                    c_bytes: float, dram_bytes: float | None, t: Tile, sm_rate: float, unit: str, bps: int, tiles: int,
+                    iters: int, dp_tiles: int, blocks: int) -> KernelResult:
+    """The stream-K hybrid of tile ``t`` with ``dp_tiles`` data-parallel tiles and ``blocks`` stream-K blocks."""
+    sk_tiles = tiles - dp_tiles
+    per_block = math.ceil(sk_tiles * iters / blocks)  # MAC iterations of each stream-K block
     unique = _unique_bytes(batch, m, k, n, a_bytes, b_bytes, c_bytes, dram_bytes)
     flops = 2.0 * batch * m * k * n
     iter_flops = 2.0 * t.m * t.n * t.k
@@ -220,8 +245,8 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     partial_bytes = partials * tile_partial * 2  # written and read
     sk_dram = unique - dp_dram
     c_writes = sk_tiles * t.m * t.n * c_bytes
-    w = run_waves(target, slots, bps, t.warps * 32, iter_flops * per_block, sm_rate, sk_dram / slots,
-                  iter_l2 * per_block + (c_writes + partials * tile_partial) / slots, inflight)
+    w = run_waves(target, blocks, bps, t.warps * 32, iter_flops * per_block, sm_rate, sk_dram / blocks,
+                  iter_l2 * per_block + (c_writes + partials * tile_partial) / blocks, inflight)
     fixup = 0.0
     if partials:  # the finishing blocks wait on their flags (one L2 round trip), then read their tiles' partials,
         # all of them at once at their share of L2 bandwidth
@@ -234,7 +259,7 @@ def _time_streamk(target: GpuTarget, batch: int, m: int, k: int, n: int, dtype: 
     waves += w.waves
     occupancy_time += w.occupancy * w.time_s
     limited = limited or w.latency_limited
-    body += pipeline_fill_drain(target, t, c_bytes, sm_rate, bps, slots)
+    body += pipeline_fill_drain(target, t, c_bytes, sm_rate, bps, blocks)
     occupancy = occupancy_time / (body or 1.0)
     return finish(target, "gemm", body, compute, memory, flops, unique,
                   (iter_l2 * iters + t.m * t.n * c_bytes) * tiles + partial_bytes, occupancy, unit,
