@@ -79,7 +79,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -590,6 +590,28 @@ def _build_model(torch: Any, spec: dict[str, Any], device: str, dtype: Any) -> A
     return model.eval()
 
 
+def built_models(timer: Timer, dry_run: bool, models: list[str], kind: str, rows: list[dict[str, Any]],
+                 label: str = " (build)") -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(name, fp16 model on the timer's device, a one-item holder of it) for each of ``models`` that has a config,
+    built one at a time; a model that fails to build is recorded in ``rows`` as a skipped ``kind`` row. The caller
+    empties the holder when done with a model (``box.clear()``, dropping its own name for it too) so that its weights
+    are freed before the next one is built."""
+    torch = timer.torch
+    configs = model_configs(dry_run)
+    for mname in models:
+        if mname not in configs:
+            continue
+        try:
+            box = {"model": _build_model(torch, configs[mname], timer.device, torch.float16)}
+        except Exception as e:  # noqa: BLE001 - one model that fails to build must not end a long GPU run
+            rows.append(measurement(kind, f"{mname}{label}", "fp16", {"model": mname}, None, skipped=_reason(e)))
+            continue
+        yield mname, box["model"], box
+        box.clear()
+        if timer.cuda:
+            torch.cuda.empty_cache()
+
+
 def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], contexts: list[int],
                          compile_: bool, budget: Budget | None = None, power: bool = False) -> list[dict[str, Any]]:
     """One decode step (batch 1, fp16) per model, context and variant; with ``power``, the board power while each
@@ -609,19 +631,8 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
         sustain(fn, 2.0, timer.sync, sampler)
         summary = sampler.summary()
         return {"board_power_w": summary} if summary else {}
-    dtype = torch.float16
-    configs = model_configs(dry_run)
     repeats = max(5, timer.repeats // 2)
-    for mname in models:
-        if mname not in configs:
-            continue
-        spec = configs[mname]
-        try:
-            model = _build_model(torch, spec, timer.device, dtype)
-        except Exception as e:  # noqa: BLE001
-            rows.append(measurement("decode_step", f"{mname} (build)", "fp16", {"model": mname}, None,
-                                    skipped=_reason(e)))
-            continue
+    for mname, model, box in built_models(timer, dry_run, models, "decode_step", rows):
         params = sum(p.numel() for p in model.parameters())
         for ctx in contexts:
             base = {"model": mname, "batch": 1, "context": ctx, "params": params}
@@ -674,9 +685,8 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
                 except Exception as e:  # noqa: BLE001 - compile/static-cache support varies by version: record why
                     rows.append(measurement("decode_step", name, "fp16", {**base, "variant": variant}, None,
                                             skipped=_reason(e)))
-        model = None  # free this model's weights before the next one is built
-        if timer.cuda:
-            torch.cuda.empty_cache()
+        box.clear()  # free this model's weights before the next one is built
+        model = None
     return rows
 
 
@@ -696,17 +706,8 @@ def measure_generation(timer: Timer, dry_run: bool, models: list[str], context: 
                 for m in models]
     steps = 4 if dry_run else GROWTH_STEPS
     repeats = max(3, timer.repeats // 6)
-    configs = model_configs(dry_run)
-    rows = []
-    for mname in models:
-        if mname not in configs:
-            continue
-        try:
-            model = _build_model(torch, configs[mname], timer.device, torch.float16)
-        except Exception as e:  # noqa: BLE001
-            rows.append(measurement("decode_step", f"{mname} generation (build)", "fp16", {"model": mname}, None,
-                                    skipped=_reason(e)))
-            continue
+    rows: list[dict[str, Any]] = []
+    for mname, model, box in built_models(timer, dry_run, models, "decode_step", rows, " generation (build)"):
         params = sum(p.numel() for p in model.parameters())
         for batch in batches:
             base = {"model": mname, "batch": batch, "context": context, "steps": steps, "params": params}
@@ -755,9 +756,8 @@ def measure_generation(timer: Timer, dry_run: bool, models: list[str], context: 
             except Exception as e:  # noqa: BLE001
                 rows.append(measurement("decode_step", f"{label} eager static cache", "fp16",
                                         {**base, "variant": "eager_static_growing"}, None, skipped=_reason(e)))
-        model = None  # free this model's weights before the next one is built
-        if timer.cuda:
-            torch.cuda.empty_cache()
+        box.clear()  # free this model's weights before the next one is built
+        model = None
     return rows
 
 
@@ -766,18 +766,10 @@ def measure_prefill_steps(timer: Timer, dry_run: bool, models: list[str], prompt
     """One short prefill (batch 1, fp16, no cache kept) per model, prompt length and variant (eager; compiled with
     CUDA graphs, ``torch.compile(mode="reduce-overhead")``)."""
     torch = timer.torch
-    rows = []
-    configs = model_configs(dry_run)
+    rows: list[dict[str, Any]] = []
     repeats = max(5, timer.repeats // 2)
-    for mname in models:
-        if mname not in configs or mname == "gpt2" and not dry_run:  # GPT-2 small: its decode rows suffice
-            continue
-        try:
-            model = _build_model(torch, configs[mname], timer.device, torch.float16)
-        except Exception as e:  # noqa: BLE001
-            rows.append(measurement("prefill_step", f"{mname} (build)", "fp16", {"model": mname}, None,
-                                    skipped=_reason(e)))
-            continue
+    chosen = [m for m in models if m != "gpt2" or dry_run]  # GPT-2 small: its decode rows suffice
+    for mname, model, box in built_models(timer, dry_run, chosen, "prefill_step", rows):
         for prompt_len in prompts:
             base = {"model": mname, "batch": 1, "prompt": prompt_len}
             ids = torch.randint(0, 100, (1, prompt_len), device=timer.device)
@@ -797,9 +789,8 @@ def measure_prefill_steps(timer: Timer, dry_run: bool, models: list[str], prompt
                 except Exception as e:  # noqa: BLE001 - record why a variant failed and go on
                     rows.append(measurement("prefill_step", name, "fp16", {**base, "variant": variant}, None,
                                             skipped=_reason(e)))
+        box.clear()  # free this model's weights before the next one is built
         model = None
-        if timer.cuda:
-            torch.cuda.empty_cache()
     return rows
 
 
