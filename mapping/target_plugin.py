@@ -136,6 +136,10 @@ class TargetPlugin:
     def check(self, model: Model, spec: TargetBase, options: TargetOptions, precision: Precision) -> None:
         """Refuse what this target cannot run (HwsimError naming the flag); default: nothing to refuse."""
 
+    def model_for(self, model: Model, options: TargetOptions) -> Model:
+        """``model`` as this target's options see it (an override of what recognition found); default: unchanged."""
+        return model
+
     def check_fits(self, model_path: str, spec: TargetBase, options: TargetOptions, weight_bytes: int,
                    kv_bytes: int) -> int:
         """Raise :class:`DoesNotFit` unless weights plus KV cache fit; returns the capacity (bytes)."""

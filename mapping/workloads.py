@@ -13,6 +13,7 @@ KV-cache facts of that pass. Decode steps are derived whether or not the ONNX fi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 from collections.abc import Iterator
@@ -194,6 +195,23 @@ class Model:
         self.params = sum(logical_elements(self.graph, t) for t in self.graph.weight_names)
         self._warned: set[tuple[str, int]] = set()
 
+    #: KV heads of every attention block's cache when ``--set kv_heads`` overrides what recognition found
+    #: (:meth:`with_kv_heads`); None: the IR's own
+    kv_heads_override: int | None = None
+
+    def with_kv_heads(self, kv_heads: int | None) -> Model:
+        """This model with every attention block's KV cache held for ``kv_heads`` heads (the GPU target's
+        ``--set kv_heads`` override of the heads recognition found), so that the memory check, the workloads' KV
+        bytes and a serving run's cache capacity follow the heads the attention kernels are costed with; the
+        graph's own ops are unchanged. ``None``: this model."""
+        if kv_heads is None or kv_heads == self.kv_heads_override:
+            return self
+        other = copy.copy(self)
+        other.kv_heads_override = kv_heads
+        if self._prefill_model is not None:
+            other._prefill_model = self._prefill_model.with_kv_heads(kv_heads)
+        return other
+
     def for_phase(self, phase: str) -> Model:
         """The model whose graph a ``phase`` workload was costed on (a merged decoder's no-cache branch for prefill)."""
         return self._prefill_model if phase == "prefill" and self._prefill_model is not None else self
@@ -312,7 +330,7 @@ class Model:
             length = tokens if a.kind == "self" else self._cross_len(prompt or tokens)
             if a.kind == "self" and not a.causal:
                 continue  # encoder self-attention keeps no cache
-            total += tensor_bytes(2 * batch * a.kv_heads * a.head_dim * length, dtype)
+            total += tensor_bytes(2 * batch * (self.kv_heads_override or a.kv_heads) * a.head_dim * length, dtype)
         return total
 
     def _cross_len(self, prompt: int) -> int:
@@ -491,8 +509,8 @@ class Model:
             a = b.attention
             assert a is not None
             if a.causal:
-                total += tensor_bytes(2 * batch * a.kv_heads * a.head_dim, precision.kv_cache or
-                                      self._kv_dtype(precision))
+                total += tensor_bytes(2 * batch * (self.kv_heads_override or a.kv_heads) * a.head_dim,
+                                      precision.kv_cache or self._kv_dtype(precision))
         return total
 
     def _with_context(self, base: BoundGraph, base_ops: list[OpCost], kv_len: int,

@@ -239,6 +239,7 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
     if phase not in ("prefill", "decode", "generate"):
         raise HwsimError(f"unknown phase '{phase}'; use prefill, decode or generate")
     plugin, opts, precision, multi = prepare_run(model, target, options, precision, parallel)
+    model = plugin.model_for(model, opts)
     result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision, opts.mode)
     result.options = opts
     result.parallel = parallel if multi else None

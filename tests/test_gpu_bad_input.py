@@ -146,3 +146,22 @@ def test_sweep_whose_every_point_fails_prints_one_error_line(tmp_path):
     assert res.exit_code == 2
     assert res.stderr.splitlines() == [f"error: every point of {spec} failed; the first: --tp 3: the model's 4 attention "
                                        "heads do not split evenly over 3 GPUs"]
+
+
+def test_kv_heads_override_sizes_the_cache_the_memory_check_and_serving_use():
+    # --set kv_heads=4 on GPT-2 (12 heads of 64, 12 layers): the cache holds 4 heads, so every KV byte count is a
+    # third: 2 (K, V) x 12 layers x 4 heads x 64 x 2 B = 12,288 B per token (hand-derived), not 36,864
+    from mapping.workloads import Model
+    from simulator.serving.setup import prepare
+    from simulator.simulate import simulate
+
+    gpt2 = Model(str(Path(__file__).resolve().parent.parent / "examples" / "gpt2.onnx"))
+    fp16 = Precision(kv_cache="float16")
+    assert gpt2.with_kv_heads(4).kv_cache_bytes(1, 1, fp16) == 12_288 and gpt2.kv_cache_bytes(1, 1, fp16) == 36_864
+    assert gpt2.with_kv_heads(None) is gpt2 and gpt2.kv_heads_override is None
+    a100 = load_target("a100-80gb")
+    plain = simulate(gpt2, a100, "decode", 4, 512, 1, Precision(), {})
+    gqa = simulate(gpt2, a100, "decode", 4, 512, 1, Precision(), {"kv_heads": 4})
+    assert plain.memory_bytes - gqa.memory_bytes == 2 * 36_864 // 3 * 4 * 513
+    setup = prepare(gpt2, a100, {"kv_heads": 4}, Precision(), per_octave=2)
+    assert setup.kv_bytes_per_token == 12_288

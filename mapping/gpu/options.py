@@ -42,7 +42,8 @@ class GpuOptions(TargetOptions):
         "preset", description="preset (dram_bandwidth x the measured dram_efficiency) | standard (the preset's "
                               "memory: DRAM standard, its streaming efficiency simulated; hardware.dram.attached)")
     kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph (a divisor of the "
-                                                         "attention heads)")
+                                                         "attention heads): the attention kernels, the memory check "
+                                                         "and a serving run's KV cache use them")
     comm_chunks: int = Field(1, ge=1, le=64, description="pieces each all-reduced GEMM is split into so that "
                                                          "communication overlaps compute (1: no overlap)")
     quant_group: int = Field(128, ge=0, description="weights per group scale of low-bit weights along K (32, 64, 128, "

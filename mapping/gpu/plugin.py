@@ -62,6 +62,10 @@ class GpuPlugin(TargetPlugin):
                     raise HwsimError(f"--set {key}={value}: chooses how decode steps run; {model.path} is "
                                      "encoder-only (one forward pass, no KV cache); drop it")
 
+    def model_for(self, model: Model, options: GpuOptions) -> Model:  # type: ignore[override]
+        """``--set kv_heads``: the model's KV cache held for that many heads (the attention kernels use them too)."""
+        return model if options.kv_heads is None else model.with_kv_heads(options.kv_heads)
+
     def lower(self, workload: Workload, spec: GpuTarget, options: GpuOptions) -> Program:  # type: ignore[override]
         """The kernels of ``workload`` on the GPU's streams."""
         return map_workload(workload, spec, options)

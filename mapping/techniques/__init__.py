@@ -163,6 +163,10 @@ class TechniqueModel:
         """Workloads of every phase come from this object."""
         return self
 
+    def with_kv_heads(self, kv_heads: int | None) -> TechniqueModel:
+        """The same techniques over the model's :meth:`Model.with_kv_heads` (``None``: this object)."""
+        return self if kv_heads is None else TechniqueModel(self.model.with_kv_heads(kv_heads), self.techniques)
+
     # -- sizes ---------------------------------------------------------------------------------------------
     def _kv_dtype(self, precision: Precision) -> str:
         return precision.kv_cache or self.model._kv_dtype(precision)

@@ -68,6 +68,7 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
 
         model, draft, raw_options = technique_models(model, target, raw_options, precision, techniques, parallel)
     plugin, opts, precision, multi = prepare_run(model, target, raw_options, precision, parallel)
+    model = plugin.model_for(model, opts)
     if draft is not None:
         plugin.check(draft, target, opts, precision)
     capacity = int(plugin.capacity_bytes(target, opts) * memory_fraction)
