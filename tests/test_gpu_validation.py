@@ -457,7 +457,7 @@ def test_skinny_growth_is_averaged_per_table_and_the_mlx_points_are_held_out_ski
     assert gpu_explain._growth(rows, 4096, True) == pytest.approx((0.2 + 0.5) / 2)
     assert gpu_explain._growth(rows, 4096, False) == pytest.approx((0.05 + 0.0) / 2)
     mlx = [p for p in gpu_published.load_points()[1] if p["source"].startswith("mlx-")]
-    assert len(mlx) == 21 and {p["source"] for p in mlx} == {"mlx-3255", "mlx-3315", "mlx-3180", "mlx-3160"}
+    assert len(mlx) == 25 and {p["source"] for p in mlx} == {"mlx-3255", "mlx-3315", "mlx-3180", "mlx-3160", "mlx-3173"}
     assert all(validation.gemm_regime(p) == "skinny" and not p.get("harness") and not p.get("calibrates") for p in mlx)
 
 

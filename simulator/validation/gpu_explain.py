@@ -173,6 +173,7 @@ def _gemm(rows: list[Any]) -> list[str]:
                    f"they would be {_span([_Shifted(r, extra) for r in humming])}, but the floor is not measured on "
                    "their machine, so it is not applied.")
     out += _mlx_skinny(rows)
+    out += _mlx_3173(rows)
     return out
 
 
@@ -246,6 +247,25 @@ def _mlx_skinny(rows: list[Any]) -> list[str]:
             "are below the A100's 40 MB L2 and are re-read 100 times without a flush; the two layouts of PR #3315 differ "
             "by up to 15% at one shape.")
     return out
+
+
+def _mlx_3173(rows: list[Any]) -> list[str]:
+    """MLX PR #3173's cuBLAS column (H100 assumed, M = 16-128 at 16384^2), against PR #3160's same shapes."""
+    sel = sorted(_sel(rows, source="mlx-3173"), key=lambda r: _pt(r)["m"])
+    if len(sel) < 2:
+        return []
+    lo, hi = sel[0], sel[-1]
+    text = (f"MLX PR #3173 (same author and harness, a 'Hopper' taken as h100-sxm; n = k = 16384, M = "
+            f"{_pt(lo)['m']}-{_pt(hi)['m']}) is {_span(sel)}: measured, a call grows by "
+            f"{hi.reference / lo.reference - 1:+.0%} from M = {_pt(lo)['m']} to {_pt(hi)['m']}, hwsim's by "
+            f"{hi.predicted / lo.predicted - 1:+.1%} (weight streaming, the math at {_math_share(_pt(hi)):.0%} of the DRAM "
+            "time at M = " + str(_pt(hi)["m"]) + ")")
+    same = {_pt(r)["m"]: r for r in _sel(rows, source="mlx-3160")}
+    ratios = [r.reference / same[_pt(r)["m"]].reference - 1 for r in sel if _pt(r)["m"] in same]
+    if ratios:
+        text += (f"; at the M of PR #3160 its calls took {min(ratios):+.0%} to {max(ratios):+.0%} against that PR's "
+                 "(run-to-run spread of one harness)")
+    return [text + "."]
 
 
 def _kv_bytes(p: dict[str, Any]) -> float:
