@@ -88,6 +88,7 @@ def simulate_speculative(model: Model | TechniqueModel, target: TargetBase, batc
     if plain is None:
         plain = simulate(model, target, "generate", batch, prompt_len, gen_len, precision, opts, trace_steps=0)
     plugin.check(model, target, opts, precision)
+    model = plugin.model_for(model, opts)
     if draft is not None:
         plugin.check(draft, target, opts, precision)
         if draft.ir.architecture != "decoder-only":

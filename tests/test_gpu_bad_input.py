@@ -63,7 +63,7 @@ def test_kv_heads_override_must_divide_the_heads(kv_heads, ok):
     if ok:
         _check(_model(12, 12), kv_heads=kv_heads)
     else:
-        with pytest.raises(HwsimError, match=f"kv_heads={kv_heads}: must divide the model's 12"):
+        with pytest.raises(HwsimError, match=f"kv_heads={kv_heads}: must divide the 12 attention heads of m.onnx"):
             _check(_model(12, 12), kv_heads=kv_heads)
 
 

@@ -49,8 +49,8 @@ class GpuPlugin(TargetPlugin):
             if not heads:
                 raise HwsimError(f"--set kv_heads={options.kv_heads}: {model.path} has no attention heads; drop it")
             if options.kv_heads > heads or heads % options.kv_heads:
-                raise HwsimError(f"--set kv_heads={options.kv_heads}: must divide the model's {heads} attention heads "
-                                 f"(MHA {heads}, GQA a divisor, MQA 1)")
+                raise HwsimError(f"--set kv_heads={options.kv_heads}: must divide the {heads} attention heads of "
+                                 f"{model.path} (MHA {heads}, GQA a divisor, MQA 1)")
         tp = options.tp
         if tp > 1 and kv_heads and (kv_heads % tp if kv_heads >= tp else tp % kv_heads):
             raise HwsimError(f"--tp/--parallel tp={tp}: the model's {kv_heads} KV heads neither split evenly over {tp} GPUs nor "
