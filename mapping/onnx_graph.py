@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -243,6 +244,34 @@ def _topological(nodes: list[onnx.NodeProto], available: set[str], path: str) ->
     return ordered
 
 
+@cache
+def _required_inputs(op_type: str, opset: int) -> tuple[str, ...]:
+    """Names of the leading required inputs of a default-domain ``op_type`` at ``opset`` (empty when the op is unknown:
+    the op table names it)."""
+    try:
+        schema = onnx.defs.get_schema(op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return ()
+    names = []
+    for formal in schema.inputs:
+        if formal.option != onnx.defs.OpSchema.FormalParameterOption.Single:
+            break  # an optional or variadic input: the ones after it are positional, not checked here
+        names.append(formal.name)
+    return tuple(names)
+
+
+def _check_required_inputs(nodes: list[onnx.NodeProto], opset: int, path: str) -> None:
+    """Refuse a default-domain node whose required input is missing or named '' (ONNX's mark of an omitted optional
+    input): nothing downstream could cost it."""
+    for n in nodes:
+        if n.domain not in ("", "ai.onnx"):
+            continue
+        for i, name in enumerate(_required_inputs(n.op_type, opset)):
+            if i >= len(n.input) or not n.input[i]:
+                raise HwsimError(f"{path}: node '{n.name or n.op_type}' ({n.op_type}) has no input {i} ('{name}'), "
+                                 "which the operator requires; the graph is malformed: re-export it or repair the node")
+
+
 def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
     """Import ``path`` into an :class:`OpGraph` (no weight data is read).
 
@@ -278,6 +307,7 @@ def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
         inputs.append(vi.name)
     declared = {vi.name: vi for vi in list(graph.value_info) + list(graph.output)}
 
+    _check_required_inputs(list(graph.node), opset, path)
     ordered = _topological(list(graph.node), set(tensors), path)
     nodes: list[Node] = []
     producer: dict[str, Node] = {}
