@@ -250,7 +250,7 @@ def _required_inputs(op_type: str, opset: int) -> tuple[str, ...]:
     the op table names it)."""
     try:
         schema = onnx.defs.get_schema(op_type, opset, "")
-    except onnx.defs.SchemaError:
+    except (onnx.defs.SchemaError, TypeError, ValueError, OverflowError):  # unknown op, undecodable name, odd opset
         return ()
     names = []
     for formal in schema.inputs:
