@@ -68,6 +68,11 @@ HEAVY_SIBLINGS = {
     "test_dram_validation.py::test_per_bank_refresh_lpddr5_row_conflict_agrees_to_the_cycle",  # hbm2 per-bank stays
     "test_dram_validation.py::test_agrees_with_ramulator_to_the_cycle[gddr6-random]",
     "test_review_fixes.py::test_refresh_flag_accepts_yes_and_no",
+    # the default run's time budget (60 s on 2 cores in a fresh clone), sixth session:
+    "test_sweep_robust.py::test_resumed_nsga2_equals_a_clean_run",  # test_sweep's grid resume tests stay
+    "test_sweep_robust.py::test_two_specs_in_one_folder_keep_their_own_outputs",  # test_cli_sweep_writes_outputs
+    "test_architecture.py::test_fpga_streaming_tiles_converge_to_the_closed_form",  # test_mapper_streams_weights
+    "test_fpga_model.py::test_token_choice_reaches_the_project",  # test_hls_command_writes_project
 }
 
 
