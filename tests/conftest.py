@@ -73,6 +73,7 @@ HEAVY_SIBLINGS = {
     "test_sweep_robust.py::test_two_specs_in_one_folder_keep_their_own_outputs",  # test_cli_sweep_writes_outputs
     "test_architecture.py::test_fpga_streaming_tiles_converge_to_the_closed_form",  # test_mapper_streams_weights
     "test_fpga_model.py::test_token_choice_reaches_the_project",  # test_hls_command_writes_project
+    "test_pim.py::test_cli_simulate_generate_and_outputs",  # test_single_matmul_graph_on_pim (--json on pim-gpt)
 }
 
 
