@@ -23,7 +23,6 @@ is ``predicted / reference - 1`` (0 inside a reference range).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import re
@@ -41,7 +40,6 @@ from hardware.gpu.kernels import memory_bound
 from hardware.gpu.spec import GpuTarget
 from hardware.targets import load_target, to_dict
 from mapping.op_costs import Precision
-from mapping.workloads import Model
 from simulator.simulate import simulate
 from simulator.validation import checkout_root, gpu_claims, gpu_explain, gpu_published, output_args, written_to
 
@@ -172,19 +170,13 @@ VARIANT_OPTIONS = {"eager": ("eager", "concat"), "eager_growing": ("eager", "con
 VARIANT_STACK = {variant: stack for variant, (stack, _) in VARIANT_OPTIONS.items()}
 
 
-@functools.cache
-def _example(model_name: str) -> Model:
-    """The example model of a decode-model name, loaded once per process."""
-    return Model(str(EXAMPLES / DECODE_MODELS[model_name]))
-
-
 def step_result(model_name: str, target: GpuTarget, phase: str, length: int, stack: str = "kernels",
                 attention: str = "flashdecoding", batch: int = 1, kv_update: str = "in-place") -> tuple[float, float]:
     """(seconds, joules) of hwsim's fp16 step of an example model at ``batch``: a decode step over ``length`` cached
     tokens, or a prefill of ``length`` tokens, issued by ``stack``."""
     key = (model_name, target.name, phase, length, stack, attention, batch, kv_update)
     if key not in _step_cache:
-        model = _example(model_name)
+        model = gpu_published._model(DECODE_MODELS[model_name])  # loaded once per process
         options = {"attention": attention, "stack": stack} | ({"kv_update": kv_update} if phase == "decode" else {})
         r = simulate(model, target, phase, batch, length, 1, Precision(), options)
         _step_cache[key] = (r.latency_s, r.energy_j)

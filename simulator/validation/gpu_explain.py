@@ -641,10 +641,10 @@ def _host_s(point: dict[str, Any]) -> float:
     """Seconds of host time in one eager decode step of ``point`` (hwsim's op count x the eager host time per op)."""
     from mapping.op_costs import Precision
     from simulator.simulate import simulate
-    from simulator.validation.gpu_published import _model
+    from simulator.validation.gpu_published import _model, point_formats
 
     r = simulate(_model(point["model"]), load_target(point["target"]), "decode", point.get("batch", 1),
-                 point["prompt"] + point["gen"] // 2, 1, Precision(weights=point.get("weights")),
+                 point["prompt"] + point["gen"] // 2, 1, Precision(*point_formats(point)),
                  {"launch": point.get("launch", "stream"), "stack": "eager"})
     return r.busy_s.get("host", 0.0)
 

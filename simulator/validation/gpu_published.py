@@ -104,6 +104,13 @@ def _model(name: str) -> Model:
     return _models[name]
 
 
+def point_formats(point: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(weights, activations, KV cache) formats of a point as the CLI reads them (fp8 -> float8e4m3, ...; None: the
+    target's native format); an unknown name is an error naming the point's source and field."""
+    return tuple(parse_precision(point[f], f"published point {point['source']} {f}") if point.get(f) else None
+                 for f in ("weights", "activations", "kv_cache"))  # type: ignore[return-value]
+
+
 def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     """(predicted seconds, measured seconds, item label, hwsim note) for one point."""
     t = load_target(point["target"])
@@ -146,9 +153,7 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     options.update(extra)
     model = _model(point["model"])
     batch = point.get("batch", 1)
-    # the formats as the CLI reads them (fp8 -> float8e4m3, ...); an unknown name is an error naming the field
-    formats = tuple(parse_precision(point[f], f"published point {point['source']} {f}") if point.get(f) else None
-                    for f in ("weights", "activations", "kv_cache"))
+    formats = point_formats(point)
     precision = Precision(*formats)
     at = f", batch {batch}" if batch > 1 else ""
     fmt = f", {precision.weights} weights" if precision.weights else ""
@@ -190,8 +195,8 @@ def step_kernels_s(point: dict[str, Any]) -> float:
     """Seconds of a decode_step point's one step (at the generation's mean context) with ``stack=kernels``."""
     extra = tuple(sorted(point.get("options", {}).items()))
     return kernel_only_s(point["model"], point["target"], "decode", point.get("batch", 1),
-                         point["prompt"] + point["gen"] // 2, 1, point.get("launch", "stream"), point.get("weights"),
-                         point.get("activations"), point.get("kv_cache"), extra=extra)
+                         point["prompt"] + point["gen"] // 2, 1, point.get("launch", "stream"), *point_formats(point),
+                         extra=extra)
 
 
 @lru_cache(maxsize=64)
