@@ -591,23 +591,22 @@ def _build_model(torch: Any, spec: dict[str, Any], device: str, dtype: Any) -> A
 
 
 def built_models(timer: Timer, dry_run: bool, models: list[str], kind: str, rows: list[dict[str, Any]],
-                 label: str = " (build)") -> Iterator[tuple[str, Any, dict[str, Any]]]:
-    """(name, fp16 model on the timer's device, a one-item holder of it) for each of ``models`` that has a config,
-    built one at a time; a model that fails to build is recorded in ``rows`` as a skipped ``kind`` row. The caller
-    empties the holder when done with a model (``box.clear()``, dropping its own name for it too) so that its weights
-    are freed before the next one is built."""
+                 label: str = " (build)") -> Iterator[tuple[str, Any]]:
+    """(name, fp16 model on the timer's device) for each of ``models`` that has a config, built one at a time; a model
+    that fails to build is recorded in ``rows`` as a skipped ``kind`` row. The caller drops its own reference at the
+    end of each iteration (``model = None``), so that the weights are freed before the next model is built."""
     torch = timer.torch
     configs = model_configs(dry_run)
     for mname in models:
         if mname not in configs:
             continue
         try:
-            box = {"model": _build_model(torch, configs[mname], timer.device, torch.float16)}
+            model = _build_model(torch, configs[mname], timer.device, torch.float16)
         except Exception as e:  # noqa: BLE001 - one model that fails to build must not end a long GPU run
             rows.append(measurement(kind, f"{mname}{label}", "fp16", {"model": mname}, None, skipped=_reason(e)))
             continue
-        yield mname, box["model"], box
-        box.clear()
+        yield mname, model
+        model = None
         if timer.cuda:
             torch.cuda.empty_cache()
 
@@ -632,7 +631,7 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
         summary = sampler.summary()
         return {"board_power_w": summary} if summary else {}
     repeats = max(5, timer.repeats // 2)
-    for mname, model, box in built_models(timer, dry_run, models, "decode_step", rows):
+    for mname, model in built_models(timer, dry_run, models, "decode_step", rows):
         params = sum(p.numel() for p in model.parameters())
         for ctx in contexts:
             base = {"model": mname, "batch": 1, "context": ctx, "params": params}
@@ -685,8 +684,7 @@ def measure_decode_steps(timer: Timer, dry_run: bool, models: list[str], context
                 except Exception as e:  # noqa: BLE001 - compile/static-cache support varies by version: record why
                     rows.append(measurement("decode_step", name, "fp16", {**base, "variant": variant}, None,
                                             skipped=_reason(e)))
-        box.clear()  # free this model's weights before the next one is built
-        model = None
+        model = None  # free this model's weights before the next one is built
     return rows
 
 
@@ -707,7 +705,7 @@ def measure_generation(timer: Timer, dry_run: bool, models: list[str], context: 
     steps = 4 if dry_run else GROWTH_STEPS
     repeats = max(3, timer.repeats // 6)
     rows: list[dict[str, Any]] = []
-    for mname, model, box in built_models(timer, dry_run, models, "decode_step", rows, " generation (build)"):
+    for mname, model in built_models(timer, dry_run, models, "decode_step", rows, " generation (build)"):
         params = sum(p.numel() for p in model.parameters())
         for batch in batches:
             base = {"model": mname, "batch": batch, "context": context, "steps": steps, "params": params}
@@ -756,8 +754,7 @@ def measure_generation(timer: Timer, dry_run: bool, models: list[str], context: 
             except Exception as e:  # noqa: BLE001
                 rows.append(measurement("decode_step", f"{label} eager static cache", "fp16",
                                         {**base, "variant": "eager_static_growing"}, None, skipped=_reason(e)))
-        box.clear()  # free this model's weights before the next one is built
-        model = None
+        model = None  # free this model's weights before the next one is built
     return rows
 
 
@@ -769,7 +766,7 @@ def measure_prefill_steps(timer: Timer, dry_run: bool, models: list[str], prompt
     rows: list[dict[str, Any]] = []
     repeats = max(5, timer.repeats // 2)
     chosen = [m for m in models if m != "gpt2" or dry_run]  # GPT-2 small: its decode rows suffice
-    for mname, model, box in built_models(timer, dry_run, chosen, "prefill_step", rows):
+    for mname, model in built_models(timer, dry_run, chosen, "prefill_step", rows):
         for prompt_len in prompts:
             base = {"model": mname, "batch": 1, "prompt": prompt_len}
             ids = torch.randint(0, 100, (1, prompt_len), device=timer.device)
@@ -789,8 +786,7 @@ def measure_prefill_steps(timer: Timer, dry_run: bool, models: list[str], prompt
                 except Exception as e:  # noqa: BLE001 - record why a variant failed and go on
                     rows.append(measurement("prefill_step", name, "fp16", {**base, "variant": variant}, None,
                                             skipped=_reason(e)))
-        box.clear()  # free this model's weights before the next one is built
-        model = None
+        model = None  # free this model's weights before the next one is built
     return rows
 
 
