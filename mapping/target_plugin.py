@@ -45,9 +45,8 @@ class TargetOptions(BaseModel):
         for key, value in raw.items():  # pydantic reads true/false as 1/0: `--set kv_heads=true` is not one KV head
             field = cls.model_fields.get(key)
             if isinstance(value, bool) and field is not None and not _takes_bool(field.annotation):
-                shown = str(value).lower()
-                given = f"--{key} {shown}" if key in ("mode", "tp") else f"--set {key}={shown}"
-                raise HwsimError(f"{given}: expected {_expected(field.annotation)}, not true/false")
+                raise HwsimError(f"{_given(key, str(value).lower())}: expected {_expected(field.annotation)}, "
+                                 "not true/false")
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -56,10 +55,14 @@ class TargetOptions(BaseModel):
             if not err["loc"]:  # a check across fields: its message names them
                 raise HwsimError(msg) from None
             key = str(err["loc"][0])
-            given = f"--{key} {raw.get(key)}" if key in ("mode", "tp") else f"--set {key}={raw.get(key)}"
             if err["type"] == "extra_forbidden":
                 msg = f"not an option of these targets; options: {', '.join(cls.model_fields)}"
-            raise HwsimError(f"{given}: {msg}") from None
+            raise HwsimError(f"{_given(key, raw.get(key))}: {msg}") from None
+
+
+def _given(key: str, value: object) -> str:
+    """How the user gave option ``key``: its own flag (``--mode``, ``--tp``) or ``--set KEY=VALUE``."""
+    return f"--{key} {value}" if key in ("mode", "tp") else f"--set {key}={value}"
 
 
 def _takes_bool(annotation: Any) -> bool:
