@@ -205,10 +205,11 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
 
 
 def prepare_run(model: Model, target: TargetBase, options: dict[str, Any] | TargetOptions | None,
-                precision: Precision, parallel: Parallel | None) -> tuple[Any, TargetOptions, Precision, bool]:
-    """(plugin, validated options, precision with the target's defaults, whether several devices run) for a run of
-    ``model`` on ``target``: the options parsed by the plugin, a multi-device layout's options and checks, and the
-    plugin's check of the model against the target. Shared by :func:`simulate` and ``hwsim serve``."""
+                precision: Precision, parallel: Parallel | None) -> tuple[Any, TargetOptions, Precision, bool, Model]:
+    """(plugin, validated options, precision with the target's defaults, whether several devices run, the model as
+    the options see it) for a run of ``model`` on ``target``: the options parsed by the plugin, a multi-device
+    layout's options and checks, the plugin's check of the model against the target, and its
+    :meth:`TargetPlugin.model_for`. Shared by :func:`simulate`, speculative decoding and ``hwsim serve``."""
     plugin = plugin_for(target.kind)
     opts = options if isinstance(options, TargetOptions) else plugin.parse_options(dict(options or {}))
     precision = plugin.default_precision(target, precision)
@@ -218,7 +219,7 @@ def prepare_run(model: Model, target: TargetBase, options: dict[str, Any] | Targ
         opts = options_for(plugin, opts, parallel)
         check_parallel(plugin, opts, parallel, model.ir.heads, model.ir.kv_heads)
     plugin.check(model, target, opts, precision)
-    return plugin, opts, precision, multi
+    return plugin, opts, precision, multi, plugin.model_for(model, opts)
 
 
 def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_len: int, gen_len: int,
@@ -238,8 +239,7 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
                          f"{model.ir.architecture}: use --phase prefill")
     if phase not in ("prefill", "decode", "generate"):
         raise HwsimError(f"unknown phase '{phase}'; use prefill, decode or generate")
-    plugin, opts, precision, multi = prepare_run(model, target, options, precision, parallel)
-    model = plugin.model_for(model, opts)
+    plugin, opts, precision, multi, model = prepare_run(model, target, options, precision, parallel)
     result = SimulationResult(model.path, target, phase, batch, prompt_len, gen_len, precision, opts.mode)
     result.options = opts
     result.parallel = parallel if multi else None

@@ -19,12 +19,12 @@ from typing import Any
 from hardware.errors import HwsimError
 from hardware.targets import TargetBase
 from mapping.op_costs import Precision
-from mapping.target_plugin import TargetOptions, plugin_for
+from mapping.target_plugin import TargetOptions
 from mapping.techniques import TechniqueModel, Techniques
 from mapping.techniques.speculative import acceptance_list, expected_tokens, medusa_heads
 from mapping.workloads import Model, Workload
 from simulator.engine import run
-from simulator.simulate import PhaseResult, SimulationResult, _accumulate, simulate
+from simulator.simulate import PhaseResult, SimulationResult, _accumulate, prepare_run, simulate
 
 
 def _merge(into: SimulationResult, part: SimulationResult, factor: float) -> None:
@@ -82,13 +82,9 @@ def simulate_speculative(model: Model | TechniqueModel, target: TargetBase, batc
         raise HwsimError("--draft: the draft model was not loaded")
     if gen_len < 2:
         raise HwsimError("--gen-len must be >= 2 for speculative decoding (the first token comes from the prefill)")
-    plugin = plugin_for(target.kind)
-    opts = options if isinstance(options, TargetOptions) else plugin.parse_options(dict(options or {}))
-    precision = plugin.default_precision(target, precision)
+    plugin, opts, precision, _, model = prepare_run(model, target, options, precision, None)
     if plain is None:
         plain = simulate(model, target, "generate", batch, prompt_len, gen_len, precision, opts, trace_steps=0)
-    plugin.check(model, target, opts, precision)
-    model = plugin.model_for(model, opts)
     if draft is not None:
         plugin.check(draft, target, opts, precision)
         if draft.ir.architecture != "decoder-only":

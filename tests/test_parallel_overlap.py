@@ -43,7 +43,7 @@ def _runs(model, target, chunk_counts, workload):
     out = {}
     for chunks in chunk_counts:
         par = Parallel(2, 1, None, chunks)
-        plugin, opts, prec, _ = prepare_run(model, spec, {}, Precision(), par)
+        plugin, opts, prec, _, _ = prepare_run(model, spec, {}, Precision(), par)
         out[chunks] = run(make_lowering(plugin, spec, opts, par).lower(workload(prec)))
     return out
 

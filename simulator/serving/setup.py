@@ -67,8 +67,7 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
         from simulator.serving.techniques import technique_models
 
         model, draft, raw_options = technique_models(model, target, raw_options, precision, techniques, parallel)
-    plugin, opts, precision, multi = prepare_run(model, target, raw_options, precision, parallel)
-    model = plugin.model_for(model, opts)
+    plugin, opts, precision, multi, model = prepare_run(model, target, raw_options, precision, parallel)
     if draft is not None:
         plugin.check(draft, target, opts, precision)
     capacity = int(plugin.capacity_bytes(target, opts) * memory_fraction)
