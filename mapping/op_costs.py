@@ -17,6 +17,7 @@ Conventions (documented because every number downstream depends on them):
 
 from __future__ import annotations
 
+import math
 import string
 from dataclasses import dataclass, field
 
@@ -193,14 +194,14 @@ def _matmul_dims(bound: BoundGraph, node: Node, klass: dict[str, str]) -> Matmul
     if node.op_type == OP.MatMulNBits:
         k = int(node.attr("K"))
         n = int(node.attr("N"))
-        m = int(np.prod(sa[:-1]))
+        m = math.prod(int(d) for d in sa[:-1])
         return MatmulDims(1, m, k, n, True)
     if len(sa) == 1:
         sa = (1,) + sa
     if len(sb) == 1:
         sb = sb + (1,)
     m, k, n = sa[-2], sa[-1], sb[-1]
-    batch = int(np.prod(out[:-2])) if len(out) > 2 else 1
+    batch = math.prod(int(d) for d in out[:-2]) if len(out) > 2 else 1
     if weight_operand and len(sb) == 2:
         # activation [.., m, k] @ weight [k, n]: fold the batch into m (one GEMM)
         return MatmulDims(1, batch * m, k, n, True)

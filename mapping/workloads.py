@@ -76,10 +76,14 @@ class Workload:
         """The attention facts (heads, kv_heads, head_dim, causal, self/cross) of IR block ``block``."""
         if self.ir is None:
             return None
-        for b in self.ir.blocks:
-            if b.name == block and b.attention is not None:
-                return b.attention
-        return None
+        index = self.__dict__.get("_attention_index")
+        if index is None or index[0] is not self.ir or index[1] != len(self.ir.blocks):
+            found: dict[str, AttentionInfo] = {}
+            for b in self.ir.blocks:  # the first attention block of each name
+                if b.attention is not None:
+                    found.setdefault(b.name, b.attention)
+            index = self.__dict__["_attention_index"] = (self.ir, len(self.ir.blocks), found)
+        return index[2].get(block)
 
     @property
     def flops(self) -> float:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 from hardware.dtypes import BITS
 from hardware.gpu import lowbit
@@ -65,9 +66,14 @@ def memory_capacity_bytes(target: GpuTarget) -> int:
 LEVELS = {"dram": "dram", "l2": "cache", "link": "link"}
 
 
-def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | dict | None = None) -> Program:
+def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | dict | None = None,
+                 memo: dict[tuple, Any] | None = None) -> Program:
     """The kernels of ``workload`` on ``target`` as a :class:`Program`: one compute stream ``gpu`` and, with
-    tensor parallelism, a communication stream ``link`` for the all-reduces."""
+    tensor parallelism, a communication stream ``link`` for the all-reduces.
+
+    ``memo`` caches kernel timings across the workloads of one run (the same target and options; the decode
+    steps of a generation launch the same GEMMs): kernel models are pure functions of the arguments they are
+    keyed by, so a shared memo changes no number."""
     opts = GpuOptions.parse(options)
     tp = opts.tp
     if opts.launch == "graph" or opts.stack == "graph":
@@ -76,7 +82,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_standard_dram()
     per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
-                   opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update)
+                   opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update, memo)
     builder = ProgramBuilder()
     compute: str | None = None  # the last kernel on the compute stream
     waiting: list[str] = []  # all-reduces the next compute kernel consumes
@@ -85,7 +91,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         host = builder.add(after=[], name="0000.host.step", resource="host", duration_s=per_step, energy_j=0.0,
                            op="host.step", block="host", kind="host").name
     for block, kind, ops in block_runs(workload.ops):
-        kernels = [r for r in ctx.kernels(block, kind, ops) if r.launches]
+        kernels = [r for r in ctx.run_kernels(block, kind, ops) if r.launches]
         for result in kernels:
             if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels. The cache
                 # update's own ops (Hugging Face's two torch.cat per layer, gpt-fast's two index_put) are in neither
@@ -154,7 +160,7 @@ class _Context:
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
                  kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1, quant_group: int = 128,
                  quant_kernel: str = "fused", act_quant: str = "per-token", gemm_schedule: str = "data-parallel",
-                 kv_update: str = "in-place") -> None:
+                 kv_update: str = "in-place", memo: dict[tuple, Any] | None = None) -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.schedule = gemm_schedule
         self.kv_update = kv_update
@@ -162,11 +168,13 @@ class _Context:
         self.comm_chunks = comm_chunks
         self.quant_group, self.quant_kernel, self.act_quant = quant_group, quant_kernel, act_quant
         self._quantised: set[str] = set()  # W8A8 GEMM inputs already quantised (Q/K/V and gate/up share theirs)
-        self._memo: dict[tuple, KernelResult] = {}
+        self._memo: dict[tuple, Any] = {} if memo is None else memo
+        self._k_projs: dict[str, OpCost] | None = None  # per block: its first K (or fused QKV) projection
 
     def _once(self, key: tuple, name: str, make) -> KernelResult:  # noqa: ANN001 - a zero-argument factory
-        """``make()`` once per ``key`` within this mapping (the repeated layers of a model launch the same
-        kernels); each call gets its own copy, named ``name`` (kernel models are pure functions of their
+        """``make()`` once per ``key`` within this mapping, or within the run when the mapping was given a memo
+        (the repeated layers of a model and the steps of a generation launch the same kernels); each call gets
+        its own copy, named ``name`` (kernel models are pure functions of their
         arguments)."""
         hit = self._memo.get(key)
         if hit is None:
@@ -191,6 +199,23 @@ class _Context:
             return "fp4"
         return "fp8" if acts.startswith("float8") else "int8"
 
+    def run_kernels(self, block: str, kind: str, ops: list[OpCost]) -> list[KernelResult]:
+        """:meth:`kernels`, reused for a run of the very op objects an earlier workload of this memo's run lowered
+        (a generation's decode steps share every op but the attention cores they re-cost over the grown context).
+        Runs with an attention core and W8A8 runs (whose input quantisation depends on the runs before) are
+        always lowered; the memo keeps the ops it was keyed by alive, so their ids cannot be reused."""
+        acts = self.w.precision.activations or ""
+        if kind == "attention" or acts in W8A8_ACTIVATIONS:
+            return self.kernels(block, kind, ops)
+        key = ("run", block, kind, self.w.precision.weights, acts, *map(id, ops))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit[1]
+        out = self.kernels(block, kind, ops)
+        if len(self._memo) < RUN_MEMO_LIMIT:
+            self._memo[key] = (tuple(ops), out)
+        return out
+
     def kernels(self, block: str, kind: str, ops: list[OpCost]) -> list[KernelResult]:
         """The kernels of one run of a block's ops, in stream order.
 
@@ -203,7 +228,8 @@ class _Context:
         core = self._core_names(ops) if kind == "attention" else set()
         attention = bool(core)
         gemms = [o for o in ops if o.matmul is not None and o.name not in core]
-        rest = [o for o in ops if o not in gemms]
+        picked = {id(o) for o in gemms}
+        rest = [o for o in ops if id(o) not in picked]
         out: list[KernelResult] = []
         weighted = [o for o in gemms if o.matmul is not None and o.matmul.weight_operand]
         last = weighted[-1] if self.tp > 1 and kind in ("attention", "mlp") and weighted else None
@@ -245,6 +271,18 @@ class _Context:
         """A GEMM kernel of matrix product ``op`` (``rows``: only that many of its ``batch x m`` rows).
 
         A product of two activations (no weight operand) is not split over tensor-parallel GPUs."""
+        reuse = rows is None and (self.w.precision.activations or "") not in W8A8_ACTIVATIONS
+        if reuse:  # the same op object lowered before in this memo's run (a decode step's projections)
+            key = ("op", id(op), label, self.w.precision.weights, self.w.precision.activations)
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit[1]
+        result = self._gemm(op, label, rows)
+        if reuse and len(self._memo) < RUN_MEMO_LIMIT:
+            self._memo[key] = (op, result)  # keeps the op alive: its id is not reused while the memo lives
+        return result
+
+    def _gemm(self, op: OpCost, label: str, rows: int | None) -> KernelResult:
         mm = op.matmul
         assert mm is not None
         a_elem = _elem(op.act_write_bytes, mm.batch * mm.m * mm.n) or 2.0
@@ -383,14 +421,18 @@ class _Context:
 
     def _kv_heads(self, label: str, heads: int, head_dim: int) -> int | None:
         """KV heads of an attention block from its K (or fused QKV) projection's output width."""
-        for op in self.w.ops:
-            if op.block != label or op.matmul is None or not head_dim:
-                continue
-            if op.role == "k_proj":
-                return max(1, op.matmul.n // head_dim)
-            if op.role == "qkv_proj":
-                return max(1, (op.matmul.n // head_dim - heads) // 2)
-        return None
+        if self._k_projs is None:  # one pass over the workload's ops for all its blocks
+            self._k_projs = {}
+            for op in self.w.ops:
+                if op.matmul is not None and op.role in ("k_proj", "qkv_proj"):
+                    self._k_projs.setdefault(op.block, op)
+        op = self._k_projs.get(label)
+        if op is None or not head_dim:
+            return None
+        assert op.matmul is not None
+        if op.role == "k_proj":
+            return max(1, op.matmul.n // head_dim)
+        return max(1, (op.matmul.n // head_dim - heads) // 2)
 
     def fused(self, label: str, kind: str, ops: list[OpCost]) -> KernelResult:
         bytes_ = sum(o.bytes for o in ops)
@@ -399,6 +441,9 @@ class _Context:
             bytes_, flops = bytes_ / self.tp, flops / self.tp
         return memory_bound(self.t, f"{label}.fused", bytes_, flops)
 
+
+#: Entries a run's memo holds at most (a graph whose steps re-cost every op shares no op objects between steps).
+RUN_MEMO_LIMIT = 20000
 
 #: Activation formats of W8A8 GEMMs (their inputs are quantised by a kernel first: hardware.gpu.lowbit).
 W8A8_ACTIVATIONS = ("int8", "float8e4m3", "float8e5m2")
@@ -409,4 +454,8 @@ def _elem(bytes_: float, elements: int) -> float:
     if not bytes_ or not elements:
         return 0.0
     raw = bytes_ / elements
-    return min((0.5, 1.0, 2.0, 4.0, 8.0), key=lambda s: abs(s - raw))
+    best = 0.5
+    for size in (1.0, 2.0, 4.0, 8.0):  # the nearest storage size; the smaller one on a tie
+        if abs(size - raw) < abs(best - raw):
+            best = size
+    return best

@@ -10,7 +10,7 @@ from mapping.gpu.mapper import map_workload, memory_capacity_bytes
 from mapping.gpu.options import GpuOptions
 from mapping.op_costs import Precision
 from mapping.program import Program
-from mapping.target_plugin import TargetPlugin
+from mapping.target_plugin import Lowering, TargetPlugin
 
 if TYPE_CHECKING:
     from mapping.workloads import Model, Workload
@@ -66,9 +66,24 @@ class GpuPlugin(TargetPlugin):
         """``--set kv_heads``: the model's KV cache held for that many heads (the attention kernels use them too)."""
         return model if options.kv_heads is None else model.with_kv_heads(options.kv_heads)
 
+    def session(self, spec: GpuTarget, options: GpuOptions) -> Lowering:  # type: ignore[override]
+        """A lowering whose kernel timings are shared by the run's workloads (:func:`map_workload`'s memo)."""
+        return _GpuLowering(self, spec, options)
+
     def lower(self, workload: Workload, spec: GpuTarget, options: GpuOptions) -> Program:  # type: ignore[override]
         """The kernels of ``workload`` on the GPU's streams."""
         return map_workload(workload, spec, options)
+
+
+class _GpuLowering(Lowering):
+    """One run's GPU lowering: the decode steps of a generation re-time only the kernels whose shapes changed."""
+
+    def __init__(self, plugin: TargetPlugin, spec: GpuTarget, options: GpuOptions) -> None:
+        super().__init__(plugin, spec, options)
+        self.memo: dict = {}
+
+    def lower(self, workload: Workload) -> Program:
+        return map_workload(workload, self.spec, self.options, memo=self.memo)  # type: ignore[arg-type]
 
 
 #: Activation formats a GPU computes in only where its preset lists tensor-core throughput for them.
