@@ -23,7 +23,8 @@ LEVEL_ROLES = ("dram", "cache", "onchip", "link", "pim_array")
 
 
 def _frozen(mapping: Mapping) -> Mapping:
-    return MappingProxyType(dict(mapping))
+    """A read-only copy of ``mapping``; a read-only view is kept as it is (its owner handed it over read-only)."""
+    return mapping if type(mapping) is MappingProxyType else MappingProxyType(dict(mapping))
 
 
 @dataclass(frozen=True, kw_only=True)

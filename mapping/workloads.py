@@ -276,6 +276,13 @@ class Model:
     def weight_bytes(self, precision: Precision) -> int:
         """Bytes of all parameters at the chosen weight precision (the embedding tables and LM head by
         ``Precision.head``'s rule)."""
+        key = (precision.weights, precision.activations, precision.kv_cache, precision.head, precision.head_tensors)
+        cache = self.__dict__.setdefault("_weight_bytes", {})  # a pure function of the graph and the formats
+        if key not in cache:
+            cache[key] = self._weight_bytes_at(precision)
+        return cache[key]
+
+    def _weight_bytes_at(self, precision: Precision) -> int:
         total = 0
         precision = self.with_head_tensors(precision)
         for name in self.graph.weight_names:

@@ -159,34 +159,44 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
     for res, busy in run_result.busy_s.items():
         result.busy_s[res] += busy
     kinds = {o.block: o.block_kind or "other" for o in workload.ops}
-    for rec in run_result.records:
+    blocks, block_kinds, ops, kernel_rows = result.blocks, result.block_kinds, result.ops, result.kernel_rows
+    by_action = result.energy_by_action
+    for rec in run_result.records:  # one pass per record, adding in record order (the totals are order-exact)
         task = rec.task
         for action, joules in task.energy_by_action.items():
-            result.energy_by_action[action] += joules
+            by_action[action] += joules
         duration = rec.end_s - rec.start_s
         nbytes = sum(task.bytes_by_level.values())
-        for table, key in ((result.blocks, task.block or "(other)"),
-                           (result.block_kinds, kinds.get(task.block, "host" if task.resource == "host" else "other")),
-                           (result.ops, task.op or task.name)):
-            row = table.setdefault(key, {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0})
+        energy = task.energy_j
+        op_key = task.op or task.name
+        for table, key in ((blocks, task.block or "(other)"),
+                           (block_kinds, kinds.get(task.block, "host" if task.resource == "host" else "other")),
+                           (ops, op_key)):
+            row = table.get(key)
+            if row is None:
+                row = table[key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
             row["latency_s"] += duration
-            row["energy_j"] += task.energy_j
+            row["energy_j"] += energy
             row["bytes"] += nbytes
-        if task.bound:  # a kernel-level model: keep what each op achieved
-            row = result.ops[task.op or task.name]
+        if task.bound:  # a kernel-level model: keep what each op achieved (row: this op's row, just added to)
+            dram = task.bytes_by_level.get(dram_level, 0) if dram_level else 0
             row["calls"] = row.get("calls", 0) + 1
             row["flops"] = row.get("flops", 0.0) + task.flops
-            row["dram_bytes"] = row.get("dram_bytes", 0) + (task.bytes_by_level.get(dram_level, 0) if dram_level else 0)
-            bound_s = row.setdefault("bound_s", {})
+            row["dram_bytes"] = row.get("dram_bytes", 0) + dram
+            bound_s = row.get("bound_s")
+            if bound_s is None:
+                bound_s = row["bound_s"] = {}
             bound_s[task.bound] = bound_s.get(task.bound, 0.0) + duration
             if task.occupancy is not None:
                 row["occupancy_s"] = row.get("occupancy_s", 0.0) + task.occupancy * duration
-            krow = result.kernel_rows.setdefault((phase.name, task.op or task.name), {
-                "kind": task.kind, "calls": 0, "time_s": 0.0, "flops": 0.0, "dram_bytes": 0})
+            krow = kernel_rows.get((phase.name, op_key))
+            if krow is None:
+                krow = kernel_rows[(phase.name, op_key)] = {
+                    "kind": task.kind, "calls": 0, "time_s": 0.0, "flops": 0.0, "dram_bytes": 0}
             krow["calls"] += 1
             krow["time_s"] += duration
             krow["flops"] += task.flops
-            krow["dram_bytes"] += task.bytes_by_level.get(dram_level, 0) if dram_level else 0
+            krow["dram_bytes"] += dram
         if keep_trace:
             result.trace.append((phase.name, rec, offset_s))
     # static energy is spread over blocks in proportion to their time, so the breakdown adds up to the total

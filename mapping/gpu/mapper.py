@@ -35,7 +35,8 @@ the ``gpu`` resource's static power.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from hardware.dtypes import BITS
@@ -99,11 +100,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
                 host = builder.add(after=[host] if host else [], name=f"{len(builder.tasks):04d}.host.dispatch",
                                    resource="host", duration_s=per_op * len(ops) / len(kernels), energy_j=0.0,
                                    op=f"host.dispatch.{block or 'other'}", block="host", kind="host").name
-            actions = {k: v * tp for k, v in energy_by_action(target, result).items()}
-            link = result.bound == "link"
-            traffic = {"link" if link else "dram": int(result.dram_bytes * tp)}
-            if result.l2_bytes:
-                traffic["l2"] = int(result.l2_bytes * tp)
+            actions, traffic, energy, link, kernel_kind = ctx.task_facts(result)
             chunk = result.detail.get("chunk", 0)  # 1, 2, ...: a piece of a GEMM split to overlap its reduction
             if link:  # on the communication stream, after the GEMM (chunk) whose output it reduces
                 after = [compute] if compute else []
@@ -113,8 +110,8 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
                     waiting = []
             task = builder.add(after=after, name=f"{len(builder.tasks):04d}.{result.name}",
                                resource="link" if link else "gpu", duration_s=result.time_s,
-                               energy_j=sum(actions.values()), bytes_by_level=traffic, energy_by_action=actions,
-                               op=result.name, block=block, kind=_kind(result.name),
+                               energy_j=energy, bytes_by_level=traffic, energy_by_action=actions,
+                               op=result.name, block=block, kind=kernel_kind,
                                flops=result.flops * tp, bound=result.bound, occupancy=result.occupancy)
             if link:
                 waiting.append(task.name)
@@ -170,6 +167,8 @@ class _Context:
         self._quantised: set[str] = set()  # W8A8 GEMM inputs already quantised (Q/K/V and gate/up share theirs)
         self._memo: dict[tuple, Any] = {} if memo is None else memo
         self._k_projs: dict[str, OpCost] | None = None  # per block: its first K (or fused QKV) projection
+        # ids of kernel results the memo holds (and so keeps alive): only their task facts are worth keeping
+        self._reused: set[int] = self._memo.setdefault(("reused",), set())
 
     def _once(self, key: tuple, name: str, make) -> KernelResult:  # noqa: ANN001 - a zero-argument factory
         """``make()`` once per ``key`` within this mapping, or within the run when the mapping was given a memo
@@ -199,6 +198,25 @@ class _Context:
             return "fp4"
         return "fp8" if acts.startswith("float8") else "int8"
 
+    def task_facts(self, result: KernelResult) -> tuple[Mapping[str, float], Mapping[str, int], float, bool, str]:
+        """A kernel's task facts over the ``tp`` GPUs: energy by action (J), bytes by level (both read-only),
+        their energy sum, whether it runs on the link and its kind; kept for the kernels of memoised runs, which
+        later workloads reuse."""
+        key = ("facts", id(result))
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is result:
+            return hit[1]
+        tp = self.tp
+        actions = {k: v * tp for k, v in energy_by_action(self.t, result).items()}
+        link = result.bound == "link"
+        traffic = {"link" if link else "dram": int(result.dram_bytes * tp)}
+        if result.l2_bytes:
+            traffic["l2"] = int(result.l2_bytes * tp)
+        facts = (MappingProxyType(actions), MappingProxyType(traffic), sum(actions.values()), link, _kind(result.name))
+        if id(result) in self._reused and len(self._memo) < RUN_MEMO_LIMIT:
+            self._memo[key] = (result, facts)  # keeps the result alive: its id is not reused while the memo lives
+        return facts
+
     def run_kernels(self, block: str, kind: str, ops: list[OpCost]) -> list[KernelResult]:
         """:meth:`kernels`, reused for a run of the very op objects an earlier workload of this memo's run lowered
         (a generation's decode steps share every op but the attention cores they re-cost over the grown context).
@@ -214,6 +232,7 @@ class _Context:
         out = self.kernels(block, kind, ops)
         if len(self._memo) < RUN_MEMO_LIMIT:
             self._memo[key] = (tuple(ops), out)
+            self._reused.update(id(r) for r in out)
         return out
 
     def kernels(self, block: str, kind: str, ops: list[OpCost]) -> list[KernelResult]:
@@ -280,6 +299,7 @@ class _Context:
         result = self._gemm(op, label, rows)
         if reuse and len(self._memo) < RUN_MEMO_LIMIT:
             self._memo[key] = (op, result)  # keeps the op alive: its id is not reused while the memo lives
+            self._reused.add(id(result))
         return result
 
     def _gemm(self, op: OpCost, label: str, rows: int | None) -> KernelResult:
