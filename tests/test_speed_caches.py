@@ -1,5 +1,6 @@
 """Caches that make serving fast must not change a number: ONNX shape inference memoised across nodes and bindings
-(mapping/shape_binding.py) and kernel models memoised within one GPU mapping (mapping/gpu/mapper.py)."""
+(mapping/shape_binding.py) and kernel models memoised within one GPU mapping and across the workloads of one run
+(mapping/gpu/mapper.py)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,28 @@ def test_gpu_kernel_memo_keeps_each_layers_kernel_names_and_times():
     assert any(len(v) == 2 for v in by_layer.values())
     assert all(len(set(v)) == 1 for v in by_layer.values() if len(v) == 2)
     assert {t.op for t in program.tasks if "decoder.1." in t.op} and {t.op for t in program.tasks if "decoder.0." in t.op}
+
+
+def test_a_runs_gpu_memo_gives_every_decode_step_the_program_a_fresh_mapping_gives():
+    """One session per (target, options) shares kernel timings across a generation's steps (run memo, projection
+    GEMMs, task facts): each step's program must equal the one mapped with no memo, and interleaving two targets'
+    and two option sets' sessions on the same model's workloads must not leak one's timings into another's."""
+    from hardware.targets import load_target
+    from mapping.gpu.mapper import map_workload
+    from mapping.gpu.plugin import PLUGIN
+    from mapping.op_costs import Precision
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from mapping.workloads import Model
+
+        model = Model(f"{FIXTURES}/models/gpt2_ts.onnx")
+        steps = list(model.generate(2, 8, 5, Precision()).steps())
+        runs = [(load_target(name), PLUGIN.parse_options(opts)) for name, opts in (
+            ("a100-80gb", {}), ("h100-sxm", {}), ("a100-80gb", {"stack": "eager", "attention": "lean"}))]
+        sessions = [PLUGIN.session(t, o) for t, o in runs]
+        for step in steps:
+            for (target, opts), session in zip(runs, sessions, strict=True):
+                assert session.lower(step) == map_workload(step, target, opts)
+    a100, h100 = (s.lower(steps[-1]) for s in sessions[:2])
+    assert [t.duration_s for t in a100.tasks] != [t.duration_s for t in h100.tasks]  # the check can fail
