@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,6 +73,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     warnings.showwarning = show  # type: ignore[assignment]
     warnings.simplefilter("always", HwsimWarning)
 
+
+#: Seconds between progress lines of a long ``simulate`` whose stderr is not a terminal (the first after as long).
+PROGRESS_LINE_S = 10.0
 
 #: Largest count any flag takes (tokens, batch, devices): far above any real run, small enough for int64 maths.
 MAX_COUNT = 1 << 40
@@ -272,7 +276,7 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
               help="Write every kernel of the run on the target's roofline (GPU targets).")
 @click.option("--kernels", "kernels_top", type=int, default=0, metavar="N",
               help="Also print the N slowest kernels: time, calls, TFLOP/s, GB/s, bound, occupancy (GPU targets).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
 @technique_options
 def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
              tp: int, devices: int | None, parallel_text: str | None, sets: tuple[str, ...], dims: tuple[str, ...],
@@ -309,11 +313,18 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     bar = click.progressbar(length=total, label="simulating", file=sys.stderr, show_eta=True, show_pos=True) \
         if show else None
     done = [0]
+    started = time.monotonic()
+    next_line = [started + PROGRESS_LINE_S]  # off a terminal (CI logs, pipes): a line now and then on long runs
 
     def progress(n: int, _total: int) -> None:
         if bar is not None:
             bar.update(n - done[0])
             done[0] = n
+        elif not quiet and n < _total and time.monotonic() >= next_line[0]:
+            elapsed = time.monotonic() - started
+            click.echo(f"simulating: {n}/{_total} passes ({100 * n / _total:.0f}%), {elapsed:.0f} s, about "
+                       f"{elapsed * (_total - n) / n:.0f} s to go", err=True)
+            next_line[0] = time.monotonic() + PROGRESS_LINE_S
 
     if bar is not None:
         bar.__enter__()

@@ -138,3 +138,16 @@ def test_one_vocabulary_for_lengths_and_a_precision_shorthand():
     assert s.exit_code == 0 and "prompt 8" in s.output and "KV float16" in s.output and "weights float8e4m3" in s.output
     bad = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--precision", "int7"])
     assert bad.exit_code == 2 and bad.output.startswith("error: --precision")
+
+
+def test_a_long_simulate_off_a_terminal_prints_progress_lines_to_stderr(monkeypatch) -> None:
+    import simulator.cli as cli
+
+    monkeypatch.setattr(cli, "PROGRESS_LINE_S", 0.0)  # every pass is 'long enough'
+    model = str(FIXTURES / "gpt2_ts.onnx")
+    args = ["simulate", model, "--target", "a100-80gb", "--phase", "generate", "--prompt-len", "4", "--gen-len", "4"]
+    loud = CliRunner().invoke(main, args)
+    assert loud.exit_code == 0, loud.output
+    lines = [ln for ln in loud.stderr.splitlines() if ln.startswith("simulating:")]
+    assert [ln.split(" passes")[0] for ln in lines] == ["simulating: 1/4", "simulating: 2/4", "simulating: 3/4"]
+    assert "simulating:" not in loud.stdout and "latency" in loud.stdout  # the result's table stays clean
