@@ -22,9 +22,14 @@ from hardware.errors import HwsimError
 LEVEL_ROLES = ("dram", "cache", "onchip", "link", "pim_array")
 
 
+_EMPTY: Mapping = MappingProxyType({})
+
+
 def _frozen(mapping: Mapping) -> Mapping:
     """A read-only copy of ``mapping``; a read-only view is kept as it is (its owner handed it over read-only)."""
-    return mapping if type(mapping) is MappingProxyType else MappingProxyType(dict(mapping))
+    if type(mapping) is MappingProxyType:
+        return mapping
+    return MappingProxyType(dict(mapping)) if mapping else _EMPTY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +60,8 @@ class Task:
     occupancy: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "deps", tuple(self.deps))
+        if type(self.deps) is not tuple:
+            object.__setattr__(self, "deps", tuple(self.deps))
         object.__setattr__(self, "bytes_by_level", _frozen(self.bytes_by_level))
         object.__setattr__(self, "energy_by_action", _frozen(self.energy_by_action))
 

@@ -82,12 +82,21 @@ def _run_in_order(program: Program) -> list[TaskRecord]:
     end: dict[str, float] = {}
     records = []
     for task in program.tasks:
-        ready = max((end[d] for d in task.deps), default=0.0)
+        deps = task.deps
+        if len(deps) == 1:  # the common case (a chain): the same value max() gives
+            ready = end[deps[0]]
+        else:
+            ready = max((end[d] for d in deps), default=0.0)
         slots = free[task.resource]
-        start = max(ready, heapq.heappop(slots), issued[task.resource])
+        if len(slots) == 1:  # one slot: the heap is that slot's free time
+            start = max(ready, slots[0], issued[task.resource])
+            finish = start + task.duration_s
+            slots[0] = finish
+        else:
+            start = max(ready, heapq.heappop(slots), issued[task.resource])
+            finish = start + task.duration_s
+            heapq.heappush(slots, finish)
         issued[task.resource] = start
-        finish = start + task.duration_s
-        heapq.heappush(slots, finish)
         end[task.name] = finish
         records.append(TaskRecord(task, start, finish))
     return records

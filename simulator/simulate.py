@@ -169,15 +169,26 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
         nbytes = sum(task.bytes_by_level.values())
         energy = task.energy_j
         op_key = task.op or task.name
-        for table, key in ((blocks, task.block or "(other)"),
-                           (block_kinds, kinds.get(task.block, "host" if task.resource == "host" else "other")),
-                           (ops, op_key)):
-            row = table.get(key)
-            if row is None:
-                row = table[key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
-            row["latency_s"] += duration
-            row["energy_j"] += energy
-            row["bytes"] += nbytes
+        key = task.block or "(other)"  # the three tables, unrolled: by block, by block kind, by op
+        row = blocks.get(key)
+        if row is None:
+            row = blocks[key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
+        row["latency_s"] += duration
+        row["energy_j"] += energy
+        row["bytes"] += nbytes
+        key = kinds.get(task.block, "host" if task.resource == "host" else "other")
+        row = block_kinds.get(key)
+        if row is None:
+            row = block_kinds[key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
+        row["latency_s"] += duration
+        row["energy_j"] += energy
+        row["bytes"] += nbytes
+        row = ops.get(op_key)
+        if row is None:
+            row = ops[op_key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
+        row["latency_s"] += duration
+        row["energy_j"] += energy
+        row["bytes"] += nbytes
         if task.bound:  # a kernel-level model: keep what each op achieved (row: this op's row, just added to)
             dram = task.bytes_by_level.get(dram_level, 0) if dram_level else 0
             row["calls"] = row.get("calls", 0) + 1
