@@ -15,7 +15,8 @@ from pathlib import Path
 
 from hardware.targets import load_target
 from mapping.op_costs import Precision
-from mapping.pim.mapper import map_workload
+from mapping.pim.mapper import PimSession, map_workload
+from mapping.pim.options import PimOptions
 from mapping.workloads import Model
 from simulator.engine import run
 from simulator.simulate import simulate
@@ -41,11 +42,12 @@ def main() -> None:
 
     small = Model(str(ROOT / "examples" / "gpt2.onnx"))
     work = small.decode(1, 128, Precision("bfloat16", "bfloat16", "bfloat16"))
-    state: dict = {}
+    detailed = PimOptions.parse({"mode": "detailed"})
+    session = PimSession(target, detailed)
     started = time.perf_counter()
-    program = map_workload(work, target, {"mode": "detailed", "_state": state})
+    program = map_workload(work, target, detailed, session)
     command_wall = time.perf_counter() - started
-    timer = state[("pim_timer", "command")]
+    timer = session.timer
     command_latency = run(program).latency_s
     fast_latency = run(map_workload(work, target, {"mode": "fast"})).latency_s
     rate = timer.commands_issued / command_wall

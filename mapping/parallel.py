@@ -341,6 +341,8 @@ class ParallelLowering(Lowering):
             self.options = options_for(plugin, options, parallel)
         self.link = resolve_link(parallel, spec.kind)
         self.sessions = [plugin.session(spec, self.options) for _ in range(parallel.pp)]
+        #: (stage, micro-batch tag, task name) -> (the stage's task, the p2p task it waited for, its renamed copy)
+        self._renamed: dict[tuple[int, str, str], tuple[Task, str | None, Task]] = {}
 
     # the link of a GPU without a named one: its own NVLink/PCIe numbers
     def _p2p(self, nbytes: float) -> tuple[float, float]:
@@ -391,6 +393,7 @@ class ParallelLowering(Lowering):
             levels.update(prog.levels)
         levels["p2p"] = "link"
         tasks: list[Task] = []
+        renamed = self._renamed
         for rep in range(repeat):
             for j, (w, progs) in enumerate(zip(micro, stages, strict=True)):
                 tag = f"m{rep * len(micro) + j}"
@@ -400,9 +403,17 @@ class ParallelLowering(Lowering):
                     prefix = f"s{s}.{tag}."
                     consumed = {d for t in prog.tasks for d in t.deps}
                     for t in prog.tasks:
+                        # a stage task that is the very object of an earlier pass (a plugin reusing its unchanged
+                        # tasks across decode steps) keeps its renamed copy too: tasks are immutable
+                        key = (s, tag, t.name)
+                        hit = renamed.get(key)
+                        if hit is not None and hit[0] is t and hit[1] == sent:
+                            tasks.append(hit[2])
+                            continue
                         deps = tuple(prefix + d for d in t.deps) or ((sent,) if sent else ())
-                        tasks.append(dataclasses.replace(t, name=prefix + t.name, resource=f"s{s}.{t.resource}",
-                                                         deps=deps))
+                        new = _renamed_task(t, prefix + t.name, f"s{s}.{t.resource}", deps)
+                        renamed[key] = (t, sent, new)
+                        tasks.append(new)
                     if s + 1 < len(progs):
                         sinks = tuple(prefix + t.name for t in prog.tasks if t.name not in consumed)
                         seconds, energy = self._p2p(nbytes)
@@ -411,6 +422,22 @@ class ParallelLowering(Lowering):
                                           energy_by_action={"link": energy}, bytes_by_level={"p2p": nbytes * self.parallel.tp},
                                           deps=sinks, op="p2p", block=f"stage{s}->{s + 1}", kind="p2p", bound="link"))
         return Program(resources=tuple(resources), tasks=tuple(tasks), levels=levels)
+
+
+#: Task's fields that :func:`_renamed_task` copies one by one (it falls back to dataclasses.replace if Task changes)
+_TASK_FIELDS = ("name", "resource", "duration_s", "energy_j", "bytes_by_level", "energy_by_action", "deps", "op", "block",
+                "kind", "flops", "bound", "occupancy")
+_FAST_RENAME = tuple(f.name for f in dataclasses.fields(Task)) == _TASK_FIELDS
+
+
+def _renamed_task(t: Task, name: str, resource: str, deps: tuple[str, ...]) -> Task:
+    """``t`` under another name and resource, after ``deps`` (what ``dataclasses.replace`` gives, without its
+    per-call introspection)."""
+    if not _FAST_RENAME:
+        return dataclasses.replace(t, name=name, resource=resource, deps=deps)
+    return Task(name=name, resource=resource, duration_s=t.duration_s, energy_j=t.energy_j,
+                bytes_by_level=t.bytes_by_level, energy_by_action=t.energy_by_action, deps=deps, op=t.op,
+                block=t.block, kind=t.kind, flops=t.flops, bound=t.bound, occupancy=t.occupancy)
 
 
 def make_lowering(plugin: TargetPlugin, spec: TargetBase, options: TargetOptions,

@@ -34,7 +34,7 @@ from hardware.pim.spec import PimTarget
 from mapping.dataflow import Dataflow
 from mapping.op_costs import OpCost
 from mapping.pim.options import PimOptions
-from mapping.program import Program, ProgramBuilder, Resource
+from mapping.program import Program, Resource, Task
 from mapping.workloads import Workload
 
 #: Ops whose data layout PIM-GPT's mapping absorbs: no time, no energy.
@@ -52,14 +52,30 @@ LEVELS = {"dram_array": "pim_array", "bank_io": "pim_array", "channel": "dram", 
 
 
 class PimSession:
-    """State of one simulation run: the command timer, so that refresh debt carries across its steps."""
+    """State of one simulation run: the command timer, so that refresh debt carries across its steps, and memos of
+    what does not depend on that debt (the other channels' counts, energies, tasks), so that a decode step whose
+    ops are those of the step before re-derives only its attention and its refreshes.
+
+    Every memo is keyed on all the values its entry is computed from (the session's target and options are
+    fixed), so a hit returns exactly what computing it would."""
 
     def __init__(self, target: PimTarget, options: PimOptions) -> None:
+        self.target, self.options = target, options
         # the CLI's detailed mode is the AiM timer's command-level mode
         mode = "command" if options.mode == "detailed" else "fast"
         # a standard with the whole AiM instruction set (gddr6-aim): kernels timed by their instruction programs
         self.timer = (IsrTimer(target, refresh=options.refresh) if has_isr(target)
                       else AimTimer(target, mode, refresh=options.refresh))
+        # command counts of the other channels: no refresh, so no state, and its own memo serves every step
+        self.counter = IsrTimer(target, refresh=False) if has_isr(target) else AimTimer(target, "fast", refresh=False)
+        self.totals: dict[tuple[int, int, int], tuple[int, ...]] = {}  # (k, n, vectors) -> all channels, ref 0
+        self.energies: dict[tuple[int, ...], dict[str, Any]] = {}  # all-channel counts -> a PIM task's energy fields
+        self.lengths: dict[tuple[int, str | None, str | None], int] = {}  # _bf16_length's answers
+        self.tasks: dict[str, tuple[tuple, Task]] = {}  # task name -> (what its fields are computed from, task)
+
+
+#: Entries a session's energy memo holds before it starts over (attention counts change with every step).
+_ENERGY_MEMO = 4096
 
 
 class _Builder:
@@ -67,28 +83,44 @@ class _Builder:
 
     def __init__(self, target: PimTarget, session: PimSession) -> None:
         self.t = target
+        self.session = session
         self.timer: AimTimer = session.timer
-        # command counts of the other channels
-        self.counter = IsrTimer(target, refresh=False) if has_isr(target) else AimTimer(target, "fast", refresh=False)
+        self.counter: AimTimer = session.counter
         self.tck = target.standard.tck_s
-        self.program = ProgramBuilder()
+        self.channels = target.channels.n
+        self.tasks: list[Task] = []
         self.flow = Dataflow()
         self.pending_asic: dict[str, Any] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------------
+    def _task(self, name: str, key: tuple, make: Any) -> None:
+        """Append the task ``make()`` builds from ``key`` (every value its fields are computed from), or the same
+        task of an earlier step of the session when that was built from an equal key (tasks are immutable)."""
+        hit = self.session.tasks.get(name)
+        if hit is not None and hit[0] == key:
+            self.tasks.append(hit[1])
+            return
+        task = make()
+        self.session.tasks[name] = (key, task)
+        self.tasks.append(task)
+
     def flush_asic(self) -> None:
         """Emit the merged ASIC work of consecutive elementwise ops of one block."""
         p = self.pending_asic
         if p is None:
             return
         self.pending_asic = None
-        work = vector_work(p["flops"], p["bytes"], self.t)
-        compute_j = p["flops"] * self.t.asic.energy_per_flop.si
-        self.program.add(after=sorted(p["needs"]), name=p["name"], resource="asic", duration_s=work.seconds,
-                         energy_j=work.energy_j,
-                         energy_by_action={"asic_compute": compute_j, "asic_sram": work.energy_j - compute_j},
-                         bytes_by_level={"onchip_buffer": work.sram_bytes}, op=p["first"], block=p["block"],
-                         kind="asic")
+        deps = tuple(sorted(p["needs"]))
+
+        def make() -> Task:
+            work = vector_work(p["flops"], p["bytes"], self.t)
+            compute_j = p["flops"] * self.t.asic.energy_per_flop.si
+            return Task(deps=deps, name=p["name"], resource="asic", duration_s=work.seconds, energy_j=work.energy_j,
+                        energy_by_action={"asic_compute": compute_j, "asic_sram": work.energy_j - compute_j},
+                        bytes_by_level={"onchip_buffer": work.sram_bytes}, op=p["first"], block=p["block"],
+                        kind="asic")
+
+        self._task(p["name"], ("asic", deps, p["flops"], p["bytes"], p["first"], p["block"]), make)
 
     def asic(self, op: OpCost, flops: float, sram_bytes: int, after: frozenset[str] | None = None) -> None:
         """Queue vector work on the ASIC, merged with the previous op if it is in the same block; ``op``'s outputs
@@ -104,61 +136,128 @@ class _Builder:
         p["needs"] |= (self.flow.needs(op) if after is None else after) - {p["name"]}
         self.flow.produced(op, p["name"])
 
-    def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts,
+    def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts | tuple[int, ...],
             after: frozenset[str] = frozenset()) -> str:
-        """Emit a PIM task: time from the busiest channel, energy and bytes from all channels. Every channel burst
-        crosses the PIM chips' pins to the ASIC, so the off-chip link carries the channel bytes. The task waits
-        for ``op``'s inputs (and ``after``); ``op``'s outputs are ready when it ends."""
+        """Emit a PIM task: time from the busiest channel, energy and bytes from all channels (``total``, counts
+        or their :meth:`PimCounts.key`). Every channel burst crosses the PIM chips' pins to the ASIC, so the
+        off-chip link carries the channel bytes. The task waits for ``op``'s inputs (and ``after``); ``op``'s
+        outputs are ready when it ends."""
         needs = self.flow.needs(op) | after
         if self.pending_asic is not None and self.pending_asic["name"] in needs:
             self.flush_asic()
-        self.program.add(after=sorted(needs), name=name, resource="pim", duration_s=busiest.cycles * self.tck,
-                         **_pim_energy(self, total), op=op.name, block=op.block, kind="pim")
+        self.pim_task(name, tuple(sorted(needs)), busiest, total, op.name, op.block)
         self.flow.produced(op, name)
         return name
 
-    def vmm(self, k: int, n: int, vectors: int) -> tuple[PimCounts, PimCounts]:
-        """(busiest channel, all channels) counts of ``vectors`` VMMs of ``k x n`` spread over the channels."""
-        channels = self.t.channels.n
+    def pim_task(self, name: str, deps: tuple[str, ...], busiest: PimCounts, total: PimCounts | tuple[int, ...],
+                 op: str, block: str) -> None:
+        """Append a task on resource ``pim`` after ``deps``."""
+        counts = total.key() if isinstance(total, PimCounts) else total
+        cycles = busiest.cycles
+
+        def make() -> Task:
+            return Task(deps=deps, name=name, resource="pim", duration_s=cycles * self.tck, **self.energy(counts),
+                        op=op, block=block, kind="pim")
+
+        self._task(name, ("pim", deps, cycles, counts, op, block), make)
+
+    def energy(self, counts: tuple[int, ...]) -> dict[str, Any]:
+        """A PIM task's energy fields from the all-channel counts (memoised per session)."""
+        memo = self.session.energies
+        hit = memo.get(counts)
+        if hit is None:
+            if len(memo) >= _ENERGY_MEMO:
+                memo.clear()
+            e = energy(PimCounts(*counts), self.t)
+            levels = dict(e.bytes_by_level)
+            levels["offchip_link"] = levels.get("channel", 0)
+            hit = memo[counts] = {"energy_j": e.total_j, "energy_by_action": e.by_action, "bytes_by_level": levels}
+        return hit
+
+    def vmm(self, k: int, n: int, vectors: int) -> tuple[PimCounts, tuple[int, ...]]:
+        """(busiest channel, all channels' :meth:`PimCounts.key`) of ``vectors`` VMMs of ``k x n`` spread over the
+        channels."""
+        channels = self.channels
         per, extra = divmod(n, channels)
         busiest = self.timer.vmm(k, per + (1 if extra else 0), repeat=vectors)
-        total = PimCounts()
-        full = self.counter.vmm(k, per + 1) if extra else None
-        base = self.counter.vmm(k, per) if per else None
-        if full is not None:
-            total.add(full, extra * vectors)
-        if base is not None:
-            total.add(base, (channels - extra) * vectors)
-        total.ref = busiest.ref * channels
-        return busiest, total
+        key = (k, n, vectors)
+        base = self.session.totals.get(key)
+        if base is None:
+            total = PimCounts()
+            full = self.counter.vmm(k, per + 1) if extra else None
+            part = self.counter.vmm(k, per) if per else None
+            if full is not None:
+                total.add(full, extra * vectors)
+            if part is not None:
+                total.add(part, (channels - extra) * vectors)
+            base = self.session.totals[key] = total.key()
+        return busiest, _with_ref(base, busiest.ref * channels)
 
 
-def _causal_self_attention(workload: Workload) -> set[str]:
+def _with_ref(counts: tuple[int, ...], ref: int) -> tuple[int, ...]:
+    """``counts`` (a :meth:`PimCounts.key`) with its ``ref`` field set to ``ref``."""
+    return counts[:9] + (ref,) + counts[10:]
+
+
+def _attentions(workload: Workload) -> dict[str, Any]:
+    """Block name -> its attention facts, as :meth:`Workload.attention` answers (the first block of that name
+    with attention)."""
+    out: dict[str, Any] = {}
+    if workload.ir is not None:
+        for blk in workload.ir.blocks:
+            if blk.attention is not None:
+                out.setdefault(blk.name, blk.attention)
+    return out
+
+
+def _causal_self_attention(workload: Workload, attentions: dict[str, Any]) -> set[str]:
     """Names of the workload's causal self-attention blocks."""
     names = {o.block for o in workload.ops if o.role == "score"}
-    return {n for n in names if (a := workload.attention(n)) is not None and a.causal and a.kind == "self"}
+    return {n for n in names if (a := attentions.get(n)) is not None and a.causal and a.kind == "self"}
 
 
 def map_workload(workload: Workload, target: PimTarget, options: PimOptions | dict | None = None,
                  session: PimSession | None = None) -> Program:
-    """The task DAG of ``workload`` on ``target`` (``session`` carries the timer across a run's workloads)."""
+    """The task DAG of ``workload`` on ``target`` (``session`` carries the timer and memos across a run's
+    workloads; it must be a session of the same target and options)."""
     options = PimOptions.parse(options)
-    b = _Builder(target, session or PimSession(target, options))
+    if session is None:
+        session = PimSession(target, options)
+    elif session.target is not target and session.target != target or session.options != options:
+        raise ValueError("map_workload: the session belongs to another target or options")
+    b = _Builder(target, session)
     elem = 2  # the MAC datapath is bf16: PIM stores weights, KV and vectors in bf16
-    causal = _causal_self_attention(workload)
+    attentions = _attentions(workload)
+    causal = _causal_self_attention(workload, attentions)
     kv_pending: dict[str, set[str]] = {}  # block -> K/V projection roles still to come
     kv_written: dict[str, str] = {}  # block -> its kv_write task
+    kv_outputs: dict[str, list[str]] = {}  # block -> the tensors its K/V projections write
+    for o in workload.ops:
+        if o.role in ("k_proj", "v_proj", "qkv_proj"):
+            kv_outputs.setdefault(o.block, []).extend(o.outputs)
     channels = target.channels.n
+    row_elems = target.row_bytes // elem
+    lengths = session.lengths
+    acts = workload.precision.activations
+
+    def length(k: int, operand: str | None) -> int:
+        key = (k, operand, acts)
+        hit = lengths.get(key)
+        if hit is None:
+            hit = lengths[key] = _bf16_length(k, operand, workload, target, options)
+        return hit
+
+    isr = isinstance(b.timer, IsrTimer)
     for op in workload.ops:
         if op.category in FREE:
             b.flow.passed_through(op)
             continue
         mm = op.matmul
         if mm is not None and mm.weight_operand:
-            k_eff = _bf16_length(mm.k, workload.precision.weights, workload, target, options)
+            k_eff = length(mm.k, workload.precision.weights)
             busiest, total = b.vmm(k_eff, mm.n, mm.batch * mm.m)
             vmm = b.pim(f"vmm:{op.name}", op, busiest, total)
-            chunks = math.ceil(k_eff / (target.row_bytes // elem))
+            chunks = math.ceil(k_eff / row_elems)
             extra_flops = op.flops - 2.0 * mm.batch * mm.m * mm.k * mm.n  # bias add of a Gemm
             acc = (chunks - 1) * mm.batch * mm.m * mm.n + max(0.0, extra_flops)
             if acc > 0:
@@ -167,22 +266,23 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
                 left = kv_pending.setdefault(op.block, {"k_proj", "v_proj"})
                 left -= {"k_proj", "v_proj"} if op.role == "qkv_proj" else {op.role}
                 if not left:
-                    kv_written[op.block] = _kv_append(b, op, workload)
+                    kv_written[op.block] = _kv_append(b, op, workload, attentions.get(op.block),
+                                                      kv_outputs.get(op.block, []))
         elif mm is not None:
             # attention products against the KV cache in the banks: one VMM per (batch x head) and query row
             heads = mm.batch
             rows = mm.m
             per_channel = math.ceil(heads / channels)
             k_len, outputs = mm.k, mm.n
-            k_len = _bf16_length(k_len, workload.precision.kv_cache, workload, target, options)
+            k_len = length(k_len, workload.precision.kv_cache)
             if rows > 1 and op.block in causal:
                 # causal prefill: query i attends to i+1 keys; average (n+1)/2 of the stored length
                 if op.role == "score":
                     outputs = math.ceil((outputs + 1) / 2)
                 else:
                     k_len = math.ceil((k_len + 1) / 2)
-            a = workload.attention(op.block)
-            if isinstance(b.timer, IsrTimer) and a is not None and op.role in ("score", "pv"):
+            a = attentions.get(op.block)
+            if isr and a is not None and op.role in ("score", "pv"):
                 # CENT's layout: keys token-major over every bank, V transposed; one program for all heads
                 busiest, total = _isr_attention(b, op.role, mm.batch // max(1, a.heads), a, k_len, outputs, rows)
             else:
@@ -203,7 +303,7 @@ def map_workload(workload: Workload, target: PimTarget, options: PimOptions | di
     b.flush_asic()
     resources = [Resource(name="pim", capacity=1, static_power_w=target.energy.background_per_channel.si * channels),
                  Resource(name="asic", capacity=1, static_power_w=target.asic.static_power.si)]
-    return b.program.build(resources, LEVELS)
+    return Program(resources=tuple(resources), tasks=tuple(b.tasks), levels=LEVELS)
 
 
 def _bf16_length(k: int, operand: str | None, workload: Workload, target: PimTarget, options: PimOptions) -> int:
@@ -233,11 +333,11 @@ def _isr_attention(b: _Builder, role: str, batch: int, a: Any, k_len: int, outpu
     return busiest, total
 
 
-def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:
+def _kv_append(b: _Builder, op: OpCost, workload: Workload, a: Any, kv_tensors: list[str]) -> str:
     """Write the new tokens' K and V into the banks: per KV head one K row and ceil(head_dim/16) V rows
     (V transposed, buffered 16 tokens per 32-byte column). Waits for the K and V projections (``op`` is the
-    later of them); returns the task's name."""
-    a = workload.attention(op.block)
+    later of them; ``kv_tensors`` what the block's projections write, ``a`` its attention facts); returns the
+    task's name."""
     if a is None:
         return ""
     kv_heads, head_dim = a.kv_heads, a.head_dim
@@ -256,18 +356,9 @@ def _kv_append(b: _Builder, op: OpCost, workload: Workload) -> str:
         total = PimCounts()
         total.add(b.counter.row_writes(kv_heads * tokens, k_bursts))
         total.add(b.counter.row_writes(kv_heads * v_rows * tokens, 1))
-    k_and_v = b.flow.ready_after([t for o in workload.ops if o.block == op.block
-                                  and o.role in ("k_proj", "v_proj", "qkv_proj") for t in o.outputs])
+    k_and_v = b.flow.ready_after(kv_tensors)
     name = f"kv_write:{op.block}"
     if b.pending_asic is not None and b.pending_asic["name"] in k_and_v:
         b.flush_asic()
-    b.program.add(after=sorted(k_and_v), name=name, resource="pim", duration_s=busiest.cycles * b.tck,
-                  **_pim_energy(b, total), op=op.name, block=op.block, kind="pim")
+    b.pim_task(name, tuple(sorted(k_and_v)), busiest, total, op.name, op.block)
     return name
-
-
-def _pim_energy(b: _Builder, total: PimCounts) -> dict[str, Any]:
-    e = energy(total, b.t)
-    levels = dict(e.bytes_by_level)
-    levels["offchip_link"] = levels.get("channel", 0)
-    return {"energy_j": e.total_j, "energy_by_action": e.by_action, "bytes_by_level": levels}
