@@ -31,7 +31,6 @@ from hardware.pim.aim import AimTimer, PimCounts, energy
 from hardware.pim.aim_isr_timer import IsrTimer, has_isr
 from hardware.pim.asic import vector_work
 from hardware.pim.spec import PimTarget
-from mapping.dataflow import Dataflow
 from mapping.op_costs import OpCost
 from mapping.pim.options import PimOptions
 from mapping.program import Program, Resource, Task
@@ -74,6 +73,43 @@ class PimSession:
         self.tasks: dict[str, tuple[tuple, Task]] = {}  # task name -> (what its fields are computed from, task)
 
 
+class _Flow:
+    """Which tasks produced each tensor so far: :class:`mapping.dataflow.Dataflow`'s rules (an op waits for the
+    producers of its inputs; an op that is no task passes its inputs' producers on), with the set unions skipped
+    where an input has no producer or adds none (this runs for every op of every decode step)."""
+
+    def __init__(self) -> None:
+        self.source: dict[str, frozenset[str]] = {}
+
+    def ready_after(self, tensors: tuple[str, ...] | list[str]) -> frozenset[str]:
+        """Tasks that produce ``tensors``."""
+        get = self.source.get
+        out: frozenset[str] | None = None
+        for t in tensors:
+            s = get(t)
+            if s:
+                out = s if out is None or out <= s else out if s <= out else out | s
+        return _NONE if out is None else out
+
+    def needs(self, op: OpCost) -> frozenset[str]:
+        """Tasks that must finish before ``op`` can start (producers of its inputs)."""
+        return self.ready_after(op.inputs)
+
+    def produced(self, op: OpCost, task: str) -> None:
+        """``op``'s outputs are ready when task ``task`` finishes."""
+        done = frozenset((task,))
+        for t in op.outputs:
+            self.source[t] = done
+
+    def passed_through(self, op: OpCost) -> None:
+        """``op`` is no task: its outputs are ready when its inputs are."""
+        done = self.ready_after(op.inputs)
+        for t in op.outputs:
+            self.source[t] = done
+
+
+_NONE: frozenset[str] = frozenset()
+
 #: Entries a session's energy memo holds before it starts over (attention counts change with every step).
 _ENERGY_MEMO = 4096
 
@@ -89,7 +125,7 @@ class _Builder:
         self.tck = target.standard.tck_s
         self.channels = target.channels.n
         self.tasks: list[Task] = []
-        self.flow = Dataflow()
+        self.flow = _Flow()
         self.pending_asic: dict[str, Any] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -125,16 +161,23 @@ class _Builder:
     def asic(self, op: OpCost, flops: float, sram_bytes: int, after: frozenset[str] | None = None) -> None:
         """Queue vector work on the ASIC, merged with the previous op if it is in the same block; ``op``'s outputs
         are ready when the merged task ends."""
-        if self.pending_asic is not None and self.pending_asic["block"] != op.block:
-            self.flush_asic()
-        if self.pending_asic is None:
-            self.pending_asic = {"name": f"asic:{op.name}", "first": op.name, "block": op.block, "flops": 0.0,
-                                 "bytes": 0, "needs": set()}
         p = self.pending_asic
+        if p is not None and p["block"] != op.block:
+            self.flush_asic()
+            p = None
+        if p is None:
+            name = f"asic:{op.name}"
+            p = self.pending_asic = {"name": name, "first": op.name, "block": op.block, "flops": 0.0, "bytes": 0,
+                                     "needs": set(), "done": frozenset((name,))}
         p["flops"] += flops
         p["bytes"] += sram_bytes
-        p["needs"] |= (self.flow.needs(op) if after is None else after) - {p["name"]}
-        self.flow.produced(op, p["name"])
+        needs = self.flow.needs(op) if after is None else after
+        if needs:
+            p["needs"] |= needs - p["done"]
+        done = p["done"]
+        source = self.flow.source
+        for t in op.outputs:
+            source[t] = done
 
     def pim(self, name: str, op: OpCost, busiest: PimCounts, total: PimCounts | tuple[int, ...],
             after: frozenset[str] = frozenset()) -> str:
