@@ -3,6 +3,7 @@
 
     python benchmarks/pim_identity.py write DIR      # run the matrix, keep every output under DIR
     python benchmarks/pim_identity.py check DIR      # run it again, compare with DIR's files (exit 1 on a difference)
+    python benchmarks/pim_identity.py check DIR --only tp   # only the runs whose name contains "tp"
 
 Use it around a speed change of the PIM mapper: ``write`` on the commit before, ``check`` after. The matrix covers
 GPT-2 and Llama-2-7B, every PIM preset (pim-gpt's AiM timer, aim-32ch's instruction-level timer), one device and
@@ -54,12 +55,15 @@ RUNS.append(("llama2-7b-pim-gpt-d4-generate-long", ["examples/llama2-7b.onnx", "
                                                     "--phase", "generate", "--prompt-len", "32", "--gen-len", "200"]))
 
 
-def run_all(out: Path) -> float:
-    """Run the matrix, writing ``NAME.json`` and ``NAME.trace.json`` (and the printed summary) under ``out``."""
+def run_all(out: Path, only: str = "") -> float:
+    """Run the matrix (the runs whose name contains ``only``), writing ``NAME.json`` and ``NAME.trace.json`` (and the
+    printed summary) under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     runner = CliRunner()
     total = 0.0
     for name, args in RUNS:
+        if only not in name:
+            continue
         started = time.perf_counter()
         res = runner.invoke(cli, ["simulate", *args, "--quiet", "--json", str(out / f"{name}.json"),
                                   "--trace", str(out / f"{name}.trace.json")])
@@ -74,19 +78,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("write", "check"))
     parser.add_argument("dir")
+    parser.add_argument("--only", default="", help="run only the runs whose name contains this")
     args = parser.parse_args()
     ref = Path(args.dir)
     if args.action == "write":
-        print(f"total {run_all(ref):.1f} s")
+        print(f"total {run_all(ref, args.only):.1f} s")
         return
     new = ref.with_name(ref.name + ".new")
-    print(f"total {run_all(new):.1f} s")
+    print(f"total {run_all(new, args.only):.1f} s")
     bad = []
-    for f in sorted(ref.iterdir()):
+    files = [f for f in sorted(ref.iterdir()) if args.only in f.name]
+    for f in files:
         other = new / f.name
         if not other.exists() or other.read_bytes() != f.read_bytes():
             bad.append(f.name)
-    print(f"{len(list(ref.iterdir())) - len(bad)} files identical, {len(bad)} differ" + (": " + ", ".join(bad) if bad else ""))
+    print(f"{len(files) - len(bad)} files identical, {len(bad)} differ" + (": " + ", ".join(bad) if bad else ""))
     sys.exit(1 if bad else 0)
 
 

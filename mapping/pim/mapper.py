@@ -19,6 +19,12 @@
 
 Prefill runs the prompt's tokens as vectors one after another; causal attention then attends on average to
 half of the keys, which the mapper accounts for (the graph itself computes the full square).
+
+Lowering is two passes: :func:`_plan` lays out the tasks and their dependencies from the ops' structure, then the
+plan's tasks are timed in program order (the command timer's refresh debt runs through them). A
+:class:`PimSession` keeps the plan for the next step whose ops have the same signatures (a decode step changes only
+its attention ops' sizes) and memoises what does not depend on the debt; every memo is keyed on all it reads, so
+outputs are those of a fresh computation.
 """
 
 from __future__ import annotations
