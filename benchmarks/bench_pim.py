@@ -9,6 +9,7 @@ Targets (the PIM issue): GPT-2 XL generating 1024 tokens after a 32-token prompt
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     target = load_target("pim-gpt")
     rows = []
+    load = os.getloadavg()[0]  # the machine is shared: wall times stretch with what else runs
 
     started = time.perf_counter()
     model = Model(str(ROOT / "examples" / "gpt2-xl.onnx"))
@@ -67,7 +69,8 @@ def main() -> None:
     if args.report:
         lines = ["# PIM simulation benchmark", "",
                  "Regenerate: `python benchmarks/bench_pim.py --report reports/pim_benchmark.md`", "",
-                 f"Machine: {platform.machine()}, CPython {platform.python_version()}, 2 cores. The generation run's "
+                 f"Machine: {platform.machine()}, CPython {platform.python_version()}, 2 cores, load average {load:.1f} "
+                 "when the benchmark started (other jobs share the cores; wall times grow with it). The generation run's "
                  "last steps go past GPT-2's 1024 learned positions (32 + 1024 tokens, as the benchmark is specified): "
                  "hwsim warns and costs them as if the table were longer.", "",
                  "| benchmark | wall time | result | verdict |", "|---|---|---|---|"]

@@ -427,7 +427,6 @@ class ParallelLowering(Lowering):
                 nbytes = self.hidden_bytes(w)
                 for s, prog in enumerate(progs):
                     prefix = f"s{s}.{tag}."
-                    consumed = {d for t in prog.tasks for d in t.deps}
                     for t in prog.tasks:
                         # a stage task that is the very object of an earlier pass (a plugin reusing its unchanged
                         # tasks across decode steps) keeps its renamed copy too: tasks are immutable
@@ -441,6 +440,7 @@ class ParallelLowering(Lowering):
                         renamed[key] = (t, sent, new)
                         tasks.append(new)
                     if s + 1 < len(progs):
+                        consumed = {d for t in prog.tasks for d in t.deps}
                         sinks = tuple(prefix + t.name for t in prog.tasks if t.name not in consumed)
                         seconds, energy = self._p2p(nbytes)
                         sent = f"p2p{s}.{tag}"
