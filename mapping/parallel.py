@@ -145,8 +145,11 @@ def shard_op(op: OpCost, tp: int) -> OpCost:
                    kv_write_bytes=op.kv_write_bytes // tp)
 
 
-def shard(workload: Workload, tp: int) -> Workload:
-    """One device's share of ``workload``: ops by :func:`shard_op`, attention heads and KV cache over ``tp``."""
+def shard(workload: Workload, tp: int, memo: dict[str, tuple[OpCost, OpCost]] | None = None) -> Workload:
+    """One device's share of ``workload``: ops by :func:`shard_op`, attention heads and KV cache over ``tp``.
+    ``memo`` (op name -> (op, its shard), kept by the caller across a run's steps at one ``tp``) hands back the
+    same shard for the very op object of an earlier step (ops are not changed once built), so a plugin that
+    reuses its work for unchanged ops sees them unchanged."""
     if tp == 1:
         return workload
     ir = workload.ir
@@ -155,7 +158,16 @@ def shard(workload: Workload, tp: int) -> Workload:
             b.attention, heads=max(1, b.attention.heads // tp), kv_heads=max(1, b.attention.kv_heads // tp)))
             if b.attention is not None else b for b in ir.blocks]
         ir = dataclasses.replace(ir, blocks=blocks)
-    return dataclasses.replace(workload, ops=[shard_op(o, tp) for o in workload.ops], ir=ir,
+    if memo is None:
+        ops = [shard_op(o, tp) for o in workload.ops]
+    else:
+        ops = []
+        for o in workload.ops:
+            hit = memo.get(o.name)
+            if hit is None or hit[0] is not o:
+                hit = memo[o.name] = (o, shard_op(o, tp))
+            ops.append(hit[1])
+    return dataclasses.replace(workload, ops=ops, ir=ir,
                                kv_cache_bytes=workload.kv_cache_bytes // tp, kv_write_bytes=workload.kv_write_bytes // tp,
                                weight_bytes=workload.weight_bytes // tp)
 
@@ -179,11 +191,14 @@ def _pieces(task: Task, chunks: int) -> list[Task]:
     return out
 
 
-def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSpec, chunks: int = 1) -> Program:
+def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSpec, chunks: int = 1,
+                     memo: dict[str, tuple[Task, tuple[str, ...], Task]] | None = None) -> Program:
     """``program`` (one device's shard, scaled to ``tp`` devices) with an all-reduce on resource ``link`` after
     each attention and MLP block; every later task that reads the block's tasks waits for it. With ``chunks`` > 1
     the block's row-parallel projection tasks run as that many pieces and piece ``i``'s all-reduce (of
-    ``1/chunks`` of the bytes) starts when piece ``i`` is done, overlapping the next pieces (module docstring)."""
+    ``1/chunks`` of the bytes) starts when piece ``i`` is done, overlapping the next pieces (module docstring).
+    ``memo`` (task name -> (task, deps, scaled task), kept by the caller across a run's steps at one ``tp``) hands
+    back the same scaled task for the very task object of an earlier step with the same dependencies."""
     reduced, split_ops = {}, {}
     for op in workload.ops:
         if op.block_kind in ("attention", "mlp") and op.role in ROW_PARALLEL:
@@ -202,6 +217,14 @@ def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSp
     def scaled(t: Task, drop: frozenset[str] = frozenset()) -> Task:
         extra = tuple(f"all_reduce:{owner[d]}" for d in t.deps if d in owner and owner[d] != t.block)
         deps = tuple(renamed.get(d, d) for d in dict.fromkeys(t.deps + extra) if d not in drop)
+        if memo is not None and not drop:
+            hit = memo.get(t.name)
+            if hit is None or hit[0] is not t or hit[1] != deps:
+                hit = memo[t.name] = (t, deps, _scaled_task(t, deps))
+            return hit[2]
+        return _scaled_task(t, deps)
+
+    def _scaled_task(t: Task, deps: tuple[str, ...]) -> Task:
         return dataclasses.replace(
             t, deps=deps, energy_j=t.energy_j * tp, flops=t.flops * tp,
             energy_by_action={k: v * tp for k, v in t.energy_by_action.items()},
@@ -341,6 +364,10 @@ class ParallelLowering(Lowering):
             self.options = options_for(plugin, options, parallel)
         self.link = resolve_link(parallel, spec.kind)
         self.sessions = [plugin.session(spec, self.options) for _ in range(parallel.pp)]
+        #: (stage, micro-batch tag, task name) -> (the stage's task, the p2p task it waited for, its renamed copy)
+        self._renamed: dict[tuple[int, str, str], tuple[Task, str | None, Task]] = {}
+        #: per stage, the memos of :func:`shard` and :func:`with_all_reduces`
+        self._tp_memos: list[tuple[dict, dict]] = [({}, {}) for _ in range(parallel.pp)]
 
     # the link of a GPU without a named one: its own NVLink/PCIe numbers
     def _p2p(self, nbytes: float) -> tuple[float, float]:
@@ -355,11 +382,12 @@ class ParallelLowering(Lowering):
         """One program per pipeline stage (each over its ``tp`` devices)."""
         tp = self.parallel.tp
         out = []
-        for session, stage in zip(self.sessions, stage_workloads(workload, self.parallel.pp), strict=True):
+        for s, (session, stage) in enumerate(zip(self.sessions, stage_workloads(workload, self.parallel.pp), strict=True)):
             if tp > 1 and not self.native_tp:
                 assert self.link is not None
-                part = shard(stage, tp)
-                out.append(with_all_reduces(session.lower(part), stage, tp, self.link, self.parallel.chunks))
+                shards, scaled = self._tp_memos[s]
+                part = shard(stage, tp, shards)
+                out.append(with_all_reduces(session.lower(part), stage, tp, self.link, self.parallel.chunks, scaled))
             else:
                 out.append(session.lower(stage))
         return out
@@ -391,6 +419,7 @@ class ParallelLowering(Lowering):
             levels.update(prog.levels)
         levels["p2p"] = "link"
         tasks: list[Task] = []
+        renamed = self._renamed
         for rep in range(repeat):
             for j, (w, progs) in enumerate(zip(micro, stages, strict=True)):
                 tag = f"m{rep * len(micro) + j}"
@@ -398,12 +427,20 @@ class ParallelLowering(Lowering):
                 nbytes = self.hidden_bytes(w)
                 for s, prog in enumerate(progs):
                     prefix = f"s{s}.{tag}."
-                    consumed = {d for t in prog.tasks for d in t.deps}
                     for t in prog.tasks:
+                        # a stage task that is the very object of an earlier pass (a plugin reusing its unchanged
+                        # tasks across decode steps) keeps its renamed copy too: tasks are immutable
+                        key = (s, tag, t.name)
+                        hit = renamed.get(key)
+                        if hit is not None and hit[0] is t and hit[1] == sent:
+                            tasks.append(hit[2])
+                            continue
                         deps = tuple(prefix + d for d in t.deps) or ((sent,) if sent else ())
-                        tasks.append(dataclasses.replace(t, name=prefix + t.name, resource=f"s{s}.{t.resource}",
-                                                         deps=deps))
+                        new = _renamed_task(t, prefix + t.name, f"s{s}.{t.resource}", deps)
+                        renamed[key] = (t, sent, new)
+                        tasks.append(new)
                     if s + 1 < len(progs):
+                        consumed = {d for t in prog.tasks for d in t.deps}
                         sinks = tuple(prefix + t.name for t in prog.tasks if t.name not in consumed)
                         seconds, energy = self._p2p(nbytes)
                         sent = f"p2p{s}.{tag}"
@@ -411,6 +448,22 @@ class ParallelLowering(Lowering):
                                           energy_by_action={"link": energy}, bytes_by_level={"p2p": nbytes * self.parallel.tp},
                                           deps=sinks, op="p2p", block=f"stage{s}->{s + 1}", kind="p2p", bound="link"))
         return Program(resources=tuple(resources), tasks=tuple(tasks), levels=levels)
+
+
+#: Task's fields that :func:`_renamed_task` copies one by one (it falls back to dataclasses.replace if Task changes)
+_TASK_FIELDS = ("name", "resource", "duration_s", "energy_j", "bytes_by_level", "energy_by_action", "deps", "op", "block",
+                "kind", "flops", "bound", "occupancy")
+_FAST_RENAME = tuple(f.name for f in dataclasses.fields(Task)) == _TASK_FIELDS
+
+
+def _renamed_task(t: Task, name: str, resource: str, deps: tuple[str, ...]) -> Task:
+    """``t`` under another name and resource, after ``deps`` (what ``dataclasses.replace`` gives, without its
+    per-call introspection)."""
+    if not _FAST_RENAME:
+        return dataclasses.replace(t, name=name, resource=resource, deps=deps)
+    return Task(name=name, resource=resource, duration_s=t.duration_s, energy_j=t.energy_j,
+                bytes_by_level=t.bytes_by_level, energy_by_action=t.energy_by_action, deps=deps, op=t.op,
+                block=t.block, kind=t.kind, flops=t.flops, bound=t.bound, occupancy=t.occupancy)
 
 
 def make_lowering(plugin: TargetPlugin, spec: TargetBase, options: TargetOptions,

@@ -64,8 +64,24 @@ class PimCounts:
 
     def add(self, other: PimCounts, times: int = 1) -> None:
         """Accumulate ``other`` ``times`` times (cycles included)."""
-        for name in self.FIELDS:
-            setattr(self, name, getattr(self, name) + times * getattr(other, name))
+        # field by field (every field of FIELDS), not a getattr/setattr loop: the mapper adds counts per task
+        self.cycles += times * other.cycles
+        self.act_ab += times * other.act_ab
+        self.mac += times * other.mac
+        self.rd_mac += times * other.rd_mac
+        self.wr_gb += times * other.wr_gb
+        self.act += times * other.act
+        self.rd += times * other.rd
+        self.wr += times * other.wr
+        self.pre += times * other.pre
+        self.ref += times * other.ref
+        self.wr_bias += times * other.wr_bias
+        self.tmod += times * other.tmod
+
+    def key(self) -> tuple[int, ...]:
+        """The counts as a tuple (in FIELDS order), for memo keys."""
+        return (self.cycles, self.act_ab, self.mac, self.rd_mac, self.wr_gb, self.act, self.rd, self.wr, self.pre,
+                self.ref, self.wr_bias, self.tmod)
 
 
 def plan_vmm(k: int, outputs: int, target: PimTarget, elem_bytes: int = 2) -> list[Chunk]:
@@ -166,10 +182,15 @@ class AimTimer:
             # each owed REF replaces one tRPab gap by tRPab + tRFC (REF after PREA, ACT_AB after tRFC)
             total = self.debt.busy + c.cycles
             refs = 0
-            while total >= p["tREFI"]:
-                total -= p["tREFI"]
+            refi, rfc = p["tREFI"], p["tRFC"]
+            if total >= refi and isinstance(total, int) and isinstance(refi, int) and isinstance(rfc, int) and refi > rfc:
+                # closed form of the loop below: each REF takes tREFI - tRFC off the debt while it is >= tREFI
+                refs = (total - refi) // (refi - rfc) + 1
+                total -= refs * (refi - rfc)
+            while total >= refi:
+                total -= refi
                 refs += 1
-                total += p["tRFC"]
+                total += rfc
             c.ref = refs
             c.cycles += refs * p["tRFC"]
             self.debt.busy = total
@@ -228,7 +249,8 @@ class AimTimer:
                 base = self._memo[key] = self._stream(plan_vmm(k, outputs, self.target, elem_bytes))
             c = PimCounts()
             c.add(base, repeat)
-            self._refresh(c)
+            if self.debt.enabled:
+                self._refresh(c)
             return c
         chunks = plan_vmm(k, outputs, self.target, elem_bytes)
         c = PimCounts()
