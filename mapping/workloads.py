@@ -386,14 +386,18 @@ class Model:
         # tensor classes are structural: the same for every binding of this graph
         if not hasattr(self, "_klass"):
             self._klass = tensor_classes(bound, set(self.kv_inputs))
-        klass = dict(self._klass)
-        if kv_operands:
-            for b in self.ir.attentions("self"):
-                a = b.attention
-                assert a is not None
-                if a.causal:
-                    klass[a.k_tensor] = "kv"
-                    klass[a.v_tensor] = "kv"
+        variants = self.__dict__.setdefault("_klass_variants", {})  # one per kv_operands; never mutated
+        klass = variants.get(kv_operands)
+        if klass is None:
+            klass = dict(self._klass)
+            if kv_operands:
+                for b in self.ir.attentions("self"):
+                    a = b.attention
+                    assert a is not None
+                    if a.causal:
+                        klass[a.k_tensor] = "kv"
+                        klass[a.v_tensor] = "kv"
+            variants[kv_operands] = klass
         ops = []
         nodes = self.graph.nodes if only is None else [self._node(n) for n in sorted(only, key=self._index)]
         for node in nodes:
