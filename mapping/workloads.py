@@ -361,8 +361,11 @@ class Model:
     def _kv_dtype(self, precision: Precision) -> str:
         if self.kv_inputs:
             return self.graph.tensors[self.kv_inputs[0]].dtype
-        return precision.activations or next(
-            (self.graph.tensors[w].dtype for w in self.graph.weight_names), "float32")
+        if precision.activations:
+            return precision.activations
+        if "_weight_dtype" not in self.__dict__:  # the first parameter's type (a scan of every tensor: kept)
+            self._weight_dtype = next((self.graph.tensors[w].dtype for w in self.graph.weight_names), "float32")
+        return self._weight_dtype
 
     def _step_dependent(self) -> set[str] | None:
         """Nodes a decode step recomputes (descendants of the token and cache inputs); None = all."""
