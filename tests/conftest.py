@@ -54,6 +54,21 @@ def example_params() -> list:
     return [pytest.param(n, marks=pytest.mark.heavy) if n in LARGER_SIZES else n for n in sorted(EXAMPLE_MODELS)]
 
 
+_SHARED_MODELS: dict[tuple, object] = {}
+
+
+def shared_model(path: Path | str, dims: dict[str, int] | None = None):
+    """One Model per (file, dims) for the whole test session of a worker, for tests that only read it (its IR, the
+    FLOPs and bytes of its passes): importing and recognising a graph is most of such a test's time, and the FLOP and
+    recognition tests import the same files. Tests that check what loading does (warnings, errors) build their own."""
+    from mapping.workloads import Model
+
+    key = (str(path), tuple(sorted((dims or {}).items())))
+    if key not in _SHARED_MODELS:
+        _SHARED_MODELS[key] = Model(str(path), dims)
+    return _SHARED_MODELS[key]
+
+
 @pytest.fixture(scope="session")
 def gpt2():
     """The GPT-2 fixture graph (tests/fixtures/models/gpt2_ts.onnx) as a Model, loaded once per worker with its load
