@@ -27,7 +27,7 @@ from simulator.engine import run
 from simulator.report import write_trace
 from simulator.simulate import simulate
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, shared_model
 
 GPT2 = str(EXAMPLES / "gpt2.onnx")
 
@@ -78,7 +78,7 @@ def toy(tmp_path, monkeypatch):
 
 
 def test_toy_target_runs_through_cli_simulate_sweep_and_reports(toy, tmp_path):
-    model = Model(GPT2)
+    model = shared_model(GPT2)
     work = model.prefill(1, 8, Precision("float32", "float32", "float32"))
     expected = sum(o.flops for o in work.ops) / 1e12
     out = tmp_path / "r.json"
@@ -116,7 +116,7 @@ def test_toy_target_runs_through_cli_simulate_sweep_and_reports(toy, tmp_path):
 def test_does_not_fit_is_a_typed_error(toy):
     tiny = load_target(toy).model_copy(update={"memory": Bytes(value=1000, unit="B", source="test")})
     with pytest.raises(DoesNotFit) as err:
-        simulate(Model(GPT2), tiny, "prefill", 1, 8, 1, Precision())
+        simulate(shared_model(GPT2), tiny, "prefill", 1, 8, 1, Precision())
     assert err.value.capacity_bytes == 1000 and err.value.required_bytes > 1000
 
 
@@ -174,7 +174,7 @@ def test_fpga_streaming_tiles_converge_to_the_closed_form():
     from mapping.fpga.mapper import map_workload
 
     u55c = load_target("u55c")
-    step = Model(GPT2).decode(1, 16, Precision("float16", "float16", "float16"), prompt_len=16)
+    step = shared_model(GPT2).decode(1, 16, Precision("float16", "float16", "float16"), prompt_len=16)
     lanes = u55c.dsp.n * u55c.clock_hz * u55c.dsp_efficiency.si
     closed = 0.0
     for o in step.ops:
@@ -243,7 +243,7 @@ def test_gpu_all_reduce_overlaps_compute_with_chunks_and_the_trace_shows_it(tmp_
 
 
 def test_fpga_loads_overlap_compute_in_the_trace(tmp_path):
-    r = simulate(Model(GPT2), load_target("u55c"), "prefill", 1, 32, 1, Precision())
+    r = simulate(shared_model(GPT2), load_target("u55c"), "prefill", 1, 32, 1, Precision())
     assert _overlap_s([rec for _, rec, _ in r.trace], "dma", "dsp") > 0
 
 

@@ -17,7 +17,7 @@ from mapping.workloads import Model
 from simulator.simulate import simulate
 from simulator.sweep.spec import field_use, parse_precision_axis, sweep_from_dict
 
-from conftest import EXAMPLES, FIXTURES
+from conftest import EXAMPLES, FIXTURES, shared_model
 
 MODEL = str(FIXTURES / "gpt2_ts.onnx")
 #: fields the perturbation cannot test by halving a number (a string naming another preset file)
@@ -166,7 +166,7 @@ def test_sweep_accepts_the_axis_once_its_setting_holds():
 
 @pytest.mark.parametrize("preset, path, factor", [("a100-80gb", "registers_per_sm", 0.5), ("pim-gpt", "global_buffer", 0.25)])
 def test_register_and_buffer_bounds_bind_on_a_full_size_model(preset, path, factor):
-    model = Model(str(EXAMPLES / "gpt2.onnx"))
+    model = shared_model(EXAMPLES / "gpt2.onnx")
     base = load_target(preset).model_dump(mode="json")
     ref = _result(model, base, {}, "default", "prefill", prompt=256)
     assert _result(model, _set(base, path, base[path]["value"] * factor), {}, "default", "prefill", prompt=256) != ref
