@@ -13,7 +13,6 @@ from hardware.field_use import LABELS, Settings
 from hardware.fpga.spec import HLS_ONLY
 from hardware.targets import flatten, load_target, preset_names, schema_kinds, target_from_dict
 from mapping.op_costs import Precision
-from mapping.workloads import Model
 from simulator.simulate import simulate
 from simulator.sweep.spec import field_use, parse_precision_axis, sweep_from_dict
 
@@ -43,7 +42,7 @@ LARGE_SHAPES = {"registers_per_sm", "global_buffer", "l2_latency"}
 
 @pytest.fixture(scope="module")
 def model():
-    return Model(MODEL)
+    return shared_model(MODEL)
 
 
 def _set(data: dict, path: str, value) -> dict:
