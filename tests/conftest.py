@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
+
+def _leave_hypothesis_unrewritten() -> None:
+    """Keep pytest from rewriting the asserts of Hypothesis's own modules.
+
+    pytest marks every module of a distribution that provides a pytest plugin for assertion rewriting, and Hypothesis
+    provides one: in a fresh clone (no cached rewritten bytecode) each xdist worker rewrote Hypothesis's ~80 modules,
+    about 2 s of its collection. Hypothesis's internal asserts need no pytest explanations; the tests' asserts are
+    still rewritten. Hypothesis is not imported yet when pytest loads this file (its plugin imports it lazily); if it
+    were, this does nothing."""
+    if "hypothesis" in sys.modules:
+        return
+    for hook in sys.meta_path:
+        must = getattr(hook, "_must_rewrite", None)
+        if type(hook).__name__ == "AssertionRewritingHook" and isinstance(must, set):
+            must.discard("hypothesis")
+            cache = getattr(hook, "_marked_for_rewrite_cache", None)
+            if isinstance(cache, dict):
+                cache.clear()
+
+
+_leave_hypothesis_unrewritten()
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "models"
 EXAMPLES = ROOT / "examples"
@@ -30,6 +52,21 @@ LARGER_SIZES = {"gpt2-medium.onnx", "gpt2-large.onnx", "gpt2-xl.onnx", "gpt3-med
 def example_params() -> list:
     """Every shipped example; the larger sizes of a family are marked heavy."""
     return [pytest.param(n, marks=pytest.mark.heavy) if n in LARGER_SIZES else n for n in sorted(EXAMPLE_MODELS)]
+
+
+_SHARED_MODELS: dict[tuple, object] = {}
+
+
+def shared_model(path: Path | str, dims: dict[str, int] | None = None):
+    """One Model per (file, dims) for the whole test session of a worker, for tests that only read it (its IR, the
+    FLOPs and bytes of its passes): importing and recognising a graph is most of such a test's time, and the FLOP and
+    recognition tests import the same files. Tests that check what loading does (warnings, errors) build their own."""
+    from mapping.workloads import Model
+
+    key = (str(path), tuple(sorted((dims or {}).items())))
+    if key not in _SHARED_MODELS:
+        _SHARED_MODELS[key] = Model(str(path), dims)
+    return _SHARED_MODELS[key]
 
 
 @pytest.fixture(scope="session")

@@ -157,13 +157,12 @@ def test_vmm_1024x4096_one_channel_within_tolerance() -> None:
 def test_mapper_times_attention_and_vmms_by_their_programs() -> None:
     from mapping.op_costs import Precision
     from mapping.pim.mapper import map_workload
-    from mapping.workloads import Model
     from simulator.engine import run as run_program
 
-    from conftest import EXAMPLES
+    from conftest import EXAMPLES, shared_model
 
     target = load_target("aim-32ch")
-    work = Model(str(EXAMPLES / "gpt2.onnx")).decode(1, 256, Precision("bfloat16", "bfloat16", "bfloat16"))
+    work = shared_model(EXAMPLES / "gpt2.onnx").decode(1, 256, Precision("bfloat16", "bfloat16", "bfloat16"))
     program = map_workload(work, target, {"refresh": False})
     tasks = {t.name: t for t in program.tasks}
     timer = IsrTimer(target, refresh=False)

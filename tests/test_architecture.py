@@ -21,13 +21,13 @@ from mapping import target_plugin
 from mapping.op_costs import Precision
 from mapping.program import Program, ProgramBuilder, Resource
 from mapping.target_plugin import TargetOptions, TargetPlugin, plugin_for, register
-from mapping.workloads import Model, Workload
+from mapping.workloads import Workload
 from simulator.cli import main
 from simulator.engine import run
 from simulator.report import write_trace
 from simulator.simulate import simulate
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, shared_model
 
 GPT2 = str(EXAMPLES / "gpt2.onnx")
 
@@ -78,7 +78,7 @@ def toy(tmp_path, monkeypatch):
 
 
 def test_toy_target_runs_through_cli_simulate_sweep_and_reports(toy, tmp_path):
-    model = Model(GPT2)
+    model = shared_model(GPT2)
     work = model.prefill(1, 8, Precision("float32", "float32", "float32"))
     expected = sum(o.flops for o in work.ops) / 1e12
     out = tmp_path / "r.json"
@@ -116,7 +116,7 @@ def test_toy_target_runs_through_cli_simulate_sweep_and_reports(toy, tmp_path):
 def test_does_not_fit_is_a_typed_error(toy):
     tiny = load_target(toy).model_copy(update={"memory": Bytes(value=1000, unit="B", source="test")})
     with pytest.raises(DoesNotFit) as err:
-        simulate(Model(GPT2), tiny, "prefill", 1, 8, 1, Precision())
+        simulate(shared_model(GPT2), tiny, "prefill", 1, 8, 1, Precision())
     assert err.value.capacity_bytes == 1000 and err.value.required_bytes > 1000
 
 
@@ -162,7 +162,7 @@ BEFORE = {  # (model, target, phase, batch, prompt, gen, options) -> latency_s, 
 @pytest.mark.parametrize("case", list(BEFORE), ids=lambda c: f"{c[1]}-{c[2]}-{dict(c[6])}")
 def test_results_unchanged_where_nothing_overlaps(case):
     model, target, phase, b, p, g, opts = case
-    r = simulate(Model(str(EXAMPLES / model)), load_target(target), phase, b, p, g, Precision(), dict(opts),
+    r = simulate(shared_model(EXAMPLES / model), load_target(target), phase, b, p, g, Precision(), dict(opts),
                  trace_steps=0)
     latency, energy = BEFORE[case]
     assert r.latency_s == pytest.approx(latency, rel=1e-9)
@@ -174,7 +174,7 @@ def test_fpga_streaming_tiles_converge_to_the_closed_form():
     from mapping.fpga.mapper import map_workload
 
     u55c = load_target("u55c")
-    step = Model(GPT2).decode(1, 16, Precision("float16", "float16", "float16"), prompt_len=16)
+    step = shared_model(GPT2).decode(1, 16, Precision("float16", "float16", "float16"), prompt_len=16)
     lanes = u55c.dsp.n * u55c.clock_hz * u55c.dsp_efficiency.si
     closed = 0.0
     for o in step.ops:
@@ -200,7 +200,7 @@ def _overlap_s(records, a: str, b: str) -> float:
 
 
 def test_pim_asic_overlaps_the_banks_where_data_allows():
-    model = Model(str(EXAMPLES / "opt-125m.onnx"))  # separate Q/K/V projections: K's VMM needs not Q's partial sums
+    model = shared_model(EXAMPLES / "opt-125m.onnx")  # separate Q/K/V projections: K's VMM needs not Q's partial sums
     pim = load_target("pim-gpt")
     from mapping.pim.mapper import map_workload
 
@@ -225,7 +225,7 @@ def test_pim_asic_overlaps_the_banks_where_data_allows():
 def test_gpu_all_reduce_overlaps_compute_with_chunks_and_the_trace_shows_it(tmp_path):
     """Splitting the GEMM before each all-reduce pays off only when pieces stay compute-bound: every piece re-reads
     the weights and pays a launch, so at 128 tokens it is slower and at 2048 tokens two pieces win."""
-    model, h100 = Model(str(EXAMPLES / "llama2-7b.onnx")), load_target("h100-sxm")
+    model, h100 = shared_model(EXAMPLES / "llama2-7b.onnx"), load_target("h100-sxm")
     short = [simulate(model, h100, "prefill", 1, 128, 1, Precision(), {"tp": 4, "comm_chunks": c},
                       trace_steps=0).latency_s for c in (1, 4)]
     assert short[1] > short[0]
@@ -243,7 +243,7 @@ def test_gpu_all_reduce_overlaps_compute_with_chunks_and_the_trace_shows_it(tmp_
 
 
 def test_fpga_loads_overlap_compute_in_the_trace(tmp_path):
-    r = simulate(Model(GPT2), load_target("u55c"), "prefill", 1, 32, 1, Precision())
+    r = simulate(shared_model(GPT2), load_target("u55c"), "prefill", 1, 32, 1, Precision())
     assert _overlap_s([rec for _, rec, _ in r.trace], "dma", "dsp") > 0
 
 

@@ -13,11 +13,10 @@ from hardware.field_use import LABELS, Settings
 from hardware.fpga.spec import HLS_ONLY
 from hardware.targets import flatten, load_target, preset_names, schema_kinds, target_from_dict
 from mapping.op_costs import Precision
-from mapping.workloads import Model
 from simulator.simulate import simulate
 from simulator.sweep.spec import field_use, parse_precision_axis, sweep_from_dict
 
-from conftest import EXAMPLES, FIXTURES
+from conftest import EXAMPLES, FIXTURES, shared_model
 
 MODEL = str(FIXTURES / "gpt2_ts.onnx")
 #: fields the perturbation cannot test by halving a number (a string naming another preset file)
@@ -43,7 +42,7 @@ LARGE_SHAPES = {"registers_per_sm", "global_buffer", "l2_latency"}
 
 @pytest.fixture(scope="module")
 def model():
-    return Model(MODEL)
+    return shared_model(MODEL)
 
 
 def _set(data: dict, path: str, value) -> dict:
@@ -166,7 +165,7 @@ def test_sweep_accepts_the_axis_once_its_setting_holds():
 
 @pytest.mark.parametrize("preset, path, factor", [("a100-80gb", "registers_per_sm", 0.5), ("pim-gpt", "global_buffer", 0.25)])
 def test_register_and_buffer_bounds_bind_on_a_full_size_model(preset, path, factor):
-    model = Model(str(EXAMPLES / "gpt2.onnx"))
+    model = shared_model(EXAMPLES / "gpt2.onnx")
     base = load_target(preset).model_dump(mode="json")
     ref = _result(model, base, {}, "default", "prefill", prompt=256)
     assert _result(model, _set(base, path, base[path]["value"] * factor), {}, "default", "prefill", prompt=256) != ref

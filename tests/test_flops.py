@@ -7,12 +7,12 @@ import pytest
 from mapping.workloads import Model
 
 from analytic import decoder_only, prefill_flops
-from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES, example_params
+from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES, example_params, shared_model
 
 
 def _model(folder, name: str, entry: dict) -> Model:
     dims = {"dec_seq": 5} if entry["arch"] == "t5" else None
-    return Model(str(folder / name), dims)
+    return shared_model(folder / name, dims)
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURE_MODELS))
@@ -41,7 +41,7 @@ def test_shipped_model_flops_match_analytic(name: str) -> None:
                                   and e["arch"] != "t5"])
 def test_decode_step_flops_match_analytic(name: str) -> None:
     entry = FIXTURE_MODELS[name]
-    model = Model(str(FIXTURES / name))
+    model = shared_model(FIXTURES / name)
     context = 9
     work = model.decode(batch=3, context=context)
     expected = decoder_only(entry["config"], batch=3, q_len=1, kv_len=context + 1)
@@ -50,14 +50,14 @@ def test_decode_step_flops_match_analytic(name: str) -> None:
 
 def test_decode_with_and_without_kv_inputs_agree() -> None:
     """The same GPT-2 config exported with and without past_key_values gives the same decode matmul work."""
-    with_past = Model(str(FIXTURES / "gpt2_past_ts.onnx")).decode(batch=2, context=20)
-    without = Model(str(FIXTURES / "gpt2_ts.onnx")).decode(batch=2, context=20)
+    with_past = shared_model(FIXTURES / "gpt2_past_ts.onnx").decode(batch=2, context=20)
+    without = shared_model(FIXTURES / "gpt2_ts.onnx").decode(batch=2, context=20)
     assert with_past.matmul_flops == pytest.approx(without.matmul_flops, rel=1e-9)
     assert with_past.kv_cache_bytes == without.kv_cache_bytes
 
 
 def test_prefill_flops_grow_quadratically_in_attention_only() -> None:
-    model = Model(str(FIXTURES / "gpt2_ts.onnx"))
+    model = shared_model(FIXTURES / "gpt2_ts.onnx")
     a, b, c = (model.prefill(1, s).matmul_flops for s in (8, 16, 24))
     # f(s) = alpha*s + beta*s^2 with equal steps of 8: the second difference is 2 * 8^2 * beta
     beta = (c - 2 * b + a) / (2 * 8 ** 2)

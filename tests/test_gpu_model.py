@@ -22,7 +22,7 @@ from mapping.gpu.mapper import map_workload, memory_capacity_bytes
 from mapping.workloads import Model
 from simulator.engine import run
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, shared_model
 
 GPUS = ["v100", "a100-40gb", "a100-80gb", "a100-80gb-pcie", "h100-sxm", "h100-pcie", "h200", "l4", "rtx4090", "jetson-orin"]
 
@@ -204,7 +204,7 @@ def test_bad_preset_field_is_named(mutate, field):
 
 @pytest.fixture(scope="module")
 def gpt2_decode():
-    return Model(str(EXAMPLES / "gpt2.onnx")).decode(1, 128)
+    return shared_model(EXAMPLES / "gpt2.onnx").decode(1, 128)
 
 
 def test_gpt2_decode_end_to_end(gpt2_decode):
@@ -250,7 +250,7 @@ def test_gqa_model_maps(fixture_path):
 
 
 def test_prefill_maps():
-    w = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 256)
+    w = shared_model(EXAMPLES / "gpt2.onnx").prefill(1, 256)
     result = run(map_workload(w, load_target("h100-sxm"), {}))
     assert result.latency_s > 0
 
@@ -348,7 +348,7 @@ def test_kv_concat_copies_the_cache_every_step(gpt2_decode):
     assert run(map_workload(gpt2_decode, a100, {**slow, "kv_update": "concat"})).busy_s["host"] == \
         pytest.approx(run(map_workload(gpt2_decode, a100, slow)).busy_s["host"])
     assert not [t for t in base.tasks if "kv_concat" in t.name]
-    prefill = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 128)  # no past: nothing to concatenate
+    prefill = shared_model(EXAMPLES / "gpt2.onnx").prefill(1, 128)  # no past: nothing to concatenate
     assert not [t for t in map_workload(prefill, a100, {"kv_update": "concat"}).tasks if "kv_concat" in t.name]
 
 
@@ -379,7 +379,7 @@ def test_stream_k_schedule_reaches_the_mapped_gemms():
     # 108 SMs; with --set gemm_schedule=stream-k the mapper hands the schedule to every GEMM, so the step is faster
     # (and never slower, the search keeping the data-parallel candidates)
     a100 = load_target("a100-80gb")
-    work = Model(str(EXAMPLES / "gpt2.onnx")).prefill(1, 512)
+    work = shared_model(EXAMPLES / "gpt2.onnx").prefill(1, 512)
     plain = run(map_workload(work, a100, {})).latency_s
     sk = run(map_workload(work, a100, {"gemm_schedule": "stream-k"})).latency_s
     assert sk < plain * 0.99

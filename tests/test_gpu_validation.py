@@ -22,7 +22,7 @@ from simulator.simulate import simulate
 from simulator.validation import gpu as validation
 from simulator.validation import gpu_claims, gpu_published
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, shared_model
 
 
 def _load_measure():
@@ -422,7 +422,7 @@ def test_decode_points_at_a_batch_with_prefill_in_the_per_token_time():
     t = load_target("a100-80gb")
     point = {"kind": "decode_step", "target": "a100-80gb", "source": "x", "model": "gpt2.onnx", "batch": 4, "prompt": 64,
              "gen": 8, "launch": "stream", "stack": "kernels", "ms_per_token": 1.0}
-    model = Model(str(EXAMPLES / "gpt2.onnx"))
+    model = shared_model(EXAMPLES / "gpt2.onnx")
     step = simulate(model, t, "decode", 4, 68, 1, Precision(), {"launch": "stream", "stack": "kernels"}).latency_s
     one = simulate(model, t, "decode", 1, 68, 1, Precision(), {"launch": "stream", "stack": "kernels"}).latency_s
     assert gpu_published.predict(point)[0] == pytest.approx(step) and step > one

@@ -22,7 +22,7 @@ from simulator.simulate import simulate
 from simulator.sweep.spec import parse_precision_axis
 from simulator.validation import techniques as published_techniques
 
-from conftest import EXAMPLES, FIXTURES
+from conftest import EXAMPLES, FIXTURES, shared_model
 from conftest import ROOT as REPO
 
 TINY = str(FIXTURES / "gpt2_ts.onnx")
@@ -42,7 +42,7 @@ def tiny() -> Model:
 
 @pytest.fixture(scope="module")
 def gpt2() -> Model:
-    return Model(str(EXAMPLES / "gpt2.onnx"))
+    return shared_model(EXAMPLES / "gpt2.onnx")
 
 
 def _decode(model: Model, target: str, precision: Precision, options: dict | None = None):

@@ -19,7 +19,7 @@ from mapping.workloads import Model
 from simulator.cli import main
 from simulator.engine import run
 
-from conftest import EXAMPLES, FIXTURES
+from conftest import EXAMPLES, FIXTURES, shared_model
 
 BF16 = Precision("bfloat16", "bfloat16", "bfloat16")
 
@@ -100,7 +100,7 @@ def _decode_latency(target, model: Model) -> float:
 
 
 def test_more_channels_never_slower(pim) -> None:
-    model = Model(str(EXAMPLES / "gpt2.onnx"))
+    model = shared_model(EXAMPLES / "gpt2.onnx")
     data = pim.model_dump(mode="json")
     latencies = []
     for channels in (2, 4, 8, 16):
@@ -111,7 +111,7 @@ def test_more_channels_never_slower(pim) -> None:
 
 
 def test_decode_step_energy_and_traffic_add_up(pim) -> None:
-    model = Model(str(EXAMPLES / "gpt2.onnx"))
+    model = shared_model(EXAMPLES / "gpt2.onnx")
     work = model.decode(1, 64, BF16)
     result = run(map_workload(work, pim, {}))
     weight_bytes = sum(o.matmul.k * o.matmul.n * 2 for o in work.ops if o.matmul and o.matmul.weight_operand)

@@ -6,7 +6,7 @@ import pytest
 
 from mapping.workloads import Model
 
-from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES, example_params
+from conftest import EXAMPLE_MODELS, EXAMPLES, FIXTURE_MODELS, FIXTURES, example_params, shared_model
 
 ARCH = {"bert": "encoder-only", "vit": "encoder-only", "t5": "encoder-decoder"}
 
@@ -33,16 +33,16 @@ def _check(model: Model, entry: dict) -> None:
 
 @pytest.mark.parametrize("name", sorted(FIXTURE_MODELS))
 def test_fixture_ir_matches_config(name: str) -> None:
-    _check(Model(str(FIXTURES / name)), FIXTURE_MODELS[name])
+    _check(shared_model(FIXTURES / name), FIXTURE_MODELS[name])
 
 
 @pytest.mark.parametrize("name", example_params())
 def test_shipped_model_ir_matches_config(name: str) -> None:
-    _check(Model(str(EXAMPLES / name)), EXAMPLE_MODELS[name])
+    _check(shared_model(EXAMPLES / name), EXAMPLE_MODELS[name])
 
 
 def test_blocks_own_each_node_once_and_roles_are_set() -> None:
-    model = Model(str(FIXTURES / "llama_ts.onnx"))
+    model = shared_model(FIXTURES / "llama_ts.onnx")
     seen: set[str] = set()
     for b in model.ir.blocks:
         assert not (set(b.nodes) & seen)
@@ -53,7 +53,7 @@ def test_blocks_own_each_node_once_and_roles_are_set() -> None:
 
 def test_encoder_decoder_decode_skips_the_encoder() -> None:
     """A T5 decode step runs only decoder work: encoder and cross-attention K/V are cached from prefill."""
-    model = Model(str(FIXTURES / "t5_ts.onnx"))
+    model = shared_model(FIXTURES / "t5_ts.onnx")
     step = model.decode(batch=1, context=6, prompt_len=7)
     blocks = {o.block for o in step.ops if o.flops}
     assert not any(b.startswith("encoder.") for b in blocks)
