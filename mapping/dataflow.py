@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from mapping.op_costs import OpCost
 
+_NONE: frozenset[str] = frozenset()
+
 
 class Dataflow:
     """Which tasks produced each tensor so far, as ops are lowered in workload order."""
@@ -21,11 +23,15 @@ class Dataflow:
         return self.ready_after(op.inputs)
 
     def ready_after(self, tensors: tuple[str, ...] | list[str]) -> frozenset[str]:
-        """Tasks that produce ``tensors``."""
-        out: set[str] = set()
+        """Tasks that produce ``tensors`` (a producer set that holds the others is returned as it is: mappers call
+        this for every op of every decode step)."""
+        get = self._source.get
+        out: frozenset[str] | None = None
         for t in tensors:
-            out |= self._source.get(t, frozenset())
-        return frozenset(out)
+            s = get(t)
+            if s:
+                out = s if out is None or out <= s else out if s <= out else out | s
+        return _NONE if out is None else out
 
     def produced(self, op: OpCost, tasks: set[str] | frozenset[str] | str) -> None:
         """``op``'s outputs are ready when ``tasks`` finish."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -361,11 +362,12 @@ class Model:
     def _kv_dtype(self, precision: Precision) -> str:
         if self.kv_inputs:
             return self.graph.tensors[self.kv_inputs[0]].dtype
-        if precision.activations:
-            return precision.activations
-        if "_weight_dtype" not in self.__dict__:  # the first parameter's type (a scan of every tensor: kept)
-            self._weight_dtype = next((self.graph.tensors[w].dtype for w in self.graph.weight_names), "float32")
-        return self._weight_dtype
+        return precision.activations or self._param_dtype
+
+    @functools.cached_property
+    def _param_dtype(self) -> str:
+        """The first parameter's type, float32 without any (``graph.weight_names`` scans every tensor: kept)."""
+        return next((self.graph.tensors[w].dtype for w in self.graph.weight_names), "float32")
 
     def _step_dependent(self) -> set[str] | None:
         """Nodes a decode step recomputes (descendants of the token and cache inputs); None = all."""

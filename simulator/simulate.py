@@ -146,6 +146,17 @@ def device_capacity_bytes(plugin, target: TargetBase, options: TargetOptions) ->
     return int(plugin.capacity_bytes(target, options))
 
 
+def _add_row(table: dict[str, dict[str, Any]], key: str, duration: float, energy: float, nbytes: int) -> dict:
+    """Add one record's time (s), energy (J) and bytes to ``table[key]`` (created at zero); the row."""
+    row = table.get(key)
+    if row is None:
+        row = table[key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
+    row["latency_s"] += duration
+    row["energy_j"] += energy
+    row["bytes"] += nbytes
+    return row
+
+
 def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunResult, workload: Workload,
                 keep_trace: bool, offset_s: float, dram_level: str | None) -> None:
     phase.passes += 1
@@ -169,26 +180,10 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
         nbytes = sum(task.bytes_by_level.values())
         energy = task.energy_j
         op_key = task.op or task.name
-        key = task.block or "(other)"  # the three tables, unrolled: by block, by block kind, by op
-        row = blocks.get(key)
-        if row is None:
-            row = blocks[key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
-        row["latency_s"] += duration
-        row["energy_j"] += energy
-        row["bytes"] += nbytes
-        key = kinds.get(task.block, "host" if task.resource == "host" else "other")
-        row = block_kinds.get(key)
-        if row is None:
-            row = block_kinds[key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
-        row["latency_s"] += duration
-        row["energy_j"] += energy
-        row["bytes"] += nbytes
-        row = ops.get(op_key)
-        if row is None:
-            row = ops[op_key] = {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0}
-        row["latency_s"] += duration
-        row["energy_j"] += energy
-        row["bytes"] += nbytes
+        _add_row(blocks, task.block or "(other)", duration, energy, nbytes)
+        _add_row(block_kinds, kinds.get(task.block, "host" if task.resource == "host" else "other"), duration, energy,
+                 nbytes)
+        row = _add_row(ops, op_key, duration, energy, nbytes)
         if task.bound:  # a kernel-level model: keep what each op achieved (row: this op's row, just added to)
             dram = task.bytes_by_level.get(dram_level, 0) if dram_level else 0
             row["calls"] = row.get("calls", 0) + 1

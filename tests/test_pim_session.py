@@ -53,3 +53,16 @@ def test_refresh_closed_form_equals_ref_by_ref() -> None:
             total += p["tRFC"] - p["tREFI"]
             refs += 1
         assert (c.ref, c.cycles, timer.debt.busy) == (refs, cycles + refs * p["tRFC"], total)
+
+
+def test_pim_counts_add_and_key_cover_every_field():
+    # add() and key() spell the fields out one by one (a hot path): a field added to PimCounts must be in both
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(PimCounts)]
+    assert tuple(names) == PimCounts.FIELDS
+    a = PimCounts(**{n: i + 1 for i, n in enumerate(names)})
+    b = PimCounts(**{n: 10 * (i + 1) for i, n in enumerate(names)})
+    a.add(b, times=3)
+    assert [getattr(a, n) for n in names] == [31 * (i + 1) for i in range(len(names))]
+    assert a.key() == tuple(getattr(a, n) for n in names)

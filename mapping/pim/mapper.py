@@ -37,6 +37,7 @@ from hardware.pim.aim import AimTimer, PimCounts, energy
 from hardware.pim.aim_isr_timer import IsrTimer, has_isr
 from hardware.pim.asic import vector_work
 from hardware.pim.spec import PimTarget
+from mapping.dataflow import Dataflow
 from mapping.op_costs import OpCost
 from mapping.pim.options import PimOptions
 from mapping.program import Program, Resource, Task
@@ -78,34 +79,6 @@ class PimSession:
         self.lengths: dict[tuple[int, str | None, str | None], int] = {}  # _bf16_length's answers
         self.tasks: dict[str, tuple[tuple, Task]] = {}  # task name -> (what its fields are computed from, task)
         self.plans: dict[tuple, _Plan] = {}  # (weights, activations, causal blocks) -> the last plan of that kind
-
-
-class _Flow:
-    """Which tasks produced each tensor so far: :class:`mapping.dataflow.Dataflow`'s rules (an op waits for the
-    producers of its inputs; an op that is no task passes its inputs' producers on), with the set unions skipped
-    where an input has no producer or adds none."""
-
-    def __init__(self) -> None:
-        self.source: dict[str, frozenset[str]] = {}
-
-    def ready_after(self, tensors: tuple[str, ...] | list[str]) -> frozenset[str]:
-        """Tasks that produce ``tensors``."""
-        get = self.source.get
-        out: frozenset[str] | None = None
-        for t in tensors:
-            s = get(t)
-            if s:
-                out = s if out is None or out <= s else out if s <= out else out | s
-        return _NONE if out is None else out
-
-    def needs(self, op: OpCost) -> frozenset[str]:
-        """Tasks that must finish before ``op`` can start (producers of its inputs)."""
-        return self.ready_after(op.inputs)
-
-    def produced(self, op: OpCost, done: frozenset[str]) -> None:
-        """``op``'s outputs are ready when ``done`` finish."""
-        for t in op.outputs:
-            self.source[t] = done
 
 
 _NONE: frozenset[str] = frozenset()
@@ -161,7 +134,7 @@ def _plan(workload: Workload, causal: set[str], length: Any, row_elems: int) -> 
     each op waits for the producers of its inputs; consecutive ASIC work of one block is merged into one task,
     flushed when a PIM task needs it or the block changes."""
     elem = 2  # the MAC datapath is bf16: PIM stores weights, KV and vectors in bf16
-    flow = _Flow()
+    flow = Dataflow()
     emits: list[Emit] = []
     pending: dict[str, Any] | None = None
     kv_pending: dict[str, set[str]] = {}  # block -> K/V projection roles still to come
