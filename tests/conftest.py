@@ -71,14 +71,11 @@ def shared_model(path: Path | str, dims: dict[str, int] | None = None):
 
 @pytest.fixture(scope="session")
 def gpt2():
-    """The GPT-2 fixture graph (tests/fixtures/models/gpt2_ts.onnx) as a Model, loaded once per worker with its load
+    """The GPT-2 fixture graph (tests/fixtures/models/gpt2_ts.onnx) as :func:`shared_model` holds it, with its load
     warnings silenced (the parallel and serving tests share it)."""
-    from mapping.workloads import Model
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = Model("tests/fixtures/models/gpt2_ts.onnx")
-    return model
+        return shared_model(FIXTURES / "gpt2_ts.onnx")
 
 
 @pytest.fixture(scope="session")
