@@ -45,10 +45,12 @@ def main() -> None:
     small = Model(str(ROOT / "examples" / "gpt2.onnx"))
     work = small.decode(1, 128, Precision("bfloat16", "bfloat16", "bfloat16"))
     detailed = PimOptions.parse({"mode": "detailed"})
-    session = PimSession(target, detailed)
-    started = time.perf_counter()
-    program = map_workload(work, target, detailed, session)
-    command_wall = time.perf_counter() - started
+    command_wall = float("inf")
+    for _ in range(3):  # best of 3 fresh sessions (the machine is shared)
+        session = PimSession(target, detailed)
+        started = time.perf_counter()
+        program = map_workload(work, target, detailed, session)
+        command_wall = min(command_wall, time.perf_counter() - started)
     timer = session.timer
     command_latency = run(program).latency_s
     fast_latency = run(map_workload(work, target, {"mode": "fast"})).latency_s
@@ -72,7 +74,9 @@ def main() -> None:
                  f"Machine: {platform.machine()}, CPython {platform.python_version()}, 2 cores, load average {load:.1f} "
                  "when the benchmark started (other jobs share the cores; wall times grow with it). The generation run's "
                  "last steps go past GPT-2's 1024 learned positions (32 + 1024 tokens, as the benchmark is specified): "
-                 "hwsim warns and costs them as if the table were longer.", "",
+                 "hwsim warns and costs them as if the table were longer. The command-level row is the best of 3 "
+                 "fresh sessions mapping the step (every DRAM command through `hardware.dram.Channel`; see "
+                 "reports/dram_benchmark.md for this machine's pure-Python speed reference).", "",
                  "| benchmark | wall time | result | verdict |", "|---|---|---|---|"]
         lines += [f"| {n} | {t} | {r} | {v} |" for n, t, r, v in rows]
         lines.append("")

@@ -478,3 +478,54 @@ def test_every_standard_streams_its_declared_peak(name):
     peak = org.bus_width_bits.value * org.data_rate_gbps.value / 8
     column = org.pseudo_channels.value * org.burst_bytes.value / (max(p["tBL"], p["tCCD_S"]) * org.tCK_ns.value)
     assert column == pytest.approx(peak, rel=0.01)
+
+
+def _state(ch: Channel) -> tuple:
+    return (ch.last_issue, list(ch.open_row), list(ch._last), [list(r) for r in ch._rings], repr(ch._whist),
+            list(ch.bus_free), dict(ch.counts), list(ch.trace))
+
+
+@pytest.mark.parametrize("name", PRESETS + [str(ENGINE_TABLE)])
+def test_issue_repeat_is_a_loop_of_issue(name):
+    """issue_repeat(cmd, addr, at, n) leaves every piece of channel state, the trace and the counts exactly as the loop
+    ``t = issue(cmd, addr, at); t = issue(cmd, addr, t + 1) ...`` does, errors included (a random mix of legal and
+    illegal runs, also on standards with split command buses, windowed rules and two-part activations)."""
+    std = load_standard(name)
+    fast, slow = Channel(std, trace=True), Channel(std, trace=True)
+    rng = random.Random(13)
+    commands = [c for c in ALL_COMMANDS if c in std.all_commands] + [c for c in std.all_commands if c not in ALL_COMMANDS]
+    t = 0
+    repeated = 0
+    for _ in range(300):
+        open_banks = [b for b, r in enumerate(slow.open_row) if r is not None and r >= 0]
+        if open_banks and rng.random() < 0.6:
+            b = rng.choice(open_banks)
+            cmd = rng.choice([c for c in ("RD", "WR", "MAC_ABK", "RD_MAC", "WR_GB", "PRE") if c in std.all_commands])
+            addr = slow.bank_address(b, slow.open_row[b], rng.randrange(std.organization.columns.value))
+        else:
+            cmd = rng.choice(commands)
+            addr = BankAddress(rng.randrange(std.organization.bank_groups.value),
+                               rng.randrange(std.organization.banks_per_group.value), rng.randrange(3),
+                               rng.randrange(4))
+        n = rng.choice([1, 1, 2, 3, 8, 40])
+        at = max(0, t + rng.choice([0, 1, 7, 300, -20]))
+        outcome = []
+        for ch in (fast, slow):
+            try:
+                if ch is fast:
+                    outcome.append(ch.issue_repeat(cmd, addr, at, n))
+                else:
+                    r = ch.issue(cmd, addr, at)
+                    for _ in range(n - 1):
+                        r = ch.issue(cmd, addr, r + 1)
+                    outcome.append(r)
+            except (DramProtocolError, ValueError) as err:
+                outcome.append(f"{type(err).__name__}: {err}")
+        assert outcome[0] == outcome[1], (cmd, addr, at, n)
+        assert _state(fast) == _state(slow), (cmd, addr, at, n)
+        if isinstance(outcome[0], int):
+            t = outcome[0]
+            repeated += n > 1
+    assert repeated > 15 and sum(fast.counts.values()) > 250  # the mix issued real runs, not only errors
+    with pytest.raises(ValueError, match="n >= 1"):
+        fast.issue_repeat(commands[0], None, 0, 0)

@@ -214,12 +214,15 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
     out += [f"    W{k} = self._rings[{k}]" for k in range(len(comp.rings))]
     if comp.split_bus:
         out.append("    Q = self.bus_free")
-    for commit in (True, False):
-        fn = "issue" if commit else "earliest"
+    for fn in ("issue", "earliest", "repeat"):
+        commit = fn != "earliest"
+        many = fn == "repeat"
         out += [
-            f"    def {fn}(command, address=None, at=0):",
+            f"    def {fn}(command, address=None, at=0{', n=1' if many else ''}):",
             "        address = address or NOWHERE",
         ]
+        if many:
+            out += ["        if n < 1:", "            raise ValueError(f'issue_repeat needs n >= 1 commands, got {n}')"]
         # split buses: commands issue in time order (a column command may share the cycle of the last row command)
         out += ["        t = self.last_issue", "        if at > t:", "            t = at"] if comp.split_bus else [
             "        t = self.last_issue + 1",
@@ -231,11 +234,26 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
             kind = comp.kind[cid]
             fb = "fb" if kind in (_SINGLE, _SAME) else "0"
             body = _state_checks(comp, cid, groups, per_group, rows, columns, banks)
+            # repeat: a command that leaves the bank state alone is legal every time if it is legal once, so its
+            # state checks run once before the loop; every other line runs once per command
+            invariant = not (spec.opens or spec.closes or cid == comp.activating)
+            prelude: list[str] = []
+            if many and invariant:
+                prelude, body = body, []
             if comp.split_bus:  # this command's bus is free from Q[bus] on
                 body += [f"if Q[{comp.bus[cid]}] > t:", f"    t = Q[{comp.bus[cid]}]"]
             terms = comp.terms(cid) + [(f"W{k}[0]", c) for k, c in comp.ring_terms[cid]]
+            if many and invariant:
+                # terms on history this command does not write are the same for every command of the run: their
+                # max is taken once (``floor``), the rest per command
+                written = {f"L[{cid}]", f"L[gb + {cid}]", f"L[bb + {cid}]"} | {f"L[bb{g} + {cid}]" for g in range(groups)}
+                written |= {f"W{k}[0]" for k, (preceding, _) in enumerate(comp.rings) if cid in preceding}
+                fixed = [(e, c) for e, c in terms if e not in written]
+                if len(fixed) > 1:
+                    prelude.append("floor = max(" + ", ".join(f"{e} + {c}" for e, c in fixed) + ")")
+                    terms = [("floor", 0)] + [(e, c) for e, c in terms if e in written]
             if terms:
-                body.append("t = max(t, " + ", ".join(f"{e} + {c}" for e, c in terms) + ")")
+                body.append("t = max(t, " + ", ".join(f"{e} + {c}" if c else e for e, c in terms) + ")")
             if comp.windowed[cid]:
                 body.append(f"t = window_rules({cid}, {fb}, t)")
             if commit:
@@ -259,9 +277,24 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
                                 else f"O[B:B + {banks}] = [address.row] * {banks}")
                 elif spec.closes:
                     body.append("O[B + fb] = None" if kind == _SINGLE else f"O[B:B + {banks}] = [None] * {banks}")
-                body += ["self.last_issue = t", "counts = self.counts",
-                         f"counts[C{cid}] = counts.get(C{cid}, 0) + 1",
-                         "if self.trace is not None:", f"    self.trace.append((t, {name!r}, address))"]
+                body += ["self.last_issue = t"]
+                if not many:
+                    body += ["counts = self.counts", f"counts[C{cid}] = counts.get(C{cid}, 0) + 1"]
+                body += ["if self.trace is not None:", f"    self.trace.append((t, {name!r}, address))"]
+            if many:
+                # the i-th command (i >= 1) is wanted one cycle after the one before it, as in a caller's loop
+                # ``t = issue(command, address, t + 1)``; counts gain the commands issued, also when one raises
+                # (locals inside the loop: the channel's last issue and trace are written back after it)
+                loop = ["if done:", "    t = last + 1"]
+                loop += [{"self.last_issue = t": "last = t", "if self.trace is not None:": "if trace is not None:",
+                          f"    self.trace.append((t, {name!r}, address))": f"    trace.append((t, {name!r}, address))"
+                          }.get(line, line) for line in body]
+                body = prelude + ["trace = self.trace", "last = self.last_issue", "done = 0", "try:",
+                                  "    for done in range(n):"]
+                body += ["        " + line for line in loop]
+                body += ["except BaseException:", "    if done:", "        self.last_issue = last",
+                         f"        self.counts[C{cid}] = self.counts.get(C{cid}, 0) + done", "    raise",
+                         "self.last_issue = last", f"self.counts[C{cid}] = self.counts.get(C{cid}, 0) + n"]
             body.append("return t")
             out.append(f"        {'if' if cid == 0 else 'elif'} command is C{cid}:  # {name}")
             out += ["            " + line for line in body]
@@ -270,9 +303,9 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
             "            member = MEMBERS[IDS[command]]",
             "        except (KeyError, TypeError):",
             "            member = unknown(command)",
-            f"        return {fn}(member, address, at)",
+            f"        return {fn}(member, address, at{', n' if many else ''})",
         ]
-    out.append("    return issue, earliest")
+    out.append("    return issue, earliest, repeat")
     return "\n".join(out) + "\n"
 
 
@@ -346,15 +379,17 @@ class Channel:
 
     def _install(self) -> None:
         """Bind this standard's generated issue/earliest to the instance (unless a subclass overrides them)."""
-        issue, earliest = self._comp.make(self)
+        issue, earliest, repeat = self._comp.make(self)
         if type(self).issue is Channel.issue:
             self.__dict__["issue"] = issue
+            if type(self).issue_repeat is Channel.issue_repeat:
+                self.__dict__["issue_repeat"] = repeat
         if type(self).earliest is Channel.earliest:
             self.__dict__["earliest"] = earliest
-        self._fast = issue, earliest
+        self._fast = issue, earliest, repeat
 
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("issue", "earliest", "_fast", "_comp")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("issue", "earliest", "issue_repeat", "_fast", "_comp")}
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -497,6 +532,19 @@ class Channel:
         (Each instance binds the generated code for its standard over this method; see :class:`_Compiled`.)
         """
         return self._fast[0](command, address, at)
+
+    def issue_repeat(self, command: str, address: BankAddress | None = None, at: int = 0, n: int = 1) -> int:
+        """Issue ``command`` to ``address`` ``n`` times: the first at the earliest legal cycle >= ``at``, each next
+        one at the earliest legal cycle after the one before; return the last one's cycle. The same commands, state
+        and history as ``n`` calls of :meth:`issue` (``t = issue(command, address, t + 1)``), each checked against
+        the timing table; the generated code only runs the loop itself (and a command that changes no bank state
+        has its state checked once). A subclass that overrides :meth:`issue` gets this loop over its own issue."""
+        if n < 1:
+            raise ValueError(f"issue_repeat needs n >= 1 commands, got {n}")
+        t = self.issue(command, address, at)
+        for _ in range(n - 1):
+            t = self.issue(command, address, t + 1)
+        return t
 
     def data_cycles(self, command: str) -> int:
         """Cycles from issuing ``command`` to its last data beat (the standard's ``data:``; 0 without data)."""

@@ -136,6 +136,7 @@ class AimTimer:
         self.debt = RefreshDebt(refresh)
         self.commands_issued = 0
         self._memo: dict[tuple[int, int, int], PimCounts] = {}
+        self._plans: dict[tuple[int, int, int], list[Chunk]] = {}  # command mode: plan_vmm per shape (frozen chunks)
 
     # -- fast mode ---------------------------------------------------------------------------------------------
     def _pass_cycles(self, segments: int, macs: int, gb_writes: int) -> tuple[int, int]:
@@ -198,6 +199,7 @@ class AimTimer:
     # -- command mode ------------------------------------------------------------------------------------------
     def _command(self, chunks: list[Chunk]) -> PimCounts:
         ch = Channel(self.target.standard)
+        repeat = ch.issue_repeat  # each command of a run of the same one still checked against the timing table
         p = self.p
         c = PimCounts()
         bank0 = BankAddress(0, 0, 0, 0)
@@ -217,13 +219,12 @@ class AimTimer:
                 here = BankAddress(0, 0, row % rows, 0)
                 t = last_act = ch.issue(Command.ACT_AB, here, t + 1)
                 c.act_ab += 1
-                if i == 0:
-                    for _ in range(chunk.gb_writes):
-                        t = ch.issue(Command.WR_GB, bank0, t + 1)
-                        c.wr_gb += 1
+                if i == 0 and chunk.gb_writes:
+                    t = repeat(Command.WR_GB, bank0, t + 1, chunk.gb_writes)
+                    c.wr_gb += chunk.gb_writes
                 for _ in range(segments):
-                    for _ in range(chunk.macs):
-                        t = ch.issue(Command.MAC_ABK, here, t + 1)
+                    if chunk.macs:
+                        t = repeat(Command.MAC_ABK, here, t + 1, chunk.macs)
                     t = ch.issue(Command.RD_MAC, bank0, t + 1)
                     c.mac += chunk.macs
                     c.rd_mac += 1
@@ -252,7 +253,10 @@ class AimTimer:
             if self.debt.enabled:
                 self._refresh(c)
             return c
-        chunks = plan_vmm(k, outputs, self.target, elem_bytes)
+        key = (k, outputs, elem_bytes)
+        chunks = self._plans.get(key)
+        if chunks is None:
+            chunks = self._plans[key] = plan_vmm(k, outputs, self.target, elem_bytes)
         c = PimCounts()
         if chunks:
             for _ in range(repeat):
