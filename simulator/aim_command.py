@@ -16,12 +16,20 @@ import click
 @click.command("aim")
 @click.argument("trace", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--standard", default="gddr6-aim", show_default=True, help="DRAM standard with the AiM command set.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results as JSON ('-': to stdout, the summary to stderr).")
 def aim(trace: Path, standard: str, json_out: Path | None) -> None:
     """Simulate TRACE ('AiM OPCODE fields', 'R|W MEM ch bank row', 'R|W GPR id', 'W CFR id value' lines)."""
     from hardware.dram import load_standard
     from hardware.errors import HwsimError
     from hardware.pim.isr import AimSystem, parse_trace
+    from simulator.cli import check_output, writing
+
+    to_stdout = json_out is not None and str(json_out) == "-"  # `--json -`: JSON on stdout, the lines on stderr
+    check_output("--json", None if json_out is None or to_stdout else str(json_out))
+
+    def say(text: str) -> None:
+        click.echo(text, err=to_stdout)
 
     try:
         text = trace.read_text()
@@ -34,9 +42,12 @@ def aim(trace: Path, standard: str, json_out: Path | None) -> None:
     wall = time.perf_counter() - start
     out = {"trace": str(trace), "standard": std.name, "instructions": r.instructions, "cycles": r.cycles,
            "seconds": r.seconds(std), "commands": dict(sorted(r.commands.items())), "wall_s": wall}
-    click.echo(f"trace        {trace} ({r.instructions} instructions) on {std.name}")
-    click.echo(f"cycles       {r.cycles}  ({r.seconds(std) * 1e6:,.3f} us at tCK {std.organization.tCK_ns.value} ns)")
-    click.echo("commands     " + ", ".join(f"{k} {v}" for k, v in sorted(r.commands.items()) if v))
-    click.echo(f"simulated in {wall:.2f} s")
-    if json_out is not None:
-        json_out.write_text(json.dumps(out, indent=2) + "\n")
+    say(f"trace        {trace} ({r.instructions} instructions) on {std.name}")
+    say(f"cycles       {r.cycles}  ({r.seconds(std) * 1e6:,.3f} us at tCK {std.organization.tCK_ns.value} ns)")
+    say("commands     " + ", ".join(f"{k} {v}" for k, v in sorted(r.commands.items()) if v))
+    say(f"simulated in {wall:.2f} s")
+    if to_stdout:
+        click.echo(json.dumps(out, indent=2))
+    elif json_out is not None:
+        with writing("--json", str(json_out)):
+            json_out.write_text(json.dumps(out, indent=2) + "\n")

@@ -252,8 +252,9 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
 @click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default=None,
               help="[default: generate for models with a causal decoder, else prefill (one forward pass)]")
 @click.option("--batch", default=1, show_default=True, type=int)
-@click.option("--prompt-len", "--seq", "prompt_len", default=32, show_default=True, type=int,
-              help="Prompt tokens (decode: cached context); --seq is the same flag, as in `inspect`.")
+@click.option("--prompt-len", "--seq", "--context", "prompt_len", default=32, show_default=True, type=int,
+              help="Prompt tokens (decode: the tokens in the KV cache before the step); --seq and --context are the "
+                   "same flag, as in `inspect`.")
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
 @click.option("--mode", type=click.Choice(["fast", "detailed"]), default="fast", show_default=True,
               help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "
@@ -269,7 +270,8 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
 @click.option("--causal/--no-causal", "causal", default=None,
               help="Decide self-attention causality where the graph's evidence does not (inspect shows it).")
 @precision_options("the target's native format: bf16 on PIM, fp16 on GPUs and FPGAs")
-@click.option("--json", "json_out", metavar="OUT.json", help="Write the full result as JSON.")
+@click.option("--json", "json_out", metavar="OUT.json", help="Write the full result as JSON ('-': to stdout, the table "
+              "and messages to stderr).")
 @click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Chrome/Perfetto trace.")
 @click.option("--plot", "plot_out", metavar="OUT.png", help="Write a latency/energy breakdown figure.")
 @click.option("--plot-roofline", "roofline_out", metavar="OUT.png",
@@ -295,7 +297,9 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
         check_count(name, value)
     check_count("--kernels", kernels_top, low=0)
-    for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out), ("--plot-roofline", roofline_out)):
+    json_stdout = json_out == "-"  # `--json -`: the JSON on stdout, every human-readable line on stderr
+    for flag, out in (("--json", None if json_stdout else json_out), ("--trace", trace_out), ("--plot", plot_out),
+                      ("--plot-roofline", roofline_out)):
         check_output(flag, out)
     precision = make_precision(weights, activations, kv_cache, head_weights)
     options = target_options(mode, tp, sets)
@@ -334,32 +338,37 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    click.echo(summary_table(result))
+    def say(text: str) -> None:
+        click.echo(text, err=json_stdout)
+
+    say(summary_table(result))
     if result.techniques:
-        click.echo(technique_lines(result))
+        say(technique_lines(result))
     if kernels_top > 0:
-        click.echo("")
-        click.echo(kernel_table(result, kernels_top))
-    if json_out:
+        say("")
+        say(kernel_table(result, kernels_top))
+    if json_stdout:
+        click.echo(json.dumps(result.to_dict(), indent=1))
+    elif json_out:
         with writing("--json", json_out):
             Path(json_out).write_text(json.dumps(result.to_dict(), indent=1))
-        click.echo(f"wrote {json_out}")
+        say(f"wrote {json_out}")
     if trace_out:
         with writing("--trace", trace_out):
             write_trace(result, trace_out)
         steps = sum(p.passes for p in result.phases if p.name == "decode")
         shown = " and the first 4 decode steps" if steps > 4 else ""
-        click.echo(f"wrote {trace_out}: prefill{shown} (open in https://ui.perfetto.dev or chrome://tracing)")
+        say(f"wrote {trace_out}: prefill{shown} (open in https://ui.perfetto.dev or chrome://tracing)")
     if plot_out:
         with writing("--plot", plot_out):
             write_plot(result, plot_out)
-        click.echo(f"wrote {plot_out}")
+        say(f"wrote {plot_out}")
     if roofline_out:
         from simulator.roofline import write_roofline
 
         with writing("--plot-roofline", roofline_out):
             write_roofline(result, target, roofline_out)
-        click.echo(f"wrote {roofline_out}")
+        say(f"wrote {roofline_out}")
 
 
 @main.group(invoke_without_command=True)

@@ -42,7 +42,8 @@ from hardware.dram.scheduling import SCHEDULERS
 @click.option("--cap", default=1, show_default=True, type=int, help="closed policy: column accesses before closing.")
 @click.option("--timeout", "row_timeout", default=64, show_default=True, type=int,
               help="timeout policy: idle cycles before closing a row.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results as JSON ('-': to stdout, the summary to stderr).")
 def dram(trace: Path, standard: str, target_name: str | None, mapping: str, scheduler: str, row_policy: str,
          refresh: str, channels: int, ranks: int, pseudo_channels: int, one_command_per_cycle: bool, queue: int,
          cap: int, row_timeout: int, json_out: Path | None) -> None:
@@ -51,6 +52,13 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
     from hardware.dram import load_standard
     from hardware.dram.memory_controller import MemorySystem
     from hardware.dram.trace import read_trace
+    from simulator.cli import check_output, writing
+
+    to_stdout = json_out is not None and str(json_out) == "-"  # `--json -`: JSON on stdout, the lines on stderr
+    check_output("--json", None if json_out is None or to_stdout else str(json_out))
+
+    def say(text: str) -> None:
+        click.echo(text, err=to_stdout)
 
     entries = read_trace(trace)
     if target_name is not None:
@@ -65,32 +73,36 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
     r = system.run(entries)
     wall = time.perf_counter() - start
     hit = r.row_hits + r.row_misses + r.row_conflicts
-    click.echo(f"{trace}: {r.standard}, {r.channels} channel(s) x {r.ranks} rank(s)"
+    say(f"{trace}: {r.standard}, {r.channels} channel(s) x {r.ranks} rank(s)"
                + (f" x {r.pseudo_channels} pseudo channel(s)" if r.pseudo_channels > 1 else "") + f", mapping {r.mapping}, "
                f"scheduler {r.scheduler}, row policy {r.row_policy}")
-    click.echo(f"  cycles        {r.cycles:>12d}  ({r.cycles * r.tck_ns / 1000:.3f} us at tCK {r.tck_ns:g} ns)")
-    click.echo(f"  requests      {r.requests:>12d}  (reads {r.reads}, writes {r.writes}; forwarded {r.reads_forwarded}, "
+    say(f"  cycles        {r.cycles:>12d}  ({r.cycles * r.tck_ns / 1000:.3f} us at tCK {r.tck_ns:g} ns)")
+    say(f"  requests      {r.requests:>12d}  (reads {r.reads}, writes {r.writes}; forwarded {r.reads_forwarded}, "
                f"merged {r.writes_merged})")
-    click.echo(f"  read latency  {r.read_latency_mean:>12.1f}  mean, p99 {r.read_latency_p99:g} cycles")
-    click.echo(f"  write latency {r.write_latency_mean:>12.1f}  mean, p99 {r.write_latency_p99:g} cycles")
+    say(f"  read latency  {r.read_latency_mean:>12.1f}  mean, p99 {r.read_latency_p99:g} cycles")
+    say(f"  write latency {r.write_latency_mean:>12.1f}  mean, p99 {r.write_latency_p99:g} cycles")
     share = f" (hit rate {r.row_hits / hit:.1%})" if hit else ""
-    click.echo(f"  row           {r.row_hits:>12d}  hits, {r.row_misses} misses, {r.row_conflicts} conflicts{share}")
-    click.echo(f"  bandwidth     {r.bandwidth_gbps:>12.2f}  GB/s; {r.refreshes} refreshes")
+    say(f"  row           {r.row_hits:>12d}  hits, {r.row_misses} misses, {r.row_conflicts} conflicts{share}")
+    say(f"  bandwidth     {r.bandwidth_gbps:>12.2f}  GB/s; {r.refreshes} refreshes")
     e = r.energy
     if e is None:
-        click.echo(f"  energy        (none: {std.name} has no IDD values, see its preset's idd: section)")
+        say(f"  energy        (none: {std.name} has no IDD values, see its preset's idd: section)")
     else:
         parts = ", ".join(f"{k.replace('_', ' ')} {v / 1e3:.1f}" for k, v in e.components.items() if v)
-        click.echo(f"  energy        {e.total / 1e3:>12.1f}  nJ ({parts} nJ; "
+        say(f"  energy        {e.total / 1e3:>12.1f}  nJ ({parts} nJ; "
                    f"{e.total / max(1, r.requests) :.0f} pJ per request)")
         for note in e.notes:
-            click.echo(f"                 note: {note}")
-    click.echo(f"  simulated in {wall:.2f} s ({r.requests / wall:,.0f} requests/s)")
+            say(f"                 note: {note}")
+    say(f"  simulated in {wall:.2f} s ({r.requests / wall:,.0f} requests/s)")
     if json_out:
         data = r.as_dict()
         data["trace"] = str(trace)
-        json_out.write_text(json.dumps(data, indent=2) + "\n")
-        click.echo(f"wrote {json_out}")
+        if to_stdout:
+            click.echo(json.dumps(data, indent=2))
+        else:
+            with writing("--json", str(json_out)):
+                json_out.write_text(json.dumps(data, indent=2) + "\n")
+            say(f"wrote {json_out}")
 
 
 def _target_memory(name: str, channels: int, pseudo_channels: int) -> tuple[str, int, int]:

@@ -9,6 +9,7 @@ hls4ml actually chose for every layer.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -93,7 +94,9 @@ def hls(model_path: str, out_dir: str, part: str | None, target: str | None, bac
     """Write an hls4ml project for MODEL (firmware, build script, testbench) and print the pipeline estimate."""
     from mapping.fpga.hls import csim, emitted_reuse, synth, synth_command, write_project, write_synth_options
     from mapping.fpga.pipeline import estimate
+    from simulator.sweep_command import check_output_dir
 
+    check_output_dir("--out", Path(out_dir))  # before hls4ml builds anything
     if reuse < 1:
         raise HwsimError(f"--reuse must be >= 1, got {reuse}")
     if clock_ns is not None and (not math.isfinite(clock_ns) or clock_ns <= 0):

@@ -96,7 +96,9 @@ def check_output_dir(flag: str, out: Path) -> None:
 @click.option("--targets", "targets_csv", required=True, metavar="A,B,...", help="Comma-separated presets or files.")
 @click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default="decode", show_default=True)
 @click.option("--batch", default=1, show_default=True, type=int)
-@click.option("--prompt-len", default=128, show_default=True, type=int, help="Prompt tokens (decode: cached context).")
+@click.option("--prompt-len", "--seq", "--context", "prompt_len", default=128, show_default=True, type=int,
+              help="Prompt tokens (decode: the tokens in the KV cache before the step); --seq and --context are the same "
+                   "flag.")
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
 @click.option("--precision", default="default", show_default=True,
               help="default, one format (fp16) or weights/activations/kv (int8/fp16/fp16).")
@@ -109,21 +111,27 @@ def compare(model_path: str, targets_csv: str, phase: str, batch: int, prompt_le
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len)):
         if value < 1:
             raise HwsimError(f"{name} must be >= 1, got {value}")
+    if out_dir:
+        check_output_dir("--out", Path(out_dir))
     targets = [t.strip() for t in targets_csv.split(",") if t.strip()]
     rows = compare_targets(model_path, targets, phase, batch, prompt_len, gen_len, precision)
     click.echo(f"{Path(model_path).name}, {phase}: batch {batch}, prompt {prompt_len}"
                + (f", generate {gen_len}" if phase == "generate" else "") + f", precision {precision}")
     click.echo(compare_table(rows))
     if out_dir:
+        from simulator.cli import writing
+
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         cols = ["target", "latency_s", "energy_j", "tokens_per_s", "tokens_per_j", "memory_bytes", "capacity_bytes",
                 "fits_memory", "error", "point_id"]
-        with open(out / "compare.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        write_compare_plot(rows, out / "compare.png", f"{Path(model_path).name} {phase}, batch {batch}, prompt {prompt_len}")
+        with writing("--out", out_dir):  # the table above is printed already: a failed write loses nothing
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / "compare.csv", "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(rows)
+            write_compare_plot(rows, out / "compare.png",
+                               f"{Path(model_path).name} {phase}, batch {batch}, prompt {prompt_len}")
         click.echo(f"wrote {out / 'compare.csv'}, {out / 'compare.png'}")
     if all(r["latency_s"] is None for r in rows):
         raise HwsimError(f"no target ran {Path(model_path).name}; the first: {rows[0]['error']}")

@@ -194,6 +194,11 @@ def test_cli_aim_runs_a_trace(tmp_path) -> None:
     result = CliRunner().invoke(main, ["aim", str(trace), "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["cycles"] == yaml.safe_load(DATA.read_text())["results"]["rd_mac"]["cycles"]
+    piped = CliRunner().invoke(main, ["aim", str(trace), "--json", "-"])  # `-`: the JSON alone on stdout
+    assert piped.exit_code == 0 and json.loads(piped.stdout)["cycles"] == json.loads(out.read_text())["cycles"]
+    assert "cycles " in piped.stderr
+    nowhere = CliRunner().invoke(main, ["aim", str(trace), "--json", str(tmp_path / "no" / "r.json")])
+    assert nowhere.exit_code == 2 and nowhere.output.startswith("error: --json") and "does not exist" in nowhere.output
     trace.write_text("AiM MAC_ABK 1 0x1\n")
     result = CliRunner().invoke(main, ["aim", str(trace)])
     assert result.exit_code == 2 and "t.trace:1" in result.output and "Traceback" not in result.output

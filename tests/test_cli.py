@@ -117,7 +117,7 @@ def test_a_single_matmul_graph_is_costed_op_by_op(tmp_path: Path) -> None:
     assert data["unrecognised"] == [] or data["unrecognised"][0]["op"] == "MatMul"
 
 
-def test_one_vocabulary_for_lengths_and_a_precision_shorthand():
+def test_one_vocabulary_for_lengths_and_a_precision_shorthand(tmp_path):
     """``--seq`` and ``--prompt-len`` are the same flag on inspect and simulate; ``--precision`` sets all three
     formats, and a per-class flag overrides it."""
     import json as _json
@@ -138,6 +138,16 @@ def test_one_vocabulary_for_lengths_and_a_precision_shorthand():
     assert s.exit_code == 0 and "prompt 8" in s.output and "KV float16" in s.output and "weights float8e4m3" in s.output
     bad = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--precision", "int7"])
     assert bad.exit_code == 2 and bad.output.startswith("error: --precision")
+    # inspect's --context (the KV cache before a decode step) is simulate's decode context too
+    runs = [CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--phase", "decode", flag, "300",
+                                      "--json", str(tmp_path / f"{flag[2:]}.json"), "--quiet"])
+            for flag in ("--context", "--prompt-len")]
+    assert [r.exit_code for r in runs] == [0, 0]
+    by_context, by_prompt = ((tmp_path / f"{f}.json").read_text() for f in ("context", "prompt-len"))
+    assert by_context == by_prompt and _json.loads(by_context)["prompt_len"] == 300
+    piped = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--phase", "decode", "--context", "300",
+                                      "--json", "-", "--quiet"])  # `-`: the JSON alone on stdout, the table on stderr
+    assert piped.exit_code == 0 and piped.stdout.strip() == by_context.strip() and "latency" in piped.stderr
 
 
 def test_a_long_simulate_off_a_terminal_prints_progress_lines_to_stderr(monkeypatch) -> None:

@@ -207,6 +207,7 @@ def test_trace_errors():
     (["--standard", "nosuch"], "unknown DRAM standard 'nosuch'"),
     (["--mapping", "RoRoRo"], "--mapping: unknown address mapping 'RoRoRo'"),
     (["--scheduler", "lifo"], "--scheduler: unknown scheduler 'lifo'"),
+    (["--json", "/nonexistent-folder/r.json"], "--json /nonexistent-folder/r.json: folder /nonexistent-folder does not exist"),
 ])
 def test_cli_one_line_errors(tmp_path, args, message):
     trace = tmp_path / "t.trace"

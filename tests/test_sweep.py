@@ -209,6 +209,10 @@ def test_compare_two_targets(tmp_path):
     assert [r["target"] for r in rows] == ["a100-80gb", "pim-gpt"]
     assert all(float(r["latency_s"]) > 0 for r in rows)
     assert (tmp_path / "compare.png").stat().st_size > 0
+    (tmp_path / "a_file").write_text("")  # an --out under a file is refused before anything is simulated
+    bad = CliRunner().invoke(main, ["compare", MODEL, "--targets", "a100-80gb", "--out", str(tmp_path / "a_file" / "x")])
+    assert bad.exit_code == 2 and bad.output.startswith("error: --out") and "is a file" in bad.output
+    assert "a100-80gb " not in bad.output
 
 
 def test_cli_sweep_writes_outputs(tmp_path):

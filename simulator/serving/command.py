@@ -81,7 +81,8 @@ def _parse_rates(text: str) -> list[float]:
 @click.option("--kv-cache", metavar="P", help="Precision of the KV cache.")
 @click.option("--head-weights", metavar="P|same", default=None,
               help="Precision of the embedding tables and lm_head (default: --weights, 16-bit under a quantised one).")
-@click.option("--json", "json_out", metavar="OUT.json", help="Write the metrics (and time series) as JSON.")
+@click.option("--json", "json_out", metavar="OUT.json",
+              help="Write the metrics (and time series) as JSON ('-': to stdout, the table and messages to stderr).")
 @click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Perfetto trace (iterations and requests).")
 @click.option("--plot", "plot_out", metavar="OUT.png",
               help="Write a plot: latency vs load with --sweep-rate, else batch/KV occupancy over time.")
@@ -108,8 +109,21 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     from simulator.serving.rate_sweep import knee, max_rate_in_slo, sweep_rates
     from simulator.serving.setup import prepare, run_serving
 
-    for flag, out in (("--json", json_out), ("--trace", trace_out), ("--plot", plot_out)):
+    to_stdout = json_out == "-"  # `--json -`: the JSON on stdout, every human-readable line on stderr
+    for flag, out in (("--json", None if to_stdout else json_out), ("--trace", trace_out), ("--plot", plot_out)):
         check_output(flag, out)
+
+    def say(text: str) -> None:
+        click.echo(text, err=to_stdout)
+
+    def emit(data: dict) -> None:
+        if to_stdout:
+            click.echo(json.dumps(data, indent=1))
+        elif json_out:
+            with writing("--json", json_out):
+                Path(json_out).write_text(json.dumps(data, indent=1))
+            say(f"wrote {json_out}")
+
     if seed < 0:
         raise HwsimError(f"--seed must be >= 0, got {seed}")
     if tp < 1:
@@ -154,44 +168,38 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
         rows = sweep_rates(setup, arrivals, rates, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens,
                            seed, slo)
         k, best = knee(rows), max_rate_in_slo(rows)
-        click.echo("\n".join(header))
-        click.echo("")
-        click.echo(f"{'rate/s':>8s} {'TTFT p50':>10s} {'TTFT p99':>10s} {'TPOT p50':>10s} {'TPOT p99':>10s} "
+        say("\n".join(header))
+        say("")
+        say(f"{'rate/s':>8s} {'TTFT p50':>10s} {'TTFT p99':>10s} {'TPOT p50':>10s} {'TPOT p99':>10s} "
                    f"{'E2E p99':>10s} {'tok/s':>10s} {'req/s':>8s} {'goodput':>8s} {'in SLO':>7s} {'util':>6s}")
         for r in rows:
-            click.echo(f"{r['rate']:8g} {r['ttft_s']['p50'] * 1e3:8.2f}ms {r['ttft_s']['p99'] * 1e3:8.2f}ms "
+            say(f"{r['rate']:8g} {r['ttft_s']['p50'] * 1e3:8.2f}ms {r['ttft_s']['p99'] * 1e3:8.2f}ms "
                        f"{r['tpot_s']['p50'] * 1e3:8.2f}ms {r['tpot_s']['p99'] * 1e3:8.2f}ms "
                        f"{r['e2e_s']['p99']:9.3f}s {r['throughput']['tokens_per_s']:10.1f} "
                        f"{r['throughput']['requests_per_s']:8.3f} {r['goodput_requests_per_s']:8.3f} "
                        f"{r['slo_attainment']:7.1%} {r['utilisation']:6.1%}")
-        click.echo(f"knee (p99 E2E above twice its lowest-rate value): {f'{k:g} requests/s' if k else 'not reached'}")
+        say(f"knee (p99 E2E above twice its lowest-rate value): {f'{k:g} requests/s' if k else 'not reached'}")
         if slo.ttft_s is not None or slo.tpot_s is not None:
-            click.echo(f"max rate with >= 90% of requests in the SLO: {f'{best:g} requests/s' if best else 'none'}")
-        click.echo(f"costed {setup.coster.shapes_run} distinct passes")
-        if json_out:
-            with writing("--json", json_out):
-                Path(json_out).write_text(json.dumps({"sweep": rows, "knee_rate": k, "max_rate_in_slo": best}, indent=1))
-            click.echo(f"wrote {json_out}")
+            say(f"max rate with >= 90% of requests in the SLO: {f'{best:g} requests/s' if best else 'none'}")
+        say(f"costed {setup.coster.shapes_run} distinct passes")
+        emit({"sweep": rows, "knee_rate": k, "max_rate_in_slo": best})
         if plot_out:
             with writing("--plot", plot_out):
                 write_sweep_plot(rows, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}", k, best)
-            click.echo(f"wrote {plot_out}")
+            say(f"wrote {plot_out}")
         if trace_out:
             click.echo("--trace is written for single runs, not sweeps", err=True)
         return
     run = run_serving(setup, arrivals, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens, seed)
     metrics = summarise(run, slo, arrivals.rate or None)
-    click.echo(summary_table(metrics, header))
-    click.echo(f"costed {setup.coster.shapes_run} distinct passes")
-    if json_out:
-        with writing("--json", json_out):
-            Path(json_out).write_text(json.dumps({**metrics, "time_series": time_series(run)}, indent=1))
-        click.echo(f"wrote {json_out}")
+    say(summary_table(metrics, header))
+    say(f"costed {setup.coster.shapes_run} distinct passes")
+    emit({**metrics, "time_series": time_series(run)})
     if trace_out:
         with writing("--trace", trace_out):
             write_trace(run, trace_out)
-        click.echo(f"wrote {trace_out} (open in https://ui.perfetto.dev)")
+        say(f"wrote {trace_out} (open in https://ui.perfetto.dev)")
     if plot_out:
         with writing("--plot", plot_out):
             write_timeline_plot(run, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}, {arrivals.text}")
-        click.echo(f"wrote {plot_out}")
+        say(f"wrote {plot_out}")
