@@ -35,8 +35,13 @@ def aim(trace: Path, standard: str, json_out: Path | None) -> None:
         text = trace.read_text()
     except OSError as err:
         raise HwsimError(f"{trace}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise HwsimError(f"{trace}: not a text file; an AiM trace has lines such as 'AiM MAC_ABK ...' or "
+                         "'W CFR id value'") from None
     std = load_standard(standard)
     program = parse_trace(text, trace.name)
+    if not program:
+        raise HwsimError(f"{trace}: the trace has no instructions")
     start = time.perf_counter()
     r = AimSystem(std).run(program)
     wall = time.perf_counter() - start

@@ -7,7 +7,7 @@ from typing import Any
 
 from hardware.errors import HwsimError
 from hardware.targets import load_target
-from simulator.sweep.runner import evaluate
+from simulator.sweep.runner import _model, evaluate
 from simulator.sweep.spec import Point, file_hash, parse_precision_axis, stable_hash
 
 
@@ -17,6 +17,8 @@ def compare_targets(model: str, targets: list[str], phase: str = "decode", batch
     """Simulate the same workload on each target; one result row per target, in the order given."""
     if not Path(model).exists():
         raise HwsimError(f"{model}: no such model file")
+    if not Path(model).is_file():
+        raise HwsimError(f"{model}: is a directory, not an ONNX file; give the model's .onnx file")
     if not targets:
         raise HwsimError("--targets: name at least one target")
     try:
@@ -24,6 +26,7 @@ def compare_targets(model: str, targets: list[str], phase: str = "decode", batch
     except ValueError as exc:
         raise HwsimError(f"--precision: {exc}") from None
     mhash = file_hash(model)
+    _model(model, mhash, dict(dims or {}))  # a model that cannot be imported is one error, not one per target
     workload = {"phase": phase, "batch": batch, "prompt_len": prompt_len,
                 "gen_len": gen_len if phase == "generate" else 1, "precision": precision}
     rows = []
