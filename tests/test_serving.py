@@ -208,6 +208,12 @@ def test_length_distributions_and_arrival_processes():
         assert gaps.mean() == pytest.approx(1 / 50, rel=0.1)
         cv = gaps.std() / gaps.mean()
         assert cv == pytest.approx(1.0 if text.startswith("poisson") else 3.0, rel=0.15)
+    # rates a run could not state (1e-300 requests/s: times of 1e300 s) and degenerate gamma shapes are refused
+    for text, message in (("poisson:1e-300", r"between 1e-06 and 1e\+09 requests/s"), ("poisson:1e12", r"1e\+09"),
+                          ("gamma:1,1e-9", "CV must be between"), ("gamma:1,0", "must be > 0")):
+        with pytest.raises(HwsimError, match=message):
+            parse_arrivals(text)
+    assert parse_arrivals("poisson:1e-6").rate == 1e-6 and parse_arrivals("gamma:1e9,1000").cv == 1000
 
 
 def test_scheduler_invariants_without_costs():

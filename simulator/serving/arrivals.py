@@ -17,6 +17,18 @@ from hardware.errors import HwsimError
 from simulator.serving.distributions import LengthDist
 from simulator.serving.request import Request
 
+#: arrival rates hwsim accepts (requests/s): one request in about 12 days up to a billion a second. Outside them a
+#: run's clock overflows what its reports can state (1e-300 requests/s gives times of 1e300 s) or is not serving.
+MIN_RATE, MAX_RATE = 1e-6, 1e9
+#: gamma coefficients of variation accepted (shape 1 / CV^2 from 1e6 down to 1e-6)
+MIN_CV, MAX_CV = 1e-3, 1e3
+
+
+def check_rate(flag: str, text: str, rate: float) -> None:
+    """One-line error unless ``rate`` (requests/s) is within [MIN_RATE, MAX_RATE]."""
+    if not (np.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE):
+        raise HwsimError(f"{flag} {text}: a rate must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s, got {rate:g}")
+
 
 @dataclass(frozen=True)
 class ArrivalSpec:
@@ -54,6 +66,9 @@ def parse_arrivals(text: str) -> ArrivalSpec:
         raise HwsimError(f"--arrivals {text}: {kind} takes {'RATE' if kind == 'poisson' else 'RATE,CV'}")
     if not all(np.isfinite(values)) or values[0] <= 0 or (kind == "gamma" and values[1] <= 0):
         raise HwsimError(f"--arrivals {text}: RATE (requests/s) and CV must be > 0")
+    check_rate("--arrivals", text, values[0])
+    if kind == "gamma" and not MIN_CV <= values[1] <= MAX_CV:
+        raise HwsimError(f"--arrivals {text}: CV must be between {MIN_CV:g} and {MAX_CV:g}, got {values[1]:g}")
     return ArrivalSpec(kind, values[0], values[1] if kind == "gamma" else 1.0, text=text)
 
 

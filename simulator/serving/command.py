@@ -43,6 +43,10 @@ def _parse_rates(text: str) -> list[float]:
         raise HwsimError(f"--sweep-rate {text}: expected rates in requests/s separated by commas, e.g. 1,2,4,8") from None
     if not rates or any(not 0 < r < math.inf for r in rates):
         raise HwsimError(f"--sweep-rate {text}: rates must be finite and > 0")
+    from simulator.serving.arrivals import check_rate
+
+    for r in rates:
+        check_rate("--sweep-rate", text, r)
     return rates
 
 

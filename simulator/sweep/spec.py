@@ -211,8 +211,12 @@ class ServingAxes(BaseModel):
     @field_validator("rate")
     @classmethod
     def _rates(cls, values: list[float]) -> list[float]:
+        from simulator.serving.arrivals import MAX_RATE, MIN_RATE
+
         if not values or any(not v > 0 for v in values):
             raise ValueError("rates (requests/s) must be > 0")
+        if any(not MIN_RATE <= v <= MAX_RATE for v in values):
+            raise ValueError(f"rates must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s")
         return values
 
 
