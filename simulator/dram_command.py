@@ -70,7 +70,7 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
                           one_command_per_cycle=one_command_per_cycle, mapping=mapping, scheduler=scheduler.lower(),
                           row_policy=row_policy.lower(), refresh=refresh.lower(), queue=queue, policy_options=options)
     start = time.perf_counter()
-    r = system.run(entries)
+    r = system.run(entries, f"{trace}")
     wall = time.perf_counter() - start
     hit = r.row_hits + r.row_misses + r.row_conflicts
     say(f"{trace}: {r.standard}, {r.channels} channel(s) x {r.ranks} rank(s)"

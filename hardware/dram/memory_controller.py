@@ -547,14 +547,15 @@ class MemorySystem:
                                  f"0..{n - 1}{fix}")
         return Location(vec[0], *vec[2:], rank=vec[1])
 
-    def run(self, trace: Sequence[TraceEntry]) -> RunResult:
-        """Serve ``trace`` (each entry once, in order) to completion."""
+    def run(self, trace: Sequence[TraceEntry], source: str = "trace") -> RunResult:
+        """Serve ``trace`` (each entry once, in order) to completion; ``source`` (the trace file) names a request
+        whose address is out of range."""
         ctrls = self.controllers
         per_group = self.standard.organization.banks_per_group.value
         per_rank = self.standard.banks
         reqs = []
         for i, e in enumerate(trace):
-            loc = self.locate(e, f"trace request {i + 1}")
+            loc = self.locate(e, f"{source} request {i + 1}")
             key = e.addr if e.vector is None else e.vector
             reqs.append((loc.channel, e.is_write, key,
                          BankAddress(loc.bank_group, loc.bank, loc.row, loc.column, loc.rank),
