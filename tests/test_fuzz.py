@@ -1,5 +1,5 @@
-"""Property-based fuzzing of every input boundary: preset YAML, CLI values, ``--set`` options, sweep specs and
-mutated ONNX files.
+"""Property-based fuzzing of every input boundary: preset YAML, CLI values, ``--set`` options, sweep specs, mutated
+ONNX files and trace files (``hwsim dram``, ``hwsim aim``, ``hwsim serve --arrivals trace:``).
 
 Whatever the input, hwsim either answers with finite numbers (exit 0) or refuses with exactly one ``error:`` line
 and exit status 2: never an internal error, a traceback, or inf/nan in a result. The default run tries a few
@@ -304,3 +304,92 @@ def test_a_node_missing_a_required_input_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["simulate", str(path), "--target", "a100-80gb", "--phase", "prefill"])
     check_outcome(result)
     assert result.exit_code == 2 and f"node '{node.name}' (Shape) has no input 0 ('data')" in result.output
+
+
+# -- trace files: hwsim dram, hwsim aim, hwsim serve --arrivals trace: ------------------------------------------------
+TRACES_FAST = settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))  # the deep run: 300
+TOKENS = ["0", "1", "-1", "63", "64", "0x0", "0x40", "0xffffffffffffffff", "99999999999999999999", "1e3", "nan", "x",
+          "", ",", "0,0", "0,0,0,0,0", "0,0,0,0,0,0", "0,0,0,0,0,0,0", "-0", "0x", "0b1", "\t", "#"]
+
+
+@st.composite
+def dram_traces(draw: st.DrawFn) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        head = draw(st.sampled_from(["LD", "ST", "R", "W", "ld", "LOAD", "#", ""]))
+        lines.append(" ".join([head] + draw(st.lists(st.sampled_from(TOKENS), max_size=3))))
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\r\n", "\x00", "\xff"]))
+
+
+@st.composite
+def aim_traces(draw: st.DrawFn) -> str:
+    from simulator.validation.aim_cases import CASES
+
+    lines = draw(st.sampled_from([c for c in CASES if len(c.trace) < 4000])).trace.splitlines()
+    for _ in range(draw(st.integers(0, 4))):  # replace, drop or duplicate a token of a line
+        i = draw(st.integers(0, len(lines) - 1))
+        words = lines[i].split()
+        j = draw(st.integers(0, max(0, len(words) - 1)))
+        op = draw(st.sampled_from(["replace", "drop", "dup", "line"]))
+        if op == "line":
+            lines[i] = draw(st.sampled_from(["AiM NOP", "R MEM 0 0 0", "W GPR 99999", "W CFR 0 -1", "AiM", "R", "junk"]))
+        elif words:
+            if op == "replace":
+                words[j] = draw(st.sampled_from(TOKENS + ["MAC_ABK", "EOC", "0x80000000", "AiM"]))
+            elif op == "drop":
+                del words[j]
+            else:
+                words.insert(j, words[j])
+            lines[i] = " ".join(words)
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def serving_traces(draw: st.DrawFn) -> str:
+    header = draw(st.sampled_from(["arrival_s,prompt_len,gen_len", "arrival_s,prompt_len", "a,b,c", ""]))
+    values = ["0", "0.5", "1e-3", "-1", "nan", "inf", "1e300", "3", "100000000", "0", "x", "", "2.5"]
+    rows = [",".join(draw(st.lists(st.sampled_from(values), min_size=2, max_size=4)))
+            for _ in range(draw(st.integers(0, 4)))]
+    return "\n".join([header] + rows) + "\n"
+
+
+def _trace_property(tmp_path_factory, command: str, text: str) -> None:
+    folder = tmp_path_factory.mktemp("trace")
+    path = folder / "t.trace"
+    path.write_bytes(text.encode("utf-8", "surrogateescape") if "\xff" not in text else text.encode("latin-1", "replace"))
+    if command == "serve":
+        out = folder / "r.json"
+        args = ["serve", MODEL, "--target", "a100-80gb", "--arrivals", f"trace:{path}", "--json", str(out)]
+        check_outcome(CliRunner().invoke(main, args), out)
+    else:
+        out = folder / "r.json"
+        result = CliRunner().invoke(main, [command, str(path), "--json", str(out)])
+        check_outcome(result)
+        if result.exit_code == 0:
+            assert _finite(json.loads(out.read_text())), "inf/nan in a result"
+
+
+@TRACES_FAST
+@given(text=dram_traces())
+def test_mutated_dram_traces(tmp_path_factory, text) -> None:
+    _trace_property(tmp_path_factory, "dram", text)
+
+
+@TRACES_FAST
+@given(text=aim_traces())
+def test_mutated_aim_traces(tmp_path_factory, text) -> None:
+    _trace_property(tmp_path_factory, "aim", text)
+
+
+@TRACES_FAST
+@given(text=serving_traces())
+def test_mutated_serving_traces(tmp_path_factory, text) -> None:
+    _trace_property(tmp_path_factory, "serve", text)
+
+
+@pytest.mark.heavy
+@DEEP
+@given(kind=st.sampled_from(["dram", "aim", "serve"]), data=st.data())
+def test_mutated_traces_deep(tmp_path_factory, kind, data) -> None:
+    strategy = {"dram": dram_traces(), "aim": aim_traces(), "serve": serving_traces()}[kind]
+    _trace_property(tmp_path_factory, kind, data.draw(strategy))
