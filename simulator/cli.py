@@ -253,8 +253,8 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
               help="[default: generate for models with a causal decoder, else prefill (one forward pass)]")
 @click.option("--batch", default=1, show_default=True, type=int)
 @click.option("--prompt-len", "--seq", "--context", "prompt_len", default=32, show_default=True, type=int,
-              help="Prompt tokens (decode: the tokens in the KV cache before the step); --seq and --context are the "
-                   "same flag, as in `inspect`.")
+              help="Prompt tokens (decode: the tokens in the KV cache before the step, as `inspect --context`); --seq and "
+                   "--context are the same flag.")
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
 @click.option("--mode", type=click.Choice(["fast", "detailed"]), default="fast", show_default=True,
               help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "
