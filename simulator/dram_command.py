@@ -86,7 +86,8 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
     say(f"  bandwidth     {r.bandwidth_gbps:>12.2f}  GB/s; {r.refreshes} refreshes")
     e = r.energy
     if e is None:
-        say(f"  energy        (none: {std.name} has no IDD values, see its preset's idd: section)")
+        why = std.idd.unavailable if std.idd is not None and std.idd.unavailable else "no idd: section in its preset"
+        say(f"  energy        (none: {std.name} has no IDD values: {why})")
     else:
         parts = ", ".join(f"{k.replace('_', ' ')} {v / 1e3:.1f}" for k, v in e.components.items() if v)
         say(f"  energy        {e.total / 1e3:>12.1f}  nJ ({parts} nJ; "

@@ -219,7 +219,8 @@ def render(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write reports/fpga_validation.md")
-    parser.add_argument("--out", default=str(checkout_root() / "reports"))
+    parser.add_argument("--out", default=str(checkout_root() / "reports"), help="folder --write writes into")
+    parser.add_argument("--report", metavar="PATH", help="write the report to PATH instead (as the other reports take)")
     args = parser.parse_args()
     rows = evaluate()
     for role, s in summary(rows, lambda p: p["tool"].startswith("Vivado")).items():
@@ -227,7 +228,10 @@ def main() -> None:
               + ", ".join(f"{LABELS[m]} {100 * s[m]:.0f}%" for m in METRICS))
     for role, s in summary(rows).items():
         print(f"all tools, {role} ({s['n']:.0f} points): " + ", ".join(f"{LABELS[m]} {100 * s[m]:.0f}%" for m in METRICS))
-    if args.write:
+    if args.report:
+        Path(args.report).write_text(render(rows))
+        print(f"wrote {args.report}")
+    elif args.write:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "fpga_validation.md").write_text(render(rows))
