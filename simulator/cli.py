@@ -137,10 +137,14 @@ def precision_options(default: str) -> Callable[[Callable], Callable]:
         @functools.wraps(func)
         def with_all(*args: Any, precision_all: str | None = None, **kwargs: Any) -> Any:
             if precision_all:
-                chosen = parse_precision(precision_all, "--precision")
-                for key in ("weights", "activations", "kv_cache"):
+                parts = precision_all.split("/")  # W/A/KV, as sweeps and `compare --precision` write it
+                if len(parts) not in (1, 3):
+                    raise HwsimError(f"--precision {precision_all}: give one format (fp16) or weights/activations/kv "
+                                     "(int8/fp16/fp16)")
+                chosen = [parse_precision(p, "--precision") for p in parts] * (3 if len(parts) == 1 else 1)
+                for key, value in zip(("weights", "activations", "kv_cache"), chosen, strict=True):
                     if kwargs.get(key) is None:
-                        kwargs[key] = chosen
+                        kwargs[key] = value
             return func(*args, **kwargs)
 
         for name, help_ in (("kv_cache", "KV cache"), ("activations", "activations"), ("weights", "weights")):
@@ -151,8 +155,8 @@ def precision_options(default: str) -> Callable[[Callable], Callable]:
         with_all = click.option("--head-weights", "head_weights", metavar="P|same", default=None,
                                 help=HEAD_HELP)(with_all)
         return click.option("--precision", "precision_all", metavar="P",
-                            help="Precision of weights, activations and KV cache at once (--weights, --activations, --kv-cache "
-                                 "override it).")(with_all)
+                            help="Precision of weights, activations and KV cache at once, or W/A/KV (int8/fp16/fp16); "
+                                 "--weights, --activations, --kv-cache override it.")(with_all)
     return add
 
 

@@ -138,6 +138,11 @@ def test_one_vocabulary_for_lengths_and_a_precision_shorthand(tmp_path):
     assert s.exit_code == 0 and "prompt 8" in s.output and "KV float16" in s.output and "weights float8e4m3" in s.output
     bad = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--precision", "int7"])
     assert bad.exit_code == 2 and bad.output.startswith("error: --precision")
+    # W/A/KV, as `compare --precision` and sweep specs write it
+    slash = CliRunner().invoke(main, ["inspect", model, "--seq", "16", "--precision", "int8/int8/int8", "--json"])
+    assert slash.exit_code == 0 and _json.loads(slash.output)["precision"] == db["precision"]
+    two = CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--precision", "int8/fp16"])
+    assert two.exit_code == 2 and two.output.startswith("error: --precision int8/fp16: give one format")
     # inspect's --context (the KV cache before a decode step) is simulate's decode context too
     runs = [CliRunner().invoke(main, ["simulate", model, "--target", "a100-80gb", "--phase", "decode", flag, "300",
                                       "--json", str(tmp_path / f"{flag[2:]}.json"), "--quiet"])
