@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import sys
-import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,8 @@ from hardware.dtypes import parse_precision
 from hardware.errors import HwsimError
 from mapping.op_costs import Precision
 from simulator import __version__
+from simulator.cli_flags import precision_options
+from simulator.progress import progress_display
 from simulator.technique_run import technique_options
 
 
@@ -74,9 +74,6 @@ def main(ctx: click.Context, debug: bool) -> None:
     warnings.simplefilter("always", HwsimWarning)
 
 
-#: Seconds between progress lines of a long ``simulate`` whose stderr is not a terminal (the first after as long).
-PROGRESS_LINE_S = 10.0
-
 #: Largest count any flag takes (tokens, batch, devices): far above any real run, small enough for int64 maths.
 MAX_COUNT = 1 << 40
 
@@ -128,42 +125,6 @@ def _parse_dims(values: tuple[str, ...]) -> dict[str, int]:
             raise HwsimError(f"--dim '{text}': expected NAME=N with a non-negative integer N, e.g. --dim seq=128")
         dims[name.strip()] = check_count(f"--dim {name.strip()}", int(value), low=0)
     return dims
-
-
-def precision_options(default: str) -> Callable[[Callable], Callable]:
-    """The --weights/--activations/--kv-cache precision overrides and ``--precision P`` for all three at once
-    (``default`` says what applies without them)."""
-    def add(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def with_all(*args: Any, precision_all: str | None = None, **kwargs: Any) -> Any:
-            if precision_all:
-                parts = precision_all.split("/")  # W/A/KV, as sweeps and `compare --precision` write it
-                if len(parts) not in (1, 3):
-                    raise HwsimError(f"--precision {precision_all}: give one format (fp16) or weights/activations/kv "
-                                     "(int8/fp16/fp16)")
-                chosen = [parse_precision(p, "--precision") for p in parts] * (3 if len(parts) == 1 else 1)
-                for key, value in zip(("weights", "activations", "kv_cache"), chosen, strict=True):
-                    if kwargs.get(key) is None:
-                        kwargs[key] = value
-            return func(*args, **kwargs)
-
-        for name, help_ in (("kv_cache", "KV cache"), ("activations", "activations"), ("weights", "weights")):
-            with_all = click.option(f"--{name.replace('_', '-')}", name, metavar="P",
-                                    help=f"Precision of {help_}: fp32, fp16, bf16, fp8, int8, int4, fp4"
-                                    f"{', ternary' if name == 'weights' else ''} (default: {default})."
-                                    )(with_all)
-        with_all = click.option("--head-weights", "head_weights", metavar="P|same", default=None,
-                                help=HEAD_HELP)(with_all)
-        return click.option("--precision", "precision_all", metavar="P",
-                            help="Precision of weights, activations and KV cache at once, or W/A/KV (int8/fp16/fp16); "
-                                 "--weights, --activations, --kv-cache override it.")(with_all)
-    return add
-
-
-#: Help of ``--head-weights`` (simulate, inspect, serve).
-HEAD_HELP = ("Precision of the embedding tables and the LM head's weight; 'same': as --weights [default: as --weights, "
-             "but the model's own format when --weights is a quantised format (int8, int4, fp8, fp4, ternary), as "
-             "AWQ, GPTQ and vLLM's FP8 keep lm_head in 16 bits].")
 
 
 def make_precision(weights: str | None, activations: str | None, kv_cache: str | None,
@@ -317,31 +278,10 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     if phase is None:
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") else "prefill"
     total = 1 + (gen_len - 1 if phase == "generate" else 0)
-    show = not quiet and total > 1 and sys.stderr.isatty()
-    bar = click.progressbar(length=total, label="simulating", file=sys.stderr, show_eta=True, show_pos=True) \
-        if show else None
-    done = [0]
-    started = time.monotonic()
-    next_line = [started + PROGRESS_LINE_S]  # off a terminal (CI logs, pipes): a line now and then on long runs
-
-    def progress(n: int, _total: int) -> None:
-        if bar is not None:
-            bar.update(n - done[0])
-            done[0] = n
-        elif not quiet and n < _total and time.monotonic() >= next_line[0]:
-            elapsed = time.monotonic() - started
-            click.echo(f"simulating: {n}/{_total} passes ({100 * n / _total:.0f}%), {elapsed:.0f} s, about "
-                       f"{elapsed * (_total - n) / n:.0f} s to go", err=True)
-            next_line[0] = time.monotonic() + PROGRESS_LINE_S
-
-    if bar is not None:
-        bar.__enter__()
-    try:
+    with progress_display(total, "simulating", "passes", quiet) as progress:
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,
                                      progress, parallel=parallel)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+
     def say(text: str) -> None:
         click.echo(text, err=json_stdout)
 

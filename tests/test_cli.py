@@ -156,9 +156,9 @@ def test_one_vocabulary_for_lengths_and_a_precision_shorthand(tmp_path):
 
 
 def test_a_long_simulate_off_a_terminal_prints_progress_lines_to_stderr(monkeypatch) -> None:
-    import simulator.cli as cli
+    import simulator.progress as progress
 
-    monkeypatch.setattr(cli, "PROGRESS_LINE_S", 0.0)  # every pass is 'long enough'
+    monkeypatch.setattr(progress, "PROGRESS_LINE_S", 0.0)  # every pass is 'long enough'
     model = str(FIXTURES / "gpt2_ts.onnx")
     args = ["simulate", model, "--target", "a100-80gb", "--phase", "generate", "--prompt-len", "4", "--gen-len", "4"]
     loud = CliRunner().invoke(main, args)
@@ -166,3 +166,24 @@ def test_a_long_simulate_off_a_terminal_prints_progress_lines_to_stderr(monkeypa
     lines = [ln for ln in loud.stderr.splitlines() if ln.startswith("simulating:")]
     assert [ln.split(" passes")[0] for ln in lines] == ["simulating: 1/4", "simulating: 2/4", "simulating: 3/4"]
     assert "simulating:" not in loud.stdout and "latency" in loud.stdout  # the result's table stays clean
+    quiet = CliRunner().invoke(main, args + ["--quiet"])
+    assert quiet.exit_code == 0 and "simulating:" not in quiet.stderr
+
+
+def test_a_long_serve_off_a_terminal_prints_progress_lines_to_stderr(monkeypatch) -> None:
+    import simulator.progress as progress
+
+    monkeypatch.setattr(progress, "PROGRESS_LINE_S", 0.0)
+    args = ["serve", str(FIXTURES / "gpt2_ts.onnx"), "--target", "a100-80gb", "--arrivals", "poisson:50",
+            "--requests", "6", "--prompt-len", "8", "--gen-len", "3"]
+    loud = CliRunner().invoke(main, args)
+    assert loud.exit_code == 0, loud.output
+    counts = [int(ln.split()[1].split("/")[0]) for ln in loud.stderr.splitlines() if ln.startswith("serving:")]
+    assert counts and counts == sorted(counts) and all(0 < c < 6 for c in counts)  # requests done, never all
+    assert all(ln.split()[1].endswith("/6") for ln in loud.stderr.splitlines() if ln.startswith("serving:"))
+    assert "serving:" not in loud.stdout and "TTFT" in loud.stdout
+    swept = CliRunner().invoke(main, args + ["--sweep-rate", "20,50"])  # both rates' requests count: of 12
+    assert swept.exit_code == 0 and any(ln.split()[1].endswith("/12") for ln in swept.stderr.splitlines()
+                                        if ln.startswith("serving:"))
+    quiet = CliRunner().invoke(main, args + ["--quiet"])
+    assert quiet.exit_code == 0 and "serving:" not in quiet.stderr

@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 from hardware.errors import HwsimError
+from simulator.cli_flags import precision_options
+from simulator.progress import progress_display
 from simulator.technique_run import technique_options
 
 
@@ -80,11 +82,7 @@ def _parse_rates(text: str) -> list[float]:
               help="How the devices split the model (pipeline stages serve micro-batches).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Target-specific option.")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind any symbolic dimension by name.")
-@click.option("--weights", metavar="P", help="Precision of weights (default: the target's native format).")
-@click.option("--activations", metavar="P", help="Precision of activations.")
-@click.option("--kv-cache", metavar="P", help="Precision of the KV cache.")
-@click.option("--head-weights", metavar="P|same", default=None,
-              help="Precision of the embedding tables and lm_head (default: --weights, 16-bit under a quantised one).")
+@precision_options("the target's native format")
 @click.option("--json", "json_out", metavar="OUT.json",
               help="Write the metrics (and time series) as JSON ('-': to stdout, the table and messages to stderr).")
 @click.option("--trace", "trace_out", metavar="OUT.json", help="Write a Perfetto trace (iterations and requests).")
@@ -92,6 +90,7 @@ def _parse_rates(text: str) -> list[float]:
               help="Write a plot: latency vs load with --sweep-rate, else batch/KV occupancy over time.")
 @click.option("--sweep-rate", "sweep_text", default=None, metavar="R1,R2,...",
               help="Run at each arrival rate (requests/s) and report latency against load.")
+@click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
 @technique_options
 def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int, prompt_len: str, gen_len: str,
           scheduler: str, max_batch_tokens: int | None, max_batch: int, slo_text: str | None, seed: int,
@@ -99,7 +98,7 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
           parallel_text: str | None, sets: tuple[str, ...],
           dims: tuple[str, ...], weights: str | None, activations: str | None, kv_cache: str | None,
           head_weights: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None, sweep_text: str | None,
-          techniques: Any = None) -> None:
+          quiet: bool = False, techniques: Any = None) -> None:
     """Serve many requests of MODEL on a target: TTFT, TPOT and E2E percentiles, throughput, goodput, energy
     (with `simulate`'s inference techniques: speculative decoding costed per accepted token, KV-cache formats,
     attention patterns, MoE routing)."""
@@ -169,8 +168,9 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
         header.append(f"devices    {par.devices} x {target.name}: tensor parallel {par.tp}, pipeline stages {par.pp}, "
                       f"link {par.link or 'the GPU preset NVLink/PCIe'}; memory per device")
     if rates is not None:
-        rows = sweep_rates(setup, arrivals, rates, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens,
-                           seed, slo)
+        with progress_display(None, "serving", "requests", quiet) as progress:
+            rows = sweep_rates(setup, arrivals, rates, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens,
+                               seed, slo, progress)
         k, best = knee(rows), max_rate_in_slo(rows)
         say("\n".join(header))
         say("")
@@ -194,7 +194,9 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
         if trace_out:
             click.echo("--trace is written for single runs, not sweeps", err=True)
         return
-    run = run_serving(setup, arrivals, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens, seed)
+    with progress_display(None, "serving", "requests", quiet) as progress:
+        run = run_serving(setup, arrivals, n_requests, prompt, gen, scheduler, max_batch, max_batch_tokens, seed,
+                          progress)
     metrics = summarise(run, slo, arrivals.rate or None)
     say(summary_table(metrics, header))
     say(f"costed {setup.coster.shapes_run} distinct passes")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hardware.errors import HwsimError
@@ -81,9 +82,15 @@ class ServingRun:
         return sum(i.energy_j for i in self.iterations) + self.idle_power_w * idle
 
 
-def serve(requests: list[Request], scheduler: Scheduler, coster: IterationCoster) -> ServingRun:
+#: ``progress(done, total)``: requests finished or rejected so far, of all; called after every iteration
+Progress = Callable[[int, int], None]
+
+
+def serve(requests: list[Request], scheduler: Scheduler, coster: IterationCoster,
+          progress: Progress | None = None) -> ServingRun:
     """Run ``requests`` (sorted by arrival) through ``scheduler`` on the device ``coster`` models."""
     pending = deque(sorted(requests, key=lambda r: r.arrival_s))
+    total = len(pending)
     out = ServingRun(list(pending), [], kv_blocks_total=scheduler.kv.total, block_size=scheduler.kv.block_size,
                      scheduler=scheduler.name)
     now = pending[0].arrival_s if pending else 0.0
@@ -126,17 +133,21 @@ def serve(requests: list[Request], scheduler: Scheduler, coster: IterationCoster
                                         len(batch.decodes), cost.energy_j, kv_blocks, scheduler.in_system))
         scheduler.complete(batch, end)
         now = end
+        if progress is not None:
+            progress(total - len(pending) - scheduler.in_system, total)
     out.end_s = now
     out.preemptions = scheduler.preemptions
     out.idle_power_w = coster.static_w
     return out
 
 
-def serve_pipelined(requests: list[Request], schedulers: list[Scheduler], coster: IterationCoster) -> ServingRun:
+def serve_pipelined(requests: list[Request], schedulers: list[Scheduler], coster: IterationCoster,
+                    progress: Progress | None = None) -> ServingRun:
     """Run ``requests`` on ``len(schedulers)`` virtual engines whose micro-batches overlap across the pipeline
     stages of ``coster`` (see the module docstring). With one engine and no stages it reproduces :func:`serve`."""
     k = len(schedulers)
     pending = deque(sorted(requests, key=lambda r: r.arrival_s))
+    total = len(pending)
     out = ServingRun(list(pending), [], kv_blocks_total=sum(s.kv.total for s in schedulers),
                      block_size=schedulers[0].kv.block_size, scheduler=schedulers[0].name, stages=coster.stages)
     start = pending[0].arrival_s if pending else 0.0
@@ -181,6 +192,8 @@ def serve_pipelined(requests: list[Request], schedulers: list[Scheduler], coster
             it.in_system = in_system()
             sched.complete(batch, t)
             flight[v] = None
+            if progress is not None:
+                progress(total - len(pending) - in_system(), total)
         batch = sched.next_batch(t)
         if batch is None:
             if sched.in_system:

@@ -12,22 +12,35 @@ from typing import Any
 
 from simulator.serving.arrivals import ArrivalSpec
 from simulator.serving.distributions import LengthDist
+from simulator.serving.loop import Progress
 from simulator.serving.metrics import Slo, summarise
 from simulator.serving.setup import ServingSetup, run_serving
 
 
 def sweep_rates(setup: ServingSetup, arrivals: ArrivalSpec, rates: list[float], requests: int, prompt: LengthDist,
                 gen: LengthDist, scheduler: str, max_batch: int, max_batch_tokens: int, seed: int,
-                slo: Slo) -> list[dict[str, Any]]:
-    """One summary per rate (ascending), each with its ``rate``."""
+                slo: Slo, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """One summary per rate (ascending), each with its ``rate``; ``progress(done, total)`` counts the requests of
+    all the rates' runs."""
     rows = []
-    for rate in sorted(rates):
+    for i, rate in enumerate(sorted(rates)):
         run = run_serving(setup, arrivals.with_rate(rate), requests, prompt, gen, scheduler, max_batch,
-                          max_batch_tokens, seed)
+                          max_batch_tokens, seed, _offset(progress, i, len(rates)))
         row = summarise(run, slo, rate)
         row["rate"] = rate
         rows.append(row)
     return rows
+
+
+def _offset(progress: Progress | None, run: int, runs: int) -> Progress | None:
+    """``progress`` over ``runs`` runs of equal size, for the ``run``-th of them."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        progress(run * total + done, runs * total)
+
+    return report
 
 
 def knee(rows: list[dict[str, Any]], factor: float = 2.0) -> float | None:

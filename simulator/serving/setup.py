@@ -22,7 +22,7 @@ from simulator.serving.arrivals import ArrivalSpec, make_requests
 from simulator.serving.cost_model import IterationCoster
 from simulator.serving.distributions import LengthDist
 from simulator.serving.kv_cache import PagedKVCache
-from simulator.serving.loop import ServingRun, serve, serve_pipelined
+from simulator.serving.loop import Progress, ServingRun, serve, serve_pipelined
 from simulator.serving.schedulers import make_scheduler
 from simulator.simulate import prepare_run
 
@@ -113,8 +113,9 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
 
 
 def run_serving(setup: ServingSetup, arrivals: ArrivalSpec, requests: int, prompt: LengthDist, gen: LengthDist,
-                scheduler: str, max_batch: int, max_batch_tokens: int, seed: int) -> ServingRun:
-    """One serving run of ``requests`` requests."""
+                scheduler: str, max_batch: int, max_batch_tokens: int, seed: int,
+                progress: Progress | None = None) -> ServingRun:
+    """One serving run of ``requests`` requests (``progress(done, total)`` after each iteration)."""
     reqs = make_requests(arrivals, requests, prompt, gen, seed)
     engines = setup.coster.stages
     if engines > 1:  # one virtual engine per pipeline stage, each with 1/pp of the KV blocks (vLLM v0)
@@ -123,7 +124,7 @@ def run_serving(setup: ServingSetup, arrivals: ArrivalSpec, requests: int, promp
                              "virtual engines; use fewer stages or more memory")
         scheds = [make_scheduler(scheduler, PagedKVCache(setup.kv_blocks // engines, setup.block_size), max_batch,
                                  max_batch_tokens) for _ in range(engines)]
-        return serve_pipelined(reqs, scheds, setup.coster)
+        return serve_pipelined(reqs, scheds, setup.coster, progress)
     kv = PagedKVCache(setup.kv_blocks, setup.block_size)
     sched = make_scheduler(scheduler, kv, max_batch, max_batch_tokens)
-    return serve(reqs, sched, setup.coster)
+    return serve(reqs, sched, setup.coster, progress)
