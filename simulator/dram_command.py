@@ -44,15 +44,17 @@ from hardware.dram.scheduling import SCHEDULERS
               help="timeout policy: idle cycles before closing a row.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results as JSON ('-': to stdout, the summary to stderr).")
+@click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
 def dram(trace: Path, standard: str, target_name: str | None, mapping: str, scheduler: str, row_policy: str,
          refresh: str, channels: int, ranks: int, pseudo_channels: int, one_command_per_cycle: bool, queue: int,
-         cap: int, row_timeout: int, json_out: Path | None) -> None:
+         cap: int, row_timeout: int, json_out: Path | None, quiet: bool) -> None:
     """Simulate TRACE (Ramulator 2 LoadStoreTrace 'LD|ST ADDR' or ReadWriteTrace 'R|W ch,bg,ba,row,col' /
     'R|W ch,ra,bg,ba,row,col' lines)."""
     from hardware.dram import load_standard
     from hardware.dram.memory_controller import MemorySystem
     from hardware.dram.trace import read_trace
     from simulator.cli import check_output, writing
+    from simulator.progress import progress_display
 
     to_stdout = json_out is not None and str(json_out) == "-"  # `--json -`: JSON on stdout, the lines on stderr
     check_output("--json", None if json_out is None or to_stdout else str(json_out))
@@ -70,7 +72,8 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
                           one_command_per_cycle=one_command_per_cycle, mapping=mapping, scheduler=scheduler.lower(),
                           row_policy=row_policy.lower(), refresh=refresh.lower(), queue=queue, policy_options=options)
     start = time.perf_counter()
-    r = system.run(entries, f"{trace}")
+    with progress_display(len(entries), "simulating", "requests accepted", quiet) as progress:
+        r = system.run(entries, f"{trace}", progress)
     wall = time.perf_counter() - start
     hit = r.row_hits + r.row_misses + r.row_conflicts
     say(f"{trace}: {r.standard}, {r.channels} channel(s) x {r.ranks} rank(s)"

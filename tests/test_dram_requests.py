@@ -272,3 +272,19 @@ def test_dram_cli_takes_a_targets_memory(tmp_path):
     assert res.exit_code == 0 and "12 x 16-bit gddr6 channels" in res.output and "2 channel(s)" in res.output
     res = CliRunner().invoke(main, ["dram", str(trace), "--target", "rtx4090"])
     assert res.exit_code == 2 and "no memory: section" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_cli_progress_lines_off_a_terminal(tmp_path, monkeypatch):
+    import hardware.dram.memory_controller as mc
+    import simulator.progress as progress
+
+    monkeypatch.setattr(progress, "PROGRESS_LINE_S", 0.0)
+    monkeypatch.setattr(mc, "PROGRESS_EVERY", 8)
+    trace = tmp_path / "t.trace"
+    trace.write_text("".join(f"LD 0x{64 * i:x}\n" for i in range(40)))
+    res = CliRunner().invoke(main, ["dram", str(trace)])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("simulating:")]
+    assert [ln.split()[1] for ln in lines] == ["8/40", "16/40", "24/40", "32/40"] and "cycles" in res.stdout
+    quiet = CliRunner().invoke(main, ["dram", str(trace), "--quiet"])
+    assert quiet.exit_code == 0 and "simulating:" not in quiet.stderr

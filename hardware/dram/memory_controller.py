@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hardware.dram.address_mapping import Location, address_mapper
@@ -43,6 +43,8 @@ from hardware.errors import HwsimError
 
 READ, WRITE, MAINTENANCE = 0, 1, 2
 _NEVER = 1 << 62
+#: requests accepted between two calls of :meth:`MemorySystem.run`'s progress callback
+PROGRESS_EVERY = 4096
 
 
 class Request:
@@ -547,9 +549,11 @@ class MemorySystem:
                                  f"0..{n - 1}{fix}")
         return Location(vec[0], *vec[2:], rank=vec[1])
 
-    def run(self, trace: Sequence[TraceEntry], source: str = "trace") -> RunResult:
+    def run(self, trace: Sequence[TraceEntry], source: str = "trace",
+            progress: Callable[[int, int], None] | None = None) -> RunResult:
         """Serve ``trace`` (each entry once, in order) to completion; ``source`` (the trace file) names a request
-        whose address is out of range."""
+        whose address is out of range; ``progress(accepted, total)`` is called every :data:`PROGRESS_EVERY` requests
+        accepted, and once at the end."""
         ctrls = self.controllers
         per_group = self.standard.organization.banks_per_group.value
         per_rank = self.standard.banks
@@ -571,6 +575,8 @@ class MemorySystem:
                     i += 1
                     if i == n:
                         snap = self._snapshot(clk)
+                    if progress is not None and not i % PROGRESS_EVERY:
+                        progress(i, n)
             elif not any(ct.busy() for ct in ctrls):
                 break
             issued = False
@@ -586,6 +592,8 @@ class MemorySystem:
                     clk = wake - 1
                     for ct in ctrls:
                         ct.clk = clk
+        if progress is not None:
+            progress(n, n)
         return self._result(n, snap)
 
     def _snapshot(self, clk: int) -> tuple:
