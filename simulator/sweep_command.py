@@ -103,8 +103,9 @@ def check_output_dir(flag: str, out: Path) -> None:
 @click.option("--precision", default="default", show_default=True,
               help="default, one format (fp16) or weights/activations/kv (int8/fp16/fp16).")
 @click.option("--out", "out_dir", default=None, metavar="DIR", help="Also write compare.csv and compare.png here.")
+@click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
 def compare(model_path: str, targets_csv: str, phase: str, batch: int, prompt_len: int, gen_len: int,
-            precision: str, out_dir: str | None) -> None:
+            precision: str, out_dir: str | None, quiet: bool) -> None:
     """Simulate the same workload of MODEL on several targets, side by side."""
     from simulator.sweep.compare import compare_table, compare_targets, write_compare_plot
 
@@ -114,7 +115,10 @@ def compare(model_path: str, targets_csv: str, phase: str, batch: int, prompt_le
     if out_dir:
         check_output_dir("--out", Path(out_dir))
     targets = [t.strip() for t in targets_csv.split(",") if t.strip()]
-    rows = compare_targets(model_path, targets, phase, batch, prompt_len, gen_len, precision)
+    from simulator.progress import progress_display
+
+    with progress_display(len(targets), "comparing", "targets", quiet) as progress:
+        rows = compare_targets(model_path, targets, phase, batch, prompt_len, gen_len, precision, progress=progress)
     click.echo(f"{Path(model_path).name}, {phase}: batch {batch}, prompt {prompt_len}"
                + (f", generate {gen_len}" if phase == "generate" else "") + f", precision {precision}")
     click.echo(compare_table(rows))

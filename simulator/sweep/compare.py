@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from simulator.sweep.spec import Point, file_hash, parse_precision_axis, stable_
 
 def compare_targets(model: str, targets: list[str], phase: str = "decode", batch: int = 1, prompt_len: int = 128,
                     gen_len: int = 32, precision: str = "default", options: dict[str, Any] | None = None,
-                    dims: dict[str, int] | None = None) -> list[dict[str, Any]]:
-    """Simulate the same workload on each target; one result row per target, in the order given."""
+                    dims: dict[str, int] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Simulate the same workload on each target; one result row per target, in the order given
+    (``progress(done, total)`` after each target)."""
     if not Path(model).exists():
         raise HwsimError(f"{model}: no such model file")
     if not Path(model).is_file():
@@ -35,6 +38,8 @@ def compare_targets(model: str, targets: list[str], phase: str = "decode", batch
         pid = stable_hash({"model": mhash, "dims": dims or {}, "target": data, "workload": workload,
                            "options": options or {}})
         rows.append(evaluate(Point(pid, model, mhash, dict(dims or {}), data, {}, workload, dict(options or {}))))
+        if progress is not None:
+            progress(len(rows), len(targets))
     return rows
 
 
