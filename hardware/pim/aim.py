@@ -199,8 +199,13 @@ class AimTimer:
     # -- command mode ------------------------------------------------------------------------------------------
     def _command(self, chunks: list[Chunk]) -> PimCounts:
         ch = Channel(self.target.standard)
+        issue = ch.issue
         repeat = ch.issue_repeat  # each command of a run of the same one still checked against the timing table
+        ref, act_ab, wr_gb, mac_abk, rd_mac, prea = (Command.REF, Command.ACT_AB, Command.WR_GB, Command.MAC_ABK,
+                                                     Command.RD_MAC, Command.PREA)
         p = self.p
+        refi = p["tREFI"]
+        debt = self.debt
         c = PimCounts()
         bank0 = BankAddress(0, 0, 0, 0)
         t = -1  # so the first command may issue at cycle 0
@@ -209,26 +214,27 @@ class AimTimer:
         busy_mark = 0
         last_act = 0
         for chunk in chunks:
+            macs = chunk.macs
             for i in range(chunk.passes):
                 segments = chunk.last_segments if i == chunk.passes - 1 else chunk.segments
-                if self.debt.enabled and self.debt.busy + (t - busy_mark) >= p["tREFI"]:
-                    self.debt.busy += t - busy_mark - p["tREFI"]
-                    t = ch.issue(Command.REF, bank0, t + 1)
+                if debt.enabled and debt.busy + (t - busy_mark) >= refi:
+                    debt.busy += t - busy_mark - refi
+                    t = issue(ref, bank0, t + 1)
                     busy_mark = t
                     c.ref += 1
                 here = BankAddress(0, 0, row % rows, 0)
-                t = last_act = ch.issue(Command.ACT_AB, here, t + 1)
-                c.act_ab += 1
+                t = last_act = issue(act_ab, here, t + 1)
                 if i == 0 and chunk.gb_writes:
-                    t = repeat(Command.WR_GB, bank0, t + 1, chunk.gb_writes)
+                    t = repeat(wr_gb, bank0, t + 1, chunk.gb_writes)
                     c.wr_gb += chunk.gb_writes
                 for _ in range(segments):
-                    if chunk.macs:
-                        t = repeat(Command.MAC_ABK, here, t + 1, chunk.macs)
-                    t = ch.issue(Command.RD_MAC, bank0, t + 1)
-                    c.mac += chunk.macs
-                    c.rd_mac += 1
-                t = ch.issue(Command.PREA, bank0, t + 1)
+                    if macs:
+                        t = repeat(mac_abk, here, t + 1, macs)
+                    t = issue(rd_mac, bank0, t + 1)
+                t = issue(prea, bank0, t + 1)
+                c.act_ab += 1
+                c.mac += segments * macs
+                c.rd_mac += segments
                 c.pre += 1
                 row += 1
         # the stream ends when the banks may be activated again (same convention as the fast mode's period)
