@@ -75,7 +75,7 @@ def _side_tensors(ctx: Context, core: set[str], operands: set[str]) -> list[tupl
     out = []
     for name in core:
         node = ctx.nodes[name]
-        if node.op_type not in (OP.Add, OP.Where):
+        if op_table.computes(node.op_type) not in (OP.Add, OP.Where):
             continue
         ins = [i for i in node.inputs if i]
         score_side = next((i for i in ins if (p := ctx.producer(i)) is not None and p.name in core), "")

@@ -29,13 +29,22 @@ def _router_linear(ctx: Context, topk_input: str) -> str | None:
 
 
 def run(ctx: Context) -> None:
-    """Add a ``router`` block per TopK over a per-expert linear, claiming the routing arithmetic."""
+    """Add a ``router`` block per TopK over a per-expert linear, claiming the routing arithmetic.
+
+    When several TopKs read the same router linear (DeepSeek-V3's group-limited routing: a TopK over each group's
+    scores, a TopK of groups, the losing groups' scores masked), the expert choice is the last one; the others
+    are routing arithmetic before it and join its block."""
+    chosen: dict[str, tuple] = {}
     for node in ctx.graph.nodes:
         if node.op_type != OP.TopK or node.name in ctx.owner:
             continue
         router = _router_linear(ctx, node.inputs[0])
         k = ctx.bound.values.get(node.inputs[1]) if len(node.inputs) > 1 else None
         if router is None or k is None:
+            continue
+        chosen[router] = (node, k)
+    for router, (node, k) in sorted(chosen.items(), key=lambda item: item[1][0].index):
+        if node.name in ctx.owner:
             continue
         experts = ctx.linear[router][1]
         top_k = int(np.asarray(k).reshape(-1)[0])

@@ -1,0 +1,171 @@
+"""Regressions of the third held-out batch (tests/fixtures/corpus/export_log.md, Held-out batch 3): what hwsim
+2d0133c got wrong on files it had never seen, each on a small onnx.helper graph built here.
+
+- multi-head latent attention (DeepSeek-V2/V3): Q and K/V projected from two low-rank compressions of the same
+  hidden states were taken for cross attention (different projection inputs);
+- group-limited MoE routing (DeepSeek-V3): the first of several TopKs over the router's scores was taken as the
+  expert choice;
+- onnxruntime's QOperator quantization (QLinearMatMul / QLinearSoftmax / QLinearAdd / QGemm): no attention was
+  found (QLinearSoftmax is a softmax, QLinearMatMul's B operand sits at input 3), and the uint8 embedding tables
+  gathered into a QLinearAdd and QGemm's int32 bias were not weights;
+- raw-audio encoders (wav2vec2): recognition probed 13 samples, which a strided conv stack reduces to no frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hardware.errors import HwsimError
+from mapping.onnx_graph import load_graph
+from mapping.recognize import recognise
+from mapping.workloads import Model
+
+RNG = np.random.default_rng(0)
+
+
+def _w(name: str, *shape: int, dtype: type = np.float32) -> onnx.TensorProto:
+    if dtype is np.float32:
+        return numpy_helper.from_array((RNG.standard_normal(shape) * 0.1).astype(np.float32), name)
+    return numpy_helper.from_array(RNG.integers(0, 100, size=shape).astype(dtype), name)
+
+
+def _i64(name: str, *values: int) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
+def _save(path: Path, nodes: list, inputs: list, outputs: list, inits: list, ms: bool = False) -> str:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, inits)
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if ms else [])
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    return str(path)
+
+
+def _latent_attention(path: Path, kv_from_encoder: bool) -> str:
+    """x -> q_a -> q_b (Q); src -> kv_a -> kv_b -> split (K, V); 2 heads of 8; src = x (MLA) or an encoder input."""
+    d, heads, hd = 16, 2, 8
+    src = "enc" if kv_from_encoder else "x"
+    n = helper.make_node
+    nodes = [
+        n("MatMul", ["x", "wqa"], ["qa"], name="q_a"), n("MatMul", ["qa", "wqb"], ["q"], name="q_b"),
+        n("MatMul", [src, "wkva"], ["kva"], name="kv_a"), n("MatMul", ["kva", "wkvb"], ["kv"], name="kv_b"),
+        n("Split", ["kv", "split"], ["k", "v"], axis=-1, name="split_kv"),
+        n("Reshape", ["q", "heads"], ["q4"], name="rq"), n("Transpose", ["q4"], ["qh"], perm=[0, 2, 1, 3], name="tq"),
+        n("Reshape", ["k", "heads"], ["k4"], name="rk"), n("Transpose", ["k4"], ["kt"], perm=[0, 2, 3, 1], name="tk"),
+        n("Reshape", ["v", "heads"], ["v4"], name="rv"), n("Transpose", ["v4"], ["vh"], perm=[0, 2, 1, 3], name="tv"),
+        n("MatMul", ["qh", "kt"], ["s"], name="score"), n("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+        n("MatMul", ["p", "vh"], ["o4"], name="pv"), n("Transpose", ["o4"], ["o3"], perm=[0, 2, 1, 3], name="to"),
+        n("Reshape", ["o3", "flat"], ["o"], name="ro"), n("MatMul", ["o", "wo"], ["y"], name="o_proj"),
+    ]
+    inits = [_w("wqa", d, 12), _w("wqb", 12, heads * hd), _w("wkva", d, 10), _w("wkvb", 10, 2 * heads * hd),
+             _w("wo", heads * hd, d), _i64("split", heads * hd, heads * hd), _i64("heads", 0, -1, heads, hd),
+             _i64("flat", 0, -1, heads * hd)]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "sequence_length", d])]
+    if kv_from_encoder:
+        inputs.append(helper.make_tensor_value_info("enc", TensorProto.FLOAT, [1, "encoder_sequence_length", d]))
+    return _save(path, nodes, inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+
+
+def test_latent_attention_is_self_attention_and_encoder_kv_is_cross(tmp_path: Path) -> None:
+    ir = recognise(load_graph(_latent_attention(tmp_path / "mla.onnx", kv_from_encoder=False)))
+    assert [b.attention.kind for b in ir.attentions()] == ["self"]
+    a = ir.attentions()[0].attention
+    assert (a.heads, a.head_dim, a.q_proj, a.k_proj) == (2, 8, "q_b", "kv_b")
+    ir = recognise(load_graph(_latent_attention(tmp_path / "cross.onnx", kv_from_encoder=True)))
+    assert [b.attention.kind for b in ir.attentions()] == ["cross"]
+
+
+def test_group_limited_routing_chooses_experts_with_the_last_topk(tmp_path: Path) -> None:
+    """DeepSeek-V3's gate (one group): sigmoid scores + bias, TopK 2 per group, group score = their sum, TopK of
+    groups, the other groups masked (Where), then the expert choice TopK 2 of 4."""
+    n = helper.make_node
+    nodes = [
+        n("MatMul", ["x", "wg"], ["logits"], name="gate"), n("Sigmoid", ["logits"], ["scores"], name="sig"),
+        n("Add", ["scores", "bias"], ["choice"], name="bias_add"),
+        n("Reshape", ["choice", "grouped"], ["g"], name="rg"),
+        n("TopK", ["g", "two"], ["gv", "gi"], axis=-1, name="group_top2"),
+        n("ReduceSum", ["gv", "last"], ["gs"], keepdims=0, name="group_score"),
+        n("TopK", ["gs", "one"], ["tv", "ti"], axis=-1, name="top_groups"),
+        n("ScatterElements", ["zeros", "ti", "ones"], ["gmask"], axis=1, name="group_mask"),
+        n("Unsqueeze", ["gmask", "last"], ["gm3"], name="um"), n("Expand", ["gm3", "grouped_shape"], ["gm"], name="em"),
+        n("Reshape", ["gm", "flat4"], ["m"], name="rm"), n("Cast", ["m"], ["mb"], to=TensorProto.BOOL, name="cm"),
+        n("Not", ["mb"], ["drop"], name="not"), n("Where", ["drop", "zero", "choice"], ["masked"], name="mask_fill"),
+        n("TopK", ["masked", "two"], ["ev", "ei"], axis=-1, name="expert_choice"),
+        n("GatherElements", ["scores", "ei"], ["w"], axis=1, name="weights"),
+    ]
+    inits = [_w("wg", 16, 4), _w("bias", 4), _i64("grouped", -1, 1, 4), _i64("two", 2), _i64("one", 1),
+             _i64("last", -1), numpy_helper.from_array(np.zeros((6, 1), np.float32), "zeros"),
+             numpy_helper.from_array(np.ones((6, 1), np.float32), "ones"), _i64("grouped_shape", 6, 1, 4),
+             _i64("flat4", -1, 4), numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+    path = _save(tmp_path / "router.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 16])],
+                 [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in ("w",)], inits)
+    ir = recognise(load_graph(path))
+    routers = [b for b in ir.blocks if b.kind == "router"]
+    assert len(routers) == 1 and (routers[0].attrs["experts"], routers[0].attrs["top_k"]) == (4, 2)
+    assert {"expert_choice", "group_top2", "top_groups", "mask_fill"} <= set(routers[0].nodes)
+
+
+def _qop_attention(path: Path) -> str:
+    """QOperator attention of 2 heads x 8: QLinearMatMul(Q, K^T) -> QLinearSoftmax -> QLinearMatMul(P, V) -> QGemm
+    with an int32 bias; the input is a uint8 embedding table gathered into a QLinearAdd with a uint8 position row."""
+    n = helper.make_node
+    ms = "com.microsoft"
+    q = ["s_a", "z_a"]
+    nodes = [
+        n("Gather", ["table", "ids"], ["tok"], name="embed"),
+        n("QLinearAdd", ["tok", *q, "pos", *q, *q], ["h"], domain=ms, name="embed_add"),
+        n("Reshape", ["h", "heads"], ["h4"], name="rh"), n("Transpose", ["h4"], ["qh"], perm=[0, 2, 1, 3], name="tq"),
+        n("Transpose", ["h4"], ["kt"], perm=[0, 2, 3, 1], name="tk"),
+        n("QLinearMatMul", ["qh", *q, "kt", *q, *q], ["s"], name="score"),
+        n("QLinearSoftmax", ["s", *q, "s_p", "z_a"], ["p"], axis=-1, opset=13, domain=ms, name="softmax"),
+        n("QLinearMatMul", ["p", "s_p", "z_a", "qh", *q, *q], ["o4"], name="pv"),
+        n("Transpose", ["o4"], ["o3"], perm=[0, 2, 1, 3], name="to"), n("Reshape", ["o3", "flat"], ["o"], name="ro"),
+        n("QGemm", ["o", *q, "wo", "s_w", "z_w", "bo", *q], ["y"], domain=ms, name="o_proj"),
+    ]
+    inits = [_w("table", 64, 16, dtype=np.uint8), _w("pos", 16, dtype=np.uint8), _w("wo", 16, 16, dtype=np.int8),
+             _w("bo", 16, dtype=np.int32), _i64("heads", 0, -1, 2, 8), _i64("flat", -1, 16),
+             numpy_helper.from_array(np.array(0.05, np.float32), "s_a"),
+             numpy_helper.from_array(np.array(1 / 256, np.float32), "s_p"),
+             numpy_helper.from_array(np.array(0.01, np.float32), "s_w"),
+             numpy_helper.from_array(np.array(128, np.uint8), "z_a"), numpy_helper.from_array(np.array(0, np.int8), "z_w")]
+    return _save(path, nodes, [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "sequence_length"])],
+                 [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits, ms=True)
+
+
+def test_qoperator_attention_and_weights(tmp_path: Path) -> None:
+    graph = load_graph(_qop_attention(tmp_path / "qop.onnx"))
+    assert {"table", "pos", "wo", "bo"} <= set(graph.weight_names)  # the uint8 tables and QGemm's int32 bias
+    ir = recognise(graph)
+    (block,) = ir.attentions()
+    a = block.attention
+    assert (a.score, a.softmax, a.pv, a.o_proj, a.heads, a.head_dim) == ("score", "softmax", "pv", "o_proj", 2, 8)
+    assert (a.k_tensor, a.v_tensor) == ("kt", "qh")  # QLinearMatMul's B operand (input 3), not a_scale
+
+
+def _conv_audio(path: Path) -> str:
+    """Raw samples [batch, sequence_length] -> Conv(k10, s5) -> Conv(k3, s2) (32 channels) -> frames x 32 ->
+    linear to 16 -> Reshape to 2 heads of 8: 13 samples give no frame."""
+    n = helper.make_node
+    nodes = [n("Unsqueeze", ["samples", "one"], ["x"], name="u"),
+             n("Conv", ["x", "c0"], ["f0"], kernel_shape=[10], strides=[5], name="conv0"),
+             n("Conv", ["f0", "c1"], ["f1"], kernel_shape=[3], strides=[2], name="conv1"),
+             n("Transpose", ["f1"], ["t"], perm=[0, 2, 1], name="tr"), n("MatMul", ["t", "proj"], ["h"], name="proj"),
+             n("Reshape", ["h", "heads"], ["y"], name="split_heads")]
+    inits = [_w("c0", 32, 1, 10), _w("c1", 32, 32, 3), _w("proj", 32, 16), _i64("one", 1), _i64("heads", 0, -1, 2, 8)]
+    return _save(path, nodes, [helper.make_tensor_value_info("samples", TensorProto.FLOAT, [1, "sequence_length"])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+
+
+def test_strided_audio_encoder_is_probed_with_enough_samples(tmp_path: Path) -> None:
+    model = Model(_conv_audio(tmp_path / "audio.onnx"))
+    frames0 = (400 - 10) // 5 + 1  # 79
+    frames1 = (frames0 - 3) // 2 + 1  # 39
+    want = 2.0 * frames0 * 32 * 10 + 2.0 * frames1 * 32 * 32 * 3 + 2.0 * frames1 * 32 * 16
+    assert model.prefill(1, 400).matmul_flops == pytest.approx(want)
+    with pytest.raises(HwsimError) as err:  # too short for the conv stack: one line, not an internal error
+        model.prefill(1, 12)
+    assert "\n" not in str(err.value)
