@@ -207,6 +207,8 @@ _ENTRIES = [
     _op(MS, "QGemm", "gemm", "contrib_costs:_qgemm", shape="contrib_ops:_qgemm", weight_slots=(3, 4, 5, 6)),
     _op(MS, "QLinearAdd", "elementwise", "op_costs:_elementwise", shape="contrib_ops:_qlinear_binary",
         weight_slots=(3, 4, 5), computes="Add"),
+    _op(MS, "QLinearConcat", "data-movement", "op_costs:_movement", shape="contrib_ops:_qlinear_concat",
+        computes="Concat"),
     _op(ONNX, "QLinearConv", "conv", "op_costs:_conv", weight_slots=(3, 4, 5)),
     _op(MS, "QLinearLeakyRelu", "activation", "op_costs:_elementwise", shape="contrib_ops:_same", computes="LeakyRelu"),
     _op(ONNX, "QLinearMatMul", "gemm", "contrib_costs:_qlinear_matmul", traits="integer_matmul linear",

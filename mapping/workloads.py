@@ -342,7 +342,7 @@ class Model:
             length = tokens if a.kind == "self" else self._cross_len(prompt or tokens)
             if a.kind == "self" and not a.causal:
                 continue  # encoder self-attention keeps no cache
-            total += tensor_bytes(2 * batch * (self.kv_heads_override or a.kv_heads) * a.head_dim * length, dtype)
+            total += tensor_bytes(batch * (self.kv_heads_override or a.kv_heads) * a.kv_width * length, dtype)
         return total
 
     def _cross_len(self, prompt: int) -> int:
@@ -529,7 +529,7 @@ class Model:
             a = b.attention
             assert a is not None
             if a.causal:
-                total += tensor_bytes(2 * batch * (self.kv_heads_override or a.kv_heads) * a.head_dim,
+                total += tensor_bytes(batch * (self.kv_heads_override or a.kv_heads) * a.kv_width,
                                       precision.kv_cache or self._kv_dtype(precision))
         return total
 

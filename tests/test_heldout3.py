@@ -2,7 +2,8 @@
 2d0133c got wrong on files it had never seen, each on a small onnx.helper graph built here.
 
 - multi-head latent attention (DeepSeek-V2/V3): Q and K/V projected from two low-rank compressions of the same
-  hidden states were taken for cross attention (different projection inputs);
+  hidden states were taken for cross attention (different projection inputs); its KV cache held values of the
+  keys' head size (24 for DeepSeek's 16);
 - group-limited MoE routing (DeepSeek-V3): the first of several TopKs over the router's scores was taken as the
   expert choice;
 - onnxruntime's QOperator quantization (QLinearMatMul / QLinearSoftmax / QLinearAdd / QGemm): no attention was
@@ -22,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hardware.errors import HwsimError
 from mapping.onnx_graph import load_graph
+from mapping.op_costs import Precision
 from mapping.recognize import recognise
 from mapping.workloads import Model
 
@@ -46,8 +48,9 @@ def _save(path: Path, nodes: list, inputs: list, outputs: list, inits: list, ms:
 
 
 def _latent_attention(path: Path, kv_from_encoder: bool) -> str:
-    """x -> q_a -> q_b (Q); src -> kv_a -> kv_b -> split (K, V); 2 heads of 8; src = x (MLA) or an encoder input."""
-    d, heads, hd = 16, 2, 8
+    """x -> q_a -> q_b (Q); src -> kv_a -> kv_b -> split (K, V); 2 heads, keys of 8, values of 4; src = x (MLA)
+    or an encoder input."""
+    d, heads, hd, vd = 16, 2, 8, 4
     src = "enc" if kv_from_encoder else "x"
     n = helper.make_node
     nodes = [
@@ -56,14 +59,14 @@ def _latent_attention(path: Path, kv_from_encoder: bool) -> str:
         n("Split", ["kv", "split"], ["k", "v"], axis=-1, name="split_kv"),
         n("Reshape", ["q", "heads"], ["q4"], name="rq"), n("Transpose", ["q4"], ["qh"], perm=[0, 2, 1, 3], name="tq"),
         n("Reshape", ["k", "heads"], ["k4"], name="rk"), n("Transpose", ["k4"], ["kt"], perm=[0, 2, 3, 1], name="tk"),
-        n("Reshape", ["v", "heads"], ["v4"], name="rv"), n("Transpose", ["v4"], ["vh"], perm=[0, 2, 1, 3], name="tv"),
+        n("Reshape", ["v", "v_heads"], ["v4"], name="rv"), n("Transpose", ["v4"], ["vh"], perm=[0, 2, 1, 3], name="tv"),
         n("MatMul", ["qh", "kt"], ["s"], name="score"), n("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
         n("MatMul", ["p", "vh"], ["o4"], name="pv"), n("Transpose", ["o4"], ["o3"], perm=[0, 2, 1, 3], name="to"),
         n("Reshape", ["o3", "flat"], ["o"], name="ro"), n("MatMul", ["o", "wo"], ["y"], name="o_proj"),
     ]
-    inits = [_w("wqa", d, 12), _w("wqb", 12, heads * hd), _w("wkva", d, 10), _w("wkvb", 10, 2 * heads * hd),
-             _w("wo", heads * hd, d), _i64("split", heads * hd, heads * hd), _i64("heads", 0, -1, heads, hd),
-             _i64("flat", 0, -1, heads * hd)]
+    inits = [_w("wqa", d, 12), _w("wqb", 12, heads * hd), _w("wkva", d, 10), _w("wkvb", 10, heads * (hd + vd)),
+             _w("wo", heads * vd, d), _i64("split", heads * hd, heads * vd), _i64("heads", 0, -1, heads, hd),
+             _i64("v_heads", 0, -1, heads, vd), _i64("flat", 0, -1, heads * vd)]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "sequence_length", d])]
     if kv_from_encoder:
         inputs.append(helper.make_tensor_value_info("enc", TensorProto.FLOAT, [1, "encoder_sequence_length", d]))
@@ -71,10 +74,13 @@ def _latent_attention(path: Path, kv_from_encoder: bool) -> str:
 
 
 def test_latent_attention_is_self_attention_and_encoder_kv_is_cross(tmp_path: Path) -> None:
-    ir = recognise(load_graph(_latent_attention(tmp_path / "mla.onnx", kv_from_encoder=False)))
+    path = _latent_attention(tmp_path / "mla.onnx", kv_from_encoder=False)
+    ir = recognise(load_graph(path))
     assert [b.attention.kind for b in ir.attentions()] == ["self"]
     a = ir.attentions()[0].attention
-    assert (a.heads, a.head_dim, a.q_proj, a.k_proj) == (2, 8, "q_b", "kv_b")
+    assert (a.heads, a.head_dim, a.v_head_dim, a.q_proj, a.k_proj) == (2, 8, 4, "q_b", "kv_b")
+    # a cached position holds 2 heads x (a key of 8 + a value of 4) fp32 values, not 2 x 8 x 2
+    assert Model(path, causal=True).kv_cache_bytes(1, 10, Precision()) == 10 * 2 * (8 + 4) * 4
     ir = recognise(load_graph(_latent_attention(tmp_path / "cross.onnx", kv_from_encoder=True)))
     assert [b.attention.kind for b in ir.attentions()] == ["cross"]
 
@@ -169,3 +175,29 @@ def test_strided_audio_encoder_is_probed_with_enough_samples(tmp_path: Path) -> 
     with pytest.raises(HwsimError) as err:  # too short for the conv stack: one line, not an internal error
         model.prefill(1, 12)
     assert "\n" not in str(err.value)
+
+
+def _qlinear_concat(path: Path, second: list) -> str:
+    q = ["s", "z"]
+    node = helper.make_node("QLinearConcat", [*q, "a", *q, "b", *q], ["y"], axis=-2, domain="com.microsoft",
+                            name="cat")
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(3, np.uint8), "z")]
+    return _save(path, [node], [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2, "past", 4]),
+                                helper.make_tensor_value_info("b", TensorProto.UINT8, second)],
+                 [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits, ms=True)
+
+
+def test_qlinear_concat_shape_matches_onnxruntime(tmp_path: Path) -> None:
+    """QOperator KV caches and rotary halves are QLinearConcats (no ONNX schema): hwsim's rule against the shape
+    onnxruntime produces; inputs that cannot be joined are a one-line error."""
+    ort = pytest.importorskip("onnxruntime")
+    from mapping.shape_binding import bind
+
+    path = _qlinear_concat(tmp_path / "cat.onnx", [1, 2, "sequence_length", 4])
+    bound = bind(load_graph(path), {"past": 3, "sequence_length": 5})
+    feeds = {"a": np.zeros((1, 2, 3, 4), np.uint8), "b": np.zeros((1, 2, 5, 4), np.uint8)}
+    (want,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert bound.shapes["y"] == want.shape == (1, 2, 8, 4) and bound.dtypes["y"] == "uint8"
+    with pytest.raises(HwsimError) as err:
+        bind(load_graph(_qlinear_concat(tmp_path / "bad.onnx", [1, 3, 5, 4])), {"past": 3})
+    assert "cannot be joined" in str(err.value) and "\n" not in str(err.value)

@@ -164,6 +164,7 @@ def run(ctx: Context) -> None:
         q_proj, k_proj, v_proj = _projection(ctx, q_t), _projection(ctx, k_t), _projection(ctx, v_t)
         o_proj = _output_projection(ctx, pv)
         heads, head_dim = _heads(ctx, node, q_proj)
+        v_head_dim = int(ctx.bound.shapes[pv.outputs[0]][-1])  # DeepSeek's MLA: 16 against a score head size of 24
         fused = q_proj is not None and q_proj is k_proj
         kv_heads = heads
         if fused and q_proj is not None:
@@ -185,7 +186,8 @@ def run(ctx: Context) -> None:
                              k_proj=k_proj.name if k_proj else None, v_proj=v_proj.name if v_proj else None,
                              o_proj=o_proj.name if o_proj else None, fused_qkv=fused,
                              core=sorted(core, key=ctx.index), q_tensor=q_t, k_tensor=k_t, v_tensor=v_t,
-                             causal_known=verdict.known, causal_evidence=verdict.evidence)
+                             causal_known=verdict.known, causal_evidence=verdict.evidence,
+                             v_head_dim=v_head_dim if v_head_dim != head_dim else None)
         block = Block(name="attention", kind="attention", layer=None, nodes=[], attention=info,
                       attrs={"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "causal": causal,
                              "kind": info.kind, "fused_qkv": fused})
