@@ -452,7 +452,8 @@ class Model:
             # a fixed-length graph (ViT: patches + [CLS]): the tokens are the attention's query rows, not --seq
             score = next((o for o in ops if o.role == "score" and o.matmul is not None), None)
             tokens = score.matmul.m if score is not None else 1
-            if score is not None and tokens != prompt_len and ("fixed", tokens) not in self._warned:
+            lengths = "encoder" in self._dim_kind.values()  # an encoder's own input length (Moonshine's samples)
+            if score is not None and tokens != prompt_len and not lengths and ("fixed", tokens) not in self._warned:
                 self._warned.add(("fixed", tokens))
                 fixed = ", ".join(f"{n} {list(self.graph.tensors[n].dims or ())}" for n in self.graph.inputs)
                 warnings.warn(HwsimWarning(

@@ -9,11 +9,16 @@
 - onnxruntime's QOperator quantization (QLinearMatMul / QLinearSoftmax / QLinearAdd / QGemm): no attention was
   found (QLinearSoftmax is a softmax, QLinearMatMul's B operand sits at input 3), and the uint8 embedding tables
   gathered into a QLinearAdd and QGemm's int32 bias were not weights;
-- raw-audio encoders (wav2vec2): recognition probed 13 samples, which a strided conv stack reduces to no frame.
+- raw-audio encoders (wav2vec2): recognition probed 13 samples, which a strided conv stack reduces to no frame;
+- QLinearConcat (QOperator KV caches) had no shape rule;
+- Moonshine's encoder: a position comparison that only sized a slice (through NonZero) was read as a causal mask,
+  and its samples axis (``encoder_sequence_length``) drew a warning that --prompt-len does not change the pass;
+- DINOv2 / YOLOS: a position table interpolated (Resize) to the input's patch grid gave no image size.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 from hardware.errors import HwsimError
 from mapping.onnx_graph import load_graph
 from mapping.op_costs import Precision
-from mapping.recognize import recognise
+from mapping.recognize import probe_bindings, recognise
 from mapping.workloads import Model
 
 RNG = np.random.default_rng(0)
@@ -152,18 +157,24 @@ def test_qoperator_attention_and_weights(tmp_path: Path) -> None:
     assert (a.k_tensor, a.v_tensor) == ("kt", "qh")  # QLinearMatMul's B operand (input 3), not a_scale
 
 
-def _conv_audio(path: Path) -> str:
+def _conv_audio(path: Path, length: str = "sequence_length") -> str:
     """Raw samples [batch, sequence_length] -> Conv(k10, s5) -> Conv(k3, s2) (32 channels) -> frames x 32 ->
-    linear to 16 -> Reshape to 2 heads of 8: 13 samples give no frame."""
+    linear to 16 -> Reshape to 2 heads of 8, and one head of 16 attending over the frames: 13 samples give no
+    frame."""
     n = helper.make_node
     nodes = [n("Unsqueeze", ["samples", "one"], ["x"], name="u"),
              n("Conv", ["x", "c0"], ["f0"], kernel_shape=[10], strides=[5], name="conv0"),
              n("Conv", ["f0", "c1"], ["f1"], kernel_shape=[3], strides=[2], name="conv1"),
              n("Transpose", ["f1"], ["t"], perm=[0, 2, 1], name="tr"), n("MatMul", ["t", "proj"], ["h"], name="proj"),
-             n("Reshape", ["h", "heads"], ["y"], name="split_heads")]
-    inits = [_w("c0", 32, 1, 10), _w("c1", 32, 32, 3), _w("proj", 32, 16), _i64("one", 1), _i64("heads", 0, -1, 2, 8)]
-    return _save(path, nodes, [helper.make_tensor_value_info("samples", TensorProto.FLOAT, [1, "sequence_length"])],
-                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+             n("Reshape", ["h", "heads"], ["y"], name="split_heads"),
+             n("MatMul", ["h", "wq"], ["q"], name="q_proj"), n("MatMul", ["h", "wk"], ["k"], name="k_proj"),
+             n("MatMul", ["h", "wv"], ["v"], name="v_proj"), n("Transpose", ["k"], ["kt"], perm=[0, 2, 1], name="tk"),
+             n("MatMul", ["q", "kt"], ["s"], name="score"), n("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+             n("MatMul", ["p", "v"], ["o"], name="pv")]
+    inits = [_w("c0", 32, 1, 10), _w("c1", 32, 32, 3), _w("proj", 32, 16), _w("wq", 16, 16), _w("wk", 16, 16),
+             _w("wv", 16, 16), _i64("one", 1), _i64("heads", 0, -1, 2, 8)]
+    return _save(path, nodes, [helper.make_tensor_value_info("samples", TensorProto.FLOAT, [1, length])],
+                 [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in ("y", "o")], inits)
 
 
 def test_strided_audio_encoder_is_probed_with_enough_samples(tmp_path: Path) -> None:
@@ -171,10 +182,46 @@ def test_strided_audio_encoder_is_probed_with_enough_samples(tmp_path: Path) -> 
     frames0 = (400 - 10) // 5 + 1  # 79
     frames1 = (frames0 - 3) // 2 + 1  # 39
     want = 2.0 * frames0 * 32 * 10 + 2.0 * frames1 * 32 * 32 * 3 + 2.0 * frames1 * 32 * 16
+    want += 3 * 2.0 * frames1 * 16 * 16 + 2 * 2.0 * frames1 * frames1 * 16  # q, k, v; scores and P.V
     assert model.prefill(1, 400).matmul_flops == pytest.approx(want)
     with pytest.raises(HwsimError) as err:  # too short for the conv stack: one line, not an internal error
         model.prefill(1, 12)
     assert "\n" not in str(err.value)
+    # Moonshine names its encoder's samples axis encoder_sequence_length: --prompt-len sets it, no warning that
+    # it does not
+    model = Model(_conv_audio(tmp_path / "moonshine_like.onnx", "encoder_sequence_length"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.prefill(1, 400).matmul_flops == pytest.approx(want)
+
+
+def _interpolated_vit(path: Path) -> str:
+    """pixel_values -> 8x8 patch Conv (16 channels) + a [1, 16, 4, 4] position table Resized to the patch grid
+    (YOLOS as exported; DINOv2 reshapes a [1, 16, 16] table first) -> tokens -> a linear."""
+    n = helper.make_node
+    nodes = [n("Conv", ["pixel_values", "wp"], ["patches"], kernel_shape=[8, 8], strides=[8, 8], name="patch"),
+             n("Shape", ["patches"], ["ps"], name="shape"), n("Slice", ["ps", "two", "four"], ["grid"], name="grid"),
+             n("Concat", ["lead", "grid"], ["sizes"], axis=0, name="sizes"),
+             n("Resize", ["table", "", "", "sizes"], ["pos"], mode="linear", name="interpolate"),
+             n("Add", ["patches", "pos"], ["h"], name="add_pos"), n("Reshape", ["h", "flat"], ["h3"], name="flatten"),
+             n("Transpose", ["h3"], ["tokens"], perm=[0, 2, 1], name="tokens"),
+             n("MatMul", ["tokens", "w"], ["y"], name="linear")]
+    inits = [_w("wp", 16, 3, 8, 8), _w("table", 1, 16, 4, 4), _w("w", 16, 16), _i64("two", 2), _i64("four", 4),
+             _i64("lead", 1, 16), _i64("flat", 0, 16, -1)]
+    return _save(path, nodes, [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                                             ["batch", "num_channels", "height", "width"])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+
+
+def test_an_interpolated_position_table_gives_the_image_size(tmp_path: Path) -> None:
+    """Its table's 4 x 4 grid of 8-pixel patches: 32 x 32 images by default (any size runs: --dim height=N)."""
+    path = _interpolated_vit(tmp_path / "vit.onnx")
+    dims = probe_bindings(load_graph(path))
+    assert (dims["height"], dims["width"], dims["num_channels"]) == (32, 32, 3)
+    work = Model(path).prefill(1, 1)
+    assert work.matmul_flops == pytest.approx(2.0 * 16 * 16 * 3 * 8 * 8 + 2.0 * 16 * 16 * 16)
+    wide = Model(path, dims={"height": 64, "width": 32}).prefill(1, 1)
+    assert wide.matmul_flops == pytest.approx(2 * work.matmul_flops)
 
 
 def _qlinear_concat(path: Path, second: list) -> str:
@@ -201,3 +248,45 @@ def test_qlinear_concat_shape_matches_onnxruntime(tmp_path: Path) -> None:
     with pytest.raises(HwsimError) as err:
         bind(load_graph(_qlinear_concat(tmp_path / "bad.onnx", [1, 3, 5, 4])), {"past": 3})
     assert "cannot be joined" in str(err.value) and "\n" not in str(err.value)
+
+
+def _masked_attention(path: Path, causal_mask: bool) -> str:
+    """One head of 8 over a float attention mask [1, S] added to the scores. ``causal_mask``: a Range < Range
+    comparison [S, S] turned into -1e4 / 0 and added too (a causal mask); otherwise the same comparison only sizes
+    the mask's Slice through NonZero (Moonshine's encoder: positions selected, no score masked)."""
+    n = helper.make_node
+    nodes = [
+        n("Shape", ["x"], ["xs"], name="shape"), n("Gather", ["xs", "one"], ["s"], axis=0, name="len"),
+        n("Range", ["zero_i", "s", "one"], ["r"], name="range"),
+        n("Unsqueeze", ["r", "ax1"], ["rq"], name="uq"), n("Unsqueeze", ["r", "ax0"], ["rk"], name="uk"),
+        n("Less", ["rq", "rk"], ["future"], name="compare"),
+        n("MatMul", ["x", "wq"], ["q"], name="q_proj"), n("MatMul", ["x", "wk"], ["k"], name="k_proj"),
+        n("MatMul", ["x", "wv"], ["v"], name="v_proj"), n("Transpose", ["k"], ["kt"], perm=[0, 2, 1], name="tk"),
+        n("MatMul", ["q", "kt"], ["sc"], name="score"),
+        n("Unsqueeze", ["mask", "ax1"], ["m3"], name="um"),
+    ]
+    if causal_mask:
+        nodes += [n("Where", ["future", "neg", "zero_f"], ["cm"], name="causal_fill"),
+                  n("Add", ["m3", "cm"], ["mm"], name="mask_sum"), n("Add", ["sc", "mm"], ["sm"], name="apply")]
+    else:
+        nodes += [n("NonZero", ["future"], ["nz"], name="nonzero"), n("Shape", ["nz"], ["nzs"], name="nz_shape"),
+                  n("Slice", ["nzs", "one", "two"], ["end"], name="nz_count"),
+                  n("Slice", ["m3", "zero_i1", "end", "ax2"], ["mm"], name="mask_slice"),
+                  n("Add", ["sc", "mm"], ["sm"], name="apply")]
+    nodes += [n("Softmax", ["sm"], ["p"], axis=-1, name="softmax"), n("MatMul", ["p", "v"], ["o"], name="pv"),
+              n("MatMul", ["o", "wo"], ["y"], name="o_proj")]
+    inits = [_w("wq", 8, 8), _w("wk", 8, 8), _w("wv", 8, 8), _w("wo", 8, 8), _i64("one", 1), _i64("two", 2),
+             numpy_helper.from_array(np.array(0, np.int64), "zero_i"), _i64("zero_i1", 0), _i64("ax0", 0),
+             _i64("ax1", 1), _i64("ax2", 2), numpy_helper.from_array(np.array(-1e4, np.float32), "neg"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "zero_f")]
+    inits[4] = numpy_helper.from_array(np.array(1, np.int64), "one")  # a scalar: Range's delta, Gather's index
+    return _save(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "sequence_length", 8]),
+                               helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, "sequence_length"])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+
+
+def test_a_position_comparison_that_only_selects_indices_is_no_causal_mask(tmp_path: Path) -> None:
+    (a,) = recognise(load_graph(_masked_attention(tmp_path / "enc.onnx", causal_mask=False))).attentions()
+    assert a.attention.causal is False
+    (a,) = recognise(load_graph(_masked_attention(tmp_path / "dec.onnx", causal_mask=True))).attentions()
+    assert a.attention.causal is True  # the same comparison as a mask on the scores
