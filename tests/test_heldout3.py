@@ -290,3 +290,59 @@ def test_a_position_comparison_that_only_selects_indices_is_no_causal_mask(tmp_p
     assert a.attention.causal is False
     (a,) = recognise(load_graph(_masked_attention(tmp_path / "dec.onnx", causal_mask=True))).attentions()
     assert a.attention.causal is True  # the same comparison as a mask on the scores
+
+
+def _sparsemixer(path: Path, quantized_router: bool) -> str:
+    """x [8, 16] -> a dense MLP -> router over 4 experts, top-2 PhiMoE-style (ArgMax; scatter -inf at the choice;
+    ArgMax again) -> OneHot -> per expert NonZero token lists -> gathered rows -> expert MLP (16 -> 24 -> 16).
+    ``quantized_router``: the router as quantize_dynamic writes it (DynamicQuantizeLinear, MatMulInteger, Cast,
+    Mul by the product of the activation and weight scales)."""
+    n = helper.make_node
+    nodes = [n("MatMul", ["x", "d_up"], ["du"], name="dense_up"), n("Relu", ["du"], ["da"], name="dense_act"),
+             n("MatMul", ["da", "d_down"], ["h"], name="dense_down")]
+    if quantized_router:
+        nodes += [n("DynamicQuantizeLinear", ["h"], ["hq", "hs", "hz"], name="quantize_h"),
+                  n("MatMulInteger", ["hq", "wg_q", "hz", "wg_z"], ["gi"], name="gate"),
+                  n("Cast", ["gi"], ["gf"], to=TensorProto.FLOAT, name="gate_cast"),
+                  n("Mul", ["hs", "wg_s"], ["gs"], name="gate_scale"), n("Mul", ["gf", "gs"], ["logits"], name="rescale")]
+    else:
+        nodes += [n("MatMul", ["h", "wg"], ["logits"], name="gate")]
+    nodes += [n("ArgMax", ["logits"], ["first"], axis=-1, keepdims=1, name="choice_1"),
+              n("ScatterElements", ["logits", "first", "ninf"], ["masked"], axis=-1, name="mask_first"),
+              n("ArgMax", ["masked"], ["second"], axis=-1, keepdims=1, name="choice_2"),
+              n("Concat", ["first", "second"], ["chosen"], axis=-1, name="chosen"),
+              n("OneHot", ["chosen", "depth", "onoff"], ["hot"], axis=-1, name="onehot"),
+              n("Transpose", ["hot"], ["per_expert"], perm=[2, 1, 0], name="per_expert")]
+    outs = []
+    for e in range(4):
+        nodes += [n("Gather", ["per_expert", f"e{e}"], [f"m{e}"], axis=0, name=f"mask_{e}"),
+                  n("NonZero", [f"m{e}"], [f"nz{e}"], name=f"tokens_{e}"),
+                  n("Gather", [f"nz{e}", "one"], [f"rows{e}"], axis=0, name=f"rows_{e}"),
+                  n("Gather", ["h", f"rows{e}"], [f"xe{e}"], axis=0, name=f"gather_{e}"),
+                  n("MatMul", [f"xe{e}", f"up{e}"], [f"u{e}"], name=f"up_{e}"), n("Relu", [f"u{e}"], [f"a{e}"], name=f"act_{e}"),
+                  n("MatMul", [f"a{e}", f"down{e}"], [f"y{e}"], name=f"down_{e}")]
+        outs.append(f"y{e}")
+    inits = [_w("d_up", 16, 32), _w("d_down", 32, 16), numpy_helper.from_array(np.array([-1e4], np.float32), "ninf"),
+             _i64("depth", 4), numpy_helper.from_array(np.array([0, 1], np.int64), "onoff"),
+             numpy_helper.from_array(np.array(1, np.int64), "one")]
+    if quantized_router:
+        inits += [_w("wg_q", 16, 4, dtype=np.int8), numpy_helper.from_array(np.array(0, np.int8), "wg_z"),
+                  numpy_helper.from_array(np.array(0.01, np.float32), "wg_s")]
+    else:
+        inits.append(_w("wg", 16, 4))
+    for e in range(4):
+        inits += [_w(f"up{e}", 16, 24), _w(f"down{e}", 24, 16), numpy_helper.from_array(np.array(e, np.int64), f"e{e}")]
+    return _save(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+                 [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in outs], inits)
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_argmax_routing_and_a_quantized_router(tmp_path: Path, quantized: bool) -> None:
+    """PhiMoE's sparsemixer chooses 2 experts with two ArgMaxes (the IR had no MoE); a quantized router's scale Mul
+    also reads the activation scale of the hidden states, and the router block must not claim what feeds them."""
+    ir = recognise(load_graph(_sparsemixer(tmp_path / "moe.onnx", quantized)))
+    (router,) = [b for b in ir.blocks if b.kind == "router"]
+    assert (router.attrs["experts"], router.attrs["top_k"]) == (4, 2)
+    assert {"choice_1", "choice_2", "mask_first"} <= set(router.nodes)
+    assert not {"dense_up", "dense_act", "dense_down", "quantize_h"} & set(router.nodes)
+    assert ir.moe["experts_found"] == 4 and ir.moe["expert_d_ff"] == 24
