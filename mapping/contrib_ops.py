@@ -288,6 +288,22 @@ def _qlinear_binary(a: _Args) -> Out:
     return a.out([(tuple(np.broadcast_shapes(a.shape(0), a.shape(3))), a.dtype(0))])
 
 
+def _qlinear_concat(a: _Args) -> Out:
+    """QLinearConcat (Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input): the inputs' shapes
+    joined along ``axis``, in the output zero point's type (onnxruntime ContribOperators.md)."""
+    parts = [a.shape(slot) for slot in range(2, len(a.node.inputs), 3) if a.has(slot)]
+    if not parts:
+        raise HwsimError(f"{a.where}: QLinearConcat has no input tensor")
+    rank = len(parts[0])
+    axis = int(a.node.attr("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank or any(len(p) != rank or p[:axis] + p[axis + 1:] != parts[0][:axis] + parts[0][axis + 1:]
+                                   for p in parts):
+        raise HwsimError(f"{a.where}: QLinearConcat inputs {parts} cannot be joined on axis {a.node.attr('axis', 0)}")
+    shape = parts[0][:axis] + (sum(p[axis] for p in parts),) + parts[0][axis + 1:]
+    return a.out([(shape, a.dtype(1) if a.has(1) else a.dtype(2))])
+
+
 def _quant_linear(a: _Args) -> Out:
     if a.node.op_type == OP.DequantizeLinear:
         return a.out([(a.shape(0), a.dtype(1))])

@@ -141,6 +141,8 @@ def _image_dims(graph: OpGraph, name: str, dims: tuple) -> dict[str, int]:
         strides = list(node.attr("strides", [1] * len(kernel)))
         grid = _position_grid(graph, int(w.dims[0]))
         if grid is None:
+            grid = _interpolated_grid(graph, int(w.dims[0]))
+        if grid is None:
             continue
         for axis, d in enumerate(dims[2:]):
             if isinstance(d, str):
@@ -172,6 +174,34 @@ def _position_grid(graph: OpGraph, width: int) -> int | None:
 
 
 _PASS = (OP.Identity, OP.Cast, OP.Dropout, OP.DequantizeLinear)
+#: Layout ops between a stored position table and the Resize that interpolates it to the input's patch grid.
+_TABLE_LAYOUT = (OP.Identity, OP.Cast, OP.Reshape, OP.Transpose, OP.Unsqueeze, OP.Squeeze)
+
+
+def _interpolated_grid(graph: OpGraph, width: int) -> int | None:
+    """Patches per side of a learned position table that a Resize interpolates to the input's grid (DINOv2,
+    YOLOS: any image size runs; the table's own grid is the resolution the model was made for, the default).
+    The table is stored [1, width, g, g] (folded by the exporter) or [1, g*g (+1), width] (reshaped first)."""
+    for node in graph.nodes:
+        if node.op_type != OP.Resize:
+            continue
+        t = node.inputs[0]
+        p = graph.producer.get(t)
+        while p is not None and p.op_type in _TABLE_LAYOUT:
+            t = p.inputs[0]
+            p = graph.producer.get(t)
+        table = graph.tensors.get(t)
+        if p is not None or table is None or table.role not in ("weight", "constant") or table.dims is None:
+            continue
+        dims = [int(d) for d in table.dims]
+        if len(dims) == 4 and dims[:2] == [1, width] and dims[2] == dims[3] > 1:
+            return dims[2]
+        if len(dims) in (2, 3) and dims[-1] == width and (len(dims) == 2 or dims[0] == 1):
+            for n in (dims[-2], dims[-2] - 1):
+                side = math.isqrt(n)
+                if side > 1 and side * side == n:
+                    return side
+    return None
 
 
 def _prefix_tokens(graph: OpGraph, add: object, width: int) -> int | None:

@@ -40,6 +40,12 @@ class AttentionInfo:
     v_tensor: str = ""
     causal_known: bool = True
     causal_evidence: str = ""
+    v_head_dim: int | None = None  # the values' head size where it differs from the keys' (multi-head latent attention)
+
+    @property
+    def kv_width(self) -> int:
+        """Elements one cached position holds per KV head: a key and a value."""
+        return self.head_dim + (self.v_head_dim or self.head_dim)
 
 
 @dataclass

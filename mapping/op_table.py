@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 ONNX = ""
@@ -69,6 +69,7 @@ class OpInfo:
     fpga: str | None = None        # the FPGA front end's layer kind for it (mapping/fpga/onnx_layers.py; see below)
     fpga_hint: str | None = None   # an op the FPGA front end refuses (no ``fpga`` kind): why, and what to do instead
     fpga_limit: str | None = None  # an op it emits: the case it refuses (the error message's text)
+    computes: str | None = None    # a QOperator-format op: the float op it computes on dequantized operands
 
 
 def _op(domain: str, name: str, category: str, cost: str, *, joins: str = "", traits: str = "",
@@ -191,7 +192,7 @@ _ENTRIES = [
     _op(ONNX, "Min", "elementwise", "op_costs:_elementwise", joins="attention_core"),
     _op(ONNX, "Mish", "activation", "op_costs:_activation", flops=5, joins="mlp mlp_nonlinear"),
     _op(ONNX, "Mul", "elementwise", "op_costs:_elementwise",
-        joins="attention_core mlp moe_routing norm_part qkv_path qkv_path_gather residual_epilogue",
+        joins="attention_core mlp moe_routing moe_score norm_part qkv_path qkv_path_gather residual_epilogue",
         traits="weight_transform", fpga="scale"),
     _op(MS, "MultiHeadAttention", "attention", "contrib_costs:_mha_rule", shape="contrib_ops:_mha"),
     _op(ONNX, "Multinomial", "random", "op_costs:_elementwise", traits="not_evaluated"),
@@ -203,15 +204,19 @@ _ENTRIES = [
     _op(ONNX, "Pad", "data-movement", "op_costs:_movement", traits="expanding"),
     _op(ONNX, "Pow", "elementwise", "op_costs:_elementwise", joins="mlp norm_part residual_epilogue"),
     _op(MS, "QAttention", "attention", "contrib_costs:_attention", shape="contrib_ops:_attention", weight_slots=(1, 4, 7)),
-    _op(MS, "QGemm", "gemm", "contrib_costs:_qgemm", shape="contrib_ops:_qgemm", weight_slots=(3, 4, 5)),
-    _op(MS, "QLinearAdd", "elementwise", "op_costs:_elementwise", shape="contrib_ops:_qlinear_binary"),
+    _op(MS, "QGemm", "gemm", "contrib_costs:_qgemm", shape="contrib_ops:_qgemm", weight_slots=(3, 4, 5, 6)),
+    _op(MS, "QLinearAdd", "elementwise", "op_costs:_elementwise", shape="contrib_ops:_qlinear_binary",
+        weight_slots=(3, 4, 5), computes="Add"),
+    _op(MS, "QLinearConcat", "data-movement", "op_costs:_movement", shape="contrib_ops:_qlinear_concat",
+        computes="Concat"),
     _op(ONNX, "QLinearConv", "conv", "op_costs:_conv", weight_slots=(3, 4, 5)),
-    _op(MS, "QLinearLeakyRelu", "activation", "op_costs:_elementwise", shape="contrib_ops:_same"),
+    _op(MS, "QLinearLeakyRelu", "activation", "op_costs:_elementwise", shape="contrib_ops:_same", computes="LeakyRelu"),
     _op(ONNX, "QLinearMatMul", "gemm", "contrib_costs:_qlinear_matmul", traits="integer_matmul linear",
         weight_slots=(3, 4, 5)),
-    _op(MS, "QLinearMul", "elementwise", "op_costs:_elementwise", shape="contrib_ops:_qlinear_binary"),
-    _op(MS, "QLinearSigmoid", "activation", "op_costs:_elementwise", shape="contrib_ops:_same"),
-    _op(MS, "QLinearSoftmax", "softmax", "op_costs:_elementwise", shape="contrib_ops:_same"),
+    _op(MS, "QLinearMul", "elementwise", "op_costs:_elementwise", shape="contrib_ops:_qlinear_binary",
+        weight_slots=(3, 4, 5), computes="Mul"),
+    _op(MS, "QLinearSigmoid", "activation", "op_costs:_elementwise", shape="contrib_ops:_same", computes="Sigmoid"),
+    _op(MS, "QLinearSoftmax", "softmax", "op_costs:_elementwise", shape="contrib_ops:_same", computes="Softmax"),
     _op(ONNX, "QuantizeLinear", "quant", "op_costs:_elementwise",
         joins="attention_core attention_layout mlp norm_part qkv_path qkv_path_gather",
         traits="cast_through quant_transparent"),
@@ -253,7 +258,7 @@ _ENTRIES = [
     _op(MS, "RotaryEmbedding", "elementwise", "contrib_costs:_rotary", shape="contrib_ops:_same",
         joins="qkv_path qkv_path_gather"),
     _op(ONNX, "Rsqrt", "elementwise", "op_costs:_elementwise", joins="norm_part"),
-    _op(ONNX, "ScatterElements", "data-movement", "op_costs:_movement", joins="moe_routing"),
+    _op(ONNX, "ScatterElements", "data-movement", "op_costs:_movement", joins="moe_routing moe_score"),
     _op(ONNX, "ScatterND", "data-movement", "op_costs:_movement", joins="moe_routing"),
     _op(ONNX, "Shape", "shape", "op_costs:_movement", joins="moe_routing", traits="structural"),
     _op(ONNX, "Sigmoid", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear moe_score residual_epilogue",
@@ -303,11 +308,21 @@ _ENTRIES = [
             "moe_routing qkv_path qkv_path_gather routing_path", traits="layout structural view weight_transform",
         fpga="reshape"),
     _op(ONNX, "Upsample", "data-movement", "op_costs:_elementwise", traits="expanding"),
-    _op(ONNX, "Where", "logic", "op_costs:_zero_flop", joins="attention_core mask_reader moe_routing residual_epilogue",
+    _op(ONNX, "Where", "logic", "op_costs:_zero_flop",
+        joins="attention_core mask_reader moe_routing moe_score residual_epilogue",
         traits="expanding", fpga_hint="attention masks are not supported: export without a mask"),
     _op(ONNX, "Xor", "logic", "op_costs:_zero_flop"),
 ]
 
+
+def _inherit_roles(entries: list[OpInfo]) -> list[OpInfo]:
+    """A QOperator-format op (``computes``: QLinearAdd computes an Add of its dequantized operands, then
+    requantises) joins the recognition roles of the float op it computes: what an op computes decides its part."""
+    float_ops = {e.name: e for e in entries if e.domain == ONNX}
+    return [replace(e, joins=e.joins | float_ops[e.computes].joins) if e.computes else e for e in entries]
+
+
+_ENTRIES = _inherit_roles(_ENTRIES)
 TABLE: dict[tuple[str, str], OpInfo] = {(e.domain, e.name): e for e in _ENTRIES}
 ROLES = frozenset(r for e in _ENTRIES for r in e.joins)
 CATEGORIES = frozenset(e.category for e in _ENTRIES)
@@ -350,6 +365,12 @@ def names(*, category: str | None = None, joins: str | None = None, trait: str |
                      if (category is None or e.category == category) and (joins is None or joins in e.joins)
                      and (trait is None or trait in e.traits) and (cost is None or e.cost == cost)
                      and (domain is None or e.domain == domain) and (fpga is None or e.fpga == fpga))
+
+
+def computes(op_type: str) -> str:
+    """The op ``op_type`` computes on real values: the float op of a QOperator-format op, else itself."""
+    e = by_name(op_type)
+    return e.computes if e is not None and e.computes else op_type
 
 
 def by_name(op_type: str) -> OpInfo | None:

@@ -35,6 +35,11 @@ TRANSPARENT = op_table.names(trait="quant_transparent")
 #: Integer matrix products that compute what a MatMul of the dequantized operands would.
 INTEGER_MATMULS = op_table.names(trait="integer_matmul")
 
+#: Ops that read quantized operands (with their scales): DequantizeLinear, the QOperator-format ops (QLinearAdd,
+#: QLinearMul, ...) and the integer matrix products. An integer table gathered into one of them is weight data.
+DEQUANTIZING = op_table.names(trait="integer_matmul") | {e.name for e in op_table.TABLE.values() if e.computes} | {
+    OP.DequantizeLinear}
+
 #: Ops a dequantized weight or activation may pass through on its way to a matrix product (layout only).
 LAYOUT_OPS = op_table.names(trait="layout")
 
@@ -67,7 +72,7 @@ def mark_quantized_weights(graph: OpGraph) -> None:
             continue
         if math.prod(int(d) for d in data.dims or ()) <= 1:  # type: ignore[arg-type]
             continue
-        if node.op_type == OP.Gather and not any(c.op_type == OP.DequantizeLinear for o in node.outputs
+        if node.op_type == OP.Gather and not any(c.op_type in DEQUANTIZING for o in node.outputs
                                                 for c in graph.consumers.get(o, [])):
             continue
         for slot in slots:

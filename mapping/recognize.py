@@ -19,10 +19,13 @@ from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
 from mapping.passes import attention, causality, contrib_attention, dequant, embeddings, heads, layers, mlp, moe, norms, residuals
 from mapping.passes.context import Context
-from mapping.shape_binding import bind
+from mapping.shape_binding import BoundGraph, bind
 
 #: Probe sizes: distinct so that heads, batch and sequence are never confused.
 PROBE = {"batch": 2, "seq": 13, "past": 5, "total": 18, "other": [11, 7, 17, 19, 23]}
+#: The probe length of a graph that cannot run on 13 positions: a strided feature encoder over raw audio samples
+#: (wav2vec2's conv stack needs 400 samples for one frame) gets one second at 16 kHz, plus one to stay distinct.
+LONG_SEQ_PROBE = 16001
 
 
 #: Ops never reported as unrecognised (views, shape reads, constants).
@@ -58,7 +61,7 @@ def dim_kinds(graph: OpGraph) -> dict[str, str]:
     return kinds
 
 
-def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[str, int]:
+def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None, seq: int = PROBE["seq"]) -> dict[str, int]:
     """A distinct value for every symbolic input dim (see :data:`PROBE`).
 
     Dims that are sizes of the model take the value the graph's evidence gives them, or ``dims`` (the user's
@@ -67,8 +70,7 @@ def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None) -> dict[s
     kinds = dim_kinds(graph)
     others = iter(PROBE["other"])
     past = 0 if graph.cache_branch is False else PROBE["past"]  # a merged decoder's no-cache branch: no past
-    values = {"batch": PROBE["batch"], "seq": PROBE["seq"], "encoder": PROBE["seq"], "past": past,
-              "total": past + PROBE["seq"]}
+    values = {"batch": PROBE["batch"], "seq": seq, "encoder": seq, "past": past, "total": past + seq}
     out: dict[str, int] = {}
     evidence = dims_meaning.evidence_dims(graph, kinds)
     fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
@@ -119,15 +121,32 @@ def _step_inputs(ctx: Context) -> list[str]:
     return steps
 
 
+def _probe_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, int], BoundGraph]:
+    """The probe binding and its shapes; a graph too short for the probe's 13 positions (a strided conv stack
+    that reduces 13 raw audio samples to no frame) is probed with :data:`LONG_SEQ_PROBE` instead. When both
+    fail, the short probe's error is raised."""
+    bindings = probe_bindings(graph, dims)
+    try:
+        return bindings, bind(graph, bindings)
+    except HwsimError:
+        long = probe_bindings(graph, dims, LONG_SEQ_PROBE)
+        if long == bindings:
+            raise
+        try:
+            return long, bind(graph, long)
+        except HwsimError:
+            pass
+    return bindings, bind(graph, bindings)
+
+
 def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool | None = None) -> TransformerIR:
     """Find the transformer structure of ``graph``.
 
     ``dims``: the user's bindings of model-size dims; ``causal``: the user's ``--causal``/``--no-causal``
     (see :func:`mapping.passes.causality.override`).
     """
-    bindings = probe_bindings(graph, dims)
     try:
-        shapes_only = bind(graph, bindings)
+        bindings, shapes_only = _probe_bind(graph, dims)
     except HwsimError as exc:
         kinds = dim_kinds(graph)
         known = {**dims_meaning.evidence_dims(graph, kinds), **implied_dims(graph)}

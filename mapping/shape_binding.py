@@ -335,12 +335,21 @@ class _Binder:
                         "shape); hwsim cannot cost it"
                     )
                 dims.append(int(d.dim_value))
+            if node.op_type in _CONVS and min(dims, default=1) < 1:
+                raise HwsimError(
+                    f"{self.g.path}: node '{node.name}' ({node.op_type}): input shape {self.shapes.get(node.inputs[0])} "
+                    f"gives no output positions (kernel {node.attr('kernel_shape')}, strides {node.attr('strides')}): "
+                    "the input is too short for the model; give a longer --prompt-len/--seq (raw audio: samples)")
             self._set(name, tuple(dims), from_onnx(tp.tensor_type.elem_type))
         if key is not None and all(not o or o in self.shapes for o in node.outputs) and not dependent:
             if len(_INFERRED) >= _INFERRED_MAX:
                 _INFERRED.clear()
             _INFERRED[key] = tuple((self.shapes[o], self.dtypes[o]) if o else ((), "") for o in node.outputs)
 
+
+#: Convolutions: an output axis below one position means the input is shorter than the kernel (a strided audio
+#: feature encoder given too few samples), not a size any runtime computes.
+_CONVS = op_table.names(category="conv")
 
 #: ONNX shape inference results by (operator, attributes, input types and values): a pure function of those, so
 #: the repeated layers of a transformer (and later bindings of the same shapes) infer each distinct node once.

@@ -342,7 +342,7 @@ class Model:
             length = tokens if a.kind == "self" else self._cross_len(prompt or tokens)
             if a.kind == "self" and not a.causal:
                 continue  # encoder self-attention keeps no cache
-            total += tensor_bytes(2 * batch * (self.kv_heads_override or a.kv_heads) * a.head_dim * length, dtype)
+            total += tensor_bytes(batch * (self.kv_heads_override or a.kv_heads) * a.kv_width * length, dtype)
         return total
 
     def _cross_len(self, prompt: int) -> int:
@@ -452,7 +452,8 @@ class Model:
             # a fixed-length graph (ViT: patches + [CLS]): the tokens are the attention's query rows, not --seq
             score = next((o for o in ops if o.role == "score" and o.matmul is not None), None)
             tokens = score.matmul.m if score is not None else 1
-            if score is not None and tokens != prompt_len and ("fixed", tokens) not in self._warned:
+            lengths = "encoder" in self._dim_kind.values()  # an encoder's own input length (Moonshine's samples)
+            if score is not None and tokens != prompt_len and not lengths and ("fixed", tokens) not in self._warned:
                 self._warned.add(("fixed", tokens))
                 fixed = ", ".join(f"{n} {list(self.graph.tensors[n].dims or ())}" for n in self.graph.inputs)
                 warnings.warn(HwsimWarning(
@@ -529,7 +530,7 @@ class Model:
             a = b.attention
             assert a is not None
             if a.causal:
-                total += tensor_bytes(2 * batch * (self.kv_heads_override or a.kv_heads) * a.head_dim,
+                total += tensor_bytes(batch * (self.kv_heads_override or a.kv_heads) * a.kv_width,
                                       precision.kv_cache or self._kv_dtype(precision))
         return total
 

@@ -11,13 +11,18 @@ from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
 from mapping.op_table import OP
 from mapping.passes import causality
-from mapping.passes.context import PATH_OPS, Context
+from mapping.passes.context import B_SLOT, PATH_OPS, Context
 from mapping.quant import INTEGER_MATMULS
 
 #: Ops allowed between the score matmul and the PV matmul.
 CORE_OPS = op_table.names(joins="attention_core")
 #: Layout ops around a cached K/V.
 _LAYOUT_OPS = op_table.names(joins="attention_layout")
+
+
+def _b_operand(node: Node) -> str:
+    """The B operand of a matrix product node (the keys of a score, the values of a PV)."""
+    return node.inputs[B_SLOT.get(node.op_type, 1)]
 
 
 def _bmm(ctx: Context, node: Node) -> bool:
@@ -48,7 +53,7 @@ def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
                 if c.op_type in CORE_OPS:
                     seen.add(c.name)
                     parents[c.name] = node.name
-                    if c.op_type == OP.Softmax and softmax is None:
+                    if op_table.computes(c.op_type) == OP.Softmax and softmax is None:
                         softmax = c
                     queue.append(c)
         if len(seen) > 60:
@@ -135,6 +140,15 @@ def _path_kv_heads(ctx: Context, k_t: str, k_proj: Node | None, head_dim: int, s
     return best
 
 
+def _other_sequence(ctx: Context, q_proj: Node, k_proj: Node) -> bool:
+    """K is projected from another sequence than Q (cross attention): its input does not depend on every graph
+    input Q's does. Different projection inputs alone do not make it cross: multi-head latent attention (DeepSeek)
+    projects Q and K/V from two low-rank compressions of the same hidden states; a decoder's K/V of the encoder
+    states (a graph input, or the encoder stack) never depend on the decoder's own tokens."""
+    q_in, k_in = q_proj.inputs[0], k_proj.inputs[0]
+    return q_in != k_in and not ctx.input_sources(q_in) <= ctx.input_sources(k_in)
+
+
 def run(ctx: Context) -> None:
     """Recognise every attention in the graph and add its block (unnumbered; the layers pass numbers it)."""
     used: set[str] = set()
@@ -146,10 +160,11 @@ def run(ctx: Context) -> None:
             continue
         softmax, pv, core = found
         used |= {node.name, pv.name}
-        q_t, k_t, v_t = node.inputs[0], node.inputs[1], pv.inputs[1]
+        q_t, k_t, v_t = node.inputs[0], _b_operand(node), _b_operand(pv)
         q_proj, k_proj, v_proj = _projection(ctx, q_t), _projection(ctx, k_t), _projection(ctx, v_t)
         o_proj = _output_projection(ctx, pv)
         heads, head_dim = _heads(ctx, node, q_proj)
+        v_head_dim = int(ctx.bound.shapes[pv.outputs[0]][-1])  # DeepSeek's MLA: 16 against a score head size of 24
         fused = q_proj is not None and q_proj is k_proj
         kv_heads = heads
         if fused and q_proj is not None:
@@ -159,7 +174,7 @@ def run(ctx: Context) -> None:
         elif k_proj is not None:
             kv_heads = max(1, ctx.linear[k_proj.name][1] // head_dim)
         kv_heads = min(kv_heads, _path_kv_heads(ctx, k_t, k_proj, head_dim, node))
-        cross = (q_proj is not None and k_proj is not None and q_proj.inputs[0] != k_proj.inputs[0]) or (
+        cross = (q_proj is not None and k_proj is not None and _other_sequence(ctx, q_proj, k_proj)) or (
             k_proj is None and causality.cross_from_cache(ctx, k_t))
         s_shape = ctx.bound.shapes[node.outputs[0]]
         verdict = causality.Verdict(False, True, "cross attention") if cross else causality.judge(
@@ -171,7 +186,8 @@ def run(ctx: Context) -> None:
                              k_proj=k_proj.name if k_proj else None, v_proj=v_proj.name if v_proj else None,
                              o_proj=o_proj.name if o_proj else None, fused_qkv=fused,
                              core=sorted(core, key=ctx.index), q_tensor=q_t, k_tensor=k_t, v_tensor=v_t,
-                             causal_known=verdict.known, causal_evidence=verdict.evidence)
+                             causal_known=verdict.known, causal_evidence=verdict.evidence,
+                             v_head_dim=v_head_dim if v_head_dim != head_dim else None)
         block = Block(name="attention", kind="attention", layer=None, nodes=[], attention=info,
                       attrs={"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "causal": causal,
                              "kind": info.kind, "fused_qkv": fused})

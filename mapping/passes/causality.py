@@ -75,7 +75,7 @@ def _side_tensors(ctx: Context, core: set[str], operands: set[str]) -> list[tupl
     out = []
     for name in core:
         node = ctx.nodes[name]
-        if node.op_type not in (OP.Add, OP.Where):
+        if op_table.computes(node.op_type) not in (OP.Add, OP.Where):
             continue
         ins = [i for i in node.inputs if i]
         score_side = next((i for i in ins if (p := ctx.producer(i)) is not None and p.name in core), "")
@@ -108,8 +108,9 @@ def judge(ctx: Context, core: set[str], operands: set[str], q_len: int, kv_len: 
     side_nodes = ctx.ancestors([m for _, m, _ in sides], limit=600, stop=core, data_only=False)
     side_nodes -= core
     side_nodes -= _bias_lookups(ctx, side_nodes)
+    masking = _mask_path(ctx, side_nodes, core)
     if expected is not None:
-        for name in sorted(side_nodes, key=ctx.index, reverse=True):
+        for name in sorted(masking, key=ctx.index, reverse=True):
             for out in ctx.nodes[name].outputs:
                 value = ctx.bound.values.get(out)
                 if value is None or value.shape[-2:] != (q_len, kv_len):
@@ -130,7 +131,7 @@ def judge(ctx: Context, core: set[str], operands: set[str], q_len: int, kv_len: 
             return Verdict(True, True, f"triangular mask ({node.name})")
         if node.op_type in _COMPARE:
             shape = ctx.bound.shapes.get(node.outputs[0], ())
-            if len(shape) >= 2 and shape[-2] > 1 and shape[-1] > 1 and _from_ranges(ctx, node):
+            if len(shape) >= 2 and shape[-2] > 1 and shape[-1] > 1 and _from_ranges(ctx, node) and name in masking:
                 return Verdict(True, True, f"position comparison ({node.name})")
     # 4. a self-attention cache
     if _reads_cache(ctx, k_tensor):
@@ -145,6 +146,27 @@ def judge(ctx: Context, core: set[str], operands: set[str], q_len: int, kv_len: 
         return Verdict(guess, False, f"mask folded into initializer {folded} whose data is absent; {how}; "
                                      "decide with --causal or --no-causal")
     return Verdict(False, True, "no causal mask")
+
+
+#: Ops whose output is an index list or a shape, not values: a comparison read only through them selects
+#: positions (Moonshine's partial rotary: arange < n -> NonZero), it does not mask scores.
+_INDEX_OPS = frozenset({OP.NonZero, OP.Shape, OP.Size})
+
+
+def _mask_path(ctx: Context, side_nodes: set[str], core: set[str]) -> set[str]:
+    """The mask-side nodes whose values reach the attention core, not only through index or shape ops: a
+    comparison counted through NonZero or Shape (the arithmetic of a slice end) selects positions, it masks
+    nothing."""
+    found: set[str] = set()
+    frontier = [i for name in core for i in ctx.nodes[name].inputs if i]
+    while frontier:
+        p = ctx.producer(frontier.pop())
+        if p is None or p.name in found or p.name not in side_nodes:
+            continue
+        found.add(p.name)
+        if p.op_type not in _INDEX_OPS:
+            frontier.extend(i for i in p.inputs if i)
+    return found
 
 
 def _from_ranges(ctx: Context, node: Node) -> bool:

@@ -18,6 +18,10 @@ PATH_OPS = op_table.names(joins="qkv_path")
 #: Matrix products that can be a linear layer (weight operand at input 1).
 LINEAR_OPS = op_table.names(trait="linear")
 
+#: Matrix products whose B operand is not input 1 (QLinearMatMul: a, a_scale, a_zero_point, b, ...; QGemm alike):
+#: their linears are registered from that slot (passes/contrib_attention.register_linears).
+B_SLOT = {OP.QLinearMatMul: 3, OP.QGemm: 3}
+
 
 class Context:
     """The graph being recognised, with helpers to walk it and to claim nodes for blocks."""
@@ -32,7 +36,7 @@ class Context:
         self.blocks: list[Block] = []
         self.linear: dict[str, tuple[int, int]] = {}
         for n in self.graph.nodes:
-            if n.op_type in LINEAR_OPS and len(n.inputs) >= 2:
+            if n.op_type in LINEAR_OPS and n.op_type not in B_SLOT and len(n.inputs) >= 2:
                 if self.klass.get(n.inputs[1]) == "weight" and self.klass.get(n.inputs[0]) in ("act", "kv"):
                     self.linear[n.name] = self._linear_dims(n)
 
@@ -108,6 +112,20 @@ class Context:
                 continue
             queue.extend(i for i in node.inputs if i and (not data_only or self.is_act(i)))
         return seen
+
+    def input_sources(self, tensor: str) -> frozenset[str]:
+        """The graph inputs whose run-time values ``tensor`` depends on (computed once for every tensor, in
+        topological order; weights and constants are not sources)."""
+        if not hasattr(self, "_sources"):
+            sources: dict[str, frozenset[str]] = {i: frozenset([i]) for i in self.graph.inputs}
+            empty: frozenset[str] = frozenset()
+            for node in self.graph.nodes:
+                got = empty.union(*(sources.get(i, empty) for i in node.inputs if i))
+                for o in node.outputs:
+                    if o:
+                        sources[o] = got
+            self._sources = sources
+        return self._sources.get(tensor, frozenset())
 
     # -- ownership --------------------------------------------------------------------------------------------
     def claim(self, block: Block, names: Iterable[str]) -> None:

@@ -10,10 +10,13 @@ with every token is a shared expert. Sizes that depend on the routing follow
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from mapping import op_table
 from mapping.ir import Block
+from mapping.onnx_graph import Node
 from mapping.op_table import OP
 from mapping.passes.context import Context
 
@@ -29,24 +32,45 @@ def _router_linear(ctx: Context, topk_input: str) -> str | None:
 
 
 def run(ctx: Context) -> None:
-    """Add a ``router`` block per TopK over a per-expert linear, claiming the routing arithmetic."""
+    """Add a ``router`` block per expert choice over a per-expert linear, claiming the routing arithmetic.
+
+    The choice is a TopK of ``k``, or ``k`` ArgMaxes each over the scores with the earlier choices masked
+    (PhiMoE's sparsemixer: ArgMax, scatter -inf into it, ArgMax again) whose indices reach the dispatch. When
+    several TopKs read the same router linear (DeepSeek-V3's group-limited routing: a TopK over each group's
+    scores, a TopK of groups, the losing groups' scores masked), the expert choice is the last one; the others
+    are routing arithmetic before it and join its block."""
+    chosen: dict[str, tuple[list, int]] = {}
+    argmaxes: dict[str, list] = {}
     for node in ctx.graph.nodes:
-        if node.op_type != OP.TopK or node.name in ctx.owner:
+        if node.name in ctx.owner or node.op_type not in (OP.TopK, OP.ArgMax):
             continue
         router = _router_linear(ctx, node.inputs[0])
+        if router is None:
+            continue
+        if node.op_type == OP.ArgMax:
+            if _dispatches(ctx, node):
+                argmaxes.setdefault(router, []).append(node)
+            continue
         k = ctx.bound.values.get(node.inputs[1]) if len(node.inputs) > 1 else None
-        if router is None or k is None:
+        if k is not None:
+            chosen[router] = ([node], int(np.asarray(k).reshape(-1)[0]))
+    for router, nodes in argmaxes.items():
+        chosen.setdefault(router, (nodes, len(nodes)))
+    for router, (nodes, top_k) in sorted(chosen.items(), key=lambda item: item[1][0][-1].index):
+        if any(n.name in ctx.owner for n in nodes):
             continue
         experts = ctx.linear[router][1]
-        top_k = int(np.asarray(k).reshape(-1)[0])
         if not 1 <= top_k < experts:
             continue
         block = ctx.add(Block("router", "router", None, [], attrs={"experts": experts, "top_k": top_k,
                                                                     "d_model": ctx.linear[router][0]}), [router])
-        between = ctx.ancestors([node.inputs[0]], stop={router}) - {router}
-        ctx.claim(block, sorted(between | {node.name}, key=ctx.index))
-        # the dispatch: forward from TopK through routing ops, not into linear layers
-        frontier = [o for o in node.outputs if o]
+        # the score path from the router to the choice (not what feeds the router: a quantized router's scale
+        # Mul also reads the activation scale of its input)
+        between = (ctx.ancestors([n.inputs[0] for n in nodes], stop={router}) - {router}) & ctx.descendants(
+            ctx.nodes[router], limit=400)
+        ctx.claim(block, sorted(between | {n.name for n in nodes}, key=ctx.index))
+        # the dispatch: forward from the choice through routing ops, not into linear layers
+        frontier = [o for n in nodes for o in n.outputs if o]
         seen: set[str] = set()
         while frontier and len(seen) < 600:
             for c in ctx.consumers(frontier.pop()):
@@ -58,6 +82,21 @@ def run(ctx: Context) -> None:
                 frontier.extend(o for o in c.outputs if o)
         ctx.claim(block, sorted(n for n in seen if n not in ctx.owner))
     _claim_shared_gates(ctx)
+
+
+def _dispatches(ctx: Context, argmax: Node) -> bool:
+    """An ArgMax's indices select experts: they reach a OneHot or NonZero (the per-expert token lists) through
+    routing ops; a greedy decoder's ArgMax over the logits reaches none."""
+    frontier = deque(o for o in argmax.outputs if o)  # breadth first: the dispatch is a few ops away
+    seen: set[str] = set()
+    while frontier and len(seen) < 40:
+        for c in ctx.consumers(frontier.popleft()):
+            if c.op_type in (OP.OneHot, OP.NonZero):
+                return True
+            if c.name not in seen and c.op_type in _ROUTING_OPS and c.name not in ctx.linear:
+                seen.add(c.name)
+                frontier.extend(o for o in c.outputs if o)
+    return False
 
 
 def _claim_shared_gates(ctx: Context) -> None:

@@ -34,7 +34,7 @@ def run_masks(ctx: Context) -> None:
 def run(ctx: Context) -> None:
     """Add a ``residual`` block for each unowned Add of two run-time tensors of equal shape."""
     for node in ctx.graph.nodes:
-        if node.name in ctx.owner or node.op_type != OP.Add:
+        if node.name in ctx.owner or op_table.computes(node.op_type) != OP.Add:
             continue
         ins = ctx.act_inputs(node)
         owners = [ctx.owner.get(p.name) for i in ins if (p := ctx.producer(i)) is not None]

@@ -3,9 +3,9 @@
     python -m simulator.validation.import_coverage [--write] [--no-simulate] [--only SUBSTRING]
 
 For every file of ``tests/fixtures/corpus/manifest.json``: does hwsim import it (``mapping.workloads.Model``, the
-path ``hwsim inspect`` takes), do the recognised facts (architecture, layers, heads, kv_heads, head_dim, causal)
-match the manifest, how far are the matmul FLOPs of a prefill (batch 1, S tokens) and of one decode step (context
-C) from the manifest's analytic truth, how far are the weight bytes from the bytes the file stores, and does
+path ``hwsim inspect`` takes), do the recognised facts (architecture, layers, heads, kv_heads, head_dim, causal,
+MoE experts and top-k) match the manifest, how far are the matmul FLOPs of a prefill (batch 1, S tokens) and of one
+decode step (context C) from the manifest's analytic truth, how far are the weight bytes from the bytes the file stores, and does
 ``simulate`` run on a GPU (a100-80gb), a PIM (pim-gpt) and an FPGA (u55c) target (phase generate for decoders,
 prompt S, 4 tokens; prefill for encoder-only files, as the CLI's default). Failures are reported as they are:
 an HwsimError by its first line, anything else as ``internal error``.
@@ -30,7 +30,7 @@ REPORT = ROOT / "reports" / "import_coverage.md"
 TARGETS = ("a100-80gb", "pim-gpt", "u55c")
 GEN_LEN = 4
 TOLERANCE = 0.01  # FLOPs and weight bytes within 1%
-FACTS = ("architecture", "layers", "heads", "kv_heads", "head_dim", "causal")
+FACTS = ("architecture", "layers", "heads", "kv_heads", "head_dim", "causal", "moe")
 
 
 @dataclass
@@ -83,14 +83,16 @@ def recognised_facts(model: Any) -> dict[str, Any]:
     ir = model.ir
     return {"architecture": ir.architecture, "layers": ir.n_layers, "heads": ir.heads, "kv_heads": ir.kv_heads,
             "head_dim": ir.head_dim,
-            "causal": any(b.attention.causal for b in ir.attentions("self") if b.attention is not None)}
+            "causal": any(b.attention.causal for b in ir.attentions("self") if b.attention is not None),
+            "moe": (ir.moe["experts"], ir.moe["top_k"]) if ir.moe else None}
 
 
 def expected_facts(entry: dict) -> dict[str, Any]:
     """The manifest's facts for the same keys."""
     f = entry["facts"]
     return {"architecture": entry["architecture"], "layers": f["layers"], "heads": f["heads"],
-            "kv_heads": f["kv_heads"], "head_dim": f["head_dim"], "causal": f["causal"]}
+            "kv_heads": f["kv_heads"], "head_dim": f["head_dim"], "causal": f["causal"],
+            "moe": (f["moe"]["experts"], f["moe"]["top_k"]) if f.get("moe") else None}
 
 
 def check_import(entry: dict, corpus: Path = CORPUS) -> tuple[Row, Any]:
