@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from mapping.recognize import probe_bindings, recognise
 from mapping.workloads import Model
 
 RNG = np.random.default_rng(0)
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus" / "models"
 
 
 def _w(name: str, *shape: int, dtype: type = np.float32) -> onnx.TensorProto:
@@ -346,3 +348,41 @@ def test_argmax_routing_and_a_quantized_router(tmp_path: Path, quantized: bool) 
     assert {"choice_1", "choice_2", "mask_first"} <= set(router.nodes)
     assert not {"dense_up", "dense_act", "dense_down", "quantize_h"} & set(router.nodes)
     assert ir.moe["experts_found"] == 4 and ir.moe["expert_d_ff"] == 24
+
+
+def test_aim_kv_append_writes_the_values_head_size():
+    """Multi-head latent attention's values are narrower than its keys (DeepSeek-V3: 24-wide keys, 16-wide values):
+    the AiM programs write V rows of the values' width, a width not a multiple of the banks in one more pass."""
+    from hardware.pim import aim_programs as ap
+    from hardware.pim.aim_isr_timer import IsrTimer
+    from hardware.targets import load_target
+
+    v_writes = lambda isrs: sum(1 for i in isrs if i.row is not None and i.row >= 8192 + 4096)  # noqa: E731
+    assert v_writes(ap.kv_append(1, 1, 32, 2, v_head_dim=16)) == 2 * 1 * 16  # 2 heads x 16 / 16 banks x 16 banks
+    assert v_writes(ap.kv_append(1, 1, 32, 2)) == 2 * 2 * 16
+    assert v_writes(ap.kv_append(1, 1, 24, 2)) == 2 * 2 * 16  # 24 dims: two passes over the 16 banks
+    timer = IsrTimer(load_target("aim-32ch"), refresh=False)
+    assert timer.kv_append(64, 32, 2, 32, v_head_dim=16).cycles < timer.kv_append(64, 32, 2, 32).cycles
+    assert timer.kv_append(64, 32, 2, 32, v_head_dim=32).cycles == timer.kv_append(64, 32, 2, 32).cycles
+
+
+def test_pim_mappers_write_an_mla_cache_with_its_values_head_size():
+    """DeepSeek-V3's one kv_b projection writes K and V (the block's k_proj and v_proj): both PIM mappers append the
+    cache after it (pim-gpt wrote none before), V at the values' width."""
+    import dataclasses
+
+    from hardware.targets import load_target
+    from mapping.pim.mapper import map_workload
+    from simulator.engine import run
+
+    model = Model(str(CORPUS / "torch-torchscript__deepseek_v3__tf4.onnx"))
+    work = model.decode(1, 64, Precision("bfloat16", "bfloat16", "bfloat16"))
+    wide = dataclasses.replace(work, ir=copy.deepcopy(work.ir))
+    for b in wide.ir.attentions("self"):
+        b.attention.v_head_dim = None  # values as wide as the keys
+    for preset in ("pim-gpt", "aim-32ch"):
+        t = load_target(preset)
+        program = map_workload(work, t, {})
+        assert any(task.name.startswith("kv_write:") or "kv_write" in task.op for task in program.tasks), preset
+        mla, kw = run(program), run(map_workload(wide, t, {}))
+        assert mla.dynamic_energy_j < kw.dynamic_energy_j and mla.latency_s <= kw.latency_s, preset  # fewer V writes

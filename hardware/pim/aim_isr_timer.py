@@ -131,26 +131,29 @@ class IsrTimer(AimTimer):
             total.add(tail, heads_per_channel * repeat)
         return self._with_refresh(total, vectors)
 
-    def kv_append(self, tokens: int, head_dim: int, kv_heads: int, channels: int) -> PimCounts:
+    def kv_append(self, tokens: int, head_dim: int, kv_heads: int, channels: int,
+                  v_head_dim: int | None = None) -> PimCounts:
         """The busiest channel appending ``tokens`` tokens' K and V (CENT layout: keys token-major over all banks,
         V transposed, 16 tokens a burst), as plain writes: simulated for up to 4 tokens per channel (decode),
-        extended at the data bus's write rate beyond (prefill)."""
+        extended at the data bus's write rate beyond (prefill). ``v_head_dim``: the values' head size where it is
+        not the keys' (multi-head latent attention)."""
+        v_dim = v_head_dim or head_dim
         if tokens <= 0:
             return PimCounts()
         heads = math.ceil(kv_heads / channels)
         k_tokens = math.ceil(tokens / channels)
         v_bursts = math.ceil(tokens / ap.LANES)
         ks, vs = min(k_tokens, 4), min(v_bursts, 4)
-        key = ("kv", head_dim, heads, ks, vs)
+        key = ("kv", head_dim, heads, ks, vs) + ((v_dim,) if v_dim != head_dim else ())
         base = self._memo_isr.get(key)
         if base is None:
-            base = self._memo_isr[key] = self._run(ap.kv_append(ks, vs, head_dim, heads))
+            base = self._memo_isr[key] = self._run(ap.kv_append(ks, vs, head_dim, heads, v_head_dim=v_dim))
         if (ks, vs) == (k_tokens, v_bursts):
             return self._with_refresh(base, 1)
         # longer appends (prefill) are bound by the data bus, one write per tCCD_S: extend the simulated one at
         # that rate (within 1% of direct simulation from 4 tokens up; tests) and scale the commands by writes
         rows = math.ceil(head_dim * heads / ap.ROW_ELEMS)
-        writes = lambda k, v: k * rows * (ap.ROW_ELEMS // ap.LANES) + heads * head_dim * v  # noqa: E731
+        writes = lambda k, v: k * rows * (ap.ROW_ELEMS // ap.LANES) + heads * v_dim * v  # noqa: E731
         w0, w = writes(ks, vs), writes(k_tokens, v_bursts)
         out = _scaled(base, w / w0)
         out.cycles = max(base.cycles, base.cycles + self.p["tCCD_S"] * (w - w0))

@@ -119,17 +119,20 @@ def to_trace(program: list[Isr], eoc: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kv_append(k_tokens: int, v_bursts: int, head_dim: int, kv_heads: int, banks: int = 16, base_row: int = 8192) -> list[Isr]:
+def kv_append(k_tokens: int, v_bursts: int, head_dim: int, kv_heads: int, banks: int = 16, base_row: int = 8192,
+              v_head_dim: int | None = None) -> list[Isr]:
     """Plain writes that append the KV cache on one channel in CENT's layout (``store_to_DRAM_multi_channel``):
     ``k_tokens`` tokens' keys, each ``head_dim x kv_heads`` elements along its own bank's rows (64 bursts a row),
-    banks in turn; and for each of the channel's ``kv_heads`` heads and ``head_dim`` dimensions (spread over the
-    banks, ``head_dim / banks`` rows each) ``v_bursts`` bursts of that dimension's new values (V transposed)."""
+    banks in turn; and for each of the channel's ``kv_heads`` heads and ``v_head_dim`` (default ``head_dim``) value
+    dimensions (spread over the banks, ``v_head_dim / banks`` rows each) ``v_bursts`` bursts of that dimension's new
+    values (V transposed)."""
     rows = math.ceil(head_dim * kv_heads / ROW_ELEMS) if kv_heads else 0
+    v_dim = v_head_dim or head_dim
     out: list[Isr] = []
     for t in range(k_tokens):
         for r in range(rows):
             out += [Isr("W_MEM", channel=0, bank=t % banks, row=base_row + (t // banks) * rows + r)] * (ROW_ELEMS // LANES)
-    dim_iterations = max(1, head_dim // banks)
+    dim_iterations = max(1, math.ceil(v_dim / banks))  # a last, partial pass over the banks for a width not a multiple
     for h in range(kv_heads):
         for d in range(dim_iterations):
             for b in range(banks):

@@ -187,7 +187,11 @@ def _plan(workload: Workload, causal: set[str], length: Any, row_elems: int) -> 
                 asic(i, op, (i, acc, int(mm.batch * mm.m * mm.n * elem * (chunks + 1))), after=frozenset([vmm]))
             if op.role in ("k_proj", "v_proj", "qkv_proj") and op.block in causal and op.block not in kv_written:
                 left = kv_pending.setdefault(op.block, {"k_proj", "v_proj"})
-                left -= {"k_proj", "v_proj"} if op.role == "qkv_proj" else {op.role}
+                a = workload.attention(op.block)
+                # one projection writes both K and V: a fused QKV, or a fused KV (multi-head latent attention's
+                # kv_b_proj, the block's k_proj and v_proj at once)
+                both = op.role == "qkv_proj" or (a is not None and a.k_proj and a.k_proj == a.v_proj == op.name)
+                left -= {"k_proj", "v_proj"} if both else {op.role}
                 if not left:
                     # the new tokens' K and V go into the banks once both projections are done
                     k_and_v = flow.ready_after(kv_outputs.get(op.block, []))
@@ -427,7 +431,7 @@ def _isr_attention(b: _Builder, role: str, batch: int, a: Any, k_len: int, outpu
     if role == "score":
         busiest = b.timer.attention_scores(outputs, a.head_dim, a.kv_heads, repeat, channels, vectors)
     else:
-        busiest = b.timer.attention_context(k_len, a.head_dim, a.kv_heads, repeat, channels, vectors)
+        busiest = b.timer.attention_context(k_len, a.v_head_dim or a.head_dim, a.kv_heads, repeat, channels, vectors)
     total = PimCounts()
     total.add(busiest, channels)  # lockstep: every channel runs the same program
     return busiest, total
@@ -435,15 +439,17 @@ def _isr_attention(b: _Builder, role: str, batch: int, a: Any, k_len: int, outpu
 
 def _kv_append(b: _Builder, workload: Workload, a: Any) -> tuple[PimCounts, PimCounts]:
     """(busiest channel, all channels) of writing the new tokens' K and V into the banks: per KV head one K row and
-    ceil(head_dim/16) V rows (V transposed, buffered 16 tokens per 32-byte column); ``a``: the block's attention."""
+    ceil(v_head_dim/16) V rows (V transposed, buffered 16 tokens per 32-byte column; the values' head size is the
+    keys' except in multi-head latent attention); ``a``: the block's attention."""
     kv_heads, head_dim = a.kv_heads, a.head_dim
+    v_dim = a.v_head_dim or head_dim
     tokens = workload.batch * workload.seq
     channels = b.t.channels.n
     heads_per_channel = math.ceil(kv_heads / channels)
     k_bursts = math.ceil(head_dim * 2 / b.t.column_bytes)
-    v_rows = math.ceil(head_dim / 16)
+    v_rows = math.ceil(v_dim / 16)
     if isinstance(b.timer, IsrTimer):  # CENT's layout as plain writes through the AiM controller
-        busiest = b.timer.kv_append(tokens, head_dim, kv_heads, channels)
+        busiest = b.timer.kv_append(tokens, head_dim, kv_heads, channels, v_head_dim=v_dim)
         total = PimCounts()
         total.add(busiest, channels)
     else:
