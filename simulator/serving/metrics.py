@@ -12,7 +12,9 @@
 - Utilisation: fraction of the run the device was running an iteration (pipelines: each stage's busy fraction,
   averaged over the stages).
 - Little's law: ``mean_in_system`` (time average of waiting + running requests, from the scheduler's queues) and
-  ``arrival_rate x mean E2E`` (from the requests' timestamps) should agree on a long run.
+  ``arrival_rate x mean E2E`` (from the requests' timestamps) should agree on a long run; over the run's own
+  window (first arrival to last completion, the drain included) ``window_rate_x_mean_e2e`` (finished requests per
+  second of the window x mean E2E) equals ``mean_in_system`` exactly once every admitted request has finished.
 """
 
 from __future__ import annotations
@@ -99,7 +101,10 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
                      "max_occupancy": float(kv.max()) / run.kv_blocks_total if len(kv) and run.kv_blocks_total else 0.0},
         "littles_law": {"mean_in_system": run.in_system_area / duration,
                         "arrival_rate_x_mean_e2e": rate * (float(np.mean(e2e)) if e2e else 0.0),
-                        "arrival_rate": rate},
+                        "arrival_rate": rate,
+                        # over this run's window (first arrival to last completion): L = (finished / duration) x W
+                        # holds exactly once every admitted request has finished, at any rate and run length
+                        "window_rate_x_mean_e2e": len(e2e) / duration * (float(np.mean(e2e)) if e2e else 0.0)},
     }
 
 

@@ -44,8 +44,9 @@ def summary_table(m: dict[str, Any], header: list[str]) -> str:
                  f"{m['batch_size']['max']}; KV cache {kv['blocks']} blocks of {kv['block_size']} tokens, occupancy "
                  f"mean {kv['mean_occupancy']:.1%}, max {kv['max_occupancy']:.1%}")
     ll = m["littles_law"]
-    lines.append(f"Little     mean in system {ll['mean_in_system']:.3f}; arrival rate x mean E2E "
-                 f"{ll['arrival_rate_x_mean_e2e']:.3f}")
+    lines.append(f"Little     mean in system {ll['mean_in_system']:.3f}; over the run (finished/s x mean E2E) "
+                 f"{ll['window_rate_x_mean_e2e']:.3f}; at the arrival rate {ll['arrival_rate']:g}/s x mean E2E "
+                 f"{ll['arrival_rate_x_mean_e2e']:.3f} (agrees on long runs)")
     return "\n".join(lines)
 
 
