@@ -6,7 +6,6 @@ Prints cycles, time at the standard's clock, instructions and DRAM commands by k
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -23,13 +22,10 @@ def aim(trace: Path, standard: str, json_out: Path | None) -> None:
     from hardware.dram import load_standard
     from hardware.errors import HwsimError
     from hardware.pim.isr import AimSystem, parse_trace
-    from simulator.cli import check_output, writing
+    from simulator.cli import JsonOutput
 
-    to_stdout = json_out is not None and str(json_out) == "-"  # `--json -`: JSON on stdout, the lines on stderr
-    check_output("--json", None if json_out is None or to_stdout else str(json_out))
-
-    def say(text: str) -> None:
-        click.echo(text, err=to_stdout)
+    json_output = JsonOutput(json_out, indent=2, newline=True, announce=False)
+    say = json_output.say
 
     try:
         text = trace.read_text()
@@ -51,8 +47,4 @@ def aim(trace: Path, standard: str, json_out: Path | None) -> None:
     say(f"cycles       {r.cycles}  ({r.seconds(std) * 1e6:,.3f} us at tCK {std.organization.tCK_ns.value} ns)")
     say("commands     " + ", ".join(f"{k} {v}" for k, v in sorted(r.commands.items()) if v))
     say(f"simulated in {wall:.2f} s")
-    if to_stdout:
-        click.echo(json.dumps(out, indent=2))
-    elif json_out is not None:
-        with writing("--json", str(json_out)):
-            json_out.write_text(json.dumps(out, indent=2) + "\n")
+    json_output.write(out)

@@ -117,6 +117,35 @@ def writing(flag: str, out: str) -> Iterator[None]:
         raise HwsimError(f"{flag} {out}: cannot write it ({exc.strerror or exc}); give another path") from None
 
 
+class JsonOutput:
+    """Where a command's ``--json OUT`` goes, checked before any work (:func:`check_output`). ``-`` puts the JSON
+    on stdout and every human-readable line (:meth:`say`) on stderr, so the output pipes into ``jq``.
+    ``indent`` / ``newline``: the file's format; ``announce``: say "wrote OUT" after writing it."""
+
+    def __init__(self, out: str | Path | None, indent: int = 1, newline: bool = False, announce: bool = True) -> None:
+        self.out = None if out is None else str(out)
+        self.stdout = self.out == "-"
+        self.indent, self.newline, self.announce = indent, newline, announce
+        check_output("--json", None if self.stdout else self.out)
+
+    def say(self, text: str) -> None:
+        """A human-readable line: stdout, or stderr when the JSON goes to stdout."""
+        click.echo(text, err=self.stdout)
+
+    def write(self, data: Any) -> None:
+        """Write ``data`` where ``--json`` said (nothing without it); a failed write is one line."""
+        if not self.out:
+            return
+        text = json.dumps(data, indent=self.indent)
+        if self.stdout:
+            click.echo(text)
+            return
+        with writing("--json", self.out):
+            Path(self.out).write_text(text + ("\n" if self.newline else ""))
+        if self.announce:
+            self.say(f"wrote {self.out}")
+
+
 def _parse_dims(values: tuple[str, ...]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for text in values:
@@ -262,9 +291,8 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
         check_count(name, value)
     check_count("--kernels", kernels_top, low=0)
-    json_stdout = json_out == "-"  # `--json -`: the JSON on stdout, every human-readable line on stderr
-    for flag, out in (("--json", None if json_stdout else json_out), ("--trace", trace_out), ("--plot", plot_out),
-                      ("--plot-roofline", roofline_out)):
+    json_output = JsonOutput(json_out)
+    for flag, out in (("--trace", trace_out), ("--plot", plot_out), ("--plot-roofline", roofline_out)):
         check_output(flag, out)
     precision = make_precision(weights, activations, kv_cache, head_weights)
     options = target_options(mode, tp, sets)
@@ -282,21 +310,15 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,
                                      progress, parallel=parallel)
 
-    def say(text: str) -> None:
-        click.echo(text, err=json_stdout)
-
+    say = json_output.say
     say(summary_table(result))
     if result.techniques:
         say(technique_lines(result))
     if kernels_top > 0:
         say("")
         say(kernel_table(result, kernels_top))
-    if json_stdout:
-        click.echo(json.dumps(result.to_dict(), indent=1))
-    elif json_out:
-        with writing("--json", json_out):
-            Path(json_out).write_text(json.dumps(result.to_dict(), indent=1))
-        say(f"wrote {json_out}")
+    if json_out:
+        json_output.write(result.to_dict())
     if trace_out:
         with writing("--trace", trace_out):
             write_trace(result, trace_out)

@@ -7,7 +7,6 @@ writes every number.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -53,14 +52,11 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
     from hardware.dram import load_standard
     from hardware.dram.memory_controller import MemorySystem
     from hardware.dram.trace import read_trace
-    from simulator.cli import check_output, writing
+    from simulator.cli import JsonOutput
     from simulator.progress import progress_display
 
-    to_stdout = json_out is not None and str(json_out) == "-"  # `--json -`: JSON on stdout, the lines on stderr
-    check_output("--json", None if json_out is None or to_stdout else str(json_out))
-
-    def say(text: str) -> None:
-        click.echo(text, err=to_stdout)
+    json_output = JsonOutput(json_out, indent=2, newline=True)
+    say = json_output.say
 
     entries = read_trace(trace)
     if target_name is not None:
@@ -99,14 +95,7 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
             say(f"                 note: {note}")
     say(f"  simulated in {wall:.2f} s ({r.requests / wall:,.0f} requests/s)")
     if json_out:
-        data = r.as_dict()
-        data["trace"] = str(trace)
-        if to_stdout:
-            click.echo(json.dumps(data, indent=2))
-        else:
-            with writing("--json", str(json_out)):
-                json_out.write_text(json.dumps(data, indent=2) + "\n")
-            say(f"wrote {json_out}")
+        json_output.write({**r.as_dict(), "trace": str(trace)})
 
 
 def _target_memory(name: str, channels: int, pseudo_channels: int) -> tuple[str, int, int]:

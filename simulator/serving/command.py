@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -104,7 +103,7 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     attention patterns, MoE routing)."""
     from hardware.targets import load_target
     from mapping.workloads import Model
-    from simulator.cli import _parse_dims, check_output, make_precision, target_options, writing
+    from simulator.cli import JsonOutput, _parse_dims, check_output, make_precision, target_options, writing
     from simulator.serving.arrivals import parse_arrivals
     from simulator.serving.distributions import parse_length
     from simulator.serving.metrics import summarise, time_series
@@ -112,20 +111,10 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     from simulator.serving.rate_sweep import knee, max_rate_in_slo, sweep_rates
     from simulator.serving.setup import prepare, run_serving
 
-    to_stdout = json_out == "-"  # `--json -`: the JSON on stdout, every human-readable line on stderr
-    for flag, out in (("--json", None if to_stdout else json_out), ("--trace", trace_out), ("--plot", plot_out)):
+    json_output = JsonOutput(json_out)
+    for flag, out in (("--trace", trace_out), ("--plot", plot_out)):
         check_output(flag, out)
-
-    def say(text: str) -> None:
-        click.echo(text, err=to_stdout)
-
-    def emit(data: dict) -> None:
-        if to_stdout:
-            click.echo(json.dumps(data, indent=1))
-        elif json_out:
-            with writing("--json", json_out):
-                Path(json_out).write_text(json.dumps(data, indent=1))
-            say(f"wrote {json_out}")
+    say = json_output.say
 
     if seed < 0:
         raise HwsimError(f"--seed must be >= 0, got {seed}")
@@ -186,7 +175,8 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
         if slo.ttft_s is not None or slo.tpot_s is not None:
             say(f"max rate with >= 90% of requests in the SLO: {f'{best:g} requests/s' if best else 'none'}")
         say(f"costed {setup.coster.shapes_run} distinct passes")
-        emit({"sweep": rows, "knee_rate": k, "max_rate_in_slo": best})
+        if json_out:
+            json_output.write({"sweep": rows, "knee_rate": k, "max_rate_in_slo": best})
         if plot_out:
             with writing("--plot", plot_out):
                 write_sweep_plot(rows, plot_out, f"{Path(model_path).name} on {target.name}, {scheduler}", k, best)
@@ -200,7 +190,8 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
     metrics = summarise(run, slo, arrivals.rate or None)
     say(summary_table(metrics, header))
     say(f"costed {setup.coster.shapes_run} distinct passes")
-    emit({**metrics, "time_series": time_series(run)})
+    if json_out:  # the time series only when they are written
+        json_output.write({**metrics, "time_series": time_series(run)})
     if trace_out:
         with writing("--trace", trace_out):
             write_trace(run, trace_out)
