@@ -277,18 +277,16 @@ def _generate(comp: _Compiled, groups: int, per_group: int, rows: int, columns: 
                                 else f"O[B:B + {banks}] = [address.row] * {banks}")
                 elif spec.closes:
                     body.append("O[B + fb] = None" if kind == _SINGLE else f"O[B:B + {banks}] = [None] * {banks}")
-                body += ["self.last_issue = t"]
+                # repeat keeps the channel's last issue and trace in locals inside its loop, written back after it
+                last, trace = ("last", "trace") if many else ("self.last_issue", "self.trace")
+                body += [f"{last} = t"]
                 if not many:
                     body += ["counts = self.counts", f"counts[C{cid}] = counts.get(C{cid}, 0) + 1"]
-                body += ["if self.trace is not None:", f"    self.trace.append((t, {name!r}, address))"]
+                body += [f"if {trace} is not None:", f"    {trace}.append((t, {name!r}, address))"]
             if many:
                 # the i-th command (i >= 1) is wanted one cycle after the one before it, as in a caller's loop
                 # ``t = issue(command, address, t + 1)``; counts gain the commands issued, also when one raises
-                # (locals inside the loop: the channel's last issue and trace are written back after it)
-                loop = ["if done:", "    t = last + 1"]
-                loop += [{"self.last_issue = t": "last = t", "if self.trace is not None:": "if trace is not None:",
-                          f"    self.trace.append((t, {name!r}, address))": f"    trace.append((t, {name!r}, address))"
-                          }.get(line, line) for line in body]
+                loop = ["if done:", "    t = last + 1"] + body
                 body = prelude + ["trace = self.trace", "last = self.last_issue", "done = 0", "try:",
                                   "    for done in range(n):"]
                 body += ["        " + line for line in loop]
@@ -386,7 +384,7 @@ class Channel:
                 self.__dict__["issue_repeat"] = repeat
         if type(self).earliest is Channel.earliest:
             self.__dict__["earliest"] = earliest
-        self._fast = issue, earliest, repeat
+        self._fast = issue, earliest
 
     def __getstate__(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k not in ("issue", "earliest", "issue_repeat", "_fast", "_comp")}
