@@ -57,6 +57,12 @@ def example_params() -> list:
 _SHARED_MODELS: dict[tuple, object] = {}
 
 
+def scaled_preset_value(value: float, factor: float, whole: bool = True) -> float:
+    """A preset number times ``factor`` for invariant sweeps: a whole number (a count) stays a whole number >= 1
+    unless ``whole`` is False (a clock in MHz or GHz is not a count)."""
+    return max(1, round(value * factor)) if whole and float(value).is_integer() else value * factor
+
+
 def shared_model(path: Path | str, dims: dict[str, int] | None = None):
     """One Model per (file, dims) for the whole test session of a worker, for tests that only read it (its IR, the
     FLOPs and bytes of its passes): importing and recognising a graph is most of such a test's time, and the FLOP and

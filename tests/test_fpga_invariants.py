@@ -16,7 +16,7 @@ from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
 
-from conftest import EXAMPLES, FIXTURES
+from conftest import EXAMPLES, FIXTURES, scaled_preset_value
 
 REL = 1e-9  # floating-point slack of "never slower"
 FIELDS = ("clock", "dsp", "offchip_bandwidth", "bram36", "lut", "dsp_efficiency")
@@ -34,8 +34,8 @@ def _latency(model: Model, data: dict, phase: str, tokens: int) -> tuple[float, 
 def _scaled(base: dict, field: str, factor: float) -> dict:
     data = copy.deepcopy(base)
     value = data[field]["value"]
-    data[field]["value"] = min(1.0, value * factor) if field == "dsp_efficiency" else (
-        max(1, round(value * factor)) if float(value).is_integer() and field != "clock" else value * factor)
+    data[field]["value"] = min(1.0, value * factor) if field == "dsp_efficiency" else \
+        scaled_preset_value(value, factor, whole=field != "clock")
     return data
 
 

@@ -16,7 +16,7 @@ from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, scaled_preset_value
 
 PATHS = [("channels",), ("mac", "lanes"), ("global_buffer",), ("asic", "clock"), ("asic", "vector_flops")]
 
@@ -40,8 +40,7 @@ def test_pim_resources_never_slower(model: str, preset: str) -> None:
                     data = copy.deepcopy(base)
                     node = _node(data, path)
                     value = node["value"]
-                    node["value"] = max(1, round(value * factor)) if float(value).is_integer() and path[-1] != "clock" \
-                        else value * factor
+                    node["value"] = scaled_preset_value(value, factor, whole=path[-1] != "clock")
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         r = simulate(m, target_from_dict(data, "invariants"), phase, 1, tokens, 2, Precision(), options)
