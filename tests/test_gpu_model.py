@@ -294,7 +294,7 @@ def test_fa2_num_splits_heuristic_known_answer():
 def test_software_stacks_add_host_time(gpt2_decode):
     # engine: one host task per step before the first kernel, then the kernels back to back: exactly + per step;
     # graph: graph launches (cheaper per kernel) + the graph's per-step host cost; eager: the host dispatches
-    # every op (24.3 us each) ahead of the GPU, so the step is at least the host's total and at most host + kernels.
+    # every op (EAGER_HOST_PER_OP each) ahead of the GPU, so the step is at least the host's total and at most host + kernels.
     from mapping.gpu.mapper import block_runs
     from mapping.gpu.stack import EAGER_HOST_PER_OP, ENGINE_HOST_PER_STEP, GRAPH_HOST_PER_STEP
 

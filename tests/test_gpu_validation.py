@@ -281,7 +281,7 @@ def test_published_measurements_file():
 
                 name = field.rsplit(".", 1)[1]
                 assert hasattr(stack, name)
-                cited = {"gpt-fast-blog": "gpt-fast", "fastertransformer": "FasterTransformer"}[point["source"]]
+                cited = {"fastertransformer": "FasterTransformer"}[point["source"]]
                 assert cited in Path(stack.__file__).read_text()
                 continue
             if field.startswith("harness."):  # a timing harness's floor: the harness names the point's source

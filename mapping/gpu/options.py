@@ -32,7 +32,7 @@ class GpuOptions(TargetOptions):
                                "mapping.gpu.stack)")
     host_op_us: float | None = Field(
         None, ge=0.0, le=1e6, allow_inf_nan=False,
-        description="host time per op in microseconds, replacing the stack's published value (eager: 24.3; your CPU "
+        description="host time per op in microseconds, replacing the stack's published value (eager: 18.5; your CPU "
                     "and framework)")
     host_step_us: float | None = Field(
         None, ge=0.0, le=1e7, allow_inf_nan=False,

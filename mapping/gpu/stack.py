@@ -25,12 +25,19 @@ from __future__ import annotations
 
 STACKS = ("kernels", "eager", "graph", "engine")
 
-#: seconds of host time per op in PyTorch eager. Derived from gpt-fast's eager baseline: "Starting Point
-#: (25.5 tok/s)", Llama-7B, bf16, batch 1, A100-80GB power-limited to 330 W, "heavily CPU overhead bound"
-#: (pytorch.org/blog/accelerating-generative-ai-2/, Nov 2023; docs/research/gpu_published_decode.md row 6): 39.2 ms per
-#: token over the 1,611 costed ops of hwsim's llama2-7b decode step = 24.3 us per op. The gpt-fast eager point is
-#: therefore circular in reports/gpu_validation.md.
-EAGER_HOST_PER_OP = 24.3e-6
+#: seconds of host time per op in PyTorch eager: the median over the published eager machines of the host time per op
+#: at which hwsim's eager decode step equals the measured one (hardware/calibration/published.yaml, every ``stack: eager``
+#: point; each machine's value is the median of its points'; simulator/validation/gpu_eager.py computes them and a
+#: heavy test pins this constant to their median). The machines, in us per op: 24.3 gpt-fast's eager baseline
+#: (pytorch.org/blog/accelerating-generative-ai-2/, Nov 2023, Llama-7B, A100-80GB at 330 W); 18.5 Hugging Face
+#: transformers in optimum's GPTQ benchmark (huggingface/optimum tests/benchmark/README.md @ 11e71e26, Llama-2-13B,
+#: A100-SXM4-80GB); 14.9 and 13.4 transformers 4.46.3 / torch 2.5.1 in bitsandbytes' benchmark (bitsandbytes
+#: benchmarking/README.md @ 1b7b9bb4, Llama 3.1 8B and Qwen 2.5 32B on an H100 SXM, Llama 3.1 8B on an RTX 4090); 51.9
+#: TinyChat's FP16 baseline on a Jetson AGX Orin's Arm cores (mit-han-lab/llm-awq tinychat/README.md @ 048e19e1); its
+#: RTX 4090 rows imply none (hwsim's kernels alone exceed them). The spread (13-52 us) is the host CPU's and the
+#: framework's, which no source states in full: set your own with ``--set host_op_us=``. reports/gpu_validation.md
+#: checks each machine with the median of the others' (leave-one-machine-out), so no point there is circular.
+EAGER_HOST_PER_OP = 18.5e-6
 #: seconds of host time per step with CUDA graphs: one graph launch, the token's sampling and the step's
 #: synchronisation. Graph replay of a chain of kernels costs "~15 us fixed plus ~0.58 us per node" (ahrefs/ocannl
 #: issue #488, RTX 5070 Ti, CUDA 13; docs/research/gpu_published_gemm.md 3.1); the per-node part is in the preset's

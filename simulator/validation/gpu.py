@@ -573,6 +573,20 @@ def _blog_speedups(published: list[Comparison]) -> list[tuple[int, float, float]
     return out
 
 
+def _step_stack_table(step_rows: list[Comparison]) -> list[str]:
+    """The decode-step target's points by the software stack each source used (eager's host time per op is the
+    host CPU's, which the sources do not state: 'Software stacks' below)."""
+    out = ["Decode steps and generations by software stack (independent points; eager: PyTorch eager, host time per "
+           "op from the other machines; graph: CUDA graphs; engine: a C++ engine). Cells: points, mean |error| (mean "
+           "signed error).", "", "| stack | points |", "|---|---|"]
+    for stack in ("eager", "graph", "engine", "kernels"):
+        sel = [r for r in step_rows if r.extra["point"].get("stack", "kernels") == stack]
+        if sel:
+            out.append(f"| {stack} | {len(sel)}: {statistics.fmean(abs(r.error) for r in sel):.1%} "
+                       f"({statistics.fmean(r.error for r in sel):+.1%}) |")
+    return out
+
+
 def _targets_table(gemm_rows: list[Comparison], step_rows: list[Comparison], published: list[Comparison],
                    calibration: dict[str, list[Comparison]]) -> list[str]:
     """The issue's "done when" targets, each with what this report shows for it (computed from the rows)."""
@@ -660,23 +674,54 @@ def _lean_vs_fd_reason(target: GpuTarget, setup: dict[str, Any], blog: dict[int,
         "not a clean kernel ratio, but they are the size hwsim predicts (1.0-1.2x), not 1.73x."]
 
 
-def _stack_section(model: str = "llama2-7b") -> list[str]:
+def _stack_section(model: str = "llama2-7b", points: list[dict[str, Any]] | None = None) -> list[str]:
     """What ``--set stack=`` adds to a step of ``model`` (a :data:`DECODE_MODELS` key) on the A100 (the stacks'
-    host costs: mapping.gpu.stack)."""
+    host costs: mapping.gpu.stack), and the eager machines among the published ``points`` (all: None)."""
     from mapping.gpu.stack import EAGER_HOST_PER_OP, ENGINE_HOST_PER_STEP, GRAPH_HOST_PER_STEP, STACKS
 
     a100 = load_target("a100-80gb")
     out = ["## Software stacks (`--set stack=`)", "",
            f"Host time per op (eager {EAGER_HOST_PER_OP * 1e6:.1f} us) and per step (graph "
            f"{GRAPH_HOST_PER_STEP * 1e6:.0f} us, engine {ENGINE_HOST_PER_STEP * 1e3:.2f} ms) on a host resource that "
-           "runs ahead of the GPU (mapping/gpu/stack.py, each value with its source; the eager and engine values are set "
-           f"from one published point each, which is circular in the tables below). examples/{DECODE_MODELS[model]}, "
-           f"fp16, batch 1, {a100.name} (ms):", "", "| stack | decode step, ctx 128 | prefill 128 tokens |",
-           "|---|---|---|"]
+           "runs ahead of the GPU (mapping/gpu/stack.py, each value with its source; the engine value is set from one "
+           "published point, which is circular in the tables below; the eager value is the median over the published "
+           f"eager machines, below). examples/{DECODE_MODELS[model]}, fp16, batch 1, {a100.name} (ms):", "",
+           "| stack | decode step, ctx 128 | prefill 128 tokens |", "|---|---|---|"]
     for stack in STACKS:
         dec = step_result(model, a100, "decode", 128, stack)[0]
         pre = step_result(model, a100, "prefill", 128, stack)[0] if model == "llama2-7b" else None
         out.append(f"| {stack} | {dec * 1e3:.2f} | " + (f"{pre * 1e3:.2f} |" if pre is not None else "- |"))
+    return out + _eager_machines(points)
+
+
+def _eager_machines(points: list[dict[str, Any]] | None = None) -> list[str]:
+    """The eager host time per op each published eager machine implies (of ``points``; None: all), and what each
+    is checked with."""
+    from mapping.gpu.stack import EAGER_HOST_PER_OP
+    from simulator.validation import gpu_eager
+    from simulator.validation.gpu_published import load_points
+
+    points = [p for p in (load_points()[1] if points is None else points) if gpu_eager.is_eager(p)]
+    if not points:
+        return ["", "No eager point is among the compared ones, so the eager machines are not listed."]
+    values = {m: v for m, v in gpu_eager.machine_values().items() if any(gpu_eager.machine(p) == m for p in points)}
+    out = ["", "The eager host time per op is not a property of the GPU but of the host CPU and the framework "
+           "versions, which no source states in full. Each published eager decode point implies the host time per op at "
+           "which hwsim's step equals the measured one (simulator/validation/gpu_eager.py; none where the measured step "
+           "is not above hwsim's kernels alone); a machine's value is the median of its points', the default "
+           f"({EAGER_HOST_PER_OP * 1e6:.1f} us, --set host_op_us= to set your own) the median over the machines, and "
+           "every eager point in the tables below is predicted with the median of the other machines' values "
+           "(leave-one-machine-out), so none is circular:", "",
+           "| machine (source on GPU) | points | implied per point (us) | machine's value (us) | checked with (us) |",
+           "|---|---|---|---|---|"]
+    for m, (value, each) in values.items():
+        held = gpu_eager.held_out_host_op_us(next(p for p in points if gpu_eager.machine(p) == m))
+        per = ", ".join("-" if v is None else f"{v:.1f}" for v in each)
+        out.append(f"| {m} | {len(each)} | {per} | " + ("none" if value is None else f"{value:.1f}")
+                   + f" | {held:.1f} |")
+    known = sorted(v for v, _ in values.values() if v is not None)
+    out += ["", f"The machines span {known[0]:.1f}-{known[-1]:.1f} us per op: an eager prediction on an unstated host "
+            "is uncertain by that factor, and an eager step that is host-bound on one host can be GPU-bound on another."]
     return out
 
 
@@ -742,6 +787,8 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
     lines += ["", *_targets_table(gemm_rows, step_rows, published, calibration)]
     if gemm_rows:
         lines += ["", *_regime_table(gemm_rows)]
+    if step_rows:
+        lines += ["", *_step_stack_table(step_rows)]
     lines += ["", "| category | n | mean abs error | max abs error | over 10% | statuses |", "|---|---|---|---|---|---|"]
     for cat, s in stats.items():
         statuses = sorted({r.status for r in everything if r.category == cat})
@@ -755,9 +802,11 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "",
         "### What is an input and what is a check",
         "",
-        "- **Inputs (circular)**, each cited in its preset: " + "; ".join(_inputs()) + "; and two software-stack "
-        "host costs (mapping/gpu/stack.py): eager per op from gpt-fast's eager baseline, engine per step from "
-        "FasterTransformer's GPT-350M 512/32 row; and the Triton docs' vector add, which picks the A100 variant "
+        "- **Inputs (circular)**, each cited in its preset: " + "; ".join(_inputs()) + "; the engine stack's "
+        "host time per step (mapping/gpu/stack.py), from FasterTransformer's GPT-350M 512/32 row (the eager stack's "
+        "host time per op is the median over the published eager machines, and each eager point is checked with the "
+        "other machines' median: leave-one-machine-out, not circular; 'Software stacks' below); and the Triton docs' "
+        "vector add, which picks the A100 variant "
         "(a100-80gb-pcie) the same build's cuBLAS GEMMs are compared on, and whose smallest sizes (a near-empty "
         "kernel, 6.144 us per call) set the floor of one call under that build's timing harness "
         "(`triton.testing.do_bench`: one call between two CUDA events after an L2 flush), which the build's GEMM "
@@ -771,10 +820,12 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "Flash-Decoding table's FA2 and Flash-Decoding columns; onnxruntime's FA2 paged decode on H100; "
         "POD-Attention's FA2 chunked-prefill + decode per-layer times on A100; TensorRT-LLM v0.5's batch-1 "
         "first-token latencies of Llama-2-7B (A100 FP16, H100 FP8); decode steps and whole generations "
-        "of Llama-2-7B (gpt-fast on A100-80GB and its PyTorch CI target on A100-40GB, torchao on A100-80GB, "
+        "of Llama-2-7B (gpt-fast on A100-80GB, compiled and eager, and its PyTorch CI target on A100-40GB, torchao on A100-80GB, "
         "llama.cpp F16 on RTX 4090, LMDeploy TurboMind at batch 1-64, TensorRT-LLM v0.6.1 / v0.9.0 at batch 16-384, "
         "NeMo/TensorRT-LLM at batch 1-8, TinyChat's Hugging Face baseline on RTX 4090 and Jetson Orin), Mistral-7B "
-        "(TensorRT-LLM v0.9.0), Llama-2-13B (Hugging Face transformers eager at batch 1-16), GPT-350M and GPT-1.3B; "
+        "(TensorRT-LLM v0.9.0), Llama-2-13B (Hugging Face transformers eager at batch 1-16), Llama 3.1 8B and "
+        "Qwen 2.5 32B (Hugging Face transformers 4.46.3 eager in bitsandbytes' benchmark, H100 SXM and RTX 4090, batch "
+        "1-32), GPT-350M and GPT-1.3B; the eager points each with the other machines' host time per op; "
         "gpt-fast's and torchao's weight-only int8/int4 Llama-2-7B rows, a category of their own), the "
         "decode-attention speedup claims, POD-Attention's wave-quantisation step, and every measured calibration "
         "file once one exists.",
@@ -791,7 +842,8 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
     lines += ["", "Wave quantisation only shows in compute-bound grids: the A100 layout (n = 256, k = 16384) is memory-bound "
               "in its first wave on H100 (ridge 989 x 0.85 / (3350 x 0.9) = 279 FLOP/B), where hwsim gives a ratio of "
               "1.89 instead of 2, so the H100 row uses a 12 x 11 / 7 x 19 tile layout."]
-    lines += ["", *_speedup_section(published), "", *_stack_section(stack_model), ""]
+    compared = [r.extra["point"] for r in published if r.extra.get("point")]
+    lines += ["", *_speedup_section(published), "", *_stack_section(stack_model, compared), ""]
     lines += ["", "## (a) Measured calibration", ""]
     if not calibration:
         lines.append("None. The code path (schema check, preset matching, per-kind prediction, error statistics, "

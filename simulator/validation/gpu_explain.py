@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -448,8 +449,11 @@ def _steps(rows: list[Any]) -> list[str]:
                    "the decode GEMVs at that stream rate.")
     eager = _sel(rows, source="gpt-fast-blog")
     if eager:
+        own, held = _eager_values(_pt(eager[0]))
         out.append(f"gpt-fast's eager baseline ({eager[0].reference / 1e3:.1f} ms per token, 'heavily CPU overhead "
-                   "bound') is what sets --set stack=eager's host time per op (circular).")
+                   f"bound') implies {own:.1f} us of host time per op, the most of the x86 machines (its model code, "
+                   "not Hugging Face's, dispatches its own op sequence); with the other machines' median "
+                   f"({held:.1f} us) hwsim is {_span(eager)}.")
     ft = _sel(rows, source="fastertransformer")
     if ft:
         t = load_target(_pt(ft[0])["target"])
@@ -480,6 +484,7 @@ def _steps(rows: list[Any]) -> list[str]:
                    "than the preset's dram_efficiency gives.")
     out += _torchao(_sel(rows, source="torchao"), _sel(rows, source="gpt-fast"))
     out += _tinychat(_sel(rows, source="tinychat-fp16"))
+    out += _bnb(_sel(rows, source="bnb-optimum-bench"))
     out += _trtllm(_sel(rows, source="trtllm-perf-a100"))
     out += _trtllm_v09(_sel(rows, source="trtllm-perf-a100-v09"))
     return out
@@ -589,8 +594,8 @@ def _torchao(rows: list[Any], gpt_fast: list[Any]) -> list[str]:
 def _tinychat(rows: list[Any]) -> list[str]:
     """TinyChat's FP16 (Hugging Face eager) baseline on the RTX 4090 and the Jetson AGX Orin."""
     from mapping.gpu.stack import EAGER_HOST_PER_OP
-    from simulator.validation import gpu_claims
-    from simulator.validation.gpu_published import load_points, predict
+    from simulator.validation import gpu_claims, gpu_eager
+    from simulator.validation.gpu_published import load_points
 
     if not rows:
         return []
@@ -599,23 +604,22 @@ def _tinychat(rows: list[Any]) -> list[str]:
     orin = [r for r in rows if _pt(r)["target"] == "jetson-orin"]
     ops = round(_host_s(_pt(rows[0])) / EAGER_HOST_PER_OP)
     lc = next((p for p in load_points()[1] if p["source"] == "llamacpp-4766"), None)
-    hf = next((p for p in load_points()[1] if p["source"] == "hf-optimum-gptq" and p.get("batch", 1) == 1), None)
-    opt = EAGER_HOST_PER_OP * hf["ms_per_token"] * 1e-3 / predict(hf)[0] if hf else 0.0  # host-bound: scales with it
+    others = sorted(v for m, (v, _) in gpu_eager.machine_values().items() if v is not None and "jetson" not in m)
     if desk:
         bare = [step_kernels_s(_pt(r)) * 1e3 for r in desk]
         per_op = max(r.reference * 1e-6 / ops for r in desk)
+        held = _eager_values(_pt(desk[0]))[1]
         out.append(f"TinyChat's FP16 baseline (its README: Hugging Face's default implementation, eager) on the RTX 4090 "
                    f"measures {', '.join(f'{r.reference / 1e3:.2f}' for r in desk)} ms per generated token (LLaMA-2-7B, "
                    f"Vicuna-7B); hwsim is {_span(desk)}, host-bound at {desk[0].predicted / 1e3:.1f} ms: its "
-                   f"{ops:,} ops per step at {EAGER_HOST_PER_OP * 1e6:.1f} us each (gpt-fast's eager baseline on the "
-                   f"blog's A100 server). hwsim's kernels alone ({', '.join(f'{b:.2f}' for b in bare)} ms) are already "
+                   f"{ops:,} ops per step at {held:.1f} us each (the median of the other machines' values). hwsim's "
+                   f"kernels alone ({', '.join(f'{b:.2f}' for b in bare)} ms) are already "
                    f"{min(b * 1e3 / r.reference for b, r in zip(bare, desk)) - 1:+.0%} to "
                    f"{max(b * 1e3 / r.reference for b, r in zip(bare, desk)) - 1:+.0%} against the measurement, so on "
-                   "that desktop the host kept ahead of the GPU: at most "
+                   "that desktop the host kept ahead of the GPU (this machine implies no host time): at most "
                    f"{per_op * 1e6:.1f} us per op if it dispatched as many ops as hwsim counts (the stored demo.py loads "
                    "the weights into TinyChat's own Llama module, which may dispatch fewer), against "
-                   f"{EAGER_HOST_PER_OP * 1e6:.1f} us"
-                   + (f" (optimum's batch-1 A100 row, host-bound in hwsim, implies {opt * 1e6:.1f} us)" if opt else "")
+                   + (f"{others[0]:.1f}-{others[-1]:.1f} us on the other x86 machines" if others else "the default")
                    + "; the host CPU and framework versions are not stated."
                    + (f" The same card runs llama.cpp's F16 step in {lc['ms_per_token']:.2f} ms, so two producers agree on "
                       "the GPU-bound time." if lc else ""))
@@ -632,8 +636,51 @@ def _tinychat(rows: list[Any]) -> list[str]:
                    f"{max(gbps) * 1e9 / t.dram_bandwidth.si:.0%} of peak): either the module's achieved stream in that "
                    "run is below the preset's, or its Arm host CPU is the bound, which would take "
                    f"{min(r.reference for r in orin) * 1e-6 / ops * 1e6:.0f} us or more per op "
-                   f"({min(r.reference for r in orin) * 1e-6 / ops / EAGER_HOST_PER_OP:.1f}x hwsim's x86 figure); the "
-                   "source does not separate the two.")
+                   f"({min(r.reference for r in orin) * 1e-6 / ops / EAGER_HOST_PER_OP:.1f}x the default; it is "
+                   "this machine's implied value, and hwsim checks these rows with the other machines' median "
+                   f"({_eager_values(_pt(orin[0]))[1]:.1f} us), under which they are GPU-bound); the source does not "
+                   "separate the two.")
+    return out
+
+
+def _eager_values(point: dict[str, Any]) -> tuple[float, float]:
+    """(the point's machine's implied eager host time per op, the other machines' median it is checked with), us;
+    the first is nan where the machine implies none."""
+    from simulator.validation import gpu_eager
+
+    own = gpu_eager.machine_values()[gpu_eager.machine(point)][0]
+    return (math.nan if own is None else own), gpu_eager.held_out_host_op_us(point)
+
+
+def _bnb(rows: list[Any]) -> list[str]:
+    """bitsandbytes' optimum-benchmark BF16 rows (transformers 4.46.3 eager) on the H100 SXM and the RTX 4090."""
+    out = []
+    for target, card in (("h100-sxm", "H100 SXM"), ("rtx4090", "RTX 4090")):
+        mine = sorted(_sel(rows, target=target), key=lambda r: (_pt(r)["model"], _pt(r).get("batch", 1)))
+        if not mine:
+            continue
+        own, held = _eager_values(_pt(mine[0]))
+        bare = [step_kernels_s(_pt(r)) * 1e3 for r in mine]
+        models = []
+        for model in dict.fromkeys(_pt(r)["model"] for r in mine):
+            these = [r for r in mine if _pt(r)["model"] == model]
+            models.append(f"{Path(model).stem} {these[0].reference / 1e3:.1f} -> {these[-1].reference / 1e3:.1f} ms "
+                          f"from batch {_pt(these[0]).get('batch', 1)} to {_pt(these[-1]).get('batch', 1)}")
+        out.append(f"bitsandbytes' optimum-benchmark BF16 rows on the {card} (Hugging Face transformers 4.46.3 eager, "
+                   f"torch 2.5.1, 64 tokens in, 64 out, per decode step): {'; '.join(models)}, against hwsim's kernels "
+                   f"alone of {min(bare):.1f}-{max(bare):.1f} ms. "
+                   + (f"The steps barely grow with the batch, so they are the host's: this machine implies {own:.1f} us "
+                      "per op, " if all(b * 1e3 < 0.5 * r.reference for b, r in zip(bare, mine)) else
+                      f"The steps are near the GPU's bound at batch 1 and grow with the batch; this machine implies "
+                      f"{own:.1f} us per op, ")
+                   + f"and checked with the other machines' median ({held:.1f} us) hwsim is {_span(mine)}: the eager "
+                   "host time differs by host and framework version more than by GPU.")
+    two = [r for r in _sel(rows, target="h100-sxm") if _pt(r).get("batch", 1) == 1]
+    if len(two) == 2:
+        a, b = sorted(two, key=lambda r: r.reference)
+        out.append(f"On the same H100 host the 64-layer Qwen 2.5 32B step takes {b.reference / a.reference:.2f}x the "
+                   f"32-layer Llama 3.1 8B one, where hwsim's eager host time (op count) gives "
+                   f"{b.predicted / a.predicted:.2f}x: a host time per op, not per step, fits the two.")
     return out
 
 
@@ -696,9 +743,10 @@ def _eager_batches(rows: list[Any]) -> list[str]:
             f"{', '.join(str(_pt(r).get('batch', 1)) for r in rows)}; hwsim's eager stack is host-bound at "
             f"{rows[0].predicted / 1e3:.1f}-{big.predicted / 1e3:.1f} ms throughout.")
     if small:
-        text += (f" At batch {_pt(small[0]).get('batch', 1)}-{_pt(small[-1]).get('batch', 1)} hwsim is {_span(small)}: "
-                 "the host time per op comes from gpt-fast's eager baseline (another host CPU, PyTorch version and "
-                 "op mix), and transformers 4.35 on optimum's machine dispatched its ops faster than that.")
+        own, held = _eager_values(_pt(small[0]))
+        text += (f" At batch {_pt(small[0]).get('batch', 1)}-{_pt(small[-1]).get('batch', 1)} hwsim is {_span(small)}, "
+                 f"host-bound, with the other machines' median host time per op ({held:.1f} us) where this machine "
+                 f"implies {own:.1f} us.")
     first = rows[0]
     grown = (big.reference - first.reference) / 1e3
     if grown <= 0:  # one batch size only (a subset of the points): no growth to size

@@ -23,7 +23,7 @@ from hardware.yaml_file import read_yaml
 from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.simulate import simulate
-from simulator.validation import checkout_root
+from simulator.validation import checkout_root, gpu_eager
 
 ROOT = checkout_root()
 #: presets are immutable: parse each once per process
@@ -149,8 +149,8 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
             (f"prefill {pre.time_s * 1e3:.3f} ms ({pre.bound}-bound) + decode {dec.time_s * 1e3:.3f} ms "
              f"({dec.bound}-bound, {dec.detail['splits']} split, {dec.detail['tiles']} CTAs in {dec.detail['waves']} waves)")
     options = {"launch": point.get("launch", "stream"), "stack": point.get("stack", "kernels")}
-    extra = tuple(sorted(point.get("options", {}).items()))  # other GPU options of the source's setup (quant_group, ...)
-    options.update(extra)
+    options.update(point.get("options", {}))  # other GPU options of the source's setup (quant_group, ...)
+    extra = _kernel_options(point)
     model = _model(point["model"])
     batch = point.get("batch", 1)
     formats = point_formats(point)
@@ -191,9 +191,14 @@ def _harness_note(point: dict[str, Any], target: Any) -> str:
     return f"; harness {point['harness']} ({harness_offset_s(point, target) * 1e6:+.2f} us per call)"
 
 
+def _kernel_options(point: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The point's own GPU options for a run with ``stack=kernels`` (host-time overrides need a host: dropped)."""
+    return tuple(sorted((k, v) for k, v in point.get("options", {}).items() if k not in ("host_op_us", "host_step_us")))
+
+
 def step_kernels_s(point: dict[str, Any]) -> float:
     """Seconds of a decode_step point's one step (at the generation's mean context) with ``stack=kernels``."""
-    extra = tuple(sorted(point.get("options", {}).items()))
+    extra = _kernel_options(point)
     return kernel_only_s(point["model"], point["target"], "decode", point.get("batch", 1),
                          point["prompt"] + point["gen"] // 2, 1, point.get("launch", "stream"), *point_formats(point),
                          extra=extra)
@@ -214,7 +219,16 @@ def rows(comparison_cls: type, points: list[dict[str, Any]] | None = None) -> li
     sources, every = load_points()
     out = []
     for p in every if points is None else points:
-        predicted, measured, label, note = predict(p)
+        held_out = None
+        if gpu_eager.is_eager(p):  # the eager host time per op of the other machines (gpu_eager: leave-one-out)
+            held_out = gpu_eager.held_out_host_op_us(p)
+            predicted, measured, label, note = predict(dict(p, options={**p.get("options", {}), "host_op_us": held_out}))
+            own = gpu_eager.machine_values()[gpu_eager.machine(p)][0]
+            note += (f"; host time per op {held_out:.1f} us, the median of the other machines' (leave-one-machine-out; "
+                     + (f"this machine implies {own:.1f} us)" if own is not None else "this machine implies none: "
+                        "its measured steps are not above hwsim's kernels)"))
+        else:
+            predicted, measured, label, note = predict(p)
         category = CATEGORY[p["kind"]]
         if p.get("category"):
             category += f" ({p['category']})"

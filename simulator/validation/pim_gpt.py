@@ -237,7 +237,8 @@ def markdown(rows: list[dict[str, Any]], ref: dict[str, Any], prompt: int, gen: 
             "",
             f"**Baseline column: the T4 as the paper most plausibly measured it (`--set stack={base['value']}`).** "
             f"Assumption: {base['assumption']} With host time per op of {EAGER_HOST_PER_OP * 1e6:.1f} us "
-            "(mapping/gpu/stack.py, from gpt-fast's eager baseline on an A100 host; the paper's host CPU is not known):",
+            "(mapping/gpu/stack.py: the median over the published eager machines, which span 13-52 us per op; the "
+            "paper's host CPU is not known):",
             "",
             f"| model | T4 {base['value']} ms/token | speedup | paper | error | T4 {base['value']} mJ/token | efficiency | "
             "paper v2 | error |",

@@ -154,8 +154,9 @@ PAPER_NOTES = [
     "hwsim times the GPU kernels (24 ms at batch 1, 41 ms at batch 128), so it is 48-78% short on decode batches; "
     "the rest is the research prototype's per-iteration host and per-sequence work (Python scheduling, Ray "
     "workers, attention metadata per sequence), which hwsim does not measure. The `eager` column adds eager "
-    "PyTorch's host time per op (gpt-fast's, mapping/gpu/stack.py): a flat 76 ms host-bound step, closer on "
-    "average (28% against 41%) but not the measured growth with the batch, so neither is a model of this stack.",
+    "PyTorch's host time per op (the median over the published eager machines, mapping/gpu/stack.py): a flat "
+    "host-bound step, closer on average than the kernels alone (the mean errors above) but without the measured "
+    "growth with the batch, so neither is a model of this stack.",
     "- **Prefills** are within 5-17% from 512 to 4,096 tokens. Short ones (128, 256 tokens) are short in hwsim by "
     "the same host time as decodes (the artifact's 256-token row is also its run's first batch, slower than its "
     "512-token row); 8k and 16k prompts are 23-29% short, where the artifact's attention at long context is slower "

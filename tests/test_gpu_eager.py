@@ -1,0 +1,44 @@
+"""The eager stack's host time per op from the published eager machines (simulator/validation/gpu_eager.py): the
+secant search recovers a known host time, the default is the machines' median, and each machine is checked with
+the others' median only."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.validation import gpu_eager
+
+
+def _point(ms: float, source: str = "synthetic", target: str = "a100-80gb") -> dict:
+    return {"kind": "decode_step", "target": target, "source": source, "model": "gpt2.onnx", "precision": "fp16",
+            "prompt": 64, "gen": 64, "launch": "stream", "stack": "eager", "ms_per_token": ms}
+
+
+@pytest.mark.heavy  # about 2 s: a few GPT-2 decode steps
+def test_implied_host_time_recovers_the_one_a_step_was_made_with():
+    # a step predicted with 30 us per op is host-bound for GPT-2 on an A100, so the search must return 30 us;
+    # a measured step below the kernels alone implies nothing (the GPU, not the host, is the bound)
+    made = gpu_eager.predict_with(_point(1.0), 30.0)
+    assert gpu_eager.implied_host_op_us(_point(made * 1e3)) == pytest.approx(30.0, rel=2e-3)
+    bare = gpu_eager.predict_with(_point(1.0), 0.0)
+    assert gpu_eager.implied_host_op_us(_point(bare * 1e3 * 0.9)) is None
+    # a point that sets its own host time is not one of the published eager machines' points
+    own = dict(_point(1.0), options={"host_op_us": 5.0})
+    assert not gpu_eager.is_eager(own) and gpu_eager.is_eager(_point(1.0))
+
+
+def test_default_is_the_machines_median_and_each_is_checked_without_itself(monkeypatch):
+    values = {"a on x": (10.0, [10.0]), "b on y": (20.0, [19.0, 21.0]), "c on z": (40.0, [40.0]),
+              "d on w": (None, [None])}
+    monkeypatch.setattr(gpu_eager, "machine_values", lambda points=None: values)
+    assert gpu_eager.calibrated_host_op_us() == 20.0
+    assert gpu_eager.held_out_host_op_us({"source": "a", "target": "x"}) == 30.0  # median of 20 and 40
+    assert gpu_eager.held_out_host_op_us({"source": "c", "target": "z"}) == 15.0
+    assert gpu_eager.held_out_host_op_us({"source": "d", "target": "w"}) == 20.0  # implies none: all the others
+
+
+@pytest.mark.heavy
+def test_eager_default_is_pinned_to_the_published_machines_median():
+    from mapping.gpu.stack import EAGER_HOST_PER_OP
+
+    assert gpu_eager.calibrated_host_op_us() == pytest.approx(EAGER_HOST_PER_OP * 1e6, abs=0.05)
