@@ -109,6 +109,11 @@ def test_report_on_synthetic_calibration(tmp_path):
     assert rows["one-element add_ replayed from a CUDA graph"].error == pytest.approx(
         a100.graph_launch_overhead.si / 1e-6 - 1)
     assert rows["gpt2 ctx=128 eager"].error == pytest.approx(-0.5)
+    # a host-bound eager step measured at twice hwsim's implies about twice the default host time per op
+    from mapping.gpu.stack import EAGER_HOST_PER_OP
+
+    implied = float(rows["gpt2 ctx=128 eager"].note.split("this host implies ")[1].split(" us")[0])
+    assert 1.9 * EAGER_HOST_PER_OP * 1e6 < implied < 2.1 * EAGER_HOST_PER_OP * 1e6
     assert all(r.status == "independent" for r in rows.values())
     launch = result["stats"]["calibration: launch"]
     assert launch["n"] == 1 and launch["mean_abs"] == pytest.approx(abs(a100.launch_overhead.si / 5e-6 - 1))

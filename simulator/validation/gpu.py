@@ -261,6 +261,28 @@ def predict_power(target: GpuTarget, m: dict[str, Any]) -> float | None:
     return joules / seconds if seconds > 0 else None
 
 
+def _measured_host_note(preset: str, source: str, m: dict[str, Any]) -> str:
+    """For a measured eager decode step: the host time per op this machine implies (gpu_eager's rule), against the
+    eager stack's default (the published machines' median), so a lent GPU's host can be set with --set host_op_us."""
+    from mapping.gpu.stack import EAGER_HOST_PER_OP
+    from simulator.validation import gpu_eager
+
+    s = m["shape"]
+    if m["kind"] != "decode_step" or s.get("model") not in DECODE_MODELS or not s.get("context"):
+        return ""
+    batch, keys, stack, kv_update = measured_step(s)
+    if stack != "eager":
+        return ""
+    point = {"kind": "decode_step", "target": preset, "source": source, "model": DECODE_MODELS[s["model"]],
+             "batch": batch, "prompt": keys, "gen": 0, "launch": "stream", "stack": "eager",
+             "options": {"kv_update": kv_update}, "ms_per_token": m["median_s"] * 1e3}
+    implied = gpu_eager.implied_host_op_us(point)
+    if implied is None:
+        return "; this host implies no eager host time (the step is not above hwsim's kernels alone)"
+    return (f"; this host implies {implied:.1f} us of eager host time per op (default {EAGER_HOST_PER_OP * 1e6:.1f} "
+            "us; --set host_op_us= for this machine)")
+
+
 def compare_calibration(path: Path, doc: dict[str, Any]) -> tuple[list[Comparison], list[str]]:
     """Comparisons of one calibration file with hwsim, and notes (skipped measurements, unknown device)."""
     preset = preset_for(doc)
@@ -292,6 +314,7 @@ def compare_calibration(path: Path, doc: dict[str, Any]) -> tuple[list[Compariso
         if m["kind"] in ISOLATED_KINDS and offset:
             seconds += offset
             note += f"; timing floor {offset * 1e6:+.2f} us per call"
+        note += _measured_host_note(preset, path.name, m)
         rows.append(Comparison(category, label, seconds * 1e6, m["median_s"] * 1e6, "us", f"{path.name} (measured)",
                                status, note, {"kind": m["kind"], "file": path.name}))
         watts = (m.get("board_power_w") or {}).get("median")
