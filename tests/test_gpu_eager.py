@@ -14,7 +14,7 @@ def _point(ms: float, source: str = "synthetic", target: str = "a100-80gb") -> d
             "prompt": 64, "gen": 64, "launch": "stream", "stack": "eager", "ms_per_token": ms}
 
 
-@pytest.mark.heavy  # about 2 s: a few GPT-2 decode steps
+@pytest.mark.heavy  # a few seconds: GPT-2 decode steps
 def test_implied_host_time_recovers_the_one_a_step_was_made_with():
     # a step predicted with 30 us per op is host-bound for GPT-2 on an A100, so the search must return 30 us;
     # a measured step below the kernels alone implies nothing (the GPU, not the host, is the bound)
@@ -22,6 +22,18 @@ def test_implied_host_time_recovers_the_one_a_step_was_made_with():
     assert gpu_eager.implied_host_op_us(_point(made * 1e3)) == pytest.approx(30.0, rel=2e-3)
     bare = gpu_eager.predict_with(_point(1.0), 0.0)
     assert gpu_eager.implied_host_op_us(_point(bare * 1e3 * 0.9)) is None
+    with pytest.raises(ValueError, match="not above hwsim's kernels alone"):
+        gpu_eager.solve_host_op_us(_point(bare * 1e3 * 0.9))
+    # just above the hinge (the host barely the bound) the search still converges; the point is too near the GPU's
+    # bound to identify a host time, which implied_host_op_us says by None
+    near = _point(bare * 1e3 * 1.02)
+    x = gpu_eager.solve_host_op_us(near)
+    assert gpu_eager.predict_with(near, x) == pytest.approx(bare * 1.02, rel=gpu_eager.TOLERANCE)
+    assert gpu_eager.implied_host_op_us(near) is None
+    # a per-token time that carries a share of the prefill is solved with the prefill's host time in it
+    pre = dict(_point(1.0), includes_prefill=True)
+    pre["ms_per_token"] = gpu_eager.predict_with(pre, 30.0) * 1e3
+    assert gpu_eager.solve_host_op_us(pre) == pytest.approx(30.0, rel=2e-3)
     # a point that sets its own host time is not one of the published eager machines' points
     own = dict(_point(1.0), options={"host_op_us": 5.0})
     assert not gpu_eager.is_eager(own) and gpu_eager.is_eager(_point(1.0))
@@ -41,4 +53,36 @@ def test_default_is_the_machines_median_and_each_is_checked_without_itself(monke
 def test_eager_default_is_pinned_to_the_published_machines_median():
     from mapping.gpu.stack import EAGER_HOST_PER_OP
 
-    assert gpu_eager.calibrated_host_op_us() == pytest.approx(EAGER_HOST_PER_OP * 1e6, abs=0.05)
+    assert gpu_eager.calibrated_host_op_us() == pytest.approx(EAGER_HOST_PER_OP * 1e6, rel=0.01)  # to 1%
+
+
+def test_published_eager_points_are_all_decode_steps():
+    # gpu_eager's rule covers decode steps; an eager point of another kind would silently take the default its
+    # machine's other points helped set
+    from simulator.validation.gpu_published import load_points
+
+    eager = [p for p in load_points()[1] if p.get("stack") == "eager"]
+    assert eager and all(p["kind"] == "decode_step" for p in eager)
+
+
+@pytest.mark.heavy
+def test_report_rows_use_the_other_machines_host_time():
+    from simulator.validation import gpu as validation
+    from simulator.validation.gpu_published import load_points, rows
+
+    eager = [p for p in load_points()[1] if gpu_eager.is_eager(p)]
+    for point, row in zip(eager, rows(validation.Comparison, eager)):
+        held = gpu_eager.held_out_host_op_us(point)
+        own = gpu_eager.machine_values()[gpu_eager.machine(point)][0]
+        assert row.predicted == pytest.approx(gpu_eager.predict_with(point, held) * 1e6)
+        assert own is None or held != own
+        assert row.status == "independent"
+    # a machine's own rows do not move when its measurements do (they only set the others' medians)
+    bnb = [p for p in eager if p["source"] == "bnb-optimum-bench" and p["target"] == "h100-sxm"]
+    before = gpu_eager.held_out_host_op_us(bnb[0])
+    gpu_eager._implied.update({gpu_eager._key(p): 99.0 for p in bnb})
+    try:
+        assert gpu_eager.held_out_host_op_us(bnb[0]) == before
+    finally:
+        for p in bnb:
+            gpu_eager._implied.pop(gpu_eager._key(p))

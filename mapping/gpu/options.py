@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from mapping.gpu.stack import EAGER_HOST_PER_OP
 from mapping.target_plugin import TargetOptions
 
 
@@ -32,8 +33,8 @@ class GpuOptions(TargetOptions):
                                "mapping.gpu.stack)")
     host_op_us: float | None = Field(
         None, ge=0.0, le=1e6, allow_inf_nan=False,
-        description="host time per op in microseconds, replacing the stack's published value (eager: 18.5; your CPU "
-                    "and framework)")
+        description=f"host time per op in microseconds, replacing the eager stack's default ({EAGER_HOST_PER_OP * 1e6:.1f}: "
+                    "the median of the published eager machines, which span 14.9-24.2; your CPU and framework)")
     host_step_us: float | None = Field(
         None, ge=0.0, le=1e7, allow_inf_nan=False,
         description="host time per step in microseconds, replacing the stack's published value (graph: 15, engine: "

@@ -656,7 +656,8 @@ def _lean_vs_fd_reason(target: GpuTarget, setup: dict[str, Any], blog: dict[int,
     blog_max = max(2.0 * p["batch"] * p["kv_heads"] * p["kv_len"] * p["head_dim"] * 2 / (p["us"] * 1e-6) for p in blog_bw) \
         if blog_bw else float("nan")
     return [
-        "Which published points inform a rule: none. The Lean kernel's tile, grid (2 x SMs, at most 32 per head) and "
+        "Which published points inform a decode-attention rule: none. The Lean kernel's tile, grid (2 x SMs, at most 32 "
+        "per head) and "
         "fix-up are read from the authors' code (onnxruntime `contrib_ops/cuda/bert/lean_attention/lean_api.cc`, "
         "`lean_fwd_launch_template.h`), FlashDecoding's tile, heuristic and its 1 x / 2 x SMs versions from FA2's "
         "`flash_api.cpp` (v2.3.0-v2.5.6 vs v2.5.7 on) and `flash_fwd_launch_template.h`; all speedup claims and the blog "
@@ -730,8 +731,10 @@ def _eager_machines(points: list[dict[str, Any]] | None = None) -> list[str]:
     values = {m: v for m, v in gpu_eager.machine_values().items() if any(gpu_eager.machine(p) == m for p in points)}
     out = ["", "The eager host time per op is not a property of the GPU but of the host CPU and the framework "
            "versions, which no source states in full. Each published eager decode point implies the host time per op at "
-           "which hwsim's step equals the measured one (simulator/validation/gpu_eager.py; none where the measured step "
-           "is not above hwsim's kernels alone); a machine's value is the median of its points', the default "
+           "which hwsim's step equals the measured one (simulator/validation/gpu_eager.py), where that step is clearly "
+           f"host-bound in hwsim (its kernels alone at most {gpu_eager.HOST_BOUND_SHARE:.0%} of the measured step; "
+           "nearer the GPU's bound the value would absorb what the GPU model misses, so such a point implies none); a "
+           "machine (one source's GPU) takes the median of its points', the default "
            f"({EAGER_HOST_PER_OP * 1e6:.1f} us, --set host_op_us= to set your own) the median over the machines, and "
            "every eager point in the tables below is predicted with the median of the other machines' values "
            "(leave-one-machine-out), so none is circular:", "",
@@ -743,8 +746,10 @@ def _eager_machines(points: list[dict[str, Any]] | None = None) -> list[str]:
         out.append(f"| {m} | {len(each)} | {per} | " + ("none" if value is None else f"{value:.1f}")
                    + f" | {held:.1f} |")
     known = sorted(v for v, _ in values.values() if v is not None)
-    out += ["", f"The machines span {known[0]:.1f}-{known[-1]:.1f} us per op: an eager prediction on an unstated host "
-            "is uncertain by that factor, and an eager step that is host-bound on one host can be GPU-bound on another."]
+    out += ["", f"The machines that identify a value span {known[0]:.1f}-{known[-1]:.1f} us per op: an eager prediction "
+            "on an unstated host is uncertain by at least that factor. The rule (which points identify, the median) was "
+            "chosen after the machines' values had been computed; other readings (every point above the kernels alone, "
+            "or those without the Jetson's Arm host) give defaults of 16.7-18.5 us."]
     return out
 
 

@@ -4,12 +4,12 @@ PyTorch eager (``--set stack=eager``) dispatches every op from Python on the hos
 step lasts hwsim's op count times the host time per op. That time is a property of the host CPU and the framework
 versions, which no published eager measurement states in full. So it is taken from all of them:
 
-- each published eager decode point (``stack: eager`` in hardware/calibration/published.yaml) **implies** a host
-  time per op: the value at which hwsim's step equals the measured one (found by a secant search, the step being
-  non-decreasing in it). A point whose measured step is not above hwsim's kernels alone implies nothing (the GPU,
-  not the host, is the bound there, so any smaller host time fits it);
-- a **machine** is one source's GPU (its host is one CPU and one software setup); its value is the median of its
-  points' implied values;
+- each published eager decode point (``stack: eager`` in hardware/calibration/published.yaml) whose step is clearly
+  host-bound in hwsim (its kernels alone at most :data:`HOST_BOUND_SHARE` of the measured step) **implies** a host
+  time per op: the value at which hwsim's step equals the measured one (:func:`solve_host_op_us`). A point nearer
+  the GPU's bound implies nothing: there the value would absorb whatever hwsim's GPU model misses;
+- a **machine** is one source's GPU (its host is one CPU and one software setup; two machines of one source share
+  their software versions, so they are not independent in that); its value is the median of its points';
 - ``mapping.gpu.stack.EAGER_HOST_PER_OP`` is the median over the machines (:func:`calibrated_host_op_us`, pinned
   by a test), and each eager point in reports/gpu_validation.md is predicted with the median of the **other**
   machines' values (:func:`held_out_host_op_us`), so no point is checked against a value it informed.
@@ -22,8 +22,11 @@ from typing import Any
 
 #: stop the secant search when hwsim's step is within this fraction of the measured one
 TOLERANCE = 1e-3
-#: at most this many evaluations of the step per point
-MAX_STEPS = 12
+#: at most this many evaluations of the step per point (after the bracket)
+MAX_STEPS = 40
+#: a point identifies the host time only where hwsim's kernels alone take at most this share of the measured step
+#: (clearly host-bound; a step nearer the GPU's bound leaves a residual of the GPU model, not a host time)
+HOST_BOUND_SHARE = 0.5
 
 
 def is_eager(point: dict[str, Any]) -> bool:
@@ -48,29 +51,55 @@ def predict_with(point: dict[str, Any], host_op_us: float) -> float:
     return predict(dict(point, options={**point.get("options", {}), "host_op_us": host_op_us}))[0]
 
 
+def solve_host_op_us(point: dict[str, Any]) -> float:
+    """Microseconds of host time per op at which hwsim's step equals ``point``'s measured one (``ms_per_token``).
+
+    hwsim's step is a hinge in the host time: flat while the GPU is the bound, then rising once the host is. The root
+    is bracketed (the upper end doubled until the step exceeds the measurement) and found by regula falsi with the
+    Illinois modification, which converges on such a function where a secant search can jump between the flat and
+    the rising parts. A measurement not above the kernels alone has no root: an error, like one that does not
+    converge."""
+    measured = point["ms_per_token"] * 1e-3
+    lo, f_lo = 0.0, predict_with(point, 0.0) - measured  # kernels alone (and a prefill share, where it is in)
+    if f_lo >= 0:
+        raise ValueError(f"{machine(point)}: the measured step is not above hwsim's kernels alone; no host time fits")
+    hi, f_hi = 20.0, predict_with(point, 20.0) - measured
+    while f_hi < 0:
+        if hi > 1e5:
+            raise ValueError(f"{machine(point)}: no host time up to {hi:g} us per op reaches the measured step")
+        lo, f_lo, hi = hi, f_hi, hi * 2
+        f_hi = predict_with(point, hi) - measured
+    side = 0
+    for _ in range(MAX_STEPS):
+        x = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+        f = predict_with(point, x) - measured
+        if abs(f) <= TOLERANCE * measured:
+            return x
+        if f > 0:
+            hi, f_hi = x, f
+            if side == 1:
+                f_lo /= 2
+            side = 1
+        else:
+            lo, f_lo = x, f
+            if side == -1:
+                f_hi /= 2
+            side = -1
+    raise ValueError(f"{machine(point)}: the host-time search did not converge ({lo:.3f}-{hi:.3f} us per op)")
+
+
 _implied: dict[tuple, float | None] = {}
 
 
 def implied_host_op_us(point: dict[str, Any]) -> float | None:
-    """Microseconds of host time per op at which hwsim's step equals ``point``'s measured one; None where the
-    measured step is not above hwsim's step with no host time (the point cannot tell the host's time)."""
-    from simulator.validation.gpu_published import predict
-
+    """Microseconds of host time per op ``point`` identifies (:func:`solve_host_op_us`), or None where hwsim's
+    kernels alone exceed :data:`HOST_BOUND_SHARE` of the measured step: there the GPU may be the bound, and the
+    value would be a residual of hwsim's GPU model rather than a host time."""
     key = _key(point)
     if key not in _implied:
-        measured = predict(point)[1]
-        x0, f0 = 0.0, predict_with(point, 0.0) - measured  # kernels alone (and a prefill share, where it is in)
-        value = None
-        if f0 < -TOLERANCE * measured:
-            x1 = 20.0
-            f1 = predict_with(point, x1) - measured
-            for _ in range(MAX_STEPS):
-                if abs(f1) <= TOLERANCE * measured or f1 == f0:
-                    break
-                x0, x1, f0 = x1, max(1e-3, x1 - f1 * (x1 - x0) / (f1 - f0)), f1
-                f1 = predict_with(point, x1) - measured
-            value = x1 if abs(f1) <= 10 * TOLERANCE * measured else None
-        _implied[key] = value
+        measured = point["ms_per_token"] * 1e-3
+        bare = predict_with(point, 0.0)
+        _implied[key] = solve_host_op_us(point) if bare <= HOST_BOUND_SHARE * measured else None
     return _implied[key]
 
 
