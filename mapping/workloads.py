@@ -247,6 +247,23 @@ class Model:
             out.setdefault(name, value)
         return out
 
+    def _bind(self, bindings: dict[str, int]) -> BoundGraph:
+        """``bind`` the graph; a batch the graph cannot take because its ops fix batch 1 (torch.export specialises a
+        batch-1 example's size in its reshapes while the inputs keep a symbolic batch) is one line saying so."""
+        try:
+            return bind(self.graph, bindings)
+        except HwsimError as exc:
+            ones = {n: 1 if self._dim_kind.get(n) == "batch" else v for n, v in bindings.items()}
+            if ones == bindings:
+                raise
+            try:
+                bind(self.graph, ones)
+            except HwsimError:
+                raise exc from None
+            raise HwsimError(f"{self.path}: this graph runs only at batch 1: its inputs declare a symbolic batch, but "
+                             "its ops fix 1 (torch.export specialises a batch-1 example's size); use --batch 1, or "
+                             "re-export with a batch of 2 in the example inputs") from None
+
     def encoder_length(self, work: Workload) -> tuple[int, str] | None:
         """The encoder positions E the cross-attention of ``work`` reads, and where E comes from (None: no
         cross-attention).
@@ -444,7 +461,7 @@ class Model:
         # a decoder file's prompt is the encoder output it reads: its position table bounds the decoder tokens only
         self._check_positions(seq if "encoder" in self._dim_kind.values() else prompt_len, "a prompt")
         bindings = self.bindings(batch, seq, 0, prompt=prompt_len)
-        bound = bind(self.graph, bindings)
+        bound = self._bind(bindings)
         ops = self._cost(bound, precision, kv_operands=False)
         kv_tokens = seq
         tokens = prompt_len
@@ -477,19 +494,28 @@ class Model:
                 f"{self.path}: the decode phase needs a model with causal self-attention (a decoder); this graph "
                 f"is {self.ir.architecture}: use --phase prefill")
         prompt = prompt_len if prompt_len is not None else max(1, context)
+        fixed = not self.kv_inputs and not any(k in ("seq", "prompt") for k in self._dim_kind.values())
+        if fixed and ("decode-fixed", 0) not in self._warned:
+            self._warned.add(("decode-fixed", 0))
+            warnings.warn(HwsimWarning(
+                f"{self.path}: this graph has no sequence-length input dim and no KV-cache inputs "
+                f"({', '.join(f'{n} {list(self.graph.tensors[n].dims or ())}' for n in self.graph.inputs)}): a decode "
+                "step reruns the whole fixed-shape pass, which hwsim costs as the graph computes it; export with "
+                "dynamic axes (or a KV cache) for a one-token step"), stacklevel=2)
         if self.kv_inputs:
             bindings = self.bindings(batch, 1, context, prompt=prompt)
-            bound = bind(self.graph, bindings)
+            bound = self._bind(bindings)
             ops = self._cost(bound, precision, kv_operands=True, only=self._step_nodes)
         else:
             key = (batch, prompt, precision.weights, precision.activations, precision.kv_cache, precision.head)
             if key not in self._decode_base:
                 bindings = self.bindings(batch, 1, 0, prompt=prompt)
-                base = bind(self.graph, bindings)
+                base = self._bind(bindings)
                 self._decode_base[key] = (base, self._cost(base, precision, kv_operands=True, only=self._step_nodes))
             base, base_ops = self._decode_base[key]
             bindings = dict(base.bindings)
-            ops = self._with_context(base, base_ops, context + 1, precision)
+            # a fixed-shape graph attends over its own positions whatever the context: costed as it computes
+            ops = base_ops if fixed else self._with_context(base, base_ops, context + 1, precision)
         return Workload(self.path, "decode", batch, 1, context, bindings, precision, ops,
                         self.kv_cache_bytes(batch, context + 1, precision, prompt),
                         self._kv_write_bytes(batch, precision), self.params, self.weight_bytes(precision), self.ir)
@@ -512,11 +538,11 @@ class Model:
         prompt = prompt_len if prompt_len is not None else max(1, context)
         if self.kv_inputs:
             bindings = self.bindings(batch, tokens, context, prompt=prompt)
-            bound = bind(self.graph, bindings)
+            bound = self._bind(bindings)
             ops = self._cost(bound, precision, kv_operands=True, only=self._step_nodes)
         else:
             bindings = self.bindings(batch, tokens, 0, prompt=prompt)
-            base = bind(self.graph, bindings)
+            base = self._bind(bindings)
             base_ops = self._cost(base, precision, kv_operands=True, only=self._step_nodes)
             ops = self._with_context(base, base_ops, context + tokens, precision, new=tokens)
         return Workload(self.path, "decode", batch, tokens, context, bindings, precision, ops,
