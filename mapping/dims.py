@@ -103,11 +103,13 @@ def _shape_axis(graph: OpGraph, node: object) -> int | None:
 
 
 def ranged_axes(graph: OpGraph) -> set[tuple[str, int]]:
-    """(input, axis) places whose size reaches a Range or a Trilu: positions are counted along the sequence axis
-    (``torch.arange(t)`` for a position table, the ``triu`` of a causal mask); an input with more than one such
-    axis (a batch ``arange`` for a mask too) gives none."""
+    """(input, axis) places of integer inputs (token ids) whose size reaches a Range or a Trilu: positions are
+    counted along the sequence axis (``torch.arange(t)`` for a position table, the ``triu`` of a causal mask); an
+    input with more than one such axis (a batch ``arange`` for a mask too) gives none."""
     found: dict[str, set[int]] = {}
     for name in graph.inputs:
+        if not graph.tensors[name].dtype.startswith("int"):
+            continue  # token ids only: an image's batch may feed a Range too (Swin's window partition)
         for shape in graph.consumers.get(name, []):
             if shape.op_type != OP.Shape:
                 continue

@@ -285,8 +285,13 @@ class Model:
             source = f"--dim {given[0]}"
         elif named:
             source = f"{named[0]} = --prompt-len; --dim {named[0]}=N sets it"
-        elif "prompt" in self._dim_kind.values():  # the encoder's input is in the graph
-            source = "the graph's own encoder over the prompt"
+        elif "prompt" in self._dim_kind.values():
+            symbolic = free_dims(self.graph)
+            states = [(n, p[0]) for n, k in self._dim_kind.items() if k == "prompt" for p in symbolic[n]
+                      if self.graph.tensors[p[0]].dtype.startswith(("float", "bfloat"))]
+            # encoder states given as an input (nn.TransformerDecoder's memory), else the encoder is in the graph
+            source = (f"{states[0][0]}, the length of input '{states[0][1]}' = --prompt-len" if states
+                      else "the graph's own encoder over the prompt")
         else:
             source = "fixed by the graph"
         return max(lengths), source

@@ -10,7 +10,11 @@ hand-written LLaMA / gpt-fast), each failure rebuilt here as a small onnx.helper
   for the batch; the axis a position Range counts (or the only layout that binds) is the sequence now;
 - TorchScript bakes the traced length into nn.MultiheadAttention's reshapes under ``batch_first=False``: a Reshape
   to another element count was costed silently (a decode step of 16 keys); it is one line now;
-- a fixed-shape decoder graph (no length dim, no cache) reran its whole pass per decode step without a word.
+- a fixed-shape decoder graph (no length dim, no cache) reran its whole pass per decode step without a word;
+- tf2onnx's Keras decoder: the token table was a "segment" embedding (Keras remaps negative ids per element, and the
+  probe's zero ids looked constant), so no vocabulary and no LM head; its LayerNormalization (GlobalAveragePool
+  moments, a Neg) was not a norm;
+- the Range rule must not read an image's batch (Swin counts it for its window partition) as a sequence.
 """
 
 from __future__ import annotations
@@ -146,3 +150,51 @@ def test_a_fixed_shape_decoder_decode_step_reruns_its_pass_with_a_warning(tmp_pa
     assert any(issubclass(w.category, HwsimWarning) and "reruns the whole fixed-shape pass" in str(w.message)
                for w in seen)
     assert step.matmul_flops == pytest.approx(_attention_flops(4)) == model.prefill(1, 4).matmul_flops
+
+
+def _keras_like(path: Path) -> str:
+    """tf2onnx of a Keras decoder: Embedding's negative-id remap (``where(ids < 0, ids + rows, ids)`` as Less /
+    Cast / Mul / Add), a LayerNormalization whose moments are GlobalAveragePools (mean over the width of
+    [batch, tokens, width]) with ``-mean * scale`` through a Neg, and a Dense to the vocabulary."""
+    n = helper.make_node
+    nodes = [n("Less", ["ids", "zero"], ["neg"], name="less"), n("Cast", ["neg"], ["negi"], to=TensorProto.INT64,
+                                                                  name="cast_neg"),
+             n("Add", ["ids", "rows"], ["wrapped"], name="wrap"), n("Mul", ["negi", "wrapped"], ["a"], name="sel_a"),
+             n("Not", ["neg"], ["pos"], name="not"), n("Cast", ["pos"], ["posi"], to=TensorProto.INT64, name="cast_pos"),
+             n("Mul", ["posi", "ids"], ["b"], name="sel_b"), n("Add", ["a", "b"], ["index"], name="select"),
+             n("Gather", ["table", "index"], ["x"], name="embed"),
+             n("GlobalAveragePool", ["x"], ["mean"], name="mean"), n("Neg", ["mean"], ["nmean"], name="neg_mean"),
+             n("Sub", ["x", "mean"], ["d"], name="diff"), n("Mul", ["d", "d"], ["d2"], name="sq"),
+             n("GlobalAveragePool", ["d2"], ["var"], name="variance"), n("Add", ["var", "eps"], ["ve"], name="add_eps"),
+             n("Sqrt", ["ve"], ["sd"], name="sqrt"), n("Reciprocal", ["sd"], ["rs"], name="rsqrt"),
+             n("Mul", ["rs", "gamma"], ["scale"], name="scale"), n("Mul", ["x", "scale"], ["xs"], name="x_scale"),
+             n("Mul", ["nmean", "scale"], ["ms"], name="mean_scale"), n("Add", ["ms", "beta"], ["shift"], name="shift"),
+             n("Add", ["xs", "shift"], ["h"], name="norm_out"), n("MatMul", ["h", "head"], ["y"], name="dense_vocab")]
+    inits = [_w("table", VOCAB, D), _w("gamma", D), _w("beta", D), _w("head", D, VOCAB),
+             numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array(VOCAB, np.int64), "rows"),
+             numpy_helper.from_array(np.array(1e-6, np.float32), "eps")]
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["unk__1", "unk__2"])
+    return _save(path, nodes, [ids], inits)
+
+
+def test_keras_embedding_remap_and_global_average_pool_layernorm(tmp_path: Path) -> None:
+    ir = recognise(load_graph(_keras_like(tmp_path / "keras.onnx")))
+    kinds = {b.kind: b for b in ir.blocks}
+    assert kinds["embedding"].attrs["kind"] == "token"  # was "segment": the probe's zero ids looked constant
+    assert kinds["norm"].attrs["norm"] == "layernorm" and kinds["norm"].attrs["dim"] == D
+    assert {"mean", "variance", "neg_mean", "mean_scale", "norm_out"} <= set(kinds["norm"].nodes)
+    assert "lm_head" in kinds and not ir.unrecognised
+
+
+def test_an_image_batch_that_feeds_a_range_stays_the_batch(tmp_path: Path) -> None:
+    """Swin's window partition counts its batch with a Range: only token ids' axes are read that way."""
+    n = helper.make_node
+    nodes = [n("Shape", ["pixel_values"], ["b"], start=0, end=1, name="batch_size"),
+             n("Squeeze", ["b"], ["b0"], name="sq"), n("Range", ["zero", "b0", "one"], ["rows"], name="arange"),
+             n("Cast", ["rows"], ["rowsf"], to=TensorProto.FLOAT, name="cast"),
+             n("ReduceSum", ["pixel_values"], ["s"], keepdims=0, name="sum"),
+             n("Add", ["s", "rowsf"], ["y"], name="add")]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"), numpy_helper.from_array(np.array(1, np.int64), "one")]
+    image = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["s77", 3, 32, 32])
+    assert dim_kinds(load_graph(_save(tmp_path / "image.onnx", nodes, [image], inits))) == {"s77": "batch"}
