@@ -354,14 +354,29 @@ class Model:
             return precision
         return dataclasses.replace(precision, head_tensors=self.head_tensors())
 
+    @functools.cached_property
+    def static_cache_slots(self) -> int | None:
+        """Positions of a static KV cache (gpt-fast's ``[batch, kv_heads, max_seq, head_dim]`` inputs of one fixed
+        length, no past dim, updated in place): it holds that many slots whatever the tokens; None otherwise."""
+        if any(k in ("past", "total") for k in self._dim_kind.values()):
+            return None
+        lengths = set()
+        for name in self.kv_inputs:
+            dims, low = self.graph.tensors[name].dims, name.lower()
+            if "cross" in low or "encoder" in low:
+                continue
+            lengths.add(dims[2] if dims is not None and len(dims) == 4 and isinstance(dims[2], int) else None)
+        return lengths.pop() if len(lengths) == 1 and None not in lengths else None
+
     def kv_cache_bytes(self, batch: int, tokens: int, precision: Precision, prompt: int | None = None) -> int:
-        """Bytes of the KV cache holding ``tokens`` positions per sequence (plus cross-attention K/V)."""
+        """Bytes of the KV cache holding ``tokens`` positions per sequence (plus cross-attention K/V); a static
+        cache holds its fixed slots (:attr:`static_cache_slots`)."""
         total = 0
         for b in self.ir.attentions():
             a = b.attention
             assert a is not None
             dtype = precision.kv_cache or self._kv_dtype(precision)
-            length = tokens if a.kind == "self" else self._cross_len(prompt or tokens)
+            length = (self.static_cache_slots or tokens) if a.kind == "self" else self._cross_len(prompt or tokens)
             if a.kind == "self" and not a.causal:
                 continue  # encoder self-attention keeps no cache
             total += tensor_bytes(batch * (self.kv_heads_override or a.kv_heads) * a.kv_width * length, dtype)
@@ -450,6 +465,12 @@ class Model:
         """A learned position table bounds the sequence: warn (once) about what the real model could not run."""
         rows = [b.attrs["rows"] for b in self.ir.blocks if b.kind == "embedding" and b.attrs.get("kind") == "position"
                 and b.attrs.get("dim") == self.ir.d_model]  # not T5's relative-bias buckets (one column per head)
+        slots = self.static_cache_slots
+        if slots is not None and tokens > slots and ("static", slots) not in self._warned:
+            self._warned.add(("static", slots))
+            warnings.warn(HwsimWarning(
+                f"{self.path}: {what} of {tokens} tokens exceeds the model's static KV cache ({slots} slots): the real "
+                "model cannot run it; hwsim costs the graph as it stands"), stacklevel=3)
         if rows and tokens > min(rows) and (what, min(rows)) not in self._warned:
             self._warned.add((what, min(rows)))
             warnings.warn(HwsimWarning(
@@ -474,6 +495,11 @@ class Model:
             # a fixed-length graph (ViT: patches + [CLS]): the tokens are the attention's query rows, not --seq
             score = next((o for o in ops if o.role == "score" and o.matmul is not None), None)
             tokens = score.matmul.m if score is not None else 1
+            info = next((b for b in self.ir.blocks if score is not None and b.name == score.block), None)
+            a = info.attention if info is not None else None
+            if a is not None and a.heads and score.matmul.batch % (batch * a.heads) == 0:
+                # windowed attention (Swin): the windows ride in the product's batch; the positions are all of them
+                tokens *= score.matmul.batch // (batch * a.heads)
             lengths = "encoder" in self._dim_kind.values()  # an encoder's own input length (Moonshine's samples)
             if score is not None and tokens != prompt_len and not lengths and ("fixed", tokens) not in self._warned:
                 self._warned.add(("fixed", tokens))

@@ -29,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hardware.errors import HwsimError, HwsimWarning
 from mapping.onnx_graph import load_graph
+from mapping.op_costs import Precision
 from mapping.recognize import dim_kinds, recognise
 from mapping.workloads import Model
 
@@ -198,3 +199,38 @@ def test_an_image_batch_that_feeds_a_range_stays_the_batch(tmp_path: Path) -> No
     inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"), numpy_helper.from_array(np.array(1, np.int64), "one")]
     image = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["s77", 3, 32, 32])
     assert dim_kinds(load_graph(_save(tmp_path / "image.onnx", nodes, [image], inits))) == {"s77": "batch"}
+
+
+def test_a_static_kv_cache_holds_its_slots(tmp_path: Path) -> None:
+    """gpt-fast: the per-layer caches are [batch, kv_heads, 8 slots, head_dim] inputs attended whole (masked):
+    the resident cache is 8 slots whatever the tokens, and a prompt beyond them is warned about."""
+    n = helper.make_node
+    nodes = [n("Gather", ["table", "ids"], ["x"], name="embed"), n("MatMul", ["x", "wq"], ["q"], name="q_proj"),
+             n("Reshape", ["q", "heads"], ["q4"], name="rq"), n("Transpose", ["q4"], ["qh"], perm=[0, 2, 1, 3], name="tq"),
+             n("Transpose", ["k_cache"], ["kt"], perm=[0, 1, 3, 2], name="tk"),
+             n("MatMul", ["qh", "kt"], ["s"], name="score"), n("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+             n("MatMul", ["p", "v_cache"], ["o4"], name="pv"), n("Transpose", ["o4"], ["o3"], perm=[0, 2, 1, 3], name="to"),
+             n("Reshape", ["o3", "flat"], ["o"], name="ro"), n("MatMul", ["o", "wo"], ["y"], name="o_proj")]
+    inits = [_w("table", VOCAB, D), _w("wq", D, D), _w("wo", D, D), _i64("heads", 0, -1, HEADS, HD),
+             _i64("flat", 0, -1, D)]
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq_len"])] + [
+        helper.make_tensor_value_info(c, TensorProto.FLOAT, ["batch", HEADS, 8, HD]) for c in ("k_cache", "v_cache")]
+    model = Model(_save(tmp_path / "static_cache.onnx", nodes, inputs, inits))
+    assert model.static_cache_slots == 8
+    want = HEADS * 2 * HD * 8 * 4  # keys and values of 8 slots, fp32
+    assert model.kv_cache_bytes(1, 3, Precision()) == model.kv_cache_bytes(1, 8, Precision()) == want
+    with pytest.warns(HwsimWarning, match="static KV cache"):
+        model.prefill(1, 12)
+
+
+def test_windowed_attention_counts_every_window_position(tmp_path: Path) -> None:
+    """Swin: 16 fixed positions in 4 windows of 4 (the windows ride in the score product's batch): a pass
+    computes 16 positions, not a window's 4."""
+    n = helper.make_node
+    att, inits = _attention("x", "windows")
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 16])
+    path = _save(tmp_path / "windows.onnx", [n("Gather", ["table", "ids"], ["x"], name="embed"), *att], [ids],
+                 [_w("table", VOCAB, D), _i64("windows", 4, -1, HEADS, HD), *inits])
+    with pytest.warns(HwsimWarning, match="computes 16 positions"):
+        work = Model(path).prefill(1, 7)
+    assert work.matmul_flops == pytest.approx(4 * 2.0 * 16 * D * D + 2 * 2.0 * HEADS * 4 * (4 * 4) * HD)
