@@ -18,7 +18,7 @@ import ast
 import math
 
 from mapping import op_table
-from mapping.onnx_graph import OpGraph
+from mapping.onnx_graph import Node, OpGraph
 from mapping.op_table import OP
 
 #: Words of names that are sizes of the model, not lengths (``kv_cache_dim``, ``num_channels``, ``height``).
@@ -83,7 +83,7 @@ _SIZE_THROUGH = frozenset({OP.Squeeze, OP.Unsqueeze, OP.Reshape, OP.Cast, OP.Ide
 _COUNTS_POSITIONS = frozenset({OP.Range, OP.Trilu})
 
 
-def _shape_axis(graph: OpGraph, node: object) -> int | None:
+def _shape_axis(graph: OpGraph, node: Node) -> int | None:
     """The one axis whose size a Shape node (or the Gather / Slice of one element that reads it) gives."""
     if node.op_type == OP.Shape:
         start, end = node.attr("start", 0), node.attr("end")
