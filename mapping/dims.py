@@ -18,7 +18,7 @@ import ast
 import math
 
 from mapping import op_table
-from mapping.onnx_graph import OpGraph
+from mapping.onnx_graph import Node, OpGraph
 from mapping.op_table import OP
 
 #: Words of names that are sizes of the model, not lengths (``kv_cache_dim``, ``num_channels``, ``height``).
@@ -76,12 +76,87 @@ def classify(name: str, kv_dims: set[str]) -> str:
     return "other"
 
 
-def positional_kind(graph: OpGraph, places: list[tuple[str, int]]) -> str:
+#: Ops a size passes through on its way from a Shape to the Range that counts positions (``arange(start + t)``)
+#: or to the Trilu of a causal mask built at [t, t] (Expand / ConstantOfShape of the size).
+_SIZE_THROUGH = frozenset({OP.Squeeze, OP.Unsqueeze, OP.Reshape, OP.Cast, OP.Identity, OP.Add, OP.Concat, OP.Expand,
+                           OP.ConstantOfShape})
+_COUNTS_POSITIONS = frozenset({OP.Range, OP.Trilu})
+
+
+def _shape_axis(graph: OpGraph, node: Node) -> int | None:
+    """The one axis whose size a Shape node (or the Gather / Slice of one element that reads it) gives."""
+    if node.op_type == OP.Shape:
+        start, end = node.attr("start", 0), node.attr("end")
+        return start if end is not None and end - start == 1 and start >= 0 else None
+    src = graph.producer.get(node.inputs[0]) if node.inputs else None
+    if src is None or src.op_type != OP.Shape or src.attr("start", 0) or src.attr("end") is not None:
+        return None
+    index = graph.tensors.get(node.inputs[1]) if len(node.inputs) > 1 else None
+    if index is None or index.value is None or index.value.size != 1:
+        return None
+    axis = int(index.value.reshape(-1)[0])
+    if node.op_type == OP.Slice:  # a slice of one element: [start, start + 1)
+        stop = graph.tensors.get(node.inputs[2]) if len(node.inputs) > 2 else None
+        if stop is None or stop.value is None or int(stop.value.reshape(-1)[0]) != axis + 1:
+            return None
+    return axis if node.op_type in (OP.Gather, OP.Slice) else None
+
+
+def ranged_axes(graph: OpGraph) -> set[tuple[str, int]]:
+    """(input, axis) places of integer inputs (token ids) whose size reaches a Range or a Trilu: positions are
+    counted along the sequence axis (``torch.arange(t)`` for a position table, the ``triu`` of a causal mask); an
+    input with more than one such axis (a batch ``arange`` for a mask too) gives none."""
+    found: dict[str, set[int]] = {}
+    for name in graph.inputs:
+        if not graph.tensors[name].dtype.startswith("int"):
+            continue  # token ids only: an image's batch may feed a Range too (Swin's window partition)
+        for shape in graph.consumers.get(name, []):
+            if shape.op_type != OP.Shape:
+                continue
+            readers = [shape] + [c for o in shape.outputs for c in graph.consumers.get(o, [])
+                                 if c.op_type in (OP.Gather, OP.Slice)]
+            for reader in readers:
+                axis = _shape_axis(graph, reader)
+                if axis is None:
+                    continue
+                frontier, seen = list(reader.outputs), set()
+                while frontier:
+                    t = frontier.pop()
+                    for c in graph.consumers.get(t, []):
+                        if c.name in seen:
+                            continue
+                        seen.add(c.name)
+                        if c.op_type in _COUNTS_POSITIONS:
+                            found.setdefault(name, set()).add(axis)
+                        elif c.op_type in _SIZE_THROUGH:
+                            frontier.extend(o for o in c.outputs if o)
+    out: set[tuple[str, int]] = set()
+    for name, axes in found.items():
+        rank = len(graph.tensors[name].dims or ())
+        if len(axes) == 1 and rank > 1:
+            out.add((name, next(iter(axes))))
+    return out
+
+
+def positional_kind(graph: OpGraph, places: list[tuple[str, int]],
+                    ranged: set[tuple[str, int]] | None = None) -> str:
     """Kind of an opaque name (torch.export's ``s31``, ``s53``) from where it sits.
 
-    Axis 0 of a graph input is the batch; axis 1 of a rank-2 integer input (token ids, masks, positions) is the
-    sequence; anything else stays ``other`` (a size of the model, bound from evidence or ``--dim``).
+    An axis whose size counts positions (``ranged``: :func:`ranged_axes`) is the sequence; a graph whose token
+    input is sequence-first (``nn.Transformer`` with ``batch_first=False``: its axis 0 counted, or
+    ``graph.seq_first``, set by recognition when only that layout binds) has the batch on axis 1 and the lengths
+    on axis 0 of every input. Otherwise axis 0 of a graph input is the batch; axis 1 of a
+    rank-2 integer input (token ids, masks, positions) is the sequence; anything else stays ``other`` (a size of
+    the model, bound from evidence or ``--dim``).
     """
+    ranged = ranged or set()
+    if any(p in ranged for p in places):
+        return "seq"
+    if graph.seq_first or any(axis == 0 and graph.tensors[n].dtype.startswith("int") for n, axis in ranged):
+        for name, axis in places:
+            t = graph.tensors[name]
+            if t.dims is not None and len(t.dims) in (2, 3) and axis in (0, 1):  # ids [T, B], features [T, B, D];
+                return "batch" if axis == 1 else "seq"  # a KV cache keeps its [B, heads, T, head_dim] below
     for name, axis in places:
         t = graph.tensors[name]
         if axis == 0 and t.dims is not None and len(t.dims) >= 2:

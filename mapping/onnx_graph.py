@@ -117,6 +117,9 @@ class OpGraph:
             raise HwsimError(f"{self.path}: initializer '{name}' cannot be decoded ({exc})") from None
     #: Which branch of input-selected ``If`` nodes was inlined: True (KV cache), False (none), None (no such If).
     cache_branch: bool | None = None
+    #: Opaque input dims (torch.export's ``s31``) read sequence-first (axis 0 the length, axis 1 the batch), as
+    #: ``nn.Transformer``'s default ``batch_first=False`` lays them out: set by recognition when only that binds
+    seq_first: bool = False
     #: the parsed file (weight data not loaded; the chosen ``If`` branch inlined), for :meth:`inferred_dims`
     model: onnx.ModelProto | None = field(repr=False, default=None)
 

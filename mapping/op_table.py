@@ -161,6 +161,9 @@ _ENTRIES = [
         joins="mlp mlp_nonlinear residual_epilogue"),
     _op(ONNX, "Gemm", "gemm", "op_costs:_matmul", traits="linear qdq_fusing", fpga="dense"),
     _op(MS, "GemmFastGelu", "gemm", "contrib_costs:_gemm_fast_gelu", flops=8, shape="contrib_ops:_gemm_fast_gelu"),
+    # the mean over every axis after the second: of a [batch, tokens, width] tensor, the mean over the width
+    # (tf2onnx's LayerNormalization moments)
+    _op(ONNX, "GlobalAveragePool", "reduction", "op_costs:_reduce", joins="norm_part"),
     _op(ONNX, "Greater", "logic", "op_costs:_zero_flop", joins="mask_compare moe_routing routing_path"),
     _op(ONNX, "GreaterOrEqual", "logic", "op_costs:_zero_flop", joins="mask_compare"),
     _op(MS, "GroupNorm", "norm", "op_costs:_elementwise", shape="contrib_ops:_same"),
@@ -196,7 +199,7 @@ _ENTRIES = [
         traits="weight_transform", fpga="scale"),
     _op(MS, "MultiHeadAttention", "attention", "contrib_costs:_mha_rule", shape="contrib_ops:_mha"),
     _op(ONNX, "Multinomial", "random", "op_costs:_elementwise", traits="not_evaluated"),
-    _op(ONNX, "Neg", "elementwise", "op_costs:_elementwise", joins="mlp qkv_path qkv_path_gather residual_epilogue"),
+    _op(ONNX, "Neg", "elementwise", "op_costs:_elementwise", joins="mlp norm_part qkv_path qkv_path_gather residual_epilogue"),
     _op(ONNX, "NonZero", "routing", "op_costs:_movement", joins="moe_routing"),
     _op(ONNX, "Not", "logic", "op_costs:_zero_flop", joins="attention_core mask_reader moe_routing routing_path"),
     _op(ONNX, "OneHot", "routing", "op_costs:_movement", joins="moe_routing", traits="expanding"),

@@ -7,6 +7,7 @@ from batch and sequence. The structure found does not depend on the binding the 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -53,15 +54,19 @@ def dim_kinds(graph: OpGraph) -> dict[str, str]:
     """The kind of every dim a binding needs (derived names such as ``past + seq`` are left out: see mapping.dims)."""
     dims = dims_meaning.free_dims(graph)
     kv = set(kv_cache_inputs(graph))
-    kv_dims = {d for d, places in dims.items() if places and all(p[0] in kv for p in places)}
+    # a dim only KV-cache inputs carry is their past length, unless it is their batch axis (axis 0; torch.export
+    # names each input's batch apart when the example does not tie them)
+    kv_dims = {d for d, places in dims.items() if places and all(p[0] in kv and p[1] != 0 for p in places)}
     kinds = {name: classify_dim(name, kv_dims) for name in dims}
+    ranged = dims_meaning.ranged_axes(graph) if "other" in kinds.values() else set()
     for name, kind in kinds.items():
         if kind == "other":
-            kinds[name] = dims_meaning.positional_kind(graph, dims[name])
+            kinds[name] = dims_meaning.positional_kind(graph, dims[name], ranged)
     return kinds
 
 
-def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None, seq: int = PROBE["seq"]) -> dict[str, int]:
+def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None, seq: int = PROBE["seq"],
+                   batch: int = PROBE["batch"]) -> dict[str, int]:
     """A distinct value for every symbolic input dim (see :data:`PROBE`).
 
     Dims that are sizes of the model take the value the graph's evidence gives them, or ``dims`` (the user's
@@ -70,7 +75,7 @@ def probe_bindings(graph: OpGraph, dims: dict[str, int] | None = None, seq: int 
     kinds = dim_kinds(graph)
     others = iter(PROBE["other"])
     past = 0 if graph.cache_branch is False else PROBE["past"]  # a merged decoder's no-cache branch: no past
-    values = {"batch": PROBE["batch"], "seq": seq, "encoder": seq, "past": past, "total": past + seq}
+    values = {"batch": batch, "seq": seq, "encoder": seq, "past": past, "total": past + seq}
     out: dict[str, int] = {}
     evidence = dims_meaning.evidence_dims(graph, kinds)
     fixed = implied_dims(graph)  # e.g. a KV cache's head size named as a dim (onnxruntime-genai)
@@ -123,20 +128,27 @@ def _step_inputs(ctx: Context) -> list[str]:
 
 def _probe_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, int], BoundGraph]:
     """The probe binding and its shapes; a graph too short for the probe's 13 positions (a strided conv stack
-    that reduces 13 raw audio samples to no frame) is probed with :data:`LONG_SEQ_PROBE` instead. When both
-    fail, the short probe's error is raised."""
-    bindings = probe_bindings(graph, dims)
-    try:
-        return bindings, bind(graph, bindings)
-    except HwsimError:
-        long = probe_bindings(graph, dims, LONG_SEQ_PROBE)
-        if long == bindings:
-            raise
-        try:
-            return long, bind(graph, long)
-        except HwsimError:
-            pass
-    return bindings, bind(graph, bindings)
+    that reduces 13 raw audio samples to no frame) is probed with :data:`LONG_SEQ_PROBE` instead, and a graph
+    that runs only at batch 1 with batch 1 (torch.export specialises a batch-1 example's size inside the graph,
+    in its reshapes, while the inputs still declare a symbolic batch). When all fail, the first probe's error is
+    raised. A graph whose opaque dims (torch.export's ``s31``) bind only sequence-first is marked so
+    (``graph.seq_first``)."""
+    first = probe_bindings(graph, dims)
+    layouts = [False, True] if any(re.fullmatch(r"s\d+", d) for d in dims_meaning.free_dims(graph)) else [False]
+    for seq_first in layouts:  # opaque dims: batch-first, else sequence-first (nn.Transformer's default)
+        graph.seq_first = seq_first
+        candidates = [probe_bindings(graph, dims)]
+        for seq, batch in ((LONG_SEQ_PROBE, PROBE["batch"]), (PROBE["seq"], 1), (LONG_SEQ_PROBE, 1)):
+            other = probe_bindings(graph, dims, seq, batch)
+            if other not in candidates:
+                candidates.append(other)
+        for bindings in candidates:
+            try:
+                return bindings, bind(graph, bindings)
+            except HwsimError:
+                continue
+    graph.seq_first = False
+    return first, bind(graph, first)
 
 
 def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool | None = None) -> TransformerIR:

@@ -184,10 +184,25 @@ class _Binder:
             if self._evaluate(node):
                 return
         self._infer(node)
+        if node.op_type == OP.Reshape:
+            self._check_reshape(node)
         if known and node.domain in ("", "ai.onnx") and all(
             int(np.prod(self.shapes[o])) <= SMALL_CONSTANT_ELEMENTS for o in node.outputs if o in self.shapes
         ):
             self._evaluate(node)
+
+    def _check_reshape(self, node: Node) -> None:
+        """A Reshape to a shape of another element count computes nothing: the graph fixes a size (a length or
+        batch its trace baked into the target shape) that this binding's input does not have."""
+        src, out = self.shapes.get(node.inputs[0]), self.shapes.get(node.outputs[0])
+        if src is None or out is None or int(np.prod(src)) == int(np.prod(out)):
+            return
+        raise HwsimError(
+            f"{self.g.path}: node '{node.name}' (Reshape) of a {list(src)} input to {list(out)}: the graph fixes a "
+            "size in this reshape (the length or batch the export traced with: TorchScript bakes the length into "
+            "nn.MultiheadAttention's reshapes, torch.export a batch-1 example's batch), so no runtime runs it at "
+            "these sizes: re-export with dynamic shapes (torch.onnx.export(..., dynamo=True), a batch of 2 in the "
+            "example)")
 
     def _take_branch(self, node: Node) -> bool:
         """An ``If`` whose condition the binding decides (a comparison of shapes, DeBERTa's relative positions):

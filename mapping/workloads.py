@@ -247,6 +247,23 @@ class Model:
             out.setdefault(name, value)
         return out
 
+    def _bind(self, bindings: dict[str, int]) -> BoundGraph:
+        """``bind`` the graph; a batch the graph cannot take because its ops fix batch 1 (torch.export specialises a
+        batch-1 example's size in its reshapes while the inputs keep a symbolic batch) is one line saying so."""
+        try:
+            return bind(self.graph, bindings)
+        except HwsimError as exc:
+            ones = {n: 1 if self._dim_kind.get(n) == "batch" else v for n, v in bindings.items()}
+            if ones == bindings:
+                raise
+            try:
+                bind(self.graph, ones)
+            except HwsimError:
+                raise exc from None
+            raise HwsimError(f"{self.path}: this graph runs only at batch 1: its inputs declare a symbolic batch, but "
+                             "its ops fix 1 (torch.export specialises a batch-1 example's size); use --batch 1, or "
+                             "re-export with a batch of 2 in the example inputs") from None
+
     def encoder_length(self, work: Workload) -> tuple[int, str] | None:
         """The encoder positions E the cross-attention of ``work`` reads, and where E comes from (None: no
         cross-attention).
@@ -268,8 +285,13 @@ class Model:
             source = f"--dim {given[0]}"
         elif named:
             source = f"{named[0]} = --prompt-len; --dim {named[0]}=N sets it"
-        elif "prompt" in self._dim_kind.values():  # the encoder's input is in the graph
-            source = "the graph's own encoder over the prompt"
+        elif "prompt" in self._dim_kind.values():
+            symbolic = free_dims(self.graph)
+            states = [(n, p[0]) for n, k in self._dim_kind.items() if k == "prompt" for p in symbolic[n]
+                      if self.graph.tensors[p[0]].dtype.startswith(("float", "bfloat"))]
+            # encoder states given as an input (nn.TransformerDecoder's memory), else the encoder is in the graph
+            source = (f"{states[0][0]}, the length of input '{states[0][1]}' = --prompt-len" if states
+                      else "the graph's own encoder over the prompt")
         else:
             source = "fixed by the graph"
         return max(lengths), source
@@ -332,14 +354,29 @@ class Model:
             return precision
         return dataclasses.replace(precision, head_tensors=self.head_tensors())
 
+    @functools.cached_property
+    def static_cache_slots(self) -> int | None:
+        """Positions of a static KV cache (gpt-fast's ``[batch, kv_heads, max_seq, head_dim]`` inputs of one fixed
+        length, no past dim, updated in place): it holds that many slots whatever the tokens; None otherwise."""
+        if any(k in ("past", "total") for k in self._dim_kind.values()):
+            return None
+        lengths = set()
+        for name in self.kv_inputs:
+            dims, low = self.graph.tensors[name].dims, name.lower()
+            if "cross" in low or "encoder" in low:
+                continue
+            lengths.add(dims[2] if dims is not None and len(dims) == 4 and isinstance(dims[2], int) else None)
+        return lengths.pop() if len(lengths) == 1 and None not in lengths else None
+
     def kv_cache_bytes(self, batch: int, tokens: int, precision: Precision, prompt: int | None = None) -> int:
-        """Bytes of the KV cache holding ``tokens`` positions per sequence (plus cross-attention K/V)."""
+        """Bytes of the KV cache holding ``tokens`` positions per sequence (plus cross-attention K/V); a static
+        cache holds its fixed slots (:attr:`static_cache_slots`)."""
         total = 0
         for b in self.ir.attentions():
             a = b.attention
             assert a is not None
             dtype = precision.kv_cache or self._kv_dtype(precision)
-            length = tokens if a.kind == "self" else self._cross_len(prompt or tokens)
+            length = (self.static_cache_slots or tokens) if a.kind == "self" else self._cross_len(prompt or tokens)
             if a.kind == "self" and not a.causal:
                 continue  # encoder self-attention keeps no cache
             total += tensor_bytes(batch * (self.kv_heads_override or a.kv_heads) * a.kv_width * length, dtype)
@@ -428,6 +465,12 @@ class Model:
         """A learned position table bounds the sequence: warn (once) about what the real model could not run."""
         rows = [b.attrs["rows"] for b in self.ir.blocks if b.kind == "embedding" and b.attrs.get("kind") == "position"
                 and b.attrs.get("dim") == self.ir.d_model]  # not T5's relative-bias buckets (one column per head)
+        slots = self.static_cache_slots
+        if slots is not None and tokens > slots and ("static", slots) not in self._warned:
+            self._warned.add(("static", slots))
+            warnings.warn(HwsimWarning(
+                f"{self.path}: {what} of {tokens} tokens exceeds the model's static KV cache ({slots} slots): the real "
+                "model cannot run it; hwsim costs the graph as it stands"), stacklevel=3)
         if rows and tokens > min(rows) and (what, min(rows)) not in self._warned:
             self._warned.add((what, min(rows)))
             warnings.warn(HwsimWarning(
@@ -444,7 +487,7 @@ class Model:
         # a decoder file's prompt is the encoder output it reads: its position table bounds the decoder tokens only
         self._check_positions(seq if "encoder" in self._dim_kind.values() else prompt_len, "a prompt")
         bindings = self.bindings(batch, seq, 0, prompt=prompt_len)
-        bound = bind(self.graph, bindings)
+        bound = self._bind(bindings)
         ops = self._cost(bound, precision, kv_operands=False)
         kv_tokens = seq
         tokens = prompt_len
@@ -452,6 +495,11 @@ class Model:
             # a fixed-length graph (ViT: patches + [CLS]): the tokens are the attention's query rows, not --seq
             score = next((o for o in ops if o.role == "score" and o.matmul is not None), None)
             tokens = score.matmul.m if score is not None else 1
+            info = next((b for b in self.ir.blocks if score is not None and b.name == score.block), None)
+            a = info.attention if info is not None else None
+            if a is not None and a.heads and score.matmul.batch % (batch * a.heads) == 0:
+                # windowed attention (Swin): the windows ride in the product's batch; the positions are all of them
+                tokens *= score.matmul.batch // (batch * a.heads)
             lengths = "encoder" in self._dim_kind.values()  # an encoder's own input length (Moonshine's samples)
             if score is not None and tokens != prompt_len and not lengths and ("fixed", tokens) not in self._warned:
                 self._warned.add(("fixed", tokens))
@@ -477,19 +525,28 @@ class Model:
                 f"{self.path}: the decode phase needs a model with causal self-attention (a decoder); this graph "
                 f"is {self.ir.architecture}: use --phase prefill")
         prompt = prompt_len if prompt_len is not None else max(1, context)
+        fixed = not self.kv_inputs and not any(k in ("seq", "prompt") for k in self._dim_kind.values())
+        if fixed and ("decode-fixed", 0) not in self._warned:
+            self._warned.add(("decode-fixed", 0))
+            warnings.warn(HwsimWarning(
+                f"{self.path}: this graph has no sequence-length input dim and no KV-cache inputs "
+                f"({', '.join(f'{n} {list(self.graph.tensors[n].dims or ())}' for n in self.graph.inputs)}): a decode "
+                "step reruns the whole fixed-shape pass, which hwsim costs as the graph computes it; export with "
+                "dynamic axes (or a KV cache) for a one-token step"), stacklevel=2)
         if self.kv_inputs:
             bindings = self.bindings(batch, 1, context, prompt=prompt)
-            bound = bind(self.graph, bindings)
+            bound = self._bind(bindings)
             ops = self._cost(bound, precision, kv_operands=True, only=self._step_nodes)
         else:
             key = (batch, prompt, precision.weights, precision.activations, precision.kv_cache, precision.head)
             if key not in self._decode_base:
                 bindings = self.bindings(batch, 1, 0, prompt=prompt)
-                base = bind(self.graph, bindings)
+                base = self._bind(bindings)
                 self._decode_base[key] = (base, self._cost(base, precision, kv_operands=True, only=self._step_nodes))
             base, base_ops = self._decode_base[key]
             bindings = dict(base.bindings)
-            ops = self._with_context(base, base_ops, context + 1, precision)
+            # a fixed-shape graph attends over its own positions whatever the context: costed as it computes
+            ops = base_ops if fixed else self._with_context(base, base_ops, context + 1, precision)
         return Workload(self.path, "decode", batch, 1, context, bindings, precision, ops,
                         self.kv_cache_bytes(batch, context + 1, precision, prompt),
                         self._kv_write_bytes(batch, precision), self.params, self.weight_bytes(precision), self.ir)
@@ -512,11 +569,11 @@ class Model:
         prompt = prompt_len if prompt_len is not None else max(1, context)
         if self.kv_inputs:
             bindings = self.bindings(batch, tokens, context, prompt=prompt)
-            bound = bind(self.graph, bindings)
+            bound = self._bind(bindings)
             ops = self._cost(bound, precision, kv_operands=True, only=self._step_nodes)
         else:
             bindings = self.bindings(batch, tokens, 0, prompt=prompt)
-            base = bind(self.graph, bindings)
+            base = self._bind(bindings)
             base_ops = self._cost(base, precision, kv_operands=True, only=self._step_nodes)
             ops = self._with_context(base, base_ops, context + tokens, precision, new=tokens)
         return Workload(self.path, "decode", batch, tokens, context, bindings, precision, ops,

@@ -11,11 +11,45 @@ from mapping.passes.context import Context
 _VIEWS = op_table.names(joins="embedding_view")
 
 
+#: Per-element ops through which lookup indices stay a function of one input's values, element by element
+#: (Keras' Embedding maps negative ids: ``where(ids < 0, ids + rows, ids)``).
+_PER_ELEMENT = (op_table.names(category="elementwise") | op_table.names(category="logic")
+                | op_table.names(category="cast") | _VIEWS)
+
+
+def _per_element_source(ctx: Context, tensor: str, int_inputs: set[str]) -> str | None:
+    """The one integer graph input ``tensor`` is a per-element function of (constants aside), else None (RoBERTa's
+    positions, a cumulative sum of its ids' mask, are not)."""
+    found: set[str] = set()
+    frontier, seen = [tensor], set()
+    while frontier:
+        t = frontier.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        if t in int_inputs:
+            found.add(t)
+            continue
+        node = ctx.producer(t)
+        if node is None:  # a constant or an initializer
+            if ctx.graph.tensors[t].role == "input":
+                return None
+            continue
+        if node.op_type not in _PER_ELEMENT:
+            return None
+        frontier.extend(i for i in node.inputs if i)
+    return next(iter(found)) if len(found) == 1 else None
+
+
 def _index_kind(ctx: Context, tensor: str, int_inputs: set[str]) -> str:
     """``token``, ``segment`` or ``position``: what the lookup indices are, by the graph input they come from."""
     source = tensor
     while source not in int_inputs:
         node = ctx.producer(source)
+        if node is not None and node.op_type not in _VIEWS:
+            source = _per_element_source(ctx, tensor, int_inputs) or source
+            if source in int_inputs:
+                break
         if node is None or node.op_type not in _VIEWS:
             value = ctx.bound.values.get(tensor)
             if value is not None and value.size > 1 and (value == value.flat[0]).all():

@@ -47,8 +47,9 @@ def run(ctx: Context) -> None:
                 attrs["residual"] = True  # onnxruntime's SkipLayerNorm fuses the residual add into the norm
             ctx.add(Block("norm", "norm", None, [], attrs=attrs), [node.name])
             continue
-        if node.op_type != OP.ReduceMean or not ctx.act_inputs(node):
-            continue
+        if not ctx.act_inputs(node) or not (node.op_type == OP.ReduceMean or (
+                node.op_type == OP.GlobalAveragePool and len(ctx.bound.shapes[node.inputs[0]]) == 3)):
+            continue  # a GlobalAveragePool of a [batch, tokens, width] tensor is the mean over the width
         src = ctx.act_inputs(node)[0]
         pre = ctx.producer(src)
         # RMSNorm reduces x^2 (Pow or Mul(x, x)); LayerNorm reduces x itself, then subtracts the mean

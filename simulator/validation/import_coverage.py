@@ -228,7 +228,8 @@ def markdown(rows: list[Row], elapsed: float) -> str:
     out = ["# Import coverage on the real-world ONNX corpus", "",
            "Written by `python -m simulator.validation.import_coverage --write`. Corpus: "
            "`tests/fixtures/corpus/` (files from optimum-onnx, onnxruntime-genai, onnxruntime's optimizer and "
-           "quantizers, torch.onnx, and the held-out transforms of optimum's files: ORT optimization, onnxslim, "
+           "quantizers, torch.onnx (also of model code outside transformers), tf2onnx, and the held-out transforms of "
+           "optimum's files: ORT optimization, onnxslim, "
            "version_converter, per-channel and int4 quantization; see its manifest and export_log.md). Truth: the "
            "manifest's analytic matmul FLOPs "
            "(prefill of batch 1 x S tokens, one decode step at context C) and the bytes the file's initializers "
