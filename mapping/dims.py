@@ -102,6 +102,30 @@ def _shape_axis(graph: OpGraph, node: Node) -> int | None:
     return axis if node.op_type in (OP.Gather, OP.Slice) else None
 
 
+#: ops an index tensor passes through on its way to a gather (``torch.arange(b)`` unsqueezed and paired with indices)
+_INDEX_THROUGH = frozenset({OP.Squeeze, OP.Unsqueeze, OP.Reshape, OP.Cast, OP.Identity, OP.Concat, OP.Expand})
+
+
+def _selects_rows(graph: OpGraph, node: Node) -> bool:
+    """Whether a Range's values index an activation (``h[torch.arange(b), last]``: a per-row pick of a
+    classifier's pooled token, a Gather/GatherND whose data is computed) rather than count positions: a Range over
+    the batch does that, so its axis says nothing about where the sequence is."""
+    frontier, seen = list(node.outputs), set()
+    while frontier:
+        t = frontier.pop()
+        for c in graph.consumers.get(t, []):
+            if c.name in seen:
+                continue
+            seen.add(c.name)
+            if c.op_type in (OP.Gather, OP.GatherND) and len(c.inputs) > 1 and t in c.inputs[1:]:
+                data = graph.tensors.get(c.inputs[0])
+                if data is not None and data.value is None and c.inputs[0] not in graph.initializers:
+                    return True
+            elif c.op_type in _INDEX_THROUGH:
+                frontier.extend(o for o in c.outputs if o)
+    return False
+
+
 def ranged_axes(graph: OpGraph) -> set[tuple[str, int]]:
     """(input, axis) places of integer inputs (token ids) whose size reaches a Range or a Trilu: positions are
     counted along the sequence axis (``torch.arange(t)`` for a position table, the ``triu`` of a causal mask); an
@@ -126,7 +150,7 @@ def ranged_axes(graph: OpGraph) -> set[tuple[str, int]]:
                         if c.name in seen:
                             continue
                         seen.add(c.name)
-                        if c.op_type in _COUNTS_POSITIONS:
+                        if c.op_type in _COUNTS_POSITIONS and not _selects_rows(graph, c):
                             found.setdefault(name, set()).add(axis)
                         elif c.op_type in _SIZE_THROUGH:
                             frontier.extend(o for o in c.outputs if o)

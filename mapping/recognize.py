@@ -18,6 +18,7 @@ from mapping import op_table
 from mapping.contrib_ops import implied_dims
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
+from mapping.op_table import OP
 from mapping.passes import attention, causality, contrib_attention, dequant, embeddings, heads, layers, mlp, moe, norms, residuals
 from mapping.passes.context import Context
 from mapping.shape_binding import BoundGraph, bind
@@ -50,13 +51,42 @@ def classify_dim(name: str, kv_dims: set[str]) -> str:
     return dims_meaning.classify(name, kv_dims)
 
 
+#: ops a cache passes through unchanged on its way to its Concat (casts, identities)
+_CAST_THROUGH = op_table.names(trait="cast_through")
+
+
+def concat_axes(graph: OpGraph, inputs: set[str]) -> dict[str, int]:
+    """The axis each of ``inputs`` is concatenated along (through casts), where a Concat takes it."""
+    out: dict[str, int] = {}
+    for name in inputs:
+        frontier, seen = [name], set()
+        while frontier and name not in out:
+            t = frontier.pop()
+            for c in graph.consumers.get(t, []):
+                if c.name in seen:
+                    continue
+                seen.add(c.name)
+                if c.op_type == OP.Concat:
+                    rank = len(graph.tensors[name].dims or ())
+                    axis = int(c.attr("axis", 0))
+                    out[name] = axis + rank if axis < 0 else axis
+                    break
+                if c.op_type in _CAST_THROUGH:
+                    frontier.extend(o for o in c.outputs if o)
+    return out
+
+
 def dim_kinds(graph: OpGraph) -> dict[str, str]:
     """The kind of every dim a binding needs (derived names such as ``past + seq`` are left out: see mapping.dims)."""
     dims = dims_meaning.free_dims(graph)
     kv = set(kv_cache_inputs(graph))
-    # a dim only KV-cache inputs carry is their past length, unless it is their batch axis (axis 0; torch.export
-    # names each input's batch apart when the example does not tie them)
-    kv_dims = {d for d, places in dims.items() if places and all(p[0] in kv and p[1] != 0 for p in places)}
+    # a dim only KV-cache inputs carry is their past length: the axis the cache is concatenated along (the new
+    # token's keys join it there: [B, H, T, D] on axis 2, a sequence-first [T, B, H, D] on axis 0); a cache with no
+    # Concat (a static one, updated in place) keeps it off axis 0, its batch (torch.export names each input's batch
+    # apart when the example does not tie them)
+    joined = concat_axes(graph, kv)
+    kv_dims = {d for d, places in dims.items() if places and all(
+        p[0] in kv and (p[1] == joined[p[0]] if p[0] in joined else p[1] != 0) for p in places)}
     kinds = {name: classify_dim(name, kv_dims) for name in dims}
     ranged = dims_meaning.ranged_axes(graph) if "other" in kinds.values() else set()
     for name, kind in kinds.items():

@@ -28,7 +28,7 @@ from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
 from mapping.op_costs import OpCost, Precision, cost_ops, tensor_classes
 from mapping.quant import logical_elements
-from mapping.recognize import dim_kinds, kv_cache_inputs, recognise
+from mapping.recognize import concat_axes, dim_kinds, kv_cache_inputs, recognise
 from mapping.shape_binding import BoundGraph, bind
 
 
@@ -360,12 +360,22 @@ class Model:
         length, no past dim, updated in place): it holds that many slots whatever the tokens; None otherwise."""
         if any(k in ("past", "total") for k in self._dim_kind.values()):
             return None
+        selfs = [b.attention for b in self.ir.attentions() if b.attention is not None and b.attention.kind == "self"]
+        if not selfs or concat_axes(self.graph, set(self.kv_inputs)):
+            return None  # a cache the step concatenates to (a fixed-shape export's past) grows: not static
+        sizes = {selfs[0].kv_heads, selfs[0].head_dim, selfs[0].v_head_dim or selfs[0].head_dim}
         lengths = set()
         for name in self.kv_inputs:
             dims, low = self.graph.tensors[name].dims, name.lower()
             if "cross" in low or "encoder" in low:
                 continue
-            lengths.add(dims[2] if dims is not None and len(dims) == 4 and isinstance(dims[2], int) else None)
+            if dims is None or len(dims) != 4 or not all(isinstance(d, int) for d in dims[1:]):
+                lengths.add(None)
+                continue
+            # the slots' axis: the one (after the batch) that is neither the KV heads nor the head size, so that
+            # [B, H, S, D] and [B, S, H, D] layouts both read; [B, H, S, D] where that is ambiguous
+            rest = [d for d in dims[1:] if d not in sizes]
+            lengths.add(rest[0] if len(rest) == 1 else dims[2])
         return lengths.pop() if len(lengths) == 1 and None not in lengths else None
 
     def kv_cache_bytes(self, batch: int, tokens: int, precision: Precision, prompt: int | None = None) -> int:
@@ -497,9 +507,15 @@ class Model:
             tokens = score.matmul.m if score is not None else 1
             info = next((b for b in self.ir.blocks if score is not None and b.name == score.block), None)
             a = info.attention if info is not None else None
-            if a is not None and a.heads and score.matmul.batch % (batch * a.heads) == 0:
-                # windowed attention (Swin): the windows ride in the product's batch; the positions are all of them
-                tokens *= score.matmul.batch // (batch * a.heads)
+            # the sequences the graph runs: the user's batch, or a fixed one on the first input's axis 0
+            first = self.graph.tensors[self.graph.inputs[0]].dims or ()
+            runs = batch if "batch" in self._dim_kind.values() else (
+                first[0] if first and isinstance(first[0], int) else 1)
+            windows = a is not None and a.heads and not a.causal
+            if windows and score.matmul.batch % (runs * a.heads) == 0:
+                # windowed attention (Swin, bidirectional): the windows ride in the product's batch beside the
+                # sequences, so the positions are all of them
+                tokens *= score.matmul.batch // (runs * a.heads)
             lengths = "encoder" in self._dim_kind.values()  # an encoder's own input length (Moonshine's samples)
             if score is not None and tokens != prompt_len and not lengths and ("fixed", tokens) not in self._warned:
                 self._warned.add(("fixed", tokens))

@@ -234,3 +234,37 @@ def test_windowed_attention_counts_every_window_position(tmp_path: Path) -> None
     with pytest.warns(HwsimWarning, match="computes 16 positions"):
         work = Model(path).prefill(1, 7)
     assert work.matmul_flops == pytest.approx(4 * 2.0 * 16 * D * D + 2 * 2.0 * HEADS * 4 * (4 * 4) * HD)
+
+
+REVIEW = Path(__file__).resolve().parent / "fixtures" / "review4"  # graph-only exports of the batch's review
+
+
+def test_review_a_range_over_the_batch_does_not_make_a_graph_sequence_first() -> None:
+    """A batch-first classifier picking each row's last token (``h[torch.arange(b), last]``, dynamo, opaque dims):
+    the Range over the batch indexes an activation, it counts no positions, so the graph stays batch-first."""
+    model = Model(str(REVIEW / "c_poolcls.onnx"))
+    work = model.prefill(2, 24)
+    batch_dim, seq_dim = model.graph.tensors["input_ids"].dims
+    assert work.bindings[batch_dim] == 2 and work.bindings[seq_dim] == 24
+
+
+def test_review_a_sequence_first_kv_cache_keeps_its_past_on_axis_0() -> None:
+    """Past K/V of [past, batch, heads, head_dim] concatenated on axis 0 (Megatron's layout; 2 layers, d 64 fp32):
+    the past length is axis 0, so a step after 32 tokens holds 33 positions of K and V in each layer."""
+    model = Model(str(REVIEW / "h_seqfirst_kv.onnx"))
+    assert model.decode(1, 32).kv_cache_bytes == 33 * 2 * 2 * 64 * 4
+
+
+def test_review_a_static_cache_in_bshd_layout_holds_its_slots() -> None:
+    """A static cache [batch, 64 slots, heads 4, head_dim 16] updated in place (index_copy on axis 1): 64 slots,
+    not its head count; a fixed-shape export that concatenates its past is not static."""
+    model = Model(str(REVIEW / "f_static_bshd.onnx"))
+    assert model.static_cache_slots == 64
+    assert model.decode(1, 32).kv_cache_bytes == 64 * 2 * 2 * 64 * 4
+
+
+def test_review_a_fixed_batch_is_not_read_as_windows() -> None:
+    """A causal LM traced at [2, 16] (TorchScript): its score product's batch is 2 sequences x heads, no windows,
+    so a pass computes 16 positions."""
+    with pytest.warns(HwsimWarning, match="computes 16 positions"):
+        assert Model(str(REVIEW / "g_enc_fixed_b2.onnx")).prefill(1, 7).seq == 16
