@@ -260,8 +260,9 @@ class Model:
                 bind(self.graph, ones)
             except HwsimError:
                 raise exc from None
+            node = str(exc).split(": ", 1)[-1].split(":", 1)[0]  # "node 'X' (Reshape) of a [...] input to [...]"
             raise HwsimError(f"{self.path}: this graph runs only at batch 1: its inputs declare a symbolic batch, but "
-                             "its ops fix 1 (torch.export specialises a batch-1 example's size); use --batch 1, or "
+                             f"its ops fix 1 ({node}; an exporter traced a batch-1 example); use --batch 1, or "
                              "re-export with a batch of 2 in the example inputs") from None
 
     def encoder_length(self, work: Workload) -> tuple[int, str] | None:
