@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any
+
+import onnx
 
 from hardware.dtypes import tensor_bytes
+from hardware.errors import HwsimError
 from mapping.op_costs import OpCost
 from mapping.quant import formats, logical_elements, weight_sources
 from mapping.workloads import Model, Workload
@@ -32,6 +36,20 @@ def _bytes(value: float) -> str:
         if abs(value) >= factor:
             return f"{value / factor:.2f} {prefix}"
     return f"{value:.0f} B"
+
+
+def _uniform(graph: Any, name: str) -> bool:
+    """Whether a weight holds one value throughout (a fresh norm's ones, a bias's zeros): an exporter that merges
+    equal constants (the dynamo exporter's optimizer) shares such a tensor between layers that do not tie weights."""
+    t = graph.tensors.get(name)
+    init = graph.initializers.get(name)
+    if (t is None or t.value is None) and (init is None or init.data_location == onnx.TensorProto.EXTERNAL):
+        return False  # no data here (a graph-only file): cannot tell
+    try:
+        values = graph.array(name)
+    except HwsimError:
+        return False
+    return values.size > 1 and bool((values == values.reshape(-1)[0]).all())
 
 
 def block_rows(model: Model, work: Workload) -> list[dict]:
@@ -72,7 +90,7 @@ def block_rows(model: Model, work: Workload) -> list[dict]:
         for w in mine:
             owner.setdefault(w, key)
         row["params"] = sum(logical_elements(model.graph, w) for w in mine if owner[w] == key)
-        row["shares_weights_of"] = sorted({owner[w] for w in mine if owner[w] != key})
+        row["shares_weights_of"] = sorted({owner[w] for w in mine if owner[w] != key and not _uniform(model.graph, w)})
         row["weight_stored_bytes"] = sum(_stored(model.graph, w) for w in mine)
         row["arithmetic_intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
     return [r for r in rows.values() if r["ops"] or r["params"] or r["shares_weights_of"]]

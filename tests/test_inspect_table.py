@@ -31,3 +31,14 @@ def test_long_names_keep_both_ends():
     cut = _cut(name, 40)
     assert len(cut) == 40 and cut.startswith("/model/layers.31") and cut.endswith("dequantize_scale") and "~" in cut
     assert _cut("short", 40) == "short"
+
+
+def test_a_merged_constant_is_not_a_tie():
+    # the dynamo exporter merges equal initializers: two layers' fresh norms (all ones, all zeros) then read one
+    # tensor, which is not a tie of the model's weights; layers cloned with equal random weights stay shared
+    path = ROOT / "tests" / "fixtures" / "corpus" / "models" / "dynamo__nn_encoder__op18.onnx"
+    model = Model(str(path), {})
+    rows = {r["block"]: r for r in block_rows(model, model.prefill(1, 16))}
+    assert "encoder.0.norm" not in rows["encoder.0.self_attention"]["shares_weights_of"]
+    assert "encoder.0.norm" not in rows["encoder.1.norm"]["shares_weights_of"]
+    assert rows["encoder.1.mlp"]["shares_weights_of"] == ["encoder.0.mlp"]
