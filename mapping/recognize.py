@@ -174,11 +174,27 @@ def _probe_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, 
                 candidates.append(other)
         for bindings in candidates:
             try:
-                return bindings, bind(graph, bindings)
+                bound = bind(graph, bindings)
             except HwsimError:
                 continue
+            if seq_first or len(layouts) == 1 or not _rows_are_the_batch(bound, bindings):
+                return bindings, bound
+            break  # both layouts bind; batch-first puts the batch in the attention's rows: try sequence-first
     graph.seq_first = False
     return first, bind(graph, first)
+
+
+def _rows_are_the_batch(bound: BoundGraph, bindings: dict[str, int]) -> bool:
+    """Whether the attention scores of a binding have the probe's batch as their rows and not its length: an
+    opaque-dim graph read batch-first whose tokens are really sequence-first ([T, B] ids, no Range or Trilu to
+    tell), where the softmax then runs over the batch. Rows: the second-to-last axis of a rank-3+ Softmax input."""
+    values = set(bindings.values())
+    batch, seqs = PROBE["batch"], {PROBE["seq"], LONG_SEQ_PROBE}
+    if batch not in values or not values & seqs:
+        return False
+    rows = [bound.shapes.get(n.inputs[0]) for n in bound.graph.nodes if op_table.computes(n.op_type) == OP.Softmax]
+    rows = [r[-2] for r in rows if r is not None and len(r) >= 3]
+    return bool(rows) and all(r == batch for r in rows)
 
 
 def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool | None = None) -> TransformerIR:

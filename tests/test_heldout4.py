@@ -268,3 +268,14 @@ def test_review_a_fixed_batch_is_not_read_as_windows() -> None:
     so a pass computes 16 positions."""
     with pytest.warns(HwsimWarning, match="computes 16 positions"):
         assert Model(str(REVIEW / "g_enc_fixed_b2.onnx")).prefill(1, 7).seq == 16
+
+
+def test_review_a_sequence_first_encoder_without_range_or_trilu_is_read_sequence_first() -> None:
+    """nn.TransformerEncoder with batch_first=False, no mask and no positions (dynamo, opaque dims): nothing counts
+    positions, and both layouts bind; batch-first would put the batch in the softmax's rows, so the graph is read
+    sequence-first ([T, B] ids)."""
+    model = Model(str(REVIEW / "i_seqfirst_enc.onnx"))
+    assert model.graph.seq_first
+    work = model.prefill(2, 24)
+    seq_dim, batch_dim = model.graph.tensors["src"].dims
+    assert work.bindings[seq_dim] == 24 and work.bindings[batch_dim] == 2
