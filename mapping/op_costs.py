@@ -322,8 +322,41 @@ def _matmul(p: _Parts) -> Rule:
     return "matmul", flops, matmul
 
 
+def einsum_bmm(equation: str) -> bool:
+    """Whether an Einsum ``equation`` is a batched matrix product: two operands whose shared leading (batch)
+    indices lead the output, one index contracted that is A's last, and an output ending in A's row index then B's
+    column index (``bhid,bhjd->bhij``: attention's scores with K untransposed; ``bhij,bhjd->bhid``: its PV product).
+    Letters may be spaced and upper-case (torchvision's ``B G H I D, B G H J D -> B G H I J``)."""
+    equation = equation.replace(" ", "")
+    if "->" not in equation or "." in equation:
+        return False
+    lhs, out = equation.split("->")
+    operands = lhs.split(",")
+    if len(operands) != 2:
+        return False
+    a, b = operands
+    if min(len(a), len(b), len(out)) < 3 or len(set(a)) != len(a) or len(set(b)) != len(b):
+        return False
+    contracted = (set(a) | set(b)) - set(out)
+    if len(contracted) != 1 or a[-1] not in contracted or a[-1] not in b:
+        return False
+    batch = out[:-2]
+    return (out[-2] in a and out[-2] not in b and out[-1] in b and out[-1] not in a and a[:-2] == batch
+            and b.replace(out[-1], "").replace(a[-1], "") == batch)
+
+
 def _einsum(p: _Parts) -> Rule:
-    return "matmul", _einsum_flops(p.bound, p.node), None
+    """An Einsum's MACs; one that is a batched matrix product (:func:`einsum_bmm`) is costed as that GEMM."""
+    flops = _einsum_flops(p.bound, p.node)
+    if len(p.node.inputs) == 2 and einsum_bmm(str(p.node.attr("equation", ""))):
+        out = p.bound.shapes[p.node.outputs[0]]
+        k = int(p.bound.shapes[p.node.inputs[0]][-1])
+        weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
+        matmul = MatmulDims(math.prod(int(d) for d in out[:-2]), int(out[-2]), k, int(out[-1]), weight)
+        matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision)
+                                          for i in (0, 1))
+        return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
+    return "matmul", flops, None
 
 
 def _conv(p: _Parts) -> Rule:

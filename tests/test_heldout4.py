@@ -279,3 +279,28 @@ def test_review_a_sequence_first_encoder_without_range_or_trilu_is_read_sequence
     work = model.prefill(2, 24)
     seq_dim, batch_dim = model.graph.tensors["src"].dims
     assert work.bindings[seq_dim] == 24 and work.bindings[batch_dim] == 2
+
+
+def test_review_einsum_matrix_products_are_read_as_such() -> None:
+    """An Einsum computing a batched matrix product (attention written with torch.einsum) is one: scores with K
+    untransposed and the PV product qualify; an outer product, a contraction of two indices and a reordered output
+    do not."""
+    from mapping.op_costs import einsum_bmm
+
+    assert einsum_bmm("bhid,bhjd->bhij") and einsum_bmm("bhij,bhjd->bhid")
+    assert einsum_bmm("B G H I D, B G H J D -> B G H I J")
+    assert not einsum_bmm("i,j->ij") and not einsum_bmm("bhid,bhjd->bh") and not einsum_bmm("bhid,bhjd->bhji")
+    assert not einsum_bmm("bid,bjd,bkd->bijk") and not einsum_bmm("...id,...jd->...ij")
+
+
+def test_review_maxvit_attention_through_einsum_is_found() -> None:
+    """torchvision's MaxViT (block and grid attention written with torch.einsum, scores [B, windows, heads, I, J];
+    stage widths 32 and 64, heads of 16): its attentions are found, 2 heads in the first stage (the windows of its
+    5-D scores are not heads), each score a GEMM of the window's 16 positions."""
+    model = Model(str(REVIEW / "x_maxvit.onnx"))
+    blocks = list(model.ir.attentions())
+    assert len(blocks) == 4 and blocks[0].attention.heads == 2 and blocks[0].attention.head_dim == 16
+    with pytest.warns(HwsimWarning, match="computes 64 positions"):  # 8 x 8 patches in 4 windows of 16
+        work = model.prefill(1, 1)
+    scores = [o for o in work.ops if o.role == "score"]
+    assert len(scores) == 4 and all(o.matmul is not None and o.matmul.m == 16 and o.matmul.k == 16 for o in scores)
