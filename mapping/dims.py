@@ -110,19 +110,11 @@ def _selects_rows(graph: OpGraph, node: Node) -> bool:
     """Whether a Range's values index an activation (``h[torch.arange(b), last]``: a per-row pick of a
     classifier's pooled token, a Gather/GatherND whose data is computed) rather than count positions: a Range over
     the batch does that, so its axis says nothing about where the sequence is."""
-    frontier, seen = list(node.outputs), set()
-    while frontier:
-        t = frontier.pop()
-        for c in graph.consumers.get(t, []):
-            if c.name in seen:
-                continue
-            seen.add(c.name)
-            if c.op_type in (OP.Gather, OP.GatherND) and len(c.inputs) > 1 and t in c.inputs[1:]:
-                data = graph.tensors.get(c.inputs[0])
-                if data is not None and data.value is None and c.inputs[0] not in graph.initializers:
-                    return True
-            elif c.op_type in _INDEX_THROUGH:
-                frontier.extend(o for o in c.outputs if o)
+    for c, t in reached(graph, [o for o in node.outputs if o], _INDEX_THROUGH):
+        if c.op_type in (OP.Gather, OP.GatherND) and t in c.inputs[1:]:
+            data = graph.tensors.get(c.inputs[0])
+            if data is not None and data.value is None and c.inputs[0] not in graph.initializers:
+                return True
     return False
 
 
@@ -143,17 +135,9 @@ def ranged_axes(graph: OpGraph) -> set[tuple[str, int]]:
                 axis = _shape_axis(graph, reader)
                 if axis is None:
                     continue
-                frontier, seen = list(reader.outputs), set()
-                while frontier:
-                    t = frontier.pop()
-                    for c in graph.consumers.get(t, []):
-                        if c.name in seen:
-                            continue
-                        seen.add(c.name)
-                        if c.op_type in _COUNTS_POSITIONS and not _selects_rows(graph, c):
-                            found.setdefault(name, set()).add(axis)
-                        elif c.op_type in _SIZE_THROUGH:
-                            frontier.extend(o for o in c.outputs if o)
+                for c, _ in reached(graph, [o for o in reader.outputs if o], _SIZE_THROUGH):
+                    if c.op_type in _COUNTS_POSITIONS and not _selects_rows(graph, c):
+                        found.setdefault(name, set()).add(axis)
     out: set[tuple[str, int]] = set()
     for name, axes in found.items():
         rank = len(graph.tensors[name].dims or ())
@@ -196,10 +180,12 @@ def positional_kind(graph: OpGraph, places: list[tuple[str, int]],
 _CAST_THROUGH = op_table.names(trait="cast_through")
 
 
-def _through(graph: OpGraph, tensor: str) -> list[tuple[str, str]]:
-    """(node op, input tensor) pairs reached forwards from ``tensor`` through pass-through ops."""
+def reached(graph: OpGraph, tensors: str | list[str], through: frozenset[str] | None = None) -> list[tuple[Node, str]]:
+    """(consumer node, the tensor it reads) pairs reached forwards from ``tensors``, in visiting order, continuing
+    only through ``through`` ops (default: pass-through ops, casts and identities); each node is met once."""
+    through = _CAST_THROUGH if through is None else through
     found = []
-    frontier = [tensor]
+    frontier = [tensors] if isinstance(tensors, str) else list(tensors)
     seen: set[str] = set()
     while frontier:
         t = frontier.pop()
@@ -208,7 +194,7 @@ def _through(graph: OpGraph, tensor: str) -> list[tuple[str, str]]:
                 continue
             seen.add(c.name)
             found.append((c, t))
-            if c.op_type in _CAST_THROUGH:
+            if c.op_type in through:
                 frontier.extend(o for o in c.outputs if o)
     return found
 
@@ -221,7 +207,7 @@ def _image_dims(graph: OpGraph, name: str, dims: tuple) -> dict[str, int]:
     token) fixes the grid to sqrt(P - tokens).
     """
     out: dict[str, int] = {}
-    for node, _ in _through(graph, name):
+    for node, _ in reached(graph, name):
         if node.op_type not in (OP.Conv, OP.ConvInteger, OP.QLinearConv):
             continue
         weight = node.inputs[3] if node.op_type == OP.QLinearConv else node.inputs[1]

@@ -51,28 +51,14 @@ def classify_dim(name: str, kv_dims: set[str]) -> str:
     return dims_meaning.classify(name, kv_dims)
 
 
-#: ops a cache passes through unchanged on its way to its Concat (casts, identities)
-_CAST_THROUGH = op_table.names(trait="cast_through")
-
-
 def concat_axes(graph: OpGraph, inputs: set[str]) -> dict[str, int]:
     """The axis each of ``inputs`` is concatenated along (through casts), where a Concat takes it."""
     out: dict[str, int] = {}
     for name in inputs:
-        frontier, seen = [name], set()
-        while frontier and name not in out:
-            t = frontier.pop()
-            for c in graph.consumers.get(t, []):
-                if c.name in seen:
-                    continue
-                seen.add(c.name)
-                if c.op_type == OP.Concat:
-                    rank = len(graph.tensors[name].dims or ())
-                    axis = int(c.attr("axis", 0))
-                    out[name] = axis + rank if axis < 0 else axis
-                    break
-                if c.op_type in _CAST_THROUGH:
-                    frontier.extend(o for o in c.outputs if o)
+        concat = next((c for c, _ in dims_meaning.reached(graph, name) if c.op_type == OP.Concat), None)
+        if concat is not None:
+            axis = int(concat.attr("axis", 0))
+            out[name] = axis + len(graph.tensors[name].dims or ()) if axis < 0 else axis
     return out
 
 

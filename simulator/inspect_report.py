@@ -6,8 +6,6 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-import onnx
-
 from hardware.dtypes import tensor_bytes
 from hardware.errors import HwsimError
 from mapping.op_costs import OpCost
@@ -41,13 +39,9 @@ def _bytes(value: float) -> str:
 def _uniform(graph: Any, name: str) -> bool:
     """Whether a weight holds one value throughout (a fresh norm's ones, a bias's zeros): an exporter that merges
     equal constants (the dynamo exporter's optimizer) shares such a tensor between layers that do not tie weights."""
-    t = graph.tensors.get(name)
-    init = graph.initializers.get(name)
-    if (t is None or t.value is None) and (init is None or init.data_location == onnx.TensorProto.EXTERNAL):
-        return False  # no data here (a graph-only file): cannot tell
     try:
         values = graph.array(name)
-    except HwsimError:
+    except HwsimError:  # no data here (a graph-only file's external weights): cannot tell
         return False
     return values.size > 1 and bool((values == values.reshape(-1)[0]).all())
 

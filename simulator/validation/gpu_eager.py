@@ -18,6 +18,7 @@ versions, which no published eager measurement states in full. So it is taken fr
 from __future__ import annotations
 
 import statistics
+from functools import cache
 from typing import Any
 
 #: stop the secant search when hwsim's step is within this fraction of the measured one
@@ -51,16 +52,17 @@ def predict_with(point: dict[str, Any], host_op_us: float) -> float:
     return predict(dict(point, options={**point.get("options", {}), "host_op_us": host_op_us}))[0]
 
 
-def solve_host_op_us(point: dict[str, Any]) -> float:
+def solve_host_op_us(point: dict[str, Any], bare_s: float | None = None) -> float:
     """Microseconds of host time per op at which hwsim's step equals ``point``'s measured one (``ms_per_token``).
 
     hwsim's step is a hinge in the host time: flat while the GPU is the bound, then rising once the host is. The root
     is bracketed (the upper end doubled until the step exceeds the measurement) and found by regula falsi with the
     Illinois modification, which converges on such a function where a secant search can jump between the flat and
     the rising parts. A measurement not above the kernels alone has no root: an error, like one that does not
-    converge."""
+    converge. ``bare_s``: hwsim's seconds for the point with no host time, where the caller has them already."""
     measured = point["ms_per_token"] * 1e-3
-    lo, f_lo = 0.0, predict_with(point, 0.0) - measured  # kernels alone (and a prefill share, where it is in)
+    bare_s = predict_with(point, 0.0) if bare_s is None else bare_s  # kernels alone (and a prefill share, if in)
+    lo, f_lo = 0.0, bare_s - measured
     if f_lo >= 0:
         raise ValueError(f"{machine(point)}: the measured step is not above hwsim's kernels alone; no host time fits")
     hi, f_hi = 20.0, predict_with(point, 20.0) - measured
@@ -99,15 +101,21 @@ def implied_host_op_us(point: dict[str, Any]) -> float | None:
     if key not in _implied:
         measured = point["ms_per_token"] * 1e-3
         bare = predict_with(point, 0.0)
-        _implied[key] = solve_host_op_us(point) if bare <= HOST_BOUND_SHARE * measured else None
+        _implied[key] = solve_host_op_us(point, bare) if bare <= HOST_BOUND_SHARE * measured else None
     return _implied[key]
+
+
+@cache
+def _published_eager() -> tuple[dict[str, Any], ...]:
+    """The published file's eager points, read once per process (the file is parsed and copied on every read)."""
+    from simulator.validation.gpu_published import load_points
+
+    return tuple(p for p in load_points()[1] if is_eager(p))
 
 
 def machine_values(points: list[dict[str, Any]] | None = None) -> dict[str, tuple[float | None, list[float | None]]]:
     """Each machine's value (median of its points' implied values, None if none implies one) and the points' values."""
-    from simulator.validation.gpu_published import load_points
-
-    chosen = [p for p in (load_points()[1] if points is None else points) if is_eager(p)]
+    chosen = [p for p in (_published_eager() if points is None else points) if is_eager(p)]
     out: dict[str, tuple[float | None, list[float | None]]] = {}
     for m in dict.fromkeys(machine(p) for p in chosen):
         values = [implied_host_op_us(p) for p in chosen if machine(p) == m]
