@@ -485,7 +485,7 @@ def _steps(rows: list[Any]) -> list[str]:
     out += _torchao(_sel(rows, source="torchao"), _sel(rows, source="gpt-fast"))
     out += _tinychat(_sel(rows, source="tinychat-fp16"))
     out += _bnb(_sel(rows, source="bnb-optimum-bench"))
-    out += _trtllm(_sel(rows, source="trtllm-perf-a100"))
+    out += _trtllm(_sel(rows, source="trtllm-perf-a100") + _sel(rows, source="trtllm-perf-h100"))
     out += _trtllm_v09(_sel(rows, source="trtllm-perf-a100-v09") + _sel(rows, source="trtllm-perf-fp8-v09"))
     return out
 
@@ -598,28 +598,42 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
 
 
 def _trtllm(rows: list[Any]) -> list[str]:
-    """TensorRT-LLM's A100 FP16 peak-throughput rows (static batch, gptSessionBenchmark): prefill and decode shares."""
+    """TensorRT-LLM v0.6.1's peak-throughput rows (LLaMA 7B; A100 FP16, H100 FP8; static batch,
+    gptSessionBenchmark): each row's prefill share, and whether the gaps follow it."""
     from mapping.op_costs import Precision
     from simulator.simulate import simulate
-    from simulator.validation.gpu_published import _model
+    from simulator.validation.gpu_published import _model, point_formats
 
     if not rows:
         return []
-    parts = []
-    for r in sorted(rows, key=lambda r: _pt(r)["prompt"] * _pt(r)["batch"]):
-        p = _pt(r)
-        pre = simulate(_model(p["model"]), load_target(p["target"]), "prefill", p["batch"], p["prompt"], 1,
-                       Precision(), {"launch": p.get("launch", "stream"), "stack": p.get("stack", "kernels")}).latency_s
-        total = r.predicted * 1e-6 * p["gen"]
-        parts.append(f"batch {p['batch']} {p['prompt']}/{p['gen']} {r.error:+.1%} (hwsim's prefill {pre:.2f} s of "
-                     f"{total:.2f} s, measured {r.reference * 1e-6 * p['gen']:.2f} s)")
-    worst = max(rows, key=lambda r: r.error)
-    return [f"TensorRT-LLM's A100 FP16 peak-throughput rows (LLaMA 7B, static batch, the C++ gptSession launching every "
-            f"kernel, --set stack=engine; whole-generation time incl. the context phase): {'; '.join(parts)}. The "
-            f"largest gap ({worst.error:+.0%}) is on the row whose time is mostly the batched prefill and the closest "
-            "is the decode-dominated 128/2048 row, consistent with hwsim's prefill being slower than TensorRT-LLM's "
-            "fused context phase; the source publishes no prefill / decode split to confirm it."
-            + (" All within 10%." if all(abs(r.error) <= 0.1 for r in rows) else "")]
+    out = []
+    for name in sorted({_pt(r)["target"] for r in rows}):
+        on = [r for r in rows if _pt(r)["target"] == name]
+        parts, share = [], {}
+        for r in sorted(on, key=lambda r: _pt(r)["prompt"] * _pt(r)["batch"]):
+            p = _pt(r)
+            options = {"launch": p.get("launch", "stream"), "stack": p.get("stack", "kernels"), **p.get("options", {})}
+            pre = simulate(_model(p["model"]), load_target(p["target"]), "prefill", p["batch"], p["prompt"], 1,
+                           Precision(*point_formats(p)), options).latency_s
+            total = r.predicted * 1e-6 * p["gen"]
+            share[id(r)] = pre / total
+            parts.append(f"batch {p['batch']} {p['prompt']}/{p['gen']} {r.error:+.1%} (hwsim's prefill {pre:.2f} s of "
+                         f"{total:.2f} s, measured {r.reference * 1e-6 * p['gen']:.2f} s)")
+        fmt = "FP8" if _pt(on[0]).get("weights") == "fp8" else "FP16"
+        worst = max(on, key=lambda r: r.error)
+        closest = min(on, key=lambda r: abs(r.error))
+        text = (f"TensorRT-LLM v0.6.1's {name} {fmt} peak-throughput rows (LLaMA 7B, static batch, the C++ gptSession "
+                f"launching every kernel, --set stack=engine; whole-generation time incl. the context phase): "
+                f"{'; '.join(parts)}.")
+        if worst.error > 0 and share[id(worst)] == max(share.values()) and share[id(closest)] < share[id(worst)]:
+            text += (f" The largest gap ({worst.error:+.0%}) is on the row with the largest prefill share "
+                     f"({share[id(worst)]:.0%} of hwsim's time) and the closest on one with {share[id(closest)]:.0%}, "
+                     "consistent with hwsim's prefill being slower than TensorRT-LLM's fused context phase; the source "
+                     "publishes no prefill / decode split to confirm it.")
+        if all(abs(r.error) <= 0.1 for r in on):
+            text += " All within 10%."
+        out.append(text)
+    return out
 
 
 def _torchao(rows: list[Any], gpt_fast: list[Any]) -> list[str]:
