@@ -596,17 +596,32 @@ def _blog_speedups(published: list[Comparison]) -> list[tuple[int, float, float]
     return out
 
 
+def _attention_layout(point: dict[str, Any]) -> str:
+    """'GQA' when the point's model has fewer KV heads than query heads (as hwsim imports it), else 'MHA'."""
+    from simulator.validation.gpu_published import _model
+
+    ir = _model(point["model"]).ir
+    return "GQA" if ir.kv_heads and ir.heads and ir.kv_heads < ir.heads else "MHA"
+
+
 def _step_stack_table(step_rows: list[Comparison]) -> list[str]:
     """The decode-step target's points by the software stack each source used (eager's host time per op is the
-    host CPU's, which the sources do not state: 'Software stacks' below)."""
-    out = ["Decode steps and generations by software stack (independent points; eager: PyTorch eager, host time per "
-           "op from the other machines; graph: CUDA graphs; engine: a C++ engine). Cells: points, mean |error| (mean "
-           "signed error).", "", "| stack | points |", "|---|---|"]
+    host CPU's, which the sources do not state: 'Software stacks' below), and by the models' attention layout."""
+    out = ["Decode steps and generations by software stack and by the model's attention (independent points; eager: "
+           "PyTorch eager, host time per op from the other machines; graph: CUDA graphs; engine: a C++ engine; MHA: "
+           "as many KV heads as query heads; GQA: fewer). Cells: points, mean |error| (mean signed error).", "",
+           "| stack | all | MHA models | GQA models |", "|---|---|---|---|"]
+
+    def cell(sel: list[Comparison]) -> str:
+        if not sel:
+            return "-"
+        return f"{len(sel)}: {statistics.fmean(abs(r.error) for r in sel):.1%} ({statistics.fmean(r.error for r in sel):+.1%})"
+
     for stack in ("eager", "graph", "engine", "kernels"):
         sel = [r for r in step_rows if r.extra["point"].get("stack", "kernels") == stack]
         if sel:
-            out.append(f"| {stack} | {len(sel)}: {statistics.fmean(abs(r.error) for r in sel):.1%} "
-                       f"({statistics.fmean(r.error for r in sel):+.1%}) |")
+            by = {k: [r for r in sel if _attention_layout(r.extra["point"]) == k] for k in ("MHA", "GQA")}
+            out.append(f"| {stack} | {cell(sel)} | {cell(by['MHA'])} | {cell(by['GQA'])} |")
     return out
 
 
