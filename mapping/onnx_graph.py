@@ -120,6 +120,11 @@ class OpGraph:
     #: Opaque input dims (torch.export's ``s31``) read sequence-first (axis 0 the length, axis 1 the batch), as
     #: ``nn.Transformer``'s default ``batch_first=False`` lays them out: set by recognition when only that binds
     seq_first: bool = False
+    #: The one length the graph's own ops run at when they fix it (TorchScript bakes the traced length into
+    #: nn.MultiheadAttention's reshapes while the inputs keep a symbolic length): set by recognition, None otherwise
+    traced_length: int | None = None
+    #: The batch those ops fix with it (a trace's example batch baked into the same reshapes), None when any binds
+    traced_batch: int | None = None
     #: the parsed file (weight data not loaded; the chosen ``If`` branch inlined), for :meth:`inferred_dims`
     model: onnx.ModelProto | None = field(repr=False, default=None)
 

@@ -21,7 +21,7 @@ from mapping.onnx_graph import OpGraph
 from mapping.op_table import OP
 from mapping.passes import attention, causality, contrib_attention, dequant, embeddings, heads, layers, mlp, moe, norms, residuals
 from mapping.passes.context import Context
-from mapping.shape_binding import BoundGraph, bind
+from mapping.shape_binding import BoundGraph, FixedReshapeError, bind
 
 #: Probe sizes: distinct so that heads, batch and sequence are never confused.
 PROBE = {"batch": 2, "seq": 13, "past": 5, "total": 18, "other": [11, 7, 17, 19, 23]}
@@ -166,8 +166,59 @@ def _probe_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, 
             if seq_first or len(layouts) == 1 or not _rows_are_the_batch(bound, bindings):
                 return bindings, bound
             break  # both layouts bind; batch-first puts the batch in the attention's rows: try sequence-first
+        traced = _traced_length_bind(graph, dims)
+        if traced is not None:
+            return traced
     graph.seq_first = False
     return first, bind(graph, first)
+
+
+def _traced_length_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, int], BoundGraph] | None:
+    """The probe at the one length a graph's own reshapes fix (TorchScript bakes the traced length into
+    nn.MultiheadAttention's ``view(tgt_len, bsz * num_heads, head_dim)`` while the inputs keep a symbolic length),
+    or None. The length follows from the first reshape that refuses the probe: its input is proportional to the
+    length, so ``length = probe length x target elements / input elements``. Only the product of a fixed batch and
+    a fixed length is in those counts, so a solution counts only when the self-attention then runs over that
+    length (a softmax over [..., length, length]; without a softmax, a graph output with an axis of that length):
+    a batch-1 trace probed at batch 2 would otherwise read as half the length at twice the batch. The probe's batch
+    is tried, then 1. Sets ``graph.traced_length``, and ``graph.traced_batch`` when the reshapes fix the batch too
+    (no other batch binds at that length)."""
+    for batch in (PROBE["batch"], 1):
+        seq = PROBE["seq"]
+        for _ in range(3):  # a second reshape may fix another product (rare): follow it twice at most
+            bindings = probe_bindings(graph, dims, seq, batch)
+            try:
+                bound = bind(graph, bindings)
+            except FixedReshapeError as exc:
+                src, out = exc.elements
+                if not src or (seq * out) % src:
+                    break
+                length = seq * out // src
+                if length < 1 or length == seq:
+                    break
+                seq = length
+                continue
+            except HwsimError:
+                break
+            if seq != PROBE["seq"] and _runs_over(bound, graph, seq):
+                graph.traced_length = seq
+                try:
+                    bind(graph, probe_bindings(graph, dims, seq, batch + 1))
+                except HwsimError:
+                    graph.traced_batch = batch
+                return bindings, bound
+            break
+    return None
+
+
+def _runs_over(bound: BoundGraph, graph: OpGraph, length: int) -> bool:
+    """Whether a binding's self-attention runs over ``length`` positions: a softmax input of rank >= 2 whose last
+    two axes are both ``length``; in a graph without such a softmax, an output with an axis of that length."""
+    softmax = [bound.shapes.get(n.inputs[0]) for n in graph.nodes if op_table.computes(n.op_type) == OP.Softmax]
+    softmax = [s for s in softmax if s is not None and len(s) >= 2]
+    if softmax:
+        return any(s[-1] == s[-2] == length for s in softmax)
+    return any(shape and length in shape for shape in (bound.shapes.get(o) for o in graph.outputs))
 
 
 def _rows_are_the_batch(bound: BoundGraph, bindings: dict[str, int]) -> bool:

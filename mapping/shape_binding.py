@@ -34,6 +34,17 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.floordiv, ast.Mod: operator.mod}
 
 
+class FixedReshapeError(HwsimError):
+    """A Reshape to a shape of another element count: the graph fixes a size (a traced length or batch) that the
+    binding does not have. ``elements``: (the input's, the target's) element counts, from which the fixed size of a
+    length the input is proportional to follows."""
+
+    def __init__(self, message: str, node: str, elements: tuple[int, int]) -> None:
+        super().__init__(message)
+        self.node = node
+        self.elements = elements
+
+
 @dataclass
 class BoundGraph:
     """An :class:`OpGraph` with every tensor's concrete shape for one set of dimension bindings."""
@@ -197,12 +208,12 @@ class _Binder:
         src, out = self.shapes.get(node.inputs[0]), self.shapes.get(node.outputs[0])
         if src is None or out is None or int(np.prod(src)) == int(np.prod(out)):
             return
-        raise HwsimError(
+        raise FixedReshapeError(
             f"{self.g.path}: node '{node.name}' (Reshape) of a {list(src)} input to {list(out)}: the graph fixes a "
             "size in this reshape (the length or batch the export traced with: TorchScript bakes the length into "
             "nn.MultiheadAttention's reshapes, torch.export a batch-1 example's batch), so no runtime runs it at "
             "these sizes: re-export with dynamic shapes (torch.onnx.export(..., dynamo=True), a batch of 2 in the "
-            "example)")
+            "example)", node.name, (int(np.prod(src)), int(np.prod(out))))
 
     def _take_branch(self, node: Node) -> bool:
         """An ``If`` whose condition the binding decides (a comparison of shapes, DeBERTa's relative positions):

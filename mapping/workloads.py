@@ -253,6 +253,8 @@ class Model:
         try:
             return bind(self.graph, bindings)
         except HwsimError as exc:
+            if self.graph.traced_length is not None:
+                self._refuse_other_length(bindings, exc)
             ones = {n: 1 if self._dim_kind.get(n) == "batch" else v for n, v in bindings.items()}
             if ones == bindings:
                 raise
@@ -264,6 +266,31 @@ class Model:
             raise HwsimError(f"{self.path}: this graph runs only at batch 1: its inputs declare a symbolic batch, but "
                              f"its ops fix 1 ({node}; an exporter traced a batch-1 example); use --batch 1, or "
                              "re-export with a batch of 2 in the example inputs") from None
+
+    def _refuse_other_length(self, bindings: dict[str, int], exc: HwsimError) -> None:
+        """One line for a binding the graph cannot take because its ops fix the length (``graph.traced_length``,
+        and maybe the batch, found by recognition): the length and batch it runs at, and the node that fixes them."""
+        length, fixed = self.graph.traced_length, self.graph.traced_batch
+        lengths = {n for n, k in self._dim_kind.items() if k in ("seq", "prompt", "encoder", "total")}
+        node = str(exc).split(": ", 1)[-1].split(":", 1)[0]  # "node 'X' (Reshape) of a [...] input to [...]"
+        batch = next((v for n, v in bindings.items() if self._dim_kind.get(n) == "batch"), 1)
+        b = batch if fixed is None else fixed
+        at = {n: length if n in lengths else b if self._dim_kind.get(n) == "batch" else v for n, v in bindings.items()}
+        try:
+            bind(self.graph, at)
+        except HwsimError:
+            return
+        where = f"length {length}" + (f" and batch {b}" if b != batch else "")
+        flags = []
+        for name in sorted(n for n in lengths if bindings.get(n) != length):
+            decoder = self._dim_kind[name] == "seq" and self.ir.architecture == "encoder-decoder"
+            flags.append(f"--dim {name}={length}" if decoder else f"--seq / --prompt-len {length}")
+        flags += [f"--batch {b}"] if b != batch else []
+        raise HwsimError(
+            f"{self.path}: this graph runs only at {where}: its inputs declare a symbolic length, but its ops fix it "
+            f"({node}; an exporter such as TorchScript traced a length-{length} example into its reshapes); run it at "
+            f"that length ({', '.join(dict.fromkeys(flags))}; no token after it) or re-export with dynamic shapes "
+            "(torch.onnx.export(..., dynamo=True))") from None
 
     def encoder_length(self, work: Workload) -> tuple[int, str] | None:
         """The encoder positions E the cross-attention of ``work`` reads, and where E comes from (None: no

@@ -170,8 +170,9 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
 @main.command()
 @click.argument("model_path", metavar="MODEL.onnx")
 @click.option("--batch", default=1, show_default=True, type=int, help="Sequences per pass.")
-@click.option("--seq", "--prompt-len", "seq", default=128, show_default=True, type=int,
-              help="Prompt length (prefill); --prompt-len is the same flag, as in `simulate`.")
+@click.option("--seq", "--prompt-len", "seq", default=None, type=int,
+              help="Prompt length (prefill); --prompt-len is the same flag, as in `simulate` [default: 128, or the "
+                   "one length a graph's own ops fix].")
 @click.option("--phase", type=click.Choice(["prefill", "decode"]), default="prefill", show_default=True)
 @click.option("--context", default=None, type=int, help="Tokens in the KV cache before a decode step "
               "[default: --seq].")
@@ -181,7 +182,7 @@ def make_precision(weights: str | None, activations: str | None, kv_cache: str |
 @precision_options("the model's")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--ops", "show_ops", is_flag=True, help="Also list every costed op.")
-def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | None, dims: tuple[str, ...],
+def inspect(model_path: str, batch: int, seq: int | None, phase: str, context: int | None, dims: tuple[str, ...],
             causal: bool | None, weights: str | None, activations: str | None, kv_cache: str | None,
             head_weights: str | None, as_json: bool,
             show_ops: bool) -> None:
@@ -190,11 +191,14 @@ def inspect(model_path: str, batch: int, seq: int, phase: str, context: int | No
     from simulator.inspect_report import inspect_dict, inspect_table
 
     check_count("--batch", batch)
-    check_count("--seq", seq)
+    if seq is not None:
+        check_count("--seq", seq)
     if context is not None:
         check_count("--context", context, low=0)
     precision = make_precision(weights, activations, kv_cache, head_weights)
     model = Model(model_path, _parse_dims(dims), causal=causal)
+    if seq is None:  # a graph whose reshapes fix the traced length is shown at it (simulate asks for it)
+        seq = model.graph.traced_length or 128
     if phase == "prefill":
         work = model.prefill(batch, seq, precision)
     else:
@@ -244,7 +248,8 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
 @click.option("--target", "target_name", required=True, metavar="PRESET|FILE.yaml",
               help="A bundled preset (see `hwsim targets`) or a preset file.")
 @click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default=None,
-              help="[default: generate for models with a causal decoder, else prefill (one forward pass)]")
+              help="[default: generate for models with a causal decoder, else prefill (one forward pass); prefill "
+                   "for a graph whose own ops fix its length]")
 @click.option("--batch", default=1, show_default=True, type=int)
 @click.option("--prompt-len", "--seq", "--context", "prompt_len", default=32, show_default=True, type=int,
               help="Prompt tokens (decode: the tokens in the KV cache before the step, as `inspect --context`); --seq and "
@@ -303,8 +308,9 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
 
         parallel = parse_parallel(devices, parallel_text, target.kind)
     model = Model(model_path, _parse_dims(dims), causal=causal)
-    if phase is None:
-        phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") else "prefill"
+    if phase is None:  # a graph whose ops fix the length runs one pass at it: nothing can be generated after it
+        phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") and \
+            model.graph.traced_length is None else "prefill"
     total = 1 + (gen_len - 1 if phase == "generate" else 0)
     with progress_display(total, "simulating", "passes", quiet) as progress:
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,

@@ -123,6 +123,7 @@ def inspect_dict(model: Model, work: Workload) -> dict:
         "seq": work.seq,
         "context": work.context,
         "bindings": work.bindings,
+        "traced_length": model.graph.traced_length,
         "precision": {"weights": work.precision.weights, "activations": work.precision.activations,
                       "kv_cache": work.precision.kv_cache},
         **summary,
@@ -164,6 +165,9 @@ def inspect_table(model: Model, work: Workload, show_ops: bool = False) -> str:
         lines.append(f"causal       {ir.causal['value']} ({ir.causal['evidence']})")
     lines.append(f"workload     {work.phase}: batch {work.batch}, {work.seq} new token(s), context {work.context}"
                  f"  (bindings {', '.join(f'{k}={v}' for k, v in work.bindings.items()) or 'none'})")
+    if model.graph.traced_length is not None:
+        lines.append(f"length       fixed at {model.graph.traced_length} by the graph's own reshapes (a traced length): "
+                     "other lengths are refused")
     encoder = model.encoder_length(work)
     if encoder is not None:
         lines.append(f"encoder      {encoder[0]} positions read by cross-attention ({encoder[1]})")

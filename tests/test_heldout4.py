@@ -121,18 +121,47 @@ def test_opaque_dims_of_a_kv_cache_and_a_counted_sequence_axis(tmp_path: Path) -
     assert dim_kinds(load_graph(path)) == {"s0": "seq", "s1": "batch", "s7": "batch", "s8": "past"}
 
 
-def test_a_reshape_that_fixes_the_traced_length_is_one_line(tmp_path: Path) -> None:
-    """TorchScript's nn.MultiheadAttention with batch_first=False: the K reshape target holds the traced 16."""
+def _traced_length_file(tmp_path: Path, batch: int = 1) -> str:
+    """TorchScript's nn.MultiheadAttention with batch_first=False: the Q reshape's target holds the traced length
+    (16) and ``batch`` (the example's)."""
     n = helper.make_node
     nodes = [n("Gather", ["table", "ids"], ["x"], name="embed")]
     att, inits = _attention("x", "heads")
-    att[3] = n("Reshape", ["q", "traced"], ["q4"], name="rq")  # [1, 16, 2, 8]: only 16 tokens fit
+    att[3] = n("Reshape", ["q", "traced"], ["q4"], name="rq")  # [batch, 16, 2, 8]: only 16 tokens fit
     ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq_len"])
-    path = _save(tmp_path / "traced.onnx", nodes + att, [ids],
-                 [_w("table", VOCAB, D), _i64("heads", 0, -1, HEADS, HD), _i64("traced", 1, 16, HEADS, HD), *inits])
+    return _save(tmp_path / f"traced{batch}.onnx", nodes + att, [ids],
+                 [_w("table", VOCAB, D), _i64("heads", 0, -1, HEADS, HD), _i64("traced", batch, 16, HEADS, HD), *inits])
+
+
+def test_a_reshape_that_fixes_the_traced_length_is_one_line(tmp_path: Path) -> None:
+    """A file whose reshape fixes the traced length imports at that length (found from the reshape's element
+    counts), costs exactly one attention layer of 16 tokens there, and refuses other lengths (and, where the batch
+    is fixed too, other batches) in one line naming the node and the length."""
+    model = Model(_traced_length_file(tmp_path))
+    assert model.graph.traced_length == 16
+    assert (model.ir.heads, model.ir.head_dim) == (HEADS, HD)
+    work = model.prefill(1, 16, Precision())
+    assert sum(o.flops for o in work.ops if o.matmul is not None) == pytest.approx(_attention_flops(16))
+    for batch, seq, where, fix in ((1, 32, "length 16:", "--prompt-len 16;"), (4, 16, "length 16 and batch 1", "(--batch 1;")):
+        with pytest.raises(HwsimError) as err:
+            model.prefill(batch, seq, Precision())
+        text = str(err.value)
+        assert where in text and "'rq' (Reshape)" in text and fix in text and "\n" not in text
+
+
+def test_a_traced_batch_and_length_are_told_apart(tmp_path: Path) -> None:
+    """Only the product of a fixed batch and length is in a reshape's element counts. A batch-2 trace of 16 tokens
+    imports at batch 2 x 16 (the probe's batch); a batch-3 one, probed at batch 2, gives no whole length, and at
+    batch 1 fits 48 tokens, but its softmax then runs over 16 x 48, not 48 x 48, so it is refused as before."""
+    two = Model(_traced_length_file(tmp_path, batch=2))
+    assert (two.graph.traced_length, two.graph.traced_batch) == (16, 2)
+    assert two.prefill(2, 16, Precision()).batch == 2
     with pytest.raises(HwsimError) as err:
-        Model(path)
-    assert "'rq' (Reshape)" in str(err.value) and "re-export" in str(err.value) and "\n" not in str(err.value)
+        two.prefill(1, 16, Precision())
+    assert "length 16 and batch 2" in str(err.value) and "--batch 2" in str(err.value)
+    with pytest.raises(HwsimError) as err:
+        Model(_traced_length_file(tmp_path, batch=3))
+    assert "'rq' (Reshape)" in str(err.value) and "re-export" in str(err.value)
 
 
 def test_a_fixed_shape_decoder_decode_step_reruns_its_pass_with_a_warning(tmp_path: Path) -> None:
@@ -304,3 +333,27 @@ def test_review_maxvit_attention_through_einsum_is_found() -> None:
         work = model.prefill(1, 1)
     scores = [o for o in work.ops if o.role == "score"]
     assert len(scores) == 4 and all(o.matmul is not None and o.matmul.m == 16 and o.matmul.k == 16 for o in scores)
+
+
+TRACED = Path(__file__).resolve().parent / "fixtures" / "review5"  # make_traced_length.py: TorchScript + dynamo twins
+
+
+@pytest.mark.parametrize("name", ["ts_mha_lm", "ts_enc_lm_seqfirst", "ts_seq2seq"])
+def test_torchscript_files_with_a_traced_length_import_at_it(name: str) -> None:
+    """TorchScript exports of nn.MultiheadAttention models traced at length 16 (their reshapes fix it; onnxruntime
+    runs them only there) import at that length and cost what the same model's dynamo export costs there: the
+    same matmul FLOPs and architecture (the dynamo twin is the independent reference); other lengths are refused in
+    one line that names the length."""
+    ts_file, twin_file = TRACED / f"{name}.onnx", TRACED / f"{name}.dynamo.onnx"
+    seq2seq = name == "ts_seq2seq"
+    ts = Model(str(ts_file), {"tgt_len": 16} if seq2seq else None)
+    if seq2seq:  # the decoder's length is set by name; the twin's opaque dims name it s..
+        twin = Model(str(twin_file), {load_graph(str(twin_file)).tensors["tgt"].dims[1]: 16})  # type: ignore[dict-item]
+    else:
+        twin = Model(str(twin_file))
+    assert ts.graph.traced_length == 16 and twin.graph.traced_length is None
+    assert (ts.ir.architecture, ts.ir.heads, ts.ir.head_dim) == (twin.ir.architecture, twin.ir.heads, twin.ir.head_dim)
+    assert ts.prefill(1, 16).matmul_flops == twin.prefill(1, 16).matmul_flops > 0
+    with pytest.raises(HwsimError) as err:
+        ts.prefill(1, 32)
+    assert "runs only at length 16" in str(err.value) and "\n" not in str(err.value)
