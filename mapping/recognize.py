@@ -166,14 +166,16 @@ def _probe_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, 
             if seq_first or len(layouts) == 1 or not _rows_are_the_batch(bound, bindings):
                 return bindings, bound
             break  # both layouts bind; batch-first puts the batch in the attention's rows: try sequence-first
-        traced = _traced_length_bind(graph, dims)
+    for seq_first in layouts:  # no probe binds: a length the graph's reshapes fix, in either layout
+        graph.seq_first = seq_first
+        traced = traced_length_bind(graph, dims)
         if traced is not None:
             return traced
     graph.seq_first = False
     return first, bind(graph, first)
 
 
-def _traced_length_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, int], BoundGraph] | None:
+def traced_length_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, int], BoundGraph] | None:
     """The probe at the one length a graph's own reshapes fix (TorchScript bakes the traced length into
     nn.MultiheadAttention's ``view(tgt_len, bsz * num_heads, head_dim)`` while the inputs keep a symbolic length),
     or None. The length follows from the first reshape that refuses the probe: its input is proportional to the
@@ -200,7 +202,7 @@ def _traced_length_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[di
                 continue
             except HwsimError:
                 break
-            if seq != PROBE["seq"] and _runs_over(bound, graph, seq):
+            if seq != PROBE["seq"] and runs_over(bound, graph, seq):
                 graph.traced_length = seq
                 try:
                     bind(graph, probe_bindings(graph, dims, seq, batch + 1))
@@ -211,7 +213,7 @@ def _traced_length_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[di
     return None
 
 
-def _runs_over(bound: BoundGraph, graph: OpGraph, length: int) -> bool:
+def runs_over(bound: BoundGraph, graph: OpGraph, length: int) -> bool:
     """Whether a binding's self-attention runs over ``length`` positions: a softmax input of rank >= 2 whose last
     two axes are both ``length``; in a graph without such a softmax, an output with an axis of that length."""
     softmax = [bound.shapes.get(n.inputs[0]) for n in graph.nodes if op_table.computes(n.op_type) == OP.Softmax]

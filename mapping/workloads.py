@@ -28,8 +28,8 @@ from mapping.ir import AttentionInfo, TransformerIR
 from mapping.onnx_graph import OpGraph, load_graph
 from mapping.op_costs import OpCost, Precision, cost_ops, tensor_classes
 from mapping.quant import logical_elements
-from mapping.recognize import concat_axes, dim_kinds, kv_cache_inputs, recognise
-from mapping.shape_binding import BoundGraph, bind
+from mapping.recognize import concat_axes, dim_kinds, kv_cache_inputs, recognise, runs_over
+from mapping.shape_binding import BoundGraph, FixedReshapeError, bind
 
 
 @dataclass
@@ -197,6 +197,10 @@ class Model:
             if self._dim_kind[name] in flags and not decoder_length:  # no flag sets an encoder-decoder's decoder length
                 raise HwsimError(f"--dim {name}: this dimension is the {self._dim_kind[name]} length; set it with "
                                  f"{flags[self._dim_kind[name]]} so that every count follows it")
+        if self.graph.traced_length is not None and self.ir.architecture == "encoder-decoder":
+            for name, kind in self._dim_kind.items():  # the decoder's length: the one the graph's reshapes fix
+                if kind == "seq" and name not in self.user_dims:
+                    self.user_dims[name] = self.graph.traced_length
         self.params = sum(logical_elements(self.graph, t) for t in self.graph.weight_names)
         self._warned: set[tuple[str, int]] = set()
 
@@ -253,6 +257,8 @@ class Model:
         try:
             return bind(self.graph, bindings)
         except HwsimError as exc:
+            if self.graph.traced_length is None and isinstance(exc, FixedReshapeError):
+                self._learn_traced_length(bindings, exc)  # traced at the probe's own length: the probe bound
             if self.graph.traced_length is not None:
                 self._refuse_other_length(bindings, exc)
             ones = {n: 1 if self._dim_kind.get(n) == "batch" else v for n, v in bindings.items()}
@@ -266,6 +272,24 @@ class Model:
             raise HwsimError(f"{self.path}: this graph runs only at batch 1: its inputs declare a symbolic batch, but "
                              f"its ops fix 1 ({node}; an exporter traced a batch-1 example); use --batch 1, or "
                              "re-export with a batch of 2 in the example inputs") from None
+
+    def _learn_traced_length(self, bindings: dict[str, int], exc: FixedReshapeError) -> None:
+        """Set ``graph.traced_length`` from a binding a reshape refuses, when the graph was traced at the probe's own
+        length (so recognition's probe bound and found none): the length the refusing reshape's element counts
+        give, if the graph binds there with its self-attention over [length, length] (recognize.runs_over)."""
+        lengths = [n for n, k in self._dim_kind.items() if k in ("seq", "prompt", "encoder", "total")]
+        given = next((bindings[n] for n in lengths if n in bindings and self._dim_kind[n] in ("seq", "prompt")), None)
+        src, out = exc.elements
+        if not given or not src or (given * out) % src:
+            return
+        length = given * out // src
+        at = {n: length if n in lengths else v for n, v in bindings.items()}
+        try:
+            bound = bind(self.graph, at)
+        except HwsimError:
+            return
+        if runs_over(bound, self.graph, length):
+            self.graph.traced_length = length
 
     def _refuse_other_length(self, bindings: dict[str, int], exc: HwsimError) -> None:
         """One line for a binding the graph cannot take because its ops fix the length (``graph.traced_length``,
@@ -281,7 +305,7 @@ class Model:
         except HwsimError:
             return
         where = f"length {length}" + (f" and batch {b}" if b != batch else "")
-        flags = []
+        flags = ["--phase prefill"] if self.ir.architecture in ("decoder-only", "encoder-decoder") else []
         for name in sorted(n for n in lengths if bindings.get(n) != length):
             decoder = self._dim_kind[name] == "seq" and self.ir.architecture == "encoder-decoder"
             flags.append(f"--dim {name}={length}" if decoder else f"--seq / --prompt-len {length}")

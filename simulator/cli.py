@@ -251,9 +251,9 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
               help="[default: generate for models with a causal decoder, else prefill (one forward pass); prefill "
                    "for a graph whose own ops fix its length]")
 @click.option("--batch", default=1, show_default=True, type=int)
-@click.option("--prompt-len", "--seq", "--context", "prompt_len", default=32, show_default=True, type=int,
+@click.option("--prompt-len", "--seq", "--context", "prompt_len", default=None, type=int,
               help="Prompt tokens (decode: the tokens in the KV cache before the step, as `inspect --context`); --seq and "
-                   "--context are the same flag.")
+                   "--context are the same flag [default: 32, or the one length a graph's own ops fix].")
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
 @click.option("--mode", type=click.Choice(["fast", "detailed"]), default="fast", show_default=True,
               help="fast: closed-form timing; detailed: every DRAM command (PIM) or every thread block on the SMs, "
@@ -279,7 +279,8 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
               help="Also print the N slowest kernels: time, calls, TFLOP/s, GB/s, bound, occupancy (GPU targets).")
 @click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
 @technique_options
-def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int, gen_len: int, mode: str,
+def simulate(model_path: str, target_name: str, phase: str | None, batch: int, prompt_len: int | None, gen_len: int,
+             mode: str,
              tp: int, devices: int | None, parallel_text: str | None, sets: tuple[str, ...], dims: tuple[str, ...],
              causal: bool | None, weights: str | None, activations: str | None, kv_cache: str | None,
              head_weights: str | None, json_out: str | None, trace_out: str | None, plot_out: str | None,
@@ -294,7 +295,8 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     from simulator.technique_run import technique_lines
 
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len), ("--tp", tp)):
-        check_count(name, value)
+        if value is not None:
+            check_count(name, value)
     check_count("--kernels", kernels_top, low=0)
     json_output = JsonOutput(json_out)
     for flag, out in (("--trace", trace_out), ("--plot", plot_out), ("--plot-roofline", roofline_out)):
@@ -308,6 +310,8 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
 
         parallel = parse_parallel(devices, parallel_text, target.kind)
     model = Model(model_path, _parse_dims(dims), causal=causal)
+    if prompt_len is None:  # a graph whose reshapes fix its length runs at that length only
+        prompt_len = model.graph.traced_length or 32
     if phase is None:  # a graph whose ops fix the length runs one pass at it: nothing can be generated after it
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") and \
             model.graph.traced_length is None else "prefill"

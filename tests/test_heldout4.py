@@ -341,12 +341,12 @@ TRACED = Path(__file__).resolve().parent / "fixtures" / "review5"  # make_traced
 @pytest.mark.parametrize("name", ["ts_mha_lm", "ts_enc_lm_seqfirst", "ts_seq2seq"])
 def test_torchscript_files_with_a_traced_length_import_at_it(name: str) -> None:
     """TorchScript exports of nn.MultiheadAttention models traced at length 16 (their reshapes fix it; onnxruntime
-    runs them only there) import at that length and cost what the same model's dynamo export costs there: the
-    same matmul FLOPs and architecture (the dynamo twin is the independent reference); other lengths are refused in
-    one line that names the length."""
+    runs them only there) import at that length (a seq2seq's decoder length too, by default) and cost what the same
+    model's dynamo export costs there: the same matmul FLOPs and architecture (the dynamo twin is the independent
+    reference); other lengths are refused in one line that names the length and the one phase that runs."""
     ts_file, twin_file = TRACED / f"{name}.onnx", TRACED / f"{name}.dynamo.onnx"
     seq2seq = name == "ts_seq2seq"
-    ts = Model(str(ts_file), {"tgt_len": 16} if seq2seq else None)
+    ts = Model(str(ts_file))  # an encoder-decoder's decoder length defaults to the traced one
     if seq2seq:  # the decoder's length is set by name; the twin's opaque dims name it s..
         twin = Model(str(twin_file), {load_graph(str(twin_file)).tensors["tgt"].dims[1]: 16})  # type: ignore[dict-item]
     else:
@@ -356,4 +356,22 @@ def test_torchscript_files_with_a_traced_length_import_at_it(name: str) -> None:
     assert ts.prefill(1, 16).matmul_flops == twin.prefill(1, 16).matmul_flops > 0
     with pytest.raises(HwsimError) as err:
         ts.prefill(1, 32)
-    assert "runs only at length 16" in str(err.value) and "\n" not in str(err.value)
+    assert "runs only at length 16" in str(err.value) and "--phase prefill" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_file_traced_at_the_probe_length_is_told_when_refused(tmp_path: Path) -> None:
+    """A file traced at the probe's own length (13) binds at the probe, so recognition finds no fixed length; the
+    first refused binding then learns it from the reshape's element counts and says so in one line."""
+    n = helper.make_node
+    nodes = [n("Gather", ["table", "ids"], ["x"], name="embed")]
+    att, inits = _attention("x", "heads13")
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq_len"])
+    path = _save(tmp_path / "traced13.onnx", nodes + att, [ids],
+                 [_w("table", VOCAB, D), _i64("heads13", 1, 13, HEADS, HD), *inits])
+    model = Model(path)
+    assert model.graph.traced_length is None
+    assert model.prefill(1, 13, Precision()).matmul_flops == pytest.approx(_attention_flops(13))
+    with pytest.raises(HwsimError, match="runs only at length 13"):
+        model.prefill(1, 40, Precision())
+    assert model.graph.traced_length == 13

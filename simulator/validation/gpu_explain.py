@@ -18,6 +18,7 @@ from hardware.gpu.attention import flash_decoding, reduction_chain
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import memory_bound
 from hardware.targets import load_target
+from mapping.op_costs import Precision
 from simulator.validation.gpu_published import harness_offset_s, load_harnesses, load_points, step_kernels_s
 
 
@@ -512,22 +513,28 @@ def _kv_step_bytes(p: dict[str, Any]) -> float:
     return p["batch"] * (p["prompt"] + p["gen"] // 2) * per_token
 
 
-def _gqa_attention_ms(r: Any) -> float:
-    """The decode attention a measured generation step implies (ms): its K/V bytes at the stream rate plus what the
-    step spends beyond hwsim's kernels and host time (the excess is taken as the attention's, see _trtllm_v09)."""
-    from mapping.gpu.stack import ENGINE_HOST_PER_STEP
+def _attention_kernels_s(p: dict[str, Any]) -> float:
+    """Seconds of hwsim's decode-attention kernels (the fused cores, projections excluded) in one decode step of a
+    generation point at its mean context."""
+    from simulator.simulate import simulate
+    from simulator.validation.gpu_published import _model, point_formats
 
-    p = _pt(r)
-    t = load_target(p["target"])
-    excess = r.reference * 1e-6 - step_kernels_s(p) - ENGINE_HOST_PER_STEP
-    return (_kv_step_bytes(p) / t.achievable_dram_bandwidth + excess) * 1e3
+    options = {"launch": p.get("launch", "stream"), "stack": "kernels", **p.get("options", {})}
+    r = simulate(_model(p["model"]), load_target(p["target"]), "decode", p["batch"], p["prompt"] + p["gen"] // 2, 1,
+                 Precision(*point_formats(p)), options)
+    return sum(row["time_s"] * row["calls"] for row in r.kernel_rows.values() if row["kind"] == "attention")
+
+
+def _gqa_attention_ms(r: Any) -> float:
+    """The decode attention a measured generation implies per step (ms): hwsim's decode-attention kernels plus the
+    gap between the measured and the predicted time per token (both with the prefill's share), the whole gap taken
+    as the attention's (see _trtllm_v09)."""
+    return (_attention_kernels_s(_pt(r)) + (r.reference - r.predicted) * 1e-6) * 1e3
 
 
 def _trtllm_v09(rows: list[Any]) -> list[str]:
     """TensorRT-LLM v0.9.0's throughput rows (A100 FP16; H100 and H200 FP8): Mistral 7B (GQA) against LLaMA 7B
     (MHA) in the same harness, and what the decode-dominated rows say of its GQA generation attention."""
-    from mapping.gpu.stack import ENGINE_HOST_PER_STEP
-
     if not rows:
         return []
     out = []
@@ -548,42 +555,41 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
             p = _pt(r)
             t = load_target(p["target"])
             kv = _kv_step_bytes(p)
-            excess = r.reference * 1e-6 - step_kernels_s(p) - ENGINE_HOST_PER_STEP
+            gap = (r.reference - r.predicted) * 1e-6
             parts.append(f"{p['target']} batch {p['batch']} {p['prompt']}/{p['gen']} {r.error:+.0%}: "
-                         f"{r.reference / 1e3:.1f} ms per step against hwsim's {step_kernels_s(p) * 1e3:.1f} ms of "
-                         f"kernels, {kv / 1e9:.1f} GB of K/V per step, the excess ({excess * 1e3:.1f} ms) "
-                         f"{excess * t.achievable_dram_bandwidth / kv:.2f}x the K/V bytes at the stream rate")
+                         f"{r.reference / 1e3:.1f} ms per token measured, {r.predicted / 1e3:.1f} ms predicted, "
+                         f"{kv / 1e9:.1f} GB of K/V per step, the gap ({gap * 1e3:.1f} ms) "
+                         f"{gap * t.achievable_dram_bandwidth / kv:.2f}x the K/V bytes at the stream rate")
         mha = [r for r in rows if _pt(r)["model"] == "llama2-7b.onnx" and _pt(r)["gen"] >= 2048]
         out.append("Mistral's decode-dominated rows are where hwsim is fast (" + "; ".join(parts) + "), while LLaMA's "
                    f"MHA rows of the same lengths on the same cards are {_span(mha)}: the gap follows the GQA decode "
                    "attention (32 query heads on 8 KV heads).")
-        # the same lengths on the two Hopper cards: same SMs and clock, 43% more DRAM bandwidth on the H200
-        hop = {}
+        hop: dict[tuple[int, int, int], dict[str, float]] = {}
         for r in long:
             p = _pt(r)
             hop.setdefault((p["batch"], p["prompt"], p["gen"]), {})[p["target"]] = _gqa_attention_ms(r)
         pairs = [(k, v) for k, v in hop.items() if {"h100-sxm", "h200"} <= set(v)]
         if pairs:
-            a100 = [r for r in long if _pt(r)["target"] == "a100-80gb"]
             cells = "; ".join(f"batch {b} {i}/{o}: {v['h100-sxm']:.1f} ms on the H100, {v['h200']:.1f} ms on the H200"
                               for (b, i, o), v in pairs)
-            work = {k: k[0] * (k[1] + k[2] // 2) for k, _ in pairs}
-            (k0, v0), (k1, v1) = pairs[0], pairs[-1]
+            apart = max(abs(v["h200"] / v["h100-sxm"] - 1) for _, v in pairs)
             faster = load_target("h200").achievable_dram_bandwidth / load_target("h100-sxm").achievable_dram_bandwidth
-            text = ("Read as attention (the K/V bytes at the stream rate plus the excess), these rows' decode attention "
-                    f"takes {cells}: the same on both cards although the H200 streams {faster - 1:.0%} faster, and in "
-                    "proportion to "
-                    f"batch x context ({work[k0] / work[k1]:.2f}x the work, {v0['h100-sxm'] / v1['h100-sxm']:.2f}x "
-                    "the time on the H100): an attention kernel bound by its SMs' work per query head, not by DRAM, "
-                    "which is what one CTA per (sequence, query head) does on 8 KV heads when each CTA converts and "
-                    "multiplies its own copy of the shared K/V on CUDA cores (FasterTransformer's masked multi-head "
-                    "attention, launched on a grid of query heads x sequences by its MMHA_LAUNCH_KERNEL, is the "
-                    "lineage of TensorRT-LLM's generation kernel) and what hwsim's FlashDecoding kernel, one CTA per "
-                    "KV head with its 4 query heads as MMA rows, does not.")
+            text = ("Taken as attention (hwsim's decode-attention kernels plus the whole gap per token), these rows' "
+                    f"decode attention takes {cells}: within {apart:.0%} on the two cards although the H200 streams "
+                    f"{faster - 1:.0%} faster. That is consistent with a kernel bound by its SMs' work per query head "
+                    "rather than by DRAM, as one CTA per (sequence, query head) is on 8 KV heads when each CTA converts "
+                    "and multiplies its own copy of the shared K/V on CUDA cores (FasterTransformer's masked "
+                    "multi-head attention, launched on a grid of query heads x sequences by its MMHA_LAUNCH_KERNEL, "
+                    "is the lineage of TensorRT-LLM's generation kernel), and not with hwsim's FlashDecoding kernel, "
+                    "one CTA per KV head with its 4 query heads as MMA rows.")
+            a100 = [r for r in long if _pt(r)["target"] == "a100-80gb"]
             if a100:
-                ms = ", ".join(f"{_gqa_attention_ms(r):.1f}" for r in a100)
-                text += (f" The A100 FP16 rows of the same lengths imply {ms} ms, 2.4x the H100's, nearer their DRAM "
-                         "time there.")
+                mine = {(_pt(r)["batch"], _pt(r)["prompt"], _pt(r)["gen"]): _gqa_attention_ms(r) for r in a100}
+                ratios = [mine[k] / v["h100-sxm"] for k, v in pairs if k in mine]
+                ms = ", ".join(f"{v:.1f}" for v in mine.values())
+                span = f"{min(ratios):.1f}" if f"{min(ratios):.1f}" == f"{max(ratios):.1f}" else \
+                    f"{min(ratios):.1f}-{max(ratios):.1f}"
+                text += f" The A100 FP16 rows of the same lengths imply {ms} ms" + (f", {span}x the H100's." if ratios else ".")
             text += (" The kernel TensorRT-LLM ran is not stated (its GQA (XQA) kernels were enabled 'where our tests "
                      "displayed performance benefits', not said for which rows), its per-query-head rate is not "
                      "published, and fitting one to these rows would leave nothing to check it with, so hwsim is not "
@@ -593,43 +599,46 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
            and _pt(r)["prompt"] == 128 and r.error > 0.1]
     for r in big:
         out.append(f"LLaMA batch {_pt(r)['batch']} 128/128 on {_pt(r)['target']} ({r.error:+.0%}) is the v0.6.1 "
-                   "batch-384 row's regime (about 30% of hwsim's time in the batched prefill).")
+                   f"batch-384 row's regime ({_prefill_share(r):.0%} of hwsim's time in the batched prefill).")
     return out
+
+
+def _prefill_share(r: Any) -> float:
+    """The share of hwsim's predicted generation time (a generation point incl. its prefill) that is the prefill."""
+    from simulator.simulate import simulate
+    from simulator.validation.gpu_published import _model, point_formats
+
+    p = _pt(r)
+    options = {"launch": p.get("launch", "stream"), "stack": p.get("stack", "kernels"), **p.get("options", {})}
+    pre = simulate(_model(p["model"]), load_target(p["target"]), "prefill", p["batch"], p["prompt"], 1,
+                   Precision(*point_formats(p)), options).latency_s
+    return pre / (r.predicted * 1e-6 * p["gen"])
 
 
 def _trtllm(rows: list[Any]) -> list[str]:
     """TensorRT-LLM v0.6.1's peak-throughput rows (LLaMA 7B; A100 FP16, H100 FP8; static batch,
     gptSessionBenchmark): each row's prefill share, and whether the gaps follow it."""
-    from mapping.op_costs import Precision
-    from simulator.simulate import simulate
-    from simulator.validation.gpu_published import _model, point_formats
-
     if not rows:
         return []
     out = []
     for name in sorted({_pt(r)["target"] for r in rows}):
-        on = [r for r in rows if _pt(r)["target"] == name]
-        parts, share = [], {}
-        for r in sorted(on, key=lambda r: _pt(r)["prompt"] * _pt(r)["batch"]):
+        on = sorted((r for r in rows if _pt(r)["target"] == name), key=_prefill_share)
+        parts = []
+        for r in on:
             p = _pt(r)
-            options = {"launch": p.get("launch", "stream"), "stack": p.get("stack", "kernels"), **p.get("options", {})}
-            pre = simulate(_model(p["model"]), load_target(p["target"]), "prefill", p["batch"], p["prompt"], 1,
-                           Precision(*point_formats(p)), options).latency_s
             total = r.predicted * 1e-6 * p["gen"]
-            share[id(r)] = pre / total
-            parts.append(f"batch {p['batch']} {p['prompt']}/{p['gen']} {r.error:+.1%} (hwsim's prefill {pre:.2f} s of "
-                         f"{total:.2f} s, measured {r.reference * 1e-6 * p['gen']:.2f} s)")
+            parts.append(f"batch {p['batch']} {p['prompt']}/{p['gen']} {r.error:+.1%} (hwsim's prefill "
+                         f"{_prefill_share(r) * total:.2f} s of {total:.2f} s, measured {r.reference * 1e-6 * p['gen']:.2f} s)")
         fmt = "FP8" if _pt(on[0]).get("weights") == "fp8" else "FP16"
-        worst = max(on, key=lambda r: r.error)
-        closest = min(on, key=lambda r: abs(r.error))
         text = (f"TensorRT-LLM v0.6.1's {name} {fmt} peak-throughput rows (LLaMA 7B, static batch, the C++ gptSession "
-                f"launching every kernel, --set stack=engine; whole-generation time incl. the context phase): "
-                f"{'; '.join(parts)}.")
-        if worst.error > 0 and share[id(worst)] == max(share.values()) and share[id(closest)] < share[id(worst)]:
-            text += (f" The largest gap ({worst.error:+.0%}) is on the row with the largest prefill share "
-                     f"({share[id(worst)]:.0%} of hwsim's time) and the closest on one with {share[id(closest)]:.0%}, "
-                     "consistent with hwsim's prefill being slower than TensorRT-LLM's fused context phase; the source "
-                     "publishes no prefill / decode split to confirm it.")
+                f"launching every kernel, --set stack=engine; whole-generation time incl. the context phase), by "
+                f"hwsim's prefill share: {'; '.join(parts)}.")
+        errors = [r.error for r in on]
+        if errors[-1] > 0 and all(a <= b for a, b in zip(errors, errors[1:])):
+            text += (" The error grows with the prefill share, consistent with hwsim's prefill being slower than "
+                     "TensorRT-LLM's fused context phase; the source publishes no prefill / decode split to confirm it.")
+        else:
+            text += " The errors do not follow the prefill share."
         if all(abs(r.error) <= 0.1 for r in on):
             text += " All within 10%."
         out.append(text)
