@@ -251,8 +251,12 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
         if not guessed:
             raise
         names = ", ".join(guessed)
-        raise HwsimError(f"{exc}; the graph does not say what its dimension(s) {names} are (sizes of the model, "
-                         f"not lengths): bind them with --dim, e.g. --dim {guessed[0]}=N") from None
+        # the probe's guess for those dims is what failed (an image size of 7 pixels gives no patch), so the reshape
+        # error's advice (re-export) does not apply: name the node and the dims only
+        where = f"node '{exc.node}' cannot reshape its input at the probe's sizes" if isinstance(exc, FixedReshapeError) \
+            else str(exc).removeprefix(f"{graph.path}: ")
+        raise HwsimError(f"{graph.path}: the graph does not say what its dimension(s) {names} are (sizes of the model, "
+                         f"not lengths; {where}): bind them with --dim, e.g. --dim {guessed[0]}=N") from None
     values = probe_input_values(graph, shapes_only.shapes)
     bound = bind(graph, bindings, values) if values else shapes_only
     kv_inputs = kv_cache_inputs(graph)

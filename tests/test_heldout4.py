@@ -375,3 +375,25 @@ def test_a_file_traced_at_the_probe_length_is_told_when_refused(tmp_path: Path) 
     with pytest.raises(HwsimError, match="runs only at length 13"):
         model.prefill(1, 40, Precision())
     assert model.graph.traced_length == 13
+
+
+def test_an_image_size_the_graph_does_not_state_asks_for_dim_not_a_re_export(tmp_path: Path) -> None:
+    """A ViT-like graph with symbolic image height and width whose patch count is computed from them (h // 4 x
+    w // 4, the exporter's arithmetic) next to a padded patch Conv: at the probe's 11 x 7 pixels the two disagree
+    and the reshape refuses. The probe's guess is what failed, so the one line asks for --dim, not a re-export."""
+    n = helper.make_node
+    nodes = [n("Conv", ["img", "wpatch"], ["c"], kernel_shape=[4, 4], strides=[4, 4], pads=[2, 2, 2, 2], name="patch"),
+             n("Shape", ["img"], ["shape"], name="shape"),
+             n("Gather", ["shape", "i0"], ["b"], axis=0, name="gb"), n("Gather", ["shape", "i2"], ["h"], axis=0, name="gh"),
+             n("Gather", ["shape", "i3"], ["w"], axis=0, name="gw"),
+             n("Div", ["h", "four"], ["ph"], name="dh"), n("Div", ["w", "four"], ["pw"], name="dw"),
+             n("Mul", ["ph", "pw"], ["np"], name="npatch"),
+             n("Concat", ["b", "d", "np"], ["target"], axis=0, name="cat"),
+             n("Reshape", ["c", "target"], ["y"], name="flatten")]
+    img = helper.make_tensor_value_info("img", TensorProto.FLOAT, ["batch", 3, "h", "w"])
+    path = _save(tmp_path / "vit_hw.onnx", nodes, [img],
+                 [_w("wpatch", D, 3, 4, 4), _i64("i0", 0), _i64("i2", 2), _i64("i3", 3), _i64("four", 4), _i64("d", D)])
+    with pytest.raises(HwsimError) as err:
+        Model(path)
+    text = str(err.value)
+    assert "--dim h=N" in text and "'flatten'" in text and "re-export" not in text and "\n" not in text
