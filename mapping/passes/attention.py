@@ -148,8 +148,11 @@ def _other_sequence(ctx: Context, q_proj: Node, k_proj: Node) -> bool:
     """K is projected from another sequence than Q (cross attention): its input does not depend on every graph
     input Q's does. Different projection inputs alone do not make it cross: multi-head latent attention (DeepSeek)
     projects Q and K/V from two low-rank compressions of the same hidden states; a decoder's K/V of the encoder
-    states (a graph input, or the encoder stack) never depend on the decoder's own tokens."""
+    states (a graph input, or the encoder stack) never depend on the decoder's own tokens. Queries that no input's
+    data reaches (a learned probe, only Tile'd to the batch) attend over another sequence too."""
     q_in, k_in = q_proj.inputs[0], k_proj.inputs[0]
+    if q_in != k_in and not ctx.data_sources(q_in) and ctx.data_sources(k_in):
+        return True  # learned queries (SigLIP's attention-pooling probe, a Perceiver's latents) over the tokens
     return q_in != k_in and not ctx.input_sources(q_in) <= ctx.input_sources(k_in)
 
 
@@ -184,7 +187,10 @@ def run(ctx: Context) -> None:
             if total > heads:
                 kv_heads = max(1, (total - heads) // 2)
         elif k_proj is not None:
-            kv_heads = max(1, ctx.linear[k_proj.name][1] // head_dim)
+            width = ctx.linear[k_proj.name][1]
+            if k_proj is v_proj and width % (2 * head_dim) == 0:
+                width //= 2  # one projection for K and V (nn.MultiheadAttention's packed in_proj over other keys)
+            kv_heads = max(1, width // head_dim)
         kv_heads = min(kv_heads, _path_kv_heads(ctx, k_t, k_proj, head_dim, node))
         cross = (q_proj is not None and k_proj is not None and _other_sequence(ctx, q_proj, k_proj)) or (
             k_proj is None and causality.cross_from_cache(ctx, k_t))
