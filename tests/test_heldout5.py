@@ -13,7 +13,13 @@ manifest.json there) and small onnx.helper graphs:
   activations, so its expert MLPs were unrecognised;
 - SigLIP's attention-pooling head (a learned probe query over the patch tokens) was a third self-attention
   layer, with twice its KV heads (nn.MultiheadAttention's packed K/V projection);
-- CLIP's text tower (causal, no LM head, no cache) was simulated as generating 32 tokens by default.
+- CLIP's text tower (causal, no LM head, no cache) was simulated as generating 32 tokens by default;
+- hybrid models counted only their attention layers: LFM2's gated short-convolution layers and Granite-4's
+  (granitemoehybrid) Mamba-2 layers were no layer (1 of 2), their projections an "mlp", their scan ops
+  unrecognised; SDPA's Where(IsNaN(p), 0, p) side branch was left out of the attention core, so the mask pass
+  took the hidden states upstream of it (LFM2's residual adds) for mask arithmetic;
+- stacked experts whose width equals d_model (GLM-4.5-style, a tiny config) and a shared expert next to stacked
+  experts (Granite-4, Qwen3-Next) were missed or counted as routed experts.
 """
 
 from __future__ import annotations
@@ -66,17 +72,36 @@ def test_heldout5_files_facts_and_flops(name: str) -> None:
         assert _close(step.matmul_flops, truth["decode_matmul_flops"])
 
 
-@pytest.mark.parametrize("name", ["dynamo__gpt_oss_kv.onnx", "torchscript__olmoe.onnx", "torchscript__dbrx.onnx"])
-def test_moe_experts_are_found(name: str) -> None:
-    """Every expert of both MoE layers is found (stacked: one block of E; DBRX: one block per traced expert),
-    expert d_ff 128, and nothing of them is left unrecognised or in the attention mask."""
+@pytest.mark.parametrize(("name", "layers", "d_ff", "shared"), [
+    ("dynamo__gpt_oss_kv.onnx", 2, 128, 0), ("torchscript__dbrx.onnx", 2, 128, 0),
+    ("dynamo__granitemoehybrid.onnx", 2, 128, 1), ("torchscript__glm4_moe.onnx", 1, 64, 1)])
+def test_moe_experts_are_found(name: str, layers: int, d_ff: int, shared: int) -> None:
+    """Every expert of the MoE layers is found (stacked: one block of E; DBRX: one block per traced expert),
+    with its d_ff (GLM-4.5's equals d_model), a shared expert is not a routed one, and nothing of them is left
+    unrecognised or in the attention mask."""
     ir = _model(name).ir
-    assert ir.moe["experts"] == 4 and ir.moe["top_k"] == 2 and ir.moe["layers"] == 2
-    assert ir.moe["experts_found"] == 8 and ir.moe["expert_d_ff"] == 128
+    assert ir.moe["experts"] == 4 and ir.moe["top_k"] == 2 and ir.moe["layers"] == layers
+    assert ir.moe["experts_found"] == 4 * layers and ir.moe["expert_d_ff"] == d_ff
+    assert ir.moe["shared_experts"] == shared
+    assert not [n for n in ir.unrecognised if "expert" in n or "bmm" in n or "Gather" in n]
     experts = [b for b in ir.blocks if b.kind == "mlp" and b.attrs.get("expert")]
     assert all(b.attrs["gated"] for b in experts)
     mask = [b for b in ir.blocks if b.kind == "attention_mask"]
     assert not any(ir_node.endswith(("bmm", "bmm_1")) or "/mlp/MatMul" in ir_node for b in mask for ir_node in b.nodes)
+
+
+@pytest.mark.parametrize(("name", "mixer"), [("torchscript__lfm2.onnx", "short_conv"),
+                                             ("dynamo__granitemoehybrid.onnx", "ssm")])
+def test_hybrid_mixer_layers_are_layers(name: str, mixer: str) -> None:
+    """LFM2's short convolution and Granite-4's Mamba-2 open decoder layer 0; the attention is layer 1; nothing is
+    left to the attention mask but mask arithmetic."""
+    ir = _model(name).ir
+    assert ir.layers == {"decoder": 2}
+    mixers = [b for b in ir.blocks if b.kind == "mixer"]
+    assert [(b.attrs["mixer"], b.stack, b.layer) for b in mixers] == [(mixer, "decoder", 0)]
+    assert [(b.stack, b.layer) for b in ir.attentions("self")] == [("decoder", 1)]
+    mask = [n for b in ir.blocks if b.kind == "attention_mask" for n in b.nodes]
+    assert not any("add" in n.lower() and "mask" not in n.lower() and "layers" in n for n in mask)
 
 
 def test_gpt_oss_sink_attention_is_causal_self_attention() -> None:

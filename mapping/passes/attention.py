@@ -51,8 +51,10 @@ def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
                     while walker != score.name:
                         core.add(walker)
                         walker = parents[walker]
-                    # include side branches that start and end inside the core (e.g. max-subtraction)
-                    core |= ctx.ancestors([c.inputs[0]], stop=core) & ctx.descendants(score, limit=60)
+                    # include side branches that start and end inside the core (e.g. max-subtraction, SDPA's
+                    # Where(IsNaN(p), 0, p) after the softmax): from the inputs of every core node
+                    sides = [i for n in core | {c.name} for i in ctx.nodes[n].inputs if i]
+                    core |= (ctx.ancestors(sides, stop=core) - core) & ctx.descendants(score, limit=60)
                     return softmax, c, core
                 if c.op_type in CORE_OPS:
                     seen.add(c.name)

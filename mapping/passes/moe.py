@@ -136,11 +136,14 @@ def _stacked_experts(ctx: Context, router: Block) -> None:
             prods[node.name] = (right[1][0], right[1][1], right[0])
         elif left is not None:
             prods[node.name] = (left[1][1], left[1][0], left[0])
-    ups = {n for n, (k, _, _) in prods.items() if k == d}
     for name, (_k, n_out, gather) in sorted(prods.items(), key=lambda item: ctx.index(item[0])):
-        if n_out != d or name in ups or name in ctx.owner:
+        if n_out != d or name in ctx.owner:
             continue
         down = ctx.nodes[name]
+        # its up product: reads d_model, gathers by the same expert indices, comes before it (the expert width
+        # may equal d_model: GLM-4.5's 64 x 64 experts in a tiny config)
+        ups = {u for u, (k, _, g) in prods.items() if k == d and u != name and g.inputs[1] == gather.inputs[1]
+               and ctx.index(u) < ctx.index(name)}
         x = next(i for i in down.inputs if i != gather.outputs[0] and _gathered(ctx, i, experts) is None)
         found = [u for u in ctx.walk_back(x, _STACKED_MLP_OPS, ups, limit=60) if u.name not in ctx.owner]
         if len(found) != 1:
@@ -174,6 +177,27 @@ def _stacked_experts(ctx: Context, router: Block) -> None:
             "up": [up.name], "down": name, "expert": True, "stacked": experts}), [])
         _take(ctx, block, sorted({prods[up.name][2].name, gather.name, up.name, name} | path | biases | repeat,
                               key=ctx.index))
+        _release_after_combine(ctx, router, down)
+
+
+def _release_after_combine(ctx: Context, router: Block, down: Node) -> None:
+    """Give back what the router's dispatch walk claimed after the combine (the ReduceSum over the top-k
+    weighted expert outputs): with no scatter to stop it, it had walked on into the residual add and the shared
+    expert's sum, and the next layer's MLPs then read as fed by routing."""
+    queue = deque(o for o in down.outputs if o)
+    seen: set[str] = set()
+    while queue and len(seen) < 12:
+        for c in ctx.consumers(queue.popleft()):
+            if c.name in seen:
+                continue
+            seen.add(c.name)
+            if c.op_type == OP.ReduceSum:
+                for n in ctx.descendants(c, limit=2000):
+                    if ctx.owner.get(n) is router:
+                        router.nodes.remove(n)
+                        del ctx.owner[n]
+                return
+            queue.extend(o for o in c.outputs if o)
 
 
 def _dispatches(ctx: Context, argmax: Node) -> bool:
@@ -212,11 +236,14 @@ def mark_experts(ctx: Context) -> None:
     if not routers:
         return
     routing = {n for b in routers for n in b.nodes}
+    # not past another block (the layer's norm: a shared expert reads the normed hidden states, whose ancestors
+    # reach the previous layer's routing in a small model)
+    others = {n for n, b in ctx.owner.items() if b.kind != "router"}
     for b in ctx.blocks:
         if b.kind != "mlp":
             continue
         up = ctx.nodes[b.attrs["up"][0]]
-        if ctx.ancestors([up.inputs[0]], limit=30) & routing:
+        if ctx.ancestors([up.inputs[0]], limit=30, stop=others) & routing:
             b.name = "expert"
             b.attrs["expert"] = True
             # its weights sliced out of the stacked experts (Gather by the hit expert's index, DBRX) are its own
