@@ -137,7 +137,7 @@ _ENTRIES = [
     _op(ONNX, "Equal", "logic", "op_costs:_zero_flop", joins="mask_reader moe_routing routing_path"),
     _op(ONNX, "Erf", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear residual_epilogue",
         fpga_hint="Erf is emitted only inside GELU's pattern 0.5 * x * (1 + erf(x / sqrt 2)) (a gelu layer)"),
-    _op(ONNX, "Exp", "elementwise", "op_costs:_elementwise", joins="attention_core mlp"),
+    _op(ONNX, "Exp", "elementwise", "op_costs:_elementwise", joins="attention_core mlp mlp_nonlinear"),
     _op(ONNX, "Expand", "data-movement", "op_costs:_movement",
         joins="attention_core mask_reader moe_routing qkv_path qkv_path_gather routing_path",
         traits="expanding weight_transform", fpga_hint="attention masks are not supported: export without a mask"),
@@ -165,7 +165,7 @@ _ENTRIES = [
     # the mean over every axis after the second: of a [batch, tokens, width] tensor, the mean over the width
     # (tf2onnx's LayerNormalization moments)
     _op(ONNX, "GlobalAveragePool", "reduction", "op_costs:_reduce", joins="norm_part"),
-    _op(ONNX, "Greater", "logic", "op_costs:_zero_flop", joins="mask_compare moe_routing routing_path"),
+    _op(ONNX, "Greater", "logic", "op_costs:_zero_flop", joins="mask_compare mlp moe_routing routing_path"),
     _op(ONNX, "GreaterOrEqual", "logic", "op_costs:_zero_flop", joins="mask_compare"),
     _op(MS, "GroupNorm", "norm", "op_costs:_elementwise", shape="contrib_ops:_same"),
     _op(ONNX, "GroupNormalization", "norm", "op_costs:_norm", flops=8, norm_kind="groupnorm"),
@@ -193,7 +193,7 @@ _ENTRIES = [
     _op(MS, "MatMulNBits", "gemm", "contrib_costs:_matmul_nbits", shape="contrib_ops:_matmul_nbits", traits="linear",
         weight_slots=(1, 2, 3, 4)),
     _op(ONNX, "Max", "elementwise", "op_costs:_elementwise", joins="attention_core"),
-    _op(ONNX, "Min", "elementwise", "op_costs:_elementwise", joins="attention_core"),
+    _op(ONNX, "Min", "elementwise", "op_costs:_elementwise", joins="attention_core mlp"),
     _op(ONNX, "Mish", "activation", "op_costs:_activation", flops=5, joins="mlp mlp_nonlinear"),
     _op(ONNX, "Mul", "elementwise", "op_costs:_elementwise",
         joins="attention_core mlp moe_routing moe_score norm_part qkv_path qkv_path_gather residual_epilogue",
@@ -313,7 +313,7 @@ _ENTRIES = [
         fpga="reshape"),
     _op(ONNX, "Upsample", "data-movement", "op_costs:_elementwise", traits="expanding"),
     _op(ONNX, "Where", "logic", "op_costs:_zero_flop",
-        joins="attention_core mask_reader moe_routing moe_score residual_epilogue",
+        joins="attention_core mask_reader mlp moe_routing moe_score residual_epilogue",
         traits="expanding", fpga_hint="attention masks are not supported: export without a mask"),
     _op(ONNX, "Xor", "logic", "op_costs:_zero_flop"),
 ]

@@ -182,3 +182,29 @@ def test_attention_with_sinks_built_by_hand(tmp_path: Path) -> None:
     assert len(blocks) == 1 and blocks[0].attention.heads == heads and blocks[0].attention.head_dim == hd
     assert "drop_sink" in blocks[0].attention.core and "cat" in blocks[0].attention.core
     assert work.matmul_flops == 4 * 2.0 * t * d * d + 2 * 2.0 * heads * t * t * hd
+
+
+def test_a_piecewise_exponential_activation_makes_an_mlp(tmp_path: Path) -> None:
+    """Apertus's xIELU between the up and down projections (where(x > 0, a x^2 + b x, (exp(min(x, eps)) - 1 - x)
+    a + b x)): Greater, Min, Exp, Where were no MLP ops, so its MLP was two projections and 8 unrecognised ops."""
+    n = helper.make_node
+    d, ff = 16, 32
+    nodes = [n("MatMul", ["x", "w_up"], ["h"], name="up"), n("Greater", ["h", "zero_f"], ["pos"], name="gt"),
+             n("Mul", ["h", "h"], ["h2"], name="sq"), n("Mul", ["h2", "alpha"], ["pa"], name="pa"),
+             n("Mul", ["h", "beta"], ["bx"], name="bx"), n("Add", ["pa", "bx"], ["p_branch"], name="p_add"),
+             n("Min", ["h", "eps"], ["hm"], name="min"), n("Exp", ["hm"], ["e"], name="exp"),
+             n("Sub", ["e", "one_f"], ["em1"], name="expm1"), n("Sub", ["em1", "h"], ["d1"], name="sub"),
+             n("Mul", ["d1", "alpha"], ["na"], name="na"), n("Add", ["na", "bx"], ["n_branch"], name="n_add"),
+             n("Where", ["pos", "p_branch", "n_branch"], ["act"], name="where"),
+             n("MatMul", ["act", "w_down"], ["y"], name="down")]
+    scalars = {"zero_f": 0.0, "alpha": 0.8, "beta": 0.5, "eps": -1e-6, "one_f": 1.0}
+    inits = [_w("w_up", d, ff), _w("w_down", ff, d)] + [numpy_helper.from_array(np.array(v, np.float32), k)
+                                                        for k, v in scalars.items()]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "xielu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    ir = Model(str(path)).ir
+    mlps = [b for b in ir.blocks if b.kind == "mlp"]
+    assert len(mlps) == 1 and mlps[0].attrs["d_ff"] == ff and mlps[0].attrs["activation"] == "elu"
+    assert not ir.unrecognised
