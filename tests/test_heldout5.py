@@ -208,3 +208,36 @@ def test_a_piecewise_exponential_activation_makes_an_mlp(tmp_path: Path) -> None
     mlps = [b for b in ir.blocks if b.kind == "mlp"]
     assert len(mlps) == 1 and mlps[0].attrs["d_ff"] == ff and mlps[0].attrs["activation"] == "elu"
     assert not ir.unrecognised
+
+
+def test_two_scores_of_the_same_queries_are_one_layer(tmp_path: Path) -> None:
+    """ProphetNet's n-gram self-attention: one Q / K / V projection of the main and n-gram streams together, split,
+    then a main-stream score and an n-gram-stream score over all keys. Each score opened a layer (6 layers for its
+    2 + 2); the second score of the same queries joins the first one's layer."""
+    n = helper.make_node
+    d, t = 16, 4
+    nodes = [n("MatMul", ["x", f"w{p}"], [p], name=f"{p}_proj") for p in ("q", "k", "v")]
+    nodes += [n("Split", ["q", "halves"], ["q_main", "q_ngram"], axis=1, name="split_q"),
+              n("Split", ["k", "halves"], ["k_main", "k_ngram"], axis=1, name="split_k"),
+              n("Split", ["v", "halves"], ["v_main", "v_ngram"], axis=1, name="split_v"),
+              n("Transpose", ["k_main"], ["kt_main"], perm=[0, 2, 1], name="tk_main"),
+              n("MatMul", ["q_main", "kt_main"], ["s_main"], name="score_main"),
+              n("Softmax", ["s_main"], ["p_main"], axis=-1, name="softmax_main"),
+              n("MatMul", ["p_main", "v_main"], ["o_main"], name="pv_main"),
+              n("Transpose", ["k"], ["kt"], perm=[0, 2, 1], name="tk"),
+              n("MatMul", ["q_ngram", "kt"], ["s_ngram"], name="score_ngram"),
+              n("Softmax", ["s_ngram"], ["p_ngram"], axis=-1, name="softmax_ngram"),
+              n("MatMul", ["p_ngram", "v"], ["o_ngram"], name="pv_ngram"),
+              n("Concat", ["o_main", "o_ngram"], ["o"], axis=1, name="cat"),
+              n("MatMul", ["o", "wo"], ["y"], name="o_proj")]
+    inits = [_w("wq", d, d), _w("wk", d, d), _w("wv", d, d), _w("wo", d, d), _i64("halves", t, t)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2 * t, d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "ngram.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimWarning)
+        ir = Model(str(path)).ir
+    selfs = ir.attentions("self")
+    assert len(selfs) == 2 and {(b.stack, b.layer) for b in selfs} == {("encoder", 0)}
+    assert ir.layers == {"encoder": 1}

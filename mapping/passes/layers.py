@@ -24,8 +24,14 @@ def run(ctx: Context) -> None:
     pending: list[Block] = []  # norms wait for the attention or MLP that reads them (pre-norm layers)
     mixer_stack = "decoder" if any(b.attention is not None and b.attention.kind == "self" and b.attention.causal
                                    for b in blocks) else "encoder"
+    opened_by: dict[str, tuple[str, int]] = {}  # a self-attention's Q projection -> the layer it opened
     for b in blocks:
         previous = current
+        q = b.attention.q_proj if b.attention is not None and b.attention.kind == "self" else None
+        if q is not None and q in opened_by:
+            # a second score of the same queries (ProphetNet's n-gram stream beside its main stream): that layer's
+            b.stack, b.layer = current = opened_by[q]
+            continue
         if b.attention is not None and b.attention.kind == "self" or b.kind == "mixer":
             stack = mixer_stack if b.attention is None else "decoder" if b.attention.causal else "encoder"
             current = (stack, counters[stack])
@@ -34,6 +40,8 @@ def run(ctx: Context) -> None:
                     p.stack = previous[0]
                 pending = pending[-1:]
             counters[stack] += 1
+            if q is not None:
+                opened_by[q] = current
         elif b.attention is not None and current is None:
             current = ("decoder", 0)
         if b.kind == "norm":
