@@ -276,6 +276,7 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
     mixers.run(ctx)  # before the MLPs: a mixer's in and out projections around its gating look like one
     mlp.run(ctx)
     moe.mark_experts(ctx)
+    residuals.run_rotary_tables(ctx)  # a sin / cos table's lookup feeds the attention, not the hidden states
     embeddings.run(ctx)
     heads.run(ctx)
     residuals.run_rotary(ctx)

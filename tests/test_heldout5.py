@@ -241,3 +241,33 @@ def test_two_scores_of_the_same_queries_are_one_layer(tmp_path: Path) -> None:
     selfs = ir.attentions("self")
     assert len(selfs) == 2 and {(b.stack, b.layer) for b in selfs} == {("encoder", 0)}
     assert ir.layers == {"encoder": 1}
+
+
+def test_a_precomputed_sin_cos_table_lookup_is_a_rotary_embedding(tmp_path: Path) -> None:
+    """CodeGen's rotary: ``embed_positions[position_ids]`` (a Gather of a [positions, rotary] table by positions
+    counted from the length), split into sin and cos, applied to Q and K. Before, the lookup and its split were
+    unrecognised (or, through the mask pass, an attention mask)."""
+    n = helper.make_node
+    d, pos = 16, 32
+    nodes = [n("Shape", ["x"], ["xs"], name="shape"), n("Gather", ["xs", "one_s"], ["len"], axis=0, name="len"),
+             n("Range", ["zero_s", "len", "one_s"], ["positions"], name="range"),
+             n("Gather", ["table", "positions"], ["rows"], axis=0, name="lookup"),
+             n("Split", ["rows"], ["sin", "cos"], axis=-1, num_outputs=2, name="split_sincos")]
+    for p in ("q", "k"):
+        nodes += [n("MatMul", ["x", f"w{p}"], [p], name=f"{p}_proj"), n("Mul", [p, "cos"], [f"{p}c"], name=f"{p}_cos"),
+                  n("Mul", [p, "sin"], [f"{p}s"], name=f"{p}_sin"), n("Add", [f"{p}c", f"{p}s"], [f"{p}r"], name=f"{p}_rot")]
+    nodes += [n("MatMul", ["x", "wv"], ["v"], name="v_proj"), n("Transpose", ["kr"], ["kt"], perm=[0, 2, 1], name="tk"),
+              n("MatMul", ["qr", "kt"], ["s"], name="score"), n("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+              n("MatMul", ["p", "v"], ["o"], name="pv"), n("MatMul", ["o", "wo"], ["y"], name="o_proj")]
+    inits = [_w("wq", d, d), _w("wk", d, d), _w("wv", d, d), _w("wo", d, d), _w("table", pos, 2 * d),
+             numpy_helper.from_array(np.array(1, np.int64), "one_s"), numpy_helper.from_array(np.array(0, np.int64), "zero_s")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "seq", d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "rotary_table.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimWarning)
+        ir = Model(str(path)).ir
+    rotary = [b for b in ir.blocks if b.attrs.get("kind") == "rotary"]
+    assert len(rotary) == 1 and set(rotary[0].nodes) == {"lookup", "split_sincos"}
+    assert not [u for u in ir.unrecognised if u in ("lookup", "split_sincos")]

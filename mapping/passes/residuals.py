@@ -72,8 +72,44 @@ def run_epilogues(ctx: Context) -> None:
             ctx.claim(block, views + [node.name])
 
 
+#: Views between a precomputed sin / cos table's lookup and the attention's Q / K path (CodeGen, GPT-J style).
+_TABLE_VIEWS = {OP.Split, OP.Expand, OP.Reshape, OP.Unsqueeze, OP.Squeeze, OP.Slice, OP.Concat, OP.Tile, OP.Cast,
+                OP.Transpose}
+
+
+def run_rotary_tables(ctx: Context) -> None:
+    """A lookup of a precomputed sin / cos table by positions (``embed_positions[position_ids]``: a Gather of a
+    2-D table by position ids, given or counted from the length) whose rows reach only attention blocks through
+    views: a rotary embedding (run before the embeddings pass, which would take it for a position embedding)."""
+    attention = {n for b in ctx.blocks if b.attention is not None for n in b.nodes}
+    for node in ctx.graph.nodes:
+        if node.name in ctx.owner or node.op_type not in (OP.Gather, OP.GatherND):
+            continue
+        table = ctx.bound.shapes.get(node.inputs[0]) or ()
+        if ctx.klass.get(node.inputs[0]) not in ("weight", "const") or len(table) != 2 or \
+                ctx.klass.get(node.inputs[1]) == "weight":
+            continue
+        views: set[str] = set()
+        frontier, ok = [o for o in node.outputs if o], True
+        while frontier and ok and len(views) < 30:
+            for c in ctx.consumers(frontier.pop()):
+                if c.name in attention:
+                    continue
+                if c.name in ctx.owner or c.op_type not in _TABLE_VIEWS:
+                    ok = False
+                    break
+                if c.name not in views:
+                    views.add(c.name)
+                    frontier.extend(o for o in c.outputs if o)
+        if ok and views:
+            ctx.add(Block("rotary_embedding", "embedding", None, [], attrs={"kind": "rotary"}),
+                    sorted(views | {node.name}, key=ctx.index))
+
+
 def run_rotary(ctx: Context) -> None:
-    """Rotary position tables: Cos/Sin of position x inverse frequency, with the arithmetic feeding them."""
+    """Rotary position tables: Cos/Sin of position x inverse frequency, with the arithmetic feeding them, and
+    lookups of a precomputed table (:func:`run_rotary_tables`)."""
+    run_rotary_tables(ctx)
     found = [n for n in ctx.graph.nodes if n.op_type in (OP.Cos, OP.Sin) and n.name not in ctx.owner
              and any(ctx.klass.get(o) == "act" for o in n.outputs)]
     if not found:
