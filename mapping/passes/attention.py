@@ -220,7 +220,8 @@ def run(ctx: Context) -> None:
                 if all(ctx.nodes[n].op_type in PATH_OPS for n in path):
                     ctx.claim(block, sorted(path, key=ctx.index))
                 continue
-            path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj)
+            # (a long path: QK norms, partial rotary's slices and concats; the forward walk is breadth first)
+            path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj, limit=2000)
             ctx.claim(block, sorted(path, key=ctx.index))
             ctx.claim(block, [proj.name])
         if o_proj is not None:

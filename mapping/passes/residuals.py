@@ -25,9 +25,9 @@ def run_masks(ctx: Context) -> None:
     if not sides:
         return
     cores = {n for b in ctx.blocks if b.attention is not None for n in b.attention.core}
-    # mask arithmetic never passes through a linear layer or an attention core: stop there (not through the
-    # hidden states upstream of a core that a side branch reads, an unrecognised mixer's among them)
-    nodes = ctx.ancestors(sides, limit=2000, stop=cores | set(ctx.linear)) - set(ctx.owner)
+    # mask arithmetic never passes through an attention core: stop there (not through the hidden states upstream
+    # of a core that a side branch reads, an unrecognised mixer's among them)
+    nodes = ctx.ancestors(sides, limit=2000, stop=cores) - set(ctx.owner)
     # keep only mask arithmetic: nodes not downstream of any weight-bearing computation
     nodes = {n for n in nodes if n not in ctx.linear}
     if nodes:
