@@ -271,3 +271,30 @@ def test_a_precomputed_sin_cos_table_lookup_is_a_rotary_embedding(tmp_path: Path
     rotary = [b for b in ir.blocks if b.attrs.get("kind") == "rotary"]
     assert len(rotary) == 1 and set(rotary[0].nodes) == {"lookup", "split_sincos"}
     assert not [u for u in ir.unrecognised if u in ("lookup", "split_sincos")]
+
+
+def test_a_fused_qk_layernorm_after_a_fused_qkv_projection_keeps_the_projection(tmp_path: Path) -> None:
+    """Persimmon's TorchScript export: one QKV projection, split, a LayerNormalization op on Q and on K, then the
+    scores. The walk from Q back to its projection stopped at the norm, so Q and K had no projection and their
+    partial-rotary ops were unrecognised (8) or an attention mask."""
+    n = helper.make_node
+    d, t = 16, 8
+    nodes = [n("MatMul", ["x", "w_qkv"], ["qkv"], name="qkv_proj"),
+             n("Split", ["qkv"], ["q", "k", "v"], axis=-1, num_outputs=3, name="split"),
+             n("LayerNormalization", ["q", "ln_w", "ln_b"], ["qn"], axis=-1, name="q_norm"),
+             n("LayerNormalization", ["k", "ln_w", "ln_b"], ["kn"], axis=-1, name="k_norm"),
+             n("Transpose", ["kn"], ["kt"], perm=[0, 2, 1], name="tk"),
+             n("MatMul", ["qn", "kt"], ["s"], name="score"), n("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+             n("MatMul", ["p", "v"], ["o"], name="pv"), n("MatMul", ["o", "wo"], ["y"], name="o_proj")]
+    inits = [_w("w_qkv", d, 3 * d), _w("wo", d, d), numpy_helper.from_array(np.ones(d, np.float32), "ln_w"),
+             numpy_helper.from_array(np.zeros(d, np.float32), "ln_b")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "qk_norm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimWarning)
+        ir = Model(str(path)).ir
+    a = ir.attentions("self")[0].attention
+    assert a.q_proj == a.k_proj == "qkv_proj" and a.fused_qkv
+    assert not ir.unrecognised

@@ -80,9 +80,13 @@ def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
 _QKV_PATH_OPS = op_table.names(joins="qkv_path_gather")
 
 
+#: Fused norm ops a Q / K path may pass (QK layernorm after a fused QKV projection: Persimmon's TorchScript).
+_QK_NORMS = {OP.LayerNormalization, OP.SimplifiedLayerNormalization, OP.RMSNormalization}
+
+
 def _projection(ctx: Context, tensor: str) -> Node | None:
     # QDQ exports put a quantize/dequantize pair after every op: three times the path (rotary included)
-    found = ctx.walk_back(tensor, _QKV_PATH_OPS, set(ctx.linear), limit=120)
+    found = ctx.walk_back(tensor, _QKV_PATH_OPS | _QK_NORMS, set(ctx.linear), limit=120)
     return max(found, key=lambda n: n.index) if found else None
 
 
