@@ -298,3 +298,35 @@ def test_a_fused_qk_layernorm_after_a_fused_qkv_projection_keeps_the_projection(
     a = ir.attentions("self")[0].attention
     assert a.q_proj == a.k_proj == "qkv_proj" and a.fused_qkv
     assert not ir.unrecognised
+
+
+def test_the_views_after_cos_and_sin_join_the_rotary_embedding(tmp_path: Path) -> None:
+    """ERNIE 4.5's interleaved rotary: cos / sin of positions x inverse frequency, repeated per pair of channels
+    (Unsqueeze, Expand, Reshape) before they rotate Q and K. The repeat was an attention mask (through the mask
+    pass), then unrecognised; it is the rotary embedding's."""
+    n = helper.make_node
+    d, t = 16, 8
+    nodes = [n("MatMul", ["positions", "inv_freq"], ["freqs"], name="freqs")]
+    for f in ("cos", "sin"):
+        nodes += [n(f.capitalize(), ["freqs"], [f], name=f), n("Unsqueeze", [f, "minus1"], [f"{f}_u"], name=f"{f}_u"),
+                  n("Expand", [f"{f}_u", "pairs"], [f"{f}_e"], name=f"{f}_expand"),
+                  n("Reshape", [f"{f}_e", "flat_rot"], [f"{f}_r"], name=f"{f}_reshape")]
+    for p in ("q", "k"):
+        nodes += [n("MatMul", ["x", f"w{p}"], [p], name=f"{p}_proj"), n("Mul", [p, "cos_r"], [f"{p}c"], name=f"{p}_cos"),
+                  n("Mul", [p, "sin_r"], [f"{p}s"], name=f"{p}_sin"), n("Add", [f"{p}c", f"{p}s"], [f"{p}r"], name=f"{p}_rot")]
+    nodes += [n("MatMul", ["x", "wv"], ["v"], name="v_proj"), n("Transpose", ["kr"], ["kt"], perm=[0, 2, 1], name="tk"),
+              n("MatMul", ["qr", "kt"], ["s"], name="score"), n("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+              n("MatMul", ["p", "v"], ["o"], name="pv"), n("MatMul", ["o", "wo"], ["y"], name="o_proj")]
+    inits = [_w("wq", d, d), _w("wk", d, d), _w("wv", d, d), _w("wo", d, d), _w("inv_freq", 1, d // 2),
+             _i64("minus1", -1), _i64("pairs", 1, t, d // 2, 2), _i64("flat_rot", 1, t, d)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, d]),
+                                           helper.make_tensor_value_info("positions", TensorProto.FLOAT, [1, t, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "rotary_views.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimWarning)
+        ir = Model(str(path)).ir
+    rotary = [b for b in ir.blocks if b.attrs.get("kind") == "rotary"]
+    assert len(rotary) == 1 and {"cos_expand", "sin_expand", "cos_reshape", "sin_reshape"} <= set(rotary[0].nodes)
+    assert not ir.unrecognised

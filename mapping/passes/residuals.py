@@ -89,21 +89,27 @@ def run_rotary_tables(ctx: Context) -> None:
         if ctx.klass.get(node.inputs[0]) not in ("weight", "const") or len(table) != 2 or \
                 ctx.klass.get(node.inputs[1]) == "weight":
             continue
-        views: set[str] = set()
-        frontier, ok = [o for o in node.outputs if o], True
-        while frontier and ok and len(views) < 30:
-            for c in ctx.consumers(frontier.pop()):
-                if c.name in attention:
-                    continue
-                if c.name in ctx.owner or c.op_type not in _TABLE_VIEWS:
-                    ok = False
-                    break
-                if c.name not in views:
-                    views.add(c.name)
-                    frontier.extend(o for o in c.outputs if o)
-        if ok and views:
+        views = _views_into(ctx, [o for o in node.outputs if o], attention)
+        if views:
             ctx.add(Block("rotary_embedding", "embedding", None, [], attrs={"kind": "rotary"}),
                     sorted(views | {node.name}, key=ctx.index))
+
+
+def _views_into(ctx: Context, tensors: list[str], attention: set[str]) -> set[str] | None:
+    """The unowned view ops between ``tensors`` and the attention nodes they reach, when views are all they pass
+    (None otherwise, or when there are none)."""
+    views: set[str] = set()
+    frontier = list(tensors)
+    while frontier and len(views) < 30:
+        for c in ctx.consumers(frontier.pop()):
+            if c.name in attention:
+                continue
+            if c.name in ctx.owner or c.op_type not in _TABLE_VIEWS:
+                return None
+            if c.name not in views:
+                views.add(c.name)
+                frontier.extend(o for o in c.outputs if o)
+    return views or None
 
 
 def run_rotary(ctx: Context) -> None:
@@ -118,4 +124,12 @@ def run_rotary(ctx: Context) -> None:
     nodes |= {n.name for n in found}
     for n in found:
         nodes |= {c.name for o in n.outputs for c in ctx.consumers(o) if c.op_type == OP.Cast and c.name not in ctx.owner}
+    # the views that take the tables to the attention's rotation (ERNIE 4.5's repeat_interleave: Unsqueeze,
+    # Expand, Reshape)
+    attention = {n for b in ctx.blocks if b.attention is not None for n in b.nodes}
+    for n in found:
+        outs = [o for o in n.outputs if o]
+        outs += [o for c in ctx.consumers(outs[0]) if c.name in nodes for o in c.outputs if o]
+        views = _views_into(ctx, outs, attention | nodes)
+        nodes |= views or set()
     ctx.add(Block("rotary_embedding", "embedding", None, [], attrs={"kind": "rotary"}), sorted(nodes, key=ctx.index))
