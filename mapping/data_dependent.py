@@ -103,6 +103,9 @@ def _routing_nonzero(binder: Any, node: Node, output: str, axis: int) -> int | N
     if depth is None:
         return None
     experts = int(np.asarray(depth).reshape(-1)[0])
+    width = _chosen_width(binder, onehot)
+    if width is not None and 0 < width < experts:  # DBRX's one_hot(num_classes=E + 1): a class TopK never picks
+        experts = width
     selections = int(np.prod(binder.shapes[onehot.inputs[0]]))
     n_in = int(np.prod(binder.shapes[node.inputs[0]]))
     if experts <= 0:
@@ -123,6 +126,23 @@ def _routing_nonzero(binder: Any, node: Node, output: str, axis: int) -> int | N
     binder.notes[node.name] = (f"data-dependent size {size}: tokens routed to expert {i}, tokens x top_k / E = "
                                f"{selections}/{experts} under balanced routing (remainder on the first experts)")
     return size
+
+
+def _chosen_width(binder: Any, onehot: Node) -> int | None:
+    """The width of the scores a TopK chose the OneHot's indices from (through views), None if not a TopK's."""
+    t = onehot.inputs[0]
+    for _ in range(6):
+        p = binder.g.producer.get(t)
+        if p is None:
+            return None
+        if p.op_type == OP.TopK:
+            shape = binder.shapes.get(p.inputs[0]) or ()
+            axis = int(p.attr("axis", -1))
+            return int(shape[axis]) if shape else None
+        if p.op_type not in (OP.Reshape, OP.Unsqueeze, OP.Squeeze, OP.Cast, OP.Flatten):
+            return None
+        t = p.inputs[0]
+    return None
 
 
 def _split_total(binder: Any, node: Node) -> int | None:

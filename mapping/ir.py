@@ -53,7 +53,9 @@ class Block:
     """A recognised piece of the model and the graph nodes it owns.
 
     ``kind``: embedding, attention, mlp, norm, residual, lm_head, projection, attention_mask, router (an MoE
-    layer's gate and dispatch; its expert MLPs are ``mlp`` blocks with ``attrs["expert"]``).
+    layer's gate and dispatch; its expert MLPs are ``mlp`` blocks with ``attrs["expert"]``, and ``attrs["stacked"]``
+    = E when one block holds all E experts as gathered stacked weights), mixer (a token mixer other than attention:
+    ``attrs["mixer"]`` short_conv or ssm; it opens a layer as a self-attention does).
     ``stack`` is ``encoder`` or ``decoder`` (or ``""`` outside the layer stacks); ``layer`` counts from 0 within
     the stack (None outside it). ``attrs`` holds kind-specific facts (d_ff, activation, gated, norm kind...).
     """

@@ -159,12 +159,25 @@ def tensor_classes(bound: BoundGraph, kv_inputs: set[str]) -> dict[str, str]:
             c = "const"
         elif node.op_type in WEIGHT_TRANSFORMS and all(c in ("weight", "const") for c in ins):
             c = "weight"
+        elif _expert_slice(bound, node, ins):
+            c = "weight"
         else:
             c = "act"
         for o in node.outputs:
             if o:
                 klass[o] = c
     return klass
+
+
+def _expert_slice(bound: BoundGraph, node: Node, ins: list[str]) -> bool:
+    """A Gather of one matrix out of a stacked rank-3 weight by a scalar index (a traced MoE's ``w1[expert_idx]``,
+    DBRX, the index read from the list of experts hit): one expert's parameters, as a Slice of them would be (an
+    embedding lookup gathers rows of a matrix by a tensor of ids)."""
+    if node.op_type != OP.Gather or len(ins) != 2 or ins[0] != "weight" or int(node.attr("axis", 0)) != 0:
+        return False
+    shape = bound.shapes.get(node.inputs[0]) or ()
+    index = bound.shapes.get(node.inputs[1])
+    return len(shape) == 3 and index == ()
 
 
 def dtype_for(bound: BoundGraph, name: str, klass: str, precision: Precision) -> str:

@@ -19,7 +19,20 @@ from mapping.contrib_ops import implied_dims
 from mapping.ir import Block, TransformerIR
 from mapping.onnx_graph import OpGraph
 from mapping.op_table import OP
-from mapping.passes import attention, causality, contrib_attention, dequant, embeddings, heads, layers, mlp, moe, norms, residuals
+from mapping.passes import (
+    attention,
+    causality,
+    contrib_attention,
+    dequant,
+    embeddings,
+    heads,
+    layers,
+    mixers,
+    mlp,
+    moe,
+    norms,
+    residuals,
+)
 from mapping.passes.context import Context
 from mapping.shape_binding import BoundGraph, FixedReshapeError, bind
 
@@ -266,8 +279,10 @@ def recognise(graph: OpGraph, dims: dict[str, int] | None = None, causal: bool |
     causality.override(ctx, causal)
     norms.run(ctx)
     moe.run(ctx)
+    mixers.run(ctx)  # before the MLPs: a mixer's in and out projections around its gating look like one
     mlp.run(ctx)
     moe.mark_experts(ctx)
+    residuals.run_rotary_tables(ctx)  # a sin / cos table's lookup feeds the attention, not the hidden states
     embeddings.run(ctx)
     heads.run(ctx)
     residuals.run_rotary(ctx)
@@ -291,10 +306,10 @@ def _most_common(values: list) -> object | None:
 
 def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
     blocks: list[Block] = ctx.blocks
-    stacks = Counter()
-    for b in blocks:
-        if b.attention is not None and b.attention.kind == "self" and b.stack:
-            stacks[b.stack] += 1
+    # a layer per self-attention, and per token mixer of another kind (LFM2's short convolutions)
+    opened = {(b.stack, b.layer) for b in blocks if b.stack and b.layer is not None and (
+        b.attention is not None and b.attention.kind == "self" or b.kind == "mixer")}
+    stacks = Counter(stack for stack, _ in opened)
     layers_by_stack = dict(stacks)
     if "encoder" in stacks and "decoder" in stacks:
         arch = "encoder-decoder"

@@ -243,13 +243,31 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
     return options
 
 
+def _generates(model: Any) -> bool:
+    """Whether a causal graph can generate: it has an LM head or KV-cache inputs (a seq2seq decoder always). A
+    causal stack that returns hidden states only (CLIP's text tower, a decoder used for embeddings) runs one pass:
+    simulate says so and defaults to prefill (``--phase generate`` still costs decode steps)."""
+    import warnings
+
+    from hardware.errors import HwsimWarning
+
+    ir = model.ir
+    if ir.architecture != "decoder-only" or ir.kv_inputs or any(b.kind == "lm_head" for b in ir.blocks):
+        return True
+    warnings.warn(HwsimWarning(
+        f"{model.path}: this causal graph has no LM head and no KV cache (it returns hidden states: a text encoder "
+        "or an embedding model), so nothing is generated from it: simulating one pass (--phase generate costs "
+        "decode steps anyway)"), stacklevel=2)
+    return False
+
+
 @main.command()
 @click.argument("model_path", metavar="MODEL.onnx")
 @click.option("--target", "target_name", required=True, metavar="PRESET|FILE.yaml",
               help="A bundled preset (see `hwsim targets`) or a preset file.")
 @click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default=None,
               help="[default: generate for models with a causal decoder, else prefill (one forward pass); prefill "
-                   "for a graph whose own ops fix its length]")
+                   "for a graph whose own ops fix its length, or a causal one without LM head or KV cache]")
 @click.option("--batch", default=1, show_default=True, type=int)
 @click.option("--prompt-len", "--seq", "--context", "prompt_len", default=None, type=int,
               help="Prompt tokens (decode: the tokens in the KV cache before the step, as `inspect --context`); --seq and "
@@ -314,7 +332,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         prompt_len = model.graph.traced_length or 32
     if phase is None:  # a graph whose ops fix the length runs one pass at it: nothing can be generated after it
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") and \
-            model.graph.traced_length is None else "prefill"
+            model.graph.traced_length is None and _generates(model) else "prefill"
     total = 1 + (gen_len - 1 if phase == "generate" else 0)
     with progress_display(total, "simulating", "passes", quiet) as progress:
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,

@@ -51,8 +51,10 @@ def _find_core(ctx: Context, score: Node) -> tuple[Node, Node, set[str]] | None:
                     while walker != score.name:
                         core.add(walker)
                         walker = parents[walker]
-                    # include side branches that start and end inside the core (e.g. max-subtraction)
-                    core |= ctx.ancestors([c.inputs[0]], stop=core) & ctx.descendants(score, limit=60)
+                    # include side branches that start and end inside the core (e.g. max-subtraction, SDPA's
+                    # Where(IsNaN(p), 0, p) after the softmax): from the inputs of every core node
+                    sides = [i for n in core | {c.name} for i in ctx.nodes[n].inputs if i]
+                    core |= (ctx.ancestors(sides, stop=core) - core) & ctx.descendants(score, limit=60)
                     return softmax, c, core
                 if c.op_type in CORE_OPS:
                     seen.add(c.name)
@@ -78,9 +80,13 @@ def _on_path(parents: dict[str, str], node: Node, softmax: Node) -> bool:
 _QKV_PATH_OPS = op_table.names(joins="qkv_path_gather")
 
 
+#: Fused norm ops a Q / K path may pass (QK layernorm after a fused QKV projection: Persimmon's TorchScript).
+_QK_NORMS = {OP.LayerNormalization, OP.SimplifiedLayerNormalization, OP.RMSNormalization}
+
+
 def _projection(ctx: Context, tensor: str) -> Node | None:
     # QDQ exports put a quantize/dequantize pair after every op: three times the path (rotary included)
-    found = ctx.walk_back(tensor, _QKV_PATH_OPS, set(ctx.linear), limit=120)
+    found = ctx.walk_back(tensor, _QKV_PATH_OPS | _QK_NORMS, set(ctx.linear), limit=120)
     return max(found, key=lambda n: n.index) if found else None
 
 
@@ -148,8 +154,11 @@ def _other_sequence(ctx: Context, q_proj: Node, k_proj: Node) -> bool:
     """K is projected from another sequence than Q (cross attention): its input does not depend on every graph
     input Q's does. Different projection inputs alone do not make it cross: multi-head latent attention (DeepSeek)
     projects Q and K/V from two low-rank compressions of the same hidden states; a decoder's K/V of the encoder
-    states (a graph input, or the encoder stack) never depend on the decoder's own tokens."""
+    states (a graph input, or the encoder stack) never depend on the decoder's own tokens. Queries that no input's
+    data reaches (a learned probe, only Tile'd to the batch) attend over another sequence too."""
     q_in, k_in = q_proj.inputs[0], k_proj.inputs[0]
+    if q_in != k_in and not ctx.data_sources(q_in) and ctx.data_sources(k_in):
+        return True  # learned queries (SigLIP's attention-pooling probe, a Perceiver's latents) over the tokens
     return q_in != k_in and not ctx.input_sources(q_in) <= ctx.input_sources(k_in)
 
 
@@ -184,7 +193,10 @@ def run(ctx: Context) -> None:
             if total > heads:
                 kv_heads = max(1, (total - heads) // 2)
         elif k_proj is not None:
-            kv_heads = max(1, ctx.linear[k_proj.name][1] // head_dim)
+            width = ctx.linear[k_proj.name][1]
+            if k_proj is v_proj and width % (2 * head_dim) == 0:
+                width //= 2  # one projection for K and V (nn.MultiheadAttention's packed in_proj over other keys)
+            kv_heads = max(1, width // head_dim)
         kv_heads = min(kv_heads, _path_kv_heads(ctx, k_t, k_proj, head_dim, node))
         cross = (q_proj is not None and k_proj is not None and _other_sequence(ctx, q_proj, k_proj)) or (
             k_proj is None and causality.cross_from_cache(ctx, k_t))
@@ -212,7 +224,8 @@ def run(ctx: Context) -> None:
                 if all(ctx.nodes[n].op_type in PATH_OPS for n in path):
                     ctx.claim(block, sorted(path, key=ctx.index))
                 continue
-            path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj)
+            # (a long path: QK norms, partial rotary's slices and concats; the forward walk is breadth first)
+            path = ctx.ancestors([tensor], stop={proj.name}) & ctx.descendants(proj, limit=2000)
             ctx.claim(block, sorted(path, key=ctx.index))
             ctx.claim(block, [proj.name])
         if o_proj is not None:

@@ -127,6 +127,20 @@ class Context:
             self._sources = sources
         return self._sources.get(tensor, frozenset())
 
+    def data_sources(self, tensor: str) -> frozenset[str]:
+        """The graph inputs whose values flow into ``tensor`` through run-time data (not through shapes: a learned
+        query Tile'd to the batch reads the input's shape only, so it has no data source)."""
+        if not hasattr(self, "_data_sources"):
+            sources: dict[str, frozenset[str]] = {i: frozenset([i]) for i in self.graph.inputs}
+            empty: frozenset[str] = frozenset()
+            for node in self.graph.nodes:
+                got = empty.union(*(sources.get(i, empty) for i in node.inputs if i and self.is_act(i)))
+                for o in node.outputs:
+                    if o:
+                        sources[o] = got
+            self._data_sources = sources
+        return self._data_sources.get(tensor, frozenset())
+
     # -- ownership --------------------------------------------------------------------------------------------
     def claim(self, block: Block, names: Iterable[str]) -> None:
         """Give unowned nodes ``names`` to ``block`` (already owned nodes keep their owner)."""

@@ -1,5 +1,6 @@
 """Number the layer stacks: each self-attention opens a layer of the encoder (non-causal) or decoder
-(causal) stack; cross-attention, MLPs, norms and residuals join the layer they sit in."""
+(causal) stack, and so does a token mixer of another kind (LFM2's short convolution: in the decoder stack when
+the model has causal self-attention); cross-attention, MLPs, norms and residuals join the layer they sit in."""
 
 from __future__ import annotations
 
@@ -21,22 +22,32 @@ def run(ctx: Context) -> None:
     counters = {"encoder": 0, "decoder": 0}
     current: tuple[str, int] | None = None
     pending: list[Block] = []  # norms wait for the attention or MLP that reads them (pre-norm layers)
+    mixer_stack = "decoder" if any(b.attention is not None and b.attention.kind == "self" and b.attention.causal
+                                   for b in blocks) else "encoder"
+    opened_by: dict[str, tuple[str, int]] = {}  # a self-attention's Q projection -> the layer it opened
     for b in blocks:
         previous = current
-        if b.attention is not None and b.attention.kind == "self":
-            stack = "decoder" if b.attention.causal else "encoder"
+        q = b.attention.q_proj if b.attention is not None and b.attention.kind == "self" else None
+        if q is not None and q in opened_by:
+            # a second score of the same queries (ProphetNet's n-gram stream beside its main stream): that layer's
+            b.stack, b.layer = current = opened_by[q]
+            continue
+        if b.attention is not None and b.attention.kind == "self" or b.kind == "mixer":
+            stack = mixer_stack if b.attention is None else "decoder" if b.attention.causal else "encoder"
             current = (stack, counters[stack])
             if previous is not None and previous[0] != stack:
                 for p in pending[:-1]:  # the previous stack's final norm (T5's encoder); the last opens this layer
                     p.stack = previous[0]
                 pending = pending[-1:]
             counters[stack] += 1
+            if q is not None:
+                opened_by[q] = current
         elif b.attention is not None and current is None:
             current = ("decoder", 0)
         if b.kind == "norm":
             pending.append(b)
             continue
-        if b.kind in ("attention", "mlp", "router") and current is not None:
+        if b.kind in ("attention", "mlp", "router", "mixer") and current is not None:
             b.stack, b.layer = current
             for p in pending:
                 p.stack, p.layer = current

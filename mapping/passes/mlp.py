@@ -26,6 +26,8 @@ def _activation(ops: set[str]) -> str:
         return "silu"
     if OP.Relu in ops:
         return "relu"
+    if OP.Exp in ops and OP.Where in ops:
+        return "elu"  # piecewise with an exponential branch: ELU, Apertus's xIELU
     if OP.Tanh in ops:
         return "gelu_tanh"
     return "unknown"

@@ -4,7 +4,10 @@ A router is a TopK over the output of a linear layer with one column per expert 
 casts): ``E`` = that width, ``top_k`` = the TopK's ``k``. The routing arithmetic after it (one-hot of the chosen
 experts, NonZero token lists, gathers, the weighted scatter-add of expert outputs) joins the ``router`` block.
 Expert MLPs are the MLPs whose input rows are gathered with those token lists; an MLP of the same layer fed
-with every token is a shared expert. Sizes that depend on the routing follow
+with every token is a shared expert. Experts stored as one stacked weight per projection ([E, out, in]) whose
+rows are gathered per token-expert pair by the chosen indices, then batched products (transformers 5's
+``batched_mm`` experts: GPT-OSS, OLMoE, GraniteMoE...), are one ``mlp`` block holding all E experts
+(``attrs["stacked"] = E``). Sizes that depend on the routing follow
 :func:`mapping.data_dependent._routing_nonzero` (balanced routing).
 """
 
@@ -24,6 +27,10 @@ from mapping.passes.context import Context
 _SCORE_OPS = op_table.names(joins="moe_score")
 #: Ops of the dispatch/combine arithmetic that belong to the router block.
 _ROUTING_OPS = op_table.names(joins="moe_routing")
+#: Ops between a stacked-expert up product and its down product (the MLP's, and the batched products' views).
+_STACKED_MLP_OPS = op_table.names(joins="mlp") | {OP.Squeeze, OP.Unsqueeze}
+_GATHERS = (OP.Gather, OP.GatherND)
+_REPEAT_OPS = {OP.Tile, OP.Expand, OP.Flatten, OP.Reshape, OP.Unsqueeze}
 
 
 def _router_linear(ctx: Context, topk_input: str) -> str | None:
@@ -81,7 +88,116 @@ def run(ctx: Context) -> None:
                     continue  # the combine: the end of the routing
                 frontier.extend(o for o in c.outputs if o)
         ctx.claim(block, sorted(n for n in seen if n not in ctx.owner))
+        _stacked_experts(ctx, block)
     _claim_shared_gates(ctx)
+
+
+def _gathered(ctx: Context, tensor: str, experts: int) -> tuple[Node, tuple[int, int]] | None:
+    """The Gather of a stacked expert weight [E, a, b] by run-time indices that ``tensor`` is (through
+    Reshape / Unsqueeze / Squeeze), and the per-expert (a, b)."""
+    for _ in range(4):
+        p = ctx.producer(tensor)
+        if p is None:
+            return None
+        if p.op_type in _GATHERS:
+            w = p.inputs[0]
+            shape = ctx.bound.shapes.get(w) or ()
+            if ctx.klass.get(w) == "weight" and len(shape) == 3 and int(shape[0]) == experts and ctx.is_act(p.inputs[1]):
+                return p, (int(shape[1]), int(shape[2]))
+            return None
+        if p.op_type not in (OP.Reshape, OP.Unsqueeze, OP.Squeeze):
+            return None
+        tensor = p.inputs[0]
+    return None
+
+
+def _take(ctx: Context, block: Block, names: list[str]) -> None:
+    """Claim ``names`` for ``block``, taking them from a router block that claimed them as routing."""
+    for name in names:
+        old = ctx.owner.get(name)
+        if old is not None and old is not block and old.kind == "router":
+            old.nodes.remove(name)
+            del ctx.owner[name]
+    ctx.claim(block, names)
+
+
+def _stacked_experts(ctx: Context, router: Block) -> None:
+    """The batched products over gathered stacked expert weights after ``router``: (K, N) of each product from
+    the weight's per-expert shape and which operand it is (``x @ W[ids]``: [in, out]; ``W[ids] @ x``: [out,
+    in]); an up product reads d_model, a down product writes it, with the MLP's nonlinearity between."""
+    experts, d = router.attrs["experts"], router.attrs["d_model"]
+    start = ctx.index(router.nodes[0])
+    prods: dict[str, tuple[int, int, Node]] = {}
+    for node in ctx.graph.nodes:
+        if node.index <= start or node.op_type != OP.MatMul or node.name in ctx.owner or len(ctx.act_inputs(node)) < 2:
+            continue
+        right, left = _gathered(ctx, node.inputs[1], experts), _gathered(ctx, node.inputs[0], experts)
+        if right is not None:
+            prods[node.name] = (right[1][0], right[1][1], right[0])
+        elif left is not None:
+            prods[node.name] = (left[1][1], left[1][0], left[0])
+    for name, (_k, n_out, gather) in sorted(prods.items(), key=lambda item: ctx.index(item[0])):
+        if n_out != d or name in ctx.owner:
+            continue
+        down = ctx.nodes[name]
+        # its up product: reads d_model, gathers by the same expert indices, comes before it (the expert width
+        # may equal d_model: GLM-4.5's 64 x 64 experts in a tiny config)
+        ups = {u for u, (k, _, g) in prods.items() if k == d and u != name and g.inputs[1] == gather.inputs[1]
+               and ctx.index(u) < ctx.index(name)}
+        x = next(i for i in down.inputs if i != gather.outputs[0] and _gathered(ctx, i, experts) is None)
+        found = [u for u in ctx.walk_back(x, _STACKED_MLP_OPS, ups, limit=60) if u.name not in ctx.owner]
+        if len(found) != 1:
+            continue
+        up = found[0]
+        path = (ctx.ancestors([x], stop={up.name}) & ctx.descendants(up)) - {up.name}
+        # (the router's dispatch walk may have claimed the bias adds and the gate's slices: they are the MLP's)
+        path = {p for p in path if ctx.nodes[p].op_type in _STACKED_MLP_OPS and ctx.owner.get(p, router) is router}
+        ops = {ctx.nodes[p].op_type for p in path}
+        nonlinear = ops & op_table.names(joins="mlp_nonlinear")
+        if not nonlinear:
+            continue
+        from mapping.passes.mlp import _activation
+
+        gated = bool(ops & {OP.Split, OP.Slice}) and OP.Mul in ops
+        width = prods[up.name][1]
+        # the gathered biases (Add of a GatherND of [E, out]) on the way
+        biases = {p.name for t in path for i in ctx.nodes[t].inputs if (p := ctx.producer(i)) is not None
+                  and p.op_type in _GATHERS and ctx.klass.get(p.inputs[0]) == "weight"}
+        after = [c.name for c in ctx.consumers(down.outputs[0]) if c.op_type in (OP.Squeeze, OP.Add)]
+        for c in list(after):
+            biases |= {p.name for i in ctx.nodes[c].inputs if (p := ctx.producer(i)) is not None
+                       and p.op_type in _GATHERS and ctx.klass.get(p.inputs[0]) == "weight"}
+        # the token rows repeated top_k times for the up product (repeat_interleave: Tile / Expand and views)
+        up_gather = prods[up.name][2].outputs[0]
+        rows = [i for i in up.inputs if i != up_gather and _gathered(ctx, i, experts) is None]
+        repeat = {n for n in ctx.ancestors(rows, limit=8) if ctx.nodes[n].op_type in _REPEAT_OPS}
+        repeat = {n for n in repeat if ctx.owner.get(n, router) is router}
+        block = ctx.add(Block("expert", "mlp", None, [], attrs={
+            "activation": _activation(ops), "gated": gated, "d_model": d, "d_ff": width // 2 if gated else width,
+            "up": [up.name], "down": name, "expert": True, "stacked": experts}), [])
+        _take(ctx, block, sorted({prods[up.name][2].name, gather.name, up.name, name} | path | biases | repeat,
+                              key=ctx.index))
+        _release_after_combine(ctx, router, down)
+
+
+def _release_after_combine(ctx: Context, router: Block, down: Node) -> None:
+    """Give back what the router's dispatch walk claimed after the combine (the ReduceSum over the top-k
+    weighted expert outputs): with no scatter to stop it, it had walked on into the residual add and the shared
+    expert's sum, and the next layer's MLPs then read as fed by routing."""
+    queue = deque(o for o in down.outputs if o)
+    seen: set[str] = set()
+    while queue and len(seen) < 12:
+        for c in ctx.consumers(queue.popleft()):
+            if c.name in seen:
+                continue
+            seen.add(c.name)
+            if c.op_type == OP.ReduceSum:
+                for n in ctx.descendants(c, limit=2000):
+                    if ctx.owner.get(n) is router:
+                        router.nodes.remove(n)
+                        del ctx.owner[n]
+                return
+            queue.extend(o for o in c.outputs if o)
 
 
 def _dispatches(ctx: Context, argmax: Node) -> bool:
@@ -120,13 +236,21 @@ def mark_experts(ctx: Context) -> None:
     if not routers:
         return
     routing = {n for b in routers for n in b.nodes}
+    # not past another block (the layer's norm: a shared expert reads the normed hidden states, whose ancestors
+    # reach the previous layer's routing in a small model)
+    others = {n for n, b in ctx.owner.items() if b.kind != "router"}
     for b in ctx.blocks:
         if b.kind != "mlp":
             continue
         up = ctx.nodes[b.attrs["up"][0]]
-        if ctx.ancestors([up.inputs[0]], limit=30) & routing:
+        if ctx.ancestors([up.inputs[0]], limit=30, stop=others) & routing:
             b.name = "expert"
             b.attrs["expert"] = True
+            # its weights sliced out of the stacked experts (Gather by the hit expert's index, DBRX) are its own
+            names = [b.attrs["down"], *b.attrs["up"]]
+            slices = [n for name in names for n in ctx.ancestors([ctx.nodes[name].inputs[1]], limit=4, data_only=False)
+                      if ctx.nodes[n].op_type in (OP.Gather, OP.Transpose) and ctx.owner.get(n) in routers]
+            _take(ctx, b, sorted(set(slices), key=ctx.index))
 
 
 def summary(blocks: list[Block]) -> dict:
@@ -135,9 +259,10 @@ def summary(blocks: list[Block]) -> dict:
     if not routers:
         return {}
     experts = [b for b in blocks if b.kind == "mlp" and b.attrs.get("expert")]
+    found = sum(b.attrs.get("stacked", 1) for b in experts)
     moe_layers = {(b.stack, b.layer) for b in routers}
     shared = [b for b in blocks if b.kind == "mlp" and not b.attrs.get("expert") and (b.stack, b.layer) in moe_layers]
     ff = sorted({b.attrs.get("d_ff") for b in experts if b.attrs.get("d_ff")})
     return {"experts": routers[0].attrs["experts"], "top_k": routers[0].attrs["top_k"], "layers": len(routers),
-            "experts_found": len(experts), "expert_d_ff": ff[0] if len(ff) == 1 else ff,
+            "experts_found": found, "expert_d_ff": ff[0] if len(ff) == 1 else ff,
             "shared_experts": len(shared) // max(1, len(moe_layers))}

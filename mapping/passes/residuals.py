@@ -24,7 +24,10 @@ def run_masks(ctx: Context) -> None:
                     sides.append(i)
     if not sides:
         return
-    nodes = ctx.ancestors(sides, limit=2000) - set(ctx.owner)
+    cores = {n for b in ctx.blocks if b.attention is not None for n in b.attention.core}
+    # mask arithmetic never passes through an attention core: stop there (not through the hidden states upstream
+    # of a core that a side branch reads, an unrecognised mixer's among them)
+    nodes = ctx.ancestors(sides, limit=2000, stop=cores) - set(ctx.owner)
     # keep only mask arithmetic: nodes not downstream of any weight-bearing computation
     nodes = {n for n in nodes if n not in ctx.linear}
     if nodes:
@@ -69,8 +72,50 @@ def run_epilogues(ctx: Context) -> None:
             ctx.claim(block, views + [node.name])
 
 
+#: Views between a precomputed sin / cos table's lookup and the attention's Q / K path (CodeGen, GPT-J style).
+_TABLE_VIEWS = {OP.Split, OP.Expand, OP.Reshape, OP.Unsqueeze, OP.Squeeze, OP.Slice, OP.Concat, OP.Tile, OP.Cast,
+                OP.Transpose}
+
+
+def run_rotary_tables(ctx: Context) -> None:
+    """A lookup of a precomputed sin / cos table by positions (``embed_positions[position_ids]``: a Gather of a
+    2-D table by position ids, given or counted from the length) whose rows reach only attention blocks through
+    views: a rotary embedding (run before the embeddings pass, which would take it for a position embedding)."""
+    attention = {n for b in ctx.blocks if b.attention is not None for n in b.nodes}
+    for node in ctx.graph.nodes:
+        if node.name in ctx.owner or node.op_type not in (OP.Gather, OP.GatherND):
+            continue
+        table = ctx.bound.shapes.get(node.inputs[0]) or ()
+        if ctx.klass.get(node.inputs[0]) not in ("weight", "const") or len(table) != 2 or \
+                ctx.klass.get(node.inputs[1]) == "weight":
+            continue
+        views = _views_into(ctx, [o for o in node.outputs if o], attention)
+        if views:
+            ctx.add(Block("rotary_embedding", "embedding", None, [], attrs={"kind": "rotary"}),
+                    sorted(views | {node.name}, key=ctx.index))
+
+
+def _views_into(ctx: Context, tensors: list[str], attention: set[str]) -> set[str] | None:
+    """The unowned view ops between ``tensors`` and the attention nodes they reach, when views are all they pass
+    (None otherwise, or when there are none)."""
+    views: set[str] = set()
+    frontier = list(tensors)
+    while frontier and len(views) < 30:
+        for c in ctx.consumers(frontier.pop()):
+            if c.name in attention:
+                continue
+            if c.name in ctx.owner or c.op_type not in _TABLE_VIEWS:
+                return None
+            if c.name not in views:
+                views.add(c.name)
+                frontier.extend(o for o in c.outputs if o)
+    return views or None
+
+
 def run_rotary(ctx: Context) -> None:
-    """Rotary position tables: Cos/Sin of position x inverse frequency, with the arithmetic feeding them."""
+    """Rotary position tables: Cos/Sin of position x inverse frequency, with the arithmetic feeding them, and
+    lookups of a precomputed table (:func:`run_rotary_tables`)."""
+    run_rotary_tables(ctx)
     found = [n for n in ctx.graph.nodes if n.op_type in (OP.Cos, OP.Sin) and n.name not in ctx.owner
              and any(ctx.klass.get(o) == "act" for o in n.outputs)]
     if not found:
@@ -79,4 +124,12 @@ def run_rotary(ctx: Context) -> None:
     nodes |= {n.name for n in found}
     for n in found:
         nodes |= {c.name for o in n.outputs for c in ctx.consumers(o) if c.op_type == OP.Cast and c.name not in ctx.owner}
+    # the views that take the tables to the attention's rotation (ERNIE 4.5's repeat_interleave: Unsqueeze,
+    # Expand, Reshape)
+    attention = {n for b in ctx.blocks if b.attention is not None for n in b.nodes}
+    for n in found:
+        outs = [o for o in n.outputs if o]
+        outs += [o for c in ctx.consumers(outs[0]) if c.name in nodes for o in c.outputs if o]
+        views = _views_into(ctx, outs, attention | nodes)
+        nodes |= views or set()
     ctx.add(Block("rotary_embedding", "embedding", None, [], attrs={"kind": "rotary"}), sorted(nodes, key=ctx.index))
