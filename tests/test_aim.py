@@ -47,6 +47,26 @@ def test_mac_abk_opens_the_row_in_all_banks() -> None:
     assert run(Isr("MAC_ABK", opsize=4, mask=CH0, row=3), Isr("MAC_ABK", opsize=4, mask=CH0, row=4)) == 107 + 56 + 6 + 2
 
 
+def test_an_all_bank_mac_after_a_host_read_of_its_row_precharges_first(tmp_path) -> None:
+    """A host read leaves bank 0 open at the row a following all-bank MAC uses, the other banks closed: ACT_AB
+    needs every bank closed, so the controller precharges (PREA) first, as it does for another open row (found by
+    the trace fuzzer: it had issued ACT_AB and failed as an internal error)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    trace = tmp_path / "host_read_then_mac.trace"
+    trace.write_text("R MEM 0 0 0\nAiM WR_BIAS 0 0xffffffff\nAiM MAC_ABK 48 0xffffffff 0\nAiM RD_MAC 0 0xffffffff\n"
+                     "AiM EOC\n")
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["aim", str(trace), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    commands = json.loads(out.read_text())["commands"]
+    assert commands["PREA"] == 1 and commands["ACT"] == 1 and commands["RD"] == 1
+
+
 def test_rd_mac_blocks_the_next_instruction() -> None:
     # TMOD @1, RD_MAC @33, data @35: the DMA decodes EOC at tick 35, the controller takes it @36, answers @37
     assert run(Isr("RD_MAC", mask=CH0)) == 37

@@ -343,11 +343,9 @@ class _Controller:
             row = addr.row
             if rows.count(row) == self.banks:
                 return command
-            if any(r is not None and r != row for r in rows):
+            if any(r is not None for r in rows):  # ACT_AB needs every bank closed, also where some hold this row
                 return ch.command("PREA")
-            if None in rows:
-                return ch.command("ACT_AB")
-            return command
+            return ch.command("ACT_AB")
         if addr.bank_group < 0:
             return command
         r = ch.open_row[addr.bank_group * self.banks_per_group + addr.bank]
