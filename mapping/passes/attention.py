@@ -91,18 +91,8 @@ def _projection(ctx: Context, tensor: str) -> Node | None:
 
 
 def _output_projection(ctx: Context, pv: Node) -> Node | None:
-    queue = deque([pv.outputs[0]])
-    seen: set[str] = set()
-    while queue and len(seen) < 20:
-        for c in ctx.consumers(queue.popleft()):
-            if c.name in seen:
-                continue
-            seen.add(c.name)
-            if c.name in ctx.linear:
-                return c
-            if c.op_type in _LAYOUT_OPS:
-                queue.extend(o for o in c.outputs if o)
-    return None
+    """The output projection after an attention's P.V (through layout ops)."""
+    return ctx.first_linear_after([pv.outputs[0]], _LAYOUT_OPS)
 
 
 def _heads(ctx: Context, score: Node, q_proj: Node | None) -> tuple[int, int]:

@@ -84,6 +84,22 @@ class Context:
             queue.extend(self.act_inputs(node))
         return found
 
+    def first_linear_after(self, tensors: Iterable[str], through: set[str], limit: int = 20) -> Node | None:
+        """The first linear reached forwards from ``tensors`` through nodes whose op is in ``through`` (the forward
+        twin of :meth:`walk_back`), visiting at most ``limit`` consumers; None when there is none."""
+        queue = deque(t for t in tensors if t)
+        seen: set[str] = set()
+        while queue and len(seen) < limit:
+            for c in self.consumers(queue.popleft()):
+                if c.name in seen:
+                    continue
+                seen.add(c.name)
+                if c.name in self.linear:
+                    return c
+                if c.op_type in through:
+                    queue.extend(o for o in c.outputs if o)
+        return None
+
     def descendants(self, node: Node, limit: int = 200) -> set[str]:
         """Names of nodes reachable forwards from ``node`` (excluding it), at most ``limit``."""
         seen: set[str] = set()

@@ -37,21 +37,6 @@ def _depthwise(ctx: Context, node: Node) -> tuple[int, int] | None:
     return int(w[0]), int(w[2])
 
 
-def _out_projection(ctx: Context, conv: Node) -> Node | None:
-    queue = deque(o for o in conv.outputs if o)
-    seen: set[str] = set()
-    while queue and len(seen) < 20:
-        for c in ctx.consumers(queue.popleft()):
-            if c.name in seen:
-                continue
-            seen.add(c.name)
-            if c.name in ctx.linear:
-                return c
-            if c.op_type in _CONV_PATH:
-                queue.extend(o for o in c.outputs if o)
-    return None
-
-
 def run(ctx: Context) -> None:
     """Add a ``mixer`` block for every gated short convolution between two unowned linear layers (``mixer:
     short_conv``), and for every other mixer around a depthwise causal convolution (``mixer: ssm``)."""
@@ -61,7 +46,7 @@ def run(ctx: Context) -> None:
             continue
         channels, kernel = dw
         ins = {n.name for n in ctx.walk_back(node.inputs[0], _CONV_PATH, set(ctx.linear), limit=20)}
-        out = _out_projection(ctx, node)
+        out = ctx.first_linear_after(node.outputs, _CONV_PATH)
         in_proj = ctx.nodes[next(iter(ins))] if len(ins) == 1 else None
         if in_proj is None or out is None or in_proj.name in ctx.owner or out.name in ctx.owner or \
                 ctx.linear[in_proj.name][1] != 3 * channels:  # not LFM2's B, C and x of the conv's width
