@@ -338,15 +338,22 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,
                                      progress, parallel=parallel)
 
+    span = _eager_span(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques, parallel,
+                       result.latency_s)
     say = json_output.say
     say(summary_table(result))
+    if span:
+        say(span["line"])
     if result.techniques:
         say(technique_lines(result))
     if kernels_top > 0:
         say("")
         say(kernel_table(result, kernels_top))
     if json_out:
-        json_output.write(result.to_dict())
+        data = result.to_dict()
+        if span:
+            data["eager_host_span"] = {k: v for k, v in span.items() if k != "line"}
+        json_output.write(data)
     if trace_out:
         with writing("--trace", trace_out):
             write_trace(result, trace_out)
@@ -363,6 +370,32 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         with writing("--plot-roofline", roofline_out):
             write_roofline(result, target, roofline_out)
         say(f"wrote {roofline_out}")
+
+
+def _eager_span(model: Any, target: Any, phase: str, batch: int, prompt_len: int, gen_len: int, precision: Precision,
+                options: dict[str, object], techniques: Any, parallel: Any, latency_s: float) -> dict[str, Any] | None:
+    """An eager GPU run on the default host time per op (the published machines' median) is uncertain by the span
+    of the machines' values, since no source names its host CPU: the latency at both ends of that span (two more
+    runs), or None where the user set ``host_op_us`` or the run is no eager GPU run."""
+    from mapping.gpu.stack import EAGER_HOST_PER_OP, EAGER_HOST_PER_OP_SPAN
+    from simulator.technique_run import run_simulation
+
+    if target.kind != "gpu" or str(options.get("stack", "")).lower() != "eager" or "host_op_us" in options:
+        return None
+    ends = [run_simulation(model, target, phase, batch, prompt_len, gen_len, precision,
+                           {**options, "host_op_us": us * 1e6}, techniques, None, parallel=parallel).latency_s
+            for us in EAGER_HOST_PER_OP_SPAN]
+    low, high = (f"{us * 1e6:.1f}" for us in EAGER_HOST_PER_OP_SPAN)
+    spread = (f"latency {_ms(ends[0])} to {_ms(ends[1])} across that span" if ends[1] > ends[0] * 1.001
+              else "the GPU bounds this run: latency unchanged across that span")
+    line = (f"host       {EAGER_HOST_PER_OP * 1e6:.1f} us per op (the published eager machines' median; they span "
+            f"{low}-{high} us, host CPUs unstated): {spread}; --set host_op_us=N for your host")
+    return {"host_op_us": EAGER_HOST_PER_OP * 1e6, "span_host_op_us": [us * 1e6 for us in EAGER_HOST_PER_OP_SPAN],
+            "latency_s": latency_s, "span_latency_s": ends, "line": line}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.2f} s"
 
 
 @main.group(invoke_without_command=True)

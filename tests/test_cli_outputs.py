@@ -69,3 +69,25 @@ def test_an_unwritable_output_is_one_line_before_any_work(tmp_path, command, opt
     assert res.exit_code == 2, res.output
     assert res.output.startswith(f"error: {option} ") and res.output.count("\n") == 1, res.output
     assert "internal error" not in res.output and "Traceback" not in res.output
+
+
+def test_eager_simulate_reports_the_published_hosts_span():
+    # the eager default is the median of the published machines' host time per op; simulate also gives the latency
+    # at the least and the most of those machines' values, monotone around the default's, in the table and the JSON;
+    # a host time the user set has no span (it is theirs)
+    import json
+
+    from mapping.gpu.stack import EAGER_HOST_PER_OP_SPAN
+
+    args = [str(EXAMPLES / "gpt2.onnx"), "--target", "a100-80gb", "--phase", "decode", "--set", "stack=eager", "--quiet"]
+    res = CliRunner().invoke(main, ["simulate", *args, "--json", "-"])
+    assert res.exit_code == 0, res.output
+    span = json.loads(res.stdout)["eager_host_span"]
+    assert span["span_host_op_us"] == pytest.approx([v * 1e6 for v in EAGER_HOST_PER_OP_SPAN])
+    low, high = span["span_latency_s"]
+    assert low < span["latency_s"] < high  # gpt2 decode on an A100 is host-bound in eager
+    assert "they span 14.9-24.2 us" in res.stderr
+    own = CliRunner().invoke(main, ["simulate", *args, "--set", "host_op_us=20"])
+    assert own.exit_code == 0 and "they span" not in own.output
+    kernels = CliRunner().invoke(main, ["simulate", *args[:-3], "--quiet"])
+    assert kernels.exit_code == 0 and "they span" not in kernels.output

@@ -56,6 +56,14 @@ def test_eager_default_is_pinned_to_the_published_machines_median():
     assert gpu_eager.calibrated_host_op_us() == pytest.approx(EAGER_HOST_PER_OP * 1e6, rel=0.01)  # to 1%
 
 
+@pytest.mark.heavy
+def test_eager_span_is_pinned_to_the_published_machines_extremes():
+    from mapping.gpu.stack import EAGER_HOST_PER_OP_SPAN
+
+    low, high = gpu_eager.host_op_span_us()
+    assert (low, high) == pytest.approx(tuple(v * 1e6 for v in EAGER_HOST_PER_OP_SPAN), rel=0.01)
+
+
 def test_published_eager_points_are_all_decode_steps():
     # gpu_eager's rule covers decode steps; an eager point of another kind would silently take the default its
     # machine's other points helped set

@@ -40,6 +40,10 @@ STACKS = ("kernels", "eager", "graph", "engine")
 #: differ (14.9-24.2 us here) and no source names its CPU: set your own with ``--set host_op_us=``.
 #: reports/gpu_validation.md checks each machine with the median of the others' (leave-one-machine-out).
 EAGER_HOST_PER_OP = 18.2e-6
+#: seconds per op: the least and the most host time per op of the published eager machines that identify one (the
+#: values above: bitsandbytes' H100 host, gpt-fast's A100 host). ``simulate`` reports an eager run's latency at both
+#: ends when the user has not set ``host_op_us`` (a heavy test pins the pair to simulator/validation/gpu_eager.py).
+EAGER_HOST_PER_OP_SPAN = (14.9e-6, 24.2e-6)
 #: seconds of host time per step with CUDA graphs: one graph launch, the token's sampling and the step's
 #: synchronisation. Graph replay of a chain of kernels costs "~15 us fixed plus ~0.58 us per node" (ahrefs/ocannl
 #: issue #488, RTX 5070 Ti, CUDA 13; docs/research/gpu_published_gemm.md 3.1); the per-node part is in the preset's

@@ -130,6 +130,13 @@ def calibrated_host_op_us() -> float:
     return statistics.median(values)
 
 
+def host_op_span_us() -> tuple[float, float]:
+    """The least and the most of the machines' implied host time per op (microseconds): the span an eager
+    prediction on an unstated host is uncertain by (``mapping.gpu.stack.EAGER_HOST_PER_OP_SPAN``)."""
+    values = [v for v, _ in machine_values().values() if v is not None]
+    return min(values), max(values)
+
+
 def held_out_host_op_us(point: dict[str, Any]) -> float:
     """The median over the *other* machines' values: what ``point`` is predicted with in the validation report."""
     mine = machine(point)
