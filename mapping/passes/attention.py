@@ -149,7 +149,18 @@ def _other_sequence(ctx: Context, q_proj: Node, k_proj: Node) -> bool:
     q_in, k_in = q_proj.inputs[0], k_proj.inputs[0]
     if q_in != k_in and not ctx.data_sources(q_in) and ctx.data_sources(k_in):
         return True  # learned queries (SigLIP's attention-pooling probe, a Perceiver's latents) over the tokens
+    if q_in != k_in and _after_cross(ctx, q_in) and not _after_cross(ctx, k_in):
+        # the stream of learned queries after their first cross attention (DETR's object queries, BLIP-2's
+        # Q-Former tokens in the second layer on): its data now comes from the image too, but the keys are still
+        # the encoder's states, which no cross attention's output reaches
+        return True
     return q_in != k_in and not ctx.input_sources(q_in) <= ctx.input_sources(k_in)
+
+
+def _after_cross(ctx: Context, tensor: str) -> bool:
+    """Whether ``tensor`` depends on the output of a cross attention found so far."""
+    pvs = {b.attention.pv for b in ctx.blocks if b.attention is not None and b.attention.kind == "cross"}
+    return bool(pvs) and bool(ctx.ancestors([tensor], limit=20000) & pvs)
 
 
 def run(ctx: Context) -> None:
