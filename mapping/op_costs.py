@@ -358,6 +358,26 @@ def einsum_bmm(equation: str) -> bool:
             and b.replace(out[-1], "").replace(a[-1], "") == batch)
 
 
+def einsum_product(equation: str) -> bool:
+    """Whether an Einsum ``equation`` multiplies two matrices per batch index in any axis order: two operands that
+    share every index but one each, one contracted index that is A's last (attention's scores and PV products
+    in XLNet's sequence-first layout: ``ibnd,jbnd->bnij``, ``bnij,jbnd->ibnd``), every other index in the output.
+    :func:`einsum_bmm` is the case that is costed as a GEMM."""
+    equation = equation.replace(" ", "")
+    if "->" not in equation or "." in equation:
+        return False
+    lhs, out = equation.split("->")
+    operands = lhs.split(",")
+    if len(operands) != 2:
+        return False
+    a, b = operands
+    if min(len(a), len(b), len(out)) < 3 or len(set(a)) != len(a) or len(set(b)) != len(b) or len(set(out)) != len(out):
+        return False
+    contracted = (set(a) | set(b)) - set(out)
+    return (contracted == {a[-1]} and a[-1] in b and len(set(a) - set(b)) == 1 and len(set(b) - set(a)) == 1
+            and set(out) == (set(a) | set(b)) - contracted)
+
+
 def _einsum(p: _Parts) -> Rule:
     """An Einsum's MACs; one that is a batched matrix product (:func:`einsum_bmm`) is costed as that GEMM."""
     flops = _einsum_flops(p.bound, p.node)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from hardware.errors import HwsimWarning
+from mapping.op_costs import einsum_bmm, einsum_product
 from mapping.workloads import Model
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "heldout6"
@@ -66,6 +67,24 @@ def test_learned_queries_cross_attend_in_every_layer(name: str, want: list) -> N
     atts = [b for b in ir.blocks if b.attention is not None]
     assert [(b.attention.kind, b.layer) for b in atts] == want
     assert {b.attention.kv_heads for b in atts} == {4}
+
+
+@pytest.mark.parametrize(("name", "layers"), [("torchscript__xlnet.onnx", 2), ("torchscript__funnel.onnx", 3)])
+def test_einsum_attention_in_any_layout(name: str, layers: int) -> None:
+    """XLNet's and Funnel's scores and PV products are Einsums whose batch indices do not lead (``ibnd,jbnd->bnij``,
+    ``bind,bjnd->bnij``, ``bnij,bjnd->bind``): every layer's self-attention is found."""
+    ir = _model(name).ir
+    atts = [b.attention for b in ir.blocks if b.attention is not None]
+    assert [(a.kind, a.heads, a.head_dim, a.causal) for a in atts] == [("self", 4, 16, False)] * layers
+
+
+def test_einsum_product_layouts() -> None:
+    assert einsum_product("ibnd,jbnd->bnij") and einsum_product("bnij,jbnd->ibnd")
+    assert not einsum_bmm("ibnd,jbnd->bnij")  # costed by its contraction, not as a GEMM
+    assert einsum_product("bind,bjnd->bnij") and einsum_product("bnij,bjnd->bind")
+    assert einsum_product("bhid,bhjd->bhij") and not einsum_product("bind,snd->bnis")
+    assert not einsum_product("ibh,hnd->ibnd")  # a projection: one operand has no index of its own but h
+    assert not einsum_product("bij,bjk,bkl->bil") and not einsum_product("bi,bj->bij")
 
 
 @pytest.mark.parametrize("name", ["dynamo__w2v2_conformer_rel.onnx", "torchscript__w2v2_conformer_rot.onnx"])

@@ -9,7 +9,7 @@ import numpy as np
 from mapping import op_table
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
-from mapping.op_costs import einsum_bmm
+from mapping.op_costs import einsum_bmm, einsum_product
 from mapping.op_table import OP
 from mapping.passes import causality
 from mapping.passes.context import B_SLOT, PATH_OPS, Context
@@ -29,7 +29,8 @@ def _b_operand(node: Node) -> str:
 def _bmm(ctx: Context, node: Node) -> bool:
     """A matrix product of two activations: a MatMul (or an integer one), or an Einsum that computes one."""
     if node.op_type == OP.Einsum:
-        return einsum_bmm(str(node.attr("equation", ""))) and len(node.inputs) == 2 and len(ctx.act_inputs(node)) >= 2
+        eq = str(node.attr("equation", ""))
+        return (einsum_bmm(eq) or einsum_product(eq)) and len(node.inputs) == 2 and len(ctx.act_inputs(node)) >= 2
     return (node.op_type == OP.MatMul or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 
