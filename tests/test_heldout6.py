@@ -10,6 +10,8 @@ un-stripped file, manifest.json there):
   ``bind,bjnd->bnij``, ``bnij,bjnd->bind``): no attention at all (architecture ``none``, 0 layers);
 - the Conformer's convolution module (pointwise Conv, GLU, a depthwise Conv of kernel 7 padded on both sides,
   BatchNorm, Swish, pointwise Conv) is no token mixer layer: 2 layers, no ``mixer`` block (checked, not changed);
+- the Conformer's relative-position score: the mask pass walked from it up the hidden states (its convolution
+  modules and the conv feature encoder filed as ``attention_mask``);
 - ConvNeXt (no attention): no phantom attention, architecture ``none``, FLOPs still counted.
 """
 
@@ -94,6 +96,15 @@ def test_conformer_conv_module_is_no_mixer_layer(name: str) -> None:
     ir = _model(name).ir
     assert ir.layers == {"encoder": 2}
     assert not [b for b in ir.blocks if b.kind == "mixer"]
+
+
+def test_relative_position_score_takes_no_hidden_states_for_mask() -> None:
+    """The Conformer's relative-position score (queries times projected position encodings, shifted, added to the
+    scores) is a side input of the attention core: the mask pass walked up from it through the queries into the
+    hidden states and filed both layers' convolution modules, the position projection and the whole conv feature
+    encoder (73 ops) as ``attention_mask``. Mask arithmetic reads no weight-bearing computation's output."""
+    ir = _model("dynamo__w2v2_conformer_rel.onnx").ir
+    assert not [n for b in ir.blocks if b.kind == "attention_mask" for n in b.nodes]
 
 
 def test_convnext_has_no_attention() -> None:
