@@ -389,6 +389,19 @@ def _einsum(p: _Parts) -> Rule:
         matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision)
                                           for i in (0, 1))
         return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
+    eq = str(p.node.attr("equation", "")).replace(" ", "")
+    if len(p.node.inputs) == 2 and einsum_product(eq):
+        # the same product with its indices in another order (XLNet's ibnd,jbnd->bnij): batch x (A's free
+        # index) x (the contracted one) x (B's free index)
+        a, b = eq.split("->")[0].split(",")
+        size = {c: int(d) for term, name in zip((a, b), p.node.inputs) for c, d in zip(term, p.bound.shapes[name])}
+        row, col = next(c for c in a if c not in b), next(c for c in b if c not in a)
+        batch = math.prod(size[c] for c in a if c in b and c != a[-1])
+        weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
+        matmul = MatmulDims(batch, size[row], size[a[-1]], size[col], weight)
+        matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision)
+                                          for i in (0, 1))
+        return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
     return "matmul", flops, None
 
 

@@ -22,10 +22,13 @@ import warnings
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from hardware.errors import HwsimWarning
+from mapping.onnx_graph import load_graph
 from mapping.op_costs import einsum_bmm, einsum_product
 from mapping.workloads import Model
+from simulator.cli import main
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "heldout6"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
@@ -78,6 +81,25 @@ def test_einsum_attention_in_any_layout(name: str, layers: int) -> None:
     ir = _model(name).ir
     atts = [b.attention for b in ir.blocks if b.attention is not None]
     assert [(a.kind, a.heads, a.head_dim, a.causal) for a in atts] == [("self", 4, 16, False)] * layers
+
+
+@pytest.mark.parametrize("name", ["torchscript__xlnet.onnx", "torchscript__funnel.onnx"])
+def test_einsum_attention_simulates(name: str) -> None:
+    """The attention kernel reads the score's matrix dims: an Einsum score in any index order has them (Funnel's
+    simulate failed on an assertion once its position-score branch joined the attention block)."""
+    result = CliRunner().invoke(main, ["simulate", str(HERE / name), "--target", "a100-80gb", "--prompt-len", "16"])
+    assert result.exit_code == 0, result.output
+
+
+def test_relative_position_scores_join_their_attention() -> None:
+    """The relative-position score branch (queries times projected position encodings, shifted, added to the
+    scores) reads the attention's own Q: it is the attention's, not unrecognised ops."""
+    name = "dynamo__w2v2_conformer_rel.onnx"
+    ir = _model(name).ir
+    owned = {n for b in ir.blocks for n in b.nodes}
+    assert not [n.name for n in load_graph(str(HERE / name)).nodes if n.name not in owned and n.op_type in ("MatMul", "Pad")]
+    scores = [b for b in ir.blocks if b.attention is not None]
+    assert all(any(ir_node.startswith("node_pad") for ir_node in b.nodes) for b in scores)  # the shift's Pad
 
 
 def test_einsum_product_layouts() -> None:

@@ -234,3 +234,28 @@ def run(ctx: Context) -> None:
             between = (ctx.ancestors([o_proj.inputs[0]], stop={pv.name}) & ctx.descendants(pv)) - {pv.name}
             ctx.claim(block, sorted(between, key=ctx.index))
             ctx.claim(block, [o_proj.name])
+    _claim_position_scores(ctx)
+
+
+def _claim_position_scores(ctx: Context) -> None:
+    """A relative-position score added to the scores (the queries times projected position encodings, shifted:
+    Conformer, DeBERTa-v2's c2p / p2c, XLNet, Funnel) is a side input of the core that reads this attention's own
+    Q or K: that branch is the attention's. The walk stops at owned nodes; a branch that reaches no node of the
+    block, or that reads hidden states (a linear or weight Conv over run-time data), is left alone (a mask)."""
+    cores = {n for b in ctx.blocks if b.attention is not None for n in b.attention.core}
+    for block in [b for b in ctx.blocks if b.attention is not None]:
+        core = set(block.attention.core)
+        operands = {block.attention.q_tensor, block.attention.k_tensor, block.attention.v_tensor}
+        own = set(block.nodes)
+        for name in block.attention.core:
+            for i in ctx.nodes[name].inputs:
+                p = ctx.producer(i) if i else None
+                if p is None or p.name in core or i in operands or p.name in ctx.owner:
+                    continue
+                seen = ctx.ancestors([i], limit=400, stop=set(ctx.owner) | cores)
+                branch = seen - set(ctx.owner) - cores
+                if len(seen) >= 400 or not seen & own or any(
+                        n in ctx.linear and ctx.data_sources(ctx.nodes[n].inputs[0]) or ctx.nodes[n].op_type == OP.Conv
+                        for n in branch):
+                    continue
+                ctx.claim(block, sorted(branch, key=ctx.index))
