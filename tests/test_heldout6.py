@@ -12,6 +12,7 @@ un-stripped file, manifest.json there):
   BatchNorm, Swish, pointwise Conv) is no token mixer layer: 2 layers, no ``mixer`` block (checked, not changed);
 - the Conformer's relative-position score: the mask pass walked from it up the hidden states (its convolution
   modules and the conv feature encoder filed as ``attention_mask``);
+- SeamlessM4T-v2's chunk mask, a comparison of position ranges that masks nothing at this length, read as causal;
 - ConvNeXt (no attention): no phantom attention, architecture ``none``, FLOPs still counted.
 """
 
@@ -127,6 +128,15 @@ def test_relative_position_score_takes_no_hidden_states_for_mask() -> None:
     encoder (73 ops) as ``attention_mask``. Mask arithmetic reads no weight-bearing computation's output."""
     ir = _model("dynamo__w2v2_conformer_rel.onnx").ir
     assert not [n for b in ir.blocks if b.kind == "attention_mask" for n in b.nodes]
+
+
+def test_uniform_position_comparison_is_no_causal_mask() -> None:
+    """SeamlessM4T-v2's speech encoder builds a chunk mask by comparing position ranges (``indices >= end``); with
+    one chunk at this length the comparison is False everywhere: no causal mask (its first layer was judged causal
+    on that comparison, making the encoder an encoder-decoder of 1 + 1 layers)."""
+    ir = _model("torchscript__seamless_m4t_v2_speech.onnx").ir
+    assert [b.attention.causal for b in ir.blocks if b.attention is not None] == [False, False]
+    assert ir.layers == {"encoder": 2}
 
 
 def test_convnext_has_no_attention() -> None:
