@@ -358,6 +358,26 @@ def einsum_bmm(equation: str) -> bool:
             and b.replace(out[-1], "").replace(a[-1], "") == batch)
 
 
+def einsum_product(equation: str) -> bool:
+    """Whether an Einsum ``equation`` multiplies two matrices per batch index in any axis order: two operands that
+    share every index but one each, one contracted index that is A's last (attention's scores and PV products
+    in XLNet's sequence-first layout: ``ibnd,jbnd->bnij``, ``bnij,jbnd->ibnd``), every other index in the output.
+    :func:`einsum_bmm` is the case that is costed as a GEMM."""
+    equation = equation.replace(" ", "")
+    if "->" not in equation or "." in equation:
+        return False
+    lhs, out = equation.split("->")
+    operands = lhs.split(",")
+    if len(operands) != 2:
+        return False
+    a, b = operands
+    if min(len(a), len(b), len(out)) < 3 or len(set(a)) != len(a) or len(set(b)) != len(b) or len(set(out)) != len(out):
+        return False
+    contracted = (set(a) | set(b)) - set(out)
+    return (contracted == {a[-1]} and a[-1] in b and len(set(a) - set(b)) == 1 and len(set(b) - set(a)) == 1
+            and set(out) == (set(a) | set(b)) - contracted)
+
+
 def _einsum(p: _Parts) -> Rule:
     """An Einsum's MACs; one that is a batched matrix product (:func:`einsum_bmm`) is costed as that GEMM."""
     flops = _einsum_flops(p.bound, p.node)
@@ -366,6 +386,19 @@ def _einsum(p: _Parts) -> Rule:
         k = int(p.bound.shapes[p.node.inputs[0]][-1])
         weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
         matmul = MatmulDims(math.prod(int(d) for d in out[:-2]), int(out[-2]), k, int(out[-1]), weight)
+        matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision)
+                                          for i in (0, 1))
+        return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
+    eq = str(p.node.attr("equation", "")).replace(" ", "")
+    if len(p.node.inputs) == 2 and einsum_product(eq):
+        # the same product with its indices in another order (XLNet's ibnd,jbnd->bnij): batch x (A's free
+        # index) x (the contracted one) x (B's free index)
+        a, b = eq.split("->")[0].split(",")
+        size = {c: int(d) for term, name in zip((a, b), p.node.inputs) for c, d in zip(term, p.bound.shapes[name])}
+        row, col = next(c for c in a if c not in b), next(c for c in b if c not in a)
+        batch = math.prod(size[c] for c in a if c in b and c != a[-1])
+        weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
+        matmul = MatmulDims(batch, size[row], size[a[-1]], size[col], weight)
         matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision)
                                           for i in (0, 1))
         return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul

@@ -9,7 +9,7 @@ import numpy as np
 from mapping import op_table
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
-from mapping.op_costs import einsum_bmm
+from mapping.op_costs import einsum_bmm, einsum_product
 from mapping.op_table import OP
 from mapping.passes import causality
 from mapping.passes.context import B_SLOT, PATH_OPS, Context
@@ -29,7 +29,8 @@ def _b_operand(node: Node) -> str:
 def _bmm(ctx: Context, node: Node) -> bool:
     """A matrix product of two activations: a MatMul (or an integer one), or an Einsum that computes one."""
     if node.op_type == OP.Einsum:
-        return einsum_bmm(str(node.attr("equation", ""))) and len(node.inputs) == 2 and len(ctx.act_inputs(node)) >= 2
+        eq = str(node.attr("equation", ""))
+        return (einsum_bmm(eq) or einsum_product(eq)) and len(node.inputs) == 2 and len(ctx.act_inputs(node)) >= 2
     return (node.op_type == OP.MatMul or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 
@@ -149,7 +150,18 @@ def _other_sequence(ctx: Context, q_proj: Node, k_proj: Node) -> bool:
     q_in, k_in = q_proj.inputs[0], k_proj.inputs[0]
     if q_in != k_in and not ctx.data_sources(q_in) and ctx.data_sources(k_in):
         return True  # learned queries (SigLIP's attention-pooling probe, a Perceiver's latents) over the tokens
+    if q_in != k_in and _after_cross(ctx, q_in) and not _after_cross(ctx, k_in):
+        # the stream of learned queries after their first cross attention (DETR's object queries, BLIP-2's
+        # Q-Former tokens in the second layer on): its data now comes from the image too, but the keys are still
+        # the encoder's states, which no cross attention's output reaches
+        return True
     return q_in != k_in and not ctx.input_sources(q_in) <= ctx.input_sources(k_in)
+
+
+def _after_cross(ctx: Context, tensor: str) -> bool:
+    """Whether ``tensor`` depends on the output of a cross attention found so far."""
+    pvs = {b.attention.pv for b in ctx.blocks if b.attention is not None and b.attention.kind == "cross"}
+    return bool(pvs) and bool(ctx.ancestors([tensor], limit=20000) & pvs)
 
 
 def run(ctx: Context) -> None:
@@ -222,3 +234,28 @@ def run(ctx: Context) -> None:
             between = (ctx.ancestors([o_proj.inputs[0]], stop={pv.name}) & ctx.descendants(pv)) - {pv.name}
             ctx.claim(block, sorted(between, key=ctx.index))
             ctx.claim(block, [o_proj.name])
+    _claim_position_scores(ctx)
+
+
+def _claim_position_scores(ctx: Context) -> None:
+    """A relative-position score added to the scores (the queries times projected position encodings, shifted:
+    Conformer, DeBERTa-v2's c2p / p2c, XLNet, Funnel) is a side input of the core that reads this attention's own
+    Q or K: that branch is the attention's. The walk stops at owned nodes; a branch that reaches no node of the
+    block, or that reads hidden states (a linear or weight Conv over run-time data), is left alone (a mask)."""
+    cores = {n for b in ctx.blocks if b.attention is not None for n in b.attention.core}
+    for block in [b for b in ctx.blocks if b.attention is not None]:
+        core = set(block.attention.core)
+        operands = {block.attention.q_tensor, block.attention.k_tensor, block.attention.v_tensor}
+        own = set(block.nodes)
+        for name in block.attention.core:
+            for i in ctx.nodes[name].inputs:
+                p = ctx.producer(i) if i else None
+                if p is None or p.name in core or i in operands or p.name in ctx.owner:
+                    continue
+                seen = ctx.ancestors([i], limit=400, stop=set(ctx.owner) | cores)
+                branch = seen - set(ctx.owner) - cores
+                if len(seen) >= 400 or not seen & own or any(
+                        n in ctx.linear and ctx.data_sources(ctx.nodes[n].inputs[0]) or ctx.nodes[n].op_type == OP.Conv
+                        for n in branch):
+                    continue
+                ctx.claim(block, sorted(branch, key=ctx.index))

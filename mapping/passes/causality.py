@@ -131,6 +131,11 @@ def judge(ctx: Context, core: set[str], operands: set[str], q_len: int, kv_len: 
             return Verdict(True, True, f"triangular mask ({node.name})")
         if node.op_type in _COMPARE:
             shape = ctx.bound.shapes.get(node.outputs[0], ())
+            # a comparison whose known value is the same everywhere masks nothing here (SeamlessM4T-v2's chunk
+            # mask, one chunk at this length): a causal one is triangular at any length > 1
+            value = ctx.bound.values.get(node.outputs[0])
+            if value is not None and value.size > 1 and bool(np.all(value == value.flat[0])):
+                continue
             if len(shape) >= 2 and shape[-2] > 1 and shape[-1] > 1 and _from_ranges(ctx, node) and name in masking:
                 return Verdict(True, True, f"position comparison ({node.name})")
     # 4. a self-attention cache

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from mapping import op_table
 from mapping.ir import Block
+from mapping.onnx_graph import Node
 from mapping.op_costs import VIEW_OPS
 from mapping.op_table import OP
 from mapping.passes.context import Context
+
+#: Blocks whose outputs are hidden states, never mask arithmetic.
+_HIDDEN_KINDS = {"attention", "mlp", "mixer", "norm"}
+
+
+def _weighted_conv(ctx: Context, node: Node) -> bool:
+    return node.op_type == OP.Conv and len(node.inputs) > 1 and ctx.klass.get(node.inputs[1]) == "weight"
 
 
 def run_masks(ctx: Context) -> None:
@@ -28,8 +36,22 @@ def run_masks(ctx: Context) -> None:
     # mask arithmetic never passes through an attention core: stop there (not through the hidden states upstream
     # of a core that a side branch reads, an unrecognised mixer's among them)
     nodes = ctx.ancestors(sides, limit=2000, stop=cores) - set(ctx.owner)
-    # keep only mask arithmetic: nodes not downstream of any weight-bearing computation
+    # keep only mask arithmetic: nodes not downstream of any weight-bearing computation (a relative-position
+    # score added to the scores reads the queries: the walk up from it must not take the hidden states, a
+    # Conformer's convolution module and a conv feature encoder among them)
     nodes = {n for n in nodes if n not in ctx.linear}
+    hidden: set[str] = set()
+    for name in sorted(nodes, key=ctx.index):
+        for i in ctx.act_inputs(ctx.nodes[name]):
+            p = ctx.producer(i)
+            if p is not None and (p.name in hidden or p.name in ctx.linear or _weighted_conv(ctx, p) or (
+                    (b := ctx.owner.get(p.name)) is not None and b.kind in _HIDDEN_KINDS)):
+                hidden.add(name)
+                break
+    if hidden:  # what is left must still reach a core through mask arithmetic (not the audio input's Unsqueeze)
+        weights = hidden | set(ctx.linear) | {n for n in nodes if _weighted_conv(ctx, ctx.nodes[n])}
+        sides = [i for i in sides if (p := ctx.producer(i)) is not None and p.name not in weights]
+        nodes &= ctx.ancestors(sides, limit=2000, stop=cores | weights) - weights
     if nodes:
         ctx.add(Block("attention_mask", "attention_mask", None, []), sorted(nodes, key=ctx.index))
 
