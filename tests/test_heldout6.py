@@ -142,3 +142,69 @@ def test_uniform_position_comparison_is_no_causal_mask() -> None:
 def test_convnext_has_no_attention() -> None:
     ir = _model("torchscript__convnext.onnx").ir
     assert ir.architecture == "none" and not [b for b in ir.blocks if b.attention is not None]
+
+
+def _attention_then_conv_module(path: Path, pads: list[int], left_pad_op: int = 0, slice_back: bool = False) -> Path:
+    """One self-attention, then a conv module with linear (MatMul) pointwise projections around a depthwise Conv
+    [64, 1, 7]: ``pads`` on the Conv, ``left_pad_op`` positions of a Pad op before it, ``slice_back`` the first
+    length positions kept after it (Mamba's layout)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    d, heads, hd = 64, 4, 16
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32) * 0.1, n) for n, s in
+             [("wq", (d, d)), ("wk", (d, d)), ("wv", (d, d)), ("wo", (d, d)), ("w1", (d, 2 * d)), ("wdw", (d, 1, 7)),
+              ("w2", (d, d))]]
+    inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+              [("hs", [1, -1, heads, hd]), ("ms", [1, -1, d]), ("pp", [0, 0, left_pad_op, 0, 0, 0]), ("z", [0]),
+               ("two", [2])]]
+    mk = helper.make_node
+    nodes = [mk("MatMul", ["x", f"w{n}"], [n]) for n in "qkv"]
+    for n in "qkv":
+        nodes += [mk("Reshape", [n, "hs"], [n + "r"]),
+                  mk("Transpose", [n + "r"], [n + "t"], perm=[0, 2, 3, 1] if n == "k" else [0, 2, 1, 3])]
+    nodes += [mk("MatMul", ["qt", "kt"], ["s"]), mk("Softmax", ["s"], ["p"], axis=-1), mk("MatMul", ["p", "vt"], ["a"]),
+              mk("Transpose", ["a"], ["at"], perm=[0, 2, 1, 3]), mk("Reshape", ["at", "ms"], ["am"]),
+              mk("MatMul", ["am", "wo"], ["ao"]), mk("Add", ["x", "ao"], ["x1"]),
+              mk("MatMul", ["x1", "w1"], ["u"]), mk("Split", ["u"], ["ua", "ub"], axis=-1, num_outputs=2),
+              mk("Sigmoid", ["ub"], ["ug"]), mk("Mul", ["ua", "ug"], ["glu"]),
+              mk("Transpose", ["glu"], ["gt"], perm=[0, 2, 1])]
+    conv_in = "gt"
+    if left_pad_op:
+        nodes.append(mk("Pad", ["gt", "pp"], ["gp"]))
+        conv_in = "gp"
+    nodes.append(mk("Conv", [conv_in, "wdw"], ["c"], group=d, kernel_shape=[7], pads=pads))
+    conv_out = "c"
+    if slice_back:
+        nodes += [mk("Shape", ["gt"], ["gs"]), mk("Gather", ["gs", "two"], ["len"], axis=0),
+                  mk("Slice", ["c", "z", "len", "two"], ["cs"])]
+        conv_out = "cs"
+    nodes += [mk("Transpose", [conv_out], ["ct"], perm=[0, 2, 1]), mk("MatMul", ["ct", "w2"], ["co"]),
+              mk("Add", ["x1", "co"], ["y"])]
+    graph = helper.make_graph(nodes, "conv_module", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "seq", d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "seq", d])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("pads, left_pad_op, slice_back, mixer", [
+    ([3, 3], 0, False, False),  # a Conformer's conv module: sees 3 future positions, part of the attention's layer
+    ([0, 3], 3, False, False),  # padded 3 / 3 by a Pad and the Conv together: still non-causal
+    ([6, 6], 0, True, True),    # Mamba / LFM2: padded k - 1 on both sides, the first length positions kept
+    ([0, 0], 6, False, True),   # a left Pad of k - 1 (Wav2Vec2-BERT's layout): causal
+])
+def test_only_a_causal_depthwise_conv_opens_a_mixer_layer(tmp_path, pads, left_pad_op, slice_back, mixer) -> None:
+    # the mixer pass took any depthwise Conv [C, 1, k] between linears for a state-space mixer, so a Conformer conv
+    # module with MatMul pointwise projections made a second layer with an ssm_mixer block (found by the batch-6
+    # helper; the exported Conformers' pointwise projections are Convs and did not trigger it)
+    path = _attention_then_conv_module(tmp_path / "conv.onnx", pads, left_pad_op, slice_back)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimWarning)
+        ir = Model(str(path)).ir
+    kinds = [b.kind for b in ir.blocks]
+    assert ("mixer" in kinds) is mixer
+    assert sum(ir.layers.values()) == (2 if mixer else 1)

@@ -26,7 +26,7 @@ _ACT = {OP.Sigmoid, OP.Softplus, OP.Pad, OP.Concat}
 
 
 def _depthwise(ctx: Context, node: Node) -> tuple[int, int] | None:
-    """(channels, kernel) of a 1-D depthwise Conv over an activation with a weight [C, 1, k], else None."""
+    """(channels, kernel) of a causal 1-D depthwise Conv over an activation with a weight [C, 1, k], else None."""
     if node.op_type != OP.Conv or len(node.inputs) < 2 or not ctx.is_act(node.inputs[0]):
         return None
     if ctx.klass.get(node.inputs[1]) != "weight":
@@ -34,7 +34,31 @@ def _depthwise(ctx: Context, node: Node) -> tuple[int, int] | None:
     w = ctx.bound.shapes.get(node.inputs[1]) or ()
     if len(w) != 3 or int(w[1]) != 1 or int(node.attr("group", 1)) != int(w[0]) or int(w[0]) < 2:
         return None
-    return int(w[0]), int(w[2])
+    return (int(w[0]), int(w[2])) if _causal(ctx, node, int(w[2])) else None
+
+
+def _causal(ctx: Context, conv: Node, kernel: int) -> bool:
+    """Whether output position t of ``conv`` (stride 1) reads no input after t: its left padding is at least
+    kernel - 1, the Conv's own (``pads``, or ``auto_pad`` SAME_LOWER / SAME_UPPER's split of kernel - 1) plus a Pad
+    before it on the time axis, or its input prepends a state (a Concat: a cached step's conv state). A Conformer's
+    convolution module is padded (k - 1) / 2 on each side, sees the future, and is no mixer of a causal stack.
+    Mamba / LFM2 / Gated DeltaNet pad k - 1 on both sides and slice the first length positions back."""
+    auto = conv.attr("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    dilation = int((conv.attr("dilations") or [1])[0])
+    span = dilation * (kernel - 1)
+    left = {"SAME_LOWER": (span + 1) // 2, "SAME_UPPER": span // 2}.get(auto, int((conv.attr("pads") or [0, 0])[0]))
+    src = ctx.producer(conv.inputs[0])
+    while src is not None and src.op_type in (OP.Cast, OP.Identity):
+        src = ctx.producer(src.inputs[0])
+    if src is not None and src.op_type == OP.Concat:
+        return True
+    if src is not None and src.op_type == OP.Pad and len(src.inputs) > 1:
+        pads = ctx.bound.values.get(src.inputs[1])
+        rank = len(ctx.bound.shapes.get(src.inputs[0]) or ())
+        if pads is not None and rank and pads.size == 2 * rank:  # begins then ends, axis by axis: the last is time
+            left += int(pads.reshape(-1)[rank - 1])
+    return left >= span
 
 
 def run(ctx: Context) -> None:
