@@ -306,9 +306,10 @@ def _most_common(values: list) -> object | None:
 
 def _summarise(ctx: Context, kv_inputs: list[str]) -> TransformerIR:
     blocks: list[Block] = ctx.blocks
-    # a layer per self-attention, and per token mixer of another kind (LFM2's short convolutions)
+    # a layer per self-attention, per token mixer of another kind (LFM2's short convolutions), and per cross
+    # attention before any self-attention (Perceiver's)
     opened = {(b.stack, b.layer) for b in blocks if b.stack and b.layer is not None and (
-        b.attention is not None and b.attention.kind == "self" or b.kind == "mixer")}
+        b.attention is not None and b.attention.kind == "self" or b.kind == "mixer" or b.attrs.get("opens_layer"))}
     stacks = Counter(stack for stack, _ in opened)
     layers_by_stack = dict(stacks)
     if "encoder" in stacks and "decoder" in stacks:

@@ -580,6 +580,25 @@ class Model:
                         self.kv_cache_bytes(batch, kv_tokens, precision, prompt_len),
                         self.params, self.weight_bytes(precision), self.ir)
 
+    @property
+    def bidirectional_decoder(self) -> bool:
+        """Whether the decoder stack's self-attention is all non-causal: a decoder that decodes every query in one
+        pass (DETR's object queries), with nothing to generate token by token."""
+        selfs = [b.attention for b in self.ir.blocks if b.stack == "decoder" and b.attention is not None and
+                 b.attention.kind == "self"]
+        return bool(selfs) and not any(a.causal for a in selfs)
+
+    def _check_generates(self, what: str) -> None:
+        if self.ir.architecture in ("encoder-only", "none"):
+            raise HwsimError(
+                f"{self.path}: {what} needs a model with causal self-attention (a decoder); this graph "
+                f"is {self.ir.architecture}: use --phase prefill")
+        if self.bidirectional_decoder:
+            raise HwsimError(
+                f"{self.path}: {what} needs a causal decoder; this graph's decoder self-attention is not causal (it "
+                "decodes every query in one pass, as DETR's object queries): use --phase prefill (--causal if the "
+                "graph's mask is wrong)")
+
     def decode(self, batch: int, context: int, precision: Precision | None = None,
                prompt_len: int | None = None) -> Workload:
         """One decode step: one new token per sequence attending to ``context`` cached tokens."""
@@ -588,10 +607,7 @@ class Model:
         if context < 0:
             raise HwsimError(f"context must be >= 0, got {context}")
         self._check_positions(context + 1, "a context")
-        if self.ir.architecture in ("encoder-only", "none"):
-            raise HwsimError(
-                f"{self.path}: the decode phase needs a model with causal self-attention (a decoder); this graph "
-                f"is {self.ir.architecture}: use --phase prefill")
+        self._check_generates("the decode phase")
         prompt = prompt_len if prompt_len is not None else max(1, context)
         fixed = not self.kv_inputs and not any(k in ("seq", "prompt") for k in self._dim_kind.values())
         if fixed and ("decode-fixed", 0) not in self._warned:
@@ -631,9 +647,7 @@ class Model:
         if context < 0:
             raise HwsimError(f"context must be >= 0, got {context}")
         self._check_positions(context + tokens, "a context")
-        if self.ir.architecture in ("encoder-only", "none"):
-            raise HwsimError(f"{self.path}: a pass over new tokens after a cache needs a decoder; this graph is "
-                             f"{self.ir.architecture}")
+        self._check_generates("a pass over new tokens after a cache")
         prompt = prompt_len if prompt_len is not None else max(1, context)
         if self.kv_inputs:
             bindings = self.bindings(batch, tokens, context, prompt=prompt)
@@ -699,8 +713,7 @@ class Model:
         """Prefill of ``prompt_len`` tokens then decode steps until ``gen_len`` tokens are generated."""
         precision = precision or Precision()
         _positive(batch=batch, prompt_len=prompt_len, gen_len=gen_len)
-        if self.ir.architecture in ("encoder-only", "none"):
-            raise HwsimError(f"{self.path}: generation needs a decoder; this graph is {self.ir.architecture}")
+        self._check_generates("generation")
         return Generation(self.prefill(batch, prompt_len, precision), self, batch, prompt_len, gen_len, precision)
 
 

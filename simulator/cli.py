@@ -252,6 +252,11 @@ def _generates(model: Any) -> bool:
     from hardware.errors import HwsimWarning
 
     ir = model.ir
+    if model.bidirectional_decoder:
+        warnings.warn(HwsimWarning(
+            f"{model.path}: this encoder-decoder's decoder self-attention is not causal (it decodes every query in "
+            "one pass, as DETR's object queries): simulating one pass"), stacklevel=2)
+        return False
     if ir.architecture != "decoder-only" or ir.kv_inputs or any(b.kind == "lm_head" for b in ir.blocks):
         return True
     warnings.warn(HwsimWarning(

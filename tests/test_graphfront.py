@@ -167,7 +167,7 @@ def test_folded_mask_is_reported_unknown_and_the_flags_decide() -> None:
     assert data["architecture"] == "encoder-only"
     data = json.loads(runner.invoke(main, ["inspect", path, "--seq", "8", "--json", "--causal"]).stdout)
     assert data["causal"] == {"value": "yes", "evidence": "--causal"} and data["architecture"] == "decoder-only"
-    with pytest.raises(HwsimError, match="generation needs a decoder"):
+    with pytest.raises(HwsimError, match="generation needs a model with causal self-attention"):
         Model(path, causal=False).generate(1, 4, 2)
     with pytest.warns(HwsimWarning, match=r"causal unknown \(mask folded into initializer"):
         Model(path)

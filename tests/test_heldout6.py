@@ -36,7 +36,7 @@ MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
 
 #: What hwsim still says where it differs from the config (export_log.md, still open): DETR's decoder layers are
 #: non-causal self-attention layers with a cross attention, counted in the encoder stack
-OPEN_ARCHITECTURE = {"torchscript__detr.onnx": "encoder-only"}
+OPEN_ARCHITECTURE: dict[str, str] = {}
 
 
 def _model(name: str) -> Model:
@@ -64,14 +64,18 @@ def test_heldout6_files_facts_and_flops(name: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "want"), [
-    ("torchscript__detr.onnx", [("self", 0), ("self", 1), ("self", 2), ("cross", 2), ("self", 3), ("cross", 3)]),
-    ("torchscript__blip2_qformer.onnx", [("self", 0), ("cross", 0), ("self", 1), ("cross", 1)])])
+    ("torchscript__detr.onnx", [("self", "encoder", 0), ("self", "encoder", 1), ("self", "decoder", 0),
+                                ("cross", "decoder", 0), ("self", "decoder", 1), ("cross", "decoder", 1)]),
+    ("torchscript__blip2_qformer.onnx", [("self", "encoder", 0), ("cross", "encoder", 0), ("self", "encoder", 1),
+                                         ("cross", "encoder", 1)])])
 def test_learned_queries_cross_attend_in_every_layer(name: str, want: list) -> None:
     """Every decoder layer's attention over the image features is a cross attention (of 4 KV heads), not only
-    the first layer's, whose queries no input's data reaches yet."""
+    the first layer's, whose queries no input's data reaches yet. DETR's decoder (non-causal self-attention over
+    its object queries, cross attention to this graph's own encoder) is a decoder stack; the Q-Former, whose
+    image features are a graph input, stays an encoder with cross attention."""
     ir = _model(name).ir
     atts = [b for b in ir.blocks if b.attention is not None]
-    assert [(b.attention.kind, b.layer) for b in atts] == want
+    assert [(b.attention.kind, b.stack, b.layer) for b in atts] == want
     assert {b.attention.kv_heads for b in atts} == {4}
 
 
@@ -208,3 +212,26 @@ def test_only_a_causal_depthwise_conv_opens_a_mixer_layer(tmp_path, pads, left_p
     kinds = [b.kind for b in ir.blocks]
     assert ("mixer" in kinds) is mixer
     assert sum(ir.layers.values()) == (2 if mixer else 1)
+
+
+def test_bidirectional_decoder_runs_one_pass() -> None:
+    # DETR's decoder decodes every object query at once: simulate runs one pass by default (it defaulted to
+    # generating 32 tokens once the decoder was a decoder), and decode / generate are one line naming the fix
+    detr = str(HERE / "torchscript__detr.onnx")
+    assert _model("torchscript__detr.onnx").bidirectional_decoder
+    assert not _model("torchscript__blip2_qformer.onnx").bidirectional_decoder
+    res = CliRunner().invoke(main, ["simulate", detr, "--target", "a100-80gb", "--quiet"])
+    assert res.exit_code == 0 and "workload   prefill" in res.output and "decodes every query in one pass" in res.output
+    for phase in ("decode", "generate"):
+        res = CliRunner().invoke(main, ["simulate", detr, "--target", "a100-80gb", "--phase", phase, "--quiet"])
+        assert res.exit_code == 2 and "needs a causal decoder" in res.output and "--phase prefill" in res.output
+        assert "Traceback" not in res.output
+
+
+def test_cross_attention_before_any_self_attention_opens_a_layer() -> None:
+    # Perceiver's latents cross-attend to the inputs before their self-attention layers: that cross-attention layer
+    # (with its MLP) had opened no layer and was named decoder.0 in an encoder-only model (2 layers for 3)
+    ir = _model("torchscript__perceiver.onnx").ir
+    assert ir.architecture == "encoder-only" and ir.layers == {"encoder": 3}
+    assert [b.name for b in ir.blocks if b.attention is not None] == [
+        "encoder.0.cross_attention", "encoder.1.self_attention", "encoder.2.self_attention"]
