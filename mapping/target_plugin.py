@@ -13,6 +13,7 @@ and component models), one under ``mapping/`` (plugin and lowering) and a preset
 
 from __future__ import annotations
 
+import difflib
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
@@ -110,8 +111,19 @@ class TargetPlugin:
                 raise HwsimError(f"--tp {raw['tp']}: {self.kind} targets have no tensor parallelism; drop --tp")
         for key in raw:
             if key not in fields:
-                raise HwsimError(f"--set {key}: not an option of {self.kind} targets; options: {self.options_help()}")
+                raise HwsimError(f"--set {key}: not an option of {self.kind} targets{self._hint(key)}; options: "
+                                 f"{self.options_help()}")
         return self.options.parse(raw)
+
+    def _hint(self, key: str) -> str:
+        """What ``key`` most likely meant: a close spelling of one of this kind's options, or the other target
+        kinds that have it."""
+        close = difflib.get_close_matches(key, [k for k in self.options.model_fields if k not in ("mode", "tp")], n=1,
+                                          cutoff=0.75)
+        if close:
+            return f" (did you mean --set {close[0]}?)"
+        others = [p.kind for p in plugins() if p.kind != self.kind and key in p.options.model_fields]
+        return f" (it is an option of {' and '.join(others)} targets)" if others else ""
 
     def options_help(self) -> str:
         """One line listing this kind's ``--set`` options with their help."""

@@ -50,3 +50,15 @@ def test_a_bad_input_file_is_one_line(tmp_path, use, line) -> None:
         for p in tmp_path.iterdir():  # keep only the inputs made above for the next kind
             if p.name not in ("folder.onnx", "empty.onnx", "junk.onnx"):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+@pytest.mark.parametrize(("target", "key", "hint"), [
+    ("a100-80gb", "atention", "(did you mean --set attention?)"),  # a typo of an option of this kind
+    ("u55c", "stack", "(it is an option of gpu targets)"),        # a GPU option on an FPGA
+    ("pim-gpt", "zzz", None),                                      # neither: no hint, the list of options only
+])
+def test_unknown_set_key_says_what_was_meant(target, key, hint):
+    res = CliRunner().invoke(main, ["simulate", GPT2, "--target", target, "--phase", "decode", "--set", f"{key}=1"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert f"--set {key}: not an option of" in res.output and "; options: " in res.output
+    assert (hint in res.output) if hint else "(did you mean" not in res.output and "(it is an option" not in res.output
