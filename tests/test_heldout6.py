@@ -148,7 +148,8 @@ def test_convnext_has_no_attention() -> None:
     assert ir.architecture == "none" and not [b for b in ir.blocks if b.attention is not None]
 
 
-def _attention_then_conv_module(path: Path, pads: list[int], left_pad_op: int = 0, slice_back: bool = False) -> Path:
+def _attention_then_conv_module(path: Path, pads: list[int], left_pad_op: int = 0, slice_back: bool = False,
+                                pad_axes: bool = True) -> Path:
     """One self-attention, then a conv module with linear (MatMul) pointwise projections around a depthwise Conv
     [64, 1, 7]: ``pads`` on the Conv, ``left_pad_op`` positions of a Pad op before it, ``slice_back`` the first
     length positions kept after it (Mamba's layout)."""
@@ -176,7 +177,12 @@ def _attention_then_conv_module(path: Path, pads: list[int], left_pad_op: int = 
               mk("Sigmoid", ["ub"], ["ug"]), mk("Mul", ["ua", "ug"], ["glu"]),
               mk("Transpose", ["glu"], ["gt"], perm=[0, 2, 1])]
     conv_in = "gt"
-    if left_pad_op:
+    if left_pad_op and pad_axes:  # opset 18's Pad with axes: pads for the time axis only
+        inits += [numpy_helper.from_array(np.array([left_pad_op, 0], np.int64), "pt"),
+                  numpy_helper.from_array(np.array([-1], np.int64), "ax")]
+        nodes.append(mk("Pad", ["gt", "pt", "", "ax"], ["gp"]))
+        conv_in = "gp"
+    elif left_pad_op:  # every axis's begins, then ends
         nodes.append(mk("Pad", ["gt", "pp"], ["gp"]))
         conv_in = "gp"
     nodes.append(mk("Conv", [conv_in, "wdw"], ["c"], group=d, kernel_shape=[7], pads=pads))
@@ -201,11 +207,13 @@ def _attention_then_conv_module(path: Path, pads: list[int], left_pad_op: int = 
     ([6, 6], 0, True, True),    # Mamba / LFM2: padded k - 1 on both sides, the first length positions kept
     ([0, 0], 6, False, True),   # a left Pad of k - 1 (Wav2Vec2-BERT's layout): causal
 ])
-def test_only_a_causal_depthwise_conv_opens_a_mixer_layer(tmp_path, pads, left_pad_op, slice_back, mixer) -> None:
+@pytest.mark.parametrize("pad_axes", [True, False])
+def test_only_a_causal_depthwise_conv_opens_a_mixer_layer(tmp_path, pads, left_pad_op, slice_back, mixer,
+                                                           pad_axes) -> None:
     # the mixer pass took any depthwise Conv [C, 1, k] between linears for a state-space mixer, so a Conformer conv
     # module with MatMul pointwise projections made a second layer with an ssm_mixer block (found by the batch-6
     # helper; the exported Conformers' pointwise projections are Convs and did not trigger it)
-    path = _attention_then_conv_module(tmp_path / "conv.onnx", pads, left_pad_op, slice_back)
+    path = _attention_then_conv_module(tmp_path / "conv.onnx", pads, left_pad_op, slice_back, pad_axes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HwsimWarning)
         ir = Model(str(path)).ir

@@ -56,8 +56,10 @@ def _causal(ctx: Context, conv: Node, kernel: int) -> bool:
     if src is not None and src.op_type == OP.Pad and len(src.inputs) > 1:
         pads = ctx.bound.values.get(src.inputs[1])
         rank = len(ctx.bound.shapes.get(src.inputs[0]) or ())
-        if pads is not None and rank and pads.size == 2 * rank:  # begins then ends, axis by axis: the last is time
-            left += int(pads.reshape(-1)[rank - 1])
+        axes = ctx.bound.values.get(src.inputs[3]) if len(src.inputs) > 3 and src.inputs[3] else None
+        axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes.reshape(-1)] if rank else []
+        if pads is not None and rank - 1 in axes and pads.size == 2 * len(axes):  # begins then ends, per axis
+            left += int(pads.reshape(-1)[axes.index(rank - 1)])
     return left >= span
 
 
