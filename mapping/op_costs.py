@@ -378,31 +378,52 @@ def einsum_product(equation: str) -> bool:
             and set(out) == (set(a) | set(b)) - contracted)
 
 
+def einsum_gemm(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int, int, int] | None:
+    """(batch, m, k, n) of a two-operand Einsum as the batched matrix product it computes, in any index order:
+    batch indices are in both operands and the output, m's only in A and the output, n's only in B and the output,
+    k's in both operands and not the output (each group's sizes multiplied). A projection onto heads is one
+    (XLNet's ``ibh,hnd->ibnd``: m = i x b, k = h, n = n x d), as are attention's products in any layout
+    (``bhid,bhjd->bhij``, ``ibnd,jbnd->bnij``). None for anything else: an ellipsis, a repeated index, an index
+    summed within one operand, no contracted index (an outer product) or shapes that disagree on an index."""
+    equation = equation.replace(" ", "")
+    if "->" not in equation or "." in equation or len(shapes) != 2:
+        return None
+    lhs, out = equation.split("->")
+    operands = lhs.split(",")
+    if len(operands) != 2:
+        return None
+    a, b = operands
+    if any(len(set(t)) != len(t) for t in (a, b, out)) or len(a) != len(shapes[0]) or len(b) != len(shapes[1]):
+        return None
+    size: dict[str, int] = {}
+    for term, shape in zip((a, b), shapes):
+        for c, d in zip(term, shape):
+            if size.setdefault(c, int(d)) != int(d):
+                return None
+    if not set(out) <= set(a) | set(b) or (set(a) ^ set(b)) - set(out):
+        return None  # an output index from nowhere, or one summed within one operand
+    k_idx = (set(a) & set(b)) - set(out)
+    if not k_idx:
+        return None
+
+    def prod(idx: set[str]) -> int:
+        return math.prod(size[c] for c in idx)
+
+    return (prod(set(a) & set(b) & set(out)), prod(set(a) - set(b)), prod(k_idx), prod(set(b) - set(a)))
+
+
 def _einsum(p: _Parts) -> Rule:
-    """An Einsum's MACs; one that is a batched matrix product (:func:`einsum_bmm`) is costed as that GEMM."""
+    """An Einsum's MACs; a two-operand one is costed as the batched matrix product it computes
+    (:func:`einsum_gemm`), whatever its index order."""
     flops = _einsum_flops(p.bound, p.node)
-    if len(p.node.inputs) == 2 and einsum_bmm(str(p.node.attr("equation", ""))):
-        out = p.bound.shapes[p.node.outputs[0]]
-        k = int(p.bound.shapes[p.node.inputs[0]][-1])
-        weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
-        matmul = MatmulDims(math.prod(int(d) for d in out[:-2]), int(out[-2]), k, int(out[-1]), weight)
-        matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision)
-                                          for i in (0, 1))
-        return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
-    eq = str(p.node.attr("equation", "")).replace(" ", "")
-    if len(p.node.inputs) == 2 and einsum_product(eq):
-        # the same product with its indices in another order (XLNet's ibnd,jbnd->bnij): batch x (A's free
-        # index) x (the contracted one) x (B's free index)
-        a, b = eq.split("->")[0].split(",")
-        size = {c: int(d) for term, name in zip((a, b), p.node.inputs) for c, d in zip(term, p.bound.shapes[name])}
-        row, col = next(c for c in a if c not in b), next(c for c in b if c not in a)
-        batch = math.prod(size[c] for c in a if c in b and c != a[-1])
-        weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
-        matmul = MatmulDims(batch, size[row], size[a[-1]], size[col], weight)
-        matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision)
-                                          for i in (0, 1))
-        return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
-    return "matmul", flops, None
+    eq = str(p.node.attr("equation", ""))
+    dims = einsum_gemm(eq, [p.bound.shapes[name] for name in p.node.inputs]) if len(p.node.inputs) == 2 else None
+    if dims is None:
+        return "matmul", flops, None
+    weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
+    matmul = MatmulDims(*dims, weight)
+    matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision) for i in (0, 1))
+    return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
 
 
 def _conv(p: _Parts) -> Rule:

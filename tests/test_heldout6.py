@@ -13,7 +13,9 @@ un-stripped file, manifest.json there):
 - the Conformer's relative-position score: the mask pass walked from it up the hidden states (its convolution
   modules and the conv feature encoder filed as ``attention_mask``);
 - SeamlessM4T-v2's chunk mask, a comparison of position ranges that masks nothing at this length, read as causal;
-- ConvNeXt (no attention): no phantom attention, architecture ``none``, FLOPs still counted.
+- ConvNeXt (no attention): no phantom attention, architecture ``none``, FLOPs still counted;
+- XLNet's projections are Einsums with a 3-D weight (``ibh,hnd->ibnd``, ``ibnd,hnd->ibh``): costed as elementwise
+  work of no matrix product and left outside any block (``other``), not as the GEMMs they compute.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from click.testing import CliRunner
 
 from hardware.errors import HwsimWarning
 from mapping.onnx_graph import load_graph
-from mapping.op_costs import einsum_bmm, einsum_product
+from mapping.op_costs import einsum_bmm, einsum_gemm, einsum_product
 from mapping.workloads import Model
 from simulator.cli import main
 
@@ -243,3 +245,35 @@ def test_cross_attention_before_any_self_attention_opens_a_layer() -> None:
     assert ir.architecture == "encoder-only" and ir.layers == {"encoder": 3}
     assert [b.name for b in ir.blocks if b.attention is not None] == [
         "encoder.0.cross_attention", "encoder.1.self_attention", "encoder.2.self_attention"]
+
+
+def test_einsum_gemm_dims() -> None:
+    """(batch, m, k, n) of a two-operand Einsum, worked by hand from each equation's index sets."""
+    assert einsum_gemm("ibh,hnd->ibnd", [(128, 2, 64), (64, 4, 16)]) == (1, 256, 64, 64)  # XLNet's Q projection
+    assert einsum_gemm("ibnd,hnd->ibh", [(128, 2, 4, 16), (64, 4, 16)]) == (1, 256, 64, 64)  # its output projection
+    assert einsum_gemm("ibnd,jbnd->bnij", [(128, 2, 4, 16), (96, 2, 4, 16)]) == (8, 128, 16, 96)  # scores
+    assert einsum_gemm("bhid,bhjd->bhij", [(2, 4, 8, 16), (2, 4, 10, 16)]) == (8, 8, 16, 10)
+    assert einsum_gemm("B G H I D, B G H J D -> B G H I J", [(1, 2, 3, 5, 8), (1, 2, 3, 7, 8)]) == (6, 5, 8, 7)
+    assert einsum_gemm("bi,bj->bij", [(2, 3), (2, 4)]) is None  # an outer product: nothing contracted
+    assert einsum_gemm("bij,bjk->bi", [(2, 3, 4), (2, 4, 5)]) is None  # k summed within B alone
+    assert einsum_gemm("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]) is None  # an ellipsis
+    assert einsum_gemm("ij,jk->ik", [(3, 4), (5, 6)]) is None  # j is 4 in A and 5 in B
+    assert einsum_gemm("ii,ij->j", [(3, 3), (3, 4)]) is None  # a repeated index
+
+
+def test_einsum_projections_are_linears() -> None:
+    """XLNet's Q/K/V/O and position (R) projections are Einsums with a [d_model, heads, head_dim] weight: each is
+    a GEMM (k = d_model 64, n = 4 heads x 16), of m = tokens x batch for Q/K/V/O and m = the relative positions for
+    R; they belong to their attention block, and every costed op belongs to a block."""
+    model = _model("torchscript__xlnet.onnx")
+    ir = model.ir
+    owned = {n for b in ir.blocks for n in b.nodes}
+    projections = [n for n in load_graph(str(HERE / "torchscript__xlnet.onnx")).nodes
+                   if n.op_type == "Einsum" and str(n.attr("equation")).replace(" ", "") in ("ibh,hnd->ibnd", "ibnd,hnd->ibh")]
+    assert len(projections) == 10 and all(n.name in owned for n in projections)
+    work = model.prefill(batch=1, prompt_len=32)
+    costs = {op.name: op for op in work.ops}
+    dims = [costs[node.name].matmul for node in projections]
+    assert all(d is not None and d.weight_operand and (d.batch, d.k, d.n) == (1, 64, 64) for d in dims)
+    assert sorted(d.m for d in dims) == [32] * 8 + [64] * 2  # R over 2 x 32 relative positions
+    assert not [op.name for op in work.ops if op.category not in ("view", "folded") and op.block in ("", None, "other")]
