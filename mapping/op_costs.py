@@ -384,10 +384,14 @@ def einsum_gemm(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int,
     k's in both operands and not the output (each group's sizes multiplied). A projection onto heads is one
     (XLNet's ``ibh,hnd->ibnd``: m = i x b, k = h, n = n x d), as are attention's products in any layout
     (``bhid,bhjd->bhij``, ``ibnd,jbnd->bnij``). None for anything else: an ellipsis, a repeated index, an index
-    summed within one operand, no contracted index (an outer product) or shapes that disagree on an index."""
+    summed within one operand, no contracted index (an outer product) or shapes that disagree on an index.
+    An equation without ``->`` has ONNX's implicit output."""
     equation = equation.replace(" ", "")
-    if "->" not in equation or "." in equation or len(shapes) != 2:
+    if "." in equation or len(shapes) != 2:
         return None
+    if "->" not in equation:  # implicit output: the indices that occur once, in alphabetical order (ONNX Einsum)
+        letters = equation.replace(",", "")
+        equation += "->" + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     lhs, out = equation.split("->")
     operands = lhs.split(",")
     if len(operands) != 2:
@@ -412,17 +416,32 @@ def einsum_gemm(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int,
     return (prod(set(a) & set(b) & set(out)), prod(set(a) - set(b)), prod(k_idx), prod(set(b) - set(a)))
 
 
+def einsum_swapped(equation: str) -> str:
+    """A two-operand Einsum equation with its operands' terms swapped (``oi,bsi->bso`` -> ``bsi,oi->bso``), the
+    same product; an implicit output is made explicit first, as it is alphabetical, not positional."""
+    equation = equation.replace(" ", "")
+    lhs, _, out = equation.partition("->")
+    if "->" not in equation:
+        letters = lhs.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    terms = lhs.split(",")
+    return ",".join(reversed(terms)) + "->" + out if len(terms) == 2 else equation
+
+
 def _einsum(p: _Parts) -> Rule:
     """An Einsum's MACs; a two-operand one is costed as the batched matrix product it computes
     (:func:`einsum_gemm`), whatever its index order."""
     flops = _einsum_flops(p.bound, p.node)
+    if len(p.node.inputs) != 2:
+        return "matmul", flops, None
+    order = (1, 0) if p.klass.get(p.node.inputs[0]) == "weight" and p.klass.get(p.node.inputs[1]) != "weight" else (0, 1)
     eq = str(p.node.attr("equation", ""))
-    dims = einsum_gemm(eq, [p.bound.shapes[name] for name in p.node.inputs]) if len(p.node.inputs) == 2 else None
+    dims = einsum_gemm(eq if order == (0, 1) else einsum_swapped(eq), [p.bound.shapes[p.node.inputs[i]] for i in order])
     if dims is None:
         return "matmul", flops, None
-    weight = p.klass.get(p.node.inputs[0]) == "weight" or p.klass.get(p.node.inputs[1]) == "weight"
-    matmul = MatmulDims(*dims, weight)
-    matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision) for i in (0, 1))
+    weight = any(p.klass.get(name) == "weight" for name in p.node.inputs)
+    matmul = MatmulDims(*dims, weight)  # the weight, if any, is B: k x n (its outputs are n, as a MatMul's)
+    matmul.a_dtype, matmul.b_dtype = (_operand_dtype(p.bound, p.node.inputs[i], p.klass, p.precision) for i in order)
     return "matmul", 2.0 * matmul.batch * matmul.m * matmul.k * matmul.n, matmul
 
 

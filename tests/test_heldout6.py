@@ -29,7 +29,7 @@ from click.testing import CliRunner
 
 from hardware.errors import HwsimWarning
 from mapping.onnx_graph import load_graph
-from mapping.op_costs import einsum_bmm, einsum_gemm, einsum_product
+from mapping.op_costs import einsum_bmm, einsum_gemm, einsum_product, einsum_swapped
 from mapping.workloads import Model
 from simulator.cli import main
 
@@ -259,6 +259,41 @@ def test_einsum_gemm_dims() -> None:
     assert einsum_gemm("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]) is None  # an ellipsis
     assert einsum_gemm("ij,jk->ik", [(3, 4), (5, 6)]) is None  # j is 4 in A and 5 in B
     assert einsum_gemm("ii,ij->j", [(3, 3), (3, 4)]) is None  # a repeated index
+    assert einsum_gemm("ij,jk", [(3, 4), (4, 5)]) == (1, 3, 4, 5)  # ONNX's implicit output: ik
+    assert einsum_gemm("bij,bjk", [(2, 3, 4), (2, 4, 5)]) == (1, 3, 8, 5)  # implicit output ik: b and j both summed
+    assert einsum_swapped("oi,bsi->bso") == "bsi,oi->bso"
+    assert einsum_swapped("kj,ij") == "ij,kj->ik"  # an implicit output is alphabetical, not positional
+    assert einsum_gemm(einsum_swapped("oi,bsi->bso"), [(2, 32, 256), (1024, 256)]) == (1, 64, 256, 1024)
+
+
+def _einsum_projection(tmp_path: Path, equation: str, weight_first: bool) -> Model:
+    """A one-node graph: tokens x [1, 32, 256] projected to 1024 outputs by an Einsum with weight W."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w_shape = (1024, 256) if weight_first else (256, 1024)
+    w = numpy_helper.from_array(np.zeros(w_shape, dtype=np.float32), "W")
+    node = helper.make_node("Einsum", ["W", "x"] if weight_first else ["x", "W"], ["y"], equation=equation, name="proj")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    path = tmp_path / f"einsum_{int(weight_first)}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return Model(str(path))
+
+
+def test_einsum_weight_first_is_the_same_linear(tmp_path: Path) -> None:
+    """The same projection with its weight as the first operand (``oi,bsi->bso``) is the same GEMM as with the weight
+    second (``bsi,io->bso``): m = 32 tokens, k = 256, n = the weight's 1024 outputs, and a linear block; it was costed
+    with tokens and outputs swapped (n = 32), which PIM maps as 32 weight columns and 1024 input vectors."""
+    ops = []
+    for eq, first in (("bsi,io->bso", False), ("oi,bsi->bso", True)):
+        work = _einsum_projection(tmp_path, eq, first).prefill(batch=1, prompt_len=32)
+        ops.append(next(op for op in work.ops if op.name == "proj"))
+    for op in ops:
+        assert op.matmul is not None and (op.matmul.batch, op.matmul.m, op.matmul.k, op.matmul.n) == (1, 32, 256, 1024)
+        assert op.matmul.weight_operand and op.flops == 2 * 32 * 256 * 1024
+    assert ops[0].block == ops[1].block and ops[0].weight_bytes == ops[1].weight_bytes == 1024 * 256 * 4
 
 
 def test_einsum_projections_are_linears() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from mapping import op_table
 from mapping.ir import Block
 from mapping.onnx_graph import Node
-from mapping.op_costs import einsum_gemm, tensor_classes
+from mapping.op_costs import einsum_gemm, einsum_swapped, tensor_classes
 from mapping.op_table import OP
 from mapping.shape_binding import BoundGraph
 
@@ -39,10 +39,17 @@ class Context:
             if n.op_type in LINEAR_OPS and n.op_type not in B_SLOT and len(n.inputs) >= 2:
                 if self.klass.get(n.inputs[1]) == "weight" and self.klass.get(n.inputs[0]) in ("act", "kv"):
                     self.linear[n.name] = self._linear_dims(n)
-            elif n.op_type == OP.Einsum and len(n.inputs) == 2 and self.klass.get(n.inputs[1]) == "weight" \
-                    and self.klass.get(n.inputs[0]) in ("act", "kv"):
-                # a projection written as an Einsum (XLNet's ibh,hnd->ibnd): a linear of k inputs and n outputs
-                dims = einsum_gemm(str(n.attr("equation", "")), [bound.shapes[i] for i in n.inputs])
+            elif n.op_type == OP.Einsum and len(n.inputs) == 2:
+                # a projection written as an Einsum (XLNet's ibh,hnd->ibnd; the weight first as well, oi,bsi->bso):
+                # a linear of k inputs and n outputs
+                classes = [self.klass.get(i) for i in n.inputs]
+                eq = str(n.attr("equation", ""))
+                if classes[1] == "weight" and classes[0] in ("act", "kv"):
+                    dims = einsum_gemm(eq, [bound.shapes[i] for i in n.inputs])
+                elif classes[0] == "weight" and classes[1] in ("act", "kv"):
+                    dims = einsum_gemm(einsum_swapped(eq), [bound.shapes[i] for i in reversed(n.inputs)])
+                else:
+                    dims = None
                 if dims is not None and dims[0] == 1:
                     self.linear[n.name] = (dims[2], dims[3])
 
