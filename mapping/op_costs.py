@@ -378,29 +378,38 @@ def einsum_product(equation: str) -> bool:
             and set(out) == (set(a) | set(b)) - contracted)
 
 
-def einsum_gemm(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int, int, int] | None:
+def _einsum_explicit(equation: str) -> str:
+    """``equation`` without spaces and with its output: ONNX's implicit output is the indices that occur once, in
+    alphabetical order."""
+    equation = equation.replace(" ", "")
+    if "->" in equation:
+        return equation
+    letters = equation.replace(",", "")
+    return equation + "->" + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+
+
+def einsum_gemm(equation: str, shapes: list[tuple[int, ...]], b_first: bool = False) -> tuple[int, int, int, int] | None:
     """(batch, m, k, n) of a two-operand Einsum as the batched matrix product it computes, in any index order:
     batch indices are in both operands and the output, m's only in A and the output, n's only in B and the output,
     k's in both operands and not the output (each group's sizes multiplied). A projection onto heads is one
     (XLNet's ``ibh,hnd->ibnd``: m = i x b, k = h, n = n x d), as are attention's products in any layout
-    (``bhid,bhjd->bhij``, ``ibnd,jbnd->bnij``). None for anything else: an ellipsis, a repeated index, an index
-    summed within one operand, no contracted index (an outer product) or shapes that disagree on an index.
-    An equation without ``->`` has ONNX's implicit output."""
-    equation = equation.replace(" ", "")
+    (``bhid,bhjd->bhij``, ``ibnd,jbnd->bnij``). ``b_first``: the first operand is B (a weight written first,
+    ``oi,bsi->bso``: n = o). None for anything else: an ellipsis, a repeated index, an index summed within one
+    operand, no contracted index (an outer product) or shapes that disagree on an index. An equation without
+    ``->`` has ONNX's implicit output."""
+    equation = _einsum_explicit(equation)
     if "." in equation or len(shapes) != 2:
         return None
-    if "->" not in equation:  # implicit output: the indices that occur once, in alphabetical order (ONNX Einsum)
-        letters = equation.replace(",", "")
-        equation += "->" + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     lhs, out = equation.split("->")
     operands = lhs.split(",")
     if len(operands) != 2:
         return None
-    a, b = operands
-    if any(len(set(t)) != len(t) for t in (a, b, out)) or len(a) != len(shapes[0]) or len(b) != len(shapes[1]):
+    a, b = reversed(operands) if b_first else operands
+    shape_a, shape_b = reversed(shapes) if b_first else shapes
+    if any(len(set(t)) != len(t) for t in (a, b, out)) or len(a) != len(shape_a) or len(b) != len(shape_b):
         return None
     size: dict[str, int] = {}
-    for term, shape in zip((a, b), shapes):
+    for term, shape in ((a, shape_a), (b, shape_b)):
         for c, d in zip(term, shape):
             if size.setdefault(c, int(d)) != int(d):
                 return None
@@ -416,27 +425,15 @@ def einsum_gemm(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int,
     return (prod(set(a) & set(b) & set(out)), prod(set(a) - set(b)), prod(k_idx), prod(set(b) - set(a)))
 
 
-def einsum_swapped(equation: str) -> str:
-    """A two-operand Einsum equation with its operands' terms swapped (``oi,bsi->bso`` -> ``bsi,oi->bso``), the
-    same product; an implicit output is made explicit first, as it is alphabetical, not positional."""
-    equation = equation.replace(" ", "")
-    lhs, _, out = equation.partition("->")
-    if "->" not in equation:
-        letters = lhs.replace(",", "")
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
-    terms = lhs.split(",")
-    return ",".join(reversed(terms)) + "->" + out if len(terms) == 2 else equation
-
-
 def _einsum(p: _Parts) -> Rule:
     """An Einsum's MACs; a two-operand one is costed as the batched matrix product it computes
     (:func:`einsum_gemm`), whatever its index order."""
     flops = _einsum_flops(p.bound, p.node)
     if len(p.node.inputs) != 2:
         return "matmul", flops, None
-    order = (1, 0) if p.klass.get(p.node.inputs[0]) == "weight" and p.klass.get(p.node.inputs[1]) != "weight" else (0, 1)
-    eq = str(p.node.attr("equation", ""))
-    dims = einsum_gemm(eq if order == (0, 1) else einsum_swapped(eq), [p.bound.shapes[p.node.inputs[i]] for i in order])
+    weight_first = p.klass.get(p.node.inputs[0]) == "weight" and p.klass.get(p.node.inputs[1]) != "weight"
+    order = (1, 0) if weight_first else (0, 1)
+    dims = einsum_gemm(str(p.node.attr("equation", "")), [p.bound.shapes[i] for i in p.node.inputs], b_first=weight_first)
     if dims is None:
         return "matmul", flops, None
     weight = any(p.klass.get(name) == "weight" for name in p.node.inputs)

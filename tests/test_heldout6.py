@@ -29,7 +29,7 @@ from click.testing import CliRunner
 
 from hardware.errors import HwsimWarning
 from mapping.onnx_graph import load_graph
-from mapping.op_costs import einsum_bmm, einsum_gemm, einsum_product, einsum_swapped
+from mapping.op_costs import einsum_bmm, einsum_gemm, einsum_product
 from mapping.workloads import Model
 from simulator.cli import main
 
@@ -261,9 +261,8 @@ def test_einsum_gemm_dims() -> None:
     assert einsum_gemm("ii,ij->j", [(3, 3), (3, 4)]) is None  # a repeated index
     assert einsum_gemm("ij,jk", [(3, 4), (4, 5)]) == (1, 3, 4, 5)  # ONNX's implicit output: ik
     assert einsum_gemm("bij,bjk", [(2, 3, 4), (2, 4, 5)]) == (1, 3, 8, 5)  # implicit output ik: b and j both summed
-    assert einsum_swapped("oi,bsi->bso") == "bsi,oi->bso"
-    assert einsum_swapped("kj,ij") == "ij,kj->ik"  # an implicit output is alphabetical, not positional
-    assert einsum_gemm(einsum_swapped("oi,bsi->bso"), [(2, 32, 256), (1024, 256)]) == (1, 64, 256, 1024)
+    assert einsum_gemm("oi,bsi->bso", [(1024, 256), (2, 32, 256)], b_first=True) == (1, 64, 256, 1024)  # weight first
+    assert einsum_gemm("kj,ij", [(5, 4), (3, 4)], b_first=True) == (1, 3, 4, 5)  # implicit output ik, B = kj
 
 
 def _einsum_projection(tmp_path: Path, equation: str, weight_first: bool) -> Model:

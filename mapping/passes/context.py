@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from mapping import op_table
 from mapping.ir import Block
 from mapping.onnx_graph import Node
-from mapping.op_costs import einsum_gemm, einsum_swapped, tensor_classes
+from mapping.op_costs import einsum_gemm, tensor_classes
 from mapping.op_table import OP
 from mapping.shape_binding import BoundGraph
 
@@ -43,13 +43,10 @@ class Context:
                 # a projection written as an Einsum (XLNet's ibh,hnd->ibnd; the weight first as well, oi,bsi->bso):
                 # a linear of k inputs and n outputs
                 classes = [self.klass.get(i) for i in n.inputs]
-                eq = str(n.attr("equation", ""))
-                if classes[1] == "weight" and classes[0] in ("act", "kv"):
-                    dims = einsum_gemm(eq, [bound.shapes[i] for i in n.inputs])
-                elif classes[0] == "weight" and classes[1] in ("act", "kv"):
-                    dims = einsum_gemm(einsum_swapped(eq), [bound.shapes[i] for i in reversed(n.inputs)])
-                else:
-                    dims = None
+                if classes.count("weight") != 1 or not {"act", "kv"} & set(classes):
+                    continue
+                dims = einsum_gemm(str(n.attr("equation", "")), [bound.shapes[i] for i in n.inputs],
+                                   b_first=classes[0] == "weight")
                 if dims is not None and dims[0] == 1:
                     self.linear[n.name] = (dims[2], dims[3])
 
