@@ -230,15 +230,17 @@ def markdown(rows: list[dict[str, Any]], ref: dict[str, Any], prompt: int, gen: 
                      f"{r['gpu_decode_s'] * 1e3:.3f} |")
     base = ref["setup"].get("baseline_stack")
     if base and all("base_speedup" in r for r in rows):
-        from mapping.gpu.stack import EAGER_HOST_PER_OP
+        from mapping.gpu.stack import EAGER_HOST_PER_OP, EAGER_HOST_PER_OP_SPAN
+
+        low, high = (v * 1e6 for v in EAGER_HOST_PER_OP_SPAN)
 
         bsp = [r["base_speedup"] for r in rows]
         lines += [
             "",
             f"**Baseline column: the T4 as the paper most plausibly measured it (`--set stack={base['value']}`).** "
             f"Assumption: {base['assumption']} With host time per op of {EAGER_HOST_PER_OP * 1e6:.1f} us "
-            "(mapping/gpu/stack.py: the median over the published eager machines, which span 13-52 us per op; the "
-            "paper's host CPU is not known):",
+            f"(mapping/gpu/stack.py: the median over the published eager machines that identify one, which span "
+            f"{low:.1f}-{high:.1f} us per op; the paper's host CPU is not known):",
             "",
             f"| model | T4 {base['value']} ms/token | speedup | paper | error | T4 {base['value']} mJ/token | efficiency | "
             "paper v2 | error |",
@@ -256,8 +258,8 @@ def markdown(rows: list[dict[str, Any]], ref: dict[str, Any], prompt: int, gen: 
                   "the distance between a kernel-level model and the paper's GPU figures, as item 1 argued; the larger "
                   "the model, the further below the range, because the PIM's time grows with its weights while the "
                   "eager host time grows only with its op count. The column scales with the host time per op, which no "
-                  "source states for the paper's machine (the published eager machines span 14.9-24.2 us; --set "
-                  "host_op_us= moves it). This column rests on the stated assumption about the paper's stack."]
+                  f"source states for the paper's machine (the published eager machines span {low:.1f}-{high:.1f} us; "
+                  "--set host_op_us= moves it). This column rests on the stated assumption about the paper's stack."]
     kinds = rows[-1]["pim_kinds"]
     total = sum(x["latency_s"] for x in kinds.values())
     lines += [
