@@ -27,6 +27,7 @@ RUNS = {
     "gpu": [({}, "default", "prefill", {}), ({"tf32": "true"}, "fp32", "prefill", {}), ({}, "bf16", "prefill", {}),
             ({}, "int8", "prefill", {}), ({}, "fp32", "prefill", {}), ({"launch": "graph"}, "default", "prefill", {}),
             ({"tp": 2}, "default", "prefill", {}), ({"tp": 2}, "default", "prefill", {"nvlink_bandwidth": 0}),
+            ({"tp": 2, "allreduce": "nccl"}, "default", "prefill", {}),
             ({"attention": "naive"}, "default", "decode", {}), ({}, "default", "decode", {}),
             ({"dram": "standard"}, "default", "prefill", {})],
     "pim": [({}, "default", "generate", {}), ({"refresh": False}, "default", "generate", {})],

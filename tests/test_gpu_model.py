@@ -172,11 +172,30 @@ def test_more_bandwidth_never_slower(a100):
 def test_launch_floor_and_all_reduce(a100):
     tiny = memory_bound(a100, "tiny", 1024)  # 4 us per kernel + 1024 B / 1835.1 GB/s
     assert tiny.time_s == pytest.approx(4e-6 + 1024 / 1835.1e9) and tiny.bound == "launch"
-    # ring all-reduce of 1 MB over 8 GPUs on NVLink (600 GB/s total, 300 GB/s per direction):
-    # 10 us + 2 x 7/8 x 1e6 / 300e9 = 15.83 us
-    r = all_reduce(a100, 1e6, 8)
-    assert r.time_s == pytest.approx(10e-6 + 2 * 7 / 8 * 1e6 / 300e9)
-    assert all_reduce(a100, 1e6, 1).time_s == 0
+    # ring all-reduce of 1 MB over 8 GPUs on NVLink (600 GB/s total, 300 GB/s per direction), above the one-shot
+    # kernel's 256 KiB, so the default algorithm takes the ring too: 6.46 us + 14 steps x 1.84 us + 2 x 7/8 x 1e6 /
+    # 300e9 = 38.05 us
+    ring = 6.46e-6 + 14 * 1.84e-6 + 2 * 7 / 8 * 1e6 / 300e9
+    for algorithm in ("custom", "nccl"):
+        r = all_reduce(a100, 1e6, 8, algorithm=algorithm)
+        assert r.time_s == pytest.approx(ring) and r.detail["algorithm"] == "ring"
+        assert all_reduce(a100, 1e6, 1, algorithm=algorithm).time_s == 0
+    # the preset's figures reproduce the measurements they were derived from (docs/research/gpu_allreduce.md):
+    # NCCL 10.14 us on 2 GPUs (32 B) and 32.22 us on 8 (8 kB, + its 0.05 us of bytes); vLLM's one-shot kernel on
+    # 16 KiB 11.3 us on 2 GPUs and 14.2 us on 8, and the held-out 4-GPU figures within 4% (16.88 and 12.1 us)
+    assert all_reduce(a100, 32, 2, algorithm="nccl").time_s == pytest.approx(10.14e-6, rel=1e-3)
+    assert all_reduce(a100, 8192, 8, algorithm="nccl").time_s == pytest.approx(32.22e-6 + 1.75 * 8192 / 300e9)
+    assert all_reduce(a100, 32, 4, algorithm="nccl").time_s == pytest.approx(16.88e-6, rel=0.04)
+    for tp, measured, rel in ((2, 11.3e-6, 1e-3), (8, 14.2e-6, 1e-3), (4, 12.1e-6, 0.02)):
+        r = all_reduce(a100, 16384, tp)
+        assert r.detail["algorithm"] == "one-shot" and r.time_s == pytest.approx(measured, rel=rel)
+    # more GPUs never reduce faster, with either algorithm and at any size
+    for algorithm in ("custom", "nccl"):
+        for size in (2e3, 16384, 262144, 4e6):
+            times = [all_reduce(a100, size, tp, algorithm=algorithm).time_s for tp in (2, 4, 8)]
+            assert times == sorted(times)
+    with pytest.raises(ValueError, match="unknown all-reduce algorithm"):
+        all_reduce(a100, 1e6, 2, algorithm="ring")
 
 
 def _preset() -> dict:
@@ -446,3 +465,31 @@ def test_mha_fwd_entry_runs_the_forward_kernel_when_one_split():
     assert flash_decoding(*args, entry="fwd").time_s == flash_decoding(*args).time_s
     with pytest.raises(ValueError):
         flash_decoding(*args, entry="paged")
+
+
+def test_tensor_parallel_moe_reduces_once_per_layer_and_lm_head_options():
+    # a 2-layer Mixtral (4 experts, top-2; 2 heads): per layer one all-reduce after attention and one after the
+    # experts (the router's weighted sum is linear, so the partial sums are combined before one reduction), not
+    # one per expert: 2 x 2 = 4 in a decode step, where per-expert reductions would make 6
+    model = Model("tests/fixtures/corpus/models/torch-torchscript__mixtral__tf4.onnx")
+    work = model.decode(1, 16)
+    a100 = load_target("a100-80gb")
+    program = map_workload(work, a100, {"tp": 2})
+    reduces = [t.op for t in program.tasks if t.op.endswith("all_reduce")]
+    assert len(reduces) == 4
+    assert sorted(r.rsplit(".", 2)[0] for r in reduces) == ["decoder.0", "decoder.0", "decoder.1", "decoder.1"]
+    # gpt-fast's tp.py shards only the layers: a replicated output projection moves all its weights on every GPU
+    # (tp x the vocab-parallel one's DRAM bytes) and is never faster
+    dram = {}
+    for how in ("vocab-parallel", "replicated"):
+        p = map_workload(work, a100, {"tp": 2, "tp_lm_head": how})
+        head = [t for t in p.tasks if t.block == "lm_head" and t.kind == "lm_head"]
+        dram[how] = sum(t.bytes_by_level.get("dram", 0) for t in head)
+        assert head and run(p).latency_s > 0
+    assert dram["replicated"] == pytest.approx(2 * dram["vocab-parallel"], rel=0.05)
+    assert run(map_workload(work, a100, {"tp": 2, "tp_lm_head": "replicated"})).latency_s >= \
+        run(map_workload(work, a100, {"tp": 2})).latency_s
+    # NCCL's ring is slower than the one-shot kernel for these small messages on 4 GPUs
+    g8 = shared_model(EXAMPLES / "gpt2.onnx").decode(1, 16)
+    assert run(map_workload(g8, a100, {"tp": 4, "allreduce": "nccl"})).latency_s > \
+        run(map_workload(g8, a100, {"tp": 4})).latency_s

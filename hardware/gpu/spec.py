@@ -78,7 +78,14 @@ class GpuTarget(TargetBase):
     idle_power: Watts
     nvlink_bandwidth: BytesPerSecond
     pcie_bandwidth: BytesPerSecond
+    #: fixed latency of one NCCL collective (all-reduce, all-to-all) or pipeline send between GPUs
     link_latency: Seconds
+    #: NCCL ring all-reduce latency per ring step (``2 (tp-1)`` steps; hardware.gpu.collectives); None: 0
+    link_step_latency: Seconds | None = None
+    #: fixed latency of a custom one-shot all-reduce kernel (vLLM's, PyTorch IntraNodeComm's) and its cost per peer
+    #: GPU read; None: not measured for this GPU, and ``--set allreduce=custom`` takes NCCL's ring
+    oneshot_latency: Seconds | None = None
+    oneshot_peer_latency: Seconds | None = None
     dram_efficiency: Ratio
     tensor_efficiency: Ratio
     attention_efficiency: Ratio
@@ -164,6 +171,17 @@ def _tp(s: Settings, target: dict) -> bool:
     return s.tp > 1
 
 
+def _oneshot(s: Settings, target: dict) -> bool:
+    """The run's all-reduces take the one-shot kernel (small messages; hardware.gpu.collectives)."""
+    return (s.tp > 1 and s.option("allreduce", "custom") == "custom" and None not in s.values(target, "oneshot_latency")
+            and 0 not in s.values(target, "nvlink_bandwidth"))
+
+
+def _ring(s: Settings, target: dict) -> bool:
+    """The run's all-reduces take NCCL's ring."""
+    return s.tp > 1 and not _oneshot(s, target)
+
+
 def _graph(s: Settings, target: dict) -> bool:
     return s.option("launch", "stream") == "graph" or s.option("stack", "kernels") == "graph"
 
@@ -194,7 +212,13 @@ FIELD_USE: dict[str, FieldUse] = {
     "nvlink_bandwidth": FieldUse("only with tensor parallelism (tp > 1)", _tp),
     "pcie_bandwidth": FieldUse("only with tensor parallelism (tp > 1) on a GPU without NVLink (nvlink_bandwidth 0)",
                                lambda s, t: _tp(s, t) and 0 in s.values(t, "nvlink_bandwidth")),
-    "link_latency": FieldUse("only with tensor parallelism (tp > 1)", _tp),
+    "link_latency": FieldUse("only with tensor parallelism (tp > 1) by NCCL's ring: --set allreduce=nccl, a preset "
+                             "without oneshot_latency or a GPU without NVLink (the default one-shot kernel takes "
+                             "messages up to 256 KiB, the ring larger ones: sweep it with allreduce=nccl)", _ring),
+    "link_step_latency": FieldUse("as link_latency (NCCL's ring all-reduce)", _ring),
+    "oneshot_latency": FieldUse("only with tensor parallelism (tp > 1) over NVLink and --set allreduce=custom (the "
+                                "default), messages up to 256 KiB", _oneshot),
+    "oneshot_peer_latency": FieldUse("as oneshot_latency", _oneshot),
     "dram_efficiency": FieldUse("always, except with --set dram=standard (then simulated on memory.standard)",
                                 lambda s, t: not standard_dram(s, t)),
     **attached.FIELD_USE,

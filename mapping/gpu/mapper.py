@@ -83,7 +83,8 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_standard_dram()
     per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
-                   opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update, memo)
+                   opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update, memo,
+                   opts.tp_lm_head, opts.allreduce)
     builder = ProgramBuilder()
     compute: str | None = None  # the last kernel on the compute stream
     waiting: list[str] = []  # all-reduces the next compute kernel consumes
@@ -151,14 +152,30 @@ def block_runs(ops: Iterable[OpCost]) -> list[tuple[str, str, list[OpCost]]]:
     return runs
 
 
+def _unreduced_experts(workload: Workload) -> frozenset[str]:
+    """Expert MLP blocks whose tensor-parallel partial sums are not all-reduced on their own: all of a layer's
+    experts but the last one the workload runs. The router's weighted sum of the experts' outputs is linear, so
+    the GPUs' partial outputs are combined first and reduced once per layer (vLLM's FusedMoE reduces after the
+    combine; gpt-fast's mixtral-moe/tp.py hooks one all-reduce on the experts' output)."""
+    experts = {b.name: (b.stack, b.layer) for b in workload.ir.blocks if b.attrs.get("expert")} if workload.ir else {}
+    if not experts:
+        return frozenset()
+    ran = list(dict.fromkeys(o.block for o in workload.ops if o.block in experts))
+    last = {experts[name]: name for name in ran}
+    return frozenset(ran) - set(last.values())
+
+
 class _Context:
     """What every kernel of one mapping needs: the workload, target and options."""
 
     def __init__(self, workload: Workload, target: GpuTarget, tp: int, attention: str, tf32: bool,
                  kv_heads: int | None, mode: str = "fast", comm_chunks: int = 1, quant_group: int = 128,
                  quant_kernel: str = "fused", act_quant: str = "per-token", gemm_schedule: str = "data-parallel",
-                 kv_update: str = "in-place", memo: dict[tuple, Any] | None = None) -> None:
+                 kv_update: str = "in-place", memo: dict[tuple, Any] | None = None,
+                 tp_lm_head: str = "vocab-parallel", allreduce: str = "custom") -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
+        self.tp_lm_head, self.allreduce = tp_lm_head, allreduce
+        self._unreduced = _unreduced_experts(workload)
         self.schedule = gemm_schedule
         self.kv_update = kv_update
         self.kv_heads = int(kv_heads) if kv_heads else None
@@ -251,7 +268,8 @@ class _Context:
         rest = [o for o in ops if id(o) not in picked]
         out: list[KernelResult] = []
         weighted = [o for o in gemms if o.matmul is not None and o.matmul.weight_operand]
-        last = weighted[-1] if self.tp > 1 and kind in ("attention", "mlp") and weighted else None
+        reduces = self.tp > 1 and kind in ("attention", "mlp") and block not in self._unreduced
+        last = weighted[-1] if reduces and weighted else None
         if attention:
             out.extend(self.gemm(o, label) for o in gemms if o.role != "o_proj" and o is not last)
             out.append(self.attention_kernel(label, rest))
@@ -275,13 +293,13 @@ class _Context:
         chunks = max(1, min(self.comm_chunks, rows))
         if chunks == 1:
             return [self.gemm(op, label),
-                    all_reduce(self.t, op.act_write_bytes, self.tp, f"{label}.all_reduce")]
+                    all_reduce(self.t, op.act_write_bytes, self.tp, f"{label}.all_reduce", self.allreduce)]
         out: list[KernelResult] = []
         for i in range(chunks):
             part = rows // chunks + (1 if i < rows % chunks else 0)
             g = self.gemm(op, label, rows=part)
             g.detail["chunk"] = i + 1
-            r = all_reduce(self.t, op.act_write_bytes * part / rows, self.tp, f"{label}.all_reduce")
+            r = all_reduce(self.t, op.act_write_bytes * part / rows, self.tp, f"{label}.all_reduce", self.allreduce)
             r.detail["chunk"] = i + 1
             out += [g, r]
         return out
@@ -315,7 +333,8 @@ class _Context:
         if rows is not None:  # a piece of the rows: fold the batch into M
             share = rows / (mm.batch * mm.m)
             batch, m = 1, rows
-        tp = self.tp if mm.weight_operand else 1
+        replicated = self.tp_lm_head == "replicated" and op.block_kind == "lm_head"
+        tp = self.tp if mm.weight_operand and not replicated else 1
         if tp > 1:
             if op.role in ROW_PARALLEL:
                 k = max(1, -(-k // tp))

@@ -45,6 +45,15 @@ class GpuOptions(TargetOptions):
     kv_heads: int | None = Field(None, ge=1, description="override the KV heads found in the graph (a divisor of the "
                                                          "attention heads): the attention kernels, the memory check "
                                                          "and a serving run's KV cache use them")
+    tp_lm_head: Literal["vocab-parallel", "replicated"] = Field(
+        "vocab-parallel", description="with tp > 1: vocab-parallel (the output projection's vocabulary split over the "
+                                      "GPUs: Megatron-LM, vLLM's ParallelLMHead, TensorRT-LLM) | replicated (every GPU "
+                                      "runs the whole output projection: gpt-fast's tp.py shards only the transformer "
+                                      "layers)")
+    allreduce: Literal["custom", "nccl"] = Field(
+        "custom", description="with tp > 1: custom (a one-shot kernel over NVLink peer access for messages up to "
+                              "256 KiB, as vLLM's, SGLang's, TensorRT-LLM's and PyTorch's IntraNodeComm; NCCL's "
+                              "ring above, or where the preset has no one-shot figures) | nccl (NCCL's ring)")
     comm_chunks: int = Field(1, ge=1, le=64, description="pieces each all-reduced GEMM is split into so that "
                                                          "communication overlaps compute (1: no overlap)")
     quant_group: int = Field(128, ge=0, description="weights per group scale of low-bit weights along K (32, 64, 128, "

@@ -484,10 +484,83 @@ def _steps(rows: list[Any]) -> list[str]:
                    "asynchronous launches, is not FasterTransformer's, and the card's weight stream is a little faster "
                    "than the preset's dram_efficiency gives.")
     out += _torchao(_sel(rows, source="torchao"), _sel(rows, source="gpt-fast"))
+    llama3 = _sel(rows, source="gpt-fast-llama31") + _sel(rows, source="torchao-llama3")
+    if llama3:
+        from simulator.validation import gpu_claims
+
+        t = load_target(_pt(llama3[0])["target"])
+        weights, _ = gpu_claims.weight_bound(_pt(llama3[0])["model"], t)
+        out.append("The Llama-3(.1)-8B bf16 rows of the same two harnesses (gpt-fast's 330 W card, torchao's A100 80GB "
+                   f"SXM4; {weights / 1e9:.1f} GB of weights, GQA 32q/8kv) are {_span(llama3)}: "
+                   + ", ".join(f"{weights / (r.reference * 1e-6) / 1e9:,.0f} GB/s" for r in llama3)
+                   + " of weights measured, the same shortfall against the stream rate as their Llama-2-7B rows; "
+                   "nothing was fitted to them.")
+    out += _tensor_parallel(_sel(rows, source="gpt-fast-tp"), _sel(rows, source="gpt-fast-tp-nccl"))
     out += _tinychat(_sel(rows, source="tinychat-fp16"))
     out += _bnb(_sel(rows, source="bnb-optimum-bench"))
     out += _trtllm(_sel(rows, source="trtllm-perf-a100") + _sel(rows, source="trtllm-perf-h100"))
     out += _trtllm_v09(_sel(rows, source="trtllm-perf-a100-v09") + _sel(rows, source="trtllm-perf-fp8-v09"))
+    return out
+
+
+def _rerun(r: Any, **options: Any) -> Any:
+    """Row ``r`` predicted again with some of its GPU options replaced."""
+    from simulator.validation.gpu_published import predict
+
+    p = dict(_pt(r), options={**_pt(r).get("options", {}), **options})
+    predicted = predict(p)[0] * 1e6
+    return SimpleNamespace(error=predicted / r.reference - 1, reference=r.reference, predicted=predicted, extra={"point": p})
+
+
+def _all_reduces(point: dict[str, Any]) -> tuple[int, float]:
+    """(all-reduces in one decode step of a tensor-parallel ``point``, hwsim's seconds for one of them)."""
+    from hardware.gpu.collectives import all_reduce
+    from simulator.validation.gpu_published import _model
+
+    model = _model(point["model"])
+    layers = sum(1 for b in model.ir.blocks if b.kind == "attention" and b.stack == "decoder")
+    opts = point.get("options", {})
+    t = load_target(point["target"])
+    one = all_reduce(t, model.ir.d_model * 2.0 * point.get("batch", 1), int(opts["tp"]),
+                     algorithm=opts.get("allreduce", "custom"))
+    return 2 * layers, one.time_s
+
+
+def _tensor_parallel(custom: list[Any], nccl: list[Any]) -> list[str]:
+    """gpt-fast's tensor-parallel tables: PyTorch's one-shot all-reduce (ENABLE_INTRA_NODE_COMM) and the earlier NCCL
+    one, with the output projection replicated (tp.py)."""
+    out = []
+    if custom:
+        tp = [r for r in custom if _pt(r).get("options", {}).get("tp", 1) > 1]
+        by_tp = {}
+        for r in tp:
+            by_tp.setdefault(_pt(r)["options"]["tp"], _all_reduces(_pt(r))[1])
+        single = [r for r in custom if _pt(r).get("options", {}).get("tp", 1) == 1]
+        out.append(f"gpt-fast's tensor-parallel rows (8 x A100-80GB at 330 W, decode in CUDA graphs, run with "
+                   "ENABLE_INTRA_NODE_COMM: PyTorch's one-shot all-reduce over NVLink; tp.py shards only the layers, so "
+                   "the output projection runs whole on every GPU, --set tp_lm_head=replicated) are "
+                   f"{_span(tp)}: two all-reduces per layer at the preset's one-shot latency ("
+                   + ", ".join(f"{v * 1e6:.1f} us on {k}" for k, v in sorted(by_tp.items()))
+                   + " GPUs; vLLM's kernel on A100 measured eager, an upper bound for a graph-captured call; "
+                   "docs/research/gpu_allreduce.md) and a weight stream with the 1-GPU rows' shortfall. Mixtral's "
+                   "experts are reduced once per layer, after the router's weighted sum (mixtral-moe/tp.py hooks one "
+                   "all-reduce on the experts' output)"
+                   + (f"; its 1-GPU int8 row is {_span(single)}, a weight-only row" if single else "")
+                   + ". With the head split over the GPUs (vocab-parallel, hwsim's default, as vLLM's) they would be "
+                   f"{_span([_rerun(r, tp_lm_head='vocab-parallel') for r in tp])}.")
+    if nccl:
+        implied = []
+        for r in nccl:
+            n, modelled = _all_reduces(_pt(r))
+            implied.append((_pt(r)["options"]["tp"], modelled + (r.reference - r.predicted) * 1e-6 / n, modelled))
+        out.append(f"The README's earlier tensor-parallel table (the same Llama-2-7B and card, plain torchrun: NCCL's "
+                   f"all-reduce) is {_span(nccl)} with --set allreduce=nccl. Taken as all-reduce time, the gap implies "
+                   + ", ".join(f"{v * 1e6:.0f} us per all-reduce on {k} GPUs (hwsim's ring {m * 1e6:.1f} us)"
+                               for k, v, m in sorted(implied))
+                   + ", against 10-32 us that nccl-tests measures on 2-8 A100s (no CUDA graph, the figures the preset's "
+                   "ring latency is derived from): that version's compiled decode paid for NCCL more than the "
+                   "collective's own time (graph breaks around the collectives would add host launches), which the "
+                   "source does not say and nothing in hwsim models; nothing was fitted to these rows.")
     return out
 
 
@@ -680,17 +753,20 @@ def _tinychat(rows: list[Any]) -> list[str]:
     out = []
     desk = [r for r in rows if _pt(r)["target"] == "rtx4090"]
     orin = [r for r in rows if _pt(r)["target"] == "jetson-orin"]
-    ops = round(_host_s(_pt(rows[0])) / EAGER_HOST_PER_OP)
+    counts = {r.item: round(_host_s(_pt(r)) / EAGER_HOST_PER_OP) for r in rows}
     lc = next((p for p in load_points()[1] if p["source"] == "llamacpp-4766"), None)
     others = sorted(v for v, _ in gpu_eager.machine_values().values() if v is not None)
     if desk:
         bare = [step_kernels_s(_pt(r)) * 1e3 for r in desk]
-        per_op = max(r.reference * 1e-6 / ops for r in desk)
+        per_op = max(r.reference * 1e-6 / counts[r.item] for r in desk)
         held = _eager_values(_pt(desk[0]))[1]
+        steps = sorted(r.predicted / 1e3 for r in desk)
+        n = sorted(counts[r.item] for r in desk)
         out.append(f"TinyChat's FP16 baseline (its README: Hugging Face's default implementation, eager) on the RTX 4090 "
-                   f"measures {', '.join(f'{r.reference / 1e3:.2f}' for r in desk)} ms per generated token (LLaMA-2-7B, "
-                   f"Vicuna-7B); hwsim is {_span(desk)}, host-bound at {desk[0].predicted / 1e3:.1f} ms: its "
-                   f"{ops:,} ops per step at {held:.1f} us each (the median of the other machines' values). hwsim's "
+                   f"measures {', '.join(f'{r.reference / 1e3:.2f}' for r in desk)} ms per generated token "
+                   f"({', '.join(_named(r) for r in desk)}); hwsim is {_span(desk)}, host-bound at "
+                   f"{steps[0]:.1f}-{steps[-1]:.1f} ms: its {n[0]:,}-{n[-1]:,} ops per step at {held:.1f} us each (the "
+                   "median of the other machines' values). hwsim's "
                    f"kernels alone ({', '.join(f'{b:.2f}' for b in bare)} ms) are already "
                    f"{min(b * 1e3 / r.reference for b, r in zip(bare, desk)) - 1:+.0%} to "
                    f"{max(b * 1e3 / r.reference for b, r in zip(bare, desk)) - 1:+.0%} against the measurement, so on "
@@ -703,24 +779,32 @@ def _tinychat(rows: list[Any]) -> list[str]:
                       "the GPU-bound time." if lc else ""))
     if orin:
         t = load_target(_pt(orin[0])["target"])
-        weights, _ = gpu_claims.weight_bound(_pt(orin[0])["model"], t)
         bare = [step_kernels_s(_pt(r)) * 1e3 for r in orin]
-        gbps = [weights / (r.reference * 1e-6) / 1e9 for r in orin]
+        gbps = [gpu_claims.weight_bound(_pt(r)["model"], t)[0] / (r.reference * 1e-6) / 1e9 for r in orin]
         out.append(f"On the Jetson AGX Orin the same baseline measures {', '.join(f'{r.reference / 1e3:.2f}' for r in orin)} "
-                   f"ms; hwsim is {_span(orin)}, GPU-bound ({', '.join(f'{b:.1f}' for b in bare)} ms of kernels, the "
+                   f"ms ({', '.join(_named(r) for r in orin)}); hwsim is {_span(orin)}, GPU-bound "
+                   f"({', '.join(f'{b:.1f}' for b in bare)} ms of kernels, the "
                    f"weights at the preset's {t.achievable_dram_bandwidth / 1e9:.0f} GB/s stream rate, "
                    f"{t.achievable_dram_bandwidth / t.dram_bandwidth.si:.0%} of the LPDDR5 peak). The measurement is "
                    f"{min(gbps):.0f}-{max(gbps):.0f} GB/s of weights ({min(gbps) * 1e9 / t.dram_bandwidth.si:.0%}-"
                    f"{max(gbps) * 1e9 / t.dram_bandwidth.si:.0%} of peak): either the module's achieved stream in that "
                    "run is below the preset's, or its Arm host CPU is the bound, which would take "
-                   f"{min(r.reference for r in orin) * 1e-6 / ops * 1e6:.0f} us or more per op "
-                   f"({min(r.reference for r in orin) * 1e-6 / ops / EAGER_HOST_PER_OP:.1f}x the default); the "
+                   f"{min(r.reference * 1e-6 / counts[r.item] for r in orin) * 1e6:.0f} us or more per op "
+                   f"({min(r.reference * 1e-6 / counts[r.item] for r in orin) / EAGER_HOST_PER_OP:.1f}x the default); the "
                    "source does not separate the two. hwsim's kernels alone are "
                    f"{min(b * 1e3 / r.reference for b, r in zip(bare, orin)):.0%}-"
                    f"{max(b * 1e3 / r.reference for b, r in zip(bare, orin)):.0%} of the measured steps, too near the "
                    "GPU's bound to identify a host time, and under the machines' median "
                    f"({_eager_values(_pt(orin[0]))[1]:.1f} us) the rows stay GPU-bound.")
     return out
+
+
+def _named(r: Any) -> str:
+    """The model a row measured: the name in its precision's parentheses ('fp16 (Vicuna-7B, ...)'), else the graph's."""
+    precision = str(_pt(r).get("precision", ""))
+    if "(" in precision:
+        return precision.split("(", 1)[1].split(",")[0].split(")")[0].strip()
+    return Path(_pt(r)["model"]).stem
 
 
 def _eager_values(point: dict[str, Any]) -> tuple[float, float]:
@@ -891,6 +975,20 @@ def _quantised(rows: list[Any]) -> list[str]:
                  "bandwidth column falls from 1397 to 1069 and 863 GB/s), which hwsim's fused low-bit kernel does not "
                  "model.")
     text += _torchao_quant(_sel(rows, source="torchao-quant"))
+    for source, name in (("gpt-fast-llama31", "gpt-fast's Llama-3.1-8B"), ("torchao-llama3", "torchao's Llama-3-8B")):
+        quant = sorted(_sel(rows, source=source), key=lambda r: _pt(r)["weights"])
+        base = next((p for p in load_points()[1] if p["source"] == source and not p.get("weights")), None)
+        if quant and base:
+            hw = predict(base)[0]
+            text += (f" {name} rows (same harness, GQA) give over their bf16 step "
+                     + ", ".join(f"{_pt(r)['weights']} {base['ms_per_token'] * 1e3 / r.reference:.2f}x" for r in quant)
+                     + " where hwsim gives " + ", ".join(f"{hw * 1e6 / r.predicted:.2f}x" for r in quant)
+                     + f" (hwsim {_span(quant)}).")
+    moe = _sel(rows, source="gpt-fast-tp")
+    if moe:
+        text += (" gpt-fast's Mixtral 8x7B int8 rows (1, 2, 4, 8 GPUs; two of eight experts read per token) are "
+                 + ", ".join(f"{r.error:+.0%}" for r in sorted(moe, key=lambda r: _pt(r).get("options", {}).get("tp", 1)))
+                 + ".")
     return [text + " Nothing was fitted to these points."]
 
 

@@ -156,6 +156,8 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     formats = point_formats(point)
     precision = Precision(*formats)
     at = f", batch {batch}" if batch > 1 else ""
+    tp = int(options.get("tp", 1))
+    at += f", tp {tp}" if tp > 1 else ""  # tensor-parallel over tp GPUs: the time is one GPU's (all in step)
     fmt = f", {precision.weights} weights" if precision.weights else ""
     if kind == "prefill":  # time to the first token: the prompt's forward pass, whose logits give that token
         r = simulate(model, t, "prefill", batch, point["prompt"], 1, precision, options)
