@@ -54,6 +54,38 @@ DEFAULT_LINK = {"pim": "cxl3-x16", "fpga": "qsfp28-100g"}
 
 
 @dataclass(frozen=True)
+class ExpertReductions:
+    """How a tensor-parallel MoE layer's experts are reduced: the router's weighted sum of the experts' outputs is
+    linear, so the devices' partial outputs are combined first and reduced once per layer, after the last expert the
+    workload runs (vLLM's FusedMoE reduces after the combine; gpt-fast's mixtral-moe/tp.py hooks one all-reduce on
+    the experts' output). ``skipped``: the other expert blocks (no reduction of their own); ``bytes``: per last
+    expert block, the combined output's bytes (the layer's attention output: tokens x width, whatever share of the
+    tokens that expert took)."""
+
+    skipped: frozenset[str] = frozenset()
+    bytes: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def expert_reductions(workload: Workload) -> ExpertReductions:
+    """:class:`ExpertReductions` of ``workload`` (empty for a dense model)."""
+    ir = workload.ir
+    experts = {b.name: (b.stack, b.layer) for b in ir.blocks if b.attrs.get("expert")} if ir is not None else {}
+    if not experts:
+        return ExpertReductions()
+    layer_of = {b.name: (b.stack, b.layer) for b in ir.blocks}
+    ran = list(dict.fromkeys(o.block for o in workload.ops if o.block in experts))
+    last = {experts[name]: name for name in ran}
+    width: dict[tuple, float] = {}
+    for o in workload.ops:  # the layer's attention output (row-parallel o_proj): the residual stream's bytes
+        if o.block_kind == "attention" and o.role == "o_proj" and o.block in layer_of:
+            key = layer_of[o.block]
+            width[key] = max(width.get(key, 0.0), float(o.act_write_bytes))
+    down = {o.block: float(o.act_write_bytes) for o in workload.ops if o.block in experts and o.role in ROW_PARALLEL}
+    sizes = {name: width.get(key) or down.get(name, 0.0) for key, name in last.items()}
+    return ExpertReductions(frozenset(ran) - set(last.values()), sizes)
+
+
+@dataclass(frozen=True)
 class Parallel:
     """How a run is spread over devices: ``tp`` tensor-parallel devices in each of ``pp`` pipeline stages;
     ``link`` a link preset name or file (None: the target kind's default)."""
@@ -200,9 +232,11 @@ def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSp
     ``memo`` (task name -> (task, deps, scaled task), kept by the caller across a run's steps at one ``tp``) hands
     back the same scaled task for the very task object of an earlier step with the same dependencies."""
     reduced, split_ops = {}, {}
+    moe = expert_reductions(workload)
     for op in workload.ops:
-        if op.block_kind in ("attention", "mlp") and op.role in ROW_PARALLEL:
-            reduced[op.block] = op.act_write_bytes  # the full output: row-parallel writes are not split
+        if op.block_kind in ("attention", "mlp") and op.role in ROW_PARALLEL and op.block not in moe.skipped:
+            # the full output: row-parallel writes are not split; a layer's experts once, combined
+            reduced[op.block] = moe.bytes.get(op.block, op.act_write_bytes)
             split_ops[op.name] = op.block
     members: dict[str, list[str]] = {}
     for t in program.tasks:

@@ -126,6 +126,28 @@ def test_pim_tensor_parallel_splits_work_and_all_reduces(gpt2):
     assert run(program).latency_s - sum(t.duration_s for t in reduces) < run(single).latency_s
 
 
+def test_moe_layer_reduced_once_with_its_combined_output():
+    """A tensor-parallel MoE layer's experts share one all-reduce (after the last expert, of the layer's combined
+    output: tokens x width, the attention output's bytes), on PIM as on GPUs: a 2-layer Mixtral (4 experts,
+    top-2) has 2 x 2 reductions at tp=2, where one per expert would make 6; in a prefill of 8 tokens each expert
+    takes a share of the tokens, but the reduction carries all 8."""
+    from mapping.parallel import expert_reductions
+    from mapping.workloads import Model
+
+    model = Model("tests/fixtures/corpus/models/torch-torchscript__mixtral__tf4.onnx")
+    for work in (model.decode(1, 16, BF16), model.prefill(1, 8, BF16)):
+        moe = expert_reductions(work)
+        attention_out = max(o.act_write_bytes for o in work.ops if o.role == "o_proj")
+        assert moe.bytes and all(v == attention_out for v in moe.bytes.values())
+        assert attention_out == 8 * 64 * 2 or work.phase == "decode"  # prefill: 8 tokens x width 64 x 2 B
+        program = _lowering("pim-gpt", Parallel(2, 1)).lower(work)
+        reduces = [t for t in program.tasks if t.kind == "all_reduce"]
+        assert len(reduces) == 4
+        expert = [t for t in reduces if t.block in moe.bytes]
+        assert len(expert) == 2 and all(
+            t.duration_s == pytest.approx(all_reduce_s(load_link("cxl3-x16"), attention_out, 2)) for t in expert)
+
+
 def test_capacity_is_checked_per_device(gpt2):
     """Each device must hold its stage's weights: a device below the fuller stage's share fails at pp=2 although
     the two devices together hold the model; just above it, pp=2 fits and one device does not."""

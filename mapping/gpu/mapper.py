@@ -50,6 +50,7 @@ from mapping.gpu.options import GpuOptions
 from mapping.gpu.stack import host_costs
 from mapping.op_costs import OpCost
 from mapping.op_table import OP
+from mapping.parallel import expert_reductions
 from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
 
@@ -152,19 +153,6 @@ def block_runs(ops: Iterable[OpCost]) -> list[tuple[str, str, list[OpCost]]]:
     return runs
 
 
-def _unreduced_experts(workload: Workload) -> frozenset[str]:
-    """Expert MLP blocks whose tensor-parallel partial sums are not all-reduced on their own: all of a layer's
-    experts but the last one the workload runs. The router's weighted sum of the experts' outputs is linear, so
-    the GPUs' partial outputs are combined first and reduced once per layer (vLLM's FusedMoE reduces after the
-    combine; gpt-fast's mixtral-moe/tp.py hooks one all-reduce on the experts' output)."""
-    experts = {b.name: (b.stack, b.layer) for b in workload.ir.blocks if b.attrs.get("expert")} if workload.ir else {}
-    if not experts:
-        return frozenset()
-    ran = list(dict.fromkeys(o.block for o in workload.ops if o.block in experts))
-    last = {experts[name]: name for name in ran}
-    return frozenset(ran) - set(last.values())
-
-
 class _Context:
     """What every kernel of one mapping needs: the workload, target and options."""
 
@@ -175,7 +163,7 @@ class _Context:
                  tp_lm_head: str = "vocab-parallel", allreduce: str = "custom") -> None:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.tp_lm_head, self.allreduce = tp_lm_head, allreduce
-        self._unreduced = _unreduced_experts(workload)
+        self._moe = expert_reductions(workload)
         self.schedule = gemm_schedule
         self.kv_update = kv_update
         self.kv_heads = int(kv_heads) if kv_heads else None
@@ -268,7 +256,7 @@ class _Context:
         rest = [o for o in ops if id(o) not in picked]
         out: list[KernelResult] = []
         weighted = [o for o in gemms if o.matmul is not None and o.matmul.weight_operand]
-        reduces = self.tp > 1 and kind in ("attention", "mlp") and block not in self._unreduced
+        reduces = self.tp > 1 and kind in ("attention", "mlp") and block not in self._moe.skipped
         last = weighted[-1] if reduces and weighted else None
         if attention:
             out.extend(self.gemm(o, label) for o in gemms if o.role != "o_proj" and o is not last)
@@ -279,11 +267,12 @@ class _Context:
             if rest:
                 out.append(self.fused(label, kind, rest))
         if last is not None:
-            out.extend(self.reduced_gemm(last, label))
+            out.extend(self.reduced_gemm(last, label, self._moe.bytes.get(block)))
         return [p for r in out for p in (r.detail["parts"] if "parts" in r.detail and "chunk" not in r.detail else [r])]
 
-    def reduced_gemm(self, op: OpCost, label: str) -> list[KernelResult]:
-        """The block's last GEMM and the ring all-reduce of its output; with ``comm_chunks`` = C > 1 the GEMM runs
+    def reduced_gemm(self, op: OpCost, label: str, reduced_bytes: float | None = None) -> list[KernelResult]:
+        """The block's last GEMM and the all-reduce of its output (``reduced_bytes``, when given: a MoE layer's
+        combined output, :func:`mapping.parallel.expert_reductions`); with ``comm_chunks`` = C > 1 the GEMM runs
         as C pieces over its rows, each piece's all-reduce on the link while the next piece computes (the
         decomposition of Wang et al., ASPLOS 2023, "Overlap communication with dependent computation via
         decomposition in large deep learning models"; every piece re-reads the GEMM's weights)."""
@@ -291,15 +280,15 @@ class _Context:
         assert mm is not None
         rows = mm.batch * mm.m
         chunks = max(1, min(self.comm_chunks, rows))
+        nbytes = op.act_write_bytes if reduced_bytes is None else reduced_bytes
         if chunks == 1:
-            return [self.gemm(op, label),
-                    all_reduce(self.t, op.act_write_bytes, self.tp, f"{label}.all_reduce", self.allreduce)]
+            return [self.gemm(op, label), all_reduce(self.t, nbytes, self.tp, f"{label}.all_reduce", self.allreduce)]
         out: list[KernelResult] = []
         for i in range(chunks):
             part = rows // chunks + (1 if i < rows % chunks else 0)
             g = self.gemm(op, label, rows=part)
             g.detail["chunk"] = i + 1
-            r = all_reduce(self.t, op.act_write_bytes * part / rows, self.tp, f"{label}.all_reduce", self.allreduce)
+            r = all_reduce(self.t, nbytes * part / rows, self.tp, f"{label}.all_reduce", self.allreduce)
             r.detail["chunk"] = i + 1
             out += [g, r]
         return out
