@@ -59,8 +59,9 @@ class ExpertReductions:
     linear, so the devices' partial outputs are combined first and reduced once per layer, after the last expert the
     workload runs (vLLM's FusedMoE reduces after the combine; gpt-fast's mixtral-moe/tp.py hooks one all-reduce on
     the experts' output). ``skipped``: the other expert blocks (no reduction of their own); ``bytes``: per last
-    expert block, the combined output's bytes (the layer's attention output: tokens x width, whatever share of the
-    tokens that expert took)."""
+    expert block, the combined output's bytes: tokens x width, whatever share of the tokens that expert took (the
+    router gate's input, which has the combined output's shape; else the layer's attention output). A shared
+    expert (an ordinary MLP block beside the routed ones) keeps a reduction of its own."""
 
     skipped: frozenset[str] = frozenset()
     bytes: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -75,13 +76,18 @@ def expert_reductions(workload: Workload) -> ExpertReductions:
     layer_of = {b.name: (b.stack, b.layer) for b in ir.blocks}
     ran = list(dict.fromkeys(o.block for o in workload.ops if o.block in experts))
     last = {experts[name]: name for name in ran}
+    gate: dict[tuple, float] = {}
     width: dict[tuple, float] = {}
-    for o in workload.ops:  # the layer's attention output (row-parallel o_proj): the residual stream's bytes
-        if o.block_kind == "attention" and o.role == "o_proj" and o.block in layer_of:
-            key = layer_of[o.block]
+    for o in workload.ops:
+        key = layer_of.get(o.block)
+        if key is None:
+            continue
+        if o.block_kind == "router" and o.matmul is not None and o.matmul.weight_operand:  # tokens x width in
+            gate[key] = max(gate.get(key, 0.0), float(o.act_read_bytes))
+        elif o.block_kind == "attention" and o.role == "o_proj":  # the residual stream's bytes
             width[key] = max(width.get(key, 0.0), float(o.act_write_bytes))
     down = {o.block: float(o.act_write_bytes) for o in workload.ops if o.block in experts and o.role in ROW_PARALLEL}
-    sizes = {name: width.get(key) or down.get(name, 0.0) for key, name in last.items()}
+    sizes = {name: gate.get(key) or width.get(key) or down.get(name, 0.0) for key, name in last.items()}
     return ExpertReductions(frozenset(ran) - set(last.values()), sizes)
 
 

@@ -38,7 +38,10 @@ PRESETS = {"gpu": "a100-80gb", "pim": "pim-gpt", "fpga": "u55c"}
 #: bounds (register occupancy, the PIM global buffer) that bind only on larger shapes than the fixture model's:
 #: checked on GPT-2; the L2 latency of split-KV reductions binds only at contexts long enough to split the K/V
 #: (checked in tests/test_gpu_model.py)
-LARGE_SHAPES = {"registers_per_sm", "global_buffer", "l2_latency"}
+LARGE_SHAPES = {"registers_per_sm", "global_buffer", "l2_latency",
+                #: NCCL's ring under the default one-shot all-reduce: messages above 256 KiB (checked with
+                #: allreduce=nccl here and in tests/test_gpu_model.py)
+                "link_latency", "link_step_latency"}
 
 
 @pytest.fixture(scope="module")

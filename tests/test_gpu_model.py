@@ -485,7 +485,7 @@ def test_tensor_parallel_moe_reduces_once_per_layer_and_lm_head_options():
         p = map_workload(work, a100, {"tp": 2, "tp_lm_head": how})
         head = [t for t in p.tasks if t.block == "lm_head" and t.kind == "lm_head"]
         dram[how] = sum(t.bytes_by_level.get("dram", 0) for t in head)
-        assert head and run(p).latency_s > 0
+        assert head
     assert dram["replicated"] == pytest.approx(2 * dram["vocab-parallel"], rel=0.05)
     assert run(map_workload(work, a100, {"tp": 2, "tp_lm_head": "replicated"})).latency_s >= \
         run(map_workload(work, a100, {"tp": 2})).latency_s

@@ -172,14 +172,9 @@ def _tp(s: Settings, target: dict) -> bool:
 
 
 def _oneshot(s: Settings, target: dict) -> bool:
-    """The run's all-reduces take the one-shot kernel (small messages; hardware.gpu.collectives)."""
+    """The run's small all-reduces may take the one-shot kernel (hardware.gpu.collectives)."""
     return (s.tp > 1 and s.option("allreduce", "custom") == "custom" and None not in s.values(target, "oneshot_latency")
-            and 0 not in s.values(target, "nvlink_bandwidth"))
-
-
-def _ring(s: Settings, target: dict) -> bool:
-    """The run's all-reduces take NCCL's ring."""
-    return s.tp > 1 and not _oneshot(s, target)
+            and any(v for v in s.values(target, "nvlink_bandwidth")))
 
 
 def _graph(s: Settings, target: dict) -> bool:
@@ -212,10 +207,9 @@ FIELD_USE: dict[str, FieldUse] = {
     "nvlink_bandwidth": FieldUse("only with tensor parallelism (tp > 1)", _tp),
     "pcie_bandwidth": FieldUse("only with tensor parallelism (tp > 1) on a GPU without NVLink (nvlink_bandwidth 0)",
                                lambda s, t: _tp(s, t) and 0 in s.values(t, "nvlink_bandwidth")),
-    "link_latency": FieldUse("only with tensor parallelism (tp > 1) by NCCL's ring: --set allreduce=nccl, a preset "
-                             "without oneshot_latency or a GPU without NVLink (the default one-shot kernel takes "
-                             "messages up to 256 KiB, the ring larger ones: sweep it with allreduce=nccl)", _ring),
-    "link_step_latency": FieldUse("as link_latency (NCCL's ring all-reduce)", _ring),
+    "link_latency": FieldUse("only with tensor parallelism (tp > 1): NCCL's ring all-reduce (--set allreduce=nccl, "
+                             "messages above 256 KiB, GPUs without NVLink or one-shot figures)", _tp),
+    "link_step_latency": FieldUse("as link_latency (NCCL's ring all-reduce)", _tp),
     "oneshot_latency": FieldUse("only with tensor parallelism (tp > 1) over NVLink and --set allreduce=custom (the "
                                 "default), messages up to 256 KiB", _oneshot),
     "oneshot_peer_latency": FieldUse("as oneshot_latency", _oneshot),

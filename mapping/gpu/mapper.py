@@ -164,6 +164,9 @@ class _Context:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.tp_lm_head, self.allreduce = tp_lm_head, allreduce
         self._moe = expert_reductions(workload)
+        #: per block, its last weight GEMM in the workload: the one whose output is all-reduced (a block whose ops
+        #: come in several runs, interleaved with another block's, is reduced once, not once per run)
+        self._reduced_op = {o.block: id(o) for o in workload.ops if o.matmul is not None and o.matmul.weight_operand}
         self.schedule = gemm_schedule
         self.kv_update = kv_update
         self.kv_heads = int(kv_heads) if kv_heads else None
@@ -257,7 +260,7 @@ class _Context:
         out: list[KernelResult] = []
         weighted = [o for o in gemms if o.matmul is not None and o.matmul.weight_operand]
         reduces = self.tp > 1 and kind in ("attention", "mlp") and block not in self._moe.skipped
-        last = weighted[-1] if reduces and weighted else None
+        last = next((o for o in weighted if id(o) == self._reduced_op.get(block)), None) if reduces else None
         if attention:
             out.extend(self.gemm(o, label) for o in gemms if o.role != "o_proj" and o is not last)
             out.append(self.attention_kernel(label, rest))
