@@ -61,7 +61,8 @@ class ExpertReductions:
     the experts' output). ``skipped``: the other expert blocks (no reduction of their own); ``bytes``: per last
     expert block, the combined output's bytes: tokens x width, whatever share of the tokens that expert took (the
     router gate's input, which has the combined output's shape; else the layer's attention output). A shared
-    expert (an ordinary MLP block beside the routed ones) keeps a reduction of its own."""
+    expert (an ordinary MLP block in a layer with routed ones) is added to their sum, so it shares the reduction
+    (vLLM's Qwen2-MoE block reduces routed and shared outputs once)."""
 
     skipped: frozenset[str] = frozenset()
     bytes: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -74,6 +75,9 @@ def expert_reductions(workload: Workload) -> ExpertReductions:
     if not experts:
         return ExpertReductions()
     layer_of = {b.name: (b.stack, b.layer) for b in ir.blocks}
+    moe_layers = set(experts.values())
+    experts.update({b.name: layer_of[b.name] for b in ir.blocks  # shared experts of those layers
+                    if b.kind == "mlp" and b.name not in experts and layer_of[b.name] in moe_layers})
     ran = list(dict.fromkeys(o.block for o in workload.ops if o.block in experts))
     last = {experts[name]: name for name in ran}
     gate: dict[tuple, float] = {}

@@ -493,3 +493,26 @@ def test_tensor_parallel_moe_reduces_once_per_layer_and_lm_head_options():
     g8 = shared_model(EXAMPLES / "gpt2.onnx").decode(1, 16)
     assert run(map_workload(g8, a100, {"tp": 4, "allreduce": "nccl"})).latency_s > \
         run(map_workload(g8, a100, {"tp": 4})).latency_s
+
+
+def test_tensor_parallel_stacked_and_shared_experts():
+    a100 = load_target("a100-80gb")
+    # GPT-OSS holds all experts stacked in one block (GatherND of the chosen experts' weights, then batched
+    # products): tp splits those products as weight GEMMs, so the block's DRAM bytes summed over the 2 GPUs equal
+    # one GPU's (weights halved, the one token's input read by both is ~1% here), and the layer is reduced once
+    model = Model("tests/fixtures/heldout5/dynamo__gpt_oss_kv.onnx")
+    work = model.decode(1, 16)
+    stacked = {b.name for b in model.ir.blocks if b.attrs.get("stacked")}
+    one, two = map_workload(work, a100, {}), map_workload(work, a100, {"tp": 2})
+
+    def dram(p):
+        return sum(t.bytes_by_level.get("dram", 0) for t in p.tasks if t.block in stacked)
+
+    assert dram(two) == pytest.approx(dram(one), rel=0.02)
+    reduces = [t.block for t in two.tasks if t.op.endswith("all_reduce")]
+    assert sorted(reduces) == sorted(["decoder.0.self_attention", "decoder.1.self_attention", *stacked])
+    # Qwen2-MoE adds a shared expert (an ordinary MLP) to the routed experts' sum: one reduction for both
+    qwen = Model("tests/fixtures/corpus/models/torch-torchscript__qwen2_moe__tf4.onnx")
+    p = map_workload(qwen.decode(1, 16), a100, {"tp": 2})
+    reduces = [t.block for t in p.tasks if t.op.endswith("all_reduce")]
+    assert len(reduces) == 4 and sum(1 for b in reduces if b.endswith("self_attention")) == 2

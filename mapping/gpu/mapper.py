@@ -166,7 +166,10 @@ class _Context:
         self._moe = expert_reductions(workload)
         #: per block, its last weight GEMM in the workload: the one whose output is all-reduced (a block whose ops
         #: come in several runs, interleaved with another block's, is reduced once, not once per run)
-        self._reduced_op = {o.block: id(o) for o in workload.ops if o.matmul is not None and o.matmul.weight_operand}
+        #: stacked expert blocks (one block holds all experts' weights, gathered per token, then batched matrix
+        #: products whose B operand is the gathered weights): their products are split over the GPUs as weights are
+        self._stacked = frozenset(b.name for b in workload.ir.blocks if b.attrs.get("stacked")) if workload.ir else frozenset()
+        self._reduced_op = {o.block: id(o) for o in workload.ops if self._sharded(o)}
         self.schedule = gemm_schedule
         self.kv_update = kv_update
         self.kv_heads = int(kv_heads) if kv_heads else None
@@ -177,6 +180,12 @@ class _Context:
         self._k_projs: dict[str, OpCost] | None = None  # per block: its first K (or fused QKV) projection
         # ids of kernel results the memo holds (and so keeps alive): only their task facts are worth keeping
         self._reused: set[int] = self._memo.setdefault(("reused",), set())
+
+    def _sharded(self, op: OpCost) -> bool:
+        """Whether matrix product ``op`` multiplies by weights, which tensor parallelism splits: a weight operand,
+        or a stacked expert block's product with its gathered expert weights (role up / down)."""
+        return op.matmul is not None and (op.matmul.weight_operand or (op.block in self._stacked
+                                                                      and op.role in ("up", "down")))
 
     def _once(self, key: tuple, name: str, make) -> KernelResult:  # noqa: ANN001 - a zero-argument factory
         """``make()`` once per ``key`` within this mapping, or within the run when the mapping was given a memo
@@ -258,7 +267,7 @@ class _Context:
         picked = {id(o) for o in gemms}
         rest = [o for o in ops if id(o) not in picked]
         out: list[KernelResult] = []
-        weighted = [o for o in gemms if o.matmul is not None and o.matmul.weight_operand]
+        weighted = [o for o in gemms if self._sharded(o)]
         reduces = self.tp > 1 and kind in ("attention", "mlp") and block not in self._moe.skipped
         last = next((o for o in weighted if id(o) == self._reduced_op.get(block)), None) if reduces else None
         if attention:
@@ -326,13 +335,18 @@ class _Context:
             share = rows / (mm.batch * mm.m)
             batch, m = 1, rows
         replicated = self.tp_lm_head == "replicated" and op.block_kind == "lm_head"
-        tp = self.tp if mm.weight_operand and not replicated else 1
+        gathered = not mm.weight_operand and self._sharded(op)  # B is a stacked expert block's gathered weights
+        tp = self.tp if (mm.weight_operand or gathered) and not replicated else 1
         if tp > 1:
             if op.role in ROW_PARALLEL:
                 k = max(1, -(-k // tp))
             else:
                 n = max(1, -(-n // tp))
-        dram = op.weight_bytes / tp + (op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes) * share
+        act_read = op.act_read_bytes
+        if gathered and tp > 1:  # this GPU's slice of the gathered weights
+            b_read = min(act_read, mm.batch * mm.k * mm.n * b_elem)
+            act_read = act_read - b_read + b_read / tp
+        dram = op.weight_bytes / tp + (act_read + op.act_write_bytes + op.kv_read_bytes) * share
         # the compute format follows the operands as the kernel reads them (an int8 x int8 MatMulInteger runs on
         # int8 tensor cores although it writes int32), else the activations' storage size
         a_read = BITS[mm.a_dtype] / 8 if mm.a_dtype in BITS and BITS[mm.a_dtype] else a_elem
