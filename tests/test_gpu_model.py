@@ -516,3 +516,25 @@ def test_tensor_parallel_stacked_and_shared_experts():
     p = map_workload(qwen.decode(1, 16), a100, {"tp": 2})
     reduces = [t.block for t in p.tasks if t.op.endswith("all_reduce")]
     assert len(reduces) == 4 and sum(1 for b in reduces if b.endswith("self_attention")) == 2
+
+
+@pytest.mark.parametrize("graph", ["dynamo__granitemoehybrid.onnx", "torchscript__lfm2.onnx"])
+def test_tensor_parallel_token_mixers(graph):
+    # a token mixer (Granite-4-hybrid's Mamba-2 layer, LFM2's short convolution) under tp = 2: the input
+    # projection split by columns, the state / convolution work by channels, the output projection by rows, then one
+    # all-reduce of the mixer's output (tokens x width), as Megatron-LM's Mamba layer; its DRAM bytes summed over the
+    # GPUs stay one GPU's (within the inputs both GPUs read)
+    model = Model(f"tests/fixtures/heldout5/{graph}")
+    work = model.decode(1, 16)
+    a100 = load_target("a100-80gb")
+    mixers = {b.name for b in model.ir.blocks if b.kind == "mixer"}
+    one, two = map_workload(work, a100, {}), map_workload(work, a100, {"tp": 2})
+
+    def dram(p):
+        return sum(t.bytes_by_level.get("dram", 0) for t in p.tasks if t.block in mixers)
+
+    assert mixers and dram(two) == pytest.approx(dram(one), rel=0.05)
+    reduces = [t for t in two.tasks if t.op.endswith("all_reduce") and t.block in mixers]
+    assert sorted(t.block for t in reduces) == sorted(mixers)
+    width = model.ir.d_model * 4  # one token x width in fp32
+    assert all(t.duration_s == pytest.approx(all_reduce(a100, width, 2).time_s) for t in reduces)

@@ -170,6 +170,11 @@ class _Context:
         #: products whose B operand is the gathered weights): their products are split over the GPUs as weights are
         self._stacked = frozenset(b.name for b in workload.ir.blocks if b.attrs.get("stacked")) if workload.ir else frozenset()
         self._reduced_op = {o.block: id(o) for o in workload.ops if self._sharded(o)}
+        #: a token mixer's (Mamba's, a short convolution's) last projection: split by its input rows over the GPUs
+        #: as an attention block's output projection is, its per-channel state and convolution work by channels in
+        #: between (Megatron-LM's Mamba layer: in_proj by columns, out_proj by rows, one all-reduce)
+        mixers = {o.block for o in workload.ops if o.block_kind == "mixer"}
+        self._row_ops = {v for k, v in self._reduced_op.items() if k in mixers}
         self.schedule = gemm_schedule
         self.kv_update = kv_update
         self.kv_heads = int(kv_heads) if kv_heads else None
@@ -268,7 +273,7 @@ class _Context:
         rest = [o for o in ops if id(o) not in picked]
         out: list[KernelResult] = []
         weighted = [o for o in gemms if self._sharded(o)]
-        reduces = self.tp > 1 and kind in ("attention", "mlp") and block not in self._moe.skipped
+        reduces = self.tp > 1 and kind in ("attention", "mlp", "mixer") and block not in self._moe.skipped
         last = next((o for o in weighted if id(o) == self._reduced_op.get(block)), None) if reduces else None
         if attention:
             out.extend(self.gemm(o, label) for o in gemms if o.role != "o_proj" and o is not last)
@@ -337,8 +342,11 @@ class _Context:
         replicated = self.tp_lm_head == "replicated" and op.block_kind == "lm_head"
         gathered = not mm.weight_operand and self._sharded(op)  # B is a stacked expert block's gathered weights
         tp = self.tp if (mm.weight_operand or gathered) and not replicated else 1
+        if self.tp > 1 and not mm.weight_operand and op.block_kind == "mixer" and batch >= self.tp:
+            heads = -(-batch // self.tp)  # a mixer's state products run per head: this GPU's heads
+            share, batch = share * heads / batch, heads
         if tp > 1:
-            if op.role in ROW_PARALLEL:
+            if op.role in ROW_PARALLEL or id(op) in self._row_ops:
                 k = max(1, -(-k // tp))
             else:
                 n = max(1, -(-n // tp))
@@ -482,7 +490,7 @@ class _Context:
     def fused(self, label: str, kind: str, ops: list[OpCost]) -> KernelResult:
         bytes_ = sum(o.bytes for o in ops)
         flops = sum(o.flops for o in ops)
-        if self.tp > 1 and kind in ("attention", "mlp"):
+        if self.tp > 1 and kind in ("attention", "mlp", "mixer"):
             bytes_, flops = bytes_ / self.tp, flops / self.tp
         return memory_bound(self.t, f"{label}.fused", bytes_, flops)
 
