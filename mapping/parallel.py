@@ -166,13 +166,23 @@ def _scaled(op: OpCost, share: float, **fields: object) -> OpCost:
     return dataclasses.replace(op, flops=op.flops * share, **fields)
 
 
-def shard_op(op: OpCost, tp: int) -> OpCost:
-    """One device's part of ``op`` under ``tp``-way tensor parallelism (see the module docstring)."""
-    if tp == 1 or op.block_kind not in ("attention", "mlp"):
+def mixer_out_projections(workload: Workload) -> frozenset[str]:
+    """Names of each token mixer's (Mamba's, a short convolution's) last weight GEMM, its output projection: split
+    by input rows and all-reduced under tensor parallelism, as Megatron-LM's Mamba layer splits out_proj (its
+    in_proj by columns, the state and convolution work by channels)."""
+    last = {o.block: o.name for o in workload.ops
+            if o.block_kind == "mixer" and o.matmul is not None and o.matmul.weight_operand}
+    return frozenset(last.values())
+
+
+def shard_op(op: OpCost, tp: int, row: bool = False) -> OpCost:
+    """One device's part of ``op`` under ``tp``-way tensor parallelism (see the module docstring); ``row``: a
+    weight GEMM split by its input rows whatever its role (a mixer's output projection)."""
+    if tp == 1 or op.block_kind not in ("attention", "mlp", "mixer"):
         return op
     mm = op.matmul
     if mm is not None and mm.weight_operand:
-        if op.role in ROW_PARALLEL:
+        if op.role in ROW_PARALLEL or row:
             dims = dataclasses.replace(mm, k=max(1, -(-mm.k // tp)))
             return _scaled(op, dims.k / mm.k, matmul=dims, weight_bytes=op.weight_bytes // tp,
                            act_read_bytes=op.act_read_bytes // tp)
@@ -200,14 +210,15 @@ def shard(workload: Workload, tp: int, memo: dict[str, tuple[OpCost, OpCost]] | 
             b.attention, heads=max(1, b.attention.heads // tp), kv_heads=max(1, b.attention.kv_heads // tp)))
             if b.attention is not None else b for b in ir.blocks]
         ir = dataclasses.replace(ir, blocks=blocks)
+    rows = mixer_out_projections(workload)
     if memo is None:
-        ops = [shard_op(o, tp) for o in workload.ops]
+        ops = [shard_op(o, tp, o.name in rows) for o in workload.ops]
     else:
         ops = []
         for o in workload.ops:
             hit = memo.get(o.name)
             if hit is None or hit[0] is not o:
-                hit = memo[o.name] = (o, shard_op(o, tp))
+                hit = memo[o.name] = (o, shard_op(o, tp, o.name in rows))
             ops.append(hit[1])
     return dataclasses.replace(workload, ops=ops, ir=ir,
                                kv_cache_bytes=workload.kv_cache_bytes // tp, kv_write_bytes=workload.kv_write_bytes // tp,
@@ -243,8 +254,10 @@ def with_all_reduces(program: Program, workload: Workload, tp: int, link: LinkSp
     back the same scaled task for the very task object of an earlier step with the same dependencies."""
     reduced, split_ops = {}, {}
     moe = expert_reductions(workload)
+    rows = mixer_out_projections(workload)
     for op in workload.ops:
-        if op.block_kind in ("attention", "mlp") and op.role in ROW_PARALLEL and op.block not in moe.skipped:
+        if ((op.block_kind in ("attention", "mlp") and op.role in ROW_PARALLEL) or op.name in rows) \
+                and op.block not in moe.skipped:
             # the full output: row-parallel writes are not split; a layer's experts once, combined
             reduced[op.block] = moe.bytes.get(op.block, op.act_write_bytes)
             split_ops[op.name] = op.block

@@ -149,6 +149,32 @@ def test_moe_layer_reduced_once_with_its_combined_output():
             t.duration_s == pytest.approx(all_reduce_s(load_link("cxl3-x16"), attention_out, 2)) for t in expert)
 
 
+def test_token_mixer_sharded_and_reduced_on_pim():
+    """--parallel tp=2 on PIM shards a token mixer as the GPU mapper does: LFM2's short convolution's input
+    projection by columns and its output projection by rows (half the weights each), one all-reduce of the
+    mixer's output (one token x width 64 x 2 B)."""
+    from mapping.parallel import mixer_out_projections
+    from mapping.workloads import Model
+
+    model = Model("tests/fixtures/heldout5/torchscript__lfm2.onnx")
+    work = model.decode(1, 16, BF16)
+    rows = mixer_out_projections(work)
+    mixers = {o.block for o in work.ops if o.block_kind == "mixer"}
+    assert len(rows) == len(mixers) >= 1
+    part = shard(work, 2)
+    for a, b in zip(work.ops, part.ops, strict=True):
+        if a.block in mixers and a.matmul is not None and a.matmul.weight_operand:
+            assert b.weight_bytes == a.weight_bytes // 2
+            if a.name in rows:
+                assert b.matmul.k == a.matmul.k // 2 and b.matmul.n == a.matmul.n
+            else:
+                assert b.matmul.n == -(-a.matmul.n // 2) and b.matmul.k == a.matmul.k
+    program = _lowering("pim-gpt", Parallel(2, 1)).lower(work)
+    reduces = [t for t in program.tasks if t.kind == "all_reduce" and t.block in mixers]
+    assert len(reduces) == len(mixers)
+    assert all(t.duration_s == pytest.approx(all_reduce_s(load_link("cxl3-x16"), 64 * 2, 2)) for t in reduces)
+
+
 def test_capacity_is_checked_per_device(gpt2):
     """Each device must hold its stage's weights: a device below the fuller stage's share fails at pp=2 although
     the two devices together hold the model; just above it, pp=2 fits and one device does not."""

@@ -50,7 +50,7 @@ from mapping.gpu.options import GpuOptions
 from mapping.gpu.stack import host_costs
 from mapping.op_costs import OpCost
 from mapping.op_table import OP
-from mapping.parallel import expert_reductions
+from mapping.parallel import expert_reductions, mixer_out_projections
 from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
 
@@ -173,8 +173,7 @@ class _Context:
         #: a token mixer's (Mamba's, a short convolution's) last projection: split by its input rows over the GPUs
         #: as an attention block's output projection is, its per-channel state and convolution work by channels in
         #: between (Megatron-LM's Mamba layer: in_proj by columns, out_proj by rows, one all-reduce)
-        mixers = {o.block for o in workload.ops if o.block_kind == "mixer"}
-        self._row_ops = {v for k, v in self._reduced_op.items() if k in mixers}
+        self._row_ops = mixer_out_projections(workload)
         self.schedule = gemm_schedule
         self.kv_update = kv_update
         self.kv_heads = int(kv_heads) if kv_heads else None
@@ -346,7 +345,7 @@ class _Context:
             heads = -(-batch // self.tp)  # a mixer's state products run per head: this GPU's heads
             share, batch = share * heads / batch, heads
         if tp > 1:
-            if op.role in ROW_PARALLEL or id(op) in self._row_ops:
+            if op.role in ROW_PARALLEL or op.name in self._row_ops:
                 k = max(1, -(-k // tp))
             else:
                 n = max(1, -(-n // tp))
