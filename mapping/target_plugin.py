@@ -148,6 +148,11 @@ class TargetPlugin:
         """Memory the weights and KV cache must fit in (bytes), over all devices the options use."""
         raise NotImplementedError
 
+    def weight_bytes(self, model: Model, options: TargetOptions, precision: Precision) -> int:
+        """Bytes of weights the run holds over all its devices (``model``'s own, plus what the options keep a copy
+        of on every device); default: the model's."""
+        return model.weight_bytes(precision)
+
     def check(self, model: Model, spec: TargetBase, options: TargetOptions, precision: Precision) -> None:
         """Refuse what this target cannot run (HwsimError naming the flag); default: nothing to refuse."""
 

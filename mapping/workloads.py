@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import functools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from hardware.dtypes import is_float, tensor_bytes
@@ -357,15 +357,20 @@ class Model:
             cache[key] = self._weight_bytes_at(precision)
         return cache[key]
 
-    def _weight_bytes_at(self, precision: Precision) -> int:
+    def _weight_bytes_at(self, precision: Precision, names: Iterable[str] | None = None) -> int:
         total = 0
         precision = self.with_head_tensors(precision)
-        for name in self.graph.weight_names:
+        for name in self.graph.weight_names if names is None else names:
             dtype = self.graph.tensors[name].dtype
             if is_float(dtype) and (precision.weights or precision.head):
                 dtype = precision.weight_format(name, dtype)  # quantized weights keep their stored width
             total += tensor_bytes(self._numel(name), dtype)
         return total
+
+    def head_weight_bytes(self, precision: Precision) -> int:
+        """Bytes of the embedding tables' and LM head's weights (a tied head counted once) at ``precision``."""
+        weights = set(self.graph.weight_names)
+        return self._weight_bytes_at(precision, sorted(n for n in self.head_tensors() if n in weights))
 
     def head_tensors(self) -> frozenset[str]:
         """Weight tensors of the embedding and LM-head blocks: their inputs, and back through weight transforms

@@ -262,7 +262,7 @@ def simulate(model: Model, target: TargetBase, phase: str, batch: int, prompt_le
     # capacity: weights plus the largest KV cache of the run must fit the target's memory
     final_context = prompt_len + (gen_len - 1 if phase == "generate" else 0) + (1 if phase == "decode" else 0)
     kv = model.kv_cache_bytes(batch, final_context, precision, prompt_len) if model.ir.attentions() else 0
-    weights = model.weight_bytes(precision)
+    weights = plugin.weight_bytes(model, opts, precision)
     result.memory_bytes = weights + kv
     if multi:
         assert parallel is not None

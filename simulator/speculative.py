@@ -91,7 +91,7 @@ def simulate_speculative(model: Model | TechniqueModel, target: TargetBase, batc
             raise HwsimError(f"--draft {draft.path}: a draft model is a decoder-only model; this one is "
                              f"{draft.ir.architecture}")
     final = prompt_len + gen_len + k
-    weights = model.weight_bytes(precision) + (draft.weight_bytes(precision) if draft is not None else 0)
+    weights = plugin.weight_bytes(model, opts, precision) + (draft.weight_bytes(precision) if draft is not None else 0)
     kv = model.kv_cache_bytes(batch, final, precision, prompt_len) + (
         draft.kv_cache_bytes(batch, final, precision, prompt_len) if draft is not None else 0)
     result = SimulationResult(model.path, target, "generate", batch, prompt_len, gen_len, precision, opts.mode)

@@ -538,3 +538,18 @@ def test_tensor_parallel_token_mixers(graph):
     assert sorted(t.block for t in reduces) == sorted(mixers)
     width = model.ir.d_model * 4  # one token x width in fp32
     assert all(t.duration_s == pytest.approx(all_reduce(a100, width, 2).time_s) for t in reduces)
+
+
+def test_replicated_head_is_held_by_every_gpu():
+    # --set tp_lm_head=replicated keeps the whole output projection (and the embedding tables) on each of the tp
+    # GPUs: the run's memory grows by (tp - 1) copies of them (GPT-2: the 50257 x 768 token table, tied to the head,
+    # and the 1024 x 768 position table, fp16)
+    from mapping.op_costs import Precision
+    from simulator.simulate import simulate
+
+    model = shared_model(EXAMPLES / "gpt2.onnx")
+    a100 = load_target("a100-80gb")
+    fp16 = Precision("float16", "float16", "float16")
+    split = simulate(model, a100, "decode", 1, 16, 1, fp16, {"tp": 4}, trace_steps=0)
+    whole = simulate(model, a100, "decode", 1, 16, 1, fp16, {"tp": 4, "tp_lm_head": "replicated"}, trace_steps=0)
+    assert whole.memory_bytes - split.memory_bytes == 3 * (50257 + 1024) * 768 * 2

@@ -49,7 +49,7 @@ class GpuOptions(TargetOptions):
         "vocab-parallel", description="with tp > 1: vocab-parallel (the output projection's vocabulary split over the "
                                       "GPUs: Megatron-LM, vLLM's ParallelLMHead, TensorRT-LLM) | replicated (every GPU "
                                       "runs the whole output projection: gpt-fast's tp.py shards only the transformer "
-                                      "layers; the memory check still counts the head once)")
+                                      "layers, so every GPU also holds the embedding tables and the head whole)")
     allreduce: Literal["custom", "nccl"] = Field(
         "custom", description="with tp > 1: custom (a one-shot kernel over NVLink peer access for messages up to "
                               "256 KiB, as vLLM's, SGLang's, TensorRT-LLM's and PyTorch's IntraNodeComm; NCCL's "

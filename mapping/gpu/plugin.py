@@ -24,6 +24,14 @@ class GpuPlugin(TargetPlugin):
     options = GpuOptions
     native_dtype = "float16"
 
+    def weight_bytes(self, model: Model, options: GpuOptions, precision: Precision) -> int:  # type: ignore[override]
+        """The model's weights, plus ``tp - 1`` more copies of the embedding tables and output projection with
+        ``--set tp_lm_head=replicated`` (every GPU holds them whole, as gpt-fast's tp.py leaves them)."""
+        total = model.weight_bytes(precision)
+        if options.tp > 1 and options.tp_lm_head == "replicated":
+            total += (options.tp - 1) * model.head_weight_bytes(precision)
+        return total
+
     def capacity_bytes(self, spec: GpuTarget, options: GpuOptions) -> int:  # type: ignore[override]
         """DRAM of all ``tp`` GPUs together (tensor parallelism splits weights and KV cache over them)."""
         return memory_capacity_bytes(spec) * options.tp

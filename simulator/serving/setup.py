@@ -71,7 +71,7 @@ def prepare(model: Model, target: TargetBase, raw_options: dict[str, Any] | Targ
     if draft is not None:
         plugin.check(draft, target, opts, precision)
     capacity = int(plugin.capacity_bytes(target, opts) * memory_fraction)
-    weights = model.weight_bytes(precision) + (draft.weight_bytes(precision) if draft is not None else 0)
+    weights = plugin.weight_bytes(model, opts, precision) + (draft.weight_bytes(precision) if draft is not None else 0)
     per_token = model.kv_cache_bytes(1, 1, precision) + (draft.kv_cache_bytes(1, 1, precision) if draft else 0)
     if per_token <= 0:
         raise HwsimError(f"{model.path}: the model keeps no KV cache; hwsim serve needs causal self-attention")
