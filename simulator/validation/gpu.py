@@ -870,9 +870,10 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "transformers eager at batch 1-16), Llama 3.1 8B and "
         "Qwen 2.5 32B (Hugging Face transformers 4.46.3 eager in bitsandbytes' benchmark, H100 SXM and RTX 4090, batch "
         "1-32), Llama-3.1-8B / Llama-3-8B (gpt-fast and torchao on A100-80GB, TinyChat's baseline on RTX 4090 and "
-        "Jetson Orin), gpt-fast's tensor-parallel Llama-2-7B, Llama-3.1-8B and Mixtral 8x7B on 2-8 A100-80GB (its "
+        "Jetson Orin), gpt-fast's tensor-parallel Llama-2-7B, Llama-3.1-8B, Llama-2-70B, Llama-3.1-70B and Mixtral "
+        "8x7B on 2-8 A100-80GB (its "
         "one-shot and its older NCCL all-reduce tables), GPT-350M and GPT-1.3B; the eager points each with the other "
-        "machines' host time per op; gpt-fast's and torchao's weight-only int8/int4 Llama-2-7B, Llama-3(.1)-8B and "
+        "machines' host time per op; gpt-fast's and torchao's weight-only int8/int4 Llama-2-7B, Llama-3(.1)-8B, 70B and "
         "Mixtral rows, a category of their own), the "
         "decode-attention speedup claims, POD-Attention's wave-quantisation step, and every measured calibration "
         "file once one exists.",

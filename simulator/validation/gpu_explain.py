@@ -495,7 +495,8 @@ def _steps(rows: list[Any]) -> list[str]:
                    + ", ".join(f"{weights / (r.reference * 1e-6) / 1e9:,.0f} GB/s" for r in llama3)
                    + " of weights measured, the same shortfall against the stream rate as their Llama-2-7B rows; "
                    "nothing was fitted to them.")
-    out += _tensor_parallel(_sel(rows, source="gpt-fast-tp"), _sel(rows, source="gpt-fast-tp-nccl"))
+    out += _tensor_parallel(_sel(rows, source="gpt-fast-tp") + _sel(rows, source="gpt-fast-70b"),
+                            _sel(rows, source="gpt-fast-tp-nccl"))
     out += _tinychat(_sel(rows, source="tinychat-fp16"))
     out += _bnb(_sel(rows, source="bnb-optimum-bench"))
     out += _trtllm(_sel(rows, source="trtllm-perf-a100") + _sel(rows, source="trtllm-perf-h100"))
@@ -536,6 +537,21 @@ def _tensor_parallel(custom: list[Any], nccl: list[Any]) -> list[str]:
         for r in tp:
             by_tp.setdefault(_pt(r)["options"]["tp"], _all_reduces(_pt(r))[1])
         single = [r for r in custom if _pt(r).get("options", {}).get("tp", 1) == 1]
+        pair = {_pt(r)["model"]: r for r in tp if _pt(r)["options"]["tp"] == 2 and "70b" in _pt(r)["model"]}
+        odd = ""
+        if {"llama2-70b.onnx", "llama3.1-70b.onnx"} <= set(pair):
+            a, b = pair["llama2-70b.onnx"], pair["llama3.1-70b.onnx"]
+            wide = [r for r in tp if abs(r.error) > 0.10]
+            ratio = {k: {_pt(r)["model"]: r.reference for r in tp if _pt(r)["options"]["tp"] == k and "70b" in _pt(r)["model"]}
+                     for k in (4, 8)}
+            others = [v["llama3.1-70b.onnx"] / v["llama2-70b.onnx"] - 1 for v in ratio.values() if len(v) == 2]
+            odd = ((" The one row outside 10% is" if wide == [b] else " Of the rows outside 10%, one is")
+                   + f" Llama-3.1-70B on 2 GPUs ({b.error:+.0%}): measured {b.reference / 1e3:.1f} ms per token against "
+                   f"Llama-2-70B's {a.reference / 1e3:.1f} ms on the same two GPUs, whose weights differ by the 128k "
+                   "vocabulary's embedding and head (2.1 GB of 141 GB in bf16)"
+                   + (f", while on 4 and 8 GPUs it is {', '.join(f'{x:+.0%}' for x in others)} against Llama-2-70B"
+                      if others else "")
+                   + "; nothing hwsim models accounts for that, and the source gives no reason.")
         out.append(f"gpt-fast's tensor-parallel rows (8 x A100-80GB at 330 W, decode in CUDA graphs, run with "
                    "ENABLE_INTRA_NODE_COMM: PyTorch's one-shot all-reduce over NVLink; tp.py shards only the layers, so "
                    "the output projection runs whole on every GPU, --set tp_lm_head=replicated) are "
@@ -548,21 +564,23 @@ def _tensor_parallel(custom: list[Any], nccl: list[Any]) -> list[str]:
                    "weighted sum is linear; mixtral-moe/tp.py hooks one all-reduce on the experts' output)"
                    + (f"; its 1-GPU int8 row is {_span(single)}, a weight-only row" if single else "")
                    + ". With the head split over the GPUs (vocab-parallel, hwsim's default, as vLLM's) they would be "
-                   f"{_span([_rerun(r, tp_lm_head='vocab-parallel') for r in tp])}.")
+                   f"{_span([_rerun(r, tp_lm_head='vocab-parallel') for r in tp])}." + odd)
     if nccl:
-        implied = []
+        implied: dict[str, list[tuple[int, float, float]]] = {}
         for r in nccl:
             n, modelled = _all_reduces(_pt(r))
             tp = _pt(r)["options"]["tp"]
             twin = next((c for c in custom if _pt(c)["model"] == _pt(r)["model"]
                          and _pt(c).get("options", {}).get("tp") == tp), None)
             rest = (twin.reference - twin.predicted) * 1e-6 if twin else 0.0  # the harness's gap without NCCL
-            implied.append((tp, modelled + ((r.reference - r.predicted) * 1e-6 - rest) / n, modelled))
-        out.append(f"The README's earlier tensor-parallel table (the same Llama-2-7B and card, plain torchrun: NCCL's "
-                   f"all-reduce) is {_span(nccl)} with --set allreduce=nccl. Its gap beyond the one-shot table's at the "
-                   "same GPU count, taken as all-reduce time, implies "
-                   + ", ".join(f"{v * 1e6:.0f} us per all-reduce on {k} GPUs (hwsim's ring {m * 1e6:.1f} us)"
-                               for k, v, m in sorted(implied))
+            implied.setdefault(Path(_pt(r)["model"]).stem, []).append(
+                (tp, modelled + ((r.reference - r.predicted) * 1e-6 - rest) / n, modelled))
+        out.append(f"The README's earlier tensor-parallel table (the same card, plain torchrun: NCCL's all-reduce) is "
+                   f"{_span(nccl)} with --set allreduce=nccl. Its gap beyond the one-shot table's at the same model and "
+                   "GPU count, taken as all-reduce time, implies per all-reduce "
+                   + "; ".join(f"{name} " + ", ".join(f"{v * 1e6:.0f} us on {k} GPUs (hwsim's ring {m * 1e6:.1f})"
+                                                     for k, v, m in sorted(rows))
+                               for name, rows in sorted(implied.items()))
                    + ", against 10-32 us that nccl-tests measures on 2-8 A100s (no CUDA graph, the figures the preset's "
                    "ring latency is derived from): that version's compiled decode paid for NCCL more than the "
                    "collective's own time (graph breaks around the collectives would add host launches), which the "
@@ -990,6 +1008,10 @@ def _quantised(rows: list[Any]) -> list[str]:
                      + ", ".join(f"{_pt(r)['weights']} {base['ms_per_token'] * 1e3 / r.reference:.2f}x" for r in quant)
                      + " where hwsim gives " + ", ".join(f"{hw * 1e6 / r.predicted:.2f}x" for r in quant)
                      + f" (hwsim {_span(quant)}).")
+    big = sorted(_sel(rows, source="gpt-fast-70b"), key=lambda r: (_pt(r)["model"], _pt(r).get("options", {}).get("tp", 1)))
+    if big:
+        text += (" gpt-fast's 70B rows (Llama-2-70B int8 and int4, Llama-3.1-70B int8; on 1 GPU and tensor-parallel on "
+                 "8) are " + ", ".join(f"{r.error:+.0%}" for r in big) + ", the same shortfall as its 7B/8B rows.")
     moe = _sel(rows, source="gpt-fast-tp")
     if moe:
         text += (" gpt-fast's Mixtral 8x7B int8 rows (1, 2, 4, 8 GPUs; two of eight experts read per token) are "
