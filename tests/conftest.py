@@ -46,7 +46,8 @@ EXAMPLE_MODELS = manifest(EXAMPLES)
 
 #: Larger sizes of families the default run already checks at a smaller size (run with ``-m heavy``).
 LARGER_SIZES = {"gpt2-medium.onnx", "gpt2-large.onnx", "gpt2-xl.onnx", "gpt3-medium.onnx", "gpt3-large.onnx",
-                "gpt3-xl.onnx", "opt-350m.onnx", "opt-1.3b.onnx", "llama2-13b.onnx", "mistral-7b.onnx", "yi-34b.onnx"}
+                "gpt3-xl.onnx", "opt-350m.onnx", "opt-1.3b.onnx", "llama2-13b.onnx", "mistral-7b.onnx", "yi-34b.onnx",
+                "llama2-70b.onnx", "llama3.1-70b.onnx"}
 
 
 def example_params() -> list:

@@ -232,3 +232,21 @@ def test_kv_append_extends_at_the_write_rate_as_simulated() -> None:
     one = timer.kv_append(1, 64, 32, 32)
     assert one.cycles == AimSystem(channels=1).run(ap.kv_append(1, 1, 64, 1) + [Isr("EOC")]).cycles
     assert one.wr == 64 + 64 and one.act > 0
+
+
+def test_an_opsize_beyond_the_formats_32_bit_field_is_one_line(tmp_path) -> None:
+    """Found by the heavy trace fuzzer: an opsize of 2**31 (0x80000000) or 99999999999999999999 unrolled that many
+    column commands and ran for hours; AIM-SIM's Request::opsize is an int32_t, so such a line is refused, naming
+    it (exit status 2), while the largest representable value still parses."""
+    from click.testing import CliRunner
+
+    from hardware.pim.isr import OPSIZE_MAX, parse_trace
+    from simulator.cli import main
+
+    for size in ("0x80000000", "99999999999999999999"):
+        trace = tmp_path / "big.trace"
+        trace.write_text(f"AiM MAC_SBK 64 0x80000000 0 3\nAiM MAC_SBK {size} 0x80000000 3 3\nAiM EOC\n")
+        result = CliRunner().invoke(main, ["aim", str(trace)])
+        assert result.exit_code == 2 and "big.trace:2: opsize" in result.output, result.output
+        assert "Traceback" not in result.output and result.output.count("\n") == 1
+    assert parse_trace(f"AiM MAC_SBK {OPSIZE_MAX} 0x80000000 0 3\n")[0].opsize == OPSIZE_MAX

@@ -77,6 +77,9 @@ ISRS: dict[str, IsrSpec] = {
     "EOC": IsrSpec((), None, kind="sync", blocking=True),
 }
 
+#: largest opsize a trace line may give: AIM-SIM's Request::opsize is an int32_t (src/base/request.h)
+OPSIZE_MAX = 2**31 - 1
+
 #: controller buffer capacity (AIM-SIM ReqBuffer max_size 32, enqueue while size <= max_size)
 BUFFER = 33
 
@@ -142,6 +145,9 @@ def parse_trace(text: str, name: str = "trace") -> list[Isr]:
             values.pop("gpr0", None), values.pop("gpr1", None)
             if "opsize" in values and values["opsize"] < 1:
                 raise HwsimError(f"{where}: opsize must be >= 1")
+            if values.get("opsize", 0) > OPSIZE_MAX:
+                raise HwsimError(f"{where}: opsize {values['opsize']} does not fit the trace format's 32-bit opsize "
+                                 f"field (at most {OPSIZE_MAX}); split the instruction")
             if spec.one_channel and bin(values["mask"]).count("1") != 1:
                 raise HwsimError(f"{where}: AiM {op} must name exactly one channel in its mask")
             if spec.kind != "dma" and spec.kind != "sync" and values.get("mask", 0) <= 0:
