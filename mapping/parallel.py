@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 #: Projections split by their input rows (the others by output columns), as Megatron-LM splits them.
 ROW_PARALLEL = {"o_proj", "down"}
+#: Block kinds tensor parallelism splits (heads, columns, rows, channels); every other block runs whole on each device.
+SHARDED_KINDS = ("attention", "mlp", "mixer")
 #: Default link of each target kind when ``--parallel`` names none (GPUs: their own NVLink/PCIe fields).
 DEFAULT_LINK = {"pim": "cxl3-x16", "fpga": "qsfp28-100g"}
 
@@ -178,7 +180,7 @@ def mixer_out_projections(workload: Workload) -> frozenset[str]:
 def shard_op(op: OpCost, tp: int, row: bool = False) -> OpCost:
     """One device's part of ``op`` under ``tp``-way tensor parallelism (see the module docstring); ``row``: a
     weight GEMM split by its input rows whatever its role (a mixer's output projection)."""
-    if tp == 1 or op.block_kind not in ("attention", "mlp", "mixer"):
+    if tp == 1 or op.block_kind not in SHARDED_KINDS:
         return op
     mm = op.matmul
     if mm is not None and mm.weight_operand:

@@ -50,13 +50,11 @@ from mapping.gpu.options import GpuOptions
 from mapping.gpu.stack import host_costs
 from mapping.op_costs import OpCost
 from mapping.op_table import OP
-from mapping.parallel import expert_reductions, mixer_out_projections
+from mapping.parallel import ROW_PARALLEL, SHARDED_KINDS, expert_reductions, mixer_out_projections
 from mapping.program import Program, ProgramBuilder, Resource
 from mapping.workloads import Workload
 
 FREE = {"view", "folded"}
-#: Projections split by output columns under tensor parallelism (the others, o_proj and down, by input rows).
-ROW_PARALLEL = {"o_proj", "down"}
 
 
 def memory_capacity_bytes(target: GpuTarget) -> int:
@@ -164,11 +162,11 @@ class _Context:
         self.w, self.t, self.tp, self.attention, self.tf32, self.mode = workload, target, tp, attention, tf32, mode
         self.tp_lm_head, self.allreduce = tp_lm_head, allreduce
         self._moe = expert_reductions(workload)
-        #: per block, its last weight GEMM in the workload: the one whose output is all-reduced (a block whose ops
-        #: come in several runs, interleaved with another block's, is reduced once, not once per run)
         #: stacked expert blocks (one block holds all experts' weights, gathered per token, then batched matrix
         #: products whose B operand is the gathered weights): their products are split over the GPUs as weights are
         self._stacked = frozenset(b.name for b in workload.ir.blocks if b.attrs.get("stacked")) if workload.ir else frozenset()
+        #: per block, its last weight GEMM in the workload: the one whose output is all-reduced (a block whose ops
+        #: come in several runs, interleaved with another block's, is reduced once, not once per run)
         self._reduced_op = {o.block: id(o) for o in workload.ops if self._sharded(o)}
         #: a token mixer's (Mamba's, a short convolution's) last projection: split by its input rows over the GPUs
         #: as an attention block's output projection is, its per-channel state and convolution work by channels in
@@ -272,7 +270,7 @@ class _Context:
         rest = [o for o in ops if id(o) not in picked]
         out: list[KernelResult] = []
         weighted = [o for o in gemms if self._sharded(o)]
-        reduces = self.tp > 1 and kind in ("attention", "mlp", "mixer") and block not in self._moe.skipped
+        reduces = self.tp > 1 and kind in SHARDED_KINDS and block not in self._moe.skipped
         last = next((o for o in weighted if id(o) == self._reduced_op.get(block)), None) if reduces else None
         if attention:
             out.extend(self.gemm(o, label) for o in gemms if o.role != "o_proj" and o is not last)
@@ -489,7 +487,7 @@ class _Context:
     def fused(self, label: str, kind: str, ops: list[OpCost]) -> KernelResult:
         bytes_ = sum(o.bytes for o in ops)
         flops = sum(o.flops for o in ops)
-        if self.tp > 1 and kind in ("attention", "mlp", "mixer"):
+        if self.tp > 1 and kind in SHARDED_KINDS:
             bytes_, flops = bytes_ / self.tp, flops / self.tp
         return memory_bound(self.t, f"{label}.fused", bytes_, flops)
 

@@ -982,7 +982,7 @@ def _unstated(rows: list[Any]) -> list[str]:
 
 def _quantised(rows: list[Any]) -> list[str]:
     """Weight-only int8/int4 decode (gpt-fast and its PyTorch CI copy) against the same harness's bf16 step."""
-    from simulator.validation.gpu_published import load_points, predict
+    from simulator.validation.gpu_published import load_points
 
     text = (f"hwsim is {_span(rows)} on weight-only int8/int4 decode: it runs the dequantising GEMVs as fused kernels "
             "whose narrow weights stream at the same DRAM rate as bf16 ones (the dequantisation hidden under the loads), "
@@ -990,8 +990,7 @@ def _quantised(rows: list[Any]) -> list[str]:
     base = next((p for p in load_points()[1] if p["source"] == "gpt-fast"), None)
     quant = sorted(_sel(rows, source="gpt-fast-quant"), key=lambda r: _pt(r)["weights"])
     if base and quant:
-        hw = predict(base)[0]
-        pairs = [(_pt(r)["weights"], base["ms_per_token"] * 1e3 / r.reference, hw * 1e6 / r.predicted) for r in quant]
+        pairs = _speedup_pairs(base, quant)
         text += (" Over gpt-fast's own bf16 step (same machine and harness) the measured speedups are "
                  + ", ".join(f"{w} {m:.2f}x" for w, m, _ in pairs) + " where hwsim gives "
                  + ", ".join(f"{h:.2f}x" for _, _, h in pairs)
@@ -1003,10 +1002,10 @@ def _quantised(rows: list[Any]) -> list[str]:
         quant = sorted(_sel(rows, source=source), key=lambda r: _pt(r)["weights"])
         base = next((p for p in load_points()[1] if p["source"] == source and not p.get("weights")), None)
         if quant and base:
-            hw = predict(base)[0]
+            pairs = _speedup_pairs(base, quant)
             text += (f" {name} rows (same harness, GQA) give over their bf16 step "
-                     + ", ".join(f"{_pt(r)['weights']} {base['ms_per_token'] * 1e3 / r.reference:.2f}x" for r in quant)
-                     + " where hwsim gives " + ", ".join(f"{hw * 1e6 / r.predicted:.2f}x" for r in quant)
+                     + ", ".join(f"{w} {m:.2f}x" for w, m, _ in pairs)
+                     + " where hwsim gives " + ", ".join(f"{h:.2f}x" for _, _, h in pairs)
                      + f" (hwsim {_span(quant)}).")
     big = sorted(_sel(rows, source="gpt-fast-70b"), key=lambda r: (_pt(r)["model"], _pt(r).get("options", {}).get("tp", 1)))
     if big:
@@ -1020,16 +1019,23 @@ def _quantised(rows: list[Any]) -> list[str]:
     return [text + " Nothing was fitted to these points."]
 
 
+def _speedup_pairs(base: dict[str, Any], quant: list[Any]) -> list[tuple[str, float, float]]:
+    """(weight format, measured speedup, hwsim's speedup) of each low-bit row over the same harness's bf16 point."""
+    from simulator.validation.gpu_published import predict
+
+    hw = predict(base)[0]
+    return [(_pt(r)["weights"], base["ms_per_token"] * 1e3 / r.reference, hw * 1e6 / r.predicted) for r in quant]
+
+
 def _torchao_quant(quant: list[Any]) -> str:
     """torchao's int8wo / int4wo-64 rows against torchao's own bf16 row (same machine and harness)."""
-    from simulator.validation.gpu_published import load_points, predict
+    from simulator.validation.gpu_published import load_points
 
     base = next((p for p in load_points()[1] if p["source"] == "torchao"), None)
     if not base or not quant:
         return ""
-    hw = predict(base)[0]
     quant = sorted(quant, key=lambda r: _pt(r)["weights"])
-    pairs = [(_pt(r)["weights"], base["ms_per_token"] * 1e3 / r.reference, hw * 1e6 / r.predicted) for r in quant]
+    pairs = _speedup_pairs(base, quant)
     return (" torchao's README (the same lineage, a later version, on an A100 80GB SXM4) gives over its bf16 step "
             + ", ".join(f"{w} {m:.2f}x" for w, m, _ in pairs) + " (int8 per-channel, int4 group 64 through tinygemm) "
             "where hwsim gives " + ", ".join(f"{h:.2f}x" for _, _, h in pairs) + " (hwsim " + _span(quant)
