@@ -214,7 +214,8 @@ attn_case = st.fixed_dictionaries({
     "group": st.sampled_from([1, 4, 8]), "head_dim": st.sampled_from([64, 96, 128, 256]),
     "kv_len": st.sampled_from([1, 2, 17, 128, 129, 1000, 2048, 4097, 8192, 32768]),
     "kv_bytes": st.sampled_from([2.0, 1.0, 0.5])})
-DECODE = {"naive": A.naive_decode, "flashdecoding": A.flash_decoding, "lean": A.lean_attention}
+DECODE = {"naive": A.naive_decode, "flashdecoding": A.flash_decoding, "lean": A.lean_attention,
+          "mmha": A.masked_mha}
 
 
 def decode(kernel: str, c: dict, target: GpuTarget | None = None, **over):  # noqa: ANN003, ANN201
@@ -339,7 +340,7 @@ run_case = st.fixed_dictionaries({
     "gpu": st.sampled_from(["a100-80gb", "h100-sxm", "h200", "a100-40gb", "h100-pcie"]),
     "phase": st.sampled_from(["decode", "decode", "prefill", "generate"]),
     "batch": st.sampled_from([1, 2, 4]), "prompt": st.sampled_from([16, 128, 129, 512]),
-    "attention": st.sampled_from(["flashdecoding", "lean", "naive"]),
+    "attention": st.sampled_from(["flashdecoding", "lean", "naive", "mmha"]),
     "gemm_schedule": st.sampled_from(["data-parallel", "stream-k"]), "kv_update": st.sampled_from(["in-place", "concat"]),
     "tp": st.sampled_from([1, 1, 2, 4]), "weights": st.sampled_from([None, None, "int8", "int4"]), "mode": st.just("fast")})
 

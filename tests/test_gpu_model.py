@@ -13,14 +13,16 @@ import pytest
 import yaml
 
 from hardware.errors import HwsimError
-from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, lean_grid, naive_decode
+from hardware.gpu.attention import flash_attention2, flash_decoding, lean_attention, lean_grid, masked_mha, naive_decode
 from hardware.gpu.collectives import all_reduce
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import block_bandwidth, energy_by_action, memory_bound
 from hardware.targets import PRESET_DIR, load_target, target_from_dict
 from mapping.gpu.mapper import map_workload, memory_capacity_bytes
+from mapping.op_costs import Precision
 from mapping.workloads import Model
 from simulator.engine import run
+from simulator.simulate import simulate
 
 from conftest import EXAMPLES, shared_model
 
@@ -553,3 +555,41 @@ def test_replicated_head_is_held_by_every_gpu():
     split = simulate(model, a100, "decode", 1, 16, 1, fp16, {"tp": 4}, trace_steps=0)
     whole = simulate(model, a100, "decode", 1, 16, 1, fp16, {"tp": 4, "tp_lm_head": "replicated"}, trace_steps=0)
     assert whole.memory_bytes - split.memory_bytes == 3 * (50257 + 1024) * 768 * 2
+
+
+def test_masked_mha_reads_kv_once_per_query_head_through_l2() -> None:
+    """FasterTransformer/TensorRT-LLM's MMHA: one block per (sequence, query head). K/V leave DRAM once per KV head
+    but pass through L2 once per query head, so a GQA group of g multiplies the L2 traffic by g; with MHA it streams
+    like the other fused kernels (known answers: bytes from the shapes alone)."""
+    a100 = load_target("a100-80gb")
+    batch, kv_len, d = 120, 1152, 128
+    kv = 2.0 * batch * 8 * kv_len * d * 2.0  # K and V of 8 KV heads, fp16
+    gqa = masked_mha(a100, batch, 32, 8, kv_len, d)
+    assert gqa.detail["blocks"] == batch * 32
+    assert gqa.detail["kv_bytes"] == pytest.approx(kv)
+    assert gqa.detail["l2_kv_bytes"] == pytest.approx(4 * kv)  # 4 query heads per KV head
+    assert gqa.dram_bytes == pytest.approx(kv + 2.0 * batch * 32 * d * 2.0)
+    assert gqa.unit == "cuda" and gqa.flops == pytest.approx(4.0 * batch * 32 * kv_len * d)
+    # the L2 stream bounds it from below: 4 x 566 MB at the preset's measured 5400 GB/s is 419 us
+    assert gqa.time_s >= 4 * kv / a100.l2_bandwidth.si
+    # FlashDecoding reads each KV head once for its 4 query rows: MMHA is the slower one on a GQA model
+    assert gqa.time_s > flash_decoding(a100, batch, 32, 8, kv_len, d).time_s
+    # MHA (no group): L2 bytes are the DRAM bytes, and a long, wide grid streams at the achievable bandwidth
+    mha = masked_mha(a100, 64, 32, 32, 4096, d)
+    kv_mha = 2.0 * 64 * 32 * 4096 * d * 2.0
+    assert mha.detail["l2_kv_bytes"] == pytest.approx(kv_mha)
+    assert mha.time_s == pytest.approx(a100.launch_overhead.si + kv_mha / a100.achievable_dram_bandwidth, rel=0.03)
+
+
+def test_masked_mha_is_a_decode_option() -> None:
+    """``--set attention=mmha`` on a GQA model (Mistral-7B, 32 query / 8 KV heads): the DRAM traffic is
+    FlashDecoding's (K/V once per KV head), the L2 traffic grows by the 3 extra reads of every K/V byte."""
+    a100 = load_target("a100-80gb")
+    model = Model(str(EXAMPLES / "mistral-7b.onnx"))
+    batch, context = 64, 2048
+    fd = simulate(model, a100, "decode", batch, context, 1, Precision(), {})
+    mmha = simulate(model, a100, "decode", batch, context, 1, Precision(), {"attention": "mmha"})
+    kv = 32 * 2.0 * batch * 8 * (context + 1) * 128 * 2.0  # 32 layers' K and V, fp16
+    assert mmha.traffic_bytes["dram"] == pytest.approx(fd.traffic_bytes["dram"], rel=0.01)
+    assert mmha.traffic_bytes["l2"] - fd.traffic_bytes["l2"] == pytest.approx(3 * kv, rel=0.05)
+    assert math.isfinite(mmha.latency_s) and mmha.latency_s > fd.latency_s

@@ -1,5 +1,5 @@
-"""Attention kernels: FlashAttention-2 for prefill; naive, FlashDecoding (split-KV) and Lean Attention (stream-K)
-for decode.
+"""Attention kernels: FlashAttention-2 for prefill; naive, FlashDecoding (split-KV), Lean Attention (stream-K) and
+masked multi-head attention (one block per query head, CUDA cores) for decode.
 
 Shapes: ``batch`` sequences, ``heads`` query heads sharing ``kv_heads`` K/V heads (MHA: equal; MQA: 1; GQA:
 between), ``q_len`` new tokens attending to ``kv_len`` keys of ``head_dim``. ``kv_bytes`` / ``act_bytes`` are
@@ -31,6 +31,10 @@ bytes per element of the K/V cache and of Q/O. FLOPs: 4 per (query, key, head-di
   those of the authors' kernel as merged into onnxruntime
   (``contrib_ops/cuda/bert/lean_attention``, a modification of FA2's split-KV kernel): FA2's split-KV tile (64 query
   rows with the GQA group packed in, 128-key tiles for head dim 128) and FA2's K/V loop.
+- **Masked multi-head attention** (MMHA: FasterTransformer's and TensorRT-LLM's generation kernel,
+  ``masked_multihead_attention_kernel``, :func:`masked_mha`): one 256-thread block per (sequence, query head) on CUDA
+  cores, so a GQA group's query heads each read their KV head's K and V (from L2 after the first); TensorRT-LLM
+  runs it whenever its XQA kernel does not apply (v0.9.0: XQA only for 8 query heads per KV head).
 
 **Per-block bandwidth and the online-softmax dependency.** All three fused kernels run FA2's K/V loop
 (``flash_fwd_kernel.h``): wait for K(j) -> issue V(j) -> S = QK(j)^T -> wait for V(j) -> issue K(j+1) -> softmax
@@ -385,4 +389,59 @@ def _detailed(target: GpuTarget, repeats: int, works: list[tuple[float, float]],
     return w, total_stream / (repeats * len(works))
 
 
-DECODE_KERNELS = {"naive": naive_decode, "flashdecoding": flash_decoding, "lean": lean_attention}
+#: MMHA's threads per block (``THDS_PER_BLOCK`` 256 in TensorRT-LLM's ``mmha_launch_kernel_dispatch``)
+MMHA_THREADS = 256
+#: MMHA's unroll of its K and V loads (``K_LOOP_UNROLL`` 4, ``V_LOOP_UNROLL`` 8) and the bytes of one load (16, or 8
+#: for an 8-bit cache): a block keeps ``threads x unroll x load`` bytes in flight in each loop
+MMHA_K_UNROLL, MMHA_V_UNROLL = 4, 8
+#: 32-bit instructions per K or V element a block converts to fp32 before its fp32 FMAs
+#: (``MMHA_USE_FP32_ACCUM_FOR_FMA``): one conversion per element (assumption; the SASS is not published)
+MMHA_CONVERT_INSTRUCTIONS = 1.0
+#: registers a thread of MMHA holds (assumption, as the GEMM tiles' 64 operand and address registers)
+MMHA_REGS_PER_THREAD = 64
+
+
+def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
+               kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
+               name: str = "attention_mmha", mode: str = "fast") -> KernelResult:
+    """Masked multi-head attention, the decode kernel of FasterTransformer and TensorRT-LLM (``--set attention=mmha``).
+
+    Structure, from TensorRT-LLM's ``decoderMaskedMultiheadAttentionTemplate.h`` and its launcher (the v0.8-v0.9
+    sources; docs/research/gpu_published_decode.md 12): a grid of (query heads, sequences) blocks of
+    :data:`MMHA_THREADS` threads, no split over the keys when the grid has at least 4 x SMs blocks
+    (``kernel_total_blocks >= multi_processor_count * 4``; the multi-block mode is off by default). Each block loads
+    its query, walks all keys of its KV head (``hi_kv = hi / qhead_per_kv``) with 16-byte loads, computes Q.K^T in
+    fp32 on CUDA cores (``MMHA_USE_HMMA`` is off), keeps the scores in shared memory, takes the softmax, then walks
+    V accumulating in fp32. So every query head reads its KV head's whole K and V: through L2 ``heads / kv_heads``
+    times, from DRAM once (the group's blocks are adjacent in the grid, ``blockIdx.x`` = query head, and run
+    together). Per (query head, key): ``2 x head_dim`` FMAs and ``2 x head_dim`` conversions to fp32
+    (:data:`MMHA_CONVERT_INSTRUCTIONS`) at the CUDA-core rate. ``q_len`` > 1 (a draft's tokens) runs as that many
+    query rows per block, each walking the keys (MMHA itself serves one query per sequence; assumption)."""
+    _check(heads, kv_heads)
+    if min(batch, heads, q_len, kv_len) <= 0:
+        return _empty(name)
+    kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
+    blocks = batch * heads
+    per_block_kv = 2.0 * kv_len * head_dim * kv_bytes  # its KV head's K and V, through L2
+    q_block = 2.0 * q_len * head_dim * act_bytes  # Q in, O out
+    tile_l2 = per_block_kv + q_block
+    tile_dram = kv / blocks + q_block
+    # fp32 FMAs (2 FLOPs each) plus the conversions, both as CUDA-core work in FLOP-equivalents of the fp32 rate
+    tile_work = q_len * kv_len * head_dim * (4.0 + 2.0 * 2.0 * MMHA_CONVERT_INSTRUCTIONS)
+    sm_rate = target.cuda_core_fp32.si / target.sms
+    load = 8.0 if kv_bytes <= 1 else 16.0
+    k_inflight = MMHA_THREADS * MMHA_K_UNROLL * load
+    v_inflight = MMHA_THREADS * MMHA_V_UNROLL * load
+    inflight = 2.0 / (1.0 / k_inflight + 1.0 / v_inflight)  # K and V loops stream equal bytes
+    smem = kv_len * (4.0 + act_bytes) + 4 * head_dim * act_bytes  # fp32 scores, logits, Q/K/bias vectors
+    bps = max(1, int(min(target.max_threads_per_sm.si // MMHA_THREADS,
+                         target.registers_per_sm.si // (MMHA_THREADS * MMHA_REGS_PER_THREAD * 4),
+                         target.shared_memory_per_sm.si // smem)))
+    w = run_waves(target, blocks, bps, MMHA_THREADS, tile_work, sm_rate, tile_dram, tile_l2, inflight)
+    return finish(target, name, w.time_s, w.compute_s, w.memory_s, flops, kv + qo, tile_l2 * blocks, w.occupancy,
+                  "cuda", {"kind": "mmha", "blocks": blocks, "waves": w.waves, "blocks_per_sm": bps, "kv_bytes": kv,
+                           "l2_kv_bytes": per_block_kv * blocks}, w.latency_limited)
+
+
+DECODE_KERNELS = {"naive": naive_decode, "flashdecoding": flash_decoding, "lean": lean_attention,
+                  "mmha": masked_mha}

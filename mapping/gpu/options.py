@@ -14,8 +14,9 @@ class GpuOptions(TargetOptions):
     """How a workload is lowered onto one or ``tp`` GPUs."""
 
     tp: int = Field(1, ge=1, description="tensor-parallel GPUs")
-    attention: Literal["naive", "flashdecoding", "lean"] = Field("flashdecoding",
-                                                                 description="naive | flashdecoding | lean (decode)")
+    attention: Literal["naive", "flashdecoding", "lean", "mmha"] = Field(
+        "flashdecoding", description="naive | flashdecoding | lean | mmha (decode; mmha: FasterTransformer's and "
+                                     "TensorRT-LLM's masked multi-head attention, one block per query head)")
     gemm_schedule: Literal["data-parallel", "stream-k"] = Field(
         "data-parallel", description="data-parallel (a block per output tile or per tile and K split, as cuBLAS's "
                                      "usual kernels) | stream-k (CUTLASS's stream-K hybrid also considered: no partial "
@@ -38,7 +39,7 @@ class GpuOptions(TargetOptions):
     host_step_us: float | None = Field(
         None, ge=0.0, le=1e7, allow_inf_nan=False,
         description="host time per step in microseconds, replacing the stack's published value (graph: 15, engine: "
-                    "1510)")
+                    "1550)")
     dram: Literal["preset", "standard"] = Field(
         "preset", description="preset (dram_bandwidth x the measured dram_efficiency) | standard (the preset's "
                               "memory: DRAM standard, its streaming efficiency simulated; hardware.dram.attached)")

@@ -51,9 +51,10 @@ EAGER_HOST_PER_OP_SPAN = (14.9e-6, 24.2e-6)
 GRAPH_HOST_PER_STEP = 15e-6
 #: seconds of host time per generated token of FasterTransformer. Derived from its GPT-350M row (512 in / 32 out,
 #: FP16, batch 1, A100-80GB SXM4: 92.01 ms total; NVIDIA/FasterTransformer docs/gpt_guide.md @ 07fdd2fc): the
-#: measured total minus hwsim's kernel-only prediction (--set stack=kernels), over the 32 steps. That point is
-#: circular in reports/gpu_validation.md; the GPT-350M 128/8 and both GPT-1.3B rows are held out.
-ENGINE_HOST_PER_STEP = 1.51e-3
+#: measured total minus hwsim's kernel-only prediction (--set stack=kernels, with FasterTransformer's own decode
+#: attention, --set attention=mmha), over the 32 steps: (92.01 - 42.37) ms / 32. That point is circular in
+#: reports/gpu_validation.md; the GPT-350M 128/8 and both GPT-1.3B rows are held out.
+ENGINE_HOST_PER_STEP = 1.55e-3
 
 
 def host_costs(stack: str, per_op_us: float | None = None, per_step_us: float | None = None) -> tuple[float, float]:
