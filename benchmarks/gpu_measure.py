@@ -10,8 +10,11 @@
 Needs torch (CUDA build) and, for the decode-step models, transformers. hwsim itself is not imported, so the script
 runs on a bare GPU machine. Timing: CUDA events around each call (perf_counter on CPU), ``--warmup`` untimed calls,
 then the median (and min/max) of ``--repeats`` timed calls. Before each timed call of a GEMM, attention or copy the L2
-cache is flushed by writing a buffer of 256 MiB, outside the timed region, so weights are read from DRAM as in a real
-decode step (which streams every layer's weights once).
+cache is flushed by reading a buffer of 256 MiB (one sum), outside the timed region, so weights are read from DRAM as
+in a real decode step (which streams every layer's weights once). Reading, not writing: a flush that writes its buffer
+(``triton.testing.do_bench`` zeroes one, nvbench memsets one) leaves the L2 full of dirty lines, which the timed call
+then writes back as its reads evict them (up to the L2's size, e.g. 50 MB on an H100: ~17 us of DRAM time inside a
+~45 us GEMV); a read leaves clean lines, and whatever the previous call left dirty is written back during the flush.
 
 Measurements (``kind``):
 
@@ -340,14 +343,15 @@ ISOLATED_FLOOR = "empty kernel (torch.cuda._sleep(0)), one call between CUDA eve
 
 # -- timing (torch) --------------------------------------------------------------------------------------------------------
 class Timer:
-    """CUDA-event (or perf_counter on CPU) timing with warm-up and optional L2 flush before each timed call."""
+    """CUDA-event (or perf_counter on CPU) timing with warm-up and an optional L2 flush (a read of ``flush_bytes``,
+    see the module docstring) before each timed call."""
 
     def __init__(self, device: str, warmup: int, repeats: int, flush_bytes: int) -> None:
         import torch
 
         self.torch, self.device, self.warmup, self.repeats = torch, device, warmup, repeats
         self.cuda = device.startswith("cuda")
-        self.flush_buf = torch.empty(flush_bytes // 4, dtype=torch.float32, device=device) if flush_bytes else None
+        self.flush_buf = torch.zeros(flush_bytes // 4, dtype=torch.float32, device=device) if flush_bytes else None
 
     def sync(self) -> None:
         """Wait for the device."""
@@ -365,7 +369,7 @@ class Timer:
         out = []
         for _ in range(n):
             if flush and self.flush_buf is not None:
-                self.flush_buf.zero_()
+                self.flush_buf.sum()  # a read: evicts the L2 (writing back what was dirty) and leaves clean lines
             if self.cuda:
                 start = self.torch.cuda.Event(enable_timing=True)
                 end = self.torch.cuda.Event(enable_timing=True)
@@ -889,6 +893,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = {"warmup": warmup, "repeats": repeats, "timer": "cuda events" if timer.cuda else "perf_counter",
                 "budget_s": budget.seconds,
                 "l2_flush_bytes": 0 if timer.flush_buf is None else timer.flush_buf.numel() * 4,
+                "l2_flush": "read (sum of the buffer): leaves clean lines",
                 "elapsed_s": round(time.time() - started, 1)}
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     doc = calibration_document(info, command, settings, rows, args.dry_run, versions)
