@@ -330,6 +330,28 @@ def test_software_stacks_add_host_time(gpt2_decode):
     assert "host" not in {r.name for r in map_workload(gpt2_decode, a100, {}).resources}  # default: kernels only
 
 
+def test_eager_dispatch_per_kernel(gpt2_decode):
+    """--set eager_dispatch=kernels: one host dispatch per launched kernel (a framework's own fused modules) instead of
+    one per op of the graph: the host's total is the launch count times the per-op time, fewer than the graph's ops;
+    the option needs the eager stack."""
+    from mapping.gpu.mapper import block_runs
+    from mapping.gpu.stack import EAGER_HOST_PER_OP
+
+    a100 = load_target("a100-80gb")
+    program = map_workload(gpt2_decode, a100, {"stack": "eager", "eager_dispatch": "kernels"})
+    host = [t for t in program.tasks if t.resource == "host"]
+    gpu = [t for t in program.tasks if t.resource == "gpu"]
+    assert len(host) == len(gpu)  # one dispatch task per kernel task (a split-KV attention's two launches: two)
+    ops = sum(len(o) for _, _, o in block_runs(gpt2_decode.ops))
+    dispatched = sum(t.duration_s for t in host) / EAGER_HOST_PER_OP
+    assert len(gpu) * (1 - 1e-9) <= dispatched < ops
+    per_op = map_workload(gpt2_decode, a100, {"stack": "eager"})
+    assert sum(t.duration_s for t in per_op.tasks if t.resource == "host") == pytest.approx(ops * EAGER_HOST_PER_OP)
+    assert run(program).latency_s <= run(per_op).latency_s
+    with pytest.raises(HwsimError, match="eager_dispatch applies to --set stack=eager"):
+        map_workload(gpt2_decode, a100, {"eager_dispatch": "kernels"})
+
+
 def test_host_costs_are_the_users_to_set(gpt2_decode):
     # --set host_op_us / host_step_us replace a stack's published host times: an eager host of 1 ms per op is
     # host-bound, every op dispatched in turn (the step is the host's total plus the last kernel at most); 0 us per

@@ -96,9 +96,11 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         for result in kernels:
             if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels. The cache
                 # update's own ops (Hugging Face's two torch.cat per layer, gpt-fast's two index_put) are in neither
-                # example graph, and the per-op time was derived over the graph's ops, so they add no host task here
+                # example graph, and the per-op time was derived over the graph's ops, so they add no host task here.
+                # eager_dispatch=kernels: a framework's own fused modules dispatch once per launched kernel
+                dispatches = result.launches if opts.eager_dispatch == "kernels" else len(ops) / len(kernels)
                 host = builder.add(after=[host] if host else [], name=f"{len(builder.tasks):04d}.host.dispatch",
-                                   resource="host", duration_s=per_op * len(ops) / len(kernels), energy_j=0.0,
+                                   resource="host", duration_s=per_op * dispatches, energy_j=0.0,
                                    op=f"host.dispatch.{block or 'other'}", block="host", kind="host").name
             actions, traffic, energy, link, kernel_kind = ctx.task_facts(result)
             chunk = result.detail.get("chunk", 0)  # 1, 2, ...: a piece of a GEMM split to overlap its reduction

@@ -36,6 +36,11 @@ class GpuOptions(TargetOptions):
         None, ge=0.0, le=1e6, allow_inf_nan=False,
         description=f"host time per op in microseconds, replacing the eager stack's default ({EAGER_HOST_PER_OP * 1e6:.1f}: "
                     "the median of the published eager machines, which span 14.9-24.2; your CPU and framework)")
+    eager_dispatch: Literal["ops", "kernels"] = Field(
+        "ops", description="with --set stack=eager: ops (one host dispatch per op of the graph, as Hugging Face "
+                           "transformers' model code dispatches its ATen ops one by one) | kernels (one per kernel "
+                           "hwsim launches: a framework's own fused modules, e.g. TinyChat's FP16 Llama with its fused "
+                           "RMSNorm and single-query attention kernels)")
     host_step_us: float | None = Field(
         None, ge=0.0, le=1e7, allow_inf_nan=False,
         description="host time per step in microseconds, replacing the stack's published value (graph: 15, engine: "
@@ -80,6 +85,9 @@ class GpuOptions(TargetOptions):
         if self.host_op_us is not None and self.stack != "eager":
             raise ValueError(f"--set host_op_us applies to --set stack=eager (host dispatch per op), not stack="
                              f"{self.stack}; add --set stack=eager or drop host_op_us")
+        if self.eager_dispatch != "ops" and self.stack != "eager":
+            raise ValueError(f"--set eager_dispatch applies to --set stack=eager (host dispatch per op or kernel), not "
+                             f"stack={self.stack}; add --set stack=eager or drop eager_dispatch")
         if self.host_step_us is not None and self.stack == "kernels":
             raise ValueError("--set host_step_us needs a software stack with a host (--set stack=eager|graph|engine); "
                              "the default stack=kernels has none")

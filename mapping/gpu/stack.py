@@ -9,7 +9,9 @@ of the GPU while kernels are long and the GPU idles while they are short (the CP
 - ``kernels`` (default): the GPU's kernel time alone, launched back to back (no host model; what hwsim reported
   before stacks existed).
 - ``eager``: PyTorch eager (Hugging Face transformers, gpt-fast without compile): every op is dispatched by Python
-  and the ATen dispatcher before its kernel is launched. Host time per op: :data:`EAGER_HOST_PER_OP`.
+  and the ATen dispatcher before its kernel is launched. Host time per op: :data:`EAGER_HOST_PER_OP`. With
+  ``--set eager_dispatch=kernels`` the host dispatches once per kernel hwsim launches instead of once per op of the
+  graph: a framework whose own fused modules launch one kernel per call (TinyChat's FP16 Llama).
 - ``graph``: the step's kernels replayed from one CUDA graph (torch.compile ``mode="reduce-overhead"``, llama.cpp
   and vLLM decode graphs): kernels pay the preset's ``graph_launch_overhead``, the host only launches the graph
   and samples: :data:`GRAPH_HOST_PER_STEP`.

@@ -791,9 +791,9 @@ def _torchao(rows: list[Any], gpt_fast: list[Any]) -> list[str]:
 
 
 def _tinychat(rows: list[Any]) -> list[str]:
-    """TinyChat's FP16 (Hugging Face eager) baseline on the RTX 4090 and the Jetson AGX Orin."""
+    """TinyChat's FP16 baseline (its own fused Llama class, dispatched eagerly) on the RTX 4090 and the Jetson Orin."""
     from mapping.gpu.stack import EAGER_HOST_PER_OP
-    from simulator.validation import gpu_claims, gpu_eager
+    from simulator.validation import gpu_claims
     from simulator.validation.gpu_published import load_points
 
     if not rows:
@@ -803,33 +803,35 @@ def _tinychat(rows: list[Any]) -> list[str]:
     orin = [r for r in rows if _pt(r)["target"] == "jetson-orin"]
     counts = {r.item: round(_host_s(_pt(r)) / EAGER_HOST_PER_OP) for r in rows}
     lc = next((p for p in load_points()[1] if p["source"] == "llamacpp-4766"), None)
-    others = sorted(v for v, _ in gpu_eager.machine_values().values() if v is not None)
+    what = ("TinyChat's FP16 rows (its README of Apr 2024, commit b76fab6; the sentence 'the default implementation from "
+            "Huggingface' is from the Aug-2023 numbers those replaced) are demo.py --precision W16A16: the Hugging Face "
+            "weights loaded into TinyChat's own Llama class, one fused RMSNorm kernel, its FasterTransformer-style "
+            "single_query_attention (rotary, K/V write and attention in one launch) and seven cuBLAS linears a layer, "
+            "the KV cache written in place, no compile or CUDA graphs, each token timed between two synchronisations "
+            "(docs/research/gpu_published_decode.md 13); hwsim runs them eagerly with one host dispatch per kernel it "
+            "launches (--set eager_dispatch=kernels attention=mmha).")
     if desk:
         bare = [step_kernels_s(_pt(r)) * 1e3 for r in desk]
-        per_op = max(r.reference * 1e-6 / counts[r.item] for r in desk)
         held = _eager_values(_pt(desk[0]))[1]
-        steps = sorted(r.predicted / 1e3 for r in desk)
         n = sorted(counts[r.item] for r in desk)
-        out.append(f"TinyChat's FP16 baseline (its README: Hugging Face's default implementation, eager) on the RTX 4090 "
-                   f"measures {', '.join(f'{r.reference / 1e3:.2f}' for r in desk)} ms per generated token "
-                   f"({', '.join(_named(r) for r in desk)}); hwsim is {_span(desk)}, host-bound at "
-                   f"{steps[0]:.1f}-{steps[-1]:.1f} ms: its {n[0]:,}-{n[-1]:,} ops per step at {held:.1f} us each (the "
-                   "median of the other machines' values). hwsim's "
-                   f"kernels alone ({', '.join(f'{b:.2f}' for b in bare)} ms) are already "
-                   f"{min(b * 1e3 / r.reference for b, r in zip(bare, desk)) - 1:+.0%} to "
-                   f"{max(b * 1e3 / r.reference for b, r in zip(bare, desk)) - 1:+.0%} against the measurement, so on "
-                   "that desktop the host kept ahead of the GPU (this machine implies no host time): at most "
-                   f"{per_op * 1e6:.1f} us per op if it dispatched as many ops as hwsim counts (the stored demo.py loads "
-                   "the weights into TinyChat's own Llama module, which may dispatch fewer), against "
-                   + (f"{others[0]:.1f}-{others[-1]:.1f} us on the machines that identify one" if others else "the default")
-                   + "; the host CPU and framework versions are not stated."
-                   + (f" The same card runs llama.cpp's F16 step in {lc['ms_per_token']:.2f} ms, so two producers agree on "
-                      "the GPU-bound time." if lc else ""))
+        host = sorted(_host_s(_pt(r)) * 1e3 for r in desk)
+        out.append(what + f" On the RTX 4090 they measure {', '.join(f'{r.reference / 1e3:.2f}' for r in desk)} ms per "
+                   f"generated token ({', '.join(_named(r) for r in desk)}); hwsim is {_span(desk)}, GPU-bound: "
+                   f"{_range(n[0], n[-1], ',')} dispatches per step at {held:.1f} us each (the other machines' median; "
+                   f"{_range(host[0], host[-1], '.1f')} ms) stay under its kernels' "
+                   f"{', '.join(f'{b:.2f}' for b in bare)} ms, which are the prediction"
+                   + (f"; the same card runs llama.cpp's F16 step in {lc['ms_per_token']:.2f} ms, so two producers agree "
+                      "on the GPU-bound time" if lc else "")
+                   + ". Read as the README's sentence says (Hugging Face eager: one dispatch per op of the graph, "
+                   f"{_hf_counts(desk)} per step, its cache grown by torch.cat) the same rows would be "
+                   f"{_hf_span(desk)}, host-bound.")
     if orin:
         t = load_target(_pt(orin[0])["target"])
         bare = [step_kernels_s(_pt(r)) * 1e3 for r in orin]
         gbps = [gpu_claims.weight_bound(_pt(r)["model"], t)[0] / (r.reference * 1e-6) / 1e9 for r in orin]
-        out.append(f"On the Jetson AGX Orin the same baseline measures {', '.join(f'{r.reference / 1e3:.2f}' for r in orin)} "
+        shares = [b * 1e3 / r.reference for b, r in zip(bare, orin)]
+        out.append((what + " " if not desk else "")
+                   + f"On the Jetson AGX Orin the same path measures {', '.join(f'{r.reference / 1e3:.2f}' for r in orin)} "
                    f"ms ({', '.join(_named(r) for r in orin)}); hwsim is {_span(orin)}, GPU-bound "
                    f"({', '.join(f'{b:.1f}' for b in bare)} ms of kernels, the "
                    f"weights at the preset's {t.achievable_dram_bandwidth / 1e9:.0f} GB/s stream rate, "
@@ -837,14 +839,42 @@ def _tinychat(rows: list[Any]) -> list[str]:
                    f"{min(gbps):.0f}-{max(gbps):.0f} GB/s of weights ({min(gbps) * 1e9 / t.dram_bandwidth.si:.0%}-"
                    f"{max(gbps) * 1e9 / t.dram_bandwidth.si:.0%} of peak): either the module's achieved stream in that "
                    "run is below the preset's, or its Arm host CPU is the bound, which would take "
-                   f"{min(r.reference * 1e-6 / counts[r.item] for r in orin) * 1e6:.0f} us or more per op "
+                   f"{min(r.reference * 1e-6 / counts[r.item] for r in orin) * 1e6:.0f} us or more per dispatch "
                    f"({min(r.reference * 1e-6 / counts[r.item] for r in orin) / EAGER_HOST_PER_OP:.1f}x the default); the "
                    "source does not separate the two. hwsim's kernels alone are "
-                   f"{min(b * 1e3 / r.reference for b, r in zip(bare, orin)):.0%}-"
-                   f"{max(b * 1e3 / r.reference for b, r in zip(bare, orin)):.0%} of the measured steps, too near the "
+                   f"{_range(min(shares), max(shares), '.0%')}"
+                   " of the measured steps, too near the "
                    "GPU's bound to identify a host time, and under the machines' median "
                    f"({_eager_values(_pt(orin[0]))[1]:.1f} us) the rows stay GPU-bound.")
     return out
+
+
+def _as_hf_eager(r: Any) -> dict[str, Any]:
+    """A TinyChat point as its README's sentence reads it: Hugging Face eager (one dispatch per op, torch.cat cache)."""
+    return {**_pt(r), "options": {"kv_update": "concat"}}
+
+
+def _hf_counts(rows: list[Any]) -> str:
+    from mapping.gpu.stack import EAGER_HOST_PER_OP
+
+    n = sorted(round(_host_s(_as_hf_eager(r)) / EAGER_HOST_PER_OP) for r in rows)
+    return _range(n[0], n[-1], ",")
+
+
+def _range(lo: float, hi: float, fmt: str) -> str:
+    """``lo-hi`` in ``fmt``, or one value where both print the same."""
+    a, b = format(lo, fmt), format(hi, fmt)
+    return a if a == b else f"{a}-{b}"
+
+
+def _hf_span(rows: list[Any]) -> str:
+    from simulator.validation.gpu_published import predict
+
+    errs = []
+    for r in rows:
+        predicted, measured, _, _ = predict(_as_hf_eager(r))
+        errs.append(predicted / measured - 1)
+    return f"{min(errs):+.0%} to {max(errs):+.0%}"
 
 
 def _named(r: Any) -> str:
@@ -908,14 +938,16 @@ def _bnb(rows: list[Any]) -> list[str]:
 
 
 def _host_s(point: dict[str, Any]) -> float:
-    """Seconds of host time in one eager decode step of ``point`` (hwsim's op count x the eager host time per op)."""
+    """Seconds of host time in one eager decode step of ``point`` (hwsim's dispatch count x the default eager host time
+    per op), with the point's own options but its host-time overrides."""
     from mapping.op_costs import Precision
     from simulator.simulate import simulate
     from simulator.validation.gpu_published import _model, point_formats
 
     r = simulate(_model(point["model"]), load_target(point["target"]), "decode", point.get("batch", 1),
                  point["prompt"] + point["gen"] // 2, 1, Precision(*point_formats(point)),
-                 {"launch": point.get("launch", "stream"), "stack": "eager"})
+                 {"launch": point.get("launch", "stream"), "stack": "eager",
+                  **{k: v for k, v in point.get("options", {}).items() if k not in ("host_op_us", "host_step_us")}})
     return r.busy_s.get("host", 0.0)
 
 

@@ -195,7 +195,8 @@ def _harness_note(point: dict[str, Any], target: Any) -> str:
 
 def _kernel_options(point: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """The point's own GPU options for a run with ``stack=kernels`` (host-time overrides need a host: dropped)."""
-    return tuple(sorted((k, v) for k, v in point.get("options", {}).items() if k not in ("host_op_us", "host_step_us")))
+    return tuple(sorted((k, v) for k, v in point.get("options", {}).items()
+                        if k not in ("host_op_us", "host_step_us", "eager_dispatch")))
 
 
 def step_kernels_s(point: dict[str, Any]) -> float:
