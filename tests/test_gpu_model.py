@@ -601,6 +601,14 @@ def test_masked_mha_reads_kv_once_per_query_head_through_l2() -> None:
     kv_mha = 2.0 * 64 * 32 * 4096 * d * 2.0
     assert mha.detail["l2_kv_bytes"] == pytest.approx(kv_mha)
     assert mha.time_s == pytest.approx(a100.launch_overhead.si + kv_mha / a100.achievable_dram_bandwidth, rel=0.03)
+    # a block keeps each key's fp32 score and fp16 logit (6 B) in shared memory: past what one SM holds, the keys
+    # are split over the fewest blocks whose scores fit, and the partials add their reduction
+    room = a100.shared_memory_per_sm.si - 4 * d * 2
+    fits = int(room // 6)
+    assert masked_mha(a100, 1, 32, 32, fits, d).detail["chunks"] == 1
+    split = masked_mha(a100, 1, 32, 32, fits + 1, d)
+    assert split.detail["chunks"] == 2 and split.detail["blocks"] == 64
+    assert split.dram_bytes > 2.0 * 32 * (fits + 1) * d * 2.0  # the fp32 partials
 
 
 def test_masked_mha_is_a_decode_option() -> None:

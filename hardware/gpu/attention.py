@@ -416,31 +416,44 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
     times, from DRAM once (the group's blocks are adjacent in the grid, ``blockIdx.x`` = query head, and run
     together). Per (query head, key): ``2 x head_dim`` FMAs and ``2 x head_dim`` conversions to fp32
     (:data:`MMHA_CONVERT_INSTRUCTIONS`) at the CUDA-core rate. ``q_len`` > 1 (a draft's tokens) runs as that many
-    query rows per block, each walking the keys (MMHA itself serves one query per sequence; assumption)."""
+    query rows per block, each walking the keys (MMHA itself serves one query per sequence; assumption).
+
+    The block keeps every key's fp32 score and its logit in shared memory, so a context whose scores do not fit one
+    SM's shared memory is split (the launcher forces the multi-block mode then): the fewest key chunks that fit, one
+    block each, whose partial outputs the last block of each head reduces after a DRAM round trip, one dependent L2
+    load per partial (:func:`reduction_chain`). The opt-in multi-block mode for short grids is not modelled."""
     _check(heads, kv_heads)
     if min(batch, heads, q_len, kv_len) <= 0:
         return _empty(name)
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
-    blocks = batch * heads
-    per_block_kv = 2.0 * kv_len * head_dim * kv_bytes  # its KV head's K and V, through L2
+    per_key_smem = 4.0 + act_bytes  # the fp32 score and the logit of every key
+    fixed_smem = 4 * head_dim * act_bytes  # Q, K, bias vectors and the reduction buffers
+    room = target.shared_memory_per_sm.si - fixed_smem
+    chunks = max(1, math.ceil(kv_len * per_key_smem / room)) if room > 0 else kv_len
+    keys = math.ceil(kv_len / chunks)  # keys of one block
+    blocks = batch * heads * chunks
+    per_block_kv = 2.0 * keys * head_dim * kv_bytes  # its KV head's K and V (its chunk), through L2
+    partial_bytes = batch * heads * q_len * chunks * (head_dim + 2) * 4.0 if chunks > 1 else 0.0
     q_block = 2.0 * q_len * head_dim * act_bytes  # Q in, O out
-    tile_l2 = per_block_kv + q_block
-    tile_dram = kv / blocks + q_block
+    tile_l2 = per_block_kv + q_block + partial_bytes / blocks
+    tile_dram = (kv + partial_bytes) / blocks + q_block
     # fp32 FMAs (2 FLOPs each) plus the conversions, both as CUDA-core work in FLOP-equivalents of the fp32 rate
-    tile_work = q_len * kv_len * head_dim * (4.0 + 2.0 * 2.0 * MMHA_CONVERT_INSTRUCTIONS)
+    tile_work = q_len * keys * head_dim * (4.0 + 2.0 * 2.0 * MMHA_CONVERT_INSTRUCTIONS)
     sm_rate = target.cuda_core_fp32.si / target.sms
     load = 8.0 if kv_bytes <= 1 else 16.0
     k_inflight = MMHA_THREADS * MMHA_K_UNROLL * load
     v_inflight = MMHA_THREADS * MMHA_V_UNROLL * load
     inflight = 2.0 / (1.0 / k_inflight + 1.0 / v_inflight)  # K and V loops stream equal bytes
-    smem = kv_len * (4.0 + act_bytes) + 4 * head_dim * act_bytes  # fp32 scores, logits, Q/K/bias vectors
+    smem = keys * per_key_smem + fixed_smem
     bps = max(1, int(min(target.max_threads_per_sm.si // MMHA_THREADS,
                          target.registers_per_sm.si // (MMHA_THREADS * MMHA_REGS_PER_THREAD * 4),
                          target.shared_memory_per_sm.si // smem)))
     w = run_waves(target, blocks, bps, MMHA_THREADS, tile_work, sm_rate, tile_dram, tile_l2, inflight)
-    return finish(target, name, w.time_s, w.compute_s, w.memory_s, flops, kv + qo, tile_l2 * blocks, w.occupancy,
-                  "cuda", {"kind": "mmha", "blocks": blocks, "waves": w.waves, "blocks_per_sm": bps, "kv_bytes": kv,
-                           "l2_kv_bytes": per_block_kv * blocks}, w.latency_limited)
+    body = w.time_s + (target.dram_latency.si + reduction_chain(target, chunks) if chunks > 1 else 0.0)
+    return finish(target, name, body, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes, tile_l2 * blocks,
+                  w.occupancy, "cuda", {"kind": "mmha", "blocks": blocks, "chunks": chunks, "waves": w.waves,
+                                        "blocks_per_sm": bps, "kv_bytes": kv, "l2_kv_bytes": per_block_kv * blocks},
+                  w.latency_limited)
 
 
 DECODE_KERNELS = {"naive": naive_decode, "flashdecoding": flash_decoding, "lean": lean_attention,
