@@ -582,9 +582,13 @@ def _tensor_parallel(custom: list[Any], nccl: list[Any]) -> list[str]:
                                                      for k, v, m in sorted(rows))
                                for name, rows in sorted(implied.items()))
                    + ", against 10-32 us that nccl-tests measures on 2-8 A100s (no CUDA graph, the figures the preset's "
-                   "ring latency is derived from): that version's compiled decode paid for NCCL more than the "
-                   "collective's own time (graph breaks around the collectives would add host launches), which the "
-                   "source does not say and nothing in hwsim models; nothing was fitted to these rows.")
+                   "ring latency is derived from). The decode did run in CUDA graphs with the all-reduces captured "
+                   "(that commit's tp.py issues funcol.all_reduce in forward hooks, and the inductor of its PyTorch "
+                   "nightly skips cudagraphs for no collective op; docs/research/gpu_published_decode.md 14), so no "
+                   "host launches explain it. What differs is the machine: gpt-fast's box is a hybrid cube mesh (each "
+                   "GPU with 4 NVLink neighbours, no NVSwitch; docs/research/gpu_allreduce.md 5), while the nccl-tests "
+                   "figures are from NVSwitch systems, and NCCL's small-message latency on that topology is not "
+                   "published; hwsim has no model of it and nothing was fitted to these rows.")
     return out
 
 
