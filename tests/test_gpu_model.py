@@ -341,10 +341,20 @@ def test_eager_dispatch_per_kernel(gpt2_decode):
     program = map_workload(gpt2_decode, a100, {"stack": "eager", "eager_dispatch": "kernels"})
     host = [t for t in program.tasks if t.resource == "host"]
     gpu = [t for t in program.tasks if t.resource == "gpu"]
-    assert len(host) == len(gpu)  # one dispatch task per kernel task (a split-KV attention's two launches: two)
+    assert len(host) == len(gpu)  # one host task before each kernel task
     ops = sum(len(o) for _, _, o in block_runs(gpt2_decode.ops))
     dispatched = sum(t.duration_s for t in host) / EAGER_HOST_PER_OP
-    assert len(gpu) * (1 - 1e-9) <= dispatched < ops
+    from mapping.gpu.mapper import _Context
+
+    ctx = _Context(gpt2_decode, a100, 1, "flashdecoding", False, None)
+    launches = sum(r.launches for block, kind, o in block_runs(gpt2_decode.ops)
+                   for r in ctx.run_kernels(block, kind, o) if r.launches)
+    assert dispatched == pytest.approx(launches) and launches < ops  # one dispatch per CUDA launch
+    # tensor parallel: the all-reduce kernels on the link are dispatched too
+    tp2 = map_workload(gpt2_decode, a100, {"stack": "eager", "eager_dispatch": "kernels", "tp": 2})
+    reduces = [t for t in tp2.tasks if t.resource == "link"]
+    assert reduces and len([t for t in tp2.tasks if t.resource == "host"]) == len(reduces) + len(
+        [t for t in tp2.tasks if t.resource == "gpu"])
     per_op = map_workload(gpt2_decode, a100, {"stack": "eager"})
     assert sum(t.duration_s for t in per_op.tasks if t.resource == "host") == pytest.approx(ops * EAGER_HOST_PER_OP)
     assert run(program).latency_s <= run(per_op).latency_s
@@ -603,12 +613,24 @@ def test_masked_mha_reads_kv_once_per_query_head_through_l2() -> None:
     assert mha.time_s == pytest.approx(a100.launch_overhead.si + kv_mha / a100.achievable_dram_bandwidth, rel=0.03)
     # a block keeps each key's fp32 score and fp16 logit (6 B) in shared memory: past what one SM holds, the keys
     # are split over the fewest blocks whose scores fit, and the partials add their reduction
-    room = a100.shared_memory_per_sm.si - 4 * d * 2
+    room = a100.shared_memory_per_sm.si - (1024 + 2048) - 4 * d * 2  # the runtime's and TensorRT-LLM's reserves
     fits = int(room // 6)
     assert masked_mha(a100, 1, 32, 32, fits, d).detail["chunks"] == 1
     split = masked_mha(a100, 1, 32, 32, fits + 1, d)
     assert split.detail["chunks"] == 2 and split.detail["blocks"] == 64
     assert split.dram_bytes > 2.0 * 32 * (fits + 1) * d * 2.0  # the fp32 partials
+    # 256-thread blocks at 64 registers a thread: 4 per A100 SM (65,536 registers)
+    assert gqa.detail["blocks_per_sm"] == 4
+    # an 8-bit cache: half the bytes, 8-byte loads (half the bytes in flight), 1.5 conversions per element instead of
+    # 1; a fp32 cache needs no conversion. A draft of 4 tokens (q_len 4) does 4x the math on the same K/V
+    fp8 = masked_mha(a100, batch, 32, 8, kv_len, d, kv_bytes=1.0)
+    assert fp8.detail["kv_bytes"] == pytest.approx(kv / 2)
+    assert fp8.detail["l2_kv_bytes"] == pytest.approx(2 * kv)
+    from hardware.gpu.attention import mmha_conversions
+    assert (mmha_conversions(4.0), mmha_conversions(2.0), mmha_conversions(1.0)) == (0.0, 1.0, 1.5)
+    draft = masked_mha(a100, batch, 32, 8, kv_len, d, q_len=4)
+    assert draft.flops == pytest.approx(4 * gqa.flops)
+    assert draft.detail["kv_bytes"] == pytest.approx(kv) and draft.time_s >= gqa.time_s
 
 
 def test_masked_mha_is_a_decode_option() -> None:

@@ -389,16 +389,33 @@ def _detailed(target: GpuTarget, repeats: int, works: list[tuple[float, float]],
     return w, total_stream / (repeats * len(works))
 
 
-#: MMHA's threads per block (``THDS_PER_BLOCK`` 256 in TensorRT-LLM's ``mmha_launch_kernel_dispatch``)
+#: MMHA's threads per block (``THDS_PER_BLOCK`` 256 in TensorRT-LLM's ``mmha_launch_kernel_dispatch``; its launcher
+#: enlarges the block, up to 1024 threads, only when batch x heads is below 4 x SMs, and FasterTransformer's launcher
+#: and llm-awq's copy of it take 64 / 128 / 256 threads by context length: neither is modelled)
 MMHA_THREADS = 256
 #: MMHA's unroll of its K and V loads (``K_LOOP_UNROLL`` 4, ``V_LOOP_UNROLL`` 8) and the bytes of one load (16, or 8
 #: for an 8-bit cache): a block keeps ``threads x unroll x load`` bytes in flight in each loop
 MMHA_K_UNROLL, MMHA_V_UNROLL = 4, 8
 #: 32-bit instructions per K or V element a block converts to fp32 before its fp32 FMAs
-#: (``MMHA_USE_FP32_ACCUM_FOR_FMA``): one conversion per element (assumption; the SASS is not published)
-MMHA_CONVERT_INSTRUCTIONS = 1.0
-#: registers a thread of MMHA holds (assumption, as the GEMM tiles' 64 operand and address registers)
+#: (``MMHA_USE_FP32_ACCUM_FOR_FMA``), by bytes per cached element: none for fp32; one for fp16/bf16 (assumption, the
+#: SASS is not published); an 8-bit cache first unpacks two elements to f16x2 per instruction (the fp8 scale is
+#: applied to Q and P instead, ``MMHA_FP8_SCALE_Q_INSTEAD_OF_K``); a 4-bit cache (not in v0.9's MMHA) takes the
+#: low-bit conversion sequence of :mod:`hardware.gpu.lowbit` (1.5) before the same one. FasterTransformer 5.x
+#: computes Q.K^T in fp16 (its FP32-accumulation define is commented out): not distinguished
+MMHA_CONVERT_INSTRUCTIONS = {4.0: 0.0, 2.0: 1.0, 1.0: 1.5, 0.5: 2.5}
+#: registers a thread of MMHA holds: TensorRT-LLM's launcher notes "The max number of warps we can launch per SM is 32
+#: limited by registers", i.e. 4 blocks of 256 threads on a 64k-register SM, 64 registers a thread
 MMHA_REGS_PER_THREAD = 64
+#: shared memory one block may use: the SM's, less the 1 KB the CUDA runtime reserves per block and the 2 KB TensorRT-LLM
+#: keeps back (``mMaxSharedMemoryPerBlockOptin - 2048`` where it forces the multi-block mode)
+MMHA_SMEM_RESERVED = 1024 + 2048
+
+
+def mmha_conversions(kv_bytes: float) -> float:
+    """32-bit instructions per K or V element MMHA spends converting it to fp32 (:data:`MMHA_CONVERT_INSTRUCTIONS`;
+    the nearest listed width for others)."""
+    width = min(MMHA_CONVERT_INSTRUCTIONS, key=lambda b: abs(b - kv_bytes))
+    return MMHA_CONVERT_INSTRUCTIONS[width]
 
 
 def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
@@ -408,15 +425,20 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
 
     Structure, from TensorRT-LLM's ``decoderMaskedMultiheadAttentionTemplate.h`` and its launcher (the v0.8-v0.9
     sources; docs/research/gpu_published_decode.md 12): a grid of (query heads, sequences) blocks of
-    :data:`MMHA_THREADS` threads, no split over the keys when the grid has at least 4 x SMs blocks
-    (``kernel_total_blocks >= multi_processor_count * 4``; the multi-block mode is off by default). Each block loads
+    :data:`MMHA_THREADS` threads (the block size TensorRT-LLM keeps when the grid has at least 4 x SMs blocks,
+    ``kernel_total_blocks >= multi_processor_count * 4``), no split over the keys (the multi-block mode is off by
+    default). FasterTransformer's and TinyChat's copies differ in the block size and Q.K^T precision
+    (:data:`MMHA_THREADS`, :data:`MMHA_CONVERT_INSTRUCTIONS`) and are timed as this one. Each block loads
     its query, walks all keys of its KV head (``hi_kv = hi / qhead_per_kv``) with 16-byte loads, computes Q.K^T in
     fp32 on CUDA cores (``MMHA_USE_HMMA`` is off), keeps the scores in shared memory, takes the softmax, then walks
     V accumulating in fp32. So every query head reads its KV head's whole K and V: through L2 ``heads / kv_heads``
     times, from DRAM once (the group's blocks are adjacent in the grid, ``blockIdx.x`` = query head, and run
-    together). Per (query head, key): ``2 x head_dim`` FMAs and ``2 x head_dim`` conversions to fp32
-    (:data:`MMHA_CONVERT_INSTRUCTIONS`) at the CUDA-core rate. ``q_len`` > 1 (a draft's tokens) runs as that many
-    query rows per block, each walking the keys (MMHA itself serves one query per sequence; assumption).
+    together). Per (query head, key): ``2 x head_dim`` FMAs and the conversions of ``2 x head_dim`` K and V elements
+    to fp32 (:func:`mmha_conversions`) at the CUDA-core rate; a quantised cache's conversion is this kernel's own (the
+    mapper adds no separate dequantisation for it). ``q_len`` > 1 (a draft's tokens) runs as that many query rows per
+    block, each walking the keys (MMHA itself serves one query per sequence; assumption). ``dtype`` and ``mode`` are
+    accepted for the decode-kernel interface: the math is fp32 on CUDA cores, and the uniform grid is timed in the
+    closed form in both modes.
 
     The block keeps every key's fp32 score and its logit in shared memory, so a context whose scores do not fit one
     SM's shared memory is split (the launcher forces the multi-block mode then): the fewest key chunks that fit, one
@@ -428,7 +450,7 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
     kv, qo, flops = _sizes(batch, heads, kv_heads, q_len, kv_len, head_dim, kv_bytes, act_bytes)
     per_key_smem = 4.0 + act_bytes  # the fp32 score and the logit of every key
     fixed_smem = 4 * head_dim * act_bytes  # Q, K, bias vectors and the reduction buffers
-    room = target.shared_memory_per_sm.si - fixed_smem
+    room = target.shared_memory_per_sm.si - MMHA_SMEM_RESERVED - fixed_smem
     chunks = max(1, math.ceil(kv_len * per_key_smem / room)) if room > 0 else kv_len
     keys = math.ceil(kv_len / chunks)  # keys of one block
     blocks = batch * heads * chunks
@@ -438,13 +460,13 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
     tile_l2 = per_block_kv + q_block + partial_bytes / blocks
     tile_dram = (kv + partial_bytes) / blocks + q_block
     # fp32 FMAs (2 FLOPs each) plus the conversions, both as CUDA-core work in FLOP-equivalents of the fp32 rate
-    tile_work = q_len * keys * head_dim * (4.0 + 2.0 * 2.0 * MMHA_CONVERT_INSTRUCTIONS)
+    tile_work = q_len * keys * head_dim * (4.0 + 2.0 * 2.0 * mmha_conversions(kv_bytes))
     sm_rate = target.cuda_core_fp32.si / target.sms
     load = 8.0 if kv_bytes <= 1 else 16.0
     k_inflight = MMHA_THREADS * MMHA_K_UNROLL * load
     v_inflight = MMHA_THREADS * MMHA_V_UNROLL * load
     inflight = 2.0 / (1.0 / k_inflight + 1.0 / v_inflight)  # K and V loops stream equal bytes
-    smem = keys * per_key_smem + fixed_smem
+    smem = keys * per_key_smem + fixed_smem + 1024  # + the runtime's 1 KB per block
     bps = max(1, int(min(target.max_threads_per_sm.si // MMHA_THREADS,
                          target.registers_per_sm.si // (MMHA_THREADS * MMHA_REGS_PER_THREAD * 4),
                          target.shared_memory_per_sm.si // smem)))

@@ -429,9 +429,8 @@ class _Context:
                            lambda: fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
                                       **({"dtype": dtype} if self.attention != "naive" else {}), name=name,
                                       mode=self.mode))
-            if quantised:  # MMHA converts its KV head's K/V in every query head's block: group times the elements
-                per_kv = heads_gpu // kv_gpu if self.attention == "mmha" else 1
-                r = lowbit.kv_dequant(self.t, r, 2.0 * batch * kv_gpu * per_kv * kv_len * head_dim, kv_format)
+            if quantised and self.attention != "mmha":  # MMHA converts its cache itself (hardware.gpu.attention)
+                r = lowbit.kv_dequant(self.t, r, 2.0 * batch * kv_gpu * kv_len * head_dim, kv_format)
         else:
             causal = self.causal(label)
             r = self._once(("flash", batch, heads_gpu, kv_gpu, q_len, kv_len, head_dim, kv, act, causal, dtype), name,

@@ -96,8 +96,11 @@ _implied: dict[tuple, float | None] = {}
 def implied_host_op_us(point: dict[str, Any]) -> float | None:
     """Microseconds of host time per op ``point`` identifies (:func:`solve_host_op_us`), or None where hwsim's
     kernels alone exceed :data:`HOST_BOUND_SHARE` of the measured step: there the GPU may be the bound, and the
-    value would be a residual of hwsim's GPU model rather than a host time."""
+    value would be a residual of hwsim's GPU model rather than a host time. A point dispatched per kernel
+    (``eager_dispatch: kernels``) identifies none: its value would be per dispatch, not per op of the graph."""
     key = _key(point)
+    if point.get("options", {}).get("eager_dispatch", "ops") != "ops":
+        return None  # a time per launched kernel, not per op of the graph: not pooled with the per-op values
     if key not in _implied:
         measured = point["ms_per_token"] * 1e-3
         bare = predict_with(point, 0.0)

@@ -606,6 +606,8 @@ def _cublas_growth_a100() -> tuple[float, float]:
 #: bytes of K and V per token of context, fp16, over all layers: layers x 2 (K, V) x kv_heads x head_dim x 2 B
 #: (Mistral-7B: 32 layers, 8 KV heads of 128; Llama-2-7B: 32 layers, 32 heads of 128; the models' config.json)
 KV_BYTES_PER_TOKEN = {"mistral-7b.onnx": 32 * 2 * 8 * 128 * 2, "llama2-7b.onnx": 32 * 2 * 32 * 128 * 2}
+#: query heads per KV head of the same examples (32 / 8 and 32 / 32)
+QUERY_HEADS_PER_KV = {"mistral-7b.onnx": 4, "llama2-7b.onnx": 1}
 
 
 def _kv_step_bytes(p: dict[str, Any]) -> float:
@@ -618,12 +620,18 @@ def _attention_kernels_s(p: dict[str, Any]) -> float:
     """Seconds of hwsim's decode-attention kernels (the fused cores, projections excluded) in one decode step of a
     generation point at its mean context."""
     from simulator.simulate import simulate
-    from simulator.validation.gpu_published import _model, point_formats
+    from simulator.validation.gpu_published import _kernel_options, _model, point_formats
 
-    options = {"launch": p.get("launch", "stream"), "stack": "kernels", **p.get("options", {})}
+    options = {"launch": p.get("launch", "stream"), "stack": "kernels", **dict(_kernel_options(p))}
     r = simulate(_model(p["model"]), load_target(p["target"]), "decode", p["batch"], p["prompt"] + p["gen"] // 2, 1,
                  Precision(*point_formats(p)), options)
     return sum(row["time_s"] * row["calls"] for row in r.kernel_rows.values() if row["kind"] == "attention")
+
+
+def _attention_l2_s(p: dict[str, Any]) -> float:
+    """Seconds the L2 stream of an MMHA decode step of ``p`` alone takes: every query head reads its KV head's K/V
+    (group x the step's K/V bytes) at the preset's measured L2 bandwidth."""
+    return QUERY_HEADS_PER_KV[p["model"]] * _kv_step_bytes(p) / load_target(p["target"]).l2_bandwidth.si
 
 
 def _gqa_attention_ms(r: Any) -> float:
@@ -690,36 +698,43 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                               for (b, i, o), v in pairs)
             apart = max(abs(v["h200"] / v["h100-sxm"] - 1) for _, v in pairs)
             faster = load_target("h200").achievable_dram_bandwidth / load_target("h100-sxm").achievable_dram_bandwidth
-            hw = "; ".join(f"batch {b} {i}/{o}: " + ", ".join(f"{_attention_kernels_s(_pt(r)) * 1e3:.1f}" for r in long
-                                                          if (_pt(r)["batch"], _pt(r)["prompt"], _pt(r)["gen"]) == (b, i, o)
-                                                          and _pt(r)["target"] in ("h100-sxm", "h200"))
-                           for (b, i, o), _ in pairs)
+            own: dict[tuple[int, int, int], dict[str, tuple[float, float]]] = {}
+            for r in long:
+                q = _pt(r)
+                own.setdefault((q["batch"], q["prompt"], q["gen"]), {})[q["target"]] = (
+                    _attention_kernels_s(q) * 1e3, _attention_l2_s(q) * 1e3)
+            hw = "; ".join(f"batch {b} {i}/{o}: " + ", ".join(
+                f"{own[(b, i, o)][g][0]:.1f} on the {label} (its L2 stream alone {own[(b, i, o)][g][1]:.1f})"
+                for g, label in (("h100-sxm", "H100"), ("h200", "H200")) if g in own.get((b, i, o), {}))
+                for (b, i, o), _ in pairs)
             text = ("TensorRT-LLM v0.9.0 runs these rows' generation attention in its masked multi-head attention "
                     "kernel (MMHA): its plugin tries XQA first, and XQA takes only 8 (or 1) query heads per KV head, "
                     "Mistral has 4 (decoderXQARunner.h shouldUse; docs/research/gpu_published_decode.md 12), so each "
                     "(sequence, query head) block converts and multiplies its own copy of the shared K/V on CUDA cores "
-                    "and the K/V pass through L2 four times; every TensorRT-LLM and FasterTransformer point is run "
-                    f"with --set attention=mmha. With FlashDecoding instead, the 12 Mistral rows were {_fd_mean(rows)} "
-                    "in mean abs error. Taken as attention (hwsim's decode-attention kernels plus the whole gap per "
-                    f"token), the Hopper rows' decode attention takes {cells}: within {apart:.0%} on the two cards "
+                    "and the K/V pass through L2 four times; every gptSessionBenchmark (v0.6.1, v0.9.0) and "
+                    "FasterTransformer point is run with --set attention=mmha (the NeMo rows, whose TensorRT-LLM "
+                    "version is not stated, keep FlashDecoding). With FlashDecoding instead, the 12 Mistral rows would be "
+                    f"{_fd_mean(rows)} in mean abs error. Taken as attention (hwsim's decode-attention kernels plus "
+                    f"the whole gap per token), the Hopper rows' decode attention takes {cells}: within {apart:.0%} "
+                    "on the two cards "
                     f"although the H200 streams {faster - 1:.0%} faster, so that kernel is bound by the SMs' work "
-                    "per query head, not by DRAM. hwsim's MMHA takes " + hw + " ms (H100, H200): bound by the blocks' "
-                    "bytes in flight (8-byte loads of the fp8 cache) and the L2 stream, with one conversion per K/V "
-                    "element, an assumption (the kernel's SASS and the conversions' throughput on these parts are "
-                    "not published); what the Hopper rows spend beyond that per query head is not modelled, and "
-                    "nothing was fitted to them.")
+                    "per query head, not by DRAM. hwsim's MMHA takes " + hw + " ms: near its L2 stream of the four "
+                    "reads, with 1.5 conversions per fp8 K/V element (an assumption: the kernel's SASS and the "
+                    "conversions' throughput on these parts are not published); what the Hopper rows spend beyond "
+                    "that per query head is not modelled, and nothing was fitted to them.")
             a100 = [r for r in long if _pt(r)["target"] == "a100-80gb"]
             if a100:
                 mine = {(_pt(r)["batch"], _pt(r)["prompt"], _pt(r)["gen"]): hop[(_pt(r)["batch"], _pt(r)["prompt"],
                                                                                _pt(r)["gen"])]["a100-80gb"] for r in a100}
                 ratios = [mine[k] / v["h100-sxm"] for k, v in pairs if k in mine]
                 ms = ", ".join(f"{v:.1f}" for v in mine.values())
-                own = ", ".join(f"{_attention_kernels_s(_pt(r)) * 1e3:.1f}" for r in a100)
+                mine_hw = ", ".join(f"{_attention_kernels_s(_pt(r)) * 1e3:.1f}" for r in a100)
                 span = f"{min(ratios):.1f}" if f"{min(ratios):.1f}" == f"{max(ratios):.1f}" else \
                     f"{min(ratios):.1f}-{max(ratios):.1f}"
+                l2 = ", ".join(f"{_attention_l2_s(_pt(r)) * 1e3:.1f}" for r in a100)
                 text += (f" The A100 FP16 rows of the same lengths imply {ms} ms" + (f", {span}x the H100's" if ratios
                                                                                      else "")
-                         + f", where hwsim's MMHA, bound there by the L2 stream of the four reads, takes {own} ms.")
+                         + f", where hwsim's MMHA takes {mine_hw} ms (its L2 stream of the four reads alone {l2} ms).")
             out.append(text)
     big = [r for r in rows if _pt(r)["model"] == "llama2-7b.onnx" and _pt(r)["gen"] <= 128
            and _pt(r)["prompt"] == 128 and r.error > 0.1]
@@ -818,7 +833,7 @@ def _tinychat(rows: list[Any]) -> list[str]:
         bare = [step_kernels_s(_pt(r)) * 1e3 for r in desk]
         held = _eager_values(_pt(desk[0]))[1]
         n = sorted(counts[r.item] for r in desk)
-        host = sorted(_host_s(_pt(r)) * 1e3 for r in desk)
+        host = [c * held * 1e-3 for c in n]  # dispatches x the held-out host time, ms
         out.append(what + f" On the RTX 4090 they measure {', '.join(f'{r.reference / 1e3:.2f}' for r in desk)} ms per "
                    f"generated token ({', '.join(_named(r) for r in desk)}); hwsim is {_span(desk)}, GPU-bound: "
                    f"{_range(n[0], n[-1], ',')} dispatches per step at {held:.1f} us each (the other machines' median; "
