@@ -1,7 +1,7 @@
 """Measure what hwsim's GPU model assumes, on a real NVIDIA GPU, and write ``hardware/calibration/<gpu-name>.json``.
 
     python benchmarks/gpu_measure.py [--repeats 30] [--warmup 5]
-                                     [--only launch,copy,gemm,attention,decode,generation,prefill]
+                                     [--only launch,copy,gemm,attention,decode,generation,prefill,gemv]
                                      [--models gpt2,gpt2-xl,llama2-7b] [--contexts 128,512] [--prompts 128,512]
                                      [--batches 1,16] [--generation-models llama2-7b]
                                      [--no-compile] [--budget-s 420] [--out FILE.json]
@@ -49,6 +49,11 @@ Measurements (``kind``):
   Llama-2-13B rows, reports/gpu_validation.md); these rows measure that growth and how much of it the cache's
   re-concatenation explains.
 - ``prefill_step``: one short prefill (batch 1, ``--prompts`` tokens) of the same models, eager and compiled.
+- ``gemm`` (``gemv`` group, last): the batch-1 (m = 1) weight matmuls of Llama-2-7B compiled by inductor with
+  ``coordinate_descent_tuning`` on, as gpt-fast and torchao's generate.py set it: inductor then decomposes a one-row
+  matmul into a multiply and a sum, a Triton reduction kernel on CUDA cores (``torch/_inductor/decomposition.py``),
+  not cuBLAS. Their rows (``group: gemv-inductor``) measure that kernel class's weight stream against the cuBLAS
+  rows of the same shapes (docs/research/gpu_published_decode.md 15).
 
 **A GPU session with little device time** (e.g. 15 minutes on an H100/H200 for everything): check the script here
 first (``--dry-run``, seconds on a CPU), then run once there with a budget that leaves room for one rerun, and
@@ -92,7 +97,7 @@ sys.path.insert(0, str(ROOT))  # the calibration format lives in hwsim (standard
 from hardware.gpu.calibration import KINDS, MEASUREMENT_KEYS, SCHEMA, validate_document  # noqa: E402, F401
 
 CALIBRATION_DIR = ROOT / "hardware" / "calibration"
-GROUPS = ("launch", "copy", "gemm", "attention", "decode", "generation", "prefill")
+GROUPS = ("launch", "copy", "gemm", "attention", "decode", "generation", "prefill", "gemv")
 
 #: (k, n) of the weight GEMMs of the decode models: name -> list of (label, k, n).
 MODEL_GEMMS = {
@@ -436,6 +441,38 @@ def measure_gemms(timer: Timer, sm_count: int, dry_run: bool, dtypes: tuple[str,
             except Exception as e:  # noqa: BLE001 - e.g. out of memory, or a dtype the CPU build lacks: record why
                 rows.append(measurement("gemm", f"{s['group']} {s['label']}", dt, shape, None, group=s["group"],
                                         skipped=_reason(e)))
+    return rows
+
+
+def measure_inductor_gemvs(timer: Timer, dry_run: bool, models: list[str], dt: str = "bf16",
+                           budget: Budget | None = None) -> list[dict[str, Any]]:
+    """One-row matmuls (x @ W, x 1 x k, W k x n) of the decode models compiled by inductor with coordinate-descent
+    tuning, the Triton reduction kernels gpt-fast's decode runs (module docstring); timed like the cuBLAS rows."""
+    torch = timer.torch
+    rows = []
+    shapes = [("tiny.up", 128, 256)] if dry_run else [(f"{m}.{label}", k, n) for m in models
+                                                         for label, k, n in MODEL_GEMMS.get(m, [])]
+    for label, k, n in shapes:
+        shape = {"batch": 1, "m": 1, "n": n, "k": k}
+        name = f"gemv-inductor {label} m=1"
+        if budget is not None and budget.spent():
+            rows.append(measurement("gemm", name, dt, shape, None, group="gemv-inductor", skipped=budget.reason()))
+            continue
+        try:
+            import torch._inductor.config as inductor_config
+
+            a = torch.randn(1, k, device=timer.device, dtype=_dtype(torch, dt))
+            b = torch.randn(k, n, device=timer.device, dtype=_dtype(torch, dt))
+            with inductor_config.patch(coordinate_descent_tuning=True):
+                torch._dynamo.reset()
+                fn = torch.compile(lambda x, w: x @ w, dynamic=False)
+                fn(a, b)  # compile (and tune) outside the timing
+                samples = timer(lambda a=a, b=b, fn=fn: fn(a, b))
+            rows.append(measurement("gemm", name, dt, shape, samples, group="gemv-inductor", flops=2.0 * k * n,
+                                    bytes=float(a.element_size() * (k + k * n + n)),
+                                    backend="torch.compile, coordinate_descent_tuning (inductor Triton reduction)"))
+        except Exception as e:  # noqa: BLE001 - e.g. no Triton on this machine: record why
+            rows.append(measurement("gemm", name, dt, shape, None, group="gemv-inductor", skipped=_reason(e)))
     return rows
 
 
@@ -876,6 +913,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                   [int(b) for b in args.batches.split(",") if b], budget)),
         ("prefill", lambda: measure_prefill_steps(timer, args.dry_run, models, [int(c) for c in args.prompts.split(",")],
                                                   compile_, budget)),
+        # the Llama-2-7B shapes only (each shape's coordinate-descent tuning takes seconds of device time)
+        ("gemv", lambda: measure_inductor_gemvs(timer, args.dry_run, [m for m in models if m == "llama2-7b"],
+                                                budget=budget) if compile_ or args.dry_run else []),
     ]
     for group, fn in steps:
         if group in only:

@@ -447,7 +447,12 @@ def _steps(rows: list[Any]) -> list[str]:
                    f"{weights / (p['ms_per_token'] * 1e-3) / 1e9:,.0f} GB/s of weights on a card power-limited to 330 W, "
                    f"{weights / (p['ms_per_token'] * 1e-3) / t.achievable_dram_bandwidth:.0%} of the "
                    f"{t.achievable_dram_bandwidth / 1e9:,.0f} GB/s stream read that sets dram_efficiency, and hwsim runs "
-                   "the decode GEMVs at that stream rate.")
+                   "the decode GEMVs at that stream rate. They are not cuBLAS's: generate.py sets "
+                   "torch._inductor.config.coordinate_descent_tuning, under which inductor decomposes every matmul "
+                   "with one row into a multiply and a sum (torch/_inductor/decomposition.py, mm: 'Our matrix vector "
+                   "multiplies only achieve peak bandwidth with coordinate descent tuning'), so gpt-fast's and "
+                   "torchao's batch-1 GEMVs are Triton reduction kernels on CUDA cores, whose achieved stream on an "
+                   "A100 is not published per shape (docs/research/gpu_published_decode.md 15).")
     eager = _sel(rows, source="gpt-fast-blog")
     if eager:
         own, held = _eager_values(_pt(eager[0]))
