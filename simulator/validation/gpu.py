@@ -887,9 +887,15 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
     ]
     for c in checks:
         lines.append(f"| {c['check']} | {c['expected']} | {c['hwsim']} | {'yes' if c['pass'] else '**NO**'} |")
+    h100 = load_target("h100-sxm")
+    peak, _ = h100.peak_flops("fp16")
+    ridge = peak * h100.tensor_efficiency.si / h100.achievable_dram_bandwidth
+    ratio = (gemm(h100, 1, 128 * (h100.sms + 1), 16384, 256, "fp16").time_s
+             / gemm(h100, 1, 128 * h100.sms, 16384, 256, "fp16").time_s)  # the A100 layout at the H100's SM count
     lines += ["", "Wave quantisation only shows in compute-bound grids: the A100 layout (n = 256, k = 16384) is memory-bound "
-              "in its first wave on H100 (ridge 989 x 0.85 / (3350 x 0.9) = 279 FLOP/B), where hwsim gives a ratio of "
-              "1.89 instead of 2, so the H100 row uses a 12 x 11 / 7 x 19 tile layout."]
+              f"in its first wave on H100 (ridge {peak / 1e12:.0f} x {h100.tensor_efficiency.si:.3g} / "
+              f"({h100.dram_bandwidth.si / 1e9:.0f} x {h100.dram_efficiency.si:.3g}) = {ridge:.0f} FLOP/B), where hwsim "
+              f"gives a ratio of {ratio:.2f} instead of 2, so the H100 row uses a 12 x 11 / 7 x 19 tile layout."]
     compared = [r.extra["point"] for r in published if r.extra.get("point")]
     lines += ["", *_speedup_section(published), "", *_stack_section(stack_model, compared), ""]
     lines += ["", "## (a) Measured calibration", ""]

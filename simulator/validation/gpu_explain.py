@@ -248,6 +248,15 @@ def _mlx_skinny(rows: list[Any]) -> list[str]:
             "model is not changed (the kernels cuBLAS ran are not printed). In the 4096^2 rows the 33.5 MB of weights "
             "are below the A100's 40 MB L2 and are re-read 100 times without a flush; the two layouts of PR #3315 differ "
             "by up to 15% at one shape.")
+        t = load_target("h100-sxm")
+        streams = [_pt(r)["n"] * _pt(r)["k"] * 2.0 / (r.reference * 1e-6) / 1e12 for r in h100 + vllm if _pt(r)["m"] == 1]
+        out.append(f"The H100 calls at M = 1 stream their weights at {min(streams):.2f}-{max(streams):.2f} TB/s, "
+                   f"{min(streams) * 1e12 / t.achievable_dram_bandwidth:.0%}-"
+                   f"{max(streams) * 1e12 / t.achievable_dram_bandwidth:.0%} of the {t.achievable_dram_bandwidth / 1e12:.2f} "
+                   "TB/s the preset's measured read stream (BabelStream Dot) gives and hwsim's weight-streaming tiles run "
+                   "at: cuBLAS's weight-streaming kernels do not reach a read-only stream kernel's rate on this part, "
+                   "which the one achievable DRAM bandwidth of the preset does not model; nothing is fitted to these "
+                   "points (docs/research/gpu_published_gemm.md 11).")
     return out
 
 
@@ -859,17 +868,23 @@ def _tinychat(rows: list[Any]) -> list[str]:
                    f"ms ({', '.join(_named(r) for r in orin)}); hwsim is {_span(orin)}, GPU-bound "
                    f"({', '.join(f'{b:.1f}' for b in bare)} ms of kernels, the "
                    f"weights at the preset's {t.achievable_dram_bandwidth / 1e9:.0f} GB/s stream rate, "
-                   f"{t.achievable_dram_bandwidth / t.dram_bandwidth.si:.0%} of the LPDDR5 peak). The measurement is "
+                   f"{t.achievable_dram_bandwidth / t.dram_bandwidth.si:.0%} of the LPDDR5 peak, the read stream measured "
+                   "on an AGX Orin 64GB; docs/research/gpu_published_gemm.md 11). The measurement is "
                    f"{min(gbps):.0f}-{max(gbps):.0f} GB/s of weights ({min(gbps) * 1e9 / t.dram_bandwidth.si:.0%}-"
-                   f"{max(gbps) * 1e9 / t.dram_bandwidth.si:.0%} of peak): either the module's achieved stream in that "
-                   "run is below the preset's, or its Arm host CPU is the bound, which would take "
-                   f"{min(r.reference * 1e-6 / counts[r.item] for r in orin) * 1e6:.0f} us or more per dispatch "
-                   f"({min(r.reference * 1e-6 / counts[r.item] for r in orin) / EAGER_HOST_PER_OP:.1f}x the default); the "
-                   "source does not separate the two. hwsim's kernels alone are "
-                   f"{_range(min(shares), max(shares), '.0%')}"
-                   " of the measured steps, too near the "
-                   "GPU's bound to identify a host time, and under the machines' median "
-                   f"({_eager_values(_pt(orin[0]))[1]:.1f} us) the rows stay GPU-bound.")
+                   f"{max(gbps) * 1e9 / t.dram_bandwidth.si:.0%} of peak)"
+                   + (": the steps stream the weights at the module's measured read rate, and the host's "
+                      f"{_range(min(counts[r.item] for r in orin), max(counts[r.item] for r in orin), ',')} dispatches "
+                      f"at the machines' median ({_eager_values(_pt(orin[0]))[1]:.1f} us) stay under its kernels, "
+                      f"which alone take {_range(min(shares), max(shares), '.0%')} of the measured steps."
+                      if min(shares) >= 0.95 else
+                      ": either the module's achieved stream in that run is below the preset's, or its Arm host CPU is "
+                      "the bound, which would take "
+                      f"{min(r.reference * 1e-6 / counts[r.item] for r in orin) * 1e6:.0f} us or more per dispatch "
+                      f"({min(r.reference * 1e-6 / counts[r.item] for r in orin) / EAGER_HOST_PER_OP:.1f}x the "
+                      "default); the source does not separate the two. hwsim's kernels alone are "
+                      f"{_range(min(shares), max(shares), '.0%')} of the measured steps, too near the GPU's bound to "
+                      "identify a host time, and under the machines' median "
+                      f"({_eager_values(_pt(orin[0]))[1]:.1f} us) the rows stay GPU-bound."))
     return out
 
 
