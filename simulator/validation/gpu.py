@@ -857,7 +857,11 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "input from any compared point, but chosen knowing its effect: the A100 presets' L2 bandwidth is now the "
         "measured L2-resident read of te42kyfo/gpu-benches (5400 GB/s, the middle of its 5264-5482 GB/s plateau), "
         "replacing an unconfirmed 5000 GB/s recollection after its effect on the GEMM regimes had been computed "
-        "(small 9.4% -> 8.7%, large 9.2% -> 9.4%).",
+        "(small 9.4% -> 8.7%, large 9.2% -> 9.4%). Likewise not from a compared point: the measured stream fractions "
+        "that replaced the assumed 0.90 on h100-sxm, h200, rtx4090, jetson-orin and t4 (BabelStream Dot, read-only "
+        "and copy kernels; docs/research/gpu_published_gemm.md 11), taken by a rule fixed before their effect was "
+        "computed, which was then: decode steps and generations 13.1% -> 12.6%, skinny GEMMs 7.7% -> 9.5% (H100 "
+        "7.4% -> 10.5%).",
         "- **Independent**: every other point of `hardware/calibration/published.yaml` (GEMMs by shape on A100, H100, "
         "V100, L4, RTX 4090; skinny GEMMs on A100 (MLX PRs #3180, #3255, #3315) and H100 (three sources); the "
         "Flash-Decoding table's FA2 and Flash-Decoding columns; onnxruntime's FA2 paged decode on H100; "
