@@ -863,7 +863,8 @@ def _markdown(calibration_dir: Path, calibration: dict[str, list[Comparison]], n
         "computed, which was then: decode steps and generations 13.1% -> 12.6%, skinny GEMMs 7.7% -> 9.5% (H100 "
         "7.4% -> 10.5%).",
         "- **Independent**: every other point of `hardware/calibration/published.yaml` (GEMMs by shape on A100, H100, "
-        "V100, L4, RTX 4090; skinny GEMMs on A100 (MLX PRs #3180, #3255, #3315) and H100 (three sources); the "
+        "V100, L4, RTX 4090, and Azure's cuBLASLt tables on the A100 (fp16), H100 and H200 (fp8); skinny "
+        "GEMMs on A100 (MLX PRs #3180, #3255, #3315) and H100 (three sources); the "
         "Flash-Decoding table's FA2 and Flash-Decoding columns; onnxruntime's FA2 paged decode on H100; "
         "POD-Attention's FA2 chunked-prefill + decode per-layer times on A100; TensorRT-LLM v0.5's and v0.9.0's batch-1 "
         "first-token latencies of Llama-2-7B and Mistral-7B (A100 FP16, H100 and H200 FP8); decode steps and whole generations "

@@ -117,7 +117,10 @@ def predict(point: dict[str, Any]) -> tuple[float, float, str, str]:
     kind = point["kind"]
     if kind == "gemm":
         m, n, k = point["m"], point["n"], point["k"]
-        r = gemm(t, 1, m, k, n, point["dtype"])
+        if point["dtype"] == "fp8":  # e4m3 A and B (1 B each), a 16-bit output
+            r = gemm(t, 1, m, k, n, "fp8", 1.0, 1.0, 2.0)
+        else:
+            r = gemm(t, 1, m, k, n, point["dtype"])
         measured = 2.0 * m * n * k / (point["tflops"] * 1e12)
         shape = f"{m}^3" if m == n == k else f"m={m} n={n} k={k}"
         return r.time_s + harness_offset_s(point, t), measured, f"{point['dtype']} {shape} on {t.name}", \
