@@ -250,8 +250,7 @@ def _math_share(p: dict[str, Any]) -> float:
 
 
 def _pct_range(values: list[float]) -> str:
-    lo, hi = f"{min(values):.0%}", f"{max(values):.0%}"
-    return lo if lo == hi else f"{lo}-{hi}"
+    return _range(min(values), max(values), ".0%")
 
 
 def _mlx_skinny(rows: list[Any]) -> list[str]:
@@ -563,9 +562,13 @@ def _steps(rows: list[Any]) -> list[str]:
 
 def _rerun(r: Any, **options: Any) -> Any:
     """Row ``r`` predicted again with some of its GPU options replaced."""
+    return _repredict(r, dict(_pt(r), options={**_pt(r).get("options", {}), **options}))
+
+
+def _repredict(r: Any, p: dict[str, Any]) -> Any:
+    """Row ``r``'s measurement against hwsim's prediction for point ``p`` (``r``'s point read another way)."""
     from simulator.validation.gpu_published import predict
 
-    p = dict(_pt(r), options={**_pt(r).get("options", {}), **options})
     predicted = predict(p)[0] * 1e6
     return SimpleNamespace(error=predicted / r.reference - 1, reference=r.reference, predicted=predicted, extra={"point": p})
 
@@ -700,16 +703,7 @@ def _gqa_attention_ms(r: Any) -> float:
 
 def _fd_mean(rows: list[Any]) -> str:
     """Mean abs error of the Mistral rows among ``rows`` were they run with FlashDecoding instead of their MMHA."""
-    from simulator.validation.gpu_published import predict
-
-    errs = []
-    for r in rows:
-        p = _pt(r)
-        if p["model"] != "mistral-7b.onnx":
-            continue
-        q = {**p, "options": {**p.get("options", {}), "attention": "flashdecoding"}}
-        predicted, measured, _, _ = predict(q)
-        errs.append(abs(predicted / measured - 1))
+    errs = [abs(_rerun(r, attention="flashdecoding").error) for r in rows if _pt(r)["model"] == "mistral-7b.onnx"]
     return f"{sum(errs) / len(errs):.1%}" if errs else "-"
 
 
@@ -786,8 +780,7 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                 ratios = [mine[k] / v["h100-sxm"] for k, v in pairs if k in mine]
                 ms = ", ".join(f"{v:.1f}" for v in mine.values())
                 mine_hw = ", ".join(f"{_attention_kernels_s(_pt(r)) * 1e3:.1f}" for r in a100)
-                span = f"{min(ratios):.1f}" if f"{min(ratios):.1f}" == f"{max(ratios):.1f}" else \
-                    f"{min(ratios):.1f}-{max(ratios):.1f}"
+                span = _range(min(ratios), max(ratios), ".1f") if ratios else ""
                 l2 = ", ".join(f"{_attention_l2_s(_pt(r)) * 1e3:.1f}" for r in a100)
                 text += (f" The A100 FP16 rows of the same lengths imply {ms} ms" + (f", {span}x the H100's" if ratios
                                                                                      else "")
@@ -900,7 +893,7 @@ def _tinychat(rows: list[Any]) -> list[str]:
                       "on the GPU-bound time" if lc else "")
                    + ". Read as the README's sentence says (Hugging Face eager: one dispatch per op of the graph, "
                    f"{_hf_counts(desk)} per step, its cache grown by torch.cat) the same rows would be "
-                   f"{_hf_span(desk)}, host-bound.")
+                   f"{_span([_repredict(r, _as_hf_eager(r)) for r in desk])}, host-bound.")
     if orin:
         t = load_target(_pt(orin[0])["target"])
         bare = [step_kernels_s(_pt(r)) * 1e3 for r in orin]
@@ -947,16 +940,6 @@ def _range(lo: float, hi: float, fmt: str) -> str:
     """``lo-hi`` in ``fmt``, or one value where both print the same."""
     a, b = format(lo, fmt), format(hi, fmt)
     return a if a == b else f"{a}-{b}"
-
-
-def _hf_span(rows: list[Any]) -> str:
-    from simulator.validation.gpu_published import predict
-
-    errs = []
-    for r in rows:
-        predicted, measured, _, _ = predict(_as_hf_eager(r))
-        errs.append(predicted / measured - 1)
-    return f"{min(errs):+.0%} to {max(errs):+.0%}"
 
 
 def _named(r: Any) -> str:
