@@ -393,7 +393,8 @@ def _eager_span(model: Any, target: Any, phase: str, batch: int, prompt_len: int
     low, high = (f"{us * 1e6:.1f}" for us in EAGER_HOST_PER_OP_SPAN)
     spread = (f"latency {_ms(ends[0])} to {_ms(ends[1])} across that span" if ends[1] > ends[0] * 1.001
               else "the GPU bounds this run: latency unchanged across that span")
-    line = (f"host       {EAGER_HOST_PER_OP * 1e6:.1f} us per op (the published eager machines' median; they span "
+    unit = "per kernel dispatch" if str(options.get("eager_dispatch", "")).lower() == "kernels" else "per op"
+    line = (f"host       {EAGER_HOST_PER_OP * 1e6:.1f} us {unit} (the published eager machines' median; they span "
             f"{low}-{high} us, host CPUs unstated): {spread}; --set host_op_us=N for your host")
     return {"host_op_us": EAGER_HOST_PER_OP * 1e6, "span_host_op_us": [us * 1e6 for us in EAGER_HOST_PER_OP_SPAN],
             "latency_s": latency_s, "span_latency_s": ends, "line": line}
