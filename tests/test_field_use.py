@@ -29,6 +29,7 @@ RUNS = {
             ({"tp": 2}, "default", "prefill", {}), ({"tp": 2}, "default", "prefill", {"nvlink_bandwidth": 0}),
             ({"tp": 2, "allreduce": "nccl"}, "default", "prefill", {}),
             ({"attention": "naive"}, "default", "decode", {}), ({}, "default", "decode", {}),
+            ({"attention": "mmha"}, "default", "decode", {}),
             ({"dram": "standard"}, "default", "prefill", {})],
     "pim": [({}, "default", "generate", {}), ({"refresh": False}, "default", "generate", {})],
     "fpga": [({}, "default", "generate", {}), ({"efficiency": 0.5}, "default", "generate", {}),

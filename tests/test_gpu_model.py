@@ -621,16 +621,41 @@ def test_masked_mha_reads_kv_once_per_query_head_through_l2() -> None:
     assert split.dram_bytes > 2.0 * 32 * (fits + 1) * d * 2.0  # the fp32 partials
     # 256-thread blocks at 64 registers a thread: 4 per A100 SM (65,536 registers)
     assert gqa.detail["blocks_per_sm"] == 4
-    # an 8-bit cache: half the bytes, 8-byte loads (half the bytes in flight), 1.5 conversions per element instead of
-    # 1; a fp32 cache needs no conversion. A draft of 4 tokens (q_len 4) does 4x the math on the same K/V
+    # an 8-bit cache: half the bytes, 8-byte loads (half the bytes in flight). A draft of 4 tokens (q_len 4) does 4x
+    # the math on the same K/V
     fp8 = masked_mha(a100, batch, 32, 8, kv_len, d, kv_bytes=1.0)
     assert fp8.detail["kv_bytes"] == pytest.approx(kv / 2)
     assert fp8.detail["l2_kv_bytes"] == pytest.approx(2 * kv)
-    from hardware.gpu.attention import mmha_conversions
-    assert (mmha_conversions(4.0), mmha_conversions(2.0), mmha_conversions(1.0)) == (0.0, 1.0, 1.5)
     draft = masked_mha(a100, batch, 32, 8, kv_len, d, q_len=4)
     assert draft.flops == pytest.approx(4 * gqa.flops)
     assert draft.detail["kv_bytes"] == pytest.approx(kv) and draft.time_s >= gqa.time_s
+
+
+def test_masked_mha_is_timed_by_the_instructions_it_issues() -> None:
+    """MMHA's math runs at the SM's issue rate, 4 warp-instructions per clock, for the instructions its SASS issues
+    per (query head, key): known answer on an H100 with an fp8 cache, a grid of exactly 8 full waves of 4 blocks per
+    SM, 1024 keys (16 whole K-loop and 8 V-loop iterations), where the L2 stream is below the issue time."""
+    from hardware.errors import HwsimError
+    from hardware.gpu.attention import MMHA_LOOP_INSTRUCTIONS, MMHA_SOFTMAX_INSTRUCTIONS, mmha_instructions
+    h100 = load_target("h100-sxm")
+    clock = h100.cuda_core_fp32.si / (2 * 128 * 132)  # 66.9 TFLOP/s over 128 FP32 lanes x 132 SMs: 1.98 GHz
+    assert h100.sm_clock_hz == pytest.approx(clock) and clock == pytest.approx(1.98e9, rel=0.001)
+    k, v = MMHA_LOOP_INSTRUCTIONS[(1.0, True)]
+    per_block = 1024 * (k + v) + 1024 * MMHA_SOFTMAX_INSTRUCTIONS[True]
+    assert mmha_instructions(1.0, True, 128, 1024) == pytest.approx(per_block)
+    r = masked_mha(h100, 132, 32, 8, 1024, 128, kv_bytes=1.0)
+    assert r.detail["blocks"] == 132 * 32 and r.detail["blocks_per_sm"] == 4 and r.detail["waves"] == 8
+    # per wave each SM issues its 4 resident blocks' instructions at 4 per clock
+    assert r.bound == "compute"
+    assert r.time_s == pytest.approx(h100.launch_overhead.si + 8 * per_block / clock, rel=1e-9)
+    # the loops run whole iterations: 1 key costs a whole K and V iteration, 65 keys two K iterations
+    assert mmha_instructions(2.0, True, 128, 1) == pytest.approx(64 * 25.50 + 128 * 13.19 + 0.69)
+    assert mmha_instructions(2.0, True, 128, 65) == pytest.approx(128 * 25.50 + 128 * 13.19 + 65 * 0.69)
+    # sm_80 decodes fp8 in software: about 4x the instructions of its 16-bit cache
+    assert mmha_instructions(1.0, False, 128, 1024) > 4 * mmha_instructions(2.0, False, 128, 1024)
+    # a preset without FP32 lanes per SM cannot time the issue: a one-line error naming the field
+    with pytest.raises(HwsimError, match="fp32_lanes_per_sm"):
+        masked_mha(h100.model_copy(update={"fp32_lanes_per_sm": None}), 1, 32, 8, 128, 128)
 
 
 def test_masked_mha_is_a_decode_option() -> None:

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import math
 
+from hardware.errors import HwsimError
 from hardware.gpu.kernels import KernelResult, WaveTiming, finish, memory_bound, run_waves, sequence
 from hardware.gpu.spec import GpuTarget
 from hardware.gpu.tile_sim import BlockWork, Grid, simulate_grid
@@ -396,26 +397,52 @@ MMHA_THREADS = 256
 #: MMHA's unroll of its K and V loads (``K_LOOP_UNROLL`` 4, ``V_LOOP_UNROLL`` 8) and the bytes of one load (16, or 8
 #: for an 8-bit cache): a block keeps ``threads x unroll x load`` bytes in flight in each loop
 MMHA_K_UNROLL, MMHA_V_UNROLL = 4, 8
-#: 32-bit instructions per K or V element a block converts to fp32 before its fp32 FMAs
-#: (``MMHA_USE_FP32_ACCUM_FOR_FMA``), by bytes per cached element: none for fp32; one for fp16/bf16 (assumption, the
-#: SASS is not published); an 8-bit cache first unpacks two elements to f16x2 per instruction (the fp8 scale is
-#: applied to Q and P instead, ``MMHA_FP8_SCALE_Q_INSTEAD_OF_K``); a 4-bit cache (not in v0.9's MMHA) takes the
-#: low-bit conversion sequence of :mod:`hardware.gpu.lowbit` (1.5) before the same one. FasterTransformer 5.x
-#: computes Q.K^T in fp16 (its FP32-accumulation define is commented out): not distinguished
-MMHA_CONVERT_INSTRUCTIONS = {4.0: 0.0, 2.0: 1.0, 1.0: 1.5, 0.5: 2.5}
+#: warp-instructions MMHA's block issues per (query head, key) in its K loop (Q.K^T) and its V loop, at head dim 128
+#: and 256 threads, by bytes per cached element and whether the part converts fp8 in hardware (the parts with FP8
+#: tensor cores, sm_89 and later, have ``F2FP.F16.E4M3.UNPACK_B``; sm_80 decodes fp8 in software). Counted in the
+#: SASS of TensorRT-LLM's kernel (decoderMaskedMultiheadAttentionTemplate.h @ 71d8d4d3, April 2024, the v0.9 era),
+#: compiled unmodified by NVRTC 12.3 for sm_80 and sm_90 and walked one loop iteration at a time: the K loop covers
+#: 8 keys per warp per iteration (16 threads per key, 4 unrolled steps), the V loop 16; nvcc 13.0 agrees within 3%
+#: (docs/research/gpu_published_decode.md 16). Per key they are: the 128 products (2 FMUL + 2 FFMA), 4.5 FADD of
+#: partial sums and the 16-lane SHFL butterfly, the scale and the always-executed ALiBi FFMA, 4.5 HADD2.F32
+#: conversions (+ 2 F2FP unpacks for fp8), 4-6 integer/address instructions, predicates, loads and the score's STS;
+#: the V loop 4 FFMA, the conversions, addresses and the probabilities' LDS. A 4-byte cache (not counted) is taken
+#: as the 2-byte one; a 4-bit cache (not in v0.9's MMHA) as the 8-bit one plus one unpacking instruction per
+#: element (:mod:`hardware.gpu.lowbit`'s sequence), 4 more per key in each loop: assumptions
+MMHA_LOOP_INSTRUCTIONS = {(2.0, True): (25.50, 13.19), (2.0, False): (26.12, 13.19),
+                          (1.0, True): (28.25, 16.62), (1.0, False): (102.00, 87.00)}
+#: keys one block covers per K-loop and per V-loop iteration (8 warps x 8 and x 16): the loops run whole iterations,
+#: masking the keys past the context
+MMHA_K_LOOP_KEYS, MMHA_V_LOOP_KEYS = 64, 128
+#: warp-instructions per (query head, key) of the two softmax passes over the scores in shared memory (exp and sum,
+#: normalise), same SASS: 0.41 + 0.28 on sm_90, 0.37 + 0.28 on sm_80
+MMHA_SOFTMAX_INSTRUCTIONS = {True: 0.69, False: 0.65}
+#: warp schedulers per SM, each issuing one warp-instruction per clock: four processing blocks per SM on Volta,
+#: Turing, Ampere, Ada and Hopper (NVIDIA's V100, A100 and H100 architecture whitepapers, SM diagrams "Warp
+#: Scheduler (32 thread/clk)"; UNCONFIRMED here: not retrieved)
+WARP_SCHEDULERS_PER_SM = 4
+
+
+def mmha_instructions(kv_bytes: float, native_fp8: bool, head_dim: int, keys: int) -> float:
+    """Warp-instructions one MMHA block issues for one query over ``keys`` keys (:data:`MMHA_LOOP_INSTRUCTIONS`,
+    whole loop iterations; scaled by ``head_dim / 128``, an assumption for other head sizes)."""
+    width = min((2.0, 1.0), key=lambda b: abs(b - min(kv_bytes, 2.0)))
+    k_instr, v_instr = MMHA_LOOP_INSTRUCTIONS[(width, native_fp8)]
+    if kv_bytes < 1.0:  # a packed 4-bit cache: one more unpacking instruction per element
+        k_instr, v_instr = k_instr + 4.0, v_instr + 4.0
+    k_keys = math.ceil(keys / MMHA_K_LOOP_KEYS) * MMHA_K_LOOP_KEYS
+    v_keys = math.ceil(keys / MMHA_V_LOOP_KEYS) * MMHA_V_LOOP_KEYS
+    return ((k_keys * k_instr + v_keys * v_instr) * head_dim / 128.0
+            + keys * MMHA_SOFTMAX_INSTRUCTIONS[native_fp8])
+
+
 #: registers a thread of MMHA holds: TensorRT-LLM's launcher notes "The max number of warps we can launch per SM is 32
-#: limited by registers", i.e. 4 blocks of 256 threads on a 64k-register SM, 64 registers a thread
+#: limited by registers", i.e. 4 blocks of 256 threads on a 64k-register SM, 64 registers a thread; the SASS of the
+#: counts above uses 56 (16-bit cache), 60 (fp8, sm_90) and 64 (fp8, sm_80, the launch bound): 4 blocks in each case
 MMHA_REGS_PER_THREAD = 64
 #: shared memory one block may use: the SM's, less the 1 KB the CUDA runtime reserves per block and the 2 KB TensorRT-LLM
 #: keeps back (``mMaxSharedMemoryPerBlockOptin - 2048`` where it forces the multi-block mode)
 MMHA_SMEM_RESERVED = 1024 + 2048
-
-
-def mmha_conversions(kv_bytes: float) -> float:
-    """32-bit instructions per K or V element MMHA spends converting it to fp32 (:data:`MMHA_CONVERT_INSTRUCTIONS`;
-    the nearest listed width for others)."""
-    width = min(MMHA_CONVERT_INSTRUCTIONS, key=lambda b: abs(b - kv_bytes))
-    return MMHA_CONVERT_INSTRUCTIONS[width]
 
 
 def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
@@ -428,14 +455,16 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
     :data:`MMHA_THREADS` threads (the block size TensorRT-LLM keeps when the grid has at least 4 x SMs blocks,
     ``kernel_total_blocks >= multi_processor_count * 4``), no split over the keys (the multi-block mode is off by
     default). FasterTransformer's and TinyChat's copies differ in the block size and Q.K^T precision
-    (:data:`MMHA_THREADS`, :data:`MMHA_CONVERT_INSTRUCTIONS`) and are timed as this one. Each block loads
+    (:data:`MMHA_THREADS`) and are timed as this one. Each block loads
     its query, walks all keys of its KV head (``hi_kv = hi / qhead_per_kv``) with 16-byte loads, computes Q.K^T in
     fp32 on CUDA cores (``MMHA_USE_HMMA`` is off), keeps the scores in shared memory, takes the softmax, then walks
     V accumulating in fp32. So every query head reads its KV head's whole K and V: through L2 ``heads / kv_heads``
     times, from DRAM once (the group's blocks are adjacent in the grid, ``blockIdx.x`` = query head, and run
-    together). Per (query head, key): ``2 x head_dim`` FMAs and the conversions of ``2 x head_dim`` K and V elements
-    to fp32 (:func:`mmha_conversions`) at the CUDA-core rate; a quantised cache's conversion is this kernel's own (the
-    mapper adds no separate dequantisation for it). ``q_len`` > 1 (a draft's tokens) runs as that many query rows per
+    together). Its math is timed by the instructions it issues, counted in its SASS (:func:`mmha_instructions`:
+    about 40 warp-instructions per query head and key for a 16-bit cache, 46 for fp8 on sm_90, of which only 14
+    are the FP32 products and sums), at :data:`WARP_SCHEDULERS_PER_SM` warp-instructions per clock of the SM
+    (:attr:`GpuTarget.sm_clock_hz`); a quantised cache's conversion is this kernel's own (the mapper adds no
+    separate dequantisation for it). ``q_len`` > 1 (a draft's tokens) runs as that many query rows per
     block, each walking the keys (MMHA itself serves one query per sequence; assumption). ``dtype`` and ``mode`` are
     accepted for the decode-kernel interface: the math is fp32 on CUDA cores, and the uniform grid is timed in the
     closed form in both modes.
@@ -459,9 +488,15 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
     q_block = 2.0 * q_len * head_dim * act_bytes  # Q in, O out
     tile_l2 = per_block_kv + q_block + partial_bytes / blocks
     tile_dram = (kv + partial_bytes) / blocks + q_block
-    # fp32 FMAs (2 FLOPs each) plus the conversions, both as CUDA-core work in FLOP-equivalents of the fp32 rate
-    tile_work = q_len * keys * head_dim * (4.0 + 2.0 * 2.0 * mmha_conversions(kv_bytes))
-    sm_rate = target.cuda_core_fp32.si / target.sms
+    # the block's instructions at the SM's issue rate (warp-instructions per second): the kernel is issue-bound, its
+    # FP32 pipe busy on fewer than half of them
+    clock = target.sm_clock_hz
+    if clock is None:
+        raise HwsimError(f"--set attention=mmha: target '{target.name}' has no fp32_lanes_per_sm (FP32 CUDA cores "
+                         "per SM, from its architecture whitepaper), which times MMHA's instruction issue; add it")
+    native_fp8 = target.tensor_peak.fp8 is not None
+    tile_work = q_len * mmha_instructions(kv_bytes, native_fp8, head_dim, keys)
+    sm_rate = WARP_SCHEDULERS_PER_SM * clock
     load = 8.0 if kv_bytes <= 1 else 16.0
     k_inflight = MMHA_THREADS * MMHA_K_UNROLL * load
     v_inflight = MMHA_THREADS * MMHA_V_UNROLL * load

@@ -61,6 +61,10 @@ class GpuTarget(TargetBase):
     sm_count: Count
     tensor_peak: TensorPeaks
     cuda_core_fp32: FlopsPerSecond
+    #: FP32 lanes (CUDA cores) per SM: with ``cuda_core_fp32`` it gives the SM clock the CUDA-core peak is rated at
+    #: (:attr:`sm_clock_hz`), which times instruction-issue-bound kernels (``--set attention=mmha``); None: not known,
+    #: and such kernels cannot be timed on this preset
+    fp32_lanes_per_sm: Count | None = None
     registers_per_sm: Bytes
     shared_memory_per_sm: Bytes
     max_threads_per_sm: Count
@@ -125,6 +129,14 @@ class GpuTarget(TargetBase):
         """Streaming multiprocessors."""
         return self.sm_count.n
 
+    @property
+    def sm_clock_hz(self) -> float | None:
+        """The clock ``cuda_core_fp32`` is rated at (Hz): FP32 peak / (2 FLOP per FMA x lanes per SM x SMs); None
+        without ``fp32_lanes_per_sm``."""
+        if self.fp32_lanes_per_sm is None or self.fp32_lanes_per_sm.n <= 0:
+            return None
+        return self.cuda_core_fp32.si / (2.0 * self.fp32_lanes_per_sm.n * self.sms)
+
     def peak_flops(self, dtype: str) -> tuple[float, str]:
         """Peak FLOP/s for GEMMs in ``dtype`` and the unit that delivers it (``tensor`` or ``cuda``).
 
@@ -186,6 +198,8 @@ FIELD_USE: dict[str, FieldUse] = {
     "sm_count": ALWAYS,
     **{f"tensor_peak.{fmt}": _tensor_peak_read(fmt) for fmt in TENSOR_DTYPES},
     "cuda_core_fp32": ALWAYS,  # fused memory-bound kernels, fp32 GEMMs
+    "fp32_lanes_per_sm": FieldUse("only with --set attention=mmha (its instruction-issue bound)",
+                                  lambda s, t: s.option("attention") == "mmha"),
     "registers_per_sm": ALWAYS,
     "shared_memory_per_sm": ALWAYS,
     "max_threads_per_sm": ALWAYS,

@@ -769,10 +769,12 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                     f"the whole gap per token), the Hopper rows' decode attention takes {cells}: within {apart:.0%} "
                     "on the two cards "
                     f"although the H200 streams {faster - 1:.0%} faster, so that kernel is bound by the SMs' work "
-                    "per query head, not by DRAM. hwsim's MMHA takes " + hw + " ms: near its L2 stream of the four "
-                    "reads, with 1.5 conversions per fp8 K/V element (an assumption: the kernel's SASS and the "
-                    "conversions' throughput on these parts are not published); what the Hopper rows spend beyond "
-                    "that per query head is not modelled, and nothing was fitted to them.")
+                    "per query head, not by DRAM. hwsim's MMHA takes " + hw + " ms: the instructions the kernel's "
+                    "SASS issues per query head and key (45.6 warp-instructions for an fp8 cache on sm_90, counted in "
+                    "TensorRT-LLM's template compiled for it, docs/research/gpu_published_decode.md 16) at 4 per "
+                    "clock per SM, above its L2 stream of the four reads; the per-block work outside the per-key loops "
+                    "(the prologue's rotary embedding, the reductions) is not in those counts, and nothing was fitted "
+                    "to these rows.")
             a100 = [r for r in long if _pt(r)["target"] == "a100-80gb"]
             if a100:
                 mine = {(_pt(r)["batch"], _pt(r)["prompt"], _pt(r)["gen"]): hop[(_pt(r)["batch"], _pt(r)["prompt"],
