@@ -636,12 +636,17 @@ def test_masked_mha_is_timed_by_the_instructions_it_issues() -> None:
     per (query head, key): known answer on an H100 with an fp8 cache, a grid of exactly 8 full waves of 4 blocks per
     SM, 1024 keys (16 whole K-loop and 8 V-loop iterations), where the L2 stream is below the issue time."""
     from hardware.errors import HwsimError
-    from hardware.gpu.attention import MMHA_LOOP_INSTRUCTIONS, MMHA_SOFTMAX_INSTRUCTIONS, mmha_instructions
+    from hardware.gpu.attention import (
+        MMHA_BLOCK_INSTRUCTIONS,
+        MMHA_LOOP_INSTRUCTIONS,
+        MMHA_SOFTMAX_INSTRUCTIONS,
+        mmha_instructions,
+    )
     h100 = load_target("h100-sxm")
     clock = h100.cuda_core_fp32.si / (2 * 128 * 132)  # 66.9 TFLOP/s over 128 FP32 lanes x 132 SMs: 1.98 GHz
     assert h100.sm_clock_hz == pytest.approx(clock) and clock == pytest.approx(1.98e9, rel=0.001)
     k, v = MMHA_LOOP_INSTRUCTIONS[(1.0, True)]
-    per_block = 1024 * (k + v) + 1024 * MMHA_SOFTMAX_INSTRUCTIONS[True]
+    per_block = MMHA_BLOCK_INSTRUCTIONS[(1.0, True)] + 1024 * (k + v) + 1024 * MMHA_SOFTMAX_INSTRUCTIONS[True]
     assert mmha_instructions(1.0, True, 128, 1024) == pytest.approx(per_block)
     r = masked_mha(h100, 132, 32, 8, 1024, 128, kv_bytes=1.0)
     assert r.detail["blocks"] == 132 * 32 and r.detail["blocks_per_sm"] == 4 and r.detail["waves"] == 8
@@ -649,8 +654,9 @@ def test_masked_mha_is_timed_by_the_instructions_it_issues() -> None:
     assert r.bound == "compute"
     assert r.time_s == pytest.approx(h100.launch_overhead.si + 8 * per_block / clock, rel=1e-9)
     # the loops run whole iterations: 1 key costs a whole K and V iteration, 65 keys two K iterations
-    assert mmha_instructions(2.0, True, 128, 1) == pytest.approx(64 * 25.50 + 128 * 13.19 + 0.69)
-    assert mmha_instructions(2.0, True, 128, 65) == pytest.approx(128 * 25.50 + 128 * 13.19 + 65 * 0.69)
+    once = MMHA_BLOCK_INSTRUCTIONS[(2.0, True)]
+    assert mmha_instructions(2.0, True, 128, 1) == pytest.approx(once + 64 * 25.50 + 128 * 13.19 + 0.69)
+    assert mmha_instructions(2.0, True, 128, 65) == pytest.approx(once + 128 * 25.50 + 128 * 13.19 + 65 * 0.69)
     # sm_80 decodes fp8 in software: about 4x the instructions of its 16-bit cache
     assert mmha_instructions(1.0, False, 128, 1024) > 4 * mmha_instructions(2.0, False, 128, 1024)
     # a preset without FP32 lanes per SM cannot time the issue: a one-line error naming the field

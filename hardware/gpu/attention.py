@@ -417,6 +417,16 @@ MMHA_K_LOOP_KEYS, MMHA_V_LOOP_KEYS = 64, 128
 #: warp-instructions per (query head, key) of the two softmax passes over the scores in shared memory (exp and sum,
 #: normalise), same SASS: 0.41 + 0.28 on sm_90, 0.37 + 0.28 on sm_80
 MMHA_SOFTMAX_INSTRUCTIONS = {True: 0.69, False: 0.65}
+#: warp-instructions one MMHA block issues once, outside its per-key loops, by the same keys as
+#: :data:`MMHA_LOOP_INSTRUCTIONS`: the prologue (warp 0 loads q and k, applies the GPT-NeoX rotary embedding with
+#: powf/cosf/sinf, computes the new token's q.k and stores its K; the other 7 warps' address setup), the reductions
+#: and barriers between the K and V loops, and the 16-group output reduction and store after the V loop. Counted by
+#: emulating a whole 256-thread block of the same cubins on real data, with the arguments TensorRT-LLM 71d8d4d3
+#: passes for Llama-2-7B (rotary dim 128, base 10^4, no bias, ALiBi or quantised output, linear cache, t = 1000;
+#: every branch decided by the run; docs/research/gpu_published_decode.md 16): sm_90 fp16 2530 + 989 + 9 + 746, fp8
+#: 2627 + 1073 + 9 + 731; sm_80 fp16 2323 + 963 + 110 + 755, fp8 2657 + 1252 + 110 + 1084 (its software fp8
+#: encoding is data-dependent: 4650-5450 over the extreme values). Not scaled with the head size (an assumption)
+MMHA_BLOCK_INSTRUCTIONS = {(2.0, True): 4274.0, (2.0, False): 4151.0, (1.0, True): 4440.0, (1.0, False): 5103.0}
 #: warp schedulers per SM, each issuing one warp-instruction per clock: four processing blocks per SM on Volta,
 #: Turing, Ampere, Ada and Hopper (NVIDIA's V100, A100 and H100 architecture whitepapers, SM diagrams "Warp
 #: Scheduler (32 thread/clk)"; UNCONFIRMED here: not retrieved)
@@ -424,15 +434,16 @@ WARP_SCHEDULERS_PER_SM = 4
 
 
 def mmha_instructions(kv_bytes: float, native_fp8: bool, head_dim: int, keys: int) -> float:
-    """Warp-instructions one MMHA block issues for one query over ``keys`` keys (:data:`MMHA_LOOP_INSTRUCTIONS`,
-    whole loop iterations; scaled by ``head_dim / 128``, an assumption for other head sizes)."""
+    """Warp-instructions one MMHA block issues for one query over ``keys`` keys: its once-per-block work
+    (:data:`MMHA_BLOCK_INSTRUCTIONS`) and its per-key loops (:data:`MMHA_LOOP_INSTRUCTIONS`, whole iterations,
+    scaled by ``head_dim / 128``, an assumption for other head sizes)."""
     width = min((2.0, 1.0), key=lambda b: abs(b - min(kv_bytes, 2.0)))
     k_instr, v_instr = MMHA_LOOP_INSTRUCTIONS[(width, native_fp8)]
     if kv_bytes < 1.0:  # a packed 4-bit cache: one more unpacking instruction per element
         k_instr, v_instr = k_instr + 4.0, v_instr + 4.0
     k_keys = math.ceil(keys / MMHA_K_LOOP_KEYS) * MMHA_K_LOOP_KEYS
     v_keys = math.ceil(keys / MMHA_V_LOOP_KEYS) * MMHA_V_LOOP_KEYS
-    return ((k_keys * k_instr + v_keys * v_instr) * head_dim / 128.0
+    return (MMHA_BLOCK_INSTRUCTIONS[(width, native_fp8)] + (k_keys * k_instr + v_keys * v_instr) * head_dim / 128.0
             + keys * MMHA_SOFTMAX_INSTRUCTIONS[native_fp8])
 
 

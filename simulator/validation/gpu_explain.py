@@ -772,9 +772,9 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                     "per query head, not by DRAM. hwsim's MMHA takes " + hw + " ms: the instructions the kernel's "
                     "SASS issues per query head and key (45.6 warp-instructions for an fp8 cache on sm_90, counted in "
                     "TensorRT-LLM's template compiled for it, docs/research/gpu_published_decode.md 16) at 4 per "
-                    "clock per SM, above its L2 stream of the four reads; the per-block work outside the per-key loops "
-                    "(the prologue's rotary embedding, the reductions) is not in those counts, and nothing was fitted "
-                    "to these rows.")
+                    "clock per SM, with the about 4,400 each block issues once (the prologue's rotary embedding, the "
+                    "reductions, counted by emulating a whole block), above its L2 stream of the four reads; nothing "
+                    "was fitted to these rows.")
             a100 = [r for r in long if _pt(r)["target"] == "a100-80gb"]
             if a100:
                 mine = {(_pt(r)["batch"], _pt(r)["prompt"], _pt(r)["gen"]): hop[(_pt(r)["batch"], _pt(r)["prompt"],
