@@ -425,7 +425,10 @@ MMHA_SOFTMAX_INSTRUCTIONS = {True: 0.69, False: 0.65}
 #: passes for Llama-2-7B (rotary dim 128, base 10^4, no bias, ALiBi or quantised output, linear cache, t = 1000;
 #: every branch decided by the run; docs/research/gpu_published_decode.md 16): sm_90 fp16 2530 + 989 + 9 + 746, fp8
 #: 2627 + 1073 + 9 + 731; sm_80 fp16 2323 + 963 + 110 + 755, fp8 2657 + 1252 + 110 + 1084 (its software fp8
-#: encoding is data-dependent: 4650-5450 over the extreme values). Not scaled with the head size (an assumption)
+#: encoding is data-dependent: 4811-5405 over the extreme values). For a GQA model 3 of 4 blocks skip the cache
+#: store, 18-41 fewer (527 on sm_80 fp8): not distinguished. The prologue's rotary embedding is charged to models
+#: without one too. Not scaled with the head size (an assumption). No GPU ran the counts: the emulator's semantics are
+#: inferred, checked against a numpy model of the kernel
 MMHA_BLOCK_INSTRUCTIONS = {(2.0, True): 4274.0, (2.0, False): 4151.0, (1.0, True): 4440.0, (1.0, False): 5103.0}
 #: warp schedulers per SM, each issuing one warp-instruction per clock: four processing blocks per SM on Volta,
 #: Turing, Ampere, Ada and Hopper (NVIDIA's V100, A100 and H100 architecture whitepapers, SM diagrams "Warp
@@ -499,8 +502,9 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
     q_block = 2.0 * q_len * head_dim * act_bytes  # Q in, O out
     tile_l2 = per_block_kv + q_block + partial_bytes / blocks
     tile_dram = (kv + partial_bytes) / blocks + q_block
-    # the block's instructions at the SM's issue rate (warp-instructions per second): the kernel is issue-bound, its
-    # FP32 pipe busy on fewer than half of them
+    # the block's instructions at the SM's issue rate (warp-instructions per second), every scheduler issuing every
+    # clock at the rated clock: a lower bound (an assumption: no stalls; on parts with 64 FP32 lanes per SM the FMA
+    # pipe, which also runs IMAD, may bind instead, and a part below its rated clock is slower)
     clock = target.sm_clock_hz
     if clock is None:
         raise HwsimError(f"--set attention=mmha: target '{target.name}' has no fp32_lanes_per_sm (FP32 CUDA cores "
@@ -520,6 +524,7 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
     body = w.time_s + (target.dram_latency.si + reduction_chain(target, chunks) if chunks > 1 else 0.0)
     return finish(target, name, body, w.compute_s, w.memory_s, flops, kv + qo + partial_bytes, tile_l2 * blocks,
                   w.occupancy, "cuda", {"kind": "mmha", "blocks": blocks, "chunks": chunks, "waves": w.waves,
+                                        "instructions": tile_work * blocks,
                                         "blocks_per_sm": bps, "kv_bytes": kv, "l2_kv_bytes": per_block_kv * blocks},
                   w.latency_limited)
 

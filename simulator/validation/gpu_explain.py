@@ -14,7 +14,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from hardware.gpu.attention import flash_decoding, reduction_chain
+from hardware.gpu.attention import (
+    MMHA_BLOCK_INSTRUCTIONS,
+    MMHA_LOOP_INSTRUCTIONS,
+    MMHA_SOFTMAX_INSTRUCTIONS,
+    WARP_SCHEDULERS_PER_SM,
+    flash_decoding,
+    reduction_chain,
+)
 from hardware.gpu.gemm import Tile, gemm
 from hardware.gpu.kernels import memory_bound
 from hardware.targets import load_target
@@ -758,6 +765,9 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                 f"{own[(b, i, o)][g][0]:.1f} on the {label} (its L2 stream alone {own[(b, i, o)][g][1]:.1f})"
                 for g, label in (("h100-sxm", "H100"), ("h200", "H200")) if g in own.get((b, i, o), {}))
                 for (b, i, o), _ in pairs)
+            loops = MMHA_LOOP_INSTRUCTIONS[(1.0, True)]
+            per_key = sum(loops) + MMHA_SOFTMAX_INSTRUCTIONS[True]
+            once = MMHA_BLOCK_INSTRUCTIONS[(1.0, True)]
             text = ("TensorRT-LLM v0.9.0 runs these rows' generation attention in its masked multi-head attention "
                     "kernel (MMHA): its plugin tries XQA first, and XQA takes only 8 (or 1) query heads per KV head, "
                     "Mistral has 4 (decoderXQARunner.h shouldUse; docs/research/gpu_published_decode.md 12), so each "
@@ -770,11 +780,12 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                     "on the two cards "
                     f"although the H200 streams {faster - 1:.0%} faster, so that kernel is bound by the SMs' work "
                     "per query head, not by DRAM. hwsim's MMHA takes " + hw + " ms: the instructions the kernel's "
-                    "SASS issues per query head and key (45.6 warp-instructions for an fp8 cache on sm_90, counted in "
-                    "TensorRT-LLM's template compiled for it, docs/research/gpu_published_decode.md 16) at 4 per "
-                    "clock per SM, with the about 4,400 each block issues once (the prologue's rotary embedding, the "
-                    "reductions, counted by emulating a whole block), above its L2 stream of the four reads; nothing "
-                    "was fitted to these rows.")
+                    f"SASS issues per query head and key ({per_key:.1f} warp-instructions for an fp8 cache on sm_90, "
+                    "counted in TensorRT-LLM's template compiled for it, docs/research/gpu_published_decode.md 16) at "
+                    f"{WARP_SCHEDULERS_PER_SM} per clock per SM (one scheduler per SM partition, unconfirmed here; no "
+                    f"stalls, a lower bound), with the {once:,.0f} each block issues once (the prologue's rotary "
+                    "embedding, the reductions, counted by emulating a whole block), above its L2 stream of the four "
+                    "reads; no GPU ran the counts, and nothing was fitted to these rows.")
             a100 = [r for r in long if _pt(r)["target"] == "a100-80gb"]
             if a100:
                 mine = {(_pt(r)["batch"], _pt(r)["prompt"], _pt(r)["gen"]): hop[(_pt(r)["batch"], _pt(r)["prompt"],
