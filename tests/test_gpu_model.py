@@ -646,11 +646,13 @@ def test_masked_mha_is_timed_by_the_instructions_it_issues() -> None:
     clock = h100.cuda_core_fp32.si / (2 * 128 * 132)  # 66.9 TFLOP/s over 128 FP32 lanes x 132 SMs: 1.98 GHz
     assert h100.sm_clock_hz == pytest.approx(clock) and clock == pytest.approx(1.98e9, rel=0.001)
     # the counts of docs/research/gpu_published_decode.md 16 (benchmarks/mmha_sass recounts them), pinned
-    assert MMHA_LOOP_INSTRUCTIONS == {(2.0, True): (25.50, 13.19), (2.0, False): (26.12, 13.19),
-                                      (1.0, True): (28.25, 16.62), (1.0, False): (102.00, 87.00)}
+    assert MMHA_LOOP_INSTRUCTIONS == {("fp16", True): (25.50, 13.19), ("fp16", False): (26.12, 13.19),
+                                      ("fp8", True): (28.25, 16.62), ("fp8", False): (102.00, 87.00),
+                                      ("int8", True): (35.25, 22.62), ("int8", False): (35.50, 22.62)}
     assert MMHA_SOFTMAX_INSTRUCTIONS == {True: 0.69, False: 0.65}
-    assert MMHA_BLOCK_INSTRUCTIONS == {(2.0, True): 2530 + 989 + 9 + 746, (2.0, False): 2323 + 963 + 110 + 755,
-                                       (1.0, True): 2627 + 1073 + 9 + 731, (1.0, False): 2657 + 1252 + 110 + 1084}
+    assert MMHA_BLOCK_INSTRUCTIONS == {("fp16", True): 2530 + 989 + 9 + 746, ("fp16", False): 2323 + 963 + 110 + 755,
+                                       ("fp8", True): 2627 + 1073 + 9 + 731, ("fp8", False): 2657 + 1252 + 110 + 1084,
+                                       ("int8", True): 2552 + 956 + 9 + 765, ("int8", False): 2345 + 975 + 110 + 809}
     per_block = 4440 + 1024 * (28.25 + 16.62) + 1024 * 0.69
     assert mmha_instructions(1.0, True, 128, 1024) == pytest.approx(per_block)
     r = masked_mha(h100, 132, 32, 8, 1024, 128, kv_bytes=1.0)
@@ -659,11 +661,16 @@ def test_masked_mha_is_timed_by_the_instructions_it_issues() -> None:
     assert r.bound == "compute"
     assert r.time_s == pytest.approx(h100.launch_overhead.si + 8 * per_block / clock, rel=1e-9)
     # the loops run whole iterations: 1 key costs a whole K and V iteration, 65 keys two K iterations
-    once = MMHA_BLOCK_INSTRUCTIONS[(2.0, True)]
+    once = MMHA_BLOCK_INSTRUCTIONS[("fp16", True)]
     assert mmha_instructions(2.0, True, 128, 1) == pytest.approx(once + 64 * 25.50 + 128 * 13.19 + 0.69)
     assert mmha_instructions(2.0, True, 128, 65) == pytest.approx(once + 128 * 25.50 + 128 * 13.19 + 65 * 0.69)
-    # sm_80 decodes fp8 in software: about 4x the instructions of its 16-bit cache
+    # sm_80 decodes fp8 in software: about 4x the instructions of its 16-bit cache; an int8 cache converts each
+    # element with I2F on every part (int4 is taken as int8 plus one unpacking instruction per element)
     assert mmha_instructions(1.0, False, 128, 1024) > 4 * mmha_instructions(2.0, False, 128, 1024)
+    int8 = mmha_instructions(1.0, False, 128, 1024, "int8")
+    assert int8 == pytest.approx(4239 + 1024 * (35.50 + 22.62) + 1024 * 0.65)
+    assert mmha_instructions(0.5, False, 128, 1024, "uint4") == pytest.approx(int8 + 1024 * 8)
+    assert mmha_instructions(1.0, True, 128, 1024, "float8e4m3") == pytest.approx(per_block)
     # a preset without FP32 lanes per SM cannot time the issue: a one-line error naming the field
     with pytest.raises(HwsimError, match="fp32_lanes_per_sm"):
         masked_mha(h100.model_copy(update={"fp32_lanes_per_sm": None}), 1, 32, 8, 128, 128)

@@ -143,9 +143,9 @@ def test_memory_utils_extraction():
 
 
 def test_report_compare_flags_a_mismatch():
-    loop_c = {(2.0, False): (26.12, 13.19)}
+    loop_c = {("fp16", False): (26.12, 13.19)}
     softmax_c = {False: 0.65}
-    block_c = {(2.0, False): 4151.0}
+    block_c = {("fp16", False): 4151.0}
     row = {"K": 209 / 8, "V": 211 / 16, "softmax_exp": 47 / 128, "softmax_norm": 9 / 32, "block": 4151}
     assert report.compare({"mmha_fp16_mbfalse_sm80": row}, loop_c, softmax_c, block_c) == []
     bad = report.compare({"mmha_fp16_mbfalse_sm80": {**row, "K": 204 / 8, "block": 4150}}, loop_c, softmax_c, block_c)

@@ -137,11 +137,14 @@ def setup(cache: str, sm: int, heads: int, kv_heads: int, hi: int, t: int, seed:
     qkv = data((batch, stride)).astype(np.float16)
     if zero_new_kv:  # the new token's k and v = 0 (the fp8 encoder's zero path)
         qkv[:, heads * HEAD_DIM:] = 0
-    element_bytes = 1 if cache == "fp8" else 2
-    kv_scale = np.float32(4.0 / 448.0)  # kv_scale_quant_orig: an amax of 4 for N(0, 1) data
+    element_bytes = 1 if cache in ("fp8", "int8") else 2
+    # kv_scale_quant_orig: an amax of 4 for N(0, 1) data (int8: 4 / 127)
+    kv_scale = np.float32(4.0 / 127.0) if cache == "int8" else np.float32(4.0 / 448.0)
     kv_values = data((batch, 2, kv_heads, window, HEAD_DIM))
     if cache == "fp8":
         kv = np.clip(kv_values / kv_scale, -448, 448).astype(ml_dtypes.float8_e4m3fn)
+    elif cache == "int8":  # random int8 values: N(0, 1) data quantised with that scale
+        kv = np.clip(np.rint(kv_values / kv_scale), -128, 127).astype(np.int8)
     else:
         kv = kv_values.astype(np.float16)
     kv[:, :, :, t:, :] = 0
@@ -155,6 +158,7 @@ def setup(cache: str, sm: int, heads: int, kv_heads: int, hi: int, t: int, seed:
     a_orig_quant = memory.alloc(4, "kv_scale_orig_quant", np.array([1 / kv_scale], np.float32))
     a_quant_orig = memory.alloc(4, "kv_scale_quant_orig", np.array([kv_scale], np.float32))
     fp8 = cache == "fp8"
+    quant = cache in ("fp8", "int8")
     base = PARAMS_BASE[sm]
     bank = bytearray(base + PARAMS_SIZE + 0x40)
     # what the driver puts in front of the parameters: blockDim, gridDim and the local-memory stack top
@@ -170,8 +174,9 @@ def setup(cache: str, sm: int, heads: int, kv_heads: int, hi: int, t: int, seed:
         rotary_embedding_scale=1.0, rotary_embedding_max_positions=4096, position_shift_enabled=0, timestep=t,
         inv_sqrt_dh=float(np.float32(1 / np.sqrt(128.0))), relative_attention_bias=0, relative_attention_bias_stride=0,
         max_distance=0, linear_bias_slopes=0, ia3_key_weights=0, ia3_value_weights=0, ia3_tasks=0,
-        qkv_scale_quant_orig=0, attention_out_scale_orig_quant=0, kv_scale_orig_quant=a_orig_quant if fp8 else 0,
-        kv_scale_quant_orig=a_quant_orig if fp8 else 0, int8_kv_cache=0, fp8_kv_cache=int(fp8), multi_block_mode=0,
+        qkv_scale_quant_orig=0, attention_out_scale_orig_quant=0, kv_scale_orig_quant=a_orig_quant if quant else 0,
+        kv_scale_quant_orig=a_quant_orig if quant else 0, int8_kv_cache=int(cache == "int8"), fp8_kv_cache=int(fp8),
+        multi_block_mode=0,
         multi_processor_count=108, timesteps_per_block=0, seq_len_tile=0, min_seq_len_tile=0, max_seq_len_tile=0,
         partial_out=0, partial_sum=0, partial_max=0, block_counter=0, memory_length_per_sample=0,
         max_decoder_seq_len=0, finished=0, length_per_sample=a_lengths, input_lengths=a_input_lengths)
@@ -203,8 +208,17 @@ def reference(ref: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     scores = np.concatenate([(keys @ (q * scale)) * inv_sqrt_dh, [np.dot(q, k) * inv_sqrt_dh]])
     p = np.exp(scores - scores.max())
     p = p / p.sum() * scale
+    if ref["cache"] == "int8":  # int8: K and V dequantised per element (scale_dot, Logit_value_fma), P unscaled
+        keys, values = keys * ref["kv_scale"], values * ref["kv_scale"]
+        scores = np.concatenate([(keys @ q) * inv_sqrt_dh, [np.dot(q, k) * inv_sqrt_dh]])
+        p = np.exp(scores - scores.max())
+        p = p / p.sum()
     out = p[:t] @ values + p[t] * v
-    if fp8:
+    if ref["cache"] == "int8":  # store_8bits_kv_cache_vec: cvt.rni.sat.s8.f32(x * kv_scale_orig_quant)
+        inv = np.float32(1 / ref["kv_scale"])
+        k_new = np.clip(np.rint(k * inv), -128, 127).astype(np.int8)
+        v_new = np.clip(np.rint(v * inv), -128, 127).astype(np.int8)
+    elif fp8:
         k_new = np.clip(k / scale, -448, 448).astype(ml_dtypes.float8_e4m3fn)
         v_new = np.clip(v / scale, -448, 448).astype(ml_dtypes.float8_e4m3fn)
     else:
@@ -221,7 +235,7 @@ def emulate(build: str | Path, name: str, heads: int = 32, kv_heads: int = 32, h
     """Emulate block ``hi`` of the cubin ``build/name.cubin`` (listing ``name.nvdisasm.sass``) and return its checks
     and its issued warp-instructions per warp, by region and class (see the module docstring)."""
     build = Path(build)
-    cache = "fp8" if "fp8" in name else "fp16"
+    cache = "fp8" if "fp8" in name else "int8" if "int8" in name else "fp16"
     sm = 90 if "sm90" in name else 80
     instructions, labels = parse(build / f"{name}.nvdisasm.sass")
     loops = find(instructions, labels)
@@ -234,7 +248,8 @@ def emulate(build: str | Path, name: str, heads: int = 32, kv_heads: int = 32, h
     out_ref, k_new, v_new, hk = reference(ref)
     out = memory.view(ref["a_out"] + hi * HEAD_DIM * 2, np.float16, HEAD_DIM).astype(np.float32)
     stored = memory.view(ref["a_kv"], np.uint8, ref["kv"].nbytes)
-    stored = stored.view(ml_dtypes.float8_e4m3fn if cache == "fp8" else np.float16).reshape(ref["kv"].shape)
+    stored = stored.view(ml_dtypes.float8_e4m3fn if cache == "fp8" else np.int8 if cache == "int8"
+                         else np.float16).reshape(ref["kv"].shape)
     writer = hi == hk * (heads // kv_heads)  # the first query head of its group writes the new K and V
     k_row, v_row = stored[0, 0, hk, t].astype(np.float32), stored[0, 1, hk, t].astype(np.float32)
     checks = {"err_out": float(np.max(np.abs(out - out_ref)) / (np.max(np.abs(out_ref)) + 1e-9))}

@@ -31,7 +31,7 @@ LOOPS = ("K", "V", "softmax_exp", "softmax_norm")
 TITLES = {"K": "K loop (Q.K^T)", "V": "V loop (P.V)", "softmax_exp": "softmax pass 1 (exp, sum)",
           "softmax_norm": "softmax pass 2 (normalise, fp32->fp16 logits)"}
 #: the four builds, ``mmha_{cache}_mbfalse_{sm}``: (cache element, architecture)
-CONFIGS = (("fp16", "sm80"), ("fp16", "sm90"), ("fp8", "sm80"), ("fp8", "sm90"))
+CONFIGS = (("fp16", "sm80"), ("fp16", "sm90"), ("fp8", "sm80"), ("fp8", "sm90"), ("int8", "sm80"), ("int8", "sm90"))
 #: keys one warp covers per K and V iteration
 KEYS_PER_WARP_ITERATION = {"K": 8, "V": 16}
 

@@ -1,9 +1,9 @@
 """Print the MMHA instruction counts of a build and compare them with the constants in hardware/gpu/attention.py.
 
 Reads ``loops.json`` (:mod:`loops`) and ``block_<name>.json`` (:mod:`block`) from the output directory. The
-constants are keyed by (bytes per cached element, whether the part converts fp8 in hardware): sm_90 stands for the
-parts that do, sm_80 for those that do not. A per-key count matches when it rounds to the constant's two decimals,
-a block count when it is equal. Exits with status 1 on a mismatch.
+constants are keyed by (the cache's element format, fp16 / fp8 / int8, and whether the part converts fp8 in
+hardware): sm_90 stands for the parts that do, sm_80 for those that do not. A per-key count matches when it rounds
+to the constant's two decimals, a block count when it is equal. Exits with status 1 on a mismatch.
 
 usage: python report.py OUT_DIR
 """
@@ -11,13 +11,15 @@ usage: python report.py OUT_DIR
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(os.environ.get("HWSIM_REPO", Path(__file__).resolve().parents[2]))
 #: build name -> key of the constants in hardware.gpu.attention
-KEYS = {"mmha_fp16_mbfalse_sm80": (2.0, False), "mmha_fp16_mbfalse_sm90": (2.0, True),
-        "mmha_fp8_mbfalse_sm80": (1.0, False), "mmha_fp8_mbfalse_sm90": (1.0, True)}
+KEYS = {"mmha_fp16_mbfalse_sm80": ("fp16", False), "mmha_fp16_mbfalse_sm90": ("fp16", True),
+        "mmha_fp8_mbfalse_sm80": ("fp8", False), "mmha_fp8_mbfalse_sm90": ("fp8", True),
+        "mmha_int8_mbfalse_sm80": ("int8", False), "mmha_int8_mbfalse_sm90": ("int8", True)}
 REGIONS = ("a_prologue", "b1_K_to_smx1", "b2_smx1_to_smx2", "b2t_smx1_tail", "b3_smx2_to_V", "c_epilogue")
 
 

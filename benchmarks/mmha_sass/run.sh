@@ -116,6 +116,7 @@ mkdir -p "$BUILD"
 build_one() {  # build_one fp16|fp8 80|90
   local cache=$1 sm=$2 ct=uint16_t
   [ "$cache" = fp8 ] && ct=__nv_fp8_e4m3
+  [ "$cache" = int8 ] && ct=int8_t
   local o=$BUILD/mmha_${cache}_mbfalse_sm$sm
   (cd "$OUT" && LD_LIBRARY_PATH=$NV/cuda_nvrtc/lib $PY "$HERE/nvrtc_compile.py" "$NV/cuda_nvrtc/lib/libnvrtc.so.12" \
      mmha_inst.cu "$o.cubin" -arch=sm_$sm -std=c++17 -DNDEBUG -DENABLE_BF16 -DENABLE_FP8 "-DCACHE_T=$ct" -DMB=false \
@@ -139,9 +140,9 @@ parallel() {  # parallel FUNCTION ARGS...: FUNCTION on each argument (split on '
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
   return $status
 }
-CONFIGS=(fp16:80 fp16:90 fp8:80 fp8:90)
-NAMES=(mmha_fp16_mbfalse_sm80 mmha_fp16_mbfalse_sm90 mmha_fp8_mbfalse_sm80 mmha_fp8_mbfalse_sm90)
-echo "compiling the 4 builds with NVRTC 12.3 into $BUILD ..."
+CONFIGS=(fp16:80 fp16:90 fp8:80 fp8:90 int8:80 int8:90)
+NAMES=(mmha_fp16_mbfalse_sm80 mmha_fp16_mbfalse_sm90 mmha_fp8_mbfalse_sm80 mmha_fp8_mbfalse_sm90 mmha_int8_mbfalse_sm80 mmha_int8_mbfalse_sm90)
+echo "compiling the ${#CONFIGS[@]} builds with NVRTC 12.3 into $BUILD ..."
 parallel build_one "${CONFIGS[@]}"
 grep -H "Used" "$BUILD"/*.ptxas.txt | sed "s|$BUILD/||"
 echo "counting the per-key loops ..."

@@ -398,19 +398,22 @@ MMHA_THREADS = 256
 #: for an 8-bit cache): a block keeps ``threads x unroll x load`` bytes in flight in each loop
 MMHA_K_UNROLL, MMHA_V_UNROLL = 4, 8
 #: warp-instructions MMHA's block issues per (query head, key) in its K loop (Q.K^T) and its V loop, at head dim 128
-#: and 256 threads, by bytes per cached element and whether the part converts fp8 in hardware (the parts with FP8
-#: tensor cores, sm_89 and later, have ``F2FP.F16.E4M3.UNPACK_B``; sm_80 decodes fp8 in software). Counted in the
-#: SASS of TensorRT-LLM's kernel (decoderMaskedMultiheadAttentionTemplate.h @ 71d8d4d3, April 2024, the v0.9 era),
-#: compiled unmodified by NVRTC 12.3 for sm_80 and sm_90 and walked one loop iteration at a time: the K loop covers
-#: 8 keys per warp per iteration (16 threads per key, 4 unrolled steps), the V loop 16; nvcc 13.0 agrees within 3%
-#: (docs/research/gpu_published_decode.md 16). Per key they are: the 128 products (2 FMUL + 2 FFMA), 4.5 FADD of
-#: partial sums and the 16-lane SHFL butterfly, the scale and the always-executed ALiBi FFMA, 4.5 HADD2.F32
-#: conversions (+ 2 F2FP unpacks for fp8), 4-6 integer/address instructions, predicates, loads and the score's STS;
-#: the V loop 4 FFMA, the conversions, addresses and the probabilities' LDS. A 4-byte cache (not counted) is taken
-#: as the 2-byte one; a 4-bit cache (not in v0.9's MMHA) as the 8-bit one plus one unpacking instruction per
-#: element (:mod:`hardware.gpu.lowbit`'s sequence), 4 more per key in each loop: assumptions
-MMHA_LOOP_INSTRUCTIONS = {(2.0, True): (25.50, 13.19), (2.0, False): (26.12, 13.19),
-                          (1.0, True): (28.25, 16.62), (1.0, False): (102.00, 87.00)}
+#: and 256 threads, by the cache's element format (``fp16``: 16-bit, ``fp8``: e4m3, ``int8``) and whether the part
+#: converts fp8 in hardware (the parts with FP8 tensor cores, sm_89 and later, have ``F2FP.F16.E4M3.UNPACK_B``;
+#: sm_80 decodes fp8 in software). Counted in the SASS of TensorRT-LLM's kernel
+#: (decoderMaskedMultiheadAttentionTemplate.h @ 71d8d4d3, April 2024, the v0.9 era), compiled unmodified by NVRTC 12.3
+#: for sm_80 and sm_90 and walked one loop iteration at a time: the K loop covers 8 keys per warp per iteration (16
+#: threads per key, 4 unrolled steps), the V loop 16; nvcc 13.0 agrees within 3% (docs/research/gpu_published_decode.md
+#: 16; ``benchmarks/mmha_sass/run.sh`` recounts them). Per key they are: the 128 products (2 FMUL + 2 FFMA), 4.5 FADD
+#: of partial sums and the 16-lane SHFL butterfly, the scale and the always-executed ALiBi FFMA, 4.5 HADD2.F32
+#: conversions (+ 2 F2FP unpacks for fp8; int8 converts each element with I2F and scales it in fp32), 4-6
+#: integer/address instructions, predicates, loads and the score's STS; the V loop 4 FFMA, the conversions, addresses
+#: and the probabilities' LDS. A 4-byte cache (not counted) is taken as the 16-bit one; a 4-bit cache (not in v0.9's
+#: MMHA) as the 8-bit one of its kind (int4 as int8, fp4 as fp8) plus one unpacking instruction per element
+#: (:mod:`hardware.gpu.lowbit`'s sequence), 4 more per key in each loop: assumptions
+MMHA_LOOP_INSTRUCTIONS = {("fp16", True): (25.50, 13.19), ("fp16", False): (26.12, 13.19),
+                          ("fp8", True): (28.25, 16.62), ("fp8", False): (102.00, 87.00),
+                          ("int8", True): (35.25, 22.62), ("int8", False): (35.50, 22.62)}
 #: keys one block covers per K-loop and per V-loop iteration (8 warps x 8 and x 16): the loops run whole iterations,
 #: masking the keys past the context
 MMHA_K_LOOP_KEYS, MMHA_V_LOOP_KEYS = 64, 128
@@ -424,29 +427,41 @@ MMHA_SOFTMAX_INSTRUCTIONS = {True: 0.69, False: 0.65}
 #: emulating a whole 256-thread block of the same cubins on real data, with the arguments TensorRT-LLM 71d8d4d3
 #: passes for Llama-2-7B (rotary dim 128, base 10^4, no bias, ALiBi or quantised output, linear cache, t = 1000;
 #: every branch decided by the run; docs/research/gpu_published_decode.md 16): sm_90 fp16 2530 + 989 + 9 + 746, fp8
-#: 2627 + 1073 + 9 + 731; sm_80 fp16 2323 + 963 + 110 + 755, fp8 2657 + 1252 + 110 + 1084 (its software fp8
-#: encoding is data-dependent: 4811-5405 over the extreme values). For a GQA model 3 of 4 blocks skip the cache
-#: store, 18-41 fewer (527 on sm_80 fp8): not distinguished. The prologue's rotary embedding is charged to models
-#: without one too. Not scaled with the head size (an assumption). No GPU ran the counts: the emulator's semantics are
-#: inferred, checked against a numpy model of the kernel
-MMHA_BLOCK_INSTRUCTIONS = {(2.0, True): 4274.0, (2.0, False): 4151.0, (1.0, True): 4440.0, (1.0, False): 5103.0}
+#: 2627 + 1073 + 9 + 731, int8 2552 + 956 + 9 + 765; sm_80 fp16 2323 + 963 + 110 + 755, fp8 2657 + 1252 + 110 +
+#: 1084 (its software fp8 encoding is data-dependent: 4811-5405 over the extreme values), int8 2345 + 975 + 110 +
+#: 809. For a GQA model 3 of 4 blocks skip the cache store, 18-41 fewer (527 on sm_80 fp8): not distinguished. The
+#: prologue's rotary embedding is charged to models without one too. Not scaled with the head size (an assumption).
+#: No GPU ran the counts: the emulator's semantics are inferred, checked against a numpy model of the kernel
+MMHA_BLOCK_INSTRUCTIONS = {("fp16", True): 4274.0, ("fp16", False): 4151.0, ("fp8", True): 4440.0,
+                           ("fp8", False): 5103.0, ("int8", True): 4282.0, ("int8", False): 4239.0}
 #: warp schedulers per SM, each issuing one warp-instruction per clock: four processing blocks per SM on Volta,
 #: Turing, Ampere, Ada and Hopper (NVIDIA's V100, A100 and H100 architecture whitepapers, SM diagrams "Warp
 #: Scheduler (32 thread/clk)"; UNCONFIRMED here: not retrieved)
 WARP_SCHEDULERS_PER_SM = 4
 
 
-def mmha_instructions(kv_bytes: float, native_fp8: bool, head_dim: int, keys: int) -> float:
+def mmha_cache_kind(kv_bytes: float, kv_format: str = "") -> str:
+    """The kind of :data:`MMHA_LOOP_INSTRUCTIONS` a cache of ``kv_bytes`` bytes per element in storage format
+    ``kv_format`` (``int8``, ``uint4``, ``float8e4m3``, ...; empty: by its width, an 8-bit one taken as fp8) runs:
+    ``fp16``, ``fp8`` or ``int8``."""
+    if kv_bytes >= 2.0:
+        return "fp16"
+    if kv_format.startswith(("int", "uint")):
+        return "int8"
+    return "fp8"
+
+
+def mmha_instructions(kv_bytes: float, native_fp8: bool, head_dim: int, keys: int, kv_format: str = "") -> float:
     """Warp-instructions one MMHA block issues for one query over ``keys`` keys: its once-per-block work
     (:data:`MMHA_BLOCK_INSTRUCTIONS`) and its per-key loops (:data:`MMHA_LOOP_INSTRUCTIONS`, whole iterations,
     scaled by ``head_dim / 128``, an assumption for other head sizes)."""
-    width = min((2.0, 1.0), key=lambda b: abs(b - min(kv_bytes, 2.0)))
-    k_instr, v_instr = MMHA_LOOP_INSTRUCTIONS[(width, native_fp8)]
+    kind = (mmha_cache_kind(kv_bytes, kv_format), native_fp8)
+    k_instr, v_instr = MMHA_LOOP_INSTRUCTIONS[kind]
     if kv_bytes < 1.0:  # a packed 4-bit cache: one more unpacking instruction per element
         k_instr, v_instr = k_instr + 4.0, v_instr + 4.0
     k_keys = math.ceil(keys / MMHA_K_LOOP_KEYS) * MMHA_K_LOOP_KEYS
     v_keys = math.ceil(keys / MMHA_V_LOOP_KEYS) * MMHA_V_LOOP_KEYS
-    return (MMHA_BLOCK_INSTRUCTIONS[(width, native_fp8)] + (k_keys * k_instr + v_keys * v_instr) * head_dim / 128.0
+    return (MMHA_BLOCK_INSTRUCTIONS[kind] + (k_keys * k_instr + v_keys * v_instr) * head_dim / 128.0
             + keys * MMHA_SOFTMAX_INSTRUCTIONS[native_fp8])
 
 
@@ -461,7 +476,7 @@ MMHA_SMEM_RESERVED = 1024 + 2048
 
 def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len: int, head_dim: int,
                kv_bytes: float = 2.0, act_bytes: float = 2.0, q_len: int = 1, dtype: str = "fp16",
-               name: str = "attention_mmha", mode: str = "fast") -> KernelResult:
+               name: str = "attention_mmha", mode: str = "fast", kv_format: str = "") -> KernelResult:
     """Masked multi-head attention, the decode kernel of FasterTransformer and TensorRT-LLM (``--set attention=mmha``).
 
     Structure, from TensorRT-LLM's ``decoderMaskedMultiheadAttentionTemplate.h`` and its launcher (the v0.8-v0.9
@@ -510,7 +525,7 @@ def masked_mha(target: GpuTarget, batch: int, heads: int, kv_heads: int, kv_len:
         raise HwsimError(f"--set attention=mmha: target '{target.name}' has no fp32_lanes_per_sm (FP32 CUDA cores "
                          "per SM, from its architecture whitepaper), which times MMHA's instruction issue; add it")
     native_fp8 = target.tensor_peak.fp8 is not None
-    tile_work = q_len * mmha_instructions(kv_bytes, native_fp8, head_dim, keys)
+    tile_work = q_len * mmha_instructions(kv_bytes, native_fp8, head_dim, keys, kv_format)
     sm_rate = WARP_SCHEDULERS_PER_SM * clock
     load = 8.0 if kv_bytes <= 1 else 16.0
     k_inflight = MMHA_THREADS * MMHA_K_UNROLL * load

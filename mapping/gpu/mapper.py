@@ -425,10 +425,12 @@ class _Context:
             quantised = kv_format in lowbit.DEQUANT_INSTRUCTIONS and kv < act
             if quantised:  # the kernel converts the packed K and V to its compute format: named in the kernel table
                 name = f"{label}.kv-{lowbit.short_name(kv_format)}.attention"
-            r = self._once(("decode_attention", batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len, dtype), name,
+            extra = {"kv_format": kv_format} if self.attention == "mmha" else {}  # MMHA's conversion is by format
+            r = self._once(("decode_attention", batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len, dtype,
+                            kv_format), name,
                            lambda: fn(self.t, batch, heads_gpu, kv_gpu, kv_len, head_dim, kv, act, q_len=q_len,
                                       **({"dtype": dtype} if self.attention != "naive" else {}), name=name,
-                                      mode=self.mode))
+                                      mode=self.mode, **extra))
             if quantised and self.attention != "mmha":  # MMHA converts its cache itself (hardware.gpu.attention)
                 r = lowbit.kv_dequant(self.t, r, 2.0 * batch * kv_gpu * kv_len * head_dim, kv_format)
         else:

@@ -765,9 +765,9 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                 f"{own[(b, i, o)][g][0]:.1f} on the {label} (its L2 stream alone {own[(b, i, o)][g][1]:.1f})"
                 for g, label in (("h100-sxm", "H100"), ("h200", "H200")) if g in own.get((b, i, o), {}))
                 for (b, i, o), _ in pairs)
-            loops = MMHA_LOOP_INSTRUCTIONS[(1.0, True)]
+            loops = MMHA_LOOP_INSTRUCTIONS[("fp8", True)]
             per_key = sum(loops) + MMHA_SOFTMAX_INSTRUCTIONS[True]
-            once = MMHA_BLOCK_INSTRUCTIONS[(1.0, True)]
+            once = MMHA_BLOCK_INSTRUCTIONS[("fp8", True)]
             text = ("TensorRT-LLM v0.9.0 runs these rows' generation attention in its masked multi-head attention "
                     "kernel (MMHA): its plugin tries XQA first, and XQA takes only 8 (or 1) query heads per KV head, "
                     "Mistral has 4 (decoderXQARunner.h shouldUse; docs/research/gpu_published_decode.md 12), so each "
