@@ -671,6 +671,12 @@ def test_masked_mha_is_timed_by_the_instructions_it_issues() -> None:
     assert int8 == pytest.approx(4239 + 1024 * (35.50 + 22.62) + 1024 * 0.65)
     assert mmha_instructions(0.5, False, 128, 1024, "uint4") == pytest.approx(int8 + 1024 * 8)
     assert mmha_instructions(1.0, True, 128, 1024, "float8e4m3") == pytest.approx(per_block)
+    # the template works on the head size rounded up to a power of two (dh_max): 80 and 96 run as 128, 64 as 64
+    assert mmha_instructions(2.0, True, 80, 256) == mmha_instructions(2.0, True, 96, 256) == mmha_instructions(
+        2.0, True, 128, 256)
+    softmax = 256 * 0.69  # not scaled: one score per key
+    loops_128 = mmha_instructions(2.0, True, 128, 256) - once - softmax
+    assert mmha_instructions(2.0, True, 64, 256) - once - softmax == pytest.approx(loops_128 / 2)
     # a preset without FP32 lanes per SM cannot time the issue: a one-line error naming the field
     with pytest.raises(HwsimError, match="fp32_lanes_per_sm"):
         masked_mha(h100.model_copy(update={"fp32_lanes_per_sm": None}), 1, 32, 8, 128, 128)

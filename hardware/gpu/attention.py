@@ -453,15 +453,17 @@ def mmha_cache_kind(kv_bytes: float, kv_format: str = "") -> str:
 
 def mmha_instructions(kv_bytes: float, native_fp8: bool, head_dim: int, keys: int, kv_format: str = "") -> float:
     """Warp-instructions one MMHA block issues for one query over ``keys`` keys: its once-per-block work
-    (:data:`MMHA_BLOCK_INSTRUCTIONS`) and its per-key loops (:data:`MMHA_LOOP_INSTRUCTIONS`, whole iterations,
-    scaled by ``head_dim / 128``, an assumption for other head sizes)."""
+    (:data:`MMHA_BLOCK_INSTRUCTIONS`) and its per-key loops (:data:`MMHA_LOOP_INSTRUCTIONS`, whole iterations). The
+    kernel works on the head size rounded up to a power of two, at least 32 (the template's ``dh_max``: 80-112 run
+    as 128); the loops are scaled by that over 128 (an assumption for sizes other than 128)."""
     kind = (mmha_cache_kind(kv_bytes, kv_format), native_fp8)
     k_instr, v_instr = MMHA_LOOP_INSTRUCTIONS[kind]
     if kv_bytes < 1.0:  # a packed 4-bit cache: one more unpacking instruction per element
         k_instr, v_instr = k_instr + 4.0, v_instr + 4.0
     k_keys = math.ceil(keys / MMHA_K_LOOP_KEYS) * MMHA_K_LOOP_KEYS
     v_keys = math.ceil(keys / MMHA_V_LOOP_KEYS) * MMHA_V_LOOP_KEYS
-    return (MMHA_BLOCK_INSTRUCTIONS[kind] + (k_keys * k_instr + v_keys * v_instr) * head_dim / 128.0
+    dh_max = 1 << max(5, (max(1, head_dim) - 1).bit_length())
+    return (MMHA_BLOCK_INSTRUCTIONS[kind] + (k_keys * k_instr + v_keys * v_instr) * dh_max / 128.0
             + keys * MMHA_SOFTMAX_INSTRUCTIONS[native_fp8])
 
 
