@@ -434,9 +434,12 @@ MMHA_SOFTMAX_INSTRUCTIONS = {True: 0.69, False: 0.65}
 #: No GPU ran the counts: the emulator's semantics are inferred, checked against a numpy model of the kernel
 MMHA_BLOCK_INSTRUCTIONS = {("fp16", True): 4274.0, ("fp16", False): 4151.0, ("fp8", True): 4440.0,
                            ("fp8", False): 5103.0, ("int8", True): 4282.0, ("int8", False): 4239.0}
-#: warp schedulers per SM, each issuing one warp-instruction per clock: four processing blocks per SM on Volta,
-#: Turing, Ampere, Ada and Hopper (NVIDIA's V100, A100 and H100 architecture whitepapers, SM diagrams "Warp
-#: Scheduler (32 thread/clk)"; UNCONFIRMED here: not retrieved)
+#: warp schedulers per SM, each issuing one warp-instruction per clock: four processing blocks (SM sub-partitions)
+#: per SM on Volta, Turing, Ampere, Ada and Hopper. Seen here: an NVIDIA developer-forum answer (thread 259827, "How
+#: the 16 INT cores in a processing block in SM execute ...": each sub-partition has a single warp scheduler, warps are
+#: assigned statically about 1/4 to each of the 4, an instruction with 16 units for 32 lanes takes 2 cycles) and the
+#: GA10x whitepaper's "each SM has 4 partitions (... one warp scheduler, one dispatch unit ...)" as a third-party page
+#: quotes it; the V100/A100/H100 whitepapers themselves were not retrieved
 WARP_SCHEDULERS_PER_SM = 4
 
 

@@ -782,8 +782,8 @@ def _trtllm_v09(rows: list[Any]) -> list[str]:
                     "per query head, not by DRAM. hwsim's MMHA takes " + hw + " ms: the instructions the kernel's "
                     f"SASS issues per query head and key ({per_key:.1f} warp-instructions for an fp8 cache on sm_90, "
                     "counted in TensorRT-LLM's template compiled for it, docs/research/gpu_published_decode.md 16) at "
-                    f"{WARP_SCHEDULERS_PER_SM} per clock per SM (one scheduler per SM partition, unconfirmed here; no "
-                    f"stalls, a lower bound), with the {once:,.0f} each block issues once (the prologue's rotary "
+                    f"{WARP_SCHEDULERS_PER_SM} per clock per SM (one scheduler per SM sub-partition, from an NVIDIA forum "
+                    f"answer; no stalls, a lower bound), with the {once:,.0f} each block issues once (the prologue's rotary "
                     "embedding, the reductions, counted by emulating a whole block), above its L2 stream of the four "
                     "reads; no GPU ran the counts, and nothing was fitted to these rows.")
             a100 = [r for r in long if _pt(r)["target"] == "a100-80gb"]
