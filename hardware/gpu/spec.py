@@ -103,9 +103,9 @@ class GpuTarget(TargetBase):
 
     #: Fields a model divides by or scales with: 0 would crash or silently zero a result. ``nvlink_bandwidth`` may
     #: be 0 (no NVLink: PCIe carries the link); latencies, overheads, idle power and energies may be 0.
-    _positive = require_positive("sm_count", "cuda_core_fp32", "registers_per_sm", "shared_memory_per_sm",
-                                 "max_threads_per_sm", "l2_bandwidth", "dram_capacity", "dram_bandwidth",
-                                 "pcie_bandwidth")
+    _positive = require_positive("sm_count", "cuda_core_fp32", "fp32_lanes_per_sm", "registers_per_sm",
+                                 "shared_memory_per_sm", "max_threads_per_sm", "l2_bandwidth", "dram_capacity",
+                                 "dram_bandwidth", "pcie_bandwidth")
 
     # -- derived figures (SI units) ------------------------------------------------------------------------
     def with_graph_launches(self) -> GpuTarget:
@@ -133,7 +133,7 @@ class GpuTarget(TargetBase):
     def sm_clock_hz(self) -> float | None:
         """The clock ``cuda_core_fp32`` is rated at (Hz): FP32 peak / (2 FLOP per FMA x lanes per SM x SMs); None
         without ``fp32_lanes_per_sm``."""
-        if self.fp32_lanes_per_sm is None or self.fp32_lanes_per_sm.n <= 0:
+        if self.fp32_lanes_per_sm is None:
             return None
         return self.cuda_core_fp32.si / (2.0 * self.fp32_lanes_per_sm.n * self.sms)
 
