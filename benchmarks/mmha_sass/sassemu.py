@@ -291,6 +291,18 @@ def ftz(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x) < np.float32(1.1754943508222875e-38), np.float32(0) * np.sign(x), x).astype(np.float32)
 
 
+def round_by(a: np.ndarray, mods: set[str]) -> np.ndarray:
+    """``a`` rounded by the instruction's rounding modifier (FLOOR, CEIL, TRUNC; to nearest even without one), as
+    FRND and F2I apply it (an instruction carries at most one of them)."""
+    if "FLOOR" in mods:
+        return np.floor(a)
+    if "CEIL" in mods:
+        return np.ceil(a)
+    if "TRUNC" in mods:
+        return np.trunc(a)
+    return np.rint(a)
+
+
 # ----------------------------------------------------------------------------------------------- machine
 class Memory:
     """Global memory: separate allocations (base address, uint8 array, name), 1 MiB apart; an access outside them
@@ -979,29 +991,14 @@ class Block:
             self.wr(w, o[0], u32f(r.astype(np.float32)), m)
             return
         if b == "FRND":
-            a = f32v(o[1])
-            if "FLOOR" in mods:
-                r = np.floor(a)
-            elif "CEIL" in mods:
-                r = np.ceil(a)
-            elif "TRUNC" in mods:
-                r = np.trunc(a)
-            else:
-                r = np.rint(a)
+            r = round_by(f32v(o[1]), mods)
             self.wr(w, o[0], u32f(r.astype(np.float32)), m)
             return
         if b == "F2I":
             a = f32v(o[1]).astype(np.float64)
             if "FTZ" in mods:
                 a = ftz(a.astype(np.float32)).astype(np.float64)
-            if "TRUNC" in mods:
-                r = np.trunc(a)
-            elif "FLOOR" in mods:
-                r = np.floor(a)
-            elif "CEIL" in mods:
-                r = np.ceil(a)
-            else:
-                r = np.rint(a)
+            r = round_by(a, mods)
             if "U32" in mods:
                 r = np.nan_to_num(r, nan=0)
                 r = np.clip(r, 0, 2.0**32 - 1).astype(np.uint64)
