@@ -299,6 +299,9 @@ def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
         dtype = from_onnx(init.data_type)
         numel = int(np.prod(init.dims)) if len(init.dims) else 1
         absent = absent_data_file(init, base_dir)
+        if is_float(dtype) and len(init.dims) >= 2 and numel == 0:  # a weight matrix with no element computes nothing
+            raise HwsimError(f"{path}: initializer '{init.name}' has a zero-size dimension {list(init.dims)}: a "
+                             "weight with no elements; re-export the model with its real sizes")
         # float tensors are parameters (their data is never read) unless they are scalars such as 1/sqrt(d)
         if is_float(dtype) and numel > 1:
             tensors[init.name] = Tensor(init.name, dtype, tuple(int(d) for d in init.dims), "weight", None,

@@ -300,13 +300,21 @@ class _Binder:
             for name, (shape, dtype) in contrib_ops.infer(node, self.shapes, self.dtypes, self.values, where).items():
                 self._set(name, shape, dtype)
             return
+        opset_imports = self.g.opset_imports
         try:
             schema = defs.get_schema(node.op_type, self.opsets.get(node.domain or "", self.g.opset), node.domain)
         except Exception:  # noqa: BLE001
-            raise HwsimError(
-                f"{self.g.path}: node '{node.name}' uses operator {node.domain + '.' if node.domain else ''}"
-                f"{node.op_type}, which ONNX and hwsim do not know; export without custom/contrib ops"
-            ) from None
+            try:  # an op newer than the graph's opset (onnxruntime's optimizer writes LayerNormalization, opset 17,
+                # into opset-14 graphs, and onnxruntime runs them): its first schema
+                schema = defs.get_schema(node.op_type, node.domain)
+            except Exception:  # noqa: BLE001
+                raise HwsimError(
+                    f"{self.g.path}: node '{node.name}' uses operator {node.domain + '.' if node.domain else ''}"
+                    f"{node.op_type}, which ONNX and hwsim do not know; export without custom/contrib ops"
+                ) from None
+            opset_imports = [helper.make_opsetid(o.domain, max(o.version, schema.since_version)
+                                                 if o.domain == (node.domain or "") else o.version)
+                             for o in self.g.opset_imports]
         for i in node.inputs:
             if i and i not in self.shapes:
                 raise HwsimError(f"{self.g.path}: node '{node.name}' reads '{i}' whose shape is unknown")
@@ -327,7 +335,7 @@ class _Binder:
             if i in self.values:
                 data[i] = numpy_helper.from_array(self.values[i], i)
         try:
-            out = shape_inference.infer_node_outputs(schema, node.proto, types, data, None, self.g.opset_imports)
+            out = shape_inference.infer_node_outputs(schema, node.proto, types, data, None, opset_imports)
         except Exception as exc:  # noqa: BLE001
             msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise HwsimError(

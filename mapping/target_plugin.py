@@ -144,6 +144,9 @@ class TargetPlugin:
         return Precision(precision.weights or native, precision.activations or native, precision.kv_cache or native,
                          head)
 
+    #: the flags that spread a model over several devices of this kind (the does-not-fit message names them)
+    split_hint = "--devices N"
+
     def capacity_bytes(self, spec: TargetBase, options: TargetOptions) -> int:
         """Memory the weights and KV cache must fit in (bytes), over all devices the options use."""
         raise NotImplementedError
@@ -169,7 +172,8 @@ class TargetPlugin:
             raise DoesNotFit(
                 f"{model_path} does not fit {spec.name}: needs {need / 2**30:.2f} GiB (weights "
                 f"{weight_bytes / 2**30:.2f} GiB + KV cache {kv_bytes / 2**30:.2f} GiB) but the target holds "
-                f"{capacity / 2**30:.2f} GiB; use a smaller model, precision or batch", need, capacity)
+                f"{capacity / 2**30:.2f} GiB; use a smaller model, precision or batch, or split it over devices "
+                f"({self.split_hint})", need, capacity)
         return capacity
 
     # -- lowering ----------------------------------------------------------------------------------------------

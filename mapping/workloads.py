@@ -544,6 +544,15 @@ class Model:
                 f"{self.path}: {what} of {tokens} tokens exceeds the model's learned position table ({min(rows)} "
                 "positions): the real model cannot run it; hwsim costs it as if the table were longer"), stacklevel=3)
 
+    def fixed_tokens(self) -> int | None:
+        """The positions one pass computes when no input dim of the graph is a sequence length (a ViT's patches, the
+        jet tagger's 15 tracks); None when the length is the user's to set."""
+        if any(kind in ("seq", "prompt") for kind in self._dim_kind.values()):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HwsimWarning)
+            return self.prefill(1, 1).seq
+
     def prefill(self, batch: int, prompt_len: int, precision: Precision | None = None) -> Workload:
         """The forward pass over a prompt of ``prompt_len`` tokens (the whole input for encoder-only models)."""
         precision = precision or Precision()

@@ -198,7 +198,7 @@ def inspect(model_path: str, batch: int, seq: int | None, phase: str, context: i
     precision = make_precision(weights, activations, kv_cache, head_weights)
     model = Model(model_path, _parse_dims(dims), causal=causal)
     if seq is None:  # a graph whose reshapes fix the traced length is shown at it (simulate asks for it)
-        seq = model.graph.traced_length or 128
+        seq = model.graph.traced_length or model.fixed_tokens() or 128
     if phase == "prefill":
         work = model.prefill(batch, seq, precision)
     else:
@@ -334,7 +334,7 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
         parallel = parse_parallel(devices, parallel_text, target.kind)
     model = Model(model_path, _parse_dims(dims), causal=causal)
     if prompt_len is None:  # a graph whose reshapes fix its length runs at that length only
-        prompt_len = model.graph.traced_length or 32
+        prompt_len = model.graph.traced_length or model.fixed_tokens() or 32
     if phase is None:  # a graph whose ops fix the length runs one pass at it: nothing can be generated after it
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") and \
             model.graph.traced_length is None and _generates(model) else "prefill"

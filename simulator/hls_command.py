@@ -173,6 +173,19 @@ def _suggest(layers: list, fpga: FpgaTarget, opts: dict, cycles_per_s: float) ->
                   if set(fix.changes) == {"reuse"} else ""), err=True)
 
 
+def _default_design_fit(model_path: str, fpga: FpgaTarget, reuse: int) -> object | None:
+    """The estimate of the design ``hwsim simulate --target`` builds at ``reuse`` (hwsim hls's default settings),
+    or None where the model is not one the default emitter walks."""
+    from mapping.fpga.hls_design import hls_estimate
+    from mapping.fpga.pipeline import build_layers
+
+    try:
+        layers, _ = build_layers(model_path)
+    except HwsimError:
+        return None
+    return hls_estimate(layers, fpga, reuse)
+
+
 def _simulate_note(model_path: str, fpga: FpgaTarget, est: object, opts: dict, clock_ns: float) -> None:
     """Say whether ``hwsim simulate --target`` runs this same design (mapping/fpga/hls_design.py) or the overlay."""
     from mapping.fpga.hls_design import HLS_DEFAULTS
@@ -187,8 +200,18 @@ def _simulate_note(model_path: str, fpga: FpgaTarget, est: object, opts: dict, c
                    "no per-layer pipeline), since this design does not fit; the two figures are different designs "
                    "(`--set design=hls4ml` simulates this one anyway)")
     elif not same:
-        click.echo(f"note: `{cmd}` runs the hls4ml design with ap_fixed<16,6>, Latency, io_parallel, token-serial, "
-                   "unrolled attention and 1024-entry tables; with these settings its latency differs from this estimate")
+        default = _default_design_fit(model_path, fpga, opts["reuse"])
+        if default is None or default.fits:
+            click.echo(f"note: `{cmd}` runs the hls4ml design with ap_fixed<16,6>, Latency, io_parallel, token-serial, "
+                       "unrolled attention and 1024-entry tables; with these settings its latency differs from this "
+                       "estimate")
+        else:  # simulate's own settings do not fit the part: it would take the overlay, not this design
+            overlay = ("a layer-sequential overlay (weights streamed from off-chip memory)"
+                       if fpga.offchip_bandwidth.si > 0 else
+                       f"a layer-sequential overlay, which {fpga.name} (a bare device, no off-chip memory) cannot run")
+            click.echo(f"note: `{cmd}` models {overlay}: its hls4ml design (ap_fixed<16,6>, Latency, io_parallel, "
+                       f"token-serial, unrolled attention) does not fit ({'; '.join(default.over)}); "
+                       f"`{cmd} --set design=hls4ml` simulates that design anyway")
     else:
         clock = "" if abs(clock_ns * fpga.clock_hz / 1e9 - 1) < 1e-9 else (
             f" at the preset's {fpga.clock_hz / 1e6:.0f} MHz (not --clock-ns {clock_ns:g})")

@@ -94,7 +94,9 @@ def check_output_dir(flag: str, out: Path) -> None:
 @click.command()
 @click.argument("model_path", metavar="MODEL.onnx")
 @click.option("--targets", "targets_csv", required=True, metavar="A,B,...", help="Comma-separated presets or files.")
-@click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default="decode", show_default=True)
+@click.option("--phase", type=click.Choice(["prefill", "decode", "generate"]), default=None,
+              help="[default: decode for models with a causal decoder that generates, else prefill (one forward pass), "
+                   "as simulate decides]")
 @click.option("--batch", default=1, show_default=True, type=int)
 @click.option("--prompt-len", "--seq", "--context", "prompt_len", default=128, show_default=True, type=int,
               help="Prompt tokens (decode: the tokens in the KV cache before the step); --seq and --context are the same "
@@ -104,10 +106,10 @@ def check_output_dir(flag: str, out: Path) -> None:
               help="default, one format (fp16) or weights/activations/kv (int8/fp16/fp16).")
 @click.option("--out", "out_dir", default=None, metavar="DIR", help="Also write compare.csv and compare.png here.")
 @click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
-def compare(model_path: str, targets_csv: str, phase: str, batch: int, prompt_len: int, gen_len: int,
+def compare(model_path: str, targets_csv: str, phase: str | None, batch: int, prompt_len: int, gen_len: int,
             precision: str, out_dir: str | None, quiet: bool) -> None:
     """Simulate the same workload of MODEL on several targets, side by side."""
-    from simulator.sweep.compare import compare_table, compare_targets, write_compare_plot
+    from simulator.sweep.compare import compare_table, compare_targets, default_phase, write_compare_plot
 
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len)):
         if value < 1:
@@ -115,6 +117,8 @@ def compare(model_path: str, targets_csv: str, phase: str, batch: int, prompt_le
     if out_dir:
         check_output_dir("--out", Path(out_dir))
     targets = [t.strip() for t in targets_csv.split(",") if t.strip()]
+    if phase is None:
+        phase = default_phase(model_path)
     from simulator.progress import progress_display
 
     with progress_display(len(targets), "comparing", "targets", quiet) as progress:

@@ -87,7 +87,7 @@ FIELD_USE: dict[str, FieldUse] = {
     "dsp": ALWAYS,
     "lut": HLS_ONLY,
     "ff": HLS_ONLY,
-    "bram36": HLS_ONLY,
+    "bram36": ALWAYS,  # the memory-capacity check (block RAM holds a small model's weights) and `hwsim hls`
     "clock": ALWAYS,
     "offchip_capacity": ALWAYS,  # the memory-capacity check
     "offchip_bandwidth": FieldUse("always, except with --set dram=standard (then memory: gives it)",

@@ -40,9 +40,20 @@ from mapping.workloads import Workload
 DEFAULT_DTYPE = "float16"
 
 
+#: bytes of one 36 Kb block RAM (AMD UG573, UltraScale Architecture Memory Resources: "36 Kb" block RAM, i.e.
+#: 36 x 1024 bits with the parity bits, which an 18- or 36-bit wide weight memory uses as data)
+BRAM36_BYTES = 36 * 1024 // 8
+
+
+def onchip_capacity_bytes(target: FpgaTarget) -> int:
+    """Block RAM on the part (bytes): where an hls4ml design keeps a small model's weights."""
+    return target.bram36.n * BRAM36_BYTES
+
+
 def memory_capacity_bytes(target: FpgaTarget) -> int:
-    """Off-chip memory the weights and KV cache must fit in (bytes)."""
-    return int(target.offchip_capacity.si)
+    """Memory the weights and KV cache must fit in (bytes): the board's off-chip memory plus the part's block RAM
+    (a bare device, with no off-chip memory, still holds a small model on chip, as its hls4ml design does)."""
+    return int(target.offchip_capacity.si) + onchip_capacity_bytes(target)
 
 
 def operand_dtypes(workload: Workload, op: object) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hardware.errors import HwsimError
 from hardware.fpga.spec import FpgaTarget
 from mapping.fpga.hls_design import design_choice, lower_design
 from mapping.fpga.mapper import map_workload, memory_capacity_bytes
@@ -30,9 +31,13 @@ class FpgaPlugin(TargetPlugin):
     def lower(self, workload: Workload, spec: FpgaTarget, options: FpgaOptions) -> Program:  # type: ignore[override]
         if options.dram == "standard":
             spec = spec.with_standard_dram()
-        layers, est, _ = design_choice(workload, spec, options.design, options.reuse)
+        layers, est, why = design_choice(workload, spec, options.design, options.reuse)
         if est is not None:  # a small model: the hls4ml design `hwsim hls` writes (mapping/fpga/hls_design.py)
             return lower_design(workload, layers, est, spec)
+        if spec.offchip_bandwidth.si <= 0 and options.design == "auto":
+            raise HwsimError(f"target '{spec.name}' is a bare device (offchip_bandwidth 0): it runs a model only as its "
+                             f"hls4ml design, and {why}; --set design=hls4ml simulates that design anyway, a board "
+                             "preset (u55c, u250, vcu118...) runs the layer-sequential overlay")
         return map_workload(workload, spec, options)
 
 

@@ -23,6 +23,7 @@ class GpuPlugin(TargetPlugin):
     schema = GpuTarget
     options = GpuOptions
     native_dtype = "float16"
+    split_hint = "--tp N, or --devices N / --parallel tp=A,pp=B"
 
     def weight_bytes(self, model: Model, options: GpuOptions, precision: Precision) -> int:  # type: ignore[override]
         """The model's weights, plus ``tp - 1`` more copies of the embedding tables and output projection with

@@ -127,18 +127,33 @@ def _path_kv_heads(ctx: Context, k_t: str, k_proj: Node | None, head_dim: int, s
         names &= ctx.descendants(k_proj, limit=400) | {k_proj.name}
     tensors = {o for n in names for o in ctx.nodes[n].outputs if o} | {k_t}
     tensors |= {i for n in names for i in ctx.nodes[n].inputs if i in ctx.kv_inputs}
-    best = 1 << 30
-    for t in tensors:
+
+    def heads(t: str) -> int | None:
         shape = ctx.bound.shapes.get(t, ())
         if len(shape) != 4 or head_dim not in shape or batch not in shape:
-            continue
+            return None
         length = next((n for n in shape if n in lengths), None)
         if length is None:
-            continue
+            return None
         total = int(np.prod(shape))
-        if total % (batch * length * head_dim) == 0:
-            best = min(best, total // (batch * length * head_dim))
-    return best
+        return total // (batch * length * head_dim) if total % (batch * length * head_dim) == 0 else None
+
+    # per-head pieces joined back (StableLM's and Cohere's per-head K norm: K split into one slice per head, each
+    # normalised, then concatenated): the slices carry fewer heads than K, so they and what they came from on the
+    # way are not K's width. A Concat of one tensor repeated (a GQA repeat) or along the length (a KV cache) is not
+    # such a join: its inputs repeat, or carry as many heads as its output.
+    pieces: set[str] = set()
+    for n in names:
+        node = ctx.nodes[n]
+        ins = [i for i in node.inputs if i]
+        if node.op_type != OP.Concat or len(ins) < 2 or len(set(ins)) < len(ins):
+            continue
+        joined = heads(node.outputs[0])
+        if joined and all((heads(i) or joined) < joined for i in ins):
+            pieces |= {t for m in ctx.ancestors(ins, limit=40) & names for t in ctx.nodes[m].outputs
+                       if (heads(t) or joined) < joined} | set(ins)
+    counts = [h for t in tensors - pieces if (h := heads(t))]
+    return min(counts, default=1 << 30)
 
 
 def _other_sequence(ctx: Context, q_proj: Node, k_proj: Node) -> bool:

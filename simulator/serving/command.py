@@ -14,6 +14,14 @@ from simulator.progress import progress_display
 from simulator.technique_run import technique_options
 
 
+def _ms(s: float | None) -> str:
+    """A latency column of the rate table: milliseconds, or n/a where no request finished."""
+    return f"{'n/a':>10s}" if s is None else f"{s * 1e3:8.2f}ms"
+
+
+def _s(s: float | None) -> str:
+    return f"{'n/a':>10s}" if s is None else f"{s:9.3f}s"
+
 def _parse_slo(text: str | None):  # noqa: ANN202 - returns metrics.Slo
     from simulator.serving.metrics import Slo
 
@@ -166,9 +174,9 @@ def serve(model_path: str, target_name: str, arrivals_text: str, n_requests: int
         say(f"{'rate/s':>8s} {'TTFT p50':>10s} {'TTFT p99':>10s} {'TPOT p50':>10s} {'TPOT p99':>10s} "
                    f"{'E2E p99':>10s} {'tok/s':>10s} {'req/s':>8s} {'goodput':>8s} {'in SLO':>7s} {'util':>6s}")
         for r in rows:
-            say(f"{r['rate']:8g} {r['ttft_s']['p50'] * 1e3:8.2f}ms {r['ttft_s']['p99'] * 1e3:8.2f}ms "
-                       f"{r['tpot_s']['p50'] * 1e3:8.2f}ms {r['tpot_s']['p99'] * 1e3:8.2f}ms "
-                       f"{r['e2e_s']['p99']:9.3f}s {r['throughput']['tokens_per_s']:10.1f} "
+            say(f"{r['rate']:8g} {_ms(r['ttft_s']['p50'])} {_ms(r['ttft_s']['p99'])} "
+                       f"{_ms(r['tpot_s']['p50'])} {_ms(r['tpot_s']['p99'])} "
+                       f"{_s(r['e2e_s']['p99'])} {r['throughput']['tokens_per_s']:10.1f} "
                        f"{r['throughput']['requests_per_s']:8.3f} {r['goodput_requests_per_s']:8.3f} "
                        f"{r['slo_attainment']:7.1%} {r['utilisation']:6.1%}")
         say(f"knee (p99 E2E above twice its lowest-rate value): {f'{k:g} requests/s' if k else 'not reached'}")

@@ -42,10 +42,11 @@ class Slo:
                                                                  or tpot <= self.tpot_s)
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    """mean, p50, p90, p99 and max of ``values`` (zeros when empty)."""
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """mean, p50, p90, p99 and max of ``values``; ``None`` each when there is none (no request finished: a latency
+    of nothing is not 0)."""
     if not values:
-        return {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+        return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None}
     a = np.asarray(values, dtype=float)
     return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
@@ -90,8 +91,8 @@ def summarise(run: ServingRun, slo: Slo, arrival_rate: float | None = None) -> d
         "slo": {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s},
         "goodput_requests_per_s": len(good) / duration,
         "slo_attainment": len(good) / n if n else 0.0,
-        "energy": {"total_j": energy, "per_token_j": energy / tokens if tokens else 0.0,
-                   "per_request_j": energy / len(done) if done else 0.0,
+        "energy": {"total_j": energy, "per_token_j": energy / tokens if tokens else None,
+                   "per_request_j": energy / len(done) if done else None,
                    "idle_power_w": run.idle_power_w},
         "utilisation": utilisation,
         "iterations": len(its), "preemptions": run.preemptions,

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from simulator.serving.loop import ServingRun
 from simulator.serving.metrics import time_series
 
 
-def _ms(s: float) -> str:
-    return f"{s * 1e3:9.2f}"
+def _ms(s: float | None) -> str:
+    return f"{'n/a':>9s}" if s is None else f"{s * 1e3:9.2f}"
 
 
 def summary_table(m: dict[str, Any], header: list[str]) -> str:
@@ -37,7 +39,9 @@ def summary_table(m: dict[str, Any], header: list[str]) -> str:
         lines.append(f"goodput    {m['goodput_requests_per_s']:.3f} requests/s within SLO ({limits}); "
                      f"attainment {m['slo_attainment']:.1%}")
     e = m["energy"]
-    lines.append(f"energy     {e['total_j']:.3f} J: {e['per_token_j'] * 1e3:.3f} mJ/token, {e['per_request_j']:.4f} "
+    per_token = "n/a" if e["per_token_j"] is None else f"{e['per_token_j'] * 1e3:.3f}"
+    per_request = "n/a" if e["per_request_j"] is None else f"{e['per_request_j']:.4f}"
+    lines.append(f"energy     {e['total_j']:.3f} J: {per_token} mJ/token, {per_request} "
                  f"J/request (idle power {e['idle_power_w']:.1f} W)")
     kv = m["kv_cache"]
     lines.append(f"device     utilisation {m['utilisation']:.1%}; batch mean {m['batch_size']['mean']:.1f}, max "
@@ -122,7 +126,8 @@ def write_sweep_plot(rows: list[dict[str, Any]], path: str, title: str, knee: fl
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for key, label, ax in (("ttft_s", "TTFT", axes[0]), ("tpot_s", "TPOT", axes[1]), ("e2e_s", "E2E", axes[1])):
         for q, style in (("p50", "-o"), ("p99", "--s")):
-            ax.plot(rates, [r[key][q] * 1e3 for r in rows], style, ms=4, label=f"{label} {q}")
+            ax.plot(rates, [np.nan if r[key][q] is None else r[key][q] * 1e3 for r in rows], style, ms=4,
+                    label=f"{label} {q}")  # no request finished at a rate: a gap in the line
     axes[0].set_ylabel("time to first token (ms)")
     axes[1].set_ylabel("latency (ms)")
     axes[1].set_yscale("log")

@@ -48,7 +48,10 @@ def knee(rows: list[dict[str, Any]], factor: float = 2.0) -> float | None:
     if len(rows) < 2:
         return None
     base = rows[0]["e2e_s"]["p99"]
-    return next((r["rate"] for r in rows[1:] if r["e2e_s"]["p99"] > factor * base), None)
+    if base is None:  # no request finished at the lowest rate
+        return None
+    return next((r["rate"] for r in rows[1:] if r["e2e_s"]["p99"] is None or r["e2e_s"]["p99"] > factor * base),
+                None)
 
 
 def max_rate_in_slo(rows: list[dict[str, Any]], attainment: float = 0.9) -> float | None:

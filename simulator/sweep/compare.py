@@ -43,6 +43,18 @@ def compare_targets(model: str, targets: list[str], phase: str = "decode", batch
     return rows
 
 
+def default_phase(model: str) -> str:
+    """The phase ``compare`` runs when none is given: one decode step of a model with a causal decoder that
+    generates (an LM head or KV-cache inputs, as ``simulate`` decides), else one forward pass (prefill)."""
+    from simulator.cli import _generates
+
+    if not Path(model).is_file():
+        return "decode"  # compare_targets names the missing file
+    m = _model(model, file_hash(model), {})
+    causal = m.ir.architecture in ("decoder-only", "encoder-decoder") and m.graph.traced_length is None
+    return "decode" if causal and _generates(m) else "prefill"
+
+
 def compare_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table, one line per target."""
     head = f"{'target':16s} {'latency':>12s} {'energy':>12s} {'tokens/s':>12s} {'tokens/J':>10s} {'memory':>10s}  note"

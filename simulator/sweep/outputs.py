@@ -101,8 +101,8 @@ def front_table(front: list[dict[str, Any]], swept_columns: Sequence[str], objec
 
 
 def swept_columns(rows: Iterable[dict[str, Any]], param_columns: Sequence[str]) -> list[str]:
-    """The model, parameter and workload columns that take more than one value over ``rows``."""
-    cand = ["model", *param_columns, *WORKLOAD_COLUMNS, *SERVING_AXIS_COLUMNS]
+    """The model, target, parameter and workload columns that take more than one value over ``rows``."""
+    cand = ["model", "target", *param_columns, *WORKLOAD_COLUMNS, *SERVING_AXIS_COLUMNS]
     seen: dict[str, set[str]] = {c: set() for c in cand}
     for r in rows:
         for c in cand:

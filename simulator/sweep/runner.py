@@ -138,6 +138,12 @@ def evaluate_serving(point: Point) -> dict[str, Any]:
                           parse_length(w["prompt_len"], "prompt_len"), parse_length(w["gen_len"], "gen_len"),
                           w["scheduler"], w["max_batch"], tokens, w["seed"])
         m = summarise(run, slo, w["rate"])
+        if not m["finished"]:  # a latency of no request is not 0: the point fails, with the reason, off the front
+            reasons = "; ".join(sorted({r["reason"] for r in m["rejections"]}))
+            row.update(finished=0, rejected=m["rejected"], memory_bytes=setup.weight_bytes,
+                       capacity_bytes=setup.capacity_bytes, fits_memory=True)
+            raise HwsimError(f"no request finished ({m['rejected']} of {m['requests']} rejected"
+                             + (f": {reasons}" if reasons else ", the rest unfinished") + ")")
         per_token = m["energy"]["per_token_j"]
         row.update(latency_s=m["e2e_s"]["p99"], energy_j=m["energy"]["per_request_j"],
                    tokens_per_s=m["throughput"]["tokens_per_s"], tokens_per_j=1 / per_token if per_token else 0.0,
@@ -655,6 +661,29 @@ def _warm(executor: Executor, points: list[Point]) -> None:
             pass  # the point itself reports the error
 
 
+
+class _LineStream:
+    """stderr off a terminal (a CI log, a pipe): each refresh of the bar as a line of its own, not ``\\r``
+    overwrites."""
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").rstrip("\n")
+        if text.strip():
+            sys.stderr.write(text + "\n")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _bar_output() -> dict[str, Any]:
+    """tqdm's output settings: an animated bar on a terminal, else a line every ``PROGRESS_LINE_S`` seconds (as
+    ``simulate`` and ``serve`` do, :mod:`simulator.progress`)."""
+    from simulator.progress import PROGRESS_LINE_S
+
+    if sys.stderr.isatty():
+        return {"file": sys.stderr, "dynamic_ncols": True}
+    return {"file": _LineStream(), "mininterval": PROGRESS_LINE_S, "ncols": 100}
+
 def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = None, strategy: str | None = None,
               trials: int | None = None, resume: bool = False, progress: bool = True,
               interrupt_after: int | None = None, on_message: Callable[[str], None] | None = None) -> SweepOutcome:
@@ -695,8 +724,8 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
                 rng = random.Random(sweep.spec.seed)
                 n_combos = min(trials, sweep.size)
                 combos = map(sweep.combo_at, sorted(rng.sample(range(sweep.size), n_combos)))
-            bar = tqdm(total=n_combos, unit="pt", desc=f"sweep {sweep.spec.name}", file=sys.stderr,
-                       disable=not progress, smoothing=0.1, dynamic_ncols=True)
+            bar = tqdm(total=n_combos, unit="pt", desc=f"sweep {sweep.spec.name}", disable=not progress,
+                       smoothing=0.1, **_bar_output())
             driver = _Driver(store, executor, sweep, bar, interrupt_after)
             feed = _GridFeed(sweep, store, combos, bar)
 
@@ -712,8 +741,8 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, executor: Executor | None = Non
                 total, cached = feed.total, feed.cached
         elif strategy in ("nsga2", "tpe"):
             total = trials
-            bar = tqdm(total=total, unit="trial", desc=f"{strategy} {sweep.spec.name}", file=sys.stderr,
-                       disable=not progress, smoothing=0.1, dynamic_ncols=True)
+            bar = tqdm(total=total, unit="trial", desc=f"{strategy} {sweep.spec.name}", disable=not progress,
+                       smoothing=0.1, **_bar_output())
             # one point per task: the sampler asks for trials one at a time and learns from each result
             driver = _Driver(store, executor, sweep, bar, interrupt_after, window=sweep.spec.parallel_trials)
             driver.count_rows = False
