@@ -21,3 +21,19 @@ class DoesNotFit(HwsimError):
         super().__init__(message)
         self.required_bytes = required_bytes
         self.capacity_bytes = capacity_bytes
+
+
+def unreadable(err: BaseException, expected: str = "a text file") -> str:
+    """Why a file could not be read, in a user's words (no Python exception names): ``no such file``, ``permission
+    denied``, ``not <expected> (binary data)``, or the system's message."""
+    if isinstance(err, UnicodeDecodeError):
+        return f"not {expected} (binary data at byte {err.start})"
+    if isinstance(err, FileNotFoundError):
+        return "no such file"
+    if isinstance(err, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror.lower()
+    return str(err)

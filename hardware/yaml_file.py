@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from hardware.errors import HwsimError
+from hardware.errors import HwsimError, unreadable
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser where PyYAML has it
@@ -47,7 +47,7 @@ def read_yaml(path: Path, name: str | None = None) -> Any:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise HwsimError(f"{where}: cannot read ({exc.__class__.__name__}: {exc})") from None
+        raise HwsimError(f"{where}: cannot read: {unreadable(exc, 'a YAML file')}") from None
     return parse_yaml(text, where)
 
 

@@ -335,6 +335,37 @@ def _matmul(p: _Parts) -> Rule:
     return "matmul", flops, matmul
 
 
+def expand_ellipsis(equation: str, shapes: list[tuple[int, ...]]) -> str:
+    """``equation`` with every ``...`` replaced by letters of its own, one per axis it stands for in that operand
+    (operands of ``shapes``' ranks; numpy's broadcasting: an ellipsis's axes align from the right, the output's
+    ellipsis is the longest), so that LongT5's local attention ``...qhd,...khd->...hqk`` reads as the batched product
+    it is. An equation without an ellipsis, or whose ranks do not fit it, is returned unchanged (spaces removed)."""
+    equation = equation.replace(" ", "")
+    if "..." not in equation:
+        return _einsum_explicit(equation)
+    if "->" not in equation:  # numpy's implicit output: the broadcast axes, then the indices that occur once
+        letters = equation.replace("...", "").replace(",", "")
+        equation += "->..." + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    lhs, out = equation.split("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        return equation
+    used = set(equation) - set(".,->")
+    pool = [c for c in string.ascii_letters if c not in used]
+    spans = []
+    for term, shape in zip(terms, shapes):
+        n = len(shape) - len(term.replace("...", ""))
+        if "..." in term and n < 0:
+            return equation
+        spans.append(n if "..." in term else 0)
+    width = max(spans, default=0)
+    if width > len(pool):
+        return equation
+    axes = pool[:width]  # right-aligned: an operand whose ellipsis is shorter takes the last of them
+    terms = [t.replace("...", "".join(axes[width - n:])) for t, n in zip(terms, spans)]
+    return ",".join(terms) + "->" + out.replace("...", "".join(axes))
+
+
 def einsum_bmm(equation: str) -> bool:
     """Whether an Einsum ``equation`` is a batched matrix product: two operands whose shared leading (batch)
     indices lead the output, one index contracted that is A's last, and an output ending in A's row index then B's
@@ -433,7 +464,8 @@ def _einsum(p: _Parts) -> Rule:
         return "matmul", flops, None
     weight_first = p.klass.get(p.node.inputs[0]) == "weight" and p.klass.get(p.node.inputs[1]) != "weight"
     order = (1, 0) if weight_first else (0, 1)
-    dims = einsum_gemm(str(p.node.attr("equation", "")), [p.bound.shapes[i] for i in p.node.inputs], b_first=weight_first)
+    shapes = [p.bound.shapes[i] for i in p.node.inputs]
+    dims = einsum_gemm(expand_ellipsis(str(p.node.attr("equation", "")), shapes), shapes, b_first=weight_first)
     if dims is None:
         return "matmul", flops, None
     weight = any(p.klass.get(name) == "weight" for name in p.node.inputs)

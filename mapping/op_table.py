@@ -205,7 +205,8 @@ _ENTRIES = [
     _op(ONNX, "Not", "logic", "op_costs:_zero_flop", joins="attention_core mask_reader moe_routing routing_path"),
     _op(ONNX, "OneHot", "routing", "op_costs:_movement", joins="moe_routing", traits="expanding"),
     _op(ONNX, "Or", "logic", "op_costs:_zero_flop"),
-    _op(ONNX, "Pad", "data-movement", "op_costs:_movement", traits="expanding"),
+    _op(ONNX, "Pad", "data-movement", "op_costs:_movement", joins="qkv_path qkv_path_gather",  # LongT5's local blocks
+        traits="expanding"),
     _op(ONNX, "Pow", "elementwise", "op_costs:_elementwise", joins="mlp norm_part residual_epilogue"),
     _op(MS, "QAttention", "attention", "contrib_costs:_attention", shape="contrib_ops:_attention", weight_slots=(1, 4, 7)),
     _op(MS, "QGemm", "gemm", "contrib_costs:_qgemm", shape="contrib_ops:_qgemm", weight_slots=(3, 4, 5, 6)),

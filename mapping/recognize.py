@@ -91,6 +91,14 @@ def dim_kinds(graph: OpGraph) -> dict[str, str]:
     for name, kind in kinds.items():
         if kind == "other":
             kinds[name] = dims_meaning.positional_kind(graph, dims[name], ranged)
+    # the positions of the new tokens (transformers' cache_position [seq], position_ids [batch, seq]): their last
+    # axis is the new tokens' length, whatever the exporter named it (torch.export names each input's dims apart
+    # when the example does not tie them: input_ids [s29, s46] beside cache_position [s80])
+    for inp in graph.inputs:
+        t = graph.tensors[inp]
+        if "position" in inp.lower() and t.dtype.startswith("int") and t.dims and isinstance(t.dims[-1], str) \
+                and kinds.get(t.dims[-1]) == "other" and "seq" in kinds.values():
+            kinds[t.dims[-1]] = "seq"
     return kinds
 
 
@@ -167,7 +175,10 @@ def _probe_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, 
     for seq_first in layouts:  # opaque dims: batch-first, else sequence-first (nn.Transformer's default)
         graph.seq_first = seq_first
         candidates = [probe_bindings(graph, dims)]
-        for seq, batch in ((LONG_SEQ_PROBE, PROBE["batch"]), (PROBE["seq"], 1), (LONG_SEQ_PROBE, 1)):
+        probes = [(LONG_SEQ_PROBE, PROBE["batch"]), (PROBE["seq"], 1), (LONG_SEQ_PROBE, 1)]
+        if kv_cache_inputs(graph):  # a decode-step graph exported at one new token (torch.export bakes that 1 in)
+            probes += [(1, PROBE["batch"]), (1, 1)]
+        for seq, batch in probes:
             other = probe_bindings(graph, dims, seq, batch)
             if other not in candidates:
                 candidates.append(other)
@@ -177,6 +188,8 @@ def _probe_bind(graph: OpGraph, dims: dict[str, int] | None) -> tuple[dict[str, 
             except HwsimError:
                 continue
             if seq_first or len(layouts) == 1 or not _rows_are_the_batch(bound, bindings):
+                if any(kind == "seq" and bindings.get(name) == 1 for name, kind in dim_kinds(graph).items()):
+                    graph.traced_length = 1  # it computes one new token whatever --seq says
                 return bindings, bound
             break  # both layouts bind; batch-first puts the batch in the attention's rows: try sequence-first
     for seq_first in layouts:  # no probe binds: a length the graph's reshapes fix, in either layout

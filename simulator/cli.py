@@ -338,6 +338,8 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     if phase is None:  # a graph whose ops fix the length runs one pass at it: nothing can be generated after it
         phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") and \
             model.graph.traced_length is None and _generates(model) else "prefill"
+        if model.graph.traced_length == 1 and model.ir.kv_inputs and model.ir.architecture == "decoder-only":
+            phase = "decode"  # a decode-step graph exported at one new token: one step over its cache
     total = 1 + (gen_len - 1 if phase == "generate" else 0)
     with progress_display(total, "simulating", "passes", quiet) as progress:
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,

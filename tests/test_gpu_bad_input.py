@@ -51,10 +51,37 @@ def test_host_time_overrides_are_refused_with_the_options():
 
 def test_tf32_needs_tf32_tensor_cores():
     # a V100 (no TF32) used to run fp32 GEMMs at its fp16 tensor rate; a T4 failed with a misleading tile-fit error
+    fp32 = Precision("float32", "float32", "float32")
     for name in ("v100", "t4"):
         with pytest.raises(HwsimError, match=f"tf32=true: {name} has no tf32 tensor cores"):
-            _check(_model(12, 12), name, tf32=True)
-    _check(_model(12, 12), "a100-80gb", tf32=True)
+            PLUGIN.check(_model(12, 12), load_target(name), GpuOptions.parse({"tf32": True}), fp32)
+    PLUGIN.check(_model(12, 12), load_target("a100-80gb"), GpuOptions.parse({"tf32": True}), fp32)
+    # on a run without fp32 GEMMs it would change nothing: refused, naming the precision to use
+    with pytest.raises(HwsimError, match=r"tf32=true applies to fp32 GEMMs \(--precision fp32\)"):
+        PLUGIN.check(_model(12, 12), load_target("a100-80gb"), GpuOptions.parse({"tf32": True}),
+                     Precision("float16", "float16", "float16"))
+
+
+@pytest.mark.parametrize("options, precision, needs", [
+    ({"tp": 1, "allreduce": "nccl"}, None, "applies with tensor parallelism"),
+    ({"tp_lm_head": "replicated"}, None, "applies with tensor parallelism"),
+    ({"comm_chunks": 2}, None, "applies with tensor parallelism"),
+    ({"quant_kernel": "dequant"}, ("float16", "float16"), "applies to low-bit weights"),
+    ({"quant_group": 64}, ("float16", "float16"), "applies to low-bit weights"),
+    ({"act_quant": "fused"}, ("int8", "float16"), "applies to W8A8 activations")])
+def test_options_that_would_change_nothing_are_refused(options, precision, needs):
+    """An option set where it cannot apply was accepted and changed nothing; each is refused, naming what it needs.
+    Where it applies it runs."""
+    with pytest.raises((HwsimError, ValueError), match=needs):
+        opts = GpuOptions.parse(options)
+        PLUGIN.check(_model(12, 12), load_target("a100-80gb"), opts, Precision(*precision, "float16"))
+    ok = {"quant_kernel": ("int4", "float16"), "quant_group": ("int4", "float16"), "act_quant": ("int8", "int8")}
+    key = next(iter(k for k in options if k != "tp"))
+    if key in ok:
+        PLUGIN.check(_model(12, 12), load_target("a100-80gb"), GpuOptions.parse(options),
+                     Precision(*ok[key], "float16"))
+    else:
+        GpuOptions.parse({**options, "tp": 2})
 
 
 @pytest.mark.parametrize("kv_heads, ok", [(1, True), (4, True), (12, True), (5, False), (24, False)])

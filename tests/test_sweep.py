@@ -332,3 +332,19 @@ def test_serving_spec_errors_name_the_field():
                           "target": "pim-gpt"}, "serving.targets")):
         with pytest.raises(HwsimError, match=f"field '{field}"):
             sweep_from_dict(serving_spec(**over), "s.yaml")
+
+
+def test_serving_point_where_no_request_finishes_fails_off_the_front(tmp_path):
+    """Every request rejected (prompts longer than the KV cache can hold): the point has no latency (not 0 s), an
+    error naming why, and is neither feasible nor on the Pareto front."""
+    spec = serving_spec(serving={**serving_spec()["serving"], "targets": ["a100-80gb"], "rate": [5],
+                                 "prompt_len": "3000", "requests": 4})
+    out = run_sweep(sweep_from_dict(spec), tmp_path / "rej", SerialExecutor(), progress=False)
+    (row,) = out.rows
+    assert row["latency_s"] is None and row["energy_j"] is None and row["finished"] == 0 and row["rejected"] == 4
+    assert row["error"].startswith("no request finished (4 of 4 rejected")
+    from simulator.sweep.pareto import feasible
+
+    sw = sweep_from_dict(spec)
+    assert not feasible(row, sw.spec.objectives, sw.spec.constraints)
+    assert not pareto_front(out.rows, sw.spec.objectives)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardware.errors import HwsimError
+from hardware.errors import HwsimError, unreadable
 
 _LS = {"LD": False, "ST": True}
 _RW = {"R": False, "W": True}
@@ -78,5 +78,5 @@ def read_trace(path: str | Path) -> list[TraceEntry]:
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as err:
-        raise HwsimError(f"{p}: cannot read the trace ({err.__class__.__name__}: {err})") from None
+        raise HwsimError(f"{p}: cannot read the trace: {unreadable(err, 'a text trace')}") from None
     return parse_trace(text, str(p))

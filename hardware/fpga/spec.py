@@ -78,6 +78,12 @@ def _never_simulated(s: Settings, target: dict) -> bool:
     return False
 
 
+def _value(target: dict, field: str) -> float:
+    """A quantity field's value in a preset's data (0 when absent)."""
+    node = target.get(field)
+    return float(node.get("value", 0) or 0) if isinstance(node, dict) else 0.0
+
+
 HLS_ONLY = FieldUse("only by `hwsim hls` (the hls4ml pipeline estimate), not by `hwsim simulate`", _never_simulated)
 
 #: When each field is read (see :mod:`hardware.field_use`); a sweep runs ``simulate``, so HLS-only fields are not
@@ -87,7 +93,8 @@ FIELD_USE: dict[str, FieldUse] = {
     "dsp": ALWAYS,
     "lut": HLS_ONLY,
     "ff": HLS_ONLY,
-    "bram36": ALWAYS,  # the memory-capacity check (block RAM holds a small model's weights) and `hwsim hls`
+    "bram36": FieldUse("by `hwsim hls`, and by the memory-capacity check, where it binds only without off-chip "
+                       "memory (a bare device: offchip_capacity 0)", lambda s, t: not _value(t, "offchip_capacity")),
     "clock": ALWAYS,
     "offchip_capacity": ALWAYS,  # the memory-capacity check
     "offchip_bandwidth": FieldUse("always, except with --set dram=standard (then memory: gives it)",

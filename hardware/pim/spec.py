@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from hardware.dram import DramStandard, load_standard
 from hardware.field_use import ALWAYS, FieldUse
@@ -76,19 +76,29 @@ class PimTarget(TargetBase):
     energy: PimEnergy
     asic: Asic
 
+    _positive = require_positive("channels", "capacity_per_channel", "global_buffer")
+
+    @field_validator("dram")
+    @classmethod
+    def _aim_standard(cls, name: str) -> str:
+        """A DRAM standard preset with the AiM timing section and commands the PIM timer uses (the error is the
+        field's)."""
+        try:
+            std = load_standard(name)
+        except Exception as exc:  # noqa: BLE001 - an unknown or broken standard: its message, under this field
+            raise ValueError(str(exc)) from None
+        if std.aim is None:
+            raise ValueError(f"DRAM standard '{name}' has no AiM (PIM) timing section")
+        missing = [n for n in AIM_PARAMS if n not in std.params]
+        missing += [n for n in AIM_COMMANDS if n not in std.all_commands]
+        if missing:
+            raise ValueError(f"DRAM standard '{name}' lacks {', '.join(missing)}, which the AiM timer uses")
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> PimTarget:
         if self.kind != "pim":
             raise ValueError("kind must be 'pim' for this schema")
-        if self.channels.n < 1:
-            raise ValueError("channels must be >= 1")
-        std = load_standard(self.dram)
-        if std.aim is None:
-            raise ValueError(f"DRAM standard '{self.dram}' has no AiM (PIM) timing section")
-        missing = [name for name in AIM_PARAMS if name not in std.params]
-        missing += [name for name in AIM_COMMANDS if name not in std.all_commands]
-        if missing:
-            raise ValueError(f"DRAM standard '{self.dram}' lacks {', '.join(missing)}, which the AiM timer uses")
         return self
 
     @cached_property

@@ -144,7 +144,18 @@ class _Walk:
         self.graph = load_graph(path)
         g = self.graph
         batch = {str(d): 1 for name in g.inputs for d in (g.tensors[name].dims or ())[:1] if isinstance(d, str)}
-        bound = bind(g, batch)
+        free = [f"'{d}' of input '{name}' (axis {axis})" for name in g.inputs
+                for axis, d in enumerate(g.tensors[name].dims or ()) if isinstance(d, str) and str(d) not in batch]
+        try:
+            bound = bind(g, batch)
+        except HwsimError:
+            if not free:
+                raise
+            # an hls4ml design is built for one input shape: a symbolic length has no value to build it for (the
+            # binding error's --dim advice is simulate's, which this command has not)
+            raise HwsimError(f"{path}: an hls4ml design is built for fixed input sizes, and dimension {free[0]} is "
+                             "symbolic; re-export the model with that size fixed (torch.onnx.export without it in "
+                             "dynamic_axes / dynamic_shapes)") from None
         self.shapes = {name: tuple(int(d) for d in dims) for name, dims in bound.shapes.items()}
         self.consts: dict[str, np.ndarray] = {}
         for name, t in g.tensors.items():

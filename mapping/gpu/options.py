@@ -91,4 +91,9 @@ class GpuOptions(TargetOptions):
         if self.host_step_us is not None and self.stack == "kernels":
             raise ValueError("--set host_step_us needs a software stack with a host (--set stack=eager|graph|engine); "
                              "the default stack=kernels has none")
+        if self.tp <= 1:  # what only tensor parallelism reads: set without it, it would change nothing
+            for key, default in (("allreduce", "custom"), ("tp_lm_head", "vocab-parallel"), ("comm_chunks", 1)):
+                if getattr(self, key) != default:
+                    raise ValueError(f"--set {key}={getattr(self, key)} applies with tensor parallelism (--tp N > 1 or "
+                                     "--parallel tp=N); this run has one GPU per stage: drop it or add --tp")
         return self

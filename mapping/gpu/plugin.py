@@ -8,7 +8,7 @@ from hardware.errors import HwsimError
 from hardware.gpu.spec import TENSOR_DTYPES, GpuTarget
 from mapping.gpu.mapper import map_workload, memory_capacity_bytes
 from mapping.gpu.options import GpuOptions
-from mapping.op_costs import Precision
+from mapping.op_costs import QUANTISED_WEIGHTS, Precision
 from mapping.program import Program
 from mapping.target_plugin import Lowering, TargetPlugin
 
@@ -45,6 +45,17 @@ class GpuPlugin(TargetPlugin):
         dequantised inside the GEMMs and run anywhere); ``tf32`` needs TF32 tensor cores; options that only choose
         how decode steps run are refused on an encoder-only model."""
         _check_formats(spec, precision)
+        quantised = precision.weights in QUANTISED_WEIGHTS
+        low_bit_acts = precision.activations in ("int8", "float8e4m3", "float8e5m2")
+        for key, default, applies, what in (
+                ("quant_kernel", "fused", quantised, "low-bit weights (--weights int8|int4|fp8|...)"),
+                ("quant_group", 128, quantised, "low-bit weights (--weights int8|int4|fp8|...)"),
+                ("act_quant", "per-token", low_bit_acts, "W8A8 activations (--activations int8|fp8)"),
+                ("tf32", False, precision.activations == "float32", "fp32 GEMMs (--precision fp32)")):
+            if getattr(options, key) != default and not applies:
+                value = str(getattr(options, key)).lower()
+                raise HwsimError(f"--set {key}={value} applies to {what}; this run has weights {precision.weights}, "
+                                 f"activations {precision.activations}: drop it or change the precision")
         if options.tf32 and spec.tensor_peak.tf32 is None:
             have = ", ".join(f for f in TENSOR_DTYPES if getattr(spec.tensor_peak, f) is not None)
             raise HwsimError(f"--set tf32=true: {spec.name} has no tf32 tensor cores (its preset's tensor_peak lists "

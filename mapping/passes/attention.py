@@ -9,7 +9,7 @@ import numpy as np
 from mapping import op_table
 from mapping.ir import AttentionInfo, Block
 from mapping.onnx_graph import Node
-from mapping.op_costs import einsum_bmm, einsum_product
+from mapping.op_costs import einsum_bmm, einsum_product, expand_ellipsis
 from mapping.op_table import OP
 from mapping.passes import causality
 from mapping.passes.context import B_SLOT, PATH_OPS, Context
@@ -29,8 +29,10 @@ def _b_operand(node: Node) -> str:
 def _bmm(ctx: Context, node: Node) -> bool:
     """A matrix product of two activations: a MatMul (or an integer one), or an Einsum that computes one."""
     if node.op_type == OP.Einsum:
-        eq = str(node.attr("equation", ""))
-        return (einsum_bmm(eq) or einsum_product(eq)) and len(node.inputs) == 2 and len(ctx.act_inputs(node)) >= 2
+        if len(node.inputs) != 2 or any(i not in ctx.bound.shapes for i in node.inputs):
+            return False
+        eq = expand_ellipsis(str(node.attr("equation", "")), [ctx.bound.shapes[i] for i in node.inputs])
+        return (einsum_bmm(eq) or einsum_product(eq)) and len(ctx.act_inputs(node)) >= 2
     return (node.op_type == OP.MatMul or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 
@@ -196,9 +198,10 @@ def run(ctx: Context) -> None:
         heads, head_dim = _heads(ctx, node, q_proj)
         v_head_dim = int(ctx.bound.shapes[pv.outputs[0]][-1])  # DeepSeek's MLA: 16 against a score head size of 24
         fused = q_proj is not None and q_proj is k_proj
-        if node.op_type == OP.Einsum and q_proj is not None and len(ctx.bound.shapes[node.outputs[0]]) >= 5:
-            # an Einsum's scores [B, windows, heads, I, J] (MaxViT's block and grid attention): the projection's
-            # width says how many of the leading axes' product are heads, the rest are windows riding in the batch
+        if q_proj is not None and q_proj.name in ctx.linear and len(ctx.bound.shapes[node.outputs[0]]) >= 5:
+            # scores [B, windows, heads, I, J] (MaxViT's block and grid attention as Einsums, LongT5's local blocks
+            # as Einsums with an ellipsis, Hiera's mask units as 5-D MatMuls): the projection's width says how many
+            # of the leading axes' product are heads, the rest are windows riding in the batch
             width = ctx.linear[q_proj.name][1] // (3 if fused and ctx.linear[q_proj.name][1] % (3 * head_dim) == 0
                                                    else 1)
             per = width // head_dim if width % head_dim == 0 else heads

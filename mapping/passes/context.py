@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from mapping import op_table
 from mapping.ir import Block
 from mapping.onnx_graph import Node
-from mapping.op_costs import einsum_gemm, tensor_classes
+from mapping.op_costs import einsum_gemm, expand_ellipsis, tensor_classes
 from mapping.op_table import OP
 from mapping.shape_binding import BoundGraph
 
@@ -45,7 +45,8 @@ class Context:
                 classes = [self.klass.get(i) for i in n.inputs]
                 if classes.count("weight") != 1 or not {"act", "kv"} & set(classes):
                     continue
-                dims = einsum_gemm(str(n.attr("equation", "")), [bound.shapes[i] for i in n.inputs],
+                shapes = [bound.shapes[i] for i in n.inputs]
+                dims = einsum_gemm(expand_ellipsis(str(n.attr("equation", "")), shapes), shapes,
                                    b_first=classes[0] == "weight")
                 if dims is not None and dims[0] == 1:
                     self.linear[n.name] = (dims[2], dims[3])

@@ -1,0 +1,128 @@
+"""Regressions of a sceptical new-user review and CLI fuzz (2026-12-03): wrong answers given with exit 0 and
+messages that sent the user to a command that then failed."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from hardware.targets import load_target
+from simulator.cli import main
+from simulator.serving.metrics import percentiles
+
+from conftest import FIXTURES, ROOT
+
+JET = str(ROOT / "examples" / "jet_tagger.onnx")
+
+
+def test_no_finished_request_has_no_latency(tmp_path) -> None:
+    """A serve run in which every request is rejected reports n/a, not 0.00 ms, and null in JSON."""
+    assert percentiles([]) == {"mean": None, "p50": None, "p90": None, "p99": None, "max": None}
+    out = tmp_path / "s.json"
+    result = CliRunner().invoke(main, ["serve", str(FIXTURES / "gpt2_ts.onnx"), "--target", "a100-80gb", "--arrivals",
+                                       "poisson:1", "--requests", "5", "--kv-blocks", "1", "--json", str(out),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "5 rejected" in result.output
+    assert "TTFT                 n/a" in result.output and "0.00" not in result.output.split("TTFT")[1].split("\n")[0]
+    import json
+
+    m = json.loads(out.read_text())
+    assert m["ttft_s"]["p50"] is None and m["energy"]["per_request_j"] is None
+
+
+def test_bare_fpga_holds_a_small_model_on_chip_and_says_why_it_runs_nothing() -> None:
+    """xcvu13p has no off-chip memory: the jet tagger fits its block RAM (no 'needs 0.00 GiB but holds 0.00 GiB'),
+    and where its hls4ml design does not fit the part the error says so and how to run it anyway."""
+    run = CliRunner().invoke(main, ["simulate", JET, "--target", "xcvu13p", "--set", "reuse=2"])
+    assert run.exit_code == 2
+    assert "does not fit xcvu13p: needs" not in run.output
+    assert "bare device" in run.output and "--set design=hls4ml" in run.output and "dsp:" in run.output
+    ok = CliRunner().invoke(main, ["simulate", JET, "--target", "xcvu13p", "--set", "reuse=2", "--set", "design=hls4ml"])
+    assert ok.exit_code == 0, ok.output
+    assert "memory     17.84 KiB of 11.81 MiB" in ok.output  # 2688 BRAM36 x 4.5 KiB
+    assert "whatever --prompt-len says" not in ok.output  # the default length is the graph's own 15 tracks
+
+
+def test_hls_note_does_not_promise_a_design_simulate_will_not_run(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["hls", JET, "--out", str(tmp_path / "p"), "--target", "xcvu13p", "--attention",
+                                       "row-serial", "--reuse", "2"])
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.output.splitlines() if line.startswith("note: `hwsim simulate"))
+    assert "runs the hls4ml design" not in note and "--set design=hls4ml" in note
+
+
+def test_compare_runs_an_encoder_as_one_forward_pass() -> None:
+    result = CliRunner().invoke(main, ["compare", str(FIXTURES / "bert_ts.onnx"), "--targets", "a100-80gb,pim-gpt",
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("bert_ts.onnx, prefill:")
+
+
+def test_does_not_fit_names_the_flags_that_split_a_model() -> None:
+    result = CliRunner().invoke(main, ["simulate", str(ROOT / "examples" / "llama2-70b.onnx"), "--target",
+                                       "a100-80gb", "--phase", "decode"])
+    assert result.exit_code == 2 and "--tp N" in result.output and "--devices N" in result.output
+
+
+def test_zero_size_weight_is_refused(tmp_path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 0])
+    w = numpy_helper.from_array(np.zeros((16, 0), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [w])
+    path = tmp_path / "zero.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    result = CliRunner().invoke(main, ["simulate", str(path), "--target", "pim-gpt"])
+    assert result.exit_code == 2
+    assert "initializer 'w' has a zero-size dimension [16, 0]" in result.output
+
+
+def test_sweep_progress_off_a_terminal_is_lines(monkeypatch) -> None:
+    """tqdm's carriage-return refreshes become one line each when stderr is a log, at most every 10 s."""
+    from simulator.sweep import runner
+
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    out = runner._bar_output()
+    assert out["mininterval"] == 10.0
+    out["file"].write("\rsweep s:  50%|#####     | 1/2")
+    out["file"].write("\r")
+    assert buf.getvalue() == "sweep s:  50%|#####     | 1/2\n"
+
+
+@pytest.mark.parametrize("name", ["u55c", "xcvu13p"])
+def test_fpga_capacity_is_offchip_plus_block_ram(name: str) -> None:
+    from mapping.fpga.mapper import memory_capacity_bytes
+
+    t = load_target(name)
+    assert memory_capacity_bytes(t) == int(t.offchip_capacity.si) + t.bram36.n * 36 * 1024 // 8
+
+
+def test_hls_on_a_symbolic_length_names_no_flag_it_lacks(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["hls", str(FIXTURES / "gpt2_ts.onnx"), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 2
+    assert "built for fixed input sizes" in result.output and "--dim" not in result.output
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("channels", {"value": 0}, "field 'channels': channels must be > 0"),
+    ("global_buffer", {"value": 0, "unit": "B"}, "field 'global_buffer': global_buffer must be > 0"),
+    ("dram", "nonsense-std", "field 'dram': unknown DRAM standard 'nonsense-std'")])
+def test_pim_preset_errors_name_their_field(tmp_path, field, value, says) -> None:
+    """A PIM preset with no channels or no global buffer (which made decode 23x slower) is refused naming the
+    field; so is an unknown DRAM standard."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "hardware" / "presets" / "targets" / "pim-gpt.yaml").read_text())
+    data[field] = {**data[field], **value} if isinstance(value, dict) else value
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(main, ["simulate", str(FIXTURES / "gpt2_ts.onnx"), "--target", str(path), "--phase",
+                                       "decode"])
+    assert result.exit_code == 2 and says in result.output, result.output
