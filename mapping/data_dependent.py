@@ -178,3 +178,39 @@ def _expert_order(binder: Any, onehot: Node) -> list[str]:
 
 
 RULES[OP.NonZero] = _routing_nonzero
+
+
+def _derives_from(binder: Any, tensor: str, ops: set[str], limit: int = 24) -> bool:
+    """Whether ``tensor``'s values come (within ``limit`` producers) from one of ``ops``."""
+    frontier, seen = [tensor], set()
+    while frontier and len(seen) < limit:
+        p = binder.g.producer.get(frontier.pop())
+        if p is None or p.name in seen:
+            continue
+        seen.add(p.name)
+        if p.op_type in ops:
+            return True
+        frontier.extend(i for i in p.inputs if i)
+    return False
+
+
+def split_shape(binder: Any, node: Node, output: str) -> tuple[int, ...] | None:
+    """The shape of one part of a Split whose sizes are counted at run time, under balanced routing.
+
+    A mixture of experts that sorts its tokens by expert (JetMoE's torch.export graph) splits the sorted rows by the
+    per-expert counts (a ReduceSum over the routing one-hot): the sizes are data, so no shape inference gives the
+    parts a shape. hwsim spreads the ``L`` rows as evenly as the count allows over the ``N`` parts (part ``i`` gets
+    ``L // N`` plus one of the remainder when ``i < L mod N``), the rule :func:`_routing_nonzero` applies to a
+    NonZero's list, so the parts add up to ``L``. None where the sizes are constants or not such counts."""
+    if node.op_type != OP.Split or len(node.inputs) < 2 or not node.inputs[1] or node.inputs[1] in binder.values:
+        return None
+    shape = binder.shapes.get(node.inputs[0])
+    if not shape or not _derives_from(binder, node.inputs[1], _REDUCE):
+        return None
+    axis = int(node.attr("axis", 0)) % len(shape)
+    parts = [o for o in node.outputs]
+    i, n, rows = parts.index(output), len(parts), int(shape[axis])
+    size = rows // n + (1 if i < rows % n else 0)
+    binder.notes[node.name] = (f"data-dependent sizes: {rows} rows split by run-time counts into {n} parts, "
+                               f"{rows // n} each (+1 on the first {rows % n}) under balanced routing")
+    return tuple(size if a == axis else int(d) for a, d in enumerate(shape))

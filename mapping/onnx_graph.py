@@ -8,6 +8,7 @@ functions are inlined so every node is a standard operator.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -15,10 +16,10 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import helper, numpy_helper, shape_inference
+from onnx import defs, helper, numpy_helper, shape_inference
 
 from hardware.dtypes import from_onnx, is_float
-from hardware.errors import HwsimError
+from hardware.errors import HwsimError, HwsimWarning
 from mapping import branches
 from mapping.op_table import OP
 from mapping.quant import mark_quantized_weights
@@ -292,6 +293,11 @@ def load_graph(path: str, cache_branch: bool = True) -> OpGraph:
         model = branches.inline(model, cache_branch)
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    known = defs.onnx_opset_version()
+    if opset > known:  # ops are read by the newest schema this onnx package has, which may differ
+        warnings.warn(HwsimWarning(f"{path}: opset {opset} is newer than this onnx package knows ({known}): each op is "
+                                   f"read as its opset-{known} definition; upgrade onnx if a result looks wrong"),
+                      stacklevel=2)
     tensors: dict[str, Tensor] = {}
     base_dir = os.path.dirname(os.path.abspath(path))
 

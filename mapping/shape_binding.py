@@ -350,6 +350,11 @@ class _Binder:
                 continue
             tp = out.get(name)
             if tp is None or not tp.tensor_type.HasField("shape"):
+                shape = data_dependent.split_shape(self, node, name)
+                if shape is not None:  # sizes counted at run time (tokens per expert): a rule sizes the part
+                    dependent = True
+                    self._set(name, shape, self.dtypes[node.inputs[0]])
+                    continue
                 data_dependent.size(self, node, name, 0)  # names an absent external-data file if that is why
                 raise HwsimError(
                     f"{self.g.path}: node '{node.name}' ({node.op_type}) gives '{name}' no shape information for "

@@ -16,6 +16,7 @@ from hardware.dram.address_mapping import MAPPERS
 from hardware.dram.refresh import REFRESH
 from hardware.dram.row_policy import ROW_POLICIES
 from hardware.dram.scheduling import SCHEDULERS
+from hardware.errors import HwsimError
 
 
 @click.command("dram")
@@ -58,6 +59,10 @@ def dram(trace: Path, standard: str, target_name: str | None, mapping: str, sche
     json_output = JsonOutput(json_out, indent=2, newline=True)
     say = json_output.say
 
+    if cap < 1:
+        raise HwsimError(f"--cap {cap}: the closed policy closes a row after at least 1 column access")
+    if row_timeout < 0:
+        raise HwsimError(f"--timeout {row_timeout}: idle cycles before closing a row must be >= 0")
     entries = read_trace(trace)
     if target_name is not None:
         standard, channels, pseudo_channels = _target_memory(target_name, channels, pseudo_channels)

@@ -48,13 +48,14 @@ def technique_options(func: Callable) -> Callable:
         ("--window", int, "W", "Sliding-window attention over the last W tokens (Mistral); the cache keeps W. Default: "
                                "the model's own window (GroupQueryAttention local_window_size); 0: dense."),
         ("--sinks", int, "S", "Also keep the first S tokens beside the window (StreamingLLM attention sinks)."),
-        ("--h2o", int, "B", "Heavy-hitter KV budget: decode steps read and the cache keeps B tokens (H2O)."),
+        ("--h2o", int, "B", "Heavy-hitter KV budget: decode steps read and the cache keeps B tokens (H2O); 0: off."),
         ("--block-sparse", float, "D", "Block-sparse attention: each query reads a share D of the key blocks."),
         ("--sparse-block", int, "N", "Keys per block of --block-sparse [default: 64]."),
         ("--kv-group", int, "G", "Quantised KV cache: one fp16 scale and zero point per G values (KIVI); with "
-                                 "--kv-cache int8|int4."),
-        ("--kv-residual", int, "R", "Keep the R most recent tokens of a quantised cache in the full format (KIVI)."),
-        ("--kv-block", int, "N", "Paged KV cache in blocks of N tokens (vLLM): the last block's empty slots count."),
+                                 "--kv-cache int8|int4; 0: no scales counted."),
+        ("--kv-residual", int, "R", "Keep the R most recent tokens of a quantised cache in the full format (KIVI); 0: none."),
+        ("--kv-block", int, "N", "Paged KV cache in blocks of N tokens (vLLM): the last block's empty slots count; "
+                                 "0: not paged."),
         ("--moe-routing", click.Choice(["expected", "balanced"]), None,
          "MoE expert weights read per pass: expected distinct experts under random routing [default] or the "
          "importer's balanced routing."),
@@ -63,7 +64,7 @@ def technique_options(func: Callable) -> Callable:
         ("--draft", str, "DRAFT.onnx", "Speculative decoding with this draft model (generate phase)."),
         ("--spec-tokens", int, "K", "Tokens the draft proposes per iteration."),
         ("--acceptance", str, "A", "Acceptance rate per drafted token, or one per position: 0.9,0.8,0.7 [default 0.8]."),
-        ("--spec-heads", int, "K", "Self-speculative decoding with K Medusa-style heads on the target (no draft)."),
+        ("--spec-heads", int, "K", "Self-speculative decoding with K Medusa-style heads on the target (no draft); 0: off."),
     ]
     for flag, type_, metavar, help_ in reversed(opts):
         wrapper = click.option(flag, type=type_, default=None, metavar=metavar, help=help_)(wrapper)

@@ -89,3 +89,32 @@ def test_expand_ellipsis_is_numpy_einsum() -> None:
         assert np.allclose(np.einsum(eq, *ops), np.einsum(expanded, *ops)), eq
     # LongT5's local scores as a batched GEMM: batch x blocks x heads = 2 x 3 x 4, 8 queries, 16 dims, 24 keys
     assert einsum_gemm(expand_ellipsis(*cases[0]), cases[0][1]) == (24, 8, 16, 24)
+
+
+def test_split_by_run_time_counts_is_balanced(tmp_path) -> None:
+    """JetMoE's torch.export graph splits its expert-sorted rows by per-expert counts (a ReduceSum of the routing
+    one-hot): no shape inference sizes the parts, so the file was refused. The parts now share the rows as evenly
+    as the count allows (6 rows over 4 experts: 2, 2, 1, 1) and still add up to the rows onnxruntime splits."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mapping.onnx_graph import load_graph
+    from mapping.shape_binding import bind
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 8])
+    outs = [helper.make_tensor_value_info(f"p{i}", TensorProto.FLOAT, None) for i in range(4)]
+    inits = [numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), "wr"),
+             numpy_helper.from_array(np.array(4, np.int64), "depth"),
+             numpy_helper.from_array(np.array([0, 1], np.int64), "onoff"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0")]
+    nodes = [helper.make_node("MatMul", ["x", "wr"], ["logits"]),
+             helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0),
+             helper.make_node("OneHot", ["idx", "depth", "onoff"], ["oh"], axis=-1),
+             helper.make_node("ReduceSum", ["oh", "ax0"], ["counts"], keepdims=0),
+             helper.make_node("Split", ["x", "counts"], [f"p{i}" for i in range(4)], axis=0)]
+    path = tmp_path / "split.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], outs, inits),
+                                opset_imports=[helper.make_opsetid("", 17)]), path)
+    bound = bind(load_graph(str(path)), {})
+    assert [bound.shapes[f"p{i}"] for i in range(4)] == [(2, 8), (2, 8), (1, 8), (1, 8)]

@@ -126,3 +126,33 @@ def test_pim_preset_errors_name_their_field(tmp_path, field, value, says) -> Non
     result = CliRunner().invoke(main, ["simulate", str(FIXTURES / "gpt2_ts.onnx"), "--target", str(path), "--phase",
                                        "decode"])
     assert result.exit_code == 2 and says in result.output, result.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--channels", "100000"], "--channels 100000: more than 1024"),
+    (["--row-policy", "closed", "--cap", "0"], "--cap 0"),
+    (["--row-policy", "timeout", "--timeout", "-5"], "--timeout -5"),
+])
+def test_dram_refuses_counts_that_ran_unbounded_or_meant_nothing(args, says) -> None:
+    trace = ROOT / "simulator" / "validation" / "data" / "dram" / "traces" / "sequential.trace"
+    result = CliRunner().invoke(main, ["dram", str(trace), *args])
+    assert result.exit_code == 2 and says in result.output, result.output
+
+
+def test_dram_refuses_an_address_wider_than_64_bits(tmp_path) -> None:
+    trace = tmp_path / "t.trace"
+    trace.write_text("LD 0x1000000000000000000000000\n")
+    result = CliRunner().invoke(main, ["dram", str(trace)])
+    assert result.exit_code == 2 and "wider than 64 bits" in result.output
+
+
+def test_an_opset_newer_than_onnx_knows_is_said(tmp_path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    w = numpy_helper.from_array(np.ones((16, 8), np.float32), "w")
+    model = helper.make_model(helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [w]),
+                              opset_imports=[helper.make_opsetid("", 99)])
+    path = tmp_path / "o99.onnx"
+    onnx.save(model, path)
+    result = CliRunner().invoke(main, ["simulate", str(path), "--target", "pim-gpt"])
+    assert result.exit_code == 0 and "opset 99 is newer than this onnx package knows" in result.output

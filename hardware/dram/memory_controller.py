@@ -501,6 +501,10 @@ def _mean(values: list[int]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+#: The most channels one simulated memory system may have: far above any real one (an 8-stack HBM3 GPU has 128
+#: channels), low enough that a mistyped count is refused instead of building that many controllers.
+MAX_CHANNELS = 1024
+
 class MemorySystem:
     """``channels`` request controllers behind one address mapper, driven by a trace frontend that offers one
     request per cycle (Ramulator 2's LoadStoreTrace / ReadWriteTrace with both clock ratios 1)."""
@@ -511,6 +515,9 @@ class MemorySystem:
                  ranks: int = 1, pseudo_channels: int = 1, one_command_per_cycle: bool = False) -> None:
         if channels < 1:
             raise HwsimError(f"--channels {channels}: need at least 1")
+        if channels > MAX_CHANNELS:
+            raise HwsimError(f"--channels {channels}: more than {MAX_CHANNELS}, more than any memory system has "
+                             "(8 HBM3 stacks: 128 channels); give the channels of one system")
         for option, n in (("--ranks", ranks), ("--pseudo-channels", pseudo_channels)):
             if n < 1:
                 raise HwsimError(f"{option} {n}: need at least 1")

@@ -57,6 +57,8 @@ def parse_trace(text: str, where: str = "<trace>") -> list[TraceEntry]:
                 addr = int(arg[2:], 16) if arg[:2].lower() == "0x" else int(arg, 10)
                 if addr < 0:
                     raise ValueError
+                if addr >= 1 << 64:  # the address mapper would drop the high bits silently
+                    raise HwsimError(f"{where} line {num}: address '{arg[:40]}' is wider than 64 bits")
                 out.append(TraceEntry(ops[op], addr=addr))
             else:
                 vec = tuple(int(v, 10) for v in arg.split(","))
