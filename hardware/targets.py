@@ -83,15 +83,19 @@ def _schema(kind: str, where: str) -> type[TargetBase]:
     return _SCHEMAS[kind]
 
 
-def format_validation_error(exc: ValidationError, where: str) -> str:
-    """One line naming the first bad field of a pydantic error."""
+def format_validation_error(exc: ValidationError, where: str,
+                            spelling: str = "`hwsim targets show` of a bundled preset") -> str:
+    """One line naming the first bad field of a pydantic error (``spelling``: where the known fields are listed)."""
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling against `hwsim targets show` of a bundled preset)"
+        msg = f"unknown field (check the spelling against {spelling})"
     elif err["type"] == "missing":
         msg = "missing field"
+    elif err["type"] == "model_type" and isinstance(err.get("input"), (int, float)):
+        msg = (f"a plain number ({err['input']}); give it as {{value: {err['input']}, unit: ..., source: ...}} with "
+               "its unit and where it comes from")
     return f"{where}: field '{loc}': {msg}"
 
 

@@ -242,8 +242,17 @@ def _topological(nodes: list[onnx.NodeProto], available: set[str], path: str) ->
             else:
                 rest.append(n)
         if not progress:
-            n = rest[0]
+            makers = {o: m for m in rest for o in m.output if o}
+            n = next((m for m in rest if not any(i and i not in produced and i in makers for i in m.input)), rest[0])
             missing = [i for i in n.input if i and i not in produced]
+            if missing[0] in makers:  # every node left waits on another one left: a cycle
+                cycle, m = [], n
+                while m not in cycle:
+                    cycle.append(m)
+                    m = makers[next(i for i in m.input if i and i not in produced and i in makers)]
+                names = " -> ".join(f"'{c.name or c.op_type}'" for c in cycle[cycle.index(m):] + [m])
+                raise HwsimError(f"{path}: the graph has a cycle ({names}): each reads what the next produces; ONNX "
+                                 "graphs are acyclic, re-export the model")
             raise HwsimError(
                 f"{path}: node '{n.name or n.op_type}' ({n.op_type}) reads '{missing[0]}', which no node, input or "
                 "initializer produces; the graph is incomplete"

@@ -213,6 +213,7 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
     options: dict[str, object] = {}
     for text in values:
         key, sep, value = text.partition("=")
+        key, value = key.strip(), value.strip()
         if not sep or not key:
             raise HwsimError(f"--set '{text}': expected KEY=VALUE, e.g. --set attention=lean")
         low = value.lower()
@@ -227,7 +228,9 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, object]:
                     parsed = float(value)
                 except ValueError:
                     parsed = value
-        options[key.strip()] = parsed
+        if key in options and options[key] != parsed:  # the last one used to win silently
+            raise HwsimError(f"--set {key} is given twice ({options[key]} and {value}); give it once")
+        options[key] = parsed
     return options
 
 

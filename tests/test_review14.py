@@ -156,3 +156,40 @@ def test_an_opset_newer_than_onnx_knows_is_said(tmp_path) -> None:
     onnx.save(model, path)
     result = CliRunner().invoke(main, ["simulate", str(path), "--target", "pim-gpt"])
     assert result.exit_code == 0 and "opset 99 is newer than this onnx package knows" in result.output
+
+
+def test_a_cycle_is_called_a_cycle(tmp_path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])
+    nodes = [helper.make_node("Add", ["x", "b"], ["a"], name="A"), helper.make_node("Relu", ["a"], ["b"], name="B")]
+    path = tmp_path / "cycle.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)]),
+              path)
+    result = CliRunner().invoke(main, ["inspect", str(path)])
+    assert result.exit_code == 2 and "the graph has a cycle ('A' -> 'B' -> 'A')" in result.output, result.output
+
+
+def test_set_trims_values_and_refuses_a_key_given_twice() -> None:
+    from simulator.cli import _parse_sets
+
+    assert _parse_sets(("attention = lean",)) == {"attention": "lean"}
+    assert _parse_sets(("tp=2", "tp=2")) == {"tp": 2}
+    with pytest.raises(Exception, match="--set attention is given twice"):
+        _parse_sets(("attention=lean", "attention=fa2"))
+
+
+def test_serving_spec_slo_is_checked_when_it_loads(tmp_path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: s\nmodel: {FIXTURES / 'gpt2_ts.onnx'}\ntarget: a100-80gb\n"
+                    "serving: {rate: [1], slo: 'ttft=abc'}\n")
+    result = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "field 'serving.slo'" in result.output
+
+
+def test_a_plain_number_for_a_quantity_says_how_to_write_it(tmp_path) -> None:
+    text = (ROOT / "hardware" / "presets" / "targets" / "a100-80gb.yaml").read_text()
+    lines = [("sm_count: 108" if line.startswith("sm_count:") else line) for line in text.splitlines()]
+    path = tmp_path / "a.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(main, ["simulate", str(FIXTURES / "gpt2_ts.onnx"), "--target", str(path)])
+    assert result.exit_code == 2 and "field 'sm_count': a plain number (108)" in result.output

@@ -201,7 +201,20 @@ class ServingAxes(BaseModel):
     max_batch: int = Field(256, ge=1)
     max_batch_tokens: int | None = Field(None, ge=1)
     seed: int = 0
-    shape_grid: int = 8
+    shape_grid: int = Field(8, ge=0, le=1024)
+
+    @field_validator("slo")
+    @classmethod
+    def _slo(cls, value: str | None) -> str | None:
+        """``ttft=S,tpot=S`` as ``hwsim serve --slo`` reads it, checked when the spec loads, not at the first point."""
+        from hardware.errors import HwsimError
+        from simulator.serving.command import _parse_slo
+
+        try:
+            _parse_slo(value)
+        except HwsimError as exc:
+            raise ValueError(str(exc).replace("--slo ", "", 1)) from None
+        return value
 
     @field_validator("rate", "scheduler", "targets", "parallel", mode="before")
     @classmethod
@@ -418,9 +431,9 @@ class Sweep:
             if not path.is_absolute() and not path.exists() and (base_dir / path).exists():
                 path = base_dir / path
             if not path.exists():
-                raise HwsimError(f"{where}: field 'models.{i}': no such model file '{m}'")
+                raise HwsimError(f"{where}: field 'models.{i}': no such model file {m!r}")
             if not path.is_file():
-                raise HwsimError(f"{where}: field 'models.{i}': '{m}' is a folder, not an ONNX file")
+                raise HwsimError(f"{where}: field 'models.{i}': {m!r} is a folder, not an ONNX file")
             self.models.append(str(path))
         try:
             self.base_target = load_target(spec.target)
@@ -552,5 +565,6 @@ def sweep_from_dict(data: Any, where: str = "sweep spec", base_dir: Path | None 
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise HwsimError(format_validation_error(exc, where)) from None
+        raise HwsimError(format_validation_error(
+            exc, where, "the sweep spec fields in the README's `hwsim sweep` section and examples/*_sweep.yaml")) from None
     return Sweep(spec, where, base_dir)
