@@ -162,7 +162,12 @@ class Model:
         if self.ir.causal.get("value") == "unknown" and cache_branch:
             warnings.warn(HwsimWarning(f"{path}: causal unknown ({self.ir.causal['evidence']})"), stacklevel=2)
         moe = self.ir.moe
-        if moe and moe["experts_found"] < moe["experts"] * moe["layers"]:
+        if moe and not moe["experts_found"]:  # routers, but no MLP read from them: experts in a form not recognised
+            warnings.warn(HwsimWarning(
+                f"{path}: {moe['layers']} MoE routers of {moe['experts']} experts (top-{moe['top_k']}) found, but no "
+                "expert MLP recognised after them (e.g. experts run as one grouped product over sorted tokens): their "
+                "FLOPs and weights are counted where they are, not per expert"), stacklevel=2)
+        elif moe and moe["experts_found"] < moe["experts"] * moe["layers"]:
             warnings.warn(HwsimWarning(
                 f"{path}: the graph has {moe['experts_found']} expert MLPs for {moe['layers']} MoE layers of "
                 f"{moe['experts']} experts: a traced export keeps only the experts its example input reached; "

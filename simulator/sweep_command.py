@@ -104,11 +104,15 @@ def check_output_dir(flag: str, out: Path) -> None:
 @click.option("--gen-len", default=32, show_default=True, type=int, help="Tokens to generate (generate phase).")
 @click.option("--precision", default="default", show_default=True,
               help="default, one format (fp16) or weights/activations/kv (int8/fp16/fp16).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="A target option for every target (as simulate's --set; a target whose kind lacks it shows the "
+                   "error in its row).")
 @click.option("--out", "out_dir", default=None, metavar="DIR", help="Also write compare.csv and compare.png here.")
 @click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
 def compare(model_path: str, targets_csv: str, phase: str | None, batch: int, prompt_len: int, gen_len: int,
-            precision: str, out_dir: str | None, quiet: bool) -> None:
+            precision: str, sets: tuple[str, ...], out_dir: str | None, quiet: bool) -> None:
     """Simulate the same workload of MODEL on several targets, side by side."""
+    from simulator.cli import _parse_sets
     from simulator.sweep.compare import compare_table, compare_targets, default_phase, write_compare_plot
 
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len)):
@@ -122,7 +126,8 @@ def compare(model_path: str, targets_csv: str, phase: str | None, batch: int, pr
     from simulator.progress import progress_display
 
     with progress_display(len(targets), "comparing", "targets", quiet) as progress:
-        rows = compare_targets(model_path, targets, phase, batch, prompt_len, gen_len, precision, progress=progress)
+        rows = compare_targets(model_path, targets, phase, batch, prompt_len, gen_len, precision,
+                               options=_parse_sets(sets), progress=progress)
     click.echo(f"{Path(model_path).name}, {phase}: batch {batch}, prompt {prompt_len}"
                + (f", generate {gen_len}" if phase == "generate" else "") + f", precision {precision}")
     click.echo(compare_table(rows))

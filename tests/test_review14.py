@@ -193,3 +193,19 @@ def test_a_plain_number_for_a_quantity_says_how_to_write_it(tmp_path) -> None:
     path.write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(main, ["simulate", str(FIXTURES / "gpt2_ts.onnx"), "--target", str(path)])
     assert result.exit_code == 2 and "field 'sm_count': a plain number (108)" in result.output
+
+
+def test_compare_takes_target_options() -> None:
+    """compare's PIM rows suggest --set mac_format=...; compare now has --set (each target's row shows an option its
+    kind lacks as that row's error)."""
+    result = CliRunner().invoke(main, ["compare", str(FIXTURES / "gpt2_ts.onnx"), "--targets", "pim-gpt,a100-80gb",
+                                       "--set", "attention=lean", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines()[2:]}
+    assert "not an option of pim targets" in rows["pim-gpt"] and " ms " in rows["a100-80gb"]
+
+
+def test_nan_option_says_finite() -> None:
+    result = CliRunner().invoke(main, ["simulate", str(FIXTURES / "gpt2_ts.onnx"), "--target", "u55c", "--set",
+                                       "efficiency=nan"])
+    assert result.exit_code == 2 and "finite number" in result.output

@@ -13,7 +13,7 @@ class FpgaOptions(TargetOptions):
     """How a workload is lowered onto an FPGA: the hls4ml design of a small model, or the layer-sequential overlay."""
 
     mode: Literal["fast"] = "fast"  # type: ignore[assignment]
-    efficiency: float | None = Field(None, gt=0, le=1, description="fraction of DSP peak reached, 0..1")
+    efficiency: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="fraction of DSP peak reached, 0..1")
     tiles: int = Field(8, ge=1, le=256, description="tiles each op's off-chip data streams in (double-buffered)")
     design: Literal["auto", "hls4ml", "overlay"] = Field(
         "auto", description="auto: the hls4ml design `hwsim hls` writes when the model is one it emits and the design "
