@@ -17,7 +17,8 @@ import click
 @click.option("--standard", default="gddr6-aim", show_default=True, help="DRAM standard with the AiM command set.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results as JSON ('-': to stdout, the summary to stderr).")
-def aim(trace: Path, standard: str, json_out: Path | None) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar (off a terminal: no progress lines).")
+def aim(trace: Path, standard: str, json_out: Path | None, quiet: bool) -> None:
     """Simulate TRACE ('AiM OPCODE fields', 'R|W MEM ch bank row', 'R|W GPR id', 'W CFR id value' lines)."""
     from hardware.dram import load_standard
     from hardware.errors import HwsimError
@@ -38,8 +39,11 @@ def aim(trace: Path, standard: str, json_out: Path | None) -> None:
     program = parse_trace(text, trace.name)
     if not program:
         raise HwsimError(f"{trace}: the trace has no instructions")
+    from simulator.progress import progress_display
+
     start = time.perf_counter()
-    r = AimSystem(std).run(program)
+    with progress_display(None, "simulating", "column requests", quiet) as progress:
+        r = AimSystem(std).run(program, progress)
     wall = time.perf_counter() - start
     out = {"trace": str(trace), "standard": std.name, "instructions": r.instructions, "cycles": r.cycles,
            "seconds": r.seconds(std), "commands": dict(sorted(r.commands.items())), "wall_s": wall}

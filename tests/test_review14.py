@@ -209,3 +209,16 @@ def test_nan_option_says_finite() -> None:
     result = CliRunner().invoke(main, ["simulate", str(FIXTURES / "gpt2_ts.onnx"), "--target", "u55c", "--set",
                                        "efficiency=nan"])
     assert result.exit_code == 2 and "finite number" in result.output
+
+
+def test_aim_reports_progress_inside_a_long_instruction() -> None:
+    """A 2-line trace whose MAC_ABK issues 200,000 columns shows progress within it (an opsize of 10^9 ran for an
+    hour without a word)."""
+    from hardware.dram import load_standard
+    from hardware.pim.isr import PROGRESS_COLUMNS, AimSystem, parse_trace
+
+    calls: list[tuple[int, int]] = []
+    program = parse_trace("AiM MAC_ABK 200000 0x1 0\nAiM EOC\n", "t")
+    AimSystem(load_standard("gddr6-aim")).run(program, lambda done, total: calls.append((done, total)))
+    assert len(calls) >= 200000 // PROGRESS_COLUMNS + 2
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1] == (200001, 200001)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hardware.dram import BankAddress, Channel, DramStandard, load_standard
@@ -362,6 +363,9 @@ class _Controller:
         return command
 
 
+#: Column requests between progress reports inside one instruction (an opsize of 10^9 runs for minutes).
+PROGRESS_COLUMNS = 1 << 16
+
 class AimSystem:
     """The AiM DMA and one controller per channel of ``standard`` (default ``gddr6-aim``, 32 channels)."""
 
@@ -395,11 +399,18 @@ class AimSystem:
         if bad:
             raise HwsimError(f"{where}: channel {bad[0]} outside this system's {self.channels} channels")
 
-    def run(self, program: list[Isr]) -> AimResult:
+    def run(self, program: list[Isr], progress: Callable[[int, int], None] | None = None) -> AimResult:
         """Execute ``program``; the result's cycles end where the last blocking instruction returned (EOC), or
-        where the last command's data is done when the program has no EOC."""
+        where the last command's data is done when the program has no EOC. ``progress(done, total)``: column
+        requests issued so far (an instruction issues ``opsize`` of them), now and then."""
+        total = sum(max(1, isr.opsize) for isr in program)
+        self._progress = (progress, total) if progress is not None else None
+        self._issued = 0
         for i, isr in enumerate(program):
             self.step(isr, f"instruction {i + 1} ({isr.op})")
+            self._issued += max(1, isr.opsize)
+            if progress is not None:
+                progress(self._issued, total)
         for _, c in self.classes:
             c._advance(None)
         counts: Counter = Counter()
@@ -444,7 +455,10 @@ class AimSystem:
         last_sent = tick
         returned = 0
         opsize = isr.opsize if "opsize" in spec.fields else 1
+        report = getattr(self, "_progress", None)
         for i in range(opsize):
+            if report is not None and i and not i % PROGRESS_COLUMNS:  # a long instruction shows its own progress
+                report[0](self._issued + i, report[1])
             col = (isr.col + i) % self.columns
             if spec.all_banks or spec.kind == "sync":
                 addr = BankAddress(0, 0, row, col)

@@ -209,9 +209,12 @@ def run(ctx: Context) -> None:
                 heads = per
         kv_heads = heads
         if fused and q_proj is not None:
-            total = ctx.linear[q_proj.name][1] // head_dim
-            if total > heads:
-                kv_heads = max(1, (total - heads) // 2)
+            width = ctx.linear[q_proj.name][1]
+            rest = width - heads * head_dim  # K and V of kv_heads each: K of the score's head size, V of PV's
+            if rest > 0 and rest % (head_dim + v_head_dim) == 0:  # LeViT: V 4x wider than Q and K per head
+                kv_heads = max(1, rest // (head_dim + v_head_dim))
+            elif width // head_dim > heads:
+                kv_heads = max(1, (width // head_dim - heads) // 2)
         elif k_proj is not None:
             width = ctx.linear[k_proj.name][1]
             if k_proj is v_proj and width % (2 * head_dim) == 0:
