@@ -205,19 +205,38 @@ def _accumulate(result: SimulationResult, phase: PhaseResult, run_result: RunRes
             krow["dram_bytes"] += dram
         if keep_trace:
             result.trace.append((phase.name, rec, offset_s))
-    # static energy is spread over blocks in proportion to their time, so the breakdown adds up to the total
+    # static energy is spread over blocks in proportion to their time, so each breakdown adds up to the total: the
+    # device's busy time (the union of its tasks, which overlap: an FPGA's loads beside its DSP work, a GPU's
+    # all-reduces beside its GEMMs) is shared by the tasks in proportion to their durations, the rest is "(idle)"
+    # (the GPU waiting for an eager host's dispatch) in every table
     if run_result.latency_s > 0 and run_result.static_energy_j > 0:
         per_s = run_result.static_energy_j / run_result.latency_s
         device = [r for r in run_result.records if r.task.resource != "host"]  # host tasks (GPU stacks) run alongside
+        union = _busy_union_s(device)
+        total = sum(r.end_s - r.start_s for r in device)
+        scale = union / total if total > 0 else 0.0
         for rec in device:
-            share = (rec.end_s - rec.start_s) * per_s
+            share = (rec.end_s - rec.start_s) * scale * per_s
             result.blocks[rec.task.block or "(other)"]["energy_j"] += share
             result.block_kinds[kinds.get(rec.task.block, "other")]["energy_j"] += share
             result.ops[rec.task.op or rec.task.name]["energy_j"] += share
-        idle = run_result.latency_s - sum(r.end_s - r.start_s for r in device)
+        idle = run_result.latency_s - union
         if idle > 0:
-            row = result.blocks.setdefault("(idle)", {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0})
-            row["energy_j"] += idle * per_s
+            for table in (result.blocks, result.block_kinds, result.ops):
+                row = table.setdefault("(idle)", {"latency_s": 0.0, "energy_j": 0.0, "bytes": 0})
+                row["energy_j"] += idle * per_s
+
+
+def _busy_union_s(records: list[Any]) -> float:
+    """Seconds during which at least one of ``records`` runs (overlapping tasks counted once)."""
+    spans = sorted((r.start_s, r.end_s) for r in records if r.end_s > r.start_s)
+    busy, end = 0.0, float("-inf")
+    for start, stop in spans:
+        if stop <= end:
+            continue
+        busy += stop - max(start, end)
+        end = stop
+    return busy
 
 
 def prepare_run(model: Model, target: TargetBase, options: dict[str, Any] | TargetOptions | None,

@@ -222,3 +222,20 @@ def test_aim_reports_progress_inside_a_long_instruction() -> None:
     AimSystem(load_standard("gddr6-aim")).run(program, lambda done, total: calls.append((done, total)))
     assert len(calls) >= 200000 // PROGRESS_COLUMNS + 2
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1] == (200001, 200001)
+
+
+@pytest.mark.parametrize("args", [
+    ["--target", "u55c", "--phase", "prefill", "--prompt-len", "16"],  # loads overlap the DSP work
+    ["--target", "a100-80gb", "--phase", "prefill", "--prompt-len", "16", "--set", "stack=eager"],  # GPU waits
+    ["--target", "a100-80gb", "--phase", "decode", "--tp", "2"],  # all-reduces beside the GEMMs
+])
+def test_every_energy_breakdown_adds_up_to_the_total(args) -> None:
+    """Static energy was charged twice where tasks overlap (FPGA breakdowns 4-10% over the total) and the GPU's idle
+    static energy behind an eager host appeared in the blocks table only (block kinds and ops 81% short)."""
+    import json
+
+    result = CliRunner().invoke(main, ["simulate", str(FIXTURES / "gpt2_ts.onnx"), *args, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output[result.output.index("{"):])
+    for table in ("blocks", "block_kinds", "ops"):
+        assert sum(v["energy_j"] for v in d["breakdown"][table].values()) == pytest.approx(d["energy_j"], rel=1e-9)
