@@ -350,7 +350,7 @@ def infer(node: Node, shapes: dict[str, Shape], dtypes: dict[str, str], values: 
 
 
 _WEIGHT_AT_1 = (OP.MatMul, OP.Gemm, OP.MatMulInteger, OP.FusedMatMul)
-_WIDTH_KEEPING = (OP.Add, OP.Cast, OP.Mul, OP.RotaryEmbedding, OP.Identity)
+_WIDTH_KEEPING = (OP.Add, OP.Cast, OP.Mul, OP.RotaryEmbedding, OP.Identity, OP.QuantizeLinear, OP.DequantizeLinear)
 
 
 def _width(graph, tensor: str, depth: int = 0) -> int | None:  # noqa: ANN001 - OpGraph
@@ -359,12 +359,15 @@ def _width(graph, tensor: str, depth: int = 0) -> int | None:  # noqa: ANN001 - 
     if t is not None and t.dims and isinstance(t.dims[-1], int):
         return int(t.dims[-1])
     node = graph.producer.get(tensor)
-    if node is None or depth > 4:
+    if node is None or depth > 8:  # QDQ graphs put a quantize/dequantize pair after each op
         return None
     if node.op_type == OP.MatMulNBits:
         return int(node.attr("N"))
     if node.op_type in _WEIGHT_AT_1:
         w = graph.tensors.get(node.inputs[1])
+        deq = graph.producer.get(node.inputs[1])
+        if (w is None or not w.dims) and deq is not None and deq.op_type == OP.DequantizeLinear:
+            w = graph.tensors.get(deq.inputs[0])  # a QDQ weight: the quantized initializer's shape
         if w is not None and w.dims and isinstance(w.dims[-1], int):
             trans = node.attr("transB", 0)
             return int(w.dims[0] if trans else w.dims[-1])

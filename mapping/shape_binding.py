@@ -308,6 +308,11 @@ class _Binder:
                 # into opset-14 graphs, and onnxruntime runs them): its first schema
                 schema = defs.get_schema(node.op_type, node.domain)
             except Exception:  # noqa: BLE001
+                if node.domain == "com.microsoft":  # onnxruntime runs it; the producer may offer no way around it
+                    raise HwsimError(
+                        f"{self.g.path}: node '{node.name}' uses onnxruntime's contrib op com.microsoft.{node.op_type}, "
+                        "for which hwsim has no shape and cost rule yet; export with the standard ops it composes "
+                        "(if the exporter offers that) or report the op") from None
                 raise HwsimError(
                     f"{self.g.path}: node '{node.name}' uses operator {node.domain + '.' if node.domain else ''}"
                     f"{node.op_type}, which ONNX and hwsim do not know; export without custom/contrib ops"

@@ -1,0 +1,32 @@
+"""Regressions of the eighth held-out batch (deployment-style graphs; tests/fixtures/heldout8/manifest.json): an
+onnxruntime-genai GroupQueryAttention graph quantized to QDQ by onnxruntime's quantize_static left the KV cache's
+head size (``kv_cache_dim``) unbound: the width walk from the attention's query back to its projection stopped at
+the DequantizeLinear in front of it, and read no weight width through the weight's DequantizeLinear."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from hardware.errors import HwsimWarning
+from mapping.workloads import Model
+
+HERE = Path(__file__).resolve().parent / "fixtures" / "heldout8"
+MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_heldout8_files_facts_and_flops(name: str) -> None:
+    entry = MANIFEST[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimWarning)
+        model = Model(str(HERE / name))  # no --dim kv_cache_dim=N needed
+        facts, truth = entry["facts"], entry["truth"]
+        assert model.ir.architecture == facts["architecture"] and sum(model.ir.layers.values()) == facts["layers"]
+        for key in ("heads", "kv_heads", "head_dim", "d_model"):
+            assert getattr(model.ir, key) == facts[key], key
+        assert model.prefill(1, truth["S"]).matmul_flops == pytest.approx(truth["prefill_matmul_flops"], rel=0.01)
+        assert model.decode(1, truth["C"]).matmul_flops == pytest.approx(truth["decode_matmul_flops"], rel=0.01)
