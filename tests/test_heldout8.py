@@ -30,3 +30,11 @@ def test_heldout8_files_facts_and_flops(name: str) -> None:
             assert getattr(model.ir, key) == facts[key], key
         assert model.prefill(1, truth["S"]).matmul_flops == pytest.approx(truth["prefill_matmul_flops"], rel=0.01)
         assert model.decode(1, truth["C"]).matmul_flops == pytest.approx(truth["decode_matmul_flops"], rel=0.01)
+
+
+def test_kv_cache_graph_without_a_recognised_attention_says_so() -> None:
+    """onnxruntime's session optimizer fuses the scores into com.microsoft.FusedMatMul (transB=1, alpha=1/sqrt(d)),
+    which the attention pass does not read yet (open): the model then has no attention and simulate's default run
+    is one forward pass. That is said, not left silent."""
+    with pytest.warns(HwsimWarning, match="KV-cache inputs .* but hwsim found no attention"):
+        Model(str(HERE / "ortsess-ext__llama_past.onnx"))
