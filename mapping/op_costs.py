@@ -222,15 +222,11 @@ def _matmul_dims(bound: BoundGraph, node: Node, klass: dict[str, str]) -> Matmul
 
 
 def _einsum_flops(bound: BoundGraph, node: Node) -> float:
-    eq = node.attr("equation").replace(" ", "")
-    lhs = eq.split("->")[0].split(",")
+    shapes = [bound.shapes[name] for name in node.inputs]
+    lhs = expand_ellipsis(str(node.attr("equation")), shapes).split("->")[0].split(",")
     sizes: dict[str, int] = {}
-    for term, name in zip(lhs, node.inputs):
-        shape = bound.shapes[name]
+    for term, shape in zip(lhs, shapes):
         letters = [c for c in term if c in string.ascii_letters]
-        if "..." in term:
-            extra = len(shape) - len(letters)
-            letters = [f"_{i}" for i in range(extra)] + letters if term.startswith("...") else letters
         for c, s in zip(letters, shape[-len(letters):] if letters else ()):
             sizes[c] = int(s)
     macs = int(np.prod(list(sizes.values()))) if sizes else 0

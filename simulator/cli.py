@@ -246,6 +246,16 @@ def target_options(mode: str, tp: int, sets: tuple[str, ...]) -> dict[str, objec
     return options
 
 
+def default_phase(model: Any) -> str:
+    """The phase a run of ``model`` takes when none is given: ``generate`` for a causal decoder that generates,
+    ``decode`` for a decode-step graph exported at one new token (one step over its cache), else ``prefill`` (a graph
+    whose ops fix the length runs one pass at it: nothing can be generated after it)."""
+    if model.graph.traced_length == 1 and model.ir.kv_inputs and model.ir.architecture == "decoder-only":
+        return "decode"
+    causal = model.ir.architecture in ("decoder-only", "encoder-decoder") and model.graph.traced_length is None
+    return "generate" if causal and _generates(model) else "prefill"
+
+
 def _generates(model: Any) -> bool:
     """Whether a causal graph can generate: it has an LM head or KV-cache inputs (a seq2seq decoder always). A
     causal stack that returns hidden states only (CLIP's text tower, a decoder used for embeddings) runs one pass:
@@ -338,11 +348,8 @@ def simulate(model_path: str, target_name: str, phase: str | None, batch: int, p
     model = Model(model_path, _parse_dims(dims), causal=causal)
     if prompt_len is None:  # a graph whose reshapes fix its length runs at that length only
         prompt_len = model.graph.traced_length or model.fixed_tokens() or 32
-    if phase is None:  # a graph whose ops fix the length runs one pass at it: nothing can be generated after it
-        phase = "generate" if model.ir.architecture in ("decoder-only", "encoder-decoder") and \
-            model.graph.traced_length is None and _generates(model) else "prefill"
-        if model.graph.traced_length == 1 and model.ir.kv_inputs and model.ir.architecture == "decoder-only":
-            phase = "decode"  # a decode-step graph exported at one new token: one step over its cache
+    if phase is None:
+        phase = default_phase(model)
     total = 1 + (gen_len - 1 if phase == "generate" else 0)
     with progress_display(total, "simulating", "passes", quiet) as progress:
         result = run_with_techniques(model, target, phase, batch, prompt_len, gen_len, precision, options, techniques,

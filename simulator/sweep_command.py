@@ -113,7 +113,7 @@ def compare(model_path: str, targets_csv: str, phase: str | None, batch: int, pr
             precision: str, sets: tuple[str, ...], out_dir: str | None, quiet: bool) -> None:
     """Simulate the same workload of MODEL on several targets, side by side."""
     from simulator.cli import _parse_sets
-    from simulator.sweep.compare import compare_table, compare_targets, default_phase, write_compare_plot
+    from simulator.sweep.compare import compare_table, compare_targets, write_compare_plot
 
     for name, value in (("--batch", batch), ("--prompt-len", prompt_len), ("--gen-len", gen_len)):
         if value < 1:
@@ -121,13 +121,12 @@ def compare(model_path: str, targets_csv: str, phase: str | None, batch: int, pr
     if out_dir:
         check_output_dir("--out", Path(out_dir))
     targets = [t.strip() for t in targets_csv.split(",") if t.strip()]
-    if phase is None:
-        phase = default_phase(model_path)
     from simulator.progress import progress_display
 
     with progress_display(len(targets), "comparing", "targets", quiet) as progress:
         rows = compare_targets(model_path, targets, phase, batch, prompt_len, gen_len, precision,
                                options=_parse_sets(sets), progress=progress)
+    phase = rows[0]["phase"]  # the model's default where none was given
     click.echo(f"{Path(model_path).name}, {phase}: batch {batch}, prompt {prompt_len}"
                + (f", generate {gen_len}" if phase == "generate" else "") + f", precision {precision}")
     click.echo(compare_table(rows))

@@ -64,6 +64,28 @@ def scaled_preset_value(value: float, factor: float, whole: bool = True) -> floa
     return max(1, round(value * factor)) if whole and float(value).is_integer() else value * factor
 
 
+def assert_matches_heldout_truth(model, facts: dict, truth: dict) -> None:  # noqa: ANN001 - a mapping.workloads.Model
+    """A held-out file's IR against its config facts (architecture, layers, heads, KV heads, head size, width, every
+    one required) and its passes' matmul FLOPs against the onnxruntime-counted truth within 1%: the prefill of
+    ``truth['S']`` tokens where the truth has one, the decode step after ``truth['C']`` cached tokens where it has a
+    non-zero one (tests/test_heldout5.py, 7, 8)."""
+    from hardware.errors import HwsimWarning
+
+    ir = model.ir
+    assert ir.architecture == facts["architecture"]
+    assert sum(ir.layers.values()) == facts["layers"]
+    for key in ("heads", "kv_heads", "head_dim", "d_model"):
+        assert getattr(ir, key) == facts[key], key
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwsimWarning)  # the image models' "no sequence dim" note
+        if "prefill_matmul_flops" in truth:
+            got = model.prefill(1, truth["S"]).matmul_flops
+            assert abs(got / truth["prefill_matmul_flops"] - 1) <= 0.01, (got, truth["prefill_matmul_flops"])
+        if truth.get("decode_matmul_flops"):
+            got = model.decode(1, truth["C"]).matmul_flops
+            assert abs(got / truth["decode_matmul_flops"] - 1) <= 0.01, (got, truth["decode_matmul_flops"])
+
+
 def shared_model(path: Path | str, dims: dict[str, int] | None = None):
     """One Model per (file, dims) for the whole test session of a worker, for tests that only read it (its IR, the
     FLOPs and bytes of its passes): importing and recognising a graph is most of such a test's time, and the FLOP and

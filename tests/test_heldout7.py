@@ -29,6 +29,8 @@ from mapping.op_costs import Precision, einsum_gemm, expand_ellipsis
 from mapping.workloads import Model
 from simulator.cli import main
 
+from conftest import assert_matches_heldout_truth
+
 HERE = Path(__file__).resolve().parent / "fixtures" / "heldout7"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())["files"]
 
@@ -42,21 +44,7 @@ def _model(name: str) -> Model:
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_heldout7_files_facts_and_flops(name: str) -> None:
     entry = MANIFEST[name]
-    model = _model(name)
-    facts, truth = entry["facts"], entry["truth"]
-    ir = model.ir
-    assert ir.architecture == facts["architecture"]
-    assert sum(ir.layers.values()) == facts["layers"]
-    for key in ("heads", "kv_heads", "head_dim", "d_model"):
-        assert getattr(ir, key) == facts[key], key
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HwsimWarning)
-        if "prefill_matmul_flops" in truth:
-            work = model.prefill(1, truth["S"])
-            assert work.matmul_flops == pytest.approx(truth["prefill_matmul_flops"], rel=0.01)
-        if "decode_matmul_flops" in truth:
-            work = model.decode(1, truth["C"])
-            assert work.matmul_flops == pytest.approx(truth["decode_matmul_flops"], rel=0.01)
+    assert_matches_heldout_truth(_model(name), entry["facts"], entry["truth"])
 
 
 def test_per_head_k_norm_keeps_every_kv_head() -> None:

@@ -385,6 +385,8 @@ class AimSystem:
         self.instructions = 0
         self._cmd_ids: dict[str, str] = {}
         self._probe = self.classes[0][1]
+        self._progress: tuple[Callable[[int, int], None], int] | None = None  # run's callback and total requests
+        self._issued = 0  # column requests of the instructions run so far
 
     def _command(self, name: str | None) -> str | None:
         if name is None:
@@ -455,7 +457,7 @@ class AimSystem:
         last_sent = tick
         returned = 0
         opsize = isr.opsize if "opsize" in spec.fields else 1
-        report = getattr(self, "_progress", None)
+        report = self._progress
         for i in range(opsize):
             if report is not None and i and not i % PROGRESS_COLUMNS:  # a long instruction shows its own progress
                 report[0](self._issued + i, report[1])

@@ -12,12 +12,13 @@ from simulator.sweep.runner import _model, evaluate
 from simulator.sweep.spec import Point, file_hash, parse_precision_axis, stable_hash
 
 
-def compare_targets(model: str, targets: list[str], phase: str = "decode", batch: int = 1, prompt_len: int = 128,
+def compare_targets(model: str, targets: list[str], phase: str | None = "decode", batch: int = 1, prompt_len: int = 128,
                     gen_len: int = 32, precision: str = "default", options: dict[str, Any] | None = None,
                     dims: dict[str, int] | None = None,
                     progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Simulate the same workload on each target; one result row per target, in the order given
-    (``progress(done, total)`` after each target)."""
+    (``progress(done, total)`` after each target). ``phase`` None: the model's default phase as ``simulate`` picks
+    it, one decode step in place of a generation (:func:`simulator.cli.default_phase`)."""
     if not Path(model).exists():
         raise HwsimError(f"{model}: no such model file")
     if not Path(model).is_file():
@@ -29,7 +30,11 @@ def compare_targets(model: str, targets: list[str], phase: str = "decode", batch
     except ValueError as exc:
         raise HwsimError(f"--precision: {exc}") from None
     mhash = file_hash(model)
-    _model(model, mhash, dict(dims or {}))  # a model that cannot be imported is one error, not one per target
+    loaded = _model(model, mhash, dict(dims or {}))  # a model that cannot be imported is one error, not one per target
+    if phase is None:
+        from simulator.cli import default_phase
+
+        phase = default_phase(loaded).replace("generate", "decode")
     workload = {"phase": phase, "batch": batch, "prompt_len": prompt_len,
                 "gen_len": gen_len if phase == "generate" else 1, "precision": precision}
     rows = []
@@ -41,18 +46,6 @@ def compare_targets(model: str, targets: list[str], phase: str = "decode", batch
         if progress is not None:
             progress(len(rows), len(targets))
     return rows
-
-
-def default_phase(model: str) -> str:
-    """The phase ``compare`` runs when none is given: one decode step of a model with a causal decoder that
-    generates (an LM head or KV-cache inputs, as ``simulate`` decides), else one forward pass (prefill)."""
-    from simulator.cli import _generates
-
-    if not Path(model).is_file():
-        return "decode"  # compare_targets names the missing file
-    m = _model(model, file_hash(model), {})
-    causal = m.ir.architecture in ("decoder-only", "encoder-decoder") and m.graph.traced_length is None
-    return "decode" if causal and _generates(m) else "prefill"
 
 
 def compare_table(rows: list[dict[str, Any]]) -> str:
