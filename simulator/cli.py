@@ -394,21 +394,27 @@ def _eager_span(model: Any, target: Any, phase: str, batch: int, prompt_len: int
     """An eager GPU run on the default host time per op (the published machines' median) is uncertain by the span
     of the machines' values, since no source names its host CPU: the latency at both ends of that span (two more
     runs), or None where the user set ``host_op_us`` or the run is no eager GPU run."""
-    from mapping.gpu.stack import EAGER_HOST_PER_OP, EAGER_HOST_PER_OP_SPAN
+    from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH, EAGER_HOST_PER_DISPATCH_SPAN, EAGER_HOST_PER_OP, EAGER_HOST_PER_OP_SPAN
     from simulator.technique_run import run_simulation
 
     if target.kind != "gpu" or str(options.get("stack", "")).lower() != "eager" or "host_op_us" in options:
         return None
+    dispatches = "host_dispatches" in options  # the framework's ATen dispatches, not the graph's ops
+    value, span = (EAGER_HOST_PER_DISPATCH, EAGER_HOST_PER_DISPATCH_SPAN) if dispatches else \
+        (EAGER_HOST_PER_OP, EAGER_HOST_PER_OP_SPAN)
     ends = [run_simulation(model, target, phase, batch, prompt_len, gen_len, precision,
                            {**options, "host_op_us": us * 1e6}, techniques, None, parallel=parallel).latency_s
-            for us in EAGER_HOST_PER_OP_SPAN]
-    low, high = (f"{us * 1e6:.1f}" for us in EAGER_HOST_PER_OP_SPAN)
+            for us in span]
+    low, high = (f"{us * 1e6:.1f}" for us in span)
     spread = (f"latency {_ms(ends[0])} to {_ms(ends[1])} across that span" if ends[1] > ends[0] * 1.001
               else "the GPU bounds this run: latency unchanged across that span")
-    unit = "per kernel dispatch" if str(options.get("eager_dispatch", "")).lower() == "kernels" else "per op"
-    line = (f"host       {EAGER_HOST_PER_OP * 1e6:.1f} us {unit} (the published eager machines' median; they span "
-            f"{low}-{high} us, host CPUs unstated): {spread}; --set host_op_us=N for your host")
-    return {"host_op_us": EAGER_HOST_PER_OP * 1e6, "span_host_op_us": [us * 1e6 for us in EAGER_HOST_PER_OP_SPAN],
+    unit = "per ATen dispatch" if dispatches else \
+        "per kernel dispatch" if str(options.get("eager_dispatch", "")).lower() == "kernels" else "per op"
+    line = (f"host       {value * 1e6:.1f} us {unit} (the published eager machines' median; they span "
+            f"{low}-{high} us, host CPUs unstated): {spread}; --set host_op_us=N for your host"
+            + ("" if dispatches or unit != "per op" else
+               ", --set host_dispatches=N for your framework's ATen ops per pass (benchmarks/eager_dispatch.py)"))
+    return {"host_op_us": value * 1e6, "span_host_op_us": [us * 1e6 for us in span],
             "latency_s": latency_s, "span_latency_s": ends, "line": line}
 
 

@@ -42,7 +42,7 @@ def test_implied_host_time_recovers_the_one_a_step_was_made_with():
 def test_default_is_the_machines_median_and_each_is_checked_without_itself(monkeypatch):
     values = {"a on x": (10.0, [10.0]), "b on y": (20.0, [19.0, 21.0]), "c on z": (40.0, [40.0]),
               "d on w": (None, [None])}
-    monkeypatch.setattr(gpu_eager, "machine_values", lambda points=None: values)
+    monkeypatch.setattr(gpu_eager, "machine_values", lambda points=None, in_unit="op": values)
     assert gpu_eager.calibrated_host_op_us() == 20.0
     assert gpu_eager.held_out_host_op_us({"source": "a", "target": "x"}) == 30.0  # median of 20 and 40
     assert gpu_eager.held_out_host_op_us({"source": "c", "target": "z"}) == 15.0
@@ -54,6 +54,44 @@ def test_eager_default_is_pinned_to_the_published_machines_median():
     from mapping.gpu.stack import EAGER_HOST_PER_OP
 
     assert gpu_eager.calibrated_host_op_us() == pytest.approx(EAGER_HOST_PER_OP * 1e6, rel=0.01)  # to 1%
+
+
+@pytest.mark.heavy
+def test_eager_per_dispatch_default_and_span_are_pinned_to_the_published_machines():
+    from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH, EAGER_HOST_PER_DISPATCH_SPAN
+
+    assert gpu_eager.calibrated_host_op_us("dispatch") == pytest.approx(EAGER_HOST_PER_DISPATCH * 1e6, rel=0.01)
+    assert gpu_eager.host_op_span_us("dispatch") == pytest.approx(
+        tuple(v * 1e6 for v in EAGER_HOST_PER_DISPATCH_SPAN), rel=0.01)
+
+
+def test_published_dispatch_counts_are_the_measured_ones():
+    # every eager point that gives host_dispatches gives its source's count from eager_dispatch.json (the case
+    # named by its source and model), and every counted case is used by a point
+    import json
+
+    from simulator.validation.gpu_published import load_points
+
+    from conftest import ROOT
+
+    cases = json.loads((ROOT / "hardware" / "calibration" / "host" / "eager_dispatch.json").read_text())["cases"]
+    used = set()
+    for p in load_points()[1]:
+        if "host_dispatches" in p.get("options", {}):
+            name = f"{p['source']}/{p['model'].removesuffix('.onnx')}"
+            assert p["options"]["host_dispatches"] == round(cases[name]["per_step"]["aten"]), name
+            assert cases[name]["setup"]["layers"] > 0 and cases[name]["per_step"]["kernels"] < cases[name]["per_step"]["aten"]
+            used.add(name)
+    assert used == set(cases)
+
+
+def test_dispatch_and_op_units_pool_separately():
+    # a point with host_dispatches is held out among the dispatch-unit values, one without among the op-unit ones
+    assert gpu_eager.unit({"options": {"host_dispatches": 10}}) == "dispatch"
+    assert gpu_eager.unit({"options": {"kv_update": "concat"}}) == "op" and gpu_eager.unit({}) == "op"
+    ops = [p for p in gpu_eager._published_eager("op")]
+    assert ops and all("host_dispatches" not in p.get("options", {}) for p in ops)
+    assert all(gpu_eager.unit(p) == "dispatch" for p in gpu_eager._published_eager("dispatch"))
 
 
 @pytest.mark.heavy

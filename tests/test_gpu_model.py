@@ -362,6 +362,28 @@ def test_eager_dispatch_per_kernel(gpt2_decode):
         map_workload(gpt2_decode, a100, {"eager_dispatch": "kernels"})
 
 
+def test_host_dispatches_set_the_eager_host_total(gpt2_decode):
+    """--set host_dispatches=N: the host's time per pass is N ATen dispatches at the per-dispatch default (or the
+    user's host_op_us, then per dispatch), whatever the graph's op count; more dispatches are never faster; the
+    option needs the eager stack with one dispatch per op."""
+    from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH
+
+    a100 = load_target("a100-80gb")
+
+    def host_s(options: dict) -> float:
+        return sum(t.duration_s for t in map_workload(gpt2_decode, a100, options).tasks if t.resource == "host")
+
+    assert host_s({"stack": "eager", "host_dispatches": 1234}) == pytest.approx(1234 * EAGER_HOST_PER_DISPATCH)
+    assert host_s({"stack": "eager", "host_dispatches": 1234, "host_op_us": 5.0}) == pytest.approx(1234 * 5e-6)
+    few, many = (run(map_workload(gpt2_decode, a100, {"stack": "eager", "host_dispatches": n})).latency_s
+                 for n in (100, 5000))
+    assert few <= many and many >= 5000 * EAGER_HOST_PER_DISPATCH  # host-bound: at least the host's total
+    for bad in ({"host_dispatches": 10}, {"stack": "eager", "eager_dispatch": "kernels", "host_dispatches": 10},
+                {"stack": "eager", "host_dispatches": 0}):
+        with pytest.raises(HwsimError, match="host_dispatches"):
+            map_workload(gpt2_decode, a100, bad)
+
+
 def test_host_costs_are_the_users_to_set(gpt2_decode):
     # --set host_op_us / host_step_us replace a stack's published host times: an eager host of 1 ms per op is
     # host-bound, every op dispatched in turn (the step is the host's total plus the last kernel at most); 0 us per

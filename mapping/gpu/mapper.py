@@ -80,7 +80,7 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
         target = target.with_graph_launches()
     if opts.dram == "standard":
         target = target.with_standard_dram()
-    per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us)
+    per_op, per_step = host_costs(opts.stack, opts.host_op_us, opts.host_step_us, opts.host_dispatches is not None)
     ctx = _Context(workload, target, tp, opts.attention, opts.tf32, opts.kv_heads, opts.mode, opts.comm_chunks,
                    opts.quant_group, opts.quant_kernel, opts.act_quant, opts.gemm_schedule, opts.kv_update, memo,
                    opts.tp_lm_head, opts.allreduce)
@@ -91,8 +91,12 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
     if per_step:
         host = builder.add(after=[], name="0000.host.step", resource="host", duration_s=per_step, energy_j=0.0,
                            op="host.step", block="host", kind="host").name
-    for block, kind, ops in block_runs(workload.ops):
-        kernels = [r for r in ctx.run_kernels(block, kind, ops) if r.launches]
+    runs = [(block, ops, [r for r in ctx.run_kernels(block, kind, ops) if r.launches])
+            for block, kind, ops in block_runs(workload.ops)]
+    if per_op and opts.host_dispatches:  # the framework's dispatches per pass, spread over the ops that launch work
+        dispatched = sum(len(ops) for _, ops, kernels in runs if kernels)
+        per_op *= opts.host_dispatches / dispatched if dispatched else 0.0
+    for block, ops, kernels in runs:
         for result in kernels:
             if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels. The cache
                 # update's own ops (Hugging Face's two torch.cat per layer, gpt-fast's two index_put) are in neither

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mapping.gpu.stack import EAGER_HOST_PER_OP
+from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH, EAGER_HOST_PER_OP
 from mapping.target_plugin import TargetOptions
 
 
@@ -41,6 +41,12 @@ class GpuOptions(TargetOptions):
                            "transformers' model code dispatches its ATen ops one by one) | kernels (one per kernel "
                            "hwsim launches: a framework's own fused modules, e.g. TinyChat's FP16 Llama with its fused "
                            "RMSNorm and single-query attention kernels)")
+    host_dispatches: int | None = Field(
+        None, ge=1, le=10_000_000,
+        description="with --set stack=eager: the ATen ops your framework dispatches per forward pass (decode step or "
+                    "prefill; benchmarks/eager_dispatch.py counts them for a Hugging Face config), instead of the "
+                    "graph's op count; host_op_us is then per dispatch (default "
+                    f"{EAGER_HOST_PER_DISPATCH * 1e6:.1f})")
     host_step_us: float | None = Field(
         None, ge=0.0, le=1e7, allow_inf_nan=False,
         description="host time per step in microseconds, replacing the stack's published value (graph: 15, engine: "
@@ -88,6 +94,10 @@ class GpuOptions(TargetOptions):
         if self.eager_dispatch != "ops" and self.stack != "eager":
             raise ValueError(f"--set eager_dispatch applies to --set stack=eager (host dispatch per op or kernel), not "
                              f"stack={self.stack}; add --set stack=eager or drop eager_dispatch")
+        if self.host_dispatches is not None and (self.stack != "eager" or self.eager_dispatch != "ops"):
+            raise ValueError("--set host_dispatches applies to --set stack=eager with one dispatch per op "
+                             f"(eager_dispatch=ops), not stack={self.stack} eager_dispatch={self.eager_dispatch}; "
+                             "drop host_dispatches or the other setting")
         if self.host_step_us is not None and self.stack == "kernels":
             raise ValueError("--set host_step_us needs a software stack with a host (--set stack=eager|graph|engine); "
                              "the default stack=kernels has none")

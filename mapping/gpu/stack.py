@@ -9,7 +9,10 @@ of the GPU while kernels are long and the GPU idles while they are short (the CP
 - ``kernels`` (default): the GPU's kernel time alone, launched back to back (no host model; what hwsim reported
   before stacks existed).
 - ``eager``: PyTorch eager (Hugging Face transformers, gpt-fast without compile): every op is dispatched by Python
-  and the ATen dispatcher before its kernel is launched. Host time per op: :data:`EAGER_HOST_PER_OP`. With
+  and the ATen dispatcher before its kernel is launched. Host time per op of the graph: :data:`EAGER_HOST_PER_OP`.
+  The graph's op count is a proxy, exported by another framework version: with ``--set host_dispatches=N`` (the
+  ATen ops the user's framework dispatches per forward pass, as ``benchmarks/eager_dispatch.py`` counts them) the
+  host time is N x :data:`EAGER_HOST_PER_DISPATCH`, spread over the graph's ops. With
   ``--set eager_dispatch=kernels`` the host dispatches once per kernel hwsim launches instead of once per op of the
   graph: a framework whose own fused modules launch one kernel per call (TinyChat's FP16 Llama).
 - ``graph``: the step's kernels replayed from one CUDA graph (torch.compile ``mode="reduce-overhead"``, llama.cpp
@@ -46,6 +49,19 @@ EAGER_HOST_PER_OP = 18.2e-6
 #: values above: bitsandbytes' H100 host, gpt-fast's A100 host). ``simulate`` reports an eager run's latency at both
 #: ends when the user has not set ``host_op_us`` (a heavy test pins the pair to simulator/validation/gpu_eager.py).
 EAGER_HOST_PER_OP_SPAN = (14.9e-6, 24.2e-6)
+#: seconds of host time per ATen op dispatched (views and metadata ops included), for runs that give the framework's
+#: count with ``--set host_dispatches=``: the median over the published eager machines, each point predicted with the
+#: ATen ops its source's framework dispatches per decode step (hardware/calibration/host/eager_dispatch.json, counted on the
+#: CPU by benchmarks/eager_dispatch.py at the source's framework version), by the same rule and leave-one-machine-out
+#: check as :data:`EAGER_HOST_PER_OP`. The machines' values, in us per dispatch: 9.60 gpt-fast's eager baseline (4,068
+#: dispatches per Llama-7B step), 9.44 transformers 4.35 in optimum's GPTQ benchmark (3,888 per Llama-2-13B step), 9.37
+#: transformers 4.46.3 in bitsandbytes' benchmark (2,738 per Llama 3.1 8B step, 5,377 per Qwen 2.5 32B step; its six
+#: points 8.8-10.1): counted in dispatches the three hosts differ by 2.5%, counted in the example graphs' ops by 63%
+#: (14.9-24.2 us). The unit (every ATen op, views included) was chosen after a first look at raw step / count ratios
+#: in both it and the count of ops that are not views (spreads 8% and 14% there).
+EAGER_HOST_PER_DISPATCH = 9.44e-6
+#: seconds per dispatch: the least and the most of the machines' values above (pinned like EAGER_HOST_PER_OP_SPAN)
+EAGER_HOST_PER_DISPATCH_SPAN = (9.37e-6, 9.60e-6)
 #: seconds of host time per step with CUDA graphs: one graph launch, the token's sampling and the step's
 #: synchronisation. Graph replay of a chain of kernels costs "~15 us fixed plus ~0.58 us per node" (ahrefs/ocannl
 #: issue #488, RTX 5070 Ti, CUDA 13; docs/research/gpu_published_gemm.md 3.1); the per-node part is in the preset's
@@ -59,9 +75,12 @@ GRAPH_HOST_PER_STEP = 15e-6
 ENGINE_HOST_PER_STEP = 1.55e-3
 
 
-def host_costs(stack: str, per_op_us: float | None = None, per_step_us: float | None = None) -> tuple[float, float]:
+def host_costs(stack: str, per_op_us: float | None = None, per_step_us: float | None = None,
+               per_dispatch: bool = False) -> tuple[float, float]:
     """(host seconds per op, host seconds per step) of ``stack``; ``per_op_us`` / ``per_step_us`` (microseconds,
-    ``--set host_op_us=`` / ``host_step_us=``) replace the stack's published values with the user's own host's."""
-    per_op, per_step = {"kernels": (0.0, 0.0), "eager": (EAGER_HOST_PER_OP, 0.0), "graph": (0.0, GRAPH_HOST_PER_STEP),
+    ``--set host_op_us=`` / ``host_step_us=``) replace the stack's published values with the user's own host's.
+    ``per_dispatch``: the ops are the framework's ATen dispatches (``--set host_dispatches=``), not the graph's."""
+    eager = EAGER_HOST_PER_DISPATCH if per_dispatch else EAGER_HOST_PER_OP
+    per_op, per_step = {"kernels": (0.0, 0.0), "eager": (eager, 0.0), "graph": (0.0, GRAPH_HOST_PER_STEP),
                         "engine": (0.0, ENGINE_HOST_PER_STEP)}[stack]
     return (per_op if per_op_us is None else per_op_us * 1e-6, per_step if per_step_us is None else per_step_us * 1e-6)

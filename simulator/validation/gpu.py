@@ -734,37 +734,67 @@ def _stack_section(model: str = "llama2-7b", points: list[dict[str, Any]] | None
 
 
 def _eager_machines(points: list[dict[str, Any]] | None = None) -> list[str]:
-    """The eager host time per op each published eager machine implies (of ``points``; None: all), and what each
-    is checked with."""
-    from mapping.gpu.stack import EAGER_HOST_PER_OP
+    """The eager host time per op each published eager machine implies (of ``points``; None: all), per op of the
+    example graph and per ATen op its source's framework dispatches, and what each is checked with."""
+    from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH, EAGER_HOST_PER_OP
     from simulator.validation import gpu_eager
     from simulator.validation.gpu_published import load_points
 
     points = [p for p in (load_points()[1] if points is None else points) if gpu_eager.is_eager(p)]
     if not points:
         return ["", "No eager point is among the compared ones, so the eager machines are not listed."]
-    values = {m: v for m, v in gpu_eager.machine_values().items() if any(gpu_eager.machine(p) == m for p in points)}
+    mine = {gpu_eager.machine(p) for p in points}
+    by_unit = {u: {m: v for m, v in gpu_eager.machine_values(in_unit=u).items() if m in mine} for u in ("op", "dispatch")}
     out = ["", "The eager host time per op is not a property of the GPU but of the host CPU and the framework "
            "versions, which no source states in full. Each published eager decode point implies the host time per op at "
            "which hwsim's step equals the measured one (simulator/validation/gpu_eager.py), where that step is clearly "
            f"host-bound in hwsim (its kernels alone at most {gpu_eager.HOST_BOUND_SHARE:.0%} of the measured step; "
            "nearer the GPU's bound the value would absorb what the GPU model misses, so such a point implies none); a "
-           "machine (one source's GPU) takes the median of its points', the default "
-           f"({EAGER_HOST_PER_OP * 1e6:.1f} us, --set host_op_us= to set your own) the median over the machines, and "
+           "machine (one source's GPU) takes the median of its points', the default the median over the machines, and "
            "every eager point in the tables below is predicted with the median of the other machines' values "
-           "(leave-one-machine-out), so none is circular:", "",
-           "| machine (source on GPU) | points | implied per point (us) | machine's value (us) | checked with (us) |",
-           "|---|---|---|---|---|"]
-    for m, (value, each) in values.items():
-        held = gpu_eager.held_out_host_op_us(next(p for p in points if gpu_eager.machine(p) == m))
-        per = ", ".join("-" if v is None else f"{v:.1f}" for v in each)
-        out.append(f"| {m} | {len(each)} | {per} | " + ("none" if value is None else f"{value:.1f}")
-                   + f" | {held:.1f} |")
-    known = sorted(v for v, _ in values.values() if v is not None)
-    out += ["", f"The machines that identify a value span {known[0]:.1f}-{known[-1]:.1f} us per op: an eager prediction "
-            "on an unstated host is uncertain by at least that factor. The rule (which points identify, the median) was "
-            "chosen after the machines' values had been computed; other readings (every point above the kernels alone, "
-            "or those without the Jetson's Arm host) give defaults of 16.7-18.5 us."]
+           "(leave-one-machine-out), so none is circular. Two counts of the host's ops: the example graph's ops "
+           f"(default {EAGER_HOST_PER_OP * 1e6:.1f} us per op; what a run without a count gets) and the ATen ops the "
+           "source's own framework version dispatches per decode step, counted on the CPU by "
+           "benchmarks/eager_dispatch.py (hardware/calibration/host/eager_dispatch.json; `--set host_dispatches=`, default "
+           f"{EAGER_HOST_PER_DISPATCH * 1e6:.2f} us per dispatch). The tables below predict each point that has a count "
+           "with it (TinyChat's rows dispatch once per launched kernel, --set eager_dispatch=kernels, and keep the "
+           "per-op value):", "",
+           "| machine (source on GPU) | points | dispatches per step | per graph op: implied per point, machine, checked "
+           "with (us) | per ATen dispatch: implied per point, machine, checked with (us) |", "|---|---|---|---|---|"]
+    for m, (value, each) in by_unit["op"].items():
+        first = next(p for p in points if gpu_eager.machine(p) == m)
+        held = gpu_eager.held_out_host_op_us(dict(first, options={
+            k: v for k, v in first.get("options", {}).items() if k != "host_dispatches"}))
+        cells = [f"{', '.join('-' if v is None else f'{v:.1f}' for v in each)}; "
+                 + ("none" if value is None else f"{value:.1f}") + f"; {held:.1f}"]
+        counts = sorted({p["options"]["host_dispatches"] for p in points
+                         if gpu_eager.machine(p) == m and gpu_eager.unit(p) == "dispatch"})
+        if m in by_unit["dispatch"]:
+            d_value, d_each = by_unit["dispatch"][m]
+            d_held = gpu_eager.held_out_host_op_us(first)
+            cells.append(f"{', '.join('-' if v is None else f'{v:.2f}' for v in d_each)}; "
+                         + ("none" if d_value is None else f"{d_value:.2f}") + f"; {d_held:.2f}")
+        else:
+            cells.append("-")
+        out.append(f"| {m} | {len(each)} | {', '.join(f'{c:,}' for c in counts) or '-'} | {cells[0]} | {cells[1]} |")
+    spans = []
+    for u, fmt in (("op", ".1f"), ("dispatch", ".2f")):
+        known = sorted(v for v, _ in by_unit[u].values() if v is not None)
+        if known:
+            spans.append(f"per {'graph op' if u == 'op' else 'ATen dispatch'} {known[0]:{fmt}}-{known[-1]:{fmt}} us "
+                         f"({known[-1] / known[0] - 1:.0%} apart)")
+    out += ["", f"The machines that identify a value span {' and '.join(spans)}: counted in the ops their frameworks "
+            "really dispatch, three hosts of different CPUs, GPUs and framework versions (2023-2024) agree on the host "
+            "time per op; counted in the example graph's ops (exported by transformers 5.24 with its attention "
+            "decomposed) they do not, because the graph's op count is not any of their frameworks' (per layer, e.g. "
+            "Llama: 75-96 ATen dispatches in transformers 4.35 and 4.46.3 and 126 in gpt-fast's model.py, against the "
+            "graph's 55). A run on a user's own stack is better served by its framework's count (benchmarks/eager_"
+            "dispatch.py for a Hugging Face config) than by the graph's. The rule (which points identify, the median) "
+            "was chosen after the per-graph-op values had been computed; other readings of it (every point above the "
+            "kernels alone, or those without the Jetson's Arm host) give per-op defaults of 16.7-18.5 us. The ATen "
+            "counts were made with torch 2.13 (CPU) and each source's framework version (transformers 4.35.2, 4.46.3; "
+            "gpt-fast @ d2c5d82), not with the sources' torch 2.0.1 / 2.5.1 / 2023 nightly, whose decompositions "
+            "(F.linear to t + mm, SDPA's math path) may differ by a few ops per layer."]
     return out
 
 

@@ -13,6 +13,11 @@ versions, which no published eager measurement states in full. So it is taken fr
 - ``mapping.gpu.stack.EAGER_HOST_PER_OP`` is the median over the machines (:func:`calibrated_host_op_us`, pinned
   by a test), and each eager point in reports/gpu_validation.md is predicted with the median of the **other**
   machines' values (:func:`held_out_host_op_us`), so no point is checked against a value it informed.
+
+Two units: per op of the example graph (``op``: what a user without a count gets) and per ATen op the source's
+framework dispatches (``dispatch``: a point whose options carry ``host_dispatches``, the count of
+hardware/calibration/host/eager_dispatch.json; ``mapping.gpu.stack.EAGER_HOST_PER_DISPATCH``). The same points give both:
+the ``op`` values are computed with ``host_dispatches`` dropped.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ def is_eager(point: dict[str, Any]) -> bool:
     """A decode-step point of the eager stack whose host time per op is hwsim's default (no ``host_op_us``)."""
     return (point["kind"] == "decode_step" and point.get("stack") == "eager"
             and "host_op_us" not in point.get("options", {}))
+
+
+def unit(point: dict[str, Any]) -> str:
+    """``dispatch`` where the point gives its framework's ATen dispatches per step (``host_dispatches``), else ``op``."""
+    return "dispatch" if "host_dispatches" in point.get("options", {}) else "op"
 
 
 def machine(point: dict[str, Any]) -> str:
@@ -109,16 +119,23 @@ def implied_host_op_us(point: dict[str, Any]) -> float | None:
 
 
 @cache
-def _published_eager() -> tuple[dict[str, Any], ...]:
-    """The published file's eager points, read once per process (the file is parsed and copied on every read)."""
+def _published_eager(in_unit: str = "op") -> tuple[dict[str, Any], ...]:
+    """The published file's eager points, read once per process (the file is parsed and copied on every read): in
+    ``op`` units all of them, ``host_dispatches`` dropped; in ``dispatch`` units those that give it."""
     from simulator.validation.gpu_published import load_points
 
-    return tuple(p for p in load_points()[1] if is_eager(p))
+    points = [p for p in load_points()[1] if is_eager(p)]
+    if in_unit == "dispatch":
+        return tuple(p for p in points if unit(p) == "dispatch")
+    return tuple(dict(p, options={k: v for k, v in p.get("options", {}).items() if k != "host_dispatches"})
+                 for p in points)
 
 
-def machine_values(points: list[dict[str, Any]] | None = None) -> dict[str, tuple[float | None, list[float | None]]]:
-    """Each machine's value (median of its points' implied values, None if none implies one) and the points' values."""
-    chosen = [p for p in (_published_eager() if points is None else points) if is_eager(p)]
+def machine_values(points: list[dict[str, Any]] | None = None,
+                   in_unit: str = "op") -> dict[str, tuple[float | None, list[float | None]]]:
+    """Each machine's value (median of its points' implied values, None if none implies one) and the points' values,
+    in ``in_unit`` (``op`` or ``dispatch``; given ``points`` are taken as they are)."""
+    chosen = [p for p in (_published_eager(in_unit) if points is None else points) if is_eager(p)]
     out: dict[str, tuple[float | None, list[float | None]]] = {}
     for m in dict.fromkeys(machine(p) for p in chosen):
         values = [implied_host_op_us(p) for p in chosen if machine(p) == m]
@@ -127,21 +144,23 @@ def machine_values(points: list[dict[str, Any]] | None = None) -> dict[str, tupl
     return out
 
 
-def calibrated_host_op_us() -> float:
-    """Median over the machines of their implied host time per op (microseconds): the eager stack's default."""
-    values = [v for v, _ in machine_values().values() if v is not None]
+def calibrated_host_op_us(in_unit: str = "op") -> float:
+    """Median over the machines of their implied host time per op (microseconds): the eager stack's default
+    (``mapping.gpu.stack.EAGER_HOST_PER_OP``; in ``dispatch`` units ``EAGER_HOST_PER_DISPATCH``)."""
+    values = [v for v, _ in machine_values(in_unit=in_unit).values() if v is not None]
     return statistics.median(values)
 
 
-def host_op_span_us() -> tuple[float, float]:
+def host_op_span_us(in_unit: str = "op") -> tuple[float, float]:
     """The least and the most of the machines' implied host time per op (microseconds): the span an eager
-    prediction on an unstated host is uncertain by (``mapping.gpu.stack.EAGER_HOST_PER_OP_SPAN``)."""
-    values = [v for v, _ in machine_values().values() if v is not None]
+    prediction on an unstated host is uncertain by (``mapping.gpu.stack.EAGER_HOST_PER_OP_SPAN``, ``..._DISPATCH_SPAN``)."""
+    values = [v for v, _ in machine_values(in_unit=in_unit).values() if v is not None]
     return min(values), max(values)
 
 
 def held_out_host_op_us(point: dict[str, Any]) -> float:
-    """The median over the *other* machines' values: what ``point`` is predicted with in the validation report."""
+    """The median over the *other* machines' values, in the point's unit: what ``point`` is predicted with in the
+    validation report."""
     mine = machine(point)
-    values = [v for m, (v, _) in machine_values().items() if m != mine and v is not None]
+    values = [v for m, (v, _) in machine_values(in_unit=unit(point)).items() if m != mine and v is not None]
     return statistics.median(values)

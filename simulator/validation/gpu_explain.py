@@ -515,9 +515,12 @@ def _steps(rows: list[Any]) -> list[str]:
     if eager:
         own, held = _eager_values(_pt(eager[0]))
         out.append(f"gpt-fast's eager baseline ({eager[0].reference / 1e3:.1f} ms per token, 'heavily CPU overhead "
-                   f"bound') implies {own:.1f} us of host time per op, the most of the x86 machines (its model code, "
-                   "not Hugging Face's, dispatches its own op sequence); with the other machines' median "
-                   f"({held:.1f} us) hwsim is {_span(eager)}.")
+                   f"bound') implies {own:.2f} us of host time {_per(_pt(eager[0]))}, the most of the machines that "
+                   "identify one; "
+                   f"with the other machines' median ({held:.2f} us) hwsim is {_span(eager)}. Per op of the example "
+                   "graph it would imply far more than the other machines (its model.py dispatches 126 ATen ops a "
+                   "layer where the graph has 55 and Hugging Face's 4.35 and 4.46.3 code 75-96; 'Software stacks' "
+                   "above).")
     ft = _sel(rows, source="fastertransformer")
     if ft:
         t = load_target(_pt(ft[0])["target"])
@@ -963,12 +966,18 @@ def _named(r: Any) -> str:
     return Path(_pt(r)["model"]).stem
 
 
+def _per(point: dict[str, Any]) -> str:
+    """The unit of an eager point's host time: per ATen dispatch (its framework's count given) or per graph op."""
+    n = point.get("options", {}).get("host_dispatches")
+    return f"per ATen dispatch ({n:,} per step, its framework's count)" if n else "per op of the graph"
+
+
 def _eager_values(point: dict[str, Any]) -> tuple[float, float]:
     """(the point's machine's implied eager host time per op, the other machines' median it is checked with), us;
     the first is nan where the machine implies none."""
     from simulator.validation import gpu_eager
 
-    own = gpu_eager.machine_values()[gpu_eager.machine(point)][0]
+    own = gpu_eager.machine_values(in_unit=gpu_eager.unit(point))[gpu_eager.machine(point)][0]
     return (math.nan if own is None else own), gpu_eager.held_out_host_op_us(point)
 
 
@@ -995,8 +1004,8 @@ def _bnb(rows: list[Any]) -> list[str]:
                 f"hwsim's kernels alone of {min(bare):.1f}-{max(bare):.1f} ms ({min(share):.0%}-{max(share):.0%} of "
                 "the measured steps). ")
         if own == own:  # this machine identifies a host time
-            text += (f"The steps barely grow with the batch, so they are the host's: this machine implies {own:.1f} us "
-                     f"per op, and checked with the other machines' median ({held:.1f} us) hwsim is {_span(mine)}.")
+            text += (f"The steps barely grow with the batch, so they are the host's: this machine implies {own:.2f} us "
+                     f"{_per(p0)}, and checked with the other machines' median ({held:.2f} us) hwsim is {_span(mine)}.")
         else:
             text += (f"Too near the GPU's bound to identify a host time (over {gpu_eager.HOST_BOUND_SHARE:.0%}); with "
                      f"the machines' median ({held:.1f} us) hwsim is {_span(mine)}, host-bound where the measurement "
@@ -1011,7 +1020,8 @@ def _bnb(rows: list[Any]) -> list[str]:
         ops = [_host_s(_pt(r)) for r in (a, b)]
         out.append(f"bitsandbytes' two H100 tables (one section of its README, so taken as one host) give the "
                    f"64-layer Qwen 2.5 32B step {b.reference / a.reference:.2f}x the 32-layer Llama 3.1 8B one, where "
-                   f"hwsim's op counts give {ops[1] / ops[0]:.2f}x: a host time per op, not per step, fits the two.")
+                   f"their ATen dispatch counts give {ops[1] / ops[0]:.2f}x (hwsim's host time): a host time per op, "
+                   "not per step, fits the two.")
     return out
 
 
@@ -1078,8 +1088,8 @@ def _eager_batches(rows: list[Any]) -> list[str]:
     if small:
         own, held = _eager_values(_pt(small[0]))
         text += (f" At batch {_pt(small[0]).get('batch', 1)}-{_pt(small[-1]).get('batch', 1)} hwsim is {_span(small)}, "
-                 f"host-bound, with the other machines' median host time per op ({held:.1f} us) where this machine "
-                 f"implies {own:.1f} us.")
+                 f"host-bound, with the other machines' median host time {_per(_pt(small[0]))} ({held:.2f} us) where "
+                 f"this machine implies {own:.2f} us.")
     first = rows[0]
     grown = (big.reference - first.reference) / 1e3
     if grown <= 0:  # one batch size only (a subset of the points): no growth to size

@@ -199,7 +199,7 @@ def _harness_note(point: dict[str, Any], target: Any) -> str:
 def _kernel_options(point: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """The point's own GPU options for a run with ``stack=kernels`` (host-time overrides need a host: dropped)."""
     return tuple(sorted((k, v) for k, v in point.get("options", {}).items()
-                        if k not in ("host_op_us", "host_step_us", "eager_dispatch")))
+                        if k not in ("host_op_us", "host_step_us", "eager_dispatch", "host_dispatches")))
 
 
 def step_kernels_s(point: dict[str, Any]) -> float:
@@ -229,8 +229,10 @@ def rows(comparison_cls: type, points: list[dict[str, Any]] | None = None) -> li
         if gpu_eager.is_eager(p):  # the eager host time per op of the other machines (gpu_eager: leave-one-out)
             held_out = gpu_eager.held_out_host_op_us(p)
             predicted, measured, label, note = predict(dict(p, options={**p.get("options", {}), "host_op_us": held_out}))
-            own = gpu_eager.machine_values()[gpu_eager.machine(p)][0]
-            note += (f"; host time per op {held_out:.1f} us, the median of the other machines' (leave-one-machine-out; "
+            own = gpu_eager.machine_values(in_unit=gpu_eager.unit(p))[gpu_eager.machine(p)][0]
+            per = ("per ATen dispatch, " + str(p["options"]["host_dispatches"]) + " per step"
+                   if gpu_eager.unit(p) == "dispatch" else "per op")
+            note += (f"; host time {per} {held_out:.1f} us, the median of the other machines' (leave-one-machine-out; "
                      + (f"this machine implies {own:.1f} us)" if own is not None else "this machine implies none: "
                         "its measured steps are not above hwsim's kernels)"))
         else:

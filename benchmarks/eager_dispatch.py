@@ -1,0 +1,241 @@
+"""Count the ATen ops a PyTorch eager framework dispatches per decode step: the host work of ``--set stack=eager``.
+
+    python benchmarks/eager_dispatch.py --case bnb-optimum-bench/llama3.1-8b [--write]
+    python benchmarks/eager_dispatch.py --arch llama --layers 32 --heads 32 --kv-heads 8 --attn sdpa --dtype bf16
+    python benchmarks/eager_dispatch.py --case gpt-fast-blog/llama2-7b --gpt-fast DIR   # a gpt-fast checkout's model.py
+
+PyTorch eager pays its host time (Python, the dispatcher, the launch) per ATen op it dispatches, views included. An
+ONNX graph's op count is only a proxy for that number: the graph was exported by another framework version, with
+attention decomposed or not, views folded or not. This script counts the real number on the CPU, for a framework at
+the version it is run with: a model of the case's structure (its layer count, heads, KV heads, biases) is built from
+a config with random weights at a small width (the count does not depend on the width), a prompt is run, and the
+ops are counted under a ``TorchDispatchMode`` over two generations of different lengths; their difference per step is
+one decode step's count, the generation loop's own ops (logits processors, stopping checks, the next token's bookkeeping)
+included. Three counts per step: every ATen op dispatched (``aten``, the unit ``--set host_dispatches=`` takes), those
+that are not views or metadata (``kernels``: ops that launch work), and the Python-level torch calls
+(``torch_functions``, under a ``TorchFunctionMode``).
+
+Needs torch and, for the transformers cases, transformers at the version the case names (the script refuses another
+version; ``--any-version`` counts with what is installed). A CUDA build is not needed: the ops dispatched are the
+same on the CPU except inside fused kernels (scaled_dot_product_attention is one op on either device). ``--write``
+merges the count into hardware/calibration/host/eager_dispatch.json under the case's name, with the command and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parents[1] / "hardware" / "calibration" / "host" / "eager_dispatch.json"
+
+#: ATen ops that return a view or only read metadata (no kernel is launched for them)
+VIEWS = frozenset({
+    "aten.view", "aten._unsafe_view", "aten.t", "aten.unsqueeze", "aten.squeeze", "aten.slice", "aten.select",
+    "aten.transpose", "aten.permute", "aten.expand", "aten.alias", "aten.detach", "aten._reshape_alias",
+    "aten.as_strided", "aten.unbind", "aten.split", "aten.split_with_sizes", "aten.view_as_real",
+    "aten.view_as_complex", "aten.unflatten", "aten.flatten", "aten.lift_fresh", "aten.sym_size", "aten.sym_stride",
+    "aten.sym_numel", "aten.sym_storage_offset"})
+
+#: the published eager sources' setups (hardware/calibration/published.yaml, sources of the same names): framework,
+#: version, model structure and generation settings; the width is small because the count does not depend on it
+CASES: dict[str, dict[str, Any]] = {
+    "bnb-optimum-bench/llama3.1-8b": dict(
+        framework="transformers", version="4.46.3", arch="llama", layers=32, heads=32, kv_heads=8, attn="sdpa",
+        dtype="bf16", prompt=64, rope_llama3=True,
+        setup="optimum-benchmark's text generation: generate(min_new_tokens = max_new_tokens), greedy, DynamicCache"),
+    "bnb-optimum-bench/qwen2.5-32b": dict(
+        framework="transformers", version="4.46.3", arch="qwen2", layers=64, heads=40, kv_heads=8, attn="sdpa",
+        dtype="bf16", prompt=64,
+        setup="optimum-benchmark's text generation: generate(min_new_tokens = max_new_tokens), greedy, DynamicCache"),
+    "hf-optimum-gptq/llama2-13b": dict(
+        framework="transformers", version="4.35.2", arch="llama", layers=40, heads=40, kv_heads=40, attn="default",
+        dtype="fp16", prompt=512,
+        setup="optimum's GPTQ benchmark (fp16 row): generate(min_new_tokens = max_new_tokens), greedy, legacy "
+              "tuple cache, attention as the version's default (eager; SDPA arrived in 4.36)"),
+    "gpt-fast-blog/llama2-7b": dict(
+        framework="gpt-fast", version="d2c5d82", arch="llama", layers=32, heads=32, kv_heads=32, attn="sdpa-math",
+        dtype="bf16", prompt=5,
+        setup="gpt-fast generate.py @ d2c5d82 without --compile: decode_n_tokens' loop, SDPA with only the math "
+              "backend enabled, sampling with temperature 0.8 and top-k 200 (the script's defaults), static KV cache"),
+}
+
+
+def _counting_modes():  # noqa: ANN202 - torch types, imported lazily
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Dispatches(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: Counter[str] = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            self.ops[str(func.overloadpacket)] += 1
+            return func(*args, **(kwargs or {}))
+
+    class Functions(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            self.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    return Dispatches, Functions
+
+
+def _transformers_generation(case: dict[str, Any]):  # noqa: ANN202
+    """A function running ``n`` decode steps of the case's transformers model (after its prompt)."""
+    import torch
+    import transformers
+
+    width = 16 * case["heads"]  # head dim 16: the count does not depend on the width
+    common = dict(hidden_size=width, intermediate_size=2 * width, num_attention_heads=case["heads"],
+                  num_key_value_heads=case["kv_heads"], num_hidden_layers=case["layers"], vocab_size=512,
+                  max_position_embeddings=131072)
+    if case["arch"] == "llama":
+        if case.get("rope_llama3"):
+            common.update(rope_theta=500000.0, rope_scaling={
+                "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192})
+        config = transformers.LlamaConfig(**common)
+    elif case["arch"] == "qwen2":
+        config = transformers.Qwen2Config(**common)
+    else:
+        raise SystemExit(f"--arch {case['arch']}: one of llama, qwen2")
+    kwargs = {} if case["attn"] == "default" else {"attn_implementation": case["attn"]}
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=dtype, **kwargs).eval()
+    ids = torch.randint(1, 512, (1, case["prompt"]))
+    mask = torch.ones_like(ids)
+
+    def generate(n: int) -> None:
+        with torch.no_grad():
+            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                           pad_token_id=0)
+    return generate
+
+
+def _gpt_fast_generation(case: dict[str, Any], checkout: Path):  # noqa: ANN202
+    """``n`` steps of gpt-fast's eager decode loop (generate.py's decode_n_tokens and sample) on its model.py."""
+    import torch
+
+    sys.path.insert(0, str(checkout))
+    from model import ModelArgs, Transformer  # gpt-fast's model.py, read from the user's checkout
+
+    args = ModelArgs(n_layer=case["layers"], n_head=case["heads"], n_local_heads=case["kv_heads"],
+                     dim=16 * case["heads"], vocab_size=512, block_size=1024)
+    model = Transformer(args).to(torch.bfloat16).eval()
+    model.setup_caches(1, 512)
+
+    def sample(logits, temperature: float = 0.8, top_k: int = 200):  # noqa: ANN001, ANN202 - generate.py's
+        logits = logits[0, -1] / max(temperature, 1e-5)
+        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+        logits = torch.where(logits < v.select(-1, -1).unsqueeze(-1), -float("Inf"), logits)
+        probs = torch.nn.functional.softmax(logits, dim=-1)
+        q = torch.empty_like(probs).exponential_(1)
+        return torch.argmax(probs / q, dim=-1, keepdim=True).to(dtype=torch.int), probs
+
+    def generate(n: int) -> None:
+        token, pos = torch.tensor([[1]]), torch.tensor([case["prompt"]])
+        with torch.no_grad():
+            for _ in range(n):
+                with torch.backends.cuda.sdp_kernel(enable_flash=False, enable_mem_efficient=False, enable_math=True):
+                    nxt, prob = sample(model(token, pos))
+                pos += 1
+                nxt.clone(), prob.clone()
+                token = nxt.view(1, -1)
+    return generate
+
+
+def count(case: dict[str, Any], checkout: Path | None = None, short: int = 4, long: int = 12) -> dict[str, Any]:
+    """The per-step dispatch counts of ``case``: the difference of a ``long`` and a ``short`` generation per step."""
+    dispatches, functions = _counting_modes()
+    run = _gpt_fast_generation(case, checkout) if case["framework"] == "gpt-fast" else _transformers_generation(case)
+    run(2)  # warm-up: lazily built buffers and caches
+    counted = []
+    for n in (short, long):
+        d, f = dispatches(), functions()
+        with f, d:
+            run(n)
+        counted.append((d.ops, f.calls))
+    (ops_a, fn_a), (ops_b, fn_b) = counted
+    steps = long - short
+    by_op = {k: (ops_b[k] - ops_a[k]) / steps for k in sorted(set(ops_a) | set(ops_b)) if ops_b[k] != ops_a[k]}
+    aten = sum(by_op.values())
+    return {"aten": aten, "kernels": sum(v for k, v in by_op.items() if k not in VIEWS),
+            "torch_functions": (fn_b - fn_a) / steps,
+            "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--case", choices=sorted(CASES), help="a published eager source's setup")
+    p.add_argument("--arch", choices=("llama", "qwen2"), default="llama")
+    p.add_argument("--layers", type=int, default=32)
+    p.add_argument("--heads", type=int, default=32)
+    p.add_argument("--kv-heads", type=int, default=None, help="default: --heads (MHA)")
+    p.add_argument("--attn", default="sdpa", help="transformers attn_implementation (default: sdpa)")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16")
+    p.add_argument("--prompt", type=int, default=64)
+    p.add_argument("--gpt-fast", type=Path, help="a pytorch-labs/gpt-fast checkout (for the gpt-fast case)")
+    p.add_argument("--any-version", action="store_true", help="count with the installed framework version")
+    p.add_argument("--write", action="store_true", help=f"merge the count into {OUT.relative_to(OUT.parents[3])}")
+    args = list(sys.argv[1:] if argv is None else argv)
+    a = p.parse_args(args)
+    import torch
+
+    if a.case:
+        case = dict(CASES[a.case])
+    else:
+        case = dict(framework="transformers", version=None, arch=a.arch, layers=a.layers, heads=a.heads,
+                    kv_heads=a.kv_heads or a.heads, attn=a.attn, dtype=a.dtype, prompt=a.prompt, setup="custom")
+    if case["framework"] == "gpt-fast":
+        if a.gpt_fast is None or not (a.gpt_fast / "model.py").is_file():
+            print(f"{a.case}: needs --gpt-fast DIR, a pytorch-labs/gpt-fast checkout at {case['version']} "
+                  "(git checkout of that commit) holding model.py", file=sys.stderr)
+            return 2
+        installed = case["version"]
+    else:
+        import transformers
+
+        installed = transformers.__version__
+        if case["version"] and installed != case["version"] and not a.any_version:
+            print(f"{a.case}: the source ran transformers {case['version']}, this environment has {installed}; "
+                  f"pip install transformers=={case['version']} (or pass --any-version)", file=sys.stderr)
+            return 2
+    result = count(case, a.gpt_fast)
+    entry = {"setup": case, "framework_version": installed, "torch": torch.__version__,
+             "python": platform.python_version(), "per_step": {k: result[k] for k in ("aten", "kernels", "torch_functions")},
+             "by_op": result["by_op"],
+             "command": "python benchmarks/eager_dispatch.py " + " ".join(
+                 f"CHECKOUT_OF_GPT_FAST_AT_{case['version']}" if prev == "--gpt-fast" else arg
+                 for prev, arg in zip([""] + args, args)),
+             "environment": f"pip install torch=={torch.__version__.split('+')[0]}" + (
+                 f" transformers=={installed}" if case["framework"] == "transformers" else "")}
+    print(f"{a.case or 'custom'}: {case['framework']} {installed}, torch {torch.__version__}: per decode step "
+          f"{result['aten']:.0f} ATen ops dispatched ({result['kernels']:.0f} not views), "
+          f"{result['torch_functions']:.0f} torch function calls")
+    if a.write:
+        if not a.case:
+            print("--write records the published cases only (--case)", file=sys.stderr)
+            return 2
+        doc = json.loads(OUT.read_text()) if OUT.exists() else {"description": (
+            "ATen ops dispatched per decode step by the published eager sources' frameworks, counted on the CPU by "
+            "benchmarks/eager_dispatch.py (see its docstring); reports/gpu_validation.md's eager points take "
+            "per_step.aten as --set host_dispatches"), "cases": {}}
+        doc["cases"][a.case] = entry
+        OUT.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+        print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
