@@ -2,6 +2,7 @@
 
     python benchmarks/eager_dispatch.py --case bnb-optimum-bench/llama3.1-8b [--write]
     python benchmarks/eager_dispatch.py --arch llama --layers 32 --heads 32 --kv-heads 8 --attn sdpa --dtype bf16
+    python benchmarks/eager_dispatch.py --config path/to/config.json        # your model's Hugging Face config
     python benchmarks/eager_dispatch.py --case gpt-fast-blog/llama2-7b --gpt-fast DIR   # a gpt-fast checkout's model.py
 
 PyTorch eager pays its host time (Python, the dispatcher, the launch) per ATen op it dispatches, views included. An
@@ -95,25 +96,19 @@ def _transformers_generation(case: dict[str, Any]):  # noqa: ANN202
     import torch
     import transformers
 
-    width = 16 * case["heads"]  # head dim 16: the count does not depend on the width
-    common = dict(hidden_size=width, intermediate_size=2 * width, num_attention_heads=case["heads"],
-                  num_key_value_heads=case["kv_heads"], num_hidden_layers=case["layers"], vocab_size=512,
-                  max_position_embeddings=131072)
-    if case["arch"] == "llama":
-        if case.get("rope_llama3"):
-            common.update(rope_theta=500000.0, rope_scaling={
-                "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                "original_max_position_embeddings": 8192})
-        config = transformers.LlamaConfig(**common)
-    elif case["arch"] == "qwen2":
-        config = transformers.Qwen2Config(**common)
+    if case.get("config"):
+        raw = json.loads(Path(case["config"]).read_text())
+        if "model_type" not in raw:
+            raise SystemExit(f"--config {case['config']}: no model_type field (a Hugging Face config.json has one)")
+        config = _narrowed(transformers.AutoConfig.for_model(raw.pop("model_type"), **raw))
     else:
-        raise SystemExit(f"--arch {case['arch']}: one of llama, qwen2")
+        config = _config(transformers, case)
     kwargs = {} if case["attn"] == "default" else {"attn_implementation": case["attn"]}
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=dtype, **kwargs).eval()
-    ids = torch.randint(1, 512, (1, case["prompt"]))
+    vocab = int(getattr(config, "vocab_size", 512) or 512)
+    ids = torch.randint(1, min(vocab, 512), (1, case["prompt"]))
     mask = torch.ones_like(ids)
 
     def generate(n: int) -> None:
@@ -121,6 +116,49 @@ def _transformers_generation(case: dict[str, Any]):  # noqa: ANN202
             model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                            pad_token_id=0)
     return generate
+
+
+#: config fields set small for a ``--config`` model (the count depends on the structure, not the width): the width,
+#: the MLP's and the experts' widths, the vocabulary
+NARROW = {"hidden_size": None, "intermediate_size": 2, "moe_intermediate_size": 2, "shared_expert_intermediate_size": 2,
+          "ffn_dim": 2, "n_inner": 2, "vocab_size": 512}
+
+
+def _narrowed(config: Any) -> Any:
+    """A Hugging Face config (``--config config.json``) with its widths made small and its structure kept: layers,
+    heads, KV heads, experts, rotary and attention settings; head dim 16. Fields it does not have are left alone."""
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    if not heads:
+        raise SystemExit("--config: no num_attention_heads (or n_head) in the config; give --arch/--layers/--heads")
+    width = 16 * int(heads)
+    changed = []
+    for key, factor in NARROW.items():
+        if getattr(config, key, None):
+            value = width if factor is None else (factor * width if key != "vocab_size" else factor)
+            setattr(config, key, value)
+            changed.append(f"{key}={value}")
+    if getattr(config, "head_dim", None):
+        config.head_dim = 16
+        changed.append("head_dim=16")
+    print(f"--config: {', '.join(changed)} (structure kept)", file=sys.stderr)
+    return config
+
+
+def _config(transformers: Any, case: dict[str, Any]) -> Any:
+    """The config of a named case or of --arch/--layers/--heads (head dim 16)."""
+    width = 16 * case["heads"]  # head dim 16: the count does not depend on the width
+    common = dict(hidden_size=width, intermediate_size=2 * width, num_attention_heads=case["heads"],
+                  num_key_value_heads=case["kv_heads"], num_hidden_layers=case["layers"], vocab_size=512,
+                  max_position_embeddings=131072)
+    if case["arch"] == "qwen2":
+        return transformers.Qwen2Config(**common)
+    if case["arch"] != "llama":
+        raise SystemExit(f"--arch {case['arch']}: one of llama, qwen2 (or --config config.json)")
+    if case.get("rope_llama3"):
+        common.update(rope_theta=500000.0, rope_scaling={
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192})
+    return transformers.LlamaConfig(**common)
 
 
 def _gpt_fast_generation(case: dict[str, Any], checkout: Path):  # noqa: ANN202
@@ -178,6 +216,8 @@ def count(case: dict[str, Any], checkout: Path | None = None, short: int = 4, lo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--case", choices=sorted(CASES), help="a published eager source's setup")
+    p.add_argument("--config", type=Path, help="a Hugging Face config.json (any causal LM transformers builds from "
+                                                "a config; widths made small, structure kept)")
     p.add_argument("--arch", choices=("llama", "qwen2"), default="llama")
     p.add_argument("--layers", type=int, default=32)
     p.add_argument("--heads", type=int, default=32)
@@ -196,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         case = dict(CASES[a.case])
     else:
         case = dict(framework="transformers", version=None, arch=a.arch, layers=a.layers, heads=a.heads,
-                    kv_heads=a.kv_heads or a.heads, attn=a.attn, dtype=a.dtype, prompt=a.prompt, setup="custom")
+                    kv_heads=a.kv_heads or a.heads, attn=a.attn, dtype=a.dtype, prompt=a.prompt, setup="custom",
+                    config=str(a.config) if a.config else None)
+        if a.config and not a.config.is_file():
+            print(f"--config {a.config}: no such file (a Hugging Face config.json)", file=sys.stderr)
+            return 2
     if case["framework"] == "gpt-fast":
         if a.gpt_fast is None or not (a.gpt_fast / "model.py").is_file():
             print(f"{a.case}: needs --gpt-fast DIR, a pytorch-labs/gpt-fast checkout at {case['version']} "
