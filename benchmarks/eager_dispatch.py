@@ -58,6 +58,12 @@ CASES: dict[str, dict[str, Any]] = {
         dtype="fp16", prompt=512,
         setup="optimum's GPTQ benchmark (fp16 row): generate(min_new_tokens = max_new_tokens), greedy, legacy "
               "tuple cache, attention as the version's default (eager; SDPA arrived in 4.36)"),
+    **{f"pim-gpt-baseline/gpt2-{n}-layers": dict(
+        framework="transformers", version="4.35.2", arch="gpt2", layers=n, heads=16, kv_heads=16, attn="default",
+        dtype="fp16", prompt=32,
+        setup="reports/pim_gpt.md's assumed T4 baseline: Hugging Face GPT2LMHeadModel (GPT-2 and GPT-3 shapes) in "
+              "generate(min_new_tokens = max_new_tokens), greedy, at a late-2023 version (4.35.2; the paper's is "
+              "not known)") for n in (12, 24, 36, 48)},
     "gpt-fast-blog/llama2-7b": dict(
         framework="gpt-fast", version="d2c5d82", arch="llama", layers=32, heads=32, kv_heads=32, attn="sdpa-math",
         dtype="bf16", prompt=5,
@@ -140,6 +146,11 @@ def _narrowed(config: Any) -> Any:
     if getattr(config, "head_dim", None):
         config.head_dim = 16
         changed.append("head_dim=16")
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+        ids = getattr(config, key, None)  # special tokens must lie inside the narrowed vocabulary
+        if ids is not None and max(ids if isinstance(ids, list) else [ids]) >= NARROW["vocab_size"]:
+            setattr(config, key, 1)
+            changed.append(f"{key}=1")
     print(f"--config: {', '.join(changed)} (structure kept)", file=sys.stderr)
     return config
 
@@ -152,8 +163,11 @@ def _config(transformers: Any, case: dict[str, Any]) -> Any:
                   max_position_embeddings=131072)
     if case["arch"] == "qwen2":
         return transformers.Qwen2Config(**common)
+    if case["arch"] == "gpt2":
+        return transformers.GPT2Config(n_embd=width, n_head=case["heads"], n_layer=case["layers"], vocab_size=512,
+                                       n_positions=2048, bos_token_id=1, eos_token_id=1)
     if case["arch"] != "llama":
-        raise SystemExit(f"--arch {case['arch']}: one of llama, qwen2 (or --config config.json)")
+        raise SystemExit(f"--arch {case['arch']}: one of llama, qwen2, gpt2 (or --config config.json)")
     if case.get("rope_llama3"):
         common.update(rope_theta=500000.0, rope_scaling={
             "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -218,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--case", choices=sorted(CASES), help="a published eager source's setup")
     p.add_argument("--config", type=Path, help="a Hugging Face config.json (any causal LM transformers builds from "
                                                 "a config; widths made small, structure kept)")
-    p.add_argument("--arch", choices=("llama", "qwen2"), default="llama")
+    p.add_argument("--arch", choices=("llama", "qwen2", "gpt2"), default="llama")
     p.add_argument("--layers", type=int, default=32)
     p.add_argument("--heads", type=int, default=32)
     p.add_argument("--kv-heads", type=int, default=None, help="default: --heads (MHA)")

@@ -67,7 +67,7 @@ def test_eager_per_dispatch_default_and_span_are_pinned_to_the_published_machine
 
 def test_published_dispatch_counts_are_the_measured_ones():
     # every eager point that gives host_dispatches gives its source's count from eager_dispatch.json (the case
-    # named by its source and model), and every counted case is used by a point
+    # named by its source and model), and every counted case is used by a point or the PIM-GPT baseline
     import json
 
     from simulator.validation.gpu_published import load_points
@@ -82,6 +82,14 @@ def test_published_dispatch_counts_are_the_measured_ones():
             assert p["options"]["host_dispatches"] == round(cases[name]["per_step"]["aten"]), name
             assert cases[name]["setup"]["layers"] > 0 and cases[name]["per_step"]["kernels"] < cases[name]["per_step"]["aten"]
             used.add(name)
+    # the PIM-GPT report's baseline names a case per model whose layer count is the model's
+    from mapping.workloads import Model
+    from simulator.validation.pim_gpt import load_reference
+
+    for model, case in load_reference()["setup"]["baseline_stack"]["dispatch_cases"].items():
+        layers = sum(1 for b in Model(str(ROOT / "examples" / f"{model}.onnx")).ir.blocks if b.attention is not None)
+        assert cases[case]["setup"]["layers"] == layers, (model, case)
+        used.add(case)
     assert used == set(cases)
 
 
