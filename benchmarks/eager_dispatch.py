@@ -3,7 +3,7 @@
     python benchmarks/eager_dispatch.py --case bnb-optimum-bench/llama3.1-8b [--write]
     python benchmarks/eager_dispatch.py --arch llama --layers 32 --heads 32 --kv-heads 8 --attn sdpa --dtype bf16
     python benchmarks/eager_dispatch.py --config path/to/config.json        # your model's Hugging Face config
-    python benchmarks/eager_dispatch.py --case gpt-fast-blog/llama2-7b --gpt-fast DIR   # a gpt-fast checkout's model.py
+    python benchmarks/eager_dispatch.py --case gpt-fast-blog/llama2-7b --checkout DIR   # a gpt-fast checkout's model.py
 
 PyTorch eager pays its host time (Python, the dispatcher, the launch) per ATen op it dispatches, views included. An
 ONNX graph's op count is only a proxy for that number: the graph was exported by another framework version, with
@@ -64,6 +64,16 @@ CASES: dict[str, dict[str, Any]] = {
         setup="reports/pim_gpt.md's assumed T4 baseline: Hugging Face GPT2LMHeadModel (GPT-2 and GPT-3 shapes) in "
               "generate(min_new_tokens = max_new_tokens), greedy, at a late-2023 version (4.35.2; the paper's is "
               "not known)") for n in (12, 24, 36, 48)},
+    "fms-pr34/llama-7b": dict(
+        framework="fms", version="f991a935", arch="llama", layers=32, heads=32, kv_heads=32, attn="sdpa",
+        dtype="fp16", prompt=50,
+        setup="IBM foundation-model-stack scripts/benchmark_inference.py @ f991a935 (PR #34), end_to_end: fms.utils."
+              "generation.generate(model, ids, max_new_tokens=25, do_sample=False, use_cache=True), fp16 default dtype"),
+    "litgpt-pr726/open-llama-7b": dict(
+        framework="litgpt", version="64371ab8", arch="llama", layers=32, heads=32, kv_heads=32, attn="sdpa",
+        dtype="bf16", prompt=7, name="open_llama_7b",
+        setup="Lightning-AI/litgpt generate/base.py @ 64371ab8 (PR #726) without --compile: generate()'s loop of "
+              "next_token (top-k 200, temperature 0.8, torch.multinomial) and the eos check, its static KV cache"),
     "gpt-fast-blog/llama2-7b": dict(
         framework="gpt-fast", version="d2c5d82", arch="llama", layers=32, heads=32, kv_heads=32, attn="sdpa-math",
         dtype="bf16", prompt=5,
@@ -207,10 +217,66 @@ def _gpt_fast_generation(case: dict[str, Any], checkout: Path):  # noqa: ANN202
     return generate
 
 
+def _fms_generation(case: dict[str, Any], checkout: Path):  # noqa: ANN202
+    """``n`` steps of IBM foundation-model-stack's own generate() on its LLaMA (a checkout's fms package)."""
+    import torch
+
+    sys.path.insert(0, str(checkout))
+    from fms.models.llama import LLaMA, LLaMAConfig  # the user's checkout
+    from fms.utils import generation
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
+    torch.set_default_dtype(dtype)  # as the benchmark script does
+    model = LLaMA(LLaMAConfig(src_vocab_size=512, emb_dim=16 * case["heads"], nheads=case["heads"],
+                              kvheads=0 if case["kv_heads"] == case["heads"] else case["kv_heads"],
+                              nlayers=case["layers"])).eval()
+    torch.set_default_dtype(torch.float32)
+    ids = torch.randint(1, 512, (1, case["prompt"]))
+
+    def generate(n: int) -> None:
+        with torch.no_grad():
+            generation.generate(model, ids, max_new_tokens=n, do_sample=False, use_cache=True)
+    return generate
+
+
+def _litgpt_generation(case: dict[str, Any], checkout: Path):  # noqa: ANN202
+    """``n`` steps of litgpt's generate/base.py loop (next_token, sample, the eos check) on its GPT (a checkout)."""
+    import torch
+
+    sys.path.insert(0, str(checkout))
+    from lit_gpt.config import Config  # the user's checkout (needs lightning >= 2.2 importable)
+    from lit_gpt.model import GPT
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
+    config = Config.from_name(case["name"], n_embd=16 * case["heads"], intermediate_size=32 * case["heads"],
+                              vocab_size=512, padded_vocab_size=512, n_layer=case["layers"])
+    model = GPT(config).to(dtype).eval()
+    model.max_seq_length = 600
+    model.set_kv_cache(batch_size=1)
+
+    def sample(logits, temperature: float = 0.8, top_k: int = 200):  # noqa: ANN001, ANN202 - generate/base.py's
+        logits = logits[0, -1]
+        v, i = torch.topk(logits, min(top_k, logits.size(-1)))
+        logits = torch.full_like(logits, float("-inf")).scatter_(-1, i, v)
+        probs = torch.nn.functional.softmax(logits / temperature, dim=-1)
+        return torch.multinomial(probs, num_samples=1)
+
+    def generate(n: int) -> None:
+        token, pos = torch.tensor([1]), torch.tensor([case["prompt"]])
+        with torch.inference_mode():
+            for _ in range(n):
+                token = sample(model(token.view(1, -1), pos)).type_as(token).clone()
+                if token == 2:  # eos_id
+                    pass
+                pos = pos.add_(1)
+    return generate
+
+
 def count(case: dict[str, Any], checkout: Path | None = None, short: int = 4, long: int = 12) -> dict[str, Any]:
     """The per-step dispatch counts of ``case``: the difference of a ``long`` and a ``short`` generation per step."""
     dispatches, functions = _counting_modes()
-    run = _gpt_fast_generation(case, checkout) if case["framework"] == "gpt-fast" else _transformers_generation(case)
+    run = {"gpt-fast": _gpt_fast_generation, "fms": _fms_generation, "litgpt": _litgpt_generation}.get(case["framework"])
+    run = run(case, checkout) if run else _transformers_generation(case)
     run(2)  # warm-up: lazily built buffers and caches
     counted = []
     for n in (short, long):
@@ -239,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attn", default="sdpa", help="transformers attn_implementation (default: sdpa)")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16")
     p.add_argument("--prompt", type=int, default=64)
-    p.add_argument("--gpt-fast", type=Path, help="a pytorch-labs/gpt-fast checkout (for the gpt-fast case)")
+    p.add_argument("--checkout", type=Path, help="the source's own code at the case's commit (gpt-fast, fms cases)")
     p.add_argument("--any-version", action="store_true", help="count with the installed framework version")
     p.add_argument("--write", action="store_true", help=f"merge the count into {OUT.relative_to(OUT.parents[3])}")
     args = list(sys.argv[1:] if argv is None else argv)
@@ -255,10 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         if a.config and not a.config.is_file():
             print(f"--config {a.config}: no such file (a Hugging Face config.json)", file=sys.stderr)
             return 2
-    if case["framework"] == "gpt-fast":
-        if a.gpt_fast is None or not (a.gpt_fast / "model.py").is_file():
-            print(f"{a.case}: needs --gpt-fast DIR, a pytorch-labs/gpt-fast checkout at {case['version']} "
-                  "(git checkout of that commit) holding model.py", file=sys.stderr)
+    if case["framework"] in ("gpt-fast", "fms", "litgpt"):
+        marker = {"gpt-fast": "model.py", "fms": "fms/models/llama.py", "litgpt": "lit_gpt/model.py"}[case["framework"]]
+        repo = {"gpt-fast": "pytorch-labs/gpt-fast", "fms": "foundation-model-stack/foundation-model-stack",
+                "litgpt": "Lightning-AI/litgpt"}
+        if a.checkout is None or not (a.checkout / marker).is_file():
+            print(f"{a.case}: needs --checkout DIR, a {repo[case['framework']]} checkout at {case['version']} "
+                  f"(git checkout of that commit) holding {marker}", file=sys.stderr)
             return 2
         installed = case["version"]
     else:
@@ -269,12 +338,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{a.case}: the source ran transformers {case['version']}, this environment has {installed}; "
                   f"pip install transformers=={case['version']} (or pass --any-version)", file=sys.stderr)
             return 2
-    result = count(case, a.gpt_fast)
+    result = count(case, a.checkout)
     entry = {"setup": case, "framework_version": installed, "torch": torch.__version__,
              "python": platform.python_version(), "per_step": {k: result[k] for k in ("aten", "kernels", "torch_functions")},
              "by_op": result["by_op"],
              "command": "python benchmarks/eager_dispatch.py " + " ".join(
-                 f"CHECKOUT_OF_GPT_FAST_AT_{case['version']}" if prev == "--gpt-fast" else arg
+                 f"CHECKOUT_AT_{case['version']}" if prev == "--checkout" else arg
                  for prev, arg in zip([""] + args, args)),
              "environment": f"pip install torch=={torch.__version__.split('+')[0]}" + (
                  f" transformers=={installed}" if case["framework"] == "transformers" else "")}

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH, EAGER_HOST_PER_OP
+from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH, EAGER_HOST_PER_OP, EAGER_HOST_PER_OP_SPAN
 from mapping.target_plugin import TargetOptions
 
 
@@ -35,7 +35,9 @@ class GpuOptions(TargetOptions):
     host_op_us: float | None = Field(
         None, ge=0.0, le=1e6, allow_inf_nan=False,
         description=f"host time per op in microseconds, replacing the eager stack's default ({EAGER_HOST_PER_OP * 1e6:.1f}: "
-                    "the median of the published eager machines, which span 14.9-24.2; your CPU and framework)")
+                    "the median of the published eager machines, which span "
+                    f"{EAGER_HOST_PER_OP_SPAN[0] * 1e6:.1f}-{EAGER_HOST_PER_OP_SPAN[1] * 1e6:.1f}; your CPU and "
+                    "framework; per dispatch with host_dispatches)")
     eager_dispatch: Literal["ops", "kernels"] = Field(
         "ops", description="with --set stack=eager: ops (one host dispatch per op of the graph, as Hugging Face "
                            "transformers' model code dispatches its ATen ops one by one) | kernels (one per kernel "
