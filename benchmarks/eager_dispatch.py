@@ -18,8 +18,14 @@ that are not views or metadata (``kernels``: ops that launch work), and the Pyth
 
 Needs torch and, for the transformers cases, transformers at the version the case names (the script refuses another
 version; ``--any-version`` counts with what is installed). A CUDA build is not needed: the ops dispatched are the
-same on the CPU except inside fused kernels (scaled_dot_product_attention is one op on either device). ``--write``
-merges the count into hardware/calibration/host/eager_dispatch.json under the case's name, with the command and versions.
+same on the CPU except inside fused kernels (scaled_dot_product_attention is one op on either device). The torch
+version is the one installed (the recorded counts: 2.13, CPU), not necessarily the source's: a torch release may
+decompose an op (F.linear to t + mm, SDPA's math path) into a few more or fewer ATen ops per layer. ``--write`` merges
+the count into hardware/calibration/host/eager_dispatch.json under the case's name, with the command and versions.
+
+What it counts is a decode step; hwsim charges the same count to every forward pass of a run given
+``--set host_dispatches`` (a prefill dispatches about the same ops) and to every tensor-parallel rank (each rank's
+process dispatches the whole pass; a pipeline stage takes its share).
 """
 
 from __future__ import annotations
@@ -31,6 +37,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+
+class CountError(Exception):
+    """Bad input to the counter: printed as one ``error:`` line, exit status 2."""
+
+
+def _first_line(exc: Exception, limit: int = 160) -> str:
+    """An exception's message cut to its first line and ``limit`` characters (transformers lists every model type)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
 
 OUT = Path(__file__).resolve().parents[1] / "hardware" / "calibration" / "host" / "eager_dispatch.json"
 
@@ -112,20 +129,36 @@ def _transformers_generation(case: dict[str, Any]):  # noqa: ANN202
     import torch
     import transformers
 
+    where = f"--config {case['config']}" if case.get("config") else "the model"
     if case.get("config"):
-        raw = json.loads(Path(case["config"]).read_text())
-        if "model_type" not in raw:
-            raise SystemExit(f"--config {case['config']}: no model_type field (a Hugging Face config.json has one)")
-        config = _narrowed(transformers.AutoConfig.for_model(raw.pop("model_type"), **raw))
+        try:
+            raw = json.loads(Path(case["config"]).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CountError(f"{where}: not a readable JSON file ({_first_line(exc)}); give a Hugging Face config.json") from None
+        if not isinstance(raw, dict) or "model_type" not in raw:
+            raise CountError(f"{where}: no model_type field (a Hugging Face config.json has one)")
+        try:
+            config = _narrowed(transformers.AutoConfig.for_model(raw.pop("model_type"), **raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CountError(f"{where}: transformers {transformers.__version__} cannot build this config ({_first_line(exc)})") \
+                from None
     else:
         config = _config(transformers, case)
     kwargs = {} if case["attn"] == "default" else {"attn_implementation": case["attn"]}
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
     torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=dtype, **kwargs).eval()
+    try:
+        model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=dtype, **kwargs).eval()
+    except (ValueError, KeyError, TypeError, ImportError) as exc:
+        raise CountError(f"{where}: not a causal language model transformers can build ({_first_line(exc)})") from None
     vocab = int(getattr(config, "vocab_size", 512) or 512)
     ids = torch.randint(1, min(vocab, 512), (1, case["prompt"]))
     mask = torch.ones_like(ids)
+    with torch.no_grad():  # a decode step needs a KV cache: an encoder (BERT) returns none
+        probe = model(input_ids=ids[:, :2], attention_mask=mask[:, :2], use_cache=True)
+    if getattr(probe, "past_key_values", None) is None:
+        raise CountError(f"{where}: {type(model).__name__} returns no KV cache, so it has no decode step (an encoder "
+                         "such as BERT); count a decoder (a causal LM)")
 
     def generate(n: int) -> None:
         with torch.no_grad():
@@ -145,7 +178,7 @@ def _narrowed(config: Any) -> Any:
     heads, KV heads, experts, rotary and attention settings; head dim 16. Fields it does not have are left alone."""
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
     if not heads:
-        raise SystemExit("--config: no num_attention_heads (or n_head) in the config; give --arch/--layers/--heads")
+        raise CountError("--config: no num_attention_heads (or n_head) in the config; give --arch/--layers/--heads")
     width = 16 * int(heads)
     changed = []
     for key, factor in NARROW.items():
@@ -177,7 +210,7 @@ def _config(transformers: Any, case: dict[str, Any]) -> Any:
         return transformers.GPT2Config(n_embd=width, n_head=case["heads"], n_layer=case["layers"], vocab_size=512,
                                        n_positions=2048, bos_token_id=1, eos_token_id=1)
     if case["arch"] != "llama":
-        raise SystemExit(f"--arch {case['arch']}: one of llama, qwen2, gpt2 (or --config config.json)")
+        raise CountError(f"--arch {case['arch']}: one of llama, qwen2, gpt2 (or --config config.json)")
     if case.get("rope_llama3"):
         common.update(rope_theta=500000.0, rope_scaling={
             "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -310,6 +343,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help=f"merge the count into {OUT.relative_to(OUT.parents[3])}")
     args = list(sys.argv[1:] if argv is None else argv)
     a = p.parse_args(args)
+    try:
+        return _run(a, args)
+    except CountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(a: argparse.Namespace, args: list[str]) -> int:
+    """The count of ``a`` (parsed arguments), printed and, with ``--write``, recorded."""
+    if a.write and not a.case:
+        raise CountError("--write records the published cases only (--case)")
+    if a.case and a.config:
+        raise CountError(f"--case {a.case} and --config: a case names its own model; give one of them")
+    for flag, value in (("--layers", a.layers), ("--heads", a.heads), ("--prompt", a.prompt)):
+        if value < 1:
+            raise CountError(f"{flag} {value}: must be at least 1")
+    if a.kv_heads is not None and (a.kv_heads < 1 or a.heads % a.kv_heads):
+        raise CountError(f"--kv-heads {a.kv_heads}: must divide --heads {a.heads}")
     import torch
 
     if a.case:
@@ -319,25 +370,22 @@ def main(argv: list[str] | None = None) -> int:
                     kv_heads=a.kv_heads or a.heads, attn=a.attn, dtype=a.dtype, prompt=a.prompt, setup="custom",
                     config=str(a.config) if a.config else None)
         if a.config and not a.config.is_file():
-            print(f"--config {a.config}: no such file (a Hugging Face config.json)", file=sys.stderr)
-            return 2
+            raise CountError(f"--config {a.config}: no such file (a Hugging Face config.json)")
     if case["framework"] in ("gpt-fast", "fms", "litgpt"):
         marker = {"gpt-fast": "model.py", "fms": "fms/models/llama.py", "litgpt": "lit_gpt/model.py"}[case["framework"]]
         repo = {"gpt-fast": "pytorch-labs/gpt-fast", "fms": "foundation-model-stack/foundation-model-stack",
                 "litgpt": "Lightning-AI/litgpt"}
         if a.checkout is None or not (a.checkout / marker).is_file():
-            print(f"{a.case}: needs --checkout DIR, a {repo[case['framework']]} checkout at {case['version']} "
-                  f"(git checkout of that commit) holding {marker}", file=sys.stderr)
-            return 2
+            raise CountError(f"{a.case}: needs --checkout DIR, a {repo[case['framework']]} checkout at "
+                             f"{case['version']} (git checkout of that commit) holding {marker}")
         installed = case["version"]
     else:
         import transformers
 
         installed = transformers.__version__
         if case["version"] and installed != case["version"] and not a.any_version:
-            print(f"{a.case}: the source ran transformers {case['version']}, this environment has {installed}; "
-                  f"pip install transformers=={case['version']} (or pass --any-version)", file=sys.stderr)
-            return 2
+            raise CountError(f"{a.case}: the source ran transformers {case['version']}, this environment has "
+                             f"{installed}; pip install transformers=={case['version']} (or pass --any-version)")
     result = count(case, a.checkout)
     entry = {"setup": case, "framework_version": installed, "torch": torch.__version__,
              "python": platform.python_version(), "per_step": {k: result[k] for k in ("aten", "kernels", "torch_functions")},
@@ -351,9 +399,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['aten']:.0f} ATen ops dispatched ({result['kernels']:.0f} not views), "
           f"{result['torch_functions']:.0f} torch function calls")
     if a.write:
-        if not a.case:
-            print("--write records the published cases only (--case)", file=sys.stderr)
-            return 2
         doc = json.loads(OUT.read_text()) if OUT.exists() else {"description": (
             "ATen ops dispatched per decode step by the published eager sources' frameworks, counted on the CPU by "
             "benchmarks/eager_dispatch.py (see its docstring); reports/gpu_validation.md's eager points take "
@@ -362,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         OUT.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
         print(f"wrote {OUT}")
     return 0
+
+
 
 
 if __name__ == "__main__":

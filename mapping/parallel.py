@@ -392,7 +392,7 @@ def stage_workloads(workload: Workload, pp: int) -> list[Workload]:
     total = sum(kv_blocks) or 1
     return [dataclasses.replace(workload, ops=s, kv_cache_bytes=workload.kv_cache_bytes * k // total,
                                 kv_write_bytes=workload.kv_write_bytes * k // total,
-                                weight_bytes=sum(o.weight_bytes for o in s))
+                                weight_bytes=sum(o.weight_bytes for o in s), pass_ops=len(workload.ops))
             for s, k in zip(stages, kv_blocks, strict=True)]
 
 

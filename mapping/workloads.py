@@ -56,6 +56,9 @@ class Workload:
     #: bytes per cached K/V value as stored, scales included (a quantised cache, mapping.techniques.kv); None: the
     #: format's own size
     kv_bytes_per_value: float | None = None
+    #: ops of the whole forward pass when this workload is one pipeline stage of it (mapping.parallel.stage_workloads);
+    #: None: the workload is the whole pass
+    pass_ops: int | None = None
 
     @property
     def moe(self) -> dict:

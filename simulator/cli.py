@@ -405,16 +405,17 @@ def _eager_span(model: Any, target: Any, phase: str, batch: int, prompt_len: int
     ends = [run_simulation(model, target, phase, batch, prompt_len, gen_len, precision,
                            {**options, "host_op_us": us * 1e6}, techniques, None, parallel=parallel).latency_s
             for us in span]
-    low, high = (f"{us * 1e6:.1f}" for us in span)
+    digits = 2 if dispatches else 1  # per-dispatch values differ in the second digit
+    low, high = (f"{us * 1e6:.{digits}f}" for us in span)
     spread = (f"latency {_ms(ends[0])} to {_ms(ends[1])} across that span" if ends[1] > ends[0] * 1.001
               else "the GPU bounds this run: latency unchanged across that span")
     unit = "per ATen dispatch" if dispatches else \
         "per kernel dispatch" if str(options.get("eager_dispatch", "")).lower() == "kernels" else "per op"
-    line = (f"host       {value * 1e6:.1f} us {unit} (the published eager machines' median; they span "
+    line = (f"host       {value * 1e6:.{digits}f} us {unit} (the published eager machines' median; they span "
             f"{low}-{high} us, host CPUs unstated): {spread}; --set host_op_us=N for your host"
             + ("" if dispatches or unit != "per op" else
                ", --set host_dispatches=N for your framework's ATen ops per pass (benchmarks/eager_dispatch.py)"))
-    return {"host_op_us": value * 1e6, "span_host_op_us": [us * 1e6 for us in span],
+    return {"host_op_us": value * 1e6, "span_host_op_us": [us * 1e6 for us in span], "unit": unit,
             "latency_s": latency_s, "span_latency_s": ends, "line": line}
 
 

@@ -86,6 +86,10 @@ def check_target(techniques: Techniques, target: TargetBase, options: dict[str, 
     if techniques.speculative and phase != "generate":
         raise HwsimError(f"--draft/--spec-heads: speculative decoding is a way to generate; use --phase generate "
                          f"(got {phase})")
+    if techniques.draft and options.get("host_dispatches") is not None:
+        raise HwsimError("--set host_dispatches is one model's framework count per pass; with --draft the draft model "
+                         "would be charged the target's: drop host_dispatches (each model is then charged its own "
+                         "graph's ops)")
     return options
 
 

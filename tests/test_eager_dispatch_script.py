@@ -30,7 +30,7 @@ def test_narrowed_config_keeps_structure_and_valid_token_ids():
         (32, 8, 32, 8)  # structure kept
     assert out.hidden_size == 16 * 32 and out.intermediate_size == 2 * out.hidden_size and out.head_dim == 16
     assert out.vocab_size == 512 and out.bos_token_id == 1 and out.eos_token_id == 1 and out.pad_token_id is None
-    with pytest.raises(SystemExit, match="num_attention_heads"):
+    with pytest.raises(script.CountError, match="num_attention_heads"):
         script._narrowed(SimpleNamespace(hidden_size=64))
 
 

@@ -205,3 +205,33 @@ def test_serving_on_a_pipeline_matches_simulate_at_a_low_rate(gpt2):
     m = summarise(run_, Slo())
     prefill = simulate(gpt2, spec, "prefill", 1, 32, 1, Precision(), parallel=par).latency_s
     assert m["ttft_s"]["p50"] == pytest.approx(prefill, rel=0.02)
+
+
+@pytest.mark.parametrize("pp", [1, 2])  # the fixture has 2 layers
+def test_pipeline_stages_share_the_passs_framework_dispatches(gpt2, pp):
+    """--set host_dispatches=N is one pass's count: over pp stages the host time adds up to N dispatches, not N per
+    stage (a review found every stage charged the whole N), and the stages' shares follow their ops."""
+    from mapping.gpu.stack import EAGER_HOST_PER_DISPATCH
+
+    spec = load_target("a100-80gb")
+    plugin = plugin_for(spec.kind)
+    opts = plugin.parse_options({"stack": "eager", "host_dispatches": 3000})
+    low = ParallelLowering(plugin, spec, opts, Parallel(1, pp))
+    w = gpt2.decode(1, 16, Precision("float16", "float16", "float16"))
+    programs = low.stage_programs(w)
+    hosts = [sum(t.duration_s for t in p.tasks if t.resource == "host") for p in programs]
+    assert sum(hosts) == pytest.approx(3000 * EAGER_HOST_PER_DISPATCH, rel=1e-6)
+    stages = stage_workloads(w, pp)
+    assert all(s.pass_ops == (len(w.ops) if pp > 1 else None) for s in stages)
+    for host, stage in zip(hosts, stages, strict=True):  # each stage's share by its ops (all of them launch work here)
+        assert host == pytest.approx(3000 * EAGER_HOST_PER_DISPATCH * len(stage.ops) / len(w.ops), rel=0.05)
+
+
+def test_a_draft_model_refuses_the_targets_dispatch_count():
+    from mapping.techniques import Techniques
+    from simulator.technique_run import check_target
+
+    spec = load_target("a100-80gb")
+    with pytest.raises(HwsimError, match="host_dispatches.*draft"):
+        check_target(Techniques(draft=GPT2), spec, {"stack": "eager", "host_dispatches": 100}, "generate")
+    assert check_target(Techniques(), spec, {"stack": "eager", "host_dispatches": 100}, "generate")

@@ -93,9 +93,11 @@ def map_workload(workload: Workload, target: GpuTarget, options: GpuOptions | di
                            op="host.step", block="host", kind="host").name
     runs = [(block, ops, [r for r in ctx.run_kernels(block, kind, ops) if r.launches])
             for block, kind, ops in block_runs(workload.ops)]
-    if per_op and opts.host_dispatches:  # the framework's dispatches per pass, spread over the ops that launch work
+    if per_op and opts.host_dispatches:  # the framework's dispatches per pass, spread over the ops that launch work;
+        # a pipeline stage takes its share of the pass's, by its share of the pass's ops
         dispatched = sum(len(ops) for _, ops, kernels in runs if kernels)
-        per_op *= opts.host_dispatches / dispatched if dispatched else 0.0
+        share = len(workload.ops) / workload.pass_ops if workload.pass_ops else 1.0
+        per_op *= opts.host_dispatches * share / dispatched if dispatched else 0.0
     for block, ops, kernels in runs:
         for result in kernels:
             if per_op:  # eager: the run's ops are dispatched by the host, spread over its kernels. The cache

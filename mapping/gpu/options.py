@@ -46,8 +46,8 @@ class GpuOptions(TargetOptions):
     host_dispatches: int | None = Field(
         None, ge=1, le=10_000_000,
         description="with --set stack=eager: the ATen ops your framework dispatches per forward pass (decode step or "
-                    "prefill; benchmarks/eager_dispatch.py counts them for a Hugging Face config), instead of the "
-                    "graph's op count; host_op_us is then per dispatch (default "
+                    "prefill; benchmarks/eager_dispatch.py counts them for a Hugging Face config; a pipeline stage "
+                    "takes its share), instead of the graph's op count; host_op_us is then per dispatch (default "
                     f"{EAGER_HOST_PER_DISPATCH * 1e6:.1f})")
     host_step_us: float | None = Field(
         None, ge=0.0, le=1e7, allow_inf_nan=False,

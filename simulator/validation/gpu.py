@@ -795,7 +795,7 @@ def _eager_machines(points: list[dict[str, Any]] | None = None) -> list[str]:
             "transformers 4.35 and 4.46.3: different CPUs, GPUs and framework versions, 2023-2024) agree within 2.5% "
             "per ATen dispatch, where per graph op they differ by 63%: the example graph (exported by transformers "
             "5.24, attention decomposed) has none of their frameworks' op counts (per Llama layer 55 ops, against "
-            "75-96 ATen dispatches in transformers 4.35 and 4.46.3 and 126 in gpt-fast's model.py). The two machines "
+            "83 and 96 ATen dispatches in transformers 4.46.3 and 4.35 and 126 in gpt-fast's model.py). The two machines "
             "added after that (litgpt and IBM's foundation-model-stack, each counted at its commit) are held-out "
             "checks of the agreement: litgpt's host takes 1.3x the others' time per dispatch, FMS's 2.1x (its script "
             "runs under torch.set_default_device, whose Python mode intercepts every torch call, at most a part of it; "

@@ -514,13 +514,17 @@ def _steps(rows: list[Any]) -> list[str]:
     eager = _sel(rows, source="gpt-fast-blog")
     if eager:
         own, held = _eager_values(_pt(eager[0]))
+        from simulator.validation import gpu_eager
+
+        p = _pt(eager[0])
+        as_op = dict(p, options={k: v for k, v in p.get("options", {}).items() if k != "host_dispatches"})
+        op_own = gpu_eager.machine_values(in_unit="op")[gpu_eager.machine(p)][0]
+        op_held = gpu_eager.held_out_host_op_us(as_op)
         out.append(f"gpt-fast's eager baseline ({eager[0].reference / 1e3:.1f} ms per token, 'heavily CPU overhead "
-                   f"bound') implies {own:.2f} us of host time {_per(_pt(eager[0]))}, the most of the machines that "
-                   "identify one; "
-                   f"with the other machines' median ({held:.2f} us) hwsim is {_span(eager)}. Per op of the example "
-                   "graph it would imply far more than the other machines (its model.py dispatches 126 ATen ops a "
-                   "layer where the graph has 55 and Hugging Face's 4.35 and 4.46.3 code 75-96; 'Software stacks' "
-                   "above).")
+                   f"bound') implies {own:.2f} us of host time {_per(p)}; with the other machines' median "
+                   f"({held:.2f} us) hwsim is {_span(eager)}. Per op of the example graph it implies {op_own:.1f} us "
+                   f"against the other machines' {op_held:.1f} us: its model.py dispatches 126 ATen ops a layer where "
+                   "the graph has 55 ('Software stacks' above).")
     ft = _sel(rows, source="fastertransformer")
     if ft:
         t = load_target(_pt(ft[0])["target"])

@@ -287,9 +287,11 @@ def markdown(rows: list[dict[str, Any]], ref: dict[str, Any], prompt: int, gen: 
         lines += ["", f"Against that baseline our speedup spans {min(bsp):.1f}-{max(bsp):.1f}x (paper {range_text}), "
                   f"inside the paper's range for {len(inside)} of {len(rows)} models"
                   + (f" ({', '.join(inside)})" if inside else "") + ": the issuing software stack accounts for much of "
-                  "the distance between a kernel-level model and the paper's GPU figures, as item 1 argued; the larger "
-                  "the model, the further below the range, because the PIM's time grows with its weights while the "
-                  "eager host time grows only with its dispatch count. The column scales with the host time per op, which no "
+                  "the distance between a kernel-level model and the paper's GPU figures, as item 1 argued; the more "
+                  "weights a model has per layer, the further below the range it falls, because the PIM's time grows "
+                  "with its weights while the eager host time grows only with its dispatch count, set by its layers "
+                  "(gpt3-large and gpt3-xl have gpt2-medium's 24 layers and so its dispatches, with 2-3.7x its "
+                  "weights). The column scales with the host time per op, which no "
                   f"source states for the paper's machine (the published eager machines span {low:.2f}-{high:.2f} us; "
                   "--set host_op_us= moves it). This column rests on the stated assumption about the paper's stack."]
     kinds = rows[-1]["pim_kinds"]
