@@ -157,6 +157,17 @@ def _fused_matmul(c: _Ctx) -> list[OpCost]:
     return [c.op("matmul", 2.0 * mm.batch * mm.m * mm.k * mm.n, c.reads(), c.writes(), matmul=mm)]
 
 
+def _fused_gemm(c: _Ctx) -> list[OpCost]:
+    """onnxruntime's FusedGemm: alpha A B + beta C with its activation (Relu, Tanh, ...) applied in the epilogue: the
+    Gemm's FLOPs, the bias add and the activation's (one op per output element counted; no extra bytes)."""
+    sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(1)]
+    m, k = (sa[1], sa[0]) if c.node.attr("transA", 0) else (sa[0], sa[1])
+    n = sb[0] if c.node.attr("transB", 0) else sb[1]
+    mm = MatmulDims(1, int(m), int(k), int(n), c.cls(c.name(1)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(1)))
+    flops = 2.0 * m * k * n + m * n * (c.per_element + (1 if c.has(2) else 0))
+    return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
+
+
 def _gemm_fast_gelu(c: _Ctx) -> list[OpCost]:
     sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(1)]
     m, k, n = math.prod(sa[:-1]), sa[-1], sb[-1]

@@ -143,6 +143,16 @@ def _fused_matmul(a: _Args) -> Out:
     return a.out([(_matmul_shape(sa, sb, a.where), a.dtype(0))])
 
 
+def _fused_gemm(a: _Args) -> Out:
+    """onnxruntime's FusedGemm (a Gemm with its activation fused): [M, N] from transA / transB, as Gemm."""
+    sa, sb = a.shape(0), a.shape(1)
+    if len(sa) != 2 or len(sb) != 2:
+        raise HwsimError(f"{a.where}: FusedGemm takes 2-D A and B (got {sa} and {sb})")
+    m = sa[1] if a.node.attr("transA", 0) else sa[0]
+    n = sb[0] if a.node.attr("transB", 0) else sb[1]
+    return a.out([((m, n), a.dtype(0))])
+
+
 def _gemm_fast_gelu(a: _Args) -> Out:
     return a.out([(_matmul_shape(a.shape(0), a.shape(1), a.where), a.dtype(0))])
 
@@ -349,7 +359,7 @@ def infer(node: Node, shapes: dict[str, Shape], dtypes: dict[str, str], values: 
                          f"{[shapes.get(i) for i in node.inputs if i]} ({type(exc).__name__}: {exc})") from None
 
 
-_WEIGHT_AT_1 = (OP.MatMul, OP.Gemm, OP.MatMulInteger, OP.FusedMatMul)
+_WEIGHT_AT_1 = (OP.MatMul, OP.Gemm, OP.MatMulInteger, OP.FusedMatMul, OP.FusedGemm)
 _WIDTH_KEEPING = (OP.Add, OP.Cast, OP.Mul, OP.RotaryEmbedding, OP.Identity, OP.QuantizeLinear, OP.DequantizeLinear)
 
 

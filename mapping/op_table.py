@@ -149,6 +149,7 @@ _ENTRIES = [
     _op(ONNX, "Flatten", "view", "op_costs:_view",
         joins="attention_layout embedding_view moe_routing qkv_path qkv_path_gather routing_path",
         traits="layout structural view weight_transform", fpga="reshape"),
+    _op(MS, "FusedGemm", "gemm", "contrib_costs:_fused_gemm", flops=1, shape="contrib_ops:_fused_gemm", traits="linear"),
     _op(MS, "FusedMatMul", "gemm", "contrib_costs:_fused_matmul", shape="contrib_ops:_fused_matmul", traits="linear"),
     _op(ONNX, "Gather", "gather", "op_costs:_gather",
         joins="moe_routing qkv_path qkv_path_gather residual_epilogue routing_path", traits="qdq_fusing", weight_slots=(0,),

@@ -30,9 +30,32 @@ def test_heldout8_files_facts_and_flops(name: str) -> None:
     assert_matches_heldout_truth(model, entry["facts"], entry["truth"])
 
 
-def test_kv_cache_graph_without_a_recognised_attention_says_so() -> None:
-    """onnxruntime's session optimizer fuses the scores into com.microsoft.FusedMatMul (transB=1, alpha=1/sqrt(d)),
-    which the attention pass does not read yet (open): the model then has no attention and simulate's default run
-    is one forward pass. That is said, not left silent."""
-    with pytest.warns(HwsimWarning, match="KV-cache inputs .* but hwsim found no attention"):
-        Model(str(HERE / "ortsess-ext__llama_past.onnx"))
+def test_session_optimized_scores_are_attention() -> None:
+    """onnxruntime's session optimizer fuses the scores into com.microsoft.FusedMatMul (alpha = 1/sqrt(d), transB = 1;
+    MatMulScaleFusion and MatmulTransposeFusion): a matrix product of two activations like any other, so the
+    attention pass reads it as the score (it did not, and the KV-cache graph had no attention and no decode phase).
+    The decode step's matmul FLOPs are the config's, counted by hand: per layer q 64x64, k and v 64x32, o 64x64, the
+    MLP's three 64x128, the score and P.V of 4 heads x 16 over 33 keys; the LM head 64x256; the rotary MatMul of
+    8 frequencies."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HwsimWarning)  # no "KV-cache inputs but no attention" warning
+        model = Model(str(HERE / "ortsess-ext__llama_past.onnx"))
+    attn = [b.attention for b in model.ir.blocks if b.attention is not None]
+    assert len(attn) == 2 and all("MatMulScaleFusion" in a.score for a in attn)
+    assert (attn[0].heads, attn[0].kv_heads, attn[0].head_dim) == (4, 2, 16)
+    per_layer = 2 * (64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128) + 2 * (2 * 4 * 16 * 33)
+    assert model.decode(1, 32).matmul_flops == 2 * per_layer + 2 * 64 * 256 + 2 * 8
+
+
+def test_fused_gemm_is_a_gemm_with_its_activation() -> None:
+    """com.microsoft.FusedGemm (the session optimizer's Gemm + Tanh of BERT's pooler) has a shape and cost rule: the
+    Gemm's FLOPs and bias plus one op per output for the activation; the file imported (it was refused)."""
+    from mapping.op_table import OP
+
+    model = Model(str(HERE / "ortsess-ext__bert_fusedgemm.onnx"))
+    work = model.prefill(1, 16)
+    fused = [o for o in work.ops if o.op_type == OP.FusedGemm]
+    assert len(fused) == 1 and fused[0].matmul is not None
+    mm = fused[0].matmul
+    assert (mm.m, mm.k, mm.n) == (1, 64, 64)  # the pooler's first token, transB weight [64, 64]
+    assert fused[0].flops == 2 * 64 * 64 + 64 * (1 + 1)  # product, bias, activation

@@ -74,7 +74,7 @@ COMPUTE_BYTES: dict[str, float] = {"fp32": 4.0, "tf32": 4.0, "fp16": 2.0, "bf16"
 SCALE_BYTES = 2.0
 #: Matrix-product ops whose weight bytes in the workload are the bare values (a float weight given a low-bit format
 #: with ``--weights``): the group scales are added here. MatMulNBits and QDQ graphs count their scales already.
-PLAIN_MATMULS = ("MatMul", "Gemm", "FusedMatMul")
+PLAIN_MATMULS = ("MatMul", "Gemm", "FusedMatMul", "FusedGemm")
 
 _SHORT = {"int4": "4", "uint4": "4", "int8": "8", "uint8": "8", "float8e4m3": "fp8", "float8e5m2": "fp8",
           "float4e2m1": "fp4", "ternary": "t", "fp16": "16", "bf16": "bf16", "fp8": "fp8", "fp4": "fp4",

@@ -33,6 +33,9 @@ def _bmm(ctx: Context, node: Node) -> bool:
             return False
         eq = expand_ellipsis(str(node.attr("equation", "")), [ctx.bound.shapes[i] for i in node.inputs])
         return (einsum_bmm(eq) or einsum_product(eq)) and len(ctx.act_inputs(node)) >= 2
+    if node.op_type == OP.FusedMatMul:  # onnxruntime's alpha A B^T (session-optimized scores), batch dims untouched
+        plain = not any(node.attr(a, 0) for a in ("transA", "transBatchA", "transBatchB"))
+        return plain and len(ctx.act_inputs(node)) >= 2
     return (node.op_type == OP.MatMul or node.op_type in INTEGER_MATMULS) and len(ctx.act_inputs(node)) >= 2
 
 

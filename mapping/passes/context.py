@@ -53,7 +53,7 @@ class Context:
 
     def _linear_dims(self, n: Node) -> tuple[int, int]:
         w = self.bound.shapes[n.inputs[1]]
-        if n.op_type == OP.Gemm and n.attr("transB", 0):
+        if n.op_type in (OP.Gemm, OP.FusedGemm) and n.attr("transB", 0):
             return int(w[1]), int(w[0])
         if n.op_type == OP.MatMulNBits:
             return int(n.attr("K")), int(n.attr("N"))
