@@ -182,8 +182,9 @@ class Model:
         if self.kv_inputs and not any(b.attention is not None for b in self.ir.blocks) and cache_branch:
             warnings.warn(HwsimWarning(
                 f"{path}: the graph has KV-cache inputs ({self.kv_inputs[0]}, ...) but hwsim found no attention in it "
-                "(its score product may be an op hwsim does not read as one, e.g. a fused attention contrib op without a rule): the "
-                "decode phase is unavailable and a default run costs one forward pass only"), stacklevel=2)
+                "(its score product may be an op hwsim does not read as one, e.g. a fused attention contrib op "
+                "without a rule): the decode phase is unavailable and a default run costs one forward pass only"),
+                stacklevel=2)
         owner = self.ir.block_of()
         self._owner = owner
         self._roles = _roles(self.ir)

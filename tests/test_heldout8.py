@@ -59,3 +59,27 @@ def test_fused_gemm_is_a_gemm_with_its_activation() -> None:
     mm = fused[0].matmul
     assert (mm.m, mm.k, mm.n) == (1, 64, 64)  # the pooler's first token, transB weight [64, 64]
     assert fused[0].flops == 2 * 64 * 64 + 64 * (1 + 1)  # product, bias, activation
+
+
+def test_kv_cache_graph_without_a_recognised_attention_says_so(tmp_path) -> None:
+    """A graph with KV-cache inputs in which no attention is found (here: the cache is only appended to, no score
+    product reads it) is warned of: its decode phase is unavailable and a default run is one forward pass."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((8, 8), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, 1, 2, 4], np.int64), "shape")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj"),
+             helper.make_node("Reshape", ["y", "shape"], ["y4"], name="heads"),
+             helper.make_node("Transpose", ["y4"], ["k"], perm=[0, 2, 1, 3], name="kt"),
+             helper.make_node("Concat", ["past_key_values.0.key", "k"], ["present.0.key"], axis=2, name="append")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 8]),
+                     helper.make_tensor_value_info("past_key_values.0.key", onnx.TensorProto.FLOAT, [1, 2, "past", 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 1, 8]),
+         helper.make_tensor_value_info("present.0.key", onnx.TensorProto.FLOAT, [1, 2, "total", 4])], [w, shape])
+    path = tmp_path / "append_only.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.warns(HwsimWarning, match="KV-cache inputs .* but hwsim found no attention"):
+        Model(str(path))
