@@ -16,7 +16,10 @@ unfused graph:
   GEMMs; ``GatherBlockQuantized``: a gather reading only the selected rows (and their scales) as stored;
 - ``SkipLayerNormalization`` 9 per element (add + LayerNorm; +1 with bias), ``SkipSimplifiedLayerNormalization``
   6, ``EmbedLayerNormalization`` = row gathers + adds + LayerNorm, ``FastGelu`` 8 (+1 with bias),
-  ``BiasAdd`` 2, ``RotaryEmbedding`` 3, ``GemmFastGelu`` GEMM + bias + GELU.
+  ``BiasAdd`` 2, ``RotaryEmbedding`` 3, ``GemmFastGelu`` GEMM + bias + GELU, ``FusedGemm`` GEMM + bias + its
+  activation, ``FusedMatMul`` alpha A B (either transposed);
+- ``MoE``: the experts that run under balanced routing, one batched product per expert matrix (fc1, fc3, fc2) plus
+  the router's top-k and the weighted combine.
 """
 
 from __future__ import annotations
@@ -166,6 +169,48 @@ def _fused_gemm(c: _Ctx) -> list[OpCost]:
     mm = MatmulDims(1, int(m), int(k), int(n), c.cls(c.name(1)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(1)))
     flops = 2.0 * m * k * n + m * n * (c.per_element + (1 if c.has(2) else 0))
     return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
+
+
+def _moe(c: _Ctx) -> list[OpCost]:
+    """onnxruntime's MoE (com.microsoft): ``T`` tokens each run ``k`` of ``E`` expert MLPs (fc1, the activation, the
+    optional fc3 of a SwiGLU, fc2) and are summed by their routing weights. Routing is decided at run time, so it is
+    costed as the importer costs any run-time routing (:mod:`mapping.data_dependent`, balanced): ``min(E, T k)``
+    experts run, each on ``T k`` / that many token rows, and read their weights once; the other experts' weights are
+    not read. fc1's weights are ``[E, N, hidden]`` (onnxruntime 1.22 on; ``N`` = 2 x inter for a fused SwiGLU) or
+    ``[E, hidden, N]`` (earlier releases): the axis that is not the hidden size is ``N``. One OpCost per product
+    (batched over the experts that run) plus the router's top-k and the weighted combine; the activation's FLOPs
+    (the table's per element) go with fc1."""
+    x, w1, w2 = (c.bound.shapes[c.name(i)] for i in (0, 2, 4))
+    hidden, tokens = int(x[-1]), math.prod(int(d) for d in x[:-1])
+    if len(w1) != 3 or len(w2) != 3 or hidden not in w1[1:] or hidden not in w2[1:]:
+        raise HwsimError(f"{c.a.where}: MoE expert weights {w1} and {w2} do not carry the input's hidden size "
+                         f"{hidden}; expected [experts, N, hidden] and [experts, hidden, inter]")
+    experts, top_k = int(w1[0]), int(c.node.attr("k", 1))
+    n1 = int(w1[1] if w1[2] == hidden else w1[2])
+    inter = int(w2[2] if w2[1] == hidden else w2[1])
+    runs = max(1, min(experts, tokens * top_k))
+    share = runs / experts  # of every expert tensor's bytes: the experts that run read theirs
+    rows = tokens * top_k
+    per_expert = math.ceil(rows / runs)
+    a_dt = c.dtype(c.name(0))
+
+    def weights(*slots: int) -> dict[str, int]:
+        return {"weight": int(sum(c.nbytes(c.name(s)) for s in slots if c.has(s)) * share)}
+
+    def product(suffix: str, k: int, n: int, w_slot: int, b_slot: int, extra: float = 0.0, reads: dict | None = None,
+                writes: int = 0) -> OpCost:
+        mm = MatmulDims(runs, per_expert, k, n, True, a_dt, c.dtype(c.name(w_slot)))
+        flops = 2.0 * rows * k * n + (rows * n if c.has(b_slot) else 0) + extra
+        return c.op("matmul", flops, {**(reads or {}), **weights(w_slot, b_slot)}, writes, suffix=suffix, matmul=mm)
+
+    gate = c.bound.numel(c.name(1))
+    ops = [c.op("elementwise", gate * 2.0, c.reads([1]), 0, suffix="route"),  # top-k over each token's logits
+           product("fc1", hidden, n1, 2, 3, extra=rows * inter * c.per_element, reads=c.reads([0]))]
+    if c.has(6):
+        ops.append(product("fc3", hidden, inter, 6, 7))
+    ops.append(product("fc2", inter, hidden, 4, 5))
+    ops.append(c.op("elementwise", 2.0 * rows * hidden, {}, c.writes(), suffix="combine"))
+    return ops
 
 
 def _gemm_fast_gelu(c: _Ctx) -> list[OpCost]:

@@ -199,6 +199,7 @@ _ENTRIES = [
     _op(ONNX, "Mul", "elementwise", "op_costs:_elementwise",
         joins="attention_core mlp moe_routing moe_score norm_part qkv_path qkv_path_gather residual_epilogue",
         traits="weight_transform", fpga="scale"),
+    _op(MS, "MoE", "gemm", "contrib_costs:_moe", flops=4, shape="contrib_ops:_same"),
     _op(MS, "MultiHeadAttention", "attention", "contrib_costs:_mha_rule", shape="contrib_ops:_mha"),
     _op(ONNX, "Multinomial", "random", "op_costs:_elementwise", traits="not_evaluated"),
     _op(ONNX, "Neg", "elementwise", "op_costs:_elementwise", joins="mlp norm_part qkv_path qkv_path_gather residual_epilogue"),
