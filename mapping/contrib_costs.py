@@ -18,7 +18,7 @@ unfused graph:
   6, ``EmbedLayerNormalization`` = row gathers + adds + LayerNorm, ``FastGelu`` 8 (+1 with bias),
   ``BiasAdd`` 2, ``RotaryEmbedding`` 3, ``GemmFastGelu`` GEMM + bias + GELU, ``FusedGemm`` GEMM + bias + its
   activation, ``FusedMatMul`` alpha A B (either transposed);
-- ``MoE``: the experts that run under balanced routing, one batched product per expert matrix (fc1, fc3, fc2) plus
+- ``MoE`` / ``QMoE``: the experts that run under balanced routing, one batched product per expert matrix (fc1, fc3, fc2) plus
   the router's top-k and the weighted combine.
 """
 
@@ -171,44 +171,73 @@ def _fused_gemm(c: _Ctx) -> list[OpCost]:
     return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
 
 
+#: input slots of (weights, scales, bias, zero points) of fc1, fc2, fc3 in MoE and QMoE
+_MOE_SLOTS = {"MoE": {"fc1": (2, None, 3, None), "fc2": (4, None, 5, None), "fc3": (6, None, 7, None)},
+              "QMoE": {"fc1": (2, 3, 4, 11), "fc2": (5, 6, 7, 12), "fc3": (8, 9, 10, 13)}}
+
+
+def _moe_bits(c: _Ctx, fc: str) -> int:
+    """Stored bits per QMoE weight of ``fc``: 4 for the FP4 formats, 8 for FP8, else the (per-matrix) attribute."""
+    quant = c.node.attr("quant_type", "int")
+    quant = quant.decode() if isinstance(quant, bytes) else str(quant)
+    if quant in ("fp4", "nvfp4", "wfp4afp8"):
+        return 4
+    if quant == "fp8":
+        return 8
+    return int(c.node.attr(f"{fc}_expert_weight_bits", c.node.attr("expert_weight_bits", 4)))
+
+
 def _moe(c: _Ctx) -> list[OpCost]:
-    """onnxruntime's MoE (com.microsoft): ``T`` tokens each run ``k`` of ``E`` expert MLPs (fc1, the activation, the
-    optional fc3 of a SwiGLU, fc2) and are summed by their routing weights. Routing is decided at run time, so it is
-    costed as the importer costs any run-time routing (:mod:`mapping.data_dependent`, balanced): ``min(E, T k)``
-    experts run, each on ``T k`` / that many token rows, and read their weights once; the other experts' weights are
-    not read. fc1's weights are ``[E, N, hidden]`` (onnxruntime 1.22 on; ``N`` = 2 x inter for a fused SwiGLU) or
-    ``[E, hidden, N]`` (earlier releases): the axis that is not the hidden size is ``N``. One OpCost per product
-    (batched over the experts that run) plus the router's top-k and the weighted combine; the activation's FLOPs
-    (the table's per element) go with fc1."""
-    x, w1, w2 = (c.bound.shapes[c.name(i)] for i in (0, 2, 4))
+    """onnxruntime's MoE and QMoE (com.microsoft): ``T`` tokens each run ``k`` of ``E`` expert MLPs (fc1, the
+    activation, the optional fc3 of a SwiGLU, fc2) and are summed by their routing weights. Routing is decided at run
+    time, so it is costed as the importer costs any run-time routing (:mod:`mapping.data_dependent`, balanced):
+    ``min(E, T k)`` experts run, each on ``T k`` / that many token rows, and read their weights (and QMoE's scales,
+    zero points and biases) once; the other experts' are not read. A matrix's size comes from its values, not its
+    layout, which onnxruntime releases and execution providers change (``[E, N, K]``, ``[E, K, N]``, prepacked):
+    an expert holds ``values / E`` weights, fc1 and fc3 read the hidden size ``K`` (fc1's ``N`` is 2 x inter for a
+    fused SwiGLU), fc2 writes it; QMoE's values are its stored bytes x 8 / bits. One OpCost per product (batched
+    over the experts that run) plus the router's top-k and the weighted combine; the activation's FLOPs (the table's
+    per element) go with fc1."""
+    x = c.bound.shapes[c.name(0)]
     hidden, tokens = int(x[-1]), math.prod(int(d) for d in x[:-1])
-    if len(w1) != 3 or len(w2) != 3 or hidden not in w1[1:] or hidden not in w2[1:]:
-        raise HwsimError(f"{c.a.where}: MoE expert weights {w1} and {w2} do not carry the input's hidden size "
-                         f"{hidden}; expected [experts, N, hidden] and [experts, hidden, inter]")
-    experts, top_k = int(w1[0]), int(c.node.attr("k", 1))
-    n1 = int(w1[1] if w1[2] == hidden else w1[2])
-    inter = int(w2[2] if w2[1] == hidden else w2[1])
+    slots = _MOE_SLOTS[c.node.op_type]
+    experts, top_k = int(c.bound.shapes[c.name(2)][0]), int(c.node.attr("k", 1))
+    quantized = c.node.op_type == OP.QMoE
+
+    def per_expert(fc: str) -> int:
+        w = c.name(slots[fc][0])
+        shape = c.bound.shapes[w]
+        if not quantized and (len(shape) != 3 or hidden not in shape[1:]):  # float weights keep their axes
+            raise HwsimError(f"{c.a.where}: MoE expert weights {fc} {shape} do not carry the input's hidden size "
+                             f"{hidden}; expected [experts, N, hidden] or [experts, hidden, N]")
+        values = c.nbytes(w) * 8 / _moe_bits(c, fc) if quantized else c.bound.numel(w)
+        width = values / experts / hidden
+        if width < 1 or abs(width - round(width)) > 1e-6:
+            raise HwsimError(f"{c.a.where}: {fc}'s weights {c.bound.shapes[w]} are not {experts} experts x the input's "
+                             f"hidden size {hidden} x a width; check the expert weights (and expert_weight_bits)")
+        return int(round(width))
+
+    n1, inter = per_expert("fc1"), per_expert("fc2")
     runs = max(1, min(experts, tokens * top_k))
     share = runs / experts  # of every expert tensor's bytes: the experts that run read theirs
     rows = tokens * top_k
-    per_expert = math.ceil(rows / runs)
+    per_rows = math.ceil(rows / runs)
     a_dt = c.dtype(c.name(0))
 
-    def weights(*slots: int) -> dict[str, int]:
-        return {"weight": int(sum(c.nbytes(c.name(s)) for s in slots if c.has(s)) * share)}
-
-    def product(suffix: str, k: int, n: int, w_slot: int, b_slot: int, extra: float = 0.0, reads: dict | None = None,
-                writes: int = 0) -> OpCost:
-        mm = MatmulDims(runs, per_expert, k, n, True, a_dt, c.dtype(c.name(w_slot)))
-        flops = 2.0 * rows * k * n + (rows * n if c.has(b_slot) else 0) + extra
-        return c.op("matmul", flops, {**(reads or {}), **weights(w_slot, b_slot)}, writes, suffix=suffix, matmul=mm)
+    def product(fc: str, k: int, n: int, extra: float = 0.0, reads: dict | None = None) -> OpCost:
+        w, scales, bias, zeros = slots[fc]
+        stored = sum(c.nbytes(c.name(s)) for s in (w, scales, bias, zeros) if s is not None and c.has(s))
+        b_dt = ("int4" if _moe_bits(c, fc) <= 4 else "int8") if quantized else c.dtype(c.name(w))
+        mm = MatmulDims(runs, per_rows, k, n, True, a_dt, b_dt)
+        flops = 2.0 * rows * k * n + (rows * n if c.has(bias) else 0) + extra
+        return c.op("matmul", flops, {**(reads or {}), "weight": int(stored * share)}, 0, suffix=fc, matmul=mm)
 
     gate = c.bound.numel(c.name(1))
     ops = [c.op("elementwise", gate * 2.0, c.reads([1]), 0, suffix="route"),  # top-k over each token's logits
-           product("fc1", hidden, n1, 2, 3, extra=rows * inter * c.per_element, reads=c.reads([0]))]
-    if c.has(6):
-        ops.append(product("fc3", hidden, inter, 6, 7))
-    ops.append(product("fc2", inter, hidden, 4, 5))
+           product("fc1", hidden, n1, extra=rows * inter * c.per_element, reads=c.reads([0]))]
+    if c.has(slots["fc3"][0]):
+        ops.append(product("fc3", hidden, inter))
+    ops.append(product("fc2", inter, hidden))
     ops.append(c.op("elementwise", 2.0 * rows * hidden, {}, c.writes(), suffix="combine"))
     return ops
 

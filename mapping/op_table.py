@@ -211,6 +211,7 @@ _ENTRIES = [
         traits="expanding"),
     _op(ONNX, "Pow", "elementwise", "op_costs:_elementwise", joins="mlp norm_part residual_epilogue"),
     _op(MS, "QAttention", "attention", "contrib_costs:_attention", shape="contrib_ops:_attention", weight_slots=(1, 4, 7)),
+    _op(MS, "QMoE", "gemm", "contrib_costs:_moe", flops=4, shape="contrib_ops:_same"),
     _op(MS, "QGemm", "gemm", "contrib_costs:_qgemm", shape="contrib_ops:_qgemm", weight_slots=(3, 4, 5, 6)),
     _op(MS, "QLinearAdd", "elementwise", "op_costs:_elementwise", shape="contrib_ops:_qlinear_binary",
         weight_slots=(3, 4, 5), computes="Add"),

@@ -73,3 +73,29 @@ def test_swiglu_forms_cost_the_same_products(tmp_path):
 def test_moe_weights_that_miss_the_hidden_size_are_refused(tmp_path):
     with pytest.raises(HwsimError, match="MoE expert weights .* hidden size"):
         Model(_graph(tmp_path, bad=True)).prefill(1, 4)
+
+
+def test_qmoe_sizes_come_from_its_stored_values(tmp_path):
+    """QMoE (int4 experts, onnxruntime's raw [E, N, K/2] layout; the graph runs in onnxruntime 1.32 CPU): the same
+    products as the float MoE of that shape, reading the packed weights and their scales of the experts that run."""
+    inits = [numpy_helper.from_array(np.zeros((H, E), np.float32), "router_w"),
+             numpy_helper.from_array(np.zeros((E, INTER, H // 2), np.uint8), "w1"),
+             numpy_helper.from_array(np.zeros((E, INTER), np.float32), "s1"),
+             numpy_helper.from_array(np.zeros((E, H, INTER // 2), np.uint8), "w2"),
+             numpy_helper.from_array(np.zeros((E, H), np.float32), "s2"),
+             numpy_helper.from_array(np.array([-1, H], np.int64), "flat")]
+    nodes = [helper.make_node("Reshape", ["x", "flat"], ["xf"], name="flatten"),
+             helper.make_node("MatMul", ["xf", "router_w"], ["logits"], name="router"),
+             helper.make_node("QMoE", ["xf", "logits", "w1", "s1", "", "w2", "s2"], ["y"], domain="com.microsoft",
+                              name="moe", k=K, activation_type="silu", expert_weight_bits=4)]
+    graph = helper.make_graph(nodes, "qmoe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", H])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["tokens", H])], inits)
+    path = tmp_path / "qmoe.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("com.microsoft", 1)]), str(path))
+    ops = {o.name.split("/")[-1]: o for o in Model(str(path)).prefill(1, 1).ops if o.op_type == "QMoE"}
+    fc1, fc2 = ops["fc1"], ops["fc2"]
+    assert (fc1.matmul.batch, fc1.matmul.k, fc1.matmul.n, fc1.matmul.b_dtype) == (2, H, INTER, "int4")
+    assert (fc2.matmul.k, fc2.matmul.n) == (INTER, H)
+    assert fc1.flops == 2 * K * H * INTER + K * INTER * 4  # no bias
+    assert fc1.weight_bytes == (E * INTER * H // 2 + E * INTER * 4) // 2  # half the experts' packed weights + scales
