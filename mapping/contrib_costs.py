@@ -172,8 +172,8 @@ def _fused_gemm(c: _Ctx) -> list[OpCost]:
 
 
 #: input slots of (weights, scales, bias, zero points) of fc1, fc2, fc3 in MoE and QMoE
-_MOE_SLOTS = {"MoE": {"fc1": (2, None, 3, None), "fc2": (4, None, 5, None), "fc3": (6, None, 7, None)},
-              "QMoE": {"fc1": (2, 3, 4, 11), "fc2": (5, 6, 7, 12), "fc3": (8, 9, 10, 13)}}
+_MOE_SLOTS = {OP.MoE: {"fc1": (2, None, 3, None), "fc2": (4, None, 5, None), "fc3": (6, None, 7, None)},
+              OP.QMoE: {"fc1": (2, 3, 4, 11), "fc2": (5, 6, 7, 12), "fc3": (8, 9, 10, 13)}}
 
 
 def _moe_bits(c: _Ctx, fc: str) -> int:
