@@ -83,3 +83,16 @@ def test_kv_cache_graph_without_a_recognised_attention_says_so(tmp_path) -> None
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.warns(HwsimWarning, match="KV-cache inputs .* but hwsim found no attention"):
         Model(str(path))
+
+
+def test_genai_moe_graph_costs_its_experts_by_hand() -> None:
+    """onnxruntime-genai 0.18's builder on a random-weight GPT-OSS config (hidden 64, 4 heads on 2 KV heads of 16,
+    2 layers, 4 experts top-2 with a fused SwiGLU of 128, vocab 512; fp32, CPU): GroupQueryAttention and
+    com.microsoft.MoE (it was refused). The decode step's matmul FLOPs after 32 cached tokens, counted by hand: per
+    layer q and o 64x64, k and v 64x32, the scores and P.V of 4 heads x 16 over 33 keys, the router 64x4, two
+    experts' gate-up 64x256 and down 128x64; the LM head 64x512."""
+    model = Model(str(HERE / "genai__gptoss_moe.onnx"))
+    per_layer = 2 * (64 * 64 * 2 + 64 * 32 * 2) + 2 * 2 * 4 * 16 * 33 + 2 * 64 * 4 + 2 * 2 * (64 * 256 + 128 * 64)
+    assert model.decode(1, 32).matmul_flops == 2 * per_layer + 2 * 64 * 512
+    moe = [o for o in model.decode(1, 32).ops if o.op_type == "MoE" and o.name.endswith("/fc1")]
+    assert len(moe) == 2 and all(o.matmul.batch == 2 for o in moe)  # top-2 of 4 experts run for one token
