@@ -96,3 +96,13 @@ def test_genai_moe_graph_costs_its_experts_by_hand() -> None:
     assert model.decode(1, 32).matmul_flops == 2 * per_layer + 2 * 64 * 512
     moe = [o for o in model.decode(1, 32).ops if o.op_type == "MoE" and o.name.endswith("/fc1")]
     assert len(moe) == 2 and all(o.matmul.batch == 2 for o in moe)  # top-2 of 4 experts run for one token
+
+
+def test_genai_moe_nodes_are_the_layers_experts() -> None:
+    """Each com.microsoft.MoE node is its layer's stacked experts behind a router block (the linear feeding its
+    logits), so the MoE summary and the MoE techniques (--moe-routing, --ep) see the layers."""
+    model = Model(str(HERE / "genai__gptoss_moe.onnx"))
+    moe = model.ir.moe
+    assert (moe["experts"], moe["top_k"], moe["layers"], moe["experts_found"], moe["expert_d_ff"]) == (4, 2, 2, 8, 128)
+    experts = [b for b in model.ir.blocks if b.kind == "mlp" and b.attrs.get("expert")]
+    assert [b.layer for b in experts] == [0, 1] and all(b.attrs["gated"] for b in experts)

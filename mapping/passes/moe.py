@@ -8,7 +8,8 @@ with every token is a shared expert. Experts stored as one stacked weight per pr
 rows are gathered per token-expert pair by the chosen indices, then batched products (transformers 5's
 ``batched_mm`` experts: GPT-OSS, OLMoE, GraniteMoE...), are one ``mlp`` block holding all E experts
 (``attrs["stacked"] = E``). Sizes that depend on the routing follow
-:func:`mapping.data_dependent._routing_nonzero` (balanced routing).
+:func:`mapping.data_dependent._routing_nonzero` (balanced routing). onnxruntime's fused ``MoE`` / ``QMoE`` node is
+one such stacked expert block, behind a router block of the linear that feeds its logits.
 """
 
 from __future__ import annotations
@@ -38,6 +39,34 @@ def _router_linear(ctx: Context, topk_input: str) -> str | None:
     return found[0].name if found else None
 
 
+def _contrib_moe(ctx: Context) -> None:
+    """onnxruntime's fused MoE / QMoE node (onnxruntime-genai's MoE exports): the linear that feeds its router logits
+    (through score ops) is a ``router`` block of the node's ``E`` experts and ``k``; the node, which runs the experts'
+    MLPs (mapping.contrib_costs._moe), one stacked expert block (``attrs["stacked"] = E``)."""
+    for node in ctx.graph.nodes:
+        if node.op_type not in (OP.MoE, OP.QMoE) or node.name in ctx.owner:
+            continue
+        experts, top_k = int(ctx.bound.shapes[node.inputs[2]][0]), int(node.attr("k", 1))
+        d = int(ctx.bound.shapes[node.inputs[0]][-1])
+        router = _router_linear(ctx, node.inputs[1])
+        if router is None or not 1 <= top_k < experts:
+            continue
+        block = ctx.add(Block("router", "router", None, [], attrs={"experts": experts, "top_k": top_k, "d_model": d}),
+                        [router])
+        between = (ctx.ancestors([node.inputs[1]], stop={router}) - {router}) & ctx.descendants(ctx.nodes[router],
+                                                                                                 limit=40)
+        ctx.claim(block, sorted(n for n in between if n not in ctx.owner))
+        act = node.attr("activation_type", "relu")
+        act = act.decode() if isinstance(act, bytes) else str(act)
+        gated = act in ("swiglu", "geglu")
+        fc2 = ctx.bound.shapes[node.inputs[5 if node.op_type == OP.QMoE else 4]]
+        d_ff = next((int(x) for x in fc2[1:] if int(x) != d), d) if node.op_type == OP.MoE else None
+        activation = {"swiglu": "silu", "geglu": "gelu_tanh", "relu2": "relu"}.get(act, act)
+        ctx.add(Block("expert", "mlp", None, [], attrs={
+            "activation": activation, "gated": gated, "d_model": d, "d_ff": d_ff, "up": [node.name],
+            "down": node.name, "expert": True, "stacked": experts, "fused": node.op_type}), [node.name])
+
+
 def run(ctx: Context) -> None:
     """Add a ``router`` block per expert choice over a per-expert linear, claiming the routing arithmetic.
 
@@ -46,6 +75,7 @@ def run(ctx: Context) -> None:
     several TopKs read the same router linear (DeepSeek-V3's group-limited routing: a TopK over each group's
     scores, a TopK of groups, the losing groups' scores masked), the expert choice is the last one; the others
     are routing arithmetic before it and join its block."""
+    _contrib_moe(ctx)
     chosen: dict[str, tuple[list, int]] = {}
     argmaxes: dict[str, list] = {}
     for node in ctx.graph.nodes:
