@@ -18,6 +18,7 @@ unfused graph:
   6, ``EmbedLayerNormalization`` = row gathers + adds + LayerNorm, ``FastGelu`` 8 (+1 with bias),
   ``BiasAdd`` 2, ``RotaryEmbedding`` 3, ``GemmFastGelu`` GEMM + bias + GELU, ``FusedGemm`` GEMM + bias + its
   activation, ``FusedMatMul`` alpha A B (either transposed);
+- ``CausalConvWithState``: a depthwise causal conv (2 k per output, bias, SiLU);
 - ``MoE`` / ``QMoE``: the experts that run under balanced routing, one batched product per expert matrix (fc1, fc3, fc2) plus
   the router's top-k and the weighted combine.
 """
@@ -240,6 +241,18 @@ def _moe(c: _Ctx) -> list[OpCost]:
     ops.append(product("fc2", inter, hidden))
     ops.append(c.op("elementwise", 2.0 * rows * hidden, {}, c.writes(), suffix="combine"))
     return ops
+
+
+def _causal_conv(c: _Ctx) -> list[OpCost]:
+    """onnxruntime's CausalConvWithState: a depthwise causal conv, ``k`` multiply-adds per output element (over the
+    past state and the new positions), the bias add and the fused SiLU (4 per element) where set; it reads the input,
+    the kernel and the past state and writes the output and the present state. A stencil, not a matrix product."""
+    out = c.bound.numel(c.node.outputs[0])
+    k = int(c.bound.shapes[c.name(1)][-1])
+    act = c.node.attr("activation", "none")
+    act = act.decode() if isinstance(act, bytes) else str(act)
+    flops = out * (2.0 * k + (1 if c.has(2) else 0) + (4 if act in ("silu", "swish") else 0))
+    return [c.op("elementwise", flops, c.reads(), c.writes())]
 
 
 def _gemm_fast_gelu(c: _Ctx) -> list[OpCost]:

@@ -143,6 +143,24 @@ def _fused_matmul(a: _Args) -> Out:
     return a.out([(_matmul_shape(sa, sb, a.where), a.dtype(0))])
 
 
+def _causal_conv(a: _Args) -> Out:
+    """onnxruntime's CausalConvWithState (a depthwise causal conv carrying its last positions, Mamba / Gated
+    DeltaNet): the output as the input, the present state as the past one, else ``(batch, channels, (k - 1) x
+    dilation)`` (channels-first, one spatial axis; the CUDA-only extensions are refused)."""
+    for attr in ("state_window", "state_update_capacity", "input_channels", "input_channel_offset", "state_length"):
+        if a.node.attr(attr, 0):
+            raise HwsimError(f"{a.where}: CausalConvWithState with {attr} (a CUDA extension) is not supported")
+    if a.node.attr("ndim", 1) != 1:
+        raise HwsimError(f"{a.where}: CausalConvWithState with ndim {a.node.attr('ndim')} is not supported (1-D only)")
+    x, w = a.shape(0), a.shape(1)
+    if a.has(3):
+        state = a.shape(3)
+    else:
+        width = (int(w[-1]) - 1) * int(a.node.attr("dilation", 1))
+        state = (x[0], x[-1], width) if a.node.attr("channels_last", 0) else (x[0], x[1], width)
+    return a.out([(x, a.dtype(0)), (state, a.dtype(0))])
+
+
 def _fused_gemm(a: _Args) -> Out:
     """onnxruntime's FusedGemm (a Gemm with its activation fused): [M, N] from transA / transB, as Gemm."""
     sa, sb = a.shape(0), a.shape(1)
