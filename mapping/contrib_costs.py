@@ -15,7 +15,8 @@ unfused graph:
   stored; ``MatMulInteger`` / ``QLinearMatMul`` / ``DynamicQuantizeMatMul`` / ``MatMulIntegerToFloat``: int8
   GEMMs; ``GatherBlockQuantized``: a gather reading only the selected rows (and their scales) as stored;
 - ``SkipLayerNormalization`` 9 per element (add + LayerNorm; +1 with bias), ``SkipSimplifiedLayerNormalization``
-  6, ``EmbedLayerNormalization`` = row gathers + adds + LayerNorm, ``FastGelu`` 8 (+1 with bias),
+  6, ``EmbedLayerNormalization`` = row gathers + adds + LayerNorm (``QEmbedLayerNormalization``: over uint8 tables,
+  2 more per gathered element to dequantise), ``FastGelu`` 8 (+1 with bias),
   ``BiasAdd`` 2, ``RotaryEmbedding`` 3, ``GemmFastGelu`` GEMM + bias + GELU, ``FusedGemm`` GEMM + bias + its
   activation, ``FusedMatMul`` alpha A B (either transposed);
 - ``CausalConvWithState``: a depthwise causal conv (2 k per output, bias, SiLU);
@@ -286,9 +287,14 @@ def _relative_position_bias(c: _Ctx) -> list[OpCost]:
 
 
 def _embed_layer_norm(c: _Ctx) -> list[OpCost]:
+    """EmbedLayerNormalization: the selected rows of each table, their adds and a LayerNorm; QEmbedLayerNormalization
+    the same over int8 tables (rows read at one byte), with its scales and zero points, and 2 FLOPs per gathered
+    element to dequantise them."""
     out = c.node.outputs[0]
     rows = c.bound.numel(out)  # batch x seq x hidden
-    reads = c.reads([0, 1, 7, 8, 9])  # ids, segment ids, mask, position ids
+    quantized = c.node.op_type == OP.QEmbedLayerNormalization
+    # ids, segment ids, mask, position ids (QEmbed: ids, segment ids, mask and the scales and zero points)
+    reads = c.reads([0, 1, 7, *range(8, 18)] if quantized else [0, 1, 7, 8, 9])
     tables = 0
     for slot in (2, 3, 4):  # word, position, segment tables: only the selected rows
         if c.has(slot):
@@ -298,7 +304,7 @@ def _embed_layer_norm(c: _Ctx) -> list[OpCost]:
     for slot in (5, 6):  # gamma, beta
         if c.has(slot):
             reads[c.cls(c.name(slot))] += c.nbytes(c.name(slot))
-    flops = rows * ((tables - 1) + c.per_element)  # adds + LayerNorm
+    flops = rows * ((tables - 1) + c.per_element + (2 * tables if quantized else 0))  # dequant, adds, LayerNorm
     return [c.op("gather", flops, reads, c.writes())]
 
 

@@ -203,7 +203,9 @@ def _gather_block_quantized(a: _Args) -> Out:
 
 def _embed_layer_norm(a: _Args) -> Out:
     ids, table = a.shape(0), a.shape(2)
-    out = (ids + (table[-1],), a.dtype(2))
+    # QEmbedLayerNormalization's tables are int8: its output is in the scales' float type
+    dtype = a.dtype(8) if a.node.op_type == OP.QEmbedLayerNormalization else a.dtype(2)
+    out = (ids + (table[-1],), dtype)
     return a.out([out, ((ids[0],), "int32"), out])
 
 

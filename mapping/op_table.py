@@ -134,6 +134,8 @@ _ENTRIES = [
     _op(ONNX, "Elu", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear", fpga="elu"),
     _op(MS, "EmbedLayerNormalization", "gather", "contrib_costs:_embed_layer_norm", flops=8,
         shape="contrib_ops:_embed_layer_norm"),
+    _op(MS, "QEmbedLayerNormalization", "gather", "contrib_costs:_embed_layer_norm", flops=8,
+        shape="contrib_ops:_embed_layer_norm", weight_slots=(2, 3, 4, 5, 6, 13, 14, 15, 16, 17)),
     _op(MS, "CausalConvWithState", "elementwise", "contrib_costs:_causal_conv", shape="contrib_ops:_causal_conv"),
     _op(ONNX, "Equal", "logic", "op_costs:_zero_flop", joins="mask_reader moe_routing routing_path"),
     _op(ONNX, "Erf", "activation", "op_costs:_elementwise", joins="mlp mlp_nonlinear residual_epilogue",
