@@ -608,8 +608,9 @@ def _step_stack_table(step_rows: list[Comparison]) -> list[str]:
     """The decode-step target's points by the software stack each source used (eager's host time per op is the
     host CPU's, which the sources do not state: 'Software stacks' below), and by the models' attention layout."""
     out = ["Decode steps and generations by software stack and by the model's attention (independent points; eager: "
-           "PyTorch eager, host time per op from the other machines; graph: CUDA graphs; engine: a C++ engine; MHA: "
-           "as many KV heads as query heads; GQA: fewer). Cells: points, mean |error| (mean signed error).", "",
+           "PyTorch eager, host time per ATen dispatch of the source's framework (per op of the graph where no count "
+           "is given) from the other machines; graph: CUDA graphs; engine: a C++ engine; MHA: as many KV heads as "
+           "query heads; GQA: fewer). Cells: points, mean |error| (mean signed error).", "",
            "| stack | all | MHA models | GQA models |", "|---|---|---|---|"]
 
     def cell(sel: list[Comparison]) -> str:
