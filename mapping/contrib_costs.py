@@ -138,10 +138,7 @@ def _qlinear_matmul(c: _Ctx) -> list[OpCost]:
 
 
 def _qgemm(c: _Ctx) -> list[OpCost]:
-    sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(3)]
-    m = sa[1] if c.node.attr("transA", 0) else sa[0]
-    k = sa[0] if c.node.attr("transA", 0) else sa[1]
-    n = sb[0] if c.node.attr("transB", 0) else sb[1]
+    m, k, n = contrib_ops.gemm_mkn(c.a, 3)
     mm = MatmulDims(1, m, k, n, c.cls(c.name(3)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(3)))
     return [c.op("matmul", 2.0 * m * k * n + (m * n if c.has(6) else 0), c.reads(), c.writes(), matmul=mm)]
 
@@ -165,10 +162,8 @@ def _fused_matmul(c: _Ctx) -> list[OpCost]:
 def _fused_gemm(c: _Ctx) -> list[OpCost]:
     """onnxruntime's FusedGemm: alpha A B + beta C with its activation (Relu, Tanh, ...) applied in the epilogue: the
     Gemm's FLOPs, the bias add and the activation's (one op per output element counted; no extra bytes)."""
-    sa, sb = c.bound.shapes[c.name(0)], c.bound.shapes[c.name(1)]
-    m, k = (sa[1], sa[0]) if c.node.attr("transA", 0) else (sa[0], sa[1])
-    n = sb[0] if c.node.attr("transB", 0) else sb[1]
-    mm = MatmulDims(1, int(m), int(k), int(n), c.cls(c.name(1)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(1)))
+    m, k, n = contrib_ops.gemm_mkn(c.a, 1)
+    mm = MatmulDims(1, m, k, n, c.cls(c.name(1)) == "weight", c.dtype(c.name(0)), c.dtype(c.name(1)))
     flops = 2.0 * m * k * n + m * n * (c.per_element + (1 if c.has(2) else 0))
     return [c.op("matmul", flops, c.reads(), c.writes(), matmul=mm)]
 
@@ -180,8 +175,7 @@ _MOE_SLOTS = {OP.MoE: {"fc1": (2, None, 3, None), "fc2": (4, None, 5, None), "fc
 
 def _moe_bits(c: _Ctx, fc: str) -> int:
     """Stored bits per QMoE weight of ``fc``: 4 for the FP4 formats, 8 for FP8, else the (per-matrix) attribute."""
-    quant = c.node.attr("quant_type", "int")
-    quant = quant.decode() if isinstance(quant, bytes) else str(quant)
+    quant = str(c.node.attr("quant_type", "int"))
     if quant in ("fp4", "nvfp4", "wfp4afp8"):
         return 4
     if quant == "fp8":
@@ -250,8 +244,7 @@ def _causal_conv(c: _Ctx) -> list[OpCost]:
     the kernel and the past state and writes the output and the present state. A stencil, not a matrix product."""
     out = c.bound.numel(c.node.outputs[0])
     k = int(c.bound.shapes[c.name(1)][-1])
-    act = c.node.attr("activation", "none")
-    act = act.decode() if isinstance(act, bytes) else str(act)
+    act = str(c.node.attr("activation", "none"))
     flops = out * (2.0 * k + (1 if c.has(2) else 0) + (4 if act in ("silu", "swish") else 0))
     return [c.op("elementwise", flops, c.reads(), c.writes())]
 

@@ -161,13 +161,19 @@ def _causal_conv(a: _Args) -> Out:
     return a.out([(x, a.dtype(0)), (state, a.dtype(0))])
 
 
-def _fused_gemm(a: _Args) -> Out:
-    """onnxruntime's FusedGemm (a Gemm with its activation fused): [M, N] from transA / transB, as Gemm."""
-    sa, sb = a.shape(0), a.shape(1)
-    if len(sa) != 2 or len(sb) != 2:
-        raise HwsimError(f"{a.where}: FusedGemm takes 2-D A and B (got {sa} and {sb})")
-    m = sa[1] if a.node.attr("transA", 0) else sa[0]
+def gemm_mkn(a: _Args, b_slot: int) -> tuple[int, int, int]:
+    """(M, K, N) of a Gemm-like op (QGemm, FusedGemm) from its A (slot 0) and B and transA / transB."""
+    sa, sb = a.shape(0), a.shape(b_slot)
+    m, k = (sa[1], sa[0]) if a.node.attr("transA", 0) else (sa[0], sa[1])
     n = sb[0] if a.node.attr("transB", 0) else sb[1]
+    return int(m), int(k), int(n)
+
+
+def _fused_gemm(a: _Args) -> Out:
+    """onnxruntime's FusedGemm (a Gemm with its activation fused): [M, N], as Gemm."""
+    if len(a.shape(0)) != 2 or len(a.shape(1)) != 2:
+        raise HwsimError(f"{a.where}: FusedGemm takes 2-D A and B (got {a.shape(0)} and {a.shape(1)})")
+    m, _, n = gemm_mkn(a, 1)
     return a.out([((m, n), a.dtype(0))])
 
 
@@ -176,9 +182,7 @@ def _gemm_fast_gelu(a: _Args) -> Out:
 
 
 def _qgemm(a: _Args) -> Out:
-    sa, sb = a.shape(0), a.shape(3)
-    m = sa[1] if a.node.attr("transA", 0) else sa[0]
-    n = sb[0] if a.node.attr("transB", 0) else sb[1]
+    m, _, n = gemm_mkn(a, 3)
     dtype = a.dtype(8) if a.has(8) else "float32"
     return a.out([((m, n), dtype)])
 

@@ -43,8 +43,7 @@ def _causal(ctx: Context, conv: Node, kernel: int) -> bool:
     before it on the time axis, or its input prepends a state (a Concat: a cached step's conv state). A Conformer's
     convolution module is padded (k - 1) / 2 on each side, sees the future, and is no mixer of a causal stack.
     Mamba / LFM2 / Gated DeltaNet pad k - 1 on both sides and slice the first length positions back."""
-    auto = conv.attr("auto_pad", "NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    auto = str(conv.attr("auto_pad", "NOTSET"))
     dilation = int((conv.attr("dilations") or [1])[0])
     span = dilation * (kernel - 1)
     left = {"SAME_LOWER": (span + 1) // 2, "SAME_UPPER": span // 2}.get(auto, int((conv.attr("pads") or [0, 0])[0]))

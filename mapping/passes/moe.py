@@ -56,8 +56,7 @@ def _contrib_moe(ctx: Context) -> None:
         between = (ctx.ancestors([node.inputs[1]], stop={router}) - {router}) & ctx.descendants(ctx.nodes[router],
                                                                                                  limit=40)
         ctx.claim(block, sorted(n for n in between if n not in ctx.owner))
-        act = node.attr("activation_type", "relu")
-        act = act.decode() if isinstance(act, bytes) else str(act)
+        act = str(node.attr("activation_type", "relu"))
         gated = act in ("swiglu", "geglu")
         fc2 = ctx.bound.shapes[node.inputs[5 if node.op_type == OP.QMoE else 4]]
         d_ff = next((int(x) for x in fc2[1:] if int(x) != d), d) if node.op_type == OP.MoE else None

@@ -764,8 +764,7 @@ def _eager_machines(points: list[dict[str, Any]] | None = None) -> list[str]:
            "with (us) | per ATen dispatch: implied per point, machine, checked with (us) |", "|---|---|---|---|---|"]
     for m, (value, each) in by_unit["op"].items():
         first = next(p for p in points if gpu_eager.machine(p) == m)
-        held = gpu_eager.held_out_host_op_us(dict(first, options={
-            k: v for k, v in first.get("options", {}).items() if k != "host_dispatches"}))
+        held = gpu_eager.held_out_host_op_us(gpu_eager.per_graph_op(first))
         cells = [f"{', '.join('-' if v is None else f'{v:.1f}' for v in each)}; "
                  + ("none" if value is None else f"{value:.1f}") + f"; {held:.1f}"]
         counts = sorted({p["options"]["host_dispatches"] for p in points
@@ -786,8 +785,7 @@ def _eager_machines(points: list[dict[str, Any]] | None = None) -> list[str]:
                          f"({known[-1] / known[0] - 1:.0%} apart)")
     errors: dict[str, list[float]] = {"op": [], "dispatch": []}
     for p in points:  # each point leave-one-machine-out in both units (the graph's ops: its count dropped)
-        as_op = dict(p, options={k: v for k, v in p.get("options", {}).items() if k != "host_dispatches"})
-        for u, q in (("op", as_op), ("dispatch", p)):
+        for u, q in (("op", gpu_eager.per_graph_op(p)), ("dispatch", p)):
             held = gpu_eager.held_out_host_op_us(q)
             predicted, measured, _, _ = predict(dict(q, options={**q.get("options", {}), "host_op_us": held}))
             errors[u].append(abs(predicted / measured - 1))

@@ -46,6 +46,22 @@ def unit(point: dict[str, Any]) -> str:
     return "dispatch" if "host_dispatches" in point.get("options", {}) else "op"
 
 
+def per_graph_op(point: dict[str, Any]) -> dict[str, Any]:
+    """``point`` counted in the example graph's ops: its framework's dispatch count (``host_dispatches``) dropped."""
+    return dict(point, options={k: v for k, v in point.get("options", {}).items() if k != "host_dispatches"})
+
+
+@cache
+def dispatch_counts() -> dict[str, Any]:
+    """The counted cases of hardware/calibration/host/eager_dispatch.json (benchmarks/eager_dispatch.py), by name."""
+    import json
+
+    from simulator.validation import checkout_root
+
+    return json.loads((checkout_root() / "hardware" / "calibration" / "host" / "eager_dispatch.json").read_text())[
+        "cases"]
+
+
 def machine(point: dict[str, Any]) -> str:
     """The machine a point was measured on: its source and GPU (one host CPU and one software setup)."""
     return f"{point['source']} on {point['target']}"
@@ -127,8 +143,7 @@ def _published_eager(in_unit: str = "op") -> tuple[dict[str, Any], ...]:
     points = [p for p in load_points()[1] if is_eager(p)]
     if in_unit == "dispatch":
         return tuple(p for p in points if unit(p) == "dispatch")
-    return tuple(dict(p, options={k: v for k, v in p.get("options", {}).items() if k != "host_dispatches"})
-                 for p in points)
+    return tuple(per_graph_op(p) for p in points)
 
 
 def machine_values(points: list[dict[str, Any]] | None = None,

@@ -517,9 +517,8 @@ def _steps(rows: list[Any]) -> list[str]:
         from simulator.validation import gpu_eager
 
         p = _pt(eager[0])
-        as_op = dict(p, options={k: v for k, v in p.get("options", {}).items() if k != "host_dispatches"})
         op_own = gpu_eager.machine_values(in_unit="op")[gpu_eager.machine(p)][0]
-        op_held = gpu_eager.held_out_host_op_us(as_op)
+        op_held = gpu_eager.held_out_host_op_us(gpu_eager.per_graph_op(p))
         out.append(f"gpt-fast's eager baseline ({eager[0].reference / 1e3:.1f} ms per token, 'heavily CPU overhead "
                    f"bound') implies {own:.2f} us of host time {_per(p)}; with the other machines' median "
                    f"({held:.2f} us) hwsim is {_span(eager)}. Per op of the example graph it implies {op_own:.1f} us "
@@ -1033,11 +1032,8 @@ def _bnb(rows: list[Any]) -> list[str]:
 def _other_eager(rows: list[Any]) -> list[str]:
     """The eager decode rows of frameworks with their own model code (litgpt, IBM's foundation-model-stack), each run
     with its counted ATen dispatches and checked with the other machines' median."""
-    import json
+    from simulator.validation import gpu_eager
 
-    from simulator.validation import checkout_root
-
-    counted = json.loads((checkout_root() / "hardware" / "calibration" / "host" / "eager_dispatch.json").read_text())
     what = {"litgpt-pr726": ("litgpt's generate/base.py (PR #726; its own GPT, a static KV cache, SDPA, top-k sampling)",
                              "litgpt-pr726/open-llama-7b"),
             "fms-pr34": ("IBM foundation-model-stack's benchmark (PR #34; its own LLaMA, K/V concatenated every step)",
@@ -1047,7 +1043,7 @@ def _other_eager(rows: list[Any]) -> list[str]:
         p = _pt(r)
         own, held = _eager_values(p)
         text, case = what[p["source"]]
-        fn = counted["cases"][case]["per_step"]["torch_functions"]
+        fn = gpu_eager.dispatch_counts()[case]["per_step"]["torch_functions"]
         bare = step_kernels_s(p) * 1e3
         line = (f"{text} on the {load_target(p['target']).name}, {p['precision']}, {p['gen']} tokens after a "
                 f"{p['prompt']}-token prompt (prefill included): {r.reference / 1e3:.1f} ms per token where hwsim's "

@@ -51,13 +51,10 @@ def _run(model: Model, target: str, prompt: int, gen: int, options: dict[str, An
 def baseline_dispatches(setup: dict[str, Any]) -> dict[str, int]:
     """The ATen dispatches per decode step of each model's baseline (``baseline_stack.dispatch_cases``: a case of
     hardware/calibration/host/eager_dispatch.json per model)."""
-    import json
+    from simulator.validation.gpu_eager import dispatch_counts
 
     cases = (setup.get("baseline_stack") or {}).get("dispatch_cases") or {}
-    if not cases:
-        return {}
-    counted = json.loads((ROOT / "hardware" / "calibration" / "host" / "eager_dispatch.json").read_text())["cases"]
-    return {model: round(counted[case]["per_step"]["aten"]) for model, case in cases.items()}
+    return {model: round(dispatch_counts()[case]["per_step"]["aten"]) for model, case in cases.items()}
 
 
 def compute(models: list[str], prompt: int, gen: int, pim: str = "pim-gpt", gpu: str = "t4",
