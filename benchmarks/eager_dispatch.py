@@ -99,6 +99,13 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+def _torch_dtype(name: str):  # noqa: ANN202 - a torch dtype, imported lazily
+    """The torch dtype of a case's ``dtype`` (bf16, fp16, fp32)."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
 def _counting_modes():  # noqa: ANN202 - torch types, imported lazily
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -145,7 +152,7 @@ def _transformers_generation(case: dict[str, Any]):  # noqa: ANN202
     else:
         config = _config(transformers, case)
     kwargs = {} if case["attn"] == "default" else {"attn_implementation": case["attn"]}
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
+    dtype = _torch_dtype(case["dtype"])
     torch.manual_seed(0)
     try:
         model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=dtype, **kwargs).eval()
@@ -258,7 +265,7 @@ def _fms_generation(case: dict[str, Any], checkout: Path):  # noqa: ANN202
     from fms.models.llama import LLaMA, LLaMAConfig  # the user's checkout
     from fms.utils import generation
 
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
+    dtype = _torch_dtype(case["dtype"])
     torch.set_default_dtype(dtype)  # as the benchmark script does
     model = LLaMA(LLaMAConfig(src_vocab_size=512, emb_dim=16 * case["heads"], nheads=case["heads"],
                               kvheads=0 if case["kv_heads"] == case["heads"] else case["kv_heads"],
@@ -280,7 +287,7 @@ def _litgpt_generation(case: dict[str, Any], checkout: Path):  # noqa: ANN202
     from lit_gpt.config import Config  # the user's checkout (needs lightning >= 2.2 importable)
     from lit_gpt.model import GPT
 
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[case["dtype"]]
+    dtype = _torch_dtype(case["dtype"])
     config = Config.from_name(case["name"], n_embd=16 * case["heads"], intermediate_size=32 * case["heads"],
                               vocab_size=512, padded_vocab_size=512, n_layer=case["layers"])
     model = GPT(config).to(dtype).eval()
